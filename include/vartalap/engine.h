@@ -1,0 +1,198 @@
+/*
+ * vartalap/engine.h - the delivery engine.
+ *
+ * Stable API. The engine is a state machine: frames, requests and time go in;
+ * transport and storage calls come out. It never opens a socket, reads a clock
+ * by itself, or blocks (but for vt_engine_create(), which reads the storage's
+ * largest id). One engine is driven from one thread; no function here is
+ * thread-safe.
+ *
+ * The host (a frontend, or an embedding program) owes the engine three things:
+ *   1. time, through struct vt_host's clocks;
+ *   2. a call to vt_engine_flush() once per loop turn after host->want_flush
+ *      asked for it: all writes taken during the turn commit as one batch;
+ *   3. a call to vt_engine_run_timers() when vt_engine_next_timeout() says,
+ *      re-read after host->timers_changed.
+ */
+#ifndef VARTALAP_ENGINE_H
+#define VARTALAP_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vartalap/error.h>
+#include <vartalap/storage.h>
+#include <vartalap/token.h>
+#include <vartalap/transport.h>
+
+#include <vartalap/export.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vt_engine;
+struct vt_conn;
+
+/* When the sender hears "accepted". See docs/PROTOCOL.md, "Durability". */
+enum vt_durability {
+	/* Every message is durable before "accepted"; a crash loses nothing. */
+	VT_DURABLE_ALWAYS = 0,
+	/*
+	 * A message for a connected recipient is held in memory and written
+	 * only when it goes offline; a crash loses what was in flight.
+	 */
+	VT_DURABLE_OFFLINE = 1,
+};
+
+struct vt_engine_config {
+	enum vt_durability durability; /* default VT_DURABLE_ALWAYS */
+	uint32_t ack_timeout_ms;       /* first push to first retry; default 10000 */
+	uint32_t max_retries;          /* pushes after the first; default 3 */
+	uint32_t backoff_max_ms;       /* cap of the doubling timeout; default 60000 */
+	uint32_t window;               /* pushed, un-acked events per device; 32 */
+	uint32_t max_message_bytes;    /* whole envelope; default 65536 */
+	uint32_t inbox_cap;            /* deliveries per inbox; default 10000 */
+	uint64_t offline_ttl_ms;       /* age at which stored events expire; 30 d */
+	uint32_t fetch_limit_max;      /* largest REST page; default 500 */
+};
+
+/* Fill @cfg with the defaults named above. */
+VT_EXPORT void vt_engine_config_init(struct vt_engine_config *cfg);
+
+/*
+ * What the engine needs from its host. Copied at vt_engine_create(); @arg is
+ * passed to each hook.
+ */
+struct vt_host {
+	/* Monotonic milliseconds: timers, retries, deadlines. Required. */
+	uint64_t (*mono_ms)(void *arg);
+	/* Wall-clock milliseconds since the epoch: timestamps, token and
+	 * message expiry. Required. */
+	int64_t (*wall_ms)(void *arg);
+	/* The engine holds writes: call vt_engine_flush() before the loop
+	 * sleeps. Called once per batch. Required. */
+	void (*want_flush)(void *arg);
+	/* The earliest deadline moved: re-read vt_engine_next_timeout(). May
+	 * be NULL for a host that polls. */
+	void (*timers_changed)(void *arg);
+	void *arg;
+};
+
+/*
+ * Create an engine on @storage (which it owns from now on: destroyed with the
+ * engine, also on failure). Returns 0, VT_EINVAL for a bad config, or
+ * VT_ENOMEM.
+ */
+VT_EXPORT int vt_engine_create(const struct vt_engine_config *cfg, const struct vt_host *host,
+                               struct vt_storage storage, struct vt_engine **out);
+
+/*
+ * Flush what is pending, close every connection with VT_CLOSE_GOING_AWAY,
+ * and free the engine and its storage. Accepts NULL. Pending request
+ * callbacks are answered with VT_EBUSY before this returns. With an
+ * asynchronous storage, call vt_engine_shutdown() first and let the loop run
+ * until vt_engine_idle() is true.
+ */
+VT_EXPORT void vt_engine_destroy(struct vt_engine *e);
+
+/*
+ * Begin a clean stop: refuse new work with VT_EBUSY, flush what was taken,
+ * and close every connection with VT_CLOSE_GOING_AWAY.
+ */
+VT_EXPORT void vt_engine_shutdown(struct vt_engine *e);
+
+/* True when no storage call is pending. */
+VT_EXPORT int vt_engine_idle(const struct vt_engine *e);
+
+/* Commit every write taken since the last flush as one batch. */
+VT_EXPORT void vt_engine_flush(struct vt_engine *e);
+
+/* Milliseconds until the earliest deadline (0: due now), or -1 for none. */
+VT_EXPORT int64_t vt_engine_next_timeout(const struct vt_engine *e);
+
+/* Run every timer that is due: retries, token expiry, offline expiry. */
+VT_EXPORT void vt_engine_run_timers(struct vt_engine *e);
+
+/*
+ * Open a connection for an authenticated @id (the frontend verified the
+ * token). Events owed to that device are pushed through @ops soon after.
+ * @ops must outlive the connection. Returns 0, VT_EEXPIRED, VT_EBUSY during
+ * shutdown, or VT_ENOMEM.
+ */
+VT_EXPORT int vt_conn_open(struct vt_engine *e, const struct vt_identity *id,
+                           const struct vt_transport_ops *ops, void *ctx, struct vt_conn **out);
+
+/*
+ * Hand the engine one whole text message received on @c. Errors go back to
+ * the client as error envelopes; a message that breaks the connection's
+ * contract (for instance an expired token) closes it through ops->close.
+ * @data need not be NUL-terminated and is not kept.
+ */
+VT_EXPORT void vt_conn_receive(struct vt_conn *c, const char *data, size_t len);
+
+/* The connection's outbound queue has room again after a VT_EAGAIN. */
+VT_EXPORT void vt_conn_writable(struct vt_conn *c);
+
+/*
+ * The transport is gone. Events pushed and not acked stay owed to the device;
+ * @c is freed. Accepts NULL.
+ */
+VT_EXPORT void vt_conn_close(struct vt_conn *c);
+
+/*
+ * Answer to a request. @status is 0 or a negative vt_error; @json (len bytes,
+ * not NUL-terminated, valid only during the call) is the response body: an
+ * envelope, a listing, or an error envelope. vt_error_http_status(status)
+ * gives the HTTP status. May be called before the request function returns.
+ */
+typedef void (*vt_reply_fn)(void *arg, int status, const char *json, size_t len);
+
+/*
+ * Take one envelope from @id as if sent on a connection of that device
+ * (REST send). Exactly one reply: "accepted" after the write is durable, or
+ * an error envelope.
+ */
+VT_EXPORT void vt_engine_submit(struct vt_engine *e, const struct vt_identity *id, const char *data,
+                                size_t len, vt_reply_fn reply, void *arg);
+
+/*
+ * List events owed to @id's device with server id > @after, oldest first, at
+ * most @limit (capped by fetch_limit_max; 0 means that cap). Reply body:
+ * {"messages":[envelope, ...],"next":"<cursor>","more":bool}.
+ */
+VT_EXPORT void vt_engine_fetch(struct vt_engine *e, const struct vt_identity *id, uint64_t after,
+                               uint32_t limit, vt_reply_fn reply, void *arg);
+
+/*
+ * Acknowledge events by server id. @json is {"ids":["<id>", ...]}. Reply
+ * body: {"acked":[...],"unknown":[...]}; acking twice is harmless.
+ */
+VT_EXPORT void vt_engine_ack(struct vt_engine *e, const struct vt_identity *id, const char *json,
+                             size_t len, vt_reply_fn reply, void *arg);
+
+/* Counters for health and metrics. */
+struct vt_engine_stats {
+	uint64_t connections;    /* open now */
+	uint64_t accepted;       /* events accepted since start */
+	uint64_t duplicates;     /* re-sent ids answered again */
+	uint64_t pushed;         /* frames pushed, retries included */
+	uint64_t retried;        /* pushes after the first */
+	uint64_t acked;          /* deliveries removed by an ack */
+	uint64_t offline;        /* deliveries that went offline */
+	uint64_t expired;        /* deliveries removed by age */
+	uint64_t storage_errors; /* failed batches */
+	uint64_t batches;        /* committed batches */
+	uint64_t batch_ops;      /* ops in them */
+};
+
+VT_EXPORT void vt_engine_stats(const struct vt_engine *e, struct vt_engine_stats *out);
+
+/* 1 when the last storage batch succeeded, 0 while storage is failing. */
+VT_EXPORT int vt_engine_healthy(const struct vt_engine *e);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VARTALAP_ENGINE_H */

@@ -1,0 +1,168 @@
+/*
+ * vartalap/storage.h - the storage vtable: where un-acked events live.
+ *
+ * Stable API. The engine keeps every event it must still deliver behind this
+ * vtable. Two backends ship with the library: LMDB (durable, the default of
+ * vartalapd) and memory (tests and embedding). A backend may complete each
+ * call at once, inside the call (LMDB, memory), or later from its own event
+ * loop (a network store); the engine handles both.
+ *
+ * Model. An event is stored once as a record (its body is never copied per
+ * recipient). Each (record, recipient device) pair that is still owed is a
+ * delivery. Deliveries of one inbox (user, device) are listed in record id
+ * order. A record disappears with its last delivery.
+ *
+ * Threads: the engine calls a backend from one thread only, and a backend
+ * calls its callbacks on that same thread.
+ */
+#ifndef VARTALAP_STORAGE_H
+#define VARTALAP_STORAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vartalap/export.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What a record is. Values are stored on disk: never renumber. */
+enum vt_kind {
+	VT_KIND_MESSAGE = 1,   /* a user's message; acked, then receipted */
+	VT_KIND_DELIVERED = 2, /* receipt to a sender: a recipient acked */
+};
+
+/*
+ * One stored event. Strings are NUL-terminated; @body is raw, validated JSON
+ * text of @body_len bytes (not NUL-terminated). In a callback, a record and
+ * everything it points to is valid only until the callback returns.
+ */
+struct vt_record {
+	uint64_t id;      /* server id: > 0, unique, increasing */
+	uint32_t kind;    /* enum vt_kind */
+	const char *from; /* sender's user id */
+	const char *to;   /* the recipient's view: a user id or group id */
+	const char *cid;  /* sender's client id; "" for server events */
+	int64_t ts;       /* wall time of acceptance, ms since the epoch */
+	const char *body; /* raw JSON value */
+	size_t body_len;
+};
+
+/* An inbox: one device of one user. device is "" for the user's default. */
+struct vt_inbox {
+	const char *user;
+	const char *device;
+};
+
+enum vt_op_kind {
+	/*
+	 * Store @rec (once, if no record with its id exists yet) and add one
+	 * delivery per inbox in @to. With @dedup set, first look up (rec->from,
+	 * rec->cid): when a record was accepted under that pair within the
+	 * dedup window, write nothing and set dup_of to its id. When an inbox
+	 * in @to already holds @inbox_cap deliveries, write nothing and set
+	 * status to VT_EINBOXFULL.
+	 */
+	VT_OP_PUT = 1,
+	/* Remove the delivery (inbox, id). status VT_EUNKNOWNID if absent. */
+	VT_OP_ACK = 2,
+};
+
+/* One operation of a batch. The backend fills the fields marked "out". */
+struct vt_op {
+	enum vt_op_kind kind;
+	const struct vt_record *rec; /* PUT */
+	const struct vt_inbox *to;   /* PUT: @nto inboxes */
+	uint32_t nto;
+	uint32_t dedup;        /* PUT: nonzero to check (from, cid) */
+	uint32_t inbox_cap;    /* PUT: 0 for no cap */
+	struct vt_inbox inbox; /* ACK */
+	uint64_t id;           /* ACK */
+	int status;            /* out: 0 or a negative vt_error */
+	uint64_t dup_of;       /* out: PUT with dedup */
+};
+
+/*
+ * Completion of a batch. @status is 0 when the batch is durable as the
+ * backend promises (each op then has its own status), or a negative error
+ * (VT_ENOSPC, VT_ESTORAGE) when nothing of the batch was written.
+ */
+typedef void (*vt_commit_cb)(void *arg, int status);
+
+/*
+ * Completion of a listing: @n records in increasing id order, and 0, or a
+ * negative error with n == 0.
+ */
+typedef void (*vt_list_cb)(void *arg, int status, const struct vt_record *recs, size_t n);
+
+/* Completion of an expiry sweep: how many deliveries were removed. */
+typedef void (*vt_expire_cb)(void *arg, int status, uint64_t removed);
+
+struct vt_storage_ops {
+	/*
+	 * Apply @n ops atomically, in order (a later op sees the effect of an
+	 * earlier one, so two PUTs with the same (from, cid) in one batch
+	 * dedup), then call @done exactly once. The ops array must stay valid
+	 * until @done; the backend copies what it keeps.
+	 */
+	void (*commit)(void *self, struct vt_op *ops, size_t n, vt_commit_cb done, void *arg);
+
+	/*
+	 * List up to @limit deliveries of @inbox with record id > @after, in id
+	 * order, and call @done exactly once.
+	 */
+	void (*list)(void *self, const struct vt_inbox *inbox, uint64_t after, uint32_t limit,
+	             vt_list_cb done, void *arg);
+
+	/*
+	 * Remove every delivery whose record was accepted before @before_ts
+	 * (wall ms), at most @max of them, and dedup entries older than the
+	 * backend's dedup window at wall time @now_ts; call @done exactly once.
+	 */
+	void (*expire)(void *self, int64_t now_ts, int64_t before_ts, uint64_t max,
+	               vt_expire_cb done, void *arg);
+
+	/*
+	 * The largest record id ever stored, or 0. Called once when an engine
+	 * starts, before its loop runs, so it may block.
+	 */
+	uint64_t (*max_id)(void *self);
+
+	/* Release the backend. No call is pending when the engine calls it. */
+	void (*destroy)(void *self);
+};
+
+/* A storage backend: its ops and its own state. */
+struct vt_storage {
+	const struct vt_storage_ops *ops;
+	void *self;
+};
+
+/*
+ * Create the in-memory backend. Records and dedup entries live as long as the
+ * backend; @dedup_window_ms bounds how long a (from, cid) pair is remembered,
+ * measured on record timestamps. Returns 0 or VT_ENOMEM.
+ */
+VT_EXPORT int vt_storage_memory_create(int64_t dedup_window_ms, struct vt_storage *out);
+
+/* Options of the LMDB backend; zero fields take the documented defaults. */
+struct vt_lmdb_options {
+	const char *path;        /* directory, created if missing (required) */
+	uint64_t map_size;       /* bytes of the memory map; default 1 GiB */
+	int64_t dedup_window_ms; /* default 7 days */
+	int no_sync;             /* nonzero: skip fsync (survives a crash of the
+	                            process, not of the machine) */
+};
+
+/*
+ * Open (or create) the LMDB backend at @opts->path. Returns 0, VT_EINVAL, or
+ * VT_EIO with the reason logged.
+ */
+VT_EXPORT int vt_storage_lmdb_open(const struct vt_lmdb_options *opts, struct vt_storage *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VARTALAP_STORAGE_H */

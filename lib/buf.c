@@ -1,0 +1,1 @@
+/* buf.c: not written yet */

@@ -1,0 +1,44 @@
+/*
+ * buf.h - a growable byte buffer for building output (envelopes, listings).
+ *
+ * Internal. A buffer that failed to grow remembers it: later appends do
+ * nothing and vt_buf_failed() says so, so a caller checks once at the end.
+ */
+#ifndef VARTALAP_BUF_H
+#define VARTALAP_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct vt_buf {
+	char *data;  /* NUL-terminated whenever len > 0 */
+	size_t len;
+	size_t cap;
+	int failed;  /* an allocation failed */
+};
+
+/* A buffer ready for appends (no allocation yet). */
+void vt_buf_init(struct vt_buf *b);
+
+/* Free the storage; the buffer is empty and usable again. */
+void vt_buf_free(struct vt_buf *b);
+
+/* Drop the contents, keep the storage. */
+void vt_buf_reset(struct vt_buf *b);
+
+void vt_buf_append(struct vt_buf *b, const void *data, size_t len);
+void vt_buf_puts(struct vt_buf *b, const char *s);
+void vt_buf_putc(struct vt_buf *b, char c);
+void vt_buf_u64(struct vt_buf *b, uint64_t v);
+void vt_buf_i64(struct vt_buf *b, int64_t v);
+
+/*
+ * Append @s (@len bytes of valid UTF-8) as a JSON string with its quotes,
+ * escaping '"', '\\' and control characters (U+0000 as \u0000).
+ */
+void vt_buf_json_str(struct vt_buf *b, const char *s, size_t len);
+
+/* Nonzero when an allocation failed since the last init, free or reset. */
+int vt_buf_failed(const struct vt_buf *b);
+
+#endif /* VARTALAP_BUF_H */

@@ -1,0 +1,1 @@
+/* envelope.c: not written yet */

@@ -1,0 +1,1 @@
+/* inflight.c: not written yet */

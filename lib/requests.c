@@ -1,0 +1,1 @@
+/* requests.c: not written yet */

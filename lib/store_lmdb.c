@@ -1,0 +1,1 @@
+/* store_lmdb.c: not written yet */

@@ -1,0 +1,1 @@
+/* store_mem.c: not written yet */

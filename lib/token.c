@@ -1,0 +1,1 @@
+/* token.c: not written yet */

@@ -1,0 +1,1 @@
+/* util.c: shared helpers of the unit tests (fake clock, capture transport). */
