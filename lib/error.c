@@ -1,6 +1,8 @@
 /*
  * error.c - names, messages and HTTP statuses of the error codes.
  */
+#include <stddef.h>
+
 #include <vartalap/error.h>
 
 struct err_info {
