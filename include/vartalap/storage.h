@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <vartalap/token.h>
+
 #include <vartalap/export.h>
 
 #ifdef __cplusplus
@@ -81,6 +83,12 @@ struct vt_op {
 	uint64_t id;           /* ACK */
 	int status;            /* out: 0 or a negative vt_error */
 	uint64_t dup_of;       /* out: PUT with dedup */
+
+	/* out, for an ACK that found its delivery: what the record was, so
+	 * the engine can tell its sender (a "delivered" receipt). */
+	uint32_t acked_kind;
+	char acked_from[VT_ID_MAX + 1];
+	char acked_cid[VT_ID_MAX + 1];
 };
 
 /*
