@@ -1,1 +1,452 @@
-/* conn.c: not written yet */
+/*
+ * conn.c - connected devices: their push queues, acks, retries and close.
+ *
+ * A connection's queue holds what is owed to its device, in id order, up to
+ * twice the window. At most `window` of them are pushed and un-acked at a
+ * time. What does not fit stays in storage (the backlog) and is listed from
+ * there as acks make room, so a device with a long backlog costs a bounded
+ * amount of memory.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vartalap/log.h>
+
+#include "engine_internal.h"
+
+static uint32_t queue_cap(const struct vt_conn *c)
+{
+	return 2 * c->e->cfg.window;
+}
+
+int vt__conn_expired(struct vt_conn *c)
+{
+	return vt__wall(c->e) / 1000 >= c->id.exp;
+}
+
+static void conn_free(struct vt_conn *c)
+{
+	free(c);
+}
+
+void vt__conn_unref(struct vt_conn *c)
+{
+	if (--c->refs == 0 && c->gone) {
+		conn_free(c);
+	}
+}
+
+void vt__conn_send(struct vt_conn *c, const char *data, size_t len)
+{
+	int rc;
+
+	if (c->closing || c->gone) {
+		return;
+	}
+	rc = c->ops->send(c->ctx, data, len);
+	if (rc == VT_EAGAIN) {
+		/* A control answer (accepted, error) is not queued past the
+		 * bound: the client re-sends, and dedup answers it again. */
+		vt_log(VT_LOG_DEBUG, "answer dropped, queue full user=%s", c->id.user);
+	}
+}
+
+/*
+ * Take every queued item off the connection. An item held only in memory
+ * (mode "offline") is written to storage now: it is going offline.
+ */
+static void drop_queue(struct vt_conn *c)
+{
+	struct vt_engine *e = c->e;
+	struct vt_item *it = c->head;
+
+	while (it != NULL) {
+		struct vt_item *next = it->next;
+
+		vt_heap_remove(&e->heap, it);
+		if (!it->msg->stored) {
+			struct vt_pend *p = vt__batch_add(e, VT_PEND_OFFLINE);
+
+			if (p != NULL) {
+				p->msg = vt_msg_ref(it->msg);
+				snprintf(p->user, sizeof(p->user), "%s", c->id.user);
+			}
+		}
+		if (it->attempts > 0) {
+			e->stats.offline++;
+		}
+		vt_msg_unref(it->msg);
+		free(it);
+		it = next;
+	}
+	c->head = c->tail = NULL;
+	c->nqueued = c->npushed = 0;
+}
+
+static void detach(struct vt_conn *c)
+{
+	struct vt_engine *e = c->e;
+
+	if (vt_map_get(&e->by_user, c->id.user) == c) {
+		vt_map_del(&e->by_user, c->id.user);
+	}
+	drop_queue(c);
+}
+
+void vt__conn_kill(struct vt_conn *c, int code, const char *reason)
+{
+	if (c->closing) {
+		return;
+	}
+	c->closing = 1;
+	detach(c);
+	vt_log(VT_LOG_INFO, "closing user=%s code=%d reason=\"%s\"", c->id.user, code, reason);
+	c->ops->close(c->ctx, code, reason);
+}
+
+int vt_conn_open(struct vt_engine *e, const struct vt_identity *id,
+		 const struct vt_transport_ops *ops, void *ctx, struct vt_conn **out)
+{
+	struct vt_conn *c, *old;
+
+	if (e->shutting_down) {
+		return VT_EBUSY;
+	}
+	if (vt__wall(e) / 1000 >= id->exp) {
+		return VT_EEXPIRED;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		return VT_ENOMEM;
+	}
+	c->e = e;
+	c->ops = ops;
+	c->ctx = ctx;
+	c->id = *id;
+	c->inbox.user = c->id.user;
+	c->inbox.device = "";
+	c->backlog = 1;
+
+	/*
+	 * One live connection per user: the inbox is the user's. A newer
+	 * connection replaces an older one, which a client that lost its
+	 * network without a FIN leaves behind.
+	 * TODO: several devices per user need an inbox per device.
+	 */
+	old = vt_map_get(&e->by_user, id->user);
+	if (old != NULL) {
+		vt__conn_kill(old, VT_CLOSE_REPLACED, "replaced by a newer connection");
+	}
+	if (vt_map_put(&e->by_user, id->user, c) != 0) {
+		free(c);
+		return VT_ENOMEM;
+	}
+	c->next = e->conns;
+	if (e->conns != NULL) {
+		e->conns->prev = c;
+	}
+	e->conns = c;
+	e->stats.connections++;
+	*out = c;
+
+	vt_log(VT_LOG_INFO, "connected user=%s device=%s", id->user, id->device);
+	vt__conn_pump(c);
+	return 0;
+}
+
+void vt_conn_close(struct vt_conn *c)
+{
+	struct vt_engine *e;
+
+	if (c == NULL || c->gone) {
+		return;
+	}
+	e = c->e;
+	if (!c->closing) {
+		c->closing = 1;
+		detach(c);
+	}
+	if (c->prev != NULL) {
+		c->prev->next = c->next;
+	} else {
+		e->conns = c->next;
+	}
+	if (c->next != NULL) {
+		c->next->prev = c->prev;
+	}
+	e->stats.connections--;
+	vt_log(VT_LOG_INFO, "disconnected user=%s", c->id.user);
+
+	c->gone = 1;
+	if (c->refs == 0) {
+		conn_free(c);
+	}
+}
+
+void vt_conn_receive(struct vt_conn *c, const char *data, size_t len)
+{
+	struct vt_origin o = {.conn = c};
+
+	if (c->closing) {
+		return;
+	}
+	if (vt__conn_expired(c)) {
+		vt__conn_kill(c, VT_CLOSE_TOKEN_EXPIRED, "token expired");
+		return;
+	}
+	c->refs++;
+	vt__take_event(c->e, &c->id, data, len, o);
+}
+
+void vt_conn_writable(struct vt_conn *c)
+{
+	c->blocked = 0;
+	vt__conn_pump(c);
+}
+
+static void append(struct vt_conn *c, struct vt_msg *m)
+{
+	struct vt_item *it = calloc(1, sizeof(*it));
+
+	if (it == NULL) {
+		/* It stays in storage (or goes there) and comes on reconnect. */
+		c->backlog = 1;
+		return;
+	}
+	it->msg = vt_msg_ref(m);
+	it->conn = c;
+	it->heap_idx = VT_HEAP_NONE;
+	if (c->tail != NULL) {
+		c->tail->next = it;
+	} else {
+		c->head = it;
+	}
+	c->tail = it;
+	c->nqueued++;
+	if (m->rec.id > c->cursor) {
+		c->cursor = m->rec.id;
+	}
+}
+
+void vt__conn_offer(struct vt_conn *c, struct vt_msg *m)
+{
+	if (c->closing) {
+		return;
+	}
+	if (c->backlog || c->fetching || c->nqueued >= queue_cap(c)) {
+		/* Stored already: it is listed in order when the queue drains. */
+		c->backlog = 1;
+		c->backlog_gen++;
+		return;
+	}
+	append(c, m);
+	vt__conn_pump(c);
+}
+
+static uint64_t backoff(const struct vt_engine *e, uint32_t attempts)
+{
+	uint64_t t = e->cfg.ack_timeout_ms;
+
+	for (uint32_t i = 1; i < attempts && t < e->cfg.backoff_max_ms; i++) {
+		t *= 2;
+	}
+	if (e->cfg.backoff_max_ms > 0 && t > e->cfg.backoff_max_ms) {
+		t = e->cfg.backoff_max_ms;
+	}
+	return t;
+}
+
+/* Write one item; 0, or VT_EAGAIN when the transport is full. */
+static int push(struct vt_conn *c, struct vt_item *it)
+{
+	struct vt_engine *e = c->e;
+	int rc;
+
+	vt_buf_reset(&e->out);
+	vt_env_encode_record(&e->out, &it->msg->rec);
+	if (vt_buf_failed(&e->out)) {
+		return VT_ENOMEM;
+	}
+	rc = c->ops->send(c->ctx, e->out.data, e->out.len);
+	if (rc == VT_EAGAIN) {
+		c->blocked = 1;
+	}
+	if (rc != 0) {
+		return rc;
+	}
+	if (it->attempts > 0) {
+		e->stats.retried++;
+	}
+	it->attempts++;
+	e->stats.pushed++;
+	it->deadline = vt__now(e) + backoff(e, it->attempts);
+	vt_heap_remove(&e->heap, it);
+	vt_heap_push(&e->heap, it);
+	return 0;
+}
+
+static void on_list(void *arg, int status, const struct vt_record *recs, size_t n);
+
+static void fetch(struct vt_conn *c)
+{
+	struct vt_engine *e = c->e;
+	uint32_t want = queue_cap(c) - c->nqueued;
+
+	c->fetching = 1;
+	c->refs++;
+	c->e->pending_calls++;
+	c->fetch_gen = c->backlog_gen;
+	c->fetch_want = want;
+	e->st.ops->list(e->st.self, &c->inbox, c->cursor, want, on_list, c);
+}
+
+static void on_list(void *arg, int status, const struct vt_record *recs, size_t n)
+{
+	struct vt_conn *c = arg;
+	struct vt_engine *e = c->e;
+
+	e->pending_calls--;
+	c->fetching = 0;
+	if (c->gone || c->closing) {
+		vt__conn_unref(c);
+		return;
+	}
+	if (status < 0) {
+		vt_log(VT_LOG_WARN, "listing inbox of user=%s failed: %s", c->id.user,
+		       vt_strerror(status));
+	}
+
+	for (size_t i = 0; i < n; i++) {
+		struct vt_msg *m;
+
+		if (recs[i].id <= c->cursor) {
+			continue;
+		}
+		m = vt_msg_new(recs[i].kind, recs[i].from, recs[i].to, recs[i].cid, recs[i].ts,
+			       recs[i].body, recs[i].body_len);
+		if (m == NULL) {
+			break;
+		}
+		m->rec.id = recs[i].id;
+		m->stored = 1;
+		append(c, m);
+		vt_msg_unref(m);
+	}
+
+	/* Drained, unless something was left in storage while we listed. */
+	if (status == 0 && n < c->fetch_want && c->fetch_gen == c->backlog_gen) {
+		c->backlog = 0;
+	}
+	c->refs--;
+	vt__conn_pump(c);
+	if (c->refs == 0 && c->gone) {
+		conn_free(c);
+	}
+}
+
+void vt__conn_pump(struct vt_conn *c)
+{
+	struct vt_engine *e = c->e;
+	int pushed = 0;
+
+	if (c->closing || c->gone) {
+		return;
+	}
+	if (vt__conn_expired(c)) {
+		vt__conn_kill(c, VT_CLOSE_TOKEN_EXPIRED, "token expired");
+		return;
+	}
+
+	for (struct vt_item *it = c->head; it != NULL && !c->blocked; it = it->next) {
+		if (c->npushed >= e->cfg.window) {
+			break;
+		}
+		if (it->attempts == 0 && push(c, it) == 0) {
+			c->npushed++;
+			pushed = 1;
+		}
+	}
+	if (c->backlog && !c->fetching && c->nqueued < e->cfg.window) {
+		fetch(c);
+		return;
+	}
+	if (pushed) {
+		vt__timers_changed(e);
+	}
+}
+
+static void unlink_item(struct vt_conn *c, struct vt_item *it, struct vt_item *prev)
+{
+	if (prev != NULL) {
+		prev->next = it->next;
+	} else {
+		c->head = it->next;
+	}
+	if (c->tail == it) {
+		c->tail = prev;
+	}
+	c->nqueued--;
+	if (it->attempts > 0) {
+		c->npushed--;
+	}
+	vt_heap_remove(&c->e->heap, it);
+}
+
+int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg)
+{
+	struct vt_item *prev = NULL;
+
+	for (struct vt_item *it = c->head; it != NULL; prev = it, it = it->next) {
+		if (it->msg->rec.id != id) {
+			continue;
+		}
+		unlink_item(c, it, prev);
+		*msg = it->msg;
+		free(it);
+		return 1;
+	}
+	return 0;
+}
+
+/* The retries ran out: the item goes offline, for the next connect or REST. */
+static void give_up(struct vt_conn *c, struct vt_item *it)
+{
+	struct vt_item *prev = NULL;
+
+	for (struct vt_item *p = c->head; p != it; p = p->next) {
+		prev = p;
+	}
+	unlink_item(c, it, prev);
+	c->e->stats.offline++;
+	vt_log(VT_LOG_INFO, "offline after retries user=%s id=%llu", c->id.user,
+	       (unsigned long long)it->msg->rec.id);
+
+	if (!it->msg->stored) {
+		struct vt_pend *p = vt__batch_add(c->e, VT_PEND_OFFLINE);
+
+		if (p != NULL) {
+			p->msg = vt_msg_ref(it->msg);
+			snprintf(p->user, sizeof(p->user), "%s", c->id.user);
+		}
+	}
+	vt_msg_unref(it->msg);
+	free(it);
+}
+
+void vt__conn_retry(struct vt_conn *c, struct vt_item *it)
+{
+	struct vt_engine *e = c->e;
+
+	vt_heap_remove(&e->heap, it);
+	if (it->attempts > e->cfg.max_retries) {
+		give_up(c, it);
+		vt__conn_pump(c);
+		return;
+	}
+	if (c->blocked || push(c, it) != 0) {
+		/* The client is not reading: try again later, same attempt. */
+		it->deadline = vt__now(e) + backoff(e, it->attempts);
+		vt_heap_push(&e->heap, it);
+	}
+}

@@ -1,0 +1,192 @@
+/*
+ * engine_internal.h - the engine's own structures, shared by its files.
+ *
+ * Internal. engine.c: lifetime, batches, routing, timers. conn.c: connected
+ * devices and their push queues. inflight.c: the deadline heap. msg.c: the
+ * shared, reference-counted events. requests.c: REST send, fetch and ack.
+ * dedup.c: the memory dedup table of durability mode "offline".
+ */
+#ifndef VARTALAP_ENGINE_INTERNAL_H
+#define VARTALAP_ENGINE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vartalap/engine.h>
+
+#include "buf.h"
+#include "envelope.h"
+#include "map.h"
+
+/*
+ * An event in memory. Its body is held once, however many queues refer to
+ * it. rec.id is 0 until the event has an id.
+ */
+struct vt_msg {
+	uint32_t refs;
+	uint32_t stored;  /* a durable copy exists in storage */
+	struct vt_record rec;
+	char text[];      /* from, to, cid (NUL-terminated), then the body */
+};
+
+struct vt_msg *vt_msg_new(uint32_t kind, const char *from, const char *to, const char *cid,
+			  int64_t ts, const char *body, size_t body_len);
+struct vt_msg *vt_msg_ref(struct vt_msg *m);
+void vt_msg_unref(struct vt_msg *m);
+
+/* One event owed to a connected device, in its queue. */
+struct vt_item {
+	struct vt_msg *msg;
+	struct vt_conn *conn;
+	struct vt_item *next;  /* queue order: increasing id */
+	uint64_t deadline;     /* monotonic ms of the next retry, while pushed */
+	uint32_t attempts;     /* pushes so far; 0 = waiting */
+	size_t heap_idx;       /* index in the deadline heap, or VT_HEAP_NONE */
+};
+
+#define VT_HEAP_NONE SIZE_MAX
+
+/* Min-heap of pushed items by deadline. */
+struct vt_heap {
+	struct vt_item **items;
+	size_t len, cap;
+};
+
+void vt_heap_free(struct vt_heap *h);
+int vt_heap_push(struct vt_heap *h, struct vt_item *it);
+void vt_heap_remove(struct vt_heap *h, struct vt_item *it);
+struct vt_item *vt_heap_top(const struct vt_heap *h);
+
+/*
+ * A connection: one device of one user, with the queue of what is owed to
+ * it. The queue holds at most 2 * window items; what does not fit stays in
+ * storage (backlog) and is fetched as acks make room.
+ */
+struct vt_conn {
+	struct vt_engine *e;
+	const struct vt_transport_ops *ops;
+	void *ctx;
+	struct vt_identity id;
+	struct vt_inbox inbox;
+	struct vt_conn *prev, *next;  /* all connections */
+
+	struct vt_item *head, *tail;
+	uint32_t nqueued, npushed;
+	uint64_t cursor;     /* highest id taken into the queue */
+	uint64_t backlog_gen; /* bumped whenever an event is left in storage */
+	int backlog;         /* storage may hold owed events above cursor */
+	int fetching;        /* a list call is pending */
+	uint64_t fetch_gen;  /* backlog_gen when the list call started */
+	uint32_t fetch_want; /* how many it asked for */
+	int blocked;         /* the transport said VT_EAGAIN */
+
+	uint32_t refs;       /* pending storage calls that will come back here */
+	int closing;         /* ops->close was called: send nothing more */
+	int gone;            /* vt_conn_close was called: free once refs is 0 */
+};
+
+/* Where the answer to a taken event goes: a connection, or a callback. */
+struct vt_origin {
+	struct vt_conn *conn;  /* holds a reference */
+	vt_reply_fn reply;
+	void *arg;
+};
+
+/* A REST ack in progress: its ids are answered together. */
+struct vt_ackreq {
+	uint32_t left;
+	int failed;          /* a storage error, answered instead of the lists */
+	struct vt_buf acked, unknown;
+	vt_reply_fn reply;
+	void *arg;
+};
+
+enum vt_pend_kind {
+	VT_PEND_ACCEPT,  /* a client's event: answer, then route */
+	VT_PEND_RECEIPT, /* a server event (receipt): route */
+	VT_PEND_OFFLINE, /* an event held in memory goes to storage */
+	VT_PEND_ACK,     /* a delivery acked */
+};
+
+/* One op of a batch, with what the engine does when it completes. */
+struct vt_pend {
+	enum vt_pend_kind kind;
+	struct vt_msg *msg;
+	struct vt_origin origin;
+	struct vt_ackreq *ackreq;
+	char user[VT_ID_MAX + 1];  /* PUT: the inbox; ACK: the acker */
+	uint64_t ack_id;
+};
+
+struct vt_batch {
+	struct vt_pend *pend;
+	struct vt_op *ops;
+	struct vt_inbox *inboxes;
+	size_t len, cap;
+};
+
+struct vt_dedup;
+
+struct vt_engine {
+	struct vt_engine_config cfg;
+	struct vt_host host;
+	struct vt_storage st;
+
+	struct vt_map by_user;   /* user id -> struct vt_conn * */
+	struct vt_conn *conns;   /* every open connection */
+	struct vt_heap heap;
+
+	struct vt_batch cur;     /* taking ops this turn */
+	struct vt_batch sent;    /* handed to storage, not yet done */
+	int committing;
+	int flush_asked;
+
+	uint64_t next_id;
+	uint64_t next_sweep;     /* monotonic ms: token expiry check */
+	uint64_t next_expire;    /* monotonic ms: offline expiry sweep */
+	int expiring;
+	uint32_t pending_calls;  /* storage calls not yet completed */
+
+	int shutting_down;
+	int healthy;
+	struct vt_engine_stats stats;
+	struct vt_dedup *dedup;  /* mode "offline" only */
+	struct vt_buf out;       /* scratch for encoding */
+};
+
+/* engine.c */
+uint64_t vt__now(struct vt_engine *e);
+int64_t vt__wall(struct vt_engine *e);
+uint64_t vt__new_id(struct vt_engine *e);
+struct vt_pend *vt__batch_add(struct vt_engine *e, enum vt_pend_kind kind);
+void vt__timers_changed(struct vt_engine *e);
+void vt__take_event(struct vt_engine *e, const struct vt_identity *from, const char *data,
+		    size_t len, struct vt_origin origin);
+void vt__ack_ids(struct vt_engine *e, struct vt_conn *c, const struct vt_identity *who,
+		 const uint64_t *ids, uint32_t n, struct vt_ackreq *req);
+void vt__reply(struct vt_engine *e, struct vt_origin *o, int status, const char *json,
+	       size_t len);
+void vt__reply_error(struct vt_engine *e, struct vt_origin *o, int err, const char *reason,
+		     const char *ref);
+void vt__origin_release(struct vt_origin *o);
+
+/* conn.c */
+void vt__conn_offer(struct vt_conn *c, struct vt_msg *m);
+void vt__conn_pump(struct vt_conn *c);
+void vt__conn_retry(struct vt_conn *c, struct vt_item *it);
+int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg);
+void vt__conn_unref(struct vt_conn *c);
+void vt__conn_send(struct vt_conn *c, const char *data, size_t len);
+void vt__conn_kill(struct vt_conn *c, int code, const char *reason);
+int vt__conn_expired(struct vt_conn *c);
+
+/* requests.c */
+void vt__ackreq_done(struct vt_engine *e, struct vt_ackreq *req, uint64_t id, int found);
+
+/* dedup.c: (sender, client id) -> server id, for events kept in memory. */
+struct vt_dedup *vt_dedup_new(uint32_t max_entries);
+void vt_dedup_free(struct vt_dedup *d);
+uint64_t vt_dedup_get(struct vt_dedup *d, const char *from, const char *cid);
+void vt_dedup_put(struct vt_dedup *d, const char *from, const char *cid, uint64_t id);
+
+#endif /* VARTALAP_ENGINE_INTERNAL_H */

@@ -1,0 +1,139 @@
+/*
+ * map.c - string-keyed hash map with linear probing.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <vartalap/error.h>
+
+#include "map.h"
+
+/* FNV-1a: short keys (user ids), good enough spread, no setup. */
+static uint32_t hash_str(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+void vt_map_init(struct vt_map *m)
+{
+	m->slots = NULL;
+	m->cap = 0;
+	m->len = 0;
+}
+
+void vt_map_free(struct vt_map *m)
+{
+	for (size_t i = 0; i < m->cap; i++) {
+		free(m->slots[i].key);
+	}
+	free(m->slots);
+	vt_map_init(m);
+}
+
+static size_t find_slot(const struct vt_map *m, const char *key, uint32_t h)
+{
+	size_t mask = m->cap - 1;
+	size_t i = h & mask;
+
+	while (m->slots[i].key != NULL) {
+		if (m->slots[i].hash == h && strcmp(m->slots[i].key, key) == 0) {
+			break;
+		}
+		i = (i + 1) & mask;
+	}
+	return i;
+}
+
+void *vt_map_get(const struct vt_map *m, const char *key)
+{
+	if (m->cap == 0) {
+		return NULL;
+	}
+	return m->slots[find_slot(m, key, hash_str(key))].value;
+}
+
+static int grow(struct vt_map *m)
+{
+	size_t ncap = m->cap ? m->cap * 2 : 16;
+	struct vt_map_slot *old = m->slots;
+	size_t ocap = m->cap;
+
+	m->slots = calloc(ncap, sizeof(*m->slots));
+	if (m->slots == NULL) {
+		m->slots = old;
+		return VT_ENOMEM;
+	}
+	m->cap = ncap;
+
+	/* Keys move, not copied again. */
+	for (size_t i = 0; i < ocap; i++) {
+		if (old[i].key != NULL) {
+			m->slots[find_slot(m, old[i].key, old[i].hash)] = old[i];
+		}
+	}
+	free(old);
+	return 0;
+}
+
+int vt_map_put(struct vt_map *m, const char *key, void *value)
+{
+	uint32_t h = hash_str(key);
+	size_t i;
+
+	/* Keep the load under 3/4 so probes stay short. */
+	if ((m->len + 1) * 4 > m->cap * 3 && grow(m) != 0) {
+		return VT_ENOMEM;
+	}
+
+	i = find_slot(m, key, h);
+	if (m->slots[i].key == NULL) {
+		m->slots[i].key = strdup(key);
+		if (m->slots[i].key == NULL) {
+			return VT_ENOMEM;
+		}
+		m->slots[i].hash = h;
+		m->len++;
+	}
+	m->slots[i].value = value;
+	return 0;
+}
+
+void *vt_map_del(struct vt_map *m, const char *key)
+{
+	size_t mask = m->cap - 1;
+	size_t i, j;
+	void *value;
+
+	if (m->cap == 0) {
+		return NULL;
+	}
+	i = find_slot(m, key, hash_str(key));
+	if (m->slots[i].key == NULL) {
+		return NULL;
+	}
+	value = m->slots[i].value;
+	free(m->slots[i].key);
+	m->slots[i].key = NULL;
+	m->len--;
+
+	/*
+	 * Backward shift: pull later entries of the probe run into the hole
+	 * when their home slot allows it, so no tombstones are needed.
+	 */
+	for (j = (i + 1) & mask; m->slots[j].key != NULL; j = (j + 1) & mask) {
+		size_t home = m->slots[j].hash & mask;
+
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			m->slots[i] = m->slots[j];
+			m->slots[j].key = NULL;
+			i = j;
+		}
+	}
+	return value;
+}

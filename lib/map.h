@@ -1,0 +1,40 @@
+/*
+ * map.h - a hash map from strings to pointers.
+ *
+ * Internal. Keys are copied into the entry; values are owned by the caller.
+ * Open addressing with linear probing and tombstone-free deletion (backward
+ * shift), so lookups stay short however many deletions happen.
+ */
+#ifndef VARTALAP_MAP_H
+#define VARTALAP_MAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct vt_map_slot {
+	char *key;   /* NULL: empty */
+	uint32_t hash;
+	void *value;
+};
+
+struct vt_map {
+	struct vt_map_slot *slots;
+	size_t cap;  /* a power of two, or 0 */
+	size_t len;
+};
+
+void vt_map_init(struct vt_map *m);
+
+/* Free the table and the copied keys (not the values). */
+void vt_map_free(struct vt_map *m);
+
+/* The value stored under @key, or NULL. */
+void *vt_map_get(const struct vt_map *m, const char *key);
+
+/* Store @value under @key, replacing any older value. 0 or VT_ENOMEM. */
+int vt_map_put(struct vt_map *m, const char *key, void *value);
+
+/* Remove @key; returns its value, or NULL when absent. */
+void *vt_map_del(struct vt_map *m, const char *key);
+
+#endif /* VARTALAP_MAP_H */

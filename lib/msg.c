@@ -1,0 +1,50 @@
+/*
+ * msg.c - events in memory, shared by reference.
+ *
+ * One allocation holds the record and its strings, so a group message to a
+ * thousand members costs one body, and freeing it is one call.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_internal.h"
+
+struct vt_msg *vt_msg_new(uint32_t kind, const char *from, const char *to, const char *cid,
+			  int64_t ts, const char *body, size_t body_len)
+{
+	size_t lf = strlen(from) + 1, lt = strlen(to) + 1, lc = strlen(cid) + 1;
+	struct vt_msg *m = malloc(sizeof(*m) + lf + lt + lc + body_len);
+	char *p;
+
+	if (m == NULL) {
+		return NULL;
+	}
+	m->refs = 1;
+	m->stored = 0;
+	p = m->text;
+	m->rec.from = memcpy(p, from, lf);
+	p += lf;
+	m->rec.to = memcpy(p, to, lt);
+	p += lt;
+	m->rec.cid = memcpy(p, cid, lc);
+	p += lc;
+	m->rec.body = memcpy(p, body, body_len);
+	m->rec.body_len = body_len;
+	m->rec.id = 0;
+	m->rec.kind = kind;
+	m->rec.ts = ts;
+	return m;
+}
+
+struct vt_msg *vt_msg_ref(struct vt_msg *m)
+{
+	m->refs++;
+	return m;
+}
+
+void vt_msg_unref(struct vt_msg *m)
+{
+	if (m != NULL && --m->refs == 0) {
+		free(m);
+	}
+}
