@@ -1,1 +1,224 @@
-/* util.c: shared helpers of the unit tests (fake clock, capture transport). */
+/*
+ * util.c - helpers shared by the unit tests.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static uint64_t fake_mono(void *arg)
+{
+	return ((struct fake_host *)arg)->mono;
+}
+
+static int64_t fake_wall(void *arg)
+{
+	return ((struct fake_host *)arg)->wall;
+}
+
+static void fake_want_flush(void *arg)
+{
+	((struct fake_host *)arg)->flush_wanted = 1;
+}
+
+void fake_host_init(struct fake_host *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->mono = 1000;
+	h->wall = INT64_C(1700000000000);
+	h->host.mono_ms = fake_mono;
+	h->host.wall_ms = fake_wall;
+	h->host.want_flush = fake_want_flush;
+	h->host.timers_changed = NULL;
+	h->host.arg = h;
+}
+
+static int cap_send(void *ctx, const char *data, size_t len)
+{
+	struct cap_conn *c = ctx;
+	char *copy;
+
+	if (c->closed) {
+		return VT_ECLOSED;
+	}
+	if (c->full) {
+		return VT_EAGAIN;
+	}
+	copy = malloc(len + 1);
+	ck_assert_ptr_nonnull(copy);
+	memcpy(copy, data, len);
+	copy[len] = '\0';
+	c->frames = realloc(c->frames, (c->nframes + 1) * sizeof(*c->frames));
+	ck_assert_ptr_nonnull(c->frames);
+	c->frames[c->nframes++] = copy;
+	return 0;
+}
+
+static void cap_close(void *ctx, int code, const char *reason)
+{
+	struct cap_conn *c = ctx;
+
+	c->closed = 1;
+	c->close_code = code;
+}
+
+const struct vt_transport_ops cap_ops = {.send = cap_send, .close = cap_close};
+
+void cap_clear(struct cap_conn *c)
+{
+	for (size_t i = 0; i < c->nframes; i++) {
+		free(c->frames[i]);
+	}
+	free(c->frames);
+	c->frames = NULL;
+	c->nframes = 0;
+}
+
+void cap_free(struct cap_conn *c)
+{
+	cap_clear(c);
+}
+
+static int is_type(const char *frame, const char *type)
+{
+	char t[32];
+
+	return json_field(frame, "type", t, sizeof(t)) == 0 && strcmp(t, type) == 0;
+}
+
+size_t cap_count(const struct cap_conn *c, const char *type)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->nframes; i++) {
+		n += is_type(c->frames[i], type);
+	}
+	return n;
+}
+
+const char *cap_nth(const struct cap_conn *c, const char *type, size_t i)
+{
+	for (size_t k = 0; k < c->nframes; k++) {
+		if (is_type(c->frames[k], type) && i-- == 0) {
+			return c->frames[k];
+		}
+	}
+	return NULL;
+}
+
+int json_field(const char *frame, const char *key, char *out, size_t cap)
+{
+	char pat[64];
+	const char *p, *end;
+
+	snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+	p = strstr(frame, pat);
+	if (p == NULL) {
+		return -1;
+	}
+	p += strlen(pat);
+	end = strchr(p, '"');
+	if (end == NULL || (size_t)(end - p) >= cap) {
+		return -1;
+	}
+	memcpy(out, p, (size_t)(end - p));
+	out[end - p] = '\0';
+	return 0;
+}
+
+uint64_t json_id(const char *frame, const char *key)
+{
+	char v[32];
+
+	if (frame == NULL || json_field(frame, key, v, sizeof(v)) != 0) {
+		return 0;
+	}
+	return strtoull(v, NULL, 10);
+}
+
+struct vt_engine *engine_new(struct fake_host *h, const struct vt_engine_config *cfg,
+			     const struct vt_storage *storage)
+{
+	struct vt_engine_config def;
+	struct vt_storage st;
+	struct vt_engine *e = NULL;
+
+	if (cfg == NULL) {
+		vt_engine_config_init(&def);
+		cfg = &def;
+	}
+	if (storage != NULL) {
+		st = *storage;
+	} else {
+		ck_assert_int_eq(vt_storage_memory_create(INT64_C(7) * 86400000, &st), 0);
+	}
+	ck_assert_int_eq(vt_engine_create(cfg, &h->host, st, &e), 0);
+	return e;
+}
+
+void turn(struct vt_engine *e, struct fake_host *h)
+{
+	while (h->flush_wanted) {
+		h->flush_wanted = 0;
+		vt_engine_flush(e);
+	}
+}
+
+void advance(struct vt_engine *e, struct fake_host *h, uint64_t ms)
+{
+	uint64_t end = h->mono + ms;
+
+	turn(e, h);
+	for (;;) {
+		int64_t t = vt_engine_next_timeout(e);
+		uint64_t step = (t < 0 || h->mono + (uint64_t)t > end) ? end - h->mono : (uint64_t)t;
+
+		h->mono += step;
+		h->wall += (int64_t)step;
+		vt_engine_run_timers(e);
+		turn(e, h);
+		if (h->mono >= end) {
+			break;
+		}
+	}
+}
+
+struct vt_identity ident(struct fake_host *h, const char *user)
+{
+	struct vt_identity id;
+
+	memset(&id, 0, sizeof(id));
+	snprintf(id.user, sizeof(id.user), "%s", user);
+	id.exp = h->wall / 1000 + 3600;
+	return id;
+}
+
+void connect_user(struct vt_engine *e, struct fake_host *h, const char *user,
+		  struct cap_conn *out)
+{
+	struct vt_identity id = ident(h, user);
+
+	memset(out, 0, sizeof(*out));
+	ck_assert_int_eq(vt_conn_open(e, &id, &cap_ops, out, &out->conn), 0);
+	turn(e, h);
+}
+
+void send_msg(struct cap_conn *c, const char *cid, const char *to, const char *body)
+{
+	char buf[4096];
+	int n = snprintf(buf, sizeof(buf), "{\"v\":1,\"type\":\"message\",\"id\":\"%s\",\"to\":\"%s\","
+					   "\"body\":%s}", cid, to, body);
+
+	vt_conn_receive(c->conn, buf, (size_t)n);
+}
+
+void send_ack(struct cap_conn *c, uint64_t id)
+{
+	char buf[128];
+	int n = snprintf(buf, sizeof(buf), "{\"type\":\"ack\",\"ids\":[\"%llu\"]}",
+			 (unsigned long long)id);
+
+	vt_conn_receive(c->conn, buf, (size_t)n);
+}

@@ -1,0 +1,614 @@
+/*
+ * test_engine.c - the delivery engine on the memory backend and a fake clock.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static struct fake_host H;
+static struct vt_engine *E;
+static struct cap_conn A, B;
+
+static struct vt_engine_config cfg_short(void)
+{
+	struct vt_engine_config c;
+
+	vt_engine_config_init(&c);
+	c.ack_timeout_ms = 1000;
+	c.max_retries = 2;
+	c.window = 4;
+	return c;
+}
+
+static void setup(void)
+{
+	struct vt_engine_config c = cfg_short();
+
+	fake_host_init(&H);
+	E = engine_new(&H, &c, NULL);
+	memset(&A, 0, sizeof(A));
+	memset(&B, 0, sizeof(B));
+}
+
+static void teardown(void)
+{
+	vt_engine_destroy(E);
+	cap_free(&A);
+	cap_free(&B);
+}
+
+START_TEST(online_ack_gives_accepted_then_delivered)
+{
+	uint64_t id;
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	send_msg(&A, "c-1", "bob", "\"hi\"");
+
+	/* Nothing is promised before the batch commits. */
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 0);
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 1);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+
+	id = json_id(cap_nth(&B, "message", 0), "id");
+	ck_assert_uint_eq(id, json_id(cap_nth(&A, "accepted", 0), "id"));
+	ck_assert_ptr_nonnull(strstr(cap_nth(&B, "message", 0), "\"from\":\"alice\""));
+	ck_assert_ptr_nonnull(strstr(cap_nth(&B, "message", 0), "\"body\":\"hi\""));
+
+	send_ack(&B, id);
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "delivered"), 1);
+	ck_assert_ptr_nonnull(strstr(cap_nth(&A, "delivered", 0), "\"cid\":\"c-1\""));
+}
+END_TEST
+
+START_TEST(from_is_never_the_clients)
+{
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	vt_conn_receive(A.conn,
+			"{\"type\":\"message\",\"id\":\"x\",\"to\":\"bob\",\"from\":\"mallory\","
+			"\"body\":1}",
+			strlen("{\"type\":\"message\",\"id\":\"x\",\"to\":\"bob\",\"from\":\"mallory\","
+			       "\"body\":1}"));
+	turn(E, &H);
+	ck_assert_ptr_nonnull(strstr(cap_nth(&B, "message", 0), "\"from\":\"alice\""));
+	ck_assert_ptr_null(strstr(cap_nth(&B, "message", 0), "mallory"));
+}
+END_TEST
+
+START_TEST(unacked_is_retried_with_backoff_then_offline)
+{
+	uint64_t id;
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	send_msg(&A, "c-1", "bob", "1");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+	id = json_id(cap_nth(&B, "message", 0), "id");
+
+	advance(E, &H, 999);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+	advance(E, &H, 1);
+	ck_assert_uint_eq(cap_count(&B, "message"), 2);
+	advance(E, &H, 1999);
+	ck_assert_uint_eq(cap_count(&B, "message"), 2);
+	advance(E, &H, 1);
+	ck_assert_uint_eq(cap_count(&B, "message"), 3);
+	advance(E, &H, 10000);
+	ck_assert_uint_eq(cap_count(&B, "message"), 3);
+	ck_assert_uint_eq(json_id(cap_nth(&B, "message", 2), "id"), id);
+	ck_assert_uint_eq(cap_count(&A, "delivered"), 0);
+
+	/* Offline now: the next connection gets it again. */
+	vt_conn_close(B.conn);
+	cap_clear(&B);
+	connect_user(E, &H, "bob", &B);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+	ck_assert_uint_eq(json_id(cap_nth(&B, "message", 0), "id"), id);
+}
+END_TEST
+
+START_TEST(late_ack_deletes_the_stored_copy)
+{
+	uint64_t id;
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	send_msg(&A, "c-1", "bob", "1");
+	turn(E, &H);
+	id = json_id(cap_nth(&B, "message", 0), "id");
+	advance(E, &H, 20000);
+
+	send_ack(&B, id);
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "delivered"), 1);
+
+	vt_conn_close(B.conn);
+	cap_clear(&B);
+	connect_user(E, &H, "bob", &B);
+	ck_assert_uint_eq(cap_count(&B, "message"), 0);
+}
+END_TEST
+
+START_TEST(offline_then_connect_in_order)
+{
+	char cid[16];
+
+	connect_user(E, &H, "alice", &A);
+	for (int i = 0; i < 10; i++) {
+		snprintf(cid, sizeof(cid), "m%d", i);
+		send_msg(&A, cid, "bob", "0");
+	}
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 10);
+
+	connect_user(E, &H, "bob", &B);
+	/* window is 4 */
+	ck_assert_uint_eq(cap_count(&B, "message"), 4);
+	for (int round = 0; round < 10; round++) {
+		size_t n = cap_count(&B, "message");
+
+		for (size_t i = 0; i < n; i++) {
+			send_ack(&B, json_id(cap_nth(&B, "message", i), "id"));
+		}
+		turn(E, &H);
+	}
+	ck_assert_uint_eq(cap_count(&B, "message"), 10);
+	for (int i = 0; i < 10; i++) {
+		char want[16];
+
+		snprintf(want, sizeof(want), "m%d", i);
+		json_field(cap_nth(&B, "message", (size_t)i), "cid", cid, sizeof(cid));
+		ck_assert_str_eq(cid, want);
+		if (i > 0) {
+			ck_assert_uint_gt(json_id(cap_nth(&B, "message", (size_t)i), "id"),
+					  json_id(cap_nth(&B, "message", (size_t)i - 1), "id"));
+		}
+	}
+	ck_assert_uint_eq(cap_count(&A, "delivered"), 10);
+}
+END_TEST
+
+START_TEST(duplicate_id_delivered_once_answered_twice)
+{
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	send_msg(&A, "same", "bob", "1");
+	send_msg(&A, "same", "bob", "1");
+	turn(E, &H);
+	send_msg(&A, "same", "bob", "1");
+	turn(E, &H);
+
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 3);
+	ck_assert_uint_eq(json_id(cap_nth(&A, "accepted", 0), "id"),
+			  json_id(cap_nth(&A, "accepted", 1), "id"));
+	ck_assert_uint_eq(json_id(cap_nth(&A, "accepted", 0), "id"),
+			  json_id(cap_nth(&A, "accepted", 2), "id"));
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+}
+END_TEST
+
+START_TEST(inbox_cap_refuses_with_error)
+{
+	struct vt_engine_config c = cfg_short();
+
+	vt_engine_destroy(E);
+	c.inbox_cap = 2;
+	E = engine_new(&H, &c, NULL);
+	connect_user(E, &H, "alice", &A);
+	send_msg(&A, "a", "bob", "1");
+	send_msg(&A, "b", "bob", "1");
+	send_msg(&A, "c", "bob", "1");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 2);
+	ck_assert_uint_eq(cap_count(&A, "error"), 1);
+	ck_assert_ptr_nonnull(strstr(cap_nth(&A, "error", 0), "\"code\":\"inbox_full\""));
+	ck_assert_ptr_nonnull(strstr(cap_nth(&A, "error", 0), "\"ref\":\"c\""));
+}
+END_TEST
+
+START_TEST(stored_events_expire_by_age)
+{
+	struct vt_engine_config c = cfg_short();
+
+	vt_engine_destroy(E);
+	c.offline_ttl_ms = 3600 * 1000;
+	E = engine_new(&H, &c, NULL);
+	connect_user(E, &H, "alice", &A);
+	send_msg(&A, "old", "bob", "1");
+	turn(E, &H);
+
+	/* A young event survives a sweep; an old one does not. */
+	advance(E, &H, 120000);
+	H.wall += INT64_C(2) * 3600 * 1000;
+	advance(E, &H, 61000);
+	A.closed = 1;
+	connect_user(E, &H, "bob", &B);
+	ck_assert_uint_eq(cap_count(&B, "message"), 0);
+}
+END_TEST
+
+START_TEST(expired_token_gets_nothing_and_is_closed)
+{
+	struct vt_identity id = ident(&H, "bob");
+
+	connect_user(E, &H, "alice", &A);
+	id.exp = H.wall / 1000 + 5;
+	ck_assert_int_eq(vt_conn_open(E, &id, &cap_ops, &B, &B.conn), 0);
+	advance(E, &H, 6000);
+	send_msg(&A, "m1", "bob", "1");
+	turn(E, &H);
+	ck_assert_int_eq(B.closed, 1);
+	ck_assert_int_eq(B.close_code, VT_CLOSE_TOKEN_EXPIRED);
+	ck_assert_uint_eq(cap_count(&B, "message"), 0);
+	vt_conn_close(B.conn);
+	cap_clear(&B);
+
+	/* m1 waits in storage for a fresh token. */
+	connect_user(E, &H, "bob", &B);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+}
+END_TEST
+
+START_TEST(bad_input_answers_errors)
+{
+	static const char *cases[][2] = {
+		{"{", "bad_json"},
+		{"[]", "bad_envelope"},
+		{"{\"type\":\"nope\"}", "unknown_type"},
+		{"{\"type\":\"message\",\"id\":\"x\",\"body\":1}", "bad_envelope"},
+		{"{\"type\":\"message\",\"id\":\"x\",\"to\":\"a:b:c\",\"body\":1}", "bad_envelope"},
+		{"{\"v\":2,\"type\":\"message\",\"id\":\"x\",\"to\":\"bob\",\"body\":1}",
+		 "bad_version"},
+	};
+
+	connect_user(E, &H, "alice", &A);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char want[64];
+
+		vt_conn_receive(A.conn, cases[i][0], strlen(cases[i][0]));
+		turn(E, &H);
+		snprintf(want, sizeof(want), "\"code\":\"%s\"", cases[i][1]);
+		ck_assert_msg(cap_nth(&A, "error", i) && strstr(cap_nth(&A, "error", i), want),
+			      "case %zu: %s", i, cases[i][0]);
+	}
+	ck_assert_int_eq(A.closed, 0);
+}
+END_TEST
+
+START_TEST(oversize_envelope_refused)
+{
+	struct vt_engine_config c = cfg_short();
+	char *big = malloc(2000);
+
+	vt_engine_destroy(E);
+	c.max_message_bytes = 1024;
+	E = engine_new(&H, &c, NULL);
+	connect_user(E, &H, "alice", &A);
+	memset(big, ' ', 1999);
+	big[1999] = '\0';
+	memcpy(big, "{\"type\":\"message\",\"id\":\"x\",\"to\":\"bob\",\"body\":1}", 46);
+	vt_conn_receive(A.conn, big, 1999);
+	turn(E, &H);
+	ck_assert_ptr_nonnull(strstr(cap_nth(&A, "error", 0), "too_large"));
+	free(big);
+}
+END_TEST
+
+START_TEST(ack_of_someone_elses_id_is_harmless)
+{
+	uint64_t id;
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	send_msg(&A, "m", "bob", "1");
+	turn(E, &H);
+	id = json_id(cap_nth(&B, "message", 0), "id");
+
+	send_ack(&A, id);
+	turn(E, &H);
+	ck_assert_ptr_nonnull(strstr(cap_nth(&A, "error", 0), "unknown_id"));
+	ck_assert_uint_eq(cap_count(&A, "delivered"), 0);
+
+	/* Bob still owns it. */
+	send_ack(&B, id);
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "delivered"), 1);
+}
+END_TEST
+
+struct reply {
+	int calls;
+	int status;
+	char body[8192];
+};
+
+static void on_reply(void *arg, int status, const char *json, size_t len)
+{
+	struct reply *r = arg;
+
+	r->calls++;
+	r->status = status;
+	snprintf(r->body, sizeof(r->body), "%.*s", (int)len, json);
+}
+
+START_TEST(rest_fetch_and_ack_remove_exactly_the_named_ids)
+{
+	struct vt_identity bob = ident(&H, "bob");
+	struct reply r = {0};
+	char ack[256];
+	uint64_t first, third;
+
+	connect_user(E, &H, "alice", &A);
+	for (int i = 0; i < 5; i++) {
+		char cid[8];
+
+		snprintf(cid, sizeof(cid), "m%d", i);
+		send_msg(&A, cid, "bob", "1");
+	}
+	turn(E, &H);
+
+	vt_engine_fetch(E, &bob, 0, 2, on_reply, &r);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"more\":true"));
+	first = json_id(r.body, "id");
+
+	vt_engine_fetch(E, &bob, 0, 0, on_reply, &r);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"more\":false"));
+	third = json_id(strstr(r.body, "m2") - 80, "id");
+	(void)third;
+
+	snprintf(ack, sizeof(ack), "{\"ids\":[\"%llu\",\"999999\"]}", (unsigned long long)first);
+	vt_engine_ack(E, &bob, ack, strlen(ack), on_reply, &r);
+	turn(E, &H);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"unknown\":[\"999999\"]"));
+
+	/* A sixth message arrives between fetch and ack: it survives. */
+	send_msg(&A, "m5", "bob", "1");
+	turn(E, &H);
+	vt_engine_fetch(E, &bob, 0, 0, on_reply, &r);
+	ck_assert_ptr_null(strstr(r.body, "\"cid\":\"m0\""));
+	ck_assert_ptr_nonnull(strstr(r.body, "\"cid\":\"m1\""));
+	ck_assert_ptr_nonnull(strstr(r.body, "\"cid\":\"m5\""));
+}
+END_TEST
+
+START_TEST(rest_submit_answers_after_commit)
+{
+	struct vt_identity alice = ident(&H, "alice");
+	struct reply r = {0};
+	const char *env = "{\"type\":\"message\",\"id\":\"r1\",\"to\":\"bob\",\"body\":\"x\"}";
+
+	vt_engine_submit(E, &alice, env, strlen(env), on_reply, &r);
+	ck_assert_int_eq(r.calls, 0);
+	turn(E, &H);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"type\":\"accepted\""));
+
+	vt_engine_submit(E, &alice, env, strlen(env), on_reply, &r);
+	turn(E, &H);
+	ck_assert_int_eq(r.calls, 2);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"type\":\"accepted\""));
+	connect_user(E, &H, "bob", &B);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+}
+END_TEST
+
+START_TEST(durability_offline_holds_in_memory_until_it_goes_offline)
+{
+	struct vt_engine_config c = cfg_short();
+	struct vt_identity bob;
+	struct reply r = {0};
+
+	vt_engine_destroy(E);
+	c.durability = VT_DURABLE_OFFLINE;
+	E = engine_new(&H, &c, NULL);
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	send_msg(&A, "m", "bob", "1");
+
+	/* Accepted at once: nothing to wait for. */
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 1);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+	bob = ident(&H, "bob");
+	vt_engine_fetch(E, &bob, 0, 0, on_reply, &r);
+	ck_assert_ptr_null(strstr(r.body, "\"cid\":\"m\""));
+
+	/* The connection drops: it goes to storage and comes back. */
+	vt_conn_close(B.conn);
+	turn(E, &H);
+	cap_clear(&B);
+	connect_user(E, &H, "bob", &B);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+
+	/* A re-send is still recognised. */
+	send_msg(&A, "m", "bob", "1");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+}
+END_TEST
+
+/* A storage that fails every commit, to prove nothing is falsely accepted. */
+static struct vt_storage inner;
+static int fail_commits;
+
+static void failing_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb done, void *arg)
+{
+	if (fail_commits) {
+		done(arg, VT_ENOSPC);
+		return;
+	}
+	inner.ops->commit(inner.self, ops, n, done, arg);
+}
+
+static void failing_list(void *self, const struct vt_inbox *in, uint64_t after, uint32_t limit,
+			 vt_list_cb done, void *arg)
+{
+	inner.ops->list(inner.self, in, after, limit, done, arg);
+}
+
+static void failing_expire(void *self, int64_t now, int64_t before, uint64_t max, vt_expire_cb done,
+			   void *arg)
+{
+	inner.ops->expire(inner.self, now, before, max, done, arg);
+}
+
+static uint64_t failing_max_id(void *self)
+{
+	return inner.ops->max_id(inner.self);
+}
+
+static void failing_destroy(void *self)
+{
+	inner.ops->destroy(inner.self);
+}
+
+static const struct vt_storage_ops failing_ops = {
+	.commit = failing_commit,
+	.list = failing_list,
+	.expire = failing_expire,
+	.max_id = failing_max_id,
+	.destroy = failing_destroy,
+};
+
+START_TEST(full_storage_never_accepts_and_recovers)
+{
+	struct vt_engine_config c = cfg_short();
+	struct vt_storage st = {.ops = &failing_ops};
+
+	vt_engine_destroy(E);
+	ck_assert_int_eq(vt_storage_memory_create(86400000, &inner), 0);
+	E = engine_new(&H, &c, &st);
+	connect_user(E, &H, "alice", &A);
+
+	fail_commits = 1;
+	send_msg(&A, "m1", "bob", "1");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 0);
+	ck_assert_ptr_nonnull(strstr(cap_nth(&A, "error", 0), "storage_full"));
+	ck_assert_int_eq(vt_engine_healthy(E), 0);
+
+	fail_commits = 0;
+	send_msg(&A, "m1", "bob", "1");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 1);
+	ck_assert_int_eq(vt_engine_healthy(E), 1);
+	connect_user(E, &H, "bob", &B);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+}
+END_TEST
+
+START_TEST(full_transport_pauses_pushes)
+{
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	B.full = 1;
+	send_msg(&A, "a", "bob", "1");
+	send_msg(&A, "b", "bob", "1");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&B, "message"), 0);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 2);
+
+	B.full = 0;
+	vt_conn_writable(B.conn);
+	ck_assert_uint_eq(cap_count(&B, "message"), 2);
+}
+END_TEST
+
+START_TEST(newer_connection_replaces_older)
+{
+	struct cap_conn B2 = {0};
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	connect_user(E, &H, "bob", &B2);
+	ck_assert_int_eq(B.closed, 1);
+	ck_assert_int_eq(B.close_code, VT_CLOSE_REPLACED);
+	vt_conn_close(B.conn);
+
+	send_msg(&A, "m", "bob", "1");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&B, "message"), 0);
+	ck_assert_uint_eq(cap_count(&B2, "message"), 1);
+	cap_free(&B2);
+}
+END_TEST
+
+START_TEST(backlog_larger_than_window_arrives_in_order)
+{
+	uint64_t last = 0;
+	size_t seen = 0;
+
+	connect_user(E, &H, "alice", &A);
+	for (int i = 0; i < 100; i++) {
+		char cid[16];
+
+		snprintf(cid, sizeof(cid), "m%d", i);
+		send_msg(&A, cid, "bob", "1");
+		if (i % 7 == 0) {
+			turn(E, &H);
+		}
+	}
+	turn(E, &H);
+	connect_user(E, &H, "bob", &B);
+
+	while (seen < cap_count(&B, "message")) {
+		uint64_t id = json_id(cap_nth(&B, "message", seen), "id");
+
+		ck_assert_uint_gt(id, last);
+		last = id;
+		send_ack(&B, id);
+		turn(E, &H);
+		seen++;
+	}
+	ck_assert_uint_eq(seen, 100);
+}
+END_TEST
+
+static Suite *engine_suite(void)
+{
+	Suite *s = suite_create("engine");
+	TCase *t = tcase_create("core");
+
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_test(t, online_ack_gives_accepted_then_delivered);
+	tcase_add_test(t, from_is_never_the_clients);
+	tcase_add_test(t, unacked_is_retried_with_backoff_then_offline);
+	tcase_add_test(t, late_ack_deletes_the_stored_copy);
+	tcase_add_test(t, offline_then_connect_in_order);
+	tcase_add_test(t, duplicate_id_delivered_once_answered_twice);
+	tcase_add_test(t, inbox_cap_refuses_with_error);
+	tcase_add_test(t, stored_events_expire_by_age);
+	tcase_add_test(t, expired_token_gets_nothing_and_is_closed);
+	tcase_add_test(t, bad_input_answers_errors);
+	tcase_add_test(t, oversize_envelope_refused);
+	tcase_add_test(t, ack_of_someone_elses_id_is_harmless);
+	tcase_add_test(t, rest_fetch_and_ack_remove_exactly_the_named_ids);
+	tcase_add_test(t, rest_submit_answers_after_commit);
+	tcase_add_test(t, durability_offline_holds_in_memory_until_it_goes_offline);
+	tcase_add_test(t, full_storage_never_accepts_and_recovers);
+	tcase_add_test(t, full_transport_pauses_pushes);
+	tcase_add_test(t, newer_connection_replaces_older);
+	tcase_add_test(t, backlog_larger_than_window_arrives_in_order);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(engine_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,73 @@
+/*
+ * util.h - helpers shared by the unit tests: a fake clock host, a transport
+ * that captures what the engine sends, and small JSON field readers.
+ */
+#ifndef VARTALAP_TEST_UTIL_H
+#define VARTALAP_TEST_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vartalap/vartalap.h>
+
+/* A host whose clocks move only when a test says so. */
+struct fake_host {
+	uint64_t mono;     /* ms */
+	int64_t wall;      /* ms since the epoch */
+	int flush_wanted;
+	struct vt_host host;
+};
+
+void fake_host_init(struct fake_host *h);
+
+/* A captured connection: every frame sent, and how it was closed. */
+struct cap_conn {
+	struct vt_conn *conn;
+	char **frames;
+	size_t nframes;
+	int closed;
+	int close_code;
+	int full;          /* nonzero: send answers VT_EAGAIN */
+};
+
+extern const struct vt_transport_ops cap_ops;
+
+void cap_free(struct cap_conn *c);
+void cap_clear(struct cap_conn *c);
+
+/* Frames of @type ("message", "accepted", ...) in order; returns how many. */
+size_t cap_count(const struct cap_conn *c, const char *type);
+
+/* The @i-th frame (0-based) of @type, or NULL. */
+const char *cap_nth(const struct cap_conn *c, const char *type, size_t i);
+
+/* The string value of "@key" in a frame (first match), copied into @out. */
+int json_field(const char *frame, const char *key, char *out, size_t cap);
+
+/* The numeric value of the server id string field "@key", or 0. */
+uint64_t json_id(const char *frame, const char *key);
+
+/* An engine on the memory backend, or on @storage when it is non-NULL. */
+struct vt_engine *engine_new(struct fake_host *h, const struct vt_engine_config *cfg,
+			     const struct vt_storage *storage);
+
+/* Run one loop turn: flush if the engine asked. */
+void turn(struct vt_engine *e, struct fake_host *h);
+
+/* Move both clocks by @ms, running due timers and flushes on the way. */
+void advance(struct vt_engine *e, struct fake_host *h, uint64_t ms);
+
+/* An identity for @user valid for an hour of fake wall time. */
+struct vt_identity ident(struct fake_host *h, const char *user);
+
+/* Open a captured connection for @user. */
+void connect_user(struct vt_engine *e, struct fake_host *h, const char *user,
+		  struct cap_conn *out);
+
+/* Send {"type":"message","id":@cid,"to":@to,"body":@body} on @c. */
+void send_msg(struct cap_conn *c, const char *cid, const char *to, const char *body);
+
+/* Ack server id @id on @c. */
+void send_ack(struct cap_conn *c, uint64_t id);
+
+#endif /* VARTALAP_TEST_UTIL_H */
