@@ -1,0 +1,133 @@
+#!/usr/bin/python3
+"""Restarts: SIGTERM and kill -9 with durability always lose nothing that
+was accepted and not acked; acked messages never come back (B07)."""
+
+import signal
+
+from harness import (check, eq, connect, send_http, fetch, ack_http, run, server)
+
+
+def ids(evs):
+    return [e["id"] for e in evs]
+
+
+async def send_mix(srv, alice, to, prefix, n_ws, n_http):
+    """n_ws messages over alice's socket, then n_http over POST; returns
+    the accepted envelopes in send order."""
+    out = []
+    for i in range(n_ws):
+        cid = "%s-w%d" % (prefix, i)
+        await alice.message(to, cid, {"cid": cid})
+        out.append(await alice.expect_type("accepted", ref=cid))
+    for i in range(n_http):
+        cid = "%s-h%d" % (prefix, i)
+        out.append(send_http(srv, srv.token("alice"), to, cid, {"cid": cid})[1])
+    return out
+
+
+async def restart_keeps_unacked(sig):
+    srv = server("--ack-timeout", "10000", "--durability", "always")
+    alice = await connect(srv, "alice")
+    bob = await connect(srv, "bob")
+    # bob is online and receives but never acks; dave is offline.
+    to_bob = await send_mix(srv, alice, "bob", "b", 4, 4)
+    to_dave = await send_mix(srv, alice, "dave", "d", 3, 3)
+    got = [await bob.expect_type("message") for _ in range(8)]
+    eq(ids(got), ids(to_bob), "bob's pushes before the restart")
+
+    if sig == signal.SIGTERM:
+        srv.proc.send_signal(signal.SIGTERM)
+        eq(await bob.wait_closed(10), 1001, "close code on SIGTERM")
+        eq(await alice.wait_closed(5), 1001, "close code on SIGTERM (alice)")
+        rc = srv.stop()
+        eq(rc, 0, "exit status after SIGTERM")
+    else:
+        srv.kill9()
+        alice.abort()
+        bob.abort()
+    srv.start()
+
+    bob = await connect(srv, "bob", name="bob#2")
+    again = [await bob.expect_type("message", timeout=5) for _ in range(8)]
+    eq(ids(again), ids(to_bob), "bob's un-acked messages after restart, in order")
+    eq([m["body"] for m in again], [{"cid": a["ref"]} for a in to_bob], "bodies after restart")
+    listed = fetch(srv, srv.token("dave"))["messages"]
+    eq(ids(listed), ids(to_dave), "dave's offline messages after restart, in order")
+    dave = await connect(srv, "dave")
+    dgot = [await dave.expect_type("message") for _ in range(6)]
+    eq(ids(dgot), ids(to_dave), "dave's pushes after restart")
+
+    # New ids keep increasing past the old ones.
+    st, new = send_http(srv, srv.token("alice"), "bob", "after-restart", 1)
+    check(int(new["id"]) > max(int(a["id"]) for a in to_bob + to_dave),
+          "id after restart %s is not above the old ones" % new["id"])
+    m = await bob.expect_type("message", id=new["id"])
+    await bob.ack(*ids(again), m["id"])
+    await dave.ack(*ids(dgot))
+    alice = await connect(srv, "alice", name="alice#2")
+    recs = [await alice.expect_type("delivered", timeout=5) for _ in range(15)]
+    eq(sorted(int(d["body"]["ref"]) for d in recs),
+       sorted(int(x["id"]) for x in to_bob + to_dave + [new]), "receipts after restart")
+    await alice.ack(*ids(recs))
+    for c in (alice, bob, dave):
+        await c.close()
+
+
+async def test_sigterm_keeps_unacked():
+    await restart_keeps_unacked(signal.SIGTERM)
+
+
+async def test_kill9_keeps_unacked():
+    await restart_keeps_unacked(signal.SIGKILL)
+
+
+async def test_dedup_survives_kill9():
+    srv = server("--durability", "always")
+    tok = srv.token("alice")
+    st, a1 = send_http(srv, tok, "bob", "dup-1", "x")
+    srv.kill9()
+    srv.start()
+    st, a2 = send_http(srv, tok, "bob", "dup-1", "x")
+    eq(a2["id"], a1["id"], "server id of a resend after kill -9")
+    listed = fetch(srv, srv.token("bob"))["messages"]
+    eq([m["cid"] for m in listed], ["dup-1"], "bob's listing holds one copy")
+
+
+async def test_b07_acked_never_replayed():
+    srv = server("--ack-timeout", "10000")
+    btok = srv.token("bob")
+    alice = await connect(srv, "alice")
+    bob = await connect(srv, "bob")
+    first = [send_http(srv, btok, "alice", "s%d" % i, i)[1] for i in range(1, 21)]
+    for a in first:
+        m = await alice.expect_type("message", id=a["id"])
+        await alice.ack(m["id"])
+    # Every ack was taken: bob holds a receipt for each of 1..20.
+    recs = [await bob.expect_type("delivered") for _ in range(20)]
+    eq(sorted(int(d["body"]["ref"]) for d in recs), [int(a["id"]) for a in first], "receipts")
+    await bob.ack(*ids(recs))
+    alice.abort()
+
+    more = [send_http(srv, btok, "alice", "s%d" % i, i)[1] for i in range(21, 26)]
+    alice = await connect(srv, "alice", name="alice#2")
+    got = [await alice.expect_type("message") for _ in range(5)]
+    eq(ids(got), ids(more), "after reconnect: only 21..25")
+    await alice.quiet(0.5, lambda e: e.get("type") == "message", "one of 1..20 replayed")
+    alice.abort()  # 21..25 received but never acked
+
+    later = [send_http(srv, btok, "alice", "s%d" % i, i)[1] for i in range(26, 28)]
+    srv.restart(signal.SIGTERM)
+    alice = await connect(srv, "alice", name="alice#3")
+    got = [await alice.expect_type("message") for _ in range(7)]
+    eq(ids(got), ids(more + later), "after restart: only the un-acked 21..27, in order")
+    await alice.quiet(0.5, lambda e: e.get("type") == "message", "one of 1..20 after restart")
+    r = ack_http(srv, srv.token("alice"), ids(got))
+    eq(sorted(r["acked"], key=int), ids(got), "ack after restart")
+    eq(fetch(srv, srv.token("alice"))["messages"], [], "listing after all acks")
+    await alice.close()
+    await bob.close()
+
+
+if __name__ == "__main__":
+    run([test_sigterm_keeps_unacked, test_kill9_keeps_unacked, test_dedup_survives_kill9,
+         test_b07_acked_never_replayed])
