@@ -51,13 +51,18 @@ struct vt_env {
  * Checks: strict JSON, an object, "v" == 1 when present, a known "type";
  * for a message a valid "id" (vt_user_id_valid rules), a valid "to", and a
  * "body" of any JSON type; for an ack a non-empty "ids" array of at most
- * VT_ACK_MAX decimal id strings. Unknown members are ignored.
+ * VT_ACK_MAX decimal id strings. Unknown members are ignored; a known member
+ * given twice is refused (VT_EBADENV, "duplicate key"). A valid "to" is a
+ * user id or "<ns>:<id>": a namespace of 1 to VT_TO_MAX - VT_ID_MAX - 1 bytes
+ * and a user id, both of the id charset. A server id in "ids" is a string
+ * "1".."9007199254740991" (VT_ID_LIMIT) with no sign or leading zero.
  */
 int vt_env_decode(const char *data, size_t len, struct vt_env *out, const char **reason);
 
 /*
  * Decode {"ids":["1","2"]} (the REST ack body) into @ids (room for
- * VT_ACK_MAX). Returns the count (>= 1) or a negative vt_error.
+ * VT_ACK_MAX), with the rules of vt_env_decode(). Returns the count (>= 1)
+ * or a negative vt_error.
  */
 int vt_env_decode_ids(const char *data, size_t len, uint64_t *ids, const char **reason);
 
@@ -77,7 +82,8 @@ void vt_env_encode_accepted(struct vt_buf *b, const char *cid, uint64_t id, int6
  */
 void vt_env_encode_error(struct vt_buf *b, int err, const char *reason, const char *ref);
 
-/* The protocol name of a record kind ("message", "delivered"). */
+/* The protocol name of a record kind ("message", "delivered"); "unknown" for
+ * any other value, never NULL. */
 const char *vt_env_kind_name(uint32_t kind);
 
 #endif /* VARTALAP_ENVELOPE_H */

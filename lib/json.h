@@ -39,8 +39,10 @@ struct vt_json_val {
 /*
  * Check that @s (@len bytes; may hold NUL bytes, which are refused outside
  * strings and raw inside them) is exactly one JSON value with optional
- * surrounding white space, nested at most @max_depth deep. Returns 0,
- * VT_EUTF8 for bytes that are not UTF-8, or VT_EBADJSON for anything else.
+ * surrounding white space, nested at most @max_depth deep (a scalar is at
+ * depth 0, "[]" at depth 1; a @max_depth above 1024 counts as 1024). Returns
+ * 0, VT_EUTF8 when any byte of @s is not UTF-8 (checked first, wherever it
+ * is), or VT_EBADJSON for anything else.
  */
 int vt_json_validate(const char *s, size_t len, unsigned max_depth);
 
@@ -68,7 +70,7 @@ int vt_json_key_is(const struct vt_json_val *key, const char *name);
  * Decode a validated string value (with quotes) into @out (size @cap, always
  * NUL-terminated on success). Returns the decoded byte length; VT_ETOOBIG
  * when it does not fit; VT_EBADENV when it contains U+0000 and so cannot be
- * a C string.
+ * a C string, or when @v is not a string.
  */
 int vt_json_str_decode(const struct vt_json_val *v, char *out, size_t cap);
 
