@@ -6,7 +6,6 @@ users can still chat."""
 import json
 import time
 
-import websockets
 
 from harness import (check, eq, is_server_id, connect, send_http, fetch, ack_http, curl,
                      http_request, http_raw, run, server, handshake_status, chat_works, RawWS)

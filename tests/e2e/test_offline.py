@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Retries, the offline store, REST sync and acks (field cases B04, B08)."""
 
-from harness import (check, eq, is_server_id, connect, send_http, fetch, fetch_all, ack_http,
+from harness import (check, eq, is_server_id, connect, send_http, fetch, ack_http,
                      run, server)
 
 RETRY_ARGS = ("--ack-timeout", "300", "--retries", "2")
