@@ -1,0 +1,134 @@
+/*
+ * store_key.h - byte encodings shared by the storage backends.
+ *
+ * Internal. Inbox keys and big-endian integers, so that byte order equals
+ * numeric order and an ordered store can scan a range with a cursor. These
+ * are static inline helpers because both backends use them and neither owns
+ * the other.
+ */
+#ifndef VARTALAP_STORE_KEY_H
+#define VARTALAP_STORE_KEY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <vartalap/storage.h>
+
+/*
+ * Longest inbox key a backend accepts. LMDB keys stop at 511 bytes and a
+ * delivery key adds 8 bytes of id, so a user and device of about 200 bytes
+ * each still fit with room to spare.
+ */
+#define VT__INBOX_KEY_MAX 400
+
+/* Longest dedup key (from, NUL, cid); the same LMDB limit applies. */
+#define VT__DEDUP_KEY_MAX 500
+
+/* Write @v big-endian into the 8 bytes at @p. */
+static inline void vt__put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)(v & 0xff);
+		v >>= 8;
+	}
+}
+
+/* Read a big-endian u64 from the 8 bytes at @p. */
+static inline uint64_t vt__get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++) {
+		v = (v << 8) | p[i];
+	}
+	return v;
+}
+
+/*
+ * A signed time as 8 bytes that sort like the number: big-endian with the
+ * sign bit flipped, so negative times come before positive ones.
+ */
+static inline void vt__put_ts(uint8_t *p, int64_t ts)
+{
+	vt__put_be64(p, (uint64_t)ts ^ ((uint64_t)1 << 63));
+}
+
+/* Inverse of vt__put_ts. */
+static inline int64_t vt__get_ts(const uint8_t *p)
+{
+	uint64_t u = vt__get_be64(p) ^ ((uint64_t)1 << 63);
+	int64_t v;
+
+	memcpy(&v, &u, sizeof(v));
+	return v;
+}
+
+/*
+ * Encode @in as u16 length + user + u16 length + device into @out (at least
+ * VT__INBOX_KEY_MAX bytes). The lengths make the key unambiguous and no key
+ * a prefix of another, so "key + id" ranges of two inboxes never mix. A NULL
+ * device is the default device (""). Returns the length, or 0 when the user
+ * is missing or the key would exceed VT__INBOX_KEY_MAX.
+ */
+static inline size_t vt__inbox_key(const struct vt_inbox *in, uint8_t *out)
+{
+	const char *dev = in->device ? in->device : "";
+	size_t ul, dl;
+
+	if (!in->user) {
+		return 0;
+	}
+	ul = strlen(in->user);
+	dl = strlen(dev);
+	if (ul + dl + 4 > VT__INBOX_KEY_MAX) {
+		return 0;
+	}
+	out[0] = (uint8_t)(ul >> 8);
+	out[1] = (uint8_t)ul;
+	memcpy(out + 2, in->user, ul);
+	out[2 + ul] = (uint8_t)(dl >> 8);
+	out[3 + ul] = (uint8_t)dl;
+	memcpy(out + 4 + ul, dev, dl);
+	return ul + dl + 4;
+}
+
+/*
+ * Encode the dedup key "from NUL cid" into @out (VT__DEDUP_KEY_MAX bytes).
+ * Returns the length, or 0 when a field is missing or too long.
+ */
+static inline size_t vt__dedup_key(const struct vt_record *rec, uint8_t *out)
+{
+	size_t fl, cl;
+
+	if (!rec->from || !rec->cid) {
+		return 0;
+	}
+	fl = strlen(rec->from);
+	cl = strlen(rec->cid);
+	if (fl + cl + 1 > VT__DEDUP_KEY_MAX) {
+		return 0;
+	}
+	memcpy(out, rec->from, fl);
+	out[fl] = 0;
+	memcpy(out + fl + 1, rec->cid, cl);
+	return fl + cl + 1;
+}
+
+/*
+ * Nonzero when time @ts lies within @window ms before @now (or after it: a
+ * clock that went back must not make a fresh entry look stale). Written
+ * without signed subtraction so hostile timestamps cannot overflow.
+ */
+static inline int vt__within_window(int64_t now, int64_t ts, int64_t window)
+{
+	if (window <= 0) {
+		return 0;
+	}
+	if (now <= ts) {
+		return 1;
+	}
+	return (uint64_t)now - (uint64_t)ts < (uint64_t)window;
+}
+
+#endif /* VARTALAP_STORE_KEY_H */

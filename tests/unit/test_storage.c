@@ -1,0 +1,797 @@
+/*
+ * test_storage.c - one contract suite run against every storage backend.
+ *
+ * Each test runs once per entry of the backend table (a Check loop test).
+ * The LMDB backend gets a fresh directory per test. Tests that need
+ * durability or LMDB internals (reopen, a full map, a damaged value) run on
+ * LMDB only.
+ */
+/* nftw() is an XSI interface */
+#define _XOPEN_SOURCE 700
+
+#include <check.h>
+#include <ftw.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <vartalap/error.h>
+#include <vartalap/log.h>
+#include <vartalap/storage.h>
+
+#define WINDOW_MS 60000
+
+/* ---- backends ---- */
+
+struct fixture {
+	struct vt_storage st;
+	char dir[64];
+	uint64_t map_size;
+	int backend;
+};
+
+static struct fixture fx;
+
+static int open_memory(void)
+{
+	return vt_storage_memory_create(WINDOW_MS, &fx.st);
+}
+
+static int open_lmdb(void)
+{
+	struct vt_lmdb_options o = {fx.dir, fx.map_size, WINDOW_MS, 1};
+
+	return vt_storage_lmdb_open(&o, &fx.st);
+}
+
+static const struct backend {
+	const char *name;
+	int (*open)(void);
+	int durable;
+} backends[] = {
+	{"memory", open_memory, 0},
+	{"lmdb", open_lmdb, 1},
+};
+
+#define NBACKENDS ((int)(sizeof(backends) / sizeof(backends[0])))
+
+static void st_open(int backend)
+{
+	fx.backend = backend;
+	if (backends[backend].durable && !fx.dir[0]) {
+		snprintf(fx.dir, sizeof(fx.dir), "/tmp/vt-storage-XXXXXX");
+		ck_assert_ptr_nonnull(mkdtemp(fx.dir));
+	}
+	ck_assert_int_eq(backends[backend].open(), 0);
+}
+
+static void st_close(void)
+{
+	fx.st.ops->destroy(fx.st.self);
+	memset(&fx.st, 0, sizeof(fx.st));
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static void teardown(void)
+{
+	if (fx.st.ops) {
+		st_close();
+	}
+	if (fx.dir[0]) {
+		nftw(fx.dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	}
+	memset(&fx, 0, sizeof(fx));
+}
+
+/* ---- calls, made synchronous ---- */
+
+struct done {
+	int calls;
+	int status;
+	uint64_t removed;
+	size_t n;
+	struct vt_record recs[64];
+	char bodies[64][32];
+};
+
+static void on_commit(void *arg, int status)
+{
+	struct done *d = arg;
+
+	d->calls++;
+	d->status = status;
+}
+
+static int commit(struct vt_op *ops, size_t n)
+{
+	struct done d = {0};
+
+	fx.st.ops->commit(fx.st.self, ops, n, on_commit, &d);
+	ck_assert_int_eq(d.calls, 1);
+	return d.status;
+}
+
+/* Keeps ids and bodies; records are valid only during the callback. */
+static void on_list(void *arg, int status, const struct vt_record *recs, size_t n)
+{
+	struct done *d = arg;
+
+	d->calls++;
+	d->status = status;
+	d->n = n;
+	for (size_t i = 0; i < n && i < 64; i++) {
+		size_t len = recs[i].body_len < 31 ? recs[i].body_len : 31;
+
+		d->recs[i] = recs[i];
+		memcpy(d->bodies[i], recs[i].body, len);
+		d->bodies[i][len] = 0;
+	}
+}
+
+/* List @user's default inbox; returns the count, ids in @ids. */
+static size_t list(const char *user, uint64_t after, uint32_t limit, uint64_t *ids,
+                   struct done *out)
+{
+	struct vt_inbox in = {user, ""};
+	struct done d = {0};
+
+	fx.st.ops->list(fx.st.self, &in, after, limit, on_list, &d);
+	ck_assert_int_eq(d.calls, 1);
+	ck_assert_int_eq(d.status, 0);
+	for (size_t i = 0; i < d.n && ids; i++) {
+		ids[i] = d.recs[i].id;
+	}
+	if (out) {
+		*out = d;
+	}
+	return d.n;
+}
+
+static void on_expire(void *arg, int status, uint64_t removed)
+{
+	struct done *d = arg;
+
+	d->calls++;
+	d->status = status;
+	d->removed = removed;
+}
+
+static uint64_t expire(int64_t now, int64_t before, uint64_t max)
+{
+	struct done d = {0};
+
+	fx.st.ops->expire(fx.st.self, now, before, max, on_expire, &d);
+	ck_assert_int_eq(d.calls, 1);
+	ck_assert_int_eq(d.status, 0);
+	return d.removed;
+}
+
+/* ---- ops ---- */
+
+struct put {
+	struct vt_record rec;
+	struct vt_inbox to[4];
+	struct vt_op op;
+};
+
+/* A PUT of message @id from alice to the users of @to (NULL-terminated). */
+static void put_init(struct put *p, uint64_t id, const char *cid, int64_t ts, const char *body,
+                     const char *const *to)
+{
+	memset(p, 0, sizeof(*p));
+	p->rec = (struct vt_record){id, VT_KIND_MESSAGE, "alice", "bob", cid, ts, body,
+	                            strlen(body)};
+	while (to[p->op.nto]) {
+		p->to[p->op.nto].user = to[p->op.nto];
+		p->to[p->op.nto].device = "";
+		p->op.nto++;
+	}
+	p->op.kind = VT_OP_PUT;
+	p->op.rec = &p->rec;
+	p->op.to = p->to;
+}
+
+/* PUT alone in a batch; returns the op's status, dup_of in *dup. */
+static int put1(uint64_t id, const char *cid, int64_t ts, const char *body,
+                const char *const *to, uint32_t dedup, uint32_t cap, uint64_t *dup)
+{
+	struct put p;
+
+	put_init(&p, id, cid, ts, body, to);
+	p.op.dedup = dedup;
+	p.op.inbox_cap = cap;
+	ck_assert_int_eq(commit(&p.op, 1), 0);
+	if (dup) {
+		*dup = p.op.dup_of;
+	}
+	return p.op.status;
+}
+
+static int put(uint64_t id, int64_t ts, const char *body, const char *const *to)
+{
+	return put1(id, "", ts, body, to, 0, 0, NULL);
+}
+
+static void ack_init(struct vt_op *op, const char *user, uint64_t id)
+{
+	memset(op, 0, sizeof(*op));
+	op->kind = VT_OP_ACK;
+	op->inbox.user = user;
+	op->inbox.device = "";
+	op->id = id;
+}
+
+static int ack(const char *user, uint64_t id)
+{
+	struct vt_op op;
+
+	ack_init(&op, user, id);
+	ck_assert_int_eq(commit(&op, 1), 0);
+	return op.status;
+}
+
+#define TO(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* ---- the contract ---- */
+
+START_TEST(put_list_ack)
+{
+	uint64_t ids[8];
+	struct done d;
+
+	st_open(_i);
+	ck_assert_int_eq(put(1, 1000, "\"hi\"", TO("bob", "carol")), 0);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, &d), 1);
+	ck_assert_uint_eq(ids[0], 1);
+	ck_assert_str_eq(d.bodies[0], "\"hi\"");
+	ck_assert_int_eq(d.recs[0].ts, 1000);
+	ck_assert_uint_eq(list("carol", 0, 10, ids, NULL), 1);
+	ck_assert_uint_eq(list("dave", 0, 10, ids, NULL), 0);
+
+	ck_assert_int_eq(ack("bob", 1), 0);
+	ck_assert_int_eq(ack("bob", 1), VT_EUNKNOWNID);
+	ck_assert_int_eq(ack("dave", 1), VT_EUNKNOWNID);
+	ck_assert_int_eq(ack("bob", 99), VT_EUNKNOWNID);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 0);
+	ck_assert_uint_eq(list("carol", 0, 10, ids, NULL), 1);
+}
+END_TEST
+
+START_TEST(list_order_and_paging)
+{
+	uint64_t ids[8];
+	const uint64_t order[] = {5, 3, 9, 1, 7};
+
+	st_open(_i);
+	for (size_t i = 0; i < 5; i++) {
+		ck_assert_int_eq(put(order[i], 1000, "1", TO("bob")), 0);
+	}
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 5);
+	for (size_t i = 0; i < 5; i++) {
+		ck_assert_uint_eq(ids[i], 2 * i + 1);
+	}
+	ck_assert_uint_eq(list("bob", 3, 2, ids, NULL), 2);
+	ck_assert_uint_eq(ids[0], 5);
+	ck_assert_uint_eq(ids[1], 7);
+	ck_assert_uint_eq(list("bob", 9, 10, ids, NULL), 0);
+	ck_assert_uint_eq(list("bob", UINT64_MAX, 10, ids, NULL), 0);
+	ck_assert_uint_eq(list("bob", 0, 0, ids, NULL), 0);
+}
+END_TEST
+
+/* Devices are separate inboxes, and user/device boundaries are unambiguous. */
+START_TEST(inbox_keys_distinct)
+{
+	struct put p;
+	struct vt_inbox a = {"ab", "c"}, b = {"a", "bc"};
+	struct done d = {0};
+
+	st_open(_i);
+	put_init(&p, 1, "", 1000, "1", TO("x"));
+	p.to[0] = a;
+	ck_assert_int_eq(commit(&p.op, 1), 0);
+	fx.st.ops->list(fx.st.self, &b, 0, 10, on_list, &d);
+	ck_assert_uint_eq(d.n, 0);
+	fx.st.ops->list(fx.st.self, &a, 0, 10, on_list, &d);
+	ck_assert_uint_eq(d.n, 1);
+	ck_assert_uint_eq(list("ab", 0, 10, NULL, NULL), 0);
+}
+END_TEST
+
+/* Stored once: a later PUT of the same id keeps the first body. */
+START_TEST(record_stored_once)
+{
+	struct done d;
+
+	st_open(_i);
+	ck_assert_int_eq(put(1, 1000, "\"A\"", TO("bob")), 0);
+	ck_assert_int_eq(put(1, 1000, "\"B\"", TO("carol")), 0);
+	list("carol", 0, 10, NULL, &d);
+	ck_assert_str_eq(d.bodies[0], "\"A\"");
+}
+END_TEST
+
+/* The record goes with its last delivery: a new PUT of the id stores anew. */
+START_TEST(record_deleted_with_last_delivery)
+{
+	struct done d;
+
+	st_open(_i);
+	ck_assert_int_eq(put(1, 1000, "\"A\"", TO("bob", "carol")), 0);
+	ck_assert_int_eq(ack("bob", 1), 0);
+	ck_assert_int_eq(put(1, 1000, "\"B\"", TO("dave")), 0);
+	list("dave", 0, 10, NULL, &d);
+	ck_assert_str_eq(d.bodies[0], "\"A\"");
+
+	ck_assert_int_eq(ack("carol", 1), 0);
+	ck_assert_int_eq(ack("dave", 1), 0);
+	ck_assert_int_eq(put(1, 1000, "\"C\"", TO("erin")), 0);
+	list("erin", 0, 10, NULL, &d);
+	ck_assert_str_eq(d.bodies[0], "\"C\"");
+}
+END_TEST
+
+/* Adding a delivery twice counts it once: one ack then frees the record. */
+START_TEST(repeat_delivery_no_double_count)
+{
+	struct done d;
+	uint64_t ids[4];
+
+	st_open(_i);
+	ck_assert_int_eq(put(1, 1000, "\"A\"", TO("bob")), 0);
+	ck_assert_int_eq(put(1, 1000, "\"A\"", TO("bob", "bob")), 0);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 1);
+	ck_assert_int_eq(ack("bob", 1), 0);
+	ck_assert_int_eq(ack("bob", 1), VT_EUNKNOWNID);
+	ck_assert_int_eq(put(1, 1000, "\"C\"", TO("erin")), 0);
+	list("erin", 0, 10, NULL, &d);
+	ck_assert_str_eq(d.bodies[0], "\"C\"");
+}
+END_TEST
+
+START_TEST(dedup_within_window)
+{
+	uint64_t dup, ids[4];
+
+	st_open(_i);
+	ck_assert_int_eq(put1(1, "c1", 1000, "1", TO("bob"), 1, 0, &dup), 0);
+	ck_assert_uint_eq(dup, 0);
+	ck_assert_int_eq(put1(2, "c1", 1000 + WINDOW_MS - 1, "2", TO("bob"), 1, 0, &dup), 0);
+	ck_assert_uint_eq(dup, 1);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 1);
+	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), 1);
+
+	/* another cid, or no dedup asked: stored */
+	ck_assert_int_eq(put1(3, "c2", 2000, "3", TO("bob"), 1, 0, &dup), 0);
+	ck_assert_uint_eq(dup, 0);
+	ck_assert_int_eq(put1(4, "c1", 2000, "4", TO("bob"), 0, 0, &dup), 0);
+	ck_assert_uint_eq(dup, 0);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 3);
+
+	/* past the window: stored, and now the pair names the new id */
+	ck_assert_int_eq(put1(5, "c1", 1000 + WINDOW_MS, "5", TO("bob"), 1, 0, &dup), 0);
+	ck_assert_uint_eq(dup, 0);
+	ck_assert_int_eq(put1(6, "c1", 1000 + WINDOW_MS + 1, "6", TO("bob"), 1, 0, &dup), 0);
+	ck_assert_uint_eq(dup, 5);
+}
+END_TEST
+
+START_TEST(dedup_in_one_batch)
+{
+	struct put p[2];
+	struct vt_op ops[2];
+	uint64_t ids[4];
+
+	st_open(_i);
+	put_init(&p[0], 1, "c1", 1000, "1", TO("bob"));
+	put_init(&p[1], 2, "c1", 1000, "2", TO("bob"));
+	ops[0] = p[0].op;
+	ops[1] = p[1].op;
+	ops[0].dedup = ops[1].dedup = 1;
+	ck_assert_int_eq(commit(ops, 2), 0);
+	ck_assert_int_eq(ops[0].status, 0);
+	ck_assert_uint_eq(ops[0].dup_of, 0);
+	ck_assert_int_eq(ops[1].status, 0);
+	ck_assert_uint_eq(ops[1].dup_of, 1);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 1);
+}
+END_TEST
+
+/* The same record stored again (held in memory, then offline) is no dup. */
+START_TEST(dedup_same_id_is_not_dup)
+{
+	uint64_t dup, ids[4];
+
+	st_open(_i);
+	ck_assert_int_eq(put1(1, "c1", 1000, "1", TO("bob"), 1, 0, &dup), 0);
+	ck_assert_int_eq(put1(1, "c1", 1000, "1", TO("carol"), 1, 0, &dup), 0);
+	ck_assert_uint_eq(dup, 0);
+	ck_assert_uint_eq(list("carol", 0, 10, ids, NULL), 1);
+}
+END_TEST
+
+/* Expiry forgets a dedup pair once it is older than the window at now. */
+START_TEST(dedup_expiry)
+{
+	uint64_t dup;
+
+	st_open(_i);
+	ck_assert_int_eq(put1(1, "c1", 1000, "1", TO("bob"), 1, 0, &dup), 0);
+	expire(1000 + WINDOW_MS - 1, 0, 100);
+	ck_assert_int_eq(put1(2, "c1", 1500, "2", TO("bob"), 1, 0, &dup), 0);
+	ck_assert_uint_eq(dup, 1);
+
+	expire(1000 + WINDOW_MS + 10, 0, 100);
+	ck_assert_int_eq(put1(3, "c1", 1500, "3", TO("bob"), 1, 0, &dup), 0);
+	ck_assert_uint_eq(dup, 0);
+}
+END_TEST
+
+START_TEST(inbox_cap)
+{
+	uint64_t ids[8];
+	struct put p[2];
+	struct vt_op ops[3];
+
+	st_open(_i);
+	ck_assert_int_eq(put1(1, "", 1000, "1", TO("bob"), 0, 2, NULL), 0);
+	ck_assert_int_eq(put1(2, "", 1000, "2", TO("bob"), 0, 2, NULL), 0);
+	ck_assert_int_eq(put1(3, "", 1000, "3", TO("carol", "bob"), 0, 2, NULL), VT_EINBOXFULL);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 2);
+	ck_assert_uint_eq(list("carol", 0, 10, ids, NULL), 0);
+	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), 2);
+
+	/* a full op fails alone; the rest of its batch applies */
+	put_init(&p[0], 4, "", 1000, "4", TO("bob"));
+	put_init(&p[1], 5, "", 1000, "5", TO("carol"));
+	ops[0] = p[0].op;
+	ops[1] = p[1].op;
+	ops[0].inbox_cap = ops[1].inbox_cap = 2;
+	ack_init(&ops[2], "bob", 1);
+	ck_assert_int_eq(commit(ops, 3), 0);
+	ck_assert_int_eq(ops[0].status, VT_EINBOXFULL);
+	ck_assert_int_eq(ops[1].status, 0);
+	ck_assert_int_eq(ops[2].status, 0);
+	ck_assert_int_eq(put1(6, "", 1000, "6", TO("bob"), 0, 2, NULL), 0);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 2);
+	ck_assert_uint_eq(ids[0], 2);
+	ck_assert_uint_eq(ids[1], 6);
+
+	/* an existing delivery needs no room: re-storing it is not "full" */
+	ck_assert_int_eq(put1(6, "", 1000, "6", TO("bob"), 0, 2, NULL), 0);
+}
+END_TEST
+
+START_TEST(expire_by_time)
+{
+	uint64_t ids[8];
+
+	st_open(_i);
+	ck_assert_int_eq(put(1, 100, "1", TO("bob", "carol")), 0);
+	ck_assert_int_eq(put(2, 200, "2", TO("bob")), 0);
+	ck_assert_int_eq(put(3, 300, "3", TO("bob")), 0);
+	ck_assert_int_eq(ack("carol", 1), 0);
+
+	ck_assert_uint_eq(expire(1000, 250, 100), 2);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 1);
+	ck_assert_uint_eq(ids[0], 3);
+	ck_assert_uint_eq(expire(1000, 250, 100), 0);
+	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), 3);
+}
+END_TEST
+
+START_TEST(expire_at_most_max)
+{
+	uint64_t ids[8];
+	struct done d;
+
+	st_open(_i);
+	ck_assert_int_eq(put(1, 100, "\"A\"", TO("bob", "carol", "dave")), 0);
+	ck_assert_int_eq(put(2, 100, "2", TO("bob")), 0);
+	ck_assert_uint_eq(expire(1000, 250, 2), 2);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL) + list("carol", 0, 10, ids, NULL) +
+	                          list("dave", 0, 10, ids, NULL),
+	                  2);
+	/* the record of a partly expired message is still whole */
+	ck_assert_int_eq(put(1, 100, "\"B\"", TO("erin")), 0);
+	list("erin", 0, 10, NULL, &d);
+	ck_assert_str_eq(d.bodies[0], "\"A\"");
+	ck_assert_uint_eq(expire(1000, 250, 0), 0);
+	ck_assert_uint_eq(expire(1000, 250, 100), 3);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 0);
+}
+END_TEST
+
+START_TEST(max_id_never_goes_back)
+{
+	st_open(_i);
+	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), 0);
+	ck_assert_int_eq(put(5, 100, "5", TO("bob")), 0);
+	ck_assert_int_eq(ack("bob", 5), 0);
+	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), 5);
+	ck_assert_int_eq(put(3, 100, "3", TO("bob")), 0);
+	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), 5);
+}
+END_TEST
+
+/* Input the backend cannot store fails its op alone and crashes nothing. */
+START_TEST(hostile_input)
+{
+	char big[1024];
+	struct put p[2];
+	struct vt_op ops[3];
+	struct vt_inbox none = {NULL, NULL};
+	struct done d = {0};
+
+	st_open(_i);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	put_init(&p[0], 0, "", 100, "1", TO("bob"));
+	put_init(&p[1], 2, "", 100, "2", TO(big));
+	ops[0] = p[0].op;
+	ops[1] = p[1].op;
+	ack_init(&ops[2], NULL, 7);
+	ops[2].inbox.user = NULL;
+	ck_assert_int_eq(commit(ops, 3), 0);
+	ck_assert_int_eq(ops[0].status, VT_EINVAL);
+	ck_assert_int_eq(ops[1].status, VT_EINVAL);
+	ck_assert_int_eq(ops[2].status, VT_EUNKNOWNID);
+	fx.st.ops->list(fx.st.self, &none, 0, 10, on_list, &d);
+	ck_assert_int_eq(d.calls, 1);
+	ck_assert_uint_eq(d.n, 0);
+	ck_assert_int_eq(commit(NULL, 0), 0);
+	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), 0);
+}
+END_TEST
+
+/* 100k records in one inbox: stored, paged through and acked in order. */
+START_TEST(many_records)
+{
+	enum { N = 100000, B = 1000 };
+	static struct put p[B];
+	static struct vt_op ops[B];
+	uint64_t ids[64], after = 0, seen = 0;
+	size_t n;
+
+	st_open(_i);
+	for (uint64_t base = 0; base < N; base += B) {
+		for (size_t i = 0; i < B; i++) {
+			put_init(&p[i], base + i + 1, "", 100, "1", TO("bob"));
+			ops[i] = p[i].op;
+		}
+		ck_assert_int_eq(commit(ops, B), 0);
+	}
+	while ((n = list("bob", after, 64, ids, NULL)) > 0) {
+		ck_assert_uint_eq(ids[0], after + 1);
+		seen += n;
+		after = ids[n - 1];
+	}
+	ck_assert_uint_eq(seen, N);
+	for (uint64_t base = 0; base < N; base += B) {
+		for (size_t i = 0; i < B; i++) {
+			ack_init(&ops[i], "bob", base + i + 1);
+		}
+		ck_assert_int_eq(commit(ops, B), 0);
+		ck_assert_int_eq(ops[B - 1].status, 0);
+	}
+	ck_assert_uint_eq(list("bob", 0, 64, ids, NULL), 0);
+	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), N);
+}
+END_TEST
+
+/* ---- LMDB only ---- */
+
+START_TEST(lmdb_reopen)
+{
+	uint64_t ids[8];
+	struct done d;
+	struct stat sb;
+
+	st_open(1);
+	ck_assert_int_eq(stat(fx.dir, &sb), 0);
+	ck_assert_int_eq(put(1, 100, "\"A\"", TO("bob", "carol")), 0);
+	ck_assert_int_eq(put(2, 100, "2", TO("bob")), 0);
+	ck_assert_int_eq(put(9, 100, "9", TO("bob")), 0);
+	ck_assert_int_eq(ack("bob", 9), 0);
+	ck_assert_int_eq(ack("carol", 1), 0);
+	st_close();
+
+	st_open(1);
+	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), 9);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, &d), 2);
+	ck_assert_uint_eq(ids[0], 1);
+	ck_assert_str_eq(d.bodies[0], "\"A\"");
+	ck_assert_uint_eq(list("carol", 0, 10, ids, NULL), 0);
+	ck_assert_int_eq(ack("bob", 1), 0);
+	ck_assert_int_eq(ack("bob", 1), VT_EUNKNOWNID);
+}
+END_TEST
+
+START_TEST(lmdb_creates_private_dir)
+{
+	char sub[96];
+	struct vt_lmdb_options o = {sub, 0, 0, 1};
+	struct stat sb;
+
+	snprintf(fx.dir, sizeof(fx.dir), "/tmp/vt-storage-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(fx.dir));
+	snprintf(sub, sizeof(sub), "%s/db", fx.dir);
+	ck_assert_int_eq(vt_storage_lmdb_open(&o, &fx.st), 0);
+	ck_assert_int_eq(stat(sub, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0700);
+
+	o.path = NULL;
+	ck_assert_int_eq(vt_storage_lmdb_open(&o, &fx.st), VT_EINVAL);
+	o.path = sub;
+	o.map_size = 1024;
+	ck_assert_int_eq(vt_storage_lmdb_open(&o, &fx.st), VT_EINVAL);
+	o.map_size = 0;
+	o.path = "/proc/no/such/dir";
+	ck_assert_int_eq(vt_storage_lmdb_open(&o, &fx.st), VT_EIO);
+}
+END_TEST
+
+static char big_body[4000];
+
+static int put_big(uint64_t id)
+{
+	struct put p;
+
+	put_init(&p, id, "", 100, big_body, TO("bob", "carol"));
+	return commit(&p.op, 1);
+}
+
+START_TEST(lmdb_map_full)
+{
+	uint64_t ids[64], id, max;
+	struct put p[2];
+	struct vt_op ops[2];
+	int rc = 0;
+
+	memset(big_body, 'x', sizeof(big_body) - 1);
+	fx.map_size = 256 << 10;
+	st_open(1);
+	for (id = 1; id < 1000 && (rc = put_big(id)) == 0; id++) {
+	}
+	ck_assert_int_eq(rc, VT_ENOSPC);
+	ck_assert_uint_gt(id, 1);
+	max = fx.st.ops->max_id(fx.st.self);
+	ck_assert_uint_eq(max, id - 1);
+
+	/* the failed PUT again, after a small one: the batch leaves no trace */
+	put_init(&p[0], id + 100, "", 100, "1", TO("dave"));
+	put_init(&p[1], id, "", 100, big_body, TO("bob", "carol"));
+	ops[0] = p[0].op;
+	ops[1] = p[1].op;
+	ck_assert_int_lt(commit(ops, 2), 0);
+	ck_assert_uint_eq(list("dave", 0, 10, ids, NULL), 0);
+	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), max);
+	ck_assert_uint_eq(list("bob", 0, 64, ids, NULL), max);
+
+	/* acks free space; new PUTs work again */
+	for (uint64_t i = 1; i <= max; i++) {
+		ck_assert_int_eq(ack("bob", i), 0);
+		ck_assert_int_eq(ack("carol", i), 0);
+	}
+	ck_assert_int_eq(put_big(id), 0);
+	ck_assert_uint_eq(list("bob", 0, 64, ids, NULL), 1);
+}
+END_TEST
+
+static int warnings;
+
+static void count_warnings(enum vt_log_level level, const char *line, void *arg)
+{
+	warnings += level <= VT_LOG_WARN;
+}
+
+/* Overwrite record @id's stored value with @len bytes of @data. */
+static void damage(uint64_t id, const void *data, size_t len)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	uint8_t k[8];
+	MDB_val key = {8, k}, v = {len, (void *)data};
+	static char copy[8192];
+
+	for (int i = 0; i < 8; i++) {
+		k[i] = (uint8_t)(id >> (56 - 8 * i));
+	}
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 16), 0);
+	ck_assert_int_eq(mdb_env_open(env, fx.dir, 0, 0600), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "records", 0, &dbi), 0);
+	if (!data) {
+		ck_assert_int_eq(mdb_get(txn, dbi, &key, &v), 0);
+		ck_assert_uint_le(v.mv_size, sizeof(copy));
+		memcpy(copy, v.mv_data, v.mv_size);
+		v.mv_data = copy;
+		v.mv_size /= 2; /* truncate the value to its first half */
+	}
+	ck_assert_int_eq(mdb_put(txn, dbi, &key, &v, 0), 0);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+START_TEST(lmdb_damaged_record_skipped)
+{
+	uint64_t ids[8];
+	struct done d;
+
+	st_open(1);
+	for (uint64_t id = 1; id <= 4; id++) {
+		ck_assert_int_eq(put(id, 100, "\"body\"", TO("bob")), 0);
+	}
+	st_close();
+	damage(2, "garbage", 7);
+	damage(3, NULL, 0);
+
+	vt_log_set(count_warnings, NULL, VT_LOG_WARN);
+	st_open(1);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, &d), 2);
+	ck_assert_uint_eq(ids[0], 1);
+	ck_assert_uint_eq(ids[1], 4);
+	ck_assert_str_eq(d.bodies[1], "\"body\"");
+	ck_assert_int_eq(warnings, 2);
+
+	/* the damaged ones can still be acked and expired */
+	ck_assert_int_eq(ack("bob", 2), 0);
+	ck_assert_uint_eq(expire(1000, 200, 100), 3);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 0);
+}
+END_TEST
+
+static Suite *storage_suite(void)
+{
+	Suite *s = suite_create("storage");
+	TCase *tc = tcase_create("contract");
+	TCase *lm = tcase_create("lmdb");
+
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_loop_test(tc, put_list_ack, 0, NBACKENDS);
+	tcase_add_loop_test(tc, list_order_and_paging, 0, NBACKENDS);
+	tcase_add_loop_test(tc, inbox_keys_distinct, 0, NBACKENDS);
+	tcase_add_loop_test(tc, record_stored_once, 0, NBACKENDS);
+	tcase_add_loop_test(tc, record_deleted_with_last_delivery, 0, NBACKENDS);
+	tcase_add_loop_test(tc, repeat_delivery_no_double_count, 0, NBACKENDS);
+	tcase_add_loop_test(tc, dedup_within_window, 0, NBACKENDS);
+	tcase_add_loop_test(tc, dedup_in_one_batch, 0, NBACKENDS);
+	tcase_add_loop_test(tc, dedup_same_id_is_not_dup, 0, NBACKENDS);
+	tcase_add_loop_test(tc, dedup_expiry, 0, NBACKENDS);
+	tcase_add_loop_test(tc, inbox_cap, 0, NBACKENDS);
+	tcase_add_loop_test(tc, expire_by_time, 0, NBACKENDS);
+	tcase_add_loop_test(tc, expire_at_most_max, 0, NBACKENDS);
+	tcase_add_loop_test(tc, max_id_never_goes_back, 0, NBACKENDS);
+	tcase_add_loop_test(tc, hostile_input, 0, NBACKENDS);
+	tcase_add_loop_test(tc, many_records, 0, NBACKENDS);
+	suite_add_tcase(s, tc);
+
+	tcase_add_checked_fixture(lm, NULL, teardown);
+	tcase_add_test(lm, lmdb_reopen);
+	tcase_add_test(lm, lmdb_creates_private_dir);
+	tcase_add_test(lm, lmdb_map_full);
+	tcase_add_test(lm, lmdb_damaged_record_skipped);
+	suite_add_tcase(s, lm);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(storage_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
