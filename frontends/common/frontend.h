@@ -1,0 +1,29 @@
+/*
+ * frontends/common/frontend.h - settings shared by the libevent frontends.
+ *
+ * Internal to vartalapd and the gateways: not installed, not a stable API.
+ */
+#ifndef VARTALAP_FRONTEND_H
+#define VARTALAP_FRONTEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* What both gateways need to know; filled by the server from its options. */
+struct vt_fe_config {
+	const unsigned char *key; /* HMAC key of bearer tokens (not owned) */
+	size_t key_len;
+	uint32_t max_message;      /* bytes of one WebSocket message or HTTP body */
+	uint32_t ping_interval_ms; /* idle time before the server pings */
+	uint32_t ping_timeout_ms;  /* wait for any data after a ping */
+	uint32_t close_linger_ms;  /* wait for the peer's close frame */
+	size_t out_limit;          /* bytes queued per WebSocket before VT_EAGAIN */
+	uint32_t http_timeout_s;   /* read/write timeout of an HTTP connection */
+	size_t max_headers;        /* bytes of request line plus headers */
+	uint32_t fetch_limit_max;  /* largest page of GET /v1/messages */
+};
+
+/* Fill @cfg with the defaults: 64 KiB messages, ping 30 s / 10 s, 256 KiB. */
+void vt_fe_config_init(struct vt_fe_config *cfg);
+
+#endif /* VARTALAP_FRONTEND_H */

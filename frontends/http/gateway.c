@@ -1,0 +1,197 @@
+/*
+ * frontends/http/gateway.c - the evhttp server: limits, routing, auth.
+ */
+#include "gateway.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include <event2/http.h>
+#include <vartalap/log.h>
+
+#include "../common/auth.h"
+#include "../common/http_reply.h"
+#include "../ws/gateway.h"
+#include "internal.h"
+
+/* Room for headers' worth of framing around the largest message. */
+#define BODY_SLACK 4096
+
+typedef void (*route_fn)(struct vt_http_gateway *gw, struct evhttp_request *req,
+                         const struct vt_identity *id);
+
+struct route {
+	const char *path;
+	enum evhttp_cmd_type method;
+	route_fn fn;
+};
+
+static const struct route routes[] = {
+	{"/v1/send", EVHTTP_REQ_POST, vt_http_route_send},
+	{"/v1/messages", EVHTTP_REQ_GET, vt_http_route_messages},
+	{"/v1/ack", EVHTTP_REQ_POST, vt_http_route_ack},
+};
+
+static void serve_health(struct vt_http_gateway *gw, struct evhttp_request *req)
+{
+	static const char ok[] = "{\"status\":\"ok\"}";
+	static const char degraded[] = "{\"status\":\"degraded\"}";
+
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+		vt_fe_reply_error(req, 405, "method_not_allowed", "use GET");
+		return;
+	}
+	if (vt_engine_healthy(gw->engine)) {
+		vt_fe_reply_json(req, 200, ok, sizeof(ok) - 1);
+	} else {
+		vt_fe_reply_json(req, 503, degraded, sizeof(degraded) - 1);
+	}
+}
+
+/* Verify the bearer token; answers 401 and returns -1 without a good one. */
+static int authenticate(struct vt_http_gateway *gw, struct evhttp_request *req,
+                        struct vt_identity *id)
+{
+	const char *authz = evhttp_find_header(evhttp_request_get_input_headers(req),
+	                                       "Authorization");
+	size_t len = 0;
+	const char *token = vt_fe_bearer(authz, &len);
+	int rc = vt_fe_authenticate(&gw->cfg, token, len, id);
+
+	if (rc != 0) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+		                  "Bearer");
+		vt_fe_reply_vt_error(req, rc);
+		return -1;
+	}
+	return 0;
+}
+
+static void serve_route(struct vt_http_gateway *gw, struct evhttp_request *req,
+                        const struct route *r)
+{
+	struct vt_identity id;
+
+	if (evhttp_request_get_command(req) != r->method) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+		                  r->method == EVHTTP_REQ_GET ? "GET" : "POST");
+		vt_fe_reply_error(req, 405, "method_not_allowed", "method not allowed here");
+		return;
+	}
+	if (authenticate(gw, req, &id) != 0) {
+		return;
+	}
+	r->fn(gw, req, &id);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct vt_http_gateway *gw = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	size_t i;
+
+	if (path == NULL) {
+		vt_fe_reply_error(req, 400, "bad_request", "malformed request target");
+		return;
+	}
+	if (strcmp(path, "/healthz") == 0) {
+		serve_health(gw, req);
+		return;
+	}
+	if (strcmp(path, "/v1/ws") == 0 && gw->ws != NULL) {
+		vt_ws_gateway_upgrade(gw->ws, req);
+		return;
+	}
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (strcmp(path, routes[i].path) == 0) {
+			serve_route(gw, req, &routes[i]);
+			return;
+		}
+	}
+	vt_fe_reply_error(req, 404, "not_found", "no such endpoint");
+}
+
+int vt_http_gateway_create(struct event_base *base, struct vt_engine *engine,
+                           const struct vt_fe_config *cfg, struct vt_ws_gateway *ws,
+                           struct vt_http_gateway **out)
+{
+	struct vt_http_gateway *gw = calloc(1, sizeof(*gw));
+
+	if (gw == NULL) {
+		return VT_ENOMEM;
+	}
+	gw->http = evhttp_new(base);
+	if (gw->http == NULL) {
+		free(gw);
+		return VT_ENOMEM;
+	}
+	gw->base = base;
+	gw->engine = engine;
+	gw->cfg = *cfg;
+	gw->ws = ws;
+	LIST_INIT(&gw->pending);
+
+	/* Every method reaches the router, so a wrong one gets a JSON 405. */
+	evhttp_set_allowed_methods(gw->http, 0x1ff);
+	evhttp_set_max_headers_size(gw->http, (ev_ssize_t)cfg->max_headers);
+	evhttp_set_max_body_size(gw->http, (ev_ssize_t)cfg->max_message + BODY_SLACK);
+	evhttp_set_timeout(gw->http, (int)cfg->http_timeout_s);
+	evhttp_set_gencb(gw->http, on_request, gw);
+	*out = gw;
+	return 0;
+}
+
+/* The port a bound socket got (the kernel's choice for port 0). */
+static uint16_t bound_port(evutil_socket_t fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+		return 0;
+	}
+	if (ss.ss_family == AF_INET6) {
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	}
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+int vt_http_gateway_listen(struct vt_http_gateway *gw, const char *addr, uint16_t port,
+                           uint16_t *bound)
+{
+	gw->bound = evhttp_bind_socket_with_handle(gw->http, addr, port);
+	if (gw->bound == NULL) {
+		vt_log(VT_LOG_ERROR, "cannot listen on %s:%u", addr, (unsigned)port);
+		return VT_EIO;
+	}
+	*bound = bound_port(evhttp_bound_socket_get_fd(gw->bound));
+	return 0;
+}
+
+void vt_http_gateway_stop_accepting(struct vt_http_gateway *gw)
+{
+	if (gw->bound != NULL) {
+		evhttp_del_accept_socket(gw->http, gw->bound);
+		gw->bound = NULL;
+	}
+}
+
+void vt_http_gateway_destroy(struct vt_http_gateway *gw)
+{
+	if (gw == NULL) {
+		return;
+	}
+	evhttp_free(gw->http);
+
+	/* Records left here belonged to requests libevent has just freed. */
+	while (!LIST_EMPTY(&gw->pending)) {
+		struct vt_http_pending *p = LIST_FIRST(&gw->pending);
+
+		LIST_REMOVE(p, link);
+		free(p);
+	}
+	free(gw);
+}

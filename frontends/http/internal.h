@@ -1,0 +1,57 @@
+/*
+ * frontends/http/internal.h - state shared by the REST routes.
+ */
+#ifndef VARTALAP_HTTP_INTERNAL_H
+#define VARTALAP_HTTP_INTERNAL_H
+
+#include <sys/queue.h>
+
+#include <event2/http.h>
+#include <vartalap/engine.h>
+
+#include "../common/frontend.h"
+
+struct vt_http_pending;
+
+LIST_HEAD(vt_http_pending_list, vt_http_pending);
+
+struct vt_http_gateway {
+	struct event_base *base;
+	struct vt_engine *engine;
+	struct vt_fe_config cfg;
+	struct vt_ws_gateway *ws;
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound;    /* NULL once accepting stopped */
+	struct vt_http_pending_list pending; /* requests the engine owes a reply */
+};
+
+/*
+ * A request waiting for the engine's reply. The client may go away first;
+ * the record then learns whether libevent freed the request or kept it
+ * detached for the reply to release.
+ */
+struct vt_http_pending {
+	LIST_ENTRY(vt_http_pending) link;
+	struct evhttp_request *req; /* NULL when libevent freed it */
+	struct evhttp_connection *evcon;
+};
+
+/*
+ * Track @req until its reply. Returns the record (the arg of
+ * vt_http_on_reply), or NULL after answering 500 when memory ran out.
+ */
+struct vt_http_pending *vt_http_pending_new(struct vt_http_gateway *gw,
+                                            struct evhttp_request *req);
+
+/* The vt_reply_fn of every engine request: answer, then forget the record. */
+void vt_http_on_reply(void *arg, int status, const char *json, size_t len);
+
+/* POST /v1/send, GET /v1/messages, POST /v1/ack for an authenticated @id. */
+void vt_http_route_send(struct vt_http_gateway *gw, struct evhttp_request *req,
+                        const struct vt_identity *id);
+void vt_http_route_messages(struct vt_http_gateway *gw, struct evhttp_request *req,
+                            const struct vt_identity *id);
+void vt_http_route_ack(struct vt_http_gateway *gw, struct evhttp_request *req,
+                       const struct vt_identity *id);
+
+#endif /* VARTALAP_HTTP_INTERNAL_H */

@@ -1,0 +1,60 @@
+/*
+ * frontends/http/pending.c - requests that wait for the engine.
+ *
+ * The engine may answer inside the call or in a later loop turn (after the
+ * batch is durable). If the client closes first, libevent 2.1 either frees
+ * the request with its connection, or detaches it and leaves it to the
+ * reply to free. The connection's close callback tells the two apart while
+ * the request still exists, so the reply never touches freed memory and a
+ * detached request is still released.
+ */
+#include <stdlib.h>
+
+#include <vartalap/error.h>
+
+#include "../common/http_reply.h"
+#include "internal.h"
+
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+	struct vt_http_gateway *gw = arg;
+	struct vt_http_pending *p;
+
+	LIST_FOREACH(p, &gw->pending, link)
+	{
+		if (p->evcon != evcon || p->req == NULL) {
+			continue;
+		}
+		/* Still attached: freed with the connection right after this. */
+		if (evhttp_request_get_connection(p->req) == evcon) {
+			p->req = NULL;
+		}
+	}
+}
+
+struct vt_http_pending *vt_http_pending_new(struct vt_http_gateway *gw,
+                                            struct evhttp_request *req)
+{
+	struct vt_http_pending *p = malloc(sizeof(*p));
+
+	if (p == NULL) {
+		vt_fe_reply_vt_error(req, VT_ENOMEM);
+		return NULL;
+	}
+	p->req = req;
+	p->evcon = evhttp_request_get_connection(req);
+	evhttp_connection_set_closecb(p->evcon, on_conn_close, gw);
+	LIST_INSERT_HEAD(&gw->pending, p, link);
+	return p;
+}
+
+void vt_http_on_reply(void *arg, int status, const char *json, size_t len)
+{
+	struct vt_http_pending *p = arg;
+
+	LIST_REMOVE(p, link);
+	if (p->req != NULL) {
+		vt_fe_reply_json(p->req, vt_error_http_status(status), json, len);
+	}
+	free(p);
+}

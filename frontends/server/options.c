@@ -1,0 +1,313 @@
+/*
+ * frontends/server/options.c - parsing and checking vartalapd's options.
+ *
+ * A bad value is reported on stderr with the option's name and ends the
+ * process with status 2 before anything is opened.
+ */
+#include "options.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <vartalap/version.h>
+
+enum {
+	OPT_LISTEN = 256,
+	OPT_PORT_FILE,
+	OPT_DATA_DIR,
+	OPT_STORAGE,
+	OPT_SECRET_FILE,
+	OPT_DEV,
+	OPT_DURABILITY,
+	OPT_ACK_TIMEOUT,
+	OPT_RETRIES,
+	OPT_WINDOW,
+	OPT_MAX_MESSAGE,
+	OPT_INBOX_CAP,
+	OPT_OFFLINE_TTL,
+	OPT_PING_INTERVAL,
+	OPT_PING_TIMEOUT,
+	OPT_LMDB_MAP,
+	OPT_LOG_LEVEL,
+	OPT_VERSION,
+	OPT_HELP,
+};
+
+static const struct option long_options[] = {
+	{"listen", required_argument, NULL, OPT_LISTEN},
+	{"port-file", required_argument, NULL, OPT_PORT_FILE},
+	{"data-dir", required_argument, NULL, OPT_DATA_DIR},
+	{"storage", required_argument, NULL, OPT_STORAGE},
+	{"secret-file", required_argument, NULL, OPT_SECRET_FILE},
+	{"dev", no_argument, NULL, OPT_DEV},
+	{"durability", required_argument, NULL, OPT_DURABILITY},
+	{"ack-timeout", required_argument, NULL, OPT_ACK_TIMEOUT},
+	{"retries", required_argument, NULL, OPT_RETRIES},
+	{"window", required_argument, NULL, OPT_WINDOW},
+	{"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
+	{"inbox-cap", required_argument, NULL, OPT_INBOX_CAP},
+	{"offline-ttl", required_argument, NULL, OPT_OFFLINE_TTL},
+	{"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
+	{"ping-timeout", required_argument, NULL, OPT_PING_TIMEOUT},
+	{"lmdb-map-size", required_argument, NULL, OPT_LMDB_MAP},
+	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	{"version", no_argument, NULL, OPT_VERSION},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
+
+static const char usage_text[] =
+        "Usage: vartalapd [OPTIONS]\n"
+        "       vartalapd token USER [--device D] [--ttl SECONDS]\n"
+        "                 (--secret-file PATH | --dev [--data-dir DIR])\n"
+        "\n"
+        "Chat delivery server: WebSocket and REST on one HTTP port.\n"
+        "\n"
+        "  --listen ADDR:PORT      address to serve (default 127.0.0.1:8080; port 0\n"
+        "                          picks a free port)\n"
+        "  --port-file PATH        write the bound port to PATH once listening\n"
+        "  --data-dir DIR          state directory (default ./vartalap-data)\n"
+        "  --storage lmdb|memory   where undelivered messages live (default lmdb)\n"
+        "  --secret-file PATH      token signing key, at least 32 bytes\n"
+        "  --dev                   development mode: generate a key once into\n"
+        "                          DATA_DIR/dev-secret and reuse it\n"
+        "  --durability always|offline\n"
+        "                          when a message is written before \"accepted\"\n"
+        "                          (default always)\n"
+        "  --ack-timeout MS        wait for a client ack before a retry (default 10000)\n"
+        "  --retries N             pushes after the first (default 3)\n"
+        "  --window N              un-acked pushes per device (default 32)\n"
+        "  --max-message BYTES     largest envelope (default 65536)\n"
+        "  --inbox-cap N           stored messages per device (default 10000)\n"
+        "  --offline-ttl SECONDS   age at which stored messages expire (default 30 days)\n"
+        "  --ping-interval S       idle time before a WebSocket ping (default 30)\n"
+        "  --ping-timeout S        wait for an answer to a ping (default 10)\n"
+        "  --lmdb-map-size MB      size of the LMDB map (default 1024)\n"
+        "  --log-level LEVEL       error, warn, info or debug (default info)\n"
+        "  --version               print the version and exit\n"
+        "  --help                  print this help and exit\n";
+
+int vt_opt_number(const char *name, const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+	const char *p = s;
+
+	if (*p == '\0' || strlen(p) > 20) {
+		goto bad;
+	}
+	for (; *p != '\0'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+
+		if (d > 9 || v > (UINT64_MAX - d) / 10) {
+			goto bad;
+		}
+		v = v * 10 + d;
+	}
+	if (v < min || v > max) {
+		goto bad;
+	}
+	*out = v;
+	return 0;
+
+bad:
+	fprintf(stderr, "vartalapd: --%s: '%s' is not a number from %llu to %llu\n", name, s,
+	        (unsigned long long)min, (unsigned long long)max);
+	return -1;
+}
+
+/* Split "host:port" or "[v6]:port". */
+static int parse_listen(const char *s, struct vt_server_options *o)
+{
+	const char *colon = strrchr(s, ':');
+	size_t hlen;
+	uint64_t port;
+
+	if (colon == NULL || colon == s) {
+		fprintf(stderr, "vartalapd: --listen: expected ADDR:PORT, got '%s'\n", s);
+		return -1;
+	}
+	hlen = (size_t)(colon - s);
+	if (s[0] == '[' && hlen >= 2 && s[hlen - 1] == ']') {
+		s++;
+		hlen -= 2;
+	}
+	if (hlen == 0 || hlen >= sizeof(o->listen_addr)) {
+		fprintf(stderr, "vartalapd: --listen: bad address\n");
+		return -1;
+	}
+	if (vt_opt_number("listen", colon + 1, 0, 65535, &port) != 0) {
+		return -1;
+	}
+	memcpy(o->listen_addr, s, hlen);
+	o->listen_addr[hlen] = '\0';
+	o->listen_port = (uint16_t)port;
+	return 0;
+}
+
+static int parse_choice(const char *name, const char *s, const char *a, const char *b, int *out)
+{
+	if (strcmp(s, a) == 0) {
+		*out = 0;
+		return 0;
+	}
+	if (strcmp(s, b) == 0) {
+		*out = 1;
+		return 0;
+	}
+	fprintf(stderr, "vartalapd: --%s: expected %s or %s, got '%s'\n", name, a, b, s);
+	return -1;
+}
+
+static void defaults(struct vt_server_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	strcpy(o->listen_addr, "127.0.0.1");
+	o->listen_port = 8080;
+	o->data_dir = "./vartalap-data";
+	o->log_level = VT_LOG_INFO;
+	vt_engine_config_init(&o->engine);
+	vt_fe_config_init(&o->fe);
+}
+
+/* Options that take a number, with their bounds. */
+static int parse_numeric(int opt, const char *arg, struct vt_server_options *o)
+{
+	uint64_t v;
+
+	switch (opt) {
+	case OPT_ACK_TIMEOUT:
+		if (vt_opt_number("ack-timeout", arg, 1, 86400000, &v) != 0) {
+			return -1;
+		}
+		o->engine.ack_timeout_ms = (uint32_t)v;
+		return 0;
+	case OPT_RETRIES:
+		if (vt_opt_number("retries", arg, 0, 1000, &v) != 0) {
+			return -1;
+		}
+		o->engine.max_retries = (uint32_t)v;
+		return 0;
+	case OPT_WINDOW:
+		if (vt_opt_number("window", arg, 1, 65536, &v) != 0) {
+			return -1;
+		}
+		o->engine.window = (uint32_t)v;
+		return 0;
+	case OPT_MAX_MESSAGE:
+		if (vt_opt_number("max-message", arg, 256, 16u << 20, &v) != 0) {
+			return -1;
+		}
+		o->engine.max_message_bytes = (uint32_t)v;
+		return 0;
+	case OPT_INBOX_CAP:
+		if (vt_opt_number("inbox-cap", arg, 1, UINT32_MAX, &v) != 0) {
+			return -1;
+		}
+		o->engine.inbox_cap = (uint32_t)v;
+		return 0;
+	case OPT_OFFLINE_TTL:
+		if (vt_opt_number("offline-ttl", arg, 1, 100ull * 365 * 86400, &v) != 0) {
+			return -1;
+		}
+		o->engine.offline_ttl_ms = v * 1000;
+		return 0;
+	case OPT_PING_INTERVAL:
+		if (vt_opt_number("ping-interval", arg, 1, 86400, &v) != 0) {
+			return -1;
+		}
+		o->fe.ping_interval_ms = (uint32_t)(v * 1000);
+		return 0;
+	case OPT_PING_TIMEOUT:
+		if (vt_opt_number("ping-timeout", arg, 1, 86400, &v) != 0) {
+			return -1;
+		}
+		o->fe.ping_timeout_ms = (uint32_t)(v * 1000);
+		return 0;
+	case OPT_LMDB_MAP:
+		if (vt_opt_number("lmdb-map-size", arg, 1, 1ull << 30, &v) != 0) {
+			return -1;
+		}
+		o->lmdb_map_mb = v;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+/* One option; returns 0, -1 on a bad value, or 1 for --help / --version. */
+static int parse_one(int opt, const char *arg, struct vt_server_options *o)
+{
+	int choice;
+
+	switch (opt) {
+	case OPT_LISTEN:
+		return parse_listen(arg, o);
+	case OPT_PORT_FILE:
+		o->port_file = arg;
+		return 0;
+	case OPT_DATA_DIR:
+		o->data_dir = arg;
+		return 0;
+	case OPT_SECRET_FILE:
+		o->secret_file = arg;
+		return 0;
+	case OPT_DEV:
+		o->dev = 1;
+		return 0;
+	case OPT_STORAGE:
+		return parse_choice("storage", arg, "lmdb", "memory", &o->storage_memory);
+	case OPT_DURABILITY:
+		if (parse_choice("durability", arg, "always", "offline", &choice) != 0) {
+			return -1;
+		}
+		o->engine.durability = choice ? VT_DURABLE_OFFLINE : VT_DURABLE_ALWAYS;
+		return 0;
+	case OPT_LOG_LEVEL:
+		if (vt_log_level_parse(arg, &o->log_level) != 0) {
+			fprintf(stderr, "vartalapd: --log-level: expected error, warn, info or "
+			                "debug, got '%s'\n", arg);
+			return -1;
+		}
+		return 0;
+	case OPT_VERSION:
+		printf("vartalapd %s\n", VT_VERSION);
+		return 1;
+	case OPT_HELP:
+		fputs(usage_text, stdout);
+		return 1;
+	default:
+		return parse_numeric(opt, arg, o);
+	}
+}
+
+enum vt_opt_result vt_server_options_parse(int argc, char **argv, struct vt_server_options *o)
+{
+	int opt;
+
+	defaults(o);
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+		int r;
+
+		if (opt == '?' || opt == ':') {
+			fprintf(stderr, "vartalapd: unknown option or missing value: %s\n"
+			                "Try 'vartalapd --help'.\n", argv[optind - 1]);
+			return VT_OPT_EXIT_BAD;
+		}
+		r = parse_one(opt, optarg, o);
+		if (r != 0) {
+			return r > 0 ? VT_OPT_EXIT_OK : VT_OPT_EXIT_BAD;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "vartalapd: unexpected argument '%s'\n", argv[optind]);
+		return VT_OPT_EXIT_BAD;
+	}
+
+	/* The frontends mirror the engine's limits. */
+	o->fe.max_message = o->engine.max_message_bytes;
+	o->fe.fetch_limit_max = o->engine.fetch_limit_max;
+	return VT_OPT_RUN;
+}

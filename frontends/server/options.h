@@ -1,0 +1,44 @@
+/*
+ * frontends/server/options.h - vartalapd's command line.
+ */
+#ifndef VARTALAP_SERVER_OPTIONS_H
+#define VARTALAP_SERVER_OPTIONS_H
+
+#include <stdint.h>
+
+#include <vartalap/engine.h>
+#include <vartalap/log.h>
+
+#include "../common/frontend.h"
+
+struct vt_server_options {
+	char listen_addr[256];  /* host part of --listen, brackets removed */
+	uint16_t listen_port;   /* 0: the kernel picks */
+	const char *port_file;  /* NULL: none */
+	const char *data_dir;
+	const char *secret_file; /* NULL: none */
+	int dev;                /* --dev: generated development secret */
+	int storage_memory;     /* --storage memory */
+	uint64_t lmdb_map_mb;   /* 0: the backend's default */
+	enum vt_log_level log_level;
+	struct vt_engine_config engine;
+	struct vt_fe_config fe; /* key filled later, from the secret */
+};
+
+/* Outcome of parsing: run, or exit with the given status. */
+enum vt_opt_result {
+	VT_OPT_RUN = -1,
+	VT_OPT_EXIT_OK = 0,  /* --help or --version printed */
+	VT_OPT_EXIT_BAD = 2, /* a message went to stderr */
+};
+
+/* Parse the server's arguments into @o (defaults first). */
+enum vt_opt_result vt_server_options_parse(int argc, char **argv, struct vt_server_options *o);
+
+/*
+ * Parse a strict decimal in [@min, @max] for option @name; on failure print
+ * why to stderr and return -1.
+ */
+int vt_opt_number(const char *name, const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+#endif /* VARTALAP_SERVER_OPTIONS_H */

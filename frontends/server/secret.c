@@ -1,0 +1,151 @@
+/*
+ * frontends/server/secret.c - loading or generating the token key.
+ */
+#include "secret.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <vartalap/log.h>
+
+/* Read at most @cap bytes of @fd into @buf; returns the count or -1. */
+static ssize_t read_all(int fd, unsigned char *buf, size_t cap)
+{
+	size_t got = 0;
+
+	while (got < cap) {
+		ssize_t n = read(fd, buf + got, cap - got);
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0) {
+			return -1;
+		}
+		if (n == 0) {
+			break;
+		}
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+int vt_secret_load(const char *path, struct vt_secret *s)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0) {
+		vt_log(VT_LOG_ERROR, "cannot open secret file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	n = read_all(fd, s->key, sizeof(s->key));
+	close(fd);
+	if (n < 0) {
+		vt_log(VT_LOG_ERROR, "cannot read secret file %s: %s", path, strerror(errno));
+		return -1;
+	}
+
+	/* A key written with echo ends in a newline that is not meant as key. */
+	while (n > 0 && (s->key[n - 1] == '\n' || s->key[n - 1] == '\r')) {
+		n--;
+	}
+	s->len = (size_t)n;
+	if (s->len < VT_SECRET_MIN) {
+		vt_log(VT_LOG_ERROR, "secret file %s holds %zu bytes; at least %d are needed",
+		       path, s->len, VT_SECRET_MIN);
+		vt_secret_clear(s);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The key is 32 random bytes written as 64 hex digits, so the file is
+ * printable and no byte of it can be taken for a trailing line break.
+ */
+static int create_dev_secret(const char *path)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[VT_SECRET_MIN];
+	char key[2 * VT_SECRET_MIN];
+	int fd;
+	ssize_t n;
+	size_t i;
+
+	if (RAND_bytes(raw, sizeof(raw)) != 1) {
+		vt_log(VT_LOG_ERROR, "no randomness for a development secret");
+		return -1;
+	}
+	for (i = 0; i < sizeof(raw); i++) {
+		key[2 * i] = hex[raw[i] >> 4];
+		key[2 * i + 1] = hex[raw[i] & 15];
+	}
+	OPENSSL_cleanse(raw, sizeof(raw));
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		vt_log(VT_LOG_ERROR, "cannot create %s: %s", path, strerror(errno));
+		return -1;
+	}
+	n = write(fd, key, sizeof(key));
+	OPENSSL_cleanse(key, sizeof(key));
+	if (n != (ssize_t)sizeof(key) || fsync(fd) != 0) {
+		vt_log(VT_LOG_ERROR, "cannot write %s: %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+int vt_secret_dev(const char *data_dir, struct vt_secret *s)
+{
+	char path[4096];
+
+	if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
+		vt_log(VT_LOG_ERROR, "cannot create %s: %s", data_dir, strerror(errno));
+		return -1;
+	}
+	if ((size_t)snprintf(path, sizeof(path), "%s/dev-secret", data_dir) >= sizeof(path)) {
+		vt_log(VT_LOG_ERROR, "data directory path too long");
+		return -1;
+	}
+	if (access(path, F_OK) != 0 && create_dev_secret(path) != 0) {
+		return -1;
+	}
+	if (vt_secret_load(path, s) != 0) {
+		return -1;
+	}
+
+	vt_log(VT_LOG_WARN, "*** DEVELOPMENT SECRET in use (%s): anyone who can read it can "
+	                    "sign tokens; never run --dev in production ***", path);
+	return 0;
+}
+
+int vt_secret_from_options(const char *secret_file, int dev, const char *data_dir,
+                           struct vt_secret *s)
+{
+	if (secret_file != NULL) {
+		return vt_secret_load(secret_file, s);
+	}
+	if (dev) {
+		return vt_secret_dev(data_dir, s);
+	}
+	vt_log(VT_LOG_ERROR, "no token secret: pass --secret-file PATH (or --dev for "
+	                     "development)");
+	return -1;
+}
+
+void vt_secret_clear(struct vt_secret *s)
+{
+	OPENSSL_cleanse(s->key, sizeof(s->key));
+	s->len = 0;
+}

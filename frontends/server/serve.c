@@ -1,0 +1,240 @@
+/*
+ * frontends/server/serve.c - wire storage, engine and gateways on one loop.
+ *
+ * Start-up order: options, key, storage, engine, gateways, listener. Stop
+ * order is the reverse, with the engine told first so it can flush and send
+ * close frames while the loop still runs.
+ */
+#include "commands.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <event2/event.h>
+#include <vartalap/engine.h>
+#include <vartalap/log.h>
+#include <vartalap/storage.h>
+
+#include "../common/host.h"
+#include "../http/gateway.h"
+#include "../ws/gateway.h"
+#include "options.h"
+#include "secret.h"
+
+/* How long close frames get to go out after a signal. */
+#define DRAIN_MS 2000
+
+/* Step of the drain check. */
+#define DRAIN_STEP_MS 50
+
+/* Memory backend: how long a (sender, client id) pair is remembered. */
+#define MEM_DEDUP_WINDOW_MS (7LL * 24 * 3600 * 1000)
+
+struct server {
+	struct vt_server_options opt;
+	struct vt_secret secret;
+	struct event_base *base;
+	struct vt_evhost host;
+	struct vt_engine *engine;
+	struct vt_ws_gateway *ws;
+	struct vt_http_gateway *http;
+	struct event *sigterm_ev;
+	struct event *sigint_ev;
+	struct event *drain_ev;
+	uint64_t drain_deadline_ms;
+	int stopping;
+};
+
+static int open_storage(const struct vt_server_options *o, struct vt_storage *st)
+{
+	struct vt_lmdb_options lo;
+	char path[4096];
+
+	if (o->storage_memory) {
+		return vt_storage_memory_create(MEM_DEDUP_WINDOW_MS, st);
+	}
+	if (mkdir(o->data_dir, 0700) != 0 && errno != EEXIST) {
+		vt_log(VT_LOG_ERROR, "cannot create %s: %s", o->data_dir, strerror(errno));
+		return VT_EIO;
+	}
+	if ((size_t)snprintf(path, sizeof(path), "%s/lmdb", o->data_dir) >= sizeof(path)) {
+		return VT_EINVAL;
+	}
+
+	memset(&lo, 0, sizeof(lo));
+	lo.path = path;
+	lo.map_size = o->lmdb_map_mb << 20;
+	return vt_storage_lmdb_open(&lo, st);
+}
+
+/* Write the bound port to a temporary file and rename it, so a reader never
+ * sees a half-written number. */
+static int write_port_file(const char *path, uint16_t port)
+{
+	char tmp[4096];
+	FILE *f;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
+		return -1;
+	}
+	f = fopen(tmp, "w");
+	if (f == NULL) {
+		vt_log(VT_LOG_ERROR, "cannot write %s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	fprintf(f, "%u\n", (unsigned)port);
+	if (fclose(f) != 0 || rename(tmp, path) != 0) {
+		vt_log(VT_LOG_ERROR, "cannot write %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void drain_step(struct server *s)
+{
+	struct timeval tv = {0, DRAIN_STEP_MS * 1000};
+
+	if (vt_ws_gateway_count(s->ws) == 0 || vt_evhost_mono_ms() >= s->drain_deadline_ms) {
+		event_base_loopexit(s->base, NULL);
+		return;
+	}
+	evtimer_add(s->drain_ev, &tv);
+}
+
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+	drain_step(arg);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *s = arg;
+
+	if (s->stopping) {
+		return;
+	}
+	s->stopping = 1;
+	vt_log(VT_LOG_INFO, "signal %d: shutting down", (int)sig);
+
+	vt_http_gateway_stop_accepting(s->http);
+	vt_engine_shutdown(s->engine);
+	s->drain_deadline_ms = vt_evhost_mono_ms() + DRAIN_MS;
+	drain_step(s);
+}
+
+static int setup_signals(struct server *s)
+{
+	signal(SIGPIPE, SIG_IGN);
+	s->sigterm_ev = evsignal_new(s->base, SIGTERM, on_signal, s);
+	s->sigint_ev = evsignal_new(s->base, SIGINT, on_signal, s);
+	s->drain_ev = evtimer_new(s->base, on_drain, s);
+	if (s->sigterm_ev == NULL || s->sigint_ev == NULL || s->drain_ev == NULL ||
+	    evsignal_add(s->sigterm_ev, NULL) != 0 || evsignal_add(s->sigint_ev, NULL) != 0) {
+		vt_log(VT_LOG_ERROR, "cannot install signal handlers");
+		return -1;
+	}
+	return 0;
+}
+
+static int start_engine(struct server *s)
+{
+	struct vt_host host;
+	struct vt_storage st;
+	int rc;
+
+	rc = open_storage(&s->opt, &st);
+	if (rc != 0) {
+		vt_log(VT_LOG_ERROR, "cannot open storage: %s", vt_strerror(rc));
+		return -1;
+	}
+	if (vt_evhost_init(&s->host, s->base, &host) != 0) {
+		st.ops->destroy(st.self);
+		return -1;
+	}
+	rc = vt_engine_create(&s->opt.engine, &host, st, &s->engine);
+	if (rc != 0) {
+		vt_log(VT_LOG_ERROR, "cannot start the engine: %s", vt_strerror(rc));
+		return -1;
+	}
+	vt_evhost_attach(&s->host, s->engine);
+	return 0;
+}
+
+static int start_gateways(struct server *s)
+{
+	uint16_t port;
+
+	s->opt.fe.key = s->secret.key;
+	s->opt.fe.key_len = s->secret.len;
+	if (vt_ws_gateway_create(s->base, s->engine, &s->opt.fe, &s->ws) != 0 ||
+	    vt_http_gateway_create(s->base, s->engine, &s->opt.fe, s->ws, &s->http) != 0) {
+		vt_log(VT_LOG_ERROR, "out of memory");
+		return -1;
+	}
+	if (vt_http_gateway_listen(s->http, s->opt.listen_addr, s->opt.listen_port, &port) != 0) {
+		return -1;
+	}
+	vt_log(VT_LOG_INFO, "listening on %s:%u", s->opt.listen_addr, (unsigned)port);
+	if (s->opt.port_file != NULL && write_port_file(s->opt.port_file, port) != 0) {
+		return -1;
+	}
+	return 0;
+}
+
+/* Tear down in reverse order; safe on a partly started server. */
+static void stop(struct server *s)
+{
+	/* Sockets first: each WebSocket is closed in the engine once. */
+	vt_ws_gateway_destroy(s->ws);
+
+	/* The engine answers pending HTTP requests while evhttp still exists. */
+	vt_evhost_attach(&s->host, NULL);
+	vt_engine_destroy(s->engine);
+	vt_evhost_finish(&s->host);
+	vt_http_gateway_destroy(s->http);
+
+	if (s->sigterm_ev != NULL) {
+		event_free(s->sigterm_ev);
+	}
+	if (s->sigint_ev != NULL) {
+		event_free(s->sigint_ev);
+	}
+	if (s->drain_ev != NULL) {
+		event_free(s->drain_ev);
+	}
+	if (s->base != NULL) {
+		event_base_free(s->base);
+	}
+	vt_secret_clear(&s->secret);
+}
+
+int vt_cmd_serve(int argc, char **argv)
+{
+	static struct server s;
+	enum vt_opt_result r = vt_server_options_parse(argc, argv, &s.opt);
+	int status = 1;
+
+	if (r != VT_OPT_RUN) {
+		return (int)r;
+	}
+	vt_log_set(NULL, NULL, s.opt.log_level);
+
+	if (vt_secret_from_options(s.opt.secret_file, s.opt.dev, s.opt.data_dir, &s.secret) != 0) {
+		return 2;
+	}
+	s.base = event_base_new();
+	if (s.base == NULL || setup_signals(&s) != 0 || start_engine(&s) != 0 ||
+	    start_gateways(&s) != 0) {
+		goto out;
+	}
+
+	event_base_dispatch(s.base);
+	status = 0;
+	vt_log(VT_LOG_INFO, "stopped");
+out:
+	stop(&s);
+	return status;
+}

@@ -1,0 +1,435 @@
+/*
+ * frontends/ws/conn.c - one WebSocket connection: wslay framing over a
+ * bufferevent taken from evhttp, bound to one engine connection.
+ *
+ * Lifetime. The engine may call send() and close() at any time, also from
+ * inside vt_conn_receive(); those ops only queue frames and schedule the
+ * service event. Everything that can free the connection (socket errors, the
+ * end of the close handshake, the ping deadline) runs from a libevent
+ * callback of this connection, and nothing touches @wc after ws_drop().
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <wslay/wslay.h>
+
+#include <vartalap/log.h>
+
+#include "../common/host.h"
+#include "internal.h"
+
+enum ws_state {
+	WS_OPEN,    /* messages flow both ways */
+	WS_CLOSING, /* our close frame is queued; waiting for the peer's */
+	WS_DONE,    /* nothing more to say: free once the output drained */
+};
+
+struct vt_ws_conn {
+	struct vt_ws_gateway *gw;
+	LIST_ENTRY(vt_ws_conn) link;
+	struct evhttp_connection *evcon; /* owns the socket and @bev */
+	struct bufferevent *bev;
+	wslay_event_context_ptr ws;
+	struct vt_conn *conn;     /* NULL once closed in the engine */
+	struct event *service_ev; /* no fd: pump input and output, finish */
+	struct event *timer_ev;   /* ping interval, pong deadline, close linger */
+	enum ws_state state;
+	uint64_t last_rx_ms;   /* monotonic time of the last bytes received */
+	uint64_t ping_sent_ms; /* when the outstanding ping went out */
+	unsigned awaiting_pong : 1;
+	unsigned blocked : 1;   /* send() answered VT_EAGAIN */
+	unsigned paused : 1;    /* reading stopped while the output is full */
+	unsigned broken : 1;    /* the socket failed inside an op */
+};
+
+static void ws_pump(struct vt_ws_conn *wc);
+
+static void arm_timer(struct vt_ws_conn *wc, uint64_t ms)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	evtimer_add(wc->timer_ev, &tv);
+}
+
+static void schedule(struct vt_ws_conn *wc)
+{
+	event_active(wc->service_ev, EV_TIMEOUT, 0);
+}
+
+/* Bytes waiting to reach the socket: in wslay's queue and in the output. */
+static size_t queued_bytes(const struct vt_ws_conn *wc)
+{
+	return wslay_event_get_queued_msg_length(wc->ws) +
+	       evbuffer_get_length(bufferevent_get_output(wc->bev));
+}
+
+void vt_ws_conn_drop(struct vt_ws_conn *wc)
+{
+	struct vt_conn *c = wc->conn;
+
+	/* The engine must not reach this connection through its ops any more. */
+	wc->conn = NULL;
+	wc->state = WS_DONE;
+	if (c != NULL) {
+		vt_conn_close(c);
+	}
+
+	LIST_REMOVE(wc, link);
+	wc->gw->count--;
+	event_free(wc->service_ev);
+	event_free(wc->timer_ev);
+	wslay_event_context_free(wc->ws);
+
+	/* Frees the bufferevent and closes the socket. */
+	evhttp_connection_free(wc->evcon);
+	free(wc);
+}
+
+/* Start the close handshake with @code; the linger timer bounds the wait. */
+static void begin_close(struct vt_ws_conn *wc, int code, const char *reason)
+{
+	size_t len = reason != NULL ? strlen(reason) : 0;
+
+	if (wc->state != WS_OPEN) {
+		return;
+	}
+
+	/* A close reason is at most 123 bytes on the wire. */
+	if (len > 123) {
+		len = 123;
+	}
+	wc->state = WS_CLOSING;
+	wslay_event_queue_close(wc->ws, (uint16_t)code, (const uint8_t *)reason, len);
+	arm_timer(wc, wc->gw->cfg.close_linger_ms);
+	schedule(wc);
+}
+
+/* --- transport ops: called by the engine; they only queue and schedule --- */
+
+static int op_send(void *ctx, const char *data, size_t len)
+{
+	struct vt_ws_conn *wc = ctx;
+	struct wslay_event_msg msg;
+	int r;
+
+	if (wc->state != WS_OPEN || wc->broken) {
+		return VT_ECLOSED;
+	}
+	if (queued_bytes(wc) > wc->gw->cfg.out_limit) {
+		wc->blocked = 1;
+		return VT_EAGAIN;
+	}
+
+	msg.opcode = WSLAY_TEXT_FRAME;
+	msg.msg = (const uint8_t *)data;
+	msg.msg_length = len;
+	r = wslay_event_queue_msg(wc->ws, &msg);
+	if (r != 0) {
+		return r == WSLAY_ERR_NOMEM ? VT_ENOMEM : VT_ECLOSED;
+	}
+
+	schedule(wc);
+	return 0;
+}
+
+static void op_close(void *ctx, int code, const char *reason)
+{
+	begin_close(ctx, code, reason);
+}
+
+static const struct vt_transport_ops ws_ops = {
+	.send = op_send,
+	.close = op_close,
+};
+
+/* --- wslay callbacks --- */
+
+static ssize_t on_ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+                          void *user)
+{
+	struct vt_ws_conn *wc = user;
+	int n = evbuffer_remove(bufferevent_get_input(wc->bev), buf, len);
+
+	if (n <= 0) {
+		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+		return -1;
+	}
+	return n;
+}
+
+static ssize_t on_ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+                          void *user)
+{
+	struct vt_ws_conn *wc = user;
+
+	if (bufferevent_write(wc->bev, data, len) != 0) {
+		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+		return -1;
+	}
+	return (ssize_t)len;
+}
+
+static void on_ws_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
+                      void *user)
+{
+	struct vt_ws_conn *wc = user;
+
+	if (arg->opcode == WSLAY_BINARY_FRAME) {
+		begin_close(wc, VT_CLOSE_UNSUPPORTED, "binary frames are not supported");
+		return;
+	}
+
+	/* Control frames are wslay's business; late text after our close is dropped. */
+	if (arg->opcode != WSLAY_TEXT_FRAME || wc->state != WS_OPEN || wc->conn == NULL) {
+		return;
+	}
+	vt_conn_receive(wc->conn, (const char *)arg->msg, arg->msg_length);
+}
+
+static const struct wslay_event_callbacks ws_callbacks = {
+	.recv_callback = on_ws_recv,
+	.send_callback = on_ws_send,
+	.on_msg_recv_callback = on_ws_msg,
+};
+
+/* --- progress --- */
+
+/* Stop reading from a peer whose output is full, so its requests stop too. */
+static void flow_control(struct vt_ws_conn *wc)
+{
+	size_t q = queued_bytes(wc);
+	size_t limit = wc->gw->cfg.out_limit;
+
+	if (q > limit && !wc->paused) {
+		wc->paused = 1;
+		bufferevent_disable(wc->bev, EV_READ);
+	} else if (q <= limit / 2 && wc->paused) {
+		wc->paused = 0;
+		bufferevent_enable(wc->bev, EV_READ);
+	}
+
+	if (wc->blocked && q <= limit / 2 && wc->conn != NULL && wc->state == WS_OPEN) {
+		wc->blocked = 0;
+		vt_conn_writable(wc->conn);
+	}
+}
+
+/* Feed what the socket gave to wslay. Returns 0, or -1 when wslay gave up. */
+static int ws_read(struct vt_ws_conn *wc)
+{
+	if (evbuffer_get_length(bufferevent_get_input(wc->bev)) == 0) {
+		return 0;
+	}
+
+	wc->last_rx_ms = vt_evhost_mono_ms();
+	if (!wslay_event_want_read(wc->ws)) {
+		/* After the close handshake, bytes from the peer mean nothing. */
+		evbuffer_drain(bufferevent_get_input(wc->bev), (size_t)-1);
+		return 0;
+	}
+	return wslay_event_recv(wc->ws) == 0 ? 0 : -1;
+}
+
+/*
+ * Make progress: write what wslay queued, end the connection when both
+ * directions are closed, and apply flow control. May free @wc.
+ */
+static void ws_pump(struct vt_ws_conn *wc)
+{
+	if (wc->broken) {
+		vt_ws_conn_drop(wc);
+		return;
+	}
+
+	if (wslay_event_want_write(wc->ws) && wslay_event_send(wc->ws) != 0) {
+		vt_ws_conn_drop(wc);
+		return;
+	}
+
+	if (!wslay_event_want_read(wc->ws) && !wslay_event_want_write(wc->ws)) {
+		if (evbuffer_get_length(bufferevent_get_output(wc->bev)) == 0) {
+			vt_ws_conn_drop(wc);
+			return;
+		}
+
+		/* The write callback finishes once the close went out; a peer
+		 * that reads nothing more is cut when the linger ends. */
+		if (wc->state != WS_DONE) {
+			wc->state = WS_DONE;
+			bufferevent_disable(wc->bev, EV_READ);
+			arm_timer(wc, wc->gw->cfg.close_linger_ms);
+		}
+		return;
+	}
+
+	flow_control(wc);
+
+	/* vt_conn_writable() may have queued more; the service event sends it. */
+}
+
+static void on_service(evutil_socket_t fd, short what, void *arg)
+{
+	struct vt_ws_conn *wc = arg;
+
+	if (ws_read(wc) != 0) {
+		/* wslay failed hard (memory, callback): the peer gets no close. */
+		vt_ws_conn_drop(wc);
+		return;
+	}
+	ws_pump(wc);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	on_service(-1, 0, arg);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+	struct vt_ws_conn *wc = arg;
+
+	if (wc->state == WS_DONE && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		vt_ws_conn_drop(wc);
+		return;
+	}
+	ws_pump(wc);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct vt_ws_conn *wc = arg;
+
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+		vt_ws_conn_drop(wc);
+	}
+}
+
+/* Send a ping, or reap a peer that stayed silent after the last one. */
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	static const struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
+	struct vt_ws_conn *wc = arg;
+	const struct vt_fe_config *cfg = &wc->gw->cfg;
+	uint64_t now = vt_evhost_mono_ms();
+	uint64_t idle;
+
+	if (wc->state != WS_OPEN) {
+		/* The peer never answered our close frame. */
+		vt_ws_conn_drop(wc);
+		return;
+	}
+
+	if (wc->awaiting_pong && wc->last_rx_ms < wc->ping_sent_ms) {
+		vt_log(VT_LOG_INFO, "ws: no answer to ping; dropping half-open connection");
+		vt_ws_conn_drop(wc);
+		return;
+	}
+	wc->awaiting_pong = 0;
+
+	idle = now - wc->last_rx_ms;
+	if (idle < cfg->ping_interval_ms) {
+		arm_timer(wc, cfg->ping_interval_ms - idle);
+		return;
+	}
+
+	wslay_event_queue_msg(wc->ws, &ping);
+	wc->awaiting_pong = 1;
+	wc->ping_sent_ms = now;
+	arm_timer(wc, cfg->ping_timeout_ms);
+	ws_pump(wc);
+}
+
+/* --- start --- */
+
+static struct vt_ws_conn *conn_new(struct vt_ws_gateway *gw)
+{
+	struct vt_ws_conn *wc = calloc(1, sizeof(*wc));
+
+	if (wc == NULL) {
+		return NULL;
+	}
+	wc->gw = gw;
+	wc->service_ev = event_new(gw->base, -1, 0, on_service, wc);
+	wc->timer_ev = evtimer_new(gw->base, on_timer, wc);
+	if (wc->service_ev == NULL || wc->timer_ev == NULL ||
+	    wslay_event_context_server_init(&wc->ws, &ws_callbacks, wc) != 0) {
+		if (wc->service_ev != NULL) {
+			event_free(wc->service_ev);
+		}
+		if (wc->timer_ev != NULL) {
+			event_free(wc->timer_ev);
+		}
+		free(wc);
+		return NULL;
+	}
+
+	wslay_event_config_set_max_recv_msg_length(wc->ws, gw->cfg.max_message);
+	return wc;
+}
+
+/* Take the socket from evhttp and answer 101 on it. */
+static void take_over(struct vt_ws_conn *wc, const struct vt_ws_handshake *hs)
+{
+	struct evbuffer *out = bufferevent_get_output(wc->bev);
+
+	/* evhttp's read and write timeouts would cut an idle chat connection. */
+	bufferevent_set_timeouts(wc->bev, NULL, NULL);
+	bufferevent_setcb(wc->bev, on_read, on_write, on_event, wc);
+	bufferevent_setwatermark(wc->bev, EV_READ, 0, 0);
+	bufferevent_setwatermark(wc->bev, EV_WRITE, wc->gw->cfg.out_limit / 2, 0);
+
+	evbuffer_add_printf(out, "HTTP/1.1 101 Switching Protocols\r\n"
+	                         "Upgrade: websocket\r\n"
+	                         "Connection: Upgrade\r\n"
+	                         "Sec-WebSocket-Accept: %s\r\n",
+	                    hs->accept);
+	if (hs->offers_protocol) {
+		evbuffer_add_printf(out, "Sec-WebSocket-Protocol: %s\r\n", VT_WS_PROTOCOL);
+	}
+	evbuffer_add(out, "\r\n", 2);
+
+	bufferevent_enable(wc->bev, EV_READ | EV_WRITE);
+	wc->last_rx_ms = vt_evhost_mono_ms();
+	arm_timer(wc, wc->gw->cfg.ping_interval_ms);
+
+	/* Frames the client sent right behind its request are already buffered. */
+	schedule(wc);
+}
+
+int vt_ws_conn_start(struct vt_ws_gateway *gw, struct evhttp_connection *evcon,
+                     const struct vt_identity *id, const struct vt_ws_handshake *hs)
+{
+	struct vt_ws_conn *wc = conn_new(gw);
+	int rc;
+
+	if (wc == NULL) {
+		return VT_ENOMEM;
+	}
+	wc->evcon = evcon;
+	wc->bev = evhttp_connection_get_bufferevent(evcon);
+	LIST_INSERT_HEAD(&gw->conns, wc, link);
+	gw->count++;
+
+	/*
+	 * Frames the engine pushes from inside vt_conn_open() wait in wslay's
+	 * queue and go out behind the 101, from the service event.
+	 */
+	rc = vt_conn_open(gw->engine, id, &ws_ops, wc, &wc->conn);
+	if (rc != 0) {
+		LIST_REMOVE(wc, link);
+		gw->count--;
+		event_free(wc->service_ev);
+		event_free(wc->timer_ev);
+		wslay_event_context_free(wc->ws);
+		free(wc);
+		return rc;
+	}
+
+	take_over(wc, hs);
+	return 0;
+}

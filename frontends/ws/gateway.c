@@ -1,0 +1,174 @@
+/*
+ * frontends/ws/gateway.c - the upgrade request: handshake, token, device.
+ *
+ * Everything is decided while evhttp still owns the connection, so each
+ * refusal is an ordinary HTTP reply with a JSON error envelope.
+ */
+#include "gateway.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <vartalap/log.h>
+
+#include "../common/auth.h"
+#include "../common/http_reply.h"
+#include "internal.h"
+
+int vt_ws_gateway_create(struct event_base *base, struct vt_engine *engine,
+                         const struct vt_fe_config *cfg, struct vt_ws_gateway **out)
+{
+	struct vt_ws_gateway *gw = calloc(1, sizeof(*gw));
+
+	if (gw == NULL) {
+		return VT_ENOMEM;
+	}
+	gw->base = base;
+	gw->engine = engine;
+	gw->cfg = *cfg;
+	LIST_INIT(&gw->conns);
+	*out = gw;
+	return 0;
+}
+
+size_t vt_ws_gateway_count(const struct vt_ws_gateway *gw)
+{
+	return gw->count;
+}
+
+void vt_ws_gateway_destroy(struct vt_ws_gateway *gw)
+{
+	if (gw == NULL) {
+		return;
+	}
+	while (!LIST_EMPTY(&gw->conns)) {
+		vt_ws_conn_drop(LIST_FIRST(&gw->conns));
+	}
+	free(gw);
+}
+
+/*
+ * The token, in order of preference: the Authorization header, the query's
+ * "token", a "bearer.<t>" subprotocol (browsers cannot set headers).
+ */
+static const char *find_token(struct evhttp_request *req, const struct evkeyvalq *query,
+                              const struct vt_ws_handshake *hs, size_t *len)
+{
+	const char *authz = evhttp_find_header(evhttp_request_get_input_headers(req),
+	                                       "Authorization");
+	const char *t = vt_fe_bearer(authz, len);
+
+	if (t != NULL) {
+		return t;
+	}
+
+	t = evhttp_find_header(query, "token");
+	if (t != NULL) {
+		*len = strlen(t);
+		return t;
+	}
+
+	*len = hs->token_len;
+	return hs->token;
+}
+
+/* Fill the device from the query when the token names none. */
+static int pick_device(struct vt_identity *id, const struct evkeyvalq *query)
+{
+	const char *dev;
+	size_t len;
+
+	if (id->device[0] != '\0') {
+		return 0;
+	}
+
+	dev = evhttp_find_header(query, "device");
+	if (dev == NULL) {
+		return 0;
+	}
+	len = strlen(dev);
+	if (!vt_user_id_valid(dev, len)) {
+		return -1;
+	}
+	memcpy(id->device, dev, len + 1);
+	return 0;
+}
+
+/* Refuse a handshake: 426 must name the version this server speaks. */
+static void refuse_handshake(struct evhttp_request *req, int status)
+{
+	if (status == 426) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Sec-WebSocket-Version",
+		                  "13");
+		vt_fe_reply_error(req, 426, "bad_version", "Sec-WebSocket-Version 13 is required");
+		return;
+	}
+	vt_fe_reply_error(req, 400, "bad_handshake", "not a valid WebSocket upgrade request");
+}
+
+/* Authenticate and pick the device; answers @req and returns -1 on refusal. */
+static int identify(struct evhttp_request *req, const struct vt_ws_gateway *gw,
+                    const struct vt_ws_handshake *hs, struct vt_identity *id)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *q = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	struct evkeyvalq query;
+	const char *token;
+	size_t len = 0;
+	int rc;
+
+	TAILQ_INIT(&query);
+	if (q != NULL && evhttp_parse_query_str(q, &query) != 0) {
+		evhttp_clear_headers(&query);
+		vt_fe_reply_error(req, 400, "bad_request", "malformed query string");
+		return -1;
+	}
+
+	token = find_token(req, &query, hs, &len);
+	rc = vt_fe_authenticate(&gw->cfg, token, len, id);
+	if (rc != 0) {
+		evhttp_clear_headers(&query);
+		vt_fe_reply_vt_error(req, rc);
+		return -1;
+	}
+
+	rc = pick_device(id, &query);
+	evhttp_clear_headers(&query);
+	if (rc != 0) {
+		vt_fe_reply_error(req, 400, "bad_request", "invalid device id");
+		return -1;
+	}
+	return 0;
+}
+
+void vt_ws_gateway_upgrade(struct vt_ws_gateway *gw, struct evhttp_request *req)
+{
+	struct vt_ws_handshake hs;
+	struct vt_identity id;
+	int rc;
+
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET");
+		vt_fe_reply_error(req, 405, "method_not_allowed", "use GET to upgrade");
+		return;
+	}
+
+	rc = vt_ws_handshake_check(evhttp_request_get_input_headers(req), &hs);
+	if (rc != 0) {
+		refuse_handshake(req, rc);
+		return;
+	}
+
+	if (identify(req, gw, &hs, &id) != 0) {
+		return;
+	}
+
+	rc = vt_ws_conn_start(gw, evhttp_request_get_connection(req), &id, &hs);
+	if (rc != 0) {
+		vt_fe_reply_vt_error(req, rc);
+		return;
+	}
+	vt_log(VT_LOG_DEBUG, "ws: open user=%s device=%s", id.user, id.device);
+}
