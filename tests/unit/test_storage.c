@@ -685,6 +685,31 @@ START_TEST(lmdb_map_full)
 }
 END_TEST
 
+/* A value larger than the whole map fails inside LMDB itself, undone whole. */
+START_TEST(lmdb_value_beyond_map)
+{
+	static char huge[512 << 10];
+	uint64_t ids[8];
+	struct put p[2];
+	struct vt_op ops[3];
+
+	memset(huge, 'x', sizeof(huge) - 1);
+	fx.map_size = 256 << 10;
+	st_open(1);
+	ck_assert_int_eq(put(1, 100, "1", TO("bob")), 0);
+	put_init(&p[0], 2, "", 100, "2", TO("bob"));
+	put_init(&p[1], 3, "", 100, huge, TO("bob"));
+	ops[0] = p[0].op;
+	ack_init(&ops[1], "bob", 1);
+	ops[2] = p[1].op;
+	ck_assert_int_eq(commit(ops, 3), VT_ENOSPC);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 1);
+	ck_assert_uint_eq(ids[0], 1);
+	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), 1);
+	ck_assert_int_eq(put(2, 100, "2", TO("bob")), 0);
+}
+END_TEST
+
 static int warnings;
 
 static void count_warnings(enum vt_log_level level, const char *line, void *arg)
@@ -780,6 +805,7 @@ static Suite *storage_suite(void)
 	tcase_add_test(lm, lmdb_reopen);
 	tcase_add_test(lm, lmdb_creates_private_dir);
 	tcase_add_test(lm, lmdb_map_full);
+	tcase_add_test(lm, lmdb_value_beyond_map);
 	tcase_add_test(lm, lmdb_damaged_record_skipped);
 	suite_add_tcase(s, lm);
 	return s;
