@@ -37,15 +37,15 @@
 #include "store_key.h"
 
 #define DEFAULT_MAP_SIZE ((uint64_t)1 << 30)
-#define MIN_MAP_SIZE ((uint64_t)256 << 10)
+#define MIN_MAP_SIZE     ((uint64_t)256 << 10)
+#define DEFAULT_DEDUP_MS ((int64_t)7 * 24 * 3600 * 1000)
 
 /* LMDB's own databases: its free-page list and the table of named ones. */
 #define FREE_DBI 0
 #define MAIN_DBI 1
-#define DEFAULT_DEDUP_MS ((int64_t)7 * 24 * 3600 * 1000)
 
 /* Version of the record encoding and of the database layout. */
-#define REC_VERSION 1
+#define REC_VERSION    1
 #define FORMAT_VERSION 1
 
 /* version u8, kind u32, ts 8, four u32 lengths (from, to, cid, body) */
@@ -683,8 +683,8 @@ static int list_one(struct lmdb *s, MDB_txn *txn, uint64_t id, struct listing *l
 }
 
 /* Collect up to @limit records of inbox @ik after @after; a vt_error or 0. */
-static int list_scan(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen,
-                     uint64_t after, uint32_t limit, struct listing *l)
+static int list_scan(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t after,
+                     uint32_t limit, struct listing *l)
 {
 	uint8_t dk[VT__INBOX_KEY_MAX + 8];
 	MDB_val k = val(dk, iklen + 8), v;
@@ -917,11 +917,11 @@ static void lmdb_destroy(void *self)
 }
 
 static const struct vt_storage_ops lmdb_ops = {
-	.commit = lmdb_commit,
-	.list = lmdb_list,
-	.expire = lmdb_expire,
-	.max_id = lmdb_max_id,
-	.destroy = lmdb_destroy,
+        .commit = lmdb_commit,
+        .list = lmdb_list,
+        .expire = lmdb_expire,
+        .max_id = lmdb_max_id,
+        .destroy = lmdb_destroy,
 };
 
 /* Record the layout version in a new store; refuse a store of another one. */
@@ -949,9 +949,9 @@ static int open_dbs(struct lmdb *s)
 		const char *name;
 		MDB_dbi *dbi;
 	} t[] = {
-		{"records", &s->recs},   {"deliveries", &s->dlv}, {"by_record", &s->byrec},
-		{"rec_count", &s->rcnt}, {"by_time", &s->bytime}, {"dedup", &s->dedup},
-		{"dedup_time", &s->dtime}, {"inbox_count", &s->icnt}, {"meta", &s->meta},
+	        {"records", &s->recs},     {"deliveries", &s->dlv},   {"by_record", &s->byrec},
+	        {"rec_count", &s->rcnt},   {"by_time", &s->bytime},   {"dedup", &s->dedup},
+	        {"dedup_time", &s->dtime}, {"inbox_count", &s->icnt}, {"meta", &s->meta},
 	};
 	MDB_txn *txn = NULL;
 	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -1020,8 +1020,8 @@ static int make_dir(const char *path)
 {
 	struct stat st;
 
-	if (mkdir(path, 0700) == 0 || (errno == EEXIST && stat(path, &st) == 0 &&
-	                                S_ISDIR(st.st_mode))) {
+	if (mkdir(path, 0700) == 0 ||
+	    (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))) {
 		return 0;
 	}
 	vt_log(VT_LOG_ERROR, "lmdb: cannot create directory %s: %s", path, strerror(errno));

@@ -255,7 +255,7 @@ struct mslot {
 };
 
 struct mbox {
-	uint32_t count;  /* live deliveries */
+	uint32_t count;   /* live deliveries */
 	uint32_t pending; /* prepare: slots a batch may add */
 	size_t len, cap, dead;
 	struct mslot *v;
@@ -441,9 +441,9 @@ static void dlv_remove(struct mem *m, struct mdlv *d, int free_box)
 
 /* What prepare allocated for one PUT. */
 struct prep {
-	struct mrec *rec;   /* a copy, used if the id is new */
-	struct mdedup *dd;  /* used if the (from, cid) pair is recorded */
-	struct mdlv **dlv;  /* one per inbox in to[], box already found */
+	struct mrec *rec;  /* a copy, used if the id is new */
+	struct mdedup *dd; /* used if the (from, cid) pair is recorded */
+	struct mdlv **dlv; /* one per inbox in to[], box already found */
 };
 
 static size_t str_size(const char *s)
@@ -555,8 +555,11 @@ static int prep_put(struct mem *m, struct vt_op *op, struct prep *p)
 		size_t klen = vt__inbox_key(&op->to[i], key);
 		struct mbox *b = box_get_or_create(m, key, klen);
 
-		p->dlv[i] = calloc(1, sizeof(*p->dlv[i]));
-		if (!b || !p->dlv[i]) {
+		p->dlv[i] = b ? calloc(1, sizeof(*p->dlv[i])) : NULL;
+		if (!p->dlv[i]) {
+			if (b) {
+				box_free_if_empty(m, b); /* created just now, for nothing */
+			}
 			return VT_ENOMEM;
 		}
 		p->dlv[i]->box = b;
@@ -571,9 +574,7 @@ static int prep_put(struct mem *m, struct vt_op *op, struct prep *p)
 static void prep_release(struct mem *m, struct vt_op *op, struct prep *p)
 {
 	free(p->rec);
-	if (p->dd) {
-		free(p->dd);
-	}
+	free(p->dd);
 	for (uint32_t i = 0; p->dlv && i < op->nto; i++) {
 		if (p->dlv[i]) {
 			struct mbox *b = p->dlv[i]->box;
@@ -961,11 +962,11 @@ static void mem_destroy(void *self)
 }
 
 static const struct vt_storage_ops mem_ops = {
-	.commit = mem_commit,
-	.list = mem_list,
-	.expire = mem_expire,
-	.max_id = mem_max_id,
-	.destroy = mem_destroy,
+        .commit = mem_commit,
+        .list = mem_list,
+        .expire = mem_expire,
+        .max_id = mem_max_id,
+        .destroy = mem_destroy,
 };
 
 int vt_storage_memory_create(int64_t dedup_window_ms, struct vt_storage *out)

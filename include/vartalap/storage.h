@@ -65,6 +65,12 @@ enum vt_op_kind {
 	 * dedup window, write nothing and set dup_of to its id. When an inbox
 	 * in @to already holds @inbox_cap deliveries, write nothing and set
 	 * status to VT_EINBOXFULL.
+	 *
+	 * A PUT of an id already stored adds only the deliveries it lacks; it
+	 * is never a duplicate of itself, and an inbox that already holds its
+	 * delivery does not count as full. Dedup needs a non-empty cid. An op
+	 * the backend cannot store (id 0, a missing user, an inbox key over a
+	 * few hundred bytes) gets VT_EINVAL and writes nothing.
 	 */
 	VT_OP_PUT = 1,
 	/* Remove the delivery (inbox, id). status VT_EUNKNOWNID if absent. */
@@ -157,7 +163,10 @@ VT_EXPORT int vt_storage_memory_create(int64_t dedup_window_ms, struct vt_storag
 /* Options of the LMDB backend; zero fields take the documented defaults. */
 struct vt_lmdb_options {
 	const char *path;        /* directory, created if missing (required) */
-	uint64_t map_size;       /* bytes of the memory map; default 1 GiB */
+	uint64_t map_size;       /* bytes of the memory map; default 1 GiB,
+	                            at least 256 KiB. A batch that stores is
+	                            refused (VT_ENOSPC) once less than about a
+	                            sixteenth is free, so acks can always run */
 	int64_t dedup_window_ms; /* default 7 days */
 	int no_sync;             /* nonzero: skip fsync (survives a crash of the
 	                            process, not of the machine) */

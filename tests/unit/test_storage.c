@@ -52,8 +52,8 @@ static const struct backend {
 	int (*open)(void);
 	int durable;
 } backends[] = {
-	{"memory", open_memory, 0},
-	{"lmdb", open_lmdb, 1},
+        {"memory", open_memory, 0},
+        {"lmdb", open_lmdb, 1},
 };
 
 #define NBACKENDS ((int)(sizeof(backends) / sizeof(backends[0])))
@@ -186,8 +186,8 @@ static void put_init(struct put *p, uint64_t id, const char *cid, int64_t ts, co
                      const char *const *to)
 {
 	memset(p, 0, sizeof(*p));
-	p->rec = (struct vt_record){id, VT_KIND_MESSAGE, "alice", "bob", cid, ts, body,
-	                            strlen(body)};
+	p->rec = (struct vt_record){id,   VT_KIND_MESSAGE, "alice", "bob", cid, ts,
+	                            body, strlen(body)};
 	while (to[p->op.nto]) {
 		p->to[p->op.nto].user = to[p->op.nto];
 		p->to[p->op.nto].device = "";
@@ -199,8 +199,8 @@ static void put_init(struct put *p, uint64_t id, const char *cid, int64_t ts, co
 }
 
 /* PUT alone in a batch; returns the op's status, dup_of in *dup. */
-static int put1(uint64_t id, const char *cid, int64_t ts, const char *body,
-                const char *const *to, uint32_t dedup, uint32_t cap, uint64_t *dup)
+static int put1(uint64_t id, const char *cid, int64_t ts, const char *body, const char *const *to,
+                uint32_t dedup, uint32_t cap, uint64_t *dup)
 {
 	struct put p;
 
