@@ -131,4 +131,31 @@ static inline int vt__within_window(int64_t now, int64_t ts, int64_t window)
 	return (uint64_t)now - (uint64_t)ts < (uint64_t)window;
 }
 
+/*
+ * Fill the "acked" outputs of an ACK op from the record it removed. Ids
+ * longer than the fields are cut (the engine's ids never are).
+ */
+static inline void vt__ack_report(struct vt_op *op, const struct vt_record *r)
+{
+	size_t f = r->from ? strlen(r->from) : 0, c = r->cid ? strlen(r->cid) : 0;
+
+	f = f < sizeof(op->acked_from) ? f : sizeof(op->acked_from) - 1;
+	c = c < sizeof(op->acked_cid) ? c : sizeof(op->acked_cid) - 1;
+	op->acked_kind = r->kind;
+	memcpy(op->acked_from, r->from ? r->from : "", f);
+	op->acked_from[f] = 0;
+	memcpy(op->acked_cid, r->cid ? r->cid : "", c);
+	op->acked_cid[c] = 0;
+}
+
+/* Clear the outputs of @op before a backend applies it. */
+static inline void vt__op_reset(struct vt_op *op)
+{
+	op->status = 0;
+	op->dup_of = 0;
+	op->acked_kind = 0;
+	op->acked_from[0] = 0;
+	op->acked_cid[0] = 0;
+}
+
 #endif /* VARTALAP_STORE_KEY_H */

@@ -531,22 +531,46 @@ static int apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
 	return rc ? rc : max_id_raise(s, txn, op->rec->id);
 }
 
+/* Report what record @id was, before its last delivery may delete it. */
+static int ack_report(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
+{
+	uint8_t idk[8];
+	MDB_val k = val(idk, 8), v;
+	struct vt_record r;
+	int rc;
+
+	vt__put_be64(idk, op->id);
+	rc = mdb_get(txn, s->recs, &k, &v);
+	if (rc == MDB_NOTFOUND || (rc == 0 && rec_decode(&v, op->id, &r) != 0)) {
+		vt_log(VT_LOG_WARN, "lmdb: acked record id=%llu is %s", (unsigned long long)op->id,
+		       rc ? "missing" : "damaged");
+		return 0;
+	}
+	if (rc == 0) {
+		vt__ack_report(op, &r);
+	}
+	return rc;
+}
+
 static int apply_ack(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
 {
 	uint8_t ik[VT__INBOX_KEY_MAX];
 	size_t iklen = vt__inbox_key(&op->inbox, ik);
-	int rc;
+	int exists, rc;
 
 	if (iklen == 0) {
 		op->status = VT_EUNKNOWNID;
 		return 0;
 	}
-	rc = dlv_remove(s, txn, ik, iklen, op->id);
-	if (rc == MDB_NOTFOUND) {
+	rc = dlv_exists(s, txn, ik, iklen, op->id, &exists);
+	if (rc == 0 && !exists) {
 		op->status = VT_EUNKNOWNID;
 		return 0;
 	}
-	return rc;
+	if (rc == 0) {
+		rc = ack_report(s, txn, op);
+	}
+	return rc ? rc : dlv_remove(s, txn, ik, iklen, op->id);
 }
 
 static int apply_ops(struct lmdb *s, MDB_txn *txn, struct vt_op *ops, size_t n)
@@ -554,8 +578,7 @@ static int apply_ops(struct lmdb *s, MDB_txn *txn, struct vt_op *ops, size_t n)
 	int rc = 0;
 
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		ops[i].status = 0;
-		ops[i].dup_of = 0;
+		vt__op_reset(&ops[i]);
 		if (ops[i].kind == VT_OP_PUT) {
 			rc = apply_put(s, txn, &ops[i]);
 		} else if (ops[i].kind == VT_OP_ACK) {

@@ -605,8 +605,7 @@ static int prepare(struct mem *m, struct vt_op *ops, size_t n, struct prep *prep
 	int rc = 0;
 
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		ops[i].status = 0;
-		ops[i].dup_of = 0;
+		vt__op_reset(&ops[i]);
 		if (ops[i].kind == VT_OP_PUT && put_valid(&ops[i])) {
 			rc = prep_put(m, &ops[i], &preps[i]);
 			nput++;
@@ -755,6 +754,7 @@ static void apply_ack(struct mem *m, struct vt_op *op)
 		op->status = VT_EUNKNOWNID;
 		return;
 	}
+	vt__ack_report(op, &d->rec->r);
 	dlv_remove(m, d, 0);
 }
 
