@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <vartalap/error.h>
@@ -31,6 +32,7 @@ struct fixture {
 	char dir[64];
 	uint64_t map_size;
 	int backend;
+	int sync; /* LMDB: fsync each commit (tests skip it for speed) */
 };
 
 static struct fixture fx;
@@ -42,7 +44,7 @@ static int open_memory(void)
 
 static int open_lmdb(void)
 {
-	struct vt_lmdb_options o = {fx.dir, fx.map_size, WINDOW_MS, 1};
+	struct vt_lmdb_options o = {fx.dir, fx.map_size, WINDOW_MS, !fx.sync};
 
 	return vt_storage_lmdb_open(&o, &fx.st);
 }
@@ -608,6 +610,36 @@ START_TEST(many_records)
 }
 END_TEST
 
+static void ack_inside_list(void *arg, int status, const struct vt_record *recs, size_t n)
+{
+	struct vt_op op;
+
+	ck_assert_uint_eq(n, 2);
+	ack_init(&op, "bob", recs[0].id);
+	ck_assert_int_eq(commit(&op, 1), 0);
+	ck_assert_int_eq(op.status, 0);
+	ck_assert_int_eq(put(7, 100, "7", TO("bob")), 0);
+	*(int *)arg += 1;
+}
+
+/* A callback may call the backend again (the engine acks from a listing). */
+START_TEST(reentrant_callbacks)
+{
+	struct vt_inbox bob = {"bob", ""};
+	uint64_t ids[8];
+	int calls = 0;
+
+	st_open(_i);
+	ck_assert_int_eq(put(1, 100, "1", TO("bob")), 0);
+	ck_assert_int_eq(put(2, 100, "2", TO("bob")), 0);
+	fx.st.ops->list(fx.st.self, &bob, 0, 10, ack_inside_list, &calls);
+	ck_assert_int_eq(calls, 1);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 2);
+	ck_assert_uint_eq(ids[0], 2);
+	ck_assert_uint_eq(ids[1], 7);
+}
+END_TEST
+
 /* ---- LMDB only ---- */
 
 START_TEST(lmdb_reopen)
@@ -633,6 +665,45 @@ START_TEST(lmdb_reopen)
 	ck_assert_uint_eq(list("carol", 0, 10, ids, NULL), 0);
 	ck_assert_int_eq(ack("bob", 1), 0);
 	ck_assert_int_eq(ack("bob", 1), VT_EUNKNOWNID);
+}
+END_TEST
+
+/* Dies inside a listing, so its read transaction is never ended. */
+static void die_in_list(void *arg, int status, const struct vt_record *recs, size_t n)
+{
+	_exit(n == 3 ? 0 : 1);
+}
+
+/* A process that dies without closing leaves a store that opens as is. */
+START_TEST(lmdb_reopen_after_crash)
+{
+	struct vt_inbox bob = {"bob", ""};
+	uint64_t ids[8];
+	int wstatus;
+	pid_t pid;
+
+	fx.sync = 1;
+	st_open(1);
+	st_close();
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		st_open(1);
+		put(1, 100, "1", TO("bob"));
+		put(2, 100, "2", TO("bob"));
+		put(3, 100, "3", TO("bob"));
+		fx.st.ops->list(fx.st.self, &bob, 0, 10, die_in_list, NULL);
+		_exit(2);
+	}
+	ck_assert_int_eq(waitpid(pid, &wstatus, 0), pid);
+	ck_assert(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+
+	st_open(1);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 3);
+	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), 3);
+	ck_assert_int_eq(ack("bob", 2), 0);
+	ck_assert_int_eq(put(4, 100, "4", TO("bob")), 0);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 3);
 }
 END_TEST
 
@@ -826,10 +897,12 @@ static Suite *storage_suite(void)
 	tcase_add_loop_test(tc, max_id_never_goes_back, 0, NBACKENDS);
 	tcase_add_loop_test(tc, hostile_input, 0, NBACKENDS);
 	tcase_add_loop_test(tc, many_records, 0, NBACKENDS);
+	tcase_add_loop_test(tc, reentrant_callbacks, 0, NBACKENDS);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(lm, NULL, teardown);
 	tcase_add_test(lm, lmdb_reopen);
+	tcase_add_test(lm, lmdb_reopen_after_crash);
 	tcase_add_test(lm, lmdb_creates_private_dir);
 	tcase_add_test(lm, lmdb_map_full);
 	tcase_add_test(lm, lmdb_value_beyond_map);
