@@ -919,12 +919,16 @@ static uint64_t lmdb_max_id(void *self)
 	struct lmdb *s = self;
 	uint64_t id = 0;
 	MDB_txn *txn;
+	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
 
-	if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0) {
-		return 0;
+	if (rc == 0) {
+		rc = max_id_get(s, txn, &id);
+		mdb_txn_abort(txn);
 	}
-	max_id_get(s, txn, &id);
-	mdb_txn_abort(txn);
+	if (rc != 0) {
+		/* The vtable has no error path here; ids may repeat, so say it loudly. */
+		vt_log(VT_LOG_ERROR, "lmdb: cannot read max_id: %s", mdb_strerror(rc));
+	}
 	return id;
 }
 
