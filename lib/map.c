@@ -52,10 +52,13 @@ static size_t find_slot(const struct vt_map *m, const char *key, uint32_t h)
 
 void *vt_map_get(const struct vt_map *m, const char *key)
 {
+	size_t i;
+
 	if (m->cap == 0) {
 		return NULL;
 	}
-	return m->slots[find_slot(m, key, hash_str(key))].value;
+	i = find_slot(m, key, hash_str(key));
+	return m->slots[i].key != NULL ? m->slots[i].value : NULL;
 }
 
 static int grow(struct vt_map *m)
@@ -120,6 +123,7 @@ void *vt_map_del(struct vt_map *m, const char *key)
 	value = m->slots[i].value;
 	free(m->slots[i].key);
 	m->slots[i].key = NULL;
+	m->slots[i].value = NULL;
 	m->len--;
 
 	/*
@@ -132,6 +136,7 @@ void *vt_map_del(struct vt_map *m, const char *key)
 		if (((j - home) & mask) >= ((j - i) & mask)) {
 			m->slots[i] = m->slots[j];
 			m->slots[j].key = NULL;
+			m->slots[j].value = NULL;
 			i = j;
 		}
 	}

@@ -1,0 +1,70 @@
+/*
+ * test_map.c - the string-keyed hash map.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "map.h"
+
+START_TEST(deleted_keys_are_gone)
+{
+	struct vt_map m;
+	int a, b;
+
+	vt_map_init(&m);
+	ck_assert_int_eq(vt_map_put(&m, "alice", &a), 0);
+	ck_assert_int_eq(vt_map_put(&m, "bob", &b), 0);
+	ck_assert_ptr_eq(vt_map_del(&m, "bob"), &b);
+	ck_assert_ptr_null(vt_map_get(&m, "bob"));
+	ck_assert_ptr_null(vt_map_del(&m, "bob"));
+	ck_assert_ptr_eq(vt_map_get(&m, "alice"), &a);
+	vt_map_free(&m);
+}
+END_TEST
+
+/* Many inserts and deletes across growth keep every survivor findable. */
+START_TEST(survivors_found_after_churn)
+{
+	static int vals[5000];
+	struct vt_map m;
+	char key[32];
+
+	vt_map_init(&m);
+	for (int i = 0; i < 5000; i++) {
+		snprintf(key, sizeof(key), "user%d", i);
+		ck_assert_int_eq(vt_map_put(&m, key, &vals[i]), 0);
+	}
+	for (int i = 0; i < 5000; i += 3) {
+		snprintf(key, sizeof(key), "user%d", i);
+		ck_assert_ptr_eq(vt_map_del(&m, key), &vals[i]);
+	}
+	for (int i = 0; i < 5000; i++) {
+		snprintf(key, sizeof(key), "user%d", i);
+		if (i % 3 == 0) {
+			ck_assert_ptr_null(vt_map_get(&m, key));
+		} else {
+			ck_assert_ptr_eq(vt_map_get(&m, key), &vals[i]);
+		}
+	}
+	ck_assert_uint_eq(m.len, 5000 - 1667);
+	vt_map_free(&m);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("map");
+	TCase *t = tcase_create("map");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(t, deleted_keys_are_gone);
+	tcase_add_test(t, survivors_found_after_churn);
+	suite_add_tcase(s, t);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
