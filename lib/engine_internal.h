@@ -114,7 +114,7 @@ struct vt_pend {
 	struct vt_msg *msg;
 	struct vt_origin origin;
 	struct vt_ackreq *ackreq;
-	char user[VT_ID_MAX + 1];  /* PUT: the inbox; ACK: the acker */
+	char user[VT_TO_MAX + 1];  /* PUT: the inbox; ACK: the acker */
 	uint64_t ack_id;
 };
 
