@@ -43,6 +43,11 @@ struct vt_ws_conn {
 	unsigned blocked : 1;   /* send() answered VT_EAGAIN */
 	unsigned paused : 1;    /* reading stopped while the output is full */
 	unsigned broken : 1;    /* the socket failed inside an op */
+	unsigned proto_error : 1; /* a close frame with a 1-byte payload came */
+	unsigned close_pending : 1; /* begin_close() ran; frame not queued yet */
+	uint16_t close_code;
+	uint8_t close_len;
+	char close_reason[123];
 };
 
 static void ws_pump(struct vt_ws_conn *wc);
@@ -90,7 +95,11 @@ void vt_ws_conn_drop(struct vt_ws_conn *wc)
 	free(wc);
 }
 
-/* Start the close handshake with @code; the linger timer bounds the wait. */
+/*
+ * Start the close handshake with @code; the linger timer bounds the wait.
+ * The close frame is queued by ws_pump() once the messages before it are
+ * out, because wslay sends control frames ahead of queued data.
+ */
 static void begin_close(struct vt_ws_conn *wc, int code, const char *reason)
 {
 	size_t len = reason != NULL ? strlen(reason) : 0;
@@ -100,13 +109,32 @@ static void begin_close(struct vt_ws_conn *wc, int code, const char *reason)
 	}
 
 	/* A close reason is at most 123 bytes on the wire. */
-	if (len > 123) {
-		len = 123;
+	if (len > sizeof(wc->close_reason)) {
+		len = sizeof(wc->close_reason);
 	}
+	memcpy(wc->close_reason, reason, len);
+	wc->close_len = (uint8_t)len;
+	wc->close_code = (uint16_t)code;
+	wc->close_pending = 1;
 	wc->state = WS_CLOSING;
-	wslay_event_queue_close(wc->ws, (uint16_t)code, (const uint8_t *)reason, len);
 	arm_timer(wc, wc->gw->cfg.close_linger_ms);
 	schedule(wc);
+}
+
+/* Flush queued messages, then the close frame begin_close() asked for. */
+static int ws_send(struct vt_ws_conn *wc)
+{
+	if (wslay_event_want_write(wc->ws) && wslay_event_send(wc->ws) != 0) {
+		return -1;
+	}
+	if (!wc->close_pending) {
+		return 0;
+	}
+
+	wc->close_pending = 0;
+	wslay_event_queue_close(wc->ws, wc->close_code, (const uint8_t *)wc->close_reason,
+	                        wc->close_len);
+	return wslay_event_want_write(wc->ws) ? wslay_event_send(wc->ws) : 0;
 }
 
 /* --- transport ops: called by the engine; they only queue and schedule --- */
@@ -179,6 +207,10 @@ static void on_ws_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_m
 {
 	struct vt_ws_conn *wc = user;
 
+	if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->msg_length == 1) {
+		wc->proto_error = 1;
+		return;
+	}
 	if (arg->opcode == WSLAY_BINARY_FRAME) {
 		begin_close(wc, VT_CLOSE_UNSUPPORTED, "binary frames are not supported");
 		return;
@@ -219,9 +251,30 @@ static void flow_control(struct vt_ws_conn *wc)
 	}
 }
 
-/* Feed what the socket gave to wslay. Returns 0, or -1 when wslay gave up. */
+/*
+ * Fail the connection with close code 1002 and stop both directions. wslay
+ * answers some framing errors (a length with the top bit set, an oversized
+ * control frame) with an empty close, and a 1-byte close payload with an
+ * empty one too; RFC 6455 wants 1002 there. A server frame is never masked,
+ * so the close frame is written as is, in place of the one wslay queued.
+ */
+static void fail_protocol(struct vt_ws_conn *wc)
+{
+	static const unsigned char close_1002[] = {0x88, 0x02, 0x03, 0xea};
+
+	if (!wslay_event_get_close_sent(wc->ws)) {
+		bufferevent_write(wc->bev, close_1002, sizeof(close_1002));
+	}
+	wslay_event_shutdown_read(wc->ws);
+	wslay_event_shutdown_write(wc->ws);
+	wc->proto_error = 0;
+}
+
+/* Feed what the socket gave to wslay. Returns 0, or -1 when memory ran out. */
 static int ws_read(struct vt_ws_conn *wc)
 {
+	int r;
+
 	if (evbuffer_get_length(bufferevent_get_input(wc->bev)) == 0) {
 		return 0;
 	}
@@ -232,7 +285,16 @@ static int ws_read(struct vt_ws_conn *wc)
 		evbuffer_drain(bufferevent_get_input(wc->bev), (size_t)-1);
 		return 0;
 	}
-	return wslay_event_recv(wc->ws) == 0 ? 0 : -1;
+
+	/* Our recv callback never fails, so any other error is the peer's framing. */
+	r = wslay_event_recv(wc->ws);
+	if (r == WSLAY_ERR_NOMEM) {
+		return -1;
+	}
+	if (r != 0 || wc->proto_error) {
+		fail_protocol(wc);
+	}
+	return 0;
 }
 
 /*
@@ -246,7 +308,7 @@ static void ws_pump(struct vt_ws_conn *wc)
 		return;
 	}
 
-	if (wslay_event_want_write(wc->ws) && wslay_event_send(wc->ws) != 0) {
+	if (ws_send(wc) != 0) {
 		vt_ws_conn_drop(wc);
 		return;
 	}
@@ -277,7 +339,7 @@ static void on_service(evutil_socket_t fd, short what, void *arg)
 	struct vt_ws_conn *wc = arg;
 
 	if (ws_read(wc) != 0) {
-		/* wslay failed hard (memory, callback): the peer gets no close. */
+		/* Out of memory inside wslay: nothing sensible can be sent. */
 		vt_ws_conn_drop(wc);
 		return;
 	}
@@ -368,6 +430,12 @@ static struct vt_ws_conn *conn_new(struct vt_ws_gateway *gw)
 		return NULL;
 	}
 
+	/*
+	 * Known gap: wslay compares a frame's length with this limit only when
+	 * the first payload byte arrives, so a peer that sends a huge header
+	 * and stalls gets 1009 only then; until then it holds no buffer and
+	 * the ping deadline reaps it.
+	 */
 	wslay_event_config_set_max_recv_msg_length(wc->ws, gw->cfg.max_message);
 	return wc;
 }
