@@ -383,7 +383,10 @@ void vt_env_encode_record(struct vt_buf *b, const struct vt_record *rec)
 	put_id_member(b, "id", rec->id);
 	put_str_member(b, "from", rec->from);
 	put_str_member(b, "to", rec->to);
-	put_str_member(b, "cid", rec->cid);
+	/* Server events (receipts) have no client id: "cid" is left out. */
+	if (rec->cid != NULL && rec->cid[0] != '\0') {
+		put_str_member(b, "cid", rec->cid);
+	}
 	vt_buf_puts(b, ",\"ts\":");
 	vt_buf_i64(b, rec->ts);
 

@@ -47,7 +47,7 @@ struct vt_env {
 /*
  * Decode one client envelope. On failure returns a negative vt_error and,
  * when the input got that far, leaves the client id in @out->id so the error
- * can name it, and a short static reason in *@reason ("missing field to").
+ * can name it, and a short static reason in *@reason ("missing field: to").
  * Checks: strict JSON, an object, "v" == 1 when present, a known "type";
  * for a message a valid "id" (vt_user_id_valid rules), a valid "to", and a
  * "body" of any JSON type; for an ack a non-empty "ids" array of at most
@@ -69,7 +69,9 @@ int vt_env_decode_ids(const char *data, size_t len, uint64_t *ids, const char **
 /*
  * A stored record as the client sees it:
  * {"v":1,"type":"message","id":"42","from":"alice","to":"bob","cid":"c-1",
- *  "ts":1700000000000,"body":...}; "delivered" records likewise.
+ *  "ts":1700000000000,"body":...}; "delivered" records likewise. "cid" is
+ * left out when it is "" (server events such as receipts). The body is
+ * copied verbatim ("null" when empty).
  */
 void vt_env_encode_record(struct vt_buf *b, const struct vt_record *rec);
 
