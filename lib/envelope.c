@@ -168,8 +168,8 @@ static int to_valid(const char *s, size_t len)
  * @valid. The reasons name the field: @missing and @invalid.
  */
 static int env_string(const struct env_fields *f, enum env_field which, char *out, size_t cap,
-		      int (*valid)(const char *, size_t), const char *missing, const char *invalid,
-		      const char **reason)
+                      int (*valid)(const char *, size_t), const char *missing, const char *invalid,
+                      const char **reason)
 {
 	int n;
 
@@ -192,12 +192,12 @@ static int env_message(const struct env_fields *f, struct vt_env *out, const cha
 	int rc;
 
 	rc = env_string(f, F_ID, out->id, sizeof(out->id), vt_user_id_valid, "missing field: id",
-			"id: invalid", reason);
+	                "id: invalid", reason);
 	if (rc != 0) {
 		return rc;
 	}
 	rc = env_string(f, F_TO, out->to, sizeof(out->to), to_valid, "missing field: to",
-			"to: invalid", reason);
+	                "to: invalid", reason);
 	if (rc != 0) {
 		return rc;
 	}

@@ -587,7 +587,7 @@ static size_t next_item(const unsigned char *s, size_t n, size_t pos)
 }
 
 int vt_json_next_member(const struct vt_json_val *obj, size_t *pos, struct vt_json_val *key,
-			struct vt_json_val *val)
+                        struct vt_json_val *val)
 {
 	const unsigned char *s = (const unsigned char *)obj->p;
 	size_t n = obj->len;

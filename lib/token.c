@@ -35,7 +35,7 @@ static const char token_header_b64[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 #define CLAIMS_MAX (2 * VT_ID_MAX + 2 * 20 + 64)
 
 static const char b64url_alphabet[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 int vt_user_id_valid(const char *s, size_t len)
 {
@@ -45,7 +45,7 @@ int vt_user_id_valid(const char *s, size_t len)
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 		int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-			 (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '@' || c == '-';
+		         (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '@' || c == '-';
 
 		if (!ok) {
 			return 0;
@@ -127,21 +127,20 @@ static long b64url_decode(const char *in, size_t n, unsigned char *out, size_t c
 /* ---- signature -------------------------------------------------------- */
 
 static int hmac_sha256(const unsigned char *key, size_t key_len, const char *data, size_t n,
-		       unsigned char mac[MAC_LEN])
+                       unsigned char mac[MAC_LEN])
 {
+	const unsigned char *in = (const unsigned char *)data;
 	unsigned int mac_len = 0;
 
-	if (HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)data, n, mac,
-		 &mac_len) == NULL ||
-	    mac_len != MAC_LEN) {
+	if (HMAC(EVP_sha256(), key, (int)key_len, in, n, mac, &mac_len) == NULL) {
 		return -1;
 	}
-	return 0;
+	return mac_len == MAC_LEN ? 0 : -1;
 }
 
 /* Check the signature @sig (base64url) of @signed_part in constant time. */
 static int check_signature(const unsigned char *key, size_t key_len, const char *signed_part,
-			   size_t signed_len, const char *sig, size_t sig_len)
+                           size_t signed_len, const char *sig, size_t sig_len)
 {
 	unsigned char want[MAC_LEN];
 	unsigned char got[MAC_LEN + 3];
@@ -159,7 +158,7 @@ static int check_signature(const unsigned char *key, size_t key_len, const char 
 
 /* Decode a base64url part and return its top-level JSON object. */
 static int part_object(const char *b64, size_t n, unsigned char *buf, size_t cap,
-		       struct vt_json_val *obj)
+                       struct vt_json_val *obj)
 {
 	long len = b64url_decode(b64, n, buf, cap);
 
@@ -185,7 +184,7 @@ static int str_equals(const struct vt_json_val *v, const char *want)
  * seen before, per the bit mask @seen, is reported as -1.
  */
 static int member_index(const struct vt_json_val *key, const char *const *names, int n,
-			unsigned *seen)
+                        unsigned *seen)
 {
 	for (int i = 0; i < n; i++) {
 		if (vt_json_key_is(key, names[i])) {
@@ -337,7 +336,7 @@ static int read_token(const struct token_parts *p, struct vt_identity *id)
 }
 
 int vt_token_verify(const unsigned char *key, size_t key_len, const char *token, size_t len,
-		    int64_t now, struct vt_identity *id)
+                    int64_t now, struct vt_identity *id)
 {
 	struct vt_identity got;
 	struct token_parts p;
@@ -352,7 +351,7 @@ int vt_token_verify(const unsigned char *key, size_t key_len, const char *token,
 	rc = split_token(token, len, &p);
 	if (rc == 0) {
 		rc = check_signature(key, key_len, token, (size_t)(p.sig - 1 - token), p.sig,
-				     p.sig_len);
+		                     p.sig_len);
 	}
 	if (rc != 0) {
 		return rc;
@@ -373,24 +372,25 @@ int vt_token_verify(const unsigned char *key, size_t key_len, const char *token,
 /* ---- sign --------------------------------------------------------------- */
 
 /* Write the claims JSON into @out; its length, or -1. */
-static int write_claims(const char *user, const char *device, int64_t iat, int64_t exp,
-			char *out, size_t cap)
+static int write_claims(const char *user, const char *device, int64_t iat, int64_t exp, char *out,
+                        size_t cap)
 {
 	int n;
 
 	if (device != NULL && device[0] != '\0') {
-		n = snprintf(out, cap, "{\"sub\":\"%s\",\"dev\":\"%s\",\"iat\":%" PRId64
-				       ",\"exp\":%" PRId64 "}",
-			     user, device, iat, exp);
+		n = snprintf(out, cap,
+		             "{\"sub\":\"%s\",\"dev\":\"%s\",\"iat\":%" PRId64 ",\"exp\":%" PRId64
+		             "}",
+		             user, device, iat, exp);
 	} else {
 		n = snprintf(out, cap, "{\"sub\":\"%s\",\"iat\":%" PRId64 ",\"exp\":%" PRId64 "}",
-			     user, iat, exp);
+		             user, iat, exp);
 	}
 	return n < 0 || (size_t)n >= cap ? -1 : n;
 }
 
 static int sign_args_valid(const unsigned char *key, size_t key_len, const char *user,
-			   const char *device, int64_t iat, int64_t exp)
+                           const char *device, int64_t iat, int64_t exp)
 {
 	if (key == NULL || key_len == 0 || key_len > INT_MAX || iat < 0 || exp < 0) {
 		return 0;
@@ -402,7 +402,7 @@ static int sign_args_valid(const unsigned char *key, size_t key_len, const char 
 }
 
 int vt_token_sign(const unsigned char *key, size_t key_len, const char *user, const char *device,
-		  int64_t iat, int64_t exp, char *out, size_t cap)
+                  int64_t iat, int64_t exp, char *out, size_t cap)
 {
 	char claims[CLAIMS_MAX];
 	char tok[sizeof(token_header_b64) + CLAIMS_MAX / 3 * 4 + 8 + MAC_LEN / 3 * 4 + 8];

@@ -27,8 +27,8 @@ static int dec_body(const char *body)
 {
 	static char s[512]; /* env.body points into it */
 
-	snprintf(s, sizeof(s), "{\"v\":1,\"type\":\"message\",\"id\":\"c-1\",\"to\":\"bob\",\"body\":%s}",
-		 body);
+	snprintf(s, sizeof(s),
+	         "{\"v\":1,\"type\":\"message\",\"id\":\"c-1\",\"to\":\"bob\",\"body\":%s}", body);
 	return dec(s);
 }
 
@@ -75,7 +75,7 @@ static const char *body_text(void)
 START_TEST(test_message_decodes)
 {
 	const char *s = "{\"v\":1,\"type\":\"message\",\"id\":\"c-1\",\"to\":\"bob\","
-			"\"body\":{\"text\":\"hi\",\"n\":[1,2]}}";
+	                "\"body\":{\"text\":\"hi\",\"n\":[1,2]}}";
 
 	ck_assert_int_eq(dec(s), 0);
 	ck_assert_ptr_null(why);
@@ -103,7 +103,7 @@ START_TEST(test_version_optional_and_checked)
 {
 	ck_assert_int_eq(dec("{\"type\":\"message\",\"id\":\"a\",\"to\":\"b\",\"body\":1}"), 0);
 	ck_assert_int_eq(dec("{\"v\":2,\"type\":\"message\",\"id\":\"a\",\"to\":\"b\",\"body\":1}"),
-			 VT_EVERSION);
+	                 VT_EVERSION);
 	ck_assert_int_eq(dec("{\"v\":0,\"type\":\"ack\",\"ids\":[\"1\"]}"), VT_EVERSION);
 	ck_assert_int_eq(dec("{\"v\":1.0,\"type\":\"ack\",\"ids\":[\"1\"]}"), VT_EVERSION);
 	ck_assert_int_eq(dec("{\"v\":-1,\"type\":\"ack\",\"ids\":[\"1\"]}"), VT_EVERSION);
@@ -118,7 +118,7 @@ START_TEST(test_type_checked)
 	ck_assert_int_eq(dec("{\"v\":1,\"id\":\"a\",\"to\":\"b\",\"body\":1}"), VT_EBADENV);
 	ck_assert_str_eq(why, "missing field: type");
 	ck_assert_int_eq(dec("{\"type\":\"typing\",\"id\":\"a\",\"to\":\"b\",\"body\":1}"),
-			 VT_EBADTYPE);
+	                 VT_EBADTYPE);
 	ck_assert_int_eq(dec("{\"type\":\"messagexxxxxxxxxxxxxxxxxx\"}"), VT_EBADTYPE);
 	ck_assert_int_eq(dec("{\"type\":\"Message\"}"), VT_EBADTYPE);
 	ck_assert_int_eq(dec("{\"type\":\"mess\\u0000age\"}"), VT_EBADTYPE);
@@ -146,8 +146,8 @@ END_TEST
 START_TEST(test_client_id_checked)
 {
 	char long_id[80];
-	const char *bad[] = {"\"\"", "\"a b\"", "\"a:b\"", "\"a/b\"", "\"\xc3\xa9\"", "1",
-			     "null", "[\"a\"]", "\"a\\u0000b\""};
+	const char *bad[] = {"\"\"", "\"a b\"", "\"a:b\"", "\"a/b\"",      "\"\xc3\xa9\"",
+	                     "1",    "null",    "[\"a\"]", "\"a\\u0000b\""};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ck_assert_msg(dec_id(bad[i]) == VT_EBADENV, "accepted id %s", bad[i]);
@@ -182,8 +182,9 @@ END_TEST
 START_TEST(test_to_refused)
 {
 	char s[128];
-	const char *bad[] = {"\"\"",     "\":x\"",         "\"g:\"",    "\"g:a:b\"", "\":\"",
-			     "\"g x:a\"", "\"groupxyz:x\"", "\"g:a b\"", "5",         "\"b\\u0000\""};
+	const char *bad[] = {"\"\"",  "\":x\"",      "\"g:\"",         "\"g:a:b\"",
+	                     "\":\"", "\"g x:a\"",   "\"groupxyz:x\"", "\"g:a b\"",
+	                     "5",     "\"b\\u0000\""};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ck_assert_msg(dec_to(bad[i]) == VT_EBADENV, "accepted to %s", bad[i]);
@@ -197,15 +198,15 @@ END_TEST
 START_TEST(test_duplicate_keys_refused)
 {
 	ck_assert_int_eq(dec("{\"type\":\"message\",\"type\":\"ack\",\"ids\":[\"1\"]}"),
-			 VT_EBADENV);
+	                 VT_EBADENV);
 	ck_assert_str_eq(why, "duplicate key");
 	ck_assert_int_eq(dec("{\"type\":\"message\",\"id\":\"a\",\"to\":\"bob\",\"to\":\"eve\","
-			     "\"body\":1}"),
-			 VT_EBADENV);
+	                     "\"body\":1}"),
+	                 VT_EBADENV);
 	ck_assert_str_eq(why, "duplicate key");
 	/* An escaped spelling of the same key is still the same key. */
 	ck_assert_int_eq(dec("{\"type\":\"ack\",\"ids\":[\"1\"],\"\\u0069ds\":[\"2\"]}"),
-			 VT_EBADENV);
+	                 VT_EBADENV);
 	ck_assert_str_eq(why, "duplicate key");
 }
 END_TEST
@@ -213,8 +214,8 @@ END_TEST
 START_TEST(test_unknown_members_ignored)
 {
 	ck_assert_int_eq(dec("{\"x\":1,\"x\":2,\"type\":\"message\",\"id\":\"a\",\"to\":\"b\","
-			     "\"body\":1,\"from\":\"mallory\"}"),
-			 0);
+	                     "\"body\":1,\"from\":\"mallory\"}"),
+	                 0);
 }
 END_TEST
 
@@ -236,8 +237,12 @@ END_TEST
 /* B21 (a): the body keeps its escaped NUL and is re-sent with it intact. */
 START_TEST(test_b21_nul_body_kept_and_reescaped)
 {
-	struct vt_record rec = {.id = 7, .kind = VT_KIND_MESSAGE, .from = "alice", .to = "bob",
-				.cid = "c-1", .ts = 1};
+	struct vt_record rec = {.id = 7,
+	                        .kind = VT_KIND_MESSAGE,
+	                        .from = "alice",
+	                        .to = "bob",
+	                        .cid = "c-1",
+	                        .ts = 1};
 	struct vt_buf b;
 
 	ck_assert_int_eq(dec_body("\"a\\u0000b\""), 0);
@@ -346,9 +351,19 @@ END_TEST
 
 START_TEST(test_ack_ids_refused)
 {
-	const char *bad[] = {"\"0\"",  "\"01\"",  "\"-1\"", "\"+1\"", "\"\"",   "\" 1\"",
-			     "\"1 \"", "\"0x1\"", "42",     "null",   "[\"1\"]", "\"1\\u0000\"",
-			     "\"99999999999999999999\""};
+	const char *bad[] = {"\"0\"",
+	                     "\"01\"",
+	                     "\"-1\"",
+	                     "\"+1\"",
+	                     "\"\"",
+	                     "\" 1\"",
+	                     "\"1 \"",
+	                     "\"0x1\"",
+	                     "42",
+	                     "null",
+	                     "[\"1\"]",
+	                     "\"1\\u0000\"",
+	                     "\"99999999999999999999\""};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ck_assert_msg(dec_ack(bad[i]) == VT_EBADENV, "accepted id %s", bad[i]);
@@ -408,17 +423,22 @@ END_TEST
 
 START_TEST(test_encode_record)
 {
-	struct vt_record rec = {.id = 42, .kind = VT_KIND_MESSAGE, .from = "alice",
-				.to = "bob", .cid = "c-1", .ts = 1700000000000,
-				.body = "{\"t\":\"hi\"}", .body_len = 10};
+	struct vt_record rec = {.id = 42,
+	                        .kind = VT_KIND_MESSAGE,
+	                        .from = "alice",
+	                        .to = "bob",
+	                        .cid = "c-1",
+	                        .ts = 1700000000000,
+	                        .body = "{\"t\":\"hi\"}",
+	                        .body_len = 10};
 	struct vt_buf b;
 
 	vt_buf_init(&b);
 	vt_env_encode_record(&b, &rec);
 	ck_assert_int_eq(vt_buf_failed(&b), 0);
 	ck_assert_str_eq(b.data, "{\"v\":1,\"type\":\"message\",\"id\":\"42\",\"from\":\"alice\","
-				 "\"to\":\"bob\",\"cid\":\"c-1\",\"ts\":1700000000000,"
-				 "\"body\":{\"t\":\"hi\"}}");
+	                         "\"to\":\"bob\",\"cid\":\"c-1\",\"ts\":1700000000000,"
+	                         "\"body\":{\"t\":\"hi\"}}");
 	ck_assert_int_eq(vt_json_validate(b.data, b.len, VT_JSON_MAX_DEPTH), 0);
 
 	vt_buf_reset(&b);
@@ -429,8 +449,8 @@ START_TEST(test_encode_record)
 	rec.body_len = strlen(rec.body);
 	vt_env_encode_record(&b, &rec);
 	ck_assert_str_eq(b.data, "{\"v\":1,\"type\":\"delivered\",\"id\":\"9007199254740991\","
-				 "\"from\":\"alice\",\"to\":\"bob\","
-				 "\"ts\":1700000000000,\"body\":{\"ref\":\"41\"}}");
+	                         "\"from\":\"alice\",\"to\":\"bob\","
+	                         "\"ts\":1700000000000,\"body\":{\"ref\":\"41\"}}");
 	vt_buf_free(&b);
 }
 END_TEST
@@ -442,7 +462,7 @@ START_TEST(test_encode_accepted)
 	vt_buf_init(&b);
 	vt_env_encode_accepted(&b, "c-1", 42, 1700000000123);
 	ck_assert_str_eq(b.data, "{\"v\":1,\"type\":\"accepted\",\"ref\":\"c-1\",\"id\":\"42\","
-				 "\"ts\":1700000000123}");
+	                         "\"ts\":1700000000123}");
 	vt_buf_free(&b);
 }
 END_TEST
@@ -454,17 +474,17 @@ START_TEST(test_encode_error)
 	vt_buf_init(&b);
 	vt_env_encode_error(&b, VT_EBADENV, "missing field: to", "c-1");
 	ck_assert_str_eq(b.data, "{\"v\":1,\"type\":\"error\",\"code\":\"bad_envelope\","
-				 "\"reason\":\"missing field: to\",\"ref\":\"c-1\"}");
+	                         "\"reason\":\"missing field: to\",\"ref\":\"c-1\"}");
 
 	vt_buf_reset(&b);
 	vt_env_encode_error(&b, VT_EBADJSON, "malformed JSON", NULL);
 	ck_assert_str_eq(b.data, "{\"v\":1,\"type\":\"error\",\"code\":\"bad_json\","
-				 "\"reason\":\"malformed JSON\"}");
+	                         "\"reason\":\"malformed JSON\"}");
 
 	vt_buf_reset(&b);
 	vt_env_encode_error(&b, VT_ERATE, NULL, "");
 	ck_assert_str_eq(b.data, "{\"v\":1,\"type\":\"error\",\"code\":\"rate_limited\","
-				 "\"reason\":\"too many requests; slow down\"}");
+	                         "\"reason\":\"too many requests; slow down\"}");
 	vt_buf_free(&b);
 }
 END_TEST

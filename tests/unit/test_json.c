@@ -47,8 +47,8 @@ static void parse(const char *s, struct vt_json_val *v)
 START_TEST(test_accepts_scalars)
 {
 	const char *ok[] = {
-		"null", "true", "false", "0", "-0", "12", "-12", "1.5", "-0.25e+10", "1E-2",
-		"1e400", "\"\"", "\"abc\"", " \t\r\n 7 \n",
+	        "null", "true",      "false", "0",     "-0",   "12",      "-12",
+	        "1.5",  "-0.25e+10", "1E-2",  "1e400", "\"\"", "\"abc\"", " \t\r\n 7 \n",
 	};
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
@@ -60,14 +60,14 @@ END_TEST
 START_TEST(test_accepts_containers)
 {
 	const char *ok[] = {
-		"{}",
-		"[]",
-		"[ ]",
-		"{ }",
-		"[1,2,[3,{\"a\":[]}]]",
-		"{\"a\":{\"b\":{\"c\":[true,false,null]}},\"d\":\"e\"}",
-		"{\"k\" : \"v\" , \"k2\":1}",
-		"[\"]\",\"}\",\"\\\"[\"]",
+	        "{}",
+	        "[]",
+	        "[ ]",
+	        "{ }",
+	        "[1,2,[3,{\"a\":[]}]]",
+	        "{\"a\":{\"b\":{\"c\":[true,false,null]}},\"d\":\"e\"}",
+	        "{\"k\" : \"v\" , \"k2\":1}",
+	        "[\"]\",\"}\",\"\\\"[\"]",
 	};
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
@@ -84,11 +84,11 @@ END_TEST
 
 START_TEST(test_accepts_valid_utf8)
 {
-	ck_assert_int_eq(val("\"\xe2\x82\xac\""), 0);         /* U+20AC */
-	ck_assert_int_eq(val("\"\xf4\x8f\xbf\xbf\""), 0);     /* U+10FFFF */
-	ck_assert_int_eq(val("\"\xed\x9f\xbf\""), 0);         /* U+D7FF */
-	ck_assert_int_eq(val("\"\xee\x80\x80\""), 0);         /* U+E000 */
-	ck_assert_int_eq(val("\"\xc2\x80\xdf\xbf\""), 0);     /* two-byte ends */
+	ck_assert_int_eq(val("\"\xe2\x82\xac\""), 0);          /* U+20AC */
+	ck_assert_int_eq(val("\"\xf4\x8f\xbf\xbf\""), 0);      /* U+10FFFF */
+	ck_assert_int_eq(val("\"\xed\x9f\xbf\""), 0);          /* U+D7FF */
+	ck_assert_int_eq(val("\"\xee\x80\x80\""), 0);          /* U+E000 */
+	ck_assert_int_eq(val("\"\xc2\x80\xdf\xbf\""), 0);      /* two-byte ends */
 	ck_assert_int_eq(val("{\"\xc3\xa9t\xc3\xa9\":1}"), 0); /* in a key */
 }
 END_TEST
@@ -115,10 +115,12 @@ END_TEST
 START_TEST(test_refuses_bad_grammar)
 {
 	const char *bad[] = {
-		"", " ", "{", "}", "[", "]", "[}", "{]", "[1,]", "[,1]", "[1 2]", "{\"a\":1,}",
-		"{\"a\" 1}", "{\"a\":}", "{1:2}", "{a:1}", "{\"a\",1}", "tru", "nul", "True",
-		"nulll", "'a'", "\"abc", "\"a\\\"", "{} x", "{}{}", "1 2", "[]]", "+1", ".5",
-		"1.", "1e", "1e+", "-", "--1", "0x10", "NaN", "Infinity", "[1,,2]", "\xc2\xa0 1",
+	        "",      " ",     "{",         "}",      "[",          "]",         "[}",
+	        "{]",    "[1,]",  "[,1]",      "[1 2]",  "{\"a\":1,}", "{\"a\" 1}", "{\"a\":}",
+	        "{1:2}", "{a:1}", "{\"a\",1}", "tru",    "nul",        "True",      "nulll",
+	        "'a'",   "\"abc", "\"a\\\"",   "{} x",   "{}{}",       "1 2",       "[]]",
+	        "+1",    ".5",    "1.",        "1e",     "1e+",        "-",         "--1",
+	        "0x10",  "NaN",   "Infinity",  "[1,,2]", "\xc2\xa0 1",
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -140,8 +142,8 @@ END_TEST
 START_TEST(test_refuses_bad_escapes)
 {
 	const char *bad[] = {
-		"\"\\x\"", "\"\\a\"", "\"\\u12\"", "\"\\u12G4\"", "\"\\U0041\"", "\"\\\"",
-		"\"\\'\"", "\"\\0\"",
+	        "\"\\x\"",     "\"\\a\"", "\"\\u12\"", "\"\\u12G4\"",
+	        "\"\\U0041\"", "\"\\\"",  "\"\\'\"",   "\"\\0\"",
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -154,15 +156,15 @@ END_TEST
 START_TEST(test_b21_lone_surrogate_refused)
 {
 	const char *bad[] = {
-		"\"\\ud800\"",          /* lone high */
-		"\"\\udc00\"",          /* lone low */
-		"\"\\ude00\\ud83d\"",   /* reversed */
-		"\"\\ud800\\u0041\"",   /* high, then not a low */
-		"\"\\ud800\\ud800\"",   /* two highs */
-		"\"\\ud800x\"",         /* high, then a plain byte */
-		"\"\\ud800\\n\"",       /* high, then another escape */
-		"\"\\ud800",            /* cut off */
-		"{\"\\udbff\":1}",      /* in a key */
+	        "\"\\ud800\"",        /* lone high */
+	        "\"\\udc00\"",        /* lone low */
+	        "\"\\ude00\\ud83d\"", /* reversed */
+	        "\"\\ud800\\u0041\"", /* high, then not a low */
+	        "\"\\ud800\\ud800\"", /* two highs */
+	        "\"\\ud800x\"",       /* high, then a plain byte */
+	        "\"\\ud800\\n\"",     /* high, then another escape */
+	        "\"\\ud800",          /* cut off */
+	        "{\"\\udbff\":1}",    /* in a key */
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -231,9 +233,9 @@ END_TEST
 START_TEST(test_b21_raw_invalid_utf8_refused)
 {
 	ck_assert_int_eq(val("\"\xff\xfe\""), VT_EUTF8);
-	ck_assert_int_eq(val("\"\x80\""), VT_EUTF8);       /* stray continuation */
-	ck_assert_int_eq(val("[1,\xff]"), VT_EUTF8);       /* outside a string */
-	ck_assert_int_eq(val("{} \xc0\xaf"), VT_EUTF8);    /* in trailing garbage */
+	ck_assert_int_eq(val("\"\x80\""), VT_EUTF8);    /* stray continuation */
+	ck_assert_int_eq(val("[1,\xff]"), VT_EUTF8);    /* outside a string */
+	ck_assert_int_eq(val("{} \xc0\xaf"), VT_EUTF8); /* in trailing garbage */
 	ck_assert_int_eq(val("{\"\xed\xa0\x80\":1}"), VT_EUTF8);
 	/* A long ASCII run before the bad byte: the word-at-a-time path. */
 	ck_assert_int_eq(val("\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xe2\x28\xa1\""), VT_EUTF8);
@@ -524,8 +526,7 @@ START_TEST(test_b22_not_integers)
 	uint64_t x;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		ck_assert_msg(u64_of(bad[i], UINT64_MAX, &x) == VT_EBADENV, "accepted: %s",
-			      bad[i]);
+		ck_assert_msg(u64_of(bad[i], UINT64_MAX, &x) == VT_EBADENV, "accepted: %s", bad[i]);
 	}
 }
 END_TEST

@@ -15,7 +15,7 @@
 #include <vartalap/error.h>
 #include <vartalap/token.h>
 
-#define NOW 1700000000
+#define NOW   1700000000
 #define LATER (NOW + 3600)
 
 static const unsigned char key[] = "0123456789abcdef0123456789abcdef";
@@ -27,7 +27,7 @@ static const char hs256_header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 static size_t b64url(const unsigned char *in, size_t n, char *out)
 {
 	static const char abc[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	size_t o = 0;
 
 	for (size_t i = 0; i < n; i += 3) {
@@ -51,7 +51,7 @@ static size_t b64url(const unsigned char *in, size_t n, char *out)
 
 /* A token with header @hdr and claims @claims, signed with @k. */
 static char *make_token_key(const unsigned char *k, size_t klen, const char *hdr,
-			    const char *claims)
+                            const char *claims)
 {
 	size_t cap = 2 * (strlen(hdr) + strlen(claims)) + 128;
 	char *t = malloc(cap);
@@ -63,8 +63,8 @@ static char *make_token_key(const unsigned char *k, size_t klen, const char *hdr
 	n = b64url((const unsigned char *)hdr, strlen(hdr), t);
 	t[n++] = '.';
 	n += b64url((const unsigned char *)claims, strlen(claims), t + n);
-	ck_assert_ptr_nonnull(HMAC(EVP_sha256(), k, (int)klen, (unsigned char *)t, n, mac,
-				   &mac_len));
+	ck_assert_ptr_nonnull(
+	        HMAC(EVP_sha256(), k, (int)klen, (unsigned char *)t, n, mac, &mac_len));
 	t[n++] = '.';
 	b64url(mac, mac_len, t + n);
 	return t;
@@ -154,13 +154,13 @@ START_TEST(test_sign_refuses_bad_arguments)
 	char t[VT_TOKEN_MAX];
 
 	ck_assert_int_eq(vt_token_sign(key, KEY_LEN, "a b", NULL, NOW, LATER, t, sizeof(t)),
-			 VT_EINVAL);
+	                 VT_EINVAL);
 	ck_assert_int_eq(vt_token_sign(key, KEY_LEN, "", NULL, NOW, LATER, t, sizeof(t)),
-			 VT_EINVAL);
+	                 VT_EINVAL);
 	ck_assert_int_eq(vt_token_sign(key, KEY_LEN, NULL, NULL, NOW, LATER, t, sizeof(t)),
-			 VT_EINVAL);
+	                 VT_EINVAL);
 	ck_assert_int_eq(vt_token_sign(key, KEY_LEN, "a", "d:1", NOW, LATER, t, sizeof(t)),
-			 VT_EINVAL);
+	                 VT_EINVAL);
 	ck_assert_int_eq(vt_token_sign(key, 0, "a", NULL, NOW, LATER, t, sizeof(t)), VT_EINVAL);
 	ck_assert_int_eq(vt_token_sign(NULL, 4, "a", NULL, NOW, LATER, t, sizeof(t)), VT_EINVAL);
 	ck_assert_int_eq(vt_token_sign(key, KEY_LEN, "a", NULL, NOW, -1, t, sizeof(t)), VT_EINVAL);
@@ -174,9 +174,9 @@ START_TEST(test_sign_capacity)
 
 	ck_assert_int_gt(n, 0);
 	ck_assert_int_eq(vt_token_sign(key, KEY_LEN, "alice", NULL, NOW, LATER, t, (size_t)n + 1),
-			 n);
+	                 n);
 	ck_assert_int_eq(vt_token_sign(key, KEY_LEN, "alice", NULL, NOW, LATER, t, (size_t)n),
-			 VT_ETOOBIG);
+	                 VT_ETOOBIG);
 }
 END_TEST
 
@@ -185,7 +185,7 @@ START_TEST(test_sign_matches_independent_build)
 {
 	char t[VT_TOKEN_MAX];
 	char *want = make_token(hs256_header, "{\"sub\":\"alice\",\"iat\":1700000000,"
-					      "\"exp\":1700003600}");
+	                                      "\"exp\":1700003600}");
 
 	ck_assert_int_gt(vt_token_sign(key, KEY_LEN, "alice", NULL, NOW, LATER, t, sizeof(t)), 0);
 	ck_assert_str_eq(t, want);
@@ -215,7 +215,7 @@ START_TEST(test_wrong_key)
 
 	vt_token_sign(key, KEY_LEN, "alice", NULL, NOW, LATER, t, sizeof(t));
 	ck_assert_int_eq(vt_token_verify(other, sizeof(other) - 1, t, strlen(t), NOW, &id),
-			 VT_EAUTH);
+	                 VT_EAUTH);
 	ck_assert_int_eq(vt_token_verify(key, 0, t, strlen(t), NOW, &id), VT_EAUTH);
 }
 END_TEST
@@ -293,7 +293,7 @@ START_TEST(test_header_shapes)
 
 	ck_assert_int_eq(verify_parts("{\"alg\":\"HS256\"}", claims), 0);
 	ck_assert_int_eq(verify_parts("{\"typ\":\"JWT\",\"alg\":\"HS256\",\"kid\":\"k1\"}", claims),
-			 0);
+	                 0);
 	ck_assert_int_eq(verify_parts("{\"alg\":\"HS256\",\"typ\":\"JOSE+x\"}", claims), VT_EAUTH);
 	ck_assert_int_eq(verify_parts("{\"alg\":\"HS256\",\"crit\":[\"exp\"]}", claims), VT_EAUTH);
 	ck_assert_int_eq(verify_parts("{\"alg\":\"HS256\",\"alg\":\"none\"}", claims), VT_EAUTH);
@@ -333,13 +333,17 @@ END_TEST
 START_TEST(test_exp_must_be_integer)
 {
 	const char *bad[] = {
-		"{\"sub\":\"a\",\"exp\":1.5}",          "{\"sub\":\"a\",\"exp\":1e3}",
-		"{\"sub\":\"a\",\"exp\":1e400}",        "{\"sub\":\"a\",\"exp\":-5}",
-		"{\"sub\":\"a\",\"exp\":-0}",           "{\"sub\":\"a\",\"exp\":\"1700003600\"}",
-		"{\"sub\":\"a\",\"exp\":null}",         "{\"sub\":\"a\",\"exp\":1800000000.0}",
-		"{\"sub\":\"a\",\"exp\":99999999999999999999}",
-		"{\"sub\":\"a\",\"exp\":9223372036854775808}",
-		"{\"sub\":\"a\",\"exp\":1800000000,\"iat\":1.5}",
+	        "{\"sub\":\"a\",\"exp\":1.5}",
+	        "{\"sub\":\"a\",\"exp\":1e3}",
+	        "{\"sub\":\"a\",\"exp\":1e400}",
+	        "{\"sub\":\"a\",\"exp\":-5}",
+	        "{\"sub\":\"a\",\"exp\":-0}",
+	        "{\"sub\":\"a\",\"exp\":\"1700003600\"}",
+	        "{\"sub\":\"a\",\"exp\":null}",
+	        "{\"sub\":\"a\",\"exp\":1800000000.0}",
+	        "{\"sub\":\"a\",\"exp\":99999999999999999999}",
+	        "{\"sub\":\"a\",\"exp\":9223372036854775808}",
+	        "{\"sub\":\"a\",\"exp\":1800000000,\"iat\":1.5}",
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -352,14 +356,14 @@ END_TEST
 START_TEST(test_sub_and_dev_checked)
 {
 	const char *bad[] = {
-		"{\"sub\":\"a:b\",\"exp\":1800000000}",
-		"{\"sub\":\"\",\"exp\":1800000000}",
-		"{\"sub\":\"a\\u0000b\",\"exp\":1800000000}",
-		"{\"sub\":7,\"exp\":1800000000}",
-		"{\"sub\":\"a\",\"dev\":\"x y\",\"exp\":1800000000}",
-		"{\"sub\":\"a\",\"dev\":\"\",\"exp\":1800000000}",
-		"{\"sub\":\"a\",\"sub\":\"b\",\"exp\":1800000000}",
-		"{\"sub\":\"a\",\"exp\":1800000000,\"exp\":1}",
+	        "{\"sub\":\"a:b\",\"exp\":1800000000}",
+	        "{\"sub\":\"\",\"exp\":1800000000}",
+	        "{\"sub\":\"a\\u0000b\",\"exp\":1800000000}",
+	        "{\"sub\":7,\"exp\":1800000000}",
+	        "{\"sub\":\"a\",\"dev\":\"x y\",\"exp\":1800000000}",
+	        "{\"sub\":\"a\",\"dev\":\"\",\"exp\":1800000000}",
+	        "{\"sub\":\"a\",\"sub\":\"b\",\"exp\":1800000000}",
+	        "{\"sub\":\"a\",\"exp\":1800000000,\"exp\":1}",
 	};
 	struct vt_identity id;
 	char *t;
@@ -370,7 +374,7 @@ START_TEST(test_sub_and_dev_checked)
 
 	/* An escaped spelling decodes to the id it stands for; other claims pass. */
 	t = make_token(hs256_header, "{\"s\\u0075b\":\"\\u0061lice\",\"exp\":1800000000,"
-				     "\"nbf\":1,\"roles\":[\"x\"]}");
+	                             "\"nbf\":1,\"roles\":[\"x\"]}");
 	ck_assert_int_eq(verify(t, &id), 0);
 	ck_assert_str_eq(id.user, "alice");
 	free(t);
@@ -382,9 +386,9 @@ START_TEST(test_claims_strict_json)
 	ck_assert_int_eq(verify_claims("{\"sub\":\"a\",\"exp\":1800000000,}"), VT_EAUTH);
 	ck_assert_int_eq(verify_claims("{\"sub\":\"a\",\"exp\":1800000000} x"), VT_EAUTH);
 	ck_assert_int_eq(verify_claims("{\"sub\":\"a\",\"exp\":1800000000,\"n\":\"\xff\"}"),
-			 VT_EAUTH);
+	                 VT_EAUTH);
 	ck_assert_int_eq(verify_claims("{\"sub\":\"a\",\"exp\":1800000000,\"n\":\"\\ud800\"}"),
-			 VT_EAUTH);
+	                 VT_EAUTH);
 }
 END_TEST
 
@@ -421,7 +425,8 @@ START_TEST(test_bad_base64url)
 	strcpy(u, t);
 	{
 		char *last = u + strlen(u) - 1;
-		const char *abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+		const char *abc =
+		        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 		int v = (int)(strchr(abc, *last) - abc);
 
 		*last = abc[v ^ 1];
@@ -466,7 +471,7 @@ static char *padded_token(size_t total)
 	/* 36 header chars, 2 dots, 43 signature chars; claims grow by 4/3. */
 	fill = (total - 36 - 2 - 43) * 3 / 4 - base;
 	snprintf(claims, total, "{\"sub\":\"a\",\"exp\":1800000000,\"pad\":\"%*s\"}", (int)fill,
-		 "");
+	         "");
 	t = make_token(hs256_header, claims);
 	free(claims);
 	return t;
