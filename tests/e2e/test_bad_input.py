@@ -207,7 +207,12 @@ async def test_ack_of_foreign_id():
     eq(r.get("unknown"), [acc["id"]], "the sender acking the recipient's copy: unknown")
     dave = await connect(srv, "dave")
     await dave.ack(acc["id"])
-    await dave.quiet(0.3, lambda e: e.get("type") == "error", "an error for a foreign WS ack")
+    # Over WS the only answer allowed is an informational unknown_id.
+    e = await dave.expect_type("error", timeout=2)
+    eq((e.get("code"), e.get("ref")), ("unknown_id", acc["id"]), "answer to a foreign WS ack")
+    await dave.quiet(0.3, lambda e: e.get("type") != "error" or e.get("code") != "unknown_id",
+                     "another event after a foreign WS ack")
+    check(dave.ws.open, "socket open after a foreign WS ack")
     await dave.close()
     eq([m["id"] for m in fetch(srv, srv.token("dave"))["messages"]], [], "dave sees nothing")
     carol = await connect(srv, "carol")
