@@ -10,20 +10,34 @@
 static const char *status_phrase(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 413: return "Payload Too Large";
-	case 426: return "Upgrade Required";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 503: return "Service Unavailable";
-	case 507: return "Insufficient Storage";
-	default: return "Unknown";
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Payload Too Large";
+	case 426:
+		return "Upgrade Required";
+	case 429:
+		return "Too Many Requests";
+	case 500:
+		return "Internal Server Error";
+	case 503:
+		return "Service Unavailable";
+	case 507:
+		return "Insufficient Storage";
+	default:
+		return "Unknown";
 	}
 }
 
@@ -59,8 +73,7 @@ static void add_escaped(struct evbuffer *b, const char *s)
 	}
 }
 
-void vt_fe_reply_error(struct evhttp_request *req, int status, const char *code,
-                       const char *reason)
+void vt_fe_reply_error(struct evhttp_request *req, int status, const char *code, const char *reason)
 {
 	struct evbuffer *b = evbuffer_new();
 
@@ -75,8 +88,7 @@ void vt_fe_reply_error(struct evhttp_request *req, int status, const char *code,
 	add_escaped(b, reason);
 	evbuffer_add_printf(b, "\"}");
 
-	vt_fe_reply_json(req, status, (const char *)evbuffer_pullup(b, -1),
-	                 evbuffer_get_length(b));
+	vt_fe_reply_json(req, status, (const char *)evbuffer_pullup(b, -1), evbuffer_get_length(b));
 	evbuffer_free(b);
 }
 

@@ -29,9 +29,9 @@ struct route {
 };
 
 static const struct route routes[] = {
-	{"/v1/send", EVHTTP_REQ_POST, vt_http_route_send},
-	{"/v1/messages", EVHTTP_REQ_GET, vt_http_route_messages},
-	{"/v1/ack", EVHTTP_REQ_POST, vt_http_route_ack},
+        {"/v1/send", EVHTTP_REQ_POST, vt_http_route_send},
+        {"/v1/messages", EVHTTP_REQ_GET, vt_http_route_messages},
+        {"/v1/ack", EVHTTP_REQ_POST, vt_http_route_ack},
 };
 
 static void serve_health(struct vt_http_gateway *gw, struct evhttp_request *req)
@@ -54,8 +54,8 @@ static void serve_health(struct vt_http_gateway *gw, struct evhttp_request *req)
 static int authenticate(struct vt_http_gateway *gw, struct evhttp_request *req,
                         struct vt_identity *id)
 {
-	const char *authz = evhttp_find_header(evhttp_request_get_input_headers(req),
-	                                       "Authorization");
+	const char *authz =
+	        evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
 	size_t len = 0;
 	const char *token = vt_fe_bearer(authz, &len);
 	int rc = vt_fe_authenticate(&gw->cfg, token, len, id);

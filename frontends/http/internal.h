@@ -21,7 +21,7 @@ struct vt_http_gateway {
 	struct vt_fe_config cfg;
 	struct vt_ws_gateway *ws;
 	struct evhttp *http;
-	struct evhttp_bound_socket *bound;    /* NULL once accepting stopped */
+	struct evhttp_bound_socket *bound;   /* NULL once accepting stopped */
 	struct vt_http_pending_list pending; /* requests the engine owes a reply */
 };
 
@@ -40,8 +40,7 @@ struct vt_http_pending {
  * Track @req until its reply. Returns the record (the arg of
  * vt_http_on_reply), or NULL after answering 500 when memory ran out.
  */
-struct vt_http_pending *vt_http_pending_new(struct vt_http_gateway *gw,
-                                            struct evhttp_request *req);
+struct vt_http_pending *vt_http_pending_new(struct vt_http_gateway *gw, struct evhttp_request *req);
 
 /* The vt_reply_fn of every engine request: answer, then forget the record. */
 void vt_http_on_reply(void *arg, int status, const char *json, size_t len);

@@ -32,8 +32,7 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 	}
 }
 
-struct vt_http_pending *vt_http_pending_new(struct vt_http_gateway *gw,
-                                            struct evhttp_request *req)
+struct vt_http_pending *vt_http_pending_new(struct vt_http_gateway *gw, struct evhttp_request *req)
 {
 	struct vt_http_pending *p = malloc(sizeof(*p));
 

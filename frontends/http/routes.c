@@ -105,7 +105,8 @@ static int fetch_args(struct vt_http_gateway *gw, struct evhttp_request *req, ui
 	if (!bad && a != NULL && parse_decimal(a, UINT64_MAX, after) != 0) {
 		bad = 1;
 	}
-	if (!bad && l != NULL && (parse_decimal(l, gw->cfg.fetch_limit_max, &lim) != 0 || lim == 0)) {
+	if (!bad && l != NULL &&
+	    (parse_decimal(l, gw->cfg.fetch_limit_max, &lim) != 0 || lim == 0)) {
 		bad = 1;
 	}
 	evhttp_clear_headers(&query);

@@ -35,26 +35,26 @@ enum {
 };
 
 static const struct option long_options[] = {
-	{"listen", required_argument, NULL, OPT_LISTEN},
-	{"port-file", required_argument, NULL, OPT_PORT_FILE},
-	{"data-dir", required_argument, NULL, OPT_DATA_DIR},
-	{"storage", required_argument, NULL, OPT_STORAGE},
-	{"secret-file", required_argument, NULL, OPT_SECRET_FILE},
-	{"dev", no_argument, NULL, OPT_DEV},
-	{"durability", required_argument, NULL, OPT_DURABILITY},
-	{"ack-timeout", required_argument, NULL, OPT_ACK_TIMEOUT},
-	{"retries", required_argument, NULL, OPT_RETRIES},
-	{"window", required_argument, NULL, OPT_WINDOW},
-	{"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
-	{"inbox-cap", required_argument, NULL, OPT_INBOX_CAP},
-	{"offline-ttl", required_argument, NULL, OPT_OFFLINE_TTL},
-	{"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
-	{"ping-timeout", required_argument, NULL, OPT_PING_TIMEOUT},
-	{"lmdb-map-size", required_argument, NULL, OPT_LMDB_MAP},
-	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-	{"version", no_argument, NULL, OPT_VERSION},
-	{"help", no_argument, NULL, OPT_HELP},
-	{NULL, 0, NULL, 0},
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"port-file", required_argument, NULL, OPT_PORT_FILE},
+        {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+        {"storage", required_argument, NULL, OPT_STORAGE},
+        {"secret-file", required_argument, NULL, OPT_SECRET_FILE},
+        {"dev", no_argument, NULL, OPT_DEV},
+        {"durability", required_argument, NULL, OPT_DURABILITY},
+        {"ack-timeout", required_argument, NULL, OPT_ACK_TIMEOUT},
+        {"retries", required_argument, NULL, OPT_RETRIES},
+        {"window", required_argument, NULL, OPT_WINDOW},
+        {"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
+        {"inbox-cap", required_argument, NULL, OPT_INBOX_CAP},
+        {"offline-ttl", required_argument, NULL, OPT_OFFLINE_TTL},
+        {"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
+        {"ping-timeout", required_argument, NULL, OPT_PING_TIMEOUT},
+        {"lmdb-map-size", required_argument, NULL, OPT_LMDB_MAP},
+        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
 };
 
 static const char usage_text[] =
@@ -265,8 +265,10 @@ static int parse_one(int opt, const char *arg, struct vt_server_options *o)
 		return 0;
 	case OPT_LOG_LEVEL:
 		if (vt_log_level_parse(arg, &o->log_level) != 0) {
-			fprintf(stderr, "vartalapd: --log-level: expected error, warn, info or "
-			                "debug, got '%s'\n", arg);
+			fprintf(stderr,
+			        "vartalapd: --log-level: expected error, warn, info or "
+			        "debug, got '%s'\n",
+			        arg);
 			return -1;
 		}
 		return 0;
@@ -292,8 +294,10 @@ enum vt_opt_result vt_server_options_parse(int argc, char **argv, struct vt_serv
 		int r;
 
 		if (opt == '?' || opt == ':') {
-			fprintf(stderr, "vartalapd: unknown option or missing value: %s\n"
-			                "Try 'vartalapd --help'.\n", argv[optind - 1]);
+			fprintf(stderr,
+			        "vartalapd: unknown option or missing value: %s\n"
+			        "Try 'vartalapd --help'.\n",
+			        argv[optind - 1]);
 			return VT_OPT_EXIT_BAD;
 		}
 		r = parse_one(opt, optarg, o);

@@ -12,14 +12,14 @@
 #include "../common/frontend.h"
 
 struct vt_server_options {
-	char listen_addr[256];  /* host part of --listen, brackets removed */
-	uint16_t listen_port;   /* 0: the kernel picks */
-	const char *port_file;  /* NULL: none */
+	char listen_addr[256]; /* host part of --listen, brackets removed */
+	uint16_t listen_port;  /* 0: the kernel picks */
+	const char *port_file; /* NULL: none */
 	const char *data_dir;
 	const char *secret_file; /* NULL: none */
-	int dev;                /* --dev: generated development secret */
-	int storage_memory;     /* --storage memory */
-	uint64_t lmdb_map_mb;   /* 0: the backend's default */
+	int dev;                 /* --dev: generated development secret */
+	int storage_memory;      /* --storage memory */
+	uint64_t lmdb_map_mb;    /* 0: the backend's default */
 	enum vt_log_level log_level;
 	struct vt_engine_config engine;
 	struct vt_fe_config fe; /* key filled later, from the secret */

@@ -58,8 +58,8 @@ int vt_secret_load(const char *path, struct vt_secret *s)
 	}
 	s->len = (size_t)n;
 	if (s->len < VT_SECRET_MIN) {
-		vt_log(VT_LOG_ERROR, "secret file %s holds %zu bytes; at least %d are needed",
-		       path, s->len, VT_SECRET_MIN);
+		vt_log(VT_LOG_ERROR, "secret file %s holds %zu bytes; at least %d are needed", path,
+		       s->len, VT_SECRET_MIN);
 		vt_secret_clear(s);
 		return -1;
 	}
@@ -125,8 +125,10 @@ int vt_secret_dev(const char *data_dir, struct vt_secret *s)
 		return -1;
 	}
 
-	vt_log(VT_LOG_WARN, "*** DEVELOPMENT SECRET in use (%s): anyone who can read it can "
-	                    "sign tokens; never run --dev in production ***", path);
+	vt_log(VT_LOG_WARN,
+	       "*** DEVELOPMENT SECRET in use (%s): anyone who can read it can "
+	       "sign tokens; never run --dev in production ***",
+	       path);
 	return 0;
 }
 

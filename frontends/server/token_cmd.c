@@ -27,13 +27,13 @@ struct token_args {
 };
 
 static const struct option token_options[] = {
-	{"device", required_argument, NULL, 'd'},
-	{"ttl", required_argument, NULL, 't'},
-	{"secret-file", required_argument, NULL, 's'},
-	{"data-dir", required_argument, NULL, 'D'},
-	{"dev", no_argument, NULL, 'v'},
-	{"help", no_argument, NULL, 'h'},
-	{NULL, 0, NULL, 0},
+        {"device", required_argument, NULL, 'd'},
+        {"ttl", required_argument, NULL, 't'},
+        {"secret-file", required_argument, NULL, 's'},
+        {"data-dir", required_argument, NULL, 'D'},
+        {"dev", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
 };
 
 static const char token_usage[] =
@@ -54,11 +54,21 @@ static int parse_token_args(int argc, char **argv, struct token_args *a)
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", token_options, NULL)) != -1) {
 		switch (opt) {
-		case 'd': a->device = optarg; break;
-		case 's': a->secret_file = optarg; break;
-		case 'D': a->data_dir = optarg; break;
-		case 'v': a->dev = 1; break;
-		case 'h': fputs(token_usage, stdout); return -1;
+		case 'd':
+			a->device = optarg;
+			break;
+		case 's':
+			a->secret_file = optarg;
+			break;
+		case 'D':
+			a->data_dir = optarg;
+			break;
+		case 'v':
+			a->dev = 1;
+			break;
+		case 'h':
+			fputs(token_usage, stdout);
+			return -1;
 		case 't':
 			if (vt_opt_number("ttl", optarg, 1, 10ull * 365 * 86400, &a->ttl) != 0) {
 				return 2;

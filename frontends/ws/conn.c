@@ -40,10 +40,10 @@ struct vt_ws_conn {
 	uint64_t last_rx_ms;   /* monotonic time of the last bytes received */
 	uint64_t ping_sent_ms; /* when the outstanding ping went out */
 	unsigned awaiting_pong : 1;
-	unsigned blocked : 1;   /* send() answered VT_EAGAIN */
-	unsigned paused : 1;    /* reading stopped while the output is full */
-	unsigned broken : 1;    /* the socket failed inside an op */
-	unsigned proto_error : 1; /* a close frame with a 1-byte payload came */
+	unsigned blocked : 1;       /* send() answered VT_EAGAIN */
+	unsigned paused : 1;        /* reading stopped while the output is full */
+	unsigned broken : 1;        /* the socket failed inside an op */
+	unsigned proto_error : 1;   /* a close frame with a 1-byte payload came */
 	unsigned close_pending : 1; /* begin_close() ran; frame not queued yet */
 	uint16_t close_code;
 	uint8_t close_len;
@@ -171,8 +171,8 @@ static void op_close(void *ctx, int code, const char *reason)
 }
 
 static const struct vt_transport_ops ws_ops = {
-	.send = op_send,
-	.close = op_close,
+        .send = op_send,
+        .close = op_close,
 };
 
 /* --- wslay callbacks --- */
@@ -224,9 +224,9 @@ static void on_ws_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_m
 }
 
 static const struct wslay_event_callbacks ws_callbacks = {
-	.recv_callback = on_ws_recv,
-	.send_callback = on_ws_send,
-	.on_msg_recv_callback = on_ws_msg,
+        .recv_callback = on_ws_recv,
+        .send_callback = on_ws_send,
+        .on_msg_recv_callback = on_ws_msg,
 };
 
 /* --- progress --- */
@@ -451,10 +451,11 @@ static void take_over(struct vt_ws_conn *wc, const struct vt_ws_handshake *hs)
 	bufferevent_setwatermark(wc->bev, EV_READ, 0, 0);
 	bufferevent_setwatermark(wc->bev, EV_WRITE, wc->gw->cfg.out_limit / 2, 0);
 
-	evbuffer_add_printf(out, "HTTP/1.1 101 Switching Protocols\r\n"
-	                         "Upgrade: websocket\r\n"
-	                         "Connection: Upgrade\r\n"
-	                         "Sec-WebSocket-Accept: %s\r\n",
+	evbuffer_add_printf(out,
+	                    "HTTP/1.1 101 Switching Protocols\r\n"
+	                    "Upgrade: websocket\r\n"
+	                    "Connection: Upgrade\r\n"
+	                    "Sec-WebSocket-Accept: %s\r\n",
 	                    hs->accept);
 	if (hs->offers_protocol) {
 		evbuffer_add_printf(out, "Sec-WebSocket-Protocol: %s\r\n", VT_WS_PROTOCOL);

@@ -56,8 +56,8 @@ void vt_ws_gateway_destroy(struct vt_ws_gateway *gw)
 static const char *find_token(struct evhttp_request *req, const struct evkeyvalq *query,
                               const struct vt_ws_handshake *hs, size_t *len)
 {
-	const char *authz = evhttp_find_header(evhttp_request_get_input_headers(req),
-	                                       "Authorization");
+	const char *authz =
+	        evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
 	const char *t = vt_fe_bearer(authz, len);
 
 	if (t != NULL) {

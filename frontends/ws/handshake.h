@@ -19,10 +19,10 @@ struct evkeyvalq;
 
 /* What a valid handshake request asked for. */
 struct vt_ws_handshake {
-	char accept[32];        /* Sec-WebSocket-Accept value, NUL-terminated */
-	int offers_protocol;    /* VT_WS_PROTOCOL was among the subprotocols */
-	const char *token;      /* a "bearer.<t>" subprotocol's <t>, or NULL; */
-	size_t token_len;       /* points into the headers, valid as long as they */
+	char accept[32];     /* Sec-WebSocket-Accept value, NUL-terminated */
+	int offers_protocol; /* VT_WS_PROTOCOL was among the subprotocols */
+	const char *token;   /* a "bearer.<t>" subprotocol's <t>, or NULL; */
+	size_t token_len;    /* points into the headers, valid as long as they */
 };
 
 /*
