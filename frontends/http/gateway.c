@@ -16,8 +16,13 @@
 #include "../ws/gateway.h"
 #include "internal.h"
 
-/* Room for headers' worth of framing around the largest message. */
-#define BODY_SLACK 4096
+/*
+ * evhttp refuses a body over its cap with an HTML 413 before reading it. The
+ * cap sits well above the message limit, so a body that is merely too large
+ * is read (bounded) and answered here with a JSON "too_large"; only absurd
+ * lengths meet evhttp's refusal.
+ */
+#define BODY_SLACK (256 * 1024)
 
 typedef void (*route_fn)(struct vt_http_gateway *gw, struct evhttp_request *req,
                          const struct vt_identity *id);

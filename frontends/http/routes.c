@@ -14,13 +14,20 @@
 #include "../common/http_reply.h"
 #include "internal.h"
 
-/* The body as one contiguous block ("" when empty). */
-static const char *request_body(struct evhttp_request *req, size_t *len)
+/*
+ * The body as one contiguous block ("" when empty), or NULL after answering
+ * 413 when it is over the message limit.
+ */
+static const char *request_body(struct vt_http_gateway *gw, struct evhttp_request *req, size_t *len)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	const char *data;
 
 	*len = evbuffer_get_length(in);
+	if (*len > gw->cfg.max_message) {
+		vt_fe_reply_vt_error(req, VT_ETOOBIG);
+		return NULL;
+	}
 	if (*len == 0) {
 		return "";
 	}
@@ -31,28 +38,34 @@ static const char *request_body(struct evhttp_request *req, size_t *len)
 void vt_http_route_send(struct vt_http_gateway *gw, struct evhttp_request *req,
                         const struct vt_identity *id)
 {
-	struct vt_http_pending *p = vt_http_pending_new(gw, req);
-	const char *body;
 	size_t len;
+	const char *body = request_body(gw, req, &len);
+	struct vt_http_pending *p;
 
+	if (body == NULL) {
+		return;
+	}
+	p = vt_http_pending_new(gw, req);
 	if (p == NULL) {
 		return;
 	}
-	body = request_body(req, &len);
 	vt_engine_submit(gw->engine, id, body, len, vt_http_on_reply, p);
 }
 
 void vt_http_route_ack(struct vt_http_gateway *gw, struct evhttp_request *req,
                        const struct vt_identity *id)
 {
-	struct vt_http_pending *p = vt_http_pending_new(gw, req);
-	const char *body;
 	size_t len;
+	const char *body = request_body(gw, req, &len);
+	struct vt_http_pending *p;
 
+	if (body == NULL) {
+		return;
+	}
+	p = vt_http_pending_new(gw, req);
 	if (p == NULL) {
 		return;
 	}
-	body = request_body(req, &len);
 	vt_engine_ack(gw->engine, id, body, len, vt_http_on_reply, p);
 }
 

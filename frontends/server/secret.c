@@ -3,6 +3,8 @@
  */
 #include "secret.h"
 
+#include "dirs.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -110,8 +112,7 @@ int vt_secret_dev(const char *data_dir, struct vt_secret *s)
 {
 	char path[4096];
 
-	if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
-		vt_log(VT_LOG_ERROR, "cannot create %s: %s", data_dir, strerror(errno));
+	if (vt_make_dirs(data_dir) != 0) {
 		return -1;
 	}
 	if ((size_t)snprintf(path, sizeof(path), "%s/dev-secret", data_dir) >= sizeof(path)) {

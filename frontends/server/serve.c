@@ -21,6 +21,7 @@
 #include "../common/host.h"
 #include "../http/gateway.h"
 #include "../ws/gateway.h"
+#include "dirs.h"
 #include "options.h"
 #include "secret.h"
 
@@ -56,8 +57,7 @@ static int open_storage(const struct vt_server_options *o, struct vt_storage *st
 	if (o->storage_memory) {
 		return vt_storage_memory_create(MEM_DEDUP_WINDOW_MS, st);
 	}
-	if (mkdir(o->data_dir, 0700) != 0 && errno != EEXIST) {
-		vt_log(VT_LOG_ERROR, "cannot create %s: %s", o->data_dir, strerror(errno));
+	if (vt_make_dirs(o->data_dir) != 0) {
 		return VT_EIO;
 	}
 	if ((size_t)snprintf(path, sizeof(path), "%s/lmdb", o->data_dir) >= sizeof(path)) {
