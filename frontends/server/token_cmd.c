@@ -117,7 +117,7 @@ int vt_cmd_token(int argc, char **argv)
 		return rc;
 	}
 	if (vt_secret_from_options(a.secret_file, a.dev, a.data_dir, &secret) != 0) {
-		return 1;
+		return 2;
 	}
 
 	rc = vt_token_sign(secret.key, secret.len, a.user, a.device, now, now + (int64_t)a.ttl,
