@@ -12,6 +12,17 @@
  * delivery. Deliveries of one inbox (user, device) are listed in record id
  * order. A record disappears with its last delivery.
  *
+ * Devices. A backend keeps a registry of each user's devices (TOUCH). A PUT
+ * names recipient users, and the backend expands each to its registered
+ * devices inside the same transaction, so no device registered before the
+ * commit is missed. A user with no registered device gets the delivery in a
+ * holding inbox (device VT_HOLDING_DEVICE); the first device that registers
+ * for such a user claims what the holding inbox holds.
+ *
+ * Groups. The engine owns group logic and keeps group state as an opaque
+ * blob per group id, written by GROUP ops in the same batches as the events
+ * that announce a change, and read back whole at start (load_groups).
+ *
  * Threads: the engine calls a backend from one thread only, and a backend
  * calls its callbacks on that same thread.
  */
@@ -33,7 +44,15 @@ extern "C" {
 enum vt_kind {
 	VT_KIND_MESSAGE = 1,   /* a user's message; acked, then receipted */
 	VT_KIND_DELIVERED = 2, /* receipt to a sender: a recipient acked */
+	VT_KIND_READ = 3,      /* receipt to a sender: a recipient read */
+	VT_KIND_GROUP = 4,     /* a group was created or changed */
 };
+
+/* The device of a user's holding inbox; never a valid device id. */
+#define VT_HOLDING_DEVICE "*"
+
+/* Bits of vt_record.flags in a listing. */
+#define VT_REC_NOTIFIED 0x1u /* the push hook was called for this delivery */
 
 /*
  * One stored event. Strings are NUL-terminated; @body is raw, validated JSON
@@ -49,6 +68,7 @@ struct vt_record {
 	int64_t ts;       /* wall time of acceptance, ms since the epoch */
 	const char *body; /* raw JSON value */
 	size_t body_len;
+	uint32_t flags;   /* list only: VT_REC_* bits of this delivery */
 };
 
 /* An inbox: one device of one user. device is "" for the user's default. */
@@ -75,20 +95,50 @@ enum vt_op_kind {
 	VT_OP_PUT = 1,
 	/* Remove the delivery (inbox, id). status VT_EUNKNOWNID if absent. */
 	VT_OP_ACK = 2,
+	/*
+	 * Register @inbox as a device of its user, or refresh it, with
+	 * last-seen time @ts. A device registered for a user who had none
+	 * claims the deliveries of the holding inbox. The holding device
+	 * itself is never registered (VT_EINVAL).
+	 */
+	VT_OP_TOUCH = 3,
+	/* Set VT_REC_NOTIFIED on the delivery (inbox, id); VT_EUNKNOWNID if absent. */
+	VT_OP_NOTIFIED = 4,
+	/* Store @data (@len bytes) as the state of group @group; len 0 deletes it. */
+	VT_OP_GROUP = 5,
 };
 
 /* One operation of a batch. The backend fills the fields marked "out". */
 struct vt_op {
 	enum vt_op_kind kind;
 	const struct vt_record *rec; /* PUT */
-	const struct vt_inbox *to;   /* PUT: @nto inboxes */
+	const struct vt_inbox *to;   /* PUT: @nto inboxes, taken as they are */
 	uint32_t nto;
+	const char *const *users;    /* PUT: @nusers users, expanded to devices */
+	uint32_t nusers;
+	/* PUT: when set, also every other registered device of also_own->user
+	 * (not also_own->device): a sender's copies of what it sent. */
+	const struct vt_inbox *also_own;
 	uint32_t dedup;        /* PUT: nonzero to check (from, cid) */
 	uint32_t inbox_cap;    /* PUT: 0 for no cap */
-	struct vt_inbox inbox; /* ACK */
-	uint64_t id;           /* ACK */
+	/* PUT: nonzero: a full inbox is skipped (counted in out_skipped)
+	 * rather than failing the op. Copies to also_own devices are always
+	 * skipped when full. */
+	uint32_t cap_skip;
+	struct vt_inbox inbox; /* ACK, TOUCH, NOTIFIED */
+	uint64_t id;           /* ACK, NOTIFIED */
+	int64_t ts;            /* TOUCH */
+	const char *group;     /* GROUP */
+	const char *data;      /* GROUP */
+	size_t len;            /* GROUP */
 	int status;            /* out: 0 or a negative vt_error */
 	uint64_t dup_of;       /* out: PUT with dedup */
+
+	/* out, PUT: every inbox that got a new delivery, for routing. Owned by
+	 * the backend, valid until the batch's done callback returns. */
+	const struct vt_inbox *out_to;
+	uint32_t out_nto;
+	uint32_t out_skipped;
 
 	/* out, for an ACK that found its delivery: what the record was, so
 	 * the engine can tell its sender (a "delivered" receipt). */
@@ -131,11 +181,22 @@ struct vt_storage_ops {
 
 	/*
 	 * Remove every delivery whose record was accepted before @before_ts
-	 * (wall ms), at most @max of them, and dedup entries older than the
-	 * backend's dedup window at wall time @now_ts; call @done exactly once.
+	 * (wall ms), at most @max of them; dedup entries older than the
+	 * backend's dedup window at wall time @now_ts; and every device last
+	 * seen before @device_before_ts, with all its deliveries. Call @done
+	 * exactly once with the number of deliveries removed.
 	 */
-	void (*expire)(void *self, int64_t now_ts, int64_t before_ts, uint64_t max,
-	               vt_expire_cb done, void *arg);
+	void (*expire)(void *self, int64_t now_ts, int64_t before_ts, int64_t device_before_ts,
+	               uint64_t max, vt_expire_cb done, void *arg);
+
+	/*
+	 * Call @each once per stored group with its state blob, then return 0
+	 * or a negative error. Called once when an engine starts, before its
+	 * loop runs, so it may block. May be NULL for a backend without groups.
+	 */
+	int (*load_groups)(void *self,
+	                   void (*each)(void *arg, const char *group, const char *data, size_t len),
+	                   void *arg);
 
 	/*
 	 * The largest record id ever stored, or 0. Called once when an engine
