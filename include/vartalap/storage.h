@@ -139,6 +139,7 @@ struct vt_op {
 	const struct vt_inbox *out_to;
 	uint32_t out_nto;
 	uint32_t out_skipped;
+	uint32_t out_ndevices; /* out, TOUCH: the user's registered devices after it */
 
 	/* out, for an ACK that found its delivery: what the record was, so
 	 * the engine can tell its sender (a "delivered" receipt). */
