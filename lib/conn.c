@@ -53,9 +53,32 @@ void vt__conn_send(struct vt_conn *c, const char *data, size_t len)
 }
 
 /*
- * Take every queued item off the connection. An item held only in memory
- * (mode "offline") is written to storage now: it is going offline.
+ * An item leaves its connection un-acked: it is offline for that device now.
+ * One held only in memory (mode "offline") is written to storage; the push
+ * hook hears of it once, unless it heard already.
  */
+static void item_offline(struct vt_conn *c, struct vt_item *it)
+{
+	struct vt_engine *e = c->e;
+
+	if (!it->msg->stored) {
+		struct vt_pend *p = vt__batch_put(e, VT_PEND_OFFLINE, it->msg);
+
+		if (p != NULL) {
+			snprintf(p->user, sizeof(p->user), "%s", c->id.user);
+			snprintf(p->device, sizeof(p->device), "%s", c->id.device);
+		}
+	}
+	/* A server going down is no news to push: clients reconnect soon. */
+	if (!it->notified && !e->shutting_down && vt__notifiable(it->msg)) {
+		it->notified = 1;
+		vt__notify(e, it->msg, c->id.user, c->id.device);
+		vt__batch_notified(e, c->id.user, c->id.device, it->msg->rec.id);
+	}
+	e->stats.offline++;
+}
+
+/* Take every queued item off the connection; pushed ones go offline. */
 static void drop_queue(struct vt_conn *c)
 {
 	struct vt_engine *e = c->e;
@@ -65,16 +88,8 @@ static void drop_queue(struct vt_conn *c)
 		struct vt_item *next = it->next;
 
 		vt_heap_remove(&e->heap, it);
-		if (!it->msg->stored) {
-			struct vt_pend *p = vt__batch_add(e, VT_PEND_OFFLINE);
-
-			if (p != NULL) {
-				p->msg = vt_msg_ref(it->msg);
-				snprintf(p->user, sizeof(p->user), "%s", c->id.user);
-			}
-		}
-		if (it->attempts > 0) {
-			e->stats.offline++;
+		if (it->attempts > 0 || !it->msg->stored) {
+			item_offline(c, it);
 		}
 		vt_msg_unref(it->msg);
 		free(it);
@@ -84,12 +99,67 @@ static void drop_queue(struct vt_conn *c)
 	c->nqueued = c->npushed = 0;
 }
 
+struct vt_user *vt__user(struct vt_engine *e, const char *user)
+{
+	return vt_map_get(&e->users, user);
+}
+
+struct vt_conn *vt__conn_find(struct vt_engine *e, const char *user, const char *device)
+{
+	struct vt_user *u = vt__user(e, user);
+
+	for (struct vt_conn *c = u ? u->conns : NULL; c != NULL; c = c->sib) {
+		if (strcmp(c->id.device, device) == 0) {
+			return c;
+		}
+	}
+	return NULL;
+}
+
+/* Link @c under its user, making the user if it is the first connection. */
+static int attach(struct vt_conn *c)
+{
+	struct vt_engine *e = c->e;
+	struct vt_user *u = vt__user(e, c->id.user);
+
+	if (u == NULL) {
+		u = calloc(1, sizeof(*u));
+		if (u == NULL) {
+			return VT_ENOMEM;
+		}
+		snprintf(u->id, sizeof(u->id), "%s", c->id.user);
+		if (vt_map_put(&e->users, u->id, u) != 0) {
+			free(u);
+			return VT_ENOMEM;
+		}
+	}
+	c->sib = u->conns;
+	u->conns = c;
+	u->nconns++;
+	c->user = u;
+	return 0;
+}
+
 static void detach(struct vt_conn *c)
 {
 	struct vt_engine *e = c->e;
+	struct vt_user *u = c->user;
 
-	if (vt_map_get(&e->by_user, c->id.user) == c) {
-		vt_map_del(&e->by_user, c->id.user);
+	if (u != NULL) {
+		struct vt_conn **pp = &u->conns;
+
+		while (*pp != NULL && *pp != c) {
+			pp = &(*pp)->sib;
+		}
+		if (*pp == c) {
+			*pp = c->sib;
+			u->nconns--;
+		}
+		if (u->conns == NULL) {
+			vt_map_del(&e->users, u->id);
+			free(u);
+		}
+		c->user = NULL;
 	}
 	drop_queue(c);
 }
@@ -125,20 +195,19 @@ int vt_conn_open(struct vt_engine *e, const struct vt_identity *id,
 	c->ctx = ctx;
 	c->id = *id;
 	c->inbox.user = c->id.user;
-	c->inbox.device = "";
+	c->inbox.device = c->id.device;
 	c->backlog = 1;
+	c->touching = 1;
 
 	/*
-	 * One live connection per user: the inbox is the user's. A newer
-	 * connection replaces an older one, which a client that lost its
-	 * network without a FIN leaves behind.
-	 * TODO: several devices per user need an inbox per device.
+	 * One live connection per device. A newer one replaces an older one,
+	 * which a client that lost its network without a FIN leaves behind.
 	 */
-	old = vt_map_get(&e->by_user, id->user);
+	old = vt__conn_find(e, id->user, id->device);
 	if (old != NULL) {
 		vt__conn_kill(old, VT_CLOSE_REPLACED, "replaced by a newer connection");
 	}
-	if (vt_map_put(&e->by_user, id->user, c) != 0) {
+	if (attach(c) != 0) {
 		free(c);
 		return VT_ENOMEM;
 	}
@@ -151,8 +220,20 @@ int vt_conn_open(struct vt_engine *e, const struct vt_identity *id,
 	*out = c;
 
 	vt_log(VT_LOG_INFO, "connected user=%s device=%s", id->user, id->device);
-	vt__conn_pump(c);
+
+	/* Listing waits for the registration: a first device claims what was
+	 * held for its user before it existed. */
+	vt__batch_touch(e, &c->id, c, NULL);
 	return 0;
+}
+
+void vt__conn_touched(struct vt_conn *c, uint32_t ndevices)
+{
+	c->touching = 0;
+	if (c->user != NULL && ndevices > 0) {
+		c->user->ndevices = ndevices;
+	}
+	vt__conn_pump(c);
 }
 
 void vt_conn_close(struct vt_conn *c)
@@ -167,6 +248,10 @@ void vt_conn_close(struct vt_conn *c)
 		c->closing = 1;
 		detach(c);
 	}
+	if (!e->shutting_down) {
+		/* Last seen: a device unused for long is forgotten. */
+		vt__batch_touch(e, &c->id, NULL, NULL);
+	}
 	if (c->prev != NULL) {
 		c->prev->next = c->next;
 	} else {
@@ -176,7 +261,7 @@ void vt_conn_close(struct vt_conn *c)
 		c->next->prev = c->prev;
 	}
 	e->stats.connections--;
-	vt_log(VT_LOG_INFO, "disconnected user=%s", c->id.user);
+	vt_log(VT_LOG_INFO, "disconnected user=%s device=%s", c->id.user, c->id.device);
 
 	c->gone = 1;
 	if (c->refs == 0) {
@@ -205,7 +290,7 @@ void vt_conn_writable(struct vt_conn *c)
 	vt__conn_pump(c);
 }
 
-static void append(struct vt_conn *c, struct vt_msg *m)
+static void append(struct vt_conn *c, struct vt_msg *m, uint32_t notified)
 {
 	struct vt_item *it = calloc(1, sizeof(*it));
 
@@ -217,6 +302,7 @@ static void append(struct vt_conn *c, struct vt_msg *m)
 	it->msg = vt_msg_ref(m);
 	it->conn = c;
 	it->heap_idx = VT_HEAP_NONE;
+	it->notified = notified;
 	if (c->tail != NULL) {
 		c->tail->next = it;
 	} else {
@@ -240,7 +326,7 @@ void vt__conn_offer(struct vt_conn *c, struct vt_msg *m)
 		c->backlog_gen++;
 		return;
 	}
-	append(c, m);
+	append(c, m, 0);
 	vt__conn_pump(c);
 }
 
@@ -330,7 +416,7 @@ static void on_list(void *arg, int status, const struct vt_record *recs, size_t 
 		}
 		m->rec.id = recs[i].id;
 		m->stored = 1;
-		append(c, m);
+		append(c, m, (recs[i].flags & VT_REC_NOTIFIED) != 0);
 		vt_msg_unref(m);
 	}
 
@@ -367,7 +453,7 @@ void vt__conn_pump(struct vt_conn *c)
 			pushed = 1;
 		}
 	}
-	if (c->backlog && !c->fetching && c->nqueued < e->cfg.window) {
+	if (c->backlog && !c->fetching && !c->touching && c->nqueued < e->cfg.window) {
 		fetch(c);
 		return;
 	}
@@ -418,18 +504,9 @@ static void give_up(struct vt_conn *c, struct vt_item *it)
 		prev = p;
 	}
 	unlink_item(c, it, prev);
-	c->e->stats.offline++;
-	vt_log(VT_LOG_INFO, "offline after retries user=%s id=%llu", c->id.user,
-	       (unsigned long long)it->msg->rec.id);
-
-	if (!it->msg->stored) {
-		struct vt_pend *p = vt__batch_add(c->e, VT_PEND_OFFLINE);
-
-		if (p != NULL) {
-			p->msg = vt_msg_ref(it->msg);
-			snprintf(p->user, sizeof(p->user), "%s", c->id.user);
-		}
-	}
+	vt_log(VT_LOG_INFO, "offline after retries user=%s device=%s id=%llu", c->id.user,
+	       c->id.device, (unsigned long long)it->msg->rec.id);
+	item_offline(c, it);
 	vt_msg_unref(it->msg);
 	free(it);
 }

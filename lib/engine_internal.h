@@ -1,10 +1,12 @@
 /*
  * engine_internal.h - the engine's own structures, shared by its files.
  *
- * Internal. engine.c: lifetime, batches, routing, timers. conn.c: connected
- * devices and their push queues. inflight.c: the deadline heap. msg.c: the
- * shared, reference-counted events. requests.c: REST send, fetch and ack.
- * dedup.c: the memory dedup table of durability mode "offline".
+ * Internal. engine.c: lifetime, config, timers. batch.c: write batches and
+ * what happens when they complete. route.c: taking client events (messages,
+ * reads, typing, group changes). conn.c: connected devices and their push
+ * queues. inflight.c: the deadline heap. msg.c: shared, reference-counted
+ * events. requests.c: REST send, sync, ack and group reads. dedup.c: the
+ * memory dedup table. notify.c: the push hook.
  */
 #ifndef VARTALAP_ENGINE_INTERNAL_H
 #define VARTALAP_ENGINE_INTERNAL_H
@@ -13,9 +15,11 @@
 #include <stdint.h>
 
 #include <vartalap/engine.h>
+#include <vartalap/notifier.h>
 
 #include "buf.h"
 #include "envelope.h"
+#include "groups.h"
 #include "map.h"
 
 /*
@@ -41,6 +45,7 @@ struct vt_item {
 	struct vt_item *next;  /* queue order: increasing id */
 	uint64_t deadline;     /* monotonic ms of the next retry, while pushed */
 	uint32_t attempts;     /* pushes so far; 0 = waiting */
+	uint32_t notified;     /* the push hook was called for this delivery */
 	size_t heap_idx;       /* index in the deadline heap, or VT_HEAP_NONE */
 };
 
@@ -57,6 +62,14 @@ int vt_heap_push(struct vt_heap *h, struct vt_item *it);
 void vt_heap_remove(struct vt_heap *h, struct vt_item *it);
 struct vt_item *vt_heap_top(const struct vt_heap *h);
 
+/* A user with at least one connection. */
+struct vt_user {
+	struct vt_conn *conns;  /* one per device, linked by sib */
+	uint32_t nconns;
+	uint32_t ndevices;      /* registered devices, as the last TOUCH said */
+	char id[VT_ID_MAX + 1];
+};
+
 /*
  * A connection: one device of one user, with the queue of what is owed to
  * it. The queue holds at most 2 * window items; what does not fit stays in
@@ -68,21 +81,27 @@ struct vt_conn {
 	void *ctx;
 	struct vt_identity id;
 	struct vt_inbox inbox;
+	struct vt_user *user;         /* NULL once detached */
+	struct vt_conn *sib;          /* next connection of the same user */
 	struct vt_conn *prev, *next;  /* all connections */
 
 	struct vt_item *head, *tail;
 	uint32_t nqueued, npushed;
-	uint64_t cursor;     /* highest id taken into the queue */
+	uint64_t cursor;      /* highest id taken into the queue */
 	uint64_t backlog_gen; /* bumped whenever an event is left in storage */
-	int backlog;         /* storage may hold owed events above cursor */
-	int fetching;        /* a list call is pending */
-	uint64_t fetch_gen;  /* backlog_gen when the list call started */
-	uint32_t fetch_want; /* how many it asked for */
-	int blocked;         /* the transport said VT_EAGAIN */
+	uint64_t fetch_gen;   /* backlog_gen when the list call started */
+	uint32_t fetch_want;  /* how many it asked for */
+	int backlog;          /* storage may hold owed events above cursor */
+	int fetching;         /* a list call is pending */
+	int touching;         /* the device's registration is not committed yet */
+	int blocked;          /* the transport said VT_EAGAIN */
 
-	uint32_t refs;       /* pending storage calls that will come back here */
-	int closing;         /* ops->close was called: send nothing more */
-	int gone;            /* vt_conn_close was called: free once refs is 0 */
+	double typing_tokens; /* rate limit of typing events */
+	uint64_t typing_at;   /* monotonic ms of the last refill */
+
+	uint32_t refs;        /* pending storage calls that will come back here */
+	int closing;          /* ops->close was called: send nothing more */
+	int gone;             /* vt_conn_close was called: free once refs is 0 */
 };
 
 /* Where the answer to a taken event goes: a connection, or a callback. */
@@ -101,11 +120,24 @@ struct vt_ackreq {
 	void *arg;
 };
 
+/* A REST listing waiting for its device's registration to commit. */
+struct vt_fetchreq {
+	struct vt_engine *e;
+	struct vt_identity id;
+	uint64_t after;
+	uint32_t limit;
+	vt_reply_fn reply;
+	void *arg;
+};
+
 enum vt_pend_kind {
-	VT_PEND_ACCEPT,  /* a client's event: answer, then route */
-	VT_PEND_RECEIPT, /* a server event (receipt): route */
-	VT_PEND_OFFLINE, /* an event held in memory goes to storage */
-	VT_PEND_ACK,     /* a delivery acked */
+	VT_PEND_ACCEPT,   /* a client's event: answer, then route */
+	VT_PEND_RECEIPT,  /* a server event (receipt): route */
+	VT_PEND_OFFLINE,  /* an event held in memory goes to storage */
+	VT_PEND_ACK,      /* a delivery acked */
+	VT_PEND_TOUCH,    /* a device seen */
+	VT_PEND_NOTIFIED, /* the push hook was called for a delivery */
+	VT_PEND_GROUP,    /* a group's new state */
 };
 
 /* One op of a batch, with what the engine does when it completes. */
@@ -114,14 +146,30 @@ struct vt_pend {
 	struct vt_msg *msg;
 	struct vt_origin origin;
 	struct vt_ackreq *ackreq;
-	char user[VT_TO_MAX + 1];  /* PUT: the inbox; ACK: the acker */
-	uint64_t ack_id;
+	struct vt_fetchreq *fetchreq;
+	char user[VT_TO_MAX + 1];    /* the inbox, the acker, or the group id */
+	char device[VT_ID_MAX + 1];
+	uint64_t id;                 /* ACK, NOTIFIED */
+
+	/* PUT: recipients to expand, and the sender's inbox for its own copies */
+	char (*users)[VT_ID_MAX + 1];
+	uint32_t nusers;
+	int own_copies;              /* user/device name the sender's inbox */
+	int cap_skip;
+	int dedup;
+
+	/* GROUP: the new state, and the old one to restore if the batch fails */
+	char *blob;
+	size_t blob_len;
+	char *undo;                  /* NULL: the group did not exist */
+	size_t undo_len;
 };
 
 struct vt_batch {
 	struct vt_pend *pend;
 	struct vt_op *ops;
-	struct vt_inbox *inboxes;
+	struct vt_inbox *inboxes;    /* two per op: its inbox, its own-copies inbox */
+	const char **uptr;           /* user pointers of every PUT, back to back */
 	size_t len, cap;
 };
 
@@ -131,10 +179,12 @@ struct vt_engine {
 	struct vt_engine_config cfg;
 	struct vt_host host;
 	struct vt_storage st;
+	struct vt_notifier notifier; /* ops NULL: none */
 
-	struct vt_map by_user;   /* user id -> struct vt_conn * */
+	struct vt_map users;     /* user id -> struct vt_user * (connected users) */
 	struct vt_conn *conns;   /* every open connection */
 	struct vt_heap heap;
+	struct vt_groups groups;
 
 	struct vt_batch cur;     /* taking ops this turn */
 	struct vt_batch sent;    /* handed to storage, not yet done */
@@ -150,7 +200,7 @@ struct vt_engine {
 	int shutting_down;
 	int healthy;
 	struct vt_engine_stats stats;
-	struct vt_dedup *dedup;  /* mode "offline" only */
+	struct vt_dedup *dedup;  /* memory dedup: mode "offline" and group changes */
 	struct vt_buf out;       /* scratch for encoding */
 };
 
@@ -158,19 +208,37 @@ struct vt_engine {
 uint64_t vt__now(struct vt_engine *e);
 int64_t vt__wall(struct vt_engine *e);
 uint64_t vt__new_id(struct vt_engine *e);
-struct vt_pend *vt__batch_add(struct vt_engine *e, enum vt_pend_kind kind);
 void vt__timers_changed(struct vt_engine *e);
-void vt__take_event(struct vt_engine *e, const struct vt_identity *from, const char *data,
-		    size_t len, struct vt_origin origin);
-void vt__ack_ids(struct vt_engine *e, struct vt_conn *c, const struct vt_identity *who,
-		 const uint64_t *ids, uint32_t n, struct vt_ackreq *req);
 void vt__reply(struct vt_engine *e, struct vt_origin *o, int status, const char *json,
 	       size_t len);
 void vt__reply_error(struct vt_engine *e, struct vt_origin *o, int err, const char *reason,
 		     const char *ref);
+void vt__reply_accepted(struct vt_engine *e, struct vt_origin *o, const char *cid, uint64_t id,
+			int64_t ts);
 void vt__origin_release(struct vt_origin *o);
 
+/* batch.c */
+struct vt_pend *vt__batch_add(struct vt_engine *e, enum vt_pend_kind kind);
+struct vt_pend *vt__batch_put(struct vt_engine *e, enum vt_pend_kind kind, struct vt_msg *m);
+void vt__batch_touch(struct vt_engine *e, const struct vt_identity *id, struct vt_conn *c,
+		     struct vt_fetchreq *f);
+void vt__batch_notified(struct vt_engine *e, const char *user, const char *device, uint64_t id);
+void vt__batch_free(struct vt_batch *b);
+
+/* route.c */
+void vt__take_event(struct vt_engine *e, const struct vt_identity *from, const char *data,
+		    size_t len, struct vt_origin origin);
+void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct vt_identity *who,
+		 const uint64_t *ids, uint32_t n, struct vt_ackreq *req);
+void vt__route(struct vt_engine *e, struct vt_msg *m, const struct vt_inbox *to, uint32_t n);
+void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const char *sender,
+			uint64_t id, const char *cid);
+void vt__take_receipt(struct vt_engine *e, uint32_t kind, const struct vt_identity *by,
+		      const char *to, const char *body, size_t body_len);
+
 /* conn.c */
+struct vt_user *vt__user(struct vt_engine *e, const char *user);
+struct vt_conn *vt__conn_find(struct vt_engine *e, const char *user, const char *device);
 void vt__conn_offer(struct vt_conn *c, struct vt_msg *m);
 void vt__conn_pump(struct vt_conn *c);
 void vt__conn_retry(struct vt_conn *c, struct vt_item *it);
@@ -179,9 +247,16 @@ void vt__conn_unref(struct vt_conn *c);
 void vt__conn_send(struct vt_conn *c, const char *data, size_t len);
 void vt__conn_kill(struct vt_conn *c, int code, const char *reason);
 int vt__conn_expired(struct vt_conn *c);
+void vt__conn_touched(struct vt_conn *c, uint32_t ndevices);
 
 /* requests.c */
 void vt__ackreq_done(struct vt_engine *e, struct vt_ackreq *req, uint64_t id, int found);
+void vt__fetch_start(struct vt_fetchreq *f, int status);
+
+/* notify.c */
+void vt__notify(struct vt_engine *e, const struct vt_msg *m, const char *user,
+		const char *device);
+int vt__notifiable(const struct vt_msg *m);
 
 /* dedup.c: (sender, client id) -> server id, for events kept in memory. */
 struct vt_dedup *vt_dedup_new(uint32_t max_entries);

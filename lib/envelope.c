@@ -122,8 +122,28 @@ static int env_check_version(const struct env_fields *f, const char **reason)
 	return 0;
 }
 
-/* Read "type" into @type. */
-static int env_type(const struct env_fields *f, enum vt_env_type *type, const char **reason)
+/* Each client event type and the members it requires. */
+struct env_kind {
+	const char *name;
+	enum vt_env_type type;
+	unsigned need; /* bits (1 << F_*) */
+};
+
+#define NEED(f) (1u << (f))
+
+static const struct env_kind env_kinds[] = {
+	{"message", VT_ENV_MESSAGE, NEED(F_ID) | NEED(F_TO) | NEED(F_BODY)},
+	{"ack", VT_ENV_ACK, NEED(F_IDS)},
+	{"read", VT_ENV_READ, NEED(F_ID) | NEED(F_TO) | NEED(F_IDS)},
+	{"typing", VT_ENV_TYPING, NEED(F_TO)},
+	{"group_create", VT_ENV_GROUP_CREATE, NEED(F_ID) | NEED(F_TO) | NEED(F_BODY)},
+	{"group_update", VT_ENV_GROUP_UPDATE, NEED(F_ID) | NEED(F_TO) | NEED(F_BODY)},
+	{"group_leave", VT_ENV_GROUP_LEAVE, NEED(F_ID) | NEED(F_TO)},
+};
+
+/* Read "type" into @type, and what it requires into @need. */
+static int env_type(const struct env_fields *f, enum vt_env_type *type, unsigned *need,
+		    const char **reason)
 {
 	char name[16];
 
@@ -136,13 +156,12 @@ static int env_type(const struct env_fields *f, enum vt_env_type *type, const ch
 		return VT_EBADENV;
 	}
 	if (vt_json_str_decode(&f->val[F_TYPE], name, sizeof(name)) >= 0) {
-		if (strcmp(name, "message") == 0) {
-			*type = VT_ENV_MESSAGE;
-			return 0;
-		}
-		if (strcmp(name, "ack") == 0) {
-			*type = VT_ENV_ACK;
-			return 0;
+		for (size_t i = 0; i < sizeof(env_kinds) / sizeof(env_kinds[0]); i++) {
+			if (strcmp(name, env_kinds[i].name) == 0) {
+				*type = env_kinds[i].type;
+				*need = env_kinds[i].need;
+				return 0;
+			}
 		}
 	}
 	set_reason(reason, "type: unknown");
@@ -186,28 +205,46 @@ static int env_string(const struct env_fields *f, enum env_field which, char *ou
 	return 0;
 }
 
-/* The members of a message: "id" first, so later errors can name it. */
-static int env_message(const struct env_fields *f, struct vt_env *out, const char **reason)
+static int env_ids(const struct env_fields *f, uint64_t *ids, const char **reason);
+
+/*
+ * The members @need names, "id" first so later errors can name it. An "id"
+ * or "to" that is present but not required is still checked.
+ */
+static int env_members(const struct env_fields *f, unsigned need, struct vt_env *out,
+		       const char **reason)
 {
 	int rc;
 
-	rc = env_string(f, F_ID, out->id, sizeof(out->id), vt_user_id_valid, "missing field: id",
-	                "id: invalid", reason);
-	if (rc != 0) {
-		return rc;
+	if ((need & NEED(F_ID)) || f->seen[F_ID]) {
+		rc = env_string(f, F_ID, out->id, sizeof(out->id), vt_user_id_valid,
+				"missing field: id", "id: invalid", reason);
+		if (rc != 0) {
+			return rc;
+		}
 	}
-	rc = env_string(f, F_TO, out->to, sizeof(out->to), to_valid, "missing field: to",
-	                "to: invalid", reason);
-	if (rc != 0) {
-		return rc;
+	if (need & NEED(F_TO)) {
+		rc = env_string(f, F_TO, out->to, sizeof(out->to), to_valid, "missing field: to",
+				"to: invalid", reason);
+		if (rc != 0) {
+			return rc;
+		}
 	}
-
-	if (!f->seen[F_BODY]) {
-		set_reason(reason, "missing field: body");
-		return VT_EBADENV;
+	if (need & NEED(F_BODY)) {
+		if (!f->seen[F_BODY]) {
+			set_reason(reason, "missing field: body");
+			return VT_EBADENV;
+		}
+		out->body = f->val[F_BODY].p;
+		out->body_len = f->val[F_BODY].len;
 	}
-	out->body = f->val[F_BODY].p;
-	out->body_len = f->val[F_BODY].len;
+	if (need & NEED(F_IDS)) {
+		rc = env_ids(f, out->ids, reason);
+		if (rc < 0) {
+			return rc;
+		}
+		out->nids = (uint32_t)rc;
+	}
 	return 0;
 }
 
@@ -287,6 +324,7 @@ int vt_env_decode(const char *data, size_t len, struct vt_env *out, const char *
 {
 	struct vt_json_val obj;
 	struct env_fields f;
+	unsigned need = 0;
 	int rc;
 
 	env_clear(out);
@@ -300,21 +338,12 @@ int vt_env_decode(const char *data, size_t len, struct vt_env *out, const char *
 		rc = env_check_version(&f, reason);
 	}
 	if (rc == 0) {
-		rc = env_type(&f, &out->type, reason);
+		rc = env_type(&f, &out->type, &need, reason);
 	}
 	if (rc != 0) {
 		return rc;
 	}
-
-	if (out->type == VT_ENV_MESSAGE) {
-		return env_message(&f, out, reason);
-	}
-	rc = env_ids(&f, out->ids, reason);
-	if (rc < 0) {
-		return rc;
-	}
-	out->nids = (uint32_t)rc;
-	return 0;
+	return env_members(&f, need, out, reason);
 }
 
 int vt_env_decode_ids(const char *data, size_t len, uint64_t *ids, const char **reason)
@@ -342,6 +371,10 @@ const char *vt_env_kind_name(uint32_t kind)
 		return "message";
 	case VT_KIND_DELIVERED:
 		return "delivered";
+	case VT_KIND_READ:
+		return "read";
+	case VT_KIND_GROUP:
+		return "group";
 	default:
 		return "unknown";
 	}

@@ -29,8 +29,13 @@
 #define VT_ID_LIMIT ((UINT64_C(1) << 53) - 1)
 
 enum vt_env_type {
-	VT_ENV_MESSAGE = 1, /* client -> server -> client */
-	VT_ENV_ACK,         /* client -> server */
+	VT_ENV_MESSAGE = 1,   /* client -> server -> client */
+	VT_ENV_ACK,           /* client -> server */
+	VT_ENV_READ,          /* client -> server -> the sender's devices */
+	VT_ENV_TYPING,        /* client -> server -> connected devices only */
+	VT_ENV_GROUP_CREATE,  /* client -> server -> members */
+	VT_ENV_GROUP_UPDATE,
+	VT_ENV_GROUP_LEAVE,
 };
 
 /* A decoded client envelope. Strings are copies; @body points into the input. */
@@ -48,10 +53,12 @@ struct vt_env {
  * Decode one client envelope. On failure returns a negative vt_error and,
  * when the input got that far, leaves the client id in @out->id so the error
  * can name it, and a short static reason in *@reason ("missing field: to").
- * Checks: strict JSON, an object, "v" == 1 when present, a known "type";
- * for a message a valid "id" (vt_user_id_valid rules), a valid "to", and a
- * "body" of any JSON type; for an ack a non-empty "ids" array of at most
- * VT_ACK_MAX decimal id strings. Unknown members are ignored; a known member
+ * Checks: strict JSON, an object, "v" == 1 when present, a known "type",
+ * and the members that type requires: message: "id" (vt_user_id_valid
+ * rules), "to", "body" of any JSON type; ack: a non-empty "ids" array of at
+ * most VT_ACK_MAX decimal id strings; read: "id", "to", "ids"; typing: "to"
+ * ("id" optional); group_create and group_update: "id", "to", "body" (its
+ * meaning is the group module's); group_leave: "id", "to". Unknown members are ignored; a known member
  * given twice is refused (VT_EBADENV, "duplicate key"). A valid "to" is a
  * user id or "<ns>:<id>": a namespace of 1 to VT_TO_MAX - VT_ID_MAX - 1 bytes
  * and a user id, both of the id charset. A server id in "ids" is a string

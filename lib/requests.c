@@ -37,20 +37,14 @@ void vt_engine_submit(struct vt_engine *e, const struct vt_identity *id, const c
 	vt__take_event(e, id, data, len, o);
 }
 
-struct fetch_req {
-	struct vt_engine *e;
-	vt_reply_fn reply;
-	void *arg;
-	uint32_t limit;
-};
-
 static void on_fetch(void *arg, int status, const struct vt_record *recs, size_t n)
 {
-	struct fetch_req *f = arg;
+	struct vt_fetchreq *f = arg;
 	struct vt_engine *e = f->e;
 	struct vt_origin o = {.reply = f->reply, .arg = f->arg};
 	size_t shown = n > f->limit ? f->limit : n;
 	struct vt_buf *b = &e->out;
+	uint64_t after = f->after;
 
 	e->pending_calls--;
 	free(f);
@@ -68,7 +62,8 @@ static void on_fetch(void *arg, int status, const struct vt_record *recs, size_t
 		vt_env_encode_record(b, &recs[i]);
 	}
 	vt_buf_puts(b, "],\"next\":\"");
-	vt_buf_u64(b, shown > 0 ? recs[shown - 1].id : 0);
+	/* An empty page keeps the cursor where the client had it. */
+	vt_buf_u64(b, shown > 0 ? recs[shown - 1].id : after);
 	vt_buf_puts(b, n > shown ? "\",\"more\":true}" : "\",\"more\":false}");
 	if (vt_buf_failed(b)) {
 		vt__reply_error(e, &o, VT_ENOMEM, "out of memory", NULL);
@@ -77,11 +72,29 @@ static void on_fetch(void *arg, int status, const struct vt_record *recs, size_t
 	vt__reply(e, &o, 0, b->data, b->len);
 }
 
+/* The device's registration committed (or failed): list its inbox now. */
+void vt__fetch_start(struct vt_fetchreq *f, int status)
+{
+	struct vt_engine *e = f->e;
+	struct vt_inbox inbox = {.user = f->id.user, .device = f->id.device};
+
+	if (status < 0) {
+		struct vt_origin o = {.reply = f->reply, .arg = f->arg};
+
+		free(f);
+		vt__reply_error(e, &o, status, vt_strerror(status), NULL);
+		return;
+	}
+
+	/* One more than shown tells whether there is more. */
+	e->pending_calls++;
+	e->st.ops->list(e->st.self, &inbox, f->after, f->limit + 1, on_fetch, f);
+}
+
 void vt_engine_fetch(struct vt_engine *e, const struct vt_identity *id, uint64_t after,
 		     uint32_t limit, vt_reply_fn reply, void *arg)
 {
-	struct vt_inbox inbox = {.user = id->user, .device = ""};
-	struct fetch_req *f;
+	struct vt_fetchreq *f;
 
 	if (refuse(e, id, reply, arg)) {
 		return;
@@ -97,13 +110,14 @@ void vt_engine_fetch(struct vt_engine *e, const struct vt_identity *id, uint64_t
 		return;
 	}
 	f->e = e;
+	f->id = *id;
+	f->after = after;
+	f->limit = limit;
 	f->reply = reply;
 	f->arg = arg;
-	f->limit = limit;
 
-	/* One more than shown tells whether there is more. */
-	e->pending_calls++;
-	e->st.ops->list(e->st.self, &inbox, after, limit + 1, on_fetch, f);
+	/* A REST client is a device too: seen now, and first to claim. */
+	vt__batch_touch(e, id, NULL, f);
 }
 
 static void ackreq_reply(struct vt_engine *e, struct vt_ackreq *req)
@@ -182,4 +196,55 @@ void vt_engine_ack(struct vt_engine *e, const struct vt_identity *id, const char
 	vt_buf_init(&req->unknown);
 	vt__ack_ids(e, NULL, id, ids, (uint32_t)n, req);
 	free(ids);
+}
+
+void vt_engine_group_info(struct vt_engine *e, const struct vt_identity *id, const char *group,
+			  vt_reply_fn reply, void *arg)
+{
+	struct vt_origin o = {.reply = reply, .arg = arg};
+	struct vt_group *g;
+
+	if (refuse(e, id, reply, arg)) {
+		return;
+	}
+	g = vt_groups_find(&e->groups, group);
+
+	/* Not a member and no such group look the same from outside. */
+	if (g == NULL || vt_group_member(g, id->user) == NULL) {
+		vt__reply_error(e, &o, VT_ENOTFOUND, "no such group for this user", NULL);
+		return;
+	}
+	vt_buf_reset(&e->out);
+	vt_group_encode_info(&e->out, g);
+	vt__reply(e, &o, vt_buf_failed(&e->out) ? VT_ENOMEM : 0, e->out.data, e->out.len);
+}
+
+void vt_engine_groups(struct vt_engine *e, const struct vt_identity *id, vt_reply_fn reply,
+		      void *arg)
+{
+	struct vt_origin o = {.reply = reply, .arg = arg};
+	struct vt_buf *b = &e->out;
+	int first = 1;
+
+	if (refuse(e, id, reply, arg)) {
+		return;
+	}
+
+	/* TODO: a per-user index of groups; this walks every group. */
+	vt_buf_reset(b);
+	vt_buf_puts(b, "{\"groups\":[");
+	for (size_t i = 0; i < e->groups.map.cap; i++) {
+		struct vt_group *g = e->groups.map.slots[i].value;
+
+		if (e->groups.map.slots[i].key == NULL || vt_group_member(g, id->user) == NULL) {
+			continue;
+		}
+		if (!first) {
+			vt_buf_putc(b, ',');
+		}
+		first = 0;
+		vt_group_encode_info(b, g);
+	}
+	vt_buf_puts(b, "]}");
+	vt__reply(e, &o, vt_buf_failed(b) ? VT_ENOMEM : 0, b->data, b->len);
 }

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include <vartalap/error.h>
+#include <vartalap/notifier.h>
 #include <vartalap/storage.h>
 #include <vartalap/token.h>
 #include <vartalap/transport.h>
@@ -54,7 +55,12 @@ struct vt_engine_config {
 	uint32_t max_message_bytes;    /* whole envelope; default 65536 */
 	uint32_t inbox_cap;            /* deliveries per inbox; default 10000 */
 	uint64_t offline_ttl_ms;       /* age at which stored events expire; 30 d */
+	uint64_t device_ttl_ms;        /* unused device forgotten after; 90 d */
 	uint32_t fetch_limit_max;      /* largest REST page; default 500 */
+	uint32_t max_group_members;    /* default 1000 */
+	uint32_t max_group_name;       /* bytes; default 128 */
+	uint32_t max_group_update;     /* users named in one change; default 100 */
+	uint32_t typing_per_sec;       /* typing events per connection; default 5 */
 };
 
 /* Fill @cfg with the defaults named above. */
@@ -86,6 +92,12 @@ struct vt_host {
  */
 VT_EXPORT int vt_engine_create(const struct vt_engine_config *cfg, const struct vt_host *host,
                                struct vt_storage storage, struct vt_engine **out);
+
+/*
+ * Give the engine a push hook (see notifier.h); it owns it from now on and
+ * destroys any earlier one. Without one, offline events notify nobody.
+ */
+VT_EXPORT void vt_engine_set_notifier(struct vt_engine *e, struct vt_notifier notifier);
 
 /*
  * Flush what is pending, close every connection with VT_CLOSE_GOING_AWAY,
@@ -171,6 +183,18 @@ VT_EXPORT void vt_engine_fetch(struct vt_engine *e, const struct vt_identity *id
 VT_EXPORT void vt_engine_ack(struct vt_engine *e, const struct vt_identity *id, const char *json,
                              size_t len, vt_reply_fn reply, void *arg);
 
+/*
+ * The state of group @group ("g:<id>") as {"id":..,"name":..,"members":[..],
+ * "admins":[..]}, for members only: others get VT_ENOTFOUND, as for a group
+ * that does not exist.
+ */
+VT_EXPORT void vt_engine_group_info(struct vt_engine *e, const struct vt_identity *id,
+				    const char *group, vt_reply_fn reply, void *arg);
+
+/* The groups @id belongs to: {"groups":[<as vt_engine_group_info>, ...]}. */
+VT_EXPORT void vt_engine_groups(struct vt_engine *e, const struct vt_identity *id,
+				vt_reply_fn reply, void *arg);
+
 /* Counters for health and metrics. */
 struct vt_engine_stats {
 	uint64_t connections;    /* open now */
@@ -180,6 +204,8 @@ struct vt_engine_stats {
 	uint64_t retried;        /* pushes after the first */
 	uint64_t acked;          /* deliveries removed by an ack */
 	uint64_t offline;        /* deliveries that went offline */
+	uint64_t notified;       /* push hook calls */
+	uint64_t typing;         /* typing events relayed */
 	uint64_t expired;        /* deliveries removed by age */
 	uint64_t storage_errors; /* failed batches */
 	uint64_t batches;        /* committed batches */

@@ -459,10 +459,17 @@ static void failing_list(void *self, const struct vt_inbox *in, uint64_t after, 
 	inner.ops->list(inner.self, in, after, limit, done, arg);
 }
 
-static void failing_expire(void *self, int64_t now, int64_t before, uint64_t max, vt_expire_cb done,
-			   void *arg)
+static void failing_expire(void *self, int64_t now, int64_t before, int64_t dev_before,
+			   uint64_t max, vt_expire_cb done, void *arg)
 {
-	inner.ops->expire(inner.self, now, before, max, done, arg);
+	inner.ops->expire(inner.self, now, before, dev_before, max, done, arg);
+}
+
+static int failing_load_groups(void *self,
+			       void (*each)(void *arg, const char *g, const char *d, size_t n),
+			       void *arg)
+{
+	return inner.ops->load_groups(inner.self, each, arg);
 }
 
 static uint64_t failing_max_id(void *self)
@@ -480,6 +487,7 @@ static const struct vt_storage_ops failing_ops = {
 	.list = failing_list,
 	.expire = failing_expire,
 	.max_id = failing_max_id,
+	.load_groups = failing_load_groups,
 	.destroy = failing_destroy,
 };
 

@@ -1,0 +1,357 @@
+/*
+ * batch.c - write batches: taking ops, committing them, and completing them.
+ *
+ * Every write the engine needs (an accepted event, a receipt, an ack, a
+ * device seen, a group's new state) is added to the current batch. The host
+ * calls vt_engine_flush() once per loop turn, so everything taken in a turn
+ * commits as one storage transaction, and senders hear "accepted" only from
+ * the batch's completion. One batch is with the storage at a time, which
+ * keeps completions, and so deliveries, in id order.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vartalap/log.h>
+
+#include "engine_internal.h"
+
+struct vt_pend *vt__batch_add(struct vt_engine *e, enum vt_pend_kind kind)
+{
+	struct vt_batch *b = &e->cur;
+	struct vt_pend *p;
+
+	if (b->len == b->cap) {
+		size_t ncap = b->cap ? b->cap * 2 : 64;
+		struct vt_pend *np = realloc(b->pend, ncap * sizeof(*np));
+
+		if (np == NULL) {
+			return NULL;
+		}
+		b->pend = np;
+		b->cap = ncap;
+	}
+	p = &b->pend[b->len++];
+	memset(p, 0, sizeof(*p));
+	p->kind = kind;
+
+	if (!e->flush_asked) {
+		e->flush_asked = 1;
+		e->host.want_flush(e->host.arg);
+	}
+	return p;
+}
+
+/* A PUT of @m (a reference is taken). */
+struct vt_pend *vt__batch_put(struct vt_engine *e, enum vt_pend_kind kind, struct vt_msg *m)
+{
+	struct vt_pend *p = vt__batch_add(e, kind);
+
+	if (p != NULL) {
+		p->msg = vt_msg_ref(m);
+	}
+	return p;
+}
+
+void vt__batch_touch(struct vt_engine *e, const struct vt_identity *id, struct vt_conn *c,
+		     struct vt_fetchreq *f)
+{
+	struct vt_pend *p = vt__batch_add(e, VT_PEND_TOUCH);
+
+	if (p == NULL) {
+		if (c != NULL) {
+			vt__conn_touched(c, 0);
+		}
+		if (f != NULL) {
+			vt__fetch_start(f, VT_ENOMEM);
+		}
+		return;
+	}
+	snprintf(p->user, sizeof(p->user), "%s", id->user);
+	snprintf(p->device, sizeof(p->device), "%s", id->device);
+	if (c != NULL) {
+		c->refs++;
+		p->origin.conn = c;
+	}
+	p->fetchreq = f;
+}
+
+void vt__batch_notified(struct vt_engine *e, const char *user, const char *device, uint64_t id)
+{
+	struct vt_pend *p = vt__batch_add(e, VT_PEND_NOTIFIED);
+
+	if (p != NULL) {
+		snprintf(p->user, sizeof(p->user), "%s", user);
+		snprintf(p->device, sizeof(p->device), "%s", device);
+		p->id = id;
+	}
+}
+
+static void pend_free(struct vt_pend *p)
+{
+	vt_msg_unref(p->msg);
+	free(p->users);
+	free(p->blob);
+	free(p->undo);
+}
+
+void vt__batch_free(struct vt_batch *b)
+{
+	for (size_t i = 0; i < b->len; i++) {
+		pend_free(&b->pend[i]);
+	}
+	free(b->pend);
+	free(b->ops);
+	free(b->inboxes);
+	free(b->uptr);
+	memset(b, 0, sizeof(*b));
+}
+
+static void prepare_put(struct vt_engine *e, struct vt_pend *p, struct vt_op *op,
+			struct vt_inbox *in, const char **uptr)
+{
+	op->kind = VT_OP_PUT;
+	op->rec = &p->msg->rec;
+	op->dedup = p->dedup;
+	op->cap_skip = p->cap_skip;
+	op->inbox_cap = p->kind == VT_PEND_ACCEPT ? e->cfg.inbox_cap : 0;
+
+	if (p->kind == VT_PEND_OFFLINE) {
+		/* One known inbox: the device the event was held for. */
+		op->to = in;
+		op->nto = 1;
+		return;
+	}
+	for (uint32_t i = 0; i < p->nusers; i++) {
+		uptr[i] = p->users[i];
+	}
+	op->users = uptr;
+	op->nusers = p->nusers;
+	if (p->own_copies) {
+		op->also_own = in;
+	}
+}
+
+/* Lay out the storage ops of a batch; pointers are final only now. */
+static int batch_prepare(struct vt_engine *e, struct vt_batch *b)
+{
+	size_t nusers = 0;
+
+	for (size_t i = 0; i < b->len; i++) {
+		nusers += b->pend[i].nusers;
+	}
+	b->ops = calloc(b->len, sizeof(*b->ops));
+	b->inboxes = calloc(b->len, sizeof(*b->inboxes));
+	b->uptr = calloc(nusers + 1, sizeof(*b->uptr));
+	if (b->ops == NULL || b->inboxes == NULL || b->uptr == NULL) {
+		return VT_ENOMEM;
+	}
+
+	nusers = 0;
+	for (size_t i = 0; i < b->len; i++) {
+		struct vt_pend *p = &b->pend[i];
+		struct vt_op *op = &b->ops[i];
+
+		b->inboxes[i].user = p->user;
+		b->inboxes[i].device = p->device;
+		op->inbox = b->inboxes[i];
+		op->id = p->id;
+		switch (p->kind) {
+		case VT_PEND_ACK:
+			op->kind = VT_OP_ACK;
+			break;
+		case VT_PEND_TOUCH:
+			op->kind = VT_OP_TOUCH;
+			op->ts = vt__wall(e);
+			break;
+		case VT_PEND_NOTIFIED:
+			op->kind = VT_OP_NOTIFIED;
+			break;
+		case VT_PEND_GROUP:
+			op->kind = VT_OP_GROUP;
+			op->group = p->user;
+			op->data = p->blob;
+			op->len = p->blob_len;
+			break;
+		default:
+			prepare_put(e, p, op, &b->inboxes[i], b->uptr + nusers);
+			nusers += p->nusers;
+		}
+	}
+	return 0;
+}
+
+static void complete_accept(struct vt_engine *e, struct vt_pend *p, int status,
+			    const struct vt_op *op)
+{
+	if (status == 0) {
+		status = op->status;
+	}
+	if (status < 0) {
+		vt__reply_error(e, &p->origin, status, vt_strerror(status), p->msg->rec.cid);
+		return;
+	}
+	if (op->dup_of != 0) {
+		e->stats.duplicates++;
+		vt__reply_accepted(e, &p->origin, p->msg->rec.cid, op->dup_of, p->msg->rec.ts);
+		return;
+	}
+	p->msg->stored = 1;
+	e->stats.accepted++;
+	vt__reply_accepted(e, &p->origin, p->msg->rec.cid, p->msg->rec.id, p->msg->rec.ts);
+	vt__route(e, p->msg, op->out_to, op->out_nto);
+}
+
+static void complete_ack(struct vt_engine *e, struct vt_pend *p, int status,
+			 const struct vt_op *op)
+{
+	int found = status == 0 && op->status == 0;
+
+	if (found) {
+		e->stats.acked++;
+	}
+	if (found && op->acked_kind == VT_KIND_MESSAGE) {
+		struct vt_identity by = {.exp = 0};
+
+		snprintf(by.user, sizeof(by.user), "%s", p->user);
+		snprintf(by.device, sizeof(by.device), "%s", p->device);
+		vt__take_delivered(e, &by, op->acked_from, p->id, op->acked_cid);
+	}
+
+	if (p->ackreq != NULL) {
+		vt__ackreq_done(e, p->ackreq, p->id, status < 0 ? status : found);
+	} else if (!found && p->origin.conn != NULL && !p->origin.conn->closing) {
+		char ref[24];
+
+		snprintf(ref, sizeof(ref), "%llu", (unsigned long long)p->id);
+		vt_buf_reset(&e->out);
+		vt_env_encode_error(&e->out, status < 0 ? status : VT_EUNKNOWNID,
+				    "ack: no pending event with this id", ref);
+		vt__conn_send(p->origin.conn, e->out.data, e->out.len);
+	}
+}
+
+static void complete_touch(struct vt_engine *e, struct vt_pend *p, int status,
+			   const struct vt_op *op)
+{
+	int ok = status == 0 && op->status == 0;
+
+	if (p->origin.conn != NULL) {
+		vt__conn_touched(p->origin.conn, ok ? op->out_ndevices : 0);
+	}
+	if (p->fetchreq != NULL) {
+		vt__fetch_start(p->fetchreq, ok ? 0 : (status < 0 ? status : op->status));
+	}
+}
+
+static void complete_one(struct vt_engine *e, struct vt_pend *p, int status,
+			 const struct vt_op *op)
+{
+	int ok = status == 0 && op->status == 0;
+
+	switch (p->kind) {
+	case VT_PEND_ACCEPT:
+		complete_accept(e, p, status, op);
+		break;
+	case VT_PEND_RECEIPT:
+		if (ok) {
+			p->msg->stored = 1;
+			vt__route(e, p->msg, op->out_to, op->out_nto);
+		} else {
+			vt_log(VT_LOG_WARN, "receipt not stored: %s",
+			       vt_strerror(status ? status : op->status));
+		}
+		break;
+	case VT_PEND_OFFLINE:
+		if (ok) {
+			p->msg->stored = 1;
+		} else {
+			/* Mode "offline" promised no more than this; say it loudly. */
+			vt_log(VT_LOG_ERROR, "event lost going offline id=%llu: %s",
+			       (unsigned long long)p->msg->rec.id,
+			       vt_strerror(status ? status : op->status));
+		}
+		break;
+	case VT_PEND_ACK:
+		complete_ack(e, p, status, op);
+		break;
+	case VT_PEND_TOUCH:
+		complete_touch(e, p, status, op);
+		break;
+	case VT_PEND_NOTIFIED:
+	case VT_PEND_GROUP:
+		break;
+	}
+	vt__origin_release(&p->origin);
+}
+
+/*
+ * A failed batch changed nothing in storage, so group changes taken with it
+ * are undone in memory too, newest first.
+ */
+static void undo_groups(struct vt_engine *e, struct vt_batch *b, int status)
+{
+	for (size_t i = b->len; i-- > 0;) {
+		struct vt_pend *p = &b->pend[i];
+		struct vt_group *g;
+
+		if (p->kind != VT_PEND_GROUP || (status == 0 && b->ops[i].status == 0)) {
+			/* status is nonzero whenever ops is NULL */
+			continue;
+		}
+		if (p->undo != NULL) {
+			vt_groups_load(&e->groups, p->user, p->undo, p->undo_len);
+		} else if ((g = vt_groups_find(&e->groups, p->user)) != NULL) {
+			vt_groups_delete(&e->groups, g);
+		}
+		vt_log(VT_LOG_WARN, "group %s: change undone, storage failed", p->user);
+	}
+}
+
+static void on_commit(void *arg, int status)
+{
+	static const struct vt_op none;
+	struct vt_engine *e = arg;
+	struct vt_batch b = e->sent;
+
+	memset(&e->sent, 0, sizeof(e->sent));
+	e->pending_calls--;
+	e->committing = 0;
+	e->stats.batches++;
+	e->stats.batch_ops += b.len;
+	if (status < 0) {
+		e->stats.storage_errors++;
+		vt_log(VT_LOG_ERROR, "storage batch of %zu failed: %s", b.len, vt_strerror(status));
+	}
+	e->healthy = status == 0;
+
+	undo_groups(e, &b, status);
+	for (size_t i = 0; i < b.len; i++) {
+		complete_one(e, &b.pend[i], status, b.ops != NULL ? &b.ops[i] : &none);
+	}
+	vt__batch_free(&b);
+
+	/* What was taken meanwhile waits for the next flush. */
+	if (e->cur.len > 0 && !e->flush_asked) {
+		e->flush_asked = 1;
+		e->host.want_flush(e->host.arg);
+	}
+}
+
+void vt_engine_flush(struct vt_engine *e)
+{
+	e->flush_asked = 0;
+	if (e->committing || e->cur.len == 0) {
+		return;
+	}
+
+	e->sent = e->cur;
+	memset(&e->cur, 0, sizeof(e->cur));
+	e->committing = 1;
+	e->pending_calls++;
+	if (batch_prepare(e, &e->sent) != 0) {
+		on_commit(e, VT_ENOMEM);
+		return;
+	}
+	e->st.ops->commit(e->st.self, e->sent.ops, e->sent.len, on_commit, e);
+}

@@ -1,0 +1,109 @@
+/*
+ * groups.h - group state and the rules of changing it.
+ *
+ * Internal. Every group lives in memory (loaded whole at start) and in
+ * storage as a blob the engine writes in the same batch as the event that
+ * announces each change. The rules live here, once, for every backend:
+ * only members post, only admins add, remove, rename or promote; any member
+ * may leave; when the last admin leaves, the longest-standing member
+ * becomes admin; a group with no members is deleted.
+ */
+#ifndef VARTALAP_GROUPS_H
+#define VARTALAP_GROUPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vartalap/token.h>
+
+#include "buf.h"
+#include "envelope.h"
+#include "map.h"
+
+struct vt_member {
+	char user[VT_ID_MAX + 1];
+	uint32_t admin;
+};
+
+struct vt_group {
+	char id[VT_TO_MAX + 1];        /* "g:<id>" */
+	char *name;
+	char creator[VT_ID_MAX + 1];
+	char create_cid[VT_ID_MAX + 1]; /* so a retried create is answered again */
+	uint64_t create_id;
+	struct vt_member *members;     /* in joining order */
+	uint32_t n, cap;
+};
+
+struct vt_group_limits {
+	uint32_t max_members;
+	uint32_t max_name;       /* bytes */
+	uint32_t max_per_update; /* users named in one create or update */
+};
+
+/* A change asked for by a group envelope, parsed and checked. */
+struct vt_group_change {
+	enum vt_env_type op;
+	const char *name;        /* new name, or NULL (points into @names) */
+	char (*add)[VT_ID_MAX + 1];
+	uint32_t nadd;
+	char (*remove)[VT_ID_MAX + 1];
+	uint32_t nremove;
+	char (*admins)[VT_ID_MAX + 1];
+	uint32_t nadmins;
+	char names[512];         /* storage for the decoded name */
+};
+
+/* The group table: id -> struct vt_group *. */
+struct vt_groups {
+	struct vt_map map;
+};
+
+void vt_groups_init(struct vt_groups *gs);
+void vt_groups_free(struct vt_groups *gs);
+struct vt_group *vt_groups_find(struct vt_groups *gs, const char *id);
+
+/* Load one stored blob (from storage's load_groups); 0 or a vt_error. */
+int vt_groups_load(struct vt_groups *gs, const char *id, const char *data, size_t len);
+
+/* The member record of @user, or NULL. */
+struct vt_member *vt_group_member(struct vt_group *g, const char *user);
+
+/*
+ * Parse the body of a group envelope of type @op into @ch (freed with
+ * vt_group_change_free). Checks shape and limits, not permissions.
+ */
+int vt_group_change_parse(enum vt_env_type op, const char *body, size_t len,
+			  const struct vt_group_limits *lim, struct vt_group_change *ch,
+			  const char **reason);
+void vt_group_change_free(struct vt_group_change *ch);
+
+/*
+ * Apply @ch by @actor to @g (NULL for a create: the group is made and added
+ * to @gs; *@gp receives it). Checks permissions and limits; on error
+ * nothing changed. @removed receives users who were members and no longer
+ * are (room for max_per_update + 1). Returns 0 or a vt_error.
+ */
+int vt_group_apply(struct vt_groups *gs, struct vt_group **gp, const char *id,
+		   const char *actor, const struct vt_group_change *ch,
+		   const struct vt_group_limits *lim, char (*removed)[VT_ID_MAX + 1],
+		   uint32_t *nremoved, const char **reason);
+
+/* Remove @g from @gs and free it. */
+void vt_groups_delete(struct vt_groups *gs, struct vt_group *g);
+
+/* The blob stored for @g: its whole state as JSON. */
+void vt_group_encode_state(struct vt_buf *b, const struct vt_group *g);
+
+/*
+ * The body of the event that announces a change: the op, who made it, the
+ * whole new state (name, members, admins) and who was added and removed.
+ */
+void vt_group_encode_event(struct vt_buf *b, const struct vt_group *g, const char *actor,
+			   const struct vt_group_change *ch, char (*removed)[VT_ID_MAX + 1],
+			   uint32_t nremoved);
+
+/* {"id":"g:..","name":..,"members":[..],"admins":[..]} for the REST read. */
+void vt_group_encode_info(struct vt_buf *b, const struct vt_group *g);
+
+#endif /* VARTALAP_GROUPS_H */

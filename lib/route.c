@@ -1,0 +1,631 @@
+/*
+ * route.c - taking what clients send: messages, reads, typing, group
+ * changes and acks, and routing what storage accepted to connected devices.
+ *
+ * A message names a user or a group as "to". Storage expands users to their
+ * registered devices inside the commit, so the engine never needs to know a
+ * user's devices to store for them; it only routes the new deliveries the
+ * commit reports to the devices that are connected, and calls the push hook
+ * for the others.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vartalap/log.h>
+
+#include "engine_internal.h"
+
+static int is_group(const char *to)
+{
+	return strncmp(to, "g:", 2) == 0;
+}
+
+void vt__route(struct vt_engine *e, struct vt_msg *m, const struct vt_inbox *to, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		struct vt_conn *c = vt__conn_find(e, to[i].user, to[i].device);
+
+		if (c != NULL) {
+			vt__conn_offer(c, m);
+		} else if (vt__notifiable(m)) {
+			vt__notify(e, m, to[i].user, to[i].device);
+			vt__batch_notified(e, to[i].user, to[i].device, m->rec.id);
+		}
+	}
+}
+
+/* Recipients of a PUT: a copied list, so later group changes cannot move it. */
+static int set_users(struct vt_pend *p, const char *const *users, uint32_t n)
+{
+	p->users = calloc(n ? n : 1, sizeof(*p->users));
+	if (p->users == NULL) {
+		return VT_ENOMEM;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		snprintf(p->users[i], sizeof(p->users[0]), "%s", users[i]);
+	}
+	p->nusers = n;
+	return 0;
+}
+
+/*
+ * Queue @m for storage to @users, with copies to the sender's other devices.
+ * The sender hears "accepted" when it commits. Takes no reference from @m's
+ * caller: the batch holds its own.
+ */
+static int put_event(struct vt_engine *e, struct vt_msg *m, const struct vt_identity *from,
+		     const char *const *users, uint32_t n, int cap_skip, struct vt_origin *o)
+{
+	struct vt_pend *p = vt__batch_put(e, VT_PEND_ACCEPT, m);
+
+	if (p == NULL || set_users(p, users, n) != 0) {
+		return VT_ENOMEM;
+	}
+	snprintf(p->user, sizeof(p->user), "%s", from->user);
+	snprintf(p->device, sizeof(p->device), "%s", from->device);
+	p->own_copies = 1;
+	p->cap_skip = cap_skip;
+	p->dedup = 1;
+	p->origin = *o;
+	o->conn = NULL;
+	return 0;
+}
+
+void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const char *sender,
+			uint64_t id, const char *cid)
+{
+	struct vt_buf body;
+
+	/* A copy of one's own message, acked by another device, is no news. */
+	if (strcmp(sender, by->user) == 0) {
+		return;
+	}
+	vt_buf_init(&body);
+	vt_buf_puts(&body, "{\"ref\":\"");
+	vt_buf_u64(&body, id);
+	vt_buf_puts(&body, "\",\"cid\":");
+	vt_buf_json_str(&body, cid, strlen(cid));
+	vt_buf_puts(&body, ",\"device\":");
+	vt_buf_json_str(&body, by->device, strlen(by->device));
+	vt_buf_putc(&body, '}');
+	if (!vt_buf_failed(&body)) {
+		vt__take_receipt(e, VT_KIND_DELIVERED, by, sender, body.data, body.len);
+	}
+	vt_buf_free(&body);
+}
+
+void vt__take_receipt(struct vt_engine *e, uint32_t kind, const struct vt_identity *by,
+		      const char *to, const char *body, size_t body_len)
+{
+	struct vt_msg *m = vt_msg_new(kind, by->user, to, "", vt__wall(e), body, body_len);
+	struct vt_pend *p;
+
+	if (m == NULL) {
+		vt_log(VT_LOG_ERROR, "receipt dropped: out of memory to=%s", to);
+		return;
+	}
+	m->rec.id = vt__new_id(e);
+	p = vt__batch_put(e, VT_PEND_RECEIPT, m);
+	if (p == NULL || set_users(p, &to, 1) != 0) {
+		vt_log(VT_LOG_ERROR, "receipt dropped: out of memory to=%s", to);
+	}
+	vt_msg_unref(m);
+}
+
+/* ---- mode "offline": events that stay in memory ------------------------ */
+
+/* Is every registered device of @u connected, with room and nothing stored? */
+static int all_devices_clear(struct vt_engine *e, struct vt_user *u, const struct vt_conn *skip)
+{
+	if (u == NULL || u->ndevices == 0 || u->nconns != u->ndevices) {
+		return 0;
+	}
+	for (struct vt_conn *c = u->conns; c != NULL; c = c->sib) {
+		if (c != skip && (c->closing || c->touching || c->backlog || c->fetching ||
+				  c->nqueued >= 2 * e->cfg.window)) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/*
+ * Mode "offline": a 1:1 message whose recipient and sender have every device
+ * connected (and clear) is held in memory only; each copy is written when it
+ * goes offline. Returns 1 when it was held.
+ */
+static int hold_in_memory(struct vt_engine *e, struct vt_msg *m, struct vt_conn *from)
+{
+	struct vt_user *to = vt__user(e, m->rec.to);
+
+	if (e->cfg.durability != VT_DURABLE_OFFLINE || from == NULL ||
+	    !all_devices_clear(e, to, NULL) || !all_devices_clear(e, from->user, from)) {
+		return 0;
+	}
+	for (struct vt_conn *c = to->conns; c != NULL; c = c->sib) {
+		vt__conn_offer(c, m);
+	}
+	for (struct vt_conn *c = from->user->conns; c != NULL; c = c->sib) {
+		if (c != from && to != from->user) {
+			vt__conn_offer(c, m);
+		}
+	}
+	return 1;
+}
+
+/* ---- messages and reads --------------------------------------------- */
+
+static void take_message(struct vt_engine *e, const struct vt_identity *from,
+			 const struct vt_env *env, struct vt_origin *o)
+{
+	struct vt_group *g = NULL;
+	const char *to = env->to;
+	const char **list = &to;
+	uint32_t n = 1;
+	struct vt_msg *m;
+	uint64_t dup;
+
+	if (is_group(to)) {
+		g = vt_groups_find(&e->groups, to);
+		if (g == NULL || vt_group_member(g, from->user) == NULL) {
+			vt__reply_error(e, o, VT_EFORBIDDEN, "not a member of this group", env->id);
+			return;
+		}
+	} else if (!vt_user_id_valid(to, strlen(to))) {
+		vt__reply_error(e, o, VT_EBADENV, "to: not a user or group id", env->id);
+		return;
+	}
+	if ((dup = vt_dedup_get(e->dedup, from->user, env->id)) != 0) {
+		e->stats.duplicates++;
+		vt__reply_accepted(e, o, env->id, dup, vt__wall(e));
+		return;
+	}
+
+	m = vt_msg_new(VT_KIND_MESSAGE, from->user, to, env->id, vt__wall(e), env->body,
+		       env->body_len);
+	if (m == NULL) {
+		vt__reply_error(e, o, VT_ENOMEM, "out of memory", env->id);
+		return;
+	}
+	m->rec.id = vt__new_id(e);
+
+	if (g == NULL && hold_in_memory(e, m, o->conn)) {
+		vt_dedup_put(e->dedup, from->user, env->id, m->rec.id);
+		e->stats.accepted++;
+		vt__reply_accepted(e, o, env->id, m->rec.id, m->rec.ts);
+		vt_msg_unref(m);
+		return;
+	}
+
+	if (g != NULL) {
+		/* Everyone but the sender, as the group is now. */
+		list = calloc(g->n, sizeof(*list));
+		n = 0;
+		for (uint32_t i = 0; list != NULL && i < g->n; i++) {
+			if (strcmp(g->members[i].user, from->user) != 0) {
+				list[n++] = g->members[i].user;
+			}
+		}
+	}
+	if (list == NULL || put_event(e, m, from, list, n, g != NULL, o) != 0) {
+		vt__reply_error(e, o, VT_ENOMEM, "out of memory", env->id);
+	}
+	if (g != NULL) {
+		free((void *)list);
+	}
+	vt_msg_unref(m);
+}
+
+/* {"ids":["1","2"]}: the body of a read receipt. */
+static void read_body(struct vt_buf *b, const uint64_t *ids, uint32_t n)
+{
+	vt_buf_puts(b, "{\"ids\":[");
+	for (uint32_t i = 0; i < n; i++) {
+		vt_buf_puts(b, i ? ",\"" : "\"");
+		vt_buf_u64(b, ids[i]);
+		vt_buf_putc(b, '"');
+	}
+	vt_buf_puts(b, "]}");
+}
+
+static void take_read(struct vt_engine *e, const struct vt_identity *from,
+		      const struct vt_env *env, struct vt_origin *o)
+{
+	const char *to = env->to;
+	struct vt_buf body;
+	struct vt_msg *m = NULL;
+
+	if (!vt_user_id_valid(to, strlen(to))) {
+		vt__reply_error(e, o, VT_EBADENV, "to: a read receipt goes to a user", env->id);
+		return;
+	}
+	vt_buf_init(&body);
+	read_body(&body, env->ids, env->nids);
+	if (!vt_buf_failed(&body)) {
+		m = vt_msg_new(VT_KIND_READ, from->user, to, env->id, vt__wall(e), body.data,
+			       body.len);
+	}
+	vt_buf_free(&body);
+	if (m == NULL) {
+		vt__reply_error(e, o, VT_ENOMEM, "out of memory", env->id);
+		return;
+	}
+	m->rec.id = vt__new_id(e);
+	if (put_event(e, m, from, &to, 1, 0, o) != 0) {
+		vt__reply_error(e, o, VT_ENOMEM, "out of memory", env->id);
+	}
+	vt_msg_unref(m);
+}
+
+/* ---- typing: ephemeral, to connected devices only ---------------------- */
+
+/* Token bucket: typing_per_sec events a second, as a burst of as many. */
+static int typing_allowed(struct vt_engine *e, struct vt_conn *c)
+{
+	uint64_t now = vt__now(e);
+	double rate = e->cfg.typing_per_sec;
+
+	if (c->typing_at == 0) {
+		c->typing_tokens = rate;
+	} else {
+		c->typing_tokens += (double)(now - c->typing_at) * rate / 1000.0;
+		if (c->typing_tokens > rate) {
+			c->typing_tokens = rate;
+		}
+	}
+	c->typing_at = now;
+	if (c->typing_tokens < 1.0) {
+		return 0;
+	}
+	c->typing_tokens -= 1.0;
+	return 1;
+}
+
+static void typing_to_user(struct vt_engine *e, const char *user, const char *frame, size_t len)
+{
+	struct vt_user *u = vt__user(e, user);
+
+	for (struct vt_conn *c = u ? u->conns : NULL; c != NULL; c = c->sib) {
+		vt__conn_send(c, frame, len);
+		e->stats.typing++;
+	}
+}
+
+static void take_typing(struct vt_engine *e, const struct vt_identity *from,
+			const struct vt_env *env, struct vt_origin *o)
+{
+	struct vt_group *g = NULL;
+	struct vt_buf frame;
+
+	if (o->conn == NULL) {
+		vt__reply_error(e, o, VT_EBADTYPE, "typing is for WebSocket connections", env->id);
+		return;
+	}
+	if (!typing_allowed(e, o->conn)) {
+		vt__reply_error(e, o, VT_ERATE, "typing: too many, slow down", env->id);
+		return;
+	}
+	if (is_group(env->to) && ((g = vt_groups_find(&e->groups, env->to)) == NULL ||
+				  vt_group_member(g, from->user) == NULL)) {
+		vt__reply_error(e, o, VT_EFORBIDDEN, "not a member of this group", env->id);
+		return;
+	}
+
+	vt_buf_init(&frame);
+	vt_buf_puts(&frame, "{\"v\":1,\"type\":\"typing\",\"from\":");
+	vt_buf_json_str(&frame, from->user, strlen(from->user));
+	vt_buf_puts(&frame, ",\"to\":");
+	vt_buf_json_str(&frame, env->to, strlen(env->to));
+	vt_buf_putc(&frame, '}');
+	if (g == NULL) {
+		typing_to_user(e, env->to, frame.data, frame.len);
+	}
+	for (uint32_t i = 0; g != NULL && i < g->n; i++) {
+		if (strcmp(g->members[i].user, from->user) != 0) {
+			typing_to_user(e, g->members[i].user, frame.data, frame.len);
+		}
+	}
+	vt_buf_free(&frame);
+	vt__origin_release(o);
+}
+
+/* ---- group changes ---------------------------------------------------- */
+
+static int group_limits_ok(struct vt_engine *e, struct vt_group_limits *lim)
+{
+	lim->max_members = e->cfg.max_group_members;
+	lim->max_name = e->cfg.max_group_name;
+	lim->max_per_update = e->cfg.max_group_update;
+	return 1;
+}
+
+/* A retried create (same creator, same client id) is answered again. */
+static int create_retried(struct vt_engine *e, struct vt_group *g, const struct vt_identity *from,
+			  const struct vt_env *env, struct vt_origin *o)
+{
+	if (strcmp(g->creator, from->user) == 0 && strcmp(g->create_cid, env->id) == 0) {
+		e->stats.duplicates++;
+		vt__reply_accepted(e, o, env->id, g->create_id, vt__wall(e));
+		return 1;
+	}
+	vt__reply_error(e, o, VT_EEXISTS, "a group with this id exists", env->id);
+	return 1;
+}
+
+/* Queue the group's new state (or its deletion), keeping @undo to restore. */
+static int put_state(struct vt_engine *e, struct vt_group *g, char *undo, size_t undo_len)
+{
+	struct vt_pend *p = vt__batch_add(e, VT_PEND_GROUP);
+	struct vt_buf b;
+
+	if (p == NULL) {
+		free(undo);
+		return VT_ENOMEM;
+	}
+	snprintf(p->user, sizeof(p->user), "%s", g->id);
+	p->undo = undo;
+	p->undo_len = undo_len;
+	if (g->n == 0) {
+		return 0;
+	}
+	vt_buf_init(&b);
+	vt_group_encode_state(&b, g);
+	if (vt_buf_failed(&b)) {
+		vt_buf_free(&b);
+		return VT_ENOMEM;
+	}
+	p->blob = b.data;
+	p->blob_len = b.len;
+	return 0;
+}
+
+/* Members now, and those just removed: who hears of the change. */
+static const char **audience(struct vt_group *g, const char *actor,
+			     char (*removed)[VT_ID_MAX + 1], uint32_t nremoved, uint32_t *n)
+{
+	const char **list = calloc(g->n + nremoved + 1, sizeof(*list));
+
+	*n = 0;
+	for (uint32_t i = 0; list != NULL && i < g->n; i++) {
+		if (strcmp(g->members[i].user, actor) != 0) {
+			list[(*n)++] = g->members[i].user;
+		}
+	}
+	for (uint32_t i = 0; list != NULL && i < nremoved; i++) {
+		if (strcmp(removed[i], actor) != 0) {
+			list[(*n)++] = removed[i];
+		}
+	}
+	return list;
+}
+
+/* The announcing event, its state write, and its PUT, all in one batch. */
+static int announce(struct vt_engine *e, struct vt_group *g, const struct vt_identity *from,
+		    const struct vt_env *env, const struct vt_group_change *ch,
+		    char (*removed)[VT_ID_MAX + 1], uint32_t nremoved, struct vt_origin *o,
+		    char *undo, size_t undo_len)
+{
+	struct vt_buf body;
+	struct vt_msg *m = NULL;
+	const char **list;
+	uint32_t n;
+	int rc;
+
+	vt_buf_init(&body);
+	vt_group_encode_event(&body, g, from->user, ch, removed, nremoved);
+	if (!vt_buf_failed(&body)) {
+		m = vt_msg_new(VT_KIND_GROUP, from->user, g->id, env->id, vt__wall(e), body.data,
+			       body.len);
+	}
+	vt_buf_free(&body);
+	if (m == NULL) {
+		free(undo);
+		return VT_ENOMEM;
+	}
+	m->rec.id = vt__new_id(e);
+	if (ch->op == VT_ENV_GROUP_CREATE) {
+		snprintf(g->create_cid, sizeof(g->create_cid), "%s", env->id);
+		g->create_id = m->rec.id;
+	}
+
+	rc = put_state(e, g, undo, undo_len);
+	list = audience(g, from->user, removed, nremoved, &n);
+	if (rc == 0 && list == NULL) {
+		rc = VT_ENOMEM;
+	}
+	if (rc == 0) {
+		rc = put_event(e, m, from, list, n, 1, o);
+	}
+	if (rc == 0) {
+		vt_dedup_put(e->dedup, from->user, env->id, m->rec.id);
+	}
+	free((void *)list);
+	vt_msg_unref(m);
+	return rc;
+}
+
+/* The group's state before a change, to restore if storage refuses it. */
+static char *snapshot(struct vt_group *g, size_t *len)
+{
+	struct vt_buf b;
+
+	*len = 0;
+	if (g == NULL) {
+		return NULL;
+	}
+	vt_buf_init(&b);
+	vt_group_encode_state(&b, g);
+	*len = b.len;
+	return b.data;
+}
+
+static void take_group(struct vt_engine *e, const struct vt_identity *from,
+		       const struct vt_env *env, struct vt_origin *o)
+{
+	struct vt_group_limits lim;
+	struct vt_group_change ch;
+	struct vt_group *g = vt_groups_find(&e->groups, env->to);
+	char removed[VT_ACK_MAX + 2][VT_ID_MAX + 1];
+	const char *reason = "invalid group change";
+	uint32_t nremoved = 0;
+	uint64_t dup;
+	size_t undo_len;
+	char *undo;
+	int rc;
+
+	if (!is_group(env->to)) {
+		vt__reply_error(e, o, VT_EBADENV, "to: a group id starts with g:", env->id);
+		return;
+	}
+	if ((dup = vt_dedup_get(e->dedup, from->user, env->id)) != 0) {
+		e->stats.duplicates++;
+		vt__reply_accepted(e, o, env->id, dup, vt__wall(e));
+		return;
+	}
+	if (env->type == VT_ENV_GROUP_CREATE && g != NULL && create_retried(e, g, from, env, o)) {
+		return;
+	}
+
+	group_limits_ok(e, &lim);
+	if (lim.max_per_update > VT_ACK_MAX) {
+		lim.max_per_update = VT_ACK_MAX;
+	}
+	rc = vt_group_change_parse(env->type, env->body, env->body_len, &lim, &ch, &reason);
+	undo = rc == 0 ? snapshot(g, &undo_len) : NULL;
+	if (rc == 0) {
+		rc = vt_group_apply(&e->groups, &g, env->to, from->user, &ch, &lim, removed,
+				    &nremoved, &reason);
+	}
+	if (rc != 0) {
+		free(undo);
+		vt_group_change_free(&ch);
+		vt__reply_error(e, o, rc, reason, env->id);
+		return;
+	}
+
+	rc = announce(e, g, from, env, &ch, removed, nremoved, o, undo, undo_len);
+	vt_group_change_free(&ch);
+	if (g->n == 0) {
+		vt_groups_delete(&e->groups, g);
+	}
+	if (rc != 0) {
+		vt__reply_error(e, o, rc, "could not record the change", env->id);
+	}
+}
+
+/* ---- the door --------------------------------------------------------- */
+
+static void take_ack(struct vt_engine *e, const struct vt_identity *from,
+		     const struct vt_env *env, struct vt_origin *o)
+{
+	if (o->reply != NULL) {
+		/* REST acks go through vt_engine_ack, which answers per id;
+		 * refused here, nothing of it is done. */
+		vt__reply_error(e, o, VT_EBADTYPE, "use POST /v1/ack for acks", NULL);
+		return;
+	}
+	vt__ack_ids(e, o->conn, from, env->ids, env->nids, NULL);
+	vt__origin_release(o);
+}
+
+static void dispatch(struct vt_engine *e, const struct vt_identity *from,
+		     const struct vt_env *env, struct vt_origin *o)
+{
+	switch (env->type) {
+	case VT_ENV_MESSAGE:
+		take_message(e, from, env, o);
+		break;
+	case VT_ENV_ACK:
+		take_ack(e, from, env, o);
+		break;
+	case VT_ENV_READ:
+		take_read(e, from, env, o);
+		break;
+	case VT_ENV_TYPING:
+		take_typing(e, from, env, o);
+		break;
+	default:
+		take_group(e, from, env, o);
+		break;
+	}
+	vt__origin_release(o);
+}
+
+void vt__take_event(struct vt_engine *e, const struct vt_identity *from, const char *data,
+		    size_t len, struct vt_origin origin)
+{
+	struct vt_env *env;
+	const char *reason = NULL;
+	int rc;
+
+	if (e->shutting_down) {
+		vt__reply_error(e, &origin, VT_EBUSY, "server shutting down", NULL);
+		return;
+	}
+	if (len > e->cfg.max_message_bytes) {
+		vt__reply_error(e, &origin, VT_ETOOBIG, "envelope over the size limit", NULL);
+		return;
+	}
+
+	/* The envelope holds up to VT_ACK_MAX ids: too big for the stack of a
+	 * small embedded thread, so it lives on the heap for the call. */
+	env = malloc(sizeof(*env));
+	if (env == NULL) {
+		vt__reply_error(e, &origin, VT_ENOMEM, "out of memory", NULL);
+		return;
+	}
+	rc = vt_env_decode(data, len, env, &reason);
+	if (rc < 0) {
+		vt_log(VT_LOG_DEBUG, "bad envelope from user=%s: %s", from->user,
+		       reason ? reason : vt_strerror(rc));
+		vt__reply_error(e, &origin, rc, reason ? reason : vt_strerror(rc), env->id);
+	} else {
+		dispatch(e, from, env, &origin);
+	}
+	free(env);
+}
+
+void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct vt_identity *who,
+		 const uint64_t *ids, uint32_t n, struct vt_ackreq *req)
+{
+	struct vt_conn *c = vt__conn_find(e, who->user, who->device);
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct vt_msg *m = NULL;
+		struct vt_pend *p;
+
+		/* Held only in memory (mode "offline"): the ack ends it here. */
+		if (c != NULL && vt__conn_ack(c, ids[i], &m) && !m->stored) {
+			e->stats.acked++;
+			if (m->rec.kind == VT_KIND_MESSAGE) {
+				vt__take_delivered(e, who, m->rec.from, ids[i], m->rec.cid);
+			}
+			vt_msg_unref(m);
+			if (req != NULL) {
+				vt__ackreq_done(e, req, ids[i], 1);
+			}
+			continue;
+		}
+		vt_msg_unref(m);
+
+		p = vt__batch_add(e, VT_PEND_ACK);
+		if (p == NULL) {
+			if (req != NULL) {
+				vt__ackreq_done(e, req, ids[i], VT_ENOMEM);
+			}
+			continue;
+		}
+		snprintf(p->user, sizeof(p->user), "%s", who->user);
+		snprintf(p->device, sizeof(p->device), "%s", who->device);
+		p->id = ids[i];
+		p->ackreq = req;
+		if (origin_conn != NULL && req == NULL) {
+			origin_conn->refs++;
+			p->origin.conn = origin_conn;
+		}
+	}
+	if (c != NULL) {
+		vt__conn_pump(c);
+	}
+}
