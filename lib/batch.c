@@ -122,6 +122,11 @@ static void prepare_put(struct vt_engine *e, struct vt_pend *p, struct vt_op *op
 		op->nto = 1;
 		return;
 	}
+	if (p->hold) {
+		/* Nothing to deliver from storage: only the (from, cid) pair is
+		 * written, so a re-send is recognised even after a restart. */
+		return;
+	}
 	for (uint32_t i = 0; i < p->nusers; i++) {
 		uptr[i] = p->users[i];
 	}
@@ -196,9 +201,13 @@ static void complete_accept(struct vt_engine *e, struct vt_pend *p, int status,
 		vt__reply_accepted(e, &p->origin, p->msg->rec.cid, op->dup_of, p->msg->rec.ts);
 		return;
 	}
-	p->msg->stored = 1;
 	e->stats.accepted++;
 	vt__reply_accepted(e, &p->origin, p->msg->rec.cid, p->msg->rec.id, p->msg->rec.ts);
+	if (p->hold) {
+		vt__hold(e, p);
+		return;
+	}
+	p->msg->stored = 1;
 	vt__route(e, p->msg, op->out_to, op->out_nto);
 }
 
@@ -253,7 +262,7 @@ static void complete_one(struct vt_engine *e, struct vt_pend *p, int status,
 	case VT_PEND_ACCEPT:
 		complete_accept(e, p, status, op);
 		break;
-	case VT_PEND_RECEIPT:
+	case VT_PEND_STORE:
 		if (ok) {
 			p->msg->stored = 1;
 			vt__route(e, p->msg, op->out_to, op->out_nto);

@@ -132,7 +132,7 @@ struct vt_fetchreq {
 
 enum vt_pend_kind {
 	VT_PEND_ACCEPT,   /* a client's event: answer, then route */
-	VT_PEND_RECEIPT,  /* a server event (receipt): route */
+	VT_PEND_STORE,    /* an event already answered (a receipt): store, route */
 	VT_PEND_OFFLINE,  /* an event held in memory goes to storage */
 	VT_PEND_ACK,      /* a delivery acked */
 	VT_PEND_TOUCH,    /* a device seen */
@@ -157,6 +157,7 @@ struct vt_pend {
 	int own_copies;              /* user/device name the sender's inbox */
 	int cap_skip;
 	int dedup;
+	int hold;                    /* mode "offline": dedup only, then held in memory */
 
 	/* GROUP: the new state, and the old one to restore if the batch fails */
 	char *blob;
@@ -231,6 +232,7 @@ void vt__take_event(struct vt_engine *e, const struct vt_identity *from, const c
 void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct vt_identity *who,
 		 const uint64_t *ids, uint32_t n, struct vt_ackreq *req);
 void vt__route(struct vt_engine *e, struct vt_msg *m, const struct vt_inbox *to, uint32_t n);
+void vt__hold(struct vt_engine *e, struct vt_pend *p);
 void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const char *sender,
 			uint64_t id, const char *cid);
 void vt__take_receipt(struct vt_engine *e, uint32_t kind, const struct vt_identity *by,

@@ -55,7 +55,8 @@ static int set_users(struct vt_pend *p, const char *const *users, uint32_t n)
  * caller: the batch holds its own.
  */
 static int put_event(struct vt_engine *e, struct vt_msg *m, const struct vt_identity *from,
-		     const char *const *users, uint32_t n, int cap_skip, struct vt_origin *o)
+		     const char *const *users, uint32_t n, int cap_skip, int hold,
+		     struct vt_origin *o)
 {
 	struct vt_pend *p = vt__batch_put(e, VT_PEND_ACCEPT, m);
 
@@ -67,6 +68,7 @@ static int put_event(struct vt_engine *e, struct vt_msg *m, const struct vt_iden
 	p->own_copies = 1;
 	p->cap_skip = cap_skip;
 	p->dedup = 1;
+	p->hold = hold;
 	p->origin = *o;
 	o->conn = NULL;
 	return 0;
@@ -106,7 +108,7 @@ void vt__take_receipt(struct vt_engine *e, uint32_t kind, const struct vt_identi
 		return;
 	}
 	m->rec.id = vt__new_id(e);
-	p = vt__batch_put(e, VT_PEND_RECEIPT, m);
+	p = vt__batch_put(e, VT_PEND_STORE, m);
 	if (p == NULL || set_users(p, &to, 1) != 0) {
 		vt_log(VT_LOG_ERROR, "receipt dropped: out of memory to=%s", to);
 	}
@@ -130,28 +132,49 @@ static int all_devices_clear(struct vt_engine *e, struct vt_user *u, const struc
 	return 1;
 }
 
-/*
- * Mode "offline": a 1:1 message whose recipient and sender have every device
- * connected (and clear) is held in memory only; each copy is written when it
- * goes offline. Returns 1 when it was held.
- */
-static int hold_in_memory(struct vt_engine *e, struct vt_msg *m, struct vt_conn *from)
+/* Mode "offline": may a 1:1 message from @from skip storage? */
+static int may_hold(struct vt_engine *e, const char *to, struct vt_conn *from)
 {
-	struct vt_user *to = vt__user(e, m->rec.to);
+	return e->cfg.durability == VT_DURABLE_OFFLINE && from != NULL && !from->closing &&
+	       all_devices_clear(e, vt__user(e, to), NULL) &&
+	       all_devices_clear(e, from->user, from);
+}
 
-	if (e->cfg.durability != VT_DURABLE_OFFLINE || from == NULL ||
-	    !all_devices_clear(e, to, NULL) || !all_devices_clear(e, from->user, from)) {
-		return 0;
-	}
-	for (struct vt_conn *c = to->conns; c != NULL; c = c->sib) {
-		vt__conn_offer(c, m);
-	}
-	for (struct vt_conn *c = from->user->conns; c != NULL; c = c->sib) {
-		if (c != from && to != from->user) {
+/*
+ * Mode "offline": the (from, cid) pair of a held message committed. If the
+ * recipient's devices, and the sender's others, are all still connected, the
+ * message stays in memory with them, each copy written only if it goes
+ * offline; if not any more, it is stored now like any other.
+ */
+void vt__hold(struct vt_engine *e, struct vt_pend *p)
+{
+	struct vt_msg *m = p->msg;
+	struct vt_user *to = vt__user(e, m->rec.to);
+	struct vt_conn *from = vt__conn_find(e, p->user, p->device);
+	struct vt_pend *st;
+
+	if (from != NULL && all_devices_clear(e, to, NULL) &&
+	    all_devices_clear(e, from->user, from)) {
+		for (struct vt_conn *c = to->conns; c != NULL; c = c->sib) {
 			vt__conn_offer(c, m);
 		}
+		for (struct vt_conn *c = from->user->conns; to != from->user && c != NULL;
+		     c = c->sib) {
+			if (c != from) {
+				vt__conn_offer(c, m);
+			}
+		}
+		return;
 	}
-	return 1;
+	st = vt__batch_put(e, VT_PEND_STORE, m);
+	if (st == NULL || set_users(st, &m->rec.to, 1) != 0) {
+		vt_log(VT_LOG_ERROR, "held event lost: out of memory id=%llu",
+		       (unsigned long long)m->rec.id);
+		return;
+	}
+	snprintf(st->user, sizeof(st->user), "%s", p->user);
+	snprintf(st->device, sizeof(st->device), "%s", p->device);
+	st->own_copies = 1;
 }
 
 /* ---- messages and reads --------------------------------------------- */
@@ -165,6 +188,7 @@ static void take_message(struct vt_engine *e, const struct vt_identity *from,
 	uint32_t n = 1;
 	struct vt_msg *m;
 	uint64_t dup;
+	int hold;
 
 	if (is_group(to)) {
 		g = vt_groups_find(&e->groups, to);
@@ -190,14 +214,7 @@ static void take_message(struct vt_engine *e, const struct vt_identity *from,
 	}
 	m->rec.id = vt__new_id(e);
 
-	if (g == NULL && hold_in_memory(e, m, o->conn)) {
-		vt_dedup_put(e->dedup, from->user, env->id, m->rec.id);
-		e->stats.accepted++;
-		vt__reply_accepted(e, o, env->id, m->rec.id, m->rec.ts);
-		vt_msg_unref(m);
-		return;
-	}
-
+	hold = g == NULL && may_hold(e, to, o->conn);
 	if (g != NULL) {
 		/* Everyone but the sender, as the group is now. */
 		list = calloc(g->n, sizeof(*list));
@@ -208,7 +225,7 @@ static void take_message(struct vt_engine *e, const struct vt_identity *from,
 			}
 		}
 	}
-	if (list == NULL || put_event(e, m, from, list, n, g != NULL, o) != 0) {
+	if (list == NULL || put_event(e, m, from, list, n, g != NULL, hold, o) != 0) {
 		vt__reply_error(e, o, VT_ENOMEM, "out of memory", env->id);
 	}
 	if (g != NULL) {
@@ -252,7 +269,7 @@ static void take_read(struct vt_engine *e, const struct vt_identity *from,
 		return;
 	}
 	m->rec.id = vt__new_id(e);
-	if (put_event(e, m, from, &to, 1, 0, o) != 0) {
+	if (put_event(e, m, from, &to, 1, 0, 0, o) != 0) {
 		vt__reply_error(e, o, VT_ENOMEM, "out of memory", env->id);
 	}
 	vt_msg_unref(m);
@@ -435,7 +452,7 @@ static int announce(struct vt_engine *e, struct vt_group *g, const struct vt_ide
 		rc = VT_ENOMEM;
 	}
 	if (rc == 0) {
-		rc = put_event(e, m, from, list, n, 1, o);
+		rc = put_event(e, m, from, list, n, 1, 0, o);
 	}
 	if (rc == 0) {
 		vt_dedup_put(e->dedup, from->user, env->id, m->rec.id);

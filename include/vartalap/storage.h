@@ -90,7 +90,10 @@ enum vt_op_kind {
 	 * is never a duplicate of itself, and an inbox that already holds its
 	 * delivery does not count as full. Dedup needs a non-empty cid. An op
 	 * the backend cannot store (id 0, a missing user, an inbox key over a
-	 * few hundred bytes) gets VT_EINVAL and writes nothing.
+	 * few hundred bytes) gets VT_EINVAL and writes nothing. A PUT that
+	 * names no inbox and no user writes only its dedup entry (mode
+	 * "offline" records a held event's (from, cid) that way), never a
+	 * record without deliveries.
 	 */
 	VT_OP_PUT = 1,
 	/* Remove the delivery (inbox, id). status VT_EUNKNOWNID if absent. */

@@ -205,6 +205,22 @@ void connect_user(struct vt_engine *e, struct fake_host *h, const char *user,
 	turn(e, h);
 }
 
+void connect_device(struct vt_engine *e, struct fake_host *h, const char *user,
+		    const char *device, struct cap_conn *out)
+{
+	struct vt_identity id = ident(h, user);
+
+	snprintf(id.device, sizeof(id.device), "%s", device);
+	memset(out, 0, sizeof(*out));
+	ck_assert_int_eq(vt_conn_open(e, &id, &cap_ops, out, &out->conn), 0);
+	turn(e, h);
+}
+
+void send_raw(struct cap_conn *c, const char *json)
+{
+	vt_conn_receive(c->conn, json, strlen(json));
+}
+
 void send_msg(struct cap_conn *c, const char *cid, const char *to, const char *body)
 {
 	char buf[4096];

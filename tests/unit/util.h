@@ -64,6 +64,13 @@ struct vt_identity ident(struct fake_host *h, const char *user);
 void connect_user(struct vt_engine *e, struct fake_host *h, const char *user,
 		  struct cap_conn *out);
 
+/* Open a captured connection for @user's @device. */
+void connect_device(struct vt_engine *e, struct fake_host *h, const char *user,
+		    const char *device, struct cap_conn *out);
+
+/* Send a raw envelope (NUL-terminated) on @c. */
+void send_raw(struct cap_conn *c, const char *json);
+
 /* Send {"type":"message","id":@cid,"to":@to,"body":@body} on @c. */
 void send_msg(struct cap_conn *c, const char *cid, const char *to, const char *body);
 

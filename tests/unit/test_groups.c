@@ -1,0 +1,276 @@
+/*
+ * test_groups.c - groups through the engine: create, change, leave, fan-out,
+ * and the history rule for members who join or leave.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static struct fake_host H;
+static struct vt_engine *E;
+static struct cap_conn A, B, C, D;
+
+static void setup(void)
+{
+	struct vt_engine_config c;
+
+	vt_engine_config_init(&c);
+	c.max_group_members = 4;
+	c.max_group_name = 16;
+	c.max_group_update = 3;
+	fake_host_init(&H);
+	E = engine_new(&H, &c, NULL);
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	connect_user(E, &H, "carol", &C);
+	memset(&D, 0, sizeof(D));
+}
+
+static void teardown(void)
+{
+	vt_engine_destroy(E);
+	cap_free(&A);
+	cap_free(&B);
+	cap_free(&C);
+	cap_free(&D);
+}
+
+/* Ack everything @c has been pushed so far. */
+static void ack_all(struct cap_conn *c)
+{
+	for (size_t i = 0; i < c->nframes; i++) {
+		char type[16];
+
+		if (json_field(c->frames[i], "type", type, sizeof(type)) == 0 &&
+		    strcmp(type, "error") != 0 && strcmp(type, "accepted") != 0) {
+			send_ack(c, json_id(c->frames[i], "id"));
+		}
+	}
+	turn(E, &H);
+}
+
+/* How many pushed messages on @c carry @needle. */
+static int count_with(const struct cap_conn *c, const char *needle)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < c->nframes; i++) {
+		n += strstr(c->frames[i], needle) != NULL;
+	}
+	return n;
+}
+
+static void create_team(void)
+{
+	send_raw(&A, "{\"type\":\"group_create\",\"id\":\"g1\",\"to\":\"g:team\","
+		     "\"body\":{\"name\":\"Team\",\"members\":[\"bob\"]}}");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 1);
+}
+
+START_TEST(create_announces_and_message_fans_out)
+{
+	create_team();
+	ck_assert_uint_eq(cap_count(&B, "group"), 1);
+	ck_assert_ptr_nonnull(strstr(cap_nth(&B, "group", 0), "\"op\":\"create\""));
+	ck_assert_uint_eq(cap_count(&C, "group"), 0);
+
+	send_msg(&A, "m1", "g:team", "\"hi all\"");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+	ck_assert_ptr_nonnull(strstr(cap_nth(&B, "message", 0), "\"to\":\"g:team\""));
+	ck_assert_ptr_nonnull(strstr(cap_nth(&B, "message", 0), "\"from\":\"alice\""));
+	ck_assert_uint_eq(cap_count(&A, "message"), 0);
+	ck_assert_uint_eq(cap_count(&C, "message"), 0);
+}
+END_TEST
+
+START_TEST(non_member_cannot_post)
+{
+	create_team();
+	send_msg(&C, "x", "g:team", "1");
+	turn(E, &H);
+	ck_assert_ptr_nonnull(strstr(cap_nth(&C, "error", 0), "\"code\":\"forbidden\""));
+	ck_assert_uint_eq(cap_count(&B, "message"), 0);
+
+	/* A group that does not exist answers the same. */
+	send_msg(&C, "y", "g:nope", "1");
+	turn(E, &H);
+	ck_assert_ptr_nonnull(strstr(cap_nth(&C, "error", 1), "\"code\":\"forbidden\""));
+}
+END_TEST
+
+START_TEST(only_admins_change_members_leave_freely)
+{
+	create_team();
+	send_raw(&B, "{\"type\":\"group_update\",\"id\":\"u1\",\"to\":\"g:team\","
+		     "\"body\":{\"add\":[\"carol\"]}}");
+	turn(E, &H);
+	ck_assert_ptr_nonnull(strstr(cap_nth(&B, "error", 0), "\"code\":\"forbidden\""));
+	ck_assert_uint_eq(cap_count(&C, "group"), 0);
+
+	send_raw(&B, "{\"type\":\"group_leave\",\"id\":\"l1\",\"to\":\"g:team\"}");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&B, "accepted"), 1);
+	ck_assert_uint_eq(cap_count(&A, "group"), 1);
+	ck_assert_ptr_nonnull(strstr(cap_nth(&A, "group", 0), "\"removed\":[\"bob\"]"));
+
+	send_msg(&A, "after", "g:team", "1");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&B, "message"), 0);
+}
+END_TEST
+
+START_TEST(retried_create_answered_again_other_users_refused)
+{
+	uint64_t first;
+
+	create_team();
+	first = json_id(cap_nth(&A, "accepted", 0), "id");
+	send_raw(&A, "{\"type\":\"group_create\",\"id\":\"g1\",\"to\":\"g:team\","
+		     "\"body\":{\"name\":\"Team\",\"members\":[\"bob\"]}}");
+	turn(E, &H);
+	ck_assert_uint_eq(json_id(cap_nth(&A, "accepted", 1), "id"), first);
+	ck_assert_uint_eq(cap_count(&B, "group"), 1);
+
+	send_raw(&C, "{\"type\":\"group_create\",\"id\":\"g1\",\"to\":\"g:team\","
+		     "\"body\":{\"name\":\"Mine\",\"members\":[]}}");
+	turn(E, &H);
+	ck_assert_ptr_nonnull(strstr(cap_nth(&C, "error", 0), "\"code\":\"group_exists\""));
+}
+END_TEST
+
+START_TEST(limits_are_enforced)
+{
+	send_raw(&A, "{\"type\":\"group_create\",\"id\":\"g1\",\"to\":\"g:big\","
+		     "\"body\":{\"name\":\"Big\",\"members\":[\"a1\",\"a2\",\"a3\",\"a4\"]}}");
+	send_raw(&A, "{\"type\":\"group_create\",\"id\":\"g2\",\"to\":\"g:long\","
+		     "\"body\":{\"name\":\"a name far too long\",\"members\":[]}}");
+	send_raw(&A, "{\"type\":\"group_create\",\"id\":\"g3\",\"to\":\"g:ok\","
+		     "\"body\":{\"name\":\"ok\",\"members\":[\"b1\",\"b2\",\"b3\"]}}");
+	send_raw(&A, "{\"type\":\"group_update\",\"id\":\"g4\",\"to\":\"g:ok\","
+		     "\"body\":{\"add\":[\"c1\"]}}");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "error"), 3);
+	ck_assert_ptr_nonnull(strstr(cap_nth(&A, "error", 0), "\"code\":\"limit\""));
+	ck_assert_ptr_nonnull(strstr(cap_nth(&A, "error", 1), "\"code\":\"limit\""));
+	ck_assert_ptr_nonnull(strstr(cap_nth(&A, "error", 2), "\"code\":\"limit\""));
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 1);
+}
+END_TEST
+
+/* Field case B11: no history before joining, nothing after leaving. */
+START_TEST(history_rule_for_joining_and_leaving_members)
+{
+	send_raw(&A, "{\"type\":\"group_create\",\"id\":\"c\",\"to\":\"g:g\","
+		     "\"body\":{\"name\":\"G\",\"members\":[\"bob\",\"carol\"]}}");
+	send_msg(&A, "g1", "g:g", "\"g1\"");
+	send_raw(&A, "{\"type\":\"group_update\",\"id\":\"u1\",\"to\":\"g:g\","
+		     "\"body\":{\"add\":[\"dave\"]}}");
+	send_msg(&A, "g2", "g:g", "\"g2\"");
+	send_raw(&A, "{\"type\":\"group_update\",\"id\":\"u2\",\"to\":\"g:g\","
+		     "\"body\":{\"remove\":[\"carol\"]}}");
+	send_msg(&A, "g3", "g:g", "\"g3\"");
+	send_raw(&A, "{\"type\":\"group_update\",\"id\":\"u3\",\"to\":\"g:g\","
+		     "\"body\":{\"add\":[\"carol\"]}}");
+	send_msg(&A, "g4", "g:g", "\"g4\"");
+	turn(E, &H);
+
+	/* dave was offline all along: he gets g2..g4, never g1. */
+	connect_user(E, &H, "dave", &D);
+	for (int round = 0; round < 6; round++) {
+		ack_all(&D);
+		ack_all(&C);
+	}
+	ck_assert_int_eq(count_with(&D, "\"body\":\"g1\""), 0);
+	ck_assert_int_eq(count_with(&D, "\"body\":\"g2\""), 1);
+	ck_assert_int_eq(count_with(&D, "\"body\":\"g4\""), 1);
+	ck_assert_int_eq(count_with(&C, "\"body\":\"g1\""), 1);
+	ck_assert_int_eq(count_with(&C, "\"body\":\"g3\""), 0);
+	ck_assert_int_eq(count_with(&C, "\"body\":\"g4\""), 1);
+	/* carol heard of her removal and her return. */
+	ck_assert_int_ge(count_with(&C, "\"removed\":[\"carol\"]"), 1);
+}
+END_TEST
+
+struct reply {
+	int status;
+	char body[4096];
+};
+
+static void on_reply(void *arg, int status, const char *json, size_t len)
+{
+	struct reply *r = arg;
+
+	r->status = status;
+	snprintf(r->body, sizeof(r->body), "%.*s", (int)len, json);
+}
+
+START_TEST(rest_group_reads_for_members_only)
+{
+	struct vt_identity bob = ident(&H, "bob"), carol = ident(&H, "carol");
+	struct reply r;
+
+	create_team();
+	vt_engine_group_info(E, &bob, "g:team", on_reply, &r);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"members\":[\"alice\",\"bob\"]"));
+	ck_assert_ptr_nonnull(strstr(r.body, "\"admins\":[\"alice\"]"));
+	vt_engine_group_info(E, &carol, "g:team", on_reply, &r);
+	ck_assert_int_eq(r.status, VT_ENOTFOUND);
+	vt_engine_groups(E, &bob, on_reply, &r);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"id\":\"g:team\""));
+	vt_engine_groups(E, &carol, on_reply, &r);
+	ck_assert_str_eq(r.body, "{\"groups\":[]}");
+}
+END_TEST
+
+/* Create, message and removal in one turn from several clients: one outcome. */
+START_TEST(quick_succession_is_deterministic)
+{
+	for (int run = 0; run < 3; run++) {
+		char body[64];
+
+		teardown();
+		setup();
+		send_raw(&A, "{\"type\":\"group_create\",\"id\":\"c\",\"to\":\"g:q\","
+			     "\"body\":{\"name\":\"Q\",\"members\":[\"bob\",\"carol\"]}}");
+		send_msg(&B, "b1", "g:q", "\"from bob\"");
+		send_raw(&A, "{\"type\":\"group_update\",\"id\":\"u\",\"to\":\"g:q\","
+			     "\"body\":{\"remove\":[\"carol\"]}}");
+		send_msg(&B, "b2", "g:q", "\"late\"");
+		turn(E, &H);
+		snprintf(body, sizeof(body), "\"body\":\"from bob\"");
+		ck_assert_int_eq(count_with(&C, body), 1);
+		ck_assert_int_eq(count_with(&C, "\"body\":\"late\""), 0);
+		ck_assert_int_eq(count_with(&A, "\"body\":\"late\""), 1);
+	}
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("groups");
+	TCase *t = tcase_create("groups");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_test(t, create_announces_and_message_fans_out);
+	tcase_add_test(t, non_member_cannot_post);
+	tcase_add_test(t, only_admins_change_members_leave_freely);
+	tcase_add_test(t, retried_create_answered_again_other_users_refused);
+	tcase_add_test(t, limits_are_enforced);
+	tcase_add_test(t, history_rule_for_joining_and_leaving_members);
+	tcase_add_test(t, rest_group_reads_for_members_only);
+	tcase_add_test(t, quick_succession_is_deterministic);
+	suite_add_tcase(s, t);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
