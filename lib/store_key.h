@@ -93,6 +93,106 @@ static inline size_t vt__inbox_key(const struct vt_inbox *in, uint8_t *out)
 	return ul + dl + 4;
 }
 
+/* The device of @in, NULL read as the default device "". */
+static inline const char *vt__inbox_device(const struct vt_inbox *in)
+{
+	return in->device ? in->device : "";
+}
+
+/* Nonzero when @in names a user's holding inbox. */
+static inline int vt__is_holding(const struct vt_inbox *in)
+{
+	return strcmp(vt__inbox_device(in), VT_HOLDING_DEVICE) == 0;
+}
+
+/*
+ * Encode the user part of an inbox key (u16 length + user) into @out: every
+ * inbox key of that user, and only those, starts with it. Returns the
+ * length, or 0 when the user is missing or too long.
+ */
+static inline size_t vt__user_key(const char *user, uint8_t *out)
+{
+	size_t ul = user ? strlen(user) : 0;
+
+	if (!user || ul + 4 > VT__INBOX_KEY_MAX) {
+		return 0;
+	}
+	out[0] = (uint8_t)(ul >> 8);
+	out[1] = (uint8_t)ul;
+	memcpy(out + 2, user, ul);
+	return ul + 2;
+}
+
+/*
+ * Check that @key (@klen bytes) is a well-formed inbox key and return the
+ * lengths of its user and device. Keys read back from disk go through this,
+ * so damage cannot lead a reader past the end. Returns 0 or -1.
+ */
+static inline int vt__inbox_key_parse(const uint8_t *key, size_t klen, size_t *ul, size_t *dl)
+{
+	if (klen < 4 || klen > VT__INBOX_KEY_MAX) {
+		return -1;
+	}
+	*ul = (size_t)key[0] << 8 | key[1];
+	if (*ul + 4 > klen) {
+		return -1;
+	}
+	*dl = (size_t)key[2 + *ul] << 8 | key[3 + *ul];
+	return *ul + *dl + 4 == klen ? 0 : -1;
+}
+
+/* The inbox key of @user's holding inbox into @out; its length, or 0. */
+static inline size_t vt__holding_key(const char *user, uint8_t *out)
+{
+	struct vt_inbox h = {user, VT_HOLDING_DEVICE};
+
+	return vt__inbox_key(&h, out);
+}
+
+/*
+ * Nonzero when every inbox a PUT names can be stored: each of @to, the
+ * holding inbox of each of @users (the longest key a user can need, as
+ * devices were checked when registered), and @also_own.
+ */
+static inline int vt__put_inboxes_valid(const struct vt_op *op)
+{
+	uint8_t key[VT__INBOX_KEY_MAX];
+
+	if ((op->nto > 0 && !op->to) || (op->nusers > 0 && !op->users)) {
+		return 0;
+	}
+	for (uint32_t i = 0; i < op->nto; i++) {
+		if (vt__inbox_key(&op->to[i], key) == 0) {
+			return 0;
+		}
+	}
+	for (uint32_t i = 0; i < op->nusers; i++) {
+		if (vt__holding_key(op->users[i], key) == 0) {
+			return 0;
+		}
+	}
+	return !op->also_own || vt__inbox_key(op->also_own, key) != 0;
+}
+
+/* Nonzero when a TOUCH names a device that can be registered. */
+static inline int vt__touch_valid(const struct vt_op *op)
+{
+	uint8_t key[VT__INBOX_KEY_MAX];
+
+	return vt__inbox_key(&op->inbox, key) != 0 && !vt__is_holding(&op->inbox);
+}
+
+/* Longest group id a backend accepts (LMDB keys stop at 511 bytes). */
+#define VT__GROUP_KEY_MAX 400
+
+/* Nonzero when a GROUP op can be stored: a group id and data to match len. */
+static inline int vt__group_valid(const struct vt_op *op)
+{
+	size_t gl = op->group ? strlen(op->group) : 0;
+
+	return gl > 0 && gl <= VT__GROUP_KEY_MAX && (op->len == 0 || op->data);
+}
+
 /*
  * Encode the dedup key "from NUL cid" into @out (VT__DEDUP_KEY_MAX bytes).
  * Returns the length, or 0 when a field is missing or too long.
@@ -156,6 +256,10 @@ static inline void vt__op_reset(struct vt_op *op)
 	op->acked_kind = 0;
 	op->acked_from[0] = 0;
 	op->acked_cid[0] = 0;
+	op->out_to = NULL;
+	op->out_nto = 0;
+	op->out_skipped = 0;
+	op->out_ndevices = 0;
 }
 
 #endif /* VARTALAP_STORE_KEY_H */

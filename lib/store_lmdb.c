@@ -5,7 +5,8 @@
  * (BE = big-endian, IK = inbox key of store_key.h, DK = dedup key):
  *
  *   records      id BE                 -> record in the format below
- *   deliveries   IK + id BE            -> (empty)  lists an inbox in order
+ *   deliveries   IK + id BE            -> u32 flags, or empty for 0; lists an
+ *                                         inbox in order
  *   by_record    id BE + IK            -> (empty)  the inboxes of a record
  *   rec_count    id BE                 -> u32 deliveries left, ts (8 bytes)
  *   by_time      ts + id BE            -> (empty)  expiry, oldest first
@@ -13,6 +14,11 @@
  *   dedup_time   ts + DK               -> id BE    dedup expiry, oldest first
  *   inbox_count  IK                    -> u32 deliveries in the inbox
  *   meta         "max_id", "format"    -> u64 BE
+ *   devices      IK                    -> ts last seen; the IKs of one user
+ *                                         share their first bytes, so a user's
+ *                                         devices are one cursor range
+ *   device_time  ts + IK               -> (empty)  device expiry, oldest first
+ *   groups       group id              -> the group's state blob
  *
  * Times are stored with vt__put_ts so byte order is time order. A commit is
  * one write transaction: any LMDB error aborts it, so a batch is written
@@ -35,6 +41,7 @@
 #include <vartalap/storage.h>
 
 #include "store_key.h"
+#include "store_targets.h"
 
 #define DEFAULT_MAP_SIZE ((uint64_t)1 << 30)
 #define MIN_MAP_SIZE     ((uint64_t)256 << 10)
@@ -44,9 +51,12 @@
 #define FREE_DBI 0
 #define MAIN_DBI 1
 
-/* Version of the record encoding and of the database layout. */
+/*
+ * Version of the record encoding and of the database layout. Format 2 added
+ * devices, device_time, groups and delivery flags.
+ */
 #define REC_VERSION    1
-#define FORMAT_VERSION 1
+#define FORMAT_VERSION 2
 
 /* version u8, kind u32, ts 8, four u32 lengths (from, to, cid, body) */
 #define REC_HEADER 29
@@ -54,6 +64,8 @@
 struct lmdb {
 	MDB_env *env;
 	MDB_dbi recs, dlv, byrec, rcnt, bytime, dedup, dtime, icnt, meta;
+	MDB_dbi devs, devtime, groups;
+	struct vt__tset targets; /* scratch of a PUT, kept for the next one */
 	int64_t window;
 	size_t page_limit; /* live pages a batch that stores may leave */
 };
@@ -83,6 +95,10 @@ static uint32_t get_u32(const uint8_t *p)
 /* Map an LMDB failure of a write to the error a caller sees. */
 static int write_error(int rc, const char *what)
 {
+	if (rc == ENOMEM) {
+		vt_log(VT_LOG_ERROR, "lmdb: %s: out of memory", what);
+		return VT_ENOMEM;
+	}
 	if (rc == MDB_MAP_FULL || rc == ENOSPC) {
 		vt_log(VT_LOG_WARN, "lmdb: %s: storage full (%s)", what, mdb_strerror(rc));
 		return VT_ENOSPC;
@@ -168,6 +184,7 @@ static int rec_decode(const MDB_val *v, uint64_t id, struct vt_record *r)
 		return -1;
 	}
 	r->id = id;
+	r->flags = 0;
 	r->kind = get_u32(p + 1);
 	r->ts = vt__get_ts(p + 5);
 	p += REC_HEADER;
@@ -274,16 +291,21 @@ static int rec_delete(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, int64_t 
 
 /* ---- deliveries ---- */
 
+/* The flags of a delivery value; an empty one (format 1) has none. */
+static uint32_t dlv_flags(const MDB_val *v)
+{
+	return v->mv_size == 4 ? get_u32(v->mv_data) : 0;
+}
+
 /*
- * Remove the delivery (inbox @ik, @id) and update both counts; the record
- * goes with its last delivery. MDB_NOTFOUND when there is no such delivery.
+ * Remove the delivery (inbox @ik, @id) from both indexes and the inbox
+ * count, leaving the record's count to the caller. MDB_NOTFOUND when there
+ * is no such delivery.
  */
-static int dlv_remove(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id)
+static int dlv_unindex(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id)
 {
 	uint8_t dk[VT__INBOX_KEY_MAX + 8], rk[VT__INBOX_KEY_MAX + 8];
 	MDB_val k = val(dk, iklen + 8);
-	uint32_t n;
-	int64_t ts;
 	int rc;
 
 	memcpy(dk, ik, iklen);
@@ -295,20 +317,33 @@ static int dlv_remove(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t ik
 	vt__put_be64(rk, id);
 	memcpy(rk + 8, ik, iklen);
 	rc = del_quiet(txn, s->byrec, rk, iklen + 8);
+	return rc ? rc : inbox_count_add(s, txn, val(ik, iklen), -1);
+}
+
+/*
+ * Remove the delivery (inbox @ik, @id) and update both counts; the record
+ * goes with its last delivery. MDB_NOTFOUND when there is no such delivery.
+ */
+static int dlv_remove(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id)
+{
+	uint8_t idk[8];
+	uint32_t n;
+	int64_t ts;
+	int rc = dlv_unindex(s, txn, ik, iklen, id);
+
+	vt__put_be64(idk, id);
 	if (rc == 0) {
-		rc = inbox_count_add(s, txn, val(ik, iklen), -1);
-	}
-	if (rc == 0) {
-		rc = rcnt_get(s, txn, rk, &n, &ts);
+		rc = rcnt_get(s, txn, idk, &n, &ts);
 	}
 	if (rc != 0) {
 		return rc;
 	}
-	return n > 1 ? rcnt_put(s, txn, rk, n - 1, ts) : rec_delete(s, txn, rk, ts);
+	return n > 1 ? rcnt_put(s, txn, idk, n - 1, ts) : rec_delete(s, txn, idk, ts);
 }
 
-static int dlv_exists(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id,
-                      int *exists)
+/* Whether the delivery (inbox @ik, @id) exists, and its flags. */
+static int dlv_get(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id,
+                   int *exists, uint32_t *flags)
 {
 	uint8_t dk[VT__INBOX_KEY_MAX + 8];
 	MDB_val k = val(dk, iklen + 8), v;
@@ -318,23 +353,42 @@ static int dlv_exists(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t ik
 	vt__put_be64(dk + iklen, id);
 	rc = mdb_get(txn, s->dlv, &k, &v);
 	*exists = rc == 0;
+	*flags = rc == 0 ? dlv_flags(&v) : 0;
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* Add the delivery (inbox @ik, @id), known to be absent, to both indexes. */
-static int dlv_add(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id)
+static int dlv_exists(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id,
+                      int *exists)
 {
-	uint8_t dk[VT__INBOX_KEY_MAX + 8], rk[VT__INBOX_KEY_MAX + 8];
-	MDB_val k = val(dk, iklen + 8), empty = val("", 0);
-	int rc;
+	uint32_t flags;
+
+	return dlv_get(s, txn, ik, iklen, id, exists, &flags);
+}
+
+/* Write the delivery (inbox @ik, @id) with @flags; no flags take no bytes. */
+static int dlv_put(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id,
+                   uint32_t flags)
+{
+	uint8_t dk[VT__INBOX_KEY_MAX + 8], fb[4];
+	MDB_val k = val(dk, iklen + 8), v = val(fb, flags ? 4 : 0);
 
 	memcpy(dk, ik, iklen);
 	vt__put_be64(dk + iklen, id);
+	put_u32(fb, flags);
+	return mdb_put(txn, s->dlv, &k, &v, 0);
+}
+
+/* Add the delivery (inbox @ik, @id), known to be absent, to both indexes. */
+static int dlv_add(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id,
+                   uint32_t flags)
+{
+	uint8_t rk[VT__INBOX_KEY_MAX + 8];
+	MDB_val k = val(rk, iklen + 8), empty = val("", 0);
+	int rc = dlv_put(s, txn, ik, iklen, id, flags);
+
 	vt__put_be64(rk, id);
 	memcpy(rk + 8, ik, iklen);
-	rc = mdb_put(txn, s->dlv, &k, &empty, 0);
 	if (rc == 0) {
-		k = val(rk, iklen + 8);
 		rc = mdb_put(txn, s->byrec, &k, &empty, 0);
 	}
 	if (rc == 0) {
@@ -343,24 +397,177 @@ static int dlv_add(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen
 	return rc;
 }
 
+/* ---- devices ---- */
+
+/* Called for each registered device (its inbox key); nonzero stops. */
+typedef int (*dev_fn)(void *ctx, const uint8_t *ik, size_t iklen);
+
+/*
+ * Call @fn for each registered device of the user whose user key is @uk.
+ * Keys read back are checked, so a damaged one is passed over. @fn must
+ * not write to the devices database.
+ */
+static int devices_each(struct lmdb *s, MDB_txn *txn, const uint8_t *uk, size_t uklen, dev_fn fn,
+                        void *ctx)
+{
+	MDB_cursor *cur;
+	MDB_val k = val(uk, uklen), v;
+	int rc = mdb_cursor_open(txn, s->devs, &cur);
+
+	if (rc != 0) {
+		return rc;
+	}
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && k.mv_size > uklen && memcmp(k.mv_data, uk, uklen) == 0) {
+		size_t ul, dl;
+
+		if (vt__inbox_key_parse(k.mv_data, k.mv_size, &ul, &dl) == 0 && ul + 2 == uklen) {
+			rc = fn(ctx, k.mv_data, k.mv_size);
+		}
+		if (rc == 0) {
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		}
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int count_device(void *ctx, const uint8_t *ik, size_t iklen)
+{
+	(*(uint32_t *)ctx)++;
+	return 0;
+}
+
+/* How many devices @user has registered. */
+static int devices_count(struct lmdb *s, MDB_txn *txn, const char *user, uint32_t *n)
+{
+	uint8_t uk[VT__INBOX_KEY_MAX];
+	size_t uklen = vt__user_key(user, uk);
+
+	*n = 0;
+	return uklen ? devices_each(s, txn, uk, uklen, count_device, n) : 0;
+}
+
+/* Set device @ik's last-seen time, moving its expiry index entry. */
+static int device_set(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen,
+                      const int64_t *old_ts, int64_t ts)
+{
+	uint8_t tk[8 + VT__INBOX_KEY_MAX];
+	MDB_val k = val(ik, iklen), v = val(tk, 8), empty = val("", 0);
+	int rc = 0;
+
+	memcpy(tk + 8, ik, iklen);
+	if (old_ts) {
+		vt__put_ts(tk, *old_ts);
+		rc = del_quiet(txn, s->devtime, tk, 8 + iklen);
+	}
+	vt__put_ts(tk, ts);
+	if (rc == 0) {
+		rc = mdb_put(txn, s->devs, &k, &v, 0);
+	}
+	if (rc == 0) {
+		k = val(tk, 8 + iklen);
+		rc = mdb_put(txn, s->devtime, &k, &empty, 0);
+	}
+	return rc;
+}
+
+/*
+ * Move the delivery @id from inbox @from to inbox @to with its flags; when
+ * @to holds it already, drop it instead, so a record keeps one delivery
+ * per inbox and its count stays right.
+ */
+static int dlv_move(struct lmdb *s, MDB_txn *txn, const uint8_t *from, size_t flen,
+                    const uint8_t *to, size_t tlen, uint64_t id, uint32_t flags)
+{
+	int exists, rc = dlv_exists(s, txn, to, tlen, id, &exists);
+
+	if (rc != 0 || exists) {
+		return rc ? rc : dlv_remove(s, txn, from, flen, id);
+	}
+	rc = dlv_add(s, txn, to, tlen, id, flags);
+	return rc ? rc : dlv_unindex(s, txn, from, flen, id);
+}
+
+/* Move all of @user's holding inbox into the inbox @ik. */
+static int claim_holding(struct lmdb *s, MDB_txn *txn, const char *user, const uint8_t *ik,
+                         size_t iklen)
+{
+	uint8_t hk[VT__INBOX_KEY_MAX];
+	size_t hklen = vt__holding_key(user, hk);
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc = hklen ? mdb_cursor_open(txn, s->dlv, &cur) : EINVAL;
+
+	if (rc != 0) {
+		return rc;
+	}
+	while (rc == 0) {
+		k = val(hk, hklen);
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc != 0 || k.mv_size != hklen + 8 || memcmp(k.mv_data, hk, hklen) != 0) {
+			break;
+		}
+		rc = dlv_move(s, txn, hk, hklen, ik, iklen,
+		              vt__get_be64((const uint8_t *)k.mv_data + hklen), dlv_flags(&v));
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*
+ * Register or refresh a device. A clock that went back must not make a
+ * device look older than it was, so last-seen never decreases.
+ */
+static int apply_touch(struct lmdb *s, MDB_txn *txn, struct vt_op *op, int *grows)
+{
+	uint8_t ik[VT__INBOX_KEY_MAX];
+	size_t iklen = vt__inbox_key(&op->inbox, ik);
+	MDB_val k = val(ik, iklen), v;
+	int64_t old;
+	uint32_t n = 0;
+	int rc;
+
+	if (!vt__touch_valid(op)) {
+		op->status = VT_EINVAL;
+		return 0;
+	}
+	rc = mdb_get(txn, s->devs, &k, &v);
+	if (rc == 0) {
+		old = v.mv_size == 8 ? vt__get_ts(v.mv_data) : INT64_MIN;
+		rc = op->ts > old ? device_set(s, txn, ik, iklen, &old, op->ts) : 0;
+		return rc ? rc : devices_count(s, txn, op->inbox.user, &op->out_ndevices);
+	}
+	if (rc == MDB_NOTFOUND) {
+		rc = devices_count(s, txn, op->inbox.user, &n);
+	}
+	if (rc == 0) {
+		rc = device_set(s, txn, ik, iklen, NULL, op->ts);
+	}
+	if (rc == 0 && n == 0) {
+		rc = claim_holding(s, txn, op->inbox.user, ik, iklen);
+	}
+	*grows = 1;
+	op->out_ndevices = n + 1;
+	return rc;
+}
+
 /* ---- PUT ---- */
+
+/* Tags of the target set: whose the inbox is, and whether it got the record. */
+#define T_RECIPIENT 0
+#define T_OWN       1
+#define T_NEW       2
 
 static int put_valid(const struct vt_op *op)
 {
-	uint8_t ik[VT__INBOX_KEY_MAX];
-
-	if (!op->rec || op->rec->id == 0 || (op->nto > 0 && !op->to)) {
+	if (!op->rec || op->rec->id == 0) {
 		return 0;
 	}
 	if ((op->rec->body_len > 0 && !op->rec->body) || rec_size(op->rec) == 0) {
 		return 0;
 	}
-	for (uint32_t i = 0; i < op->nto; i++) {
-		if (vt__inbox_key(&op->to[i], ik) == 0) {
-			return 0;
-		}
-	}
-	return 1;
+	return vt__put_inboxes_valid(op);
 }
 
 /* Set op->dup_of when (from, cid) names another record inside the window. */
@@ -411,22 +618,103 @@ static int put_dedup_record(struct lmdb *s, MDB_txn *txn, const struct vt_op *op
 	return mdb_put(txn, s->dtime, &k, &v, 0);
 }
 
-/* Nonzero (in *full) when an inbox that needs a new delivery is at the cap. */
+/* Gathers devices into the target set. */
+struct gather {
+	struct vt__tset *t;
+	uint8_t tag;
+	const uint8_t *skip; /* an inbox key to leave out, or NULL */
+	size_t skiplen;
+	uint32_t seen;
+};
+
+static int gather_device(void *ctx, const uint8_t *ik, size_t iklen)
+{
+	struct gather *g = ctx;
+
+	if (g->skip && iklen == g->skiplen && memcmp(ik, g->skip, iklen) == 0) {
+		return 0;
+	}
+	g->seen++;
+	return vt__tset_add(g->t, ik, iklen, g->tag) < 0 ? ENOMEM : 0;
+}
+
+/* A user's devices, or its holding inbox when it has none. */
+static int gather_user(struct lmdb *s, MDB_txn *txn, struct gather *g, const char *user)
+{
+	uint8_t key[VT__INBOX_KEY_MAX];
+	size_t klen = vt__user_key(user, key);
+	int rc;
+
+	g->seen = 0;
+	rc = devices_each(s, txn, key, klen, gather_device, g);
+	if (rc != 0 || g->seen > 0) {
+		return rc;
+	}
+	return vt__tset_add(g->t, key, vt__holding_key(user, key), T_RECIPIENT) < 0 ? ENOMEM : 0;
+}
+
+/*
+ * Gather every inbox @op reaches into s->targets, each once: recipients
+ * first (to, then users), so an inbox both names counts as a recipient.
+ */
+static int put_targets(struct lmdb *s, MDB_txn *txn, const struct vt_op *op)
+{
+	uint8_t key[VT__INBOX_KEY_MAX], own[VT__INBOX_KEY_MAX];
+	struct gather g = {&s->targets, T_RECIPIENT, NULL, 0, 0};
+	int rc = 0;
+
+	vt__tset_clear(g.t);
+	for (uint32_t i = 0; i < op->nto && rc == 0; i++) {
+		rc = vt__tset_add(g.t, key, vt__inbox_key(&op->to[i], key), T_RECIPIENT) < 0;
+	}
+	if (rc != 0) {
+		return ENOMEM;
+	}
+	for (uint32_t i = 0; i < op->nusers && rc == 0; i++) {
+		rc = gather_user(s, txn, &g, op->users[i]);
+	}
+	if (rc == 0 && op->also_own) {
+		g.tag = T_OWN;
+		g.skip = own;
+		g.skiplen = vt__inbox_key(op->also_own, own);
+		rc = devices_each(s, txn, key, vt__user_key(op->also_own->user, key), gather_device,
+		                  &g);
+	}
+	return rc;
+}
+
+/* Whether inbox @ik is at the cap without already holding this record. */
+static int inbox_full(struct lmdb *s, MDB_txn *txn, const struct vt_op *op, const uint8_t *ik,
+                      size_t iklen, int *full)
+{
+	uint32_t n;
+	int exists, rc;
+
+	*full = 0;
+	if (op->inbox_cap == 0) {
+		return 0;
+	}
+	rc = dlv_exists(s, txn, ik, iklen, op->rec->id, &exists);
+	if (rc == 0 && !exists) {
+		rc = count_get(txn, s->icnt, val(ik, iklen), &n);
+		*full = rc == 0 && n >= op->inbox_cap;
+	}
+	return rc;
+}
+
+/* Nonzero (in *full) when a recipient that needs a new delivery is full. */
 static int put_cap_check(struct lmdb *s, MDB_txn *txn, const struct vt_op *op, int *full)
 {
-	uint8_t ik[VT__INBOX_KEY_MAX];
+	const struct vt__tset *t = &s->targets;
 	int rc = 0;
 
 	*full = 0;
-	for (uint32_t i = 0; op->inbox_cap && i < op->nto && rc == 0 && !*full; i++) {
-		size_t iklen = vt__inbox_key(&op->to[i], ik);
-		uint32_t n;
-		int exists;
+	for (uint32_t i = 0; !op->cap_skip && i < t->n && rc == 0 && !*full; i++) {
+		size_t iklen;
+		const uint8_t *ik = vt__tset_key(t, i, &iklen);
 
-		rc = dlv_exists(s, txn, ik, iklen, op->rec->id, &exists);
-		if (rc == 0 && !exists) {
-			rc = count_get(txn, s->icnt, val(ik, iklen), &n);
-			*full = rc == 0 && n >= op->inbox_cap;
+		if (t->tag[i] == T_RECIPIENT) {
+			rc = inbox_full(s, txn, op, ik, iklen, full);
 		}
 	}
 	return rc;
@@ -449,26 +737,39 @@ static int rec_store(struct lmdb *s, MDB_txn *txn, const struct vt_record *r, co
 	return mdb_put(txn, s->bytime, &k, &empty, 0);
 }
 
-/* Add the deliveries of @op that do not exist yet, storing the record if new. */
-static int put_deliveries(struct lmdb *s, MDB_txn *txn, const struct vt_op *op)
+/* Add one target's delivery unless it exists or the inbox is full. */
+static int put_target(struct lmdb *s, MDB_txn *txn, struct vt_op *op, uint32_t i, uint32_t *added)
 {
-	uint8_t ik[VT__INBOX_KEY_MAX], idk[8];
-	uint32_t n;
+	struct vt__tset *t = &s->targets;
+	size_t iklen;
+	const uint8_t *ik = vt__tset_key(t, i, &iklen);
+	int exists, full, rc = dlv_exists(s, txn, ik, iklen, op->rec->id, &exists);
+
+	if (rc != 0 || exists) {
+		return rc;
+	}
+	rc = inbox_full(s, txn, op, ik, iklen, &full);
+	if (rc != 0 || full) {
+		op->out_skipped += full && t->tag[i] == T_RECIPIENT;
+		return rc;
+	}
+	t->tag[i] |= T_NEW;
+	(*added)++;
+	return dlv_add(s, txn, ik, iklen, op->rec->id, 0);
+}
+
+/* Add the deliveries of @op that do not exist yet, storing the record if new. */
+static int put_deliveries(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
+{
+	uint8_t idk[8];
+	uint32_t n, added = 0;
 	int64_t ts;
-	uint32_t added = 0;
 	int rc;
 
 	vt__put_be64(idk, op->rec->id);
 	rc = rcnt_get(s, txn, idk, &n, &ts);
-	for (uint32_t i = 0; i < op->nto && rc == 0; i++) {
-		size_t iklen = vt__inbox_key(&op->to[i], ik);
-		int exists;
-
-		rc = dlv_exists(s, txn, ik, iklen, op->rec->id, &exists);
-		if (rc == 0 && !exists) {
-			rc = dlv_add(s, txn, ik, iklen, op->rec->id);
-			added++;
-		}
+	for (uint32_t i = 0; i < s->targets.n && rc == 0; i++) {
+		rc = put_target(s, txn, op, i, &added);
 	}
 	if (rc != 0 || added == 0) {
 		return rc;
@@ -478,6 +779,40 @@ static int put_deliveries(struct lmdb *s, MDB_txn *txn, const struct vt_op *op)
 		rc = rec_store(s, txn, op->rec, idk);
 	}
 	return rc ? rc : rcnt_put(s, txn, idk, n + added, ts);
+}
+
+/* Fill out_to with the targets that got a new delivery. */
+static int put_out(struct lmdb *s, struct vt_op *op, struct vt__out **chain)
+{
+	const struct vt__tset *t = &s->targets;
+	uint32_t n = 0;
+	size_t bytes = 0, klen;
+	struct vt__out *o;
+
+	for (uint32_t i = 0; i < t->n; i++) {
+		if (t->tag[i] & T_NEW) {
+			vt__tset_key(t, i, &klen);
+			bytes += klen;
+			n++;
+		}
+	}
+	if (n == 0) {
+		return 0;
+	}
+	o = vt__out_new(chain, n, bytes);
+	if (!o) {
+		return ENOMEM;
+	}
+	for (uint32_t i = 0; i < t->n; i++) {
+		const uint8_t *k = vt__tset_key(t, i, &klen);
+
+		if (t->tag[i] & T_NEW) {
+			vt__out_push(o, k, klen);
+		}
+	}
+	op->out_to = o->v;
+	op->out_nto = o->n;
+	return 0;
 }
 
 static int max_id_get(struct lmdb *s, MDB_txn *txn, uint64_t *out)
@@ -507,9 +842,9 @@ static int max_id_raise(struct lmdb *s, MDB_txn *txn, uint64_t id)
 }
 
 /* Apply one PUT. Returns an LMDB error (the batch then aborts) or 0. */
-static int apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
+static int apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct vt__out **chain)
 {
-	int full, rc;
+	int full = 0, rc;
 
 	if (!put_valid(op)) {
 		op->status = VT_EINVAL;
@@ -519,7 +854,10 @@ static int apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
 	if (rc != 0 || op->dup_of) {
 		return rc;
 	}
-	rc = put_cap_check(s, txn, op, &full);
+	rc = put_targets(s, txn, op);
+	if (rc == 0) {
+		rc = put_cap_check(s, txn, op, &full);
+	}
 	if (rc != 0 || full) {
 		op->status = full ? VT_EINBOXFULL : 0;
 		return rc;
@@ -528,8 +866,13 @@ static int apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
 	if (rc == 0) {
 		rc = put_dedup_record(s, txn, op);
 	}
-	return rc ? rc : max_id_raise(s, txn, op->rec->id);
+	if (rc == 0) {
+		rc = max_id_raise(s, txn, op->rec->id);
+	}
+	return rc ? rc : put_out(s, op, chain);
 }
+
+/* ---- ACK, NOTIFIED, GROUP ---- */
 
 /* Report what record @id was, before its last delivery may delete it. */
 static int ack_report(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
@@ -573,19 +916,78 @@ static int apply_ack(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
 	return rc ? rc : dlv_remove(s, txn, ik, iklen, op->id);
 }
 
-static int apply_ops(struct lmdb *s, MDB_txn *txn, struct vt_op *ops, size_t n)
+static int apply_notified(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
+{
+	uint8_t ik[VT__INBOX_KEY_MAX];
+	size_t iklen = vt__inbox_key(&op->inbox, ik);
+	uint32_t flags;
+	int exists, rc;
+
+	if (iklen == 0) {
+		op->status = VT_EUNKNOWNID;
+		return 0;
+	}
+	rc = dlv_get(s, txn, ik, iklen, op->id, &exists, &flags);
+	if (rc != 0 || !exists) {
+		op->status = rc ? 0 : VT_EUNKNOWNID;
+		return rc;
+	}
+	if (flags & VT_REC_NOTIFIED) {
+		return 0;
+	}
+	return dlv_put(s, txn, ik, iklen, op->id, flags | VT_REC_NOTIFIED);
+}
+
+static int apply_group(struct lmdb *s, MDB_txn *txn, struct vt_op *op, int *grows)
+{
+	MDB_val k, v;
+
+	if (!vt__group_valid(op)) {
+		op->status = VT_EINVAL;
+		return 0;
+	}
+	k = val(op->group, strlen(op->group));
+	if (op->len == 0) {
+		return del_quiet(txn, s->groups, k.mv_data, k.mv_size);
+	}
+	*grows = 1;
+	v = val(op->data, op->len);
+	return mdb_put(txn, s->groups, &k, &v, 0);
+}
+
+/* ---- commit ---- */
+
+/* What a batch leaves behind besides its writes. */
+struct batch {
+	struct vt__out *out; /* out_to arrays, freed after done */
+	int grows;           /* a TOUCH or GROUP stored something new */
+};
+
+static int apply_op(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b)
+{
+	switch (op->kind) {
+	case VT_OP_PUT:
+		return apply_put(s, txn, op, &b->out);
+	case VT_OP_ACK:
+		return apply_ack(s, txn, op);
+	case VT_OP_TOUCH:
+		return apply_touch(s, txn, op, &b->grows);
+	case VT_OP_NOTIFIED:
+		return apply_notified(s, txn, op);
+	case VT_OP_GROUP:
+		return apply_group(s, txn, op, &b->grows);
+	}
+	op->status = VT_EINVAL;
+	return 0;
+}
+
+static int apply_ops(struct lmdb *s, MDB_txn *txn, struct vt_op *ops, size_t n, struct batch *b)
 {
 	int rc = 0;
 
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		vt__op_reset(&ops[i]);
-		if (ops[i].kind == VT_OP_PUT) {
-			rc = apply_put(s, txn, &ops[i]);
-		} else if (ops[i].kind == VT_OP_ACK) {
-			rc = apply_ack(s, txn, &ops[i]);
-		} else {
-			ops[i].status = VT_EINVAL;
-		}
+		rc = apply_op(s, txn, &ops[i], b);
 	}
 	return rc;
 }
@@ -593,8 +995,9 @@ static int apply_ops(struct lmdb *s, MDB_txn *txn, struct vt_op *ops, size_t n)
 /* Pages held by every tree, as @txn sees them (its own writes included). */
 static int pages_used(struct lmdb *s, MDB_txn *txn, size_t *out)
 {
-	const MDB_dbi all[] = {FREE_DBI,  MAIN_DBI, s->recs,  s->dlv,  s->byrec, s->rcnt,
-	                       s->bytime, s->dedup, s->dtime, s->icnt, s->meta};
+	const MDB_dbi all[] = {FREE_DBI, MAIN_DBI,  s->recs,    s->dlv,   s->byrec,
+	                       s->rcnt,  s->bytime, s->dedup,   s->dtime, s->icnt,
+	                       s->meta,  s->devs,   s->devtime, s->groups};
 	MDB_stat st;
 	size_t n = 2; /* the two meta pages */
 
@@ -610,33 +1013,48 @@ static int pages_used(struct lmdb *s, MDB_txn *txn, size_t *out)
 	return 0;
 }
 
-/* Nonzero when some PUT of the batch wrote something. */
-static int batch_stores(const struct vt_op *ops, size_t n)
+/*
+ * Nonzero when the batch stored something new: a PUT that wrote, a device
+ * registered or a group state set. Acks, refreshes, NOTIFIED and group
+ * deletes may use the reserve, so space can always be freed.
+ */
+static int batch_stores(const struct vt_op *ops, size_t n, const struct batch *b)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (ops[i].kind == VT_OP_PUT && ops[i].status == 0 && !ops[i].dup_of) {
 			return 1;
 		}
 	}
-	return 0;
+	return b->grows;
 }
 
 /* MDB_MAP_FULL when a storing batch would eat into the reserve. */
-static int check_headroom(struct lmdb *s, MDB_txn *txn, const struct vt_op *ops, size_t n)
+static int check_headroom(struct lmdb *s, MDB_txn *txn, const struct vt_op *ops, size_t n,
+                          const struct batch *b)
 {
 	size_t used;
 	int rc;
 
-	if (!batch_stores(ops, n)) {
+	if (!batch_stores(ops, n, b)) {
 		return 0;
 	}
 	rc = pages_used(s, txn, &used);
 	return rc ? rc : (used > s->page_limit ? MDB_MAP_FULL : 0);
 }
 
+/* A batch that failed reports no routing: its out_to arrays describe nothing. */
+static void clear_out(struct vt_op *ops, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		ops[i].out_to = NULL;
+		ops[i].out_nto = 0;
+	}
+}
+
 static void lmdb_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb done, void *arg)
 {
 	struct lmdb *s = self;
+	struct batch b = {NULL, 0};
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
 
@@ -644,17 +1062,22 @@ static void lmdb_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb do
 		done(arg, write_error(rc, "begin"));
 		return;
 	}
-	rc = apply_ops(s, txn, ops, n);
+	rc = apply_ops(s, txn, ops, n, &b);
 	if (rc == 0) {
-		rc = check_headroom(s, txn, ops, n);
+		rc = check_headroom(s, txn, ops, n, &b);
 	}
 	if (rc != 0) {
 		mdb_txn_abort(txn);
+		clear_out(ops, n);
 		done(arg, write_error(rc, "commit"));
-		return;
+	} else {
+		rc = mdb_txn_commit(txn);
+		if (rc != 0) {
+			clear_out(ops, n);
+		}
+		done(arg, rc ? write_error(rc, "commit") : 0);
 	}
-	rc = mdb_txn_commit(txn);
-	done(arg, rc ? write_error(rc, "commit") : 0);
+	vt__out_free(b.out);
 }
 
 /* ---- list ---- */
@@ -685,7 +1108,8 @@ static int listing_push(struct listing *l, const struct vt_record *r)
  * is logged and left out. Returns an LMDB error, or 0 with *err set to a
  * vt_error when the listing could not grow.
  */
-static int list_one(struct lmdb *s, MDB_txn *txn, uint64_t id, struct listing *l, int *err)
+static int list_one(struct lmdb *s, MDB_txn *txn, uint64_t id, uint32_t flags, struct listing *l,
+                    int *err)
 {
 	uint8_t idk[8];
 	MDB_val k = val(idk, 8), v;
@@ -700,6 +1124,7 @@ static int list_one(struct lmdb *s, MDB_txn *txn, uint64_t id, struct listing *l
 		return 0;
 	}
 	if (rc == 0) {
+		r.flags = flags;
 		*err = listing_push(l, &r);
 	}
 	return rc;
@@ -724,7 +1149,8 @@ static int list_scan(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t ikl
 		if (k.mv_size != iklen + 8 || memcmp(k.mv_data, ik, iklen) != 0) {
 			break;
 		}
-		rc = list_one(s, txn, vt__get_be64((const uint8_t *)k.mv_data + iklen), l, &err);
+		rc = list_one(s, txn, vt__get_be64((const uint8_t *)k.mv_data + iklen),
+		              dlv_flags(&v), l, &err);
 		if (rc == 0 && err == 0) {
 			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 		}
@@ -837,6 +1263,110 @@ static int expire_deliveries(struct lmdb *s, MDB_txn *txn, int64_t before_ts, ui
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/*
+ * Remove deliveries of inbox @ik, first to last, until *removed reaches
+ * @budget; *empty says whether none are left.
+ */
+static int inbox_drain(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen,
+                       uint64_t budget, uint64_t *removed, int *empty)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(txn, s->dlv, &cur);
+
+	*empty = 0;
+	if (rc != 0) {
+		return rc;
+	}
+	while (rc == 0) {
+		k = val(ik, iklen);
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc != 0 || k.mv_size != iklen + 8 || memcmp(k.mv_data, ik, iklen) != 0) {
+			*empty = rc == 0 || rc == MDB_NOTFOUND;
+			rc = rc == MDB_NOTFOUND ? 0 : rc;
+			break;
+		}
+		if (*removed >= budget) {
+			break;
+		}
+		rc = dlv_remove(s, txn, ik, iklen,
+		                vt__get_be64((const uint8_t *)k.mv_data + iklen));
+		(*removed)++;
+	}
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+/*
+ * Forget the oldest device, @tk (its device_time key, @tklen bytes), once
+ * its inbox is drained. *stop is set when the budget ran out first.
+ */
+static int expire_device(struct lmdb *s, MDB_txn *txn, const uint8_t *tk, size_t tklen,
+                         uint64_t max, uint64_t *removed, int *stop)
+{
+	const uint8_t *ik = tk + 8;
+	size_t iklen = tklen - 8, ul, dl;
+	MDB_val k = val(ik, iklen), v;
+	int empty = 1, rc = 0;
+
+	*stop = 0;
+	if (vt__inbox_key_parse(ik, iklen, &ul, &dl) != 0) {
+		vt_log(VT_LOG_WARN, "lmdb: device_time key of %zu bytes is damaged; dropped",
+		       tklen);
+		return del_quiet(txn, s->devtime, tk, tklen);
+	}
+	rc = mdb_get(txn, s->devs, &k, &v);
+	if (rc == MDB_NOTFOUND ||
+	    (rc == 0 && v.mv_size == 8 && vt__get_ts(v.mv_data) != vt__get_ts(tk))) {
+		return del_quiet(txn, s->devtime, tk, tklen); /* a stale index entry */
+	}
+	if (rc == 0) {
+		rc = inbox_drain(s, txn, ik, iklen, max, removed, &empty);
+	}
+	if (rc != 0 || !empty) {
+		*stop = 1;
+		return rc;
+	}
+	rc = del_quiet(txn, s->devs, ik, iklen);
+	return rc ? rc : del_quiet(txn, s->devtime, tk, tklen);
+}
+
+/*
+ * Remove devices last seen before @before_ts, oldest first, with their
+ * deliveries, until @max deliveries went. Devices without deliveries count
+ * against @max too, so one sweep stays bounded. A device whose deliveries
+ * did not all fit stays registered for the next sweep.
+ */
+static int expire_devices(struct lmdb *s, MDB_txn *txn, int64_t before_ts, uint64_t max,
+                          uint64_t *removed)
+{
+	uint8_t tk[8 + VT__INBOX_KEY_MAX];
+	uint64_t forgotten = 0;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int stop = 0, rc = mdb_cursor_open(txn, s->devtime, &cur);
+
+	if (rc != 0) {
+		return rc;
+	}
+	while (rc == 0 && !stop && *removed < max && forgotten++ < max) {
+		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+		if (rc == 0 && (k.mv_size <= 8 || k.mv_size > sizeof(tk))) {
+			vt_log(VT_LOG_WARN, "lmdb: device_time key of %zu bytes; dropped",
+			       k.mv_size);
+			rc = mdb_cursor_del(cur, 0);
+			continue;
+		}
+		if (rc != 0 || vt__get_ts(k.mv_data) >= before_ts) {
+			break;
+		}
+		memcpy(tk, k.mv_data, k.mv_size);
+		rc = expire_device(s, txn, tk, k.mv_size, max, removed, &stop);
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 /* Forget dedup entries older than the window, oldest first, at most @max. */
 static int expire_dedup(struct lmdb *s, MDB_txn *txn, int64_t now_ts, uint64_t max)
 {
@@ -866,8 +1396,8 @@ static int expire_dedup(struct lmdb *s, MDB_txn *txn, int64_t now_ts, uint64_t m
 }
 
 /* One expiry transaction; an LMDB error, after which nothing was removed. */
-static int expire_txn(struct lmdb *s, int64_t now_ts, int64_t before_ts, uint64_t max,
-                      uint64_t *removed)
+static int expire_txn(struct lmdb *s, int64_t now_ts, int64_t before_ts, int64_t device_before_ts,
+                      uint64_t max, uint64_t *removed)
 {
 	MDB_txn *txn = NULL;
 	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -875,6 +1405,9 @@ static int expire_txn(struct lmdb *s, int64_t now_ts, int64_t before_ts, uint64_
 	*removed = 0;
 	if (rc == 0) {
 		rc = expire_deliveries(s, txn, before_ts, max, removed);
+	}
+	if (rc == 0) {
+		rc = expire_devices(s, txn, device_before_ts, max, removed);
 	}
 	if (rc == 0) {
 		rc = expire_dedup(s, txn, now_ts, max);
@@ -894,22 +1427,75 @@ static int expire_txn(struct lmdb *s, int64_t now_ts, int64_t before_ts, uint64_
  * Expiry need not be one transaction: when a large sweep does not fit the
  * free pages, a smaller one still frees space, so halve it and try again.
  */
-static void lmdb_expire(void *self, int64_t now_ts, int64_t before_ts, uint64_t max,
-                        vt_expire_cb done, void *arg)
+static void lmdb_expire(void *self, int64_t now_ts, int64_t before_ts, int64_t device_before_ts,
+                        uint64_t max, vt_expire_cb done, void *arg)
 {
 	struct lmdb *s = self;
 	uint64_t removed;
-	int rc = expire_txn(s, now_ts, before_ts, max, &removed);
+	int rc = expire_txn(s, now_ts, before_ts, device_before_ts, max, &removed);
 
 	while (rc == MDB_MAP_FULL && max > 1) {
 		max /= 2;
-		rc = expire_txn(s, now_ts, before_ts, max, &removed);
+		rc = expire_txn(s, now_ts, before_ts, device_before_ts, max, &removed);
 	}
 	if (rc != 0) {
 		done(arg, write_error(rc, "expire"), 0);
 		return;
 	}
 	done(arg, 0, removed);
+}
+
+/* ---- groups ---- */
+
+/* Call @each for every group in the cursor's database; damaged keys are skipped. */
+static int groups_scan(MDB_cursor *cur,
+                       void (*each)(void *arg, const char *group, const char *data, size_t len),
+                       void *arg)
+{
+	char id[VT__GROUP_KEY_MAX + 1];
+	MDB_val k, v;
+	int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+
+	while (rc == 0) {
+		if (k.mv_size == 0 || k.mv_size > VT__GROUP_KEY_MAX ||
+		    memchr(k.mv_data, 0, k.mv_size)) {
+			vt_log(VT_LOG_WARN, "lmdb: group key of %zu bytes is damaged; skipped",
+			       k.mv_size);
+		} else {
+			memcpy(id, k.mv_data, k.mv_size);
+			id[k.mv_size] = 0;
+			each(arg, id, v.mv_data, v.mv_size);
+		}
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int lmdb_load_groups(void *self,
+                            void (*each)(void *arg, const char *group, const char *data,
+                                         size_t len),
+                            void *arg)
+{
+	struct lmdb *s = self;
+	MDB_cursor *cur = NULL;
+	MDB_txn *txn = NULL;
+	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+
+	if (rc == 0) {
+		rc = mdb_cursor_open(txn, s->groups, &cur);
+	}
+	if (rc == 0) {
+		rc = groups_scan(cur, each, arg);
+		mdb_cursor_close(cur);
+	}
+	if (txn) {
+		mdb_txn_abort(txn);
+	}
+	if (rc != 0) {
+		vt_log(VT_LOG_ERROR, "lmdb: load groups: %s", mdb_strerror(rc));
+		return VT_ESTORAGE;
+	}
+	return 0;
 }
 
 /* ---- lifetime ---- */
@@ -940,6 +1526,7 @@ static void lmdb_destroy(void *self)
 		return;
 	}
 	mdb_env_close(s->env);
+	vt__tset_free(&s->targets);
 	free(s);
 }
 
@@ -947,27 +1534,53 @@ static const struct vt_storage_ops lmdb_ops = {
         .commit = lmdb_commit,
         .list = lmdb_list,
         .expire = lmdb_expire,
+        .load_groups = lmdb_load_groups,
         .max_id = lmdb_max_id,
         .destroy = lmdb_destroy,
 };
 
-/* Record the layout version in a new store; refuse a store of another one. */
-static int check_format(struct lmdb *s, MDB_txn *txn)
+static int format_put(struct lmdb *s, MDB_txn *txn)
 {
 	uint8_t buf[8];
+	MDB_val k = val("format", 6), v = val(buf, 8);
+
+	vt__put_be64(buf, FORMAT_VERSION);
+	return mdb_put(txn, s->meta, &k, &v, 0);
+}
+
+/*
+ * Record the layout version in a new store, upgrade an older one, refuse a
+ * newer one. Format 1 upgrades by its number alone: its empty delivery
+ * values read as no flags, and it had no devices or groups to convert.
+ */
+static int check_format(struct lmdb *s, MDB_txn *txn)
+{
 	MDB_val k = val("format", 6), v;
+	uint64_t version;
 	int rc = mdb_get(txn, s->meta, &k, &v);
 
 	if (rc == MDB_NOTFOUND) {
-		vt__put_be64(buf, FORMAT_VERSION);
-		v = val(buf, 8);
-		return mdb_put(txn, s->meta, &k, &v, 0);
+		return format_put(s, txn);
 	}
-	if (rc == 0 && (v.mv_size != 8 || vt__get_be64(v.mv_data) != FORMAT_VERSION)) {
+	if (rc != 0) {
+		return rc;
+	}
+	version = v.mv_size == 8 ? vt__get_be64(v.mv_data) : 0;
+	if (version == FORMAT_VERSION) {
+		return 0;
+	}
+	if (version == 1) {
+		vt_log(VT_LOG_INFO, "lmdb: upgrading storage format 1 to %d", FORMAT_VERSION);
+		return format_put(s, txn);
+	}
+	if (version > FORMAT_VERSION) {
+		vt_log(VT_LOG_ERROR,
+		       "lmdb: storage format %llu is newer than this build reads (%d)",
+		       (unsigned long long)version, FORMAT_VERSION);
+	} else {
 		vt_log(VT_LOG_ERROR, "lmdb: unknown storage format");
-		return MDB_INCOMPATIBLE;
 	}
-	return rc;
+	return MDB_INCOMPATIBLE;
 }
 
 static int open_dbs(struct lmdb *s)
@@ -976,9 +1589,10 @@ static int open_dbs(struct lmdb *s)
 		const char *name;
 		MDB_dbi *dbi;
 	} t[] = {
-	        {"records", &s->recs},     {"deliveries", &s->dlv},   {"by_record", &s->byrec},
-	        {"rec_count", &s->rcnt},   {"by_time", &s->bytime},   {"dedup", &s->dedup},
-	        {"dedup_time", &s->dtime}, {"inbox_count", &s->icnt}, {"meta", &s->meta},
+	        {"records", &s->recs},     {"deliveries", &s->dlv},      {"by_record", &s->byrec},
+	        {"rec_count", &s->rcnt},   {"by_time", &s->bytime},      {"dedup", &s->dedup},
+	        {"dedup_time", &s->dtime}, {"inbox_count", &s->icnt},    {"meta", &s->meta},
+	        {"devices", &s->devs},     {"device_time", &s->devtime}, {"groups", &s->groups},
 	};
 	MDB_txn *txn = NULL;
 	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);

@@ -165,14 +165,21 @@ static void on_expire(void *arg, int status, uint64_t removed)
 	d->removed = removed;
 }
 
-static uint64_t expire(int64_t now, int64_t before, uint64_t max)
+/* A sweep that also removes devices last seen before @dev_before. */
+static uint64_t expire_dev(int64_t now, int64_t before, int64_t dev_before, uint64_t max)
 {
 	struct done d = {0};
 
-	fx.st.ops->expire(fx.st.self, now, before, max, on_expire, &d);
+	fx.st.ops->expire(fx.st.self, now, before, dev_before, max, on_expire, &d);
 	ck_assert_int_eq(d.calls, 1);
 	ck_assert_int_eq(d.status, 0);
 	return d.removed;
+}
+
+/* A sweep by age only: no device is that old. */
+static uint64_t expire(int64_t now, int64_t before, uint64_t max)
+{
+	return expire_dev(now, before, INT64_MIN, max);
 }
 
 /* ---- ops ---- */
