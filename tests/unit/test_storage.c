@@ -248,6 +248,144 @@ static int ack(const char *user, uint64_t id)
 
 #define TO(...) ((const char *const[]){__VA_ARGS__, NULL})
 
+/* ---- devices, expansion, flags and groups ---- */
+
+/* List inbox (@user, @device); returns the count, ids in @ids. */
+static size_t list_in(const char *user, const char *device, uint64_t *ids, struct done *out)
+{
+	struct vt_inbox in = {user, device};
+	struct done d = {0};
+
+	fx.st.ops->list(fx.st.self, &in, 0, 64, on_list, &d);
+	ck_assert_int_eq(d.calls, 1);
+	ck_assert_int_eq(d.status, 0);
+	for (size_t i = 0; i < d.n && ids; i++) {
+		ids[i] = d.recs[i].id;
+	}
+	if (out) {
+		*out = d;
+	}
+	return d.n;
+}
+
+/* TOUCH (@user, @device) at @ts alone; status, device count in *ndev. */
+static int touch(const char *user, const char *device, int64_t ts, uint32_t *ndev)
+{
+	struct vt_op op = {.kind = VT_OP_TOUCH, .inbox = {user, device}, .ts = ts};
+
+	ck_assert_int_eq(commit(&op, 1), 0);
+	if (ndev) {
+		*ndev = op.out_ndevices;
+	}
+	return op.status;
+}
+
+static int notified(const char *user, const char *device, uint64_t id)
+{
+	struct vt_op op = {.kind = VT_OP_NOTIFIED, .inbox = {user, device}, .id = id};
+
+	ck_assert_int_eq(commit(&op, 1), 0);
+	return op.status;
+}
+
+static int ack_in(const char *user, const char *device, uint64_t id)
+{
+	struct vt_op op = {.kind = VT_OP_ACK, .inbox = {user, device}, .id = id};
+
+	ck_assert_int_eq(commit(&op, 1), 0);
+	return op.status;
+}
+
+/* A PUT of message @id to the users @users (NULL-terminated). */
+static void uput_init(struct put *p, uint64_t id, const char *const *users)
+{
+	put_init(p, id, "", 100, "1", TO(NULL));
+	p->op.users = users;
+	while (users[p->op.nusers]) {
+		p->op.nusers++;
+	}
+}
+
+/* Where the out_to of a PUT pointed, copied while it is valid. */
+struct routed {
+	int calls;
+	uint32_t n;
+	char inbox[16][48];
+	const struct vt_op *op;
+};
+
+static void on_commit_routed(void *arg, int status)
+{
+	struct routed *r = arg;
+
+	ck_assert_int_eq(status, 0);
+	r->calls++;
+	r->n = r->op->out_nto;
+	for (uint32_t i = 0; i < r->n && i < 16; i++) {
+		snprintf(r->inbox[i], sizeof(r->inbox[i]), "%s/%s", r->op->out_to[i].user,
+		         r->op->out_to[i].device);
+	}
+}
+
+/* Commit a PUT alone and note its out_to; returns its status. */
+static int put_routed(struct put *p, struct routed *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->op = &p->op;
+	fx.st.ops->commit(fx.st.self, &p->op, 1, on_commit_routed, r);
+	ck_assert_int_eq(r->calls, 1);
+	return p->op.status;
+}
+
+/* Nonzero when @r routed to "user/device" @want. */
+static int routed_to(const struct routed *r, const char *want)
+{
+	for (uint32_t i = 0; i < r->n; i++) {
+		if (strcmp(r->inbox[i], want) == 0) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int set_group(const char *group, const char *data)
+{
+	struct vt_op op = {.kind = VT_OP_GROUP, .group = group, .data = data};
+
+	op.len = data ? strlen(data) : 0;
+	ck_assert_int_eq(commit(&op, 1), 0);
+	return op.status;
+}
+
+struct groups {
+	int n;
+	char text[8][64];
+};
+
+static void on_group(void *arg, const char *group, const char *data, size_t len)
+{
+	struct groups *g = arg;
+
+	ck_assert_int_lt(g->n, 8);
+	snprintf(g->text[g->n++], sizeof(g->text[0]), "%s=%.*s", group, (int)len, data);
+}
+
+/* Every stored group as "id=data", sorted, joined by spaces. */
+static const char *load_groups(void)
+{
+	static char out[512];
+	struct groups g = {0};
+
+	ck_assert_int_eq(fx.st.ops->load_groups(fx.st.self, on_group, &g), 0);
+	qsort(g.text, (size_t)g.n, sizeof(g.text[0]), (int (*)(const void *, const void *))strcmp);
+	out[0] = 0;
+	for (int i = 0; i < g.n; i++) {
+		strcat(out, i ? " " : "");
+		strcat(out, g.text[i]);
+	}
+	return out;
+}
+
 /* ---- the contract ---- */
 
 START_TEST(put_list_ack)
@@ -647,6 +785,368 @@ START_TEST(reentrant_callbacks)
 }
 END_TEST
 
+/* A PUT to a user reaches every registered device, and only those. */
+START_TEST(users_reach_every_device)
+{
+	struct put p;
+	struct routed r;
+	uint32_t ndev;
+	uint64_t ids[4];
+
+	st_open(_i);
+	ck_assert_int_eq(touch("bob", "d1", 100, &ndev), 0);
+	ck_assert_uint_eq(ndev, 1);
+	ck_assert_int_eq(touch("bob", "d2", 100, &ndev), 0);
+	ck_assert_uint_eq(ndev, 2);
+	ck_assert_int_eq(touch("bob", "d1", 200, &ndev), 0); /* a refresh adds none */
+	ck_assert_uint_eq(ndev, 2);
+	ck_assert_int_eq(touch("bob", VT_HOLDING_DEVICE, 100, NULL), VT_EINVAL);
+	ck_assert_int_eq(touch(NULL, "d1", 100, NULL), VT_EINVAL);
+
+	uput_init(&p, 1, TO("bob"));
+	ck_assert_int_eq(put_routed(&p, &r), 0);
+	ck_assert_uint_eq(r.n, 2);
+	ck_assert(routed_to(&r, "bob/d1") && routed_to(&r, "bob/d2"));
+	ck_assert_uint_eq(list_in("bob", "d1", ids, NULL), 1);
+	ck_assert_uint_eq(ids[0], 1);
+	ck_assert_uint_eq(list_in("bob", "d2", ids, NULL), 1);
+	ck_assert_uint_eq(list_in("bob", VT_HOLDING_DEVICE, ids, NULL), 0);
+	ck_assert_uint_eq(list_in("bob", "", ids, NULL), 0);
+
+	/* one record, two deliveries: acking both frees it */
+	ck_assert_int_eq(ack_in("bob", "d1", 1), 0);
+	ck_assert_int_eq(ack_in("bob", "d2", 1), 0);
+	ck_assert_int_eq(put(1, 100, "\"new\"", TO("erin")), 0);
+}
+END_TEST
+
+/* No device: the holding inbox; the first device claims it, the second does not. */
+START_TEST(holding_claimed_by_first_device)
+{
+	struct put p;
+	struct routed r;
+	struct done d;
+	uint64_t ids[8];
+
+	st_open(_i);
+	uput_init(&p, 1, TO("bob"));
+	ck_assert_int_eq(put_routed(&p, &r), 0);
+	ck_assert_uint_eq(r.n, 1);
+	ck_assert_str_eq(r.inbox[0], "bob/" VT_HOLDING_DEVICE);
+	uput_init(&p, 2, TO("bob", "carol"));
+	ck_assert_int_eq(put_routed(&p, &r), 0);
+	ck_assert_uint_eq(list_in("bob", VT_HOLDING_DEVICE, ids, NULL), 2);
+	ck_assert_int_eq(notified("bob", VT_HOLDING_DEVICE, 2), 0);
+
+	ck_assert_int_eq(touch("bob", "d1", 100, NULL), 0);
+	ck_assert_uint_eq(list_in("bob", VT_HOLDING_DEVICE, ids, NULL), 0);
+	ck_assert_uint_eq(list_in("bob", "d1", ids, &d), 2);
+	ck_assert_uint_eq(ids[0], 1);
+	ck_assert_uint_eq(ids[1], 2);
+	ck_assert_uint_eq(d.recs[0].flags, 0);
+	ck_assert_uint_eq(d.recs[1].flags, VT_REC_NOTIFIED);
+	ck_assert_uint_eq(list_in("carol", VT_HOLDING_DEVICE, ids, NULL), 1);
+
+	/* the second device claims nothing; new PUTs reach both */
+	ck_assert_int_eq(touch("bob", "d2", 100, NULL), 0);
+	ck_assert_uint_eq(list_in("bob", "d2", ids, NULL), 0);
+	uput_init(&p, 3, TO("bob"));
+	ck_assert_int_eq(put_routed(&p, &r), 0);
+	ck_assert_uint_eq(r.n, 2);
+	ck_assert_uint_eq(list_in("bob", VT_HOLDING_DEVICE, ids, NULL), 0);
+
+	/* counts moved too: d1 holds 3, so a cap of 3 is full */
+	uput_init(&p, 4, TO("bob"));
+	p.op.inbox_cap = 3;
+	ck_assert_int_eq(put_routed(&p, &r), VT_EINBOXFULL);
+	ck_assert_uint_eq(r.n, 0);
+
+	/* the moved deliveries are the record's: acking frees record 1 */
+	ck_assert_int_eq(ack_in("bob", VT_HOLDING_DEVICE, 1), VT_EUNKNOWNID);
+	ck_assert_int_eq(ack_in("bob", "d1", 1), 0);
+	ck_assert_int_eq(put(1, 100, "\"again\"", TO("erin")), 0);
+	list_in("erin", "", NULL, &d);
+	ck_assert_str_eq(d.bodies[0], "\"again\"");
+}
+END_TEST
+
+/* A device that already holds a held record keeps one delivery of it. */
+START_TEST(claim_keeps_one_delivery)
+{
+	struct put p;
+	uint64_t ids[4];
+
+	st_open(_i);
+	put_init(&p, 1, "", 100, "1", TO("bob"));
+	p.to[0].device = "d1";
+	p.op.users = TO("bob");
+	p.op.nusers = 1;
+	ck_assert_int_eq(commit(&p.op, 1), 0);
+	ck_assert_uint_eq(list_in("bob", "d1", ids, NULL), 1);
+	ck_assert_uint_eq(list_in("bob", VT_HOLDING_DEVICE, ids, NULL), 1);
+	ck_assert_int_eq(touch("bob", "d1", 100, NULL), 0);
+	ck_assert_uint_eq(list_in("bob", "d1", ids, NULL), 1);
+	ck_assert_uint_eq(list_in("bob", VT_HOLDING_DEVICE, ids, NULL), 0);
+	ck_assert_int_eq(ack_in("bob", "d1", 1), 0);
+	ck_assert_int_eq(put(1, 100, "\"new\"", TO("erin")), 0);
+}
+END_TEST
+
+/* Own copies go to the sender's other devices, never the sending one. */
+START_TEST(also_own_excludes_sender)
+{
+	struct put p;
+	struct routed r;
+	struct vt_inbox own = {"alice", "a1"}, lone = {"zed", "z1"};
+	uint64_t ids[4];
+
+	st_open(_i);
+	ck_assert_int_eq(touch("alice", "a1", 100, NULL), 0);
+	ck_assert_int_eq(touch("alice", "a2", 100, NULL), 0);
+	ck_assert_int_eq(touch("alice", "a3", 100, NULL), 0);
+	ck_assert_int_eq(touch("bob", "b1", 100, NULL), 0);
+	uput_init(&p, 1, TO("bob"));
+	p.op.also_own = &own;
+	ck_assert_int_eq(put_routed(&p, &r), 0);
+	ck_assert_uint_eq(r.n, 3);
+	ck_assert(routed_to(&r, "bob/b1") && routed_to(&r, "alice/a2") &&
+	          routed_to(&r, "alice/a3"));
+	ck_assert_uint_eq(list_in("alice", "a1", ids, NULL), 0);
+	ck_assert_uint_eq(list_in("alice", "a2", ids, NULL), 1);
+
+	/* a sender with no other device gets no copy, and no holding one */
+	ck_assert_int_eq(touch("zed", "z1", 100, NULL), 0);
+	uput_init(&p, 2, TO("bob"));
+	p.op.also_own = &lone;
+	ck_assert_int_eq(put_routed(&p, &r), 0);
+	ck_assert_uint_eq(r.n, 1);
+	ck_assert_uint_eq(list_in("zed", VT_HOLDING_DEVICE, ids, NULL), 0);
+	ck_assert_uint_eq(list_in("zed", "z1", ids, NULL), 0);
+}
+END_TEST
+
+/* An inbox named directly and through its user gets one delivery. */
+START_TEST(same_inbox_once)
+{
+	struct put p;
+	struct routed r;
+	struct vt_inbox own = {"bob", "d2"};
+	uint64_t ids[4];
+
+	st_open(_i);
+	ck_assert_int_eq(touch("bob", "d1", 100, NULL), 0);
+	ck_assert_int_eq(touch("bob", "d2", 100, NULL), 0);
+	put_init(&p, 1, "", 100, "1", TO("bob"));
+	p.to[0].device = "d1";
+	p.op.users = TO("bob", "bob");
+	p.op.nusers = 2;
+	p.op.also_own = &own;
+	ck_assert_int_eq(put_routed(&p, &r), 0);
+	ck_assert_uint_eq(r.n, 2);
+	ck_assert_uint_eq(list_in("bob", "d1", ids, NULL), 1);
+	ck_assert_uint_eq(list_in("bob", "d2", ids, NULL), 1);
+	ck_assert_int_eq(ack_in("bob", "d1", 1), 0);
+	ck_assert_int_eq(ack_in("bob", "d1", 1), VT_EUNKNOWNID);
+	ck_assert_int_eq(ack_in("bob", "d2", 1), 0);
+	ck_assert_int_eq(put(1, 100, "\"new\"", TO("erin")), 0); /* the record was freed */
+}
+END_TEST
+
+/* A full recipient fails the op, or is skipped with cap_skip; own copies never fail. */
+START_TEST(cap_and_cap_skip)
+{
+	struct put p;
+	struct routed r;
+	struct vt_inbox own = {"alice", "a1"};
+	uint64_t ids[4];
+
+	st_open(_i);
+	ck_assert_int_eq(touch("bob", "b1", 100, NULL), 0);
+	ck_assert_int_eq(touch("carol", "c1", 100, NULL), 0);
+	ck_assert_int_eq(touch("alice", "a1", 100, NULL), 0);
+	ck_assert_int_eq(touch("alice", "a2", 100, NULL), 0);
+	uput_init(&p, 1, TO("bob", "alice"));
+	ck_assert_int_eq(put_routed(&p, &r), 0); /* b1, a1 and a2 hold one each */
+
+	uput_init(&p, 2, TO("carol", "bob"));
+	p.op.inbox_cap = 1;
+	ck_assert_int_eq(put_routed(&p, &r), VT_EINBOXFULL);
+	ck_assert_uint_eq(r.n, 0);
+	ck_assert_uint_eq(list_in("carol", "c1", ids, NULL), 0);
+	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), 1);
+
+	p.op.cap_skip = 1;
+	ck_assert_int_eq(put_routed(&p, &r), 0);
+	ck_assert_uint_eq(p.op.out_skipped, 1);
+	ck_assert_uint_eq(r.n, 1);
+	ck_assert_str_eq(r.inbox[0], "carol/c1");
+	ck_assert_uint_eq(list_in("bob", "b1", ids, NULL), 1);
+
+	/* a2 is full: the own copy is skipped, the op succeeds, skips count recipients */
+	uput_init(&p, 3, TO("dave"));
+	p.op.inbox_cap = 1;
+	p.op.also_own = &own;
+	ck_assert_int_eq(put_routed(&p, &r), 0);
+	ck_assert_uint_eq(p.op.out_skipped, 0);
+	ck_assert_uint_eq(r.n, 1);
+	ck_assert_str_eq(r.inbox[0], "dave/" VT_HOLDING_DEVICE);
+	ck_assert_uint_eq(list_in("alice", "a2", ids, NULL), 1);
+	ck_assert_uint_eq(ids[0], 1);
+}
+END_TEST
+
+/* out_to lists only new deliveries; a dedup hit lists none. */
+START_TEST(out_to_new_only)
+{
+	struct put p;
+	struct routed r;
+
+	st_open(_i);
+	ck_assert_int_eq(touch("bob", "d1", 100, NULL), 0);
+	ck_assert_int_eq(touch("bob", "d2", 100, NULL), 0);
+	put_init(&p, 1, "c1", 100, "1", TO("bob"));
+	p.to[0].device = "d1";
+	p.op.dedup = 1;
+	ck_assert_int_eq(put_routed(&p, &r), 0);
+	ck_assert_uint_eq(r.n, 1);
+	ck_assert_str_eq(r.inbox[0], "bob/d1");
+
+	/* the same record again, now to the user: only d2 is new */
+	uput_init(&p, 1, TO("bob"));
+	ck_assert_int_eq(put_routed(&p, &r), 0);
+	ck_assert_uint_eq(r.n, 1);
+	ck_assert_str_eq(r.inbox[0], "bob/d2");
+	ck_assert_int_eq(put_routed(&p, &r), 0);
+	ck_assert_uint_eq(r.n, 0);
+
+	/* another id with the same (from, cid): a duplicate routes nowhere */
+	uput_init(&p, 2, TO("bob"));
+	p.rec.cid = "c1";
+	p.op.dedup = 1;
+	ck_assert_int_eq(put_routed(&p, &r), 0);
+	ck_assert_uint_eq(p.op.dup_of, 1);
+	ck_assert_uint_eq(r.n, 0);
+}
+END_TEST
+
+START_TEST(notified_flag)
+{
+	struct done d;
+	uint64_t ids[4];
+
+	st_open(_i);
+	ck_assert_int_eq(put(1, 100, "1", TO("bob", "carol")), 0);
+	ck_assert_int_eq(put(2, 100, "2", TO("bob")), 0);
+	list_in("bob", "", ids, &d);
+	ck_assert_uint_eq(d.recs[0].flags, 0);
+	ck_assert_int_eq(notified("bob", "", 1), 0);
+	ck_assert_int_eq(notified("bob", "", 1), 0);
+	ck_assert_int_eq(notified("bob", "", 9), VT_EUNKNOWNID);
+	ck_assert_int_eq(notified("dave", "", 1), VT_EUNKNOWNID);
+	ck_assert_int_eq(notified(NULL, "", 1), VT_EUNKNOWNID);
+	ck_assert_uint_eq(list_in("bob", "", ids, &d), 2);
+	ck_assert_uint_eq(d.recs[0].flags, VT_REC_NOTIFIED);
+	ck_assert_uint_eq(d.recs[1].flags, 0);
+	list_in("carol", "", ids, &d);
+	ck_assert_uint_eq(d.recs[0].flags, 0); /* the flag is the delivery's */
+	ck_assert_int_eq(ack("bob", 1), 0);
+	ck_assert_int_eq(notified("bob", "", 1), VT_EUNKNOWNID);
+}
+END_TEST
+
+START_TEST(group_state)
+{
+	st_open(_i);
+	ck_assert_str_eq(load_groups(), "");
+	ck_assert_int_eq(set_group("g1", "A"), 0);
+	ck_assert_int_eq(set_group("g2", "B"), 0);
+	ck_assert_str_eq(load_groups(), "g1=A g2=B");
+	ck_assert_int_eq(set_group("g1", "CC"), 0);
+	ck_assert_int_eq(set_group("g2", NULL), 0);
+	ck_assert_int_eq(set_group("g3", NULL), 0); /* deleting an absent group is fine */
+	ck_assert_str_eq(load_groups(), "g1=CC");
+	ck_assert_int_eq(set_group(NULL, "X"), VT_EINVAL);
+	ck_assert_int_eq(set_group("", "X"), VT_EINVAL);
+	ck_assert_str_eq(load_groups(), "g1=CC");
+}
+END_TEST
+
+/* Devices last seen too long ago go with their deliveries; the holding inbox stays. */
+START_TEST(device_expiry)
+{
+	struct put p;
+	struct routed r;
+	uint32_t ndev;
+	uint64_t ids[8];
+
+	st_open(_i);
+	ck_assert_int_eq(touch("bob", "old", 100, NULL), 0);
+	ck_assert_int_eq(touch("bob", "new", 100, NULL), 0);
+	ck_assert_int_eq(touch("bob", "new", 500, NULL), 0); /* refreshed */
+	ck_assert_int_eq(touch("bob", "new", 50, NULL), 0);  /* an older time keeps 500 */
+	ck_assert_int_eq(touch("carol", "c1", 100, NULL), 0);
+	uput_init(&p, 1, TO("bob", "carol", "dave"));
+	ck_assert_int_eq(put_routed(&p, &r), 0);
+	uput_init(&p, 2, TO("bob", "carol"));
+	ck_assert_int_eq(put_routed(&p, &r), 0);
+
+	/* a bounded sweep removes part of a device's inbox and keeps the device */
+	ck_assert_uint_eq(expire_dev(1000, 0, 300, 1), 1);
+	ck_assert_uint_eq(expire_dev(1000, 0, 300, 100), 3);
+	ck_assert_uint_eq(list_in("bob", "old", ids, NULL), 0);
+	ck_assert_uint_eq(list_in("carol", "c1", ids, NULL), 0);
+	ck_assert_uint_eq(list_in("bob", "new", ids, NULL), 2);
+	ck_assert_uint_eq(list_in("dave", VT_HOLDING_DEVICE, ids, NULL), 1);
+	ck_assert_uint_eq(expire_dev(1000, 0, 300, 100), 0);
+
+	/* forgotten: a PUT skips them, carol is back to her holding inbox */
+	uput_init(&p, 3, TO("bob", "carol"));
+	ck_assert_int_eq(put_routed(&p, &r), 0);
+	ck_assert_uint_eq(r.n, 2);
+	ck_assert(routed_to(&r, "bob/new") && routed_to(&r, "carol/" VT_HOLDING_DEVICE));
+	ck_assert_int_eq(touch("bob", "old", 1000, &ndev), 0);
+	ck_assert_uint_eq(ndev, 2);
+	ck_assert_uint_eq(list_in("bob", "old", ids, NULL), 0); /* bob had a device: no claim */
+
+	/* records freed with their last delivery: record 2 lives on bob/new only */
+	ck_assert_int_eq(ack_in("bob", "new", 2), 0);
+	ck_assert_int_eq(put(2, 100, "\"new\"", TO("erin")), 0);
+	ck_assert_uint_eq(expire_dev(1000, 0, 600, 100), 2); /* bob/new: 1 and 3 */
+	ck_assert_uint_eq(list_in("bob", "new", ids, NULL), 0);
+	ck_assert_uint_eq(list_in("dave", VT_HOLDING_DEVICE, ids, NULL), 1);
+	ck_assert_uint_eq(list_in("carol", VT_HOLDING_DEVICE, ids, NULL), 1);
+}
+END_TEST
+
+/* A batch's later ops see its earlier TOUCH, and input it cannot store fails alone. */
+START_TEST(touch_in_batch)
+{
+	struct put p;
+	struct vt_op ops[4];
+	const char *const bad_users[] = {"bob", NULL};
+	uint64_t ids[4];
+
+	st_open(_i);
+	uput_init(&p, 1, TO("bob"));
+	ck_assert_int_eq(commit(&p.op, 1), 0);
+	memset(ops, 0, sizeof(ops));
+	ops[0] = (struct vt_op){.kind = VT_OP_TOUCH, .inbox = {"bob", "d1"}, .ts = 100};
+	uput_init(&p, 2, TO("bob"));
+	ops[1] = p.op;
+	ops[2] = (struct vt_op){.kind = VT_OP_NOTIFIED, .inbox = {"bob", "d1"}, .id = 1};
+	ops[3] = p.op;
+	ops[3].users = bad_users;
+	ops[3].nusers = 2;
+	ck_assert_int_eq(commit(ops, 4), 0);
+	ck_assert_int_eq(ops[0].status, 0);
+	ck_assert_int_eq(ops[1].status, 0);
+	ck_assert_int_eq(ops[2].status, 0);
+	ck_assert_int_eq(ops[3].status, VT_EINVAL);
+	ck_assert_uint_eq(list_in("bob", "d1", ids, NULL), 2);
+	ck_assert_uint_eq(list_in("bob", VT_HOLDING_DEVICE, ids, NULL), 0);
+}
+END_TEST
+
 /* ---- LMDB only ---- */
 
 START_TEST(lmdb_reopen)
@@ -879,6 +1379,123 @@ START_TEST(lmdb_damaged_record_skipped)
 }
 END_TEST
 
+/* Devices, flags and groups survive a reopen. */
+START_TEST(lmdb_reopen_devices_groups)
+{
+	struct put p;
+	struct routed r;
+	struct done d;
+	uint32_t ndev;
+	uint64_t ids[4];
+
+	st_open(1);
+	ck_assert_int_eq(touch("bob", "d1", 100, NULL), 0);
+	ck_assert_int_eq(set_group("g1", "state"), 0);
+	uput_init(&p, 1, TO("bob", "carol"));
+	ck_assert_int_eq(put_routed(&p, &r), 0);
+	ck_assert_int_eq(notified("bob", "d1", 1), 0);
+	st_close();
+
+	st_open(1);
+	ck_assert_str_eq(load_groups(), "g1=state");
+	ck_assert_uint_eq(list_in("bob", "d1", ids, &d), 1);
+	ck_assert_uint_eq(d.recs[0].flags, VT_REC_NOTIFIED);
+	ck_assert_int_eq(touch("bob", "d2", 100, &ndev), 0);
+	ck_assert_uint_eq(ndev, 2);
+	ck_assert_int_eq(touch("carol", "c1", 100, NULL), 0);
+	ck_assert_uint_eq(list_in("carol", "c1", ids, NULL), 1);
+	ck_assert_uint_eq(expire_dev(1000, 0, 200, 100), 2); /* bob/d1 and carol/c1 */
+	ck_assert_uint_eq(list_in("bob", "d1", ids, NULL), 0);
+}
+END_TEST
+
+/* A batch refused for space leaves no device, claim or group behind. */
+START_TEST(lmdb_full_batch_leaves_no_trace)
+{
+	struct put p, big;
+	struct vt_op ops[4];
+	uint64_t ids[64], id;
+	uint32_t ndev;
+	int rc = 0;
+
+	memset(big_body, 'x', sizeof(big_body) - 1);
+	fx.map_size = 256 << 10;
+	st_open(1);
+	uput_init(&p, 5000, TO("erin"));
+	ck_assert_int_eq(commit(&p.op, 1), 0);
+	for (id = 1; id < 1000 && (rc = put_big(id)) == 0; id++) {
+	}
+	ck_assert_int_eq(rc, VT_ENOSPC);
+
+	memset(ops, 0, sizeof(ops));
+	ops[0] = (struct vt_op){.kind = VT_OP_TOUCH, .inbox = {"erin", "e1"}, .ts = 100};
+	ops[1] = (struct vt_op){.kind = VT_OP_GROUP, .group = "g1", .data = "s", .len = 1};
+	ops[2] = (struct vt_op){.kind = VT_OP_NOTIFIED, .inbox = {"erin", "e1"}, .id = 5000};
+	put_init(&big, id, "", 100, big_body, TO("bob", "carol"));
+	ops[3] = big.op;
+	ck_assert_int_eq(commit(ops, 4), VT_ENOSPC);
+	ck_assert_uint_eq(ops[3].out_nto, 0);
+	ck_assert_str_eq(load_groups(), "");
+	ck_assert_uint_eq(list_in("erin", "e1", ids, NULL), 0);
+	ck_assert_uint_eq(list_in("erin", VT_HOLDING_DEVICE, ids, NULL), 1);
+
+	/* room again: the same TOUCH registers the first device and claims */
+	for (uint64_t i = 1; i < id; i++) {
+		ck_assert_int_eq(ack("bob", i), 0);
+		ck_assert_int_eq(ack("carol", i), 0);
+	}
+	ck_assert_int_eq(touch("erin", "e1", 100, &ndev), 0);
+	ck_assert_uint_eq(ndev, 1);
+	ck_assert_uint_eq(list_in("erin", "e1", ids, NULL), 1);
+}
+END_TEST
+
+/* Write the meta "format" value of the closed store in fx.dir. */
+static void set_format(uint64_t version)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	uint8_t v8[8];
+	MDB_val key = {6, "format"}, v = {8, v8};
+
+	for (int i = 0; i < 8; i++) {
+		v8[i] = (uint8_t)(version >> (56 - 8 * i));
+	}
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 16), 0);
+	ck_assert_int_eq(mdb_env_open(env, fx.dir, 0, 0600), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+	ck_assert_int_eq(mdb_put(txn, dbi, &key, &v, 0), 0);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* A newer format is refused and logged; format 1 opens and works. */
+START_TEST(lmdb_format_versions)
+{
+	uint64_t ids[4];
+
+	st_open(1);
+	ck_assert_int_eq(put(1, 100, "1", TO("bob")), 0);
+	st_close();
+	set_format(3);
+	warnings = 0;
+	vt_log_set(count_warnings, NULL, VT_LOG_WARN);
+	ck_assert_int_eq(open_lmdb(), VT_EIO);
+	ck_assert_int_ge(warnings, 1);
+
+	set_format(1);
+	st_open(1);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 1);
+	ck_assert_int_eq(touch("bob", "d1", 100, NULL), 0);
+	st_close();
+	set_format(0);
+	ck_assert_int_eq(open_lmdb(), VT_EIO);
+}
+END_TEST
+
 static Suite *storage_suite(void)
 {
 	Suite *s = suite_create("storage");
@@ -905,6 +1522,17 @@ static Suite *storage_suite(void)
 	tcase_add_loop_test(tc, hostile_input, 0, NBACKENDS);
 	tcase_add_loop_test(tc, many_records, 0, NBACKENDS);
 	tcase_add_loop_test(tc, reentrant_callbacks, 0, NBACKENDS);
+	tcase_add_loop_test(tc, users_reach_every_device, 0, NBACKENDS);
+	tcase_add_loop_test(tc, holding_claimed_by_first_device, 0, NBACKENDS);
+	tcase_add_loop_test(tc, claim_keeps_one_delivery, 0, NBACKENDS);
+	tcase_add_loop_test(tc, also_own_excludes_sender, 0, NBACKENDS);
+	tcase_add_loop_test(tc, same_inbox_once, 0, NBACKENDS);
+	tcase_add_loop_test(tc, cap_and_cap_skip, 0, NBACKENDS);
+	tcase_add_loop_test(tc, out_to_new_only, 0, NBACKENDS);
+	tcase_add_loop_test(tc, notified_flag, 0, NBACKENDS);
+	tcase_add_loop_test(tc, group_state, 0, NBACKENDS);
+	tcase_add_loop_test(tc, device_expiry, 0, NBACKENDS);
+	tcase_add_loop_test(tc, touch_in_batch, 0, NBACKENDS);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(lm, NULL, teardown);
@@ -914,6 +1542,9 @@ static Suite *storage_suite(void)
 	tcase_add_test(lm, lmdb_map_full);
 	tcase_add_test(lm, lmdb_value_beyond_map);
 	tcase_add_test(lm, lmdb_damaged_record_skipped);
+	tcase_add_test(lm, lmdb_reopen_devices_groups);
+	tcase_add_test(lm, lmdb_full_batch_leaves_no_trace);
+	tcase_add_test(lm, lmdb_format_versions);
 	suite_add_tcase(s, lm);
 	return s;
 }
