@@ -1412,6 +1412,7 @@ END_TEST
 /* A batch refused for space leaves no device, claim or group behind. */
 START_TEST(lmdb_full_batch_leaves_no_trace)
 {
+	static char blob[12000];
 	struct put p, big;
 	struct vt_op ops[4];
 	uint64_t ids[64], id;
@@ -1439,6 +1440,13 @@ START_TEST(lmdb_full_batch_leaves_no_trace)
 	ck_assert_uint_eq(list_in("erin", "e1", ids, NULL), 0);
 	ck_assert_uint_eq(list_in("erin", VT_HOLDING_DEVICE, ids, NULL), 1);
 
+	/* a group state alone is refused too, past the reserve */
+	memset(blob, 'y', sizeof(blob));
+	ops[1].data = blob;
+	ops[1].len = sizeof(blob);
+	ck_assert_int_eq(commit(&ops[1], 1), VT_ENOSPC);
+	ck_assert_str_eq(load_groups(), "");
+
 	/* room again: the same TOUCH registers the first device and claims */
 	for (uint64_t i = 1; i < id; i++) {
 		ck_assert_int_eq(ack("bob", i), 0);
@@ -1447,6 +1455,8 @@ START_TEST(lmdb_full_batch_leaves_no_trace)
 	ck_assert_int_eq(touch("erin", "e1", 100, &ndev), 0);
 	ck_assert_uint_eq(ndev, 1);
 	ck_assert_uint_eq(list_in("erin", "e1", ids, NULL), 1);
+	ck_assert_int_eq(commit(&ops[1], 1), 0);
+	ck_assert_int_eq(strncmp(load_groups(), "g1=yyy", 6), 0);
 }
 END_TEST
 
