@@ -7,6 +7,8 @@
 #include <event2/http.h>
 #include <vartalap/error.h>
 
+#include "json_str.h"
+
 static const char *status_phrase(int status)
 {
 	switch (status) {
@@ -57,22 +59,6 @@ void vt_fe_reply_json(struct evhttp_request *req, int status, const char *json, 
 	}
 }
 
-/* Append @s as a JSON string body (without quotes), escaping what must be. */
-static void add_escaped(struct evbuffer *b, const char *s)
-{
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\') {
-			evbuffer_add_printf(b, "\\%c", c);
-		} else if (c < 0x20) {
-			evbuffer_add_printf(b, "\\u%04x", c);
-		} else {
-			evbuffer_add(b, s, 1);
-		}
-	}
-}
-
 void vt_fe_reply_error(struct evhttp_request *req, int status, const char *code, const char *reason)
 {
 	struct evbuffer *b = evbuffer_new();
@@ -83,9 +69,9 @@ void vt_fe_reply_error(struct evhttp_request *req, int status, const char *code,
 	}
 
 	evbuffer_add_printf(b, "{\"v\":1,\"type\":\"error\",\"code\":\"");
-	add_escaped(b, code);
+	vt_fe_json_escape(b, code);
 	evbuffer_add_printf(b, "\",\"reason\":\"");
-	add_escaped(b, reason);
+	vt_fe_json_escape(b, reason);
 	evbuffer_add_printf(b, "\"}");
 
 	vt_fe_reply_json(req, status, (const char *)evbuffer_pullup(b, -1), evbuffer_get_length(b));

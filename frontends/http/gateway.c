@@ -12,6 +12,7 @@
 #include <vartalap/log.h>
 
 #include "../common/auth.h"
+#include "../common/device.h"
 #include "../common/http_reply.h"
 #include "../ws/gateway.h"
 #include "internal.h"
@@ -31,13 +32,24 @@ struct route {
 	const char *path;
 	enum evhttp_cmd_type method;
 	route_fn fn;
+	int prefix; /* @path ends in '/' and names a family: /v1/groups/{id} */
 };
 
 static const struct route routes[] = {
-        {"/v1/send", EVHTTP_REQ_POST, vt_http_route_send},
-        {"/v1/messages", EVHTTP_REQ_GET, vt_http_route_messages},
-        {"/v1/ack", EVHTTP_REQ_POST, vt_http_route_ack},
+        {"/v1/send", EVHTTP_REQ_POST, vt_http_route_send, 0},
+        {"/v1/messages", EVHTTP_REQ_GET, vt_http_route_messages, 0},
+        {"/v1/ack", EVHTTP_REQ_POST, vt_http_route_ack, 0},
+        {"/v1/groups", EVHTTP_REQ_GET, vt_http_route_groups, 0},
+        {"/v1/groups/", EVHTTP_REQ_GET, vt_http_route_group, 1},
 };
+
+static int route_matches(const struct route *r, const char *path)
+{
+	if (r->prefix) {
+		return strncmp(path, r->path, strlen(r->path)) == 0;
+	}
+	return strcmp(path, r->path) == 0;
+}
 
 static void serve_health(struct vt_http_gateway *gw, struct evhttp_request *req)
 {
@@ -85,7 +97,7 @@ static void serve_route(struct vt_http_gateway *gw, struct evhttp_request *req,
 		vt_fe_reply_error(req, 405, "method_not_allowed", "method not allowed here");
 		return;
 	}
-	if (authenticate(gw, req, &id) != 0) {
+	if (authenticate(gw, req, &id) != 0 || vt_fe_request_device(req, &id) != 0) {
 		return;
 	}
 	r->fn(gw, req, &id);
@@ -111,7 +123,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-		if (strcmp(path, routes[i].path) == 0) {
+		if (route_matches(&routes[i], path)) {
 			serve_route(gw, req, &routes[i]);
 			return;
 		}

@@ -1,8 +1,10 @@
 /*
  * frontends/http/gateway.h - the REST gateway (evhttp) and the shared port.
  *
- * Routes: POST /v1/send, GET /v1/messages, POST /v1/ack, GET /healthz, and
- * GET /v1/ws handed to the WebSocket gateway. Every body is JSON.
+ * Routes: POST /v1/send, GET /v1/messages, POST /v1/ack, GET /v1/groups,
+ * GET /v1/groups/{id}, GET /healthz, and GET /v1/ws handed to the WebSocket
+ * gateway. Every body is JSON. A REST request acts for the device of its
+ * token's "dev" claim, else of ?device=, else the default device.
  */
 #ifndef VARTALAP_HTTP_GATEWAY_H
 #define VARTALAP_HTTP_GATEWAY_H

@@ -53,4 +53,12 @@ void vt_http_route_messages(struct vt_http_gateway *gw, struct evhttp_request *r
 void vt_http_route_ack(struct vt_http_gateway *gw, struct evhttp_request *req,
                        const struct vt_identity *id);
 
+/* GET /v1/groups: the groups @id belongs to. */
+void vt_http_route_groups(struct vt_http_gateway *gw, struct evhttp_request *req,
+                          const struct vt_identity *id);
+
+/* GET /v1/groups/{id}: one group, "g:team1" or the bare "team1", URL-encoded. */
+void vt_http_route_group(struct vt_http_gateway *gw, struct evhttp_request *req,
+                         const struct vt_identity *id);
+
 #endif /* VARTALAP_HTTP_INTERNAL_H */

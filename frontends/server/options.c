@@ -30,6 +30,17 @@ enum {
 	OPT_PING_TIMEOUT,
 	OPT_LMDB_MAP,
 	OPT_LOG_LEVEL,
+	OPT_DEVICE_TTL,
+	OPT_MAX_GROUP_MEMBERS,
+	OPT_MAX_GROUP_NAME,
+	OPT_MAX_GROUP_UPDATE,
+	OPT_TYPING_RATE,
+	OPT_NOTIFY,
+	OPT_WEBHOOK_URL,
+	OPT_WEBHOOK_TIMEOUT,
+	OPT_WEBHOOK_RETRIES,
+	OPT_WEBHOOK_QUEUE,
+	OPT_WEBHOOK_BODY,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -52,6 +63,17 @@ static const struct option long_options[] = {
         {"ping-timeout", required_argument, NULL, OPT_PING_TIMEOUT},
         {"lmdb-map-size", required_argument, NULL, OPT_LMDB_MAP},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"device-ttl", required_argument, NULL, OPT_DEVICE_TTL},
+        {"max-group-members", required_argument, NULL, OPT_MAX_GROUP_MEMBERS},
+        {"max-group-name", required_argument, NULL, OPT_MAX_GROUP_NAME},
+        {"max-group-update", required_argument, NULL, OPT_MAX_GROUP_UPDATE},
+        {"typing-rate", required_argument, NULL, OPT_TYPING_RATE},
+        {"notify", required_argument, NULL, OPT_NOTIFY},
+        {"webhook-url", required_argument, NULL, OPT_WEBHOOK_URL},
+        {"webhook-timeout", required_argument, NULL, OPT_WEBHOOK_TIMEOUT},
+        {"webhook-retries", required_argument, NULL, OPT_WEBHOOK_RETRIES},
+        {"webhook-queue", required_argument, NULL, OPT_WEBHOOK_QUEUE},
+        {"webhook-body", no_argument, NULL, OPT_WEBHOOK_BODY},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
@@ -84,6 +106,21 @@ static const char usage_text[] =
         "  --ping-interval S       idle time before a WebSocket ping (default 30)\n"
         "  --ping-timeout S        wait for an answer to a ping (default 10)\n"
         "  --lmdb-map-size MB      size of the LMDB map (default 1024)\n"
+        "  --device-ttl SECONDS    forget a device unused this long (default 90 days)\n"
+        "  --max-group-members N   members of one group (default 1000)\n"
+        "  --max-group-name BYTES  longest group name (default 128)\n"
+        "  --max-group-update N    users named in one group change (default 100)\n"
+        "  --typing-rate N         typing events a second per connection; 0 turns\n"
+        "                          typing off (default 5)\n"
+        "  --notify none|log|webhook\n"
+        "                          push hook for devices that are offline (default none)\n"
+        "  --webhook-url URL       http://HOST:PORT/PATH to POST each notice to;\n"
+        "                          required with --notify webhook (no https)\n"
+        "  --webhook-timeout MS    limit of one POST attempt (default 2000)\n"
+        "  --webhook-retries N     attempts after the first, with backoff (default 3)\n"
+        "  --webhook-queue N       notices held for sending; more are dropped\n"
+        "                          (default 10000)\n"
+        "  --webhook-body          include the message body in each POST\n"
         "  --log-level LEVEL       error, warn, info or debug (default info)\n"
         "  --version               print the version and exit\n"
         "  --help                  print this help and exit\n";
@@ -168,6 +205,7 @@ static void defaults(struct vt_server_options *o)
 	o->log_level = VT_LOG_INFO;
 	vt_engine_config_init(&o->engine);
 	vt_fe_config_init(&o->fe);
+	vt_webhook_config_init(&o->webhook);
 }
 
 /* Options that take a number, with their bounds. */
@@ -183,7 +221,7 @@ static int parse_numeric(int opt, const char *arg, struct vt_server_options *o)
 		o->engine.ack_timeout_ms = (uint32_t)v;
 		return 0;
 	case OPT_RETRIES:
-		if (vt_opt_number("retries", arg, 0, 1000, &v) != 0) {
+		if (vt_opt_number("retries", arg, 0, 100, &v) != 0) {
 			return -1;
 		}
 		o->engine.max_retries = (uint32_t)v;
@@ -235,6 +273,113 @@ static int parse_numeric(int opt, const char *arg, struct vt_server_options *o)
 	}
 }
 
+/* Limits of devices, groups and typing. */
+static int parse_limit(int opt, const char *arg, struct vt_server_options *o)
+{
+	uint64_t v;
+
+	switch (opt) {
+	case OPT_DEVICE_TTL:
+		if (vt_opt_number("device-ttl", arg, 1, 100ull * 365 * 86400, &v) != 0) {
+			return -1;
+		}
+		o->engine.device_ttl_ms = v * 1000;
+		return 0;
+	case OPT_MAX_GROUP_MEMBERS:
+		/* A group of one is no group: the engine needs room for two. */
+		if (vt_opt_number("max-group-members", arg, 2, 1000000, &v) != 0) {
+			return -1;
+		}
+		o->engine.max_group_members = (uint32_t)v;
+		return 0;
+	case OPT_MAX_GROUP_NAME:
+		if (vt_opt_number("max-group-name", arg, 1, 511, &v) != 0) {
+			return -1;
+		}
+		o->engine.max_group_name = (uint32_t)v;
+		return 0;
+	case OPT_MAX_GROUP_UPDATE:
+		if (vt_opt_number("max-group-update", arg, 1, 1000000, &v) != 0) {
+			return -1;
+		}
+		o->engine.max_group_update = (uint32_t)v;
+		return 0;
+	case OPT_TYPING_RATE:
+		if (vt_opt_number("typing-rate", arg, 0, 1000, &v) != 0) {
+			return -1;
+		}
+		o->engine.typing_per_sec = (uint32_t)v;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+static int parse_notify_mode(const char *arg, enum vt_notify_mode *out)
+{
+	if (strcmp(arg, "none") == 0) {
+		*out = VT_NOTIFY_NONE;
+	} else if (strcmp(arg, "log") == 0) {
+		*out = VT_NOTIFY_LOG;
+	} else if (strcmp(arg, "webhook") == 0) {
+		*out = VT_NOTIFY_WEBHOOK;
+	} else {
+		fprintf(stderr, "vartalapd: --notify: expected none, log or webhook, got '%s'\n",
+		        arg);
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_webhook_url(const char *arg, struct vt_server_options *o)
+{
+	struct vt_webhook_url url;
+	const char *why = NULL;
+
+	if (vt_webhook_url_parse(arg, &url, &why) != 0) {
+		fprintf(stderr, "vartalapd: --webhook-url: '%s': %s\n", arg, why);
+		return -1;
+	}
+	o->webhook.url = arg;
+	return 0;
+}
+
+/* The push hook and its webhook settings. */
+static int parse_notify(int opt, const char *arg, struct vt_server_options *o)
+{
+	uint64_t v;
+
+	switch (opt) {
+	case OPT_NOTIFY:
+		return parse_notify_mode(arg, &o->notify);
+	case OPT_WEBHOOK_URL:
+		return parse_webhook_url(arg, o);
+	case OPT_WEBHOOK_BODY:
+		o->webhook.send_body = 1;
+		return 0;
+	case OPT_WEBHOOK_TIMEOUT:
+		if (vt_opt_number("webhook-timeout", arg, 1, 600000, &v) != 0) {
+			return -1;
+		}
+		o->webhook.timeout_ms = (uint32_t)v;
+		return 0;
+	case OPT_WEBHOOK_RETRIES:
+		if (vt_opt_number("webhook-retries", arg, 0, 100, &v) != 0) {
+			return -1;
+		}
+		o->webhook.retries = (uint32_t)v;
+		return 0;
+	case OPT_WEBHOOK_QUEUE:
+		if (vt_opt_number("webhook-queue", arg, 1, 10000000, &v) != 0) {
+			return -1;
+		}
+		o->webhook.queue_cap = (uint32_t)v;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
 /* One option; returns 0, -1 on a bad value, or 1 for --help / --version. */
 static int parse_one(int opt, const char *arg, struct vt_server_options *o)
 {
@@ -278,9 +423,36 @@ static int parse_one(int opt, const char *arg, struct vt_server_options *o)
 	case OPT_HELP:
 		fputs(usage_text, stdout);
 		return 1;
+	case OPT_NOTIFY:
+	case OPT_WEBHOOK_URL:
+	case OPT_WEBHOOK_TIMEOUT:
+	case OPT_WEBHOOK_RETRIES:
+	case OPT_WEBHOOK_QUEUE:
+	case OPT_WEBHOOK_BODY:
+		return parse_notify(opt, arg, o);
+	case OPT_DEVICE_TTL:
+	case OPT_MAX_GROUP_MEMBERS:
+	case OPT_MAX_GROUP_NAME:
+	case OPT_MAX_GROUP_UPDATE:
+	case OPT_TYPING_RATE:
+		return parse_limit(opt, arg, o);
 	default:
 		return parse_numeric(opt, arg, o);
 	}
+}
+
+/* Settings that only make sense together; after every option is read. */
+static int check_notify(const struct vt_server_options *o)
+{
+	if (o->notify == VT_NOTIFY_WEBHOOK && o->webhook.url == NULL) {
+		fprintf(stderr, "vartalapd: --notify webhook needs --webhook-url\n");
+		return -1;
+	}
+	if (o->notify != VT_NOTIFY_WEBHOOK && o->webhook.url != NULL) {
+		fprintf(stderr, "vartalapd: --webhook-url is only used with --notify webhook\n");
+		return -1;
+	}
+	return 0;
 }
 
 enum vt_opt_result vt_server_options_parse(int argc, char **argv, struct vt_server_options *o)
@@ -307,6 +479,9 @@ enum vt_opt_result vt_server_options_parse(int argc, char **argv, struct vt_serv
 	}
 	if (optind < argc) {
 		fprintf(stderr, "vartalapd: unexpected argument '%s'\n", argv[optind]);
+		return VT_OPT_EXIT_BAD;
+	}
+	if (check_notify(o) != 0) {
 		return VT_OPT_EXIT_BAD;
 	}
 

@@ -10,6 +10,14 @@
 #include <vartalap/log.h>
 
 #include "../common/frontend.h"
+#include "../notify/webhook.h"
+
+/* Which push hook tells offline devices to wake (--notify). */
+enum vt_notify_mode {
+	VT_NOTIFY_NONE = 0,
+	VT_NOTIFY_LOG,
+	VT_NOTIFY_WEBHOOK,
+};
 
 struct vt_server_options {
 	char listen_addr[256]; /* host part of --listen, brackets removed */
@@ -23,6 +31,8 @@ struct vt_server_options {
 	enum vt_log_level log_level;
 	struct vt_engine_config engine;
 	struct vt_fe_config fe; /* key filled later, from the secret */
+	enum vt_notify_mode notify;
+	struct vt_webhook_config webhook; /* used with VT_NOTIFY_WEBHOOK */
 };
 
 /* Outcome of parsing: run, or exit with the given status. */

@@ -20,6 +20,7 @@
 
 #include "../common/host.h"
 #include "../http/gateway.h"
+#include "../notify/webhook.h"
 #include "../ws/gateway.h"
 #include "dirs.h"
 #include "options.h"
@@ -42,6 +43,7 @@ struct server {
 	struct vt_engine *engine;
 	struct vt_ws_gateway *ws;
 	struct vt_http_gateway *http;
+	struct vt_webhook *webhook; /* borrowed: the engine owns the notifier */
 	struct event *sigterm_ev;
 	struct event *sigint_ev;
 	struct event *drain_ev;
@@ -120,6 +122,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	vt_log(VT_LOG_INFO, "signal %d: shutting down", (int)sig);
 
 	vt_http_gateway_stop_accepting(s->http);
+
+	/* A receiver that hangs must not hold the exit up. */
+	if (s->webhook != NULL) {
+		vt_webhook_stop(s->webhook);
+	}
 	vt_engine_shutdown(s->engine);
 	s->drain_deadline_ms = vt_evhost_mono_ms() + DRAIN_MS;
 	drain_step(s);
@@ -163,6 +170,30 @@ static int start_engine(struct server *s)
 	return 0;
 }
 
+/* Give the engine the push hook --notify asks for. */
+static int start_notifier(struct server *s)
+{
+	struct vt_notifier n;
+	int rc;
+
+	switch (s->opt.notify) {
+	case VT_NOTIFY_LOG:
+		rc = vt_notifier_log_create(&n);
+		break;
+	case VT_NOTIFY_WEBHOOK:
+		rc = vt_webhook_create(s->base, &s->opt.webhook, &s->webhook, &n);
+		break;
+	default:
+		return 0;
+	}
+	if (rc != 0) {
+		vt_log(VT_LOG_ERROR, "cannot start the push hook: %s", vt_strerror(rc));
+		return -1;
+	}
+	vt_engine_set_notifier(s->engine, n);
+	return 0;
+}
+
 static int start_gateways(struct server *s)
 {
 	uint16_t port;
@@ -193,6 +224,7 @@ static void stop(struct server *s)
 	/* The engine answers pending HTTP requests while evhttp still exists. */
 	vt_evhost_attach(&s->host, NULL);
 	vt_engine_destroy(s->engine);
+	s->webhook = NULL;
 	vt_evhost_finish(&s->host);
 	vt_http_gateway_destroy(s->http);
 
@@ -227,7 +259,7 @@ int vt_cmd_serve(int argc, char **argv)
 	}
 	s.base = event_base_new();
 	if (s.base == NULL || setup_signals(&s) != 0 || start_engine(&s) != 0 ||
-	    start_gateways(&s) != 0) {
+	    start_notifier(&s) != 0 || start_gateways(&s) != 0) {
 		goto out;
 	}
 

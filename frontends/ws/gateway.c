@@ -14,6 +14,7 @@
 #include <vartalap/log.h>
 
 #include "../common/auth.h"
+#include "../common/device.h"
 #include "../common/http_reply.h"
 #include "internal.h"
 
@@ -74,28 +75,6 @@ static const char *find_token(struct evhttp_request *req, const struct evkeyvalq
 	return hs->token;
 }
 
-/* Fill the device from the query when the token names none. */
-static int pick_device(struct vt_identity *id, const struct evkeyvalq *query)
-{
-	const char *dev;
-	size_t len;
-
-	if (id->device[0] != '\0') {
-		return 0;
-	}
-
-	dev = evhttp_find_header(query, "device");
-	if (dev == NULL) {
-		return 0;
-	}
-	len = strlen(dev);
-	if (!vt_user_id_valid(dev, len)) {
-		return -1;
-	}
-	memcpy(id->device, dev, len + 1);
-	return 0;
-}
-
 /* Refuse a handshake: 426 must name the version this server speaks. */
 static void refuse_handshake(struct evhttp_request *req, int status)
 {
@@ -112,15 +91,12 @@ static void refuse_handshake(struct evhttp_request *req, int status)
 static int identify(struct evhttp_request *req, const struct vt_ws_gateway *gw,
                     const struct vt_ws_handshake *hs, struct vt_identity *id)
 {
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *q = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
 	struct evkeyvalq query;
 	const char *token;
 	size_t len = 0;
 	int rc;
 
-	TAILQ_INIT(&query);
-	if (q != NULL && evhttp_parse_query_str(q, &query) != 0) {
+	if (vt_fe_query_parse(req, &query) != 0) {
 		evhttp_clear_headers(&query);
 		vt_fe_reply_error(req, 400, "bad_request", "malformed query string");
 		return -1;
@@ -134,7 +110,7 @@ static int identify(struct evhttp_request *req, const struct vt_ws_gateway *gw,
 		return -1;
 	}
 
-	rc = pick_device(id, &query);
+	rc = vt_fe_pick_device(id, &query);
 	evhttp_clear_headers(&query);
 	if (rc != 0) {
 		vt_fe_reply_error(req, 400, "bad_request", "invalid device id");
