@@ -12,7 +12,9 @@
  *   {"user":"bob","device":"","id":"42","from":"alice","group":null,
  *    "kind":"message"}
  * with "group" the group id of a group event, "kind" "message" or "group",
- * and "body" (the message's raw JSON) only when send_body is set.
+ * and "body" (the message's raw JSON) only when send_body is set. "device"
+ * is the device to wake: "" the default one, "*" (VT_HOLDING_DEVICE) for a
+ * user with no known device yet, so any of them.
  *
  * Everything here runs on the loop's thread.
  */
