@@ -34,7 +34,7 @@ async def test_round_trip():
     d = await alice.expect_type("delivered")
     eq(d.get("from"), "bob", "delivered.from")
     eq(d.get("to"), "alice", "delivered.to")
-    eq(d.get("body"), {"ref": acc["id"], "cid": "c-1"}, "delivered.body")
+    eq(d.get("body"), {"ref": acc["id"], "cid": "c-1", "device": ""}, "delivered.body")
     check(is_server_id(d.get("id")), "delivered.id is a server id: %r" % d.get("id"))
     check(int(d["id"]) > int(acc["id"]), "delivered id %s after message id %s"
           % (d["id"], acc["id"]))
@@ -124,7 +124,7 @@ async def test_sender_offline_then_delivered_on_connect():
     await bob.ack(m["id"])
     alice = await connect(srv, "alice")
     d = await alice.expect_type("delivered")
-    eq(d.get("body"), {"ref": acc["id"], "cid": "c-6"}, "delivered body")
+    eq(d.get("body"), {"ref": acc["id"], "cid": "c-6", "device": ""}, "delivered body")
     await alice.ack(d["id"])
     await alice.close()
     await bob.close()

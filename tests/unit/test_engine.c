@@ -359,11 +359,13 @@ START_TEST(rest_fetch_and_ack_remove_exactly_the_named_ids)
 	turn(E, &H);
 
 	vt_engine_fetch(E, &bob, 0, 2, on_reply, &r);
+	turn(E, &H);
 	ck_assert_int_eq(r.calls, 1);
 	ck_assert_ptr_nonnull(strstr(r.body, "\"more\":true"));
 	first = json_id(r.body, "id");
 
 	vt_engine_fetch(E, &bob, 0, 0, on_reply, &r);
+	turn(E, &H);
 	ck_assert_ptr_nonnull(strstr(r.body, "\"more\":false"));
 	third = json_id(strstr(r.body, "m2") - 80, "id");
 	(void)third;
@@ -378,6 +380,7 @@ START_TEST(rest_fetch_and_ack_remove_exactly_the_named_ids)
 	send_msg(&A, "m5", "bob", "1");
 	turn(E, &H);
 	vt_engine_fetch(E, &bob, 0, 0, on_reply, &r);
+	turn(E, &H);
 	ck_assert_ptr_null(strstr(r.body, "\"cid\":\"m0\""));
 	ck_assert_ptr_nonnull(strstr(r.body, "\"cid\":\"m1\""));
 	ck_assert_ptr_nonnull(strstr(r.body, "\"cid\":\"m5\""));
@@ -419,11 +422,14 @@ START_TEST(durability_offline_holds_in_memory_until_it_goes_offline)
 	connect_user(E, &H, "bob", &B);
 	send_msg(&A, "m", "bob", "1");
 
-	/* Accepted at once: nothing to wait for. */
+	/* Accepted once its (sender, id) pair is written; the body is not. */
+	turn(E, &H);
 	ck_assert_uint_eq(cap_count(&A, "accepted"), 1);
 	ck_assert_uint_eq(cap_count(&B, "message"), 1);
 	bob = ident(&H, "bob");
 	vt_engine_fetch(E, &bob, 0, 0, on_reply, &r);
+	turn(E, &H);
+	ck_assert_int_eq(r.calls, 1);
 	ck_assert_ptr_null(strstr(r.body, "\"cid\":\"m\""));
 
 	/* The connection drops: it goes to storage and comes back. */
@@ -437,6 +443,37 @@ START_TEST(durability_offline_holds_in_memory_until_it_goes_offline)
 	send_msg(&A, "m", "bob", "1");
 	turn(E, &H);
 	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+}
+END_TEST
+
+/* A re-send is recognised in mode "offline" whether the first was stored or held. */
+START_TEST(durability_offline_dedups_stored_and_held)
+{
+	struct vt_engine_config c = cfg_short();
+	uint64_t stored_id, held_id;
+
+	vt_engine_destroy(E);
+	c.durability = VT_DURABLE_OFFLINE;
+	E = engine_new(&H, &c, NULL);
+	connect_user(E, &H, "alice", &A);
+	send_msg(&A, "c-1", "bob", "1");
+	turn(E, &H);
+	stored_id = json_id(cap_nth(&A, "accepted", 0), "id");
+
+	connect_user(E, &H, "bob", &B);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+	send_msg(&A, "c-1", "bob", "1");
+	turn(E, &H);
+	ck_assert_uint_eq(json_id(cap_nth(&A, "accepted", 1), "id"), stored_id);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+
+	send_msg(&A, "c-2", "bob", "2");
+	turn(E, &H);
+	held_id = json_id(cap_nth(&A, "accepted", 2), "id");
+	send_msg(&A, "c-2", "bob", "2");
+	turn(E, &H);
+	ck_assert_uint_eq(json_id(cap_nth(&A, "accepted", 3), "id"), held_id);
+	ck_assert_uint_eq(cap_count(&B, "message"), 2);
 }
 END_TEST
 
@@ -605,6 +642,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(t, rest_fetch_and_ack_remove_exactly_the_named_ids);
 	tcase_add_test(t, rest_submit_answers_after_commit);
 	tcase_add_test(t, durability_offline_holds_in_memory_until_it_goes_offline);
+	tcase_add_test(t, durability_offline_dedups_stored_and_held);
 	tcase_add_test(t, full_storage_never_accepts_and_recovers);
 	tcase_add_test(t, full_transport_pauses_pushes);
 	tcase_add_test(t, newer_connection_replaces_older);

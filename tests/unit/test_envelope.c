@@ -117,7 +117,7 @@ START_TEST(test_type_checked)
 {
 	ck_assert_int_eq(dec("{\"v\":1,\"id\":\"a\",\"to\":\"b\",\"body\":1}"), VT_EBADENV);
 	ck_assert_str_eq(why, "missing field: type");
-	ck_assert_int_eq(dec("{\"type\":\"typing\",\"id\":\"a\",\"to\":\"b\",\"body\":1}"),
+	ck_assert_int_eq(dec("{\"type\":\"wave\",\"id\":\"a\",\"to\":\"b\",\"body\":1}"),
 	                 VT_EBADTYPE);
 	ck_assert_int_eq(dec("{\"type\":\"messagexxxxxxxxxxxxxxxxxx\"}"), VT_EBADTYPE);
 	ck_assert_int_eq(dec("{\"type\":\"Message\"}"), VT_EBADTYPE);
