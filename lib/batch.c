@@ -222,7 +222,7 @@ static void complete_ack(struct vt_engine *e, struct vt_pend *p, int status,
 	if (found && op->acked_kind == VT_KIND_MESSAGE) {
 		struct vt_identity by = {.exp = 0};
 
-		snprintf(by.user, sizeof(by.user), "%s", p->user);
+		snprintf(by.user, sizeof(by.user), "%.*s", VT_ID_MAX, p->user);
 		snprintf(by.device, sizeof(by.device), "%s", p->device);
 		vt__take_delivered(e, &by, op->acked_from, p->id, op->acked_cid);
 	}
