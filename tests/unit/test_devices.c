@@ -258,8 +258,6 @@ int main(void)
 {
 	Suite *s = suite_create("devices");
 	TCase *t = tcase_create("devices");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, each_device_gets_each_message_and_acks_on_its_own);
@@ -271,9 +269,5 @@ int main(void)
 	tcase_add_test(t, push_hook_for_each_offline_group_member);
 	tcase_add_test(t, unused_device_is_forgotten_with_its_messages);
 	suite_add_tcase(s, t);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(s);
 }

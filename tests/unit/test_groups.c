@@ -255,8 +255,6 @@ int main(void)
 {
 	Suite *s = suite_create("groups");
 	TCase *t = tcase_create("groups");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, create_announces_and_message_fans_out);
@@ -268,9 +266,5 @@ int main(void)
 	tcase_add_test(t, rest_group_reads_for_members_only);
 	tcase_add_test(t, quick_succession_is_deterministic);
 	suite_add_tcase(s, t);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(s);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "map.h"
+#include "util.h"
 
 START_TEST(deleted_keys_are_gone)
 {
@@ -56,15 +57,9 @@ int main(void)
 {
 	Suite *s = suite_create("map");
 	TCase *t = tcase_create("map");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(t, deleted_keys_are_gone);
 	tcase_add_test(t, survivors_found_after_churn);
 	suite_add_tcase(s, t);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(s);
 }

@@ -238,3 +238,14 @@ void send_ack(struct cap_conn *c, uint64_t id)
 
 	vt_conn_receive(c->conn, buf, (size_t)n);
 }
+
+int run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -5,6 +5,7 @@
 #ifndef VARTALAP_TEST_UTIL_H
 #define VARTALAP_TEST_UTIL_H
 
+#include <check.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -76,5 +77,8 @@ void send_msg(struct cap_conn *c, const char *cid, const char *to, const char *b
 
 /* Ack server id @id on @c. */
 void send_ack(struct cap_conn *c, uint64_t id);
+
+/* Run @s (Check forks each test) and return the process exit status. */
+int run_suite(Suite *s);
 
 #endif /* VARTALAP_TEST_UTIL_H */
