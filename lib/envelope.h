@@ -58,8 +58,9 @@ struct vt_env {
  * rules), "to", "body" of any JSON type; ack: a non-empty "ids" array of at
  * most VT_ACK_MAX decimal id strings; read: "id", "to", "ids"; typing: "to"
  * ("id" optional); group_create and group_update: "id", "to", "body" (its
- * meaning is the group module's); group_leave: "id", "to". Unknown members are ignored; a known member
- * given twice is refused (VT_EBADENV, "duplicate key"). A valid "to" is a
+ * meaning is the group module's); group_leave: "id", "to". Unknown
+ * members are ignored; a known member given twice is refused (VT_EBADENV,
+ * "duplicate key"). A valid "to" is a
  * user id or "<ns>:<id>": a namespace of 1 to VT_TO_MAX - VT_ID_MAX - 1 bytes
  * and a user id, both of the id charset. A server id in "ids" is a string
  * "1".."9007199254740991" (VT_ID_LIMIT) with no sign or leading zero.
