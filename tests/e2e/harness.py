@@ -272,18 +272,22 @@ class Server:
 
     # -- tokens
 
-    def token(self, user):
-        """A token minted by `vartalapd token USER --dev --data-dir D`."""
-        if user not in self._tokens:
-            r = subprocess.run([self.bin, "token", user, "--dev", "--data-dir", self.data_dir],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+    def token(self, user, device=None):
+        """A token minted by `vartalapd token USER --dev --data-dir D`, with
+        a "dev" claim when @device is given."""
+        key = user if device is None else (user, device)
+        if key not in self._tokens:
+            cmd = [self.bin, "token", user, "--dev", "--data-dir", self.data_dir]
+            if device is not None:
+                cmd += ["--device", device]
+            r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
             if r.returncode != 0:
                 raise TestFailure("vartalapd token %s failed (%d): %s"
                                   % (user, r.returncode, r.stderr.decode(errors="replace")))
             tok = r.stdout.decode().strip().split()[-1]
             check(tok.count(".") == 2, "token command printed no JWT: %r" % tok)
-            self._tokens[user] = tok
-        return self._tokens[user]
+            self._tokens[key] = tok
+        return self._tokens[key]
 
     def dev_key(self):
         """The signing key of the dev data dir, found by checking which
@@ -412,8 +416,8 @@ def curl(srv, method, path, token=None, body=None, extra=()):
         return st, data
 
 
-def send_http(srv, token, to, cid, body, expect=200):
-    st, r = http_request(srv, "POST", "/v1/send", token,
+def send_http(srv, token, to, cid, body, expect=200, device=None):
+    st, r = http_request(srv, "POST", _with_device("/v1/send", device), token,
                          {"v": 1, "type": "message", "id": cid, "to": to, "body": body})
     if expect is not None:
         if st != expect:
@@ -426,8 +430,17 @@ def send_http(srv, token, to, cid, body, expect=200):
     return st, r
 
 
-def fetch(srv, token, after=None, limit=None):
+def _with_device(path, device):
+    """@path with ?device= (or &device=) added when @device is given."""
+    if device is None:
+        return path
+    return path + ("&" if "?" in path else "?") + "device=" + device
+
+
+def fetch(srv, token, after=None, limit=None, device=None):
     q = []
+    if device is not None:
+        q.append("device=%s" % device)
     if after is not None:
         q.append("after=%s" % after)
     if limit is not None:
@@ -441,11 +454,11 @@ def fetch(srv, token, after=None, limit=None):
     return r
 
 
-def fetch_all(srv, token, limit=None):
+def fetch_all(srv, token, limit=None, device=None):
     """Every listed event, following the cursor; checks page order."""
     out, after = [], None
     for _ in range(1000):
-        r = fetch(srv, token, after, limit)
+        r = fetch(srv, token, after, limit, device=device)
         out += r["messages"]
         if not r.get("more"):
             return out
@@ -454,8 +467,9 @@ def fetch_all(srv, token, limit=None):
     raise TestFailure("GET /v1/messages never ends")
 
 
-def ack_http(srv, token, ids):
-    st, r = http_request(srv, "POST", "/v1/ack", token, {"ids": list(ids)})
+def ack_http(srv, token, ids, device=None):
+    st, r = http_request(srv, "POST", _with_device("/v1/ack", device), token,
+                         {"ids": list(ids)})
     if st != 200:
         raise TestFailure("POST /v1/ack: %s %r" % (st, r))
     return r
