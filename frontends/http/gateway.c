@@ -15,6 +15,7 @@
 #include "../common/device.h"
 #include "../common/http_reply.h"
 #include "../ws/gateway.h"
+#include "accept.h"
 #include "internal.h"
 
 /*
@@ -185,12 +186,15 @@ int vt_http_gateway_listen(struct vt_http_gateway *gw, const char *addr, uint16_
 		return VT_EIO;
 	}
 	*bound = bound_port(evhttp_bound_socket_get_fd(gw->bound));
+	gw->guard = vt_accept_guard_new(gw->base, gw->bound);
 	return 0;
 }
 
 void vt_http_gateway_stop_accepting(struct vt_http_gateway *gw)
 {
 	if (gw->bound != NULL) {
+		vt_accept_guard_free(gw->guard);
+		gw->guard = NULL;
 		evhttp_del_accept_socket(gw->http, gw->bound);
 		gw->bound = NULL;
 	}
@@ -201,6 +205,7 @@ void vt_http_gateway_destroy(struct vt_http_gateway *gw)
 	if (gw == NULL) {
 		return;
 	}
+	vt_accept_guard_free(gw->guard);
 	evhttp_free(gw->http);
 
 	/* Records left here belonged to requests libevent has just freed. */

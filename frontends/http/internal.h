@@ -22,6 +22,7 @@ struct vt_http_gateway {
 	struct vt_ws_gateway *ws;
 	struct evhttp *http;
 	struct evhttp_bound_socket *bound;   /* NULL once accepting stopped */
+	struct vt_accept_guard *guard;       /* pauses accepting when out of fds */
 	struct vt_http_pending_list pending; /* requests the engine owes a reply */
 };
 
