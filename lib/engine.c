@@ -32,6 +32,7 @@ void vt_engine_config_init(struct vt_engine_config *cfg)
 	cfg->max_group_name = 128;
 	cfg->max_group_update = 100;
 	cfg->typing_per_sec = 5;
+	cfg->msgs_per_sec = 100;
 }
 
 static int config_valid(const struct vt_engine_config *c)

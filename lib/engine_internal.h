@@ -62,6 +62,15 @@ int vt_heap_push(struct vt_heap *h, struct vt_item *it);
 void vt_heap_remove(struct vt_heap *h, struct vt_item *it);
 struct vt_item *vt_heap_top(const struct vt_heap *h);
 
+/* A token bucket: @rate a second, as a burst of as many. */
+struct vt_bucket {
+	double tokens;
+	uint64_t at;   /* monotonic ms of the last refill; 0: never used */
+};
+
+/* Take one token; 0 when the bucket is empty. A rate of 0 means no limit. */
+int vt_bucket_take(struct vt_bucket *b, uint32_t rate, uint64_t now);
+
 /* A user with at least one connection. */
 struct vt_user {
 	struct vt_conn *conns;  /* one per device, linked by sib */
@@ -96,8 +105,8 @@ struct vt_conn {
 	int touching;         /* the device's registration is not committed yet */
 	int blocked;          /* the transport said VT_EAGAIN */
 
-	double typing_tokens; /* rate limit of typing events */
-	uint64_t typing_at;   /* monotonic ms of the last refill */
+	struct vt_bucket typing; /* rate limit of typing events */
+	struct vt_bucket events; /* rate limit of everything but acks */
 
 	uint32_t refs;        /* pending storage calls that will come back here */
 	int closing;          /* ops->close was called: send nothing more */

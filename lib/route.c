@@ -277,25 +277,24 @@ static void take_read(struct vt_engine *e, const struct vt_identity *from,
 
 /* ---- typing: ephemeral, to connected devices only ---------------------- */
 
-/* Token bucket: typing_per_sec events a second, as a burst of as many. */
-static int typing_allowed(struct vt_engine *e, struct vt_conn *c)
+int vt_bucket_take(struct vt_bucket *b, uint32_t rate, uint64_t now)
 {
-	uint64_t now = vt__now(e);
-	double rate = e->cfg.typing_per_sec;
-
-	if (c->typing_at == 0) {
-		c->typing_tokens = rate;
+	if (rate == 0) {
+		return 1;
+	}
+	if (b->at == 0) {
+		b->tokens = rate;
 	} else {
-		c->typing_tokens += (double)(now - c->typing_at) * rate / 1000.0;
-		if (c->typing_tokens > rate) {
-			c->typing_tokens = rate;
+		b->tokens += (double)(now - b->at) * rate / 1000.0;
+		if (b->tokens > rate) {
+			b->tokens = rate;
 		}
 	}
-	c->typing_at = now;
-	if (c->typing_tokens < 1.0) {
+	b->at = now;
+	if (b->tokens < 1.0) {
 		return 0;
 	}
-	c->typing_tokens -= 1.0;
+	b->tokens -= 1.0;
 	return 1;
 }
 
@@ -319,7 +318,8 @@ static void take_typing(struct vt_engine *e, const struct vt_identity *from,
 		vt__reply_error(e, o, VT_EBADTYPE, "typing is for WebSocket connections", env->id);
 		return;
 	}
-	if (!typing_allowed(e, o->conn)) {
+	if (e->cfg.typing_per_sec == 0 ||
+	    !vt_bucket_take(&o->conn->typing, e->cfg.typing_per_sec, vt__now(e))) {
 		vt__reply_error(e, o, VT_ERATE, "typing: too many, slow down", env->id);
 		return;
 	}
@@ -593,7 +593,12 @@ void vt__take_event(struct vt_engine *e, const struct vt_identity *from, const c
 		return;
 	}
 	rc = vt_env_decode(data, len, env, &reason);
-	if (rc < 0) {
+	if (rc == 0 && env->type != VT_ENV_ACK && origin.conn != NULL &&
+	    !vt_bucket_take(&origin.conn->events, e->cfg.msgs_per_sec, vt__now(e))) {
+		/* The client can act on this: wait, then re-send with the same id. */
+		vt__reply_error(e, &origin, VT_ERATE, "too many events; slow down and re-send",
+				env->id);
+	} else if (rc < 0) {
 		vt_log(VT_LOG_DEBUG, "bad envelope from user=%s: %s", from->user,
 		       reason ? reason : vt_strerror(rc));
 		vt__reply_error(e, &origin, rc, reason ? reason : vt_strerror(rc), env->id);

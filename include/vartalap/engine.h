@@ -60,7 +60,9 @@ struct vt_engine_config {
 	uint32_t max_group_members;    /* default 1000 */
 	uint32_t max_group_name;       /* bytes; default 128 */
 	uint32_t max_group_update;     /* users named in one change; default 100 */
-	uint32_t typing_per_sec;       /* typing events per connection; default 5 */
+	uint32_t typing_per_sec;       /* typing events per connection (0: off); 5 */
+	uint32_t msgs_per_sec;         /* events (not acks) per connection, also the
+					  burst; 0 = no limit; default 100 */
 };
 
 /* Fill @cfg with the defaults named above. */

@@ -446,6 +446,34 @@ START_TEST(durability_offline_holds_in_memory_until_it_goes_offline)
 }
 END_TEST
 
+/* Past the per-connection rate, events are refused with a code to act on. */
+START_TEST(event_rate_is_limited_per_connection)
+{
+	struct vt_engine_config c = cfg_short();
+	char cid[16];
+
+	vt_engine_destroy(E);
+	c.msgs_per_sec = 3;
+	E = engine_new(&H, &c, NULL);
+	connect_user(E, &H, "alice", &A);
+	for (int i = 0; i < 5; i++) {
+		snprintf(cid, sizeof(cid), "m%d", i);
+		send_msg(&A, cid, "bob", "1");
+	}
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 3);
+	ck_assert_uint_eq(cap_count(&A, "error"), 2);
+	ck_assert_ptr_nonnull(strstr(cap_nth(&A, "error", 0), "rate_limited"));
+	ck_assert_ptr_nonnull(strstr(cap_nth(&A, "error", 0), "\"ref\":\"m3\""));
+
+	/* A second later the bucket has refilled. */
+	advance(E, &H, 1000);
+	send_msg(&A, "m3", "bob", "1");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 4);
+}
+END_TEST
+
 /* A re-send is recognised in mode "offline" whether the first was stored or held. */
 START_TEST(durability_offline_dedups_stored_and_held)
 {
@@ -643,6 +671,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(t, rest_submit_answers_after_commit);
 	tcase_add_test(t, durability_offline_holds_in_memory_until_it_goes_offline);
 	tcase_add_test(t, durability_offline_dedups_stored_and_held);
+	tcase_add_test(t, event_rate_is_limited_per_connection);
 	tcase_add_test(t, full_storage_never_accepts_and_recovers);
 	tcase_add_test(t, full_transport_pauses_pushes);
 	tcase_add_test(t, newer_connection_replaces_older);
