@@ -10,6 +10,10 @@ chromium chromium-driver nodejs npm"
 
 missing=""
 for p in $PKGS; do
+	# NodeSource's nodejs carries its own npm and conflicts with Debian's.
+	if [ "$p" = npm ] && command -v npm >/dev/null 2>&1; then
+		continue
+	fi
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
 		missing="$missing $p"
 	fi
