@@ -69,8 +69,9 @@ static void item_offline(struct vt_conn *c, struct vt_item *it)
 			snprintf(p->device, sizeof(p->device), "%s", c->id.device);
 		}
 	}
-	/* A server going down is no news to push: clients reconnect soon. */
-	if (!it->notified && !e->shutting_down && vt__notifiable(it->msg)) {
+	/* A server going down, or a device connecting again, is no news to
+	 * push: the device is back, or will be soon. */
+	if (!it->notified && !e->shutting_down && !c->replaced && vt__notifiable(it->msg)) {
 		it->notified = 1;
 		vt__notify(e, it->msg, c->id.user, c->id.device);
 		vt__batch_notified(e, c->id.user, c->id.device, it->msg->rec.id);
@@ -205,6 +206,7 @@ int vt_conn_open(struct vt_engine *e, const struct vt_identity *id,
 	 */
 	old = vt__conn_find(e, id->user, id->device);
 	if (old != NULL) {
+		old->replaced = 1;
 		vt__conn_kill(old, VT_CLOSE_REPLACED, "replaced by a newer connection");
 	}
 	if (attach(c) != 0) {

@@ -110,6 +110,7 @@ struct vt_conn {
 
 	uint32_t refs;        /* pending storage calls that will come back here */
 	int closing;          /* ops->close was called: send nothing more */
+	int replaced;         /* closed because the same device connected again */
 	int gone;             /* vt_conn_close was called: free once refs is 0 */
 };
 
