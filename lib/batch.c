@@ -317,6 +317,19 @@ static void undo_groups(struct vt_engine *e, struct vt_batch *b, int status)
 	}
 }
 
+/* One batch's commit time into the histogram of vt_engine_stats. */
+static void count_latency(struct vt_engine *e, uint64_t ms)
+{
+	static const uint64_t bounds[] = VT_COMMIT_BOUNDS_MS;
+	size_t i = 0;
+
+	while (i + 1 < VT_COMMIT_BUCKETS && ms > bounds[i]) {
+		i++;
+	}
+	e->stats.commit_ms_le[i]++;
+	e->stats.commit_ms_sum += ms;
+}
+
 static void on_commit(void *arg, int status)
 {
 	static const struct vt_op none;
@@ -326,6 +339,7 @@ static void on_commit(void *arg, int status)
 	memset(&e->sent, 0, sizeof(e->sent));
 	e->pending_calls--;
 	e->committing = 0;
+	count_latency(e, vt__now(e) - e->flushed_at);
 	e->stats.batches++;
 	e->stats.batch_ops += b.len;
 	if (status < 0) {
@@ -358,6 +372,7 @@ void vt_engine_flush(struct vt_engine *e)
 	memset(&e->cur, 0, sizeof(e->cur));
 	e->committing = 1;
 	e->pending_calls++;
+	e->flushed_at = vt__now(e);
 	if (batch_prepare(e, &e->sent) != 0) {
 		on_commit(e, VT_ENOMEM);
 		return;

@@ -312,6 +312,9 @@ static void append(struct vt_conn *c, struct vt_msg *m, uint32_t notified)
 	}
 	c->tail = it;
 	c->nqueued++;
+	if (c->nqueued > c->e->stats.queue_high_water) {
+		c->e->stats.queue_high_water = c->nqueued;
+	}
 	if (m->rec.id > c->cursor) {
 		c->cursor = m->rec.id;
 	}

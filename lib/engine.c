@@ -208,6 +208,9 @@ void vt__reply(struct vt_engine *e, struct vt_origin *o, int status, const char 
 void vt__reply_error(struct vt_engine *e, struct vt_origin *o, int err, const char *reason,
 		     const char *ref)
 {
+	if (err < 0 && -err < VT_ERROR_SLOTS) {
+		e->stats.errors[-err]++;
+	}
 	vt_buf_reset(&e->out);
 	vt_env_encode_error(&e->out, err, reason, ref);
 	vt__reply(e, o, err, e->out.data, e->out.len);

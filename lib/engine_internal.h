@@ -201,6 +201,7 @@ struct vt_engine {
 	struct vt_batch sent;    /* handed to storage, not yet done */
 	int committing;
 	int flush_asked;
+	uint64_t flushed_at;     /* monotonic ms the sent batch went to storage */
 
 	uint64_t next_id;
 	uint64_t next_sweep;     /* monotonic ms: token expiry check */

@@ -197,6 +197,13 @@ VT_EXPORT void vt_engine_group_info(struct vt_engine *e, const struct vt_identit
 VT_EXPORT void vt_engine_groups(struct vt_engine *e, const struct vt_identity *id,
 				vt_reply_fn reply, void *arg);
 
+/* Upper bounds (ms) of the commit latency buckets; the last is unbounded. */
+#define VT_COMMIT_BOUNDS_MS {1, 2, 5, 10, 25, 50, 100, 250, 1000, 0}
+#define VT_COMMIT_BUCKETS 10
+
+/* Room for every error code: errors[-code]. */
+#define VT_ERROR_SLOTS 32
+
 /* Counters for health and metrics. */
 struct vt_engine_stats {
 	uint64_t connections;    /* open now */
@@ -212,6 +219,10 @@ struct vt_engine_stats {
 	uint64_t storage_errors; /* failed batches */
 	uint64_t batches;        /* committed batches */
 	uint64_t batch_ops;      /* ops in them */
+	uint64_t commit_ms_sum;       /* time from flush to commit done, summed */
+	uint64_t commit_ms_le[VT_COMMIT_BUCKETS]; /* batches per upper bound below */
+	uint64_t queue_high_water;    /* most events queued for one device at once */
+	uint64_t errors[VT_ERROR_SLOTS]; /* error answers by -code (errors[1] bad_json) */
 };
 
 VT_EXPORT void vt_engine_stats(const struct vt_engine *e, struct vt_engine_stats *out);

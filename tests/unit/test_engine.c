@@ -446,6 +446,32 @@ START_TEST(durability_offline_holds_in_memory_until_it_goes_offline)
 }
 END_TEST
 
+START_TEST(stats_count_what_happened)
+{
+	struct vt_engine_stats st;
+	uint64_t batches = 0;
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	send_msg(&A, "m", "bob", "1");
+	vt_conn_receive(A.conn, "{", 1);
+	turn(E, &H);
+	send_ack(&B, json_id(cap_nth(&B, "message", 0), "id"));
+	turn(E, &H);
+
+	vt_engine_stats(E, &st);
+	ck_assert_uint_eq(st.connections, 2);
+	ck_assert_uint_eq(st.accepted, 1);
+	ck_assert_uint_eq(st.acked, 1);
+	ck_assert_uint_eq(st.errors[-VT_EBADJSON], 1);
+	ck_assert_uint_ge(st.queue_high_water, 1);
+	for (int i = 0; i < VT_COMMIT_BUCKETS; i++) {
+		batches += st.commit_ms_le[i];
+	}
+	ck_assert_uint_eq(batches, st.batches);
+}
+END_TEST
+
 /* Past the per-connection rate, events are refused with a code to act on. */
 START_TEST(event_rate_is_limited_per_connection)
 {
@@ -672,6 +698,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(t, durability_offline_holds_in_memory_until_it_goes_offline);
 	tcase_add_test(t, durability_offline_dedups_stored_and_held);
 	tcase_add_test(t, event_rate_is_limited_per_connection);
+	tcase_add_test(t, stats_count_what_happened);
 	tcase_add_test(t, full_storage_never_accepts_and_recovers);
 	tcase_add_test(t, full_transport_pauses_pushes);
 	tcase_add_test(t, newer_connection_replaces_older);
