@@ -6,7 +6,7 @@ set -eu
 PKGS="meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
 libevent-dev libssl-dev liblmdb-dev libcjson-dev check libwslay-dev \
 libhiredis-dev redis-server python3-websockets curl openssl ca-certificates lmdb-utils \
-chromium chromium-driver nodejs npm"
+chromium chromium-driver nodejs npm faketime"
 
 missing=""
 for p in $PKGS; do
