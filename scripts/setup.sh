@@ -6,7 +6,7 @@ set -eu
 PKGS="meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
 libevent-dev libssl-dev liblmdb-dev libcjson-dev check libwslay-dev \
 libhiredis-dev redis-server python3-websockets curl openssl ca-certificates lmdb-utils \
-chromium chromium-driver nodejs npm faketime"
+chromium chromium-driver nodejs npm faketime mosquitto libmosquitto-dev gnuplot-nox"
 
 missing=""
 for p in $PKGS; do
