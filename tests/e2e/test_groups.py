@@ -106,6 +106,7 @@ async def test_create_update_leave():
     for c in (alice, bob):
         ev = await c.expect(is_group_ev("leave", lv["id"]), 5, "leave on " + c.name)
         eq(ev["body"]["by"], "dave", "leave.by")
+        eq(ev["body"]["removed"], ["dave"], "leave.removed names the one who left")
         eq(ev["body"]["group"]["members"], ["alice", "bob"], "members after leave")
         await c.ack(ev["id"])
     st, r = group_info(srv, "alice", "team")
