@@ -15,4 +15,6 @@ void vt_fe_config_init(struct vt_fe_config *cfg)
 	cfg->http_timeout_s = 30;
 	cfg->max_headers = 8192;
 	cfg->fetch_limit_max = 500;
+	cfg->web_root = NULL;
+	cfg->dev_tokens = 0;
 }

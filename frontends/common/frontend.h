@@ -21,6 +21,8 @@ struct vt_fe_config {
 	uint32_t http_timeout_s;   /* read/write timeout of an HTTP connection */
 	size_t max_headers;        /* bytes of request line plus headers */
 	uint32_t fetch_limit_max;  /* largest page of GET /v1/messages */
+	const char *web_root;      /* directory of the chat page; NULL: no page */
+	int dev_tokens;            /* --dev only: POST /v1/dev/token mints tokens */
 };
 
 /* Fill @cfg with the defaults: 64 KiB messages, ping 30 s / 10 s, 256 KiB. */

@@ -17,6 +17,7 @@
 #include "../ws/gateway.h"
 #include "accept.h"
 #include "internal.h"
+#include "static.h"
 
 /*
  * evhttp refuses a body over its cap with an HTML 413 before reading it. The
@@ -128,6 +129,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 			serve_route(gw, req, &routes[i]);
 			return;
 		}
+	}
+	if (vt_http_static_serve(&gw->cfg, req, path)) {
+		return;
 	}
 	vt_fe_reply_error(req, 404, "not_found", "no such endpoint");
 }

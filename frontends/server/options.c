@@ -12,6 +12,8 @@
 
 #include <vartalap/version.h>
 
+#include "../http/static.h"
+
 enum {
 	OPT_LISTEN = 256,
 	OPT_PORT_FILE,
@@ -41,6 +43,7 @@ enum {
 	OPT_WEBHOOK_RETRIES,
 	OPT_WEBHOOK_QUEUE,
 	OPT_WEBHOOK_BODY,
+	OPT_WEB_ROOT,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -74,6 +77,7 @@ static const struct option long_options[] = {
         {"webhook-retries", required_argument, NULL, OPT_WEBHOOK_RETRIES},
         {"webhook-queue", required_argument, NULL, OPT_WEBHOOK_QUEUE},
         {"webhook-body", no_argument, NULL, OPT_WEBHOOK_BODY},
+        {"web-root", required_argument, NULL, OPT_WEB_ROOT},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
@@ -121,6 +125,8 @@ static const char usage_text[] =
         "  --webhook-queue N       notices held for sending; more are dropped\n"
         "                          (default 10000)\n"
         "  --webhook-body          include the message body in each POST\n"
+        "  --web-root DIR          serve the chat page from DIR at / (default: the\n"
+        "                          installed or source web directory; \"\" for none)\n"
         "  --log-level LEVEL       error, warn, info or debug (default info)\n"
         "  --version               print the version and exit\n"
         "  --help                  print this help and exit\n";
@@ -400,6 +406,9 @@ static int parse_one(int opt, const char *arg, struct vt_server_options *o)
 	case OPT_DEV:
 		o->dev = 1;
 		return 0;
+	case OPT_WEB_ROOT:
+		o->fe.web_root = arg;
+		return 0;
 	case OPT_STORAGE:
 		return parse_choice("storage", arg, "lmdb", "memory", &o->storage_memory);
 	case OPT_DURABILITY:
@@ -488,5 +497,12 @@ enum vt_opt_result vt_server_options_parse(int argc, char **argv, struct vt_serv
 	/* The frontends mirror the engine's limits. */
 	o->fe.max_message = o->engine.max_message_bytes;
 	o->fe.fetch_limit_max = o->engine.fetch_limit_max;
+	if (o->fe.web_root == NULL) {
+		o->fe.web_root = vt_http_static_default_root();
+	} else if (o->fe.web_root[0] == '\0') {
+		o->fe.web_root = NULL;
+	}
+	/* Only a dev server, whose key is a throwaway, hands out tokens. */
+	o->fe.dev_tokens = o->dev;
 	return VT_OPT_RUN;
 }
