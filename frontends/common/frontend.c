@@ -15,6 +15,11 @@ void vt_fe_config_init(struct vt_fe_config *cfg)
 	cfg->http_timeout_s = 30;
 	cfg->max_headers = 8192;
 	cfg->fetch_limit_max = 500;
+	cfg->max_connections = 10000;
+	cfg->max_user_conns = 16;
+	cfg->request_deadline_ms = 10000;
+	cfg->idle_timeout_ms = 0;
+	cfg->max_frame = 0;
 	cfg->web_root = NULL;
 	cfg->dev_tokens = 0;
 }

@@ -21,6 +21,11 @@ struct vt_fe_config {
 	uint32_t http_timeout_s;   /* read/write timeout of an HTTP connection */
 	size_t max_headers;        /* bytes of request line plus headers */
 	uint32_t fetch_limit_max;  /* largest page of GET /v1/messages */
+	uint32_t max_connections;  /* open HTTP and WebSocket sockets; more get 503 */
+	uint32_t max_user_conns;   /* WebSockets per user; more are closed 1008 */
+	uint32_t request_deadline_ms; /* accept to complete request (and upgrade) */
+	uint32_t idle_timeout_ms;  /* WebSocket without messages either way; 0: none */
+	uint32_t max_frame;        /* bytes of one WebSocket message; 0: max_message */
 	const char *web_root;      /* directory of the chat page; NULL: no page */
 	int dev_tokens;            /* --dev only: POST /v1/dev/token mints tokens */
 };
