@@ -379,6 +379,8 @@ function sendText(text) {
 		own: true, status: "pending", el: null,
 	};
 	state.ownByCid.set(cid, m);
+	// The next keystroke starts a new message: say so at once.
+	state.typingSentAt = 0;
 	conv(key).msgs.push(m);
 	appendMsg(m);
 	sendReliable({ v: 1, type: "message", id: cid, to: key, body: { text } });

@@ -1,0 +1,133 @@
+// Two people chat through the page: alice and bob sign in (dev sign-in), alice
+// sends, bob's page shows it, alice's page shows delivered (✓) while bob
+// looks elsewhere and read (✓✓) once bob opens the chat; then typing and a
+// reply the other way. Screenshots of both pages go to docs/screenshots/.
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = join(HERE, "..", "..");
+const SHOTS = process.env.SCREENSHOT_DIR || join(ROOT, "docs", "screenshots");
+const TIMEOUT = 10000;
+
+const tmp = mkdtempSync(join(tmpdir(), "vartalap-browser-"));
+let server = null;
+let browser = null;
+
+async function startServer() {
+	const portFile = join(tmp, "port");
+	server = spawn(process.env.VARTALAPD, [
+		"--dev", "--storage", "memory", "--data-dir", tmp,
+		"--listen", "127.0.0.1:0", "--port-file", portFile,
+		"--web-root", join(ROOT, "web"), "--log-level", "warn",
+	], { stdio: ["ignore", "inherit", "inherit"] });
+	server.on("exit", (code, sig) => {
+		if (server) {
+			console.error(`vartalapd exited early: ${code ?? sig}`);
+		}
+	});
+	const until = Date.now() + TIMEOUT;
+	while (Date.now() < until) {
+		if (existsSync(portFile)) {
+			const port = readFileSync(portFile, "utf8").trim();
+			if (port) {
+				return `http://127.0.0.1:${port}/`;
+			}
+		}
+		await new Promise((r) => setTimeout(r, 50));
+	}
+	throw new Error("vartalapd did not write its port file");
+}
+
+async function signIn(url, user) {
+	const context = await browser.newContext({ viewport: { width: 860, height: 520 } });
+	const page = await context.newPage();
+	page.on("pageerror", (e) => console.error(`[${user}] page error: ${e.message}`));
+	await page.goto(url);
+	await page.fill("#dev-user", user);
+	await page.click("#dev-form button");
+	await page.waitForSelector("#conn.online", { timeout: TIMEOUT });
+	return page;
+}
+
+function check(cond, what) {
+	if (!cond) {
+		throw new Error(what);
+	}
+}
+
+async function run() {
+	const url = await startServer();
+	browser = await chromium.launch({
+		executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+		headless: true,
+		args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+			"--disable-background-networking", "--disable-component-update", "--disable-sync"],
+	});
+	const alice = await signIn(url, "alice");
+	const bob = await signIn(url, "bob");
+
+	await alice.fill("#open-input", "bob");
+	await alice.press("#open-input", "Enter");
+	await alice.type("#text", "hello bob");
+	await alice.press("#text", "Enter");
+
+	// Bob has not opened the chat: it waits as unread, acked but not read.
+	await bob.waitForSelector('#convs li[data-key="alice"] .unread', { timeout: TIMEOUT });
+	const own = '#msgs .msg.own[data-status="delivered"] .mark';
+	await alice.waitForSelector(own, { timeout: TIMEOUT });
+	check((await alice.textContent(own)) === "✓", "delivered mark is one tick");
+	console.log("ok: delivered mark on alice's page");
+
+	await bob.click('#convs li[data-key="alice"]');
+	await bob.waitForSelector('#msgs .msg:not(.own) .text:text-is("hello bob")',
+		{ timeout: TIMEOUT });
+	console.log("ok: message on bob's page");
+	const read = '#msgs .msg.own[data-status="read"] .mark';
+	await alice.waitForSelector(read, { timeout: TIMEOUT });
+	check((await alice.textContent(read)) === "✓✓", "read mark is two ticks");
+	console.log("ok: read mark on alice's page");
+
+	// Typing goes both ways; then a reply with the indicator still up on alice's side.
+	await bob.type("#text", "hi alice, ");
+	await alice.waitForSelector('#typing:text-is("bob typing…")', { timeout: TIMEOUT });
+	console.log("ok: typing indicator on alice's page");
+	await bob.type("#text", "got it");
+	await bob.press("#text", "Enter");
+	await alice.waitForSelector('#msgs .msg:not(.own) .text:text-is("hi alice, got it")',
+		{ timeout: TIMEOUT });
+	await bob.waitForSelector('#msgs .msg.own[data-status="read"]', { timeout: TIMEOUT });
+	await alice.type("#text", "see you");
+	await bob.waitForSelector('#typing:text-is("alice typing…")', { timeout: TIMEOUT });
+
+	mkdirSync(SHOTS, { recursive: true });
+	await alice.screenshot({ path: join(SHOTS, "chat-alice.png") });
+	await bob.screenshot({ path: join(SHOTS, "chat-bob.png") });
+	console.log(`ok: screenshots in ${SHOTS}`);
+}
+
+async function cleanup() {
+	if (browser) {
+		await browser.close().catch(() => {});
+	}
+	if (server) {
+		const s = server;
+		server = null;
+		s.kill("SIGKILL");
+	}
+	rmSync(tmp, { recursive: true, force: true });
+}
+
+try {
+	await run();
+	await cleanup();
+	console.log("PASS");
+} catch (e) {
+	console.error(`FAIL: ${e.stack || e}`);
+	await cleanup();
+	process.exit(1);
+}
