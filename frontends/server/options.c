@@ -13,6 +13,7 @@
 #include <vartalap/version.h>
 
 #include "../http/static.h"
+#include "config.h"
 
 enum {
 	OPT_LISTEN = 256,
@@ -44,6 +45,8 @@ enum {
 	OPT_WEBHOOK_QUEUE,
 	OPT_WEBHOOK_BODY,
 	OPT_WEB_ROOT,
+	OPT_CONFIG,
+	OPT_CHECK_CONFIG,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -78,6 +81,8 @@ static const struct option long_options[] = {
         {"webhook-queue", required_argument, NULL, OPT_WEBHOOK_QUEUE},
         {"webhook-body", no_argument, NULL, OPT_WEBHOOK_BODY},
         {"web-root", required_argument, NULL, OPT_WEB_ROOT},
+        {"config", required_argument, NULL, OPT_CONFIG},
+        {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
@@ -128,6 +133,9 @@ static const char usage_text[] =
         "  --web-root DIR          serve the chat page from DIR at / (default: the\n"
         "                          installed or source web directory; \"\" for none)\n"
         "  --log-level LEVEL       error, warn, info or debug (default info)\n"
+        "  --config PATH           read settings from PATH first (key = value, keys\n"
+        "                          named like these options); options given here win\n"
+        "  --check-config          check the settings, print ok, and exit\n"
         "  --version               print the version and exit\n"
         "  --help                  print this help and exit\n";
 
@@ -406,6 +414,11 @@ static int parse_one(int opt, const char *arg, struct vt_server_options *o)
 	case OPT_DEV:
 		o->dev = 1;
 		return 0;
+	case OPT_CONFIG:
+		return 0; /* read before any other option */
+	case OPT_CHECK_CONFIG:
+		o->check_config = 1;
+		return 0;
 	case OPT_WEB_ROOT:
 		o->fe.web_root = arg;
 		return 0;
@@ -450,6 +463,49 @@ static int parse_one(int opt, const char *arg, struct vt_server_options *o)
 	}
 }
 
+/* The long option named @name, or NULL. */
+static const struct option *find_option(const char *name)
+{
+	for (const struct option *lo = long_options; lo->name != NULL; lo++) {
+		if (strcmp(lo->name, name) == 0) {
+			return lo;
+		}
+	}
+	return NULL;
+}
+
+int vt_server_option_kind(const char *name)
+{
+	const struct option *lo = find_option(name);
+
+	if (lo == NULL || lo->val == OPT_CONFIG || lo->val == OPT_CHECK_CONFIG ||
+	    lo->val == OPT_VERSION || lo->val == OPT_HELP) {
+		return -1;
+	}
+	return lo->has_arg == no_argument ? 0 : 1;
+}
+
+int vt_server_option_set(const char *name, const char *value, struct vt_server_options *o)
+{
+	return vt_server_option_kind(name) < 0 ? -1 : parse_one(find_option(name)->val, value, o);
+}
+
+/* The last --config on the command line, or NULL; a first pass of its own. */
+static const char *config_path(int argc, char **argv)
+{
+	const char *path = NULL;
+	int opt;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+		if (opt == OPT_CONFIG) {
+			path = optarg;
+		}
+	}
+	return path;
+}
+
 /* Settings that only make sense together; after every option is read. */
 static int check_notify(const struct vt_server_options *o)
 {
@@ -466,9 +522,14 @@ static int check_notify(const struct vt_server_options *o)
 
 enum vt_opt_result vt_server_options_parse(int argc, char **argv, struct vt_server_options *o)
 {
+	const char *path;
 	int opt;
 
 	defaults(o);
+	path = config_path(argc, argv);
+	if (path != NULL && vt_config_load(path, o) != 0) {
+		return VT_OPT_EXIT_BAD;
+	}
 	opterr = 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
@@ -504,5 +565,8 @@ enum vt_opt_result vt_server_options_parse(int argc, char **argv, struct vt_serv
 	}
 	/* Only a dev server, whose key is a throwaway, hands out tokens. */
 	o->fe.dev_tokens = o->dev;
+	if (o->check_config) {
+		return vt_config_check(o);
+	}
 	return VT_OPT_RUN;
 }

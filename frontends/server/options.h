@@ -33,6 +33,7 @@ struct vt_server_options {
 	struct vt_fe_config fe; /* key filled later, from the secret */
 	enum vt_notify_mode notify;
 	struct vt_webhook_config webhook; /* used with VT_NOTIFY_WEBHOOK */
+	int check_config;                 /* --check-config: validate, then exit */
 };
 
 /* Outcome of parsing: run, or exit with the given status. */
@@ -44,6 +45,18 @@ enum vt_opt_result {
 
 /* Parse the server's arguments into @o (defaults first). */
 enum vt_opt_result vt_server_options_parse(int argc, char **argv, struct vt_server_options *o);
+
+/*
+ * How a configuration file may use long option @name: 1 takes a value, 0 is
+ * a flag, -1 no such option or not one for a file (config, help, version).
+ */
+int vt_server_option_kind(const char *name);
+
+/*
+ * Apply long option @name as if given on the command line, @value NULL for a
+ * flag. Returns 0, or -1 after printing why (an unknown name prints nothing).
+ */
+int vt_server_option_set(const char *name, const char *value, struct vt_server_options *o);
 
 /*
  * Parse a strict decimal in [@min, @max] for option @name; on failure print
