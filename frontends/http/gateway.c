@@ -17,6 +17,7 @@
 #include "../ws/gateway.h"
 #include "accept.h"
 #include "internal.h"
+#include "metrics.h"
 #include "static.h"
 
 /*
@@ -118,6 +119,10 @@ static void on_request(struct evhttp_request *req, void *arg)
 	}
 	if (strcmp(path, "/healthz") == 0) {
 		serve_health(gw, req);
+		return;
+	}
+	if (strcmp(path, "/metrics") == 0) {
+		vt_http_serve_metrics(gw->engine, req);
 		return;
 	}
 	if (strcmp(path, "/v1/ws") == 0 && gw->ws != NULL) {

@@ -1,0 +1,105 @@
+/*
+ * frontends/http/metrics.c - the engine's counters in Prometheus text format.
+ *
+ * Names follow Prometheus conventions: one "vartalap_" prefix, counters end in
+ * "_total", and each series has its HELP and TYPE lines. The page is built
+ * from one vt_engine_stats() snapshot, so its numbers agree with each other.
+ */
+#include "metrics.h"
+
+#include <inttypes.h>
+#include <stddef.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <vartalap/version.h>
+
+#include "../common/http_reply.h"
+
+struct series {
+	const char *name;
+	const char *type; /* "counter" or "gauge" */
+	const char *help;
+	size_t offset; /* of the uint64_t in struct vt_engine_stats */
+};
+
+#define STAT(field) offsetof(struct vt_engine_stats, field)
+
+static const struct series series[] = {
+	{"vartalap_connections", "gauge", "Client connections open now.", STAT(connections)},
+	{"vartalap_messages_accepted_total", "counter",
+	 "Events accepted from senders (answered \"accepted\").", STAT(accepted)},
+	{"vartalap_messages_duplicates_total", "counter",
+	 "Re-sent client ids answered again without storing.", STAT(duplicates)},
+	{"vartalap_messages_pushed_total", "counter",
+	 "Event frames pushed to devices, retries included.", STAT(pushed)},
+	{"vartalap_messages_retried_total", "counter",
+	 "Pushes repeated after an ack timeout.", STAT(retried)},
+	{"vartalap_messages_acked_total", "counter",
+	 "Deliveries completed by the recipient's ack.", STAT(acked)},
+	{"vartalap_messages_offline_total", "counter",
+	 "Deliveries that went offline (stored for a device not reached).", STAT(offline)},
+	{"vartalap_messages_notified_total", "counter", "Push hook calls for offline devices.",
+	 STAT(notified)},
+	{"vartalap_messages_expired_total", "counter",
+	 "Stored deliveries removed by age (offline TTL).", STAT(expired)},
+	{"vartalap_typing_events_total", "counter", "Typing events relayed.", STAT(typing)},
+	{"vartalap_storage_batches_total", "counter", "Storage batches committed.",
+	 STAT(batches)},
+	{"vartalap_storage_batch_ops_total", "counter",
+	 "Operations in the committed storage batches.", STAT(batch_ops)},
+	{"vartalap_storage_errors_total", "counter", "Storage batches that failed.",
+	 STAT(storage_errors)},
+};
+
+static void add_series(struct evbuffer *out, const struct series *s, uint64_t value)
+{
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", s->name, s->help,
+	                    s->name, s->type, s->name, value);
+}
+
+/* What is not a counter of the engine: health and the version. */
+static void add_state(struct evbuffer *out, struct vt_engine *e)
+{
+	evbuffer_add_printf(out,
+	                    "# HELP vartalap_storage_healthy 1 when the last storage batch "
+	                    "succeeded, 0 while storage fails.\n"
+	                    "# TYPE vartalap_storage_healthy gauge\n"
+	                    "vartalap_storage_healthy %d\n",
+	                    vt_engine_healthy(e) ? 1 : 0);
+	evbuffer_add_printf(out,
+	                    "# HELP vartalap_build_info The running version, as a label.\n"
+	                    "# TYPE vartalap_build_info gauge\n"
+	                    "vartalap_build_info{version=\"%s\"} 1\n",
+	                    VT_VERSION);
+}
+
+void vt_http_serve_metrics(struct vt_engine *e, struct evhttp_request *req)
+{
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	struct vt_engine_stats st;
+	struct evbuffer *out;
+
+	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+		vt_fe_reply_error(req, 405, "method_not_allowed", "use GET");
+		return;
+	}
+	out = evbuffer_new();
+	if (out == NULL) {
+		vt_fe_reply_error(req, 500, "internal", "out of memory");
+		return;
+	}
+
+	vt_engine_stats(e, &st);
+	for (size_t i = 0; i < sizeof(series) / sizeof(series[0]); i++) {
+		add_series(out, &series[i],
+		           *(const uint64_t *)(const void *)((const char *)&st + series[i].offset));
+	}
+	add_state(out, e);
+
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	                  "text/plain; version=0.0.4; charset=utf-8");
+	evhttp_send_reply(req, 200, "OK", out);
+	evbuffer_free(out);
+}

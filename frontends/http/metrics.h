@@ -1,0 +1,19 @@
+/*
+ * frontends/http/metrics.h - GET /metrics: the engine's counters for Prometheus.
+ */
+#ifndef VARTALAP_HTTP_METRICS_H
+#define VARTALAP_HTTP_METRICS_H
+
+#include <vartalap/engine.h>
+
+struct evhttp_request;
+
+/*
+ * Answer @req with @e's counters in the Prometheus text exposition format
+ * (version 0.0.4), or with 405 for a method other than GET or HEAD. Needs no
+ * token: the counters say nothing of users or messages, and whoever can
+ * reach the listening address may read them.
+ */
+void vt_http_serve_metrics(struct vt_engine *e, struct evhttp_request *req);
+
+#endif /* VARTALAP_HTTP_METRICS_H */
