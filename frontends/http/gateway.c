@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <vartalap/log.h>
 
 #include "../common/auth.h"
@@ -16,6 +17,7 @@
 #include "../common/http_reply.h"
 #include "../ws/gateway.h"
 #include "accept.h"
+#include "conns.h"
 #include "internal.h"
 #include "metrics.h"
 #include "static.h"
@@ -27,6 +29,9 @@
  * lengths meet evhttp's refusal.
  */
 #define BODY_SLACK (256 * 1024)
+
+/* Seconds a client refused for want of connections should wait. */
+#define RETRY_AFTER_S "5"
 
 typedef void (*route_fn)(struct vt_http_gateway *gw, struct evhttp_request *req,
                          const struct vt_identity *id);
@@ -106,6 +111,19 @@ static void serve_route(struct vt_http_gateway *gw, struct evhttp_request *req,
 	r->fn(gw, req, &id);
 }
 
+/*
+ * Past --max-connections: say when to come back and hang up, so a
+ * reconnecting crowd spreads out instead of holding sockets open.
+ */
+static void refuse_over_cap(struct evhttp_request *req)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+
+	evhttp_add_header(out, "Retry-After", RETRY_AFTER_S);
+	evhttp_add_header(out, "Connection", "close");
+	vt_fe_reply_error(req, 503, "busy", "too many connections; retry later");
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct vt_http_gateway *gw = arg;
@@ -113,6 +131,10 @@ static void on_request(struct evhttp_request *req, void *arg)
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	size_t i;
 
+	if (vt_http_conns_request_in(gw, req)) {
+		refuse_over_cap(req);
+		return;
+	}
 	if (path == NULL) {
 		vt_fe_reply_error(req, 400, "bad_request", "malformed request target");
 		return;
@@ -160,6 +182,11 @@ int vt_http_gateway_create(struct event_base *base, struct vt_engine *engine,
 	gw->cfg = *cfg;
 	gw->ws = ws;
 	LIST_INIT(&gw->pending);
+	if (vt_http_conns_init(gw) != 0) {
+		evhttp_free(gw->http);
+		free(gw);
+		return VT_ENOMEM;
+	}
 
 	/* Every method reaches the router, so a wrong one gets a JSON 405. */
 	evhttp_set_allowed_methods(gw->http, 0x1ff);
@@ -184,6 +211,11 @@ static uint16_t bound_port(evutil_socket_t fd)
 		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 	}
 	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+void vt_http_gateway_use_tls(struct vt_http_gateway *gw, struct ssl_ctx_st *ctx)
+{
+	gw->tls = ctx;
 }
 
 int vt_http_gateway_listen(struct vt_http_gateway *gw, const char *addr, uint16_t port,
@@ -224,5 +256,6 @@ void vt_http_gateway_destroy(struct vt_http_gateway *gw)
 		LIST_REMOVE(p, link);
 		free(p);
 	}
+	vt_http_conns_finish(gw);
 	free(gw);
 }

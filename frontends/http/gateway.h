@@ -16,6 +16,7 @@
 
 #include "../common/frontend.h"
 
+struct ssl_ctx_st;
 struct vt_http_gateway;
 struct vt_ws_gateway;
 
@@ -27,6 +28,12 @@ struct vt_ws_gateway;
 int vt_http_gateway_create(struct event_base *base, struct vt_engine *engine,
                            const struct vt_fe_config *cfg, struct vt_ws_gateway *ws,
                            struct vt_http_gateway **out);
+
+/*
+ * Serve TLS only, with @ctx (see tls/tls.h), on every connection accepted
+ * from now on. @ctx must outlive the gateway. Call before listening.
+ */
+void vt_http_gateway_use_tls(struct vt_http_gateway *gw, struct ssl_ctx_st *ctx);
 
 /*
  * Listen on @addr:@port (port 0 picks a free one) and store the bound port

@@ -12,8 +12,11 @@
 #include "../common/frontend.h"
 
 struct vt_http_pending;
+struct vt_http_conn;
+struct ssl_ctx_st;
 
 LIST_HEAD(vt_http_pending_list, vt_http_pending);
+LIST_HEAD(vt_http_conn_list, vt_http_conn);
 
 struct vt_http_gateway {
 	struct event_base *base;
@@ -24,6 +27,12 @@ struct vt_http_gateway {
 	struct evhttp_bound_socket *bound;   /* NULL once accepting stopped */
 	struct vt_accept_guard *guard;       /* pauses accepting when out of fds */
 	struct vt_http_pending_list pending; /* requests the engine owes a reply */
+	struct ssl_ctx_st *tls;              /* NULL: plain HTTP (not owned) */
+	struct vt_http_conn_list conns;      /* every socket, see conns.c */
+	size_t conn_count;                   /* entries of @conns */
+	struct vt_http_conn **conn_table;    /* bound entries by evhttp record */
+	size_t conn_slots;                   /* a power of two */
+	size_t conn_bound;                   /* entries of @conn_table */
 };
 
 /*
@@ -42,6 +51,12 @@ struct vt_http_pending {
  * vt_http_on_reply), or NULL after answering 500 when memory ran out.
  */
 struct vt_http_pending *vt_http_pending_new(struct vt_http_gateway *gw, struct evhttp_request *req);
+
+/*
+ * @evcon is being freed: requests on it that wait for the engine must not
+ * touch it any more. Called by the connection registry.
+ */
+void vt_http_pending_conn_closed(struct vt_http_gateway *gw, struct evhttp_connection *evcon);
 
 /* The vt_reply_fn of every engine request: answer, then forget the record. */
 void vt_http_on_reply(void *arg, int status, const char *json, size_t len);

@@ -4,20 +4,20 @@
  * The engine may answer inside the call or in a later loop turn (after the
  * batch is durable). If the client closes first, libevent 2.1 either frees
  * the request with its connection, or detaches it and leaves it to the
- * reply to free. The connection's close callback tells the two apart while
- * the request still exists, so the reply never touches freed memory and a
- * detached request is still released.
+ * reply to free. The connection's close callback (the registry's, see
+ * conns.c) tells the two apart while the request still exists, so the reply
+ * never touches freed memory and a detached request is still released.
  */
 #include <stdlib.h>
 
 #include <vartalap/error.h>
 
 #include "../common/http_reply.h"
+#include "conns.h"
 #include "internal.h"
 
-static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+void vt_http_pending_conn_closed(struct vt_http_gateway *gw, struct evhttp_connection *evcon)
 {
-	struct vt_http_gateway *gw = arg;
 	struct vt_http_pending *p;
 
 	LIST_FOREACH(p, &gw->pending, link)
@@ -32,6 +32,12 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 	}
 }
 
+/* For a socket the registry could not track (it ran out of memory). */
+static void on_untracked_close(struct evhttp_connection *evcon, void *arg)
+{
+	vt_http_pending_conn_closed(arg, evcon);
+}
+
 struct vt_http_pending *vt_http_pending_new(struct vt_http_gateway *gw, struct evhttp_request *req)
 {
 	struct vt_http_pending *p = malloc(sizeof(*p));
@@ -42,7 +48,9 @@ struct vt_http_pending *vt_http_pending_new(struct vt_http_gateway *gw, struct e
 	}
 	p->req = req;
 	p->evcon = evhttp_request_get_connection(req);
-	evhttp_connection_set_closecb(p->evcon, on_conn_close, gw);
+	if (!vt_http_conns_tracked(gw, p->evcon)) {
+		evhttp_connection_set_closecb(p->evcon, on_untracked_close, gw);
+	}
 	LIST_INSERT_HEAD(&gw->pending, p, link);
 	return p;
 }
