@@ -45,6 +45,15 @@ enum {
 	OPT_WEBHOOK_QUEUE,
 	OPT_WEBHOOK_BODY,
 	OPT_WEB_ROOT,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_MAX_CONNECTIONS,
+	OPT_MAX_USER_CONNS,
+	OPT_HANDSHAKE_TIMEOUT,
+	OPT_IDLE_TIMEOUT,
+	OPT_MAX_HEADER_BYTES,
+	OPT_MAX_FRAME,
+	OPT_RATE,
 	OPT_CONFIG,
 	OPT_CHECK_CONFIG,
 	OPT_VERSION,
@@ -81,6 +90,15 @@ static const struct option long_options[] = {
         {"webhook-queue", required_argument, NULL, OPT_WEBHOOK_QUEUE},
         {"webhook-body", no_argument, NULL, OPT_WEBHOOK_BODY},
         {"web-root", required_argument, NULL, OPT_WEB_ROOT},
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+        {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+        {"max-connections-per-user", required_argument, NULL, OPT_MAX_USER_CONNS},
+        {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
+        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+        {"max-header-bytes", required_argument, NULL, OPT_MAX_HEADER_BYTES},
+        {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
+        {"rate", required_argument, NULL, OPT_RATE},
         {"config", required_argument, NULL, OPT_CONFIG},
         {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -132,6 +150,26 @@ static const char usage_text[] =
         "  --webhook-body          include the message body in each POST\n"
         "  --web-root DIR          serve the chat page from DIR at / (default: the\n"
         "                          installed or source web directory; \"\" for none)\n"
+        "  --tls-cert PATH         PEM certificate chain: serve HTTPS and wss:// only\n"
+        "                          (TLS 1.2 or later); needs --tls-key\n"
+        "  --tls-key PATH          PEM private key of --tls-cert\n"
+        "  --max-connections N     open sockets of the port; more are answered 503\n"
+        "                          with Retry-After (default 10000)\n"
+        "  --max-connections-per-user N\n"
+        "                          WebSockets of one user; more are closed with\n"
+        "                          1008 (default 16)\n"
+        "  --handshake-timeout S   time from accept (or the last reply) to a whole\n"
+        "                          request, TLS and upgrade included; then the\n"
+        "                          socket is closed (default 10)\n"
+        "  --idle-timeout S        close a WebSocket after S seconds without a\n"
+        "                          message either way; pings do not count; 0 never\n"
+        "                          (default 0)\n"
+        "  --max-header-bytes N    request line plus headers (default 8192)\n"
+        "  --max-frame BYTES       largest WebSocket message; a frame header that\n"
+        "                          claims more is closed 1009 at once (default:\n"
+        "                          --max-message)\n"
+        "  --rate N                messages a second per connection, also the\n"
+        "                          burst; 0 no limit (default 100)\n"
         "  --log-level LEVEL       error, warn, info or debug (default info)\n"
         "  --config PATH           read settings from PATH first (key = value, keys\n"
         "                          named like these options); options given here win\n"
@@ -394,6 +432,65 @@ static int parse_notify(int opt, const char *arg, struct vt_server_options *o)
 	}
 }
 
+/* TLS files, connection limits and the message rate. */
+static int parse_transport(int opt, const char *arg, struct vt_server_options *o)
+{
+	uint64_t v;
+
+	switch (opt) {
+	case OPT_TLS_CERT:
+		o->tls_cert = arg;
+		return 0;
+	case OPT_TLS_KEY:
+		o->tls_key = arg;
+		return 0;
+	case OPT_MAX_CONNECTIONS:
+		if (vt_opt_number("max-connections", arg, 1, 1000000, &v) != 0) {
+			return -1;
+		}
+		o->fe.max_connections = (uint32_t)v;
+		return 0;
+	case OPT_MAX_USER_CONNS:
+		if (vt_opt_number("max-connections-per-user", arg, 1, 100000, &v) != 0) {
+			return -1;
+		}
+		o->fe.max_user_conns = (uint32_t)v;
+		return 0;
+	case OPT_HANDSHAKE_TIMEOUT:
+		if (vt_opt_number("handshake-timeout", arg, 1, 3600, &v) != 0) {
+			return -1;
+		}
+		o->fe.request_deadline_ms = (uint32_t)(v * 1000);
+		return 0;
+	case OPT_IDLE_TIMEOUT:
+		if (vt_opt_number("idle-timeout", arg, 0, 30 * 86400, &v) != 0) {
+			return -1;
+		}
+		o->fe.idle_timeout_ms = (uint32_t)(v * 1000);
+		return 0;
+	case OPT_MAX_HEADER_BYTES:
+		if (vt_opt_number("max-header-bytes", arg, 1024, 1u << 20, &v) != 0) {
+			return -1;
+		}
+		o->fe.max_headers = (size_t)v;
+		return 0;
+	case OPT_MAX_FRAME:
+		if (vt_opt_number("max-frame", arg, 256, 16u << 20, &v) != 0) {
+			return -1;
+		}
+		o->fe.max_frame = (uint32_t)v;
+		return 0;
+	case OPT_RATE:
+		if (vt_opt_number("rate", arg, 0, 1000000, &v) != 0) {
+			return -1;
+		}
+		o->engine.msgs_per_sec = (uint32_t)v;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
 /* One option; returns 0, -1 on a bad value, or 1 for --help / --version. */
 static int parse_one(int opt, const char *arg, struct vt_server_options *o)
 {
@@ -458,6 +555,16 @@ static int parse_one(int opt, const char *arg, struct vt_server_options *o)
 	case OPT_MAX_GROUP_UPDATE:
 	case OPT_TYPING_RATE:
 		return parse_limit(opt, arg, o);
+	case OPT_TLS_CERT:
+	case OPT_TLS_KEY:
+	case OPT_MAX_CONNECTIONS:
+	case OPT_MAX_USER_CONNS:
+	case OPT_HANDSHAKE_TIMEOUT:
+	case OPT_IDLE_TIMEOUT:
+	case OPT_MAX_HEADER_BYTES:
+	case OPT_MAX_FRAME:
+	case OPT_RATE:
+		return parse_transport(opt, arg, o);
 	default:
 		return parse_numeric(opt, arg, o);
 	}
@@ -552,6 +659,10 @@ enum vt_opt_result vt_server_options_parse(int argc, char **argv, struct vt_serv
 		return VT_OPT_EXIT_BAD;
 	}
 	if (check_notify(o) != 0) {
+		return VT_OPT_EXIT_BAD;
+	}
+	if ((o->tls_cert == NULL) != (o->tls_key == NULL)) {
+		fprintf(stderr, "vartalapd: --tls-cert and --tls-key go together\n");
 		return VT_OPT_EXIT_BAD;
 	}
 

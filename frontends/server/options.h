@@ -33,6 +33,8 @@ struct vt_server_options {
 	struct vt_fe_config fe; /* key filled later, from the secret */
 	enum vt_notify_mode notify;
 	struct vt_webhook_config webhook; /* used with VT_NOTIFY_WEBHOOK */
+	const char *tls_cert;             /* --tls-cert; NULL: plain HTTP */
+	const char *tls_key;              /* --tls-key; set with tls_cert */
 	int check_config;                 /* --check-config: validate, then exit */
 };
 

@@ -21,6 +21,7 @@
 #include "../common/host.h"
 #include "../http/gateway.h"
 #include "../notify/webhook.h"
+#include "../tls/tls.h"
 #include "../ws/gateway.h"
 #include "dirs.h"
 #include "options.h"
@@ -44,6 +45,7 @@ struct server {
 	struct vt_ws_gateway *ws;
 	struct vt_http_gateway *http;
 	struct vt_webhook *webhook; /* borrowed: the engine owns the notifier */
+	struct ssl_ctx_st *tls;     /* --tls-cert: HTTPS and wss:// only */
 	struct event *sigterm_ev;
 	struct event *sigint_ev;
 	struct event *drain_ev;
@@ -194,6 +196,19 @@ static int start_notifier(struct server *s)
 	return 0;
 }
 
+/* Load --tls-cert and --tls-key; a bad file or a foreign key stops start-up. */
+static int start_tls(struct server *s)
+{
+	char why[512];
+
+	if (vt_tls_ctx_new(s->opt.tls_cert, s->opt.tls_key, &s->tls, why, sizeof(why)) != 0) {
+		vt_log(VT_LOG_ERROR, "TLS: %s", why);
+		return -1;
+	}
+	vt_http_gateway_use_tls(s->http, s->tls);
+	return 0;
+}
+
 static int start_gateways(struct server *s)
 {
 	uint16_t port;
@@ -203,6 +218,9 @@ static int start_gateways(struct server *s)
 	if (vt_ws_gateway_create(s->base, s->engine, &s->opt.fe, &s->ws) != 0 ||
 	    vt_http_gateway_create(s->base, s->engine, &s->opt.fe, s->ws, &s->http) != 0) {
 		vt_log(VT_LOG_ERROR, "out of memory");
+		return -1;
+	}
+	if (s->opt.tls_cert != NULL && start_tls(s) != 0) {
 		return -1;
 	}
 	if (vt_http_gateway_listen(s->http, s->opt.listen_addr, s->opt.listen_port, &port) != 0) {
@@ -227,6 +245,7 @@ static void stop(struct server *s)
 	s->webhook = NULL;
 	vt_evhost_finish(&s->host);
 	vt_http_gateway_destroy(s->http);
+	vt_tls_ctx_free(s->tls);
 
 	if (s->sigterm_ev != NULL) {
 		event_free(s->sigterm_ev);
