@@ -1,0 +1,107 @@
+/*
+ * bench/p2p.c - pairs of online users sending to each other.
+ *
+ * Closed loop: each user keeps a window of W messages that its peer has
+ * not received yet, and sends the next one when one arrives. Fixed rate:
+ * messages leave on a schedule (rate R over all users, round robin) no
+ * matter how the server keeps up, and latency is counted from the time
+ * each message was due, not from when it finally left; a stalled server
+ * then shows up in the percentiles instead of quietly slowing the
+ * schedule down (coordinated omission).
+ */
+#include <stdio.h>
+
+#include "bench.h"
+
+struct p2p {
+	uint64_t t0;        /* the schedule's origin */
+	uint64_t scheduled; /* messages the schedule has sent */
+};
+
+static void fill_window(struct vb_conn *c)
+{
+	while (c->inflight < (uint32_t)c->b->o.window && c->bev != NULL) {
+		vb_send_msg(c, vb_now());
+	}
+}
+
+static void start(struct vb_bench *b)
+{
+	struct p2p *p = b->scn;
+
+	fprintf(stderr, "[p2p %s] %d connections ready\n", b->o.label, b->nready);
+	p->t0 = vb_now();
+	if (b->o.rate <= 0) {
+		for (int i = 0; i < b->nconns; i++) {
+			fill_window(&b->conns[i]);
+		}
+	}
+	vb_begin_measure(b);
+}
+
+static void delivered(struct vb_conn *c, uint64_t t, uint64_t seq)
+{
+	struct vb_conn *from = c->peer;
+
+	if (from->inflight > 0) {
+		from->inflight--;
+	}
+	if (c->b->o.rate <= 0) {
+		fill_window(from);
+	}
+}
+
+static void accepted(struct vb_conn *c)
+{
+}
+
+static void refused(struct vb_conn *c)
+{
+	if (c->b->o.rate <= 0) {
+		fill_window(c);
+	}
+}
+
+static void tick(struct vb_bench *b)
+{
+	struct p2p *p = b->scn;
+	uint64_t now = vb_now(), due;
+	double per = 1e9 / b->o.rate;
+
+	if (b->o.rate <= 0 || p->t0 == 0) {
+		return;
+	}
+	due = (uint64_t)((double)(now - p->t0) / per);
+	while (p->scheduled < due) {
+		struct vb_conn *c = &b->conns[p->scheduled % (uint64_t)b->nconns];
+
+		/* Stamp the intended time, however late this tick runs. */
+		vb_send_msg(c, p->t0 + (uint64_t)((double)p->scheduled * per));
+		p->scheduled++;
+	}
+}
+
+static void report(struct vb_bench *b)
+{
+	vb_print_rate_table(b, b->o.rate > 0 ? "rate" : "window");
+}
+
+void vb_p2p_setup(struct vb_bench *b)
+{
+	static struct p2p p;
+
+	b->scn = &p;
+	b->nconns = 2 * b->o.pairs;
+	for (int i = 0; i < b->nconns; i++) {
+		struct vb_conn *c = &b->conns[i];
+
+		c->idx = i;
+		c->peer = &b->conns[i ^ 1];
+		snprintf(c->user, sizeof(c->user), "%s%d", b->o.prefix, i);
+		snprintf(c->to, sizeof(c->to), "%s%d", b->o.prefix, i ^ 1);
+	}
+	b->h = (struct vb_hooks){.start = start, .accepted = accepted, .refused = refused,
+	                         .delivered = delivered,
+	                         .tick = tick, .report = report};
+	vb_open(b, 0, b->nconns, NULL);
+}
