@@ -1,0 +1,170 @@
+#!/usr/bin/python3
+"""What operators touch: the configuration file, --check-config, GET /metrics."""
+
+import http.client
+import os
+import re
+import socket
+import subprocess
+import tempfile
+
+from harness import (check, eq, connect, http_raw, run, send_http, server, vartalapd_path,
+                     wait_until)
+
+
+def write(dirname, name, text):
+    path = os.path.join(dirname, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def check_config(*args):
+    p = subprocess.run([vartalapd_path(), *args, "--check-config"], capture_output=True,
+                       text=True, timeout=10)
+    return p.returncode, p.stdout, p.stderr
+
+
+async def test_check_config_accepts_a_good_file():
+    d = tempfile.mkdtemp(prefix="vt-cfg-")
+    secret = write(d, "secret", "k" * 40)
+    conf = write(d, "v.conf", "# a comment\n\nlisten = 127.0.0.1:9999\n"
+                 "secret_file = \"%s\"   # quoted, then a comment\n"
+                 "ack-timeout = 500 # trailing comment\nwebhook-body = no\n"
+                 "notify = log\n" % secret)
+    rc, out, err = check_config("--config", conf)
+    eq((rc, out), (0, "ok\n"), "check of a good file (stderr %r)" % err)
+
+
+async def test_check_config_names_file_and_line():
+    d = tempfile.mkdtemp(prefix="vt-cfg-")
+    secret = write(d, "secret", "k" * 40)
+    cases = [
+        ("secret-file = %s\n\nack-timeout = soon\n" % secret, ":3:", "ack-timeout"),
+        ("secret-file = %s\nno-such-key = 1\n" % secret, ":2:", "unknown key"),
+        ("dev = perhaps\n", ":1:", "yes or no"),
+        ("just a line\n", ":1:", "key = value"),
+        ("help = yes\n", ":1:", "unknown key"),
+        ("config = other.conf\n", ":1:", "unknown key"),
+        ("listen = \"127.0.0.1:1\n", ":1:", "quoted"),
+    ]
+    for text, where, why in cases:
+        conf = write(d, "bad.conf", text)
+        rc, out, err = check_config("--config", conf)
+        eq(rc, 2, "exit status for %r" % text)
+        check(conf + where in err and why in err, "error for %r names %s%s and %r: %r"
+              % (text, conf, where, why, err))
+        check("ok" not in out, "no ok for %r" % text)
+
+
+async def test_check_config_checks_files_and_combinations():
+    d = tempfile.mkdtemp(prefix="vt-cfg-")
+    short = write(d, "short", "tooshort")
+    for text in ("secret-file = %s\n" % os.path.join(d, "missing"),
+                 "secret-file = %s\n" % short,
+                 "listen = 127.0.0.1:0\n",  # neither a key nor --dev
+                 "dev = yes\nnotify = webhook\n"):  # webhook without its URL
+        conf = write(d, "c.conf", text)
+        rc, out, err = check_config("--config", conf)
+        eq(rc, 2, "exit status for %r (stderr %r)" % (text, err))
+    rc, _, err = check_config("--config", os.path.join(d, "absent.conf"))
+    eq(rc, 2, "exit status for a missing file")
+    check("absent.conf" in err, "the missing file is named: %r" % err)
+    with open(os.path.join(d, "bin.conf"), "wb") as f:
+        f.write(b"listen = 1\0\n")
+    rc, _, _ = check_config("--config", os.path.join(d, "bin.conf"))
+    eq(rc, 2, "exit status for a file with a NUL byte")
+
+
+async def test_file_applies_and_command_line_wins():
+    d = tempfile.mkdtemp(prefix="vt-cfg-")
+    # The file names a port that is taken: the server starts only because the
+    # command line's --listen (127.0.0.1:0, from the harness) wins.
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    conf = write(d, "v.conf", "listen = 127.0.0.1:%d\nmax_message = 300\nstorage = memory\n"
+                 % taken.getsockname()[1])
+    srv = server("--config", conf)
+    taken.close()
+    st, r = send_http(srv, srv.token("alice"), "bob", "big-1", "x" * 400, expect=413)
+    eq(r["code"], "too_large", "max-message from the file applies")
+    send_http(srv, srv.token("alice"), "bob", "small-1", "hi")
+
+
+METRIC_LINE = re.compile(r"^([a-z_][a-z0-9_]*)(\{[^}]*\})? ([0-9]+)$")
+
+
+def parse_metrics(text):
+    """Samples by name; checks each has HELP and TYPE lines before it."""
+    helps, types, samples = set(), {}, {}
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            helps.add(line.split()[2])
+        elif line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            types[name] = kind
+        else:
+            m = METRIC_LINE.match(line)
+            check(m is not None, "a sample line in exposition format: %r" % line)
+            name = m.group(1)
+            check(name in helps and name in types, "HELP and TYPE precede %s" % name)
+            check(name.startswith("vartalap_"), "prefix of %s" % name)
+            if types[name] == "counter":
+                check(name.endswith("_total"), "counter %s ends in _total" % name)
+            samples[name] = int(m.group(3))
+    return samples, types
+
+
+def get_metrics(srv):
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        r = conn.getresponse()
+        return r.status, r.getheader("Content-Type", ""), r.read().decode()
+    finally:
+        conn.close()
+
+
+async def test_metrics_count_what_happened():
+    srv = server("--storage", "memory")
+    st, ctype, body = get_metrics(srv)
+    eq(st, 200, "GET /metrics needs no token")
+    check(ctype.startswith("text/plain; version=0.0.4"), "content type: %r" % ctype)
+    before, types = parse_metrics(body)
+    for name in ("vartalap_connections", "vartalap_messages_accepted_total",
+                 "vartalap_messages_acked_total", "vartalap_messages_retried_total",
+                 "vartalap_messages_offline_total", "vartalap_messages_duplicates_total",
+                 "vartalap_messages_notified_total", "vartalap_messages_expired_total",
+                 "vartalap_storage_batches_total", "vartalap_storage_batch_ops_total",
+                 "vartalap_storage_errors_total"):
+        check(name in before, "%s is exposed" % name)
+    eq(types["vartalap_connections"], "gauge", "type of vartalap_connections")
+
+    bob = await connect(srv, "bob")
+    tok = srv.token("alice")
+    send_http(srv, tok, "bob", "m-1", "one")
+    send_http(srv, tok, "bob", "m-1", "one")  # the same client id: a duplicate
+    msg = await bob.expect_type("message")
+    await bob.ack(msg["id"])
+
+    def acked():
+        now, _ = parse_metrics(get_metrics(srv)[2])
+        return now if now["vartalap_messages_acked_total"] >= 1 else None
+
+    after = wait_until(acked, 5.0, "the ack to be counted")
+
+    eq(after["vartalap_connections"], 1, "one WebSocket open")
+    eq(after["vartalap_messages_accepted_total"] - before["vartalap_messages_accepted_total"],
+       1, "accepted")
+    eq(after["vartalap_messages_duplicates_total"], 1, "duplicates")
+    check(after["vartalap_storage_batches_total"] > before["vartalap_storage_batches_total"],
+          "batches grew")
+    st, _ = http_raw(srv, "POST", "/metrics")
+    eq(st, 405, "POST /metrics")
+
+
+if __name__ == "__main__":
+    run([test_check_config_accepts_a_good_file, test_check_config_names_file_and_line,
+         test_check_config_checks_files_and_combinations, test_file_applies_and_command_line_wins,
+         test_metrics_count_what_happened])
