@@ -1,0 +1,47 @@
+/*
+ * frontends/redis/encode.h - storage calls to script arguments, and script
+ * replies back to op outputs and records.
+ *
+ * The batch encoding (ARGV after prefix and window), one op after another:
+ *   P id kind from to cid ts body dedup cap skip NTO (user device)*NTO
+ *     NUSERS user*NUSERS OWN [user device]     (OWN is 1 or 0)
+ *   A user device id      T user device ts      N user device id
+ *   G group data                                (data "" deletes)
+ * Ids are 16 hex digits, other numbers decimal, flags "0" or "1". Ops the
+ * backend cannot store are answered here and never sent.
+ */
+#ifndef VARTALAP_REDIS_ENCODE_H
+#define VARTALAP_REDIS_ENCODE_H
+
+#include <stddef.h>
+
+#include <hiredis/hiredis.h>
+#include <vartalap/storage.h>
+
+#include "conn.h"
+
+/*
+ * Check and reset @ops, answer those that cannot be stored, and encode the
+ * rest after @prefix and @window (a decimal string). Sets *@nsent to how
+ * many were encoded. Returns the arguments, or NULL when out of memory.
+ */
+struct vt__rargs *vt__encode_batch(struct vt_op *ops, size_t n, const char *prefix,
+                                   const char *window, size_t *nsent);
+
+/*
+ * Fill the outputs of the encoded ops of @ops from a commit reply. out_to
+ * entries point into @r and into *@inboxes (allocated here, freed by the
+ * caller after the done callback). Returns 0, VT_ENOMEM, or VT_ESTORAGE
+ * for a reply of the wrong shape.
+ */
+int vt__decode_batch(struct vt_op *ops, size_t n, const redisReply *r,
+                     struct vt_inbox **inboxes);
+
+/*
+ * Records of a list reply into *@recs (allocated here; strings point into
+ * @r). Returns the count, or a negative error: VT_ENOMEM, or VT_ESTORAGE
+ * for a reply of the wrong shape.
+ */
+long vt__decode_list(const redisReply *r, struct vt_record **recs);
+
+#endif /* VARTALAP_REDIS_ENCODE_H */

@@ -1,0 +1,351 @@
+/*
+ * frontends/redis/scripts.c - the Lua source of the storage scripts.
+ *
+ * Redis runs a script alone: no other client's command comes in between,
+ * which makes a batch atomic. A script that fails half way keeps what it
+ * wrote, though, so each script checks its input before its first write and
+ * uses only commands that cannot fail on keys of the right type. The "#!lua"
+ * line (Redis 7) makes the server refuse a writing script up front when it
+ * is over maxmemory, instead of failing one of its writes.
+ *
+ * Key layout (prefix P, default "vt:"; U is a user's hash tag {u:LEN:USER}):
+ *   P U :b: DEVICE   ZSET  an inbox: record ids (hex), all scored 0
+ *   P U :f: DEVICE   HASH  id -> VT_REC_* flags of that inbox's deliveries
+ *   P U :dev         HASH  device -> last seen (wall ms): the registry
+ *   P {r:ID}         HASH  a record: k(ind) f(rom) t(o) c(id) ts b(ody)
+ *   P {r:ID} :d      SET   the inboxes (LEN:USER DEVICE) still owed it
+ *   P rts            ZSET  record ids by acceptance time, for expiry
+ *   P seen           ZSET  inboxes of registered devices by last seen
+ *   P dd, P ddts     HASH  FROM NUL CID -> "ID:TS", and a ZSET of it by TS
+ *   P maxid          STRING the largest id stored (hex)
+ *   P groups         HASH  group id -> state blob
+ */
+#include "scripts.h"
+
+/* Helpers every script starts with, after its "#!lua" line. */
+#define PRELUDE \
+	"-- Keys. A user's keys share the hash tag {u:LEN:USER}, a record's {r:ID}.\n" \
+	"local P = ARGV[1]\n" \
+	"local WIN = tonumber(ARGV[2]) or 0\n" \
+	"local HOLD = '*'\n" \
+	"local function tag(u) return '{u:' .. #u .. ':' .. u .. '}' end\n" \
+	"local function box(u, d) return P .. tag(u) .. ':b:' .. d end\n" \
+	"local function flg(u, d) return P .. tag(u) .. ':f:' .. d end\n" \
+	"local function devs(u) return P .. tag(u) .. ':dev' end\n" \
+	"local function rec(id) return P .. '{r:' .. id .. '}' end\n" \
+	"local function rdl(id) return P .. '{r:' .. id .. '}:d' end\n" \
+	"-- An inbox as one string, LEN:USER then DEVICE, and back.\n" \
+	"local function iname(u, d) return #u .. ':' .. u .. d end\n" \
+	"local function iparse(n)\n" \
+	"  local c = string.find(n, ':', 1, true)\n" \
+	"  local ul = c and tonumber(string.sub(n, 1, c - 1))\n" \
+	"  if not ul or c + ul > #n + 1 then return nil end\n" \
+	"  return string.sub(n, c + 1, c + ul), string.sub(n, c + 1 + ul)\n" \
+	"end\n" \
+	"-- Time @ts lies within the dedup window before @now (or after it).\n" \
+	"local function within(now, ts)\n" \
+	"  if WIN <= 0 then return false end\n" \
+	"  if now <= ts then return true end\n" \
+	"  return now - ts < WIN\n" \
+	"end\n" \
+	"-- Remove the delivery (u, d, id); the record goes with its last one.\n" \
+	"local function undeliver(u, d, id)\n" \
+	"  redis.call('ZREM', box(u, d), id)\n" \
+	"  redis.call('HDEL', flg(u, d), id)\n" \
+	"  local rd = rdl(id)\n" \
+	"  redis.call('SREM', rd, iname(u, d))\n" \
+	"  if redis.call('SCARD', rd) == 0 then\n" \
+	"    redis.call('DEL', rec(id))\n" \
+	"    redis.call('ZREM', P .. 'rts', id)\n" \
+	"  end\n" \
+	"end\n"
+
+struct vt__rscript vt__rscript_commit = {
+	"commit",
+	"#!lua\n" PRELUDE
+	"local at = 3\n"
+	"local function arg()\n"
+	"  local v = ARGV[at]\n"
+	"  at = at + 1\n"
+	"  return v\n"
+	"end\n"
+	"local function pairs_of(n, f)\n"
+	"  local t = {}\n"
+	"  for i = 1, n do t[i] = f() end\n"
+	"  return t\n"
+	"end\n"
+	"local function inbox() return {arg(), arg()} end\n"
+	"-- Every inbox a PUT names, as {user, device, own}, in routing order.\n"
+	"local function targets(to, users, own)\n"
+	"  local t = {}\n"
+	"  for _, x in ipairs(to) do t[#t + 1] = {x[1], x[2], false} end\n"
+	"  for _, u in ipairs(users) do\n"
+	"    local ds = redis.call('HKEYS', devs(u))\n"
+	"    if #ds == 0 then t[#t + 1] = {u, HOLD, false} end\n"
+	"    for _, d in ipairs(ds) do t[#t + 1] = {u, d, false} end\n"
+	"  end\n"
+	"  if own then\n"
+	"    for _, d in ipairs(redis.call('HKEYS', devs(own[1]))) do\n"
+	"      if d ~= own[2] then t[#t + 1] = {own[1], d, true} end\n"
+	"    end\n"
+	"  end\n"
+	"  return t\n"
+	"end\n"
+	"local function full(t, id, cap)\n"
+	"  if cap <= 0 then return false end\n"
+	"  local b = box(t[1], t[2])\n"
+	"  return redis.call('ZCARD', b) >= cap and not redis.call('ZSCORE', b, id)\n"
+	"end\n"
+	"local function put_record(p)\n"
+	"  if redis.call('EXISTS', rec(p.id)) == 1 then return end\n"
+	"  redis.call('HSET', rec(p.id), 'k', p.kind, 'f', p.from, 't', p.to, 'c', p.cid,\n"
+	"    'ts', p.ts, 'b', p.body)\n"
+	"  redis.call('ZADD', P .. 'rts', p.ts, p.id)\n"
+	"end\n"
+	"-- Add the deliveries the PUT lacks; returns the reply with its out_to.\n"
+	"local function deliver(p, ts)\n"
+	"  local res, seen, stored = {0, '', 0}, {}, false\n"
+	"  for _, t in ipairs(ts) do\n"
+	"    local n, b = iname(t[1], t[2]), box(t[1], t[2])\n"
+	"    if not seen[n] and not redis.call('ZSCORE', b, p.id) then\n"
+	"      if full(t, p.id, p.cap) then\n"
+	"        if not t[3] then res[3] = res[3] + 1 end\n"
+	"      else\n"
+	"        if not stored then put_record(p) end\n"
+	"        stored = true\n"
+	"        redis.call('ZADD', b, 0, p.id)\n"
+	"        redis.call('SADD', rdl(p.id), n)\n"
+	"        res[#res + 1] = t[1]\n"
+	"        res[#res + 1] = t[2]\n"
+	"      end\n"
+	"    end\n"
+	"    seen[n] = true\n"
+	"  end\n"
+	"  return res\n"
+	"end\n"
+	"local function dedup_hit(p)\n"
+	"  if not p.dedup then return nil end\n"
+	"  local e = redis.call('HGET', P .. 'dd', p.dk)\n"
+	"  if not e then return nil end\n"
+	"  local eid, ets = string.sub(e, 1, 16), tonumber(string.sub(e, 18))\n"
+	"  if eid ~= p.id and ets and within(tonumber(p.ts), ets) then return eid end\n"
+	"  return nil\n"
+	"end\n"
+	"local function dedup_record(p)\n"
+	"  if not p.dedup then return end\n"
+	"  local e = redis.call('HGET', P .. 'dd', p.dk)\n"
+	"  if e and string.sub(e, 1, 16) == p.id then return end\n"
+	"  redis.call('HSET', P .. 'dd', p.dk, p.id .. ':' .. p.ts)\n"
+	"  redis.call('ZADD', P .. 'ddts', p.ts, p.dk)\n"
+	"end\n"
+	"local function put()\n"
+	"  local p = {id = arg(), kind = arg(), from = arg(), to = arg(), cid = arg(), ts = arg()}\n"
+	"  p.body, p.dedup, p.cap, p.skip = arg(), arg() == '1', tonumber(arg()), arg() == '1'\n"
+	"  local to = pairs_of(tonumber(arg()), inbox)\n"
+	"  local users = pairs_of(tonumber(arg()), arg)\n"
+	"  local own = nil\n"
+	"  if arg() == '1' then own = inbox() end\n"
+	"  p.dk = p.from .. '\\0' .. p.cid\n"
+	"  local dup = dedup_hit(p)\n"
+	"  if dup then return {0, dup, 0} end\n"
+	"  local ts = targets(to, users, own)\n"
+	"  for _, t in ipairs(ts) do\n"
+	"    if not p.skip and not t[3] and full(t, p.id, p.cap) then return {2, '', 0} end\n"
+	"  end\n"
+	"  local res = deliver(p, ts)\n"
+	"  dedup_record(p)\n"
+	"  local m = redis.call('GET', P .. 'maxid')\n"
+	"  if not m or m < p.id then redis.call('SET', P .. 'maxid', p.id) end\n"
+	"  return res\n"
+	"end\n"
+	"local function ack()\n"
+	"  local u, d, id = arg(), arg(), arg()\n"
+	"  if not redis.call('ZSCORE', box(u, d), id) then return {1} end\n"
+	"  local r = redis.call('HMGET', rec(id), 'k', 'f', 'c')\n"
+	"  undeliver(u, d, id)\n"
+	"  return {0, r[1] or '0', r[2] or '', r[3] or ''}\n"
+	"end\n"
+	"-- The first device of a user takes over the holding inbox, flags and all.\n"
+	"local function claim(u, d)\n"
+	"  local hb, hf = box(u, HOLD), flg(u, HOLD)\n"
+	"  local tb, tf, hn, tn = box(u, d), flg(u, d), iname(u, HOLD), iname(u, d)\n"
+	"  for _, id in ipairs(redis.call('ZRANGE', hb, 0, -1)) do\n"
+	"    local rd = rdl(id)\n"
+	"    redis.call('SREM', rd, hn)\n"
+	"    if not redis.call('ZSCORE', tb, id) then\n"
+	"      redis.call('ZADD', tb, 0, id)\n"
+	"      redis.call('SADD', rd, tn)\n"
+	"      local f = redis.call('HGET', hf, id)\n"
+	"      if f then redis.call('HSET', tf, id, f) end\n"
+	"    end\n"
+	"  end\n"
+	"  redis.call('DEL', hb, hf)\n"
+	"end\n"
+	"-- A clock that went back must not make a device look older than it was.\n"
+	"local function touch()\n"
+	"  local u, d, ts = arg(), arg(), arg()\n"
+	"  local dk = devs(u)\n"
+	"  local cur = redis.call('HGET', dk, d)\n"
+	"  if cur then\n"
+	"    if tonumber(ts) > tonumber(cur) then\n"
+	"      redis.call('HSET', dk, d, ts)\n"
+	"      redis.call('ZADD', P .. 'seen', ts, iname(u, d))\n"
+	"    end\n"
+	"    return {0, redis.call('HLEN', dk)}\n"
+	"  end\n"
+	"  local before = redis.call('HLEN', dk)\n"
+	"  redis.call('HSET', dk, d, ts)\n"
+	"  redis.call('ZADD', P .. 'seen', ts, iname(u, d))\n"
+	"  if before == 0 then claim(u, d) end\n"
+	"  return {0, before + 1}\n"
+	"end\n"
+	"local function notified()\n"
+	"  local u, d, id = arg(), arg(), arg()\n"
+	"  if not redis.call('ZSCORE', box(u, d), id) then return {1} end\n"
+	"  redis.call('HSET', flg(u, d), id, '1')\n"
+	"  return {0}\n"
+	"end\n"
+	"local function group()\n"
+	"  local g, data = arg(), arg()\n"
+	"  if data == '' then\n"
+	"    redis.call('HDEL', P .. 'groups', g)\n"
+	"  else\n"
+	"    redis.call('HSET', P .. 'groups', g, data)\n"
+	"  end\n"
+	"  return {0}\n"
+	"end\n"
+	"local ops = {P = put, A = ack, T = touch, N = notified, G = group}\n"
+	"-- Step over one PUT's fields; false when its counts are not counts.\n"
+	"local function skip_put()\n"
+	"  at = at + 10\n"
+	"  local nto = tonumber(ARGV[at])\n"
+	"  if not nto or nto < 0 then return false end\n"
+	"  at = at + 2 * nto + 1\n"
+	"  local nu = tonumber(ARGV[at])\n"
+	"  if not nu or nu < 0 then return false end\n"
+	"  at = at + nu + 1\n"
+	"  if ARGV[at] == '1' then at = at + 2 end\n"
+	"  at = at + 1\n"
+	"  return true\n"
+	"end\n"
+	"-- Check the whole encoding before writing anything: a script that stops\n"
+	"-- half way keeps what it wrote, so a bad batch must fail here.\n"
+	"local function check()\n"
+	"  local skip = {A = 3, T = 3, N = 3, G = 2}\n"
+	"  while at <= #ARGV do\n"
+	"    local k = arg()\n"
+	"    if k == 'P' then\n"
+	"      if not skip_put() then return false end\n"
+	"    elseif skip[k] then\n"
+	"      at = at + skip[k]\n"
+	"    else\n"
+	"      return false\n"
+	"    end\n"
+	"  end\n"
+	"  return at == #ARGV + 1\n"
+	"end\n"
+	"if not check() then return redis.error_reply('ERR vartalap: malformed batch') end\n"
+	"at = 3\n"
+	"local res = {}\n"
+	"while at <= #ARGV do res[#res + 1] = ops[arg()]() end\n"
+	"return res\n",
+	"",
+};
+
+struct vt__rscript vt__rscript_list = {
+	"list",
+	"#!lua flags=no-writes\n" PRELUDE
+	"local u, d = ARGV[3], ARGV[4]\n"
+	"local ids = redis.call('ZRANGEBYLEX', box(u, d), '(' .. ARGV[5], '+', 'LIMIT', 0, ARGV[6])\n"
+	"local out = {}\n"
+	"for _, id in ipairs(ids) do\n"
+	"  local r = redis.call('HMGET', rec(id), 'k', 'f', 't', 'c', 'ts', 'b')\n"
+	"  if r[1] and r[2] and r[3] and r[4] and r[5] and r[6] then\n"
+	"    local f = redis.call('HGET', flg(u, d), id) or '0'\n"
+	"    out[#out + 1] = {id, f, r[1], r[2], r[3], r[4], r[5], r[6]}\n"
+	"  end\n"
+	"end\n"
+	"return out\n",
+	"",
+};
+
+struct vt__rscript vt__rscript_expire = {
+	"expire",
+	"#!lua\n" PRELUDE
+	"local now, before, dbefore = tonumber(ARGV[3]), ARGV[4], ARGV[5]\n"
+	"local max = tonumber(ARGV[6]) or 0\n"
+	"local removed = 0\n"
+	"-- Records accepted before @before, oldest first, delivery by delivery.\n"
+	"local function records()\n"
+	"  while removed < max do\n"
+	"    local ids = redis.call('ZRANGEBYSCORE', P .. 'rts', '-inf', '(' .. before,\n"
+	"      'LIMIT', 0, 64)\n"
+	"    if #ids == 0 then return end\n"
+	"    for _, id in ipairs(ids) do\n"
+	"      local ns = redis.call('SMEMBERS', rdl(id))\n"
+	"      if #ns == 0 then\n"
+	"        redis.call('ZREM', P .. 'rts', id)\n"
+	"        redis.call('DEL', rec(id))\n"
+	"      end\n"
+	"      for _, n in ipairs(ns) do\n"
+	"        if removed >= max then return end\n"
+	"        local u, d = iparse(n)\n"
+	"        if u then\n"
+	"          undeliver(u, d, id)\n"
+	"          removed = removed + 1\n"
+	"        else\n"
+	"          redis.call('SREM', rdl(id), n)\n"
+	"        end\n"
+	"      end\n"
+	"    end\n"
+	"  end\n"
+	"end\n"
+	"-- Empty a device's inbox up to the limit; true when it emptied.\n"
+	"local function drain(u, d)\n"
+	"  local b = box(u, d)\n"
+	"  while removed < max do\n"
+	"    local ids = redis.call('ZRANGE', b, 0, math.min(max - removed, 256) - 1)\n"
+	"    if #ids == 0 then break end\n"
+	"    for _, id in ipairs(ids) do\n"
+	"      undeliver(u, d, id)\n"
+	"      removed = removed + 1\n"
+	"    end\n"
+	"  end\n"
+	"  return redis.call('ZCARD', b) == 0\n"
+	"end\n"
+	"-- Devices last seen before @dbefore, oldest first, with their deliveries.\n"
+	"-- Devices without deliveries count too, so one sweep stays bounded.\n"
+	"local function devices()\n"
+	"  local forgotten = 0\n"
+	"  while removed < max and forgotten < max do\n"
+	"    local ns = redis.call('ZRANGEBYSCORE', P .. 'seen', '-inf', '(' .. dbefore,\n"
+	"      'LIMIT', 0, 1)\n"
+	"    if #ns == 0 then return end\n"
+	"    local u, d = iparse(ns[1])\n"
+	"    if u then\n"
+	"      if not drain(u, d) then return end\n"
+	"      redis.call('HDEL', devs(u), d)\n"
+	"      redis.call('DEL', flg(u, d))\n"
+	"    end\n"
+	"    redis.call('ZREM', P .. 'seen', ns[1])\n"
+	"    forgotten = forgotten + 1\n"
+	"  end\n"
+	"end\n"
+	"-- Dedup entries no longer within the window at @now.\n"
+	"local function dedup()\n"
+	"  while true do\n"
+	"    local e = redis.call('ZRANGE', P .. 'ddts', 0, 63, 'WITHSCORES')\n"
+	"    if #e == 0 then return end\n"
+	"    for i = 1, #e, 2 do\n"
+	"      if within(now, tonumber(e[i + 1])) then return end\n"
+	"      redis.call('HDEL', P .. 'dd', e[i])\n"
+	"      redis.call('ZREM', P .. 'ddts', e[i])\n"
+	"    end\n"
+	"  end\n"
+	"end\n"
+	"records()\n"
+	"devices()\n"
+	"dedup()\n"
+	"return removed\n",
+	"",
+};

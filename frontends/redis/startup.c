@@ -1,0 +1,222 @@
+/*
+ * frontends/redis/startup.c - blocking calls made before the loop runs.
+ *
+ * The connection opened for loading the scripts stays open for max_id and
+ * load_groups; if it broke meanwhile, each call connects once more.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <vartalap/error.h>
+#include <vartalap/log.h>
+
+#include "scripts.h"
+#include "startup.h"
+
+static struct vt__rscript *const all_scripts[] = {
+        &vt__rscript_commit,
+        &vt__rscript_list,
+        &vt__rscript_expire,
+};
+
+static struct timeval tv_ms(uint32_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+	return tv;
+}
+
+static void reply_free(redisReply *r)
+{
+	if (r) {
+		freeReplyObject(r);
+	}
+}
+
+static void sync_drop(struct vt__rsync *s)
+{
+	if (s->rc) {
+		redisFree(s->rc);
+		s->rc = NULL;
+	}
+}
+
+/* Connect unless connected; returns 0 or VT_EIO (logged). */
+static int sync_connect(struct vt__rsync *s)
+{
+	if (s->rc) {
+		return 0;
+	}
+	s->rc = redisConnectWithTimeout(s->host, s->cfg.port, tv_ms(s->cfg.connect_timeout_ms));
+	if (!s->rc || s->rc->err ||
+	    redisSetTimeout(s->rc, tv_ms(s->cfg.command_timeout_ms)) != REDIS_OK) {
+		vt_log(VT_LOG_ERROR, "redis: %s:%d: cannot connect: %s", s->host, s->cfg.port,
+		       s->rc ? s->rc->errstr : "out of memory");
+		sync_drop(s);
+		return VT_EIO;
+	}
+	return 0;
+}
+
+/*
+ * Run a command given as an argument vector. Returns the reply, or NULL
+ * after logging why (an error reply counts as a failure).
+ */
+static redisReply *sync_cmd(struct vt__rsync *s, int argc, const char **argv,
+                            const size_t *lens)
+{
+	redisReply *r;
+
+	if (sync_connect(s) != 0) {
+		return NULL;
+	}
+	r = redisCommandArgv(s->rc, argc, argv, lens);
+	if (!r) {
+		vt_log(VT_LOG_ERROR, "redis: %s: %s", argv[0], s->rc->errstr);
+		sync_drop(s);
+		return NULL;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		vt_log(VT_LOG_ERROR, "redis: %s: %.*s", argv[0], (int)r->len, r->str);
+		freeReplyObject(r);
+		return NULL;
+	}
+	return r;
+}
+
+static int load_script(struct vt__rsync *s, struct vt__rscript *sc)
+{
+	const char *argv[] = {"SCRIPT", "LOAD", sc->src};
+	size_t lens[] = {6, 4, strlen(sc->src)};
+	redisReply *r = sync_cmd(s, 3, argv, lens);
+	int ok = r && r->type == REDIS_REPLY_STRING && r->len == 40;
+
+	if (ok) {
+		memcpy(sc->sha, r->str, 40);
+		sc->sha[40] = 0;
+	} else if (r) {
+		vt_log(VT_LOG_ERROR, "redis: SCRIPT LOAD %s: unexpected reply", sc->name);
+	}
+	reply_free(r);
+	return ok ? 0 : VT_EIO;
+}
+
+int vt__rsync_open(struct vt__rsync *s, const struct vt__rconn_config *cfg)
+{
+	int rc = 0;
+
+	memset(s, 0, sizeof(*s));
+	s->cfg = *cfg;
+	s->host = strdup(cfg->host);
+	if (!s->host) {
+		return VT_ENOMEM;
+	}
+	for (size_t i = 0; i < sizeof(all_scripts) / sizeof(all_scripts[0]) && rc == 0; i++) {
+		rc = load_script(s, all_scripts[i]);
+	}
+	if (rc != 0) {
+		vt__rsync_close(s);
+	}
+	return rc;
+}
+
+/* A 16-digit hex id, as the commit script stores it; 0 otherwise. */
+static uint64_t parse_id(const redisReply *r)
+{
+	uint64_t v = 0;
+
+	if (r->type != REDIS_REPLY_STRING || r->len != 16) {
+		return 0;
+	}
+	for (size_t i = 0; i < 16; i++) {
+		const char *hex = "0123456789abcdef", *p = strchr(hex, r->str[i]);
+
+		if (!p || !r->str[i]) {
+			return 0;
+		}
+		v = v << 4 | (uint64_t)(p - hex);
+	}
+	return v;
+}
+
+uint64_t vt__rsync_max_id(struct vt__rsync *s, const char *prefix)
+{
+	size_t plen = strlen(prefix);
+	char *key = malloc(plen + 6);
+	const char *argv[] = {"GET", key};
+	size_t lens[] = {3, plen + 5};
+	redisReply *r;
+	uint64_t id = 0;
+
+	if (!key) {
+		return 0;
+	}
+	memcpy(key, prefix, plen);
+	memcpy(key + plen, "maxid", 6);
+	r = sync_cmd(s, 2, argv, lens);
+	if (r && r->type != REDIS_REPLY_NIL && (id = parse_id(r)) == 0) {
+		vt_log(VT_LOG_ERROR, "redis: %smaxid holds no id", prefix);
+	}
+	reply_free(r);
+	free(key);
+	return id;
+}
+
+/* Hand the field/value pairs of one HSCAN page to @each. */
+static int groups_page(const redisReply *page,
+                       void (*each)(void *arg, const char *group, const char *data, size_t len),
+                       void *arg)
+{
+	if (page->type != REDIS_REPLY_ARRAY || page->elements % 2) {
+		return VT_EIO;
+	}
+	for (size_t i = 0; i < page->elements; i += 2) {
+		const redisReply *g = page->element[i], *d = page->element[i + 1];
+
+		if (g->type != REDIS_REPLY_STRING || d->type != REDIS_REPLY_STRING) {
+			return VT_EIO;
+		}
+		each(arg, g->str, d->str, d->len);
+	}
+	return 0;
+}
+
+int vt__rsync_groups(struct vt__rsync *s, const char *prefix,
+                     void (*each)(void *arg, const char *group, const char *data, size_t len),
+                     void *arg)
+{
+	size_t plen = strlen(prefix);
+	char *key = malloc(plen + 7), cursor[32] = "0";
+	const char *argv[] = {"HSCAN", key, cursor, "COUNT", "256"};
+	size_t lens[] = {5, plen + 6, 1, 5, 3};
+	int rc = key ? 0 : VT_ENOMEM;
+
+	if (key) {
+		memcpy(key, prefix, plen);
+		memcpy(key + plen, "groups", 7);
+	}
+	do {
+		redisReply *r = rc == 0 ? sync_cmd(s, 5, argv, lens) : NULL;
+
+		if (rc == 0 && (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+		                r->element[0]->type != REDIS_REPLY_STRING ||
+		                r->element[0]->len >= sizeof(cursor))) {
+			rc = VT_EIO;
+		}
+		if (rc == 0) {
+			rc = groups_page(r->element[1], each, arg);
+			memcpy(cursor, r->element[0]->str, r->element[0]->len + 1);
+			lens[2] = strlen(cursor);
+		}
+		reply_free(r);
+	} while (rc == 0 && strcmp(cursor, "0") != 0);
+	free(key);
+	return rc;
+}
+
+void vt__rsync_close(struct vt__rsync *s)
+{
+	sync_drop(s);
+	free(s->host);
+	s->host = NULL;
+}

@@ -1,0 +1,40 @@
+/*
+ * frontends/redis/startup.h - the synchronous calls of the Redis backend.
+ *
+ * Loading the scripts, max_id and load_groups happen once, before the event
+ * loop runs, so they may block; they use their own blocking connection,
+ * bounded by the connect and command timeouts.
+ */
+#ifndef VARTALAP_REDIS_STARTUP_H
+#define VARTALAP_REDIS_STARTUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#include "conn.h"
+
+struct vt__rsync {
+	redisContext *rc; /* NULL once closed, or after a failure */
+	struct vt__rconn_config cfg;
+	char *host;
+};
+
+/*
+ * Connect and load every script (which sets its sha). Returns 0, VT_ENOMEM,
+ * or VT_EIO with the reason logged.
+ */
+int vt__rsync_open(struct vt__rsync *s, const struct vt__rconn_config *cfg);
+
+/* The largest record id stored under @prefix, or 0 (logged) on an error. */
+uint64_t vt__rsync_max_id(struct vt__rsync *s, const char *prefix);
+
+/* Call @each per stored group; returns 0 or VT_EIO (logged). */
+int vt__rsync_groups(struct vt__rsync *s, const char *prefix,
+                     void (*each)(void *arg, const char *group, const char *data, size_t len),
+                     void *arg);
+
+void vt__rsync_close(struct vt__rsync *s);
+
+#endif /* VARTALAP_REDIS_STARTUP_H */

@@ -1,0 +1,47 @@
+/*
+ * frontends/redis/store.h - a storage backend on Redis, asynchronous.
+ *
+ * Every call of the vtable returns at once and completes from the event
+ * loop, through a reply callback; a batch is one Lua script, so Redis
+ * applies it whole or not at all. max_id and load_groups run once at start
+ * and block on a separate synchronous connection.
+ *
+ * Failures: when Redis cannot be reached, a reply takes longer than the
+ * command timeout, or the connection breaks, the pending calls complete
+ * with VT_ESTORAGE (never later than the timeout), a warning is logged and
+ * the backend reconnects with a growing delay; calls made meanwhile fail at
+ * once. A timed-out commit may still have been applied: replaying it is
+ * harmless, as a PUT of a stored id adds only what it lacks. Redis out of
+ * memory (maxmemory) completes a commit with VT_ENOSPC.
+ *
+ * Durability is Redis's: see docs/CLUSTER.md for the settings that keep the
+ * promise (appendonly yes, appendfsync always). Needs Redis 7 or newer.
+ */
+#ifndef VARTALAP_REDIS_STORE_H
+#define VARTALAP_REDIS_STORE_H
+
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <vartalap/storage.h>
+
+/* Options of the Redis backend; zero fields take the documented defaults. */
+struct vt_redis_options {
+	const char *host;            /* default "127.0.0.1"; copied */
+	int port;                    /* default 6379 */
+	const char *prefix;          /* of every key; default "vt:"; no '{' or '}' */
+	uint32_t connect_timeout_ms; /* default 1000 */
+	uint32_t command_timeout_ms; /* one reply; default 2000 */
+	int64_t dedup_window_ms;     /* default 7 days */
+};
+
+/*
+ * Open the backend on @base. Connects synchronously once to load the
+ * scripts, so an unreachable server fails here (VT_EIO, logged) rather than
+ * at the first batch. Returns 0, VT_EINVAL, VT_ENOMEM or VT_EIO. The
+ * storage's destroy must not be called from inside one of its callbacks.
+ */
+int vt_storage_redis_open(struct event_base *base, const struct vt_redis_options *o,
+                          struct vt_storage *out);
+
+#endif /* VARTALAP_REDIS_STORE_H */
