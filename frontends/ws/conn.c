@@ -19,6 +19,7 @@
 #include <vartalap/log.h>
 
 #include "../common/host.h"
+#include "frame_scan.h"
 #include "internal.h"
 
 enum ws_state {
@@ -37,7 +38,10 @@ struct vt_ws_conn {
 	struct event *service_ev; /* no fd: pump input and output, finish */
 	struct event *timer_ev;   /* ping interval, pong deadline, close linger */
 	enum ws_state state;
+	struct vt_ws_user *user;      /* this socket's count for its user */
+	struct vt_ws_frame_scan scan; /* frame sizes, before wslay reads them */
 	uint64_t last_rx_ms;   /* monotonic time of the last bytes received */
+	uint64_t last_msg_ms;  /* last text message either way, for the idle timeout */
 	uint64_t ping_sent_ms; /* when the outstanding ping went out */
 	unsigned awaiting_pong : 1;
 	unsigned blocked : 1;       /* send() answered VT_EAGAIN */
@@ -45,6 +49,7 @@ struct vt_ws_conn {
 	unsigned broken : 1;        /* the socket failed inside an op */
 	unsigned proto_error : 1;   /* a close frame with a 1-byte payload came */
 	unsigned close_pending : 1; /* begin_close() ran; frame not queued yet */
+	unsigned too_big : 1;       /* a frame header claimed more than max_frame */
 	uint16_t close_code;
 	uint8_t close_len;
 	char close_reason[123];
@@ -86,6 +91,9 @@ void vt_ws_conn_drop(struct vt_ws_conn *wc)
 
 	LIST_REMOVE(wc, link);
 	wc->gw->count--;
+	if (wc->user != NULL) {
+		vt_ws_users_release(&wc->gw->users, wc->user);
+	}
 	event_free(wc->service_ev);
 	event_free(wc->timer_ev);
 	wslay_event_context_free(wc->ws);
@@ -161,6 +169,7 @@ static int op_send(void *ctx, const char *data, size_t len)
 		return r == WSLAY_ERR_NOMEM ? VT_ENOMEM : VT_ECLOSED;
 	}
 
+	wc->last_msg_ms = vt_evhost_mono_ms();
 	schedule(wc);
 	return 0;
 }
@@ -181,12 +190,19 @@ static ssize_t on_ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
                           void *user)
 {
 	struct vt_ws_conn *wc = user;
-	int n = evbuffer_remove(bufferevent_get_input(wc->bev), buf, len);
+	struct evbuffer *in = bufferevent_get_input(wc->bev);
+	ev_ssize_t n = wc->too_big ? 0 : evbuffer_copyout(in, buf, len);
 
+	/* A header claiming too much is never handed on: wslay would wait for it. */
+	if (n > 0 && vt_ws_frame_scan_feed(&wc->scan, buf, (size_t)n) != 0) {
+		wc->too_big = 1;
+		n = 0;
+	}
 	if (n <= 0) {
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return -1;
 	}
+	evbuffer_drain(in, (size_t)n);
 	return n;
 }
 
@@ -220,6 +236,7 @@ static void on_ws_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_m
 	if (arg->opcode != WSLAY_TEXT_FRAME || wc->state != WS_OPEN || wc->conn == NULL) {
 		return;
 	}
+	wc->last_msg_ms = vt_evhost_mono_ms();
 	vt_conn_receive(wc->conn, (const char *)arg->msg, arg->msg_length);
 }
 
@@ -252,18 +269,19 @@ static void flow_control(struct vt_ws_conn *wc)
 }
 
 /*
- * Fail the connection with close code 1002 and stop both directions. wslay
+ * Fail the connection with close @code and stop both directions. wslay
  * answers some framing errors (a length with the top bit set, an oversized
  * control frame) with an empty close, and a 1-byte close payload with an
- * empty one too; RFC 6455 wants 1002 there. A server frame is never masked,
- * so the close frame is written as is, in place of the one wslay queued.
+ * empty one too; RFC 6455 wants 1002 there. A frame header over max_frame
+ * gets 1009. A server frame is never masked, so the close frame is written
+ * as is, in place of the one wslay queued.
  */
-static void fail_protocol(struct vt_ws_conn *wc)
+static void fail_connection(struct vt_ws_conn *wc, uint16_t code)
 {
-	static const unsigned char close_1002[] = {0x88, 0x02, 0x03, 0xea};
+	unsigned char close[4] = {0x88, 0x02, (unsigned char)(code >> 8), (unsigned char)code};
 
 	if (!wslay_event_get_close_sent(wc->ws)) {
-		bufferevent_write(wc->bev, close_1002, sizeof(close_1002));
+		bufferevent_write(wc->bev, close, sizeof(close));
 	}
 	wslay_event_shutdown_read(wc->ws);
 	wslay_event_shutdown_write(wc->ws);
@@ -291,8 +309,11 @@ static int ws_read(struct vt_ws_conn *wc)
 	if (r == WSLAY_ERR_NOMEM) {
 		return -1;
 	}
-	if (r != 0 || wc->proto_error) {
-		fail_protocol(wc);
+	if (wc->too_big) {
+		vt_log(VT_LOG_INFO, "ws: frame over --max-frame announced; closing 1009");
+		fail_connection(wc, VT_CLOSE_TOO_BIG);
+	} else if (r != 0 || wc->proto_error) {
+		fail_connection(wc, VT_CLOSE_PROTOCOL);
 	}
 	return 0;
 }
@@ -371,14 +392,62 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
-/* Send a ping, or reap a peer that stayed silent after the last one. */
-static void on_timer(evutil_socket_t fd, short what, void *arg)
+/* Milliseconds until the idle timeout, or UINT32_MAX when there is none. */
+static uint64_t idle_left(const struct vt_ws_conn *wc, uint64_t now)
+{
+	uint64_t limit = wc->gw->cfg.idle_timeout_ms;
+	uint64_t idle = now - wc->last_msg_ms;
+
+	if (limit == 0) {
+		return UINT32_MAX;
+	}
+	return idle >= limit ? 0 : limit - idle;
+}
+
+static uint64_t min_ms(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/*
+ * Decide the ping after a wake-up: returns the wait until the next check, or
+ * 0 after dropping a peer that never answered the last ping (@wc is freed).
+ */
+static uint64_t keepalive(struct vt_ws_conn *wc, uint64_t now)
 {
 	static const struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
-	struct vt_ws_conn *wc = arg;
 	const struct vt_fe_config *cfg = &wc->gw->cfg;
+	uint64_t quiet = now - wc->last_rx_ms;
+
+	if (wc->awaiting_pong && wc->last_rx_ms < wc->ping_sent_ms) {
+		if (now - wc->ping_sent_ms < cfg->ping_timeout_ms) {
+			return cfg->ping_timeout_ms - (now - wc->ping_sent_ms);
+		}
+		vt_log(VT_LOG_INFO, "ws: no answer to ping; dropping half-open connection");
+		vt_ws_conn_drop(wc);
+		return 0;
+	}
+	wc->awaiting_pong = 0;
+	if (quiet < cfg->ping_interval_ms) {
+		return cfg->ping_interval_ms - quiet;
+	}
+
+	wslay_event_queue_msg(wc->ws, &ping);
+	wc->awaiting_pong = 1;
+	wc->ping_sent_ms = now;
+	schedule(wc);
+	return cfg->ping_timeout_ms;
+}
+
+/*
+ * Keep-alive and idle timeout. Any bytes from the peer (a pong too) keep
+ * the socket alive; only text messages, either way, keep it from being idle.
+ */
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct vt_ws_conn *wc = arg;
 	uint64_t now = vt_evhost_mono_ms();
-	uint64_t idle;
+	uint64_t wait;
 
 	if (wc->state != WS_OPEN) {
 		/* The peer never answered our close frame. */
@@ -386,27 +455,26 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 
-	if (wc->awaiting_pong && wc->last_rx_ms < wc->ping_sent_ms) {
-		vt_log(VT_LOG_INFO, "ws: no answer to ping; dropping half-open connection");
-		vt_ws_conn_drop(wc);
-		return;
-	}
-	wc->awaiting_pong = 0;
-
-	idle = now - wc->last_rx_ms;
-	if (idle < cfg->ping_interval_ms) {
-		arm_timer(wc, cfg->ping_interval_ms - idle);
+	if (idle_left(wc, now) == 0) {
+		vt_log(VT_LOG_DEBUG, "ws: idle timeout");
+		begin_close(wc, VT_CLOSE_NORMAL, "idle timeout");
 		return;
 	}
 
-	wslay_event_queue_msg(wc->ws, &ping);
-	wc->awaiting_pong = 1;
-	wc->ping_sent_ms = now;
-	arm_timer(wc, cfg->ping_timeout_ms);
-	ws_pump(wc);
+	wait = keepalive(wc, now);
+	if (wait == 0) {
+		return;
+	}
+	arm_timer(wc, min_ms(wait, idle_left(wc, now)));
 }
 
 /* --- start --- */
+
+/* The largest WebSocket message: --max-frame, else the envelope limit. */
+static uint32_t frame_limit(const struct vt_fe_config *cfg)
+{
+	return cfg->max_frame != 0 ? cfg->max_frame : cfg->max_message;
+}
 
 static struct vt_ws_conn *conn_new(struct vt_ws_gateway *gw)
 {
@@ -431,12 +499,11 @@ static struct vt_ws_conn *conn_new(struct vt_ws_gateway *gw)
 	}
 
 	/*
-	 * Known gap: wslay compares a frame's length with this limit only when
-	 * the first payload byte arrives, so a peer that sends a huge header
-	 * and stalls gets 1009 only then; until then it holds no buffer and
-	 * the ping deadline reaps it.
+	 * wslay checks this limit only once payload arrives; the scanner in
+	 * on_ws_recv() answers an oversized header at once with 1009.
 	 */
-	wslay_event_config_set_max_recv_msg_length(wc->ws, gw->cfg.max_message);
+	wslay_event_config_set_max_recv_msg_length(wc->ws, frame_limit(&gw->cfg));
+	vt_ws_frame_scan_init(&wc->scan, frame_limit(&gw->cfg));
 	return wc;
 }
 
@@ -464,10 +531,25 @@ static void take_over(struct vt_ws_conn *wc, const struct vt_ws_handshake *hs)
 
 	bufferevent_enable(wc->bev, EV_READ | EV_WRITE);
 	wc->last_rx_ms = vt_evhost_mono_ms();
-	arm_timer(wc, wc->gw->cfg.ping_interval_ms);
+	wc->last_msg_ms = wc->last_rx_ms;
+	arm_timer(wc, min_ms(wc->gw->cfg.ping_interval_ms, idle_left(wc, wc->last_rx_ms)));
 
 	/* Frames the client sent right behind its request are already buffered. */
 	schedule(wc);
+}
+
+/* Undo conn_new() for a connection the engine never saw. */
+static void conn_discard(struct vt_ws_conn *wc)
+{
+	LIST_REMOVE(wc, link);
+	wc->gw->count--;
+	if (wc->user != NULL) {
+		vt_ws_users_release(&wc->gw->users, wc->user);
+	}
+	event_free(wc->service_ev);
+	event_free(wc->timer_ev);
+	wslay_event_context_free(wc->ws);
+	free(wc);
 }
 
 int vt_ws_conn_start(struct vt_ws_gateway *gw, struct evhttp_connection *evcon,
@@ -484,18 +566,24 @@ int vt_ws_conn_start(struct vt_ws_gateway *gw, struct evhttp_connection *evcon,
 	LIST_INSERT_HEAD(&gw->conns, wc, link);
 	gw->count++;
 
+	rc = vt_ws_users_acquire(&gw->users, id->user, gw->cfg.max_user_conns, &wc->user);
+	if (rc == VT_ELIMIT) {
+		/* No engine connection: the socket only carries the close. */
+		vt_log(VT_LOG_INFO, "ws: user %s is at --max-connections-per-user", id->user);
+		take_over(wc, hs);
+		begin_close(wc, VT_CLOSE_POLICY, "too many connections for this user");
+		return 0;
+	}
+
 	/*
 	 * Frames the engine pushes from inside vt_conn_open() wait in wslay's
 	 * queue and go out behind the 101, from the service event.
 	 */
-	rc = vt_conn_open(gw->engine, id, &ws_ops, wc, &wc->conn);
+	if (rc == 0) {
+		rc = vt_conn_open(gw->engine, id, &ws_ops, wc, &wc->conn);
+	}
 	if (rc != 0) {
-		LIST_REMOVE(wc, link);
-		gw->count--;
-		event_free(wc->service_ev);
-		event_free(wc->timer_ev);
-		wslay_event_context_free(wc->ws);
-		free(wc);
+		conn_discard(wc);
 		return rc;
 	}
 

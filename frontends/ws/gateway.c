@@ -30,6 +30,10 @@ int vt_ws_gateway_create(struct event_base *base, struct vt_engine *engine,
 	gw->engine = engine;
 	gw->cfg = *cfg;
 	LIST_INIT(&gw->conns);
+	if (vt_ws_users_init(&gw->users) != 0) {
+		free(gw);
+		return VT_ENOMEM;
+	}
 	*out = gw;
 	return 0;
 }
@@ -47,6 +51,7 @@ void vt_ws_gateway_destroy(struct vt_ws_gateway *gw)
 	while (!LIST_EMPTY(&gw->conns)) {
 		vt_ws_conn_drop(LIST_FIRST(&gw->conns));
 	}
+	vt_ws_users_finish(&gw->users);
 	free(gw);
 }
 

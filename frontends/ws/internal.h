@@ -11,6 +11,7 @@
 
 #include "../common/frontend.h"
 #include "handshake.h"
+#include "users.h"
 
 struct evhttp_connection;
 struct vt_ws_conn;
@@ -23,12 +24,15 @@ struct vt_ws_gateway {
 	struct vt_fe_config cfg;
 	struct vt_ws_conn_list conns; /* of struct vt_ws_conn */
 	size_t count;
+	struct vt_ws_users users; /* sockets per user, for max_user_conns */
 };
 
 /*
  * Open the engine connection for @id and, on success, take @evcon from
- * evhttp and answer 101 on it. Returns 0, or a vt_error (the caller still
- * owns the request and answers it).
+ * evhttp and answer 101 on it. A user already at max_user_conns gets the
+ * 101 too, then close 1008 with the reason, which a browser can show.
+ * Returns 0, or a vt_error (the caller still owns the request and answers
+ * it).
  */
 int vt_ws_conn_start(struct vt_ws_gateway *gw, struct evhttp_connection *evcon,
                      const struct vt_identity *id, const struct vt_ws_handshake *hs);
