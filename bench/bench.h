@@ -76,6 +76,7 @@ struct vb_hooks {
 	void (*tick)(struct vb_bench *b);               /* once a millisecond */
 	void (*progress)(struct vb_bench *b, char *out, size_t cap);
 	void (*report)(struct vb_bench *b);
+	void (*measured)(struct vb_bench *b);           /* instead of stopping */
 };
 
 struct vb_bench {

@@ -28,7 +28,7 @@ static void defaults(struct vb_opts *o)
 	*o = (struct vb_opts){.proto = VB_VT, .host = "127.0.0.1", .port = 8080,
 	                      .data_dir = "./vartalap-data", .prefix = "u", .pairs = 100,
 	                      .window = 16, .size = 150, .conns = 1000, .members = 1000,
-	                      .queued = 20, .count = 100000, .drain = 1, .seconds = 10,
+	                      .queued = 100, .count = 100000, .drain = 1, .seconds = 10,
 	                      .warmup = 1, .timeout = 30};
 }
 

@@ -101,6 +101,12 @@ static void on_phase(evutil_socket_t fd, short what, void *arg)
 		evtimer_add(b->phase_ev, &tv);
 		return;
 	}
+	b->t_end = vb_now();
+	b->measuring = 0;
+	if (b->h.measured != NULL) {
+		b->h.measured(b);
+		return;
+	}
 	vb_stop(b);
 }
 
