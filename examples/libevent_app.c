@@ -46,6 +46,9 @@
 
 #define MAX_CONNS 8
 
+/* Short, so the retry shows within the run. */
+#define ACK_TIMEOUT_MS 300
+
 /* The token key; a real server reads one of at least 32 random bytes. */
 static const unsigned char example_key[32] = "example key, never use this one";
 
@@ -68,6 +71,7 @@ struct client {
 	char first_msg_id[32];
 	unsigned pushes;      /* "message" frames seen */
 	unsigned same_pushes; /* of them, carrying first_msg_id */
+	uint64_t first_push_ms, retry_ms; /* monotonic times of the first two */
 	int accepted, delivered, pong;
 };
 
@@ -80,6 +84,7 @@ struct app {
 	struct evconnlistener *listener;
 	struct line_conn *conns[MAX_CONNS];
 	struct client alice, bob;
+	uint16_t port;
 	int passed;
 };
 
@@ -329,7 +334,11 @@ static void client_ack(struct client *c, const char *id)
 /* Bob keeps quiet about the first push, to make the engine retry it. */
 static void client_on_message(struct client *c, const char *id)
 {
-	c->pushes++;
+	if (c->pushes++ == 0) {
+		c->first_push_ms = host_mono(NULL);
+	} else if (c->retry_ms == 0) {
+		c->retry_ms = host_mono(NULL);
+	}
 	if (c->first_msg_id[0] == '\0') {
 		snprintf(c->first_msg_id, sizeof(c->first_msg_id), "%s", id);
 	}
@@ -341,6 +350,8 @@ static void client_on_message(struct client *c, const char *id)
 	}
 }
 
+static void alice_start(struct app *a);
+
 static void client_line(struct app *a, struct client *c, const char *line)
 {
 	char type[32], id[32];
@@ -348,6 +359,9 @@ static void client_line(struct app *a, struct client *c, const char *line)
 	printf("%s <- %s\n", c->user, line);
 	if (strcmp(line, "PONG") == 0) {
 		c->pong = 1;
+		if (c == &a->bob) {
+			alice_start(a);
+		}
 		return;
 	}
 	field(line, "type", type, sizeof(type));
@@ -362,11 +376,14 @@ static void client_line(struct app *a, struct client *c, const char *line)
 	}
 }
 
-/* Done when alice heard the receipt and bob saw his retry. */
+/*
+ * Done when alice heard the receipt and bob saw his retry, which the timer
+ * brought no sooner than the ack timeout after the first push.
+ */
 static void check_done(struct app *a)
 {
 	if (a->alice.delivered && a->alice.accepted && a->alice.pong &&
-	    a->bob.same_pushes >= 2) {
+	    a->bob.same_pushes >= 2 && a->bob.retry_ms - a->bob.first_push_ms >= ACK_TIMEOUT_MS) {
 		a->passed = 1;
 		event_base_loopexit(a->base, NULL);
 	}
@@ -413,6 +430,18 @@ static int client_start(struct app *a, struct client *c, uint16_t port)
 	return 0;
 }
 
+/* The application's own traffic (PING) shares the loop with the engine's. */
+static void alice_start(struct app *a)
+{
+	static const char hello[] = "{\"type\":\"message\",\"id\":\"c-1\",\"to\":\"bob\","
+	                            "\"body\":\"hi\"}";
+
+	if (a->alice.bev != NULL || client_start(a, &a->alice, a->port) != 0) {
+		return;
+	}
+	evbuffer_add_printf(bufferevent_get_output(a->alice.bev), "PING\n%s\n", hello);
+}
+
 /* ---- wiring ---- */
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -430,7 +459,7 @@ static int start_engine(struct app *a)
 	struct vt_storage st;
 
 	vt_engine_config_init(&cfg);
-	cfg.ack_timeout_ms = 300;
+	cfg.ack_timeout_ms = ACK_TIMEOUT_MS;
 
 	a->flush_ev = event_new(a->base, -1, 0, on_flush, a);
 	a->timer_ev = evtimer_new(a->base, on_timer, a);
@@ -493,8 +522,6 @@ static void stop(struct app *a)
 int main(void)
 {
 	static struct app a = {.alice = {.user = "alice"}, .bob = {.user = "bob"}};
-	static const char hello[] = "{\"type\":\"message\",\"id\":\"c-1\",\"to\":\"bob\","
-	                            "\"body\":\"hi\"}";
 	struct timeval ten_s = {10, 0};
 	uint16_t port;
 
@@ -505,21 +532,23 @@ int main(void)
 		return 1;
 	}
 	port = start_listener(&a);
-	if (port == 0 || client_start(&a, &a.bob, port) != 0 ||
-	    client_start(&a, &a.alice, port) != 0) {
+	a.port = port;
+	if (port == 0 || client_start(&a, &a.bob, port) != 0) {
 		fprintf(stderr, "libevent_app: cannot listen or connect\n");
 		stop(&a);
 		return 1;
 	}
 	evtimer_add(a.deadline_ev, &ten_s);
 
-	/* The application's own traffic shares the loop with the engine's. */
-	evbuffer_add_printf(bufferevent_get_output(a.alice.bev), "PING\n%s\n", hello);
+	/* Bob's PONG says he is logged in; alice starts then (alice_start). */
+	bufferevent_write(a.bob.bev, "PING\n", 5);
 
 	event_base_dispatch(a.base);
-	printf("bob: pushes=%u of the first id=%u; alice: accepted=%d delivered=%d pong=%d\n",
-	       a.bob.pushes, a.bob.same_pushes, a.alice.accepted, a.alice.delivered,
-	       a.alice.pong);
+	printf("bob: pushes=%u of the first id=%u, retry after %llu ms; "
+	       "alice: accepted=%d delivered=%d pong=%d\n",
+	       a.bob.pushes, a.bob.same_pushes,
+	       (unsigned long long)(a.bob.retry_ms - a.bob.first_push_ms), a.alice.accepted,
+	       a.alice.delivered, a.alice.pong);
 	stop(&a);
 
 	puts(a.passed ? "libevent_app: ok" : "libevent_app: FAILED");
