@@ -13,6 +13,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <vartalap/error.h>
 
 /*
@@ -61,7 +62,12 @@ static int load_files(SSL_CTX *ctx, const char *cert, const char *key, char *why
 		return -1;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-		explain(why, len, "cannot use the private key", key);
+		/* OpenSSL compares the key with the certificate while loading it. */
+		if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+			explain(why, len, "the private key does not match the certificate", key);
+		} else {
+			explain(why, len, "cannot use the private key", key);
+		}
 		return -1;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
