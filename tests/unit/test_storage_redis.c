@@ -1,0 +1,420 @@
+/*
+ * test_storage_redis.c - the storage contract (storage_cases.c) on the Redis
+ * backend, and what only Redis can do: lose its server and get it back.
+ *
+ * main() starts a redis-server of its own on 127.0.0.1 and a free port,
+ * without persistence, and stops it at the end; each test flushes it first.
+ * Check runs each test in a fork, so the backend, its event base and its
+ * connections are made inside the test. Tests that kill or restart a server
+ * start one more of their own, which dies with the test process.
+ */
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+
+#include <vartalap/error.h>
+#include <vartalap/log.h>
+#include <vartalap/storage.h>
+
+#include "storage_cases.h"
+#include "store.h"
+
+#define SKIP 77
+
+/* The suite's own server, started by main(). */
+static int server_port;
+static pid_t server_pid;
+
+/* The event base of the current test, made inside the test's fork. */
+static struct event_base *base;
+
+/* ---- servers ---- */
+
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
+
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
+		port = ntohs(a.sin_port);
+	}
+	if (fd >= 0) {
+		close(fd);
+	}
+	return port;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Nonzero once a server answers PING on @port. */
+static int server_answers(int port)
+{
+	struct timeval tv = {0, 200000};
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+	redisReply *r = c && !c->err ? redisCommand(c, "PING") : NULL;
+	int ok = r && r->type == REDIS_REPLY_STATUS;
+
+	if (r) {
+		freeReplyObject(r);
+	}
+	if (c) {
+		redisFree(c);
+	}
+	return ok;
+}
+
+/*
+ * Start redis-server on 127.0.0.1:@port, persisting to @dir with an
+ * append-only file when @dir is set. It is killed when the process that
+ * started it dies. Returns its pid once it answers, or -1.
+ */
+static pid_t server_start(int port, const char *dir)
+{
+	char p[16];
+	pid_t pid;
+	long long deadline = now_ms() + 10000;
+
+	snprintf(p, sizeof(p), "%d", port);
+	pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		freopen("/dev/null", "w", stdout);
+		execlp("redis-server", "redis-server", "--bind", "127.0.0.1", "--port", p,
+		       "--save", "", "--appendonly", dir ? "yes" : "no", "--appendfsync",
+		       "always", "--dir", dir ? dir : "/tmp", "--daemonize", "no", (char *)NULL);
+		_exit(SKIP);
+	}
+	while (pid > 0 && now_ms() < deadline) {
+		int st;
+
+		if (server_answers(port)) {
+			return pid;
+		}
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			return -1; /* exited: not installed, or the port was taken */
+		}
+		usleep(20000);
+	}
+	return -1;
+}
+
+static void server_kill(pid_t pid, int sig)
+{
+	kill(pid, sig);
+	if (sig == SIGKILL || sig == SIGTERM) {
+		waitpid(pid, NULL, 0);
+	}
+}
+
+/* Run one command on the server at @port; nonzero when it answered. */
+static int server_cmd(int port, const char *cmd)
+{
+	struct timeval tv = {2, 0};
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+	redisReply *r = c && !c->err ? redisCommand(c, cmd) : NULL;
+	int ok = r && r->type != REDIS_REPLY_ERROR;
+
+	if (r) {
+		freeReplyObject(r);
+	}
+	if (c) {
+		redisFree(c);
+	}
+	return ok;
+}
+
+/* ---- the backend under the contract ---- */
+
+static int open_on(int port, uint32_t timeout_ms)
+{
+	struct vt_redis_options o = {"127.0.0.1", port, "vt:", 500, timeout_ms, WINDOW_MS};
+
+	if (!base) {
+		base = event_base_new();
+		ck_assert_ptr_nonnull(base);
+	}
+	return vt_storage_redis_open(base, &o, &fx.st);
+}
+
+static int open_redis(void)
+{
+	ck_assert(server_cmd(server_port, "FLUSHALL"));
+	return open_on(server_port, 2000);
+}
+
+const struct storage_backend storage_backends[] = {
+        {"redis", open_redis, 0},
+};
+
+const int storage_nbackends = 1;
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+}
+
+/* Run the loop, a tick at a time, until *@calls is set; at most @ms. */
+static int wait_ms(int *calls, long long ms)
+{
+	long long deadline = now_ms() + ms;
+	struct timeval tick = {0, 20000};
+	struct event *t = evtimer_new(base, on_tick, NULL);
+
+	while (!*calls && now_ms() < deadline) {
+		evtimer_add(t, &tick);
+		event_base_loop(base, EVLOOP_ONCE);
+	}
+	event_free(t);
+	return *calls;
+}
+
+void storage_wait(int *calls)
+{
+	ck_assert_msg(wait_ms(calls, 10000), "no callback within 10 s");
+}
+
+static void redis_teardown(void)
+{
+	teardown();
+	if (base) {
+		event_base_free(base);
+		base = NULL;
+	}
+}
+
+/* ---- failures and restarts ---- */
+
+/* Commit without waiting; the caller drives the loop. */
+static void commit_start(struct put *p, uint64_t id, struct done *d)
+{
+	memset(d, 0, sizeof(*d));
+	put_init(p, id, "", 100, "1", TO("bob"));
+	fx.st.ops->commit(fx.st.self, &p->op, 1, on_commit, d);
+}
+
+/* Commit a PUT of @id to bob until Redis takes it; nonzero on success. */
+static int commit_until_ok(uint64_t id, long long ms)
+{
+	long long deadline = now_ms() + ms;
+	struct put p;
+	struct done d;
+
+	while (now_ms() < deadline) {
+		commit_start(&p, id, &d);
+		if (wait_ms(&d.calls, 3000) && d.status == 0 && p.op.status == 0) {
+			return 1;
+		}
+		d.calls = 0;
+		wait_ms(&d.calls, 100); /* let the reconnect timer run */
+	}
+	return 0;
+}
+
+static int warnings;
+
+static void count_warnings(enum vt_log_level level, const char *line, void *arg)
+{
+	warnings += level <= VT_LOG_WARN;
+}
+
+/*
+ * A server that stops answering fails the call at the command timeout; one
+ * killed during a batch fails it at once; calls while it is down fail at
+ * once; and once it is back, batches work again (its script cache is empty
+ * then, so this also covers sending a script in full after NOSCRIPT).
+ */
+START_TEST(redis_lost_and_back)
+{
+	int port = free_port();
+	pid_t pid = server_start(port, NULL);
+	struct put p;
+	struct done d;
+	long long t0;
+
+	ck_assert_int_gt(pid, 0);
+	vt_log_set(count_warnings, NULL, VT_LOG_WARN);
+	ck_assert_int_eq(open_on(port, 300), 0);
+	ck_assert_int_eq(put(1, 100, "1", TO("bob")), 0);
+
+	server_kill(pid, SIGSTOP);
+	t0 = now_ms();
+	commit_start(&p, 2, &d);
+	ck_assert(wait_ms(&d.calls, 5000));
+	ck_assert_int_eq(d.status, VT_ESTORAGE);
+	ck_assert_int_lt(now_ms() - t0, 2000);
+	ck_assert_int_ge(warnings, 1);
+	server_kill(pid, SIGCONT);
+	ck_assert(commit_until_ok(3, 10000));
+
+	commit_start(&p, 4, &d);
+	server_kill(pid, SIGKILL);
+	t0 = now_ms();
+	ck_assert(wait_ms(&d.calls, 5000));
+	ck_assert_int_eq(d.status, VT_ESTORAGE);
+	ck_assert_int_lt(now_ms() - t0, 2000);
+	commit_start(&p, 5, &d);
+	ck_assert(wait_ms(&d.calls, 1000));
+	ck_assert_int_eq(d.status, VT_ESTORAGE);
+
+	pid = server_start(port, NULL);
+	ck_assert_int_gt(pid, 0);
+	ck_assert(commit_until_ok(6, 10000));
+	ck_assert_uint_eq(list("bob", 0, 10, NULL, NULL), 1);
+	ck_assert_uint_eq(expire(1000, 1000, 100), 1);
+	st_close();
+	server_kill(pid, SIGKILL);
+}
+END_TEST
+
+/* With appendonly and fsync always, a crash right after commits keeps them. */
+START_TEST(redis_appendonly_survives_crash)
+{
+	char dir[] = "/tmp/vt-redis-XXXXXX";
+	int port = free_port();
+	pid_t pid;
+	uint64_t ids[4];
+	uint32_t ndev;
+	struct done d;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(fx.dir, sizeof(fx.dir), "%s", dir); /* removed by the teardown */
+	pid = server_start(port, dir);
+	ck_assert_int_gt(pid, 0);
+	ck_assert_int_eq(open_on(port, 2000), 0);
+	ck_assert_int_eq(touch("bob", "d1", 100, NULL), 0);
+	ck_assert_int_eq(set_group("g1", "state"), 0);
+	ck_assert_int_eq(put(1, 100, "\"A\"", TO("carol")), 0);
+	ck_assert_int_eq(put(3, 100, "3", TO("carol")), 0);
+	ck_assert_int_eq(notified("carol", "", 3), 0);
+	st_close();
+	server_kill(pid, SIGKILL);
+
+	pid = server_start(port, dir);
+	ck_assert_int_gt(pid, 0);
+	ck_assert_int_eq(open_on(port, 2000), 0);
+	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), 3);
+	ck_assert_str_eq(load_groups(), "g1=state");
+	ck_assert_uint_eq(list("carol", 0, 10, ids, &d), 2);
+	ck_assert_str_eq(d.bodies[0], "\"A\"");
+	ck_assert_uint_eq(d.recs[1].flags, VT_REC_NOTIFIED);
+	ck_assert_int_eq(touch("bob", "d2", 100, &ndev), 0);
+	ck_assert_uint_eq(ndev, 2); /* d1 was still registered */
+	st_close();
+	server_kill(pid, SIGKILL);
+}
+END_TEST
+
+/* Redis over maxmemory refuses a batch whole (VT_ENOSPC); reads still work. */
+START_TEST(redis_oom_is_enospc)
+{
+	int port = free_port();
+	pid_t pid = server_start(port, NULL);
+	struct put p;
+	struct done d;
+
+	ck_assert_int_gt(pid, 0);
+	ck_assert_int_eq(open_on(port, 2000), 0);
+	ck_assert_int_eq(put(1, 100, "1", TO("bob")), 0);
+	ck_assert(server_cmd(port, "CONFIG SET maxmemory 1"));
+	commit_start(&p, 2, &d);
+	storage_wait(&d.calls);
+	ck_assert_int_eq(d.status, VT_ENOSPC);
+	ck_assert_uint_eq(list("bob", 0, 10, NULL, NULL), 1);
+	ck_assert(server_cmd(port, "CONFIG SET maxmemory 0"));
+	ck_assert_int_eq(put(2, 100, "2", TO("bob")), 0);
+	ck_assert_uint_eq(list("bob", 0, 10, NULL, NULL), 2);
+	st_close();
+	server_kill(pid, SIGKILL);
+}
+END_TEST
+
+/* No server: open fails at once instead of failing every later call. */
+START_TEST(redis_open_unreachable)
+{
+	ck_assert_int_eq(open_on(free_port(), 500), VT_EIO);
+	ck_assert_ptr_null(fx.st.ops);
+}
+END_TEST
+
+/* Keys of two prefixes never meet. */
+START_TEST(redis_prefixes_apart)
+{
+	struct vt_redis_options o = {"127.0.0.1", server_port, "other:", 500, 2000, WINDOW_MS};
+	struct vt_storage mine;
+
+	ck_assert_int_eq(open_redis(), 0);
+	ck_assert_int_eq(put(1, 100, "1", TO("bob")), 0);
+	mine = fx.st;
+	ck_assert_int_eq(vt_storage_redis_open(base, &o, &fx.st), 0);
+	ck_assert_uint_eq(list("bob", 0, 10, NULL, NULL), 0);
+	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), 0);
+	st_close();
+	fx.st = mine;
+	ck_assert_uint_eq(list("bob", 0, 10, NULL, NULL), 1);
+	o.prefix = "a{b}";
+	ck_assert_int_eq(vt_storage_redis_open(base, &o, &mine), VT_EINVAL);
+}
+END_TEST
+
+static Suite *redis_suite(void)
+{
+	Suite *s = suite_create("storage_redis");
+	TCase *tc = tcase_create("contract");
+	TCase *rd = tcase_create("redis");
+
+	tcase_add_checked_fixture(tc, NULL, redis_teardown);
+	tcase_set_timeout(tc, 120);
+	storage_cases_add(tc);
+	suite_add_tcase(s, tc);
+
+	tcase_add_checked_fixture(rd, NULL, redis_teardown);
+	tcase_set_timeout(rd, 60);
+	tcase_add_test(rd, redis_lost_and_back);
+	tcase_add_test(rd, redis_appendonly_survives_crash);
+	tcase_add_test(rd, redis_oom_is_enospc);
+	tcase_add_test(rd, redis_open_unreachable);
+	tcase_add_test(rd, redis_prefixes_apart);
+	suite_add_tcase(s, rd);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	signal(SIGPIPE, SIG_IGN);
+	server_port = free_port();
+	server_pid = server_start(server_port, NULL);
+	if (server_pid < 0) {
+		fprintf(stderr, "test_storage_redis: no redis-server could start: skipped\n");
+		return SKIP;
+	}
+	sr = srunner_create(redis_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	server_kill(server_pid, SIGTERM);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
