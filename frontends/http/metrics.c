@@ -9,9 +9,11 @@
 
 #include <inttypes.h>
 #include <stddef.h>
+#include <string.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <vartalap/error.h>
 #include <vartalap/version.h>
 
 #include "../common/http_reply.h"
@@ -50,12 +52,73 @@ static const struct series series[] = {
 	 "Operations in the committed storage batches.", STAT(batch_ops)},
 	{"vartalap_storage_errors_total", "counter", "Storage batches that failed.",
 	 STAT(storage_errors)},
+	{"vartalap_queue_high_water", "gauge",
+	 "Most events queued for one device at once since start.", STAT(queue_high_water)},
 };
 
 static void add_series(struct evbuffer *out, const struct series *s, uint64_t value)
 {
 	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", s->name, s->help,
 	                    s->name, s->type, s->name, value);
+}
+
+/*
+ * Commit latency. The engine counts each batch in one bucket; Prometheus
+ * wants each bucket to count every batch at or under its bound.
+ */
+static void add_commit_histogram(struct evbuffer *out, const struct vt_engine_stats *st)
+{
+	static const uint64_t bounds[] = VT_COMMIT_BOUNDS_MS;
+	uint64_t seen = 0;
+
+	evbuffer_add_printf(out, "# HELP vartalap_storage_commit_seconds Time from a flush to "
+	                         "its batch being committed.\n"
+	                         "# TYPE vartalap_storage_commit_seconds histogram\n");
+	for (size_t i = 0; i < VT_COMMIT_BUCKETS; i++) {
+		seen += st->commit_ms_le[i];
+		if (i + 1 < VT_COMMIT_BUCKETS) {
+			evbuffer_add_printf(out,
+			                    "vartalap_storage_commit_seconds_bucket{le=\"%.3f\"} %" PRIu64
+			                    "\n",
+			                    (double)bounds[i] / 1000.0, seen);
+		}
+	}
+	evbuffer_add_printf(out,
+	                    "vartalap_storage_commit_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+	                    "vartalap_storage_commit_seconds_sum %.3f\n"
+	                    "vartalap_storage_commit_seconds_count %" PRIu64 "\n",
+	                    seen, (double)st->commit_ms_sum / 1000.0, seen);
+}
+
+/*
+ * Error answers by protocol name. Several internal codes share the name
+ * "internal"; a label value may appear once, so they are summed.
+ */
+static void add_errors(struct evbuffer *out, const struct vt_engine_stats *st)
+{
+	const char *names[VT_ERROR_SLOTS];
+	uint64_t counts[VT_ERROR_SLOTS];
+	size_t n = 0;
+
+	for (int code = 1; code < VT_ERROR_SLOTS; code++) {
+		const char *name = vt_error_name(-code);
+		size_t k = 0;
+
+		while (k < n && strcmp(names[k], name) != 0) {
+			k++;
+		}
+		if (k == n) {
+			names[n] = name;
+			counts[n++] = 0;
+		}
+		counts[k] += st->errors[code];
+	}
+	evbuffer_add_printf(out, "# HELP vartalap_errors_total Error answers sent, by code.\n"
+	                         "# TYPE vartalap_errors_total counter\n");
+	for (size_t k = 0; k < n; k++) {
+		evbuffer_add_printf(out, "vartalap_errors_total{code=\"%s\"} %" PRIu64 "\n",
+		                    names[k], counts[k]);
+	}
 }
 
 /* What is not a counter of the engine: health and the version. */
@@ -96,6 +159,8 @@ void vt_http_serve_metrics(struct vt_engine *e, struct evhttp_request *req)
 		add_series(out, &series[i],
 		           *(const uint64_t *)(const void *)((const char *)&st + series[i].offset));
 	}
+	add_commit_histogram(out, &st);
+	add_errors(out, &st);
 	add_state(out, e);
 
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",

@@ -92,7 +92,7 @@ async def test_file_applies_and_command_line_wins():
     send_http(srv, srv.token("alice"), "bob", "small-1", "hi")
 
 
-METRIC_LINE = re.compile(r"^([a-z_][a-z0-9_]*)(\{[^}]*\})? ([0-9]+)$")
+METRIC_LINE = re.compile(r'^([a-z_][a-z0-9_]*)(\{[a-z_]+="[^"]*"\})? ([0-9]+(?:\.[0-9]+)?)$')
 
 
 def parse_metrics(text):
@@ -108,11 +108,16 @@ def parse_metrics(text):
             m = METRIC_LINE.match(line)
             check(m is not None, "a sample line in exposition format: %r" % line)
             name = m.group(1)
-            check(name in helps and name in types, "HELP and TYPE precede %s" % name)
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            if types.get(base) != "histogram":
+                base = name
+            check(base in helps and base in types, "HELP and TYPE precede %s" % name)
             check(name.startswith("vartalap_"), "prefix of %s" % name)
-            if types[name] == "counter":
+            if types[base] == "counter":
                 check(name.endswith("_total"), "counter %s ends in _total" % name)
-            samples[name] = int(m.group(3))
+            key = name + (m.group(2) or "")
+            check(key not in samples, "%s appears once" % key)
+            samples[key] = float(m.group(3))
     return samples, types
 
 
@@ -158,6 +163,9 @@ async def test_metrics_count_what_happened():
     eq(after["vartalap_messages_accepted_total"] - before["vartalap_messages_accepted_total"],
        1, "accepted")
     eq(after["vartalap_messages_duplicates_total"], 1, "duplicates")
+    check(after['vartalap_storage_commit_seconds_bucket{le="+Inf"}']
+          == after["vartalap_storage_commit_seconds_count"] > 0, "commit histogram: %r" % after)
+    eq(after['vartalap_errors_total{code="bad_json"}'], 0, "no bad_json answers yet")
     check(after["vartalap_storage_batches_total"] > before["vartalap_storage_batches_total"],
           "batches grew")
     st, _ = http_raw(srv, "POST", "/metrics")
