@@ -202,7 +202,8 @@ static int decode_put(struct vt_op *op, const redisReply *e, struct vt_inbox *ou
 	unsigned long long dup = 0;
 	const redisReply *d = str_at(e, 1);
 
-	if (int_at(e, 0, &st) || int_at(e, 2, &skipped) || !d || (d->len && num_at(e, 1, 16, &dup))) {
+	if (int_at(e, 0, &st) || int_at(e, 2, &skipped) || !d ||
+	    (d->len && num_at(e, 1, 16, &dup))) {
 		return VT_ESTORAGE;
 	}
 	if (st == VT__RS_FULL) {

@@ -139,7 +139,8 @@ struct vt__rscript vt__rscript_commit = {
 	"  redis.call('ZADD', P .. 'ddts', p.ts, p.dk)\n"
 	"end\n"
 	"local function put()\n"
-	"  local p = {id = arg(), kind = arg(), from = arg(), to = arg(), cid = arg(), ts = arg()}\n"
+	"  local p = {id = arg(), kind = arg(), from = arg(), to = arg()}\n"
+	"  p.cid, p.ts = arg(), arg()\n"
 	"  p.body, p.dedup, p.cap, p.skip = arg(), arg() == '1', tonumber(arg()), arg() == '1'\n"
 	"  local to = pairs_of(tonumber(arg()), inbox)\n"
 	"  local users = pairs_of(tonumber(arg()), arg)\n"
@@ -256,7 +257,8 @@ struct vt__rscript vt__rscript_list = {
 	"list",
 	"#!lua flags=no-writes\n" PRELUDE
 	"local u, d = ARGV[3], ARGV[4]\n"
-	"local ids = redis.call('ZRANGEBYLEX', box(u, d), '(' .. ARGV[5], '+', 'LIMIT', 0, ARGV[6])\n"
+	"local ids = redis.call('ZRANGEBYLEX', box(u, d), '(' .. ARGV[5], '+',\n"
+	"  'LIMIT', 0, ARGV[6])\n"
 	"local out = {}\n"
 	"for _, id in ipairs(ids) do\n"
 	"  local r = redis.call('HMGET', rec(id), 'k', 'f', 't', 'c', 'ts', 'b')\n"
