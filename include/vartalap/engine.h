@@ -65,7 +65,7 @@ struct vt_engine_config {
 					  burst; 0 = no limit; default 100 */
 };
 
-/* Fill @cfg with the defaults named above. */
+/* Fill @cfg with the defaults named above. Never fails; thread-safe. */
 VT_EXPORT void vt_engine_config_init(struct vt_engine_config *cfg);
 
 /*
@@ -89,50 +89,74 @@ struct vt_host {
 
 /*
  * Create an engine on @storage (which it owns from now on: destroyed with the
- * engine, also on failure). Returns 0, VT_EINVAL for a bad config, or
- * VT_ENOMEM.
+ * engine, also on failure). @cfg and @host are copied; @host->arg must stay
+ * valid until vt_engine_destroy() returns. Hooks may be called during this
+ * call, before *@out is set (a host then flushes on its next turn). On
+ * success sets *@out and returns 0; otherwise leaves *@out alone and returns
+ * VT_EINVAL (a bad config or a missing required hook) or VT_ENOMEM.
  */
 VT_EXPORT int vt_engine_create(const struct vt_engine_config *cfg, const struct vt_host *host,
                                struct vt_storage storage, struct vt_engine **out);
 
 /*
  * Give the engine a push hook (see notifier.h); it owns it from now on and
- * destroys any earlier one. Without one, offline events notify nobody.
+ * destroys any earlier one. A notifier with NULL ops removes the hook.
+ * Without one, offline events notify nobody. Cannot fail.
  */
 VT_EXPORT void vt_engine_set_notifier(struct vt_engine *e, struct vt_notifier notifier);
 
 /*
  * Flush what is pending, close every connection with VT_CLOSE_GOING_AWAY,
- * and free the engine and its storage. Accepts NULL. Pending request
- * callbacks are answered with VT_EBUSY before this returns. With an
+ * and free the engine, its storage and its notifier. Accepts NULL. Pending
+ * request callbacks are answered with VT_EBUSY before this returns. A
+ * connection still open is freed too (its ops->close is called first): do
+ * not call vt_conn_close() on it afterwards; a host that wants to close its
+ * sockets itself does so, with vt_conn_close(), before this call. With an
  * asynchronous storage, call vt_engine_shutdown() first and let the loop run
- * until vt_engine_idle() is true.
+ * until vt_engine_idle() is true. Host hooks may be called during the call.
  */
 VT_EXPORT void vt_engine_destroy(struct vt_engine *e);
 
 /*
  * Begin a clean stop: refuse new work with VT_EBUSY, flush what was taken,
- * and close every connection with VT_CLOSE_GOING_AWAY.
+ * and close every connection with VT_CLOSE_GOING_AWAY (through ops->close;
+ * the host still calls vt_conn_close() for each). Calling it again does
+ * nothing more.
  */
 VT_EXPORT void vt_engine_shutdown(struct vt_engine *e);
 
-/* True when no storage call is pending. */
+/* Nonzero when no storage call is pending: safe to vt_engine_destroy(). */
 VT_EXPORT int vt_engine_idle(const struct vt_engine *e);
 
-/* Commit every write taken since the last flush as one batch. */
+/*
+ * Commit every write taken since the last flush as one batch. Harmless when
+ * nothing is pending. With a synchronous storage, replies, pushes and
+ * transport calls caused by the commit happen inside this call; the engine
+ * may ask for another flush (want_flush) from here.
+ */
 VT_EXPORT void vt_engine_flush(struct vt_engine *e);
 
-/* Milliseconds until the earliest deadline (0: due now), or -1 for none. */
+/*
+ * Milliseconds until the earliest deadline (0: due now), or -1 for none.
+ * Read it again after vt_engine_run_timers() and after timers_changed.
+ */
 VT_EXPORT int64_t vt_engine_next_timeout(const struct vt_engine *e);
 
-/* Run every timer that is due: retries, token expiry, offline expiry. */
+/*
+ * Run every timer that is due by host->mono_ms(): retries, token expiry,
+ * offline expiry. Early or extra calls are harmless. May send, close
+ * connections and ask for a flush.
+ */
 VT_EXPORT void vt_engine_run_timers(struct vt_engine *e);
 
 /*
  * Open a connection for an authenticated @id (the frontend verified the
- * token). Events owed to that device are pushed through @ops soon after.
- * @ops must outlive the connection. Returns 0, VT_EEXPIRED, VT_EBUSY during
- * shutdown, or VT_ENOMEM.
+ * token; @id is copied). Events owed to that device are pushed through @ops
+ * soon after, with @ctx as their first argument. @ops must outlive the
+ * connection. On success sets *@out, which stays valid until the host calls
+ * vt_conn_close() or the engine is destroyed; returns 0, VT_EEXPIRED (the
+ * token's exp has passed by host->wall_ms), VT_EBUSY during shutdown, or
+ * VT_ENOMEM. A device already connected is closed with VT_CLOSE_REPLACED.
  */
 VT_EXPORT int vt_conn_open(struct vt_engine *e, const struct vt_identity *id,
                            const struct vt_transport_ops *ops, void *ctx, struct vt_conn **out);
@@ -141,16 +165,23 @@ VT_EXPORT int vt_conn_open(struct vt_engine *e, const struct vt_identity *id,
  * Hand the engine one whole text message received on @c. Errors go back to
  * the client as error envelopes; a message that breaks the connection's
  * contract (for instance an expired token) closes it through ops->close.
- * @data need not be NUL-terminated and is not kept.
+ * @data need not be NUL-terminated, may be any bytes (hostile input is
+ * answered, never trusted), and is not kept. Ops of @c (and of other
+ * connections, for a recipient online) may be called inside this call.
  */
 VT_EXPORT void vt_conn_receive(struct vt_conn *c, const char *data, size_t len);
 
-/* The connection's outbound queue has room again after a VT_EAGAIN. */
+/*
+ * The connection's outbound queue has room again after a VT_EAGAIN: the
+ * engine resumes pushing, from inside this call.
+ */
 VT_EXPORT void vt_conn_writable(struct vt_conn *c);
 
 /*
- * The transport is gone. Events pushed and not acked stay owed to the device;
- * @c is freed. Accepts NULL.
+ * The transport is gone. Events pushed and not acked stay owed to the device
+ * (they go offline); @c is freed and its ops are not called again. Call it
+ * exactly once per connection, also after ops->close, never from inside an
+ * op of @c. Accepts NULL.
  */
 VT_EXPORT void vt_conn_close(struct vt_conn *c);
 
@@ -164,8 +195,9 @@ typedef void (*vt_reply_fn)(void *arg, int status, const char *json, size_t len)
 
 /*
  * Take one envelope from @id as if sent on a connection of that device
- * (REST send). Exactly one reply: "accepted" after the write is durable, or
- * an error envelope.
+ * (REST send). @id and @data are copied. Exactly one reply: "accepted"
+ * after the write is durable, or an error envelope; @arg must stay valid
+ * until then (at the latest during vt_engine_destroy(), with VT_EBUSY).
  */
 VT_EXPORT void vt_engine_submit(struct vt_engine *e, const struct vt_identity *id, const char *data,
                                 size_t len, vt_reply_fn reply, void *arg);
@@ -173,14 +205,16 @@ VT_EXPORT void vt_engine_submit(struct vt_engine *e, const struct vt_identity *i
 /*
  * List events owed to @id's device with server id > @after, oldest first, at
  * most @limit (capped by fetch_limit_max; 0 means that cap). Reply body:
- * {"messages":[envelope, ...],"next":"<cursor>","more":bool}.
+ * {"messages":[envelope, ...],"next":"<cursor>","more":bool}. Listing does
+ * not ack. Exactly one reply, as for vt_engine_submit().
  */
 VT_EXPORT void vt_engine_fetch(struct vt_engine *e, const struct vt_identity *id, uint64_t after,
                                uint32_t limit, vt_reply_fn reply, void *arg);
 
 /*
- * Acknowledge events by server id. @json is {"ids":["<id>", ...]}. Reply
- * body: {"acked":[...],"unknown":[...]}; acking twice is harmless.
+ * Acknowledge events by server id. @json is {"ids":["<id>", ...]} (@len
+ * bytes, copied). Reply body: {"acked":[...],"unknown":[...]}; acking twice
+ * is harmless. Exactly one reply, as for vt_engine_submit().
  */
 VT_EXPORT void vt_engine_ack(struct vt_engine *e, const struct vt_identity *id, const char *json,
                              size_t len, vt_reply_fn reply, void *arg);
@@ -193,7 +227,10 @@ VT_EXPORT void vt_engine_ack(struct vt_engine *e, const struct vt_identity *id, 
 VT_EXPORT void vt_engine_group_info(struct vt_engine *e, const struct vt_identity *id,
 				    const char *group, vt_reply_fn reply, void *arg);
 
-/* The groups @id belongs to: {"groups":[<as vt_engine_group_info>, ...]}. */
+/*
+ * The groups @id belongs to: {"groups":[<as vt_engine_group_info>, ...]}.
+ * Both group calls reply exactly once, as for vt_engine_submit().
+ */
 VT_EXPORT void vt_engine_groups(struct vt_engine *e, const struct vt_identity *id,
 				vt_reply_fn reply, void *arg);
 
@@ -225,6 +262,7 @@ struct vt_engine_stats {
 	uint64_t errors[VT_ERROR_SLOTS]; /* error answers by -code (errors[1] bad_json) */
 };
 
+/* Copy the counters into @out. Counters only grow, but for the gauges. */
 VT_EXPORT void vt_engine_stats(const struct vt_engine *e, struct vt_engine_stats *out);
 
 /* 1 when the last storage batch succeeded, 0 while storage is failing. */

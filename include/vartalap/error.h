@@ -51,10 +51,14 @@ enum vt_error {
 #undef VT__ERR_ENUM
 };
 
-/* Human-readable message for an error code; never NULL. */
+/*
+ * Human-readable message for an error code; never NULL, also for a code not
+ * listed here. The string is static: do not free it. Thread-safe (as are
+ * the two functions below).
+ */
 VT_EXPORT const char *vt_strerror(int err);
 
-/* Protocol name ("bad_json", ...) for an error code; never NULL. */
+/* Protocol name ("bad_json", ...) for an error code; never NULL, static. */
 VT_EXPORT const char *vt_error_name(int err);
 
 /* The HTTP status that answers a request failing with @err (200 for 0). */

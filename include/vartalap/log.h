@@ -41,7 +41,11 @@ VT_EXPORT enum vt_log_level vt_log_level(void);
 /* Parse "error", "warn", "info" or "debug"; returns 0 or VT_EINVAL. */
 VT_EXPORT int vt_log_level_parse(const char *s, enum vt_log_level *out);
 
-/* Log a printf-style line at @level. Lines longer than 1 KiB are truncated. */
+/*
+ * Log a printf-style line at @level. Lines longer than 1 KiB are truncated.
+ * The sink runs in the calling thread, inside this call; it may be called
+ * from any thread that uses the library, so a sink shared by threads locks.
+ */
 VT_EXPORT void vt_log(enum vt_log_level level, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 

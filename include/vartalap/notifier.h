@@ -49,7 +49,8 @@ struct vt_notifier {
 
 /*
  * A notifier that logs one info line per notice (user, device, id, sender;
- * never the body). Returns 0 or VT_ENOMEM.
+ * never the body). Returns 0 and fills *@out, or VT_ENOMEM. The caller owns
+ * *@out until vt_engine_set_notifier() takes it.
  */
 VT_EXPORT int vt_notifier_log_create(struct vt_notifier *out);
 

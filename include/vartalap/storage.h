@@ -221,7 +221,9 @@ struct vt_storage {
 /*
  * Create the in-memory backend. Records and dedup entries live as long as the
  * backend; @dedup_window_ms bounds how long a (from, cid) pair is remembered,
- * measured on record timestamps. Returns 0 or VT_ENOMEM.
+ * measured on record timestamps. Returns 0 and fills *@out, or VT_ENOMEM.
+ * The caller owns *@out until it hands it to vt_engine_create(); to drop it
+ * unused, call out->ops->destroy(out->self). Completes every call inside it.
  */
 VT_EXPORT int vt_storage_memory_create(int64_t dedup_window_ms, struct vt_storage *out);
 
@@ -238,8 +240,11 @@ struct vt_lmdb_options {
 };
 
 /*
- * Open (or create) the LMDB backend at @opts->path. Returns 0, VT_EINVAL, or
- * VT_EIO with the reason logged.
+ * Open (or create) the LMDB backend at @opts->path. @opts is read during the
+ * call only. Returns 0 and fills *@out (owned as for the memory backend),
+ * VT_EINVAL, or VT_EIO with the reason logged. One process at a time may
+ * use a directory. Completes every call inside it, after fsync unless
+ * @opts->no_sync.
  */
 VT_EXPORT int vt_storage_lmdb_open(const struct vt_lmdb_options *opts, struct vt_storage *out);
 
