@@ -223,10 +223,10 @@ int main(void)
 {
 	struct fake_clock clk = {.mono_ms = 1, .wall_ms = INT64_C(1700000000000)};
 	struct vt_host host = {
-		.mono_ms = clock_mono,
-		.wall_ms = clock_wall,
-		.want_flush = clock_want_flush,
-		.timers_changed = NULL, /* this host polls vt_engine_next_timeout() */
+		.mono_ms = clock_mono,          /* monotonic ms: retries, deadlines */
+		.wall_ms = clock_wall,          /* ms since the epoch: timestamps, token expiry */
+		.want_flush = clock_want_flush, /* "call vt_engine_flush() before you sleep" */
+		.timers_changed = NULL,         /* this host polls vt_engine_next_timeout() */
 		.arg = &clk,
 	};
 	struct client alice = {.user = "alice"};
