@@ -77,8 +77,8 @@ static int load_files(SSL_CTX *ctx, const char *cert, const char *key, char *why
 	return 0;
 }
 
-int vt_tls_ctx_new(const char *cert_path, const char *key_path, struct ssl_ctx_st **out,
-                   char *why, size_t why_len)
+int vt_tls_ctx_new(const char *cert_path, const char *key_path, struct ssl_ctx_st **out, char *why,
+                   size_t why_len)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 

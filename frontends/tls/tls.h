@@ -20,8 +20,8 @@ struct ssl_ctx_st;
  * unreadable file, key not matching the certificate) or VT_ENOMEM, with a
  * sentence saying which file and why in @why (@why_len bytes).
  */
-int vt_tls_ctx_new(const char *cert_path, const char *key_path, struct ssl_ctx_st **out,
-                   char *why, size_t why_len);
+int vt_tls_ctx_new(const char *cert_path, const char *key_path, struct ssl_ctx_st **out, char *why,
+                   size_t why_len);
 
 /* Free a context made by vt_tls_ctx_new(). Accepts NULL. */
 void vt_tls_ctx_free(struct ssl_ctx_st *ctx);

@@ -40,9 +40,9 @@ struct vt_ws_conn {
 	enum ws_state state;
 	struct vt_ws_user *user;      /* this socket's count for its user */
 	struct vt_ws_frame_scan scan; /* frame sizes, before wslay reads them */
-	uint64_t last_rx_ms;   /* monotonic time of the last bytes received */
-	uint64_t last_msg_ms;  /* last text message either way, for the idle timeout */
-	uint64_t ping_sent_ms; /* when the outstanding ping went out */
+	uint64_t last_rx_ms;          /* monotonic time of the last bytes received */
+	uint64_t last_msg_ms;         /* last text message either way, for the idle timeout */
+	uint64_t ping_sent_ms;        /* when the outstanding ping went out */
 	unsigned awaiting_pong : 1;
 	unsigned blocked : 1;       /* send() answered VT_EAGAIN */
 	unsigned paused : 1;        /* reading stopped while the output is full */
