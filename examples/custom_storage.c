@@ -23,9 +23,9 @@
 /* The backend's own state: the store it wraps, and its counters. */
 struct counting_store {
 	struct vt_storage inner;
-	uint64_t commits;   /* batches asked for */
-	uint64_t completed; /* batches whose done callback ran */
-	uint64_t failed;    /* of them, failed as a whole */
+	uint64_t commits;    /* batches asked for */
+	uint64_t completed;  /* batches whose done callback ran */
+	uint64_t failed;     /* of them, failed as a whole */
 	uint64_t by_kind[8]; /* ops, indexed by enum vt_op_kind */
 	uint64_t lists;
 	uint64_t expires;
@@ -92,8 +92,7 @@ static void cs_expire(void *self, int64_t now_ts, int64_t before_ts, int64_t dev
 	struct counting_store *cs = self;
 
 	cs->expires++;
-	cs->inner.ops->expire(cs->inner.self, now_ts, before_ts, device_before_ts, max, done,
-	                      arg);
+	cs->inner.ops->expire(cs->inner.self, now_ts, before_ts, device_before_ts, max, done, arg);
 }
 
 /* Optional in the contract; pass it on only when the inner store has it. */
@@ -125,12 +124,12 @@ static void cs_destroy(void *self)
 }
 
 static const struct vt_storage_ops counting_ops = {
-	.commit = cs_commit,
-	.list = cs_list,
-	.expire = cs_expire,
-	.load_groups = cs_load_groups,
-	.max_id = cs_max_id,
-	.destroy = cs_destroy,
+        .commit = cs_commit,
+        .list = cs_list,
+        .expire = cs_expire,
+        .load_groups = cs_load_groups,
+        .max_id = cs_max_id,
+        .destroy = cs_destroy,
 };
 
 /* ---- a minimal host and transport, as in two_users.c ---- */
@@ -255,7 +254,8 @@ static int check(const struct counting_store *cs)
 /* Alice writes to bob; bob acks; alice acks the receipt that follows. */
 static int exchange(struct vt_engine *e, struct peer *alice, struct peer *bob)
 {
-	say(alice, "{\"type\":\"message\",\"id\":\"c-1\",\"to\":\"bob\",\"body\":{\"text\":\"hi\"}}");
+	say(alice,
+	    "{\"type\":\"message\",\"id\":\"c-1\",\"to\":\"bob\",\"body\":{\"text\":\"hi\"}}");
 	end_turn(e);
 	if (!ack_last(e, bob)) {
 		fprintf(stderr, "bob got no message\n");

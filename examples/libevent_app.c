@@ -69,8 +69,8 @@ struct client {
 	const char *user;
 	struct bufferevent *bev;
 	char first_msg_id[32];
-	unsigned pushes;      /* "message" frames seen */
-	unsigned same_pushes; /* of them, carrying first_msg_id */
+	unsigned pushes;                  /* "message" frames seen */
+	unsigned same_pushes;             /* of them, carrying first_msg_id */
 	uint64_t first_push_ms, retry_ms; /* monotonic times of the first two */
 	int accepted, delivered, pong;
 };
@@ -382,8 +382,8 @@ static void client_line(struct app *a, struct client *c, const char *line)
  */
 static void check_done(struct app *a)
 {
-	if (a->alice.delivered && a->alice.accepted && a->alice.pong &&
-	    a->bob.same_pushes >= 2 && a->bob.retry_ms - a->bob.first_push_ms >= ACK_TIMEOUT_MS) {
+	if (a->alice.delivered && a->alice.accepted && a->alice.pong && a->bob.same_pushes >= 2 &&
+	    a->bob.retry_ms - a->bob.first_push_ms >= ACK_TIMEOUT_MS) {
 		a->passed = 1;
 		event_base_loopexit(a->base, NULL);
 	}

@@ -82,8 +82,8 @@ static void mem_close(void *ctx, int code, const char *reason)
 }
 
 static const struct vt_transport_ops mem_transport = {
-	.send = mem_send,
-	.close = mem_close,
+        .send = mem_send,
+        .close = mem_close,
 };
 
 /* End of a loop turn: commit what the engine took, as the host promises. */
@@ -185,7 +185,8 @@ static int converse(struct vt_engine *e, struct fake_clock *clk, struct client *
 {
 	char msg_id[32], ack_id[32], rcpt_id[32];
 
-	client_send(alice, "{\"type\":\"message\",\"id\":\"c-1\",\"to\":\"bob\",\"body\":\"hi bob\"}");
+	client_send(alice,
+	            "{\"type\":\"message\",\"id\":\"c-1\",\"to\":\"bob\",\"body\":\"hi bob\"}");
 	end_turn(e, clk);
 	if (expect(alice, "accepted", ack_id, sizeof(ack_id)) != 0 ||
 	    expect(bob, "message", msg_id, sizeof(msg_id)) != 0 || strcmp(ack_id, msg_id) != 0) {
@@ -223,11 +224,11 @@ int main(void)
 {
 	struct fake_clock clk = {.mono_ms = 1, .wall_ms = INT64_C(1700000000000)};
 	struct vt_host host = {
-		.mono_ms = clock_mono,          /* monotonic ms: retries, deadlines */
-		.wall_ms = clock_wall,          /* ms since the epoch: timestamps, token expiry */
-		.want_flush = clock_want_flush, /* "call vt_engine_flush() before you sleep" */
-		.timers_changed = NULL,         /* this host polls vt_engine_next_timeout() */
-		.arg = &clk,
+	        .mono_ms = clock_mono,          /* monotonic ms: retries, deadlines */
+	        .wall_ms = clock_wall,          /* ms since the epoch: timestamps, token expiry */
+	        .want_flush = clock_want_flush, /* "call vt_engine_flush() before you sleep" */
+	        .timers_changed = NULL,         /* this host polls vt_engine_next_timeout() */
+	        .arg = &clk,
 	};
 	struct client alice = {.user = "alice"};
 	struct client bob = {.user = "bob"};

@@ -28,32 +28,31 @@ struct series {
 #define STAT(field) offsetof(struct vt_engine_stats, field)
 
 static const struct series series[] = {
-	{"vartalap_connections", "gauge", "Client connections open now.", STAT(connections)},
-	{"vartalap_messages_accepted_total", "counter",
-	 "Events accepted from senders (answered \"accepted\").", STAT(accepted)},
-	{"vartalap_messages_duplicates_total", "counter",
-	 "Re-sent client ids answered again without storing.", STAT(duplicates)},
-	{"vartalap_messages_pushed_total", "counter",
-	 "Event frames pushed to devices, retries included.", STAT(pushed)},
-	{"vartalap_messages_retried_total", "counter",
-	 "Pushes repeated after an ack timeout.", STAT(retried)},
-	{"vartalap_messages_acked_total", "counter",
-	 "Deliveries completed by the recipient's ack.", STAT(acked)},
-	{"vartalap_messages_offline_total", "counter",
-	 "Deliveries that went offline (stored for a device not reached).", STAT(offline)},
-	{"vartalap_messages_notified_total", "counter", "Push hook calls for offline devices.",
-	 STAT(notified)},
-	{"vartalap_messages_expired_total", "counter",
-	 "Stored deliveries removed by age (offline TTL).", STAT(expired)},
-	{"vartalap_typing_events_total", "counter", "Typing events relayed.", STAT(typing)},
-	{"vartalap_storage_batches_total", "counter", "Storage batches committed.",
-	 STAT(batches)},
-	{"vartalap_storage_batch_ops_total", "counter",
-	 "Operations in the committed storage batches.", STAT(batch_ops)},
-	{"vartalap_storage_errors_total", "counter", "Storage batches that failed.",
-	 STAT(storage_errors)},
-	{"vartalap_queue_high_water", "gauge",
-	 "Most events queued for one device at once since start.", STAT(queue_high_water)},
+        {"vartalap_connections", "gauge", "Client connections open now.", STAT(connections)},
+        {"vartalap_messages_accepted_total", "counter",
+         "Events accepted from senders (answered \"accepted\").", STAT(accepted)},
+        {"vartalap_messages_duplicates_total", "counter",
+         "Re-sent client ids answered again without storing.", STAT(duplicates)},
+        {"vartalap_messages_pushed_total", "counter",
+         "Event frames pushed to devices, retries included.", STAT(pushed)},
+        {"vartalap_messages_retried_total", "counter", "Pushes repeated after an ack timeout.",
+         STAT(retried)},
+        {"vartalap_messages_acked_total", "counter", "Deliveries completed by the recipient's ack.",
+         STAT(acked)},
+        {"vartalap_messages_offline_total", "counter",
+         "Deliveries that went offline (stored for a device not reached).", STAT(offline)},
+        {"vartalap_messages_notified_total", "counter", "Push hook calls for offline devices.",
+         STAT(notified)},
+        {"vartalap_messages_expired_total", "counter",
+         "Stored deliveries removed by age (offline TTL).", STAT(expired)},
+        {"vartalap_typing_events_total", "counter", "Typing events relayed.", STAT(typing)},
+        {"vartalap_storage_batches_total", "counter", "Storage batches committed.", STAT(batches)},
+        {"vartalap_storage_batch_ops_total", "counter",
+         "Operations in the committed storage batches.", STAT(batch_ops)},
+        {"vartalap_storage_errors_total", "counter", "Storage batches that failed.",
+         STAT(storage_errors)},
+        {"vartalap_queue_high_water", "gauge",
+         "Most events queued for one device at once since start.", STAT(queue_high_water)},
 };
 
 static void add_series(struct evbuffer *out, const struct series *s, uint64_t value)
@@ -77,10 +76,10 @@ static void add_commit_histogram(struct evbuffer *out, const struct vt_engine_st
 	for (size_t i = 0; i < VT_COMMIT_BUCKETS; i++) {
 		seen += st->commit_ms_le[i];
 		if (i + 1 < VT_COMMIT_BUCKETS) {
-			evbuffer_add_printf(out,
-			                    "vartalap_storage_commit_seconds_bucket{le=\"%.3f\"} %" PRIu64
-			                    "\n",
-			                    (double)bounds[i] / 1000.0, seen);
+			evbuffer_add_printf(
+			        out,
+			        "vartalap_storage_commit_seconds_bucket{le=\"%.3f\"} %" PRIu64 "\n",
+			        (double)bounds[i] / 1000.0, seen);
 		}
 	}
 	evbuffer_add_printf(out,

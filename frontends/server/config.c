@@ -157,8 +157,8 @@ static int apply_line(const char *where, char *line, struct vt_server_options *o
 	if (kind == 0) {
 		flag = parse_bool(value);
 		if (flag < 0) {
-			fprintf(stderr, "vartalapd: %s: %s takes yes or no, got '%s'\n", where, name,
-			        value);
+			fprintf(stderr, "vartalapd: %s: %s takes yes or no, got '%s'\n", where,
+			        name, value);
 			return -1;
 		}
 

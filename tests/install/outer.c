@@ -65,7 +65,8 @@ static int engine_round_trip(void)
 	struct vt_conn *c;
 
 	vt_engine_config_init(&cfg);
-	if (vt_storage_memory_create(1000, &st) != 0 || vt_engine_create(&cfg, &host, st, &e) != 0 ||
+	if (vt_storage_memory_create(1000, &st) != 0 ||
+	    vt_engine_create(&cfg, &host, st, &e) != 0 ||
 	    vt_conn_open(e, &id, &ops, NULL, &c) != 0) {
 		return -1;
 	}
