@@ -38,6 +38,8 @@ struct vt__rconn {
 	char *host;
 	int port;
 	struct timeval connect_tv, command_tv;
+	struct vt__rscript *const *scripts;
+	size_t nscripts;
 	redisAsyncContext *ac; /* NULL while down */
 	int up;                /* the connect callback said yes */
 	struct event *retry;   /* reconnect after a delay */
@@ -130,6 +132,30 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 	conn_start(arg);
 }
 
+static void on_loaded(redisAsyncContext *ac, void *reply, void *priv)
+{
+	const redisReply *r = reply;
+	const struct vt__rscript *s = priv;
+
+	if (r && r->type == REDIS_REPLY_ERROR) {
+		vt_log(VT_LOG_ERROR, "redis: SCRIPT LOAD %s: %.*s", s->name, (int)r->len, r->str);
+	}
+}
+
+/*
+ * Queue SCRIPT LOAD of every script ahead of any call. Were a call to find
+ * its script missing instead, its second try (EVAL) would run after calls
+ * sent later, out of order.
+ */
+static void load_scripts(struct vt__rconn *c, redisAsyncContext *ac)
+{
+	for (size_t i = 0; i < c->nscripts; i++) {
+		struct vt__rscript *s = c->scripts[i];
+
+		redisAsyncCommand(ac, on_loaded, s, "SCRIPT LOAD %b", s->src, strlen(s->src));
+	}
+}
+
 static void conn_start(struct vt__rconn *c)
 {
 	redisAsyncContext *ac = redisAsyncConnect(c->host, c->port);
@@ -151,6 +177,7 @@ static void conn_start(struct vt__rconn *c)
 	}
 	redisAsyncSetConnectCallback(ac, on_connect);
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	load_scripts(c, ac);
 	c->ac = ac;
 	evtimer_add(c->connect_timer, &c->connect_tv);
 }
@@ -271,6 +298,8 @@ struct vt__rconn *vt__rconn_new(struct event_base *base, const struct vt__rconn_
 	c->connect_tv = tv_ms(cfg->connect_timeout_ms);
 	c->command_tv = tv_ms(cfg->command_timeout_ms);
 	c->backoff_ms = BACKOFF_FIRST_MS;
+	c->scripts = cfg->scripts;
+	c->nscripts = cfg->nscripts;
 	c->retry = evtimer_new(base, on_retry, c);
 	c->connect_timer = evtimer_new(base, on_connect_timeout, c);
 	if (!c->host || !c->retry || !c->connect_timer) {

@@ -6,8 +6,10 @@
  * VT_ESTORAGE when the connection is down, breaks, or a reply takes longer
  * than the command timeout. A timeout drops the connection (Redis answers
  * in order, so every later reply is stuck behind the late one), and a
- * dropped connection is opened again with a growing delay. A script the
- * server forgot (NOSCRIPT, after a restart) is sent again in full.
+ * dropped connection is opened again with a growing delay. Each new
+ * connection loads the scripts before anything else, so calls keep their
+ * order after a server restart emptied its script cache; a script the
+ * server forgot all the same (SCRIPT FLUSH) is sent again in full.
  *
  * Everything runs on the thread of the event base.
  */
@@ -69,6 +71,9 @@ struct vt__rconn_config {
 	int port;
 	uint32_t connect_timeout_ms;
 	uint32_t command_timeout_ms;
+	/* loaded first on every connection, so that EVALSHA finds them */
+	struct vt__rscript *const *scripts;
+	size_t nscripts;
 };
 
 /* Start connecting; returns NULL when out of memory. */

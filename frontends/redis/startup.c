@@ -13,12 +13,6 @@
 #include "scripts.h"
 #include "startup.h"
 
-static struct vt__rscript *const all_scripts[] = {
-        &vt__rscript_commit,
-        &vt__rscript_list,
-        &vt__rscript_expire,
-};
-
 static struct timeval tv_ms(uint32_t ms)
 {
 	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
@@ -111,8 +105,8 @@ int vt__rsync_open(struct vt__rsync *s, const struct vt__rconn_config *cfg)
 	if (!s->host) {
 		return VT_ENOMEM;
 	}
-	for (size_t i = 0; i < sizeof(all_scripts) / sizeof(all_scripts[0]) && rc == 0; i++) {
-		rc = load_script(s, all_scripts[i]);
+	for (size_t i = 0; i < cfg->nscripts && rc == 0; i++) {
+		rc = load_script(s, cfg->scripts[i]);
 	}
 	if (rc != 0) {
 		vt__rsync_close(s);

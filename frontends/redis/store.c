@@ -21,6 +21,12 @@
 #include "store.h"
 #include "store_key.h"
 
+static struct vt__rscript *const scripts[] = {
+        &vt__rscript_commit,
+        &vt__rscript_list,
+        &vt__rscript_expire,
+};
+
 #define DEFAULT_WINDOW_MS ((int64_t)7 * 24 * 3600 * 1000)
 
 struct rstore {
@@ -240,7 +246,8 @@ int vt_storage_redis_open(struct event_base *base, const struct vt_redis_options
 	}
 	cfg = (struct vt__rconn_config){o->host ? o->host : "127.0.0.1", o->port ? o->port : 6379,
 	                                o->connect_timeout_ms ? o->connect_timeout_ms : 1000,
-	                                o->command_timeout_ms ? o->command_timeout_ms : 2000};
+	                                o->command_timeout_ms ? o->command_timeout_ms : 2000,
+	                                scripts, sizeof(scripts) / sizeof(scripts[0])};
 	s = calloc(1, sizeof(*s));
 	if (!s || !(s->prefix = strdup(o->prefix ? o->prefix : "vt:"))) {
 		free(s);

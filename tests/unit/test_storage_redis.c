@@ -357,6 +357,22 @@ START_TEST(redis_open_unreachable)
 }
 END_TEST
 
+/* A server that forgot the scripts gets them again in full (NOSCRIPT). */
+START_TEST(redis_script_flushed)
+{
+	uint64_t ids[4];
+
+	ck_assert_int_eq(open_redis(), 0);
+	ck_assert_int_eq(put(1, 100, "1", TO("bob")), 0);
+	ck_assert(server_cmd(server_port, "SCRIPT FLUSH"));
+	ck_assert_int_eq(put(2, 100, "2", TO("bob")), 0);
+	ck_assert(server_cmd(server_port, "SCRIPT FLUSH"));
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 2);
+	ck_assert(server_cmd(server_port, "SCRIPT FLUSH"));
+	ck_assert_uint_eq(expire(1000, 1000, 100), 2);
+}
+END_TEST
+
 /* Keys of two prefixes never meet. */
 START_TEST(redis_prefixes_apart)
 {
@@ -395,6 +411,7 @@ static Suite *redis_suite(void)
 	tcase_add_test(rd, redis_oom_is_enospc);
 	tcase_add_test(rd, redis_open_unreachable);
 	tcase_add_test(rd, redis_prefixes_apart);
+	tcase_add_test(rd, redis_script_flushed);
 	suite_add_tcase(s, rd);
 	return s;
 }
