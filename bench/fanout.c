@@ -160,7 +160,8 @@ static void report(struct vb_bench *b)
 	if (S.rss1 > 0) {
 		vb_row(b, "queued copies", "count", copies);
 		vb_row(b, "VmRSS per queued copy", "bytes", (double)(S.rss1 - S.rss0) / copies);
-		vb_row(b, "Private_Dirty per queued copy", "bytes", (double)(S.pd1 - S.pd0) / copies);
+		vb_row(b, "Private_Dirty per queued copy", "bytes",
+		       (double)(S.pd1 - S.pd0) / copies);
 	}
 	vb_row(b, "errors", "count", (double)(b->st.errors + b->st.closed + (uint64_t)b->failed));
 }

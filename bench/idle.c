@@ -47,8 +47,8 @@ static void report(struct vb_bench *b)
 	vb_row(b, "VmRSS per connection", "bytes", per_rss);
 	vb_row(b, "Private_Dirty per connection", "bytes", per_pd);
 	/* On paper: user space as measured, plus about 4.5 KB of kernel slab a socket. */
-	vb_row(b, "1,000,000 connections, user space", "GiB", per_pd * 1e6 / (1 << 30));
-	vb_row(b, "1,000,000 connections, with kernel sockets", "GiB",
+	vb_row(b, "user space at 1M connections", "GiB", per_pd * 1e6 / (1 << 30));
+	vb_row(b, "with kernel sockets at 1M connections", "GiB",
 	       (per_pd + 4500) * 1e6 / (1 << 30));
 	vb_row(b, "failed connections", "count", b->failed + (double)b->st.closed);
 }

@@ -103,7 +103,7 @@ static int setup(struct vb_bench *b, long nofile)
 		return -1;
 	}
 	if (b->o.conns > nofile - 64) {
-		fprintf(stderr, "vtbench: %d connections need more than the %ld descriptors allowed\n",
+		fprintf(stderr, "vtbench: %d connections need more than %ld descriptors\n",
 		        b->o.conns, nofile);
 		return -1;
 	}
@@ -130,8 +130,9 @@ int main(int argc, char **argv)
 	}
 	b.o.scenario = argv[1];
 	if (b.o.label == NULL) {
-		b.o.label = b.o.proto == VB_MQTT ? "mosquitto" : b.o.proto == VB_RELAY ? "relay"
-		                                                                        : "vartalapd";
+		static const char *names[] = {"vartalapd", "relay", "mosquitto"};
+
+		b.o.label = names[b.o.proto];
 	}
 	b.base = event_base_new();
 	if (setup(&b, nofile) != 0) {

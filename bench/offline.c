@@ -110,7 +110,8 @@ static void report(struct vb_bench *b)
 	vb_row(b, "senders x window", "messages", (double)b->o.pairs * b->o.window);
 	if (b->o.drain) {
 		vb_row(b, "drain time", "s", drain_s);
-		vb_row(b, "drain", "messages/s", drain_s > 0 ? (double)b->st.delivered / drain_s : 0);
+		vb_row(b, "drain", "messages/s",
+		       drain_s > 0 ? (double)b->st.delivered / drain_s : 0);
 	}
 	vb_row(b, "errors", "count", (double)(b->st.errors + b->st.closed + (uint64_t)b->failed));
 }

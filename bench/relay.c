@@ -41,7 +41,8 @@ static void on_data(struct bufferevent *bev, void *arg)
 
 	if (c->peer != NULL) {
 		/* evbuffer_add_buffer moves the chain: the bytes are not copied. */
-		evbuffer_add_buffer(bufferevent_get_output(c->peer->bev), bufferevent_get_input(bev));
+		evbuffer_add_buffer(bufferevent_get_output(c->peer->bev),
+		                    bufferevent_get_input(bev));
 	}
 }
 
@@ -178,8 +179,9 @@ int main(int argc, char **argv)
 	}
 	sa.sin_port = htons((uint16_t)atoi(argv[1]));
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	l = evconnlistener_new_bind(base, on_accept, NULL, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE,
-	                            1024, (struct sockaddr *)&sa, sizeof(sa));
+	l = evconnlistener_new_bind(base, on_accept, NULL,
+	                            LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE, 1024,
+	                            (struct sockaddr *)&sa, sizeof(sa));
 	if (l == NULL) {
 		perror("vtrelay: listen");
 		return 1;

@@ -44,7 +44,8 @@ void vb_print_rate_table(struct vb_bench *b, const char *mode)
 	printf("| server | scenario | mode | conns | load | accepted/s | delivered/s | acked/s |"
 	       " frames in/s | frames out/s | p50 ms | p99 ms | p99.9 ms | errors |\n");
 	printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-	snprintf(line, sizeof(line), "%s,%s,%s,%d,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.3f,%.3f,%.3f,%llu",
+	snprintf(line, sizeof(line),
+	         "%s,%s,%s,%d,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.3f,%.3f,%.3f,%llu",
 	         b->o.label, b->o.scenario, mode, b->nconns, load, per_s(b, s->accepted),
 	         per_s(b, s->delivered), per_s(b, s->acked), per_s(b, s->frames_in),
 	         per_s(b, s->frames_out), (double)vb_hist_quantile(&s->lat, 0.5) / 1e6,

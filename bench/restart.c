@@ -66,8 +66,8 @@ static void health_read(struct bufferevent *bev, void *arg)
 static void health_event(struct bufferevent *bev, short what, void *arg)
 {
 	if (what & BEV_EVENT_CONNECTED) {
-		evbuffer_add_printf(bufferevent_get_output(bev),
-		                    "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+		evbuffer_add_printf(bufferevent_get_output(bev), "GET /healthz HTTP/1.1\r\n"
+		                    "Host: x\r\nConnection: close\r\n\r\n");
 		return;
 	}
 	retry(arg, bev);

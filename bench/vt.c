@@ -87,8 +87,8 @@ int vb_send_msg(struct vb_conn *c, uint64_t t)
 	c->inflight++;
 	b->st.sent++;
 	if (b->o.proto == VB_MQTT) {
-		vb_mqtt_publish(bufferevent_get_output(c->bev), c->to, ++c->mqtt_id ? c->mqtt_id : 1,
-		                env, (size_t)n);
+		c->mqtt_id = c->mqtt_id == 0xffff ? 1 : c->mqtt_id + 1; /* 0 is no packet id */
+		vb_mqtt_publish(bufferevent_get_output(c->bev), c->to, c->mqtt_id, env, (size_t)n);
 		b->st.frames_in++;
 		return 0;
 	}
@@ -227,7 +227,8 @@ void vb_vt_text(struct vb_conn *c, char *p, size_t n)
 		ack_add(c, id, il); /* group changes and whatever else is owed */
 	}
 	if (c->b->h.event != NULL) {
-		c->b->h.event(c, (tl == 8 && memcmp(type, "accepted", 8) == 0) ? "accepted" : "other",
-		              rbuf);
+		int acc = tl == 8 && memcmp(type, "accepted", 8) == 0;
+
+		c->b->h.event(c, acc ? "accepted" : "other", rbuf);
 	}
 }
