@@ -92,6 +92,26 @@ async def test_file_applies_and_command_line_wins():
     send_http(srv, srv.token("alice"), "bob", "small-1", "hi")
 
 
+async def test_every_option_is_documented():
+    """Each option of --help is a key of etc/vartalapd.conf and in vartalapd(8)."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    out = subprocess.run([vartalapd_path(), "--help"], capture_output=True, text=True,
+                         timeout=10).stdout
+    opts = set(re.findall(r"^  --([a-z0-9-]+)", out, re.M)) - {
+        "config", "check-config", "help", "version"}
+    check(len(opts) > 20, "options found in --help: %r" % sorted(opts))
+    with open(os.path.join(root, "etc", "vartalapd.conf")) as f:
+        conf = f.read()
+    with open(os.path.join(root, "docs", "vartalapd.8")) as f:
+        man = f.read().replace("\\-", "-")
+    for o in sorted(opts):
+        check(re.search(r"^#%s =" % re.escape(o), conf, re.M) is not None,
+              "etc/vartalapd.conf has a line '#%s = ...'" % o)
+        check("--" + o in man, "docs/vartalapd.8 documents --%s" % o)
+    rc, _, err = check_config("--dev", "--config", write(tempfile.mkdtemp(), "o.conf", ""))
+    eq(rc, 0, "an empty file is fine (%r)" % err)
+
+
 METRIC_LINE = re.compile(r'^([a-z_][a-z0-9_]*)(\{[a-z_]+="[^"]*"\})? ([0-9]+(?:\.[0-9]+)?)$')
 
 
@@ -175,4 +195,4 @@ async def test_metrics_count_what_happened():
 if __name__ == "__main__":
     run([test_check_config_accepts_a_good_file, test_check_config_names_file_and_line,
          test_check_config_checks_files_and_combinations, test_file_applies_and_command_line_wins,
-         test_metrics_count_what_happened])
+         test_metrics_count_what_happened, test_every_option_is_documented])
