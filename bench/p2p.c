@@ -71,7 +71,8 @@ static void tick(struct vb_bench *b)
 	if (b->o.rate <= 0 || p->t0 == 0) {
 		return;
 	}
-	due = (uint64_t)((double)(now - p->t0) / per);
+	/* Message k is due at t0 + k * per: message 0 at once, not a period late. */
+	due = (uint64_t)((double)(now - p->t0) / per) + 1;
 	while (p->scheduled < due) {
 		struct vb_conn *c = &b->conns[p->scheduled % (uint64_t)b->nconns];
 
