@@ -134,6 +134,13 @@ async def ws_sender(srv, led, name, rng, stop, epoch, counter):
     window = asyncio.Semaphore(4)
 
     async def reader():
+        try:
+            await read_all()
+        finally:
+            for _ in range(8):  # unblock the writer: the connection is gone
+                window.release()
+
+    async def read_all():
         async for raw in c.ws:
             ev = json.loads(raw)
             t = ev.get("type")
@@ -166,6 +173,8 @@ async def ws_sender(srv, led, name, rng, stop, epoch, counter):
                 to = rng.choice(RECIPIENTS)
                 led.unknown[name][cid] = to
             await window.acquire()
+            if rt.done():
+                break
             outstanding[cid] = to
             await c.message(to, cid, {"n": cid})
             await asyncio.sleep(rng.uniform(0, 0.01))
@@ -173,6 +182,8 @@ async def ws_sender(srv, led, name, rng, stop, epoch, counter):
             if todo:
                 cid, to = todo.pop()
                 await window.acquire()
+                if rt.done():
+                    break
                 outstanding[cid] = to
                 await c.message(to, cid, {"n": cid})
             await asyncio.wait_for(await_until(lambda: not outstanding or todo or rt.done(), 10,
