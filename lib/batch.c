@@ -169,6 +169,14 @@ static int batch_prepare(struct vt_engine *e, struct vt_batch *b)
 			op->kind = VT_OP_TOUCH;
 			op->ts = vt__wall(e);
 			break;
+		case VT_PEND_ECHO:
+			/* The sender was seen: a harmless write that orders the echo
+			 * after the change it answers for. */
+			op->kind = VT_OP_TOUCH;
+			op->inbox.user = p->origin_user;
+			op->inbox.device = p->device;
+			op->ts = vt__wall(e);
+			break;
 		case VT_PEND_NOTIFIED:
 			op->kind = VT_OP_NOTIFIED;
 			break;
@@ -253,6 +261,19 @@ static void complete_touch(struct vt_engine *e, struct vt_pend *p, int status,
 	}
 }
 
+/* A re-sent change: accepted if the first one is still in its group. */
+static void complete_echo(struct vt_engine *e, struct vt_pend *p)
+{
+	struct vt_group *g = vt_groups_find(&e->groups, p->user);
+
+	if (g != NULL && vt_group_recent_find(g, p->origin_user, p->cid) == p->id) {
+		vt__reply_accepted(e, &p->origin, p->cid, p->id, vt__wall(e));
+	} else {
+		vt__reply_error(e, &p->origin, VT_ESTORAGE, "the change was not stored; send it again",
+				p->cid);
+	}
+}
+
 static void complete_one(struct vt_engine *e, struct vt_pend *p, int status,
 			 const struct vt_op *op)
 {
@@ -286,6 +307,9 @@ static void complete_one(struct vt_engine *e, struct vt_pend *p, int status,
 		break;
 	case VT_PEND_TOUCH:
 		complete_touch(e, p, status, op);
+		break;
+	case VT_PEND_ECHO:
+		complete_echo(e, p);
 		break;
 	case VT_PEND_NOTIFIED:
 	case VT_PEND_GROUP:
@@ -347,6 +371,9 @@ static void on_commit(void *arg, int status)
 		vt_log(VT_LOG_ERROR, "storage batch of %zu failed: %s", b.len, vt_strerror(status));
 	}
 	e->healthy = status == 0;
+	if (status == 0) {
+		e->committed_id = e->sent_last_id;
+	}
 
 	undo_groups(e, &b, status);
 	for (size_t i = 0; i < b.len; i++) {
@@ -373,6 +400,7 @@ void vt_engine_flush(struct vt_engine *e)
 	e->committing = 1;
 	e->pending_calls++;
 	e->flushed_at = vt__now(e);
+	e->sent_last_id = e->next_id - 1;
 	if (batch_prepare(e, &e->sent) != 0) {
 		on_commit(e, VT_ENOMEM);
 		return;

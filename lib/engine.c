@@ -13,7 +13,6 @@
 #define TOKEN_SWEEP_MS 1000
 #define EXPIRE_SWEEP_MS 60000
 #define EXPIRE_MAX_PER_SWEEP 10000
-#define DEDUP_MEMORY_ENTRIES 65536
 
 void vt_engine_config_init(struct vt_engine_config *cfg)
 {
@@ -114,8 +113,7 @@ int vt_engine_create(const struct vt_engine_config *cfg, const struct vt_host *h
 	vt_groups_init(&e->groups);
 	vt_buf_init(&e->out);
 
-	e->dedup = vt_dedup_new(DEDUP_MEMORY_ENTRIES);
-	rc = e->dedup == NULL ? VT_ENOMEM : engine_load(e);
+	rc = engine_load(e);
 	if (rc != 0) {
 		vt_engine_destroy(e);
 		return rc;
@@ -178,7 +176,6 @@ void vt_engine_destroy(struct vt_engine *e)
 	vt__batch_free(&e->sent);
 	vt_map_free(&e->users);
 	vt_groups_free(&e->groups);
-	vt_dedup_free(e->dedup);
 	vt_buf_free(&e->out);
 	vt_engine_set_notifier(e, (struct vt_notifier){0});
 	e->st.ops->destroy(e->st.self);

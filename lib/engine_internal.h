@@ -5,8 +5,8 @@
  * what happens when they complete. route.c: taking client events (messages,
  * reads, typing, group changes). conn.c: connected devices and their push
  * queues. inflight.c: the deadline heap. msg.c: shared, reference-counted
- * events. requests.c: REST send, sync, ack and group reads. dedup.c: the
- * memory dedup table. notify.c: the push hook.
+ * events. requests.c: REST send, sync, ack and group reads. notify.c: the
+ * push hook.
  */
 #ifndef VARTALAP_ENGINE_INTERNAL_H
 #define VARTALAP_ENGINE_INTERNAL_H
@@ -148,6 +148,7 @@ enum vt_pend_kind {
 	VT_PEND_TOUCH,    /* a device seen */
 	VT_PEND_NOTIFIED, /* the push hook was called for a delivery */
 	VT_PEND_GROUP,    /* a group's new state */
+	VT_PEND_ECHO,     /* a re-sent group change, answered once the first commits */
 };
 
 /* One op of a batch, with what the engine does when it completes. */
@@ -169,6 +170,10 @@ struct vt_pend {
 	int dedup;
 	int hold;                    /* mode "offline": dedup only, then held in memory */
 
+	/* ECHO: the client id of the re-sent change (user is the group id) */
+	char cid[VT_ID_MAX + 1];
+	char origin_user[VT_ID_MAX + 1];
+
 	/* GROUP: the new state, and the old one to restore if the batch fails */
 	char *blob;
 	size_t blob_len;
@@ -183,8 +188,6 @@ struct vt_batch {
 	const char **uptr;           /* user pointers of every PUT, back to back */
 	size_t len, cap;
 };
-
-struct vt_dedup;
 
 struct vt_engine {
 	struct vt_engine_config cfg;
@@ -202,6 +205,8 @@ struct vt_engine {
 	int committing;
 	int flush_asked;
 	uint64_t flushed_at;     /* monotonic ms the sent batch went to storage */
+	uint64_t sent_last_id;   /* the last id taken when the sent batch went */
+	uint64_t committed_id;   /* every id up to this one is committed */
 
 	uint64_t next_id;
 	uint64_t next_sweep;     /* monotonic ms: token expiry check */
@@ -212,7 +217,6 @@ struct vt_engine {
 	int shutting_down;
 	int healthy;
 	struct vt_engine_stats stats;
-	struct vt_dedup *dedup;  /* memory dedup: mode "offline" and group changes */
 	struct vt_buf out;       /* scratch for encoding */
 };
 
@@ -270,11 +274,5 @@ void vt__fetch_start(struct vt_fetchreq *f, int status);
 void vt__notify(struct vt_engine *e, const struct vt_msg *m, const char *user,
 		const char *device);
 int vt__notifiable(const struct vt_msg *m);
-
-/* dedup.c: (sender, client id) -> server id, for events kept in memory. */
-struct vt_dedup *vt_dedup_new(uint32_t max_entries);
-void vt_dedup_free(struct vt_dedup *d);
-uint64_t vt_dedup_get(struct vt_dedup *d, const char *from, const char *cid);
-void vt_dedup_put(struct vt_dedup *d, const char *from, const char *cid, uint64_t id);
 
 #endif /* VARTALAP_ENGINE_INTERNAL_H */

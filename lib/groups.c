@@ -46,6 +46,31 @@ void vt_groups_delete(struct vt_groups *gs, struct vt_group *g)
 	group_free(g);
 }
 
+uint64_t vt_group_recent_find(const struct vt_group *g, const char *user, const char *cid)
+{
+	for (uint32_t i = 0; i < g->nrecent; i++) {
+		const struct vt_group_op *op = &g->recent[i];
+
+		if (strcmp(op->user, user) == 0 && strcmp(op->cid, cid) == 0) {
+			return op->id;
+		}
+	}
+	return 0;
+}
+
+void vt_group_recent_add(struct vt_group *g, const char *user, const char *cid, uint64_t id)
+{
+	struct vt_group_op *op = &g->recent[g->recent_next];
+
+	snprintf(op->user, sizeof(op->user), "%s", user);
+	snprintf(op->cid, sizeof(op->cid), "%s", cid);
+	op->id = id;
+	g->recent_next = (g->recent_next + 1) % VT_GROUP_RECENT;
+	if (g->nrecent < VT_GROUP_RECENT) {
+		g->nrecent++;
+	}
+}
+
 struct vt_member *vt_group_member(struct vt_group *g, const char *user)
 {
 	for (uint32_t i = 0; i < g->n; i++) {
@@ -252,6 +277,12 @@ static int apply_create(struct vt_groups *gs, struct vt_group **gp, const char *
 	if (g == NULL) {
 		return VT_ENOMEM;
 	}
+	if (*gp != NULL) {
+		/* A deleted group's id is taken again: keep what it remembers. */
+		memcpy(g->recent, (*gp)->recent, sizeof(g->recent));
+		g->nrecent = (*gp)->nrecent;
+		g->recent_next = (*gp)->recent_next;
+	}
 	snprintf(g->creator, sizeof(g->creator), "%s", actor);
 	rc = set_name(g, ch->name);
 	if (rc == 0) {
@@ -269,6 +300,7 @@ static int apply_create(struct vt_groups *gs, struct vt_group **gp, const char *
 		group_free(g);
 		return rc;
 	}
+	group_free(*gp);
 	*gp = g;
 	return 0;
 }
@@ -484,7 +516,40 @@ void vt_group_encode_state(struct vt_buf *b, const struct vt_group *g)
 		vt_buf_json_str(b, g->members[i].user, strlen(g->members[i].user));
 		vt_buf_puts(b, g->members[i].admin ? ",1]" : ",0]");
 	}
-	vt_buf_puts(b, "]}");
+	vt_buf_puts(b, "],\"recent\":[");
+	for (uint32_t i = 0; i < g->nrecent; i++) {
+		/* Oldest first, so loading them in order rebuilds the ring. */
+		uint32_t k = (g->recent_next + VT_GROUP_RECENT - g->nrecent + i) % VT_GROUP_RECENT;
+		const struct vt_group_op *op = &g->recent[k];
+
+		vt_buf_puts(b, i ? ",[" : "[");
+		vt_buf_json_str(b, op->user, strlen(op->user));
+		vt_buf_putc(b, ',');
+		vt_buf_json_str(b, op->cid, strlen(op->cid));
+		vt_buf_putc(b, ',');
+		vt_buf_u64(b, op->id);
+		vt_buf_putc(b, ']');
+	}
+	vt_buf_puts(b, g->deleted ? "],\"deleted\":1}" : "]}");
+}
+
+/* One [user, cid, id] triple of a stored blob's "recent". */
+static int load_recent(struct vt_group *g, const struct vt_json_val *t)
+{
+	struct vt_json_val u, c, i;
+	size_t pos = 0;
+	char user[VT_ID_MAX + 1], cid[VT_ID_MAX + 1];
+	uint64_t id;
+
+	if (t->type != VT_JSON_ARRAY || !vt_json_next_elem(t, &pos, &u) ||
+	    !vt_json_next_elem(t, &pos, &c) || !vt_json_next_elem(t, &pos, &i) ||
+	    u.type != VT_JSON_STRING || c.type != VT_JSON_STRING ||
+	    vt_json_str_decode(&u, user, sizeof(user)) < 0 ||
+	    vt_json_str_decode(&c, cid, sizeof(cid)) < 0 || vt_json_u64(&i, VT_ID_LIMIT, &id) != 0) {
+		return VT_EBADENV;
+	}
+	vt_group_recent_add(g, user, cid, id);
+	return 0;
 }
 
 /* One [user, admin] pair of a stored blob. */
@@ -531,6 +596,17 @@ static int load_field(struct vt_group *g, const struct vt_json_val *key,
 		while (rc == 0 && vt_json_next_elem(val, &pos, &m)) {
 			rc = load_member(g, &m);
 		}
+	}
+	if (vt_json_key_is(key, "recent")) {
+		while (rc == 0 && vt_json_next_elem(val, &pos, &m)) {
+			rc = load_recent(g, &m);
+		}
+	}
+	if (vt_json_key_is(key, "deleted")) {
+		uint64_t d;
+
+		rc = vt_json_u64(val, 1, &d);
+		g->deleted = (int)d;
 	}
 	return rc;
 }

@@ -25,6 +25,19 @@ struct vt_member {
 	uint32_t admin;
 };
 
+/*
+ * How many recent changes a group remembers, so a re-sent change is answered
+ * again rather than applied twice, also after a restart.
+ */
+#define VT_GROUP_RECENT 32
+
+/* A change that was accepted: who sent it, its client id, its server id. */
+struct vt_group_op {
+	char user[VT_ID_MAX + 1];
+	char cid[VT_ID_MAX + 1];
+	uint64_t id;
+};
+
 struct vt_group {
 	char id[VT_TO_MAX + 1];        /* "g:<id>" */
 	char *name;
@@ -33,6 +46,9 @@ struct vt_group {
 	uint64_t create_id;
 	struct vt_member *members;     /* in joining order */
 	uint32_t n, cap;
+	struct vt_group_op recent[VT_GROUP_RECENT]; /* a ring, oldest overwritten */
+	uint32_t nrecent, recent_next;
+	int deleted;                   /* no members left: kept to answer re-sends */
 };
 
 struct vt_group_limits {
@@ -66,6 +82,12 @@ struct vt_group *vt_groups_find(struct vt_groups *gs, const char *id);
 /* Load one stored blob (from storage's load_groups); 0 or a vt_error. */
 int vt_groups_load(struct vt_groups *gs, const char *id, const char *data, size_t len);
 
+/* The server id of @user's change @cid if @g remembers it, else 0. */
+uint64_t vt_group_recent_find(const struct vt_group *g, const char *user, const char *cid);
+
+/* Remember @user's change @cid, accepted as @id. */
+void vt_group_recent_add(struct vt_group *g, const char *user, const char *cid, uint64_t id);
+
 /* The member record of @user, or NULL. */
 struct vt_member *vt_group_member(struct vt_group *g, const char *user);
 
@@ -79,8 +101,9 @@ int vt_group_change_parse(enum vt_env_type op, const char *body, size_t len,
 void vt_group_change_free(struct vt_group_change *ch);
 
 /*
- * Apply @ch by @actor to @g (NULL for a create: the group is made and added
- * to @gs; *@gp receives it). Checks permissions and limits; on error
+ * Apply @ch by @actor to @g (NULL or a deleted group for a create: the
+ * group is made and added to @gs, keeping what a deleted one remembered;
+ * *@gp receives it). Checks permissions and limits; on error
  * nothing changed. @removed receives users who were members and no longer
  * are (room for max_per_update + 1). Returns 0 or a vt_error.
  */

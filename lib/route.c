@@ -55,7 +55,7 @@ static int set_users(struct vt_pend *p, const char *const *users, uint32_t n)
  * caller: the batch holds its own.
  */
 static int put_event(struct vt_engine *e, struct vt_msg *m, const struct vt_identity *from,
-		     const char *const *users, uint32_t n, int cap_skip, int hold,
+		     const char *const *users, uint32_t n, int cap_skip, int hold, int dedup,
 		     struct vt_origin *o)
 {
 	struct vt_pend *p = vt__batch_put(e, VT_PEND_ACCEPT, m);
@@ -67,7 +67,7 @@ static int put_event(struct vt_engine *e, struct vt_msg *m, const struct vt_iden
 	snprintf(p->device, sizeof(p->device), "%s", from->device);
 	p->own_copies = 1;
 	p->cap_skip = cap_skip;
-	p->dedup = 1;
+	p->dedup = dedup;
 	p->hold = hold;
 	p->origin = *o;
 	o->conn = NULL;
@@ -187,7 +187,6 @@ static void take_message(struct vt_engine *e, const struct vt_identity *from,
 	const char **list = &to;
 	uint32_t n = 1;
 	struct vt_msg *m;
-	uint64_t dup;
 	int hold;
 
 	if (is_group(to)) {
@@ -200,12 +199,6 @@ static void take_message(struct vt_engine *e, const struct vt_identity *from,
 		vt__reply_error(e, o, VT_EBADENV, "to: not a user or group id", env->id);
 		return;
 	}
-	if ((dup = vt_dedup_get(e->dedup, from->user, env->id)) != 0) {
-		e->stats.duplicates++;
-		vt__reply_accepted(e, o, env->id, dup, vt__wall(e));
-		return;
-	}
-
 	m = vt_msg_new(VT_KIND_MESSAGE, from->user, to, env->id, vt__wall(e), env->body,
 		       env->body_len);
 	if (m == NULL) {
@@ -225,7 +218,7 @@ static void take_message(struct vt_engine *e, const struct vt_identity *from,
 			}
 		}
 	}
-	if (list == NULL || put_event(e, m, from, list, n, g != NULL, hold, o) != 0) {
+	if (list == NULL || put_event(e, m, from, list, n, g != NULL, hold, 1, o) != 0) {
 		vt__reply_error(e, o, VT_ENOMEM, "out of memory", env->id);
 	}
 	if (g != NULL) {
@@ -269,7 +262,7 @@ static void take_read(struct vt_engine *e, const struct vt_identity *from,
 		return;
 	}
 	m->rec.id = vt__new_id(e);
-	if (put_event(e, m, from, &to, 1, 0, 0, o) != 0) {
+	if (put_event(e, m, from, &to, 1, 0, 0, 1, o) != 0) {
 		vt__reply_error(e, o, VT_ENOMEM, "out of memory", env->id);
 	}
 	vt_msg_unref(m);
@@ -357,6 +350,34 @@ static int group_limits_ok(struct vt_engine *e, struct vt_group_limits *lim)
 	return 1;
 }
 
+/*
+ * A re-sent change is answered with the first one's id; if the first is not
+ * committed yet, the answer waits for its batch, which may still fail.
+ */
+static void answer_resent(struct vt_engine *e, struct vt_group *g,
+			  const struct vt_identity *from, const char *cid, uint64_t id,
+			  struct vt_origin *o)
+{
+	struct vt_pend *p;
+
+	if (id <= e->committed_id) {
+		vt__reply_accepted(e, o, cid, id, vt__wall(e));
+		return;
+	}
+	p = vt__batch_add(e, VT_PEND_ECHO);
+	if (p == NULL) {
+		vt__reply_error(e, o, VT_ENOMEM, "out of memory", cid);
+		return;
+	}
+	snprintf(p->user, sizeof(p->user), "%s", g->id);
+	snprintf(p->origin_user, sizeof(p->origin_user), "%s", from->user);
+	snprintf(p->device, sizeof(p->device), "%s", from->device);
+	snprintf(p->cid, sizeof(p->cid), "%s", cid);
+	p->id = id;
+	p->origin = *o;
+	o->conn = NULL;
+}
+
 /* A retried create (same creator, same client id) is answered again. */
 static int create_retried(struct vt_engine *e, struct vt_group *g, const struct vt_identity *from,
 			  const struct vt_env *env, struct vt_origin *o)
@@ -370,7 +391,10 @@ static int create_retried(struct vt_engine *e, struct vt_group *g, const struct 
 	return 1;
 }
 
-/* Queue the group's new state (or its deletion), keeping @undo to restore. */
+/*
+ * Queue the group's new state, keeping @undo to restore. A group left with no
+ * members stays stored as deleted, so a re-sent change is still recognised.
+ */
 static int put_state(struct vt_engine *e, struct vt_group *g, char *undo, size_t undo_len)
 {
 	struct vt_pend *p = vt__batch_add(e, VT_PEND_GROUP);
@@ -383,9 +407,6 @@ static int put_state(struct vt_engine *e, struct vt_group *g, char *undo, size_t
 	snprintf(p->user, sizeof(p->user), "%s", g->id);
 	p->undo = undo;
 	p->undo_len = undo_len;
-	if (g->n == 0) {
-		return 0;
-	}
 	vt_buf_init(&b);
 	vt_group_encode_state(&b, g);
 	if (vt_buf_failed(&b)) {
@@ -445,6 +466,8 @@ static int announce(struct vt_engine *e, struct vt_group *g, const struct vt_ide
 		snprintf(g->create_cid, sizeof(g->create_cid), "%s", env->id);
 		g->create_id = m->rec.id;
 	}
+	vt_group_recent_add(g, from->user, env->id, m->rec.id);
+	g->deleted = g->n == 0;
 
 	rc = put_state(e, g, undo, undo_len);
 	list = audience(g, from->user, removed, nremoved, &n);
@@ -452,10 +475,9 @@ static int announce(struct vt_engine *e, struct vt_group *g, const struct vt_ide
 		rc = VT_ENOMEM;
 	}
 	if (rc == 0) {
-		rc = put_event(e, m, from, list, n, 1, 0, o);
-	}
-	if (rc == 0) {
-		vt_dedup_put(e->dedup, from->user, env->id, m->rec.id);
+		/* Group changes are deduplicated by the group itself (its recent
+		 * changes), so storage does not see their client ids. */
+		rc = put_event(e, m, from, list, n, 1, 0, 0, o);
 	}
 	free((void *)list);
 	vt_msg_unref(m);
@@ -495,12 +517,13 @@ static void take_group(struct vt_engine *e, const struct vt_identity *from,
 		vt__reply_error(e, o, VT_EBADENV, "to: a group id starts with g:", env->id);
 		return;
 	}
-	if ((dup = vt_dedup_get(e->dedup, from->user, env->id)) != 0) {
+	if (g != NULL && (dup = vt_group_recent_find(g, from->user, env->id)) != 0) {
 		e->stats.duplicates++;
-		vt__reply_accepted(e, o, env->id, dup, vt__wall(e));
+		answer_resent(e, g, from, env->id, dup, o);
 		return;
 	}
-	if (env->type == VT_ENV_GROUP_CREATE && g != NULL && create_retried(e, g, from, env, o)) {
+	if (env->type == VT_ENV_GROUP_CREATE && g != NULL && !g->deleted &&
+	    create_retried(e, g, from, env, o)) {
 		return;
 	}
 
@@ -523,9 +546,6 @@ static void take_group(struct vt_engine *e, const struct vt_identity *from,
 
 	rc = announce(e, g, from, env, &ch, removed, nremoved, o, undo, undo_len);
 	vt_group_change_free(&ch);
-	if (g->n == 0) {
-		vt_groups_delete(&e->groups, g);
-	}
 	if (rc != 0) {
 		vt__reply_error(e, o, rc, "could not record the change", env->id);
 	}

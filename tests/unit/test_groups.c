@@ -251,6 +251,60 @@ START_TEST(quick_succession_is_deterministic)
 }
 END_TEST
 
+/* A change re-sent later is answered again, also after its group emptied. */
+START_TEST(resent_change_is_answered_not_applied)
+{
+	uint64_t first;
+
+	create_team();
+	send_raw(&A, "{\"type\":\"group_update\",\"id\":\"u1\",\"to\":\"g:team\","
+		     "\"body\":{\"add\":[\"carol\"]}}");
+	turn(E, &H);
+	first = json_id(cap_nth(&A, "accepted", 1), "id");
+	send_raw(&A, "{\"type\":\"group_update\",\"id\":\"u2\",\"to\":\"g:team\","
+		     "\"body\":{\"remove\":[\"carol\"]}}");
+	send_raw(&A, "{\"type\":\"group_update\",\"id\":\"u1\",\"to\":\"g:team\","
+		     "\"body\":{\"add\":[\"carol\"]}}");
+	turn(E, &H);
+
+	/* The re-send is answered at once, before u2's commit: look for it. */
+	ck_assert_uint_eq(json_id(cap_nth(&A, "accepted", 2), "id"), first);
+
+	/* carol stays removed: the re-sent add was not applied again. */
+	send_msg(&A, "m", "g:team", "\"after\"");
+	turn(E, &H);
+	ck_assert_int_eq(count_with(&C, "\"body\":\"after\""), 0);
+
+	/* Everyone leaves; the creator's re-sent create is answered, not redone. */
+	send_raw(&B, "{\"type\":\"group_leave\",\"id\":\"l\",\"to\":\"g:team\"}");
+	send_raw(&A, "{\"type\":\"group_leave\",\"id\":\"l\",\"to\":\"g:team\"}");
+	turn(E, &H);
+	send_raw(&A, "{\"type\":\"group_create\",\"id\":\"g1\",\"to\":\"g:team\","
+		     "\"body\":{\"name\":\"Team\",\"members\":[\"bob\"]}}");
+	turn(E, &H);
+	ck_assert_uint_eq(json_id(cap_nth(&A, "accepted", cap_count(&A, "accepted") - 1), "id"),
+			  json_id(cap_nth(&A, "accepted", 0), "id"));
+	send_msg(&A, "m2", "g:team", "1");
+	turn(E, &H);
+	ck_assert_ptr_nonnull(strstr(cap_nth(&A, "error", 0), "forbidden"));
+}
+END_TEST
+
+/* A client id used for a message and then for a group change: both happen. */
+START_TEST(client_id_of_a_message_does_not_swallow_a_change)
+{
+	create_team();
+	send_msg(&A, "X", "bob", "1");
+	turn(E, &H);
+	send_raw(&A, "{\"type\":\"group_update\",\"id\":\"X\",\"to\":\"g:team\","
+		     "\"body\":{\"add\":[\"carol\"]}}");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&C, "group"), 1);
+	ck_assert_uint_ne(json_id(cap_nth(&A, "accepted", 2), "id"),
+			  json_id(cap_nth(&A, "accepted", 1), "id"));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("groups");
@@ -265,6 +319,8 @@ int main(void)
 	tcase_add_test(t, history_rule_for_joining_and_leaving_members);
 	tcase_add_test(t, rest_group_reads_for_members_only);
 	tcase_add_test(t, quick_succession_is_deterministic);
+	tcase_add_test(t, resent_change_is_answered_not_applied);
+	tcase_add_test(t, client_id_of_a_message_does_not_swallow_a_change);
 	suite_add_tcase(s, t);
 	return run_suite(s);
 }
