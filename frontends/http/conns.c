@@ -15,7 +15,10 @@
 #include "conns.h"
 
 #include <stdint.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 #include <event2/bufferevent.h>
 #include <event2/http.h>
@@ -149,6 +152,19 @@ static int far_over_cap(const struct vt_http_gateway *gw)
 }
 
 /* The zero-delay step after accept: find evhttp's record of the socket. */
+/*
+ * Chat traffic is small frames in both directions: Nagle's algorithm would
+ * hold a receipt back until the client's delayed ACK, tens of milliseconds.
+ */
+static void no_delay(evutil_socket_t fd)
+{
+	int one = 1;
+
+	if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
+		vt_log(VT_LOG_DEBUG, "http: TCP_NODELAY not set");
+	}
+}
+
 static void bind_conn(struct vt_http_conn *c)
 {
 	void *evcon = NULL;
@@ -162,6 +178,7 @@ static void bind_conn(struct vt_http_conn *c)
 	}
 
 	c->evcon = evcon;
+	no_delay(bufferevent_getfd(c->bev));
 	table_add(c);
 	evhttp_connection_set_closecb(c->evcon, on_close, c);
 	if (c->over_cap && far_over_cap(c->gw)) {
