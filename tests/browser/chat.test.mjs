@@ -1,7 +1,8 @@
 // Two people chat through the page: alice and bob sign in (dev sign-in), alice
 // sends, bob's page shows it, alice's page shows delivered (✓) while bob
 // looks elsewhere and read (✓✓) once bob opens the chat; then typing and a
-// reply the other way. Screenshots of both pages go to docs/screenshots/.
+// reply the other way. Screenshots of both pages go to $SCREENSHOT_DIR
+// (docs/screenshots/ when unset, which refreshes the README's pictures).
 import { spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
