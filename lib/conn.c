@@ -172,7 +172,8 @@ void vt__conn_kill(struct vt_conn *c, int code, const char *reason)
 	}
 	c->closing = 1;
 	detach(c);
-	vt_log(VT_LOG_INFO, "closing user=%s code=%d reason=\"%s\"", c->id.user, code, reason);
+	vt_log(VT_LOG_INFO, "closing conn=%llu user=%s code=%d reason=\"%s\"",
+	       (unsigned long long)c->serial, c->id.user, code, reason);
 	c->ops->close(c->ctx, code, reason);
 }
 
@@ -192,6 +193,7 @@ int vt_conn_open(struct vt_engine *e, const struct vt_identity *id,
 		return VT_ENOMEM;
 	}
 	c->e = e;
+	c->serial = ++e->conn_serial;
 	c->ops = ops;
 	c->ctx = ctx;
 	c->id = *id;
@@ -221,7 +223,8 @@ int vt_conn_open(struct vt_engine *e, const struct vt_identity *id,
 	e->stats.connections++;
 	*out = c;
 
-	vt_log(VT_LOG_INFO, "connected user=%s device=%s", id->user, id->device);
+	vt_log(VT_LOG_INFO, "connected conn=%llu user=%s device=%s", (unsigned long long)c->serial,
+	       id->user, id->device);
 
 	/* Listing waits for the registration: a first device claims what was
 	 * held for its user before it existed. */
@@ -263,7 +266,8 @@ void vt_conn_close(struct vt_conn *c)
 		c->next->prev = c->prev;
 	}
 	e->stats.connections--;
-	vt_log(VT_LOG_INFO, "disconnected user=%s device=%s", c->id.user, c->id.device);
+	vt_log(VT_LOG_INFO, "disconnected conn=%llu user=%s device=%s",
+	       (unsigned long long)c->serial, c->id.user, c->id.device);
 
 	c->gone = 1;
 	if (c->refs == 0) {
@@ -509,7 +513,8 @@ static void give_up(struct vt_conn *c, struct vt_item *it)
 		prev = p;
 	}
 	unlink_item(c, it, prev);
-	vt_log(VT_LOG_INFO, "offline after retries user=%s device=%s id=%llu", c->id.user,
+	vt_log(VT_LOG_INFO, "offline after retries conn=%llu user=%s device=%s id=%llu",
+	       (unsigned long long)c->serial, c->id.user,
 	       c->id.device, (unsigned long long)it->msg->rec.id);
 	item_offline(c, it);
 	vt_msg_unref(it->msg);

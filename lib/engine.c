@@ -264,6 +264,15 @@ static void sweep(struct vt_engine *e, uint64_t now)
 	if (now >= e->next_expire && !e->expiring && !e->shutting_down) {
 		int64_t wall = vt__wall(e);
 
+		/* A device connected all along is in use: see it again, and
+		 * commit that before storage looks for devices to forget. */
+		for (struct vt_conn *c = e->conns; c != NULL; c = c->next) {
+			if (!c->closing) {
+				vt__batch_touch(e, &c->id, NULL, NULL);
+			}
+		}
+		vt_engine_flush(e);
+
 		e->next_expire = now + EXPIRE_SWEEP_MS;
 		e->expiring = 1;
 		e->pending_calls++;

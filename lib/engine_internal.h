@@ -86,6 +86,7 @@ struct vt_user {
  */
 struct vt_conn {
 	struct vt_engine *e;
+	uint64_t serial;              /* names the connection in logs */
 	const struct vt_transport_ops *ops;
 	void *ctx;
 	struct vt_identity id;
@@ -209,6 +210,7 @@ struct vt_engine {
 	uint64_t committed_id;   /* every id up to this one is committed */
 
 	uint64_t next_id;
+	uint64_t conn_serial;    /* the last connection's serial */
 	uint64_t next_sweep;     /* monotonic ms: token expiry check */
 	uint64_t next_expire;    /* monotonic ms: offline expiry sweep */
 	int expiring;

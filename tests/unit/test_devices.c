@@ -254,6 +254,23 @@ START_TEST(unused_device_is_forgotten_with_its_messages)
 }
 END_TEST
 
+/* A device connected all along is not forgotten, nor what it still owes. */
+START_TEST(connected_device_is_never_forgotten)
+{
+	connect_device(E, &H, "alice", "", &A1);
+	connect_device(E, &H, "bob", "phone", &B1);
+	send_msg(&A1, "m1", "bob", "1");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&B1, "message"), 1);
+
+	/* Two hours pass; bob never acks and never reconnects. */
+	H.wall += INT64_C(2) * 3600 * 1000;
+	advance(E, &H, 61000);
+	reconnect(&B1, "bob", "phone");
+	ck_assert_uint_ge(cap_count(&B1, "message"), 1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("devices");
@@ -268,6 +285,7 @@ int main(void)
 	tcase_add_test(t, push_hook_called_once_per_offline_delivery);
 	tcase_add_test(t, push_hook_for_each_offline_group_member);
 	tcase_add_test(t, unused_device_is_forgotten_with_its_messages);
+	tcase_add_test(t, connected_device_is_never_forgotten);
 	suite_add_tcase(s, t);
 	return run_suite(s);
 }
