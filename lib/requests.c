@@ -78,7 +78,8 @@ void vt__fetch_start(struct vt_fetchreq *f, int status)
 	struct vt_engine *e = f->e;
 	struct vt_inbox inbox = {.user = f->id.user, .device = f->id.device};
 
-	if (status < 0) {
+	/* A full store may refuse a new device; what it owes is listed anyway. */
+	if (status < 0 && status != VT_ENOSPC) {
 		struct vt_origin o = {.reply = f->reply, .arg = f->arg};
 
 		free(f);

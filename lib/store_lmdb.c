@@ -26,15 +26,20 @@
  *
  * Headroom. LMDB copies pages on write, so even a delete needs free pages:
  * a map filled to the last page could not take the acks that would empty
- * it. A batch that stores anything is therefore refused (VT_ENOSPC) once
- * the live pages would pass the map size less a reserve; acks and expiry
- * may use the reserve.
+ * it. What would grow the store is therefore refused (VT_ENOSPC, op by op)
+ * once the live pages would pass the map size less a reserve; acks, expiry
+ * and a user's first device may use the reserve. The same holds for the
+ * disk: the data file's blocks are reserved ahead of use (fallocate), and
+ * when the disk has no more, the store is held at what it has, so the
+ * pages an ack copies into always have blocks under them.
  */
 #include <errno.h>
 #include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <vartalap/error.h>
 #include <vartalap/log.h>
@@ -44,8 +49,16 @@
 #include "store_targets.h"
 
 #define DEFAULT_MAP_SIZE ((uint64_t)1 << 30)
-#define MIN_MAP_SIZE     ((uint64_t)256 << 10)
+#define MIN_MAP_SIZE     ((uint64_t)1 << 20)
 #define DEFAULT_DEDUP_MS ((int64_t)7 * 24 * 3600 * 1000)
+
+/*
+ * The smallest reserve, in pages. Measured on a full 1 MB map: a batch of
+ * 100 acks of one inbox, in id order as a client acks what it listed, needs
+ * about 40 pages across the trees and the free list; a single ack anywhere
+ * needs fewer. The minimum map keeps three quarters of itself for data.
+ */
+#define RESERVE_FLOOR 64
 
 /* LMDB's own databases: its free-page list and the table of named ones. */
 #define FREE_DBI 0
@@ -67,7 +80,15 @@ struct lmdb {
 	MDB_dbi devs, devtime, groups;
 	struct vt__tset targets; /* scratch of a PUT, kept for the next one */
 	int64_t window;
-	size_t page_limit; /* live pages a batch that stores may leave */
+	size_t psize;       /* bytes per page */
+	size_t map_pages;   /* pages the map holds */
+	size_t map_limit;   /* live pages a batch that stores may leave in the map */
+	size_t floor;       /* the smallest reserve, in pages */
+	size_t chunk;       /* pages the data file is reserved ahead, at a time */
+	size_t alloc_pages; /* pages of the data file known to have disk blocks */
+	int fd;             /* the data file */
+	int fd_ok;          /* the file system can reserve blocks (fallocate) */
+	int disk_full;      /* the last reservation fell short */
 };
 
 /* ---- small helpers ---- */
@@ -105,6 +126,40 @@ static int write_error(int rc, const char *what)
 	}
 	vt_log(VT_LOG_ERROR, "lmdb: %s failed: %s", what, mdb_strerror(rc));
 	return VT_ESTORAGE;
+}
+
+/* ---- disk space ---- */
+
+/*
+ * Give the data file disk blocks for its first @pages pages. A file system
+ * that cannot is logged once and no longer asked: the store then runs as
+ * before, limited by the map alone. Returns 0 or an errno.
+ */
+static int file_alloc(struct lmdb *s, size_t pages)
+{
+	int rc = posix_fallocate(s->fd, 0, (off_t)(pages * s->psize));
+
+	if (rc == 0) {
+		s->alloc_pages = pages;
+	} else if (rc != ENOSPC) {
+		vt_log(VT_LOG_WARN,
+		       "lmdb: cannot reserve disk space for the store (%s); "
+		       "a full disk may then refuse acks too",
+		       strerror(rc));
+		s->fd_ok = 0;
+	}
+	return rc;
+}
+
+/* Whole pages free for an unprivileged writer on the data file's disk. */
+static size_t disk_free_pages(const struct lmdb *s)
+{
+	struct statvfs v;
+
+	if (fstatvfs(s->fd, &v) != 0) {
+		return 0;
+	}
+	return (size_t)((uint64_t)v.f_bavail * v.f_frsize / s->psize);
 }
 
 /* ---- record encoding ---- */
@@ -397,6 +452,13 @@ static int dlv_add(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen
 	return rc;
 }
 
+/* What a batch leaves behind besides its writes, and how it runs. */
+struct batch {
+	struct vt__out *out; /* out_to arrays, freed after done */
+	int grows;           /* a TOUCH or GROUP stored something new */
+	int refuse;          /* the store is full: what would grow gets VT_ENOSPC */
+};
+
 /* ---- devices ---- */
 
 /* Called for each registered device (its inbox key); nonzero stops. */
@@ -517,9 +579,11 @@ static int claim_holding(struct lmdb *s, MDB_txn *txn, const char *user, const u
 
 /*
  * Register or refresh a device. A clock that went back must not make a
- * device look older than it was, so last-seen never decreases.
+ * device look older than it was, so last-seen never decreases. A user's
+ * first device adds only its registry rows and moves the held deliveries
+ * to itself, so it may use the reserve; a further device grows the store.
  */
-static int apply_touch(struct lmdb *s, MDB_txn *txn, struct vt_op *op, int *grows)
+static int apply_touch(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b)
 {
 	uint8_t ik[VT__INBOX_KEY_MAX];
 	size_t iklen = vt__inbox_key(&op->inbox, ik);
@@ -541,13 +605,17 @@ static int apply_touch(struct lmdb *s, MDB_txn *txn, struct vt_op *op, int *grow
 	if (rc == MDB_NOTFOUND) {
 		rc = devices_count(s, txn, op->inbox.user, &n);
 	}
+	if (rc == 0 && n > 0 && b->refuse) {
+		op->status = VT_ENOSPC;
+		return 0;
+	}
 	if (rc == 0) {
 		rc = device_set(s, txn, ik, iklen, NULL, op->ts);
 	}
 	if (rc == 0 && n == 0) {
 		rc = claim_holding(s, txn, op->inbox.user, ik, iklen);
 	}
-	*grows = 1;
+	b->grows |= n > 0;
 	op->out_ndevices = n + 1;
 	return rc;
 }
@@ -841,8 +909,12 @@ static int max_id_raise(struct lmdb *s, MDB_txn *txn, uint64_t id)
 	return mdb_put(txn, s->meta, &k, &v, 0);
 }
 
-/* Apply one PUT. Returns an LMDB error (the batch then aborts) or 0. */
-static int apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct vt__out **chain)
+/*
+ * Apply one PUT. Returns an LMDB error (the batch then aborts) or 0. On a
+ * full store a PUT that would write is refused; a duplicate is still
+ * answered, so a sender retrying what was accepted learns its id.
+ */
+static int apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b)
 {
 	int full = 0, rc;
 
@@ -862,6 +934,10 @@ static int apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct vt__
 		op->status = full ? VT_EINBOXFULL : 0;
 		return rc;
 	}
+	if (b->refuse) {
+		op->status = VT_ENOSPC;
+		return 0;
+	}
 	rc = put_deliveries(s, txn, op);
 	if (rc == 0) {
 		rc = put_dedup_record(s, txn, op);
@@ -869,7 +945,7 @@ static int apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct vt__
 	if (rc == 0) {
 		rc = max_id_raise(s, txn, op->rec->id);
 	}
-	return rc ? rc : put_out(s, op, chain);
+	return rc ? rc : put_out(s, op, &b->out);
 }
 
 /* ---- ACK, NOTIFIED, GROUP ---- */
@@ -938,7 +1014,11 @@ static int apply_notified(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
 	return dlv_put(s, txn, ik, iklen, op->id, flags | VT_REC_NOTIFIED);
 }
 
-static int apply_group(struct lmdb *s, MDB_txn *txn, struct vt_op *op, int *grows)
+/*
+ * Set or delete a group's state. On a full store even a delete is refused:
+ * a change travels with the events that announce it, and those are refused.
+ */
+static int apply_group(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b)
 {
 	MDB_val k, v;
 
@@ -946,36 +1026,34 @@ static int apply_group(struct lmdb *s, MDB_txn *txn, struct vt_op *op, int *grow
 		op->status = VT_EINVAL;
 		return 0;
 	}
+	if (b->refuse) {
+		op->status = VT_ENOSPC;
+		return 0;
+	}
 	k = val(op->group, strlen(op->group));
 	if (op->len == 0) {
 		return del_quiet(txn, s->groups, k.mv_data, k.mv_size);
 	}
-	*grows = 1;
+	b->grows = 1;
 	v = val(op->data, op->len);
 	return mdb_put(txn, s->groups, &k, &v, 0);
 }
 
 /* ---- commit ---- */
 
-/* What a batch leaves behind besides its writes. */
-struct batch {
-	struct vt__out *out; /* out_to arrays, freed after done */
-	int grows;           /* a TOUCH or GROUP stored something new */
-};
-
 static int apply_op(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b)
 {
 	switch (op->kind) {
 	case VT_OP_PUT:
-		return apply_put(s, txn, op, &b->out);
+		return apply_put(s, txn, op, b);
 	case VT_OP_ACK:
 		return apply_ack(s, txn, op);
 	case VT_OP_TOUCH:
-		return apply_touch(s, txn, op, &b->grows);
+		return apply_touch(s, txn, op, b);
 	case VT_OP_NOTIFIED:
 		return apply_notified(s, txn, op);
 	case VT_OP_GROUP:
-		return apply_group(s, txn, op, &b->grows);
+		return apply_group(s, txn, op, b);
 	}
 	op->status = VT_EINVAL;
 	return 0;
@@ -1028,6 +1106,48 @@ static int batch_stores(const struct vt_op *ops, size_t n, const struct batch *b
 	return b->grows;
 }
 
+/*
+ * Make sure the data file has disk blocks for @live pages plus the reserve,
+ * a chunk ahead, so that an ack on a full disk finds the blocks its copies
+ * need. When the disk cannot give a whole chunk, take what it has: the
+ * store is then limited by the disk, not the map (see page_limit).
+ */
+static void reserve_disk(struct lmdb *s, size_t live)
+{
+	size_t want = live + 2 * s->floor, target;
+	int rc;
+
+	if (!s->fd_ok || want <= s->alloc_pages || s->alloc_pages >= s->map_pages) {
+		return;
+	}
+	target = want + s->chunk < s->map_pages ? want + s->chunk : s->map_pages;
+	rc = file_alloc(s, target);
+	if (rc == ENOSPC) {
+		size_t fits = s->alloc_pages + disk_free_pages(s);
+
+		if (fits > s->alloc_pages && fits < target) {
+			file_alloc(s, fits);
+		}
+		if (!s->disk_full) {
+			vt_log(VT_LOG_WARN,
+			       "lmdb: disk full: the store is held at %zu KB until "
+			       "space is freed",
+			       s->alloc_pages * s->psize / 1024);
+		}
+		s->disk_full = 1;
+		return;
+	}
+	s->disk_full = 0;
+}
+
+/* Live pages a storing batch may leave: the map's limit, or the disk's. */
+static size_t page_limit(const struct lmdb *s)
+{
+	size_t disk = s->alloc_pages > s->floor ? s->alloc_pages - s->floor : 0;
+
+	return s->fd_ok && disk < s->map_limit ? disk : s->map_limit;
+}
+
 /* MDB_MAP_FULL when a storing batch would eat into the reserve. */
 static int check_headroom(struct lmdb *s, MDB_txn *txn, const struct vt_op *ops, size_t n,
                           const struct batch *b)
@@ -1039,7 +1159,10 @@ static int check_headroom(struct lmdb *s, MDB_txn *txn, const struct vt_op *ops,
 		return 0;
 	}
 	rc = pages_used(s, txn, &used);
-	return rc ? rc : (used > s->page_limit ? MDB_MAP_FULL : 0);
+	if (rc == 0) {
+		reserve_disk(s, used);
+	}
+	return rc ? rc : (used > page_limit(s) ? MDB_MAP_FULL : 0);
 }
 
 /* A batch that failed reports no routing: its out_to arrays describe nothing. */
@@ -1051,32 +1174,65 @@ static void clear_out(struct vt_op *ops, size_t n)
 	}
 }
 
-static void lmdb_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb done, void *arg)
+/* One try at the batch in one write transaction; an LMDB error or 0. */
+static int commit_txn(struct lmdb *s, struct vt_op *ops, size_t n, struct batch *b)
 {
-	struct lmdb *s = self;
-	struct batch b = {NULL, 0};
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
 
 	if (rc != 0) {
-		done(arg, write_error(rc, "begin"));
-		return;
+		return rc;
 	}
-	rc = apply_ops(s, txn, ops, n, &b);
+	rc = apply_ops(s, txn, ops, n, b);
 	if (rc == 0) {
-		rc = check_headroom(s, txn, ops, n, &b);
+		rc = check_headroom(s, txn, ops, n, b);
 	}
 	if (rc != 0) {
 		mdb_txn_abort(txn);
-		clear_out(ops, n);
-		done(arg, write_error(rc, "commit"));
-	} else {
-		rc = mdb_txn_commit(txn);
-		if (rc != 0) {
-			clear_out(ops, n);
-		}
-		done(arg, rc ? write_error(rc, "commit") : 0);
+		return rc;
 	}
+	return mdb_txn_commit(txn);
+}
+
+/* Whether every op of the batch was refused for space: nothing was written. */
+static int all_refused(const struct vt_op *ops, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (ops[i].status != VT_ENOSPC) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/*
+ * A full store must still take acks, since they are what frees it. So when
+ * the batch does not fit, it runs again with whatever would grow the store
+ * refused op by op (VT_ENOSPC), and the rest is committed. The batch fails
+ * whole only when nothing of it is left to write, or when even that does
+ * not fit.
+ */
+static void lmdb_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb done, void *arg)
+{
+	struct lmdb *s = self;
+	struct batch b = {NULL, 0, 0};
+	int rc = commit_txn(s, ops, n, &b);
+
+	if (rc == MDB_MAP_FULL) {
+		vt__out_free(b.out);
+		b = (struct batch){NULL, 0, 1};
+		rc = commit_txn(s, ops, n, &b);
+		if (rc == 0 && all_refused(ops, n)) {
+			rc = MDB_MAP_FULL;
+		} else if (rc == 0) {
+			vt_log(VT_LOG_WARN, "lmdb: commit: storage full; what would grow it "
+			                    "was refused, the rest committed");
+		}
+	}
+	if (rc != 0) {
+		clear_out(ops, n);
+	}
+	done(arg, rc ? write_error(rc, "commit") : 0);
 	vt__out_free(b.out);
 }
 
@@ -1635,14 +1791,15 @@ static int open_env(struct lmdb *s, const struct vt_lmdb_options *o)
 }
 
 /*
- * The reserve is a sixteenth of the map, and at least enough pages for an
- * ack to copy a path in each tree and save the free list.
+ * The reserve is a sixteenth of the map, and at least RESERVE_FLOOR pages:
+ * what one engine batch of acks needs to copy its paths in every tree and
+ * to save the free list (see the tiny map tests).
  */
 static int set_page_limit(struct lmdb *s)
 {
 	MDB_envinfo info;
 	MDB_stat st;
-	size_t pages, reserve;
+	size_t reserve;
 	int rc = mdb_env_info(s->env, &info);
 
 	if (rc == 0) {
@@ -1651,9 +1808,60 @@ static int set_page_limit(struct lmdb *s)
 	if (rc != 0) {
 		return rc;
 	}
-	pages = info.me_mapsize / st.ms_psize;
-	reserve = pages / 16 > 24 ? pages / 16 : 24;
-	s->page_limit = pages > reserve ? pages - reserve : 0;
+	s->psize = st.ms_psize;
+	s->map_pages = info.me_mapsize / st.ms_psize;
+	s->floor = RESERVE_FLOOR;
+	reserve = s->map_pages / 16 > s->floor ? s->map_pages / 16 : s->floor;
+	s->chunk = reserve;
+	s->map_limit = s->map_pages > reserve ? s->map_pages - reserve : 0;
+	return 0;
+}
+
+/* Live pages of the store as it is on disk. */
+static int pages_at_open(struct lmdb *s, size_t *live)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+
+	if (rc == 0) {
+		rc = pages_used(s, txn, live);
+		mdb_txn_abort(txn);
+	}
+	return rc;
+}
+
+/*
+ * Reserve the data file's disk blocks for what is stored plus the reserve,
+ * so that a disk that fills up later can still take acks. Refused (ENOSPC)
+ * when the disk has not even room for the reserve.
+ */
+static int reserve_at_open(struct lmdb *s, const char *path)
+{
+	struct stat st;
+	size_t live;
+	int rc = mdb_env_get_fd(s->env, &s->fd);
+
+	if (rc == 0) {
+		rc = pages_at_open(s, &live);
+	}
+	if (rc != 0 || fstat(s->fd, &st) != 0) {
+		return rc ? rc : errno;
+	}
+	s->fd_ok = 1;
+	s->alloc_pages = (size_t)st.st_blocks * 512 / s->psize;
+	if (s->alloc_pages > (size_t)st.st_size / s->psize) {
+		s->alloc_pages = (size_t)st.st_size / s->psize;
+	}
+	reserve_disk(s, live);
+	if (s->fd_ok && s->disk_full && s->alloc_pages < live + s->floor) {
+		vt_log(VT_LOG_ERROR,
+		       "lmdb: %s: no disk space for the store: a %llu KB map "
+		       "needs at least %zu KB more, %zu KB free",
+		       path, (unsigned long long)(s->map_pages * s->psize / 1024),
+		       (live + s->floor - s->alloc_pages) * s->psize / 1024,
+		       disk_free_pages(s) * s->psize / 1024);
+		return ENOSPC;
+	}
 	return 0;
 }
 
@@ -1689,6 +1897,9 @@ int vt_storage_lmdb_open(const struct vt_lmdb_options *opts, struct vt_storage *
 	rc = open_env(s, opts);
 	if (rc == 0) {
 		rc = set_page_limit(s);
+	}
+	if (rc == 0) {
+		rc = reserve_at_open(s, opts->path);
 	}
 	if (rc != 0) {
 		vt_log(VT_LOG_ERROR, "lmdb: cannot open %s: %s", opts->path, mdb_strerror(rc));

@@ -90,7 +90,8 @@ enum vt_op_kind {
 	 * is never a duplicate of itself, and an inbox that already holds its
 	 * delivery does not count as full. Dedup needs a non-empty cid. An op
 	 * the backend cannot store (id 0, a missing user, an inbox key over a
-	 * few hundred bytes) gets VT_EINVAL and writes nothing. A PUT that
+	 * few hundred bytes) gets VT_EINVAL and writes nothing; one that does
+	 * not fit a full store gets VT_ENOSPC (see vt_commit_cb). A PUT that
 	 * names no inbox and no user writes only its dedup entry (mode
 	 * "offline" records a held event's (from, cid) that way), never a
 	 * record without deliveries.
@@ -155,6 +156,14 @@ struct vt_op {
  * Completion of a batch. @status is 0 when the batch is durable as the
  * backend promises (each op then has its own status), or a negative error
  * (VT_ENOSPC, VT_ESTORAGE) when nothing of the batch was written.
+ *
+ * A full store. A backend with a space limit must still take the ops that
+ * free space. So when a batch would not fit, the ops that would grow the
+ * store (a PUT that writes, a TOUCH registering a user's second or later
+ * device, a GROUP) get the op status VT_ENOSPC and write nothing, and the
+ * rest of the batch (ACK, NOTIFIED, refreshes, a user's first device with
+ * its claim, duplicates found by dedup) is committed with status 0. Only
+ * when every op was refused does the batch fail as a whole (VT_ENOSPC).
  */
 typedef void (*vt_commit_cb)(void *arg, int status);
 
@@ -231,9 +240,12 @@ VT_EXPORT int vt_storage_memory_create(int64_t dedup_window_ms, struct vt_storag
 struct vt_lmdb_options {
 	const char *path;        /* directory, created if missing (required) */
 	uint64_t map_size;       /* bytes of the memory map; default 1 GiB,
-	                            at least 256 KiB. A batch that stores is
-	                            refused (VT_ENOSPC) once less than about a
-	                            sixteenth is free, so acks can always run */
+	                            at least 1 MiB. What would grow the store
+	                            is refused (VT_ENOSPC) once less than a
+	                            sixteenth (at least 256 KiB) is free, so
+	                            acks can always run. The data file's disk
+	                            blocks are reserved ahead of use, so a full
+	                            disk limits the store the same way */
 	int64_t dedup_window_ms; /* default 7 days */
 	int no_sync;             /* nonzero: skip fsync (survives a crash of the
 	                            process, not of the machine) */

@@ -160,7 +160,7 @@ START_TEST(lmdb_map_full)
 	int rc = 0;
 
 	memset(big_body, 'x', sizeof(big_body) - 1);
-	fx.map_size = 256 << 10;
+	fx.map_size = 1 << 20;
 	st_open(1);
 	for (id = 1; id < 1000 && (rc = put_big(id)) == 0; id++) {
 	}
@@ -169,15 +169,15 @@ START_TEST(lmdb_map_full)
 	max = fx.st.ops->max_id(fx.st.self);
 	ck_assert_uint_eq(max, id - 1);
 
-	/* the failed PUT again, after a small one: the batch leaves no trace */
+	/* the failed PUT again, after a small one: all refused, no trace */
 	put_init(&p[0], id + 100, "", 100, "1", TO("dave"));
 	put_init(&p[1], id, "", 100, big_body, TO("bob", "carol"));
 	ops[0] = p[0].op;
 	ops[1] = p[1].op;
-	ck_assert_int_lt(commit(ops, 2), 0);
+	ck_assert_int_eq(commit(ops, 2), VT_ENOSPC);
 	ck_assert_uint_eq(list("dave", 0, 10, ids, NULL), 0);
 	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), max);
-	ck_assert_uint_eq(list("bob", 0, 64, ids, NULL), max);
+	ck_assert_uint_eq(list("bob", max - 10, 64, ids, NULL), 10);
 
 	/* acks free space; new PUTs work again */
 	for (uint64_t i = 1; i <= max; i++) {
@@ -189,16 +189,19 @@ START_TEST(lmdb_map_full)
 }
 END_TEST
 
-/* A value larger than the whole map fails inside LMDB itself, undone whole. */
+/*
+ * A value larger than the whole map fails inside LMDB itself; the batch
+ * runs again with its PUTs refused, so the ack in it is still taken.
+ */
 START_TEST(lmdb_value_beyond_map)
 {
-	static char huge[512 << 10];
+	static char huge[2 << 20];
 	uint64_t ids[8];
 	struct put p[2];
 	struct vt_op ops[3];
 
 	memset(huge, 'x', sizeof(huge) - 1);
-	fx.map_size = 256 << 10;
+	fx.map_size = 1 << 20;
 	st_open(1);
 	ck_assert_int_eq(put(1, 100, "1", TO("bob")), 0);
 	put_init(&p[0], 2, "", 100, "2", TO("bob"));
@@ -206,9 +209,12 @@ START_TEST(lmdb_value_beyond_map)
 	ops[0] = p[0].op;
 	ack_init(&ops[1], "bob", 1);
 	ops[2] = p[1].op;
-	ck_assert_int_eq(commit(ops, 3), VT_ENOSPC);
-	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 1);
-	ck_assert_uint_eq(ids[0], 1);
+	ck_assert_int_eq(commit(ops, 3), 0);
+	ck_assert_int_eq(ops[0].status, VT_ENOSPC);
+	ck_assert_int_eq(ops[1].status, 0);
+	ck_assert_int_eq(ops[2].status, VT_ENOSPC);
+	ck_assert_uint_eq(ops[0].out_nto + ops[2].out_nto, 0);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 0);
 	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), 1);
 	ck_assert_int_eq(put(2, 100, "2", TO("bob")), 0);
 }
@@ -313,19 +319,23 @@ START_TEST(lmdb_reopen_devices_groups)
 }
 END_TEST
 
-/* A batch refused for space leaves no device, claim or group behind. */
-START_TEST(lmdb_full_batch_leaves_no_trace)
+/*
+ * A full store commits what does not grow it: acks, NOTIFIED, refreshes
+ * and a user's first device with its claim. A PUT, a second device and a
+ * group state in the same batch are refused op by op.
+ */
+START_TEST(lmdb_full_batch_commits_the_rest)
 {
 	static char blob[12000];
 	struct put p, big;
-	struct vt_op ops[4];
+	struct vt_op ops[6];
 	uint64_t ids[64], id;
-	uint32_t ndev;
 	int rc = 0;
 
 	memset(big_body, 'x', sizeof(big_body) - 1);
-	fx.map_size = 256 << 10;
+	fx.map_size = 1 << 20;
 	st_open(1);
+	ck_assert_int_eq(touch("carol", "c1", 100, NULL), 0);
 	uput_init(&p, 5000, TO("erin"));
 	ck_assert_int_eq(commit(&p.op, 1), 0);
 	for (id = 1; id < 1000 && (rc = put_big(id)) == 0; id++) {
@@ -338,29 +348,161 @@ START_TEST(lmdb_full_batch_leaves_no_trace)
 	ops[2] = (struct vt_op){.kind = VT_OP_NOTIFIED, .inbox = {"erin", "e1"}, .id = 5000};
 	put_init(&big, id, "", 100, big_body, TO("bob", "carol"));
 	ops[3] = big.op;
-	ck_assert_int_eq(commit(ops, 4), VT_ENOSPC);
+	ack_init(&ops[4], "bob", 1);
+	ops[5] = (struct vt_op){.kind = VT_OP_TOUCH, .inbox = {"carol", "c2"}, .ts = 100};
+	ck_assert_int_eq(commit(ops, 6), 0);
+	ck_assert_int_eq(ops[0].status, 0);
+	ck_assert_uint_eq(ops[0].out_ndevices, 1);
+	ck_assert_int_eq(ops[1].status, VT_ENOSPC);
+	ck_assert_int_eq(ops[2].status, 0);
+	ck_assert_int_eq(ops[3].status, VT_ENOSPC);
 	ck_assert_uint_eq(ops[3].out_nto, 0);
+	ck_assert_int_eq(ops[4].status, 0);
+	ck_assert_uint_eq(ops[4].acked_kind, VT_KIND_MESSAGE);
+	ck_assert_int_eq(ops[5].status, VT_ENOSPC);
 	ck_assert_str_eq(load_groups(), "");
-	ck_assert_uint_eq(list_in("erin", "e1", ids, NULL), 0);
-	ck_assert_uint_eq(list_in("erin", VT_HOLDING_DEVICE, ids, NULL), 1);
+	ck_assert_uint_eq(list_in("erin", "e1", ids, NULL), 1);
+	ck_assert_uint_eq(list_in("erin", VT_HOLDING_DEVICE, ids, NULL), 0);
+	ck_assert_uint_eq(list("bob", id - 11, 64, ids, NULL), 10);
+	ck_assert_uint_eq(list("bob", 0, 1, ids, NULL), 1);
+	ck_assert_uint_eq(ids[0], 2);
+	ck_assert_uint_eq(list_in("carol", "c2", ids, NULL), 0);
+	ck_assert_int_eq(touch("carol", "c1", 200, NULL), 0);
 
-	/* a group state alone is refused too, past the reserve */
+	/* a group state alone is refused as a batch, past the reserve */
 	memset(blob, 'y', sizeof(blob));
 	ops[1].data = blob;
 	ops[1].len = sizeof(blob);
 	ck_assert_int_eq(commit(&ops[1], 1), VT_ENOSPC);
 	ck_assert_str_eq(load_groups(), "");
 
-	/* room again: the same TOUCH registers the first device and claims */
+	/* room again: what was refused goes through */
 	for (uint64_t i = 1; i < id; i++) {
-		ck_assert_int_eq(ack("bob", i), 0);
-		ck_assert_int_eq(ack("carol", i), 0);
+		ack_in("bob", "", i);
+		ack_in("carol", "", i);
 	}
-	ck_assert_int_eq(touch("erin", "e1", 100, &ndev), 0);
-	ck_assert_uint_eq(ndev, 1);
-	ck_assert_uint_eq(list_in("erin", "e1", ids, NULL), 1);
+	ck_assert_int_eq(touch("carol", "c2", 100, NULL), 0);
 	ck_assert_int_eq(commit(&ops[1], 1), 0);
 	ck_assert_int_eq(strncmp(load_groups(), "g1=yyy", 6), 0);
+}
+END_TEST
+
+/*
+ * A user who never connected while the store filled up: his first device
+ * still registers and claims everything held for him, so he can drain it.
+ */
+START_TEST(lmdb_full_first_device_claims)
+{
+	struct put p;
+	uint64_t ids[64], id;
+	uint32_t ndev;
+	int rc = 0;
+
+	memset(big_body, 'x', sizeof(big_body) - 1);
+	fx.map_size = 1 << 20;
+	st_open(1);
+	for (id = 1; id < 1000 && rc == 0; id++) {
+		put_init(&p, id, "", 100, big_body, TO(NULL));
+		p.op.users = TO("bob");
+		p.op.nusers = 1;
+		rc = commit(&p.op, 1);
+	}
+	ck_assert_int_eq(rc, VT_ENOSPC);
+	id -= 2; /* the last one stored */
+	ck_assert_uint_gt(id, 10);
+	ck_assert_uint_eq(list_in("bob", VT_HOLDING_DEVICE, ids, NULL), id < 64 ? id : 64);
+
+	ck_assert_int_eq(touch("bob", "b1", 100, &ndev), 0);
+	ck_assert_uint_eq(ndev, 1);
+	ck_assert_uint_eq(list_in("bob", VT_HOLDING_DEVICE, ids, NULL), 0);
+	ck_assert_uint_eq(list_in("bob", "b1", ids, NULL), id < 64 ? id : 64);
+	for (uint64_t i = 1; i <= id; i++) {
+		ck_assert_int_eq(ack_in("bob", "b1", i), 0);
+	}
+	ck_assert_uint_eq(list_in("bob", "b1", ids, NULL), 0);
+	put_init(&p, id + 1, "", 100, big_body, TO("bob"));
+	ck_assert_int_eq(commit(&p.op, 1), 0);
+}
+END_TEST
+
+/* ---- a full store: what still runs ---- */
+
+static const char *const fill_users[] = {"u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7"};
+
+/* PUT @id to one to three of fill_users, with a body of 100 to 3000 bytes. */
+static int put_fill(uint64_t id)
+{
+	struct put p;
+	const char *to[4] = {NULL};
+	uint32_t nto = 1 + id % 3;
+
+	for (uint32_t i = 0; i < nto; i++) {
+		to[i] = fill_users[(id * 5 + i * 3) % 8];
+	}
+	put_init(&p, id, "", 100, big_body + sizeof(big_body) - 1 - (100 + id * 337 % 2900), to);
+	return commit(&p.op, 1);
+}
+
+/* Fill the store until a PUT is refused; returns the first refused id. */
+static uint64_t fill_store(void)
+{
+	uint64_t id;
+	int rc = 0;
+
+	memset(big_body, 'x', sizeof(big_body) - 1);
+	for (id = 1; id < 100000 && (rc = put_fill(id)) == 0; id++) {
+	}
+	ck_assert_int_eq(rc, VT_ENOSPC);
+	ck_assert_uint_gt(id, 10);
+	return id;
+}
+
+/*
+ * Ack every delivery of the filled store in batches of @per acks. With
+ * @stride 1 a batch takes one user's ids in order, as a client acks what
+ * it listed; a larger stride scatters each batch over the whole store.
+ */
+static void drain_store(uint64_t end, uint32_t per, uint64_t stride)
+{
+	static struct vt_op ops[256];
+	uint32_t n = 0;
+
+	ck_assert_uint_le(per, 256);
+	for (uint64_t i = 0; i < 8 * end; i++) {
+		uint64_t id = 1 + (i * stride) % end;
+		const char *user = fill_users[i / end];
+
+		ack_init(&ops[n++], user, id);
+		if (n == per || i + 1 == 8 * end) {
+			ck_assert_int_eq(commit(ops, n), 0);
+			n = 0;
+		}
+	}
+	for (int u = 0; u < 8; u++) {
+		ck_assert_uint_eq(list(fill_users[u], 0, 10, NULL, NULL), 0);
+	}
+}
+
+/*
+ * The reserve of the smallest maps holds an engine batch of acks spread
+ * over every tree; after the drain the map takes as much as before.
+ */
+START_TEST(lmdb_tiny_map_drains)
+{
+	static const uint64_t sizes[] = {1 << 20, 4 << 20};
+	uint64_t end, again;
+
+	fx.map_size = sizes[_i / 2];
+	st_open(1);
+	end = fill_store();
+	if (_i % 2) {
+		drain_store(end, 1, 7919);
+	} else {
+		drain_store(end, 100, 1);
+	}
+	for (again = 1; put_fill(end + again) == 0; again++) {
+	}
+	ck_assert_uint_ge(again, (end - 1) * 3 / 4);
 }
 END_TEST
 
@@ -429,8 +571,10 @@ static Suite *storage_suite(void)
 	tcase_add_test(lm, lmdb_value_beyond_map);
 	tcase_add_test(lm, lmdb_damaged_record_skipped);
 	tcase_add_test(lm, lmdb_reopen_devices_groups);
-	tcase_add_test(lm, lmdb_full_batch_leaves_no_trace);
+	tcase_add_test(lm, lmdb_full_batch_commits_the_rest);
+	tcase_add_test(lm, lmdb_full_first_device_claims);
 	tcase_add_test(lm, lmdb_format_versions);
+	tcase_add_loop_test(lm, lmdb_tiny_map_drains, 0, 4);
 	suite_add_tcase(s, lm);
 	return s;
 }
