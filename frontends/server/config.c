@@ -206,6 +206,12 @@ int vt_config_load(const char *path, struct vt_server_options *o)
 	return 0;
 }
 
+void vt_config_release(void)
+{
+	free(kept_text);
+	kept_text = NULL;
+}
+
 enum vt_opt_result vt_config_check(const struct vt_server_options *o)
 {
 	struct vt_secret *s;

@@ -32,4 +32,7 @@ int vt_config_load(const char *path, struct vt_server_options *o);
  */
 enum vt_opt_result vt_config_check(const struct vt_server_options *o);
 
+/* Free the text of a loaded config file, once nothing points into it. */
+void vt_config_release(void);
+
 #endif /* VARTALAP_SERVER_CONFIG_H */
