@@ -1,6 +1,7 @@
 #!/bin/sh
 # Set up a Debian machine, build Vartalap twice (plain, and under AddressSanitizer
-# with UndefinedBehaviorSanitizer), and run every unit and end-to-end test in both.
+# with UndefinedBehaviorSanitizer), run every unit and end-to-end test in both,
+# then run each fuzz target for 10 seconds (scripts/fuzz.sh).
 # Prints "N passed, N failed" last; exits non-zero when anything failed.
 set -eu
 
@@ -43,6 +44,21 @@ run_suite plain build-test
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_suite sanitized build-sanitize -Db_sanitize=address,undefined -Dbuildtype=debug
+
+# Each libFuzzer target for 10 s under ASan and UBSan (clang): one pass or
+# fail per target, so a crash the fuzzers find fails the run.
+echo "== fuzz targets"
+fuzz_out=$(mktemp)
+sh scripts/fuzz.sh 10 >"$fuzz_out" 2>&1 || true
+cat "$fuzz_out"
+fz=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$fuzz_out" | tail -n 1)
+if [ -n "$fz" ]; then
+	passed=$((passed + ${fz% *}))
+	failed=$((failed + ${fz#* }))
+else
+	failed=$((failed + 1))
+fi
+rm -f "$fuzz_out"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
