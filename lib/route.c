@@ -28,9 +28,12 @@ void vt__route(struct vt_engine *e, struct vt_msg *m, const struct vt_inbox *to,
 
 		if (c != NULL) {
 			vt__conn_offer(c, m);
-		} else if (vt__notifiable(m)) {
-			vt__notify(e, m, to[i].user, to[i].device);
-			vt__batch_notified(e, to[i].user, to[i].device, m->rec.id);
+		} else {
+			e->stats.offline++;
+			if (vt__notifiable(m)) {
+				vt__notify(e, m, to[i].user, to[i].device);
+				vt__batch_notified(e, to[i].user, to[i].device, m->rec.id);
+			}
 		}
 	}
 }

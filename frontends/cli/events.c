@@ -106,9 +106,13 @@ static void print_event(const struct vt_cli_event *e, const struct vt_json_val *
 		printf("message %s %s>%s: ", e->id, e->from, e->to);
 		print_body(body);
 	} else if (strcmp(e->type, "delivered") == 0) {
+		char device[65];
+
 		member(body, "ref", &v);
 		str_of(&v, ref, sizeof(ref));
-		printf("delivered %s to %s", ref, e->from);
+		member(body, "device", &v);
+		str_of(&v, device, sizeof(device));
+		printf("delivered %s to %s%s%s", ref, e->from, device[0] ? "/" : "", device);
 	} else if (strcmp(e->type, "read") == 0) {
 		printf("read ");
 		print_ids(body);

@@ -296,7 +296,11 @@ static void on_close(void *arg, int code, const char *why)
 	struct cli *c = arg;
 
 	if (!c->closing || code != 1000) {
-		fprintf(stderr, "vartalap-cli: %s%s%d\n", why, code ? ", code " : "", code);
+		if (code != 0) {
+			fprintf(stderr, "vartalap-cli: %s, code %d\n", why, code);
+		} else {
+			fprintf(stderr, "vartalap-cli: %s\n", why);
+		}
 		c->status = 1;
 	}
 	event_base_loopexit(c->base, NULL);

@@ -249,7 +249,7 @@ struct vt_engine_stats {
 	uint64_t pushed;         /* frames pushed, retries included */
 	uint64_t retried;        /* pushes after the first */
 	uint64_t acked;          /* deliveries removed by an ack */
-	uint64_t offline;        /* deliveries that went offline */
+	uint64_t offline;        /* deliveries gone offline: not connected, retried out, dropped */
 	uint64_t notified;       /* push hook calls */
 	uint64_t typing;         /* typing events relayed */
 	uint64_t expired;        /* deliveries removed by age */

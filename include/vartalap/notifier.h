@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include <vartalap/export.h>
+#include <vartalap/storage.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -26,7 +27,8 @@ extern "C" {
 /* What went offline, and for whom. Valid only during the call. */
 struct vt_notice {
 	const char *user;   /* the recipient */
-	const char *device; /* its device ("" for the default device) */
+	const char *device; /* its device: "" for the default device, "*" when the
+			       user has no registered device yet */
 	uint64_t id;        /* the event's server id */
 	uint32_t kind;      /* enum vt_kind: VT_KIND_MESSAGE or VT_KIND_GROUP */
 	const char *from;   /* the sender */
