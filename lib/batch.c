@@ -210,6 +210,10 @@ static void complete_accept(struct vt_engine *e, struct vt_pend *p, int status,
 		return;
 	}
 	e->stats.accepted++;
+	vt_log(VT_LOG_DEBUG, "accepted id=%llu type=%s from=%s to=%s cid=%s conn=%llu",
+	       (unsigned long long)p->msg->rec.id, vt_env_kind_name(p->msg->rec.kind),
+	       p->msg->rec.from, p->msg->rec.to, p->msg->rec.cid,
+	       (unsigned long long)(p->origin.conn ? p->origin.conn->serial : 0));
 	vt__reply_accepted(e, &p->origin, p->msg->rec.cid, p->msg->rec.id, p->msg->rec.ts);
 	if (p->hold) {
 		vt__hold(e, p);
@@ -226,6 +230,8 @@ static void complete_ack(struct vt_engine *e, struct vt_pend *p, int status,
 
 	if (found) {
 		e->stats.acked++;
+		vt_log(VT_LOG_DEBUG, "acked id=%llu user=%s device=%s", (unsigned long long)p->id,
+		       p->user, p->device);
 	}
 	if (found && op->acked_kind == VT_KIND_MESSAGE) {
 		struct vt_identity by = {.exp = 0};

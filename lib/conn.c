@@ -375,6 +375,8 @@ static int push(struct vt_conn *c, struct vt_item *it)
 	}
 	it->attempts++;
 	e->stats.pushed++;
+	vt_log(VT_LOG_DEBUG, "pushed id=%llu conn=%llu attempt=%u", (unsigned long long)it->msg->rec.id,
+	       (unsigned long long)c->serial, it->attempts);
 	it->deadline = vt__now(e) + backoff(e, it->attempts);
 	vt_heap_remove(&e->heap, it);
 	vt_heap_push(&e->heap, it);
