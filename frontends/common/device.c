@@ -10,13 +10,39 @@
 
 #include "http_reply.h"
 
+static int hex_digit(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+int vt_fe_escapes_valid(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s != '%') {
+			continue;
+		}
+		if (!hex_digit(s[1]) || !hex_digit(s[2]) || (s[1] == '0' && s[2] == '0')) {
+			return 0;
+		}
+		s += 2;
+	}
+	return 1;
+}
+
 int vt_fe_query_parse(struct evhttp_request *req, struct evkeyvalq *query)
 {
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *q = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
 
 	TAILQ_INIT(query);
-	if (q != NULL && evhttp_parse_query_str(q, query) != 0) {
+	if (q == NULL) {
+		return 0;
+	}
+	/*
+	 * evhttp keeps a bad escape as it is and decodes %00 into a C string,
+	 * which would cut "a%00b" to "a" unseen: refuse both before decoding.
+	 */
+	if (!vt_fe_escapes_valid(q) || evhttp_parse_query_str(q, query) != 0) {
 		return -1;
 	}
 	return 0;

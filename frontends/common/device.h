@@ -12,9 +12,15 @@
 #include <vartalap/token.h>
 
 /*
+ * Whether every '%' in @s starts an escape of two hex digits and none of
+ * them encodes NUL: 1 if so, 0 otherwise.
+ */
+int vt_fe_escapes_valid(const char *s);
+
+/*
  * Parse the query string of @req into @query (left empty when there is
- * none). Returns 0, or -1 for a malformed query; either way the caller
- * frees @query with evhttp_clear_headers().
+ * none). Returns 0, or -1 for a malformed query (vt_fe_escapes_valid()
+ * included); either way the caller frees @query with evhttp_clear_headers().
  */
 int vt_fe_query_parse(struct evhttp_request *req, struct evkeyvalq *query);
 

@@ -11,6 +11,7 @@
 #include <event2/http.h>
 #include <vartalap/token.h>
 
+#include "../common/device.h"
 #include "../common/http_reply.h"
 #include "internal.h"
 
@@ -31,33 +32,43 @@ void vt_http_route_groups(struct vt_http_gateway *gw, struct evhttp_request *req
 	vt_engine_groups(gw->engine, id, vt_http_on_reply, p);
 }
 
+/* What a path segment names, as group_from_segment() sees it. */
+enum segment {
+	SEG_GROUP,     /* a group id, maybe one that does not exist */
+	SEG_NO_GROUP,  /* empty, a further '/', or too long: no group */
+	SEG_MALFORMED, /* a '%' without two hex digits, or an encoded NUL */
+};
+
 /*
  * Decode the path segment @seg into @out as an envelope group id, adding
- * "g:" to a bare id. Returns -1 for what cannot name a group: empty, a
- * further '/', an encoded NUL, or too long.
+ * "g:" to a bare id. A bad escape makes the request itself unusable, which
+ * is not the same answer as a group that does not exist.
  */
-static int group_from_segment(const char *seg, char out[GROUP_ID_MAX + 1])
+static enum segment group_from_segment(const char *seg, char out[GROUP_ID_MAX + 1])
 {
 	size_t len = 0;
 	char *dec;
 	int bare;
 
+	if (!vt_fe_escapes_valid(seg)) {
+		return SEG_MALFORMED;
+	}
 	if (*seg == '\0' || strchr(seg, '/') != NULL) {
-		return -1;
+		return SEG_NO_GROUP;
 	}
 	dec = evhttp_uridecode(seg, 0, &len);
 	if (dec == NULL) {
-		return -1;
+		return SEG_NO_GROUP;
 	}
 	bare = strchr(dec, ':') == NULL;
 	if (len == 0 || strlen(dec) != len || len + (bare ? 2 : 0) > GROUP_ID_MAX) {
 		free(dec);
-		return -1;
+		return SEG_NO_GROUP;
 	}
 	strcpy(out, bare ? GROUP_PREFIX : "");
 	strcat(out, dec);
 	free(dec);
-	return 0;
+	return SEG_GROUP;
 }
 
 void vt_http_route_group(struct vt_http_gateway *gw, struct evhttp_request *req,
@@ -69,9 +80,15 @@ void vt_http_route_group(struct vt_http_gateway *gw, struct evhttp_request *req,
 	struct vt_http_pending *p;
 
 	/* The router matched the prefix, so the segment follows it. */
-	if (group_from_segment(path + strlen(ROUTE_PREFIX), group) != 0) {
+	switch (group_from_segment(path + strlen(ROUTE_PREFIX), group)) {
+	case SEG_MALFORMED:
+		vt_fe_reply_error(req, 400, "bad_request", "invalid percent escape in the path");
+		return;
+	case SEG_NO_GROUP:
 		vt_fe_reply_vt_error(req, VT_ENOTFOUND);
 		return;
+	case SEG_GROUP:
+		break;
 	}
 	p = vt_http_pending_new(gw, req);
 	if (p == NULL) {

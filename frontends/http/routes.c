@@ -11,6 +11,7 @@
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 
+#include "../common/device.h"
 #include "../common/http_reply.h"
 #include "internal.h"
 
@@ -99,19 +100,13 @@ static int parse_decimal(const char *s, uint64_t max, uint64_t *out)
 static int fetch_args(struct vt_http_gateway *gw, struct evhttp_request *req, uint64_t *after,
                       uint32_t *limit)
 {
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *q = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
 	struct evkeyvalq query;
 	const char *a;
 	const char *l;
 	uint64_t lim = 100;
-	int bad = 0;
+	int bad = vt_fe_query_parse(req, &query) != 0;
 
 	*after = 0;
-	TAILQ_INIT(&query);
-	if (q != NULL && evhttp_parse_query_str(q, &query) != 0) {
-		bad = 1;
-	}
 
 	a = evhttp_find_header(&query, "after");
 	l = evhttp_find_header(&query, "limit");

@@ -383,12 +383,42 @@ static void on_write(struct bufferevent *bev, void *arg)
 	ws_pump(wc);
 }
 
+/*
+ * Forget any read or write timeout of the socket: the keepalive alone
+ * decides when a WebSocket is dead. evhttp stopped reading before it handed
+ * the request over, and libevent keeps a stopped event's old timeout (and
+ * re-arms it on each read) when the timeouts are merely cleared: a healthy
+ * peer that went quiet for the HTTP timeout after a frame would be cut.
+ * Clearing a timeout that is armed erases it, hence the two steps; both
+ * events must be pending, so this runs after bufferevent_enable().
+ */
+static void clear_timeouts(struct bufferevent *bev)
+{
+	static const struct timeval day = {86400, 0};
+
+	bufferevent_set_timeouts(bev, &day, &day);
+	bufferevent_set_timeouts(bev, NULL, NULL);
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct vt_ws_conn *wc = arg;
 
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		vt_log(VT_LOG_DEBUG, "ws: socket %s", what & BEV_EVENT_EOF ? "closed" : "failed");
 		vt_ws_conn_drop(wc);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		/* Not ours to act on: libevent stopped that direction, so resume it. */
+		vt_log(VT_LOG_WARN, "ws: unexpected socket timeout; the keepalive decides");
+		clear_timeouts(bev);
+		if ((what & BEV_EVENT_READING) && !wc->paused && wc->state != WS_DONE) {
+			bufferevent_enable(bev, EV_READ);
+		}
+		if (what & BEV_EVENT_WRITING) {
+			bufferevent_enable(bev, EV_WRITE);
+		}
 	}
 }
 
@@ -512,8 +542,6 @@ static void take_over(struct vt_ws_conn *wc, const struct vt_ws_handshake *hs)
 {
 	struct evbuffer *out = bufferevent_get_output(wc->bev);
 
-	/* evhttp's read and write timeouts would cut an idle chat connection. */
-	bufferevent_set_timeouts(wc->bev, NULL, NULL);
 	bufferevent_setcb(wc->bev, on_read, on_write, on_event, wc);
 	bufferevent_setwatermark(wc->bev, EV_READ, 0, 0);
 	bufferevent_setwatermark(wc->bev, EV_WRITE, wc->gw->cfg.out_limit / 2, 0);
@@ -529,7 +557,9 @@ static void take_over(struct vt_ws_conn *wc, const struct vt_ws_handshake *hs)
 	}
 	evbuffer_add(out, "\r\n", 2);
 
+	/* evhttp's read and write timeouts would cut an idle chat connection. */
 	bufferevent_enable(wc->bev, EV_READ | EV_WRITE);
+	clear_timeouts(wc->bev);
 	wc->last_rx_ms = vt_evhost_mono_ms();
 	wc->last_msg_ms = wc->last_rx_ms;
 	arm_timer(wc, min_ms(wc->gw->cfg.ping_interval_ms, idle_left(wc, wc->last_rx_ms)));
