@@ -156,6 +156,45 @@ uint64_t vt__rsync_max_id(struct vt__rsync *s, const char *prefix)
 	return id;
 }
 
+/*
+ * Blocks are counted in Pidblock. A store that held ids before any block was
+ * taken (or was written by a single engine) has its maxid above the counter:
+ * the counter then jumps past the block maxid lies in. Only the top 8 hex
+ * digits become a Lua number, so no id is rounded.
+ */
+static const char lease_src[] =
+        "#!lua\n"
+        "local P = ARGV[1]\n"
+        "local b = redis.call('INCR', P .. 'idblock')\n"
+        "local m = redis.call('GET', P .. 'maxid')\n"
+        "local top = m and tonumber(string.sub(m, 1, 8), 16) or 0\n"
+        "if b <= top then\n"
+        "  b = top + 1\n"
+        "  redis.call('SET', P .. 'idblock', b)\n"
+        "end\n"
+        "return b\n";
+
+/* Ids are served to clients as numbers, which must stay exact in a double. */
+#define ID_BLOCK_LIMIT ((uint64_t)1 << (53 - VT__ID_BLOCK_BITS))
+
+int vt__rsync_lease_ids(struct vt__rsync *s, const char *prefix, uint64_t *base)
+{
+	const char *argv[] = {"EVAL", lease_src, "0", prefix};
+	size_t lens[] = {4, sizeof(lease_src) - 1, 1, strlen(prefix)};
+	redisReply *r = sync_cmd(s, 4, argv, lens);
+	int rc = VT_EIO;
+
+	if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0 &&
+	    (uint64_t)r->integer < ID_BLOCK_LIMIT) {
+		*base = (uint64_t)r->integer << VT__ID_BLOCK_BITS;
+		rc = 0;
+	} else if (r) {
+		vt_log(VT_LOG_ERROR, "redis: %sidblock: no block of ids left", prefix);
+	}
+	reply_free(r);
+	return rc;
+}
+
 /* Hand the field/value pairs of one HSCAN page to @each. */
 static int groups_page(const redisReply *page,
                        void (*each)(void *arg, const char *group, const char *data, size_t len),

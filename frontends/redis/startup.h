@@ -30,6 +30,14 @@ int vt__rsync_open(struct vt__rsync *s, const struct vt__rconn_config *cfg);
 /* The largest record id stored under @prefix, or 0 (logged) on an error. */
 uint64_t vt__rsync_max_id(struct vt__rsync *s, const char *prefix);
 
+/*
+ * Take a block of 2^VT__ID_BLOCK_BITS ids no other caller gets, above every
+ * id stored under @prefix. Sets *@base to the id before the block's first;
+ * returns 0 or VT_EIO (logged).
+ */
+#define VT__ID_BLOCK_BITS 32
+int vt__rsync_lease_ids(struct vt__rsync *s, const char *prefix, uint64_t *base);
+
 /* Call @each per stored group; returns 0 or VT_EIO (logged). */
 int vt__rsync_groups(struct vt__rsync *s, const char *prefix,
                      void (*each)(void *arg, const char *group, const char *data, size_t len),

@@ -34,6 +34,7 @@ struct rstore {
 	struct vt__rsync sync;
 	char *prefix;
 	char window[24]; /* the dedup window, in decimal for the scripts */
+	uint64_t id_base; /* shared_ids: the block taken at open; else 0 */
 };
 
 /* ---- commit ---- */
@@ -201,6 +202,11 @@ static uint64_t rs_max_id(void *self)
 {
 	struct rstore *s = self;
 
+	/* An engine counts ids up from here on its own: with a shared store,
+	 * only a block no other engine took keeps them apart. */
+	if (s->id_base != 0) {
+		return s->id_base;
+	}
 	return vt__rsync_max_id(&s->sync, s->prefix);
 }
 
@@ -256,6 +262,9 @@ int vt_storage_redis_open(struct event_base *base, const struct vt_redis_options
 	snprintf(s->window, sizeof(s->window), "%" PRId64,
 	         o->dedup_window_ms ? o->dedup_window_ms : DEFAULT_WINDOW_MS);
 	rc = vt__rsync_open(&s->sync, &cfg);
+	if (rc == 0 && o->shared_ids) {
+		rc = vt__rsync_lease_ids(&s->sync, s->prefix, &s->id_base);
+	}
 	if (rc == 0) {
 		s->conn = vt__rconn_new(base, &cfg);
 		rc = s->conn ? 0 : VT_ENOMEM;

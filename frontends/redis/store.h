@@ -33,12 +33,16 @@ struct vt_redis_options {
 	uint32_t connect_timeout_ms; /* default 1000 */
 	uint32_t command_timeout_ms; /* one reply; default 2000 */
 	int64_t dedup_window_ms;     /* default 7 days */
+	int shared_ids;              /* nonzero: other engines use the same store;
+	                                max_id then hands out a block of ids of
+	                                this engine's own (see docs/CLUSTER.md) */
 };
 
 /*
  * Open the backend on @base. Connects synchronously once to load the
  * scripts, so an unreachable server fails here (VT_EIO, logged) rather than
- * at the first batch. Returns 0, VT_EINVAL, VT_ENOMEM or VT_EIO. The
+ * at the first batch; with @o->shared_ids it also takes its block of ids
+ * there. Returns 0, VT_EINVAL, VT_ENOMEM or VT_EIO. The
  * storage's destroy must not be called from inside one of its callbacks.
  */
 int vt_storage_redis_open(struct event_base *base, const struct vt_redis_options *o,

@@ -20,6 +20,8 @@ enum {
 	OPT_PORT_FILE,
 	OPT_DATA_DIR,
 	OPT_STORAGE,
+	OPT_REDIS,
+	OPT_REDIS_TIMEOUT,
 	OPT_SECRET_FILE,
 	OPT_DEV,
 	OPT_DURABILITY,
@@ -65,6 +67,8 @@ static const struct option long_options[] = {
         {"port-file", required_argument, NULL, OPT_PORT_FILE},
         {"data-dir", required_argument, NULL, OPT_DATA_DIR},
         {"storage", required_argument, NULL, OPT_STORAGE},
+        {"redis", required_argument, NULL, OPT_REDIS},
+        {"redis-timeout", required_argument, NULL, OPT_REDIS_TIMEOUT},
         {"secret-file", required_argument, NULL, OPT_SECRET_FILE},
         {"dev", no_argument, NULL, OPT_DEV},
         {"durability", required_argument, NULL, OPT_DURABILITY},
@@ -117,7 +121,11 @@ static const char usage_text[] =
         "                          picks a free port)\n"
         "  --port-file PATH        write the bound port to PATH once listening\n"
         "  --data-dir DIR          state directory (default ./vartalap-data)\n"
-        "  --storage lmdb|memory   where undelivered messages live (default lmdb)\n"
+        "  --storage lmdb|memory|redis\n"
+        "                          where undelivered messages live (default lmdb)\n"
+        "  --redis URL             redis://HOST[:PORT][/PREFIX] for --storage redis;\n"
+        "                          PREFIX starts every key (default vt:)\n"
+        "  --redis-timeout MS      limit of one Redis reply (default 2000)\n"
         "  --secret-file PATH      token signing key, at least 32 bytes\n"
         "  --dev                   development mode: generate a key once into\n"
         "                          DATA_DIR/dev-secret and reuse it\n"
@@ -246,6 +254,150 @@ static int parse_choice(const char *name, const char *s, const char *a, const ch
 	}
 	fprintf(stderr, "vartalapd: --%s: expected %s or %s, got '%s'\n", name, a, b, s);
 	return -1;
+}
+
+/*
+ * The port of a --redis URL, from @p up to @end; 6379 when @p == @end. The
+ * caller has seen a ':' before @p.
+ */
+static int redis_port(const char *url, const char *p, const char *end, int *port)
+{
+	char buf[8];
+	uint64_t v;
+
+	if ((size_t)(end - p) >= sizeof(buf) || p == end) {
+		fprintf(stderr, "vartalapd: --redis: '%s': bad port\n", url);
+		return -1;
+	}
+	memcpy(buf, p, (size_t)(end - p));
+	buf[end - p] = '\0';
+	if (vt_opt_number("redis", buf, 1, 65535, &v) != 0) {
+		return -1;
+	}
+	*port = (int)v;
+	return 0;
+}
+
+/* HOST[:PORT] or [V6][:PORT], from @p up to @end. */
+static int redis_authority(const char *url, const char *p, const char *end,
+                           struct vt_redis_url *u)
+{
+	const char *hend, *colon = NULL;
+
+	if (*p == '[') {
+		hend = memchr(p, ']', (size_t)(end - p));
+		if (hend == NULL || (hend + 1 != end && hend[1] != ':')) {
+			fprintf(stderr, "vartalapd: --redis: '%s': bad [address]\n", url);
+			return -1;
+		}
+		colon = hend + 1 != end ? hend + 1 : NULL;
+		p++;
+	} else {
+		for (const char *q = p; q < end; q++) {
+			if (*q == ':' && colon != NULL) {
+				fprintf(stderr, "vartalapd: --redis: '%s': an IPv6 address goes "
+				                "in brackets\n", url);
+				return -1;
+			}
+			colon = *q == ':' ? q : colon;
+		}
+		hend = colon != NULL ? colon : end;
+	}
+	if (hend == p || (size_t)(hend - p) >= sizeof(u->host)) {
+		fprintf(stderr, "vartalapd: --redis: '%s': no host, or one too long\n", url);
+		return -1;
+	}
+	memcpy(u->host, p, (size_t)(hend - p));
+	u->host[hend - p] = '\0';
+	u->port = 6379;
+	return colon != NULL ? redis_port(url, colon + 1, end, &u->port) : 0;
+}
+
+/* The key prefix after the URL's '/': printable, and no hash tag braces,
+ * which would move keys between Redis Cluster slots. */
+static int redis_prefix(const char *url, const char *p, struct vt_redis_url *u)
+{
+	size_t n = strlen(p);
+
+	if (n >= sizeof(u->prefix) || strpbrk(p, "{}") != NULL) {
+		fprintf(stderr, "vartalapd: --redis: '%s': the prefix must be at most %zu "
+		                "bytes, without '{' or '}'\n", url, sizeof(u->prefix) - 1);
+		return -1;
+	}
+	for (const char *q = p; *q != '\0'; q++) {
+		if (*q <= ' ' || *q > '~') {
+			fprintf(stderr, "vartalapd: --redis: '%s': the prefix must be "
+			                "printable ASCII without spaces\n", url);
+			return -1;
+		}
+	}
+	memcpy(u->prefix, p, n + 1);
+	return 0;
+}
+
+/* redis://HOST[:PORT][/PREFIX]; no TLS, user, password or database. */
+static int parse_redis_url(const char *url, struct vt_redis_url *u)
+{
+	const char *p = url + 8, *slash;
+
+	if (strncmp(url, "redis://", 8) != 0) {
+		fprintf(stderr, "vartalapd: --redis: '%s': expected redis://HOST[:PORT][/PREFIX]%s\n",
+		        url, strstr(url, "://") != NULL ? " (no other scheme is supported)" : "");
+		return -1;
+	}
+	slash = strchr(p, '/');
+	if (slash == NULL) {
+		slash = p + strlen(p);
+	}
+	if (memchr(p, '@', (size_t)(slash - p)) != NULL || strpbrk(url, "?#") != NULL) {
+		fprintf(stderr, "vartalapd: --redis: '%s': a user, password or query is not "
+		                "supported\n", url);
+		return -1;
+	}
+	memset(u, 0, sizeof(*u));
+	if (redis_authority(url, p, slash, u) != 0) {
+		u->host[0] = '\0';
+		return -1;
+	}
+	if (*slash == '/' && redis_prefix(url, slash + 1, u) != 0) {
+		u->host[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_storage(const char *arg, struct vt_server_options *o)
+{
+	o->storage_memory = strcmp(arg, "memory") == 0;
+	o->storage_redis = strcmp(arg, "redis") == 0;
+	if (!o->storage_memory && !o->storage_redis && strcmp(arg, "lmdb") != 0) {
+		fprintf(stderr, "vartalapd: --storage: expected lmdb, memory or redis, got '%s'\n",
+		        arg);
+		return -1;
+	}
+#ifndef VT_HAVE_REDIS
+	if (o->storage_redis) {
+		fprintf(stderr, "vartalapd: --storage redis: this vartalapd was built without "
+		                "hiredis; install it (libhiredis-dev) and build again\n");
+		return -1;
+	}
+#endif
+	return 0;
+}
+
+/* --redis and --redis-timeout. */
+static int parse_redis(int opt, const char *arg, struct vt_server_options *o)
+{
+	uint64_t v;
+
+	if (opt == OPT_REDIS) {
+		return parse_redis_url(arg, &o->redis);
+	}
+	if (vt_opt_number("redis-timeout", arg, 1, 600000, &v) != 0) {
+		return -1;
+	}
+	o->redis_timeout_ms = (uint32_t)v;
+	return 0;
 }
 
 static void defaults(struct vt_server_options *o)
@@ -520,7 +672,10 @@ static int parse_one(int opt, const char *arg, struct vt_server_options *o)
 		o->fe.web_root = arg;
 		return 0;
 	case OPT_STORAGE:
-		return parse_choice("storage", arg, "lmdb", "memory", &o->storage_memory);
+		return parse_storage(arg, o);
+	case OPT_REDIS:
+	case OPT_REDIS_TIMEOUT:
+		return parse_redis(opt, arg, o);
 	case OPT_DURABILITY:
 		if (parse_choice("durability", arg, "always", "offline", &choice) != 0) {
 			return -1;
@@ -627,6 +782,23 @@ static int check_notify(const struct vt_server_options *o)
 	return 0;
 }
 
+/* --redis goes with --storage redis, both ways. */
+static int check_storage(const struct vt_server_options *o)
+{
+	int have_url = o->redis.host[0] != '\0';
+
+	if (o->storage_redis && !have_url) {
+		fprintf(stderr, "vartalapd: --storage redis needs --redis URL\n");
+		return -1;
+	}
+	if (!o->storage_redis && (have_url || o->redis_timeout_ms != 0)) {
+		fprintf(stderr, "vartalapd: --redis and --redis-timeout are only used with "
+		                "--storage redis\n");
+		return -1;
+	}
+	return 0;
+}
+
 enum vt_opt_result vt_server_options_parse(int argc, char **argv, struct vt_server_options *o)
 {
 	const char *path;
@@ -658,7 +830,7 @@ enum vt_opt_result vt_server_options_parse(int argc, char **argv, struct vt_serv
 		fprintf(stderr, "vartalapd: unexpected argument '%s'\n", argv[optind]);
 		return VT_OPT_EXIT_BAD;
 	}
-	if (check_notify(o) != 0) {
+	if (check_notify(o) != 0 || check_storage(o) != 0) {
 		return VT_OPT_EXIT_BAD;
 	}
 	if ((o->tls_cert == NULL) != (o->tls_key == NULL)) {

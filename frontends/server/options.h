@@ -12,6 +12,13 @@
 #include "../common/frontend.h"
 #include "../notify/webhook.h"
 
+/* Where --redis points: redis://HOST[:PORT][/PREFIX]. */
+struct vt_redis_url {
+	char host[256];  /* brackets of an IPv6 address removed */
+	int port;        /* 6379 when the URL names none */
+	char prefix[65]; /* of every key; "" for the backend's default */
+};
+
 /* Which push hook tells offline devices to wake (--notify). */
 enum vt_notify_mode {
 	VT_NOTIFY_NONE = 0,
@@ -27,6 +34,9 @@ struct vt_server_options {
 	const char *secret_file; /* NULL: none */
 	int dev;                 /* --dev: generated development secret */
 	int storage_memory;      /* --storage memory */
+	int storage_redis;       /* --storage redis */
+	struct vt_redis_url redis; /* --redis; host[0] == '\0' when not given */
+	uint32_t redis_timeout_ms; /* --redis-timeout; 0: the backend's default */
 	uint64_t lmdb_map_mb;    /* 0: the backend's default */
 	enum vt_log_level log_level;
 	struct vt_engine_config engine;

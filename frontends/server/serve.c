@@ -21,6 +21,9 @@
 #include "../common/host.h"
 #include "../http/gateway.h"
 #include "../notify/webhook.h"
+#ifdef VT_HAVE_REDIS
+#include "../redis/store.h"
+#endif
 #include "../tls/tls.h"
 #include "../ws/gateway.h"
 #include "dirs.h"
@@ -53,11 +56,43 @@ struct server {
 	int stopping;
 };
 
-static int open_storage(const struct vt_server_options *o, struct vt_storage *st)
+#ifdef VT_HAVE_REDIS
+/* Every node of a deployment opens the same store: ids come in blocks. */
+static int open_redis(struct event_base *base, const struct vt_server_options *o,
+                      struct vt_storage *st)
+{
+	struct vt_redis_options ro;
+	int rc;
+
+	memset(&ro, 0, sizeof(ro));
+	ro.host = o->redis.host;
+	ro.port = o->redis.port;
+	ro.prefix = o->redis.prefix[0] != '\0' ? o->redis.prefix : NULL;
+	ro.command_timeout_ms = o->redis_timeout_ms;
+	ro.shared_ids = 1;
+	rc = vt_storage_redis_open(base, &ro, st);
+	if (rc != 0) {
+		return rc; /* an unreachable server is logged by the backend */
+	}
+	vt_log(VT_LOG_INFO, "storage: redis at %s:%d, key prefix %s", ro.host, ro.port,
+	       ro.prefix != NULL ? ro.prefix : "vt:");
+	return 0;
+}
+#endif
+
+static int open_storage(struct event_base *base, const struct vt_server_options *o,
+                        struct vt_storage *st)
 {
 	struct vt_lmdb_options lo;
 	char path[4096];
 
+#ifdef VT_HAVE_REDIS
+	if (o->storage_redis) {
+		return open_redis(base, o, st);
+	}
+#else
+	(void)base; /* --storage redis was refused while parsing */
+#endif
 	if (o->storage_memory) {
 		return vt_storage_memory_create(MEM_DEDUP_WINDOW_MS, st);
 	}
@@ -101,7 +136,10 @@ static void drain_step(struct server *s)
 {
 	struct timeval tv = {0, DRAIN_STEP_MS * 1000};
 
-	if (vt_ws_gateway_count(s->ws) == 0 || vt_evhost_mono_ms() >= s->drain_deadline_ms) {
+	/* An asynchronous store may still owe answers: the engine must not
+	 * be destroyed under them. */
+	if ((vt_ws_gateway_count(s->ws) == 0 && vt_engine_idle(s->engine)) ||
+	    vt_evhost_mono_ms() >= s->drain_deadline_ms) {
 		event_base_loopexit(s->base, NULL);
 		return;
 	}
@@ -154,7 +192,7 @@ static int start_engine(struct server *s)
 	struct vt_storage st;
 	int rc;
 
-	rc = open_storage(&s->opt, &st);
+	rc = open_storage(s->base, &s->opt, &st);
 	if (rc != 0) {
 		vt_log(VT_LOG_ERROR, "cannot open storage: %s", vt_strerror(rc));
 		return -1;

@@ -1,0 +1,286 @@
+"""Two vartalapd nodes on one Redis store (--storage redis).
+
+Each test starts its own redis-server on 127.0.0.1 and two nodes with their
+own ports and data dirs, the same --redis URL and the same --secret-file, so
+a token works on either node. Covered: a message sent on one node is listed
+and delivered on the other, and the receipt reaches the sender by REST sync;
+a Redis restart (appendonly) gives senders 503 storage_error, never a false
+accepted, and both nodes recover; a node killed with SIGKILL loses nothing
+it accepted. Skipped (77) when redis-server is not installed.
+"""
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from harness import (Server, TestFailure, _pdeathsig, await_until, check, connect, eq,
+                     fetch_all, http_request, run, send_http, wait_until)
+
+REDIS = shutil.which("redis-server")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Redis:
+    """A redis-server of the test's own: 127.0.0.1, a free port, appendonly
+    with fsync on every write, so a restart finds what was accepted."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="vt-redis-")
+        self.port = free_port()
+        self.proc = None
+
+    def start(self):
+        cmd = [REDIS, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+               "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, preexec_fn=_pdeathsig)
+        wait_until(self.ping, 10, "redis-server to answer PING")
+        return self
+
+    def ping(self):
+        if self.proc.poll() is not None:
+            raise TestFailure("redis-server exited with %s" % self.proc.returncode)
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d/vt-e2e:" % self.port
+
+
+class Node(Server):
+    """A vartalapd on the shared store, signing with a shared key file
+    instead of the harness's per-data-dir development key."""
+
+    def __init__(self, redis, secret, *args):
+        super().__init__("--storage", "redis", "--redis", redis.url, "--redis-timeout", "500",
+                         *args)
+        self.secret = secret
+
+    def start(self, timeout=10.0):
+        self.runs += 1
+        self.port_file = os.path.join(self.tmp, "port.%d" % self.runs)
+        self.log_path = os.path.join(self.tmp, "log.%d" % self.runs)
+        cmd = [self.bin, "--listen", "127.0.0.1:0", "--port-file", self.port_file,
+               "--data-dir", self.data_dir, "--secret-file", self.secret] + self.args
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=subprocess.STDOUT, preexec_fn=_pdeathsig)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise TestFailure("vartalapd exited with %s at start; log:\n%s"
+                                  % (self.proc.returncode, self.log_tail()))
+            try:
+                with open(self.port_file) as f:
+                    m = re.search(r"(\d+)\s*$", f.read())
+            except FileNotFoundError:
+                return None
+            return int(m.group(1)) if m else None
+
+        self.port = wait_until(ready, timeout, "the port file of vartalapd")
+        return self
+
+    def token(self, user, device=None):
+        if user not in self._tokens:
+            r = subprocess.run([self.bin, "token", user, "--secret-file", self.secret],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+            if r.returncode != 0:
+                raise TestFailure("vartalapd token %s: %s" % (user, r.stderr.decode()))
+            self._tokens[user] = r.stdout.decode().strip().split()[-1]
+        return self._tokens[user]
+
+
+class Cluster:
+    def __init__(self, *args):
+        self.redis = Redis().start()
+        self.tmp = tempfile.mkdtemp(prefix="vt-e2e-key-")
+        self.secret = os.path.join(self.tmp, "secret")
+        with open(self.secret, "wb") as f:
+            f.write(os.urandom(32))
+        os.chmod(self.secret, 0o600)
+        self.n1 = Node(self.redis, self.secret, *args).start()
+        self.n2 = Node(self.redis, self.secret, *args).start()
+
+    def close(self):
+        for n in (self.n1, self.n2):
+            n.kill()
+        self.redis.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def health(srv):
+    st, body = http_request(srv, "GET", "/healthz")
+    return st, body
+
+
+def listed(srv, user):
+    return {m["id"]: m for m in fetch_all(srv, srv.token(user)) if m.get("type") == "message"}
+
+
+async def test_sent_on_one_node_delivered_on_the_other():
+    c = Cluster()
+    try:
+        n1, n2 = c.n1, c.n2
+        st, acc = send_http(n1, n1.token("alice"), "bob", "c-1", {"t": "hi"})
+        got = listed(n2, "bob")
+        check(acc["id"] in got, "node 2 lists what node 1 accepted: %r" % got)
+        eq(got[acc["id"]].get("from"), "alice", "listed sender")
+
+        bob = await connect(n2, "bob", token=n2.token("bob"))
+        try:
+            m = await bob.expect_type("message", cid="c-1")
+            eq(m["id"], acc["id"], "pushed id")
+            eq(m.get("body"), {"t": "hi"}, "pushed body")
+            await bob.ack(m["id"])
+
+            # No push crosses nodes yet: alice learns of the receipt by syncing.
+            def receipt():
+                for e in fetch_all(n1, n1.token("alice")):
+                    if e.get("type") == "delivered" and \
+                            (e.get("body") or {}).get("ref") == acc["id"]:
+                        return e
+                return None
+            await await_until(receipt, 10, "the delivered receipt on node 1")
+        finally:
+            await bob.close()
+        check(acc["id"] not in listed(n1, "bob"), "the acked message is gone on node 1")
+    finally:
+        c.close()
+
+
+def expect_storage_error(srv, cid):
+    st, r = send_http(srv, srv.token("alice"), "carol", cid, {"n": cid}, expect=None)
+    check(st != 200, "a send during the outage was accepted: %r" % (r,))
+    eq(st, 503, "status of a send during the outage (%r)" % (r,))
+    eq(r.get("code"), "storage_error", "error code during the outage")
+
+
+def send_until_accepted(srv, cid, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        st, r = send_http(srv, srv.token("alice"), "carol", cid, {"n": cid}, expect=None)
+        if st == 200:
+            eq(r.get("type"), "accepted", "answer after recovery")
+            return r
+        eq(st, 503, "status while Redis comes back (%r)" % (r,))
+        if time.monotonic() > deadline:
+            raise TestFailure("no send accepted within %.0fs of Redis restarting" % timeout)
+        time.sleep(0.2)
+
+
+async def test_redis_restart_refuses_then_recovers():
+    c = Cluster()
+    try:
+        n1, n2 = c.n1, c.n2
+        _, before = send_http(n1, n1.token("alice"), "carol", "before", {"n": "before"})
+        c.redis.kill9()
+        for n in (n1, n2):
+            for i in range(3):
+                expect_storage_error(n, "out-%d-%d" % (n.port, i))
+            st, body = health(n)
+            eq(st, 503, "healthz during the outage")
+            eq(body, {"status": "degraded"}, "healthz body during the outage")
+            check(n.alive(), "node alive during the outage")
+
+        c.redis.start()
+        after1 = send_until_accepted(n1, "after-1")
+        after2 = send_until_accepted(n2, "after-2")
+        for n in (n1, n2):
+            eq(health(n)[0], 200, "healthz after recovery")
+
+        want = {before["id"]: "before", after1["id"]: "after-1", after2["id"]: "after-2"}
+        eq(len(want), 3, "distinct ids from the two nodes")
+        carol = await connect(n2, "carol", token=n2.token("carol"))
+        try:
+            for cid in ("before", "after-1", "after-2"):
+                m = await carol.expect_type("message", cid=cid)
+                eq(want.get(m["id"]), cid, "id of %s" % cid)
+                await carol.ack(m["id"])
+        finally:
+            await carol.close()
+        for i in range(3):
+            check("out-%d-%d" % (n1.port, i) not in
+                  [m.get("cid") for m in listed(n1, "carol").values()],
+                  "a refused send was not stored")
+    finally:
+        c.close()
+
+
+def flood(srv, to, tag, accepted, stop):
+    """Send until @stop is set or the node is gone; record what was accepted."""
+    tok = srv.token("alice")
+    i = 0
+    while not stop.is_set():
+        cid = "%s-%d" % (tag, i)
+        i += 1
+        try:
+            st, r = send_http(srv, tok, to, cid, {"i": i}, expect=None)
+        except OSError:
+            return
+        if st == 200:
+            accepted[cid] = r["id"]
+
+
+async def test_kill9_node_loses_nothing_accepted():
+    c = Cluster()
+    try:
+        n1, n2 = c.n1, c.n2
+        acc1, acc2, stop = {}, {}, threading.Event()
+        threads = [threading.Thread(target=flood, args=(n1, "erin", "n1", acc1, stop)),
+                   threading.Thread(target=flood, args=(n2, "erin", "n2", acc2, stop))]
+        for t in threads:
+            t.start()
+        try:
+            await await_until(lambda: len(acc1) >= 100 and len(acc2) >= 20, 20,
+                              "messages flowing through both nodes")
+            n1.kill9()
+            await await_until(lambda: len(acc2) >= 150, 20, "node 2 carrying on")
+        finally:
+            stop.set()
+            for t in threads:
+                await asyncio.to_thread(t.join, 15)
+        ids = list(acc1.values()) + list(acc2.values())
+        eq(len(set(ids)), len(ids), "ids handed out by the two nodes are distinct")
+        got = {m["id"]: m.get("cid") for m in fetch_all(n2, n2.token("erin"))
+               if m.get("type") == "message"}
+        lost = [cid for cid, i in list(acc1.items()) + list(acc2.items()) if got.get(i) != cid]
+        eq(lost, [], "accepted messages missing on node 2 (of %d)" % len(ids))
+    finally:
+        c.close()
+
+
+if __name__ == "__main__":
+    if REDIS is None:
+        print("redis-server is not installed: skipped")
+        sys.exit(77)
+    run([test_sent_on_one_node_delivered_on_the_other,
+         test_redis_restart_refuses_then_recovers,
+         test_kill9_node_loses_nothing_accepted], total_timeout=240)
