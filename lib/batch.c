@@ -317,8 +317,13 @@ static void complete_one(struct vt_engine *e, struct vt_pend *p, int status,
 	case VT_PEND_ECHO:
 		complete_echo(e, p);
 		break;
-	case VT_PEND_NOTIFIED:
 	case VT_PEND_GROUP:
+		if (ok && e->cluster.ops != NULL) {
+			e->cluster.ops->group_changed(e->cluster.self, p->user, p->blob,
+						      p->blob_len);
+		}
+		break;
+	case VT_PEND_NOTIFIED:
 		break;
 	}
 	vt__origin_release(&p->origin);

@@ -161,6 +161,7 @@ static void detach(struct vt_conn *c)
 			free(u);
 		}
 		c->user = NULL;
+		vt__cluster_attach(e, c, 0);
 	}
 	drop_queue(c);
 }
@@ -225,6 +226,7 @@ int vt_conn_open(struct vt_engine *e, const struct vt_identity *id,
 
 	vt_log(VT_LOG_INFO, "connected conn=%llu user=%s device=%s", (unsigned long long)c->serial,
 	       id->user, id->device);
+	vt__cluster_attach(e, c, 1);
 
 	/* Listing waits for the registration: a first device claims what was
 	 * held for its user before it existed. */

@@ -178,6 +178,7 @@ void vt_engine_destroy(struct vt_engine *e)
 	vt_groups_free(&e->groups);
 	vt_buf_free(&e->out);
 	vt_engine_set_notifier(e, (struct vt_notifier){0});
+	vt_engine_set_cluster(e, (struct vt_cluster){0});
 	e->st.ops->destroy(e->st.self);
 	free(e);
 }

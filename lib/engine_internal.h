@@ -195,6 +195,7 @@ struct vt_engine {
 	struct vt_host host;
 	struct vt_storage st;
 	struct vt_notifier notifier; /* ops NULL: none */
+	struct vt_cluster cluster;   /* ops NULL: a single node */
 
 	struct vt_map users;     /* user id -> struct vt_user * (connected users) */
 	struct vt_conn *conns;   /* every open connection */
@@ -271,6 +272,9 @@ void vt__conn_touched(struct vt_conn *c, uint32_t ndevices);
 /* requests.c */
 void vt__ackreq_done(struct vt_engine *e, struct vt_ackreq *req, uint64_t id, int found);
 void vt__fetch_start(struct vt_fetchreq *f, int status);
+
+/* cluster.c: tell the cluster a device connected here (1) or left (0). */
+void vt__cluster_attach(struct vt_engine *e, const struct vt_conn *c, int attached);
 
 /* notify.c */
 void vt__notify(struct vt_engine *e, const struct vt_msg *m, const char *user,

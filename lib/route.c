@@ -28,6 +28,9 @@ void vt__route(struct vt_engine *e, struct vt_msg *m, const struct vt_inbox *to,
 
 		if (c != NULL) {
 			vt__conn_offer(c, m);
+		} else if (e->cluster.ops != NULL) {
+			/* Another node may hold it; the cluster wakes it or says none. */
+			e->cluster.ops->deliver(e->cluster.self, &to[i], &m->rec);
 		} else {
 			e->stats.offline++;
 			if (vt__notifiable(m)) {

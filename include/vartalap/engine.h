@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <vartalap/cluster.h>
 #include <vartalap/error.h>
 #include <vartalap/notifier.h>
 #include <vartalap/storage.h>
@@ -104,6 +105,33 @@ VT_EXPORT int vt_engine_create(const struct vt_engine_config *cfg, const struct 
  * Without one, offline events notify nobody. Cannot fail.
  */
 VT_EXPORT void vt_engine_set_notifier(struct vt_engine *e, struct vt_notifier notifier);
+
+/*
+ * Join a cluster of engines sharing one store (see cluster.h); the engine
+ * owns it from now on and destroys any earlier one.
+ */
+VT_EXPORT void vt_engine_set_cluster(struct vt_engine *e, struct vt_cluster cluster);
+
+/*
+ * Another node committed events for @in: if that device is connected here,
+ * list its inbox again and push what is new. Harmless otherwise.
+ */
+VT_EXPORT void vt_engine_wake(struct vt_engine *e, const struct vt_inbox *in);
+
+/*
+ * No node holds @in: call the push hook for @rec (once; the delivery is
+ * marked so it never is again). @rec need only carry id, kind, from and to
+ * (and the body for notifiers configured to send it).
+ */
+VT_EXPORT void vt_engine_notify_offline(struct vt_engine *e, const struct vt_inbox *in,
+					const struct vt_record *rec);
+
+/*
+ * Another node changed group @group: its state is now @data (@len bytes,
+ * the blob storage holds; 0 when deleted).
+ */
+VT_EXPORT void vt_engine_group_reload(struct vt_engine *e, const char *group, const char *data,
+				      size_t len);
 
 /*
  * Flush what is pending, close every connection with VT_CLOSE_GOING_AWAY,

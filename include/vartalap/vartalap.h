@@ -7,6 +7,7 @@
 #ifndef VARTALAP_VARTALAP_H
 #define VARTALAP_VARTALAP_H
 
+#include <vartalap/cluster.h>
 #include <vartalap/engine.h>
 #include <vartalap/error.h>
 #include <vartalap/log.h>

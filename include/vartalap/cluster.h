@@ -1,0 +1,60 @@
+/*
+ * vartalap/cluster.h - the cluster vtable: several engines sharing one store.
+ *
+ * Stable API. When several engines (nodes) share a storage backend, an event
+ * committed on one node may be owed to a device connected to another. The
+ * engine hands such deliveries to the cluster, which wakes the node holding
+ * the device (it then lists the device's inbox from the shared store) or,
+ * when no node holds it, tells the engine to call the push hook. Group
+ * changes are passed around the same way, so every node's groups stay
+ * current. A single node needs no cluster.
+ *
+ * The engine calls these ops from its thread; a cluster calls back into the
+ * engine (vt_engine_wake, vt_engine_notify_offline, vt_engine_group_reload)
+ * from that same thread, never from inside one of these ops.
+ */
+#ifndef VARTALAP_CLUSTER_H
+#define VARTALAP_CLUSTER_H
+
+#include <stddef.h>
+
+#include <vartalap/export.h>
+#include <vartalap/storage.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vt_cluster_ops {
+	/*
+	 * @rec was committed for @in, a device not connected to this node.
+	 * Wake the node that holds it; when none does, call
+	 * vt_engine_notify_offline() (for records the push hook is for).
+	 * Copy what is kept: both are valid only during the call.
+	 */
+	void (*deliver)(void *self, const struct vt_inbox *in, const struct vt_record *rec);
+
+	/* @in connected to this node, or went away from it. */
+	void (*attach)(void *self, const struct vt_inbox *in);
+	void (*detach)(void *self, const struct vt_inbox *in);
+
+	/*
+	 * Group @group's state is now @data (@len bytes; 0 when deleted), as
+	 * committed by this node: tell the other nodes.
+	 */
+	void (*group_changed)(void *self, const char *group, const char *data, size_t len);
+
+	/* Release the cluster. */
+	void (*destroy)(void *self);
+};
+
+struct vt_cluster {
+	const struct vt_cluster_ops *ops;
+	void *self;
+};
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VARTALAP_CLUSTER_H */

@@ -1,0 +1,74 @@
+/*
+ * cluster.c - the engine's side of a cluster of nodes sharing one store.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <vartalap/log.h>
+
+#include "engine_internal.h"
+
+void vt_engine_set_cluster(struct vt_engine *e, struct vt_cluster cluster)
+{
+	if (e->cluster.ops != NULL) {
+		e->cluster.ops->destroy(e->cluster.self);
+	}
+	e->cluster = cluster;
+}
+
+void vt__cluster_attach(struct vt_engine *e, const struct vt_conn *c, int attached)
+{
+	if (e->cluster.ops == NULL) {
+		return;
+	}
+	if (attached) {
+		e->cluster.ops->attach(e->cluster.self, &c->inbox);
+	} else {
+		e->cluster.ops->detach(e->cluster.self, &c->inbox);
+	}
+}
+
+void vt_engine_wake(struct vt_engine *e, const struct vt_inbox *in)
+{
+	struct vt_conn *c = vt__conn_find(e, in->user, in->device);
+
+	if (c == NULL || c->closing) {
+		return;
+	}
+
+	/* What is new sits in the shared store: list it like a backlog. */
+	c->backlog = 1;
+	c->backlog_gen++;
+	vt__conn_pump(c);
+}
+
+void vt_engine_notify_offline(struct vt_engine *e, const struct vt_inbox *in,
+			      const struct vt_record *rec)
+{
+	struct vt_msg *m = vt_msg_new(rec->kind, rec->from, rec->to, rec->cid ? rec->cid : "",
+				      rec->ts, rec->body, rec->body ? rec->body_len : 0);
+
+	if (m == NULL) {
+		vt_log(VT_LOG_ERROR, "push dropped: out of memory id=%llu",
+		       (unsigned long long)rec->id);
+		return;
+	}
+	m->rec.id = rec->id;
+	e->stats.offline++;
+	if (vt__notifiable(m)) {
+		vt__notify(e, m, in->user, in->device);
+		vt__batch_notified(e, in->user, in->device, rec->id);
+	}
+	vt_msg_unref(m);
+}
+
+void vt_engine_group_reload(struct vt_engine *e, const char *group, const char *data, size_t len)
+{
+	struct vt_group *g;
+
+	if (len > 0) {
+		vt_groups_load(&e->groups, group, data, len);
+	} else if ((g = vt_groups_find(&e->groups, group)) != NULL) {
+		vt_groups_delete(&e->groups, g);
+	}
+}
