@@ -331,8 +331,9 @@ void vt__conn_offer(struct vt_conn *c, struct vt_msg *m)
 	if (c->closing) {
 		return;
 	}
-	if (c->backlog || c->fetching || c->nqueued >= queue_cap(c)) {
-		/* Stored already: it is listed in order when the queue drains. */
+	if (c->backlog || c->fetching || c->blocked || c->nqueued >= queue_cap(c)) {
+		/* Stored already: it is listed in order when the queue drains. A
+		 * client that stopped reading holds no more than it was pushed. */
 		c->backlog = 1;
 		c->backlog_gen++;
 		return;
@@ -466,7 +467,8 @@ void vt__conn_pump(struct vt_conn *c)
 			pushed = 1;
 		}
 	}
-	if (c->backlog && !c->fetching && !c->touching && c->nqueued < e->cfg.window) {
+	if (c->backlog && !c->fetching && !c->touching && !c->blocked &&
+	    c->nqueued < e->cfg.window) {
 		fetch(c);
 		return;
 	}

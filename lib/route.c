@@ -131,7 +131,7 @@ static int all_devices_clear(struct vt_engine *e, struct vt_user *u, const struc
 	}
 	for (struct vt_conn *c = u->conns; c != NULL; c = c->sib) {
 		if (c != skip && (c->closing || c->touching || c->backlog || c->fetching ||
-				  c->nqueued >= 2 * e->cfg.window)) {
+				  c->blocked || c->nqueued >= 2 * e->cfg.window)) {
 			return 0;
 		}
 	}

@@ -626,6 +626,37 @@ START_TEST(full_transport_pauses_pushes)
 }
 END_TEST
 
+/* A client that stopped reading holds what it was pushed, not what is new. */
+START_TEST(stalled_reader_queue_stays_small)
+{
+	struct vt_engine_stats st;
+	char cid[16];
+	size_t seen = 0;
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	B.full = 1;
+	for (int i = 0; i < 20; i++) {
+		snprintf(cid, sizeof(cid), "m%d", i);
+		send_msg(&A, cid, "bob", "1");
+		turn(E, &H);
+	}
+	vt_engine_stats(E, &st);
+	ck_assert_uint_le(st.queue_high_water, 1);
+
+	/* Reading again, bob gets all twenty, in order. */
+	B.full = 0;
+	vt_conn_writable(B.conn);
+	turn(E, &H);
+	while (seen < cap_count(&B, "message")) {
+		send_ack(&B, json_id(cap_nth(&B, "message", seen), "id"));
+		turn(E, &H);
+		seen++;
+	}
+	ck_assert_uint_eq(seen, 20);
+}
+END_TEST
+
 START_TEST(newer_connection_replaces_older)
 {
 	static struct cap_conn B2;
@@ -702,6 +733,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(t, full_storage_never_accepts_and_recovers);
 	tcase_add_test(t, full_transport_pauses_pushes);
 	tcase_add_test(t, newer_connection_replaces_older);
+	tcase_add_test(t, stalled_reader_queue_stays_small);
 	tcase_add_test(t, backlog_larger_than_window_arrives_in_order);
 	suite_add_tcase(s, t);
 	return s;
