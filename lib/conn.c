@@ -359,14 +359,15 @@ static uint64_t backoff(const struct vt_engine *e, uint32_t attempts)
 static int push(struct vt_conn *c, struct vt_item *it)
 {
 	struct vt_engine *e = c->e;
+	const char *frame;
+	size_t len;
 	int rc;
 
-	vt_buf_reset(&e->out);
-	vt_env_encode_record(&e->out, &it->msg->rec);
-	if (vt_buf_failed(&e->out)) {
+	frame = vt_msg_frame(it->msg, &len);
+	if (frame == NULL) {
 		return VT_ENOMEM;
 	}
-	rc = c->ops->send(c->ctx, e->out.data, e->out.len);
+	rc = c->ops->send(c->ctx, frame, len);
 	if (rc == VT_EAGAIN) {
 		c->blocked = 1;
 	}

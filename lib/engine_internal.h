@@ -30,12 +30,17 @@ struct vt_msg {
 	uint32_t refs;
 	uint32_t stored;  /* a durable copy exists in storage */
 	struct vt_record rec;
+	char *frame;      /* the envelope as pushed, made once for every recipient */
+	size_t frame_len;
 	char text[];      /* from, to, cid (NUL-terminated), then the body */
 };
 
 struct vt_msg *vt_msg_new(uint32_t kind, const char *from, const char *to, const char *cid,
 			  int64_t ts, const char *body, size_t body_len);
 struct vt_msg *vt_msg_ref(struct vt_msg *m);
+
+/* The envelope that pushes @m, encoded on first use; NULL when out of memory. */
+const char *vt_msg_frame(struct vt_msg *m, size_t *len);
 void vt_msg_unref(struct vt_msg *m);
 
 /* One event owed to a connected device, in its queue. */

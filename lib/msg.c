@@ -33,7 +33,28 @@ struct vt_msg *vt_msg_new(uint32_t kind, const char *from, const char *to, const
 	m->rec.id = 0;
 	m->rec.kind = kind;
 	m->rec.ts = ts;
+	m->frame = NULL;
+	m->frame_len = 0;
 	return m;
+}
+
+const char *vt_msg_frame(struct vt_msg *m, size_t *len)
+{
+	struct vt_buf b;
+
+	/* A group message goes to many devices: it is encoded once. */
+	if (m->frame == NULL) {
+		vt_buf_init(&b);
+		vt_env_encode_record(&b, &m->rec);
+		if (vt_buf_failed(&b)) {
+			vt_buf_free(&b);
+			return NULL;
+		}
+		m->frame = b.data;
+		m->frame_len = b.len;
+	}
+	*len = m->frame_len;
+	return m->frame;
 }
 
 struct vt_msg *vt_msg_ref(struct vt_msg *m)
@@ -45,6 +66,7 @@ struct vt_msg *vt_msg_ref(struct vt_msg *m)
 void vt_msg_unref(struct vt_msg *m)
 {
 	if (m != NULL && --m->refs == 0) {
+		free(m->frame);
 		free(m);
 	}
 }
