@@ -6,8 +6,15 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <vartalap/error.h>
+#include <vartalap/log.h>
 
 #include "json_str.h"
+
+/* Longest request path a log line shows. */
+#define LOG_PATH_MAX 64
+
+static unsigned long long req_serial; /* ids handed out so far */
+static unsigned long long req_now;    /* the request being handled */
 
 static const char *status_phrase(int status)
 {
@@ -43,7 +50,79 @@ static const char *status_phrase(int status)
 	}
 }
 
-void vt_fe_reply_json(struct evhttp_request *req, int status, const char *json, size_t len)
+unsigned long long vt_fe_req_begin(void)
+{
+	req_now = ++req_serial;
+	return req_now;
+}
+
+unsigned long long vt_fe_req_id(void)
+{
+	return req_now;
+}
+
+void vt_fe_req_resume(unsigned long long id)
+{
+	req_now = id;
+}
+
+void vt_fe_log_text(char *out, size_t max, const char *s)
+{
+	size_t i = 0;
+
+	if (s == NULL) {
+		s = "-";
+	}
+	for (; i < max && s[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		out[i] = c > ' ' && c < 0x7f && c != '"' ? (char)c : '?';
+	}
+	out[i] = '\0';
+}
+
+static const char *method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_OPTIONS:
+		return "OPTIONS";
+	default:
+		return "other";
+	}
+}
+
+/*
+ * One line per reply. A 5xx is the server's failure and goes out at warn,
+ * except 503: that is load shedding (or a degraded store, logged where it
+ * failed), and a line per refused request would flood the log just when
+ * the server is busiest. The query is never logged: it may hold a token.
+ */
+static void log_reply(struct evhttp_request *req, int status, const char *code)
+{
+	enum vt_log_level level = status >= 500 && status != 503 ? VT_LOG_WARN : VT_LOG_DEBUG;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	char path[LOG_PATH_MAX + 1];
+
+	if (level > vt_log_level()) {
+		return;
+	}
+	vt_fe_log_text(path, LOG_PATH_MAX, uri != NULL ? evhttp_uri_get_path(uri) : NULL);
+	vt_log(level, "http: reply req=%llu status=%d method=%s path=%s%s%s", req_now, status,
+	       method_name(evhttp_request_get_command(req)), path, code != NULL ? " code=" : "",
+	       code != NULL ? code : "");
+}
+
+static void send_json(struct evhttp_request *req, int status, const char *json, size_t len)
 {
 	struct evbuffer *body = evbuffer_new();
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
@@ -59,10 +138,17 @@ void vt_fe_reply_json(struct evhttp_request *req, int status, const char *json, 
 	}
 }
 
+void vt_fe_reply_json(struct evhttp_request *req, int status, const char *json, size_t len)
+{
+	log_reply(req, status, NULL);
+	send_json(req, status, json, len);
+}
+
 void vt_fe_reply_error(struct evhttp_request *req, int status, const char *code, const char *reason)
 {
 	struct evbuffer *b = evbuffer_new();
 
+	log_reply(req, status, code);
 	if (b == NULL) {
 		evhttp_send_error(req, status, NULL);
 		return;
@@ -74,7 +160,7 @@ void vt_fe_reply_error(struct evhttp_request *req, int status, const char *code,
 	vt_fe_json_escape(b, reason);
 	evbuffer_add_printf(b, "\"}");
 
-	vt_fe_reply_json(req, status, (const char *)evbuffer_pullup(b, -1), evbuffer_get_length(b));
+	send_json(req, status, (const char *)evbuffer_pullup(b, -1), evbuffer_get_length(b));
 	evbuffer_free(b);
 }
 

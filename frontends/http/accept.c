@@ -57,15 +57,15 @@ static void on_accept_error(struct evconnlistener *listener, void *ctx)
 		return;
 	}
 	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
-		vt_log(VT_LOG_WARN, "accept failed: %s", strerror(err));
+		vt_log(VT_LOG_WARN, "http: accept failed error=\"%s\"", strerror(err));
 		return;
 	}
 
 	g->pauses++;
 	if (now - g->warned >= WARN_EVERY_S) {
 		g->warned = now;
-		vt_log(VT_LOG_WARN, "out of descriptors (%s): accepting paused, %llu times so far",
-		       strerror(err), (unsigned long long)g->pauses);
+		vt_log(VT_LOG_WARN, "http: out of descriptors, accepting paused error=\"%s\" "
+		       "pauses=%llu", strerror(err), (unsigned long long)g->pauses);
 	}
 	evconnlistener_disable(listener);
 	evtimer_add(g->resume, &pause);

@@ -161,7 +161,7 @@ static void no_delay(evutil_socket_t fd)
 	int one = 1;
 
 	if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
-		vt_log(VT_LOG_DEBUG, "http: TCP_NODELAY not set");
+		vt_log(VT_LOG_DEBUG, "http: nodelay failed fd=%d", (int)fd);
 	}
 }
 
@@ -196,7 +196,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		bind_conn(c);
 		return;
 	}
-	vt_log(VT_LOG_DEBUG, "http: no complete request within the deadline; closing");
+	vt_log(VT_LOG_DEBUG, "http: request deadline passed; closing fd=%d",
+	       (int)bufferevent_getfd(c->bev));
 
 	/* Runs on_close(), which frees @c. */
 	evhttp_connection_free(c->evcon);

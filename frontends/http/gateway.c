@@ -108,6 +108,8 @@ static void serve_route(struct vt_http_gateway *gw, struct evhttp_request *req,
 	if (authenticate(gw, req, &id) != 0 || vt_fe_request_device(req, &id) != 0) {
 		return;
 	}
+	vt_log(VT_LOG_DEBUG, "http: request req=%llu path=%s user=%s device=%s", vt_fe_req_id(),
+	       r->path, id.user, id.device);
 	r->fn(gw, req, &id);
 }
 
@@ -131,6 +133,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	size_t i;
 
+	vt_fe_req_begin();
 	if (vt_http_conns_request_in(gw, req)) {
 		refuse_over_cap(req);
 		return;
@@ -223,7 +226,7 @@ int vt_http_gateway_listen(struct vt_http_gateway *gw, const char *addr, uint16_
 {
 	gw->bound = evhttp_bind_socket_with_handle(gw->http, addr, port);
 	if (gw->bound == NULL) {
-		vt_log(VT_LOG_ERROR, "cannot listen on %s:%u", addr, (unsigned)port);
+		vt_log(VT_LOG_ERROR, "cannot listen addr=%s port=%u", addr, (unsigned)port);
 		return VT_EIO;
 	}
 	*bound = bound_port(evhttp_bound_socket_get_fd(gw->bound));

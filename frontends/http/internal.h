@@ -44,6 +44,7 @@ struct vt_http_pending {
 	LIST_ENTRY(vt_http_pending) link;
 	struct evhttp_request *req; /* NULL when libevent freed it */
 	struct evhttp_connection *evcon;
+	unsigned long long log_id; /* the request's id in log lines */
 };
 
 /*

@@ -48,6 +48,7 @@ struct vt_http_pending *vt_http_pending_new(struct vt_http_gateway *gw, struct e
 	}
 	p->req = req;
 	p->evcon = evhttp_request_get_connection(req);
+	p->log_id = vt_fe_req_id();
 	if (!vt_http_conns_tracked(gw, p->evcon)) {
 		evhttp_connection_set_closecb(p->evcon, on_untracked_close, gw);
 	}
@@ -58,10 +59,14 @@ struct vt_http_pending *vt_http_pending_new(struct vt_http_gateway *gw, struct e
 void vt_http_on_reply(void *arg, int status, const char *json, size_t len)
 {
 	struct vt_http_pending *p = arg;
+	unsigned long long outer = vt_fe_req_id();
 
 	LIST_REMOVE(p, link);
 	if (p->req != NULL) {
+		/* The engine may answer in a later loop turn: name the request. */
+		vt_fe_req_resume(p->log_id);
 		vt_fe_reply_json(p->req, vt_error_http_status(status), json, len);
+		vt_fe_req_resume(outer);
 	}
 	free(p);
 }

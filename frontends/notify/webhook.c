@@ -53,8 +53,8 @@ void vt_wh_note_drop(struct vt_webhook *wh, const char *why)
 		return;
 	}
 	vt_log(VT_LOG_WARN,
-	       "webhook: dropped %llu notice(s), last because %s; totals: queue full %llu, "
-	       "retries exhausted %llu, held %zu",
+	       "webhook: dropped count=%llu reason=\"%s\" total_queue_full=%llu "
+	       "total_retries_exhausted=%llu held=%zu",
 	       (unsigned long long)wh->dropped_unlogged, why,
 	       (unsigned long long)wh->stats.dropped_full,
 	       (unsigned long long)wh->stats.dropped_retries, wh->held);
@@ -119,7 +119,7 @@ static void on_notify(void *self, const struct vt_notice *n)
 	it = queue_has_room(wh, len) ? calloc(1, sizeof(*it) + len) : NULL;
 	if (it == NULL) {
 		wh->stats.dropped_full++;
-		vt_wh_note_drop(wh, "the queue is full");
+		vt_wh_note_drop(wh, "queue full");
 		return;
 	}
 	it->wh = wh;
@@ -178,8 +178,8 @@ static void on_destroy(void *self)
 	vt_webhook_stop(wh);
 	vt_webhook_stats(wh, &st);
 	vt_log(VT_LOG_INFO,
-	       "webhook: sent %llu, failed attempts %llu, dropped %llu (queue full %llu, "
-	       "retries exhausted %llu), unsent at shutdown %llu",
+	       "webhook: stopped sent=%llu failed_attempts=%llu dropped=%llu queue_full=%llu "
+	       "retries_exhausted=%llu unsent=%llu",
 	       (unsigned long long)st.sent, (unsigned long long)st.failed,
 	       (unsigned long long)(st.dropped_full + st.dropped_retries),
 	       (unsigned long long)st.dropped_full, (unsigned long long)st.dropped_retries,
@@ -220,7 +220,7 @@ static int resolve(struct vt_webhook *wh)
 		freeaddrinfo(res);
 	}
 	if (rc != 0) {
-		vt_log(VT_LOG_ERROR, "webhook: cannot resolve %s: %s", wh->url.host,
+		vt_log(VT_LOG_ERROR, "webhook: cannot resolve host=%s error=\"%s\"", wh->url.host,
 		       gai_strerror(rc));
 		return VT_EIO;
 	}
@@ -241,11 +241,14 @@ static int check_config(const struct vt_webhook_config *cfg, struct vt_webhook_u
 	const char *why = NULL;
 
 	if (cfg->url == NULL || vt_webhook_url_parse(cfg->url, url, &why) != 0) {
-		vt_log(VT_LOG_ERROR, "webhook: bad URL: %s", why != NULL ? why : "none given");
+		vt_log(VT_LOG_ERROR, "webhook: bad url reason=\"%s\"",
+		       why != NULL ? why : "none given");
 		return VT_EINVAL;
 	}
 	if (cfg->timeout_ms == 0 || cfg->queue_cap == 0) {
-		vt_log(VT_LOG_ERROR, "webhook: timeout and queue size must be positive");
+		vt_log(VT_LOG_ERROR,
+		       "webhook: bad config timeout_ms=%u queue=%u; both must be positive",
+		       (unsigned)cfg->timeout_ms, (unsigned)cfg->queue_cap);
 		return VT_EINVAL;
 	}
 	return 0;
@@ -281,7 +284,7 @@ int vt_webhook_create(struct event_base *base, const struct vt_webhook_config *c
 		release(wh);
 		return rc;
 	}
-	vt_log(VT_LOG_INFO, "webhook: POST to http://%s%s (%s), queue %u, %u retries",
+	vt_log(VT_LOG_INFO, "webhook: ready url=http://%s%s addr=%s queue=%u retries=%u",
 	       wh->host_header, wh->url.target, wh->addr, (unsigned)cfg->queue_cap,
 	       (unsigned)cfg->retries);
 	out->ops = &webhook_ops;

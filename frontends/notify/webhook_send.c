@@ -86,7 +86,7 @@ static void retry_or_drop(struct vt_webhook *wh, struct vt_wh_item *it)
 	if (it->retry_ev == NULL) {
 		wh->stats.dropped_retries++;
 		vt_wh_item_free(wh, it);
-		vt_wh_note_drop(wh, "its retries ran out");
+		vt_wh_note_drop(wh, "retries ran out");
 		return;
 	}
 	tv = ms_to_tv(backoff_ms(wh, it->attempts));
@@ -120,8 +120,8 @@ static void on_answer(struct evhttp_request *req, void *arg)
 	int code = req != NULL ? evhttp_request_get_response_code(req) : 0;
 
 	if (code < 200 || code > 299) {
-		vt_log(VT_LOG_DEBUG, "webhook: attempt failed (%s %d)",
-		       code == 0 ? "no answer" : "status", code);
+		vt_log(VT_LOG_DEBUG, "webhook: attempt failed attempt=%u status=%d%s",
+		       (unsigned)s->item->attempts, code, code == 0 ? " reason=\"no answer\"" : "");
 	}
 	/* libevent frees @req after this returns. */
 	finish_attempt(s, code >= 200 && code <= 299);
@@ -135,7 +135,8 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	 * Freeing the connection frees its request without calling on_answer,
 	 * and closes the socket the receiver is sitting on.
 	 */
-	vt_log(VT_LOG_DEBUG, "webhook: attempt timed out");
+	vt_log(VT_LOG_DEBUG, "webhook: attempt timed out attempt=%u timeout_ms=%u",
+	       (unsigned)s->item->attempts, (unsigned)s->wh->cfg.timeout_ms);
 	evhttp_connection_free(s->evcon);
 	s->evcon = NULL;
 	finish_attempt(s, 0);
@@ -229,7 +230,8 @@ void vt_wh_send_ready(struct vt_webhook *wh)
 		TAILQ_REMOVE(&wh->ready, it, link);
 		it->attempts++;
 		if (slot_start(s, it) != 0) {
-			vt_log(VT_LOG_DEBUG, "webhook: cannot start a request");
+			vt_log(VT_LOG_DEBUG, "webhook: attempt not started attempt=%u",
+			       (unsigned)it->attempts);
 			retry_or_drop(wh, it);
 		}
 	}

@@ -19,6 +19,7 @@
 #include <vartalap/log.h>
 
 #include "../common/host.h"
+#include "../common/http_reply.h"
 #include "frame_scan.h"
 #include "internal.h"
 
@@ -28,8 +29,16 @@ enum ws_state {
 	WS_DONE,    /* nothing more to say: free once the output drained */
 };
 
+/*
+ * The engine numbers its connections but does not say with which number, so
+ * each WebSocket gets its own ws=N; the "ws: open" line names both it and
+ * the user and device, which the engine's "connected" line also names.
+ */
+static unsigned long long ws_serial;
+
 struct vt_ws_conn {
 	struct vt_ws_gateway *gw;
+	unsigned long long log_id; /* ws=N in log lines */
 	LIST_ENTRY(vt_ws_conn) link;
 	struct evhttp_connection *evcon; /* owns the socket and @bev */
 	struct bufferevent *bev;
@@ -56,6 +65,7 @@ struct vt_ws_conn {
 };
 
 static void ws_pump(struct vt_ws_conn *wc);
+static uint32_t frame_limit(const struct vt_fe_config *cfg);
 
 static void arm_timer(struct vt_ws_conn *wc, uint64_t ms)
 {
@@ -228,6 +238,8 @@ static void on_ws_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_m
 		return;
 	}
 	if (arg->opcode == WSLAY_BINARY_FRAME) {
+		vt_log(VT_LOG_DEBUG, "ws: binary frame ws=%llu; closing code=%d", wc->log_id,
+		       VT_CLOSE_UNSUPPORTED);
 		begin_close(wc, VT_CLOSE_UNSUPPORTED, "binary frames are not supported");
 		return;
 	}
@@ -280,6 +292,7 @@ static void fail_connection(struct vt_ws_conn *wc, uint16_t code)
 {
 	unsigned char close[4] = {0x88, 0x02, (unsigned char)(code >> 8), (unsigned char)code};
 
+	vt_log(VT_LOG_DEBUG, "ws: failing ws=%llu code=%u", wc->log_id, (unsigned)code);
 	if (!wslay_event_get_close_sent(wc->ws)) {
 		bufferevent_write(wc->bev, close, sizeof(close));
 	}
@@ -310,7 +323,8 @@ static int ws_read(struct vt_ws_conn *wc)
 		return -1;
 	}
 	if (wc->too_big) {
-		vt_log(VT_LOG_INFO, "ws: frame over --max-frame announced; closing 1009");
+		vt_log(VT_LOG_INFO, "ws: frame too big ws=%llu max=%lu; closing code=%d",
+		       wc->log_id, (unsigned long)frame_limit(&wc->gw->cfg), VT_CLOSE_TOO_BIG);
 		fail_connection(wc, VT_CLOSE_TOO_BIG);
 	} else if (r != 0 || wc->proto_error) {
 		fail_connection(wc, VT_CLOSE_PROTOCOL);
@@ -361,6 +375,7 @@ static void on_service(evutil_socket_t fd, short what, void *arg)
 
 	if (ws_read(wc) != 0) {
 		/* Out of memory inside wslay: nothing sensible can be sent. */
+		vt_log(VT_LOG_WARN, "ws: out of memory ws=%llu; dropping", wc->log_id);
 		vt_ws_conn_drop(wc);
 		return;
 	}
@@ -405,13 +420,14 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	struct vt_ws_conn *wc = arg;
 
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-		vt_log(VT_LOG_DEBUG, "ws: socket %s", what & BEV_EVENT_EOF ? "closed" : "failed");
+		vt_log(VT_LOG_DEBUG, "ws: socket %s ws=%llu",
+		       what & BEV_EVENT_EOF ? "closed" : "failed", wc->log_id);
 		vt_ws_conn_drop(wc);
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		/* Not ours to act on: libevent stopped that direction, so resume it. */
-		vt_log(VT_LOG_WARN, "ws: unexpected socket timeout; the keepalive decides");
+		vt_log(VT_LOG_WARN, "ws: unexpected socket timeout ws=%llu; resumed", wc->log_id);
 		clear_timeouts(bev);
 		if ((what & BEV_EVENT_READING) && !wc->paused && wc->state != WS_DONE) {
 			bufferevent_enable(bev, EV_READ);
@@ -453,7 +469,8 @@ static uint64_t keepalive(struct vt_ws_conn *wc, uint64_t now)
 		if (now - wc->ping_sent_ms < cfg->ping_timeout_ms) {
 			return cfg->ping_timeout_ms - (now - wc->ping_sent_ms);
 		}
-		vt_log(VT_LOG_INFO, "ws: no answer to ping; dropping half-open connection");
+		vt_log(VT_LOG_INFO, "ws: ping unanswered ws=%llu after_ms=%llu; dropping",
+		       wc->log_id, (unsigned long long)(now - wc->ping_sent_ms));
 		vt_ws_conn_drop(wc);
 		return 0;
 	}
@@ -481,12 +498,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 	if (wc->state != WS_OPEN) {
 		/* The peer never answered our close frame. */
+		vt_log(VT_LOG_DEBUG, "ws: close unanswered ws=%llu; dropping", wc->log_id);
 		vt_ws_conn_drop(wc);
 		return;
 	}
 
 	if (idle_left(wc, now) == 0) {
-		vt_log(VT_LOG_DEBUG, "ws: idle timeout");
+		vt_log(VT_LOG_DEBUG, "ws: idle ws=%llu idle_ms=%llu; closing", wc->log_id,
+		       (unsigned long long)(now - wc->last_msg_ms));
 		begin_close(wc, VT_CLOSE_NORMAL, "idle timeout");
 		return;
 	}
@@ -591,6 +610,7 @@ int vt_ws_conn_start(struct vt_ws_gateway *gw, struct evhttp_connection *evcon,
 	if (wc == NULL) {
 		return VT_ENOMEM;
 	}
+	wc->log_id = ++ws_serial;
 	wc->evcon = evcon;
 	wc->bev = evhttp_connection_get_bufferevent(evcon);
 	LIST_INSERT_HEAD(&gw->conns, wc, link);
@@ -599,7 +619,10 @@ int vt_ws_conn_start(struct vt_ws_gateway *gw, struct evhttp_connection *evcon,
 	rc = vt_ws_users_acquire(&gw->users, id->user, gw->cfg.max_user_conns, &wc->user);
 	if (rc == VT_ELIMIT) {
 		/* No engine connection: the socket only carries the close. */
-		vt_log(VT_LOG_INFO, "ws: user %s is at --max-connections-per-user", id->user);
+		vt_log(VT_LOG_INFO,
+		       "ws: refused ws=%llu req=%llu user=%s device=%s max=%u; closing code=%d",
+		       wc->log_id, vt_fe_req_id(), id->user, id->device,
+		       (unsigned)gw->cfg.max_user_conns, VT_CLOSE_POLICY);
 		take_over(wc, hs);
 		begin_close(wc, VT_CLOSE_POLICY, "too many connections for this user");
 		return 0;
@@ -617,6 +640,8 @@ int vt_ws_conn_start(struct vt_ws_gateway *gw, struct evhttp_connection *evcon,
 		return rc;
 	}
 
+	vt_log(VT_LOG_INFO, "ws: open ws=%llu req=%llu user=%s device=%s", wc->log_id,
+	       vt_fe_req_id(), id->user, id->device);
 	take_over(wc, hs);
 	return 0;
 }

@@ -11,7 +11,6 @@
 
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <vartalap/log.h>
 
 #include "../common/auth.h"
 #include "../common/device.h"
@@ -146,10 +145,9 @@ void vt_ws_gateway_upgrade(struct vt_ws_gateway *gw, struct evhttp_request *req)
 		return;
 	}
 
+	/* On success the connection logs "ws: open" with its ws=N. */
 	rc = vt_ws_conn_start(gw, evhttp_request_get_connection(req), &id, &hs);
 	if (rc != 0) {
 		vt_fe_reply_vt_error(req, rc);
-		return;
 	}
-	vt_log(VT_LOG_DEBUG, "ws: open user=%s device=%s", id.user, id.device);
 }
