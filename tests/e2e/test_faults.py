@@ -29,7 +29,7 @@ import time
 import websockets
 import websockets.exceptions
 
-from harness import (TestFailure, check, eq, connect, send_http, fetch, fetch_all, ack_http,
+from harness import (TestFailure, ahttp, check, eq, connect, send_http, fetch, fetch_all, ack_http,
                      http_request, run, server, Server, await_until)
 
 MAP_MB = "4"  # MB; the smallest map (1 MB) leaves a reserve too small for acks
@@ -38,30 +38,6 @@ SEED = int(os.environ.get("VT_FAULTS_SEED", str(int(time.time()) % 100000)))
 
 # ----------------------------------------------------------------- async HTTP
 
-async def ahttp(port, method, path, token=None, body=None, timeout=5.0):
-    """One request on its own connection: (status, parsed JSON or bytes)."""
-    r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
-    try:
-        data = b"" if body is None else json.dumps(body).encode()
-        head = "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" % (method, path)
-        if token:
-            head += "Authorization: Bearer %s\r\n" % token
-        if body is not None:
-            head += "Content-Type: application/json\r\nContent-Length: %d\r\n" % len(data)
-        w.write(head.encode() + b"\r\n" + data)
-        hdr = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), timeout)
-        status = int(hdr.split(b" ", 2)[1])
-        n = None
-        for line in hdr.split(b"\r\n")[1:]:
-            if line.lower().startswith(b"content-length:"):
-                n = int(line.split(b":", 1)[1])
-        raw = await asyncio.wait_for(r.readexactly(n) if n is not None else r.read(), timeout)
-    finally:
-        w.close()
-    try:
-        return status, json.loads(raw)
-    except ValueError:
-        return status, raw
 
 
 def ws_frame(text):

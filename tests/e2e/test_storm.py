@@ -20,36 +20,13 @@ import time
 import websockets
 import websockets.exceptions
 
-from harness import TestFailure, check, eq, chat_works, fetch, run, server
+from harness import TestFailure, ahttp, check, eq, chat_works, fetch, run, server
 
 USERS = 2000
 PER_USER = 10
 SENDERS = 4
 
 
-async def ahttp(port, method, path, token=None, body=None, timeout=10.0):
-    r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
-    try:
-        data = b"" if body is None else json.dumps(body).encode()
-        head = "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" % (method, path)
-        if token:
-            head += "Authorization: Bearer %s\r\n" % token
-        if body is not None:
-            head += "Content-Type: application/json\r\nContent-Length: %d\r\n" % len(data)
-        w.write(head.encode() + b"\r\n" + data)
-        hdr = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), timeout)
-        status = int(hdr.split(b" ", 2)[1])
-        n = None
-        for line in hdr.split(b"\r\n")[1:]:
-            if line.lower().startswith(b"content-length:"):
-                n = int(line.split(b":", 1)[1])
-        raw = await asyncio.wait_for(r.readexactly(n) if n is not None else r.read(), timeout)
-    finally:
-        w.close()
-    try:
-        return status, json.loads(raw)
-    except ValueError:
-        return status, raw
 
 
 class Stats:
