@@ -22,4 +22,6 @@ void vt_fe_config_init(struct vt_fe_config *cfg)
 	cfg->max_frame = 0;
 	cfg->web_root = NULL;
 	cfg->dev_tokens = 0;
+	cfg->healthy = NULL;
+	cfg->healthy_arg = NULL;
 }

@@ -28,6 +28,9 @@ struct vt_fe_config {
 	uint32_t max_frame;        /* bytes of one WebSocket message; 0: max_message */
 	const char *web_root;      /* directory of the chat page; NULL: no page */
 	int dev_tokens;            /* --dev only: POST /v1/dev/token mints tokens */
+	/* /healthz: a part outside the engine (the cluster); NULL: none */
+	int (*healthy)(const void *arg);
+	const void *healthy_arg;
 };
 
 /* Fill @cfg with the defaults: 64 KiB messages, ping 30 s / 10 s, 256 KiB. */

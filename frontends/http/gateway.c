@@ -68,7 +68,8 @@ static void serve_health(struct vt_http_gateway *gw, struct evhttp_request *req)
 		vt_fe_reply_error(req, 405, "method_not_allowed", "use GET");
 		return;
 	}
-	if (vt_engine_healthy(gw->engine)) {
+	if (vt_engine_healthy(gw->engine) &&
+	    (gw->cfg.healthy == NULL || gw->cfg.healthy(gw->cfg.healthy_arg))) {
 		vt_fe_reply_json(req, 200, ok, sizeof(ok) - 1);
 	} else {
 		vt_fe_reply_json(req, 503, degraded, sizeof(degraded) - 1);

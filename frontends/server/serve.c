@@ -22,6 +22,7 @@
 #include "../http/gateway.h"
 #include "../notify/webhook.h"
 #ifdef VT_HAVE_REDIS
+#include "../redis/cluster.h"
 #include "../redis/store.h"
 #endif
 #include "../tls/tls.h"
@@ -76,6 +77,38 @@ static int open_redis(struct event_base *base, const struct vt_server_options *o
 	}
 	vt_log(VT_LOG_INFO, "storage: redis at %s:%d, key prefix %s", ro.host, ro.port,
 	       ro.prefix != NULL ? ro.prefix : "vt:");
+	return 0;
+}
+
+static int cluster_healthy(const void *arg)
+{
+	return vt_redis_cluster_healthy(arg);
+}
+
+/*
+ * Nodes sharing a Redis store wake each other through it, and /healthz
+ * reports the cluster's connections too.
+ */
+static int start_cluster(struct server *s)
+{
+	struct vt_redis_cluster_options co;
+	struct vt_redis_cluster *handle;
+	struct vt_cluster cl;
+	int rc;
+
+	memset(&co, 0, sizeof(co));
+	co.host = s->opt.redis.host;
+	co.port = s->opt.redis.port;
+	co.prefix = s->opt.redis.prefix[0] != '\0' ? s->opt.redis.prefix : NULL;
+	co.command_timeout_ms = s->opt.redis_timeout_ms;
+	rc = vt_redis_cluster_create(s->base, s->engine, &co, &cl, &handle);
+	if (rc != 0) {
+		vt_log(VT_LOG_ERROR, "cannot start the cluster: %s", vt_strerror(rc));
+		return -1;
+	}
+	vt_engine_set_cluster(s->engine, cl);
+	s->opt.fe.healthy = cluster_healthy;
+	s->opt.fe.healthy_arg = handle;
 	return 0;
 }
 #endif
@@ -207,6 +240,11 @@ static int start_engine(struct server *s)
 		return -1;
 	}
 	vt_evhost_attach(&s->host, s->engine);
+#ifdef VT_HAVE_REDIS
+	if (s->opt.storage_redis) {
+		return start_cluster(s);
+	}
+#endif
 	return 0;
 }
 

@@ -1,0 +1,74 @@
+/*
+ * frontends/redis/cluster_int.h - the state shared by the cluster's files:
+ * cluster.c (the vtable, the liveness probe) and cluster_recv.c (what the
+ * subscriber receives).
+ */
+#ifndef VARTALAP_REDIS_CLUSTER_INT_H
+#define VARTALAP_REDIS_CLUSTER_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <vartalap/engine.h>
+
+#include "cluster.h"
+#include "conn.h"
+#include "psub.h"
+
+/* Longest prefix: channel names then stay well within a small buffer. */
+#define VT__CL_PREFIX_MAX 200
+
+/* Room for PREFIX "w:" LEN ":" USER DEVICE and a NUL. */
+#define VT__CL_CHAN_MAX (VT__CL_PREFIX_MAX + 2 + 4 + 2 * VT_ID_MAX + 1)
+
+struct vt_redis_cluster {
+	struct event_base *base;
+	struct vt_engine *engine;
+	struct vt__psub *sub;      /* SUBSCRIBE: wake-ups, groups, the probe */
+	struct vt__rconn *cmd;     /* PUBLISH, and the groups' resync */
+	char prefix[VT__CL_PREFIX_MAX + 1];
+	size_t plen;
+	uint64_t node_id;
+	char node_hex[17];
+	char groups_chan[VT__CL_CHAN_MAX];
+	char probe_chan[VT__CL_CHAN_MAX];
+	struct event *tick;        /* the probe, and retries of group work */
+	uint32_t timeout_ms;
+	int64_t probe_sent_ms;     /* 0: no probe waiting for its echo */
+	int probe_ok;              /* the last probe came back in time */
+	int warned;                /* this outage was logged */
+	int closing;               /* being destroyed: never call the engine */
+	int groups_dirty;          /* a change could not be told: ask for a resync */
+	char resync_msg[20];       /* NODE ":*", kept until its PUBLISH ends */
+	int resync_wanted;         /* reload every group from the store */
+	int resync_running;
+	int resync_tries;
+	uint32_t group_msgs;       /* group messages received, to spot a racing one */
+};
+
+/* The PUBLISH and HGETALL scripts, and the array the connection loads. */
+extern struct vt__rscript vt__cl_publish;
+extern struct vt__rscript vt__cl_groups;
+
+/* Write the wake-up channel of @in into @out; returns its length or 0. */
+size_t vt__cl_inbox_chan(const struct vt_redis_cluster *c, const char *user,
+                         const char *device, char *out);
+
+/* PUBLISH @msg on @chan; @cb as for vt__rconn_eval. @chan and @msg must
+ * live until @cb. */
+void vt__cl_publish_raw(struct vt_redis_cluster *c, const char *chan, size_t clen,
+                        const char *msg, size_t len, vt__rconn_cb cb, void *arg);
+
+/* Log the first failure of an outage at warn level, and only that one. */
+void vt__cl_outage(struct vt_redis_cluster *c, const char *what);
+
+/* The subscriber's hooks. */
+void vt__cl_on_message(void *arg, const char *chan, size_t clen, const char *msg,
+                       size_t len);
+void vt__cl_on_subscribed(void *arg, const char *chan, size_t clen);
+
+/* Start reloading the groups when wanted and nothing is running. */
+void vt__cl_resync_step(struct vt_redis_cluster *c);
+
+#endif /* VARTALAP_REDIS_CLUSTER_INT_H */
