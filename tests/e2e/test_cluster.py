@@ -1,0 +1,235 @@
+"""Three vartalapd nodes on one Redis, waking each other through pub/sub.
+
+Each test starts its own redis-server (appendonly, fsync always) and three
+nodes sharing --redis and --secret-file. Covered: live delivery and live
+receipts across nodes; an offline device picking its messages up on a third
+node; group messages once per member and group changes honoured at once on
+the other nodes; a node killed with SIGKILL while messages flow; and Redis
+restarted or stopped under the nodes (field case B25). Skipped (77) when
+redis-server is not installed.
+"""
+
+import asyncio
+import signal
+import socket
+import sys
+import threading
+import time
+
+from harness import TestFailure, await_until, check, connect, eq, fetch_all, http_request, \
+    run, send_http
+from test_cluster_storage import REDIS, Cluster, Node, flood, health, send_until_accepted
+
+
+class Three(Cluster):
+    def __init__(self):
+        super().__init__()
+        self.n3 = Node(self.redis, self.secret).start()
+
+    def close(self):
+        self.n3.kill()
+        super().close()
+
+
+def env(typ, cid, to, body=None):
+    e = {"v": 1, "type": typ, "id": cid, "to": to}
+    if body is not None:
+        e["body"] = body
+    return e
+
+
+async def answered(c, cid):
+    ev = await c.expect(lambda x: x.get("ref") == cid, 5, "answer to " + cid)
+    check(ev.get("type") == "accepted", "%s: %r" % (cid, ev))
+    return ev
+
+
+def is_msg(cid):
+    return lambda e: e.get("type") == "message" and e.get("cid") == cid
+
+
+def redis_cmd(port, *args):
+    """One command in RESP; the reply as bytes (enough to search in)."""
+    out = b"*%d\r\n" % len(args) + b"".join(
+        b"$%d\r\n%s\r\n" % (len(a), a) for a in (x.encode() for x in args))
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.sendall(out)
+        time.sleep(0.1)
+        return s.recv(65536)
+
+
+async def test_live_across_nodes():
+    c = Three()
+    try:
+        alice = await connect(c.n1, "alice", token=c.n1.token("alice"))
+        bob = await connect(c.n2, "bob", token=c.n2.token("bob"))
+        await asyncio.sleep(0.3)  # both subscriptions confirmed
+        await alice.message("bob", "live-1", {"t": "hi"})
+        acc = await answered(alice, "live-1")
+        m = await bob.expect(is_msg("live-1"), 3, "the message live on node 2")
+        eq(m["id"], acc["id"], "pushed id")
+        await bob.ack(m["id"])
+        await alice.expect(lambda e: e.get("type") == "delivered" and
+                           (e.get("body") or {}).get("ref") == acc["id"], 3,
+                           "the delivered receipt live on node 1")
+        await alice.close()
+        await bob.close()
+    finally:
+        c.close()
+
+
+async def test_offline_then_third_node():
+    c = Three()
+    try:
+        _, acc = send_http(c.n1, c.n1.token("alice"), "bob", "off-1", {"t": "later"})
+        ids = [m["id"] for m in fetch_all(c.n1, c.n1.token("bob"))]
+        check(acc["id"] in ids, "node 1 lists it for bob before the ack")
+        bob = await connect(c.n3, "bob", token=c.n3.token("bob"))
+        m = await bob.expect(is_msg("off-1"), 5, "the message on node 3")
+        eq(m["id"], acc["id"], "id on node 3")
+        await bob.ack(m["id"])
+        await bob.close()
+    finally:
+        c.close()
+
+
+async def once_each(clients, cid, skip=None):
+    for cl in clients:
+        if cl is skip:
+            continue
+        await cl.expect(is_msg(cid), 5, cid + " on " + cl.name)
+        await cl.quiet(0.3, is_msg(cid), "a second copy of " + cid)
+
+
+async def test_group_across_nodes():
+    c = Three()
+    try:
+        alice = await connect(c.n1, "alice", token=c.n1.token("alice"), name="alice")
+        bob = await connect(c.n2, "bob", token=c.n2.token("bob"), name="bob")
+        carol = await connect(c.n3, "carol", token=c.n3.token("carol"), name="carol")
+        await alice.send(env("group_create", "g-1", "g:team",
+                             {"name": "Team", "members": ["bob", "carol"]}))
+        await answered(alice, "g-1")
+        await asyncio.sleep(0.3)
+        members = [alice, bob, carol]
+        for who, cid in ((alice, "m-a"), (bob, "m-b"), (carol, "m-c")):
+            await who.message("g:team", cid, {"from": who.name})
+            await answered(who, cid)
+            await once_each(members, cid, skip=who)
+
+        # A member added through node 1 posts through node 3 at once.
+        await alice.send(env("group_update", "g-2", "g:team", {"add": ["dave"]}))
+        await answered(alice, "g-2")
+        st, r = http_request(c.n3, "POST", "/v1/send", c.n3.token("dave"),
+                             env("message", "m-d", "g:team", {"from": "dave"}))
+        eq(st, 200, "dave posting through node 3 right after being added (%r)" % (r,))
+        await once_each(members, "m-d")
+        for cl in members:
+            await cl.close()
+    finally:
+        c.close()
+
+
+async def test_kill9_holder_while_flowing():
+    c = Three()
+    try:
+        bob = await connect(c.n2, "bob", token=c.n2.token("bob"))
+        acc, stop, seen = {}, threading.Event(), set()
+        t = threading.Thread(target=flood, args=(c.n1, "bob", "k", acc, stop))
+        t.start()
+
+        async def take(cl, until):
+            while not until():
+                try:
+                    ev = await cl.expect(lambda e: e.get("type") == "message", 5, "a message")
+                except TestFailure:
+                    return
+                seen.add(ev["id"])
+                await cl.ack(ev["id"])
+
+        try:
+            await await_until(lambda: len(acc) >= 50, 20, "messages flowing")
+            await take(bob, lambda: len(seen) >= 20)
+            c.n2.kill9()
+            bob.abort()
+            await await_until(lambda: len(acc) >= 150, 20, "node 1 carrying on")
+        finally:
+            stop.set()
+            await asyncio.to_thread(t.join, 15)
+        bob = await connect(c.n3, "bob", token=c.n3.token("bob"))
+        want = set(acc.values())
+        await take(bob, lambda: want <= seen)
+        missing = want - seen
+        eq(sorted(missing), [], "accepted messages bob never got (of %d)" % len(want))
+        await bob.close()
+    finally:
+        c.close()
+
+
+async def bob_to_alice_live(c, alice, cid, timeout):
+    st, r = send_http(c.n2, c.n2.token("bob"), "alice", cid, {"t": cid}, expect=None)
+    eq(st, 200, "bob->alice %s accepted (%r)" % (cid, r))
+    await alice.expect(is_msg(cid), timeout, cid + " live on node 1")
+
+
+def degraded(n):
+    return health(n)[0] == 503
+
+
+async def test_redis_restart_and_stop():
+    c = Three()
+    nodes = (c.n1, c.n2, c.n3)
+    try:
+        alice = await connect(c.n1, "alice", token=c.n1.token("alice"))
+        await asyncio.sleep(0.3)
+        await bob_to_alice_live(c, alice, "before", 3)
+
+        c.redis.kill9()
+        for n in nodes:
+            st, r = send_http(n, n.token("bob"), "alice", "out-%d" % n.port, {}, expect=None)
+            eq((st, r.get("code")), (503, "storage_error"), "a send during the outage")
+            await await_until(lambda: degraded(n), 5, "/healthz degraded")
+            check(n.alive(), "node alive during the outage")
+
+        c.redis.start()
+        deadline = time.monotonic() + 15
+        for n in nodes:
+            # A node's storage counts as healthy again after a batch succeeds.
+            await asyncio.to_thread(send_until_accepted, n, "back-%d" % n.port)
+            await await_until(lambda: health(n)[0] == 200, 5, "/healthz ok again")
+        chans = redis_cmd(c.redis.port, "PUBSUB", "CHANNELS", "*")
+        check(b"w:5:alice" in chans, "alice's node subscribed again: %r" % chans)
+        await alice.drain(0.2)
+        await bob_to_alice_live(c, alice, "after", max(1.0, deadline - time.monotonic()))
+
+        # Stopped: connections are accepted, nothing is answered.
+        c.redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            st, r = send_http(c.n2, c.n2.token("bob"), "alice", "stopped", {}, expect=None)
+            check(time.monotonic() - t0 < 5, "a send while Redis is stopped took too long")
+            eq((st, r.get("code")), (503, "storage_error"), "a send while Redis is stopped")
+            for n in nodes:
+                await await_until(lambda: degraded(n), 8, "/healthz degraded while stopped")
+                check(n.alive(), "node alive while Redis is stopped")
+        finally:
+            c.redis.proc.send_signal(signal.SIGCONT)
+        for n in nodes:
+            await asyncio.to_thread(send_until_accepted, n, "cont-%d" % n.port)
+            await await_until(lambda: health(n)[0] == 200, 5, "/healthz ok after SIGCONT")
+        await alice.drain(0.2)
+        await bob_to_alice_live(c, alice, "resumed", 5)
+        await alice.close()
+    finally:
+        c.close()
+
+
+if __name__ == "__main__":
+    if REDIS is None:
+        print("redis-server is not installed: skipped")
+        sys.exit(77)
+    run([test_live_across_nodes,
+         test_offline_then_third_node,
+         test_group_across_nodes,
+         test_kill9_holder_while_flowing,
+         test_redis_restart_and_stop], total_timeout=280)
