@@ -148,7 +148,7 @@ static void cl_deliver(void *self, const struct vt_inbox *in, const struct vt_re
 	struct wake_call *k = wake_new(c, in, rec);
 
 	if (!k || k->clen == 0) {
-		vt_log(VT_LOG_ERROR, "cluster: wake-up dropped (out of memory or long ids) id=%" PRIu64,
+		vt_log(VT_LOG_ERROR, "cluster: wake-up dropped (out of memory) id=%" PRIu64,
 		       rec->id);
 		free(k);
 		return;

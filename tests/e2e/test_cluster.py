@@ -10,21 +10,30 @@ redis-server is not installed.
 """
 
 import asyncio
+import os
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 
 from harness import TestFailure, await_until, check, connect, eq, fetch_all, http_request, \
     run, send_http
-from test_cluster_storage import REDIS, Cluster, Node, flood, health, send_until_accepted
+from test_cluster_storage import REDIS, Cluster, Node, Redis, flood, health, send_until_accepted
 
 
 class Three(Cluster):
     def __init__(self):
-        super().__init__()
-        self.n3 = Node(self.redis, self.secret).start()
+        # The key as hex text: random raw bytes may end in whitespace, which
+        # the secret file reader trims.
+        self.redis = Redis().start()
+        self.tmp = tempfile.mkdtemp(prefix="vt-e2e-key-")
+        self.secret = os.path.join(self.tmp, "secret")
+        with open(self.secret, "w") as f:
+            f.write(os.urandom(32).hex())
+        os.chmod(self.secret, 0o600)
+        self.n1, self.n2, self.n3 = (Node(self.redis, self.secret).start() for _ in range(3))
 
     def close(self):
         self.n3.kill()
