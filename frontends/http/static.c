@@ -112,17 +112,38 @@ static void add_page_headers(struct evhttp_request *req, const char *type, const
 	evhttp_add_header(out, "Referrer-Policy", "no-referrer");
 }
 
-/* Open @rel under @root as a regular file of at most STATIC_MAX_BYTES; -1 if not. */
+/*
+ * Open @rel ("/a/b.js", already checked: no dot segments, no "//") under
+ * @root one segment at a time with O_NOFOLLOW, so a symlink anywhere on the
+ * way, a directory as much as the file, is refused: nothing outside the root
+ * can be named. A regular file of at most STATIC_MAX_BYTES, or -1.
+ */
 static int open_page_file(const char *root, const char *rel, struct stat *st)
 {
-	char full[4096];
-	int fd;
+	char path[4096];
+	char *seg, *next;
+	int dir, fd = -1;
 
-	if ((size_t)snprintf(full, sizeof(full), "%s%s", root, rel) >= sizeof(full)) {
+	if ((size_t)snprintf(path, sizeof(path), "%s", rel + 1) >= sizeof(path)) {
 		return -1;
 	}
-	/* O_NONBLOCK: a FIFO planted in the root must not stall the loop. */
-	fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	dir = open(root, O_RDONLY | O_CLOEXEC | O_DIRECTORY);
+	for (seg = path; dir >= 0 && seg != NULL; seg = next) {
+		next = strchr(seg, '/');
+		if (next != NULL) {
+			*next++ = '\0';
+			fd = openat(dir, seg, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_DIRECTORY);
+		} else {
+			/* O_NONBLOCK: a FIFO planted in the root must not stall the loop. */
+			fd = openat(dir, seg, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+		}
+		close(dir);
+		dir = next != NULL ? fd : -1;
+	}
+	if (dir >= 0) {
+		close(dir);
+		return -1;
+	}
 	if (fd < 0) {
 		return -1;
 	}

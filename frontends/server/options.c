@@ -782,6 +782,20 @@ static int check_notify(const struct vt_server_options *o)
 	return 0;
 }
 
+/*
+ * --dev serves tokens to anyone who asks; with a real key that would sign
+ * them with it. The two never go together.
+ */
+static int check_secret(const struct vt_server_options *o)
+{
+	if (o->dev && o->secret_file != NULL) {
+		fprintf(stderr, "vartalapd: --dev and --secret-file exclude each other: --dev "
+				"makes its own key and hands out tokens signed with it\n");
+		return -1;
+	}
+	return 0;
+}
+
 /* --redis goes with --storage redis, both ways. */
 static int check_storage(const struct vt_server_options *o)
 {
@@ -830,7 +844,7 @@ enum vt_opt_result vt_server_options_parse(int argc, char **argv, struct vt_serv
 		fprintf(stderr, "vartalapd: unexpected argument '%s'\n", argv[optind]);
 		return VT_OPT_EXIT_BAD;
 	}
-	if (check_notify(o) != 0 || check_storage(o) != 0) {
+	if (check_notify(o) != 0 || check_storage(o) != 0 || check_secret(o) != 0) {
 		return VT_OPT_EXIT_BAD;
 	}
 	if ((o->tls_cert == NULL) != (o->tls_key == NULL)) {

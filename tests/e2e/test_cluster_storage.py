@@ -123,8 +123,9 @@ class Cluster:
         self.redis = Redis().start()
         self.tmp = tempfile.mkdtemp(prefix="vt-e2e-key-")
         self.secret = os.path.join(self.tmp, "secret")
-        with open(self.secret, "wb") as f:
-            f.write(os.urandom(32))
+        # Hex: random bytes could end in white space, which the key reader trims.
+        with open(self.secret, "w") as f:
+            f.write(os.urandom(32).hex())
         os.chmod(self.secret, 0o600)
         self.n1 = Node(self.redis, self.secret, *args).start()
         self.n2 = Node(self.redis, self.secret, *args).start()
