@@ -28,7 +28,8 @@ struct vt_msg *vt_msg_new(uint32_t kind, const char *from, const char *to, const
 	p += lt;
 	m->rec.cid = memcpy(p, cid, lc);
 	p += lc;
-	m->rec.body = memcpy(p, body, body_len);
+	/* memcpy with a NULL source is undefined even for zero bytes. */
+	m->rec.body = body_len > 0 ? memcpy(p, body, body_len) : p;
 	m->rec.body_len = body_len;
 	m->rec.id = 0;
 	m->rec.kind = kind;
