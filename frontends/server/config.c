@@ -6,6 +6,7 @@
  * valid key here at once, checked by the same code.
  */
 #include "config.h"
+#include "../tls/tls.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -212,6 +213,20 @@ void vt_config_release(void)
 	kept_text = NULL;
 }
 
+/* The certificate and key load and belong together, as start-up needs. */
+static int check_tls(const struct vt_server_options *o)
+{
+	struct ssl_ctx_st *ctx = NULL;
+	char why[512];
+
+	if (vt_tls_ctx_new(o->tls_cert, o->tls_key, &ctx, why, sizeof(why)) != 0) {
+		fprintf(stderr, "vartalapd: TLS: %s\n", why);
+		return -1;
+	}
+	vt_tls_ctx_free(ctx);
+	return 0;
+}
+
 enum vt_opt_result vt_config_check(const struct vt_server_options *o)
 {
 	struct vt_secret *s;
@@ -229,6 +244,9 @@ enum vt_opt_result vt_config_check(const struct vt_server_options *o)
 		}
 		vt_secret_clear(s);
 		free(s);
+	}
+	if (o->tls_cert != NULL && check_tls(o) != 0) {
+		return VT_OPT_EXIT_BAD;
 	}
 	puts("ok");
 	return VT_OPT_EXIT_OK;

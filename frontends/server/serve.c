@@ -50,6 +50,7 @@ struct server {
 	struct vt_http_gateway *http;
 	struct vt_webhook *webhook; /* borrowed: the engine owns the notifier */
 	struct ssl_ctx_st *tls;     /* --tls-cert: HTTPS and wss:// only */
+	int bad_setting;            /* start-up failed on a setting: exit 2 */
 	struct event *sigterm_ev;
 	struct event *sigint_ev;
 	struct event *drain_ev;
@@ -279,9 +280,11 @@ static int start_tls(struct server *s)
 
 	if (vt_tls_ctx_new(s->opt.tls_cert, s->opt.tls_key, &s->tls, why, sizeof(why)) != 0) {
 		vt_log(VT_LOG_ERROR, "TLS: %s", why);
+		s->bad_setting = 1;
 		return -1;
 	}
 	vt_http_gateway_use_tls(s->http, s->tls);
+	vt_log(VT_LOG_INFO, "tls on cert=%s", s->opt.tls_cert);
 	return 0;
 }
 
@@ -363,5 +366,5 @@ int vt_cmd_serve(int argc, char **argv)
 	vt_log(VT_LOG_INFO, "stopped");
 out:
 	stop(&s);
-	return status;
+	return s.bad_setting ? 2 : status;
 }

@@ -11,6 +11,8 @@
 
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <errno.h>
+#include <string.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -55,8 +57,24 @@ static int harden(SSL_CTX *ctx)
 	return 0;
 }
 
+/* A file that cannot be opened is said plainly, not as an OpenSSL code. */
+static int readable(const char *what, const char *path, char *why, size_t len)
+{
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL) {
+		snprintf(why, len, "cannot read the %s %s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	fclose(f);
+	return 0;
+}
+
 static int load_files(SSL_CTX *ctx, const char *cert, const char *key, char *why, size_t len)
 {
+	if (readable("certificate", cert, why, len) != 0 || readable("private key", key, why, len)) {
+		return -1;
+	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
 		explain(why, len, "cannot use the certificate", cert);
 		return -1;
@@ -64,14 +82,15 @@ static int load_files(SSL_CTX *ctx, const char *cert, const char *key, char *why
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
 		/* OpenSSL compares the key with the certificate while loading it. */
 		if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
-			explain(why, len, "the private key does not match the certificate", key);
+			snprintf(why, len, "the private key %s does not match the certificate %s",
+				 key, cert);
 		} else {
 			explain(why, len, "cannot use the private key", key);
 		}
 		return -1;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
-		explain(why, len, "the private key does not match the certificate", key);
+		snprintf(why, len, "the private key %s does not match the certificate %s", key, cert);
 		return -1;
 	}
 	return 0;
