@@ -38,6 +38,17 @@ static ssize_t read_all(int fd, unsigned char *buf, size_t cap)
 	return (ssize_t)got;
 }
 
+/* Anyone who can read the key can sign tokens for any user: say so. */
+static void warn_if_open(int fd, const char *path)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+		vt_log(VT_LOG_WARN, "secret file %s can be read by others (mode %03o): chmod 600 it",
+		       path, (unsigned)(st.st_mode & 0777));
+	}
+}
+
 int vt_secret_load(const char *path, struct vt_secret *s)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -47,6 +58,7 @@ int vt_secret_load(const char *path, struct vt_secret *s)
 		vt_log(VT_LOG_ERROR, "cannot open secret file %s: %s", path, strerror(errno));
 		return -1;
 	}
+	warn_if_open(fd, path);
 	n = read_all(fd, s->key, sizeof(s->key));
 	close(fd);
 	if (n < 0) {
