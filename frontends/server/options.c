@@ -22,6 +22,8 @@ enum {
 	OPT_STORAGE,
 	OPT_REDIS,
 	OPT_REDIS_TIMEOUT,
+	OPT_CLUSTER,
+	OPT_NODE_ID,
 	OPT_SECRET_FILE,
 	OPT_DEV,
 	OPT_DURABILITY,
@@ -69,6 +71,8 @@ static const struct option long_options[] = {
         {"storage", required_argument, NULL, OPT_STORAGE},
         {"redis", required_argument, NULL, OPT_REDIS},
         {"redis-timeout", required_argument, NULL, OPT_REDIS_TIMEOUT},
+        {"cluster", required_argument, NULL, OPT_CLUSTER},
+        {"node-id", required_argument, NULL, OPT_NODE_ID},
         {"secret-file", required_argument, NULL, OPT_SECRET_FILE},
         {"dev", no_argument, NULL, OPT_DEV},
         {"durability", required_argument, NULL, OPT_DURABILITY},
@@ -126,6 +130,10 @@ static const char usage_text[] =
         "  --redis URL             redis://HOST[:PORT][/PREFIX] for --storage redis;\n"
         "                          PREFIX starts every key (default vt:)\n"
         "  --redis-timeout MS      limit of one Redis reply (default 2000)\n"
+        "  --cluster URL           run as one node of several: the same as\n"
+        "                          --storage redis --redis URL\n"
+        "  --node-id N             this node's id in the cluster, 1 to 2^64-1\n"
+        "                          (default: a random one at each start)\n"
         "  --secret-file PATH      token signing key, at least 32 bytes\n"
         "  --dev                   development mode: generate a key once into\n"
         "                          DATA_DIR/dev-secret and reuse it\n"
@@ -676,6 +684,11 @@ static int parse_one(int opt, const char *arg, struct vt_server_options *o)
 	case OPT_REDIS:
 	case OPT_REDIS_TIMEOUT:
 		return parse_redis(opt, arg, o);
+	case OPT_CLUSTER:
+		o->storage_redis = 1;
+		return parse_redis(OPT_REDIS, arg, o);
+	case OPT_NODE_ID:
+		return vt_opt_number("node-id", arg, 1, UINT64_MAX, &o->node_id);
 	case OPT_DURABILITY:
 		if (parse_choice("durability", arg, "always", "offline", &choice) != 0) {
 			return -1;

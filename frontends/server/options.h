@@ -37,6 +37,7 @@ struct vt_server_options {
 	int storage_redis;       /* --storage redis */
 	struct vt_redis_url redis; /* --redis; host[0] == '\0' when not given */
 	uint32_t redis_timeout_ms; /* --redis-timeout; 0: the backend's default */
+	uint64_t node_id;          /* --node-id; 0: a random one */
 	uint64_t lmdb_map_mb;    /* 0: the backend's default */
 	enum vt_log_level log_level;
 	struct vt_engine_config engine;

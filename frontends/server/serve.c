@@ -102,6 +102,7 @@ static int start_cluster(struct server *s)
 	co.port = s->opt.redis.port;
 	co.prefix = s->opt.redis.prefix[0] != '\0' ? s->opt.redis.prefix : NULL;
 	co.command_timeout_ms = s->opt.redis_timeout_ms;
+	co.node_id = s->opt.node_id;
 	rc = vt_redis_cluster_create(s->base, s->engine, &co, &cl, &handle);
 	if (rc != 0) {
 		vt_log(VT_LOG_ERROR, "cannot start the cluster: %s", vt_strerror(rc));
