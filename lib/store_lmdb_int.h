@@ -1,0 +1,155 @@
+/*
+ * store_lmdb_int.h - what the files of the LMDB backend share.
+ *
+ * Internal. store_lmdb.c: opening, the vtable and the commit driver.
+ * store_lmdb_rec.c: the record encoding and the counts kept per record.
+ * store_lmdb_dlv.c: deliveries and devices. store_lmdb_ops.c: how each op
+ * of a batch is applied. store_lmdb_space.c: headroom in the map and blocks
+ * on the disk. store_lmdb_read.c: list, expire, load_groups and max_id.
+ * The layout of the databases is described at the top of store_lmdb.c.
+ */
+#ifndef VARTALAP_STORE_LMDB_INT_H
+#define VARTALAP_STORE_LMDB_INT_H
+
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vartalap/storage.h>
+
+#include "store_targets.h"
+
+#define DEFAULT_MAP_SIZE ((uint64_t)1 << 30)
+#define MIN_MAP_SIZE     ((uint64_t)1 << 20)
+#define DEFAULT_DEDUP_MS ((int64_t)7 * 24 * 3600 * 1000)
+
+/*
+ * The smallest reserve, in pages. Measured on a full 1 MB map: a batch of
+ * 100 acks of one inbox, in id order as a client acks what it listed, needs
+ * about 40 pages across the trees and the free list; a single ack anywhere
+ * needs fewer. The minimum map keeps three quarters of itself for data.
+ */
+#define RESERVE_FLOOR 64
+
+/* LMDB's own databases: its free-page list and the table of named ones. */
+#define FREE_DBI 0
+#define MAIN_DBI 1
+
+/*
+ * Version of the record encoding and of the database layout. Format 2 added
+ * devices, device_time, groups and delivery flags.
+ */
+#define REC_VERSION    1
+#define FORMAT_VERSION 2
+
+/* version u8, kind u32, ts 8, four u32 lengths (from, to, cid, body) */
+#define REC_HEADER 29
+
+struct lmdb {
+	MDB_env *env;
+	MDB_dbi recs, dlv, byrec, rcnt, bytime, dedup, dtime, icnt, meta;
+	MDB_dbi devs, devtime, groups;
+	struct vt__tset targets; /* scratch of a PUT, kept for the next one */
+	int64_t window;
+	size_t psize;       /* bytes per page */
+	size_t map_pages;   /* pages the map holds */
+	size_t map_limit;   /* live pages a batch that stores may leave in the map */
+	size_t floor;       /* the smallest reserve, in pages */
+	size_t chunk;       /* pages the data file is reserved ahead, at a time */
+	size_t alloc_pages; /* pages of the data file known to have disk blocks */
+	int fd;             /* the data file */
+	int fd_ok;          /* the file system can reserve blocks (fallocate) */
+	int disk_full;      /* the last reservation fell short */
+};
+
+/* ---- small helpers ---- */
+
+static inline MDB_val val(const void *p, size_t n)
+{
+	MDB_val v = {n, (void *)p};
+
+	return v;
+}
+
+static inline void put_u32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static inline uint32_t get_u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* What a batch leaves behind besides its writes, and how it runs. */
+struct batch {
+	struct vt__out *out; /* out_to arrays, freed after done */
+	int grows;           /* a TOUCH or GROUP stored something new */
+	int refuse;          /* the store is full: what would grow gets VT_ENOSPC */
+};
+
+/* Called for each registered device (its inbox key); nonzero stops. */
+typedef int (*dev_fn)(void *ctx, const uint8_t *ik, size_t iklen);
+
+/* store_lmdb.c */
+int vt__lmdb_write_error(int rc, const char *what);
+
+/* store_lmdb_rec.c */
+size_t vt__lmdb_rec_size(const struct vt_record *r);
+void vt__lmdb_rec_encode(const struct vt_record *r, uint8_t *p);
+int vt__lmdb_rec_decode(const MDB_val *v, uint64_t id, struct vt_record *r);
+int vt__lmdb_count_get(MDB_txn *txn, MDB_dbi dbi, MDB_val key, uint32_t *out);
+int vt__lmdb_inbox_count_add(struct lmdb *s, MDB_txn *txn, MDB_val key, int delta);
+int vt__lmdb_rcnt_get(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, uint32_t *n, int64_t *ts);
+int vt__lmdb_rcnt_put(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, uint32_t n, int64_t ts);
+int vt__lmdb_del_quiet(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen);
+int vt__lmdb_rec_delete(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, int64_t ts);
+
+/* store_lmdb_dlv.c */
+uint32_t vt__lmdb_dlv_flags(const MDB_val *v);
+int vt__lmdb_dlv_remove(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id);
+int vt__lmdb_dlv_get(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id,
+                     int *exists, uint32_t *flags);
+int vt__lmdb_dlv_exists(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id,
+                        int *exists);
+int vt__lmdb_dlv_put(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id,
+                     uint32_t flags);
+int vt__lmdb_dlv_add(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id,
+                     uint32_t flags);
+int vt__lmdb_devices_each(struct lmdb *s, MDB_txn *txn, const uint8_t *uk, size_t uklen, dev_fn fn,
+                          void *ctx);
+int vt__lmdb_devices_count(struct lmdb *s, MDB_txn *txn, const char *user, uint32_t *n);
+int vt__lmdb_device_set(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen,
+                        const int64_t *old_ts, int64_t ts);
+int vt__lmdb_claim_holding(struct lmdb *s, MDB_txn *txn, const char *user, const uint8_t *ik,
+                           size_t iklen);
+
+/* store_lmdb_ops.c */
+int vt__lmdb_apply_touch(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b);
+int vt__lmdb_max_id_get(struct lmdb *s, MDB_txn *txn, uint64_t *out);
+int vt__lmdb_apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b);
+int vt__lmdb_apply_ack(struct lmdb *s, MDB_txn *txn, struct vt_op *op);
+int vt__lmdb_apply_notified(struct lmdb *s, MDB_txn *txn, struct vt_op *op);
+int vt__lmdb_apply_group(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b);
+
+/* store_lmdb_space.c */
+int vt__lmdb_check_headroom(struct lmdb *s, MDB_txn *txn, const struct vt_op *ops, size_t n,
+                            const struct batch *b);
+int vt__lmdb_set_page_limit(struct lmdb *s);
+int vt__lmdb_reserve_at_open(struct lmdb *s, const char *path);
+
+/* store_lmdb_read.c */
+void vt__lmdb_list(void *self, const struct vt_inbox *inbox, uint64_t after, uint32_t limit,
+                   vt_list_cb done, void *arg);
+void vt__lmdb_expire(void *self, int64_t now_ts, int64_t before_ts, int64_t device_before_ts,
+                     uint64_t max, vt_expire_cb done, void *arg);
+int vt__lmdb_load_groups(void *self,
+                         void (*each)(void *arg, const char *group, const char *data,
+                                      size_t len),
+                         void *arg);
+uint64_t vt__lmdb_max_id(void *self);
+
+#endif

@@ -1,0 +1,480 @@
+/*
+ * store_lmdb_ops.c - applying each op of a batch inside its write
+ * transaction: TOUCH, PUT, ACK, NOTIFIED and GROUP.
+ */
+#include <errno.h>
+#include <lmdb.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vartalap/error.h>
+#include <vartalap/log.h>
+#include <vartalap/storage.h>
+
+#include "store_key.h"
+#include "store_lmdb_int.h"
+#include "store_targets.h"
+
+/* ---- TOUCH ---- */
+
+/*
+ * Register or refresh a device. A clock that went back must not make a
+ * device look older than it was, so last-seen never decreases. A user's
+ * first device adds only its registry rows and moves the held deliveries
+ * to itself, so it may use the reserve; a further device grows the store.
+ */
+int vt__lmdb_apply_touch(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b)
+{
+	uint8_t ik[VT__INBOX_KEY_MAX];
+	size_t iklen = vt__inbox_key(&op->inbox, ik);
+	MDB_val k = val(ik, iklen), v;
+	int64_t old;
+	uint32_t n = 0;
+	int rc;
+
+	if (!vt__touch_valid(op)) {
+		op->status = VT_EINVAL;
+		return 0;
+	}
+	rc = mdb_get(txn, s->devs, &k, &v);
+	if (rc == 0) {
+		old = v.mv_size == 8 ? vt__get_ts(v.mv_data) : INT64_MIN;
+		rc = op->ts > old ? vt__lmdb_device_set(s, txn, ik, iklen, &old, op->ts) : 0;
+		return rc ? rc : vt__lmdb_devices_count(s, txn, op->inbox.user, &op->out_ndevices);
+	}
+	if (rc == MDB_NOTFOUND) {
+		rc = vt__lmdb_devices_count(s, txn, op->inbox.user, &n);
+	}
+	if (rc == 0 && n > 0 && b->refuse) {
+		op->status = VT_ENOSPC;
+		return 0;
+	}
+	if (rc == 0) {
+		rc = vt__lmdb_device_set(s, txn, ik, iklen, NULL, op->ts);
+	}
+	if (rc == 0 && n == 0) {
+		rc = vt__lmdb_claim_holding(s, txn, op->inbox.user, ik, iklen);
+	}
+	b->grows |= n > 0;
+	op->out_ndevices = n + 1;
+	return rc;
+}
+
+/* ---- PUT ---- */
+
+/* Tags of the target set: whose the inbox is, and whether it got the record. */
+#define T_RECIPIENT 0
+#define T_OWN       1
+#define T_NEW       2
+
+static int put_valid(const struct vt_op *op)
+{
+	if (!op->rec || op->rec->id == 0) {
+		return 0;
+	}
+	if ((op->rec->body_len > 0 && !op->rec->body) || vt__lmdb_rec_size(op->rec) == 0) {
+		return 0;
+	}
+	return vt__put_inboxes_valid(op);
+}
+
+/* Set op->dup_of when (from, cid) names another record inside the window. */
+static int put_dedup_check(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
+{
+	uint8_t dk[VT__DEDUP_KEY_MAX];
+	size_t dklen = op->dedup ? vt__dedup_key(op->rec, dk) : 0;
+	MDB_val k = val(dk, dklen), v;
+	uint64_t id;
+	int rc;
+
+	if (dklen == 0 || op->rec->cid[0] == 0) {
+		return 0;
+	}
+	rc = mdb_get(txn, s->dedup, &k, &v);
+	if (rc != 0 || v.mv_size != 16) {
+		return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+	}
+	id = vt__get_be64(v.mv_data);
+	if (id != op->rec->id &&
+	    vt__within_window(op->rec->ts, vt__get_ts((const uint8_t *)v.mv_data + 8), s->window)) {
+		op->dup_of = id;
+	}
+	return 0;
+}
+
+/* Remember (from, cid) -> (id, ts) and index it by time for the sweep. */
+static int put_dedup_record(struct lmdb *s, MDB_txn *txn, const struct vt_op *op)
+{
+	uint8_t dk[VT__DEDUP_KEY_MAX], tk[8 + VT__DEDUP_KEY_MAX], v16[16];
+	size_t dklen = op->dedup ? vt__dedup_key(op->rec, dk) : 0;
+	MDB_val k = val(dk, dklen), v = val(v16, 16);
+	int rc;
+
+	if (dklen == 0 || op->rec->cid[0] == 0) {
+		return 0;
+	}
+	vt__put_be64(v16, op->rec->id);
+	vt__put_ts(v16 + 8, op->rec->ts);
+	rc = mdb_put(txn, s->dedup, &k, &v, 0);
+	if (rc != 0) {
+		return rc;
+	}
+	vt__put_ts(tk, op->rec->ts);
+	memcpy(tk + 8, dk, dklen);
+	k = val(tk, dklen + 8);
+	v = val(v16, 8);
+	return mdb_put(txn, s->dtime, &k, &v, 0);
+}
+
+/* Gathers devices into the target set. */
+struct gather {
+	struct vt__tset *t;
+	uint8_t tag;
+	const uint8_t *skip; /* an inbox key to leave out, or NULL */
+	size_t skiplen;
+	uint32_t seen;
+};
+
+static int gather_device(void *ctx, const uint8_t *ik, size_t iklen)
+{
+	struct gather *g = ctx;
+
+	if (g->skip && iklen == g->skiplen && memcmp(ik, g->skip, iklen) == 0) {
+		return 0;
+	}
+	g->seen++;
+	return vt__tset_add(g->t, ik, iklen, g->tag) < 0 ? ENOMEM : 0;
+}
+
+/* A user's devices, or its holding inbox when it has none. */
+static int gather_user(struct lmdb *s, MDB_txn *txn, struct gather *g, const char *user)
+{
+	uint8_t key[VT__INBOX_KEY_MAX];
+	size_t klen = vt__user_key(user, key);
+	int rc;
+
+	g->seen = 0;
+	rc = vt__lmdb_devices_each(s, txn, key, klen, gather_device, g);
+	if (rc != 0 || g->seen > 0) {
+		return rc;
+	}
+	return vt__tset_add(g->t, key, vt__holding_key(user, key), T_RECIPIENT) < 0 ? ENOMEM : 0;
+}
+
+/*
+ * Gather every inbox @op reaches into s->targets, each once: recipients
+ * first (to, then users), so an inbox both names counts as a recipient.
+ */
+static int put_targets(struct lmdb *s, MDB_txn *txn, const struct vt_op *op)
+{
+	uint8_t key[VT__INBOX_KEY_MAX], own[VT__INBOX_KEY_MAX];
+	struct gather g = {&s->targets, T_RECIPIENT, NULL, 0, 0};
+	int rc = 0;
+
+	vt__tset_clear(g.t);
+	for (uint32_t i = 0; i < op->nto && rc == 0; i++) {
+		rc = vt__tset_add(g.t, key, vt__inbox_key(&op->to[i], key), T_RECIPIENT) < 0;
+	}
+	if (rc != 0) {
+		return ENOMEM;
+	}
+	for (uint32_t i = 0; i < op->nusers && rc == 0; i++) {
+		rc = gather_user(s, txn, &g, op->users[i]);
+	}
+	if (rc == 0 && op->also_own) {
+		g.tag = T_OWN;
+		g.skip = own;
+		g.skiplen = vt__inbox_key(op->also_own, own);
+		rc = vt__lmdb_devices_each(s, txn, key, vt__user_key(op->also_own->user, key),
+		                           gather_device, &g);
+	}
+	return rc;
+}
+
+/* Whether inbox @ik is at the cap without already holding this record. */
+static int inbox_full(struct lmdb *s, MDB_txn *txn, const struct vt_op *op, const uint8_t *ik,
+                      size_t iklen, int *full)
+{
+	uint32_t n;
+	int exists, rc;
+
+	*full = 0;
+	if (op->inbox_cap == 0) {
+		return 0;
+	}
+	rc = vt__lmdb_dlv_exists(s, txn, ik, iklen, op->rec->id, &exists);
+	if (rc == 0 && !exists) {
+		rc = vt__lmdb_count_get(txn, s->icnt, val(ik, iklen), &n);
+		*full = rc == 0 && n >= op->inbox_cap;
+	}
+	return rc;
+}
+
+/* Nonzero (in *full) when a recipient that needs a new delivery is full. */
+static int put_cap_check(struct lmdb *s, MDB_txn *txn, const struct vt_op *op, int *full)
+{
+	const struct vt__tset *t = &s->targets;
+	int rc = 0;
+
+	*full = 0;
+	for (uint32_t i = 0; !op->cap_skip && i < t->n && rc == 0 && !*full; i++) {
+		size_t iklen;
+		const uint8_t *ik = vt__tset_key(t, i, &iklen);
+
+		if (t->tag[i] == T_RECIPIENT) {
+			rc = inbox_full(s, txn, op, ik, iklen, full);
+		}
+	}
+	return rc;
+}
+
+/* Store the record itself and its time index entry. */
+static int rec_store(struct lmdb *s, MDB_txn *txn, const struct vt_record *r, const uint8_t *idk)
+{
+	uint8_t tk[16];
+	MDB_val k = val(idk, 8), v = {vt__lmdb_rec_size(r), NULL}, empty = val("", 0);
+	int rc = mdb_put(txn, s->recs, &k, &v, MDB_RESERVE);
+
+	if (rc != 0) {
+		return rc;
+	}
+	vt__lmdb_rec_encode(r, v.mv_data);
+	vt__put_ts(tk, r->ts);
+	memcpy(tk + 8, idk, 8);
+	k = val(tk, sizeof(tk));
+	return mdb_put(txn, s->bytime, &k, &empty, 0);
+}
+
+/* Add one target's delivery unless it exists or the inbox is full. */
+static int put_target(struct lmdb *s, MDB_txn *txn, struct vt_op *op, uint32_t i, uint32_t *added)
+{
+	struct vt__tset *t = &s->targets;
+	size_t iklen;
+	const uint8_t *ik = vt__tset_key(t, i, &iklen);
+	int exists, full, rc = vt__lmdb_dlv_exists(s, txn, ik, iklen, op->rec->id, &exists);
+
+	if (rc != 0 || exists) {
+		return rc;
+	}
+	rc = inbox_full(s, txn, op, ik, iklen, &full);
+	if (rc != 0 || full) {
+		op->out_skipped += full && t->tag[i] == T_RECIPIENT;
+		return rc;
+	}
+	t->tag[i] |= T_NEW;
+	(*added)++;
+	return vt__lmdb_dlv_add(s, txn, ik, iklen, op->rec->id, 0);
+}
+
+/* Add the deliveries of @op that do not exist yet, storing the record if new. */
+static int put_deliveries(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
+{
+	uint8_t idk[8];
+	uint32_t n, added = 0;
+	int64_t ts;
+	int rc;
+
+	vt__put_be64(idk, op->rec->id);
+	rc = vt__lmdb_rcnt_get(s, txn, idk, &n, &ts);
+	for (uint32_t i = 0; i < s->targets.n && rc == 0; i++) {
+		rc = put_target(s, txn, op, i, &added);
+	}
+	if (rc != 0 || added == 0) {
+		return rc;
+	}
+	if (n == 0) {
+		ts = op->rec->ts;
+		rc = rec_store(s, txn, op->rec, idk);
+	}
+	return rc ? rc : vt__lmdb_rcnt_put(s, txn, idk, n + added, ts);
+}
+
+/* Fill out_to with the targets that got a new delivery. */
+static int put_out(struct lmdb *s, struct vt_op *op, struct vt__out **chain)
+{
+	const struct vt__tset *t = &s->targets;
+	uint32_t n = 0;
+	size_t bytes = 0, klen;
+	struct vt__out *o;
+
+	for (uint32_t i = 0; i < t->n; i++) {
+		if (t->tag[i] & T_NEW) {
+			vt__tset_key(t, i, &klen);
+			bytes += klen;
+			n++;
+		}
+	}
+	if (n == 0) {
+		return 0;
+	}
+	o = vt__out_new(chain, n, bytes);
+	if (!o) {
+		return ENOMEM;
+	}
+	for (uint32_t i = 0; i < t->n; i++) {
+		const uint8_t *k = vt__tset_key(t, i, &klen);
+
+		if (t->tag[i] & T_NEW) {
+			vt__out_push(o, k, klen);
+		}
+	}
+	op->out_to = o->v;
+	op->out_nto = o->n;
+	return 0;
+}
+
+int vt__lmdb_max_id_get(struct lmdb *s, MDB_txn *txn, uint64_t *out)
+{
+	MDB_val k = val("max_id", 6), v;
+	int rc = mdb_get(txn, s->meta, &k, &v);
+
+	*out = 0;
+	if (rc == 0 && v.mv_size == 8) {
+		*out = vt__get_be64(v.mv_data);
+	}
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int max_id_raise(struct lmdb *s, MDB_txn *txn, uint64_t id)
+{
+	uint8_t buf[8];
+	MDB_val k = val("max_id", 6), v = val(buf, 8);
+	uint64_t cur;
+	int rc = vt__lmdb_max_id_get(s, txn, &cur);
+
+	if (rc != 0 || id <= cur) {
+		return rc;
+	}
+	vt__put_be64(buf, id);
+	return mdb_put(txn, s->meta, &k, &v, 0);
+}
+
+/*
+ * Apply one PUT. Returns an LMDB error (the batch then aborts) or 0. On a
+ * full store a PUT that would write is refused; a duplicate is still
+ * answered, so a sender retrying what was accepted learns its id.
+ */
+int vt__lmdb_apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b)
+{
+	int full = 0, rc;
+
+	if (!put_valid(op)) {
+		op->status = VT_EINVAL;
+		return 0;
+	}
+	rc = put_dedup_check(s, txn, op);
+	if (rc != 0 || op->dup_of) {
+		return rc;
+	}
+	rc = put_targets(s, txn, op);
+	if (rc == 0) {
+		rc = put_cap_check(s, txn, op, &full);
+	}
+	if (rc != 0 || full) {
+		op->status = full ? VT_EINBOXFULL : 0;
+		return rc;
+	}
+	if (b->refuse) {
+		op->status = VT_ENOSPC;
+		return 0;
+	}
+	rc = put_deliveries(s, txn, op);
+	if (rc == 0) {
+		rc = put_dedup_record(s, txn, op);
+	}
+	if (rc == 0) {
+		rc = max_id_raise(s, txn, op->rec->id);
+	}
+	return rc ? rc : put_out(s, op, &b->out);
+}
+
+/* ---- ACK, NOTIFIED, GROUP ---- */
+
+/* Report what record @id was, before its last delivery may delete it. */
+static int ack_report(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
+{
+	uint8_t idk[8];
+	MDB_val k = val(idk, 8), v;
+	struct vt_record r;
+	int rc;
+
+	vt__put_be64(idk, op->id);
+	rc = mdb_get(txn, s->recs, &k, &v);
+	if (rc == MDB_NOTFOUND || (rc == 0 && vt__lmdb_rec_decode(&v, op->id, &r) != 0)) {
+		vt_log(VT_LOG_WARN, "lmdb: acked record id=%llu is %s", (unsigned long long)op->id,
+		       rc ? "missing" : "damaged");
+		return 0;
+	}
+	if (rc == 0) {
+		vt__ack_report(op, &r);
+	}
+	return rc;
+}
+
+int vt__lmdb_apply_ack(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
+{
+	uint8_t ik[VT__INBOX_KEY_MAX];
+	size_t iklen = vt__inbox_key(&op->inbox, ik);
+	int exists, rc;
+
+	if (iklen == 0) {
+		op->status = VT_EUNKNOWNID;
+		return 0;
+	}
+	rc = vt__lmdb_dlv_exists(s, txn, ik, iklen, op->id, &exists);
+	if (rc == 0 && !exists) {
+		op->status = VT_EUNKNOWNID;
+		return 0;
+	}
+	if (rc == 0) {
+		rc = ack_report(s, txn, op);
+	}
+	return rc ? rc : vt__lmdb_dlv_remove(s, txn, ik, iklen, op->id);
+}
+
+int vt__lmdb_apply_notified(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
+{
+	uint8_t ik[VT__INBOX_KEY_MAX];
+	size_t iklen = vt__inbox_key(&op->inbox, ik);
+	uint32_t flags;
+	int exists, rc;
+
+	if (iklen == 0) {
+		op->status = VT_EUNKNOWNID;
+		return 0;
+	}
+	rc = vt__lmdb_dlv_get(s, txn, ik, iklen, op->id, &exists, &flags);
+	if (rc != 0 || !exists) {
+		op->status = rc ? 0 : VT_EUNKNOWNID;
+		return rc;
+	}
+	if (flags & VT_REC_NOTIFIED) {
+		return 0;
+	}
+	return vt__lmdb_dlv_put(s, txn, ik, iklen, op->id, flags | VT_REC_NOTIFIED);
+}
+
+/*
+ * Set or delete a group's state. On a full store even a delete is refused:
+ * a change travels with the events that announce it, and those are refused.
+ */
+int vt__lmdb_apply_group(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b)
+{
+	MDB_val k, v;
+
+	if (!vt__group_valid(op)) {
+		op->status = VT_EINVAL;
+		return 0;
+	}
+	if (b->refuse) {
+		op->status = VT_ENOSPC;
+		return 0;
+	}
+	k = val(op->group, strlen(op->group));
+	if (op->len == 0) {
+		return vt__lmdb_del_quiet(txn, s->groups, k.mv_data, k.mv_size);
+	}
+	b->grows = 1;
+	v = val(op->data, op->len);
+	return mdb_put(txn, s->groups, &k, &v, 0);
+}

@@ -1,0 +1,223 @@
+/*
+ * store_lmdb_space.c - room to write: the headroom kept in the map and
+ * the disk blocks reserved under the data file (see store_lmdb.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <vartalap/error.h>
+#include <vartalap/log.h>
+#include <vartalap/storage.h>
+
+#include "store_lmdb_int.h"
+
+/* ---- disk space ---- */
+
+/*
+ * Give the data file disk blocks for its first @pages pages. A file system
+ * that cannot is logged once and no longer asked: the store then runs as
+ * before, limited by the map alone. Returns 0 or an errno.
+ */
+static int file_alloc(struct lmdb *s, size_t pages)
+{
+	int rc = posix_fallocate(s->fd, 0, (off_t)(pages * s->psize));
+
+	if (rc == 0) {
+		s->alloc_pages = pages;
+	} else if (rc != ENOSPC) {
+		vt_log(VT_LOG_WARN,
+		       "lmdb: cannot reserve disk space for the store (%s); "
+		       "a full disk may then refuse acks too",
+		       strerror(rc));
+		s->fd_ok = 0;
+	}
+	return rc;
+}
+
+/* Whole pages free for an unprivileged writer on the data file's disk. */
+static size_t disk_free_pages(const struct lmdb *s)
+{
+	struct statvfs v;
+
+	if (fstatvfs(s->fd, &v) != 0) {
+		return 0;
+	}
+	return (size_t)((uint64_t)v.f_bavail * v.f_frsize / s->psize);
+}
+
+/* Pages held by every tree, as @txn sees them (its own writes included). */
+static int pages_used(struct lmdb *s, MDB_txn *txn, size_t *out)
+{
+	const MDB_dbi all[] = {FREE_DBI, MAIN_DBI,  s->recs,    s->dlv,   s->byrec,
+	                       s->rcnt,  s->bytime, s->dedup,   s->dtime, s->icnt,
+	                       s->meta,  s->devs,   s->devtime, s->groups};
+	MDB_stat st;
+	size_t n = 2; /* the two meta pages */
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		int rc = mdb_stat(txn, all[i], &st);
+
+		if (rc != 0) {
+			return rc;
+		}
+		n += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+	}
+	*out = n;
+	return 0;
+}
+
+/*
+ * Nonzero when the batch stored something new: a PUT that wrote, a device
+ * registered or a group state set. Acks, refreshes, NOTIFIED and group
+ * deletes may use the reserve, so space can always be freed.
+ */
+static int batch_stores(const struct vt_op *ops, size_t n, const struct batch *b)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (ops[i].kind == VT_OP_PUT && ops[i].status == 0 && !ops[i].dup_of) {
+			return 1;
+		}
+	}
+	return b->grows;
+}
+
+/*
+ * Make sure the data file has disk blocks for @live pages plus the reserve,
+ * a chunk ahead, so that an ack on a full disk finds the blocks its copies
+ * need. When the disk cannot give a whole chunk, take what it has: the
+ * store is then limited by the disk, not the map (see page_limit).
+ */
+static void reserve_disk(struct lmdb *s, size_t live)
+{
+	size_t want = live + 2 * s->floor, target;
+	int rc;
+
+	if (!s->fd_ok || want <= s->alloc_pages || s->alloc_pages >= s->map_pages) {
+		return;
+	}
+	target = want + s->chunk < s->map_pages ? want + s->chunk : s->map_pages;
+	rc = file_alloc(s, target);
+	if (rc == ENOSPC) {
+		size_t fits = s->alloc_pages + disk_free_pages(s);
+
+		if (fits > s->alloc_pages && fits < target) {
+			file_alloc(s, fits);
+		}
+		if (!s->disk_full) {
+			vt_log(VT_LOG_WARN,
+			       "lmdb: disk full: the store is held at %zu KB until "
+			       "space is freed",
+			       s->alloc_pages * s->psize / 1024);
+		}
+		s->disk_full = 1;
+		return;
+	}
+	s->disk_full = 0;
+}
+
+/* Live pages a storing batch may leave: the map's limit, or the disk's. */
+static size_t page_limit(const struct lmdb *s)
+{
+	size_t disk = s->alloc_pages > s->floor ? s->alloc_pages - s->floor : 0;
+
+	return s->fd_ok && disk < s->map_limit ? disk : s->map_limit;
+}
+
+/* MDB_MAP_FULL when a storing batch would eat into the reserve. */
+int vt__lmdb_check_headroom(struct lmdb *s, MDB_txn *txn, const struct vt_op *ops, size_t n,
+                            const struct batch *b)
+{
+	size_t used;
+	int rc;
+
+	if (!batch_stores(ops, n, b)) {
+		return 0;
+	}
+	rc = pages_used(s, txn, &used);
+	if (rc == 0) {
+		reserve_disk(s, used);
+	}
+	return rc ? rc : (used > page_limit(s) ? MDB_MAP_FULL : 0);
+}
+
+/* ---- at open ---- */
+
+/*
+ * The reserve is a sixteenth of the map, and at least RESERVE_FLOOR pages:
+ * what one engine batch of acks needs to copy its paths in every tree and
+ * to save the free list (see the tiny map tests).
+ */
+int vt__lmdb_set_page_limit(struct lmdb *s)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	size_t reserve;
+	int rc = mdb_env_info(s->env, &info);
+
+	if (rc == 0) {
+		rc = mdb_env_stat(s->env, &st);
+	}
+	if (rc != 0) {
+		return rc;
+	}
+	s->psize = st.ms_psize;
+	s->map_pages = info.me_mapsize / st.ms_psize;
+	s->floor = RESERVE_FLOOR;
+	reserve = s->map_pages / 16 > s->floor ? s->map_pages / 16 : s->floor;
+	s->chunk = reserve;
+	s->map_limit = s->map_pages > reserve ? s->map_pages - reserve : 0;
+	return 0;
+}
+
+/* Live pages of the store as it is on disk. */
+static int pages_at_open(struct lmdb *s, size_t *live)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+
+	if (rc == 0) {
+		rc = pages_used(s, txn, live);
+		mdb_txn_abort(txn);
+	}
+	return rc;
+}
+
+/*
+ * Reserve the data file's disk blocks for what is stored plus the reserve,
+ * so that a disk that fills up later can still take acks. Refused (ENOSPC)
+ * when the disk has not even room for the reserve.
+ */
+int vt__lmdb_reserve_at_open(struct lmdb *s, const char *path)
+{
+	struct stat st;
+	size_t live;
+	int rc = mdb_env_get_fd(s->env, &s->fd);
+
+	if (rc == 0) {
+		rc = pages_at_open(s, &live);
+	}
+	if (rc != 0 || fstat(s->fd, &st) != 0) {
+		return rc ? rc : errno;
+	}
+	s->fd_ok = 1;
+	s->alloc_pages = (size_t)st.st_blocks * 512 / s->psize;
+	if (s->alloc_pages > (size_t)st.st_size / s->psize) {
+		s->alloc_pages = (size_t)st.st_size / s->psize;
+	}
+	reserve_disk(s, live);
+	if (s->fd_ok && s->disk_full && s->alloc_pages < live + s->floor) {
+		vt_log(VT_LOG_ERROR,
+		       "lmdb: %s: no disk space for the store: a %llu KB map "
+		       "needs at least %zu KB more, %zu KB free",
+		       path, (unsigned long long)(s->map_pages * s->psize / 1024),
+		       (live + s->floor - s->alloc_pages) * s->psize / 1024,
+		       disk_free_pages(s) * s->psize / 1024);
+		return ENOSPC;
+	}
+	return 0;
+}
