@@ -25,10 +25,13 @@ struct vb_opts {
 	const char *host;
 	int port;
 	const char *data_dir;    /* where dev-secret is (vartalapd only) */
+	const char *secret_file; /* the token key, instead of DATA_DIR/dev-secret */
 	const char *prefix;      /* user names: PREFIX + index */
 	const char *label;       /* the server's name in tables */
 	const char *csv;         /* append one result line here */
 	int pairs;               /* p2p and offline */
+	int peer_port;           /* p2p: one side of every pair on this node */
+	int half_port;           /* p2p: every other pair, both sides, on this node */
 	int window;              /* closed loop: messages in flight per sender */
 	double rate;             /* messages/s over all senders; 0: closed loop */
 	int size;                /* bytes of one message envelope */
@@ -49,6 +52,7 @@ struct vb_conn {
 	struct bufferevent *bev;
 	struct vb_conn *peer;    /* p2p: whom this one sends to */
 	int idx;                 /* user index */
+	int port;                /* the server it connects to; 0: --port */
 	int ready;
 	int paused;              /* does not ack what arrives */
 	uint32_t inflight;       /* own messages not yet done */

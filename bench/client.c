@@ -71,7 +71,8 @@ static void fail(struct vb_conn *c, const char *why)
 
 static void open_one(struct vb_bench *b, struct vb_conn *c)
 {
-	struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)b->o.port)};
+	int port = c->port > 0 ? c->port : b->o.port;
+	struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	int fd = make_socket(c->idx);
 
 	inet_pton(AF_INET, b->o.host, &dst.sin_addr);

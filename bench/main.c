@@ -18,6 +18,9 @@ static const char usage[] =
 	"  --port N                 its port on 127.0.0.1 (default 8080)\n"
 	"  --label NAME             its name in the tables\n"
 	"  --data-dir DIR           vartalapd's data directory (for dev-secret)\n"
+	"  --secret-file PATH       the nodes' token key (instead of dev-secret)\n"
+	"  --peer-port N            p2p: one side of each pair on a second node\n"
+	"  --half-port N            p2p: half the pairs, both sides, on a second node\n"
 	"  --prefix P               user names are P0, P1, ... (default u)\n"
 	"  --pairs N  --window W  --rate R  --size BYTES\n"
 	"  --conns N  --members N  --queued N  --count N  --no-drain\n"
@@ -41,7 +44,8 @@ static int parse(struct vb_opts *o, int argc, char **argv)
 		{"conns", 1, 0, 'c'}, {"members", 1, 0, 'm'}, {"queued", 1, 0, 'q'},
 		{"count", 1, 0, 'k'}, {"no-drain", 0, 0, 'D'}, {"seconds", 1, 0, 's'},
 		{"warmup", 1, 0, 'W'}, {"timeout", 1, 0, 't'}, {"server-pid", 1, 0, 'i'},
-		{"csv", 1, 0, 'C'}, {0, 0, 0, 0}};
+		{"csv", 1, 0, 'C'}, {"secret-file", 1, 0, 'K'}, {"peer-port", 1, 0, 'x'},
+		{"half-port", 1, 0, 'h'}, {0, 0, 0, 0}};
 	int ch;
 
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -68,6 +72,9 @@ static int parse(struct vb_opts *o, int argc, char **argv)
 		case 't': o->timeout = atof(optarg); break;
 		case 'i': o->server_pid = atoi(optarg); break;
 		case 'C': o->csv = optarg; break;
+		case 'K': o->secret_file = optarg; break;
+		case 'x': o->peer_port = atoi(optarg); break;
+		case 'h': o->half_port = atoi(optarg); break;
 		default: return -1;
 		}
 	}
@@ -99,7 +106,11 @@ static int setup(struct vb_bench *b, long nofile)
 	int need = 2 * b->o.pairs + b->o.conns + b->o.members + 16;
 
 	if (b->o.proto == VB_VT && strcmp(b->o.scenario, "restart") != 0 && vb_key_load(b) != 0) {
-		fprintf(stderr, "vtbench: cannot read %s/dev-secret\n", b->o.data_dir);
+		if (b->o.secret_file != NULL) {
+			fprintf(stderr, "vtbench: cannot read %s\n", b->o.secret_file);
+		} else {
+			fprintf(stderr, "vtbench: cannot read %s/dev-secret\n", b->o.data_dir);
+		}
 		return -1;
 	}
 	if (b->o.conns > nofile - 64) {
@@ -129,6 +140,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	b.o.scenario = argv[1];
+	if (b.o.peer_port > 0 && b.o.half_port > 0) {
+		fputs("vtbench: --peer-port and --half-port exclude each other\n", stderr);
+		return 2;
+	}
 	if (b.o.label == NULL) {
 		static const char *names[] = {"vartalapd", "relay", "mosquitto"};
 

@@ -8,6 +8,11 @@
  * each message was due, not from when it finally left; a stalled server
  * then shows up in the percentiles instead of quietly slowing the
  * schedule down (coordinated omission).
+ *
+ * Two nodes sharing a store: with --peer-port, user 2k stays on --port and
+ * user 2k+1 connects to the other node, so every message is accepted by
+ * one node and pushed by the other. With --half-port, pair k connects to
+ * the other node when k is odd, and every message stays on one node.
  */
 #include <stdio.h>
 
@@ -100,6 +105,11 @@ void vb_p2p_setup(struct vb_bench *b)
 		c->peer = &b->conns[i ^ 1];
 		snprintf(c->user, sizeof(c->user), "%s%d", b->o.prefix, i);
 		snprintf(c->to, sizeof(c->to), "%s%d", b->o.prefix, i ^ 1);
+		if (b->o.peer_port > 0 && (i & 1)) {
+			c->port = b->o.peer_port;
+		} else if (b->o.half_port > 0 && ((i / 2) & 1)) {
+			c->port = b->o.half_port;
+		}
 	}
 	b->h = (struct vb_hooks){.start = start, .accepted = accepted, .refused = refused,
 	                         .delivered = delivered,

@@ -32,7 +32,11 @@ int vb_key_load(struct vb_bench *b)
 	ssize_t n;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/dev-secret", b->o.data_dir);
+	if (b->o.secret_file != NULL) {
+		snprintf(path, sizeof(path), "%s", b->o.secret_file);
+	} else {
+		snprintf(path, sizeof(path), "%s/dev-secret", b->o.data_dir);
+	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		return -1;
