@@ -382,8 +382,13 @@ static void on_commit(void *arg, int status)
 		vt_log(VT_LOG_ERROR, "storage batch of %zu failed: %s", b.len, vt_strerror(status));
 	}
 	e->healthy = status == 0;
+	e->health_err = status;
 	if (status == 0) {
 		e->committed_id = e->sent_last_id;
+	} else if (e->next_expire > vt__now(e) + 1000) {
+		/* Probe storage soon (see on_expired in engine.c). */
+		e->next_expire = vt__now(e) + 1000;
+		vt__timers_changed(e);
 	}
 
 	undo_groups(e, &b, status);

@@ -241,6 +241,15 @@ static void on_expired(void *arg, int status, uint64_t removed)
 
 	e->pending_calls--;
 	e->expiring = 0;
+
+	/*
+	 * While storage is unreachable the sweep runs every second: it is also
+	 * the probe that tells when it answers again, without waiting for
+	 * traffic. A full store stays unhealthy until a batch commits.
+	 */
+	if (e->health_err != VT_ENOSPC) {
+		e->healthy = status == 0;
+	}
 	if (status < 0) {
 		vt_log(VT_LOG_WARN, "offline expiry failed: %s", vt_strerror(status));
 		return;
@@ -274,7 +283,7 @@ static void sweep(struct vt_engine *e, uint64_t now)
 		}
 		vt_engine_flush(e);
 
-		e->next_expire = now + EXPIRE_SWEEP_MS;
+		e->next_expire = now + (e->healthy ? EXPIRE_SWEEP_MS : TOKEN_SWEEP_MS);
 		e->expiring = 1;
 		e->pending_calls++;
 		e->st.ops->expire(e->st.self, wall, wall - (int64_t)e->cfg.offline_ttl_ms,

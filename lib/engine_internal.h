@@ -224,6 +224,7 @@ struct vt_engine {
 
 	int shutting_down;
 	int healthy;
+	int health_err;          /* the last batch's status */
 	struct vt_engine_stats stats;
 	struct vt_buf out;       /* scratch for encoding */
 };

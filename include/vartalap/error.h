@@ -30,7 +30,7 @@ extern "C" {
 	X(VT_EFORBIDDEN, -8, "forbidden", "not allowed for this user", 403) \
 	X(VT_EUNKNOWNID, -9, "unknown_id", "no pending message with this id", 404) \
 	X(VT_EINBOXFULL, -10, "inbox_full", "recipient's offline inbox is full", 409) \
-	X(VT_ESTORAGE, -11, "storage_error", "storage failed; nothing accepted", 503) \
+	X(VT_ESTORAGE, -11, "storage_error", "storage failed; re-send with the same id", 503) \
 	X(VT_ERATE, -12, "rate_limited", "too many requests; slow down", 429) \
 	X(VT_EBUSY, -13, "busy", "server is overloaded; retry later", 503) \
 	X(VT_EVERSION, -14, "bad_version", "unsupported protocol version", 400) \

@@ -472,6 +472,7 @@ START_TEST(stats_count_what_happened)
 }
 END_TEST
 
+
 /* Past the per-connection rate, events are refused with a code to act on. */
 START_TEST(event_rate_is_limited_per_connection)
 {
@@ -538,7 +539,7 @@ static int fail_commits;
 static void failing_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb done, void *arg)
 {
 	if (fail_commits) {
-		done(arg, VT_ENOSPC);
+		done(arg, fail_commits);
 		return;
 	}
 	inner.ops->commit(inner.self, ops, n, done, arg);
@@ -592,11 +593,15 @@ START_TEST(full_storage_never_accepts_and_recovers)
 	E = engine_new(&H, &c, &st);
 	connect_user(E, &H, "alice", &A);
 
-	fail_commits = 1;
+	fail_commits = VT_ENOSPC;
 	send_msg(&A, "m1", "bob", "1");
 	turn(E, &H);
 	ck_assert_uint_eq(cap_count(&A, "accepted"), 0);
 	ck_assert_ptr_nonnull(strstr(cap_nth(&A, "error", 0), "storage_full"));
+	ck_assert_int_eq(vt_engine_healthy(E), 0);
+
+	/* Full is not unreachable: health waits for a batch that commits. */
+	advance(E, &H, 1500);
 	ck_assert_int_eq(vt_engine_healthy(E), 0);
 
 	fail_commits = 0;
@@ -606,6 +611,28 @@ START_TEST(full_storage_never_accepts_and_recovers)
 	ck_assert_int_eq(vt_engine_healthy(E), 1);
 	connect_user(E, &H, "bob", &B);
 	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+}
+END_TEST
+
+/* Storage that stopped answering is seen healthy again without traffic. */
+START_TEST(health_returns_when_storage_answers_again)
+{
+	struct vt_engine_config c = cfg_short();
+	struct vt_storage st = {.ops = &failing_ops};
+
+	vt_engine_destroy(E);
+	ck_assert_int_eq(vt_storage_memory_create(86400000, &inner), 0);
+	E = engine_new(&H, &c, &st);
+	connect_user(E, &H, "alice", &A);
+	fail_commits = VT_ESTORAGE;
+	send_msg(&A, "m1", "bob", "1");
+	turn(E, &H);
+	ck_assert_ptr_nonnull(strstr(cap_nth(&A, "error", 0), "storage_error"));
+	ck_assert_int_eq(vt_engine_healthy(E), 0);
+
+	fail_commits = 0;
+	advance(E, &H, 1500);
+	ck_assert_int_eq(vt_engine_healthy(E), 1);
 }
 END_TEST
 
@@ -731,6 +758,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(t, event_rate_is_limited_per_connection);
 	tcase_add_test(t, stats_count_what_happened);
 	tcase_add_test(t, full_storage_never_accepts_and_recovers);
+	tcase_add_test(t, health_returns_when_storage_answers_again);
 	tcase_add_test(t, full_transport_pauses_pushes);
 	tcase_add_test(t, newer_connection_replaces_older);
 	tcase_add_test(t, stalled_reader_queue_stays_small);
