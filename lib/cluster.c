@@ -28,7 +28,7 @@ void vt__cluster_attach(struct vt_engine *e, const struct vt_conn *c, int attach
 	}
 }
 
-void vt_engine_wake(struct vt_engine *e, const struct vt_inbox *in)
+void vt_engine_wake(struct vt_engine *e, const struct vt_inbox *in, uint64_t id)
 {
 	struct vt_conn *c = vt__conn_find(e, in->user, in->device);
 
@@ -36,7 +36,11 @@ void vt_engine_wake(struct vt_engine *e, const struct vt_inbox *in)
 		return;
 	}
 
-	/* What is new sits in the shared store: list it like a backlog. */
+	/* What is new sits in the shared store: list it like a backlog, from
+	 * the start when it may sit below what was listed already. */
+	if (id == 0 || id <= c->cursor) {
+		c->rewind = 1;
+	}
 	c->backlog = 1;
 	c->backlog_gen++;
 	vt__conn_pump(c);

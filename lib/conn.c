@@ -399,7 +399,20 @@ static void fetch(struct vt_conn *c)
 	c->e->pending_calls++;
 	c->fetch_gen = c->backlog_gen;
 	c->fetch_want = want;
-	e->st.ops->list(e->st.self, &c->inbox, c->cursor, want, on_list, c);
+	c->rewinding = c->rewind;
+	c->rewind = 0;
+	e->st.ops->list(e->st.self, &c->inbox, c->rewinding ? 0 : c->cursor, want, on_list, c);
+}
+
+/* Is event @id in the connection's queue now? */
+static int queued(const struct vt_conn *c, uint64_t id)
+{
+	for (const struct vt_item *it = c->head; it != NULL; it = it->next) {
+		if (it->msg->rec.id == id) {
+			return 1;
+		}
+	}
+	return 0;
 }
 
 static void on_list(void *arg, int status, const struct vt_record *recs, size_t n)
@@ -421,7 +434,7 @@ static void on_list(void *arg, int status, const struct vt_record *recs, size_t 
 	for (size_t i = 0; i < n; i++) {
 		struct vt_msg *m;
 
-		if (recs[i].id <= c->cursor) {
+		if (recs[i].id <= c->cursor && (!c->rewinding || queued(c, recs[i].id))) {
 			continue;
 		}
 		m = vt_msg_new(recs[i].kind, recs[i].from, recs[i].to, recs[i].cid, recs[i].ts,

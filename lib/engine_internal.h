@@ -109,6 +109,8 @@ struct vt_conn {
 	int backlog;          /* storage may hold owed events above cursor */
 	int fetching;         /* a list call is pending */
 	int touching;         /* the device's registration is not committed yet */
+	int rewind;           /* the next listing starts from the beginning */
+	int rewinding;        /* the pending listing did */
 	int blocked;          /* the transport said VT_EAGAIN */
 
 	struct vt_bucket typing; /* rate limit of typing events */

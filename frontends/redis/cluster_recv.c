@@ -49,13 +49,35 @@ static int parse_inbox(const struct vt_redis_cluster *c, const char *chan, size_
 	return 1;
 }
 
-static void wake(struct vt_redis_cluster *c, const char *chan, size_t clen)
+/* The record id a wake-up carries (16 hex digits); 0 when there is none. */
+static uint64_t wake_id(const char *msg, size_t len)
+{
+	uint64_t id = 0;
+
+	if (msg == NULL || len != 16) {
+		return 0;
+	}
+	for (size_t i = 0; i < len; i++) {
+		int d = msg[i] >= '0' && msg[i] <= '9'   ? msg[i] - '0'
+			: msg[i] >= 'a' && msg[i] <= 'f' ? msg[i] - 'a' + 10
+							 : -1;
+
+		if (d < 0) {
+			return 0;
+		}
+		id = id << 4 | (uint64_t)d;
+	}
+	return id;
+}
+
+static void wake(struct vt_redis_cluster *c, const char *chan, size_t clen, const char *msg,
+		 size_t len)
 {
 	char user[VT_ID_MAX + 1], device[VT_ID_MAX + 1];
 	struct vt_inbox in = {user, device};
 
 	if (parse_inbox(c, chan, clen, user, device)) {
-		vt_engine_wake(c->engine, &in);
+		vt_engine_wake(c->engine, &in, wake_id(msg, len));
 	}
 }
 
@@ -118,7 +140,7 @@ void vt__cl_on_message(void *arg, const char *chan, size_t clen, const char *msg
 	} else if (is_chan(chan, clen, c->groups_chan)) {
 		on_group_msg(c, msg, len);
 	} else {
-		wake(c, chan, clen);
+		wake(c, chan, clen, msg, len);
 	}
 }
 
@@ -138,7 +160,8 @@ void vt__cl_on_subscribed(void *arg, const char *chan, size_t clen)
 		vt__cl_resync_step(c);
 		return;
 	}
-	wake(c, chan, clen);
+	/* A new subscription: anything may have been missed, ids unknown. */
+	wake(c, chan, clen, NULL, 0);
 }
 
 /* ---- reloading the groups ---- */

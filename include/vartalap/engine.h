@@ -113,10 +113,13 @@ VT_EXPORT void vt_engine_set_notifier(struct vt_engine *e, struct vt_notifier no
 VT_EXPORT void vt_engine_set_cluster(struct vt_engine *e, struct vt_cluster cluster);
 
 /*
- * Another node committed events for @in: if that device is connected here,
- * list its inbox again and push what is new. Harmless otherwise.
+ * Another node committed event @id for @in (0: events, ids unknown): if that
+ * device is connected here, list its inbox again and push what is new.
+ * Nodes take ids from blocks of their own, so @id may be lower than what the
+ * connection was pushed already; the listing then starts from the beginning.
+ * Harmless when the device is not connected here.
  */
-VT_EXPORT void vt_engine_wake(struct vt_engine *e, const struct vt_inbox *in);
+VT_EXPORT void vt_engine_wake(struct vt_engine *e, const struct vt_inbox *in, uint64_t id);
 
 /*
  * No node holds @in: call the push hook for @rec (once; the delivery is

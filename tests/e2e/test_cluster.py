@@ -87,6 +87,30 @@ async def test_live_across_nodes():
         c.close()
 
 
+async def test_wake_below_what_was_pushed():
+    """Nodes take ids from blocks of their own: a message accepted on the
+    node with the lower block, after one from a higher block was pushed,
+    still reaches the connected device live."""
+    c = Three()
+    try:
+        high = await connect(c.n3, "carol", token=c.n3.token("carol"))
+        low = await connect(c.n1, "alice", token=c.n1.token("alice"))
+        bob = await connect(c.n2, "bob", token=c.n2.token("bob"))
+        await asyncio.sleep(0.3)  # subscriptions confirmed
+        await high.message("bob", "from-high", "1")
+        a_high = await answered(high, "from-high")
+        await bob.expect(is_msg("from-high"), 3, "the first message live")
+        await low.message("bob", "from-low", "2")
+        a_low = await answered(low, "from-low")
+        check(int(a_low["id"]) < int(a_high["id"]),
+              "ids from two blocks: %s then %s" % (a_high["id"], a_low["id"]))
+        await bob.expect(is_msg("from-low"), 3, "the lower id live as well")
+        for x in (high, low, bob):
+            await x.close()
+    finally:
+        c.close()
+
+
 async def test_offline_then_third_node():
     c = Three()
     try:
@@ -237,7 +261,7 @@ if __name__ == "__main__":
     if REDIS is None:
         print("redis-server is not installed: skipped")
         sys.exit(77)
-    run([test_live_across_nodes,
+    run([test_live_across_nodes, test_wake_below_what_was_pushed,
          test_offline_then_third_node,
          test_group_across_nodes,
          test_kill9_holder_while_flowing,

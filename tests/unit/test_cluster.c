@@ -205,7 +205,7 @@ static void settle(void)
 			struct vt_inbox in = {.user = q[i].user, .device = q[i].device};
 
 			if (q[i].kind == 0) {
-				vt_engine_wake(node[q[i].node], &in);
+				vt_engine_wake(node[q[i].node], &in, q[i].rec.id);
 			} else if (q[i].kind == 1) {
 				vt_engine_notify_offline(node[q[i].node], &in, &q[i].rec);
 			} else {
