@@ -28,6 +28,11 @@ void vt__cluster_attach(struct vt_engine *e, const struct vt_conn *c, int attach
 	}
 }
 
+/*
+ * TODO: an ack taken by one node is not told to the node whose connection
+ * holds the event in its queue; that node pushes it again until its retries
+ * run out, and then calls the push hook. The cluster needs an "acked" call.
+ */
 void vt_engine_wake(struct vt_engine *e, const struct vt_inbox *in, uint64_t id)
 {
 	struct vt_conn *c = vt__conn_find(e, in->user, in->device);

@@ -206,6 +206,8 @@ int vt_conn_open(struct vt_engine *e, const struct vt_identity *id,
 	/*
 	 * One live connection per device. A newer one replaces an older one,
 	 * which a client that lost its network without a FIN leaves behind.
+	 * TODO: only on this node; with several nodes an old connection on
+	 * another node stays until its ping deadline.
 	 */
 	old = vt__conn_find(e, id->user, id->device);
 	if (old != NULL) {

@@ -619,6 +619,8 @@ void vt__take_event(struct vt_engine *e, const struct vt_identity *from, const c
 		return;
 	}
 	rc = vt_env_decode(data, len, env, &reason);
+	/* TODO: REST sends have no connection and so no bucket; a per-user
+	 * limit would cover them. */
 	if (rc == 0 && env->type != VT_ENV_ACK && origin.conn != NULL &&
 	    !vt_bucket_take(&origin.conn->events, e->cfg.msgs_per_sec, vt__now(e))) {
 		/* The client can act on this: wait, then re-send with the same id. */
