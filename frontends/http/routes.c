@@ -36,8 +36,13 @@ static const char *request_body(struct vt_http_gateway *gw, struct evhttp_reques
 	return data != NULL ? data : "";
 }
 
-void vt_http_route_send(struct vt_http_gateway *gw, struct evhttp_request *req,
-                        const struct vt_identity *id)
+/* vt_engine_submit and vt_engine_ack: a JSON body in, one reply out. */
+typedef void (*body_fn)(struct vt_engine *e, const struct vt_identity *id, const char *json,
+                        size_t len, vt_reply_fn reply, void *arg);
+
+/* Hand the request's body to @fn; the reply goes out when the engine gives it. */
+static void route_body(struct vt_http_gateway *gw, struct evhttp_request *req,
+                       const struct vt_identity *id, body_fn fn)
 {
 	size_t len;
 	const char *body = request_body(gw, req, &len);
@@ -50,24 +55,19 @@ void vt_http_route_send(struct vt_http_gateway *gw, struct evhttp_request *req,
 	if (p == NULL) {
 		return;
 	}
-	vt_engine_submit(gw->engine, id, body, len, vt_http_on_reply, p);
+	fn(gw->engine, id, body, len, vt_http_on_reply, p);
+}
+
+void vt_http_route_send(struct vt_http_gateway *gw, struct evhttp_request *req,
+                        const struct vt_identity *id)
+{
+	route_body(gw, req, id, vt_engine_submit);
 }
 
 void vt_http_route_ack(struct vt_http_gateway *gw, struct evhttp_request *req,
                        const struct vt_identity *id)
 {
-	size_t len;
-	const char *body = request_body(gw, req, &len);
-	struct vt_http_pending *p;
-
-	if (body == NULL) {
-		return;
-	}
-	p = vt_http_pending_new(gw, req);
-	if (p == NULL) {
-		return;
-	}
-	vt_engine_ack(gw->engine, id, body, len, vt_http_on_reply, p);
+	route_body(gw, req, id, vt_engine_ack);
 }
 
 /*
