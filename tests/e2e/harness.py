@@ -74,7 +74,9 @@ def _pdeathsig():
         pass
 
 
-def _cleanup():
+def _cleanup(forget=False):
+    """Kill every server and child process started; @forget drops the
+    children from the list too (between tests)."""
     for s in list(_servers):
         s.kill()
     for p in list(_children):
@@ -83,6 +85,8 @@ def _cleanup():
             p.wait(timeout=2)
         except Exception:
             pass
+        if forget:
+            _children.remove(p)
 
 
 atexit.register(_cleanup)
@@ -841,15 +845,7 @@ def run(tests, total_timeout=150.0):
             passed += 1
             print("ok   %s (%.1fs)" % (name, time.monotonic() - t0))
         finally:
-            for s in list(_servers):
-                s.kill()
-            for p in list(_children):
-                try:
-                    p.kill()
-                    p.wait(timeout=2)
-                except Exception:
-                    pass
-                _children.remove(p)
+            _cleanup(forget=True)
         sys.stdout.flush()
         if time.monotonic() - start > total_timeout:
             rest = len(tests) - passed - failed
