@@ -105,7 +105,7 @@ void vt_group_change_free(struct vt_group_change *ch);
  * group is made and added to @gs, keeping what a deleted one remembered;
  * *@gp receives it). Checks permissions and limits; on error
  * nothing changed. @removed receives users who were members and no longer
- * are (room for max_per_update + 1). Returns 0 or a vt_error.
+ * are (room for ch->nremove + 1). Returns 0 or a vt_error.
  */
 int vt_group_apply(struct vt_groups *gs, struct vt_group **gp, const char *id,
 		   const char *actor, const struct vt_group_change *ch,

@@ -348,12 +348,11 @@ static void take_typing(struct vt_engine *e, const struct vt_identity *from,
 
 /* ---- group changes ---------------------------------------------------- */
 
-static int group_limits_ok(struct vt_engine *e, struct vt_group_limits *lim)
+static void group_limits(const struct vt_engine *e, struct vt_group_limits *lim)
 {
 	lim->max_members = e->cfg.max_group_members;
 	lim->max_name = e->cfg.max_group_name;
 	lim->max_per_update = e->cfg.max_group_update;
-	return 1;
 }
 
 /*
@@ -511,7 +510,7 @@ static void take_group(struct vt_engine *e, const struct vt_identity *from,
 	struct vt_group_limits lim;
 	struct vt_group_change ch;
 	struct vt_group *g = vt_groups_find(&e->groups, env->to);
-	char removed[VT_ACK_MAX + 2][VT_ID_MAX + 1];
+	char(*removed)[VT_ID_MAX + 1] = NULL;
 	const char *reason = "invalid group change";
 	uint32_t nremoved = 0;
 	uint64_t dup;
@@ -533,11 +532,13 @@ static void take_group(struct vt_engine *e, const struct vt_identity *from,
 		return;
 	}
 
-	group_limits_ok(e, &lim);
-	if (lim.max_per_update > VT_ACK_MAX) {
-		lim.max_per_update = VT_ACK_MAX;
-	}
+	group_limits(e, &lim);
 	rc = vt_group_change_parse(env->type, env->body, env->body_len, &lim, &ch, &reason);
+
+	/* Those removed: the users named, or the one who leaves. */
+	if (rc == 0 && (removed = calloc(ch.nremove + 1, sizeof(*removed))) == NULL) {
+		rc = VT_ENOMEM;
+	}
 	undo = rc == 0 ? snapshot(g, &undo_len) : NULL;
 	if (rc == 0) {
 		rc = vt_group_apply(&e->groups, &g, env->to, from->user, &ch, &lim, removed,
@@ -545,12 +546,14 @@ static void take_group(struct vt_engine *e, const struct vt_identity *from,
 	}
 	if (rc != 0) {
 		free(undo);
+		free(removed);
 		vt_group_change_free(&ch);
 		vt__reply_error(e, o, rc, reason, env->id);
 		return;
 	}
 
 	rc = announce(e, g, from, env, &ch, removed, nremoved, o, undo, undo_len);
+	free(removed);
 	vt_group_change_free(&ch);
 	if (rc != 0) {
 		vt__reply_error(e, o, rc, "could not record the change", env->id);
