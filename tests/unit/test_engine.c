@@ -583,7 +583,8 @@ static const struct vt_storage_ops failing_ops = {
 	.destroy = failing_destroy,
 };
 
-START_TEST(full_storage_never_accepts_and_recovers)
+/* A fresh engine on the failing storage, alice connected, commits failing with @err. */
+static void failing_engine(int err)
 {
 	struct vt_engine_config c = cfg_short();
 	struct vt_storage st = {.ops = &failing_ops};
@@ -592,8 +593,12 @@ START_TEST(full_storage_never_accepts_and_recovers)
 	ck_assert_int_eq(vt_storage_memory_create(86400000, &inner), 0);
 	E = engine_new(&H, &c, &st);
 	connect_user(E, &H, "alice", &A);
+	fail_commits = err;
+}
 
-	fail_commits = VT_ENOSPC;
+START_TEST(full_storage_never_accepts_and_recovers)
+{
+	failing_engine(VT_ENOSPC);
 	send_msg(&A, "m1", "bob", "1");
 	turn(E, &H);
 	ck_assert_uint_eq(cap_count(&A, "accepted"), 0);
@@ -617,14 +622,7 @@ END_TEST
 /* Storage that stopped answering is seen healthy again without traffic. */
 START_TEST(health_returns_when_storage_answers_again)
 {
-	struct vt_engine_config c = cfg_short();
-	struct vt_storage st = {.ops = &failing_ops};
-
-	vt_engine_destroy(E);
-	ck_assert_int_eq(vt_storage_memory_create(86400000, &inner), 0);
-	E = engine_new(&H, &c, &st);
-	connect_user(E, &H, "alice", &A);
-	fail_commits = VT_ESTORAGE;
+	failing_engine(VT_ESTORAGE);
 	send_msg(&A, "m1", "bob", "1");
 	turn(E, &H);
 	ck_assert_ptr_nonnull(strstr(cap_nth(&A, "error", 0), "storage_error"));
