@@ -54,21 +54,8 @@ void vt_engine_wake(struct vt_engine *e, const struct vt_inbox *in, uint64_t id)
 void vt_engine_notify_offline(struct vt_engine *e, const struct vt_inbox *in,
 			      const struct vt_record *rec)
 {
-	struct vt_msg *m = vt_msg_new(rec->kind, rec->from, rec->to, rec->cid ? rec->cid : "",
-				      rec->ts, rec->body, rec->body ? rec->body_len : 0);
-
-	if (m == NULL) {
-		vt_log(VT_LOG_ERROR, "push dropped: out of memory id=%llu",
-		       (unsigned long long)rec->id);
-		return;
-	}
-	m->rec.id = rec->id;
 	e->stats.offline++;
-	if (vt__notifiable(m)) {
-		vt__notify(e, m, in->user, in->device);
-		vt__batch_notified(e, in->user, in->device, rec->id);
-	}
-	vt_msg_unref(m);
+	vt__notify(e, rec, in->user, in->device);
 }
 
 void vt_engine_group_reload(struct vt_engine *e, const char *group, const char *data, size_t len)

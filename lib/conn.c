@@ -71,10 +71,8 @@ static void item_offline(struct vt_conn *c, struct vt_item *it)
 	}
 	/* A server going down, or a device connecting again, is no news to
 	 * push: the device is back, or will be soon. */
-	if (!it->notified && !e->shutting_down && !c->replaced && vt__notifiable(it->msg)) {
-		it->notified = 1;
-		vt__notify(e, it->msg, c->id.user, c->id.device);
-		vt__batch_notified(e, c->id.user, c->id.device, it->msg->rec.id);
+	if (!it->notified && !e->shutting_down && !c->replaced) {
+		it->notified = vt__notify(e, &it->msg->rec, c->id.user, c->id.device);
 	}
 	e->stats.offline++;
 }

@@ -285,8 +285,7 @@ void vt__fetch_start(struct vt_fetchreq *f, int status);
 void vt__cluster_attach(struct vt_engine *e, const struct vt_conn *c, int attached);
 
 /* notify.c */
-void vt__notify(struct vt_engine *e, const struct vt_msg *m, const char *user,
+int vt__notify(struct vt_engine *e, const struct vt_record *rec, const char *user,
 		const char *device);
-int vt__notifiable(const struct vt_msg *m);
 
 #endif /* VARTALAP_ENGINE_INTERNAL_H */

@@ -8,30 +8,35 @@
 
 #include "engine_internal.h"
 
-int vt__notifiable(const struct vt_msg *m)
-{
-	return m->rec.kind == VT_KIND_MESSAGE || m->rec.kind == VT_KIND_GROUP;
-}
-
-void vt__notify(struct vt_engine *e, const struct vt_msg *m, const char *user,
-		const char *device)
+/*
+ * @rec went offline for (user, device): call the push hook for it, if it is
+ * an event the hook is for, and mark the delivery so it is never called for
+ * it again. Returns nonzero when the hook was due (whether or not one is set).
+ */
+int vt__notify(struct vt_engine *e, const struct vt_record *rec, const char *user,
+	       const char *device)
 {
 	struct vt_notice n = {
 		.user = user,
 		.device = device,
-		.id = m->rec.id,
-		.kind = m->rec.kind,
-		.from = m->rec.from,
-		.group = strncmp(m->rec.to, "g:", 2) == 0 ? m->rec.to : NULL,
-		.body = m->rec.body,
-		.body_len = m->rec.body_len,
+		.id = rec->id,
+		.kind = rec->kind,
+		.from = rec->from,
+		.group = strncmp(rec->to, "g:", 2) == 0 ? rec->to : NULL,
+		.body = rec->body,
+		.body_len = rec->body_len,
 	};
 
-	if (e->notifier.ops == NULL) {
-		return;
+	/* Receipts wake nobody: only messages and group events do. */
+	if (rec->kind != VT_KIND_MESSAGE && rec->kind != VT_KIND_GROUP) {
+		return 0;
 	}
-	e->stats.notified++;
-	e->notifier.ops->notify(e->notifier.self, &n);
+	vt__batch_notified(e, user, device, rec->id);
+	if (e->notifier.ops != NULL) {
+		e->stats.notified++;
+		e->notifier.ops->notify(e->notifier.self, &n);
+	}
+	return 1;
 }
 
 static void log_notify(void *self, const struct vt_notice *n)

@@ -33,10 +33,7 @@ void vt__route(struct vt_engine *e, struct vt_msg *m, const struct vt_inbox *to,
 			e->cluster.ops->deliver(e->cluster.self, &to[i], &m->rec);
 		} else {
 			e->stats.offline++;
-			if (vt__notifiable(m)) {
-				vt__notify(e, m, to[i].user, to[i].device);
-				vt__batch_notified(e, to[i].user, to[i].device, m->rec.id);
-			}
+			vt__notify(e, &m->rec, to[i].user, to[i].device);
 		}
 	}
 }
