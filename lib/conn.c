@@ -427,8 +427,18 @@ static void on_list(void *arg, int status, const struct vt_record *recs, size_t 
 		return;
 	}
 	if (status < 0) {
-		vt_log(VT_LOG_WARN, "listing inbox of user=%s failed: %s", c->id.user,
-		       vt_strerror(status));
+		/* Retried by the once-a-second sweep, not at once: a store that
+		 * keeps failing (a restarting Redis) would otherwise be asked
+		 * again on every turn, and the log would say so every time. */
+		c->list_failed = 1;
+		if (!c->list_warned) {
+			vt_log(VT_LOG_WARN, "listing inbox of user=%s failed: %s", c->id.user,
+			       vt_strerror(status));
+		}
+		c->list_warned = 1;
+	} else if (c->list_warned) {
+		vt_log(VT_LOG_INFO, "listing inbox of user=%s works again", c->id.user);
+		c->list_warned = 0;
 	}
 
 	for (size_t i = 0; i < n; i++) {
@@ -481,7 +491,7 @@ void vt__conn_pump(struct vt_conn *c)
 			pushed = 1;
 		}
 	}
-	if (c->backlog && !c->fetching && !c->touching && !c->blocked &&
+	if (c->backlog && !c->fetching && !c->touching && !c->blocked && !c->list_failed &&
 	    c->nqueued < e->cfg.window) {
 		fetch(c);
 		return;

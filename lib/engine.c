@@ -265,9 +265,16 @@ static void sweep(struct vt_engine *e, uint64_t now)
 {
 	if (now >= e->next_sweep) {
 		e->next_sweep = now + TOKEN_SWEEP_MS;
-		for (struct vt_conn *c = e->conns; c != NULL; c = c->next) {
-			if (!c->closing && vt__conn_expired(c)) {
+		for (struct vt_conn *c = e->conns, *next; c != NULL; c = next) {
+			next = c->next;
+			if (c->closing) {
+				continue;
+			}
+			if (vt__conn_expired(c)) {
 				vt__conn_kill(c, VT_CLOSE_TOKEN_EXPIRED, "token expired");
+			} else if (c->list_failed) {
+				c->list_failed = 0;
+				vt__conn_pump(c);
 			}
 		}
 	}

@@ -108,6 +108,8 @@ struct vt_conn {
 	uint32_t fetch_want;  /* how many it asked for */
 	int backlog;          /* storage may hold owed events above cursor */
 	int fetching;         /* a list call is pending */
+	int list_failed;      /* the last listing failed: the next waits for the sweep */
+	int list_warned;      /* that failure was logged; cleared by a listing that works */
 	int touching;         /* the device's registration is not committed yet */
 	int rewind;           /* the next listing starts from the beginning */
 	int rewinding;        /* the pending listing did */

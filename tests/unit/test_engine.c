@@ -545,9 +545,17 @@ static void failing_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb
 	inner.ops->commit(inner.self, ops, n, done, arg);
 }
 
+static int fail_lists;
+static unsigned list_calls;
+
 static void failing_list(void *self, const struct vt_inbox *in, uint64_t after, uint32_t limit,
 			 vt_list_cb done, void *arg)
 {
+	list_calls++;
+	if (fail_lists) {
+		done(arg, VT_ESTORAGE, NULL, 0);
+		return;
+	}
 	inner.ops->list(inner.self, in, after, limit, done, arg);
 }
 
@@ -594,7 +602,36 @@ static void failing_engine(int err)
 	E = engine_new(&H, &c, &st);
 	connect_user(E, &H, "alice", &A);
 	fail_commits = err;
+	fail_lists = 0;
+	list_calls = 0;
 }
+
+/* A listing that fails is tried again once a second, not on every turn. */
+START_TEST(failed_listing_waits_for_the_sweep)
+{
+	unsigned calls;
+
+	failing_engine(0);
+	send_msg(&A, "m1", "bob", "1");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 1);
+
+	fail_lists = 1;
+	connect_user(E, &H, "bob", &B);
+	calls = list_calls;
+	ck_assert_uint_ge(calls, 1);
+	for (int i = 0; i < 20; i++) {
+		advance(E, &H, 10);
+	}
+	ck_assert_uint_eq(list_calls, calls);
+	ck_assert_uint_eq(cap_count(&B, "message"), 0);
+
+	fail_lists = 0;
+	advance(E, &H, 1000);
+	ck_assert_uint_eq(list_calls, calls + 1);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+}
+END_TEST
 
 START_TEST(full_storage_never_accepts_and_recovers)
 {
@@ -757,6 +794,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(t, stats_count_what_happened);
 	tcase_add_test(t, full_storage_never_accepts_and_recovers);
 	tcase_add_test(t, health_returns_when_storage_answers_again);
+	tcase_add_test(t, failed_listing_waits_for_the_sweep);
 	tcase_add_test(t, full_transport_pauses_pushes);
 	tcase_add_test(t, newer_connection_replaces_older);
 	tcase_add_test(t, stalled_reader_queue_stays_small);
