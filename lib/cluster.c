@@ -74,6 +74,12 @@ void vt_engine_group_reload(struct vt_engine *e, const char *group, const char *
 	}
 }
 
+/*
+ * TODO: a listing of the inbox that was sent to storage before the ack
+ * committed, and answers after the notice arrived, queues the acked event
+ * again; it is then pushed and retried as if never acked. Closing it needs
+ * the ids acked elsewhere kept until such a listing is answered.
+ */
 void vt_engine_remote_ack(struct vt_engine *e, const struct vt_inbox *in, uint64_t id)
 {
 	struct vt_conn *c = vt__conn_find(e, in->user, in->device);

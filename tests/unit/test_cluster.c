@@ -401,21 +401,6 @@ START_TEST(group_changes_reach_every_node)
 }
 END_TEST
 
-struct reply {
-	int calls;
-	int status;
-	char body[512];
-};
-
-static void on_reply(void *arg, int status, const char *json, size_t len)
-{
-	struct reply *r = arg;
-
-	r->calls++;
-	r->status = status;
-	snprintf(r->body, sizeof(r->body), "%.*s", (int)len, json);
-}
-
 /* Ack @id for @user's default device by REST on node @n. */
 static void rest_ack(int n, const char *user, uint64_t id, struct reply *r)
 {
