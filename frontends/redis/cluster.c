@@ -4,10 +4,11 @@
  *
  * The engine calls these ops from its thread; every call back into it
  * (notify_offline, wake, group_reload, remote_ack, replace) comes later,
- * from a reply or a message read by the event loop, never from inside an op. A failed PUBLISH therefore ends in
- * no engine call at all: without a reply this node cannot know whether
- * another holds the device, so it neither pushes nor retries. The record is
- * stored either way, and a device lists its inbox when it connects.
+ * from a reply or a message read by the event loop, never from inside an op.
+ * A failed PUBLISH therefore ends in no engine call at all: without a reply
+ * this node cannot know whether another holds the device, so it neither
+ * pushes nor retries. The record is stored either way, and a device lists
+ * its inbox when it connects.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -191,8 +192,7 @@ static void notice(struct vt_redis_cluster *c, const struct vt_inbox *in, const 
 		k->clen = vt__cl_inbox_chan(c, in->user, in->device, k->chan);
 	}
 	if (!k || k->clen == 0 || len >= sizeof(k->msg)) {
-		vt_log(VT_LOG_ERROR, "cluster: notice for %s/%s dropped (out of memory)", in->user,
-		       in->device);
+		vt_log(VT_LOG_ERROR, "cluster: notice for %s/%s dropped", in->user, in->device);
 		free(k);
 		return;
 	}
