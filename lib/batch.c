@@ -233,6 +233,10 @@ static void complete_ack(struct vt_engine *e, struct vt_pend *p, int status,
 		vt_log(VT_LOG_DEBUG, "acked id=%llu user=%s device=%s", (unsigned long long)p->id,
 		       p->user, p->device);
 	}
+	if (found && !p->local) {
+		/* Another node's connection may hold it, pushed and waiting. */
+		vt__cluster_acked(e, p->user, p->device, p->id);
+	}
 	if (found && op->acked_kind == VT_KIND_MESSAGE) {
 		struct vt_identity by = {.exp = 0};
 

@@ -1,5 +1,6 @@
 /*
- * cluster.c - the engine's side of a cluster of nodes sharing one store.
+ * cluster.c - the engine's side of a cluster of nodes sharing one store:
+ * what it tells the cluster, and what the cluster tells it of the others.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -28,11 +29,15 @@ void vt__cluster_attach(struct vt_engine *e, const struct vt_conn *c, int attach
 	}
 }
 
-/*
- * TODO: an ack taken by one node is not told to the node whose connection
- * holds the event in its queue; that node pushes it again until its retries
- * run out, and then calls the push hook. The cluster needs an "acked" call.
- */
+void vt__cluster_acked(struct vt_engine *e, const char *user, const char *device, uint64_t id)
+{
+	struct vt_inbox in = {.user = user, .device = device};
+
+	if (e->cluster.ops != NULL && e->cluster.ops->acked != NULL) {
+		e->cluster.ops->acked(e->cluster.self, &in, id);
+	}
+}
+
 void vt_engine_wake(struct vt_engine *e, const struct vt_inbox *in, uint64_t id)
 {
 	struct vt_conn *c = vt__conn_find(e, in->user, in->device);
@@ -67,4 +72,65 @@ void vt_engine_group_reload(struct vt_engine *e, const char *group, const char *
 	} else if ((g = vt_groups_find(&e->groups, group)) != NULL) {
 		vt_groups_delete(&e->groups, g);
 	}
+}
+
+/*
+ * TODO: a listing of the inbox that was sent to storage before the ack
+ * committed, and answers after the notice arrived, queues the acked event
+ * again; it is then pushed and retried as if never acked. Closing it needs
+ * the ids acked elsewhere kept until such a listing is answered.
+ */
+void vt_engine_remote_ack(struct vt_engine *e, const struct vt_inbox *in, uint64_t id)
+{
+	struct vt_conn *c = vt__conn_find(e, in->user, in->device);
+	struct vt_msg *m = NULL;
+
+	if (c == NULL || c->closing || !vt__conn_ack(c, id, &m)) {
+		return;
+	}
+	vt_log(VT_LOG_DEBUG, "acked on another node id=%llu conn=%llu", (unsigned long long)id,
+	       (unsigned long long)c->serial);
+	vt_msg_unref(m);
+
+	/* The window has room again. */
+	vt__conn_pump(c);
+}
+
+int vt_engine_attached_since(const struct vt_engine *e, const struct vt_inbox *in,
+			     int64_t *since_ms)
+{
+	const struct vt_conn *c = vt__conn_find(e, in->user, in->device);
+
+	if (c == NULL || c->closing) {
+		return VT_ENOTFOUND;
+	}
+	*since_ms = c->since_ms;
+	return 0;
+}
+
+/*
+ * Of two connections of one device, the one that attached later is the
+ * newer; in the same millisecond, the one on the node with the higher id.
+ * Both nodes reach the same answer, so exactly one connection stays.
+ */
+static int newer(int64_t a_ms, uint64_t a_node, int64_t b_ms, uint64_t b_node)
+{
+	return a_ms != b_ms ? a_ms > b_ms : a_node > b_node;
+}
+
+int vt_engine_replace(struct vt_engine *e, const struct vt_inbox *in, int64_t since_ms,
+		      uint64_t node)
+{
+	struct vt_conn *c = vt__conn_find(e, in->user, in->device);
+
+	if (c == NULL || c->closing || node == e->cluster.node) {
+		return 0;
+	}
+	if (newer(c->since_ms, e->cluster.node, since_ms, node)) {
+		return 1;
+	}
+	vt_log(VT_LOG_INFO, "user=%s device=%s connected to node %016llx since %lld",
+	       in->user, in->device, (unsigned long long)node, (long long)since_ms);
+	vt__conn_replace(c);
+	return 0;
 }

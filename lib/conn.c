@@ -98,12 +98,12 @@ static void drop_queue(struct vt_conn *c)
 	c->nqueued = c->npushed = 0;
 }
 
-struct vt_user *vt__user(struct vt_engine *e, const char *user)
+struct vt_user *vt__user(const struct vt_engine *e, const char *user)
 {
 	return vt_map_get(&e->users, user);
 }
 
-struct vt_conn *vt__conn_find(struct vt_engine *e, const char *user, const char *device)
+struct vt_conn *vt__conn_find(const struct vt_engine *e, const char *user, const char *device)
 {
 	struct vt_user *u = vt__user(e, user);
 
@@ -176,6 +176,16 @@ void vt__conn_kill(struct vt_conn *c, int code, const char *reason)
 	c->ops->close(c->ctx, code, reason);
 }
 
+/*
+ * A newer connection of the same device took over, on this node or another:
+ * the device is back, so what @c leaves un-acked wakes nobody.
+ */
+void vt__conn_replace(struct vt_conn *c)
+{
+	c->replaced = 1;
+	vt__conn_kill(c, VT_CLOSE_REPLACED, "replaced by a newer connection");
+}
+
 int vt_conn_open(struct vt_engine *e, const struct vt_identity *id,
 		 const struct vt_transport_ops *ops, void *ctx, struct vt_conn **out)
 {
@@ -195,6 +205,7 @@ int vt_conn_open(struct vt_engine *e, const struct vt_identity *id,
 	c->serial = ++e->conn_serial;
 	c->ops = ops;
 	c->ctx = ctx;
+	c->since_ms = vt__wall(e);
 	c->id = *id;
 	c->inbox.user = c->id.user;
 	c->inbox.device = c->id.device;
@@ -204,13 +215,12 @@ int vt_conn_open(struct vt_engine *e, const struct vt_identity *id,
 	/*
 	 * One live connection per device. A newer one replaces an older one,
 	 * which a client that lost its network without a FIN leaves behind.
-	 * TODO: only on this node; with several nodes an old connection on
-	 * another node stays until its ping deadline.
+	 * One on another node is closed there, once the cluster tells it of
+	 * this one (vt_engine_replace).
 	 */
 	old = vt__conn_find(e, id->user, id->device);
 	if (old != NULL) {
-		old->replaced = 1;
-		vt__conn_kill(old, VT_CLOSE_REPLACED, "replaced by a newer connection");
+		vt__conn_replace(old);
 	}
 	if (attach(c) != 0) {
 		free(c);

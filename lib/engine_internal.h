@@ -99,6 +99,8 @@ struct vt_conn {
 	struct vt_user *user;         /* NULL once detached */
 	struct vt_conn *sib;          /* next connection of the same user */
 	struct vt_conn *prev, *next;  /* all connections */
+	int64_t since_ms;             /* host->wall_ms at open: of two nodes' connections
+					 of one device, the newer stays */
 
 	struct vt_item *head, *tail;
 	uint32_t nqueued, npushed;
@@ -171,6 +173,7 @@ struct vt_pend {
 	char user[VT_TO_MAX + 1];    /* the inbox, the acker, or the group id */
 	char device[VT_ID_MAX + 1];
 	uint64_t id;                 /* ACK, NOTIFIED */
+	int local;                   /* ACK: a connection here held the delivery */
 
 	/* PUT: recipients to expand, and the sender's inbox for its own copies */
 	char (*users)[VT_ID_MAX + 1];
@@ -267,8 +270,8 @@ void vt__take_receipt(struct vt_engine *e, uint32_t kind, const struct vt_identi
 		      const char *to, const char *body, size_t body_len);
 
 /* conn.c */
-struct vt_user *vt__user(struct vt_engine *e, const char *user);
-struct vt_conn *vt__conn_find(struct vt_engine *e, const char *user, const char *device);
+struct vt_user *vt__user(const struct vt_engine *e, const char *user);
+struct vt_conn *vt__conn_find(const struct vt_engine *e, const char *user, const char *device);
 void vt__conn_offer(struct vt_conn *c, struct vt_msg *m);
 void vt__conn_pump(struct vt_conn *c);
 void vt__conn_retry(struct vt_conn *c, struct vt_item *it);
@@ -276,6 +279,7 @@ int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg);
 void vt__conn_unref(struct vt_conn *c);
 void vt__conn_send(struct vt_conn *c, const char *data, size_t len);
 void vt__conn_kill(struct vt_conn *c, int code, const char *reason);
+void vt__conn_replace(struct vt_conn *c);
 int vt__conn_expired(struct vt_conn *c);
 void vt__conn_touched(struct vt_conn *c, uint32_t ndevices);
 
@@ -285,6 +289,9 @@ void vt__fetch_start(struct vt_fetchreq *f, int status);
 
 /* cluster.c: tell the cluster a device connected here (1) or left (0). */
 void vt__cluster_attach(struct vt_engine *e, const struct vt_conn *c, int attached);
+
+/* cluster.c: an ack committed here for a delivery no connection here held. */
+void vt__cluster_acked(struct vt_engine *e, const char *user, const char *device, uint64_t id);
 
 /* notify.c */
 int vt__notify(struct vt_engine *e, const struct vt_record *rec, const char *user,

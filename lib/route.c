@@ -643,10 +643,11 @@ void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct 
 
 	for (uint32_t i = 0; i < n; i++) {
 		struct vt_msg *m = NULL;
+		int held = c != NULL && vt__conn_ack(c, ids[i], &m);
 		struct vt_pend *p;
 
 		/* Held only in memory (mode "offline"): the ack ends it here. */
-		if (c != NULL && vt__conn_ack(c, ids[i], &m) && !m->stored) {
+		if (held && !m->stored) {
 			e->stats.acked++;
 			if (m->rec.kind == VT_KIND_MESSAGE) {
 				vt__take_delivered(e, who, m->rec.from, ids[i], m->rec.cid);
@@ -669,6 +670,7 @@ void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct 
 		snprintf(p->user, sizeof(p->user), "%s", who->user);
 		snprintf(p->device, sizeof(p->device), "%s", who->device);
 		p->id = ids[i];
+		p->local = held;
 		p->ackreq = req;
 		if (origin_conn != NULL && req == NULL) {
 			origin_conn->refs++;

@@ -3,11 +3,12 @@
  * liveness probe behind /healthz.
  *
  * The engine calls these ops from its thread; every call back into it
- * (notify_offline, wake, group_reload) comes later, from a reply read by the
- * event loop, never from inside an op. A failed PUBLISH therefore ends in
- * no engine call at all: without a reply this node cannot know whether
- * another holds the device, so it neither pushes nor retries. The record is
- * stored either way, and a device lists its inbox when it connects.
+ * (notify_offline, wake, group_reload, remote_ack, replace) comes later,
+ * from a reply or a message read by the event loop, never from inside an op.
+ * A failed PUBLISH therefore ends in no engine call at all: without a reply
+ * this node cannot know whether another holds the device, so it neither
+ * pushes nor retries. The record is stored either way, and a device lists
+ * its inbox when it connects.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -154,6 +155,70 @@ static void cl_deliver(void *self, const struct vt_inbox *in, const struct vt_re
 		return;
 	}
 	vt__cl_publish_raw(c, k->chan, k->clen, k->id, 16, on_woken, k);
+}
+
+/* ---- notices on a device's channel ---- */
+
+/* An ack or replace notice, kept until its PUBLISH ends. */
+struct notice_call {
+	struct vt_redis_cluster *c;
+	size_t clen, len;
+	char chan[VT__CL_CHAN_MAX];
+	char msg[VT__CL_REPLACE_LEN + 1];
+};
+
+/*
+ * The count of receivers does not matter: a node that does not hold the
+ * device has nothing to drop or close. A lost notice costs what it would
+ * have spared: pushes again, or an old connection until its ping deadline.
+ */
+static void on_notice_sent(void *arg, int status, const redisReply *r)
+{
+	struct notice_call *k = arg;
+
+	if (status != 0) {
+		vt__cl_outage(k->c, "a notice to the other nodes could not be published");
+	}
+	free(k);
+}
+
+static void notice(struct vt_redis_cluster *c, const struct vt_inbox *in, const char *msg,
+                   size_t len)
+{
+	struct notice_call *k = malloc(sizeof(*k));
+
+	if (k) {
+		k->c = c;
+		k->clen = vt__cl_inbox_chan(c, in->user, in->device, k->chan);
+	}
+	if (!k || k->clen == 0 || len >= sizeof(k->msg)) {
+		vt_log(VT_LOG_ERROR, "cluster: notice for %s/%s dropped", in->user, in->device);
+		free(k);
+		return;
+	}
+	memcpy(k->msg, msg, len);
+	k->len = len;
+	vt__cl_publish_raw(c, k->chan, k->clen, k->msg, k->len, on_notice_sent, k);
+}
+
+static void cl_acked(void *self, const struct vt_inbox *in, uint64_t id)
+{
+	char msg[VT__CL_ACK_LEN + 1];
+
+	snprintf(msg, sizeof(msg), "a%016" PRIx64, id);
+	notice(self, in, msg, VT__CL_ACK_LEN);
+}
+
+void vt__cl_announce(struct vt_redis_cluster *c, const struct vt_inbox *in)
+{
+	char msg[VT__CL_REPLACE_LEN + 1];
+	int64_t since;
+
+	if (vt_engine_attached_since(c->engine, in, &since) != 0) {
+		return;
+	}
+	snprintf(msg, sizeof(msg), "r%s%016" PRIx64, c->node_hex, (uint64_t)since);
+	notice(c, in, msg, VT__CL_REPLACE_LEN);
 }
 
 /* ---- presence ---- */
@@ -313,6 +378,7 @@ static const struct vt_cluster_ops ops = {
         .detach = cl_detach,
         .group_changed = cl_group_changed,
         .destroy = cl_destroy,
+        .acked = cl_acked,
 };
 
 static uint64_t random_id(void)
@@ -402,6 +468,7 @@ int vt_redis_cluster_create(struct event_base *base, struct vt_engine *engine,
 	       c->prefix);
 	out->ops = &ops;
 	out->self = c;
+	out->node = c->node_id;
 	if (handle) {
 		*handle = c;
 	}

@@ -22,6 +22,19 @@
 /* Room for PREFIX "w:" LEN ":" USER DEVICE and a NUL. */
 #define VT__CL_CHAN_MAX (VT__CL_PREFIX_MAX + 2 + 4 + 2 * VT_ID_MAX + 1)
 
+/*
+ * What a device's channel carries, told apart by length and first byte:
+ *   ID             a wake-up: event ID was committed, list the inbox again
+ *   "a" ID         an ack notice: another node committed the ack of ID
+ *   "r" NODE MS    a replace notice: node NODE holds the device since MS
+ * ID, NODE and MS (wall-clock ms) are 16 lowercase hex digits each. A node
+ * of an older version reads a notice as a wake-up with no id: one listing
+ * more, nothing else.
+ */
+#define VT__CL_WAKE_LEN 16
+#define VT__CL_ACK_LEN 17
+#define VT__CL_REPLACE_LEN 33
+
 struct vt_redis_cluster {
 	struct event_base *base;
 	struct vt_engine *engine;
@@ -59,6 +72,12 @@ size_t vt__cl_inbox_chan(const struct vt_redis_cluster *c, const char *user,
  * live until @cb. */
 void vt__cl_publish_raw(struct vt_redis_cluster *c, const char *chan, size_t clen,
                         const char *msg, size_t len, vt__rconn_cb cb, void *arg);
+
+/*
+ * Tell the other nodes that @in is held here, since when its connection
+ * attached; nothing when it has no open connection here.
+ */
+void vt__cl_announce(struct vt_redis_cluster *c, const struct vt_inbox *in);
 
 /* Log the first failure of an outage at warn level, and only that one. */
 void vt__cl_outage(struct vt_redis_cluster *c, const char *what);

@@ -1,14 +1,18 @@
 /*
  * frontends/redis/cluster_recv.c - what the cluster's subscriber receives:
- * wake-ups for devices held here, group changes of other nodes, the echo
- * of the liveness probe, and confirmations of subscriptions.
+ * wake-ups, ack and replace notices for devices held here, group changes of
+ * other nodes, the echo of the liveness probe, and confirmations of
+ * subscriptions.
  *
  * A confirmed subscription is where missed messages are made good. A
  * device's channel confirmed (first attach, or again after a reconnect)
  * wakes the device: whatever was committed while nobody listened is in
- * the store and gets listed. The groups channel confirmed reloads every
- * group from the store, for the changes published while this node did not
- * listen.
+ * the store and gets listed. It is also where the device is announced: a
+ * replace notice published once this node listens is heard by every node
+ * that subscribed before, and any that subscribes later announces its own
+ * connection to this one, so of two racing connects neither goes unheard.
+ * The groups channel confirmed reloads every group from the store, for the
+ * changes published while this node did not listen.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -49,35 +53,54 @@ static int parse_inbox(const struct vt_redis_cluster *c, const char *chan, size_
 	return 1;
 }
 
-/* The record id a wake-up carries (16 hex digits); 0 when there is none. */
-static uint64_t wake_id(const char *msg, size_t len)
+/* 16 lowercase hex digits at @p into *@out; 0 when they are not that. */
+static int hex16(const char *p, uint64_t *out)
 {
-	uint64_t id = 0;
+	uint64_t v = 0;
 
-	if (msg == NULL || len != 16) {
-		return 0;
-	}
-	for (size_t i = 0; i < len; i++) {
-		int d = msg[i] >= '0' && msg[i] <= '9'   ? msg[i] - '0'
-			: msg[i] >= 'a' && msg[i] <= 'f' ? msg[i] - 'a' + 10
-							 : -1;
+	for (size_t i = 0; i < 16; i++) {
+		int d = p[i] >= '0' && p[i] <= '9'   ? p[i] - '0'
+			: p[i] >= 'a' && p[i] <= 'f' ? p[i] - 'a' + 10
+						     : -1;
 
 		if (d < 0) {
 			return 0;
 		}
-		id = id << 4 | (uint64_t)d;
+		v = v << 4 | (uint64_t)d;
 	}
-	return id;
+	*out = v;
+	return 1;
 }
 
-static void wake(struct vt_redis_cluster *c, const char *chan, size_t clen, const char *msg,
-		 size_t len)
+/* Another node holds @in since @since: the older connection is closed. */
+static void on_replace(struct vt_redis_cluster *c, const struct vt_inbox *in, uint64_t node,
+		       uint64_t since)
 {
-	char user[VT_ID_MAX + 1], device[VT_ID_MAX + 1];
-	struct vt_inbox in = {user, device};
+	if (node == c->node_id) {
+		return; /* this node's own notice, echoed */
+	}
+	if (vt_engine_replace(c->engine, in, (int64_t)since, node)) {
+		/* Ours is the newer: tell that node, which may not have heard. */
+		vt__cl_announce(c, in);
+	}
+}
 
-	if (parse_inbox(c, chan, clen, user, device)) {
-		vt_engine_wake(c->engine, &in, wake_id(msg, len));
+/* A wake-up, an ack notice or a replace notice (cluster_int.h). */
+static void on_device_msg(struct vt_redis_cluster *c, const struct vt_inbox *in,
+			  const char *msg, size_t len)
+{
+	uint64_t a, b;
+
+	if (len == VT__CL_WAKE_LEN && hex16(msg, &a)) {
+		vt_engine_wake(c->engine, in, a);
+	} else if (len == VT__CL_ACK_LEN && msg[0] == 'a' && hex16(msg + 1, &a)) {
+		vt_engine_remote_ack(c->engine, in, a);
+	} else if (len == VT__CL_REPLACE_LEN && msg[0] == 'r' && hex16(msg + 1, &a) &&
+		   hex16(msg + 17, &b)) {
+		on_replace(c, in, a, b);
+	} else {
+		vt_log(VT_LOG_WARN, "cluster: malformed notice for user=%s device=%s ignored "
+		       "(%zu bytes)", in->user, in->device, len);
 	}
 }
 
@@ -131,6 +154,8 @@ static void answered(struct vt_redis_cluster *c)
 void vt__cl_on_message(void *arg, const char *chan, size_t clen, const char *msg, size_t len)
 {
 	struct vt_redis_cluster *c = arg;
+	char user[VT_ID_MAX + 1], device[VT_ID_MAX + 1];
+	struct vt_inbox in = {user, device};
 
 	if (c->closing) {
 		return;
@@ -139,14 +164,16 @@ void vt__cl_on_message(void *arg, const char *chan, size_t clen, const char *msg
 		answered(c);
 	} else if (is_chan(chan, clen, c->groups_chan)) {
 		on_group_msg(c, msg, len);
-	} else {
-		wake(c, chan, clen, msg, len);
+	} else if (parse_inbox(c, chan, clen, user, device)) {
+		on_device_msg(c, &in, msg, len);
 	}
 }
 
 void vt__cl_on_subscribed(void *arg, const char *chan, size_t clen)
 {
 	struct vt_redis_cluster *c = arg;
+	char user[VT_ID_MAX + 1], device[VT_ID_MAX + 1];
+	struct vt_inbox in = {user, device};
 
 	if (c->closing) {
 		return;
@@ -160,8 +187,12 @@ void vt__cl_on_subscribed(void *arg, const char *chan, size_t clen)
 		vt__cl_resync_step(c);
 		return;
 	}
-	/* A new subscription: anything may have been missed, ids unknown. */
-	wake(c, chan, clen, NULL, 0);
+	/* A new subscription: anything may have been missed, ids unknown; and
+	 * the other nodes may hold an older connection of the device. */
+	if (parse_inbox(c, chan, clen, user, device)) {
+		vt_engine_wake(c->engine, &in, 0);
+		vt__cl_announce(c, &in);
+	}
 }
 
 /* ---- reloading the groups ---- */

@@ -7,16 +7,20 @@
  * the device (it then lists the device's inbox from the shared store) or,
  * when no node holds it, tells the engine to call the push hook. Group
  * changes are passed around the same way, so every node's groups stay
- * current. A single node needs no cluster.
+ * current. Two more notices keep a device's state on one node: an ack taken
+ * by another node, and the same device connecting to another node. A single
+ * node needs no cluster.
  *
  * The engine calls these ops from its thread; a cluster calls back into the
- * engine (vt_engine_wake, vt_engine_notify_offline, vt_engine_group_reload)
- * from that same thread, never from inside one of these ops.
+ * engine (vt_engine_wake, vt_engine_notify_offline, vt_engine_group_reload,
+ * vt_engine_remote_ack, vt_engine_replace) from that same thread, never from
+ * inside one of these ops.
  */
 #ifndef VARTALAP_CLUSTER_H
 #define VARTALAP_CLUSTER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <vartalap/export.h>
 #include <vartalap/storage.h>
@@ -34,7 +38,13 @@ struct vt_cluster_ops {
 	 */
 	void (*deliver)(void *self, const struct vt_inbox *in, const struct vt_record *rec);
 
-	/* @in connected to this node, or went away from it. */
+	/*
+	 * @in connected to this node, or went away from it. After an attach,
+	 * tell the other nodes that @in is held here since
+	 * vt_engine_attached_since(): each calls vt_engine_replace(), which
+	 * closes an older connection of @in there. A node whose connection
+	 * is the newer answers the same way, so one connection remains.
+	 */
 	void (*attach)(void *self, const struct vt_inbox *in);
 	void (*detach)(void *self, const struct vt_inbox *in);
 
@@ -46,11 +56,27 @@ struct vt_cluster_ops {
 
 	/* Release the cluster. */
 	void (*destroy)(void *self);
+
+	/*
+	 * An ack committed here removed event @id from @in's inbox, and no
+	 * connection of @in on this node held the event: a node holding @in
+	 * may have it pushed and be waiting for this very ack. Tell that node
+	 * (vt_engine_remote_ack there), or it pushes the event again until
+	 * its retries run out and then calls the push hook for a device that
+	 * has the event already. May be NULL: then it does exactly that.
+	 */
+	void (*acked)(void *self, const struct vt_inbox *in, uint64_t id);
 };
 
 struct vt_cluster {
 	const struct vt_cluster_ops *ops;
 	void *self;
+	/*
+	 * This node's id: nonzero and unique in the cluster. It orders two
+	 * connections of one device that attached to two nodes in the same
+	 * millisecond (the higher id is the newer).
+	 */
+	uint64_t node;
 };
 
 #ifdef __cplusplus

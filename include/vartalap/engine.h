@@ -137,6 +137,35 @@ VT_EXPORT void vt_engine_group_reload(struct vt_engine *e, const char *group, co
 				      size_t len);
 
 /*
+ * Another node committed an ack of event @id by device @in (its cluster's
+ * acked op). A connection of @in here that holds @id in its queue, pushed or
+ * not, drops it: no retry, no push hook, and no receipt (the acking node
+ * sent that). Harmless when @in is not connected here or @id is not queued.
+ */
+VT_EXPORT void vt_engine_remote_ack(struct vt_engine *e, const struct vt_inbox *in, uint64_t id);
+
+/*
+ * When the connection of @in on this node attached, by host->wall_ms: sets
+ * *@since_ms and returns 0, or returns VT_ENOTFOUND when @in has no open
+ * connection here. A cluster tells the other nodes this after an attach.
+ */
+VT_EXPORT int vt_engine_attached_since(const struct vt_engine *e, const struct vt_inbox *in,
+				       int64_t *since_ms);
+
+/*
+ * Device @in attached to node @node at @since_ms (by that node's wall clock).
+ * A connection of @in here is closed with VT_CLOSE_REPLACED, as when one
+ * device connects twice to one node, unless it is the newer: it attached
+ * later, or in the same millisecond on a node with a higher id (the node of
+ * vt_engine_set_cluster()). Returns 1 when a connection here is the newer
+ * and stays: the cluster then tells @node of it, so that the older one is
+ * closed there. Returns 0 otherwise: none here, closed now, or @node is this
+ * node (its own notice, ignored).
+ */
+VT_EXPORT int vt_engine_replace(struct vt_engine *e, const struct vt_inbox *in, int64_t since_ms,
+				uint64_t node);
+
+/*
  * Flush what is pending, close every connection with VT_CLOSE_GOING_AWAY,
  * and free the engine, its storage and its notifier. Accepts NULL. Pending
  * request callbacks are answered with VT_EBUSY before this returns. A
@@ -187,7 +216,8 @@ VT_EXPORT void vt_engine_run_timers(struct vt_engine *e);
  * connection. On success sets *@out, which stays valid until the host calls
  * vt_conn_close() or the engine is destroyed; returns 0, VT_EEXPIRED (the
  * token's exp has passed by host->wall_ms), VT_EBUSY during shutdown, or
- * VT_ENOMEM. A device already connected is closed with VT_CLOSE_REPLACED.
+ * VT_ENOMEM. A device already connected is closed with VT_CLOSE_REPLACED (on
+ * another node of a cluster, once that node hears of it: vt_engine_replace()).
  */
 VT_EXPORT int vt_conn_open(struct vt_engine *e, const struct vt_identity *id,
                            const struct vt_transport_ops *ops, void *ctx, struct vt_conn **out);

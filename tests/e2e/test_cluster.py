@@ -4,8 +4,10 @@ Each test starts its own redis-server (appendonly, fsync always) and three
 nodes sharing --redis and --secret-file. Covered: live delivery and live
 receipts across nodes; an offline device picking its messages up on a third
 node; group messages once per member and group changes honoured at once on
-the other nodes; a node killed with SIGKILL while messages flow; and Redis
-restarted or stopped under the nodes (field case B25). Skipped (77) when
+the other nodes; a node killed with SIGKILL while messages flow; Redis
+restarted or stopped under the nodes (field case B25); an ack taken by one
+node ending the push another node waits on; and a device connecting to a
+second node replacing its connection on the first. Skipped (77) when
 redis-server is not installed.
 """
 
@@ -18,9 +20,10 @@ import tempfile
 import threading
 import time
 
-from harness import TestFailure, await_until, check, connect, eq, fetch_all, http_request, \
-    run, send_http
+from harness import TestFailure, ack_http, await_until, check, connect, eq, fetch_all, \
+    http_request, run, send_http
 from test_cluster_storage import REDIS, Cluster, Node, Redis, flood, health, send_until_accepted
+from test_push import push_lines
 
 
 class Three(Cluster):
@@ -65,6 +68,13 @@ def redis_cmd(port, *args):
         s.sendall(out)
         time.sleep(0.1)
         return s.recv(65536)
+
+
+async def held(c, user, count=1):
+    """Wait until @count nodes subscribed @user's default device."""
+    chan = "vt-e2e:w:%d:%s" % (len(user), user)
+    await await_until(lambda: redis_cmd(c.redis.port, "PUBSUB", "NUMSUB", chan)
+                      .endswith(b":%d\r\n" % count), 5, "%s held by %d node(s)" % (user, count))
 
 
 async def test_live_across_nodes():
@@ -257,6 +267,64 @@ async def test_redis_restart_and_stop():
         c.close()
 
 
+async def test_ack_on_one_node_ends_the_push_on_the_other():
+    """Bob is pushed a message by node 2 and acks it through REST on node 1:
+    node 2 pushes it no more, and the push hook is not called for it once
+    node 2's retries would have run out."""
+    c = Cluster("--notify", "log", "--ack-timeout", "800", "--retries", "1")
+    try:
+        bob = await connect(c.n2, "bob", token=c.n2.token("bob"))
+        await held(c, "bob")
+        send_http(c.n1, c.n1.token("alice"), "bob", "ra-1", {"t": 1})
+        m = await bob.expect(is_msg("ra-1"), 3, "the message live on node 2")
+        r = ack_http(c.n1, c.n1.token("bob"), [m["id"]])
+        eq(r, {"acked": [m["id"]], "unknown": []}, "the ack on node 1")
+
+        # Node 2 would push again at 0.8 s and give up at 2.4 s.
+        await bob.quiet(m["_t"] + 3.2 - time.monotonic(), is_msg("ra-1"),
+                        "a push again of the message acked on node 1")
+        eq(push_lines(c.n1) + push_lines(c.n2), [], "push hook calls for an acked message")
+        eq([e["id"] for e in fetch_all(c.n2, c.n2.token("bob")) if e["id"] == m["id"]], [],
+           "the acked message listed")
+        await bob.close()
+    finally:
+        c.close()
+
+
+async def test_second_node_replaces_the_first():
+    """Bob connects to node 1, then again with the same device to node 2:
+    node 1 closes its connection with 4002, and messages through either
+    node reach the new connection, once each."""
+    c = Cluster("--notify", "log")
+    try:
+        old = await connect(c.n1, "bob", token=c.n1.token("bob"), name="bob@1")
+        await held(c, "bob")
+        new = await connect(c.n2, "bob", token=c.n2.token("bob"), name="bob@2")
+        eq(await old.wait_closed(3), 4002, "close code of bob's connection on node 1")
+        await held(c, "bob")
+
+        for n, cid in ((c.n1, "rp-1"), (c.n2, "rp-2")):
+            send_http(n, n.token("alice"), "bob", cid, {"via": n.port})
+            m = await new.expect(is_msg(cid), 3, cid + " on the new connection")
+            await new.ack(m["id"])
+        await new.quiet(1.0, lambda e: e.get("type") == "message", "a second copy")
+        eq([e for e in old.pending if e.get("type") == "message"], [],
+           "messages on the replaced connection")
+
+        # Malformed notices are logged and dropped; an older one closes nothing.
+        for junk in ("x", "a" + "g" * 16, "r" + "0" * 31, "r" + "0" * 32):
+            redis_cmd(c.redis.port, "PUBLISH", "vt-e2e:w:3:bob", junk)
+        await await_until(lambda: open(c.n2.log_path).read().count("malformed notice") == 3, 3,
+                          "three malformed notices logged")
+        send_http(c.n1, c.n1.token("alice"), "bob", "rp-3", {})
+        m = await new.expect(is_msg("rp-3"), 3, "rp-3 after the junk")
+        await new.ack(m["id"])
+        eq(push_lines(c.n1) + push_lines(c.n2), [], "push hook calls for a connected device")
+        await new.close()
+    finally:
+        c.close()
+
+
 if __name__ == "__main__":
     if REDIS is None:
         print("redis-server is not installed: skipped")
@@ -265,4 +333,6 @@ if __name__ == "__main__":
          test_offline_then_third_node,
          test_group_across_nodes,
          test_kill9_holder_while_flowing,
-         test_redis_restart_and_stop], total_timeout=280)
+         test_redis_restart_and_stop,
+         test_ack_on_one_node_ends_the_push_on_the_other,
+         test_second_node_replaces_the_first], total_timeout=280)

@@ -1,7 +1,8 @@
 /*
  * test_cluster.c - two engines sharing one store through the cluster hooks:
  * cross-node delivery, receipts back, the push hook when no node holds the
- * device, and group changes seen by every node.
+ * device, group changes seen by every node, an ack taken on one node for a
+ * push waiting on the other, and one device connected to both nodes.
  */
 #include <check.h>
 #include <stdio.h>
@@ -67,9 +68,11 @@ static struct vt_engine *node[NODES];
 static char attached[NODES][16][VT_ID_MAX * 2 + 2];
 static int nattached[NODES];
 
+enum job_kind { WAKE, NOTIFY, GROUP, REMOTE_ACK, ANNOUNCE };
+
 struct job {
-	int kind; /* 0 wake, 1 notify, 2 group */
-	int node;
+	enum job_kind kind;
+	int node; /* where it runs; ANNOUNCE: the node that holds the device */
 	char user[VT_ID_MAX + 1], device[VT_ID_MAX + 1];
 	struct vt_record rec;
 	char from[VT_ID_MAX + 1], to[VT_ID_MAX + 9], data[4096];
@@ -79,6 +82,10 @@ struct job {
 static struct job q[MAXQ];
 static int nq;
 static int pushes;
+
+/* What the engines asked of the cluster's acked op. */
+static int nacked;
+static struct job last_acked;
 
 static void key_of(char *out, const struct vt_inbox *in)
 {
@@ -100,17 +107,27 @@ static int holder(const struct vt_inbox *in)
 	return -1;
 }
 
-static void cl_deliver(void *self, const struct vt_inbox *in, const struct vt_record *rec)
+/* A job about device @in, queued for after the turn. */
+static struct job *job_add(enum job_kind kind, int n, const struct vt_inbox *in)
 {
 	struct job *j = &q[nq++];
-	int h = holder(in);
 
 	ck_assert_int_lt(nq, MAXQ);
 	memset(j, 0, sizeof(*j));
-	j->kind = h >= 0 ? 0 : 1;
-	j->node = h >= 0 ? h : (int)(uintptr_t)self;
-	snprintf(j->user, sizeof(j->user), "%s", in->user);
-	snprintf(j->device, sizeof(j->device), "%s", in->device);
+	j->kind = kind;
+	j->node = n;
+	if (in != NULL) {
+		snprintf(j->user, sizeof(j->user), "%s", in->user);
+		snprintf(j->device, sizeof(j->device), "%s", in->device);
+	}
+	return j;
+}
+
+static void cl_deliver(void *self, const struct vt_inbox *in, const struct vt_record *rec)
+{
+	int h = holder(in);
+	struct job *j = job_add(h >= 0 ? WAKE : NOTIFY, h >= 0 ? h : (int)(uintptr_t)self, in);
+
 	j->rec = *rec;
 	snprintf(j->from, sizeof(j->from), "%s", rec->from);
 	snprintf(j->to, sizeof(j->to), "%s", rec->to);
@@ -121,11 +138,13 @@ static void cl_deliver(void *self, const struct vt_inbox *in, const struct vt_re
 	j->rec.body_len = 0;
 }
 
+/* Like the Redis cluster: once attached, the other nodes hear of it. */
 static void cl_attach(void *self, const struct vt_inbox *in)
 {
 	int n = (int)(uintptr_t)self;
 
 	key_of(attached[n][nattached[n]++], in);
+	job_add(ANNOUNCE, n, in);
 }
 
 static void cl_detach(void *self, const struct vt_inbox *in)
@@ -152,13 +171,26 @@ static void cl_group(void *self, const char *group, const char *data, size_t len
 		if (n == (int)(uintptr_t)self) {
 			continue;
 		}
-		j = &q[nq++];
-		memset(j, 0, sizeof(*j));
-		j->kind = 2;
-		j->node = n;
+		j = job_add(GROUP, n, NULL);
 		snprintf(j->to, sizeof(j->to), "%s", group);
 		memcpy(j->data, data, len);
 		j->len = len;
+	}
+}
+
+/* Told to every node that holds the device, as a publish would be. */
+static void cl_acked(void *self, const struct vt_inbox *in, uint64_t id)
+{
+	int h = holder(in);
+
+	nacked++;
+	memset(&last_acked, 0, sizeof(last_acked));
+	last_acked.node = (int)(uintptr_t)self;
+	snprintf(last_acked.user, sizeof(last_acked.user), "%s", in->user);
+	snprintf(last_acked.device, sizeof(last_acked.device), "%s", in->device);
+	last_acked.rec.id = id;
+	if (h >= 0) {
+		job_add(REMOTE_ACK, h, in)->rec.id = id;
 	}
 }
 
@@ -172,7 +204,29 @@ static const struct vt_cluster_ops cl_ops = {
 	.detach = cl_detach,
 	.group_changed = cl_group,
 	.destroy = cl_destroy,
+	.acked = cl_acked,
 };
+
+/* Node n's id in the cluster; 0 is no node's. */
+static uint64_t node_id(int n)
+{
+	return (uint64_t)n + 1;
+}
+
+/* Node @from holds @in: every other node closes an older connection of it. */
+static void announce(int from, const struct vt_inbox *in)
+{
+	int64_t since;
+
+	if (vt_engine_attached_since(node[from], in, &since) != 0) {
+		return;
+	}
+	for (int n = 0; n < NODES; n++) {
+		if (n != from && vt_engine_replace(node[n], in, since, node_id(from))) {
+			job_add(ANNOUNCE, n, in);
+		}
+	}
+}
 
 static void count_notify(void *self, const struct vt_notice *n)
 {
@@ -185,38 +239,84 @@ static void no_destroy(void *self)
 
 static const struct vt_notifier_ops count_ops = {.notify = count_notify, .destroy = no_destroy};
 
+static void run_job(const struct job *j)
+{
+	struct vt_inbox in = {.user = j->user, .device = j->device};
+
+	switch (j->kind) {
+	case WAKE:
+		vt_engine_wake(node[j->node], &in, j->rec.id);
+		break;
+	case NOTIFY:
+		vt_engine_notify_offline(node[j->node], &in, &j->rec);
+		break;
+	case GROUP:
+		vt_engine_group_reload(node[j->node], j->to, j->data, j->len);
+		break;
+	case REMOTE_ACK:
+		vt_engine_remote_ack(node[j->node], &in, j->rec.id);
+		break;
+	case ANNOUNCE:
+		announce(j->node, &in);
+		break;
+	}
+}
+
 /* Turns on every node until no work is left. */
 static void settle(void)
 {
+	static struct job run[MAXQ];
+
 	for (int round = 0; round < 20; round++) {
-		int i;
+		int n;
 
 		/* The nodes share one fake host: flush each of them every time. */
 		for (int k = 0; k < 3; k++) {
-			for (int n = 0; n < NODES; n++) {
+			for (int i = 0; i < NODES; i++) {
 				H.flush_wanted = 0;
-				vt_engine_flush(node[n]);
+				vt_engine_flush(node[i]);
 			}
 		}
 		if (nq == 0) {
 			return;
 		}
-		for (i = 0; i < nq; i++) {
-			struct vt_inbox in = {.user = q[i].user, .device = q[i].device};
 
-			if (q[i].kind == 0) {
-				vt_engine_wake(node[q[i].node], &in, q[i].rec.id);
-			} else if (q[i].kind == 1) {
-				vt_engine_notify_offline(node[q[i].node], &in, &q[i].rec);
-			} else {
-				vt_engine_group_reload(node[q[i].node], q[i].to, q[i].data, q[i].len);
-			}
-		}
+		/* Jobs may queue more jobs: those run in the next round. */
+		n = nq;
+		memcpy(run, q, (size_t)n * sizeof(q[0]));
 		nq = 0;
+		for (int i = 0; i < n; i++) {
+			run_job(&run[i]);
+		}
 	}
 }
 
-static struct cap_conn A, B;
+/* Move the shared clocks by @ms, running every node's due timers. */
+static void advance_all(uint64_t ms)
+{
+	uint64_t end = H.mono + ms;
+
+	settle();
+	while (H.mono < end) {
+		uint64_t step = end - H.mono;
+
+		for (int n = 0; n < NODES; n++) {
+			int64_t t = vt_engine_next_timeout(node[n]);
+
+			if (t >= 0 && (uint64_t)t < step) {
+				step = (uint64_t)t;
+			}
+		}
+		H.mono += step;
+		H.wall += (int64_t)step;
+		for (int n = 0; n < NODES; n++) {
+			vt_engine_run_timers(node[n]);
+		}
+		settle();
+	}
+}
+
+static struct cap_conn A, B, B2;
 
 static void setup(void)
 {
@@ -230,14 +330,17 @@ static void setup(void)
 
 		ck_assert_int_eq(vt_engine_create(&c, &H.host, st, &node[n]), 0);
 		vt_engine_set_cluster(node[n], (struct vt_cluster){.ops = &cl_ops,
-								   .self = (void *)(uintptr_t)n});
+								   .self = (void *)(uintptr_t)n,
+								   .node = node_id(n)});
 		vt_engine_set_notifier(node[n], (struct vt_notifier){.ops = &count_ops});
 		nattached[n] = 0;
 	}
 	nq = 0;
 	pushes = 0;
+	nacked = 0;
 	memset(&A, 0, sizeof(A));
 	memset(&B, 0, sizeof(B));
+	memset(&B2, 0, sizeof(B2));
 }
 
 static void teardown(void)
@@ -247,6 +350,7 @@ static void teardown(void)
 	}
 	cap_free(&A);
 	cap_free(&B);
+	cap_free(&B2);
 }
 
 START_TEST(message_crosses_nodes_and_receipt_comes_back)
@@ -297,6 +401,175 @@ START_TEST(group_changes_reach_every_node)
 }
 END_TEST
 
+/* Ack @id for @user's default device by REST on node @n. */
+static void rest_ack(int n, const char *user, uint64_t id, struct reply *r)
+{
+	struct vt_identity who = ident(&H, user);
+	char body[64];
+
+	snprintf(body, sizeof(body), "{\"ids\":[\"%llu\"]}", (unsigned long long)id);
+	vt_engine_ack(node[n], &who, body, strlen(body), on_reply, r);
+	settle();
+}
+
+START_TEST(ack_on_one_node_ends_the_push_on_the_other)
+{
+	struct reply r = {0};
+	uint64_t id;
+
+	connect_user(node[0], &H, "alice", &A);
+	connect_user(node[1], &H, "bob", &B);
+	send_msg(&A, "m1", "bob", "1");
+	settle();
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+	id = json_id(cap_nth(&B, "message", 0), "id");
+
+	/* Bob acks through REST on node 0, not on his socket on node 1. */
+	rest_ack(0, "bob", id, &r);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"acked\":[\""));
+	ck_assert_int_eq(nacked, 1);
+	ck_assert_int_eq(last_acked.node, 0);
+	ck_assert_str_eq(last_acked.user, "bob");
+	ck_assert_str_eq(last_acked.device, "");
+	ck_assert_uint_eq(last_acked.rec.id, id);
+	ck_assert_uint_eq(cap_count(&A, "delivered"), 1);
+	send_ack(&A, json_id(cap_nth(&A, "delivered", 0), "id"));
+
+	/* Past every retry: node 1 pushed it once, and nobody was woken. */
+	advance_all(200000);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+	ck_assert_uint_eq(cap_count(&A, "delivered"), 1);
+	ck_assert_int_eq(nacked, 1);
+	ck_assert_int_eq(pushes, 0);
+	ck_assert_int_eq(B.closed, 0);
+}
+END_TEST
+
+START_TEST(ack_of_what_the_local_connection_held_is_not_told)
+{
+	connect_user(node[0], &H, "alice", &A);
+	connect_user(node[1], &H, "bob", &B);
+	send_msg(&A, "m1", "bob", "1");
+	settle();
+	send_ack(&B, json_id(cap_nth(&B, "message", 0), "id"));
+	settle();
+	ck_assert_uint_eq(cap_count(&A, "delivered"), 1);
+
+	/* Alice acks her receipt on her own node: nobody else held either. */
+	send_ack(&A, json_id(cap_nth(&A, "delivered", 0), "id"));
+	settle();
+	ck_assert_int_eq(nacked, 0);
+}
+END_TEST
+
+START_TEST(remote_ack_frees_the_window_and_ignores_strangers)
+{
+	struct vt_inbox bob = {.user = "bob", .device = ""};
+	struct vt_inbox eve = {.user = "eve", .device = ""};
+	uint64_t first;
+
+	connect_user(node[0], &H, "alice", &A);
+	connect_user(node[0], &H, "bob", &B);
+	for (int i = 0; i < 40; i++) {
+		char cid[8];
+
+		snprintf(cid, sizeof(cid), "m%d", i);
+		send_msg(&A, cid, "bob", "1");
+	}
+	settle();
+	ck_assert_uint_eq(cap_count(&B, "message"), 32);
+	first = json_id(cap_nth(&B, "message", 0), "id");
+
+	/* Unknown ids and devices not held here change nothing. */
+	vt_engine_remote_ack(node[0], &bob, first + 1000);
+	vt_engine_remote_ack(node[0], &eve, first);
+	settle();
+	ck_assert_uint_eq(cap_count(&B, "message"), 32);
+
+	/* One acked elsewhere: the next one is pushed in its place. */
+	vt_engine_remote_ack(node[0], &bob, first);
+	settle();
+	ck_assert_uint_eq(cap_count(&B, "message"), 33);
+	ck_assert_uint_eq(cap_count(&A, "delivered"), 0);
+}
+END_TEST
+
+START_TEST(second_node_replaces_the_first)
+{
+	connect_user(node[0], &H, "alice", &A);
+	connect_user(node[0], &H, "bob", &B);
+	settle();
+	H.wall += 5;
+	connect_user(node[1], &H, "bob", &B2);
+	settle();
+	ck_assert_int_eq(B.closed, 1);
+	ck_assert_int_eq(B.close_code, VT_CLOSE_REPLACED);
+	ck_assert_int_eq(B2.closed, 0);
+	vt_conn_close(B.conn);
+
+	send_msg(&A, "m1", "bob", "1");
+	settle();
+	ck_assert_uint_eq(cap_count(&B, "message"), 0);
+	ck_assert_uint_eq(cap_count(&B2, "message"), 1);
+	ck_assert_int_eq(pushes, 0);
+}
+END_TEST
+
+START_TEST(own_and_older_notices_are_ignored)
+{
+	struct vt_inbox bob = {.user = "bob", .device = ""};
+	int64_t since;
+
+	connect_user(node[1], &H, "bob", &B);
+	ck_assert_int_eq(vt_engine_attached_since(node[1], &bob, &since), 0);
+	ck_assert_int_eq(since, H.wall);
+
+	/* Older, or the same ms on a lower node: kept, and said so. */
+	ck_assert_int_eq(vt_engine_replace(node[1], &bob, since - 1, node_id(0)), 1);
+	ck_assert_int_eq(vt_engine_replace(node[1], &bob, since, node_id(0)), 1);
+	/* Its own node's notice, even a later one. */
+	ck_assert_int_eq(vt_engine_replace(node[1], &bob, since + 1, node_id(1)), 0);
+	ck_assert_int_eq(B.closed, 0);
+
+	/* The same ms on a higher node wins. */
+	ck_assert_int_eq(vt_engine_replace(node[0], &bob, since, node_id(1)), 0);
+	ck_assert_int_eq(vt_engine_replace(node[1], &bob, since, node_id(1) + 1), 0);
+	ck_assert_int_eq(B.closed, 1);
+	ck_assert_int_eq(B.close_code, VT_CLOSE_REPLACED);
+	ck_assert_int_eq(vt_engine_attached_since(node[1], &bob, &since), VT_ENOTFOUND);
+}
+END_TEST
+
+START_TEST(simultaneous_connects_leave_exactly_one)
+{
+	/* Both attach in one ms, and each node hears the other's notice. */
+	connect_user(node[0], &H, "bob", &B);
+	connect_user(node[1], &H, "bob", &B2);
+	settle();
+	ck_assert_int_eq(B.closed + B2.closed, 1);
+	ck_assert_int_eq(B.closed, 1);
+	ck_assert_int_eq(B.close_code, VT_CLOSE_REPLACED);
+}
+END_TEST
+
+START_TEST(replaced_connection_wakes_nobody)
+{
+	/* Node 0's connection holds a push; the device comes back on node 1. */
+	connect_user(node[0], &H, "alice", &A);
+	connect_user(node[0], &H, "bob", &B);
+	send_msg(&A, "m1", "bob", "1");
+	settle();
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+	H.wall += 1;
+	connect_user(node[1], &H, "bob", &B2);
+	settle();
+	ck_assert_int_eq(B.close_code, VT_CLOSE_REPLACED);
+	ck_assert_uint_eq(cap_count(&B2, "message"), 1);
+	ck_assert_int_eq(pushes, 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cluster");
@@ -306,6 +579,13 @@ int main(void)
 	tcase_add_test(t, message_crosses_nodes_and_receipt_comes_back);
 	tcase_add_test(t, no_node_holds_the_device_so_the_hook_is_called_once);
 	tcase_add_test(t, group_changes_reach_every_node);
+	tcase_add_test(t, ack_on_one_node_ends_the_push_on_the_other);
+	tcase_add_test(t, ack_of_what_the_local_connection_held_is_not_told);
+	tcase_add_test(t, remote_ack_frees_the_window_and_ignores_strangers);
+	tcase_add_test(t, second_node_replaces_the_first);
+	tcase_add_test(t, own_and_older_notices_are_ignored);
+	tcase_add_test(t, simultaneous_connects_leave_exactly_one);
+	tcase_add_test(t, replaced_connection_wakes_nobody);
 	suite_add_tcase(s, t);
 	return run_suite(s);
 }

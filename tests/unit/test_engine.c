@@ -327,21 +327,6 @@ START_TEST(ack_of_someone_elses_id_is_harmless)
 }
 END_TEST
 
-struct reply {
-	int calls;
-	int status;
-	char body[8192];
-};
-
-static void on_reply(void *arg, int status, const char *json, size_t len)
-{
-	struct reply *r = arg;
-
-	r->calls++;
-	r->status = status;
-	snprintf(r->body, sizeof(r->body), "%.*s", (int)len, json);
-}
-
 START_TEST(rest_fetch_and_ack_remove_exactly_the_named_ids)
 {
 	struct vt_identity bob = ident(&H, "bob");

@@ -196,23 +196,10 @@ START_TEST(history_rule_for_joining_and_leaving_members)
 }
 END_TEST
 
-struct reply {
-	int status;
-	char body[4096];
-};
-
-static void on_reply(void *arg, int status, const char *json, size_t len)
-{
-	struct reply *r = arg;
-
-	r->status = status;
-	snprintf(r->body, sizeof(r->body), "%.*s", (int)len, json);
-}
-
 START_TEST(rest_group_reads_for_members_only)
 {
 	struct vt_identity bob = ident(&H, "bob"), carol = ident(&H, "carol");
-	struct reply r;
+	struct reply r = {0};
 
 	create_team();
 	vt_engine_group_info(E, &bob, "g:team", on_reply, &r);

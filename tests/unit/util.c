@@ -241,6 +241,15 @@ void send_ack(struct cap_conn *c, uint64_t id)
 	vt_conn_receive(c->conn, buf, (size_t)n);
 }
 
+void on_reply(void *arg, int status, const char *json, size_t len)
+{
+	struct reply *r = arg;
+
+	r->calls++;
+	r->status = status;
+	snprintf(r->body, sizeof(r->body), "%.*s", (int)len, json);
+}
+
 int run_suite(Suite *s)
 {
 	SRunner *sr = srunner_create(s);

@@ -78,6 +78,16 @@ void send_msg(struct cap_conn *c, const char *cid, const char *to, const char *b
 /* Ack server id @id on @c. */
 void send_ack(struct cap_conn *c, uint64_t id);
 
+/* The answer to a request (vt_reply_fn): how many, and the last one. */
+struct reply {
+	int calls;
+	int status;
+	char body[8192];
+};
+
+/* A vt_reply_fn that fills the struct reply at @arg. */
+void on_reply(void *arg, int status, const char *json, size_t len);
+
 /* Run @s (Check forks each test) and return the process exit status. */
 int run_suite(Suite *s);
 
