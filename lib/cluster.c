@@ -75,17 +75,23 @@ void vt_engine_group_reload(struct vt_engine *e, const char *group, const char *
 }
 
 /*
- * TODO: a listing of the inbox that was sent to storage before the ack
- * committed, and answers after the notice arrived, queues the acked event
- * again; it is then pushed and retried as if never acked. Closing it needs
- * the ids acked elsewhere kept until such a listing is answered.
+ * A listing sent to storage before the ack committed may still return the
+ * acked event: on_list() skips it when it was the only one, and lists again
+ * when there were more (the new listing starts after the commit).
  */
 void vt_engine_remote_ack(struct vt_engine *e, const struct vt_inbox *in, uint64_t id)
 {
 	struct vt_conn *c = vt__conn_find(e, in->user, in->device);
 	struct vt_msg *m = NULL;
 
-	if (c == NULL || c->closing || !vt__conn_ack(c, id, &m)) {
+	if (c == NULL || c->closing) {
+		return;
+	}
+	if (c->fetching) {
+		c->remote_acks++;
+		c->remote_id = id;
+	}
+	if (!vt__conn_ack(c, id, &m)) {
 		return;
 	}
 	vt_log(VT_LOG_DEBUG, "acked on another node id=%llu conn=%llu", (unsigned long long)id,

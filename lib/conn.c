@@ -409,6 +409,7 @@ static void fetch(struct vt_conn *c)
 	c->e->pending_calls++;
 	c->fetch_gen = c->backlog_gen;
 	c->fetch_want = want;
+	c->remote_acks = 0;
 	c->rewinding = c->rewind;
 	c->rewind = 0;
 	e->st.ops->list(e->st.self, &c->inbox, c->rewinding ? 0 : c->cursor, want, on_list, c);
@@ -451,10 +452,20 @@ static void on_list(void *arg, int status, const struct vt_record *recs, size_t 
 		c->list_warned = 0;
 	}
 
+	if (c->remote_acks > 1) {
+		/* Several were acked elsewhere meanwhile: this listing may hold
+		 * any of them. Ask again, as this one asked. */
+		n = 0;
+		c->rewind = c->rewinding;
+		c->backlog_gen++;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct vt_msg *m;
 
 		if (recs[i].id <= c->cursor && (!c->rewinding || queued(c, recs[i].id))) {
+			continue;
+		}
+		if (c->remote_acks == 1 && recs[i].id == c->remote_id) {
 			continue;
 		}
 		m = vt_msg_new(recs[i].kind, recs[i].from, recs[i].to, recs[i].cid, recs[i].ts,

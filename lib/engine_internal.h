@@ -108,6 +108,8 @@ struct vt_conn {
 	uint64_t backlog_gen; /* bumped whenever an event is left in storage */
 	uint64_t fetch_gen;   /* backlog_gen when the list call started */
 	uint32_t fetch_want;  /* how many it asked for */
+	uint32_t remote_acks; /* acks another node took while a listing was pending */
+	uint64_t remote_id;   /* the last of them */
 	int backlog;          /* storage may hold owed events above cursor */
 	int fetching;         /* a list call is pending */
 	int list_failed;      /* the last listing failed: the next waits for the sweep */

@@ -19,10 +19,62 @@ static void sh_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb done
 	shared.ops->commit(shared.self, ops, n, done, arg);
 }
 
+/*
+ * With hold_lists set, a listing reads the store at once but answers only
+ * when release_list() is called: an ack may commit in between, as it can
+ * when storage is a server and the two calls travel separately.
+ */
+#define HELD_MAX 64
+
+static int hold_lists;
+static struct {
+	vt_list_cb done;
+	void *arg;
+	size_t n;
+	struct vt_record recs[HELD_MAX];
+	char strs[HELD_MAX][4][VT_ID_MAX + 9];
+} held;
+
+static void keep_listed(void *arg, int status, const struct vt_record *recs, size_t n)
+{
+	ck_assert_int_eq(status, 0);
+	ck_assert_uint_le(n, HELD_MAX);
+	held.n = n;
+	for (size_t i = 0; i < n; i++) {
+		struct vt_record *r = &held.recs[i];
+
+		*r = recs[i];
+		ck_assert_uint_lt(r->body_len, sizeof(held.strs[i][3]));
+		r->from = strcpy(held.strs[i][0], recs[i].from);
+		r->to = strcpy(held.strs[i][1], recs[i].to);
+		r->cid = strcpy(held.strs[i][2], recs[i].cid);
+		r->body = memcpy(held.strs[i][3], recs[i].body, recs[i].body_len);
+	}
+}
+
 static void sh_list(void *self, const struct vt_inbox *in, uint64_t after, uint32_t limit,
 		    vt_list_cb done, void *arg)
 {
-	shared.ops->list(shared.self, in, after, limit, done, arg);
+	if (!hold_lists) {
+		shared.ops->list(shared.self, in, after, limit, done, arg);
+		return;
+	}
+	ck_assert_ptr_null(held.done);
+	shared.ops->list(shared.self, in, after, limit < HELD_MAX ? limit : HELD_MAX,
+			 keep_listed, NULL);
+	held.done = done;
+	held.arg = arg;
+}
+
+/* Answer the held listing with what the store held when it was asked. */
+static void release_list(void)
+{
+	vt_list_cb done = held.done;
+
+	ck_assert_ptr_nonnull(done);
+	held.done = NULL;
+	hold_lists = 0;
+	done(held.arg, 0, held.recs, held.n);
 }
 
 static void sh_expire(void *self, int64_t now, int64_t before, int64_t dev_before, uint64_t max,
@@ -322,6 +374,8 @@ static void setup(void)
 {
 	struct vt_engine_config c;
 
+	hold_lists = 0;
+	memset(&held, 0, sizeof(held));
 	vt_engine_config_init(&c);
 	fake_host_init(&H);
 	ck_assert_int_eq(vt_storage_memory_create(86400000, &shared), 0);
@@ -495,6 +549,59 @@ START_TEST(remote_ack_frees_the_window_and_ignores_strangers)
 }
 END_TEST
 
+/* A listing that was on its way while the ack committed does not bring it back. */
+static void listing_raced_by(int nacks)
+{
+	struct reply r = {0};
+	uint64_t ids[2];
+
+	connect_user(node[0], &H, "alice", &A);
+	for (int i = 0; i < 3; i++) {
+		char cid[8];
+
+		snprintf(cid, sizeof(cid), "m%d", i);
+		send_msg(&A, cid, "bob", "1");
+	}
+	settle();
+
+	/* Bob connects on node 1 while his inbox is being listed ... */
+	hold_lists = 1;
+	connect_user(node[1], &H, "bob", &B);
+	settle();
+	ck_assert_ptr_nonnull(held.done);
+	ck_assert_uint_eq(held.n, 3);
+	ids[0] = held.recs[0].id;
+	ids[1] = held.recs[1].id;
+
+	/* ... and acks through REST on node 0 before that listing answers. */
+	for (int i = 0; i < nacks; i++) {
+		rest_ack(0, "bob", ids[i], &r);
+		ck_assert_int_eq(r.status, 0);
+	}
+	release_list();
+	settle();
+
+	ck_assert_uint_eq(cap_count(&B, "message"), 3 - (unsigned)nacks);
+	for (size_t i = 0; i < cap_count(&B, "message"); i++) {
+		uint64_t got = json_id(cap_nth(&B, "message", i), "id");
+
+		ck_assert_uint_ne(got, ids[0]);
+		ck_assert_uint_ne(got, nacks > 1 ? ids[1] : 0);
+	}
+}
+
+START_TEST(ack_during_a_listing_is_not_queued_again)
+{
+	listing_raced_by(1);
+}
+END_TEST
+
+START_TEST(acks_during_a_listing_make_it_list_again)
+{
+	listing_raced_by(2);
+}
+END_TEST
+
 START_TEST(second_node_replaces_the_first)
 {
 	connect_user(node[0], &H, "alice", &A);
@@ -582,6 +689,8 @@ int main(void)
 	tcase_add_test(t, ack_on_one_node_ends_the_push_on_the_other);
 	tcase_add_test(t, ack_of_what_the_local_connection_held_is_not_told);
 	tcase_add_test(t, remote_ack_frees_the_window_and_ignores_strangers);
+	tcase_add_test(t, ack_during_a_listing_is_not_queued_again);
+	tcase_add_test(t, acks_during_a_listing_make_it_list_again);
 	tcase_add_test(t, second_node_replaces_the_first);
 	tcase_add_test(t, own_and_older_notices_are_ignored);
 	tcase_add_test(t, simultaneous_connects_leave_exactly_one);
