@@ -138,6 +138,8 @@ void vt__group_wait(struct vt_engine *e, struct vt_msg *m, const char *device,
 	o->reply = NULL;
 	snprintf(w->device, sizeof(w->device), "%s", device);
 	w->retried = retried;
+	vt_log(VT_LOG_DEBUG, "group %s: post cid=%s from=%s waits for the group as stored",
+	       m->rec.to, m->rec.cid, m->rec.from);
 	while (*tail != NULL) {
 		tail = &(*tail)->next;
 	}
