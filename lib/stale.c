@@ -6,10 +6,12 @@
  * moment names the members of the old state; the shared store refuses it
  * (VT_ECONFLICT) because the group's version moved on. Such a post is not
  * answered yet: it waits here while the cluster reads the group from the
- * store, and is then taken again, once, with the fresh members. Posts to
- * the same group that come meanwhile wait behind it, so a sender's posts
- * keep their order. Only a second conflict reaches the client, as the
- * retryable "conflict" error.
+ * store, and is then taken again, once, with the fresh members, under a
+ * new id. Posts to the same group that come meanwhile wait behind it, so
+ * the posts this node takes keep their order. Only a second conflict, or
+ * a group that could not be read, reaches the client, as the retryable
+ * "conflict" error. The wait is bounded: the cluster answers every read,
+ * at the latest when its command times out.
  */
 #include <stdio.h>
 #include <stdlib.h>
