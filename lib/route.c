@@ -202,6 +202,12 @@ void vt__take_group_post(struct vt_engine *e, const struct vt_identity *from, st
 	const char **list;
 	uint32_t n = 0;
 
+	/*
+	 * TODO: with a cluster, this node may not have heard yet of a member
+	 * just added through another one, and refuses that member's post
+	 * here. Reading the group afresh before refusing would fix it, but
+	 * would let anyone make this node read groups at their message rate.
+	 */
 	if (g == NULL || vt_group_member(g, from->user) == NULL) {
 		vt__reply_error(e, o, VT_EFORBIDDEN, "not a member of this group", m->rec.cid);
 		return;
