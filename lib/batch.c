@@ -115,6 +115,11 @@ static void prepare_put(struct vt_engine *e, struct vt_pend *p, struct vt_op *op
 	op->dedup = p->dedup;
 	op->cap_skip = p->cap_skip;
 	op->inbox_cap = p->kind == VT_PEND_ACCEPT ? e->cfg.inbox_cap : 0;
+	if (p->check_base) {
+		op->group = p->msg->rec.to;
+		op->check_base = 1;
+		op->base = p->base;
+	}
 
 	if (p->kind == VT_PEND_OFFLINE) {
 		/* One known inbox: the device the event was held for. */
@@ -185,6 +190,9 @@ static int batch_prepare(struct vt_engine *e, struct vt_batch *b)
 			op->group = p->user;
 			op->data = p->blob;
 			op->len = p->blob_len;
+			op->version = p->id;
+			op->check_base = (uint32_t)p->check_base;
+			op->base = p->base;
 			break;
 		default:
 			prepare_put(e, p, op, &b->inboxes[i], b->uptr + nusers);
@@ -194,11 +202,36 @@ static int batch_prepare(struct vt_engine *e, struct vt_batch *b)
 	return 0;
 }
 
+/*
+ * The store holds a newer state of the group than the one @p was taken
+ * from. A post waits for the fresh copy and is taken again, once; anything
+ * else is answered with the conflict, and memory is refreshed for the next.
+ */
+static int conflict(struct vt_engine *e, struct vt_pend *p)
+{
+	const char *group = p->kind == VT_PEND_GROUP ? p->user : p->msg->rec.to;
+
+	if (p->kind == VT_PEND_ACCEPT && p->msg->rec.kind != VT_KIND_MESSAGE) {
+		return 0; /* a change's announcement: its state write asks */
+	}
+	if (p->kind == VT_PEND_ACCEPT && !p->retried) {
+		vt__group_wait(e, p->msg, p->device, &p->origin, 1);
+		return 1;
+	}
+	if (!vt__group_waited_on(e, group)) {
+		vt__group_stale(e, group);
+	}
+	return 0;
+}
+
 static void complete_accept(struct vt_engine *e, struct vt_pend *p, int status,
 			    const struct vt_op *op)
 {
 	if (status == 0) {
 		status = op->status;
+	}
+	if (status == VT_ECONFLICT && conflict(e, p)) {
+		return;
 	}
 	if (status < 0) {
 		vt__reply_error(e, &p->origin, status, vt_strerror(status), p->msg->rec.cid);
@@ -325,6 +358,8 @@ static void complete_one(struct vt_engine *e, struct vt_pend *p, int status,
 		if (ok && e->cluster.ops != NULL) {
 			e->cluster.ops->group_changed(e->cluster.self, p->user, p->blob,
 						      p->blob_len);
+		} else if (status == 0 && op->status == VT_ECONFLICT) {
+			conflict(e, p);
 		}
 		break;
 	case VT_PEND_NOTIFIED:
@@ -334,8 +369,8 @@ static void complete_one(struct vt_engine *e, struct vt_pend *p, int status,
 }
 
 /*
- * A failed batch changed nothing in storage, so group changes taken with it
- * are undone in memory too, newest first.
+ * A failed batch changed nothing in storage, nor did a group change the
+ * store refused, so such changes are undone in memory too, newest first.
  */
 static void undo_groups(struct vt_engine *e, struct vt_batch *b, int status)
 {
@@ -352,7 +387,8 @@ static void undo_groups(struct vt_engine *e, struct vt_batch *b, int status)
 		} else if ((g = vt_groups_find(&e->groups, p->user)) != NULL) {
 			vt_groups_delete(&e->groups, g);
 		}
-		vt_log(VT_LOG_WARN, "group %s: change undone, storage failed", p->user);
+		vt_log(VT_LOG_WARN, "group %s: change undone: %s", p->user,
+		       vt_strerror(status != 0 ? status : b->ops[i].status));
 	}
 }
 

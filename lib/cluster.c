@@ -12,7 +12,9 @@
 void vt_engine_set_cluster(struct vt_engine *e, struct vt_cluster cluster)
 {
 	if (e->cluster.ops != NULL) {
+		/* Its pending reads of groups end unanswered: so do the posts. */
 		e->cluster.ops->destroy(e->cluster.self);
+		vt__group_waiting_fail(e, VT_ECONFLICT, vt_strerror(VT_ECONFLICT));
 	}
 	e->cluster = cluster;
 }

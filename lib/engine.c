@@ -148,7 +148,7 @@ void vt_engine_shutdown(struct vt_engine *e)
 
 int vt_engine_idle(const struct vt_engine *e)
 {
-	return e->pending_calls == 0 && e->cur.len == 0;
+	return e->pending_calls == 0 && e->cur.len == 0 && e->waiting == NULL;
 }
 
 void vt_engine_destroy(struct vt_engine *e)
@@ -164,6 +164,7 @@ void vt_engine_destroy(struct vt_engine *e)
 		vt_log(VT_LOG_ERROR, "engine destroyed with %u storage calls pending",
 		       e->pending_calls);
 	}
+	vt__group_waiting_fail(e, VT_EBUSY, "server shutting down");
 
 	while (e->conns != NULL) {
 		struct vt_conn *c = e->conns;

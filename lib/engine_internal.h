@@ -6,7 +6,7 @@
  * reads, typing, group changes). conn.c: connected devices and their push
  * queues. inflight.c: the deadline heap. msg.c: shared, reference-counted
  * events. requests.c: REST send, sync, ack and group reads. notify.c: the
- * push hook.
+ * push hook. stale.c: group posts waiting for a fresh copy of their group.
  */
 #ifndef VARTALAP_ENGINE_INTERNAL_H
 #define VARTALAP_ENGINE_INTERNAL_H
@@ -174,8 +174,14 @@ struct vt_pend {
 	struct vt_fetchreq *fetchreq;
 	char user[VT_TO_MAX + 1];    /* the inbox, the acker, or the group id */
 	char device[VT_ID_MAX + 1];
-	uint64_t id;                 /* ACK, NOTIFIED */
+	uint64_t id;                 /* ACK, NOTIFIED; GROUP: the new state's version */
 	int local;                   /* ACK: a connection here held the delivery */
+
+	/* GROUP, and a PUT to a group: with a cluster, the group version the
+	 * op was derived from, which the shared store checks */
+	int check_base;
+	uint64_t base;
+	int retried;                 /* a group post taken again after a conflict */
 
 	/* PUT: recipients to expand, and the sender's inbox for its own copies */
 	char (*users)[VT_ID_MAX + 1];
@@ -194,6 +200,19 @@ struct vt_pend {
 	size_t blob_len;
 	char *undo;                  /* NULL: the group did not exist */
 	size_t undo_len;
+};
+
+/*
+ * A group post that met a newer state of its group in the store, or that
+ * came while such a post waited: it waits for the fresh copy of the group,
+ * then is taken again (see stale.c).
+ */
+struct vt_waiting_post {
+	struct vt_waiting_post *next;
+	struct vt_msg *msg;          /* as first taken; holds from, to (the group), cid */
+	struct vt_origin origin;
+	char device[VT_ID_MAX + 1];  /* the sender's */
+	int retried;                 /* it met a conflict already: once is all */
 };
 
 struct vt_batch {
@@ -215,6 +234,7 @@ struct vt_engine {
 	struct vt_conn *conns;   /* every open connection */
 	struct vt_heap heap;
 	struct vt_groups groups;
+	struct vt_waiting_post *waiting; /* in the order they were taken */
 
 	struct vt_batch cur;     /* taking ops this turn */
 	struct vt_batch sent;    /* handed to storage, not yet done */
@@ -294,6 +314,16 @@ void vt__cluster_attach(struct vt_engine *e, const struct vt_conn *c, int attach
 
 /* cluster.c: an ack committed here for a delivery no connection here held. */
 void vt__cluster_acked(struct vt_engine *e, const char *user, const char *device, uint64_t id);
+/* route.c: a post to a group, taken again once its group is fresh. */
+void vt__take_group_post(struct vt_engine *e, const struct vt_identity *from, struct vt_msg *m,
+			 struct vt_origin *o, int retried);
+
+/* stale.c */
+int vt__group_waited_on(const struct vt_engine *e, const char *group);
+void vt__group_wait(struct vt_engine *e, struct vt_msg *m, const char *device,
+		    struct vt_origin *o, int retried);
+void vt__group_stale(struct vt_engine *e, const char *group);
+void vt__group_waiting_fail(struct vt_engine *e, int err, const char *reason);
 
 /* notify.c */
 int vt__notify(struct vt_engine *e, const struct vt_record *rec, const char *user,

@@ -507,6 +507,8 @@ void vt_group_encode_state(struct vt_buf *b, const struct vt_group *g)
 	vt_buf_json_str(b, g->create_cid, strlen(g->create_cid));
 	vt_buf_puts(b, ",\"cid_id\":");
 	vt_buf_u64(b, g->create_id);
+	vt_buf_puts(b, ",\"ver\":");
+	vt_buf_u64(b, g->version);
 	vt_buf_puts(b, ",\"members\":[");
 	for (uint32_t i = 0; i < g->n; i++) {
 		if (i > 0) {
@@ -592,6 +594,9 @@ static int load_field(struct vt_group *g, const struct vt_json_val *key,
 	if (vt_json_key_is(key, "cid_id")) {
 		return vt_json_u64(val, VT_ID_LIMIT, &g->create_id);
 	}
+	if (vt_json_key_is(key, "ver")) {
+		return vt_json_u64(val, VT_ID_LIMIT, &g->version);
+	}
 	if (vt_json_key_is(key, "members")) {
 		while (rc == 0 && vt_json_next_elem(val, &pos, &m)) {
 			rc = load_member(g, &m);
@@ -611,6 +616,19 @@ static int load_field(struct vt_group *g, const struct vt_json_val *key,
 	return rc;
 }
 
+/*
+ * A blob stored before groups had versions: its newest remembered change
+ * made it (every change is remembered), and 1 stands for none. A store
+ * that checks versions takes any version for a group it has none for.
+ */
+static uint64_t version_of_old_blob(const struct vt_group *g)
+{
+	if (g->nrecent == 0) {
+		return 1;
+	}
+	return g->recent[(g->recent_next + VT_GROUP_RECENT - 1) % VT_GROUP_RECENT].id;
+}
+
 int vt_groups_load(struct vt_groups *gs, const char *id, const char *data, size_t len)
 {
 	struct vt_json_val obj, key, val;
@@ -628,6 +646,9 @@ int vt_groups_load(struct vt_groups *gs, const char *id, const char *data, size_
 	}
 	if (rc == 0 && g->name == NULL) {
 		rc = set_name(g, "");
+	}
+	if (rc == 0 && g->version == 0) {
+		g->version = version_of_old_blob(g);
 	}
 	if (rc != 0) {
 		vt_log(VT_LOG_ERROR, "group %s: stored state invalid, skipped", id);

@@ -44,6 +44,9 @@ struct vt_group {
 	char creator[VT_ID_MAX + 1];
 	char create_cid[VT_ID_MAX + 1]; /* so a retried create is answered again */
 	uint64_t create_id;
+	/* The id of the change that made this state; a store shared by
+	 * several nodes refuses a write derived from another version. */
+	uint64_t version;
 	struct vt_member *members;     /* in joining order */
 	uint32_t n, cap;
 	struct vt_group_op recent[VT_GROUP_RECENT]; /* a ring, oldest overwritten */

@@ -55,16 +55,17 @@ static int set_users(struct vt_pend *p, const char *const *users, uint32_t n)
 /*
  * Queue @m for storage to @users, with copies to the sender's other devices.
  * The sender hears "accepted" when it commits. Takes no reference from @m's
- * caller: the batch holds its own.
+ * caller: the batch holds its own. Returns the batch's op, or NULL when out
+ * of memory.
  */
-static int put_event(struct vt_engine *e, struct vt_msg *m, const struct vt_identity *from,
-		     const char *const *users, uint32_t n, int cap_skip, int hold, int dedup,
-		     struct vt_origin *o)
+static struct vt_pend *put_event(struct vt_engine *e, struct vt_msg *m,
+				 const struct vt_identity *from, const char *const *users,
+				 uint32_t n, int cap_skip, int hold, int dedup, struct vt_origin *o)
 {
 	struct vt_pend *p = vt__batch_put(e, VT_PEND_ACCEPT, m);
 
 	if (p == NULL || set_users(p, users, n) != 0) {
-		return VT_ENOMEM;
+		return NULL;
 	}
 	snprintf(p->user, sizeof(p->user), "%s", from->user);
 	snprintf(p->device, sizeof(p->device), "%s", from->device);
@@ -74,7 +75,18 @@ static int put_event(struct vt_engine *e, struct vt_msg *m, const struct vt_iden
 	p->hold = hold;
 	p->origin = *o;
 	o->conn = NULL;
-	return 0;
+	return p;
+}
+
+/*
+ * With a cluster, the shared store writes @p only while its group is still
+ * at version @base, the one it was derived from (see vartalap/storage.h).
+ * A single node's memory is its store's state: nothing to check.
+ */
+static void check_version(struct vt_engine *e, struct vt_pend *p, uint64_t base)
+{
+	p->check_base = e->cluster.ops != NULL;
+	p->base = base;
 }
 
 void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const char *sender,
@@ -182,23 +194,56 @@ void vt__hold(struct vt_engine *e, struct vt_pend *p)
 
 /* ---- messages and reads --------------------------------------------- */
 
+void vt__take_group_post(struct vt_engine *e, const struct vt_identity *from, struct vt_msg *m,
+			 struct vt_origin *o, int retried)
+{
+	struct vt_group *g = vt_groups_find(&e->groups, m->rec.to);
+	struct vt_pend *p = NULL;
+	const char **list;
+	uint32_t n = 0;
+
+	/*
+	 * TODO: with a cluster, this node may not have heard yet of a member
+	 * just added through another one, and refuses that member's post
+	 * here. Reading the group afresh before refusing would fix it, but
+	 * would let anyone make this node read groups at their message rate.
+	 */
+	if (g == NULL || vt_group_member(g, from->user) == NULL) {
+		vt__reply_error(e, o, VT_EFORBIDDEN, "not a member of this group", m->rec.cid);
+		return;
+	}
+	if (vt__group_waited_on(e, g->id)) {
+		/* An earlier post found the group stale: keep behind it. */
+		vt__group_wait(e, m, from->device, o, retried);
+		return;
+	}
+
+	/* Everyone but the sender, as the group is now. */
+	list = calloc(g->n, sizeof(*list));
+	for (uint32_t i = 0; list != NULL && i < g->n; i++) {
+		if (strcmp(g->members[i].user, from->user) != 0) {
+			list[n++] = g->members[i].user;
+		}
+	}
+	if (list != NULL) {
+		p = put_event(e, m, from, list, n, 1, 0, 1, o);
+	}
+	free((void *)list);
+	if (p == NULL) {
+		vt__reply_error(e, o, VT_ENOMEM, "out of memory", m->rec.cid);
+		return;
+	}
+	check_version(e, p, g->version);
+	p->retried = retried;
+}
+
 static void take_message(struct vt_engine *e, const struct vt_identity *from,
 			 const struct vt_env *env, struct vt_origin *o)
 {
-	struct vt_group *g = NULL;
 	const char *to = env->to;
-	const char **list = &to;
-	uint32_t n = 1;
 	struct vt_msg *m;
-	int hold;
 
-	if (is_group(to)) {
-		g = vt_groups_find(&e->groups, to);
-		if (g == NULL || vt_group_member(g, from->user) == NULL) {
-			vt__reply_error(e, o, VT_EFORBIDDEN, "not a member of this group", env->id);
-			return;
-		}
-	} else if (!vt_user_id_valid(to, strlen(to))) {
+	if (!is_group(to) && !vt_user_id_valid(to, strlen(to))) {
 		vt__reply_error(e, o, VT_EBADENV, "to: not a user or group id", env->id);
 		return;
 	}
@@ -210,22 +255,10 @@ static void take_message(struct vt_engine *e, const struct vt_identity *from,
 	}
 	m->rec.id = vt__new_id(e);
 
-	hold = g == NULL && may_hold(e, to, o->conn);
-	if (g != NULL) {
-		/* Everyone but the sender, as the group is now. */
-		list = calloc(g->n, sizeof(*list));
-		n = 0;
-		for (uint32_t i = 0; list != NULL && i < g->n; i++) {
-			if (strcmp(g->members[i].user, from->user) != 0) {
-				list[n++] = g->members[i].user;
-			}
-		}
-	}
-	if (list == NULL || put_event(e, m, from, list, n, g != NULL, hold, 1, o) != 0) {
+	if (is_group(to)) {
+		vt__take_group_post(e, from, m, o, 0);
+	} else if (put_event(e, m, from, &to, 1, 0, may_hold(e, to, o->conn), 1, o) == NULL) {
 		vt__reply_error(e, o, VT_ENOMEM, "out of memory", env->id);
-	}
-	if (g != NULL) {
-		free((void *)list);
 	}
 	vt_msg_unref(m);
 }
@@ -265,7 +298,7 @@ static void take_read(struct vt_engine *e, const struct vt_identity *from,
 		return;
 	}
 	m->rec.id = vt__new_id(e);
-	if (put_event(e, m, from, &to, 1, 0, 0, 1, o) != 0) {
+	if (put_event(e, m, from, &to, 1, 0, 0, 1, o) == NULL) {
 		vt__reply_error(e, o, VT_ENOMEM, "out of memory", env->id);
 	}
 	vt_msg_unref(m);
@@ -394,10 +427,12 @@ static int create_retried(struct vt_engine *e, struct vt_group *g, const struct 
 }
 
 /*
- * Queue the group's new state, keeping @undo to restore. A group left with no
- * members stays stored as deleted, so a re-sent change is still recognised.
+ * Queue the group's new state, derived from version @base, keeping @undo to
+ * restore. A group left with no members stays stored as deleted, so a
+ * re-sent change is still recognised.
  */
-static int put_state(struct vt_engine *e, struct vt_group *g, char *undo, size_t undo_len)
+static int put_state(struct vt_engine *e, struct vt_group *g, uint64_t base, char *undo,
+		     size_t undo_len)
 {
 	struct vt_pend *p = vt__batch_add(e, VT_PEND_GROUP);
 	struct vt_buf b;
@@ -407,6 +442,8 @@ static int put_state(struct vt_engine *e, struct vt_group *g, char *undo, size_t
 		return VT_ENOMEM;
 	}
 	snprintf(p->user, sizeof(p->user), "%s", g->id);
+	p->id = g->version;
+	check_version(e, p, base);
 	p->undo = undo;
 	p->undo_len = undo_len;
 	vt_buf_init(&b);
@@ -440,14 +477,19 @@ static const char **audience(struct vt_group *g, const char *actor,
 	return list;
 }
 
-/* The announcing event, its state write, and its PUT, all in one batch. */
+/*
+ * The announcing event, its state write, and its PUT, all in one batch. The
+ * change's id is the new state's version; the PUT checks for that version,
+ * so a state write refused as stale takes its announcement with it.
+ */
 static int announce(struct vt_engine *e, struct vt_group *g, const struct vt_identity *from,
 		    const struct vt_env *env, const struct vt_group_change *ch,
 		    char (*removed)[VT_ID_MAX + 1], uint32_t nremoved, struct vt_origin *o,
-		    char *undo, size_t undo_len)
+		    uint64_t base, char *undo, size_t undo_len)
 {
 	struct vt_buf body;
 	struct vt_msg *m = NULL;
+	struct vt_pend *p = NULL;
 	const char **list;
 	uint32_t n;
 	int rc;
@@ -470,16 +512,20 @@ static int announce(struct vt_engine *e, struct vt_group *g, const struct vt_ide
 	}
 	vt_group_recent_add(g, from->user, env->id, m->rec.id);
 	g->deleted = g->n == 0;
+	g->version = m->rec.id;
 
-	rc = put_state(e, g, undo, undo_len);
+	rc = put_state(e, g, base, undo, undo_len);
 	list = audience(g, from->user, removed, nremoved, &n);
-	if (rc == 0 && list == NULL) {
-		rc = VT_ENOMEM;
-	}
-	if (rc == 0) {
+	if (rc == 0 && list != NULL) {
 		/* Group changes are deduplicated by the group itself (its recent
 		 * changes), so storage does not see their client ids. */
-		rc = put_event(e, m, from, list, n, 1, 0, 0, o);
+		p = put_event(e, m, from, list, n, 1, 0, 0, o);
+	}
+	if (rc == 0 && p == NULL) {
+		rc = VT_ENOMEM;
+	}
+	if (p != NULL) {
+		check_version(e, p, g->version);
 	}
 	free((void *)list);
 	vt_msg_unref(m);
@@ -510,7 +556,7 @@ static void take_group(struct vt_engine *e, const struct vt_identity *from,
 	char(*removed)[VT_ID_MAX + 1] = NULL;
 	const char *reason = "invalid group change";
 	uint32_t nremoved = 0;
-	uint64_t dup;
+	uint64_t dup, base = g != NULL ? g->version : 0;
 	size_t undo_len;
 	char *undo;
 	int rc;
@@ -549,7 +595,7 @@ static void take_group(struct vt_engine *e, const struct vt_identity *from,
 		return;
 	}
 
-	rc = announce(e, g, from, env, &ch, removed, nremoved, o, undo, undo_len);
+	rc = announce(e, g, from, env, &ch, removed, nremoved, o, base, undo, undo_len);
 	free(removed);
 	vt_group_change_free(&ch);
 	if (rc != 0) {

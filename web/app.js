@@ -31,7 +31,7 @@ const state = {
 };
 
 const RETRYABLE = new Set(["busy", "rate_limited", "storage_error", "inbox_full",
-	"storage_full", "internal"]);
+	"storage_full", "internal", "conflict"]);
 
 // ---- tokens and sign-in ----
 

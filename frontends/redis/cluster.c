@@ -34,7 +34,9 @@ struct vt__rscript vt__cl_publish = {
 
 struct vt__rscript vt__cl_groups = {"groups", "return redis.call('HGETALL', ARGV[1])\n", ""};
 
-static struct vt__rscript *const scripts[] = {&vt__cl_publish, &vt__cl_groups};
+struct vt__rscript vt__cl_group = {"group", "return redis.call('HGET', ARGV[1], ARGV[2])\n", ""};
+
+static struct vt__rscript *const scripts[] = {&vt__cl_publish, &vt__cl_groups, &vt__cl_group};
 
 static int64_t mono_ms(void)
 {
@@ -266,12 +268,13 @@ static void on_group_told(void *arg, int status, const redisReply *r)
 	free(k);
 }
 
-/* NODE ":" LEN ":" GROUP DATA; a lone "*" after NODE asks for a resync. */
 /*
- * TODO: the change is published after the client was answered, so another
- * node may still fan a post out to the old members for a moment (a removed
- * member can receive it). Closing that needs the membership check inside the
- * store's commit, or answering only once every node applied the change.
+ * NODE ":" LEN ":" GROUP DATA; a lone "*" after NODE asks for a resync.
+ *
+ * The change is published after its client was answered, so another node
+ * may take a post against the old members for a moment. The store refuses
+ * that post (the group's version moved on), and the node reads the group
+ * afresh (cl_group_stale) before taking the post again.
  */
 static void cl_group_changed(void *self, const char *group, const char *data, size_t len)
 {
@@ -290,6 +293,53 @@ static void cl_group_changed(void *self, const char *group, const char *data, si
 	k->len = (size_t)n + len;
 	vt__cl_publish_raw(c, c->groups_chan, strlen(c->groups_chan), k->msg, k->len,
 	                   on_group_told, k);
+}
+
+/* A read of one group for an engine that found its copy stale. */
+struct stale_call {
+	struct vt_redis_cluster *c;
+	vt_group_fetched_cb done;
+	void *arg;
+	char group[];
+};
+
+static void on_group_read(void *arg, int status, const redisReply *r)
+{
+	struct stale_call *k = arg;
+
+	if (k->c->closing) {
+		free(k); /* the engine is going: it answers its waiting posts */
+		return;
+	}
+	if (status == 0 && r && r->type == REDIS_REPLY_STRING) {
+		k->done(k->arg, k->group, 0, r->str, r->len);
+	} else if (status == 0 && r && r->type == REDIS_REPLY_NIL) {
+		k->done(k->arg, k->group, 0, NULL, 0);
+	} else {
+		vt__cl_outage(k->c, "a group could not be read");
+		k->done(k->arg, k->group, status != 0 ? status : VT_ESTORAGE, NULL, 0);
+	}
+	free(k);
+}
+
+static void cl_group_stale(void *self, const char *group, vt_group_fetched_cb done, void *arg)
+{
+	struct vt_redis_cluster *c = self;
+	size_t glen = strlen(group);
+	struct stale_call *k = malloc(sizeof(*k) + glen + 1);
+	struct vt__rargs *a = vt__rargs_new(2, 0);
+
+	if (!k || !a) {
+		free(k);
+		vt__rargs_free(a);
+		done(arg, group, VT_ENOMEM, NULL, 0);
+		return;
+	}
+	*k = (struct stale_call){c, done, arg};
+	memcpy(k->group, group, glen + 1);
+	vt__rargs_str(a, c->groups_chan); /* the HASH of groups shares its name */
+	vt__rargs_add(a, k->group, glen);
+	vt__rconn_eval(c->cmd, &vt__cl_group, a, on_group_read, k);
 }
 
 static void on_resync_asked(void *arg, int status, const redisReply *r)
@@ -377,6 +427,7 @@ static const struct vt_cluster_ops ops = {
         .attach = cl_attach,
         .detach = cl_detach,
         .group_changed = cl_group_changed,
+        .group_stale = cl_group_stale,
         .destroy = cl_destroy,
         .acked = cl_acked,
 };

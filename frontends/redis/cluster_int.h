@@ -39,7 +39,7 @@ struct vt_redis_cluster {
 	struct event_base *base;
 	struct vt_engine *engine;
 	struct vt__psub *sub;      /* SUBSCRIBE: wake-ups, groups, the probe */
-	struct vt__rconn *cmd;     /* PUBLISH, and the groups' resync */
+	struct vt__rconn *cmd;     /* PUBLISH, and reading groups back */
 	char prefix[VT__CL_PREFIX_MAX + 1];
 	size_t plen;
 	uint64_t node_id;
@@ -60,9 +60,10 @@ struct vt_redis_cluster {
 	uint32_t group_msgs;       /* group messages received, to spot a racing one */
 };
 
-/* The PUBLISH and HGETALL scripts, and the array the connection loads. */
+/* The PUBLISH, HGETALL and HGET scripts the command connection loads. */
 extern struct vt__rscript vt__cl_publish;
 extern struct vt__rscript vt__cl_groups;
+extern struct vt__rscript vt__cl_group;
 
 /* Write the wake-up channel of @in into @out; returns its length or 0. */
 size_t vt__cl_inbox_chan(const struct vt_redis_cluster *c, const char *user,

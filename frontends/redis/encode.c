@@ -24,6 +24,14 @@ static int put_valid(const struct vt_op *op)
 	return vt__put_inboxes_valid(op);
 }
 
+/* Nonzero unless a precondition names no group id a backend accepts. */
+static int check_valid(const struct vt_op *op)
+{
+	size_t gl = op->group ? strlen(op->group) : 0;
+
+	return !op->check_base || (gl > 0 && gl <= VT__GROUP_KEY_MAX);
+}
+
 /* Nonzero when a PUT asks for dedup and has a (from, cid) that can be kept. */
 static int put_dedups(const struct vt_op *op)
 {
@@ -43,7 +51,7 @@ static int triage(struct vt_op *op)
 
 	switch (op->kind) {
 	case VT_OP_PUT:
-		op->status = put_valid(op) ? 0 : VT_EINVAL;
+		op->status = put_valid(op) && check_valid(op) ? 0 : VT_EINVAL;
 		break;
 	case VT_OP_ACK:
 	case VT_OP_NOTIFIED:
@@ -53,7 +61,7 @@ static int triage(struct vt_op *op)
 		op->status = vt__touch_valid(op) ? 0 : VT_EINVAL;
 		break;
 	case VT_OP_GROUP:
-		op->status = vt__group_valid(op) ? 0 : VT_EINVAL;
+		op->status = vt__group_valid(op) && check_valid(op) ? 0 : VT_EINVAL;
 		break;
 	default:
 		op->status = VT_EINVAL;
@@ -65,11 +73,21 @@ static int triage(struct vt_op *op)
 static void op_size(const struct vt_op *op, size_t *nargs, size_t *nnums)
 {
 	if (op->kind == VT_OP_PUT) {
-		*nargs += 16 + 2 * (size_t)op->nto + op->nusers;
-		*nnums += 6;
+		*nargs += 19 + 2 * (size_t)op->nto + op->nusers;
+		*nnums += 7;
 	} else {
-		*nargs += 4;
-		*nnums += 1;
+		*nargs += 7;
+		*nnums += 2;
+	}
+}
+
+/* The precondition: CHECK, then the group and its base version. */
+static void add_check(struct vt__rargs *a, const struct vt_op *op)
+{
+	vt__rargs_str(a, op->check_base ? "1" : "0");
+	if (op->check_base) {
+		vt__rargs_str(a, op->group);
+		vt__rargs_id(a, op->base);
 	}
 }
 
@@ -106,6 +124,7 @@ static void encode_put(struct vt__rargs *a, const struct vt_op *op)
 	if (op->also_own) {
 		add_inbox(a, op->also_own);
 	}
+	add_check(a, op);
 }
 
 static void encode_op(struct vt__rargs *a, const struct vt_op *op)
@@ -129,6 +148,8 @@ static void encode_op(struct vt__rargs *a, const struct vt_op *op)
 		vt__rargs_str(a, "G");
 		vt__rargs_str(a, op->group);
 		vt__rargs_add(a, op->len ? op->data : "", op->len);
+		vt__rargs_id(a, op->version);
+		add_check(a, op);
 		break;
 	}
 }
@@ -206,8 +227,8 @@ static int decode_put(struct vt_op *op, const redisReply *e, struct vt_inbox *ou
 	    (d->len && num_at(e, 1, 16, &dup))) {
 		return VT_ESTORAGE;
 	}
-	if (st == VT__RS_FULL) {
-		op->status = VT_EINBOXFULL;
+	if (st == VT__RS_FULL || st == VT__RS_STALE) {
+		op->status = st == VT__RS_FULL ? VT_EINBOXFULL : VT_ECONFLICT;
 		return 0;
 	}
 	op->dup_of = dup;
@@ -252,8 +273,8 @@ static int decode_op(struct vt_op *op, const redisReply *e, struct vt_inbox *out
 	if (op->kind == VT_OP_PUT) {
 		return decode_put(op, e, out);
 	}
-	if (st == VT__RS_UNKNOWN) {
-		op->status = VT_EUNKNOWNID;
+	if (st == VT__RS_UNKNOWN || st == VT__RS_STALE) {
+		op->status = st == VT__RS_UNKNOWN ? VT_EUNKNOWNID : VT_ECONFLICT;
 		return 0;
 	}
 	if (op->kind == VT_OP_ACK) {

@@ -4,11 +4,12 @@
  *
  * The batch encoding (ARGV after prefix and window), one op after another:
  *   P id kind from to cid ts body dedup cap skip NTO (user device)*NTO
- *     NUSERS user*NUSERS OWN [user device]     (OWN is 1 or 0)
+ *     NUSERS user*NUSERS OWN [user device] CHECK [group base]
  *   A user device id      T user device ts      N user device id
- *   G group data                                (data "" deletes)
- * Ids are 16 hex digits, other numbers decimal, flags "0" or "1". Ops the
- * backend cannot store are answered here and never sent.
+ *   G group data version CHECK [group base]    (data "" deletes)
+ * OWN and CHECK are 1 or 0, and the fields in brackets follow only a 1. Ids
+ * and versions are 16 hex digits, other numbers decimal, flags "0" or "1".
+ * Ops the backend cannot store are answered here and never sent.
  */
 #ifndef VARTALAP_REDIS_ENCODE_H
 #define VARTALAP_REDIS_ENCODE_H

@@ -36,5 +36,6 @@ extern struct vt__rscript vt__rscript_expire;
 #define VT__RS_OK 0
 #define VT__RS_UNKNOWN 1 /* VT_EUNKNOWNID */
 #define VT__RS_FULL 2    /* VT_EINBOXFULL */
+#define VT__RS_STALE 3   /* VT_ECONFLICT: the group is at another version */
 
 #endif /* VARTALAP_REDIS_SCRIPTS_H */

@@ -4,7 +4,9 @@
  * Every call of the vtable returns at once and completes from the event
  * loop, through a reply callback; a batch is one Lua script, so Redis
  * applies it whole or not at all. max_id and load_groups run once at start
- * and block on a separate synchronous connection.
+ * and block on a separate synchronous connection. Several engines may share
+ * one server: the script checks the group versions of GROUP ops and group
+ * PUTs that carry one (check_base), answering a stale op VT_ECONFLICT.
  *
  * Failures: when Redis cannot be reached, a reply takes longer than the
  * command timeout, or the connection breaks, the pending calls complete

@@ -14,7 +14,15 @@
  * The engine calls these ops from its thread; a cluster calls back into the
  * engine (vt_engine_wake, vt_engine_notify_offline, vt_engine_group_reload,
  * vt_engine_remote_ack, vt_engine_replace) from that same thread, never from
- * inside one of these ops.
+ * inside one of these ops. The one exception is the @done callback of
+ * group_stale, which may run inside it.
+ *
+ * Group changes reach the other nodes only after they committed, so a node
+ * may take a post or a change against a group that is already older than
+ * the store's. With a cluster set, the engine therefore stamps every such
+ * write with the group version it was derived from, and the shared store
+ * refuses a stale one (VT_ECONFLICT, see vartalap/storage.h); the engine
+ * then asks the cluster for a fresh copy of the group (group_stale).
  */
 #ifndef VARTALAP_CLUSTER_H
 #define VARTALAP_CLUSTER_H
@@ -28,6 +36,14 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/*
+ * The answer to group_stale: @status 0 with the group's stored state
+ * (@data, @len bytes; 0 when no such group is stored), or a negative error
+ * (VT_ESTORAGE, VT_ENOMEM). @arg is the one group_stale was given.
+ */
+typedef void (*vt_group_fetched_cb)(void *arg, const char *group, int status, const char *data,
+                                    size_t len);
 
 struct vt_cluster_ops {
 	/*
@@ -53,6 +69,15 @@ struct vt_cluster_ops {
 	 * committed by this node: tell the other nodes.
 	 */
 	void (*group_changed)(void *self, const char *group, const char *data, size_t len);
+
+	/*
+	 * The store holds a newer state of group @group than this node: read
+	 * it from the store and call @done once with it, also when the read
+	 * fails (then with an error). @done may run before this returns. A
+	 * read still pending when the cluster is destroyed ends without
+	 * @done. May be NULL: the engine then only answers the conflict.
+	 */
+	void (*group_stale)(void *self, const char *group, vt_group_fetched_cb done, void *arg);
 
 	/* Release the cluster. */
 	void (*destroy)(void *self);

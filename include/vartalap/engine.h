@@ -108,7 +108,8 @@ VT_EXPORT void vt_engine_set_notifier(struct vt_engine *e, struct vt_notifier no
 
 /*
  * Join a cluster of engines sharing one store (see cluster.h); the engine
- * owns it from now on and destroys any earlier one.
+ * owns it from now on and destroys any earlier one. Group posts waiting on
+ * the earlier one's group reads are answered "conflict" (retryable).
  */
 VT_EXPORT void vt_engine_set_cluster(struct vt_engine *e, struct vt_cluster cluster);
 
@@ -185,7 +186,10 @@ VT_EXPORT void vt_engine_destroy(struct vt_engine *e);
  */
 VT_EXPORT void vt_engine_shutdown(struct vt_engine *e);
 
-/* Nonzero when no storage call is pending: safe to vt_engine_destroy(). */
+/*
+ * Nonzero when no storage call is pending and no group post waits for the
+ * cluster's fresh copy of its group: safe to vt_engine_destroy().
+ */
 VT_EXPORT int vt_engine_idle(const struct vt_engine *e);
 
 /*

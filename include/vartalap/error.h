@@ -38,6 +38,7 @@ extern "C" {
 	X(VT_ENOTFOUND, -21, "not_found", "no such resource for this user", 404) \
 	X(VT_EEXISTS, -22, "group_exists", "another user's group has this id", 409) \
 	X(VT_ELIMIT, -23, "limit", "over a configured limit", 400) \
+	X(VT_ECONFLICT, -24, "conflict", "the group changed meanwhile; send again", 409) \
 	X(VT_ENOMEM, -16, "internal", "out of memory", 500) \
 	X(VT_EINVAL, -17, "internal", "invalid argument", 500) \
 	X(VT_EAGAIN, -18, "internal", "would block; try again later", 503) \

@@ -21,7 +21,20 @@
  *
  * Groups. The engine owns group logic and keeps group state as an opaque
  * blob per group id, written by GROUP ops in the same batches as the events
- * that announce a change, and read back whole at start (load_groups).
+ * that announce a change, and read back whole at start (load_groups). Each
+ * state has a version: the record id of the change that made it.
+ *
+ * Group versions. When several engines share one store, each keeps the
+ * groups in memory and hears of the others' changes only after they
+ * committed. So a GROUP op, and a PUT to a group's members, may carry a
+ * precondition (check_base): the version of the group the op was derived
+ * from. A backend shared by several engines must check it inside the
+ * commit, atomically with the op: when the group's stored version is
+ * another (or the group exists where base is 0), that op alone gets the
+ * status VT_ECONFLICT and writes nothing; the rest of the batch goes on.
+ * A backend that only ever serves one engine (memory, LMDB) may ignore the
+ * precondition: that engine's memory is the store's state. The engine sets
+ * it only when it has a cluster (vt_engine_set_cluster).
  *
  * Threads: the engine calls a backend from one thread only, and a backend
  * calls its callbacks on that same thread.
@@ -94,7 +107,9 @@ enum vt_op_kind {
 	 * not fit a full store gets VT_ENOSPC (see vt_commit_cb). A PUT that
 	 * names no inbox and no user writes only its dedup entry (mode
 	 * "offline" records a held event's (from, cid) that way), never a
-	 * record without deliveries.
+	 * record without deliveries. With @check_base, a PUT that is not a
+	 * duplicate writes only while @group is at version @base (see "Group
+	 * versions" above): its recipients were taken from that version.
 	 */
 	VT_OP_PUT = 1,
 	/* Remove the delivery (inbox, id). status VT_EUNKNOWNID if absent. */
@@ -108,7 +123,11 @@ enum vt_op_kind {
 	VT_OP_TOUCH = 3,
 	/* Set VT_REC_NOTIFIED on the delivery (inbox, id); VT_EUNKNOWNID if absent. */
 	VT_OP_NOTIFIED = 4,
-	/* Store @data (@len bytes) as the state of group @group; len 0 deletes it. */
+	/*
+	 * Store @data (@len bytes) as the state of group @group, at version
+	 * @version; len 0 deletes it. With @check_base, only if the group is
+	 * at version @base now (see "Group versions" above).
+	 */
 	VT_OP_GROUP = 5,
 };
 
@@ -132,9 +151,14 @@ struct vt_op {
 	struct vt_inbox inbox; /* ACK, TOUCH, NOTIFIED */
 	uint64_t id;           /* ACK, NOTIFIED */
 	int64_t ts;            /* TOUCH */
-	const char *group;     /* GROUP */
+	const char *group;     /* GROUP; PUT with check_base: the group posted to */
 	const char *data;      /* GROUP */
 	size_t len;            /* GROUP */
+	uint64_t version;      /* GROUP: the new state's version, the change's id */
+	/* GROUP, PUT: nonzero to apply the op only while @group is at version
+	 * @base (0: the group does not exist); else status VT_ECONFLICT. */
+	uint32_t check_base;
+	uint64_t base;
 	int status;            /* out: 0 or a negative vt_error */
 	uint64_t dup_of;       /* out: PUT with dedup */
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "groups.h"
 #include "util.h"
 
 static struct fake_host H;
@@ -292,6 +293,36 @@ START_TEST(client_id_of_a_message_does_not_swallow_a_change)
 }
 END_TEST
 
+/*
+ * A state's version (the id of the change that made it) survives its blob;
+ * a blob from before versions takes its newest remembered change's id.
+ */
+START_TEST(state_blob_keeps_the_version)
+{
+	static const char with[] = "{\"name\":\"X\",\"members\":[[\"alice\",1]],\"ver\":42}";
+	static const char old[] = "{\"name\":\"X\",\"members\":[[\"alice\",1]],"
+				  "\"recent\":[[\"alice\",\"c1\",5],[\"alice\",\"c2\",9]]}";
+	static const char bare[] = "{\"name\":\"X\",\"members\":[[\"alice\",1]]}";
+	struct vt_groups gs;
+	struct vt_buf b;
+
+	vt_groups_init(&gs);
+	vt_buf_init(&b);
+	ck_assert_int_eq(vt_groups_load(&gs, "g:a", with, strlen(with)), 0);
+	ck_assert_uint_eq(vt_groups_find(&gs, "g:a")->version, 42);
+	vt_group_encode_state(&b, vt_groups_find(&gs, "g:a"));
+	ck_assert_int_eq(vt_groups_load(&gs, "g:b", b.data, b.len), 0);
+	ck_assert_uint_eq(vt_groups_find(&gs, "g:b")->version, 42);
+
+	ck_assert_int_eq(vt_groups_load(&gs, "g:c", old, strlen(old)), 0);
+	ck_assert_uint_eq(vt_groups_find(&gs, "g:c")->version, 9);
+	ck_assert_int_eq(vt_groups_load(&gs, "g:d", bare, strlen(bare)), 0);
+	ck_assert_uint_eq(vt_groups_find(&gs, "g:d")->version, 1);
+	vt_buf_free(&b);
+	vt_groups_free(&gs);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("groups");
@@ -308,6 +339,7 @@ int main(void)
 	tcase_add_test(t, quick_succession_is_deterministic);
 	tcase_add_test(t, resent_change_is_answered_not_applied);
 	tcase_add_test(t, client_id_of_a_message_does_not_swallow_a_change);
+	tcase_add_test(t, state_blob_keeps_the_version);
 	suite_add_tcase(s, t);
 	return run_suite(s);
 }

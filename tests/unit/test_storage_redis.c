@@ -393,6 +393,137 @@ START_TEST(redis_prefixes_apart)
 }
 END_TEST
 
+/* ---- group versions (only a store shared by several engines checks them) ---- */
+
+/* A GROUP op writing @data at @version, derived from version @from (-1: unchecked). */
+static void group_init(struct vt_op *op, const char *group, const char *data, uint64_t version,
+                       int64_t from)
+{
+	memset(op, 0, sizeof(*op));
+	op->kind = VT_OP_GROUP;
+	op->group = group;
+	op->data = data;
+	op->len = data ? strlen(data) : 0;
+	op->version = version;
+	op->check_base = from >= 0;
+	op->base = from >= 0 ? (uint64_t)from : 0;
+}
+
+/* A GROUP op alone in a batch; returns its status. */
+static int group1(const char *group, const char *data, uint64_t version, int64_t from)
+{
+	struct vt_op op;
+
+	group_init(&op, group, data, version, from);
+	ck_assert_int_eq(commit(&op, 1), 0);
+	return op.status;
+}
+
+/*
+ * A stale base refuses that op alone, writing nothing; the rest of its
+ * batch commits, and a later op of the batch sees an earlier one's version.
+ */
+START_TEST(redis_group_version_checked)
+{
+	struct vt_op ops[3];
+	struct put p;
+
+	ck_assert_int_eq(open_redis(), 0);
+	ck_assert_int_eq(group1("g1", "v10", 10, 0), 0);
+	ck_assert_int_eq(group1("g1", "again", 11, 0), VT_ECONFLICT); /* exists already */
+	ck_assert_str_eq(load_groups(), "g1=v10");
+
+	group_init(&ops[0], "g1", "v12", 12, 5);
+	put_init(&p, 2, "", 100, "2", TO("bob"));
+	ops[1] = p.op;
+	group_init(&ops[2], "g2", "x", 13, 0);
+	ck_assert_int_eq(commit(ops, 3), 0);
+	ck_assert_int_eq(ops[0].status, VT_ECONFLICT);
+	ck_assert_int_eq(ops[1].status, 0);
+	ck_assert_int_eq(ops[2].status, 0);
+	ck_assert_str_eq(load_groups(), "g1=v10 g2=x");
+	ck_assert_uint_eq(list("bob", 0, 10, NULL, NULL), 1);
+
+	group_init(&ops[0], "g1", "v14", 14, 10);
+	group_init(&ops[1], "g1", "v15", 15, 10); /* derived from what op 0 replaced */
+	group_init(&ops[2], "g1", "v16", 16, 14);
+	ck_assert_int_eq(commit(ops, 3), 0);
+	ck_assert_int_eq(ops[0].status, 0);
+	ck_assert_int_eq(ops[1].status, VT_ECONFLICT);
+	ck_assert_int_eq(ops[2].status, 0);
+	ck_assert_str_eq(load_groups(), "g1=v16 g2=x");
+
+	/* Deleted, the group takes a create (base 0) again; unchecked ops pass. */
+	ck_assert_int_eq(group1("g2", NULL, 17, 12), VT_ECONFLICT);
+	ck_assert_int_eq(group1("g2", NULL, 17, 13), 0);
+	ck_assert_int_eq(group1("g2", "y", 18, 0), 0);
+	ck_assert_int_eq(group1("g2", "z", 19, -1), 0);
+	ck_assert_str_eq(load_groups(), "g1=v16 g2=z");
+}
+END_TEST
+
+/* A PUT taken from a stale group writes nothing, not even its dedup entry. */
+START_TEST(redis_group_put_version_checked)
+{
+	struct put p;
+	uint64_t ids[4];
+
+	ck_assert_int_eq(open_redis(), 0);
+	ck_assert_int_eq(group1("g:team", "v10", 10, 0), 0);
+	put_init(&p, 20, "c-1", 100, "1", TO("bob", "carol"));
+	p.op.dedup = 1;
+	p.op.group = "g:team";
+	p.op.check_base = 1;
+	p.op.base = 9;
+	ck_assert_int_eq(commit(&p.op, 1), 0);
+	ck_assert_int_eq(p.op.status, VT_ECONFLICT);
+	ck_assert_uint_eq(p.op.out_nto, 0);
+	ck_assert_uint_eq(list("bob", 0, 10, NULL, NULL), 0);
+	ck_assert_uint_eq(list("carol", 0, 10, NULL, NULL), 0);
+
+	/* Taken again from the current version, with the same client id. */
+	p.op.base = 10;
+	ck_assert_int_eq(commit(&p.op, 1), 0);
+	ck_assert_int_eq(p.op.status, 0);
+	ck_assert_uint_eq(p.op.dup_of, 0);
+	ck_assert_uint_eq(p.op.out_nto, 2);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 1);
+	ck_assert_uint_eq(ids[0], 20);
+
+	/* A group that no longer exists refuses any version but 0. */
+	ck_assert_int_eq(group1("g:team", NULL, 11, 10), 0);
+	put_init(&p, 21, "", 100, "2", TO("bob"));
+	p.op.group = "g:team";
+	p.op.check_base = 1;
+	p.op.base = 10;
+	ck_assert_int_eq(commit(&p.op, 1), 0);
+	ck_assert_int_eq(p.op.status, VT_ECONFLICT);
+	ck_assert_uint_eq(list("bob", 0, 10, NULL, NULL), 1);
+}
+END_TEST
+
+/* A group stored before versions were kept matches any version but 0, once. */
+START_TEST(redis_group_without_version)
+{
+	struct put p;
+
+	ck_assert_int_eq(open_redis(), 0);
+	ck_assert(server_cmd(server_port, "HSET vt:groups g:old old"));
+	put_init(&p, 30, "", 100, "1", TO("bob"));
+	p.op.group = "g:old";
+	p.op.check_base = 1;
+	ck_assert_int_eq(commit(&p.op, 1), 0);
+	ck_assert_int_eq(p.op.status, VT_ECONFLICT); /* "must not exist" */
+	p.op.base = 7;
+	ck_assert_int_eq(commit(&p.op, 1), 0);
+	ck_assert_int_eq(p.op.status, 0);
+
+	ck_assert_int_eq(group1("g:old", "new", 31, 3), 0);
+	ck_assert_int_eq(group1("g:old", "newer", 32, 3), VT_ECONFLICT);
+	ck_assert_str_eq(load_groups(), "g:old=new");
+}
+END_TEST
+
 static Suite *redis_suite(void)
 {
 	Suite *s = suite_create("storage_redis");
@@ -412,6 +543,9 @@ static Suite *redis_suite(void)
 	tcase_add_test(rd, redis_open_unreachable);
 	tcase_add_test(rd, redis_prefixes_apart);
 	tcase_add_test(rd, redis_script_flushed);
+	tcase_add_test(rd, redis_group_version_checked);
+	tcase_add_test(rd, redis_group_put_version_checked);
+	tcase_add_test(rd, redis_group_without_version);
 	suite_add_tcase(s, rd);
 	return s;
 }
