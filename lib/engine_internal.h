@@ -235,6 +235,7 @@ struct vt_engine {
 	struct vt_heap heap;
 	struct vt_groups groups;
 	struct vt_waiting_post *waiting; /* in the order they were taken */
+	uint32_t nwaiting;
 
 	struct vt_batch cur;     /* taking ops this turn */
 	struct vt_batch sent;    /* handed to storage, not yet done */
@@ -324,6 +325,7 @@ void vt__group_wait(struct vt_engine *e, struct vt_msg *m, const char *device,
 		    struct vt_origin *o, int retried);
 void vt__group_stale(struct vt_engine *e, const char *group);
 void vt__group_waiting_fail(struct vt_engine *e, int err, const char *reason);
+int vt__group_may_reread(const struct vt_engine *e);
 
 /* notify.c */
 int vt__notify(struct vt_engine *e, const struct vt_record *rec, const char *user,

@@ -202,13 +202,14 @@ void vt__take_group_post(struct vt_engine *e, const struct vt_identity *from, st
 	const char **list;
 	uint32_t n = 0;
 
-	/*
-	 * TODO: with a cluster, this node may not have heard yet of a member
-	 * just added through another one, and refuses that member's post
-	 * here. Reading the group afresh before refusing would fix it, but
-	 * would let anyone make this node read groups at their message rate.
-	 */
 	if (g == NULL || vt_group_member(g, from->user) == NULL) {
+		/* With a cluster the sender may have been added through
+		 * another node a moment ago: read the group once before
+		 * refusing (stale.c bounds how many wait for that). */
+		if (!retried && vt__group_may_reread(e)) {
+			vt__group_wait(e, m, from->device, o, 1);
+			return;
+		}
 		vt__reply_error(e, o, VT_EFORBIDDEN, "not a member of this group", m->rec.cid);
 		return;
 	}

@@ -12,6 +12,12 @@
  * a group that could not be read, reaches the client, as the retryable
  * "conflict" error. The wait is bounded: the cluster answers every read,
  * at the latest when its command times out.
+ *
+ * A post from a sender this node does not know as a member waits the same
+ * way, once: the sender may have been added through another node a moment
+ * ago. So that posts to groups nobody may post to cannot pile up reads,
+ * at most WAITING_MAX posts wait at a time; beyond that a non-member is
+ * refused from memory.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +26,14 @@
 #include <vartalap/log.h>
 
 #include "engine_internal.h"
+
+#define WAITING_MAX 1024
+
+int vt__group_may_reread(const struct vt_engine *e)
+{
+	return e->cluster.ops != NULL && e->cluster.ops->group_stale != NULL &&
+	       e->nwaiting < WAITING_MAX;
+}
 
 int vt__group_waited_on(const struct vt_engine *e, const char *group)
 {
@@ -44,6 +58,7 @@ static struct vt_waiting_post *unqueue(struct vt_engine *e, const char *group)
 			continue;
 		}
 		*at = w->next;
+		e->nwaiting--;
 		w->next = NULL;
 		*tail = w;
 		tail = &w->next;
@@ -146,6 +161,7 @@ void vt__group_wait(struct vt_engine *e, struct vt_msg *m, const char *device,
 		tail = &(*tail)->next;
 	}
 	*tail = w;
+	e->nwaiting++;
 
 	/* One read of the group at a time: its answer serves every waiter. */
 	if (!asked) {
@@ -159,6 +175,7 @@ void vt__group_waiting_fail(struct vt_engine *e, int err, const char *reason)
 		struct vt_waiting_post *w = e->waiting;
 
 		e->waiting = w->next;
+		e->nwaiting--;
 		vt__reply_error(e, &w->origin, err, reason, w->msg->rec.cid);
 		waiting_free(w);
 	}

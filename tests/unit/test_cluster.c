@@ -508,7 +508,7 @@ static void advance_all(uint64_t ms)
 	}
 }
 
-static struct cap_conn A, B, B2, C;
+static struct cap_conn A, B, B2, C, D, X;
 
 static void setup(void)
 {
@@ -538,6 +538,8 @@ static void setup(void)
 	memset(&B, 0, sizeof(B));
 	memset(&B2, 0, sizeof(B2));
 	memset(&C, 0, sizeof(C));
+	memset(&D, 0, sizeof(D));
+	memset(&X, 0, sizeof(X));
 }
 
 static void teardown(void)
@@ -549,6 +551,8 @@ static void teardown(void)
 	cap_free(&B);
 	cap_free(&B2);
 	cap_free(&C);
+	cap_free(&D);
+	cap_free(&X);
 }
 
 START_TEST(message_crosses_nodes_and_receipt_comes_back)
@@ -893,6 +897,35 @@ START_TEST(post_from_a_stale_group_is_taken_again_without_the_removed)
 END_TEST
 
 /*
+ * Alice adds dave; node 1 has not heard of it when dave posts there. It
+ * reads the group once before refusing, and finds him in it. A stranger is
+ * still refused after that one read.
+ */
+START_TEST(member_added_elsewhere_may_post_at_once)
+{
+	team();
+	connect_user(node[1], &H, "dave", &D);
+	connect_user(node[1], &H, "eve", &X);
+	hold_groups = 1;
+	send_raw(&A, "{\"type\":\"group_update\",\"id\":\"add\",\"to\":\"g:x\","
+		     "\"body\":{\"add\":[\"dave\"]}}");
+	settle();
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 2);
+	ck_assert_ptr_null(strstr(group_on(1, "carol", "g:x"), "\"dave\""));
+
+	send_msg(&D, "d1", "g:x", "\"hi\"");
+	send_msg(&X, "e1", "g:x", "\"me too\"");
+	settle();
+	ck_assert_uint_eq(cap_count(&D, "accepted"), 1);
+	ck_assert_uint_eq(cap_count(&D, "error"), 0);
+	ck_assert_uint_eq(cap_count(&A, "message"), 1);
+	ck_assert_uint_eq(cap_count(&X, "accepted"), 0);
+	ck_assert_ptr_nonnull(strstr(cap_nth(&X, "error", 0), "\"forbidden\""));
+	ck_assert(vt_engine_idle(node[1]));
+}
+END_TEST
+
+/*
  * Posts that come while one waits for the fresh group wait behind it and
  * keep their order; each is answered once.
  */
@@ -1037,6 +1070,7 @@ int main(void)
 	tcase_add_test(t, replaced_connection_wakes_nobody);
 	tcase_add_test(t, post_from_a_stale_group_is_taken_again_without_the_removed);
 	tcase_add_test(t, posts_meanwhile_wait_behind_and_keep_their_order);
+	tcase_add_test(t, member_added_elsewhere_may_post_at_once);
 	tcase_add_test(t, post_answered_conflict_when_the_group_cannot_be_read);
 	tcase_add_test(t, concurrent_changes_one_refused_and_undone);
 	tcase_add_test(t, waiting_post_answered_at_destroy);
