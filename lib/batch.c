@@ -444,6 +444,23 @@ static void on_commit(void *arg, int status)
 	}
 }
 
+int vt__batch_acking(const struct vt_engine *e, const struct vt_inbox *in, uint64_t id)
+{
+	const struct vt_batch *batches[2] = {&e->cur, &e->sent};
+
+	for (int k = 0; k < 2; k++) {
+		for (size_t i = 0; i < batches[k]->len; i++) {
+			const struct vt_pend *p = &batches[k]->pend[i];
+
+			if (p->kind == VT_PEND_ACK && p->id == id && strcmp(p->user, in->user) == 0 &&
+			    strcmp(p->device, in->device) == 0) {
+				return 1;
+			}
+		}
+	}
+	return 0;
+}
+
 void vt_engine_flush(struct vt_engine *e)
 {
 	e->flush_asked = 0;

@@ -465,6 +465,12 @@ static void on_list(void *arg, int status, const struct vt_record *recs, size_t 
 		if (recs[i].id <= c->cursor && (!c->rewinding || queued(c, recs[i].id))) {
 			continue;
 		}
+		/* Listed from the start: what the client acked a moment ago is
+		 * still stored until its batch commits. */
+		if (c->rewinding && recs[i].id <= c->cursor &&
+		    vt__batch_acking(e, &c->inbox, recs[i].id)) {
+			continue;
+		}
 		if (c->remote_acks == 1 && recs[i].id == c->remote_id) {
 			continue;
 		}

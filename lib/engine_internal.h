@@ -273,6 +273,8 @@ void vt__reply_accepted(struct vt_engine *e, struct vt_origin *o, const char *ci
 void vt__origin_release(struct vt_origin *o);
 
 /* batch.c */
+/* Is an ack of (@in, @id) taken but not committed yet (in either batch)? */
+int vt__batch_acking(const struct vt_engine *e, const struct vt_inbox *in, uint64_t id);
 struct vt_pend *vt__batch_add(struct vt_engine *e, enum vt_pend_kind kind);
 struct vt_pend *vt__batch_put(struct vt_engine *e, enum vt_pend_kind kind, struct vt_msg *m);
 void vt__batch_touch(struct vt_engine *e, const struct vt_identity *id, struct vt_conn *c,

@@ -14,6 +14,7 @@ on the first. Skipped (77) when redis-server is not installed.
 """
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -21,6 +22,8 @@ import sys
 import tempfile
 import threading
 import time
+
+import websockets
 
 from harness import TestFailure, ack_http, await_until, check, connect, eq, fetch_all, \
     http_request, run, send_http
@@ -96,6 +99,55 @@ async def test_live_across_nodes():
                            "the delivered receipt live on node 1")
         await alice.close()
         await bob.close()
+    finally:
+        c.close()
+
+
+async def _ack_everything(x, accepted):
+    """Read @x until closed: ack every push at once, note every answer."""
+    try:
+        while True:
+            ev = await x._recv_one(30)
+            if ev.get("type") in ("message", "delivered"):
+                await x.ack(ev["id"])
+            elif ev.get("type") in ("accepted", "error") and ev.get("ref") in accepted:
+                accepted[ev["ref"]].set_result(ev)
+    except (asyncio.TimeoutError, websockets.exceptions.ConnectionClosed):
+        pass
+
+
+async def test_no_push_twice_without_failures():
+    """One sender on another node, then senders on two nodes with id blocks
+    far apart taking turns; every client acks every push the moment it
+    arrives. Nothing fails, so nothing is pushed twice: not the messages,
+    not the receipts."""
+    c = Three()
+    try:
+        alice = await connect(c.n1, "alice", token=c.n1.token("alice"))
+        carol = await connect(c.n3, "carol", token=c.n3.token("carol"))
+        bob = await connect(c.n2, "bob", token=c.n2.token("bob"))
+        await asyncio.sleep(0.3)  # subscriptions confirmed
+        answers = {}
+        readers = [asyncio.ensure_future(_ack_everything(x, answers))
+                   for x in (alice, carol, bob)]
+        for i in range(60):
+            sender = alice if i < 30 or i % 2 == 0 else carol
+            cid = "turn-%d" % i
+            answers[cid] = asyncio.get_event_loop().create_future()
+            await sender.message("bob", cid, str(i))
+            ev = await asyncio.wait_for(answers[cid], 5)
+            eq(ev["type"], "accepted", "answer to " + cid)
+        await asyncio.sleep(1.5)
+        for x in (alice, carol, bob):
+            await x.close()
+        await asyncio.gather(*readers)
+        for x in (alice, carol, bob):
+            evs = [json.loads(f) for f in x.raw]
+            ids = [e["id"] for e in evs if e.get("type") in ("message", "delivered")]
+            eq(len(ids), len(set(ids)), "%s: pushes of one id" % x.name)
+            eq([e for e in evs if e.get("type") == "error"], [], "%s: errors" % x.name)
+        eq(len([1 for f in bob.raw if json.loads(f).get("type") == "message"]), 60,
+           "messages bob got")
     finally:
         c.close()
 
@@ -467,7 +519,8 @@ if __name__ == "__main__":
     if REDIS is None:
         print("redis-server is not installed: skipped")
         sys.exit(77)
-    run([test_live_across_nodes, test_wake_below_what_was_pushed,
+    run([test_live_across_nodes, test_no_push_twice_without_failures,
+         test_wake_below_what_was_pushed,
          test_offline_then_third_node,
          test_group_across_nodes,
          test_removed_member_gets_no_later_post,
