@@ -70,7 +70,7 @@ void vt_engine_group_reload(struct vt_engine *e, const char *group, const char *
 	struct vt_group *g;
 
 	if (len > 0) {
-		vt_groups_load(&e->groups, group, data, len);
+		vt_groups_load_newer(&e->groups, group, data, len);
 	} else if ((g = vt_groups_find(&e->groups, group)) != NULL) {
 		vt_groups_delete(&e->groups, g);
 	}

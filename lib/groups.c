@@ -509,6 +509,8 @@ void vt_group_encode_state(struct vt_buf *b, const struct vt_group *g)
 	vt_buf_u64(b, g->create_id);
 	vt_buf_puts(b, ",\"ver\":");
 	vt_buf_u64(b, g->version);
+	vt_buf_puts(b, ",\"seq\":");
+	vt_buf_u64(b, g->seq);
 	vt_buf_puts(b, ",\"members\":[");
 	for (uint32_t i = 0; i < g->n; i++) {
 		if (i > 0) {
@@ -597,6 +599,9 @@ static int load_field(struct vt_group *g, const struct vt_json_val *key,
 	if (vt_json_key_is(key, "ver")) {
 		return vt_json_u64(val, VT_ID_LIMIT, &g->version);
 	}
+	if (vt_json_key_is(key, "seq")) {
+		return vt_json_u64(val, VT_ID_LIMIT, &g->seq);
+	}
 	if (vt_json_key_is(key, "members")) {
 		while (rc == 0 && vt_json_next_elem(val, &pos, &m)) {
 			rc = load_member(g, &m);
@@ -629,17 +634,19 @@ static uint64_t version_of_old_blob(const struct vt_group *g)
 	return g->recent[(g->recent_next + VT_GROUP_RECENT - 1) % VT_GROUP_RECENT].id;
 }
 
-int vt_groups_load(struct vt_groups *gs, const char *id, const char *data, size_t len)
+/* A group from its stored state, or NULL (logged) when unreadable. */
+static struct vt_group *parse_state(const char *id, const char *data, size_t len, int *err)
 {
 	struct vt_json_val obj, key, val;
-	struct vt_group *g, *old;
+	struct vt_group *g;
 	size_t pos = 0;
 	int rc = 0;
 
 	if (vt_json_validate(data, len, 8) != 0 || vt_json_parse_value(data, len, &obj) != 0 ||
 	    obj.type != VT_JSON_OBJECT || (g = group_new(id)) == NULL) {
 		vt_log(VT_LOG_ERROR, "group %s: stored state unreadable, skipped", id);
-		return VT_EBADJSON;
+		*err = VT_EBADJSON;
+		return NULL;
 	}
 	while (rc == 0 && vt_json_next_member(&obj, &pos, &key, &val)) {
 		rc = load_field(g, &key, &val);
@@ -653,15 +660,47 @@ int vt_groups_load(struct vt_groups *gs, const char *id, const char *data, size_
 	if (rc != 0) {
 		vt_log(VT_LOG_ERROR, "group %s: stored state invalid, skipped", id);
 		group_free(g);
-		return rc;
+		*err = rc;
+		return NULL;
 	}
+	return g;
+}
 
-	/* A reload replaces what memory held (used to undo a failed change). */
-	old = vt_map_get(&gs->map, id);
+/* Put @g in place of what memory held under its id. */
+static int install(struct vt_groups *gs, struct vt_group *g)
+{
+	struct vt_group *old = vt_map_get(&gs->map, g->id);
+
 	if (vt_map_put(&gs->map, g->id, g) != 0) {
 		group_free(g);
 		return VT_ENOMEM;
 	}
 	group_free(old);
 	return 0;
+}
+
+int vt_groups_load(struct vt_groups *gs, const char *id, const char *data, size_t len)
+{
+	int err = 0;
+	struct vt_group *g = parse_state(id, data, len, &err);
+
+	/* A reload replaces what memory held (used to undo a failed change). */
+	return g != NULL ? install(gs, g) : err;
+}
+
+int vt_groups_load_newer(struct vt_groups *gs, const char *id, const char *data, size_t len)
+{
+	int err = 0;
+	struct vt_group *g = parse_state(id, data, len, &err);
+	const struct vt_group *old;
+
+	if (g == NULL) {
+		return err;
+	}
+	old = vt_map_get(&gs->map, id);
+	if (old != NULL && g->seq != 0 && old->seq >= g->seq) {
+		group_free(g);
+		return 0;
+	}
+	return install(gs, g);
 }

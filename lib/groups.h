@@ -47,6 +47,11 @@ struct vt_group {
 	/* The id of the change that made this state; a store shared by
 	 * several nodes refuses a write derived from another version. */
 	uint64_t version;
+	/* Changes made so far, 1 for the creation. The version check makes the
+	 * committed changes one line, so of two states the higher seq is the
+	 * later one (versions are ids, which are not ordered across nodes). 0
+	 * in a state stored before it was kept. */
+	uint64_t seq;
 	struct vt_member *members;     /* in joining order */
 	uint32_t n, cap;
 	struct vt_group_op recent[VT_GROUP_RECENT]; /* a ring, oldest overwritten */
@@ -84,6 +89,13 @@ struct vt_group *vt_groups_find(struct vt_groups *gs, const char *id);
 
 /* Load one stored blob (from storage's load_groups); 0 or a vt_error. */
 int vt_groups_load(struct vt_groups *gs, const char *id, const char *data, size_t len);
+
+/*
+ * As vt_groups_load, but not over a later state (a higher seq) than
+ * @data: news from other nodes may arrive out of order, and an older state
+ * must not replace a newer one. A state without a seq always loads.
+ */
+int vt_groups_load_newer(struct vt_groups *gs, const char *id, const char *data, size_t len);
 
 /* The server id of @user's change @cid if @g remembers it, else 0. */
 uint64_t vt_group_recent_find(const struct vt_group *g, const char *user, const char *cid);

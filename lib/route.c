@@ -514,6 +514,7 @@ static int announce(struct vt_engine *e, struct vt_group *g, const struct vt_ide
 	vt_group_recent_add(g, from->user, env->id, m->rec.id);
 	g->deleted = g->n == 0;
 	g->version = m->rec.id;
+	g->seq++;
 
 	rc = put_state(e, g, base, undo, undo_len);
 	list = audience(g, from->user, removed, nremoved, &n);

@@ -132,7 +132,9 @@ VT_EXPORT void vt_engine_notify_offline(struct vt_engine *e, const struct vt_inb
 
 /*
  * Another node changed group @group: its state is now @data (@len bytes,
- * the blob storage holds; 0 when deleted).
+ * the blob storage holds; 0 when deleted). News may arrive out of order: a
+ * state older than the one this engine holds (by the count of changes the
+ * blob carries) is ignored.
  */
 VT_EXPORT void vt_engine_group_reload(struct vt_engine *e, const char *group, const char *data,
 				      size_t len);

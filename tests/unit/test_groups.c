@@ -323,6 +323,40 @@ START_TEST(state_blob_keeps_the_version)
 }
 END_TEST
 
+/*
+ * News of a group may come out of order: a state with fewer changes than
+ * the one held does not replace it, even when its version (an id from
+ * another node's block) is higher; one without a count always loads.
+ */
+START_TEST(older_state_does_not_replace_a_newer_one)
+{
+	static const char s2[] = "{\"name\":\"two\",\"members\":[[\"alice\",1]],"
+				 "\"ver\":900,\"seq\":2}";
+	static const char s3[] = "{\"name\":\"three\",\"members\":[[\"alice\",1]],"
+				 "\"ver\":100,\"seq\":3}";
+	static const char bare[] = "{\"name\":\"bare\",\"members\":[[\"alice\",1]]}";
+	struct vt_groups gs;
+
+	vt_groups_init(&gs);
+	ck_assert_int_eq(vt_groups_load_newer(&gs, "g:a", s3, strlen(s3)), 0);
+	ck_assert_int_eq(vt_groups_load_newer(&gs, "g:a", s2, strlen(s2)), 0);
+	ck_assert_str_eq(vt_groups_find(&gs, "g:a")->name, "three");
+	ck_assert_int_eq(vt_groups_load_newer(&gs, "g:a", s3, strlen(s3)), 0);
+	ck_assert_uint_eq(vt_groups_find(&gs, "g:a")->seq, 3);
+
+	ck_assert_int_eq(vt_groups_load_newer(&gs, "g:b", s2, strlen(s2)), 0);
+	ck_assert_int_eq(vt_groups_load_newer(&gs, "g:b", s3, strlen(s3)), 0);
+	ck_assert_str_eq(vt_groups_find(&gs, "g:b")->name, "three");
+	ck_assert_int_eq(vt_groups_load_newer(&gs, "g:b", bare, strlen(bare)), 0);
+	ck_assert_str_eq(vt_groups_find(&gs, "g:b")->name, "bare");
+
+	/* An undo still puts back what it is given. */
+	ck_assert_int_eq(vt_groups_load(&gs, "g:a", s2, strlen(s2)), 0);
+	ck_assert_str_eq(vt_groups_find(&gs, "g:a")->name, "two");
+	vt_groups_free(&gs);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("groups");
@@ -340,6 +374,7 @@ int main(void)
 	tcase_add_test(t, resent_change_is_answered_not_applied);
 	tcase_add_test(t, client_id_of_a_message_does_not_swallow_a_change);
 	tcase_add_test(t, state_blob_keeps_the_version);
+	tcase_add_test(t, older_state_does_not_replace_a_newer_one);
 	suite_add_tcase(s, t);
 	return run_suite(s);
 }
