@@ -353,9 +353,26 @@ static void on_resync_asked(void *arg, int status, const redisReply *r)
 
 /* ---- the liveness probe ---- */
 
+/*
+ * The echo, or its absence, is what counts for health. The count of
+ * receivers tells one more thing: a second node listening on this node's
+ * channel runs with the same id (started at the same moment as this one,
+ * past the check at start). Said once a minute until it is gone.
+ */
 static void on_probe_sent(void *arg, int status, const redisReply *r)
 {
-	/* the echo, or its absence, is what counts */
+	struct vt_redis_cluster *c = arg;
+	int64_t now = mono_ms();
+
+	if (status != 0 || !r || r->type != REDIS_REPLY_INTEGER || r->integer <= 1 ||
+	    c->closing) {
+		return;
+	}
+	if (c->dup_logged_ms == 0 || now - c->dup_logged_ms >= 60000) {
+		c->dup_logged_ms = now;
+		vt_log(VT_LOG_ERROR, "cluster: %lld nodes run with node id %s; give each node its "
+		       "own --node-id", (long long)r->integer, c->node_hex);
+	}
 }
 
 /*
@@ -442,14 +459,27 @@ static uint64_t random_id(void)
 	return v;
 }
 
-/* EVALSHA needs the scripts' hashes; without them every call is an EVAL. */
-static void load_scripts(const struct vt__rconn_config *cfg)
+/*
+ * Load the scripts (EVALSHA needs their hashes; without them every call is
+ * an EVAL), and refuse a node id another running node listens on: two
+ * nodes with one id would take each other's notices for their own.
+ */
+static int startup_checks(struct vt_redis_cluster *c, const struct vt__rconn_config *cfg)
 {
 	struct vt__rsync s;
+	long long n = 0;
 
-	if (vt__rsync_open(&s, cfg) == 0) {
-		vt__rsync_close(&s);
+	if (vt__rsync_open(&s, cfg) != 0) {
+		return 0; /* Redis is not there yet: the node waits for it */
 	}
+	if (vt__rsync_subscribers(&s, c->probe_chan, &n) == 0 && n > 0) {
+		vt_log(VT_LOG_ERROR, "cluster: node id %s is in use by a running node; give each "
+		       "node its own --node-id", c->node_hex);
+		vt__rsync_close(&s);
+		return VT_EINVAL;
+	}
+	vt__rsync_close(&s);
+	return 0;
 }
 
 static int fill(struct vt_redis_cluster *c, const struct vt_redis_cluster_options *o)
@@ -481,8 +511,11 @@ static int start(struct vt_redis_cluster *c, const struct vt_redis_cluster_optio
 	        .nscripts = sizeof(scripts) / sizeof(scripts[0]),
 	};
 	struct timeval tv = {0, 0};
+	int rc = startup_checks(c, &cfg);
 
-	load_scripts(&cfg);
+	if (rc != 0) {
+		return rc;
+	}
 	c->cmd = vt__rconn_new(c->base, &cfg);
 	c->sub = vt__psub_new(c->base, cfg.host, cfg.port, cfg.connect_timeout_ms, &hooks, c);
 	c->tick = evtimer_new(c->base, on_tick, c);

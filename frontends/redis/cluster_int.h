@@ -58,6 +58,7 @@ struct vt_redis_cluster {
 	int resync_running;
 	int resync_tries;
 	uint32_t group_msgs;       /* group messages received, to spot a racing one */
+	int64_t dup_logged_ms;     /* when a second node with this id was last logged */
 };
 
 /* The PUBLISH, HGETALL and HGET scripts the command connection loads. */

@@ -195,6 +195,81 @@ int vt__rsync_lease_ids(struct vt__rsync *s, const char *prefix, uint64_t *base)
 	return rc;
 }
 
+int vt__rsync_subscribers(struct vt__rsync *s, const char *chan, long long *n)
+{
+	const char *argv[] = {"PUBSUB", "NUMSUB", chan};
+	size_t lens[] = {6, 6, strlen(chan)};
+	redisReply *r = sync_cmd(s, 3, argv, lens);
+	int rc = VT_EIO;
+
+	if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	    r->element[1]->type == REDIS_REPLY_INTEGER) {
+		*n = r->element[1]->integer;
+		rc = 0;
+	} else if (r) {
+		vt_log(VT_LOG_ERROR, "redis: PUBSUB NUMSUB: unexpected reply");
+	}
+	reply_free(r);
+	return rc;
+}
+
+/* The value of "@key:" in an INFO reply, copied into @out; 0 when found. */
+static int info_field(const redisReply *r, const char *key, char *out, size_t cap)
+{
+	size_t klen = strlen(key);
+
+	for (const char *p = r->str; p != NULL && *p != '\0'; p = strchr(p, '\n')) {
+		size_t n = 0;
+
+		p += *p == '\n';
+		if (strncmp(p, key, klen) != 0 || p[klen] != ':') {
+			continue;
+		}
+		p += klen + 1;
+		while (p[n] != '\0' && p[n] != '\r' && p[n] != '\n' && n + 1 < cap) {
+			n++;
+		}
+		memcpy(out, p, n);
+		out[n] = '\0';
+		return 0;
+	}
+	return -1;
+}
+
+void vt__rsync_check_durability(struct vt__rsync *s)
+{
+	const char *info[] = {"INFO", "persistence"};
+	const char *conf[] = {"CONFIG", "GET", "appendfsync"};
+	size_t ilens[] = {4, 11}, clens[] = {6, 3, 11};
+	redisReply *r = sync_cmd(s, 2, info, ilens);
+	char aof[8] = "";
+
+	if (r && r->type == REDIS_REPLY_STRING &&
+	    info_field(r, "aof_enabled", aof, sizeof(aof)) == 0 && strcmp(aof, "1") != 0) {
+		vt_log(VT_LOG_WARN, "redis: appendonly is off: what was answered accepted is "
+		       "lost if Redis stops (see docs/CLUSTER.md, durability)");
+	}
+	reply_free(r);
+
+	/* CONFIG may be renamed away on a managed server: then say nothing. */
+	if (sync_connect(s) != 0) {
+		return;
+	}
+	r = redisCommandArgv(s->rc, 3, conf, clens);
+	if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	    r->element[1]->type == REDIS_REPLY_STRING &&
+	    strcmp(r->element[1]->str, "always") != 0) {
+		vt_log(VT_LOG_WARN, "redis: appendfsync is %s, not always: a crash of the "
+		       "machine may lose what was answered accepted in the last second",
+		       r->element[1]->str);
+	}
+	if (r) {
+		freeReplyObject(r);
+	} else {
+		sync_drop(s);
+	}
+}
+
 /* Hand the field/value pairs of one HSCAN page to @each. */
 static int groups_page(const redisReply *page,
                        void (*each)(void *arg, const char *group, const char *data, size_t len),

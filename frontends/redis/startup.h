@@ -43,6 +43,16 @@ int vt__rsync_groups(struct vt__rsync *s, const char *prefix,
                      void (*each)(void *arg, const char *group, const char *data, size_t len),
                      void *arg);
 
+/* How many subscribers @chan has now, in *@n; 0, or VT_EIO (logged). */
+int vt__rsync_subscribers(struct vt__rsync *s, const char *chan, long long *n);
+
+/*
+ * Warn when the server is not configured for the no-loss promise
+ * (appendonly yes, appendfsync always). Never fails: a server that hides
+ * its configuration is taken as it is.
+ */
+void vt__rsync_check_durability(struct vt__rsync *s);
+
 void vt__rsync_close(struct vt__rsync *s);
 
 #endif /* VARTALAP_REDIS_STARTUP_H */

@@ -262,6 +262,9 @@ int vt_storage_redis_open(struct event_base *base, const struct vt_redis_options
 	snprintf(s->window, sizeof(s->window), "%" PRId64,
 	         o->dedup_window_ms ? o->dedup_window_ms : DEFAULT_WINDOW_MS);
 	rc = vt__rsync_open(&s->sync, &cfg);
+	if (rc == 0) {
+		vt__rsync_check_durability(&s->sync);
+	}
 	if (rc == 0 && o->shared_ids) {
 		rc = vt__rsync_lease_ids(&s->sync, s->prefix, &s->id_base);
 	}

@@ -339,6 +339,11 @@ static int redis_prefix(const char *url, const char *p, struct vt_redis_url *u)
 			return -1;
 		}
 	}
+	if (n > 0 && strspn(p, "0123456789") == n) {
+		fprintf(stderr, "vartalapd: --redis: '%s': the path is a key prefix, not a "
+		                "database number; write a prefix such as /vt%s:\n", url, p);
+		return -1;
+	}
 	memcpy(u->prefix, p, n + 1);
 	return 0;
 }
@@ -376,6 +381,7 @@ static int parse_redis_url(const char *url, struct vt_redis_url *u)
 
 static int parse_storage(const char *arg, struct vt_server_options *o)
 {
+	snprintf(o->storage_name, sizeof(o->storage_name), "%s", arg);
 	o->storage_memory = strcmp(arg, "memory") == 0;
 	o->storage_redis = strcmp(arg, "redis") == 0;
 	if (!o->storage_memory && !o->storage_redis && strcmp(arg, "lmdb") != 0) {
@@ -685,8 +691,7 @@ static int parse_one(int opt, const char *arg, struct vt_server_options *o)
 	case OPT_REDIS_TIMEOUT:
 		return parse_redis(opt, arg, o);
 	case OPT_CLUSTER:
-		o->storage_redis = 1;
-		return parse_redis(OPT_REDIS, arg, o);
+		return parse_redis_url(arg, &o->cluster);
 	case OPT_NODE_ID:
 		return vt_opt_number("node-id", arg, 1, UINT64_MAX, &o->node_id);
 	case OPT_DURABILITY:
@@ -809,10 +814,51 @@ static int check_secret(const struct vt_server_options *o)
 	return 0;
 }
 
-/* --redis goes with --storage redis, both ways. */
-static int check_storage(const struct vt_server_options *o)
+static int same_redis(const struct vt_redis_url *a, const struct vt_redis_url *b)
 {
-	int have_url = o->redis.host[0] != '\0';
+	return strcmp(a->host, b->host) == 0 && a->port == b->port &&
+	       strcmp(a->prefix, b->prefix) == 0;
+}
+
+/*
+ * --cluster URL is --storage redis --redis URL. Given with either of those,
+ * in any order or from the config file, they must say the same: a node
+ * that silently took another prefix would run as a cluster of its own.
+ */
+static int check_cluster(struct vt_server_options *o)
+{
+	if (o->cluster.host[0] == '\0') {
+		return 0;
+	}
+	if (o->storage_name[0] != '\0' && strcmp(o->storage_name, "redis") != 0) {
+		fprintf(stderr, "vartalapd: --cluster keeps everything in Redis; it does not go "
+		                "with --storage %s\n", o->storage_name);
+		return -1;
+	}
+	if (o->redis.host[0] != '\0' && !same_redis(&o->redis, &o->cluster)) {
+		fprintf(stderr, "vartalapd: --cluster and --redis name different Redis servers "
+		                "or key prefixes; give one of them\n");
+		return -1;
+	}
+	o->redis = o->cluster;
+	o->storage_redis = 1;
+	o->storage_memory = 0;
+	return 0;
+}
+
+/* --redis goes with --storage redis, both ways; so does --node-id. */
+static int check_storage(struct vt_server_options *o)
+{
+	int have_url;
+
+	if (check_cluster(o) != 0) {
+		return -1;
+	}
+	have_url = o->redis.host[0] != '\0';
+	if (!o->storage_redis && o->node_id != 0) {
+		fprintf(stderr, "vartalapd: --node-id is only used with --cluster\n");
+		return -1;
+	}
 
 	if (o->storage_redis && !have_url) {
 		fprintf(stderr, "vartalapd: --storage redis needs --redis URL\n");

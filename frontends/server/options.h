@@ -36,6 +36,8 @@ struct vt_server_options {
 	int storage_memory;      /* --storage memory */
 	int storage_redis;       /* --storage redis */
 	struct vt_redis_url redis; /* --redis; host[0] == '\0' when not given */
+	struct vt_redis_url cluster; /* --cluster, the same way */
+	char storage_name[16];     /* --storage as given; "" when not */
 	uint32_t redis_timeout_ms; /* --redis-timeout; 0: the backend's default */
 	uint64_t node_id;          /* --node-id; 0: a random one */
 	uint64_t lmdb_map_mb;    /* 0: the backend's default */

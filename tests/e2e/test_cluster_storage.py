@@ -37,14 +37,15 @@ class Redis:
     """A redis-server of the test's own: 127.0.0.1, a free port, appendonly
     with fsync on every write, so a restart finds what was accepted."""
 
-    def __init__(self):
+    def __init__(self, appendonly="yes"):
         self.dir = tempfile.mkdtemp(prefix="vt-redis-")
         self.port = free_port()
         self.proc = None
+        self.appendonly = appendonly
 
     def start(self):
         cmd = [REDIS, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-               "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir]
+               "--appendonly", self.appendonly, "--appendfsync", "always", "--dir", self.dir]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, preexec_fn=_pdeathsig)
         wait_until(self.ping, 10, "redis-server to answer PING")
@@ -144,6 +145,50 @@ def health(srv):
 
 def listed(srv, user):
     return {m["id"]: m for m in fetch_all(srv, srv.token(user)) if m.get("type") == "message"}
+
+
+def secret_file():
+    d = tempfile.mkdtemp(prefix="vt-e2e-key-")
+    path = os.path.join(d, "secret")
+    with open(path, "w") as f:
+        f.write(os.urandom(32).hex())
+    os.chmod(path, 0o600)
+    return path
+
+
+async def test_node_id_in_use_is_refused():
+    """Two nodes with one id would take each other's notices: the second is
+    refused at start, naming the id; another id starts."""
+    redis = Redis().start()
+    secret = secret_file()
+    nodes = [Node(redis, secret, "--node-id", "5").start()]
+    try:
+        twin = Node(redis, secret, "--node-id", "5")
+        nodes.append(twin)
+        try:
+            twin.start()
+        except TestFailure:
+            pass
+        else:
+            raise TestFailure("a second node with id 5 started")
+        check("node id 0000000000000005 is in use" in twin.log_tail(),
+              "the reason is logged: %s" % twin.log_tail())
+        nodes.append(Node(redis, secret, "--node-id", "6").start())
+    finally:
+        for n in nodes:
+            n.kill()
+        redis.stop()
+
+
+async def test_redis_without_appendonly_is_warned_about():
+    redis = Redis(appendonly="no").start()
+    node = Node(redis, secret_file())
+    try:
+        node.start()
+        check("appendonly is off" in node.log_tail(), "warned: %s" % node.log_tail())
+    finally:
+        node.kill()
+        redis.stop()
 
 
 async def test_sent_on_one_node_delivered_on_the_other():
@@ -282,6 +327,7 @@ if __name__ == "__main__":
     if REDIS is None:
         print("redis-server is not installed: skipped")
         sys.exit(77)
-    run([test_sent_on_one_node_delivered_on_the_other,
+    run([test_sent_on_one_node_delivered_on_the_other, test_node_id_in_use_is_refused,
+         test_redis_without_appendonly_is_warned_about,
          test_redis_restart_refuses_then_recovers,
          test_kill9_node_loses_nothing_accepted], total_timeout=240)

@@ -76,6 +76,29 @@ async def test_check_config_checks_files_and_combinations():
     eq(rc, 2, "exit status for a file with a NUL byte")
 
 
+async def test_cluster_options_must_agree():
+    """--cluster is --storage redis with --redis: given together they must
+    say the same, and --node-id needs a cluster. A Redis path that reads as
+    a database number is refused (it would be a key prefix)."""
+    d = tempfile.mkdtemp(prefix="vt-cfg-")
+    key = ["--secret-file", write(d, "secret", "k" * 40)]
+    url = "redis://127.0.0.1:1/vt:"
+    for args, why in [
+            (["--cluster", url, "--redis", "redis://127.0.0.1:1/other:"], "different"),
+            (["--cluster", url, "--redis", "redis://127.0.0.1:2/vt:"], "different"),
+            (["--storage", "lmdb", "--cluster", url], "--storage lmdb"),
+            (["--cluster", url, "--storage", "memory"], "--storage memory"),
+            (["--cluster", "redis://127.0.0.1:1/0"], "database number"),
+            (["--node-id", "7"], "only used with --cluster")]:
+        rc, out, err = check_config(*key, *args)
+        eq(rc, 2, "exit status for %r (stderr %r)" % (args, err))
+        check(why in err, "%r: the reason names %r: %r" % (args, why, err))
+    for args in (["--cluster", url, "--redis", url, "--node-id", "3"],
+                 ["--storage", "redis", "--redis", url, "--node-id", "3"]):
+        rc, out, err = check_config(*key, *args)
+        eq((rc, out), (0, "ok\n"), "%r (stderr %r)" % (args, err))
+
+
 async def test_file_applies_and_command_line_wins():
     d = tempfile.mkdtemp(prefix="vt-cfg-")
     # The file names a port that is taken: the server starts only because the
@@ -194,5 +217,6 @@ async def test_metrics_count_what_happened():
 
 if __name__ == "__main__":
     run([test_check_config_accepts_a_good_file, test_check_config_names_file_and_line,
-         test_check_config_checks_files_and_combinations, test_file_applies_and_command_line_wins,
+         test_check_config_checks_files_and_combinations, test_cluster_options_must_agree,
+         test_file_applies_and_command_line_wins,
          test_metrics_count_what_happened, test_every_option_is_documented])
