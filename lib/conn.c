@@ -444,7 +444,7 @@ static void on_list(void *arg, int status, const struct vt_record *recs, size_t 
 		c->list_failed = 1;
 		if (!c->list_warned) {
 			vt_log(VT_LOG_WARN, "listing inbox of user=%s failed: %s", c->id.user,
-			       vt_strerror(status));
+			       vt_error_name(status));
 		}
 		c->list_warned = 1;
 	} else if (c->list_warned) {

@@ -252,7 +252,7 @@ static void on_expired(void *arg, int status, uint64_t removed)
 		e->healthy = status == 0;
 	}
 	if (status < 0) {
-		vt_log(VT_LOG_WARN, "offline expiry failed: %s", vt_strerror(status));
+		vt_log(VT_LOG_WARN, "offline expiry failed: %s", vt_error_name(status));
 		return;
 	}
 	e->stats.expired += removed;

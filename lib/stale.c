@@ -125,7 +125,7 @@ static void on_fetched(void *arg, const char *group, int status, const char *dat
 	if (status == 0) {
 		vt_engine_group_reload(e, id, data, len);
 	} else {
-		vt_log(VT_LOG_WARN, "group %s: fresh copy not read: %s", id, vt_strerror(status));
+		vt_log(VT_LOG_WARN, "group %s: fresh copy not read: %s", id, vt_error_name(status));
 	}
 	resume(e, id, status);
 }

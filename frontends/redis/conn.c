@@ -91,15 +91,28 @@ static void on_connect(const redisAsyncContext *ac, int status)
 	if (c->ac != ac) {
 		return;
 	}
-	evtimer_del(c->connect_timer);
 	if (status != REDIS_OK) {
 		/* hiredis frees the context after this returns */
+		evtimer_del(c->connect_timer);
 		vt_log(VT_LOG_WARN, "redis: %s:%d: cannot connect: %s", c->host, c->port,
 		       ac->errstr);
 		c->ac = NULL;
 		schedule_retry(c);
 		return;
 	}
+	/* Connected is not answering: a stopped server's kernel still accepts.
+	 * The connection is up once the PING queued behind the scripts comes
+	 * back, within the connect timeout. */
+}
+
+static void on_ready(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct vt__rconn *c = priv;
+
+	if (reply == NULL || c->ac != ac) {
+		return; /* the context is going away */
+	}
+	evtimer_del(c->connect_timer);
 	if (c->backoff_ms > BACKOFF_FIRST_MS) {
 		vt_log(VT_LOG_INFO, "redis: %s:%d: connected again", c->host, c->port);
 	}
@@ -178,6 +191,7 @@ static void conn_start(struct vt__rconn *c)
 	redisAsyncSetConnectCallback(ac, on_connect);
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	load_scripts(c, ac);
+	redisAsyncCommand(ac, on_ready, c, "PING");
 	c->ac = ac;
 	evtimer_add(c->connect_timer, &c->connect_tv);
 }
