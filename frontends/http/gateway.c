@@ -59,6 +59,13 @@ static int route_matches(const struct route *r, const char *path)
 	return strcmp(path, r->path) == 0;
 }
 
+/* What /healthz answers: the engine's storage, and the host's own check. */
+static int healthy(const struct vt_http_gateway *gw)
+{
+	return vt_engine_healthy(gw->engine) &&
+	       (gw->cfg.healthy == NULL || gw->cfg.healthy(gw->cfg.healthy_arg));
+}
+
 static void serve_health(struct vt_http_gateway *gw, struct evhttp_request *req)
 {
 	static const char ok[] = "{\"status\":\"ok\"}";
@@ -68,8 +75,7 @@ static void serve_health(struct vt_http_gateway *gw, struct evhttp_request *req)
 		vt_fe_reply_error(req, 405, "method_not_allowed", "use GET");
 		return;
 	}
-	if (vt_engine_healthy(gw->engine) &&
-	    (gw->cfg.healthy == NULL || gw->cfg.healthy(gw->cfg.healthy_arg))) {
+	if (healthy(gw)) {
 		vt_fe_reply_json(req, 200, ok, sizeof(ok) - 1);
 	} else {
 		vt_fe_reply_json(req, 503, degraded, sizeof(degraded) - 1);
@@ -148,7 +154,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (strcmp(path, "/metrics") == 0) {
-		vt_http_serve_metrics(gw->engine, req);
+		vt_http_serve_metrics(gw->engine, healthy(gw), req);
 		return;
 	}
 	if (strcmp(path, "/v1/ws") == 0 && gw->ws != NULL) {

@@ -122,8 +122,14 @@ static void add_errors(struct evbuffer *out, const struct vt_engine_stats *st)
 }
 
 /* What is not a counter of the engine: health and the version. */
-static void add_state(struct evbuffer *out, struct vt_engine *e)
+static void add_state(struct evbuffer *out, struct vt_engine *e, int healthy)
 {
+	evbuffer_add_printf(out,
+	                    "# HELP vartalap_healthy 1 when /healthz answers 200: storage and, "
+	                    "on several nodes, Redis pub/sub work.\n"
+	                    "# TYPE vartalap_healthy gauge\n"
+	                    "vartalap_healthy %d\n",
+	                    healthy ? 1 : 0);
 	evbuffer_add_printf(out,
 	                    "# HELP vartalap_storage_healthy 1 when the last storage batch "
 	                    "succeeded, 0 while storage fails.\n"
@@ -137,7 +143,7 @@ static void add_state(struct evbuffer *out, struct vt_engine *e)
 	                    VT_VERSION);
 }
 
-void vt_http_serve_metrics(struct vt_engine *e, struct evhttp_request *req)
+void vt_http_serve_metrics(struct vt_engine *e, int healthy, struct evhttp_request *req)
 {
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	struct vt_engine_stats st;
@@ -161,7 +167,7 @@ void vt_http_serve_metrics(struct vt_engine *e, struct evhttp_request *req)
 	}
 	add_commit_histogram(out, &st);
 	add_errors(out, &st);
-	add_state(out, e);
+	add_state(out, e, healthy);
 
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	                  "text/plain; version=0.0.4; charset=utf-8");

@@ -254,6 +254,8 @@ async def test_redis_restart_refuses_then_recovers():
             st, body = health(n)
             eq(st, 503, "healthz during the outage")
             eq(body, {"status": "degraded"}, "healthz body during the outage")
+            _, metrics = http_request(n, "GET", "/metrics")
+            check(b"\nvartalap_healthy 0\n" in metrics, "metrics say unhealthy too")
             check(n.alive(), "node alive during the outage")
 
         c.redis.start()

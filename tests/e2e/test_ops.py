@@ -203,6 +203,7 @@ async def test_metrics_count_what_happened():
     after = wait_until(acked, 5.0, "the ack to be counted")
 
     eq(after["vartalap_connections"], 1, "one WebSocket open")
+    eq(after["vartalap_healthy"], 1, "healthy, as /healthz says")
     eq(after["vartalap_messages_accepted_total"] - before["vartalap_messages_accepted_total"],
        1, "accepted")
     eq(after["vartalap_messages_duplicates_total"], 1, "duplicates")
