@@ -119,21 +119,27 @@ static void hold_back(struct cli *c, struct vt_outbox_item *it, const char *code
 }
 
 /*
- * An answer to one of our envelopes (ref is its client id). Returns 1 when
- * it is to be shown: a final answer. A retryable error and an answer to an
- * envelope answered already are not.
+ * An answer: `accepted` or an error, whose ref is the client id of one of
+ * our envelopes when it is about one. Returns 1 when it is to be shown: a
+ * final answer, or an error about no envelope of ours (an ack of an
+ * unknown id, say). Retryable errors only hold sending back, and an answer
+ * to an envelope answered already is a copy.
  */
 static int take_answer(struct cli *c, const struct vt_cli_event *e)
 {
-	struct vt_outbox_item *it = vt_outbox_find(&c->out, e->ref);
+	struct vt_outbox_item *it = e->ref[0] != '\0' ? vt_outbox_find(&c->out, e->ref) : NULL;
 
-	if (it == NULL) {
-		/* Errors about acks (unknown_id) and typing name no envelope of ours. */
-		return strcmp(e->type, "error") == 0;
-	}
 	if (vt_cli_event_retryable(e)) {
-		hold_back(c, it, e->code);
+		if (it != NULL) {
+			hold_back(c, it, e->code);
+		} else {
+			/* A typing, or whatever came in as the server stopped. */
+			fprintf(stderr, "vartalap-cli: the server answered %s\n", e->code);
+		}
 		return 0;
+	}
+	if (it == NULL) {
+		return strcmp(e->type, "error") == 0;
 	}
 	if (strcmp(e->type, "accepted") == 0) {
 		c->refusals = 0;
@@ -159,8 +165,7 @@ static void on_text(void *arg, const char *text, size_t len)
 			return;
 		}
 	}
-	answer = e.ref[0] != '\0' &&
-	         (strcmp(e.type, "accepted") == 0 || strcmp(e.type, "error") == 0);
+	answer = strcmp(e.type, "accepted") == 0 || strcmp(e.type, "error") == 0;
 	if (answer && !take_answer(c, &e)) {
 		return;
 	}
