@@ -383,8 +383,24 @@ async def test_lost_acks_and_answers_over_a_dropped_network():
         await bob.close()
 
 
+async def test_every_option_is_documented():
+    """Each option of --help is in the manual page docs/vartalap-cli.1."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    proc = await asyncio.create_subprocess_exec(CLI, "--help", stdout=asyncio.subprocess.PIPE)
+    out = (await proc.communicate())[0].decode()
+    opts = set(re.findall(r"--([a-z][a-z-]+)", out))
+    check({"url", "token", "device", "ca-file", "no-reconnect"} <= opts,
+          "options found in --help: %r" % sorted(opts))
+    with open(os.path.join(root, "docs", "vartalap-cli.1")) as f:
+        man = f.read().replace("\\-", "-")
+    for o in sorted(opts - {"help"}):
+        check(re.search(r"^\.B[I]? --%s\b" % re.escape(o), man, re.M) is not None,
+              "docs/vartalap-cli.1 documents --%s" % o)
+
+
 if __name__ == "__main__":
     run([test_message_delivered_and_read, test_group_and_typing, test_sigint_and_bad_token,
          test_wss_round_trip, test_wss_refuses_untrusted_server,
          test_server_restarts_lose_and_double_nothing, test_no_reconnect_exits,
-         test_rate_limited_lines_arrive_once, test_lost_acks_and_answers_over_a_dropped_network])
+         test_rate_limited_lines_arrive_once, test_lost_acks_and_answers_over_a_dropped_network,
+         test_every_option_is_documented])
