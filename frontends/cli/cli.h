@@ -33,6 +33,8 @@ struct cli {
 	struct event *connect_timer; /* the next connect, after a backoff */
 	struct event *resend_timer;  /* pending: sending holds back after a retryable error */
 	uint32_t failures;           /* connects failed in a row */
+	uint64_t opened_ms;          /* monotonic time of the last upgrade */
+	int heard;                   /* an event came on the open connection */
 	uint32_t refusals;           /* retryable errors in a row */
 	uint64_t rng;                /* jitter */
 	struct vt_outbox out;
@@ -55,7 +57,7 @@ struct cli {
 
 /* ---- main.c ---- */
 
-/* The connection opened, or an envelope was answered: a closing client waits on. */
+/* An envelope was answered: a closing client waits on. */
 void cli_progress(struct cli *c);
 
 /* Read stdin when there is room for more envelopes and no reason to stop. */

@@ -13,6 +13,7 @@
  * - A dropped connection puts back everything sent on it; the client
  *   connects again after a backoff of the same kind, up to CONNECT_TRIES
  *   failures in a row, and re-sends in the order the envelopes were made.
+ *   A connection that carried an event or lived STABLE_MS ends the row.
  * - Events the server owes are acked as they come, also a copy pushed again
  *   because its ack was lost, and shown once (struct vt_seen).
  */
@@ -30,6 +31,7 @@
 #define CONNECT_TRIES    10
 #define RESEND_FIRST_MS  250
 #define RESEND_MAX_MS    8000
+#define STABLE_MS        10000 /* a connection that lived this long worked */
 
 static void on_open(void *arg);
 static void on_text(void *arg, const char *text, size_t len);
@@ -157,6 +159,7 @@ static void on_text(void *arg, const char *text, size_t len)
 	if (vt_cli_event_parse(text, len, &e) != 0) {
 		return;
 	}
+	c->heard = 1;
 
 	/* A copy pushed again is acked again: the first ack may be what was lost. */
 	if (e.owed) {
@@ -181,17 +184,30 @@ static void on_text(void *arg, const char *text, size_t len)
 
 /* ---- the connection ---- */
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * An open connection is not yet a working one: a server that upgrades and
+ * drops at once, again and again, must still run out of tries.
+ */
 static void on_open(void *arg)
 {
 	struct cli *c = arg;
 
 	c->open = 1;
-	c->failures = 0;
+	c->opened_ms = mono_ms();
+	c->heard = 0;
 	printf("connected\n");
 	fflush(stdout);
 	c->started = 1;
 	flush_outbox(c);
-	cli_progress(c);
+	cli_input_update(c);
 }
 
 /* Connect now; a name that does not resolve counts as one more failure. */
@@ -230,6 +246,10 @@ static void on_close(void *arg, int code, int retry, const char *why)
 	struct cli *c = arg;
 	char msg[700];
 
+	/* The connection worked: the count of failures starts again. */
+	if (c->open && (c->heard || mono_ms() - c->opened_ms >= STABLE_MS)) {
+		c->failures = 0;
+	}
 	c->open = 0;
 	vt_outbox_unsend_all(&c->out);
 	if (c->closing && (c->out.count == 0 || c->giving_up)) {
