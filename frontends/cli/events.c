@@ -98,7 +98,7 @@ static void print_event(const struct vt_cli_event *e, const struct vt_json_val *
                         const struct vt_json_val *body)
 {
 	struct vt_json_val v;
-	char ref[65], code[32], reason[512];
+	char ref[65], reason[512];
 
 	member(env, "ref", &v);
 	str_of(&v, ref, sizeof(ref));
@@ -124,11 +124,9 @@ static void print_event(const struct vt_cli_event *e, const struct vt_json_val *
 	} else if (strcmp(e->type, "group") == 0) {
 		print_group(e, body);
 	} else if (strcmp(e->type, "error") == 0) {
-		member(env, "code", &v);
-		str_of(&v, code, sizeof(code));
 		member(env, "reason", &v);
 		str_of(&v, reason, sizeof(reason));
-		printf("error %s%s%s: ", code, ref[0] ? " ref " : "", ref);
+		printf("error %s%s%s: ", e->code, ref[0] ? " ref " : "", ref);
 		print_clean(reason);
 	} else {
 		printf("%s %s", e->type, e->id);
@@ -137,14 +135,18 @@ static void print_event(const struct vt_cli_event *e, const struct vt_json_val *
 	fflush(stdout);
 }
 
-int vt_cli_event_take(const char *text, size_t len, struct vt_cli_event *e)
+/* Codes the protocol answers with "nothing was taken, send it again later". */
+static const char *const retryable_codes[] = {"rate_limited", "storage_error", "busy", "internal"};
+
+int vt_cli_event_parse(const char *text, size_t len, struct vt_cli_event *e)
 {
-	struct vt_json_val env, v, body;
+	struct vt_json_val env, v;
 
 	memset(e, 0, sizeof(*e));
 	if (vt_json_validate(text, len, 64) != 0 || vt_json_parse_value(text, len, &env) != 0 ||
 	    env.type != VT_JSON_OBJECT) {
 		printf("error bad_json: the server sent something that is not a JSON object\n");
+		fflush(stdout);
 		return -1;
 	}
 	member(&env, "type", &v);
@@ -157,11 +159,41 @@ int vt_cli_event_take(const char *text, size_t len, struct vt_cli_event *e)
 	str_of(&v, e->to, sizeof(e->to));
 	member(&env, "ref", &v);
 	str_of(&v, e->ref, sizeof(e->ref));
-	member(&env, "body", &body);
-	print_event(e, &env, &body);
-	/* Events the server keeps owing until they are acked. */
-	e->owed = e->id[0] != '\0' &&
+	member(&env, "code", &v);
+	str_of(&v, e->code, sizeof(e->code));
+
+	/*
+	 * Events the server keeps owing until they are acked. Their ids go
+	 * back into acks and reads as they are, so only a server id (digits)
+	 * is taken.
+	 */
+	e->owed = e->id[0] != '\0' && e->id[strspn(e->id, "0123456789")] == '\0' &&
 	          (strcmp(e->type, "message") == 0 || strcmp(e->type, "delivered") == 0 ||
 	           strcmp(e->type, "read") == 0 || strcmp(e->type, "group") == 0);
+	return 0;
+}
+
+void vt_cli_event_print(const char *text, size_t len, const struct vt_cli_event *e)
+{
+	struct vt_json_val env, body;
+
+	/* vt_cli_event_parse() has validated @text already. */
+	if (vt_json_parse_value(text, len, &env) != 0) {
+		return;
+	}
+	member(&env, "body", &body);
+	print_event(e, &env, &body);
+}
+
+int vt_cli_event_retryable(const struct vt_cli_event *e)
+{
+	if (strcmp(e->type, "error") != 0) {
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(retryable_codes) / sizeof(retryable_codes[0]); i++) {
+		if (strcmp(e->code, retryable_codes[i]) == 0) {
+			return 1;
+		}
+	}
 	return 0;
 }

@@ -3,183 +3,121 @@
  *
  * Lines from stdin are commands ("/to bob", "/group create ...", "/read",
  * "/typing") or messages to the current target; every event from the server
- * is printed as one line on stdout and acked at once. On EOF or Ctrl-C the
- * client waits a moment for answers to what it sent, closes the WebSocket
- * cleanly and exits.
+ * is printed as one line on stdout and acked at once. What is sent is kept
+ * until the server answers it, through reconnects (link.c). On EOF or
+ * Ctrl-C the client waits for answers to what it sent, closes the
+ * WebSocket cleanly and exits; it gives up after DRAIN_WAIT_S without an
+ * answer, naming what went unanswered.
  */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/event.h>
-
-#include "../common/json_str.h"
-#include "events.h"
-#include "wsclient.h"
+#include "cli.h"
+#include "tlsclient.h"
 
 #define LINE_MAX_BYTES 60000
-#define DRAIN_WAIT_S 5
-
-struct cli {
-	struct event_base *base;
-	struct vt_wsc *ws;
-	struct event *stdin_ev;
-	struct event *drain_timer;
-	struct evbuffer *in;
-	char target[66];
-	char last_id[32];  /* last message received: what /read marks */
-	char last_from[65];
-	unsigned long seq;
-	int unanswered;    /* sent envelopes still waiting for accepted or error */
-	int closing;       /* EOF or a signal: close once nothing is unanswered */
-	int status;
-};
+#define DRAIN_WAIT_S   5
 
 static const char usage[] =
-        "Usage: vartalap-cli --url ws://HOST:PORT --token TOKEN [--device D]\n"
+        "Usage: vartalap-cli [--url ws[s]://HOST:PORT[/PATH]] --token TOKEN [--device D]\n"
+        "                    [--ca-file PATH] [--no-reconnect]\n"
         "\n"
-        "A terminal chat client. The token may also come from $VARTALAP_TOKEN.\n"
+        "A terminal chat client. The URL defaults to ws://127.0.0.1:8080; the token\n"
+        "may also come from $VARTALAP_TOKEN.\n"
+        "  --ca-file PATH   trust the CA (or self-signed) certificates in PATH for\n"
+        "                   wss://, instead of the system's roots\n"
+        "  --no-reconnect   exit when the connection drops instead of connecting again\n"
         "Lines read from stdin:\n"
         "  /to bob | /to g:team          pick who the next lines go to\n"
         "  /group create g:team NAME [MEMBER...]\n"
         "  /read                         mark the last message received as read\n"
         "  /typing                       tell the target you are typing\n"
+        "  /quit                         wait for answers, then exit\n"
         "  anything else                 send it as a message\n"
         "Prints one line per event: message, accepted, delivered, read, typing,\n"
-        "group, error. Every message and receipt is acked automatically.\n";
+        "group, error. Every message and receipt is acked automatically, and shown\n"
+        "once even when the server pushes it again. What is sent is kept until the\n"
+        "server answers it: re-sent with the same id after a retryable error and\n"
+        "after a reconnect. Exits 1 when something sent stayed unanswered.\n";
 
-static void start_close(struct cli *c);
+/* ---- closing ---- */
 
-/* ---- sending ---- */
-
-/* Send @b (one envelope) and forget it; counts it when an answer is due. */
-static void send_env(struct cli *c, struct evbuffer *b, int answered)
+static void maybe_close(struct cli *c)
 {
-	size_t len = evbuffer_get_length(b);
-	const char *p = (const char *)evbuffer_pullup(b, -1);
-
-	if (vt_wsc_send(c->ws, p != NULL ? p : "", len) == 0 && answered) {
-		c->unanswered++;
+	if (c->closing && (c->out.count == 0 || c->giving_up)) {
+		cli_link_close(c);
 	}
-	evbuffer_free(b);
 }
 
-/* A new envelope {"v":1,"type":T,"id":CID,"to":TO with the object left open. */
-static struct evbuffer *env_start(struct cli *c, const char *type, const char *to)
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 {
-	struct evbuffer *b = evbuffer_new();
+	struct cli *c = arg;
 
-	if (b == NULL) {
-		return NULL;
-	}
-	c->seq++;
-	evbuffer_add_printf(b, "{\"v\":1,\"type\":\"%s\",\"id\":\"cli-%ld-%ld-%lu\",\"to\":", type,
-	                    (long)getpid(), (long)time(NULL), c->seq);
-	vt_fe_json_string(b, to);
-	return b;
+	c->giving_up = 1;
+	maybe_close(c);
 }
 
-static void send_message(struct cli *c, const char *line)
+static void arm_drain(struct cli *c)
 {
-	struct evbuffer *b;
+	struct timeval tv = {DRAIN_WAIT_S, 0};
 
-	if (c->target[0] == '\0') {
-		printf("error no_target: pick one first with /to USER or /to g:GROUP\n");
+	evtimer_add(c->drain_timer, &tv);
+}
+
+void cli_start_close(struct cli *c)
+{
+	if (c->closing) {
 		return;
 	}
-	b = env_start(c, "message", c->target);
-	if (b != NULL) {
-		evbuffer_add_printf(b, ",\"body\":{\"text\":");
-		vt_fe_json_string(b, line);
-		evbuffer_add_printf(b, "}}");
-		send_env(c, b, 1);
-	}
+	c->closing = 1;
+	cli_input_update(c);
+	arm_drain(c);
+	maybe_close(c);
 }
 
-/* /group create g:team Team bob carol */
-static void group_create(struct cli *c, char *args)
+void cli_progress(struct cli *c)
 {
-	char *save = NULL;
-	char *id = strtok_r(args, " \t", &save);
-	char *name = strtok_r(NULL, " \t", &save);
-	struct evbuffer *b;
-	int n = 0;
+	if (c->closing) {
+		arm_drain(c);
+	}
+	cli_input_update(c);
+	maybe_close(c);
+}
 
-	if (id == NULL || name == NULL) {
-		printf("error usage: /group create g:ID NAME [MEMBER...]\n");
+/* Name what stayed unanswered: the user must not take it as sent. */
+static void report_unanswered(struct cli *c)
+{
+	struct vt_outbox_item *it;
+
+	if (c->out.count == 0) {
 		return;
 	}
-	b = env_start(c, "group_create", id);
-	if (b == NULL) {
-		return;
+	fprintf(stderr,
+	        "vartalap-cli: %zu sent without an answer, maybe not delivered:", c->out.count);
+	TAILQ_FOREACH(it, &c->out.items, link) {
+		fprintf(stderr, " %s", it->id);
 	}
-	evbuffer_add_printf(b, ",\"body\":{\"name\":");
-	vt_fe_json_string(b, name);
-	evbuffer_add_printf(b, ",\"members\":[");
-	for (char *m; (m = strtok_r(NULL, " \t", &save)) != NULL; n++) {
-		evbuffer_add_printf(b, n ? "," : "");
-		vt_fe_json_string(b, m);
-	}
-	evbuffer_add_printf(b, "]}}");
-	send_env(c, b, 1);
-	snprintf(c->target, sizeof(c->target), "%s", id);
-}
-
-static void send_read(struct cli *c)
-{
-	struct evbuffer *b;
-
-	if (c->last_id[0] == '\0') {
-		printf("error nothing_to_read: no message received yet\n");
-		return;
-	}
-	b = env_start(c, "read", c->last_from);
-	if (b != NULL) {
-		evbuffer_add_printf(b, ",\"ids\":[\"%s\"]}", c->last_id);
-		send_env(c, b, 1);
-	}
-}
-
-static void send_typing(struct cli *c)
-{
-	struct evbuffer *b = evbuffer_new();
-
-	if (b != NULL && c->target[0] != '\0') {
-		evbuffer_add_printf(b, "{\"v\":1,\"type\":\"typing\",\"to\":");
-		vt_fe_json_string(b, c->target);
-		evbuffer_add_printf(b, "}");
-		send_env(c, b, 0);
-	} else if (b != NULL) {
-		evbuffer_free(b);
-	}
-}
-
-static void on_line(struct cli *c, char *line)
-{
-	if (strncmp(line, "/to ", 4) == 0) {
-		snprintf(c->target, sizeof(c->target), "%s", line + 4 + strspn(line + 4, " "));
-	} else if (strncmp(line, "/group create ", 14) == 0) {
-		group_create(c, line + 14);
-	} else if (strcmp(line, "/read") == 0) {
-		send_read(c);
-	} else if (strcmp(line, "/typing") == 0) {
-		send_typing(c);
-	} else if (strcmp(line, "/quit") == 0) {
-		start_close(c);
-	} else if (line[0] == '/') {
-		printf("error unknown_command: %s\n", line);
-	} else if (line[0] != '\0') {
-		send_message(c, line);
-	}
-	fflush(stdout);
+	fputc('\n', stderr);
+	c->status = 1;
 }
 
 /* ---- stdin ---- */
+
+void cli_input_update(struct cli *c)
+{
+	int want = c->started && !c->closing && c->out.count < CLI_OUTBOX_MAX;
+
+	if (want && !c->reading) {
+		event_add(c->stdin_ev, NULL);
+	} else if (!want && c->reading) {
+		event_del(c->stdin_ev);
+	}
+	c->reading = want;
+}
 
 static void on_stdin(evutil_socket_t fd, short what, void *arg)
 {
@@ -189,7 +127,7 @@ static void on_stdin(evutil_socket_t fd, short what, void *arg)
 
 	while ((line = evbuffer_readln(c->in, NULL, EVBUFFER_EOL_LF)) != NULL) {
 		line[strcspn(line, "\r")] = '\0';
-		on_line(c, line);
+		cli_command(c, line);
 		free(line);
 	}
 	if (n <= 0 || evbuffer_get_length(c->in) > LINE_MAX_BYTES) {
@@ -201,42 +139,12 @@ static void on_stdin(evutil_socket_t fd, short what, void *arg)
 
 			if (last != NULL) {
 				evbuffer_remove(c->in, last, rest);
-				on_line(c, last);
+				cli_command(c, last);
 				free(last);
 			}
 		}
-		start_close(c);
+		cli_start_close(c);
 	}
-}
-
-/* ---- the connection ---- */
-
-static void maybe_close(struct cli *c)
-{
-	if (c->closing && c->unanswered <= 0) {
-		vt_wsc_close(c->ws);
-	}
-}
-
-static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
-{
-	struct cli *c = arg;
-
-	c->unanswered = 0;
-	maybe_close(c);
-}
-
-static void start_close(struct cli *c)
-{
-	struct timeval tv = {DRAIN_WAIT_S, 0};
-
-	if (c->closing) {
-		return;
-	}
-	c->closing = 1;
-	event_del(c->stdin_ev);
-	evtimer_add(c->drain_timer, &tv);
-	maybe_close(c);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -248,62 +156,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		event_base_loopbreak(c->base);
 		return;
 	}
-	start_close(c);
-}
-
-static void on_open(void *arg)
-{
-	struct cli *c = arg;
-
-	printf("connected\n");
-	fflush(stdout);
-	event_add(c->stdin_ev, NULL);
-}
-
-static void ack(struct cli *c, const char *id)
-{
-	char frame[96];
-	int n = snprintf(frame, sizeof(frame), "{\"v\":1,\"type\":\"ack\",\"ids\":[\"%s\"]}", id);
-
-	vt_wsc_send(c->ws, frame, (size_t)n);
-}
-
-static void on_text(void *arg, const char *text, size_t len)
-{
-	struct cli *c = arg;
-	struct vt_cli_event e;
-
-	if (vt_cli_event_take(text, len, &e) != 0) {
-		return;
-	}
-	if (e.owed) {
-		ack(c, e.id);
-	}
-	if (strcmp(e.type, "message") == 0) {
-		snprintf(c->last_id, sizeof(c->last_id), "%s", e.id);
-		snprintf(c->last_from, sizeof(c->last_from), "%s", e.from);
-	}
-	/* Answers to our own envelopes: their refs are our client ids. */
-	if ((strcmp(e.type, "accepted") == 0 || strcmp(e.type, "error") == 0) &&
-	    strncmp(e.ref, "cli-", 4) == 0) {
-		c->unanswered--;
-		maybe_close(c);
-	}
-}
-
-static void on_close(void *arg, int code, const char *why)
-{
-	struct cli *c = arg;
-
-	if (!c->closing || code != 1000) {
-		if (code != 0) {
-			fprintf(stderr, "vartalap-cli: %s, code %d\n", why, code);
-		} else {
-			fprintf(stderr, "vartalap-cli: %s\n", why);
-		}
-		c->status = 1;
-	}
-	event_base_loopexit(c->base, NULL);
+	cli_start_close(c);
 }
 
 /* ---- setup ---- */
@@ -312,13 +165,19 @@ struct args {
 	const char *url;
 	const char *token;
 	const char *device;
+	const char *ca_file;
+	int reconnect;
 };
 
 static int parse_args(int argc, char **argv, struct args *a)
 {
 	static const struct option opts[] = {
-	        {"url", required_argument, NULL, 'u'},   {"token", required_argument, NULL, 't'},
-	        {"device", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'},
+	        {"url", required_argument, NULL, 'u'},
+	        {"token", required_argument, NULL, 't'},
+	        {"device", required_argument, NULL, 'd'},
+	        {"ca-file", required_argument, NULL, 'c'},
+	        {"no-reconnect", no_argument, NULL, 'n'},
+	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	int opt;
@@ -326,9 +185,16 @@ static int parse_args(int argc, char **argv, struct args *a)
 	a->url = "ws://127.0.0.1:8080";
 	a->token = getenv("VARTALAP_TOKEN");
 	a->device = NULL;
+	a->ca_file = NULL;
+	a->reconnect = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (opt == 'u' || opt == 't' || opt == 'd') {
-			*(opt == 'u' ? &a->url : opt == 't' ? &a->token : &a->device) = optarg;
+		if (opt == 'u' || opt == 't' || opt == 'd' || opt == 'c') {
+			*(opt == 'u'   ? &a->url
+			  : opt == 't' ? &a->token
+			  : opt == 'd' ? &a->device
+			               : &a->ca_file) = optarg;
+		} else if (opt == 'n') {
+			a->reconnect = 0;
 		} else {
 			fputs(usage, opt == 'h' ? stdout : stderr);
 			return opt == 'h' ? 0 : 2;
@@ -339,6 +205,34 @@ static int parse_args(int argc, char **argv, struct args *a)
 		return 2;
 	}
 	return -1;
+}
+
+/* The URL and, for wss://, the TLS context: 0, or the exit status. */
+static int configure(struct cli *c, const struct args *a)
+{
+	char why[512];
+
+	if (vt_wsc_url_parse(a->url, &c->url) != 0) {
+		fprintf(stderr,
+		        "vartalap-cli: expected a URL ws[s]://HOST[:PORT][/PATH], got '%s'\n",
+		        a->url);
+		return 2;
+	}
+	if (a->ca_file != NULL && !c->url.tls) {
+		fprintf(stderr, "vartalap-cli: --ca-file is for wss:// URLs\n");
+		return 2;
+	}
+	c->wsc.token = a->token;
+	c->wsc.device = a->device;
+	c->reconnect = a->reconnect;
+	if (c->url.tls) {
+		c->wsc.tls = vt_cli_tls_ctx_new(a->ca_file, why, sizeof(why));
+		if (c->wsc.tls == NULL) {
+			fprintf(stderr, "vartalap-cli: %s\n", why);
+			return 1;
+		}
+	}
+	return 0;
 }
 
 /* poll, not epoll: epoll refuses a regular file, and stdin may be one. */
@@ -358,13 +252,16 @@ static struct event_base *make_base(void)
 
 int main(int argc, char **argv)
 {
-	static const struct vt_wsc_callbacks cbs = {on_open, on_text, on_close};
 	static struct cli c;
 	struct event *sigint, *sigterm;
 	struct args a;
 	int rc = parse_args(argc, argv, &a);
 
 	if (rc >= 0) {
+		return rc;
+	}
+	rc = configure(&c, &a);
+	if (rc != 0) {
 		return rc;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -379,12 +276,13 @@ int main(int argc, char **argv)
 	sigterm = evsignal_new(c.base, SIGTERM, on_signal, &c);
 	event_add(sigint, NULL);
 	event_add(sigterm, NULL);
-	c.ws = vt_wsc_connect(c.base, a.url, a.token, a.device, &cbs, &c);
-	if (c.ws == NULL) {
+	if (cli_link_start(&c) != 0) {
 		return 1;
 	}
 	event_base_dispatch(c.base);
-	vt_wsc_free(c.ws);
+	report_unanswered(&c);
+	cli_link_free(&c);
+	vt_cli_tls_ctx_free(c.wsc.tls);
 	event_free(sigint);
 	event_free(sigterm);
 	event_free(c.stdin_ev);

@@ -4,7 +4,13 @@
  * The opening handshake is written and checked here; from the 101 on, wslay
  * frames and unframes, reading from and writing to the bufferevent's
  * buffers. wslay never touches the socket, so "would block" just means the
- * input buffer is empty.
+ * input buffer is empty. For wss:// the bufferevent is an OpenSSL one, and
+ * nothing above it changes.
+ *
+ * A connection that goes quiet is probed: after KEEPALIVE_S without a byte
+ * from the server a ping goes out, and a server that sends nothing at all
+ * within PONG_WAIT_S after it is taken for gone (a network that dropped
+ * without a FIN never says so otherwise).
  */
 #include "wsclient.h"
 
@@ -21,58 +27,105 @@
 #include <openssl/rand.h>
 #include <wslay/wslay.h>
 
-#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#define HANDSHAKE_MAX 8192
-#define CLOSE_WAIT_MS 2000
+#include "tlsclient.h"
+
+#define WS_GUID        "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define HANDSHAKE_MAX  8192
+#define CLOSE_WAIT_MS  2000
+#define CONNECT_WAIT_S 10
+#define KEEPALIVE_S    30
+#define PONG_WAIT_S    10
 
 struct vt_wsc {
+	struct event_base *base;
+	const struct vt_wsc_config *cfg;
+	struct addrinfo *addrs; /* every address of the host */
+	struct addrinfo *addr;  /* the one being tried */
 	struct bufferevent *bev;
 	wslay_event_context_ptr ws; /* NULL until the handshake is done */
 	struct event *close_timer;
 	struct vt_wsc_callbacks cb;
 	void *arg;
 	char accept[64]; /* the Sec-WebSocket-Accept we expect */
+	int connected;   /* TCP (and TLS) is up */
+	int pinged;      /* a keepalive ping is out, nothing came since */
+	int closing;     /* vt_wsc_close() was called */
 	int closed;      /* on_close was called */
 	int in_recv;     /* inside wslay_event_recv, which must not be re-entered */
 };
 
+static int open_socket(struct vt_wsc *c);
+
 /* ---- the URL and the request ---- */
 
-struct url_parts {
-	char host[256];
-	char port[8];
-	char path[512];
-};
-
-static int parse_url(const char *url, struct url_parts *u)
+/* HOST or [HOST] at @hp (@hlen bytes, up to the path) into @u, and the port. */
+static int parse_authority(const char *hp, size_t hlen, struct vt_wsc_url *u)
 {
-	const char *hp = url + 5;
-	const char *slash;
+	const char *end = hp + hlen;
+	const char *host = hp;
+	const char *host_end;
 	const char *colon;
-	size_t hlen;
 
-	if (strncmp(url, "ws://", 5) != 0) {
+	if (hlen > 0 && hp[0] == '[') {
+		host = hp + 1;
+		host_end = memchr(host, ']', hlen - 1);
+		if (host_end == NULL) {
+			return -1;
+		}
+		colon = host_end + 1 < end && host_end[1] == ':' ? host_end + 1 : NULL;
+		if (colon == NULL && host_end + 1 != end) {
+			return -1;
+		}
+	} else {
+		colon = memchr(hp, ':', hlen);
+		host_end = colon != NULL ? colon : end;
+	}
+	if (host_end == host || (size_t)(host_end - host) >= sizeof(u->host)) {
+		return -1;
+	}
+	snprintf(u->host, sizeof(u->host), "%.*s", (int)(host_end - host), host);
+	if (colon == NULL) {
+		snprintf(u->port, sizeof(u->port), "%s", u->tls ? "443" : "80");
+		return 0;
+	}
+	if (colon + 1 == end || (size_t)(end - colon - 1) >= sizeof(u->port) ||
+	    strspn(colon + 1, "0123456789") < (size_t)(end - colon - 1)) {
+		return -1;
+	}
+	snprintf(u->port, sizeof(u->port), "%.*s", (int)(end - colon - 1), colon + 1);
+	return 0;
+}
+
+int vt_wsc_url_parse(const char *url, struct vt_wsc_url *u)
+{
+	const char *hp;
+	const char *slash;
+
+	memset(u, 0, sizeof(*u));
+	if (strncmp(url, "ws://", 5) == 0) {
+		hp = url + 5;
+	} else if (strncmp(url, "wss://", 6) == 0) {
+		hp = url + 6;
+		u->tls = 1;
+	} else {
 		return -1;
 	}
 	slash = strchr(hp, '/');
-	snprintf(u->path, sizeof(u->path), "%s", slash != NULL ? slash : "/v1/ws");
-	if (strcmp(u->path, "/") == 0) {
+	if (slash == NULL || strcmp(slash, "/") == 0) {
 		snprintf(u->path, sizeof(u->path), "/v1/ws");
-	}
-	hlen = slash != NULL ? (size_t)(slash - hp) : strlen(hp);
-	colon = memchr(hp, ':', hlen);
-	if (colon == NULL) {
-		snprintf(u->port, sizeof(u->port), "80");
-		colon = hp + hlen;
-	} else if ((size_t)(hp + hlen - colon - 1) >= sizeof(u->port) || colon + 1 == hp + hlen) {
+	} else if (strlen(slash) >= sizeof(u->path) || strpbrk(slash, " \t\r\n") != NULL) {
 		return -1;
 	} else {
-		snprintf(u->port, sizeof(u->port), "%.*s", (int)(hp + hlen - colon - 1), colon + 1);
+		snprintf(u->path, sizeof(u->path), "%s", slash);
 	}
-	if (colon == hp || (size_t)(colon - hp) >= sizeof(u->host)) {
+	if (parse_authority(hp, slash != NULL ? (size_t)(slash - hp) : strlen(hp), u) != 0) {
 		return -1;
 	}
-	snprintf(u->host, sizeof(u->host), "%.*s", (int)(colon - hp), hp);
+	if (strchr(u->host, ':') != NULL) {
+		snprintf(u->where, sizeof(u->where), "[%s]:%s", u->host, u->port);
+	} else {
+		snprintf(u->where, sizeof(u->where), "%s:%s", u->host, u->port);
+	}
 	return 0;
 }
 
@@ -96,32 +149,32 @@ static int make_key(char *key, size_t key_cap, char *accept, size_t acc_cap)
 	return 0;
 }
 
-static int write_request(struct vt_wsc *c, const struct url_parts *u, const char *token,
-                         const char *device)
+static int write_request(struct vt_wsc *c)
 {
+	const struct vt_wsc_url *u = c->cfg->url;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	char key[32];
 	const char *sep = strchr(u->path, '?') != NULL ? "&" : "?";
+	char key[32];
 
 	if (make_key(key, sizeof(key), c->accept, sizeof(c->accept)) != 0) {
 		return -1;
 	}
 	evbuffer_add_printf(out, "GET %s", u->path);
-	if (device != NULL) {
+	if (c->cfg->device != NULL) {
 		/* Device ids are [A-Za-z0-9._@-]: nothing to escape in a query. */
-		evbuffer_add_printf(out, "%sdevice=%s", sep, device);
+		evbuffer_add_printf(out, "%sdevice=%s", sep, c->cfg->device);
 	}
 	evbuffer_add_printf(out,
-	                    " HTTP/1.1\r\nHost: %s:%s\r\nUpgrade: websocket\r\n"
+	                    " HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
 	                    "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
 	                    "Sec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n",
-	                    u->host, u->port, key, token);
+	                    u->where, key, c->cfg->token);
 	return 0;
 }
 
 /* ---- endings ---- */
 
-static void finish(struct vt_wsc *c, int code, const char *why)
+static void finish(struct vt_wsc *c, int code, int retry, const char *why)
 {
 	if (c->closed) {
 		return;
@@ -129,13 +182,30 @@ static void finish(struct vt_wsc *c, int code, const char *why)
 	c->closed = 1;
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	if (c->cb.on_close != NULL) {
-		c->cb.on_close(c->arg, code, why);
+		c->cb.on_close(c->arg, code, retry && !c->closing, why);
+	}
+}
+
+/* Close codes after which the protocol says to connect again (docs/PROTOCOL.md). */
+static int close_code_retries(int code)
+{
+	switch (code) {
+	case 1001: /* going away: the server is shutting down */
+	case 1005: /* no code given */
+	case 1006: /* no close frame */
+	case 1011: /* internal server error */
+	case 1012: /* service restart */
+	case 1013: /* try again later */
+	case 1014: /* bad gateway */
+		return 1;
+	default:
+		return 0;
 	}
 }
 
 static void on_close_timeout(evutil_socket_t fd, short what, void *arg)
 {
-	finish(arg, 1000, "closed (the server did not answer the close)");
+	finish(arg, 1000, 0, "closed (the server did not answer the close)");
 }
 
 /* ---- wslay callbacks ---- */
@@ -153,8 +223,8 @@ static ssize_t on_ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
 	return n;
 }
 
-static ssize_t on_ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
-                          int flags, void *arg)
+static ssize_t on_ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+                          void *arg)
 {
 	struct vt_wsc *c = arg;
 
@@ -190,18 +260,23 @@ static const struct wslay_event_callbacks ws_callbacks = {
 /* Write what wslay queued; report the end once both directions are closed. */
 static void flush(struct vt_wsc *c)
 {
+	int code;
+
 	if (c->closed || c->in_recv) {
 		return;
 	}
 	if (wslay_event_send(c->ws) != 0) {
-		finish(c, 0, "connection failed");
+		finish(c, 1006, 1, "the connection failed while sending");
 		return;
 	}
-	if (!wslay_event_want_read(c->ws) && !wslay_event_want_write(c->ws)) {
-		int code = wslay_event_get_status_code_received(c->ws);
-
-		finish(c, code == WSLAY_CODE_NO_STATUS_RCVD ? 1005 : code, "closed");
+	if (wslay_event_want_read(c->ws) || wslay_event_want_write(c->ws)) {
+		return;
 	}
+	code = wslay_event_get_status_code_received(c->ws);
+	if (code == WSLAY_CODE_NO_STATUS_RCVD) {
+		code = 1005;
+	}
+	finish(c, code, close_code_retries(code), "the server closed the connection");
 }
 
 /* Read what came in (callbacks may queue answers meanwhile), then write. */
@@ -216,9 +291,35 @@ static void pump(struct vt_wsc *c)
 	rc = wslay_event_recv(c->ws);
 	c->in_recv = 0;
 	if (rc != 0) {
-		finish(c, 0, "connection failed");
+		finish(c, 1006, 1, "the connection failed while reading");
 		return;
 	}
+	flush(c);
+}
+
+/* ---- keeping an open connection honest ---- */
+
+static void set_timeouts(struct vt_wsc *c, int seconds)
+{
+	struct timeval tv = {seconds, 0};
+
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+}
+
+/* Nothing came for a while: ping once, and give up if that brings nothing either. */
+static void on_quiet(struct vt_wsc *c)
+{
+	struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
+
+	if (c->pinged || c->ws == NULL || wslay_event_queue_msg(c->ws, &ping) != 0) {
+		finish(c, c->ws != NULL ? 1006 : 0, 1, "no answer from the server");
+		return;
+	}
+	c->pinged = 1;
+	set_timeouts(c, PONG_WAIT_S);
+
+	/* A timeout disables its direction; the ping must get out, the pong in. */
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	flush(c);
 }
 
@@ -242,12 +343,21 @@ static int find_header(const char *h, const char *name, char *out, size_t cap)
 	return -1;
 }
 
-/* The response head, checked: 0 when upgraded; -1 with @why otherwise. */
-static int check_response(struct vt_wsc *c, const char *head, char *why, size_t cap)
+/*
+ * The response head, checked: 0 when upgraded; -1 with @why otherwise, and
+ * @retry set when the refusal is one that may pass (overloaded, too many
+ * requests).
+ */
+static int check_response(struct vt_wsc *c, const char *head, char *why, size_t cap, int *retry)
 {
 	char got[64];
+	int status = 0;
 
+	*retry = 0;
 	if (strncmp(head, "HTTP/1.1 101", 12) != 0) {
+		if (sscanf(head, "HTTP/1.%*d %3d", &status) == 1) {
+			*retry = status == 429 || (status >= 500 && status <= 599);
+		}
 		snprintf(why, cap, "refused: %.*s", (int)strcspn(head, "\r\n"), head);
 		return -1;
 	}
@@ -265,27 +375,29 @@ static void on_handshake(struct vt_wsc *c)
 	struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
 	char head[HANDSHAKE_MAX + 1];
 	char why[300];
+	int retry;
 
 	if (end.pos < 0) {
 		if (evbuffer_get_length(in) > HANDSHAKE_MAX) {
-			finish(c, 0, "answer to the upgrade too long");
+			finish(c, 0, 0, "answer to the upgrade too long");
 		}
 		return;
 	}
 	if ((size_t)end.pos + 4 > HANDSHAKE_MAX) {
-		finish(c, 0, "answer to the upgrade too long");
+		finish(c, 0, 0, "answer to the upgrade too long");
 		return;
 	}
 	evbuffer_remove(in, head, (size_t)end.pos + 4);
 	head[end.pos + 4] = '\0';
-	if (check_response(c, head, why, sizeof(why)) != 0) {
-		finish(c, 0, why);
+	if (check_response(c, head, why, sizeof(why), &retry) != 0) {
+		finish(c, 0, retry, why);
 		return;
 	}
 	if (wslay_event_context_client_init(&c->ws, &ws_callbacks, c) != 0) {
-		finish(c, 0, "out of memory");
+		finish(c, 0, 0, "out of memory");
 		return;
 	}
+	set_timeouts(c, KEEPALIVE_S);
 	if (c->cb.on_open != NULL) {
 		c->cb.on_open(c->arg);
 	}
@@ -301,9 +413,50 @@ static void on_read(struct bufferevent *bev, void *arg)
 
 	if (c->ws == NULL) {
 		on_handshake(c);
-	} else {
-		pump(c);
+		return;
 	}
+	if (c->pinged) {
+		c->pinged = 0;
+		set_timeouts(c, KEEPALIVE_S);
+	}
+	pump(c);
+}
+
+/* The socket failed or ended: why, and whether it is worth another try. */
+static void on_failure(struct vt_wsc *c, short what)
+{
+	const struct vt_wsc_url *u = c->cfg->url;
+	int err = EVUTIL_SOCKET_ERROR();
+	char why[640];
+	char tls_why[300];
+
+	if (c->cfg->tls != NULL && c->ws == NULL &&
+	    vt_cli_tls_explain(c->bev, tls_why, sizeof(tls_why))) {
+		snprintf(why, sizeof(why), "TLS with %s: %s", u->where, tls_why);
+		finish(c, 0, 0, why);
+		return;
+	}
+	if (!c->connected && c->addr->ai_next != NULL) {
+		/* Refused on this address (say IPv6 ::1): the next one may serve. */
+		c->addr = c->addr->ai_next;
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+		if (open_socket(c) != 0) {
+			finish(c, 0, 1, "cannot connect");
+		}
+		return;
+	}
+	if (!c->connected) {
+		snprintf(why, sizeof(why), "cannot connect to %s: %s", u->where,
+		         err != 0 ? evutil_socket_error_to_string(err) : "closed at once");
+	} else if (what & BEV_EVENT_EOF) {
+		snprintf(why, sizeof(why), "the server closed the connection%s",
+		         c->ws == NULL ? " before answering the upgrade" : "");
+	} else {
+		snprintf(why, sizeof(why), "the connection to %s failed: %s", u->where,
+		         evutil_socket_error_to_string(err));
+	}
+	finish(c, c->ws != NULL ? 1006 : 0, 1, why);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -311,58 +464,62 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	struct vt_wsc *c = arg;
 
 	if (what & BEV_EVENT_CONNECTED) {
-		return;
-	}
-	if (what & BEV_EVENT_EOF) {
-		finish(c, c->ws != NULL ? 1006 : 0, "the server closed the connection");
+		c->connected = 1;
+	} else if ((what & BEV_EVENT_TIMEOUT) && c->ws != NULL) {
+		on_quiet(c);
+	} else if (what & BEV_EVENT_TIMEOUT) {
+		finish(c, 0, 1, "no answer to the upgrade in time");
 	} else {
-		finish(c, 0, "cannot connect");
+		on_failure(c, what);
 	}
 }
 
-static int open_socket(struct vt_wsc *c, struct event_base *base, const struct url_parts *u)
+/* A bufferevent connecting to c->addr, with the upgrade request queued. */
+static int open_socket(struct vt_wsc *c)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-	struct addrinfo *ai = NULL;
-	int rc;
-
-	if (getaddrinfo(u->host, u->port, &hints, &ai) != 0 || ai == NULL) {
-		fprintf(stderr, "vartalap-cli: cannot resolve %s\n", u->host);
-		return -1;
+	if (c->cfg->tls != NULL) {
+		c->bev = vt_cli_tls_bev_new(c->base, c->cfg->tls, c->cfg->url->host);
+	} else {
+		c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	}
-	c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	rc = c->bev != NULL ? bufferevent_socket_connect(c->bev, ai->ai_addr, (int)ai->ai_addrlen)
-	                    : -1;
-	freeaddrinfo(ai);
-	if (rc != 0) {
-		fprintf(stderr, "vartalap-cli: cannot connect to %s:%s\n", u->host, u->port);
+	if (c->bev == NULL) {
 		return -1;
 	}
 	bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
-	return bufferevent_enable(c->bev, EV_READ);
+	set_timeouts(c, CONNECT_WAIT_S);
+	if (write_request(c) != 0 || bufferevent_enable(c->bev, EV_READ) != 0) {
+		return -1;
+	}
+
+	/* A refusal seen at once is still reported through on_event. */
+	return bufferevent_socket_connect(c->bev, c->addr->ai_addr, (int)c->addr->ai_addrlen);
 }
 
-struct vt_wsc *vt_wsc_connect(struct event_base *base, const char *url, const char *token,
-                              const char *device, const struct vt_wsc_callbacks *cb,
-                              void *arg)
+struct vt_wsc *vt_wsc_connect(struct event_base *base, const struct vt_wsc_config *cfg,
+                              const struct vt_wsc_callbacks *cb, void *arg)
 {
-	struct url_parts u;
-	struct vt_wsc *c;
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+	struct vt_wsc *c = calloc(1, sizeof(*c));
+	int rc;
 
-	if (parse_url(url, &u) != 0) {
-		fprintf(stderr, "vartalap-cli: expected a URL ws://HOST:PORT[/PATH], got '%s'\n",
-		        url);
-		return NULL;
-	}
-	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		return NULL;
 	}
+	c->base = base;
+	c->cfg = cfg;
 	c->cb = *cb;
 	c->arg = arg;
+	rc = getaddrinfo(cfg->url->host, cfg->url->port, &hints, &c->addrs);
+	if (rc != 0 || c->addrs == NULL) {
+		fprintf(stderr, "vartalap-cli: cannot resolve %s: %s\n", cfg->url->host,
+		        gai_strerror(rc));
+		vt_wsc_free(c);
+		return NULL;
+	}
+	c->addr = c->addrs;
 	c->close_timer = evtimer_new(base, on_close_timeout, c);
-	if (c->close_timer == NULL || open_socket(c, base, &u) != 0 ||
-	    write_request(c, &u, token, device) != 0) {
+	if (c->close_timer == NULL || open_socket(c) != 0) {
+		fprintf(stderr, "vartalap-cli: cannot connect to %s\n", cfg->url->where);
 		vt_wsc_free(c);
 		return NULL;
 	}
@@ -377,18 +534,19 @@ int vt_wsc_send(struct vt_wsc *c, const char *text, size_t len)
 		return -1;
 	}
 	flush(c);
-	return 0;
+	return c->closed ? -1 : 0;
 }
 
 void vt_wsc_close(struct vt_wsc *c)
 {
 	struct timeval tv = {CLOSE_WAIT_MS / 1000, (CLOSE_WAIT_MS % 1000) * 1000};
 
-	if (c->closed) {
+	if (c->closed || c->closing) {
 		return;
 	}
+	c->closing = 1;
 	if (c->ws == NULL) {
-		finish(c, 1000, "closed before the upgrade");
+		finish(c, 1000, 0, "closed before the upgrade");
 		return;
 	}
 	wslay_event_queue_close(c->ws, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
@@ -409,6 +567,9 @@ void vt_wsc_free(struct vt_wsc *c)
 	}
 	if (c->bev != NULL) {
 		bufferevent_free(c->bev);
+	}
+	if (c->addrs != NULL) {
+		freeaddrinfo(c->addrs);
 	}
 	free(c);
 }

@@ -14,6 +14,7 @@
 #include <vartalap/error.h>
 #include <vartalap/log.h>
 
+#include "../common/backoff.h"
 #include "internal.h"
 
 #define BACKOFF_FIRST_MS 200
@@ -34,30 +35,6 @@ static struct timeval ms_to_tv(uint64_t ms)
 	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 
 	return tv;
-}
-
-/* xorshift64: jitter only needs to spread retries, not to be secret. */
-static uint64_t next_random(struct vt_webhook *wh)
-{
-	wh->rng ^= wh->rng << 13;
-	wh->rng ^= wh->rng >> 7;
-	wh->rng ^= wh->rng << 17;
-	return wh->rng;
-}
-
-/* Delay before the attempt after @attempts failed ones. */
-static uint64_t backoff_ms(struct vt_webhook *wh, uint32_t attempts)
-{
-	uint64_t d = BACKOFF_FIRST_MS;
-
-	while (attempts > 1 && d < BACKOFF_MAX_MS) {
-		d *= 2;
-		attempts--;
-	}
-	if (d > BACKOFF_MAX_MS) {
-		d = BACKOFF_MAX_MS;
-	}
-	return d + next_random(wh) % (d / 2 + 1);
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
@@ -89,7 +66,7 @@ static void retry_or_drop(struct vt_webhook *wh, struct vt_wh_item *it)
 		vt_wh_note_drop(wh, "retries ran out");
 		return;
 	}
-	tv = ms_to_tv(backoff_ms(wh, it->attempts));
+	tv = ms_to_tv(vt_fe_backoff_ms(BACKOFF_FIRST_MS, BACKOFF_MAX_MS, it->attempts, &wh->rng));
 	evtimer_add(it->retry_ev, &tv);
 	TAILQ_INSERT_TAIL(&wh->waiting, it, link);
 }

@@ -1,13 +1,18 @@
 #!/usr/bin/python3
 """vartalap-cli: two clients driven through pipes chat, see delivered and
-read receipts, groups and typing, and exit cleanly on EOF and on SIGINT."""
+read receipts, groups and typing, and exit cleanly on EOF and on SIGINT;
+over wss:// with a verified certificate; and nothing typed is lost or
+doubled when the server restarts, the network drops or the server asks to
+slow down."""
 
 import asyncio
 import os
 import re
 import signal
+import socket
 
-from harness import check, eq, run, server
+from harness import check, connect, eq, run, server, Server
+from test_tls import TlsServer, make_cert
 
 CLI = os.environ.get("VARTALAP_CLI") or os.path.join(
     os.path.dirname(os.environ.get("VARTALAPD", "")), "vartalap-cli")
@@ -22,8 +27,9 @@ class Cli:
         self.lines = []
 
     @classmethod
-    async def start(cls, srv, user, device=None):
-        args = [CLI, "--url", "ws://127.0.0.1:%d" % srv.port, "--token", srv.token(user)]
+    async def start(cls, srv, user, device=None, url=None, extra=()):
+        url = url or "ws://127.0.0.1:%d" % srv.port
+        args = [CLI, "--url", url, "--token", srv.token(user)] + list(extra)
         if device:
             args += ["--device", device]
         proc = await asyncio.create_subprocess_exec(
@@ -56,7 +62,7 @@ class Cli:
                   % (self.name, pattern, timeout, self.lines[-5:]))
 
     async def eof(self, timeout=5):
-        """Close stdin; the client must exit 0 by itself."""
+        """Close stdin; the client must exit 0 by itself. Returns its stderr."""
         self.proc.stdin.close()
         try:
             rest = await asyncio.wait_for(self.proc.communicate(), timeout)
@@ -66,10 +72,27 @@ class Cli:
         self.lines += rest[0].decode().splitlines()
         eq(self.proc.returncode, 0, "%s: exit status after EOF (stderr %r)"
            % (self.name, rest[1].decode()))
+        return rest[1].decode()
+
+    def matching(self, pattern):
+        """Every output line so far that matches @pattern."""
+        return [m for m in map(re.compile(pattern).search, self.lines) if m]
 
     def kill(self):
         if self.proc.returncode is None:
             self.proc.kill()
+
+
+async def chat_both_ways(alice, bob, there, back):
+    """alice says @there to bob, who gets it and acks it (alice sees it
+    delivered), and answers @back. Returns the server id of @there."""
+    await alice.say("/to bob", there)
+    sid = (await alice.expect(r"^accepted cli-\S+ as (\d+)$")).group(1)
+    await bob.expect(r"^message %s alice>bob: %s$" % (sid, re.escape(there)))
+    await alice.expect(r"^delivered %s to bob$" % sid)
+    await bob.say("/to alice", back)
+    await alice.expect(r"^message \d+ bob>alice: %s$" % re.escape(back))
+    return sid
 
 
 async def test_message_delivered_and_read():
@@ -77,15 +100,9 @@ async def test_message_delivered_and_read():
     bob = await Cli.start(srv, "bob")
     alice = await Cli.start(srv, "alice")
     try:
-        await alice.say("/to bob", "hello bob")
-        acc = await alice.expect(r"^accepted (cli-\S+) as (\d+)$")
-        sid = acc.group(2)
-        await bob.expect(r"^message %s alice>bob: hello bob$" % sid)
-        await alice.expect(r"^delivered %s to bob$" % sid)
+        sid = await chat_both_ways(alice, bob, "hello bob", "hi  alice")
         await bob.say("/read")
         await alice.expect(r"^read %s by bob$" % sid)
-        await bob.say("/to alice", "hi  alice")
-        await alice.expect(r"^message \d+ bob>alice: hi  alice$")
         await alice.eof()
         await bob.eof()
     finally:
@@ -131,5 +148,259 @@ async def test_sigint_and_bad_token():
     check(b"401" in err, "the refusal is reported: %r" % err)
 
 
+async def refused(*args, timeout=5):
+    """Run the client with @args and no input; it must give up by itself
+    with status 1. Returns its stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        CLI, *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    try:
+        _out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        check(False, "vartalap-cli %r still running after %ss" % (args, timeout))
+    eq(proc.returncode, 1, "exit status of vartalap-cli %r (stderr %r)" % (args, err))
+    return err.decode()
+
+
+# ---------------------------------------------------------------- wss://
+
+async def test_wss_round_trip():
+    cert, key = make_cert("cli")
+    srv = TlsServer(cert, key).start()
+    url = "wss://127.0.0.1:%d" % srv.port
+    bob = await Cli.start(srv, "bob", url=url, extra=["--ca-file", cert])
+    alice = await Cli.start(srv, "alice", url=url, extra=["--ca-file", cert])
+    try:
+        await chat_both_ways(alice, bob, "over tls", "and back")
+        await alice.eof()
+        await bob.eof()
+    finally:
+        alice.kill()
+        bob.kill()
+
+
+async def test_wss_refuses_untrusted_server():
+    cert, key = make_cert("selfsigned")
+    srv = TlsServer(cert, key).start()
+    url = "wss://127.0.0.1:%d" % srv.port
+    tok = srv.token("alice")
+
+    # The system's roots do not know a self-signed certificate.
+    err = await refused("--url", url, "--token", tok)
+    check("certificate was refused: self-signed certificate" in err and "--ca-file" in err,
+          "the refusal says why and what to do: %r" % err)
+
+    # A trusted certificate is refused for a name it does not carry: it
+    # names the address 127.0.0.1, not the host name localhost.
+    err = await refused("--url", "wss://localhost:%d" % srv.port, "--token", tok,
+                        "--ca-file", cert)
+    check("certificate was refused: hostname mismatch" in err,
+          "a name mismatch is said plainly: %r" % err)
+
+    # A CA file that is not there is said before anything is sent.
+    err = await refused("--url", url, "--token", tok, "--ca-file", cert + ".missing")
+    check("cannot read the CA file" in err, "a missing CA file is said plainly: %r" % err)
+
+
+# ---------------------------------------------------------------- staying up
+
+def free_port():
+    """A port nothing listens on now, for a server restarted on the same port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def inbox(srv, user, want, timeout=10):
+    """Connect as @user, take and ack every message until @want distinct
+    server ids came and a quiet moment passed; returns {server id: body text}."""
+    c = await connect(srv, user)
+    got = {}
+    try:
+        while len(got) < want:
+            m = await c.expect_type("message", timeout=timeout)
+            got[m["id"]] = m["body"]["text"]
+            await c.ack(m["id"])
+        for m in await c.drain(0.5):
+            if m.get("type") == "message":
+                got[m["id"]] = m["body"]["text"]
+    finally:
+        await c.close()
+    return got
+
+
+def exactly_once(got, lines, what):
+    """Every line of @lines is the text of exactly one server id in @got."""
+    texts = sorted(got.values())
+    eq(texts, sorted(lines), "%s: the texts received, one server id each" % what)
+
+
+async def test_server_restarts_lose_and_double_nothing():
+    port = free_port()
+    srv = Server("--listen", "127.0.0.1:%d" % port).start()
+    alice = await Cli.start(srv, "alice")
+    lines = ["line %02d" % i for i in range(30)]
+    try:
+        await alice.say("/to bob")
+        for i, line in enumerate(lines):
+            await alice.say(line)
+            await asyncio.sleep(0.05)
+            if i == 9:
+                srv.restart(signal.SIGTERM)
+            elif i == 19:
+                # Killed once alice is back on the restarted server.
+                await alice.expect(r"^connected$")
+                srv.restart(signal.SIGKILL)
+        await alice.expect(r"^connected$")
+        await alice.eof(timeout=20)
+        accepted = alice.matching(r"^accepted (cli-\S+) as (\d+)$")
+        eq(len(accepted), len(lines), "one accepted line per line typed")
+        eq(len({m.group(1) for m in accepted}), len(lines), "distinct client ids")
+        got = await inbox(srv, "bob", len(lines))
+        exactly_once(got, lines, "bob")
+        eq(sorted(got), sorted(m.group(2) for m in accepted), "the ids alice was told")
+        shown = [line for line in alice.lines if line != "connected"]
+        eq(sorted(set(shown)), sorted(shown), "alice shows every event once")
+    finally:
+        alice.kill()
+
+
+async def test_no_reconnect_exits():
+    srv = server()
+    alice = await Cli.start(srv, "alice", extra=["--no-reconnect"])
+    srv.stop(signal.SIGTERM)
+    rc = await asyncio.wait_for(alice.proc.wait(), 5)
+    eq(rc, 1, "exit status when the server goes away with --no-reconnect")
+    err = (await alice.proc.stderr.read()).decode()
+    check("code 1001" in err, "the close is reported: %r" % err)
+
+
+async def test_rate_limited_lines_arrive_once():
+    srv = server("--rate", "4")
+    alice = await Cli.start(srv, "alice")
+    lines = ["burst %02d" % i for i in range(16)]
+    try:
+        await alice.say("/to bob", *lines)
+        err = await alice.eof(timeout=20)
+        check("rate_limited" in err, "the server did limit the rate: %r" % err)
+        eq(alice.matching(r"^error"), [], "no error shown for a retried line")
+        eq(len(alice.matching(r"^accepted ")), len(lines), "one accepted line per line typed")
+        exactly_once(await inbox(srv, "bob", len(lines)), lines, "bob")
+    finally:
+        alice.kill()
+
+
+class Relay:
+    """A TCP relay between the client and vartalapd standing for the
+    network: it can drop what goes one way, and cut every connection."""
+
+    def __init__(self, port):
+        self.port = port
+        self.drop_up = False    # bytes from the client never reach the server
+        self.drop_down = False  # bytes from the server never reach the client
+        self.conns = []
+        self.server = None
+
+    async def start(self):
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _serve(self, cr, cw):
+        sr, sw = await asyncio.open_connection("127.0.0.1", self.port)
+        self.conns += [cw, sw]
+        await asyncio.gather(self._pipe(cr, sw, "drop_up"), self._pipe(sr, cw, "drop_down"))
+
+    async def _pipe(self, r, w, drop):
+        try:
+            while True:
+                data = await r.read(65536)
+                if not data:
+                    break
+                if not getattr(self, drop):
+                    w.write(data)
+                    await w.drain()
+        except (ConnectionError, OSError):
+            pass
+        w.close()
+
+    def cut(self):
+        for w in self.conns:
+            w.transport.abort()
+        self.conns = []
+
+    def close(self):
+        self.cut()
+        self.server.close()
+
+
+async def test_lost_acks_and_answers_over_a_dropped_network():
+    srv = server("--ack-timeout", "30000")
+    relay = Relay(srv.port)
+    url = "ws://127.0.0.1:%d" % await relay.start()
+    alice = await Cli.start(srv, "alice", url=url)
+    bob = await connect(srv, "bob")
+    try:
+        # Alice's acks are lost: after the reconnect the server pushes the
+        # three again; alice acks them but shows each once.
+        relay.drop_up = True
+        sids = []
+        for i in range(3):
+            await bob.message("alice", "b%d" % i, {"text": "to alice %d" % i})
+            sids.append((await bob.expect_type("accepted", ref="b%d" % i))["id"])
+            await alice.expect(r"^message %s bob>alice: to alice %d$" % (sids[-1], i))
+        relay.drop_up = False
+        relay.cut()
+        await alice.expect(r"^connected$")
+        for sid in sids:
+            await bob.expect(lambda e, sid=sid: e.get("type") == "delivered"
+                             and e["body"]["ref"] == sid, 5, "delivered " + sid)
+        await bob.message("alice", "b3", {"text": "after"})
+        await alice.expect(r"^message \d+ bob>alice: after$")
+        for i, sid in enumerate(sids):
+            eq(len(alice.matching(r"^message %s " % sid)), 1, "alice shows message %s" % sid)
+
+        # The server's answers are lost: alice re-sends with the same ids,
+        # and the server takes each line once.
+        relay.drop_down = True
+        await alice.say("/to bob", "one", "two", "three")
+        got = {}
+        while len(got) < 3:
+            m = await bob.expect_type("message")
+            got[m["id"]] = m["body"]["text"]
+            await bob.ack(m["id"])
+        relay.drop_down = False
+        relay.cut()
+        await alice.expect(r"^connected$")
+        await alice.eof()
+        accepted = alice.matching(r"^accepted cli-\S+ as (\d+)$")
+        eq(sorted(m.group(1) for m in accepted), sorted(got), "alice's answers, once each")
+        await bob.quiet(0.5, lambda e: e.get("type") == "message", "a message sent twice")
+        exactly_once(got, ["one", "two", "three"], "bob")
+    finally:
+        alice.kill()
+        relay.close()
+        await bob.close()
+
+
+async def test_every_option_is_documented():
+    """Each option of --help is in the manual page docs/vartalap-cli.1."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    proc = await asyncio.create_subprocess_exec(CLI, "--help", stdout=asyncio.subprocess.PIPE)
+    out = (await proc.communicate())[0].decode()
+    opts = set(re.findall(r"--([a-z][a-z-]+)", out))
+    check({"url", "token", "device", "ca-file", "no-reconnect"} <= opts,
+          "options found in --help: %r" % sorted(opts))
+    with open(os.path.join(root, "docs", "vartalap-cli.1")) as f:
+        man = f.read().replace("\\-", "-")
+    for o in sorted(opts - {"help"}):
+        check(re.search(r"^\.B[I]? --%s\b" % re.escape(o), man, re.M) is not None,
+              "docs/vartalap-cli.1 documents --%s" % o)
+
+
 if __name__ == "__main__":
-    run([test_message_delivered_and_read, test_group_and_typing, test_sigint_and_bad_token])
+    run([test_message_delivered_and_read, test_group_and_typing, test_sigint_and_bad_token,
+         test_wss_round_trip, test_wss_refuses_untrusted_server,
+         test_server_restarts_lose_and_double_nothing, test_no_reconnect_exits,
+         test_rate_limited_lines_arrive_once, test_lost_acks_and_answers_over_a_dropped_network,
+         test_every_option_is_documented])

@@ -22,13 +22,14 @@ CERTS = tempfile.mkdtemp(prefix="vt-tls-")
 atexit.register(shutil.rmtree, CERTS, True)
 
 
-def make_cert(name):
-    """A self-signed certificate for 127.0.0.1; returns (cert, key) paths."""
+def make_cert(name, san="IP:127.0.0.1"):
+    """A self-signed certificate for @san (127.0.0.1 unless told); returns
+    (cert, key) paths."""
     cert = os.path.join(CERTS, name + ".crt")
     key = os.path.join(CERTS, name + ".key")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
                     "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                    "-addext", "subjectAltName=" + san],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return cert, key
 

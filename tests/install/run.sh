@@ -39,7 +39,8 @@ echo "libdir: $libdir"
 
 step "installed files"
 for f in "$libdir/libvartalap.so" "$libdir/libvartalap.a" "$root/bin/vartalapd" \
-	"$root/share/man/man8/vartalapd.8"; do
+	"$root/share/man/man8/vartalapd.8" "$root/bin/vartalap-cli" \
+	"$root/share/man/man1/vartalap-cli.1"; do
 	[ -e "$f" ] || fail "missing $f"
 done
 for h in vartalap engine error export log notifier storage token transport version; do
@@ -87,11 +88,14 @@ if ldd "$tmp/outer-static" | grep -q libvartalap; then
 fi
 "$tmp/outer-static" || fail "the program on the static library failed"
 
-step "vartalapd and its man page"
+step "vartalapd, vartalap-cli and their man pages"
 "$root/bin/vartalapd" --version | grep -q '^vartalapd ' || fail "installed vartalapd --version"
+"$root/bin/vartalap-cli" --help | grep -q '^Usage: vartalap-cli' || fail "installed vartalap-cli --help"
 if command -v groff >/dev/null 2>&1; then
-	warnings=$(groff -man -Tutf8 -ww -z "$root/share/man/man8/vartalapd.8" 2>&1)
-	[ -z "$warnings" ] || fail "man page warnings: $warnings"
+	for page in man8/vartalapd.8 man1/vartalap-cli.1; do
+		warnings=$(groff -man -Tutf8 -ww -z "$root/share/man/$page" 2>&1)
+		[ -z "$warnings" ] || fail "man page $page warnings: $warnings"
+	done
 fi
 
 step "meson subproject"

@@ -1,0 +1,58 @@
+/*
+ * frontends/cli/outbox.h - the envelopes sent and not answered yet.
+ *
+ * Every envelope the server answers (a message, a read receipt, a group
+ * change) stays here, in the order it was made, until its answer comes:
+ * `accepted`, or an error after which sending it again cannot help. Until
+ * then it is sent again, as it was, with the same client id: after a
+ * retryable error, and on every new connection.
+ */
+#ifndef VARTALAP_CLI_OUTBOX_H
+#define VARTALAP_CLI_OUTBOX_H
+
+#include <stddef.h>
+#include <sys/queue.h>
+
+struct vt_outbox_item {
+	TAILQ_ENTRY(vt_outbox_item) link;
+	char id[65]; /* the client id its answer names in "ref" */
+	int sent;    /* sent on the current connection, its answer not in yet */
+	size_t len;
+	char text[]; /* the envelope, as sent the first time */
+};
+
+struct vt_outbox {
+	TAILQ_HEAD(, vt_outbox_item) items; /* oldest first */
+	size_t count;
+};
+
+/* Start @o empty. */
+void vt_outbox_init(struct vt_outbox *o);
+
+/*
+ * Keep a copy of the envelope @text (@len bytes) with client id @id, not
+ * sent yet. Returns 0, or -1 when out of memory.
+ */
+int vt_outbox_add(struct vt_outbox *o, const char *id, const char *text, size_t len);
+
+/* The envelope with client id @id, or NULL. */
+struct vt_outbox_item *vt_outbox_find(struct vt_outbox *o, const char *id);
+
+/* Forget @it: it was answered. */
+void vt_outbox_remove(struct vt_outbox *o, struct vt_outbox_item *it);
+
+/*
+ * Send every envelope not sent yet, oldest first, through @send (which
+ * returns 0 once the text is queued on the connection); stops at the first
+ * that @send refuses. Returns how many were sent.
+ */
+size_t vt_outbox_flush(struct vt_outbox *o, int (*send)(void *arg, const char *text, size_t len),
+                       void *arg);
+
+/* The connection is gone: no answer will come for what was sent on it. */
+void vt_outbox_unsend_all(struct vt_outbox *o);
+
+/* Free every envelope. */
+void vt_outbox_clear(struct vt_outbox *o);
+
+#endif /* VARTALAP_CLI_OUTBOX_H */
