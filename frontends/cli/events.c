@@ -136,7 +136,8 @@ static void print_event(const struct vt_cli_event *e, const struct vt_json_val *
 }
 
 /* Codes the protocol answers with "nothing was taken, send it again later". */
-static const char *const retryable_codes[] = {"rate_limited", "storage_error", "busy", "internal"};
+static const char *const retryable_codes[] = {"rate_limited", "storage_error", "busy", "internal",
+						 "conflict"};
 
 int vt_cli_event_parse(const char *text, size_t len, struct vt_cli_event *e)
 {
