@@ -367,7 +367,11 @@ static int push(struct vt_conn *c, struct vt_item *it)
 	if (frame == NULL) {
 		return VT_ENOMEM;
 	}
-	rc = c->ops->send(c->ctx, frame, len);
+	if (c->ops->send_frame != NULL) {
+		rc = c->ops->send_frame(c->ctx, (struct vt_frame *)(void *)it->msg);
+	} else {
+		rc = c->ops->send(c->ctx, frame, len);
+	}
 	if (rc == VT_EAGAIN) {
 		c->blocked = 1;
 	}
