@@ -19,6 +19,7 @@
 #include "../../frontends/ws/outq.h"
 #include "../../frontends/ws/reader.h"
 #include "engine_internal.h"
+#include "util.h"
 
 #define LIMIT 1000
 
@@ -456,11 +457,5 @@ static Suite *wsframe_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(wsframe_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(wsframe_suite());
 }
