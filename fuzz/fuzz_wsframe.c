@@ -43,12 +43,12 @@
 
 struct run {
 	uint64_t limit;
-	uint64_t digest;   /* of every delivery, in order */
+	uint64_t digest; /* of every delivery, in order */
 	size_t delivered;
-	int answer;        /* queue answers (the whole-stream pass only) */
+	int answer; /* queue answers (the whole-stream pass only) */
 	struct vt_ws_outq *out[2];
-	size_t frames;     /* frames queued on each */
-	size_t payload;    /* their payload bytes */
+	size_t frames;  /* frames queued on each */
+	size_t payload; /* their payload bytes */
 	struct vt_buf reply;
 };
 
@@ -114,8 +114,8 @@ static int on_frame(void *ctx, unsigned opcode, uint8_t *data, size_t len)
 		return 0;
 	case VT_WS_CLOSE:
 		FUZZ_CHECK(len <= VT_WS_CONTROL_MAX, "a control frame over 125 bytes");
-		FUZZ_CHECK(len == 0 || (len >= 2 && vt_ws_close_code_valid(
-		                                            ((unsigned)data[0] << 8) | data[1])),
+		FUZZ_CHECK(len == 0 || (len >= 2 &&
+		                        vt_ws_close_code_valid(((unsigned)data[0] << 8) | data[1])),
 		           "a close payload without a valid code");
 		return 1;
 	default:

@@ -276,7 +276,8 @@ static int on_frame(void *ctx, unsigned opcode, uint8_t *data, size_t len)
 		if (wc->state == VT_WS_OPEN) {
 			vt_log(VT_LOG_DEBUG, "ws: binary frame ws=%llu; closing code=%d",
 			       wc->log_id, VT_CLOSE_UNSUPPORTED);
-			vt_ws_conn_close(wc, VT_CLOSE_UNSUPPORTED, "binary frames are not supported");
+			vt_ws_conn_close(wc, VT_CLOSE_UNSUPPORTED,
+			                 "binary frames are not supported");
 		}
 		return 0;
 	case VT_WS_PING:
@@ -551,7 +552,8 @@ static int queue_101(struct vt_ws_conn *wc, const struct vt_ws_handshake *hs)
 	                 "Sec-WebSocket-Accept: %s\r\n"
 	                 "%s\r\n",
 	                 hs->accept,
-	                 hs->offers_protocol ? "Sec-WebSocket-Protocol: " VT_WS_PROTOCOL "\r\n" : "");
+	                 hs->offers_protocol ? "Sec-WebSocket-Protocol: " VT_WS_PROTOCOL "\r\n"
+	                                     : "");
 
 	if (n < 0 || (size_t)n >= sizeof(head)) {
 		return VT_EINVAL;

@@ -22,19 +22,19 @@ enum {
 };
 
 /* The longest header a client sends (14 bytes) and a server sends (10). */
-#define VT_WS_HDR_MAX 14
+#define VT_WS_HDR_MAX        14
 #define VT_WS_SERVER_HDR_MAX 10
 
 /* The most payload a control frame carries, and a close reason after its code. */
 #define VT_WS_CONTROL_MAX 125
-#define VT_WS_REASON_MAX 123
+#define VT_WS_REASON_MAX  123
 
 /* One frame header as it came. */
 struct vt_ws_hdr {
-	uint64_t len;    /* payload bytes */
-	uint8_t size;    /* header bytes */
+	uint64_t len; /* payload bytes */
+	uint8_t size; /* header bytes */
 	uint8_t fin;
-	uint8_t rsv;     /* the three reserved bits, 0 unless an extension */
+	uint8_t rsv; /* the three reserved bits, 0 unless an extension */
 	uint8_t opcode;
 	uint8_t masked;
 	uint8_t mask[4];

@@ -41,8 +41,8 @@ struct vt_ws_gateway {
 	struct vt_engine *engine;
 	struct vt_fe_config cfg;
 	size_t count;
-	struct vt_ws_users users;  /* sockets per user, for max_user_conns */
-	struct vt_ws_conn_q live;  /* the keepalive lists, oldest first */
+	struct vt_ws_users users; /* sockets per user, for max_user_conns */
+	struct vt_ws_conn_q live; /* the keepalive lists, oldest first */
 	struct vt_ws_conn_q pinged;
 	struct vt_ws_conn_q closing;
 	struct vt_ws_conn_q quiet; /* by the last message; with an idle timeout only */
@@ -50,7 +50,7 @@ struct vt_ws_gateway {
 	uint64_t tick_due;         /* when it is armed for; 0: not armed */
 	uint8_t *scratch;          /* every read lands here first */
 	size_t scratch_len;
-	evutil_socket_t stand_in;  /* /dev/null, lent during a hand-off */
+	evutil_socket_t stand_in; /* /dev/null, lent during a hand-off */
 };
 
 /*
@@ -61,24 +61,24 @@ struct vt_ws_gateway {
  */
 struct vt_ws_conn {
 	struct vt_ws_gateway *gw;
-	struct vt_conn *conn;          /* the engine's side; NULL once closed */
-	struct vt_ws_user *user;       /* this socket's count for its user */
-	TAILQ_ENTRY(vt_ws_conn) tick;  /* on the keepalive list @list */
-	TAILQ_ENTRY(vt_ws_conn) idle;  /* on gw->quiet, with an idle timeout */
-	uint64_t tick_ms;              /* monotonic ms it took its place on @list */
-	uint64_t msg_ms;               /* the last text message either way */
-	struct vt_ws_rx *rx;           /* partial input; NULL while none */
-	struct vt_ws_outq out;         /* frames the socket has not taken */
-	struct bufferevent *tls;       /* a TLS socket's bufferevent; NULL: plain */
-	unsigned long long log_id;     /* ws=N in log lines */
-	uint8_t state;                 /* enum vt_ws_state */
-	uint8_t list;                  /* enum vt_ws_list */
-	uint8_t watching;              /* EV_READ and EV_WRITE the socket waits for */
-	unsigned flush_queued : 1;     /* the event is active to write this turn */
-	unsigned blocked : 1;          /* a send was refused with VT_EAGAIN */
-	unsigned paused : 1;           /* reading stopped while the output is full */
-	unsigned broken : 1;           /* the socket failed or memory ran out */
-	max_align_t ev[];              /* the struct event: socket, and flush */
+	struct vt_conn *conn;         /* the engine's side; NULL once closed */
+	struct vt_ws_user *user;      /* this socket's count for its user */
+	TAILQ_ENTRY(vt_ws_conn) tick; /* on the keepalive list @list */
+	TAILQ_ENTRY(vt_ws_conn) idle; /* on gw->quiet, with an idle timeout */
+	uint64_t tick_ms;             /* monotonic ms it took its place on @list */
+	uint64_t msg_ms;              /* the last text message either way */
+	struct vt_ws_rx *rx;          /* partial input; NULL while none */
+	struct vt_ws_outq out;        /* frames the socket has not taken */
+	struct bufferevent *tls;      /* a TLS socket's bufferevent; NULL: plain */
+	unsigned long long log_id;    /* ws=N in log lines */
+	uint8_t state;                /* enum vt_ws_state */
+	uint8_t list;                 /* enum vt_ws_list */
+	uint8_t watching;             /* EV_READ and EV_WRITE the socket waits for */
+	unsigned flush_queued : 1;    /* the event is active to write this turn */
+	unsigned blocked : 1;         /* a send was refused with VT_EAGAIN */
+	unsigned paused : 1;          /* reading stopped while the output is full */
+	unsigned broken : 1;          /* the socket failed or memory ran out */
+	max_align_t ev[];             /* the struct event: socket, and flush */
 };
 
 /*

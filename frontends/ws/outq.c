@@ -27,7 +27,7 @@ struct vt_ws_out {
 	struct vt_frame *shared; /* the payload's owner, or NULL for a copy */
 	const uint8_t *body;     /* the payload (in @copy for a copy) */
 	size_t body_len;
-	size_t done;             /* bytes of header and payload written */
+	size_t done; /* bytes of header and payload written */
 	uint8_t hdr_len;
 	uint8_t hdr[VT_WS_SERVER_HDR_MAX];
 	uint8_t copy[];

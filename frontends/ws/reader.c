@@ -19,13 +19,13 @@
 #include "json.h"
 
 struct vt_ws_rx {
-	uint8_t *raw;    /* a frame not yet whole, as received, and what follows */
+	uint8_t *raw; /* a frame not yet whole, as received, and what follows */
 	size_t raw_len;
 	size_t raw_cap;
-	uint8_t *msg;    /* the payload of a message's fragments so far, unmasked */
+	uint8_t *msg; /* the payload of a message's fragments so far, unmasked */
 	size_t msg_len;
 	size_t msg_cap;
-	uint8_t msg_op;  /* that message's opcode; 0 when none is open */
+	uint8_t msg_op; /* that message's opcode; 0 when none is open */
 };
 
 void vt_ws_rx_free(struct vt_ws_rx *rx)
@@ -44,8 +44,7 @@ size_t vt_ws_rx_size(const struct vt_ws_rx *rx)
 }
 
 /* Append @n bytes to a buffer, making room for at least @want in all. */
-static int append(uint8_t **buf, size_t *len, size_t *cap, const uint8_t *p, size_t n,
-                  size_t want)
+static int append(uint8_t **buf, size_t *len, size_t *cap, const uint8_t *p, size_t n, size_t want)
 {
 	if (want < *len + n) {
 		want = *len + n;
@@ -241,8 +240,8 @@ static int keep(struct vt_ws_rx **rxp, const uint8_t *base, size_t n, size_t use
 	return VT_WS_READ_OK;
 }
 
-int vt_ws_read(struct vt_ws_rx **rxp, uint8_t *data, size_t len, uint64_t limit,
-               vt_ws_frame_fn fn, void *ctx)
+int vt_ws_read(struct vt_ws_rx **rxp, uint8_t *data, size_t len, uint64_t limit, vt_ws_frame_fn fn,
+               void *ctx)
 {
 	struct vt_ws_rx *rx = *rxp;
 	uint8_t *p = data;

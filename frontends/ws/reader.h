@@ -28,7 +28,7 @@ struct vt_ws_rx;
 typedef int (*vt_ws_frame_fn)(void *ctx, unsigned opcode, uint8_t *data, size_t len);
 
 /* vt_ws_read() results besides the close codes. */
-#define VT_WS_READ_OK 0
+#define VT_WS_READ_OK      0
 #define VT_WS_READ_STOPPED 1
 
 /*
@@ -42,8 +42,8 @@ typedef int (*vt_ws_frame_fn)(void *ctx, unsigned opcode, uint8_t *data, size_t 
  * peer broke the rules; or VT_ENOMEM. After anything but VT_WS_READ_OK the
  * stream is of no further use: free *@rx.
  */
-int vt_ws_read(struct vt_ws_rx **rx, uint8_t *data, size_t len, uint64_t limit,
-               vt_ws_frame_fn fn, void *ctx);
+int vt_ws_read(struct vt_ws_rx **rx, uint8_t *data, size_t len, uint64_t limit, vt_ws_frame_fn fn,
+               void *ctx);
 
 /* Free what vt_ws_read() kept. Accepts NULL. */
 void vt_ws_rx_free(struct vt_ws_rx *rx);

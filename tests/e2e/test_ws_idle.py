@@ -16,7 +16,7 @@ import socket
 import struct
 import time
 
-from harness import (RawWS, check, eq, connect, fetch, run, send_http, server)
+from harness import (RawWS, check, eq, connect, fetch, run, send_http, server, wait_until)
 
 N = 150
 
@@ -63,6 +63,7 @@ async def test_idle_connections_keep_receiving():
     # Pings every second: the clients answer them (the library does), so
     # every socket goes through several keepalive rounds with no message.
     srv = server("--ping-interval", "1", "--ping-timeout", "2", "--rate", "0")
+    fds = srv.fd_count()
     users = ["idle%03d" % i for i in range(N)]
     clients = [await connect(srv, u) for u in users]
     await asyncio.sleep(3.5)
@@ -83,6 +84,10 @@ async def test_idle_connections_keep_receiving():
     eq(srv.conn_sockets(), N, "sockets of the idle clients")
     for c in clients:
         await c.close()
+    # Each socket closed once: none is left, and no descriptor lent for the
+    # hand-off from evhttp stays open.
+    wait_until(lambda: srv.conn_sockets() == 0, 10, "the server to let go of every socket")
+    eq(srv.fd_count(), fds, "descriptors after every client left")
 
 
 async def test_frames_a_byte_at_a_time():

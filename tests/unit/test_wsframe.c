@@ -283,12 +283,14 @@ START_TEST(test_close_payloads)
 		int rc;
 	} cases[] = {
 	        {"", 0, VT_WS_READ_STOPPED},
-	        {"\x03\xe8" "bye", 5, VT_WS_READ_STOPPED},
-	        {"\x0f\xa0", 2, VT_WS_READ_STOPPED},          /* 4000 */
+	        {"\x03\xe8"
+	         "bye",
+	         5, VT_WS_READ_STOPPED},
+	        {"\x0f\xa0", 2, VT_WS_READ_STOPPED}, /* 4000 */
 	        {"\x03", 1, VT_CLOSE_PROTOCOL},
-	        {"\x03\xed", 2, VT_CLOSE_PROTOCOL},           /* 1005 */
-	        {"\x03\xe7", 2, VT_CLOSE_PROTOCOL},           /* 999 */
-	        {"\x13\x88", 2, VT_CLOSE_PROTOCOL},           /* 5000 */
+	        {"\x03\xed", 2, VT_CLOSE_PROTOCOL}, /* 1005 */
+	        {"\x03\xe7", 2, VT_CLOSE_PROTOCOL}, /* 999 */
+	        {"\x13\x88", 2, VT_CLOSE_PROTOCOL}, /* 5000 */
 	        {"\x03\xe8\xff\xfe", 4, VT_CLOSE_BAD_DATA},
 	};
 	uint8_t in[64];
