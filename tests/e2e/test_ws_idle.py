@@ -63,6 +63,8 @@ async def test_idle_connections_keep_receiving():
     # Pings every second: the clients answer them (the library does), so
     # every socket goes through several keepalive rounds with no message.
     srv = server("--ping-interval", "1", "--ping-timeout", "2", "--rate", "0")
+    # The start-up probe's HTTP socket goes first: it is not part of the count.
+    wait_until(lambda: srv.conn_sockets() == 0, 10, "the start-up probe's socket to close")
     fds = srv.fd_count()
     users = ["idle%03d" % i for i in range(N)]
     clients = [await connect(srv, u) for u in users]
