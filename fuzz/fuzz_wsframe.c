@@ -1,164 +1,229 @@
 /*
- * fuzz/fuzz_wsframe.c - WebSocket framing as the gateway drives it.
+ * fuzz/fuzz_wsframe.c - the gateway's WebSocket framing, both ways.
  *
- * A wslay server context set up as frontends/ws/conn.c sets it up: the
- * gateway's default message limit, a receive callback that hands over what
- * the socket gave and then reports "would block", a send callback that
- * takes everything, and a message callback with the gateway's rules (a
- * 1-byte close payload is a protocol error, a binary message starts a close
- * with 1003, a text message goes to the envelope decoder and is answered as
- * the engine would). The loop alternates reads and writes like the service
- * event, and fails the connection with 1002 on a framing error.
+ * Input: the reader (frontends/ws/reader.c) takes the client's byte stream
+ * twice, once whole and once in reads of a chosen size, with the gateway's
+ * message limit. Output: every message it delivers is answered through the
+ * output queue (frontends/ws/outq.c) as the gateway answers, a text message
+ * with an envelope the engine would send and a ping with its pong, next to
+ * a shared event envelope; the queue is written through a socket pair that
+ * takes a few bytes at a time, and also moved into an evbuffer as for TLS.
  *
- * The callbacks of conn.c are static and bound to a bufferevent, so they
- * are mirrored here rather than reused; keep the two in step.
+ * Checked: both reads deliver the same messages and end the same way; no
+ * message over the limit and no control frame over 125 bytes is delivered;
+ * a delivered text message is UTF-8 to the JSON scanner too, and a close
+ * payload has a valid code or none; what the reader keeps between reads
+ * stays bounded; both output paths produce the same bytes, which parse back
+ * into the frames queued, unmasked and final.
  *
- * Input: byte 0 chooses the read size (low 6 bits, 0 = everything at once),
- * whether every read is followed by an empty socket (bit 6), and the form
- * of the rest (bit 7). Clear: the rest is the byte stream as received. Set:
- * the rest is a list of frames the driver encodes, so mutations keep the
- * framing mostly well formed: [b0: FIN, RSV, opcode][flags: bit 0 unmasked,
- * bits 1-2 length form][len][payload, len bytes or what is left].
+ * Input layout: byte 0 chooses the read size (low 6 bits, 0 = everything at
+ * once), a small message limit of 100 bytes (bit 6, to reach 1009), and the
+ * form of the rest (bit 7). Clear: the rest is the byte stream as received.
+ * Set: the rest is a list of frames the driver encodes, so mutations keep
+ * the framing mostly well formed: [b0: FIN, RSV, opcode][flags: bit 0
+ * unmasked, bits 1-2 length form][len][payload, len bytes or what is left].
  */
+#include <fcntl.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
-#include <wslay/wslay.h>
-
+#include <event2/buffer.h>
 #include <vartalap/error.h>
 
 #include "../frontends/common/frontend.h"
+#include "../frontends/ws/frame.h"
+#include "../frontends/ws/outq.h"
+#include "../frontends/ws/reader.h"
 #include "buf.h"
+#include "engine_internal.h"
 #include "envelope.h"
-#include "json.h"
 
 #include "fuzz.h"
 
-/* Close codes the gateway uses (RFC 6455, section 7.4.1). */
-#define CLOSE_UNSUPPORTED 1003
-
-struct peer {
-	const uint8_t *in;
-	size_t in_len;
-	size_t in_pos;
-	size_t chunk;       /* most bytes one read hands over; 0 for all */
-	int empty_between;  /* report "would block" after every read */
-	int starved;        /* the last read was followed by an empty socket */
-	size_t sent;        /* bytes the server wrote */
-	int open;
-	int proto_error;
-	int close_pending;
-	uint16_t close_code;
-	struct vt_fe_config cfg;
+struct run {
+	uint64_t limit;
+	uint64_t digest; /* of every delivery, in order */
+	size_t delivered;
+	int answer; /* queue answers (the whole-stream pass only) */
+	struct vt_ws_outq *out[2];
+	size_t frames;  /* frames queued on each */
+	size_t payload; /* their payload bytes */
 	struct vt_buf reply;
 };
 
-static ssize_t on_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-                       void *user)
+static void mix(struct run *r, const uint8_t *p, size_t n)
 {
-	struct peer *p = user;
-	size_t n = p->in_len - p->in_pos;
-
-	if (n == 0 || p->starved) {
-		p->starved = 0;
-		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-		return -1;
+	for (size_t i = 0; i < n; i++) {
+		r->digest = (r->digest ^ p[i]) * 1099511628211ull;
 	}
-	if (p->chunk != 0 && n > p->chunk) {
-		n = p->chunk;
-	}
-	if (n > len) {
-		n = len;
-	}
-	memcpy(buf, p->in + p->in_pos, n);
-	p->in_pos += n;
-	p->starved = p->empty_between;
-	return (ssize_t)n;
 }
 
-static ssize_t on_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
-                       void *user)
+static void queue_both(struct run *r, unsigned opcode, const void *data, size_t len)
 {
-	struct peer *p = user;
-
-	FUZZ_CHECK(len > 0, "empty write");
-	p->sent += len;
-	return (ssize_t)len;
+	for (int i = 0; i < 2; i++) {
+		FUZZ_CHECK(vt_ws_outq_copy(r->out[i], opcode, data, len) == 0, "out of memory");
+	}
+	r->frames++;
+	r->payload += len;
 }
 
 /* What the engine does with a text message: decode, answer one envelope. */
-static void answer(wslay_event_context_ptr ctx, struct peer *p, const uint8_t *msg, size_t len)
+static void answer(struct run *r, const uint8_t *msg, size_t len)
 {
 	static struct vt_env env;
-	struct wslay_event_msg out;
 	const char *reason = NULL;
 	int rc = vt_env_decode((const char *)msg, len, &env, &reason);
 
-	/* wslay checked the UTF-8 of a text message; the scanner must agree. */
-	FUZZ_CHECK(rc != VT_EUTF8, "wslay passed text the JSON scanner calls bad UTF-8");
-
-	vt_buf_reset(&p->reply);
+	FUZZ_CHECK(rc != VT_EUTF8, "the reader passed text the JSON scanner calls bad UTF-8");
+	if (!r->answer) {
+		return;
+	}
+	vt_buf_reset(&r->reply);
 	if (rc == 0) {
-		vt_env_encode_accepted(&p->reply, env.id, 1, 0);
+		vt_env_encode_accepted(&r->reply, env.id, 1, 0);
 	} else {
-		vt_env_encode_error(&p->reply, rc, reason, env.id);
+		vt_env_encode_error(&r->reply, rc, reason, env.id);
 	}
-	FUZZ_CHECK(!vt_buf_failed(&p->reply), "reply buffer failed");
-
-	/* As the transport's send op: refuse over the output limit. */
-	if (wslay_event_get_queued_msg_length(ctx) > p->cfg.out_limit) {
-		return;
-	}
-	out.opcode = WSLAY_TEXT_FRAME;
-	out.msg = (const uint8_t *)p->reply.data;
-	out.msg_length = p->reply.len;
-	rc = wslay_event_queue_msg(ctx, &out);
-	FUZZ_CHECK(rc == 0 || rc == WSLAY_ERR_NO_MORE_MSG, "queueing a reply failed");
+	FUZZ_CHECK(!vt_buf_failed(&r->reply), "reply buffer failed");
+	queue_both(r, VT_WS_TEXT, r->reply.data, r->reply.len);
 }
 
-static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
-                   void *user)
+static int on_frame(void *ctx, unsigned opcode, uint8_t *data, size_t len)
 {
-	struct peer *p = user;
+	struct run *r = ctx;
+	uint8_t tag[2] = {(uint8_t)opcode, (uint8_t)len};
 
-	FUZZ_CHECK(arg->msg_length <= p->cfg.max_message, "message over the configured limit");
-	if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->msg_length == 1) {
-		p->proto_error = 1;
-		return;
-	}
-	if (arg->opcode == WSLAY_BINARY_FRAME) {
-		if (p->open) {
-			p->open = 0;
-			p->close_pending = 1;
-			p->close_code = CLOSE_UNSUPPORTED;
-		}
-		return;
-	}
-	if (arg->opcode != WSLAY_TEXT_FRAME || !p->open) {
-		return;
-	}
-	answer(ctx, p, arg->msg, arg->msg_length);
-}
-
-static const struct wslay_event_callbacks callbacks = {
-        .recv_callback = on_recv,
-        .send_callback = on_send,
-        .on_msg_recv_callback = on_msg,
-};
-
-/* Queued messages first, then the close frame a binary message asked for. */
-static int pump_out(wslay_event_context_ptr ctx, struct peer *p)
-{
-	static const char reason[] = "binary frames are not supported";
-
-	if (wslay_event_want_write(ctx) && wslay_event_send(ctx) != 0) {
-		return -1;
-	}
-	if (!p->close_pending) {
+	r->delivered++;
+	mix(r, tag, sizeof(tag));
+	mix(r, data, len);
+	switch (opcode) {
+	case VT_WS_TEXT:
+		FUZZ_CHECK(len <= r->limit, "a message over the limit was delivered");
+		answer(r, data, len);
 		return 0;
+	case VT_WS_BINARY:
+		FUZZ_CHECK(len <= r->limit, "a message over the limit was delivered");
+		return 0;
+	case VT_WS_PING:
+	case VT_WS_PONG:
+		FUZZ_CHECK(len <= VT_WS_CONTROL_MAX, "a control frame over 125 bytes");
+		if (opcode == VT_WS_PING && r->answer) {
+			queue_both(r, VT_WS_PONG, data, len);
+		}
+		return 0;
+	case VT_WS_CLOSE:
+		FUZZ_CHECK(len <= VT_WS_CONTROL_MAX, "a control frame over 125 bytes");
+		FUZZ_CHECK(len == 0 || (len >= 2 &&
+		                        vt_ws_close_code_valid(((unsigned)data[0] << 8) | data[1])),
+		           "a close payload without a valid code");
+		return 1;
+	default:
+		FUZZ_CHECK(0, "an opcode that is no message or control frame");
+		return 1;
 	}
-	p->close_pending = 0;
-	wslay_event_queue_close(ctx, p->close_code, (const uint8_t *)reason, sizeof(reason) - 1);
-	return wslay_event_want_write(ctx) ? wslay_event_send(ctx) : 0;
+}
+
+/* Feed @n bytes in reads of @chunk (0: all at once); the reader's result. */
+static int read_stream(struct run *r, const uint8_t *in, size_t n, size_t chunk)
+{
+	struct vt_ws_rx *rx = NULL;
+	size_t pos = 0;
+	int rc = VT_WS_READ_OK;
+
+	while (pos < n && rc == VT_WS_READ_OK) {
+		size_t len = chunk != 0 && n - pos > chunk ? chunk : n - pos;
+		uint8_t *buf = malloc(len); /* exactly the read: overreads show */
+
+		FUZZ_CHECK(buf != NULL, "out of memory");
+		memcpy(buf, in + pos, len);
+		rc = vt_ws_read(&rx, buf, len, r->limit, on_frame, r);
+		free(buf);
+		pos += len;
+		FUZZ_CHECK(rc != VT_ENOMEM, "the reader ran out of memory");
+		FUZZ_CHECK(vt_ws_rx_size(rx) <= 4 * (r->limit + VT_WS_HDR_MAX) + 2 * len + 64,
+		           "the reader kept more than a frame and a read");
+	}
+	FUZZ_CHECK(rc == VT_WS_READ_OK || rc == VT_WS_READ_STOPPED || rc == 1002 || rc == 1007 ||
+	                   rc == 1009,
+	           "an unexpected result from the reader");
+	vt_ws_rx_free(rx);
+	return rc;
+}
+
+/* Write @q through a socket pair that takes little at a time; the bytes. */
+static void write_through_socket(struct vt_ws_outq *q, struct evbuffer *got)
+{
+	int sv[2];
+	int small = 1;
+	uint8_t buf[512];
+
+	FUZZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair failed");
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	fcntl(sv[1], F_SETFL, O_NONBLOCK);
+	for (int turns = 0; q->head != NULL || turns == 0; turns++) {
+		ssize_t n;
+
+		FUZZ_CHECK(turns < 1000000, "writing made no progress");
+		FUZZ_CHECK(vt_ws_outq_write(q, sv[0]) == 0, "writing to the socket failed");
+		while ((n = read(sv[1], buf, sizeof(buf))) > 0) {
+			evbuffer_add(got, buf, (size_t)n);
+		}
+	}
+	FUZZ_CHECK(q->bytes == 0, "an empty queue still counts bytes");
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* The bytes must be exactly the queued frames: final, unmasked, whole. */
+static void parse_back(struct run *r, struct evbuffer *b)
+{
+	size_t n = evbuffer_get_length(b);
+	const uint8_t *p = evbuffer_pullup(b, -1);
+	size_t pos = 0, frames = 0, payload = 0;
+
+	while (pos < n) {
+		struct vt_ws_hdr h;
+		size_t size = vt_ws_hdr_parse(p + pos, n - pos, &h);
+
+		FUZZ_CHECK(size > 0 && h.fin && !h.masked && h.rsv == 0, "a malformed frame out");
+		FUZZ_CHECK(h.len <= n - pos - size, "a frame out cut short");
+		pos += size + (size_t)h.len;
+		payload += (size_t)h.len;
+		frames++;
+	}
+	FUZZ_CHECK(frames == r->frames && payload == r->payload, "frames out differ from queued");
+}
+
+/* Answer through both output paths and compare what each produced. */
+static void check_output(struct run *r)
+{
+	static const char body[] = "{\"k\":\"shared\"}";
+	struct vt_msg *m = vt_msg_new(1, "a", "b", "c1", 0, body, sizeof(body) - 1);
+	struct evbuffer *written = evbuffer_new();
+	struct evbuffer *moved = evbuffer_new();
+	size_t len;
+
+	FUZZ_CHECK(m != NULL && written != NULL && moved != NULL, "out of memory");
+	FUZZ_CHECK(vt_msg_frame(m, &len) != NULL, "encoding failed");
+	for (int i = 0; i < 2; i++) {
+		FUZZ_CHECK(vt_ws_outq_shared(r->out[i], (struct vt_frame *)(void *)m) == 0, "oom");
+	}
+	r->frames++;
+	r->payload += len;
+	vt_msg_unref(m); /* the queues hold it now */
+
+	write_through_socket(r->out[0], written);
+	FUZZ_CHECK(vt_ws_outq_move(r->out[1], moved) == 0, "moving the queue failed");
+	FUZZ_CHECK(r->out[1]->head == NULL && r->out[1]->bytes == 0, "moving left frames");
+	FUZZ_CHECK(evbuffer_get_length(written) == evbuffer_get_length(moved) &&
+	                   memcmp(evbuffer_pullup(written, -1), evbuffer_pullup(moved, -1),
+	                          evbuffer_get_length(moved)) == 0,
+	           "writev and the TLS path produced different bytes");
+	parse_back(r, moved);
+	evbuffer_free(written);
+	evbuffer_free(moved); /* releases the shared envelope */
 }
 
 /* Encode the frame list of the structured form into @out; its length. */
@@ -220,74 +285,42 @@ static size_t build_frames(const uint8_t *in, size_t n, uint8_t *out)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	wslay_event_context_ptr ctx;
+	struct vt_ws_outq q0 = {0}, q1 = {0};
+	struct run whole = {0}, split = {0};
+	struct vt_fe_config cfg;
 	uint8_t *stream = NULL;
-	struct peer p;
-	int rounds = 0;
+	const uint8_t *in;
+	size_t in_len;
+	int rc_whole, rc_split;
 
 	if (size == 0) {
 		return 0;
 	}
-	memset(&p, 0, sizeof(p));
-	vt_fe_config_init(&p.cfg);
-	vt_buf_init(&p.reply);
-	p.chunk = data[0] & 0x3f;
-	p.empty_between = (data[0] >> 6) & 1;
-	p.open = 1;
+	vt_fe_config_init(&cfg);
+	whole.limit = split.limit = (data[0] & 0x40) ? 100 : cfg.max_message;
 	if (data[0] & 0x80) {
 		/* Each frame of 3 input bytes and a payload grows by at most 14. */
 		stream = malloc(size / 3 * 14 + size + 1);
 		FUZZ_CHECK(stream != NULL, "out of memory");
-		p.in = stream;
-		p.in_len = build_frames(data + 1, size - 1, stream);
+		in = stream;
+		in_len = build_frames(data + 1, size - 1, stream);
 	} else {
-		p.in = data + 1;
-		p.in_len = size - 1;
+		in = data + 1;
+		in_len = size - 1;
 	}
 
-	FUZZ_CHECK(wslay_event_context_server_init(&ctx, &callbacks, &p) == 0, "wslay init failed");
-	wslay_event_config_set_max_recv_msg_length(ctx, p.cfg.max_message);
+	whole.answer = 1;
+	whole.out[0] = &q0;
+	whole.out[1] = &q1;
+	vt_buf_init(&whole.reply);
+	rc_whole = read_stream(&whole, in, in_len, 0);
+	rc_split = read_stream(&split, in, in_len, data[0] & 0x3f);
+	FUZZ_CHECK(rc_whole == rc_split, "split reads ended otherwise than one read");
+	FUZZ_CHECK(whole.delivered == split.delivered && whole.digest == split.digest,
+	           "split reads delivered otherwise than one read");
 
-	/* One turn of the service event per round: read, then write. */
-	for (;;) {
-		int readable = p.in_pos < p.in_len || p.starved;
-
-		FUZZ_CHECK(++rounds <= 4 * (int)size + 16, "no progress");
-		if (wslay_event_want_read(ctx) && readable) {
-			int r = wslay_event_recv(ctx);
-
-			FUZZ_CHECK(r != WSLAY_ERR_NOMEM, "wslay ran out of memory");
-			if (r != 0 || p.proto_error) {
-				/* The gateway writes a 1002 close itself, then stops. */
-				if (!wslay_event_get_close_sent(ctx)) {
-					p.sent += 4;
-				}
-				wslay_event_shutdown_read(ctx);
-				wslay_event_shutdown_write(ctx);
-				p.proto_error = 0;
-			}
-		} else if (!wslay_event_want_read(ctx)) {
-			/* After the close handshake the gateway drops what comes. */
-			p.in_pos = p.in_len;
-			p.starved = 0;
-		}
-		if (pump_out(ctx, &p) != 0) {
-			break;
-		}
-
-		/* Memory stays bounded: what waits to go out is capped. */
-		FUZZ_CHECK(wslay_event_get_queued_msg_length(ctx) <=
-		                   p.cfg.out_limit + p.cfg.max_message + 4096,
-		           "output queue grew without bound");
-
-		readable = p.in_pos < p.in_len || p.starved;
-		if (!(wslay_event_want_read(ctx) && readable) && !wslay_event_want_write(ctx)) {
-			break; /* the peer sent everything and waits, or both sides closed */
-		}
-	}
-
-	wslay_event_context_free(ctx);
-	vt_buf_free(&p.reply);
+	check_output(&whole);
+	vt_buf_free(&whole.reply);
 	free(stream);
 	return 0;
 }

@@ -126,8 +126,7 @@ static int attach(struct vt_conn *c)
 		if (u == NULL) {
 			return VT_ENOMEM;
 		}
-		snprintf(u->id, sizeof(u->id), "%s", c->id.user);
-		if (vt_map_put(&e->users, u->id, u) != 0) {
+		if (vt_map_put(&e->users, c->id.user, u) != 0) {
 			free(u);
 			return VT_ENOMEM;
 		}
@@ -155,7 +154,7 @@ static void detach(struct vt_conn *c)
 			u->nconns--;
 		}
 		if (u->conns == NULL) {
-			vt_map_del(&e->users, u->id);
+			vt_map_del(&e->users, c->id.user);
 			free(u);
 		}
 		c->user = NULL;
@@ -377,7 +376,11 @@ static int push(struct vt_conn *c, struct vt_item *it)
 	if (frame == NULL) {
 		return VT_ENOMEM;
 	}
-	rc = c->ops->send(c->ctx, frame, len);
+	if (c->ops->send_frame != NULL) {
+		rc = c->ops->send_frame(c->ctx, (struct vt_frame *)(void *)it->msg);
+	} else {
+		rc = c->ops->send(c->ctx, frame, len);
+	}
 	if (rc == VT_EAGAIN) {
 		c->blocked = 1;
 	}

@@ -76,12 +76,11 @@ struct vt_bucket {
 /* Take one token; 0 when the bucket is empty. A rate of 0 means no limit. */
 int vt_bucket_take(struct vt_bucket *b, uint32_t rate, uint64_t now);
 
-/* A user with at least one connection. */
+/* A user with at least one connection; its name is the key in e->users. */
 struct vt_user {
 	struct vt_conn *conns;  /* one per device, linked by sib */
 	uint32_t nconns;
 	uint32_t ndevices;      /* registered devices, as the last TOUCH said */
-	char id[VT_ID_MAX + 1];
 };
 
 /*
@@ -110,22 +109,21 @@ struct vt_conn {
 	uint32_t fetch_want;  /* how many it asked for */
 	uint32_t remote_acks; /* acks another node took while a listing was pending */
 	uint64_t remote_id;   /* the last of them */
-	int backlog;          /* storage may hold owed events above cursor */
-	int fetching;         /* a list call is pending */
-	int list_failed;      /* the last listing failed: the next waits for the sweep */
-	int list_warned;      /* that failure was logged; cleared by a listing that works */
-	int touching;         /* the device's registration is not committed yet */
-	int rewind;           /* the next listing starts from the beginning */
-	int rewinding;        /* the pending listing did */
-	int blocked;          /* the transport said VT_EAGAIN */
+	uint32_t refs;        /* pending storage calls that will come back here */
+	unsigned backlog : 1;   /* storage may hold owed events above cursor */
+	unsigned fetching : 1;  /* a list call is pending */
+	unsigned list_failed : 1; /* the last listing failed: the next waits for the sweep */
+	unsigned list_warned : 1; /* that failure was logged; cleared by one that works */
+	unsigned touching : 1;  /* the device's registration is not committed yet */
+	unsigned rewind : 1;    /* the next listing starts from the beginning */
+	unsigned rewinding : 1; /* the pending listing did */
+	unsigned blocked : 1;   /* the transport said VT_EAGAIN */
+	unsigned closing : 1;   /* ops->close was called: send nothing more */
+	unsigned replaced : 1;  /* closed because the same device connected again */
+	unsigned gone : 1;      /* vt_conn_close was called: free once refs is 0 */
 
 	struct vt_bucket typing; /* rate limit of typing events */
 	struct vt_bucket events; /* rate limit of everything but acks */
-
-	uint32_t refs;        /* pending storage calls that will come back here */
-	int closing;          /* ops->close was called: send nothing more */
-	int replaced;         /* closed because the same device connected again */
-	int gone;             /* vt_conn_close was called: free once refs is 0 */
 };
 
 /* Where the answer to a taken event goes: a connection, or a callback. */

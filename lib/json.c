@@ -68,9 +68,10 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
 	return need;
 }
 
-/* Nonzero when all of @s is valid UTF-8. ASCII runs are skipped by words. */
-static int utf8_valid(const unsigned char *s, size_t n)
+/* ASCII runs are skipped by words. */
+int vt_utf8_valid(const void *text, size_t n)
 {
+	const unsigned char *s = text;
 	size_t i = 0;
 
 	while (i < n) {
@@ -433,7 +434,7 @@ int vt_json_validate(const char *s, size_t len, unsigned max_depth)
 	if (s == NULL) {
 		return VT_EBADJSON;
 	}
-	if (!utf8_valid((const unsigned char *)s, len)) {
+	if (!vt_utf8_valid(s, len)) {
 		return VT_EUTF8;
 	}
 

@@ -37,6 +37,12 @@ struct vt_json_val {
 };
 
 /*
+ * Nonzero when all @n bytes of @s are UTF-8: no overlong form, encoded
+ * surrogate, code point above U+10FFFF or truncated sequence.
+ */
+int vt_utf8_valid(const void *s, size_t n);
+
+/*
  * Check that @s (@len bytes; may hold NUL bytes, which are refused outside
  * strings and raw inside them) is exactly one JSON value with optional
  * surrounding white space, nested at most @max_depth deep (a scalar is at

@@ -71,3 +71,23 @@ void vt_msg_unref(struct vt_msg *m)
 		free(m);
 	}
 }
+
+/* A frontend holds an event by its frame; the two are one object. */
+const char *vt_frame_data(const struct vt_frame *f, size_t *len)
+{
+	const struct vt_msg *m = (const struct vt_msg *)(const void *)f;
+
+	*len = m->frame_len;
+	return m->frame;
+}
+
+struct vt_frame *vt_frame_hold(struct vt_frame *f)
+{
+	vt_msg_ref((struct vt_msg *)(void *)f);
+	return f;
+}
+
+void vt_frame_release(struct vt_frame *f)
+{
+	vt_msg_unref((struct vt_msg *)(void *)f);
+}

@@ -6,7 +6,8 @@
  * counted and a zero-delay event is queued. That event runs before any byte
  * of the socket is read; by then evhttp has made its record and installed
  * itself as the bufferevent's callback argument, which is how the record is
- * found. The close callback of that record ends the count.
+ * found. The close callback of that record ends the count; a WebSocket
+ * leaves evhttp that way too, and the WebSocket gateway counts it from then.
  *
  * Between a request's arrival and its reply the deadline is stopped; the
  * reply's completion starts it again, so an idle kept-alive connection also
@@ -25,6 +26,7 @@
 #include <vartalap/log.h>
 
 #include "../tls/tls.h"
+#include "../ws/gateway.h"
 #include "internal.h"
 
 struct vt_http_conn {
@@ -140,6 +142,12 @@ static void on_close(struct evhttp_connection *evcon, void *arg)
 	conn_free(c);
 }
 
+/* Sockets of the port: HTTP connections, and WebSockets taken from evhttp. */
+static size_t sockets(const struct vt_http_gateway *gw)
+{
+	return gw->conn_count + (gw->ws != NULL ? vt_ws_gateway_count(gw->ws) : 0);
+}
+
 /*
  * Far over the cap, answering costs more than it helps: such sockets are
  * closed at once instead of being read for a 503.
@@ -148,7 +156,7 @@ static int far_over_cap(const struct vt_http_gateway *gw)
 {
 	size_t cap = gw->cfg.max_connections;
 
-	return gw->conn_count > cap + cap / 8 + 64;
+	return sockets(gw) > cap + cap / 8 + 64;
 }
 
 /* The zero-delay step after accept: find evhttp's record of the socket. */
@@ -236,7 +244,7 @@ static struct bufferevent *on_accept(struct event_base *base, void *arg)
 
 	LIST_INSERT_HEAD(&gw->conns, c, link);
 	gw->conn_count++;
-	c->over_cap = gw->conn_count > gw->cfg.max_connections;
+	c->over_cap = sockets(gw) > gw->cfg.max_connections;
 	event_active(c->timer, EV_TIMEOUT, 0);
 	return c->bev;
 }
@@ -298,5 +306,5 @@ int vt_http_conns_tracked(struct vt_http_gateway *gw, struct evhttp_connection *
 
 size_t vt_http_conns_count(const struct vt_http_gateway *gw)
 {
-	return gw->conn_count;
+	return sockets(gw);
 }

@@ -37,7 +37,7 @@ int vt_http_conns_request_in(struct vt_http_gateway *gw, struct evhttp_request *
 /* True when the registry knows @evcon (and so owns its close callback). */
 int vt_http_conns_tracked(struct vt_http_gateway *gw, struct evhttp_connection *evcon);
 
-/* How many sockets the port holds, WebSockets included. */
+/* How many sockets the port holds, WebSockets included (the cap counts these). */
 size_t vt_http_conns_count(const struct vt_http_gateway *gw);
 
 #endif /* VARTALAP_HTTP_CONNS_H */

@@ -6,8 +6,10 @@
  */
 #include "gateway.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -16,6 +18,9 @@
 #include "../common/device.h"
 #include "../common/http_reply.h"
 #include "internal.h"
+
+/* Every read lands here first; a frame cut short is all a connection keeps. */
+#define SCRATCH_LEN (64 * 1024)
 
 int vt_ws_gateway_create(struct event_base *base, struct vt_engine *engine,
                          const struct vt_fe_config *cfg, struct vt_ws_gateway **out)
@@ -28,8 +33,16 @@ int vt_ws_gateway_create(struct event_base *base, struct vt_engine *engine,
 	gw->base = base;
 	gw->engine = engine;
 	gw->cfg = *cfg;
-	LIST_INIT(&gw->conns);
-	if (vt_ws_users_init(&gw->users) != 0) {
+	gw->stand_in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	gw->scratch_len = SCRATCH_LEN;
+	gw->scratch = malloc(gw->scratch_len);
+	if (gw->stand_in < 0 || gw->scratch == NULL || vt_ws_keepalive_init(gw) != 0 ||
+	    vt_ws_users_init(&gw->users) != 0) {
+		vt_ws_keepalive_finish(gw);
+		free(gw->scratch);
+		if (gw->stand_in >= 0) {
+			close(gw->stand_in);
+		}
 		free(gw);
 		return VT_ENOMEM;
 	}
@@ -44,13 +57,23 @@ size_t vt_ws_gateway_count(const struct vt_ws_gateway *gw)
 
 void vt_ws_gateway_destroy(struct vt_ws_gateway *gw)
 {
+	struct vt_ws_conn_q *lists[3];
+
 	if (gw == NULL) {
 		return;
 	}
-	while (!LIST_EMPTY(&gw->conns)) {
-		vt_ws_conn_drop(LIST_FIRST(&gw->conns));
+	lists[0] = &gw->live;
+	lists[1] = &gw->pinged;
+	lists[2] = &gw->closing;
+	for (size_t i = 0; i < 3; i++) {
+		while (!TAILQ_EMPTY(lists[i])) {
+			vt_ws_conn_drop(TAILQ_FIRST(lists[i]));
+		}
 	}
 	vt_ws_users_finish(&gw->users);
+	vt_ws_keepalive_finish(gw);
+	free(gw->scratch);
+	close(gw->stand_in);
 	free(gw);
 }
 

@@ -2,9 +2,9 @@
  * frontends/ws/gateway.h - the WebSocket gateway on the HTTP port.
  *
  * A client upgrades with GET /v1/ws on the evhttp listener; the gateway
- * checks the handshake and the token, takes the connection's bufferevent
- * away from evhttp, and carries whole text messages between the socket and
- * the engine (wslay does the framing).
+ * checks the handshake and the token, takes the socket away from evhttp,
+ * and carries whole text messages between the socket and the engine with
+ * its own framing (frame.h, reader.h, outq.h).
  */
 #ifndef VARTALAP_WS_GATEWAY_H
 #define VARTALAP_WS_GATEWAY_H
@@ -21,7 +21,8 @@ struct vt_ws_gateway;
 
 /*
  * Create a gateway on @base for @engine. @cfg is copied (its key is not:
- * the key must outlive the gateway). Returns 0 or VT_ENOMEM.
+ * the key must outlive the gateway). Returns 0 or VT_ENOMEM (also when
+ * /dev/null cannot be opened).
  */
 int vt_ws_gateway_create(struct event_base *base, struct vt_engine *engine,
                          const struct vt_fe_config *cfg, struct vt_ws_gateway **out);
@@ -36,9 +37,8 @@ void vt_ws_gateway_upgrade(struct vt_ws_gateway *gw, struct evhttp_request *req)
 size_t vt_ws_gateway_count(const struct vt_ws_gateway *gw);
 
 /*
- * Drop every connection (each is closed in the engine first) and free the
- * gateway. Call before freeing the evhttp server, which owns the sockets.
- * Accepts NULL.
+ * Drop every connection (each is closed in the engine first, and its
+ * socket closed) and free the gateway. Accepts NULL.
  */
 void vt_ws_gateway_destroy(struct vt_ws_gateway *gw);
 

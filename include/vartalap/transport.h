@@ -15,6 +15,8 @@
 
 #include <stddef.h>
 
+#include <vartalap/export.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -34,6 +36,23 @@ enum vt_close_code {
 	VT_CLOSE_REPLACED = 4002,      /* same device connected again */
 };
 
+/*
+ * The envelope that pushes one event, encoded once and shared by every
+ * connection it goes to (a group message is one body for all members).
+ * Reference-counted, not thread-safe: hold and release it on the thread
+ * that drives the engine. It does not need the engine to stay alive.
+ */
+struct vt_frame;
+
+/* The envelope's bytes (UTF-8 JSON, not NUL-terminated), @len of them. */
+VT_EXPORT const char *vt_frame_data(const struct vt_frame *f, size_t *len);
+
+/* Keep @f (and its bytes) until the matching vt_frame_release(). */
+VT_EXPORT struct vt_frame *vt_frame_hold(struct vt_frame *f);
+
+/* Give back a reference taken with vt_frame_hold(). Accepts NULL. */
+VT_EXPORT void vt_frame_release(struct vt_frame *f);
+
 struct vt_transport_ops {
 	/*
 	 * Queue one whole text message of @len bytes (UTF-8 JSON, not
@@ -50,6 +69,14 @@ struct vt_transport_ops {
 	 * still calls vt_conn_close() once the socket is gone.
 	 */
 	void (*close)(void *ctx, int code, const char *reason);
+
+	/*
+	 * Optional; when NULL, pushed events go through send() as copies.
+	 * Queue the shared envelope @f as one text message without copying
+	 * it: vt_frame_hold() it for as long as its bytes are needed, and
+	 * vt_frame_release() it once written. Returns as send().
+	 */
+	int (*send_frame)(void *ctx, struct vt_frame *f);
 };
 
 #ifdef __cplusplus

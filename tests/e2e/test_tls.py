@@ -4,12 +4,14 @@ protocol floor, plain HTTP on the TLS port, and bad certificate files."""
 
 import asyncio
 import atexit
+import base64
 import json
 import os
 import re
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import tempfile
 import time
@@ -181,6 +183,63 @@ async def test_tls_handshake_within_deadline():
     await alice.close()
 
 
+def client_frame(opcode, payload):
+    """A masked client frame with a short payload."""
+    key = os.urandom(4)
+    return (struct.pack("!BB", 0x80 | opcode, 0x80 | len(payload)) + key
+            + bytes(b ^ key[i % 4] for i, b in enumerate(payload)))
+
+
+async def read_frame(reader, timeout=5.0):
+    """(opcode, payload) of the next server frame (unmasked, short or 16-bit length)."""
+    h = await asyncio.wait_for(reader.readexactly(2), timeout)
+    n = h[1] & 0x7F
+    if n == 126:
+        n = struct.unpack("!H", await reader.readexactly(2))[0]
+    return h[0] & 0x0F, await asyncio.wait_for(reader.readexactly(n), timeout)
+
+
+async def test_wss_frames_behind_the_upgrade_then_idle():
+    # A message and a ping in the same TLS write as the upgrade request: the
+    # server decrypted them with the request, and reads them after the 101.
+    srv = TlsServer(*make_cert("g"), "--ping-interval", "1", "--ping-timeout", "2").start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port,
+                                                   ssl=srv.ssl_context())
+    key = base64.b64encode(os.urandom(16)).decode()
+    req = ("GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+           "Authorization: Bearer %s\r\n\r\n" % (key, srv.token("alice"))).encode()
+    msg = json.dumps({"v": 1, "type": "message", "id": "w1", "to": "bob", "body": "early"})
+    writer.write(req + client_frame(0x1, msg.encode()) + client_frame(0x9, b"early ping"))
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    check(head.startswith(b"HTTP/1.1 101 "), "handshake: %r" % head[:80])
+    got = [await read_frame(reader), await read_frame(reader)]
+    check((0xA, b"early ping") in got, "no pong for the early ping: %r" % got)
+    answers = [json.loads(d) for op, d in got if op == 0x1]
+    eq([(a.get("type"), a.get("ref")) for a in answers], [("accepted", "w1")], "answer")
+
+    # Idle through a few keepalive rounds (pings answered), then a message.
+    t_end = time.monotonic() + 3
+    while time.monotonic() < t_end:
+        try:
+            op, data = await read_frame(reader, t_end - time.monotonic())
+        except asyncio.TimeoutError:
+            break
+        eq(op, 0x9, "only pings while idle")
+        writer.write(client_frame(0xA, data))
+        await writer.drain()
+    st, body = srv.curl("POST", "/v1/send", srv.token("bob"),
+                        {"v": 1, "type": "message", "id": "w2", "to": "alice", "body": "late"})
+    eq(st, 200, "send to the idle wss client")
+    while True:
+        op, data = await read_frame(reader)
+        if op == 0x1:
+            break
+    eq(json.loads(data).get("body"), "late", "message after the idle time")
+    writer.close()
+
+
 def start_failure(*args):
     d = os.path.join(CERTS, "data")
     r = subprocess.run([vartalapd_path(), "--listen", "127.0.0.1:0", "--dev", "--data-dir", d,
@@ -209,4 +268,5 @@ if __name__ == "__main__":
          test_protocol_floor_and_suites,
          test_plain_http_on_tls_port_fails_cleanly,
          test_tls_handshake_within_deadline,
+         test_wss_frames_behind_the_upgrade_then_idle,
          test_bad_files_refused_clearly])

@@ -67,6 +67,79 @@ static void reconnect(struct cap_conn *c, const char *user, const char *device)
 	connect_device(E, &H, user, device, c);
 }
 
+/* A transport that keeps pushed envelopes by reference, as the WebSocket gateway does. */
+struct ref_conn {
+	struct vt_conn *conn;
+	struct vt_frame *held[8];
+	size_t n;
+};
+
+static int ref_send(void *ctx, const char *data, size_t len)
+{
+	return 0; /* answers (accepted, errors) come as copies; not looked at here */
+}
+
+static int ref_send_frame(void *ctx, struct vt_frame *f)
+{
+	struct ref_conn *rc = ctx;
+
+	ck_assert_uint_lt(rc->n, 8);
+	rc->held[rc->n++] = vt_frame_hold(f);
+	return 0;
+}
+
+static void ref_close(void *ctx, int code, const char *reason)
+{
+}
+
+static const struct vt_transport_ops ref_ops = {
+	.send = ref_send, .close = ref_close, .send_frame = ref_send_frame};
+
+static void ref_open(struct ref_conn *rc, const char *user, const char *device)
+{
+	struct vt_identity id = ident(&H, user);
+
+	snprintf(id.device, sizeof(id.device), "%s", device);
+	memset(rc, 0, sizeof(*rc));
+	ck_assert_int_eq(vt_conn_open(E, &id, &ref_ops, rc, &rc->conn), 0);
+	turn(E, &H);
+}
+
+START_TEST(devices_share_one_envelope_by_reference)
+{
+	struct ref_conn phone, laptop;
+	const char *data;
+	char copy[512];
+	size_t len;
+
+	connect_device(E, &H, "alice", "phone", &A1);
+	ref_open(&phone, "bob", "phone");
+	ref_open(&laptop, "bob", "laptop");
+	send_msg(&A1, "m1", "bob", "\"hi\"");
+	turn(E, &H);
+	ck_assert_uint_eq(phone.n, 1);
+	ck_assert_uint_eq(laptop.n, 1);
+	ck_assert_ptr_eq(phone.held[0], laptop.held[0]);
+
+	data = vt_frame_data(phone.held[0], &len);
+	ck_assert_uint_lt(len, sizeof(copy));
+	memcpy(copy, data, len);
+	copy[len] = '\0';
+	ck_assert_ptr_nonnull(strstr(copy, "\"type\":\"message\""));
+	ck_assert_ptr_nonnull(strstr(copy, "\"cid\":\"m1\""));
+
+	/* The bytes outlive the engine's interest in them while held. */
+	vt_conn_close(phone.conn);
+	vt_conn_close(laptop.conn);
+	turn(E, &H);
+	data = vt_frame_data(phone.held[0], &len);
+	ck_assert_mem_eq(data, copy, len);
+	vt_frame_release(phone.held[0]);
+	vt_frame_release(laptop.held[0]);
+	vt_frame_release(NULL);
+}
+END_TEST
+
 START_TEST(each_device_gets_each_message_and_acks_on_its_own)
 {
 	uint64_t id;
@@ -278,6 +351,7 @@ int main(void)
 
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, each_device_gets_each_message_and_acks_on_its_own);
+	tcase_add_test(t, devices_share_one_envelope_by_reference);
 	tcase_add_test(t, sent_messages_reach_the_senders_other_devices);
 	tcase_add_test(t, first_device_claims_what_waited_for_a_new_user);
 	tcase_add_test(t, read_receipts_reach_every_device_of_the_sender);
