@@ -51,7 +51,7 @@ void vt_engine_wake(struct vt_engine *e, const struct vt_inbox *in, uint64_t id)
 	/* What is new sits in the shared store: list it like a backlog, from
 	 * the start when it may sit below what was listed already. */
 	if (id == 0 || id <= c->cursor) {
-		c->rewind = 1;
+		vt__conn_rewind(c);
 	}
 	c->backlog = 1;
 	c->backlog_gen++;

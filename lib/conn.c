@@ -335,6 +335,12 @@ static void append(struct vt_conn *c, struct vt_msg *m, uint32_t notified)
 	}
 }
 
+void vt__conn_rewind(struct vt_conn *c)
+{
+	c->rewind = 1;
+	c->rewind_after = 0;
+}
+
 void vt__conn_offer(struct vt_conn *c, struct vt_msg *m)
 {
 	if (c->closing) {
@@ -342,7 +348,11 @@ void vt__conn_offer(struct vt_conn *c, struct vt_msg *m)
 	}
 	if (c->backlog || c->fetching || c->blocked || c->nqueued >= queue_cap(c)) {
 		/* Stored already: it is listed in order when the queue drains. A
-		 * client that stopped reading holds no more than it was pushed. */
+		 * client that stopped reading holds no more than it was pushed.
+		 * With several nodes its id may sit below what was listed. */
+		if (m->rec.id <= c->cursor) {
+			vt__conn_rewind(c);
+		}
 		c->backlog = 1;
 		c->backlog_gen++;
 		return;
@@ -415,7 +425,8 @@ static void fetch(struct vt_conn *c)
 	c->remote_acks = 0;
 	c->rewinding = c->rewind;
 	c->rewind = 0;
-	e->st.ops->list(e->st.self, &c->inbox, c->rewinding ? 0 : c->cursor, want, on_list, c);
+	e->st.ops->list(e->st.self, &c->inbox, c->rewinding ? c->rewind_after : c->cursor, want,
+			on_list, c);
 }
 
 /* Is event @id in the connection's queue now? */
@@ -486,6 +497,14 @@ static void on_list(void *arg, int status, const struct vt_record *recs, size_t 
 		m->stored = 1;
 		append(c, m, (recs[i].flags & VT_REC_NOTIFIED) != 0);
 		vt_msg_unref(m);
+	}
+
+	/* A full page from the start that did not reach the cursor: what was
+	 * owed below it may sit on the next page. */
+	if (status == 0 && c->rewinding && n > 0 && n == c->fetch_want &&
+	    recs[n - 1].id < c->cursor) {
+		c->rewind = 1;
+		c->rewind_after = recs[n - 1].id;
 	}
 
 	/* Drained, unless something was left in storage while we listed. */

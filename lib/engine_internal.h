@@ -107,6 +107,7 @@ struct vt_conn {
 	uint64_t backlog_gen; /* bumped whenever an event is left in storage */
 	uint64_t fetch_gen;   /* backlog_gen when the list call started */
 	uint32_t fetch_want;  /* how many it asked for */
+	uint64_t rewind_after; /* a listing from the start goes on after this id */
 	uint32_t remote_acks; /* acks another node took while a listing was pending */
 	uint64_t remote_id;   /* the last of them */
 	uint32_t refs;        /* pending storage calls that will come back here */
@@ -298,6 +299,8 @@ struct vt_conn *vt__conn_find(const struct vt_engine *e, const char *user, const
 void vt__conn_offer(struct vt_conn *c, struct vt_msg *m);
 void vt__conn_pump(struct vt_conn *c);
 void vt__conn_retry(struct vt_conn *c, struct vt_item *it);
+/* Something owed may sit below the cursor: list the inbox from the start. */
+void vt__conn_rewind(struct vt_conn *c);
 int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg);
 void vt__conn_unref(struct vt_conn *c);
 void vt__conn_send(struct vt_conn *c, const char *data, size_t len);

@@ -282,6 +282,36 @@ async def test_redis_restart_refuses_then_recovers():
         c.close()
 
 
+async def test_local_message_below_a_full_queue():
+    """Node 2 took its ids after node 1, so its block is higher. Carol's 100
+    messages through node 2 fill bob's queue on node 1 and the rest waits;
+    alice's message through node 1 then has an id below his cursor. It waits
+    in the store too, and reaches his open socket once he acks what he has."""
+    c = Cluster()
+    try:
+        bob = await connect(c.n1, "bob", token=c.n1.token("bob"))
+        await asyncio.sleep(0.3)  # subscription confirmed
+        for i in range(100):
+            send_http(c.n2, c.n2.token("carol"), "bob", "c-%d" % i, i)
+        got = set()
+        pending = [e["id"] for e in await bob.drain(1.0) if e.get("type") == "message"]
+        # One ack, so a listing runs now and nothing is left to list anew.
+        await bob.ack(pending[0])
+        got.add(pending.pop(0))
+        pending += [e["id"] for e in await bob.drain(1.0) if e.get("type") == "message"]
+        _, acc = send_http(c.n1, c.n1.token("alice"), "bob", "from-alice", "low id")
+        check(int(acc["id"]) < int(min(pending)), "alice's id is the lower: %s" % acc["id"])
+        while pending:
+            got.update(pending)
+            await bob.ack(*pending)
+            pending = [e["id"] for e in await bob.drain(1.0) if e.get("type") == "message"]
+        check(acc["id"] in got, "alice's message reached the open socket")
+        eq(len(got), 101, "messages bob got")
+        await bob.close()
+    finally:
+        c.close()
+
+
 def flood(srv, to, tag, accepted, stop):
     """Send until @stop is set or the node is gone; record what was accepted."""
     tok = srv.token("alice")
@@ -330,6 +360,6 @@ if __name__ == "__main__":
         print("redis-server is not installed: skipped")
         sys.exit(77)
     run([test_sent_on_one_node_delivered_on_the_other, test_node_id_in_use_is_refused,
-         test_redis_without_appendonly_is_warned_about,
+         test_redis_without_appendonly_is_warned_about, test_local_message_below_a_full_queue,
          test_redis_restart_refuses_then_recovers,
          test_kill9_node_loses_nothing_accepted], total_timeout=240)
