@@ -387,8 +387,16 @@ static void undo_groups(struct vt_engine *e, struct vt_batch *b, int status)
 		} else if ((g = vt_groups_find(&e->groups, p->user)) != NULL) {
 			vt_groups_delete(&e->groups, g);
 		}
-		vt_log(VT_LOG_WARN, "group %s: change undone: %s", p->user,
-		       vt_strerror(status != 0 ? status : b->ops[i].status));
+		vt_log(status == 0 ? VT_LOG_DEBUG : VT_LOG_WARN, "group %s: change undone: %s",
+		       p->user, vt_error_name(status != 0 ? status : b->ops[i].status));
+
+		/* A batch that failed as a whole (a timeout) may still have been
+		 * applied by a shared store: read the group back, so this node
+		 * and the others hold what the store holds. */
+		if (status == VT_ESTORAGE && e->cluster.ops != NULL &&
+		    e->cluster.ops->group_stale != NULL) {
+			vt__group_stale(e, p->user);
+		}
 	}
 }
 

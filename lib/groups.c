@@ -702,5 +702,6 @@ int vt_groups_load_newer(struct vt_groups *gs, const char *id, const char *data,
 		group_free(g);
 		return 0;
 	}
-	return install(gs, g);
+	err = install(gs, g);
+	return err == 0 ? 1 : err;
 }

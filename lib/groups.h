@@ -94,6 +94,8 @@ int vt_groups_load(struct vt_groups *gs, const char *id, const char *data, size_
  * As vt_groups_load, but not over a later state (a higher seq) than
  * @data: news from other nodes may arrive out of order, and an older state
  * must not replace a newer one. A state without a seq always loads.
+ * Returns 1 when @data was loaded, 0 when memory kept its own, or a
+ * vt_error.
  */
 int vt_groups_load_newer(struct vt_groups *gs, const char *id, const char *data, size_t len);
 

@@ -122,7 +122,14 @@ static void on_fetched(void *arg, const char *group, int status, const char *dat
 
 	/* @group may live in a waiting post, freed on the way. */
 	snprintf(id, sizeof(id), "%s", group);
-	if (status == 0) {
+	if (status == 0 && len > 0) {
+		/* Newer than memory: tell the others as well. This node may be
+		 * the one whose commit timed out yet was applied, which no other
+		 * node has heard of. They ignore a state they hold already. */
+		if (vt_groups_load_newer(&e->groups, id, data, len) == 1) {
+			e->cluster.ops->group_changed(e->cluster.self, id, data, len);
+		}
+	} else if (status == 0) {
 		vt_engine_group_reload(e, id, data, len);
 	} else {
 		vt_log(VT_LOG_WARN, "group %s: fresh copy not read: %s", id, vt_error_name(status));

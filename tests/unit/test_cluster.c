@@ -69,6 +69,9 @@ struct sh_call {
 	void *arg;
 };
 
+/* Set: the next batch is applied, but reported failed (a timeout). */
+static int lie_once;
+
 static void sh_committed(void *arg, int status)
 {
 	struct sh_call *k = arg;
@@ -76,6 +79,10 @@ static void sh_committed(void *arg, int status)
 	/* The memory store completes inside commit: out_to is still valid. */
 	for (size_t i = 0; i < k->nsub; i++) {
 		k->ops[k->at[i]] = k->sub[i];
+	}
+	if (lie_once) {
+		lie_once = 0;
+		status = VT_ESTORAGE;
 	}
 	k->done(k->arg, status);
 }
@@ -533,6 +540,7 @@ static void setup(void)
 	pushes = 0;
 	nacked = 0;
 	nvers = conflicts = 0;
+	lie_once = 0;
 	nlate = hold_groups = reads_fail = 0;
 	memset(&A, 0, sizeof(A));
 	memset(&B, 0, sizeof(B));
@@ -972,6 +980,29 @@ START_TEST(member_added_elsewhere_may_post_at_once)
 END_TEST
 
 /*
+ * Alice's removal of bob times out on node 0 but the store applied it. Node
+ * 0 reads the group back, and tells node 1; alice's resend is answered.
+ */
+START_TEST(change_applied_despite_a_timeout_reaches_every_node)
+{
+	team();
+	lie_once = 1;
+	send_raw(&A, "{\"type\":\"group_update\",\"id\":\"rm\",\"to\":\"g:x\","
+		     "\"body\":{\"remove\":[\"bob\"]}}");
+	settle();
+	ck_assert_ptr_nonnull(strstr(cap_nth(&A, "error", 0), "\"storage_error\""));
+	ck_assert_ptr_null(strstr(group_on(0, "alice", "g:x"), "\"bob\""));
+	ck_assert_ptr_null(strstr(group_on(1, "carol", "g:x"), "\"bob\""));
+
+	send_raw(&A, "{\"type\":\"group_update\",\"id\":\"rm\",\"to\":\"g:x\","
+		     "\"body\":{\"remove\":[\"bob\"]}}");
+	settle();
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 2);
+	ck_assert_int_eq(conflicts, 0);
+}
+END_TEST
+
+/*
  * Posts that come while one waits for the fresh group wait behind it and
  * keep their order; each is answered once.
  */
@@ -1118,6 +1149,7 @@ int main(void)
 	tcase_add_test(t, post_from_a_stale_group_is_taken_again_without_the_removed);
 	tcase_add_test(t, posts_meanwhile_wait_behind_and_keep_their_order);
 	tcase_add_test(t, member_added_elsewhere_may_post_at_once);
+	tcase_add_test(t, change_applied_despite_a_timeout_reaches_every_node);
 	tcase_add_test(t, post_answered_conflict_when_the_group_cannot_be_read);
 	tcase_add_test(t, concurrent_changes_one_refused_and_undone);
 	tcase_add_test(t, waiting_post_answered_at_destroy);
