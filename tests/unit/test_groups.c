@@ -338,17 +338,29 @@ START_TEST(older_state_does_not_replace_a_newer_one)
 	struct vt_groups gs;
 
 	vt_groups_init(&gs);
-	ck_assert_int_eq(vt_groups_load_newer(&gs, "g:a", s3, strlen(s3)), 0);
+	ck_assert_int_eq(vt_groups_load_newer(&gs, "g:a", s3, strlen(s3)), 1);
 	ck_assert_int_eq(vt_groups_load_newer(&gs, "g:a", s2, strlen(s2)), 0);
 	ck_assert_str_eq(vt_groups_find(&gs, "g:a")->name, "three");
 	ck_assert_int_eq(vt_groups_load_newer(&gs, "g:a", s3, strlen(s3)), 0);
 	ck_assert_uint_eq(vt_groups_find(&gs, "g:a")->seq, 3);
 
-	ck_assert_int_eq(vt_groups_load_newer(&gs, "g:b", s2, strlen(s2)), 0);
-	ck_assert_int_eq(vt_groups_load_newer(&gs, "g:b", s3, strlen(s3)), 0);
+	ck_assert_int_eq(vt_groups_load_newer(&gs, "g:b", s2, strlen(s2)), 1);
+	ck_assert_int_eq(vt_groups_load_newer(&gs, "g:b", s3, strlen(s3)), 1);
 	ck_assert_str_eq(vt_groups_find(&gs, "g:b")->name, "three");
-	ck_assert_int_eq(vt_groups_load_newer(&gs, "g:b", bare, strlen(bare)), 0);
+	ck_assert_int_eq(vt_groups_load_newer(&gs, "g:b", bare, strlen(bare)), 1);
 	ck_assert_str_eq(vt_groups_find(&gs, "g:b")->name, "bare");
+
+	/* An id longer than a group id can be is refused, not cut short. */
+	{
+		char longid[VT_TO_MAX + 8];
+
+		memset(longid, 'x', sizeof(longid) - 1);
+		longid[0] = 'g';
+		longid[1] = ':';
+		longid[sizeof(longid) - 1] = '\0';
+		ck_assert_int_lt(vt_groups_load_newer(&gs, longid, s2, strlen(s2)), 0);
+		ck_assert_int_lt(vt_groups_load(&gs, longid, s2, strlen(s2)), 0);
+	}
 
 	/* An undo still puts back what it is given. */
 	ck_assert_int_eq(vt_groups_load(&gs, "g:a", s2, strlen(s2)), 0);
