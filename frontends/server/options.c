@@ -859,6 +859,14 @@ static int check_storage(struct vt_server_options *o)
 		fprintf(stderr, "vartalapd: --node-id is only used with --cluster\n");
 		return -1;
 	}
+	if (o->storage_redis && o->engine.durability == VT_DURABLE_OFFLINE) {
+		/* What mode offline holds lives in one node's memory: a device
+		 * that moves to another node would wait for its old node to let
+		 * go of it, and a node killed would lose it. */
+		fprintf(stderr, "vartalapd: --durability offline keeps messages in one node's "
+		                "memory; with --cluster use --durability always\n");
+		return -1;
+	}
 
 	if (o->storage_redis && !have_url) {
 		fprintf(stderr, "vartalapd: --storage redis needs --redis URL\n");
