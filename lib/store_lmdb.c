@@ -113,6 +113,9 @@ static int commit_txn(struct lmdb *s, struct vt_op *ops, size_t n, struct batch 
 	}
 	rc = apply_ops(s, txn, ops, n, b);
 	if (rc == 0) {
+		rc = vt__lmdb_max_id_raise(s, txn, b->max_id);
+	}
+	if (rc == 0) {
 		rc = vt__lmdb_check_headroom(s, txn, ops, n, b);
 	}
 	if (rc != 0) {
@@ -143,12 +146,12 @@ static int all_refused(const struct vt_op *ops, size_t n)
 static void lmdb_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb done, void *arg)
 {
 	struct lmdb *s = self;
-	struct batch b = {NULL, 0, 0};
+	struct batch b = {NULL, 0, 0, 0};
 	int rc = commit_txn(s, ops, n, &b);
 
 	if (rc == MDB_MAP_FULL) {
 		vt__out_free(b.out);
-		b = (struct batch){NULL, 0, 1};
+		b = (struct batch){NULL, 0, 1, 0};
 		rc = commit_txn(s, ops, n, &b);
 		if (rc == 0 && all_refused(ops, n)) {
 			rc = MDB_MAP_FULL;

@@ -89,6 +89,7 @@ struct batch {
 	struct vt__out *out; /* out_to arrays, freed after done */
 	int grows;           /* a TOUCH or GROUP stored something new */
 	int refuse;          /* the store is full: what would grow gets VT_ENOSPC */
+	uint64_t max_id;     /* the highest id a PUT stored: max_id is raised once */
 };
 
 /* Called for each registered device (its inbox key); nonzero stops. */
@@ -102,6 +103,7 @@ size_t vt__lmdb_rec_size(const struct vt_record *r);
 void vt__lmdb_rec_encode(const struct vt_record *r, uint8_t *p);
 int vt__lmdb_rec_decode(const MDB_val *v, uint64_t id, struct vt_record *r);
 int vt__lmdb_count_get(MDB_txn *txn, MDB_dbi dbi, MDB_val key, uint32_t *out);
+int vt__lmdb_inbox_count_set(struct lmdb *s, MDB_txn *txn, MDB_val key, uint32_t n);
 int vt__lmdb_inbox_count_add(struct lmdb *s, MDB_txn *txn, MDB_val key, int delta);
 int vt__lmdb_rcnt_get(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, uint32_t *n, int64_t *ts);
 int vt__lmdb_rcnt_put(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, uint32_t n, int64_t ts);
@@ -119,6 +121,8 @@ int vt__lmdb_dlv_put(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t ikl
                      uint32_t flags);
 int vt__lmdb_dlv_add(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id,
                      uint32_t flags);
+int vt__lmdb_dlv_add_counted(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen,
+                             uint64_t id, uint32_t count);
 int vt__lmdb_devices_each(struct lmdb *s, MDB_txn *txn, const uint8_t *uk, size_t uklen, dev_fn fn,
                           void *ctx);
 int vt__lmdb_devices_count(struct lmdb *s, MDB_txn *txn, const char *user, uint32_t *n);
@@ -130,6 +134,7 @@ int vt__lmdb_claim_holding(struct lmdb *s, MDB_txn *txn, const char *user, const
 /* store_lmdb_ops.c */
 int vt__lmdb_apply_touch(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b);
 int vt__lmdb_max_id_get(struct lmdb *s, MDB_txn *txn, uint64_t *out);
+int vt__lmdb_max_id_raise(struct lmdb *s, MDB_txn *txn, uint64_t id);
 int vt__lmdb_apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b);
 int vt__lmdb_apply_ack(struct lmdb *s, MDB_txn *txn, struct vt_op *op);
 int vt__lmdb_apply_notified(struct lmdb *s, MDB_txn *txn, struct vt_op *op);
