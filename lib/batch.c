@@ -5,8 +5,10 @@
  * device seen, a group's new state) is added to the current batch. The host
  * calls vt_engine_flush() once per loop turn, so everything taken in a turn
  * commits as one storage transaction, and senders hear "accepted" only from
- * the batch's completion. One batch is with the storage at a time, which
- * keeps completions, and so deliveries, in id order.
+ * the batch's completion. Up to commits_in_flight batches are with the
+ * storage at a time; they are completed in the order they were handed over,
+ * whatever order the storage answers in, which keeps completions, and so
+ * deliveries, in id order.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -365,16 +367,18 @@ static void count_latency(struct vt_engine *e, uint64_t ms)
 	e->stats.commit_ms_sum += ms;
 }
 
-static void on_commit(void *arg, int status)
+/* Complete the oldest batch in flight: its replies, routes and undos. */
+static void complete_batch(struct vt_engine *e)
 {
 	static const struct vt_op none;
-	struct vt_engine *e = arg;
-	struct vt_batch b = e->sent;
+	struct vt_batch b = e->flight[e->flight_head];
+	int status = b.status;
 
-	memset(&e->sent, 0, sizeof(e->sent));
+	memset(&e->flight[e->flight_head], 0, sizeof(b));
+	e->flight_head = (e->flight_head + 1) % VT_COMMITS_MAX;
+	e->nflight--;
 	e->pending_calls--;
-	e->committing = 0;
-	count_latency(e, vt__now(e) - e->flushed_at);
+	count_latency(e, vt__now(e) - b.flushed_at);
 	e->stats.batches++;
 	e->stats.batch_ops += b.len;
 	if (status < 0) {
@@ -384,7 +388,7 @@ static void on_commit(void *arg, int status)
 	e->healthy = status == 0;
 	e->health_err = status;
 	if (status == 0) {
-		e->committed_id = e->sent_last_id;
+		e->committed_id = b.last_id;
 	} else if (e->next_expire > vt__now(e) + 1000) {
 		/* Probe storage soon (see on_expired in engine.c). */
 		e->next_expire = vt__now(e) + 1000;
@@ -396,6 +400,21 @@ static void on_commit(void *arg, int status)
 		complete_one(e, &b.pend[i], status, b.ops != NULL ? &b.ops[i] : &none);
 	}
 	vt__batch_free(&b);
+}
+
+static void on_commit(void *arg, int status)
+{
+	struct vt_batch *b = arg;
+	struct vt_engine *e = b->e;
+
+	b->done = 1;
+	b->status = status;
+	if (e->destroying) {
+		return; /* vt_engine_destroy frees what is in flight */
+	}
+	while (e->nflight > 0 && e->flight[e->flight_head].done) {
+		complete_batch(e);
+	}
 
 	/* What was taken meanwhile waits for the next flush. */
 	if (e->cur.len > 0 && !e->flush_asked) {
@@ -406,20 +425,49 @@ static void on_commit(void *arg, int status)
 
 void vt_engine_flush(struct vt_engine *e)
 {
+	uint32_t most = e->cfg.commits_in_flight ? e->cfg.commits_in_flight : 1;
+	struct vt_batch *b;
+
 	e->flush_asked = 0;
-	if (e->committing || e->cur.len == 0) {
+	if (e->nflight >= most || e->cur.len == 0 || e->destroying) {
 		return;
 	}
 
-	e->sent = e->cur;
+	b = &e->flight[(e->flight_head + e->nflight) % VT_COMMITS_MAX];
+	*b = e->cur;
 	memset(&e->cur, 0, sizeof(e->cur));
-	e->committing = 1;
+	e->nflight++;
 	e->pending_calls++;
-	e->flushed_at = vt__now(e);
-	e->sent_last_id = e->next_id - 1;
-	if (batch_prepare(e, &e->sent) != 0) {
-		on_commit(e, VT_ENOMEM);
+	b->e = e;
+	b->flushed_at = vt__now(e);
+	b->last_id = e->next_id - 1;
+	if (batch_prepare(e, b) != 0) {
+		on_commit(b, VT_ENOMEM);
 		return;
 	}
-	e->st.ops->commit(e->st.self, e->sent.ops, e->sent.len, on_commit, e);
+	e->st.ops->commit(e->st.self, b->ops, b->len, on_commit, b);
+}
+
+/*
+ * A batch that will never commit, at vt_engine_destroy: requests waiting
+ * on it are answered VT_EBUSY, connections let go.
+ */
+void vt__batch_abandon(struct vt_engine *e, struct vt_batch *b)
+{
+	for (size_t i = 0; i < b->len; i++) {
+		struct vt_pend *p = &b->pend[i];
+
+		if (p->origin.reply != NULL) {
+			vt__reply_error(e, &p->origin, VT_EBUSY, "server shutting down",
+					p->msg != NULL ? p->msg->rec.cid : p->cid);
+		}
+		if (p->ackreq != NULL) {
+			vt__ackreq_done(e, p->ackreq, p->id, VT_EBUSY);
+		}
+		if (p->fetchreq != NULL) {
+			vt__fetch_start(p->fetchreq, VT_EBUSY);
+		}
+		vt__origin_release(&p->origin);
+	}
+	vt__batch_free(b);
 }

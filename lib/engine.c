@@ -32,6 +32,7 @@ void vt_engine_config_init(struct vt_engine_config *cfg)
 	cfg->max_group_update = 100;
 	cfg->typing_per_sec = 5;
 	cfg->msgs_per_sec = 100;
+	cfg->commits_in_flight = 1;
 }
 
 static int config_valid(const struct vt_engine_config *c)
@@ -40,7 +41,8 @@ static int config_valid(const struct vt_engine_config *c)
 	       c->ack_timeout_ms > 0 && c->window > 0 && c->window <= 65536 &&
 	       c->max_message_bytes >= 256 && c->offline_ttl_ms > 0 && c->device_ttl_ms > 0 &&
 	       c->fetch_limit_max > 0 && c->max_retries <= 100 && c->max_group_members >= 2 &&
-	       c->max_group_name > 0 && c->max_group_name < 512 && c->max_group_update > 0;
+	       c->max_group_name > 0 && c->max_group_name < 512 && c->max_group_update > 0 &&
+	       c->commits_in_flight <= VT_COMMITS_MAX;
 }
 
 uint64_t vt__now(struct vt_engine *e)
@@ -165,6 +167,20 @@ void vt_engine_destroy(struct vt_engine *e)
 		       e->pending_calls);
 	}
 
+	/*
+	 * Storage goes first: a backend may still be reading a batch in flight
+	 * (or answer it while it stops), so the batch outlives it. What it
+	 * answers from now on is dropped; who waits for it hears VT_EBUSY.
+	 */
+	e->destroying = 1;
+	e->st.ops->destroy(e->st.self);
+	while (e->nflight > 0) {
+		vt__batch_abandon(e, &e->flight[e->flight_head]);
+		e->flight_head = (e->flight_head + 1) % VT_COMMITS_MAX;
+		e->nflight--;
+	}
+	vt__batch_abandon(e, &e->cur);
+
 	while (e->conns != NULL) {
 		struct vt_conn *c = e->conns;
 
@@ -172,14 +188,12 @@ void vt_engine_destroy(struct vt_engine *e)
 		vt_conn_close(c);
 	}
 	vt_heap_free(&e->heap);
-	vt__batch_free(&e->cur);
-	vt__batch_free(&e->sent);
+	vt__batch_free(&e->cur); /* what closing the connections sent offline */
 	vt_map_free(&e->users);
 	vt_groups_free(&e->groups);
 	vt_buf_free(&e->out);
 	vt_engine_set_notifier(e, (struct vt_notifier){0});
 	vt_engine_set_cluster(e, (struct vt_cluster){0});
-	e->st.ops->destroy(e->st.self);
 	free(e);
 }
 

@@ -192,9 +192,16 @@ struct vt_pend {
 struct vt_batch {
 	struct vt_pend *pend;
 	struct vt_op *ops;
-	struct vt_inbox *inboxes;    /* two per op: its inbox, its own-copies inbox */
+	struct vt_inbox *inboxes;    /* one per op: its inbox, also its own-copies inbox */
 	const char **uptr;           /* user pointers of every PUT, back to back */
 	size_t len, cap;
+
+	/* once handed to storage */
+	struct vt_engine *e;
+	uint64_t flushed_at;         /* monotonic ms it went to storage */
+	uint64_t last_id;            /* the last id taken when it went */
+	int done;                    /* storage completed it; status is its answer */
+	int status;
 };
 
 struct vt_engine {
@@ -210,11 +217,12 @@ struct vt_engine {
 	struct vt_groups groups;
 
 	struct vt_batch cur;     /* taking ops this turn */
-	struct vt_batch sent;    /* handed to storage, not yet done */
-	int committing;
+	/* handed to storage, oldest first, completed in that order: a ring
+	 * of nflight batches from flight[head] */
+	struct vt_batch flight[VT_COMMITS_MAX];
+	uint32_t flight_head, nflight;
 	int flush_asked;
-	uint64_t flushed_at;     /* monotonic ms the sent batch went to storage */
-	uint64_t sent_last_id;   /* the last id taken when the sent batch went */
+	int destroying;          /* completions still coming are dropped */
 	uint64_t committed_id;   /* every id up to this one is committed */
 
 	uint64_t next_id;
@@ -251,6 +259,7 @@ void vt__batch_touch(struct vt_engine *e, const struct vt_identity *id, struct v
 		     struct vt_fetchreq *f);
 void vt__batch_notified(struct vt_engine *e, const char *user, const char *device, uint64_t id);
 void vt__batch_free(struct vt_batch *b);
+void vt__batch_abandon(struct vt_engine *e, struct vt_batch *b);
 
 /* route.c */
 void vt__take_event(struct vt_engine *e, const struct vt_identity *from, const char *data,

@@ -23,6 +23,13 @@
  * blob per group id, written by GROUP ops in the same batches as the events
  * that announce a change, and read back whole at start (load_groups).
  *
+ * Order. The engine may hand over a commit before the one before it has
+ * completed (vt_engine_config.commits_in_flight). A backend applies commits,
+ * and expiry sweeps, in the order it was given them, so a later one sees
+ * what an earlier one wrote. A listing shows the commits completed before
+ * the listing completes, and none whose completion is still to come: the
+ * engine routes those itself when they complete.
+ *
  * Threads: the engine calls a backend from one thread only, and a backend
  * calls its callbacks on that same thread.
  */
