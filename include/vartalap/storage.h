@@ -28,7 +28,7 @@
  * completed (vt_engine_config.commits_in_flight). A backend applies commits,
  * and expiry sweeps, in the order it was given them, so a later one sees
  * what an earlier one wrote. A listing shows the commits completed before
- * the listing completes, and none whose completion is still to come: the
+ * the listing completes, and none whose completion has not begun: the
  * engine routes those itself when they complete.
  *
  * Threads: the engine calls a backend from one thread only, and a backend

@@ -738,6 +738,25 @@ START_TEST(backlog_larger_than_window_arrives_in_order)
 }
 END_TEST
 
+/*
+ * A device that connects in the same batch as a message to it: its listing
+ * runs when its registration completes, and sees the message, whose own
+ * completion (the route) comes after. It is pushed once.
+ */
+START_TEST(listed_and_routed_in_one_batch_pushed_once)
+{
+	struct vt_identity bob = ident(&H, "bob");
+
+	connect_user(E, &H, "alice", &A);
+	memset(&B, 0, sizeof(B));
+	ck_assert_int_eq(vt_conn_open(E, &bob, &cap_ops, &B, &B.conn), 0);
+	send_msg(&A, "m1", "bob", "1");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 1);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+}
+END_TEST
+
 /* A store that holds every commit until the test completes it, in any order. */
 struct held {
 	struct vt_op *ops;
@@ -911,6 +930,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(t, newer_connection_replaces_older);
 	tcase_add_test(t, stalled_reader_queue_stays_small);
 	tcase_add_test(t, backlog_larger_than_window_arrives_in_order);
+	tcase_add_test(t, listed_and_routed_in_one_batch_pushed_once);
 	tcase_add_test(t, next_batch_commits_while_one_is_in_flight);
 	tcase_add_test(t, one_batch_in_flight_by_default);
 	tcase_add_test(t, destroy_with_batches_in_flight);
