@@ -69,8 +69,8 @@ void vt__batch_touch(struct vt_engine *e, const struct vt_identity *id, struct v
 		}
 		return;
 	}
-	snprintf(p->user, sizeof(p->user), "%s", id->user);
-	snprintf(p->device, sizeof(p->device), "%s", id->device);
+	vt__copy(p->user, sizeof(p->user), id->user);
+	vt__copy(p->device, sizeof(p->device), id->device);
 	if (c != NULL) {
 		c->refs++;
 		p->origin.conn = c;
@@ -83,8 +83,8 @@ void vt__batch_notified(struct vt_engine *e, const char *user, const char *devic
 	struct vt_pend *p = vt__batch_add(e, VT_PEND_NOTIFIED);
 
 	if (p != NULL) {
-		snprintf(p->user, sizeof(p->user), "%s", user);
-		snprintf(p->device, sizeof(p->device), "%s", device);
+		vt__copy(p->user, sizeof(p->user), user);
+		vt__copy(p->device, sizeof(p->device), device);
 		p->id = id;
 	}
 }
@@ -130,7 +130,7 @@ static void prepare_put(struct vt_engine *e, struct vt_pend *p, struct vt_op *op
 		return;
 	}
 	for (uint32_t i = 0; i < p->nusers; i++) {
-		uptr[i] = p->users[i];
+		uptr[i] = p->users != NULL ? p->users[i] : p->msg->rec.to;
 	}
 	op->users = uptr;
 	op->nusers = p->nusers;
@@ -239,7 +239,7 @@ static void complete_ack(struct vt_engine *e, struct vt_pend *p, int status,
 		struct vt_identity by = {.exp = 0};
 
 		snprintf(by.user, sizeof(by.user), "%.*s", VT_ID_MAX, p->user);
-		snprintf(by.device, sizeof(by.device), "%s", p->device);
+		vt__copy(by.device, sizeof(by.device), p->device);
 		vt__take_delivered(e, &by, op->acked_from, p->id, op->acked_cid);
 	}
 

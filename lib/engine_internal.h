@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <vartalap/engine.h>
 #include <vartalap/notifier.h>
@@ -170,7 +171,8 @@ struct vt_pend {
 	char device[VT_ID_MAX + 1];
 	uint64_t id;                 /* ACK, NOTIFIED */
 
-	/* PUT: recipients to expand, and the sender's inbox for its own copies */
+	/* PUT: recipients to expand, and the sender's inbox for its own copies.
+	 * users NULL with nusers 1: the message's own "to" (its text holds it). */
 	char (*users)[VT_ID_MAX + 1];
 	uint32_t nusers;
 	int own_copies;              /* user/device name the sender's inbox */
@@ -238,6 +240,15 @@ struct vt_engine {
 	struct vt_engine_stats stats;
 	struct vt_buf out;       /* scratch for encoding */
 };
+
+/* Copy @src into @dst of @size bytes, cut to fit: snprintf "%s" without its cost. */
+static inline void vt__copy(char *dst, size_t size, const char *src)
+{
+	size_t n = strnlen(src, size - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
 
 /* engine.c */
 uint64_t vt__now(struct vt_engine *e);

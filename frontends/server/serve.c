@@ -43,10 +43,13 @@
 /* Memory backend: how long a (sender, client id) pair is remembered. */
 #define MEM_DEDUP_WINDOW_MS (7LL * 24 * 3600 * 1000)
 
-/* Batches with the LMDB writer thread at once (see docs/PERFORMANCE.md). */
-#ifndef LMDB_COMMITS_IN_FLIGHT
-#define LMDB_COMMITS_IN_FLIGHT 2
-#endif
+/*
+ * Batches with the LMDB writer thread at once. One: the next batch builds
+ * while the last one syncs, and goes whole when it is done. With two, each
+ * loop turn's batch went at once, and the writer synced more and smaller
+ * transactions: on one core that was slower (docs/PERFORMANCE.md).
+ */
+#define LMDB_COMMITS_IN_FLIGHT 1
 
 struct server {
 	struct vt_server_options opt;
@@ -162,10 +165,7 @@ static void on_storage_ready(evutil_socket_t fd, short what, void *arg)
 	vt_storage_lmdb_dispatch(&s->st);
 }
 
-/*
- * With the LMDB writer thread, answers come back through its descriptor,
- * and the engine hands a batch over while the one before it still syncs.
- */
+/* With the LMDB writer thread, answers come back through its descriptor. */
 static int watch_storage(struct server *s)
 {
 	int fd = vt_storage_lmdb_fd(&s->st);
