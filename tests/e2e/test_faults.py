@@ -5,12 +5,12 @@ kill -9: senders over WebSocket and REST send to recipients who ack most of
 what they get, and the server is killed 20 times at random moments and
 restarted on the same data dir (6 more times with the LMDB writer inline,
 and 6 times stopped with SIGTERM instead, while the load goes on). A
-sender resends, with the same client id, whatever got no answer. At the end every accepted message has reached its
-recipient with the server id it was accepted with, no (sender, client id)
-got two server ids, and no message whose ack the server confirmed (the
-sender got its `delivered`) is pushed again after a restart. Other repeated
-pushes (a retry, or an un-acked message pushed again after a restart) are
-allowed and counted.
+sender resends, with the same client id, whatever got no answer. At the
+end every accepted message has reached its recipient with the server id
+it was accepted with, no (sender, client id) got two server ids, and no
+message whose ack the server confirmed (the sender got its `delivered`) is
+pushed again after a restart. Other repeated pushes (a retry, or an
+un-acked message pushed again after a restart) are allowed and counted.
 
 Full storage: with durability always a message is accepted only once it is
 on disk, so a full store refuses new messages (507 storage_full over REST,
