@@ -423,12 +423,12 @@ static void on_commit(void *arg, int status)
 	}
 }
 
-void vt_engine_flush(struct vt_engine *e)
+/* Hand what was taken to storage, if it may have another batch. */
+static void flush_batch(struct vt_engine *e)
 {
 	uint32_t most = e->cfg.commits_in_flight ? e->cfg.commits_in_flight : 1;
 	struct vt_batch *b;
 
-	e->flush_asked = 0;
 	if (e->nflight >= most || e->cur.len == 0 || e->destroying) {
 		return;
 	}
@@ -446,6 +446,17 @@ void vt_engine_flush(struct vt_engine *e)
 		return;
 	}
 	e->st.ops->commit(e->st.self, b->ops, b->len, on_commit, b);
+}
+
+void vt_engine_flush(struct vt_engine *e)
+{
+	e->flush_asked = 0;
+	flush_batch(e);
+
+	/* Storage applies calls in order: the sweep follows the touches. */
+	if (e->expire_due && e->cur.len == 0 && !e->shutting_down && !e->destroying) {
+		vt__expire_start(e);
+	}
 }
 
 /*

@@ -285,25 +285,30 @@ static void sweep(struct vt_engine *e, uint64_t now)
 			}
 		}
 	}
-	if (now >= e->next_expire && !e->expiring && !e->shutting_down) {
-		int64_t wall = vt__wall(e);
-
+	if (now >= e->next_expire && !e->expiring && !e->expire_due && !e->shutting_down) {
 		/* A device connected all along is in use: see it again, and
-		 * commit that before storage looks for devices to forget. */
+		 * hand that to storage before it looks for devices to forget
+		 * (vt_engine_flush starts the sweep once it has). */
 		for (struct vt_conn *c = e->conns; c != NULL; c = c->next) {
 			if (!c->closing) {
 				vt__batch_touch(e, &c->id, NULL, NULL);
 			}
 		}
-		vt_engine_flush(e);
-
 		e->next_expire = now + (e->healthy ? EXPIRE_SWEEP_MS : TOKEN_SWEEP_MS);
-		e->expiring = 1;
-		e->pending_calls++;
-		e->st.ops->expire(e->st.self, wall, wall - (int64_t)e->cfg.offline_ttl_ms,
-				  wall - (int64_t)e->cfg.device_ttl_ms, EXPIRE_MAX_PER_SWEEP,
-				  on_expired, e);
+		e->expire_due = 1;
+		vt_engine_flush(e);
 	}
+}
+
+void vt__expire_start(struct vt_engine *e)
+{
+	int64_t wall = vt__wall(e);
+
+	e->expire_due = 0;
+	e->expiring = 1;
+	e->pending_calls++;
+	e->st.ops->expire(e->st.self, wall, wall - (int64_t)e->cfg.offline_ttl_ms,
+			  wall - (int64_t)e->cfg.device_ttl_ms, EXPIRE_MAX_PER_SWEEP, on_expired, e);
 }
 
 void vt_engine_run_timers(struct vt_engine *e)

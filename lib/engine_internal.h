@@ -231,6 +231,7 @@ struct vt_engine {
 	uint64_t conn_serial;    /* the last connection's serial */
 	uint64_t next_sweep;     /* monotonic ms: token expiry check */
 	uint64_t next_expire;    /* monotonic ms: offline expiry sweep */
+	int expire_due;          /* the sweep waits for its touches to go to storage */
 	int expiring;
 	uint32_t pending_calls;  /* storage calls not yet completed */
 
@@ -255,6 +256,7 @@ uint64_t vt__now(struct vt_engine *e);
 int64_t vt__wall(struct vt_engine *e);
 uint64_t vt__new_id(struct vt_engine *e);
 void vt__timers_changed(struct vt_engine *e);
+void vt__expire_start(struct vt_engine *e);
 void vt__reply(struct vt_engine *e, struct vt_origin *o, int status, const char *json,
 	       size_t len);
 void vt__reply_error(struct vt_engine *e, struct vt_origin *o, int err, const char *reason,

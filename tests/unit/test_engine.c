@@ -767,11 +767,22 @@ struct held {
 
 static struct held held[4];
 static int nheld;
+static char calls[16]; /* the store's calls in order: c commit, e expire */
+
+static void held_called(char what)
+{
+	size_t n = strlen(calls);
+
+	ck_assert_uint_lt(n + 1, sizeof(calls));
+	calls[n] = what;
+	calls[n + 1] = '\0';
+}
 
 static void held_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb done, void *arg)
 {
 	ck_assert_int_lt(nheld, 4);
 	held[nheld++] = (struct held){ops, n, done, arg};
+	held_called('c');
 }
 
 static void held_list(void *self, const struct vt_inbox *in, uint64_t after, uint32_t limit,
@@ -783,6 +794,7 @@ static void held_list(void *self, const struct vt_inbox *in, uint64_t after, uin
 static void held_expire(void *self, int64_t now, int64_t before, int64_t dev_before,
 			uint64_t max, vt_expire_cb done, void *arg)
 {
+	held_called('e');
 	done(arg, 0, 0);
 }
 
@@ -825,6 +837,7 @@ static void held_engine(uint32_t in_flight)
 	engine_on(&held_ops, in_flight);
 	ck_assert_int_eq(nheld, 1); /* alice's device */
 	held_complete(0);
+	calls[0] = '\0';
 }
 
 /* The cid of the @i-th "accepted" alice heard. */
@@ -885,6 +898,26 @@ START_TEST(one_batch_in_flight_by_default)
 }
 END_TEST
 
+/*
+ * The expiry sweep sees connected devices again first. When a batch is in
+ * flight, the sweep waits until the batch with those sightings is handed
+ * over: storage applies calls in order.
+ */
+START_TEST(expiry_sweep_follows_its_touches)
+{
+	held_engine(1);
+	send_msg(&A, "m1", "bob", "1");
+	turn(E, &H);
+	advance(E, &H, 10);
+	ck_assert_str_eq(calls, "c");
+	held_complete(0);
+	turn(E, &H);
+	ck_assert_str_eq(calls, "cce");
+	held_complete(0);
+	ck_assert_int_eq(vt_engine_idle(E), 1);
+}
+END_TEST
+
 /* Destroyed with batches in flight: nothing is answered as accepted. */
 START_TEST(destroy_with_batches_in_flight)
 {
@@ -933,6 +966,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(t, listed_and_routed_in_one_batch_pushed_once);
 	tcase_add_test(t, next_batch_commits_while_one_is_in_flight);
 	tcase_add_test(t, one_batch_in_flight_by_default);
+	tcase_add_test(t, expiry_sweep_follows_its_touches);
 	tcase_add_test(t, destroy_with_batches_in_flight);
 	suite_add_tcase(s, t);
 	return s;
