@@ -334,6 +334,9 @@ static void complete_one(struct vt_engine *e, struct vt_pend *p, int status,
 /*
  * A failed batch changed nothing in storage, so group changes taken with it
  * are undone in memory too, newest first.
+ * TODO: a later change to the same group, taken while this batch was in
+ * flight (in the next batch, or in one handed over after it), holds a state
+ * built on the change undone here, and stores it when it commits.
  */
 static void undo_groups(struct vt_engine *e, struct vt_batch *b, int status)
 {
