@@ -4,12 +4,12 @@
  * Commits and expiry sweeps go to one thread that owns every write
  * transaction, so the engine's loop keeps reading sockets and taking the
  * next batch while the last one is written and synced. The thread takes
- * all the commits queued since it last looked and writes them, in order,
- * as one transaction: one fsync for all of them (group commit). Finished
- * work waits in a done list; an eventfd tells the host, whose call to
- * vt_storage_lmdb_dispatch() runs the callbacks on the engine's thread, in
- * the order the calls were made. No callback runs before the transaction
- * that holds its batch is durable.
+ * the commits queued since it last looked (up to MERGE_MAX) and writes
+ * them, in order, as one transaction: one fsync for all (group commit).
+ * Finished work waits in a done list; an eventfd tells the host, whose call
+ * to vt_storage_lmdb_dispatch() runs the callbacks on the engine's thread,
+ * in the order the calls were made. No callback runs before the
+ * transaction that holds its batch is durable.
  *
  * Reads. Listings run on the engine's thread, in a read transaction (the
  * view) that shows exactly the commits whose callbacks have run: the engine
@@ -27,7 +27,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
