@@ -5,8 +5,10 @@
  * device seen, a group's new state) is added to the current batch. The host
  * calls vt_engine_flush() once per loop turn, so everything taken in a turn
  * commits as one storage transaction, and senders hear "accepted" only from
- * the batch's completion. One batch is with the storage at a time, which
- * keeps completions, and so deliveries, in id order.
+ * the batch's completion. Up to commits_in_flight batches are with the
+ * storage at a time; they are completed in the order they were handed over,
+ * whatever order the storage answers in, which keeps completions, and so
+ * deliveries, in id order.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,8 +69,8 @@ void vt__batch_touch(struct vt_engine *e, const struct vt_identity *id, struct v
 		}
 		return;
 	}
-	snprintf(p->user, sizeof(p->user), "%s", id->user);
-	snprintf(p->device, sizeof(p->device), "%s", id->device);
+	vt__copy(p->user, sizeof(p->user), id->user);
+	vt__copy(p->device, sizeof(p->device), id->device);
 	if (c != NULL) {
 		c->refs++;
 		p->origin.conn = c;
@@ -81,8 +83,8 @@ void vt__batch_notified(struct vt_engine *e, const char *user, const char *devic
 	struct vt_pend *p = vt__batch_add(e, VT_PEND_NOTIFIED);
 
 	if (p != NULL) {
-		snprintf(p->user, sizeof(p->user), "%s", user);
-		snprintf(p->device, sizeof(p->device), "%s", device);
+		vt__copy(p->user, sizeof(p->user), user);
+		vt__copy(p->device, sizeof(p->device), device);
 		p->id = id;
 	}
 }
@@ -133,7 +135,7 @@ static void prepare_put(struct vt_engine *e, struct vt_pend *p, struct vt_op *op
 		return;
 	}
 	for (uint32_t i = 0; i < p->nusers; i++) {
-		uptr[i] = p->users[i];
+		uptr[i] = p->users != NULL ? p->users[i] : p->msg->rec.to;
 	}
 	op->users = uptr;
 	op->nusers = p->nusers;
@@ -274,7 +276,7 @@ static void complete_ack(struct vt_engine *e, struct vt_pend *p, int status,
 		struct vt_identity by = {.exp = 0};
 
 		snprintf(by.user, sizeof(by.user), "%.*s", VT_ID_MAX, p->user);
-		snprintf(by.device, sizeof(by.device), "%s", p->device);
+		vt__copy(by.device, sizeof(by.device), p->device);
 		vt__take_delivered(e, &by, op->acked_from, p->id, op->acked_cid);
 	}
 
@@ -371,6 +373,9 @@ static void complete_one(struct vt_engine *e, struct vt_pend *p, int status,
 /*
  * A failed batch changed nothing in storage, nor did a group change the
  * store refused, so such changes are undone in memory too, newest first.
+ * TODO: a later change to the same group, taken while this batch was in
+ * flight (in the next batch, or in one handed over after it), holds a state
+ * built on the change undone here, and stores it when it commits.
  */
 static void undo_groups(struct vt_engine *e, struct vt_batch *b, int status)
 {
@@ -413,16 +418,18 @@ static void count_latency(struct vt_engine *e, uint64_t ms)
 	e->stats.commit_ms_sum += ms;
 }
 
-static void on_commit(void *arg, int status)
+/* Complete the oldest batch in flight: its replies, routes and undos. */
+static void complete_batch(struct vt_engine *e)
 {
 	static const struct vt_op none;
-	struct vt_engine *e = arg;
-	struct vt_batch b = e->sent;
+	struct vt_batch b = e->flight[e->flight_head];
+	int status = b.status;
 
-	memset(&e->sent, 0, sizeof(e->sent));
+	memset(&e->flight[e->flight_head], 0, sizeof(b));
+	e->flight_head = (e->flight_head + 1) % VT_COMMITS_MAX;
+	e->nflight--;
 	e->pending_calls--;
-	e->committing = 0;
-	count_latency(e, vt__now(e) - e->flushed_at);
+	count_latency(e, vt__now(e) - b.flushed_at);
 	e->stats.batches++;
 	e->stats.batch_ops += b.len;
 	if (status < 0) {
@@ -432,7 +439,7 @@ static void on_commit(void *arg, int status)
 	e->healthy = status == 0;
 	e->health_err = status;
 	if (status == 0) {
-		e->committed_id = e->sent_last_id;
+		e->committed_id = b.last_id;
 	} else if (e->next_expire > vt__now(e) + 1000) {
 		/* Probe storage soon (see on_expired in engine.c). */
 		e->next_expire = vt__now(e) + 1000;
@@ -444,6 +451,21 @@ static void on_commit(void *arg, int status)
 		complete_one(e, &b.pend[i], status, b.ops != NULL ? &b.ops[i] : &none);
 	}
 	vt__batch_free(&b);
+}
+
+static void on_commit(void *arg, int status)
+{
+	struct vt_batch *b = arg;
+	struct vt_engine *e = b->e;
+
+	b->done = 1;
+	b->status = status;
+	if (e->destroying) {
+		return; /* vt_engine_destroy frees what is in flight */
+	}
+	while (e->nflight > 0 && e->flight[e->flight_head].done) {
+		complete_batch(e);
+	}
 
 	/* What was taken meanwhile waits for the next flush. */
 	if (e->cur.len > 0 && !e->flush_asked) {
@@ -454,11 +476,13 @@ static void on_commit(void *arg, int status)
 
 int vt__batch_acking(const struct vt_engine *e, const struct vt_inbox *in, uint64_t id)
 {
-	const struct vt_batch *batches[2] = {&e->cur, &e->sent};
+	for (uint32_t k = 0; k <= e->nflight; k++) {
+		const struct vt_batch *b = k < e->nflight
+						   ? &e->flight[(e->flight_head + k) % VT_COMMITS_MAX]
+						   : &e->cur;
 
-	for (int k = 0; k < 2; k++) {
-		for (size_t i = 0; i < batches[k]->len; i++) {
-			const struct vt_pend *p = &batches[k]->pend[i];
+		for (size_t i = 0; i < b->len; i++) {
+			const struct vt_pend *p = &b->pend[i];
 
 			if (p->kind == VT_PEND_ACK && p->id == id && strcmp(p->user, in->user) == 0 &&
 			    strcmp(p->device, in->device) == 0) {
@@ -469,22 +493,62 @@ int vt__batch_acking(const struct vt_engine *e, const struct vt_inbox *in, uint6
 	return 0;
 }
 
-void vt_engine_flush(struct vt_engine *e)
+/* Hand what was taken to storage, if it may have another batch. */
+static void flush_batch(struct vt_engine *e)
 {
-	e->flush_asked = 0;
-	if (e->committing || e->cur.len == 0) {
+	uint32_t most = e->cfg.commits_in_flight ? e->cfg.commits_in_flight : 1;
+	struct vt_batch *b;
+
+	if (e->nflight >= most || e->cur.len == 0 || e->destroying) {
 		return;
 	}
 
-	e->sent = e->cur;
+	b = &e->flight[(e->flight_head + e->nflight) % VT_COMMITS_MAX];
+	*b = e->cur;
 	memset(&e->cur, 0, sizeof(e->cur));
-	e->committing = 1;
+	e->nflight++;
 	e->pending_calls++;
-	e->flushed_at = vt__now(e);
-	e->sent_last_id = e->next_id - 1;
-	if (batch_prepare(e, &e->sent) != 0) {
-		on_commit(e, VT_ENOMEM);
+	b->e = e;
+	b->flushed_at = vt__now(e);
+	b->last_id = e->next_id - 1;
+	if (batch_prepare(e, b) != 0) {
+		on_commit(b, VT_ENOMEM);
 		return;
 	}
-	e->st.ops->commit(e->st.self, e->sent.ops, e->sent.len, on_commit, e);
+	e->st.ops->commit(e->st.self, b->ops, b->len, on_commit, b);
+}
+
+void vt_engine_flush(struct vt_engine *e)
+{
+	e->flush_asked = 0;
+	flush_batch(e);
+
+	/* Storage applies calls in order: the sweep follows the touches. */
+	if (e->expire_due && e->cur.len == 0 && !e->shutting_down && !e->destroying) {
+		vt__expire_start(e);
+	}
+}
+
+/*
+ * A batch that will never commit, at vt_engine_destroy: requests waiting
+ * on it are answered VT_EBUSY, connections let go.
+ */
+void vt__batch_abandon(struct vt_engine *e, struct vt_batch *b)
+{
+	for (size_t i = 0; i < b->len; i++) {
+		struct vt_pend *p = &b->pend[i];
+
+		if (p->origin.reply != NULL) {
+			vt__reply_error(e, &p->origin, VT_EBUSY, "server shutting down",
+					p->msg != NULL ? p->msg->rec.cid : p->cid);
+		}
+		if (p->ackreq != NULL) {
+			vt__ackreq_done(e, p->ackreq, p->id, VT_EBUSY);
+		}
+		if (p->fetchreq != NULL) {
+			vt__fetch_start(p->fetchreq, VT_EBUSY);
+		}
+		vt__origin_release(&p->origin);
+	}
+	vt__batch_free(b);
 }

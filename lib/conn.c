@@ -65,8 +65,8 @@ static void item_offline(struct vt_conn *c, struct vt_item *it)
 		struct vt_pend *p = vt__batch_put(e, VT_PEND_OFFLINE, it->msg);
 
 		if (p != NULL) {
-			snprintf(p->user, sizeof(p->user), "%s", c->id.user);
-			snprintf(p->device, sizeof(p->device), "%s", c->id.device);
+			vt__copy(p->user, sizeof(p->user), c->id.user);
+			vt__copy(p->device, sizeof(p->device), c->id.device);
 		}
 	}
 	/* A server going down, or a device connecting again, is no news to
@@ -341,9 +341,26 @@ void vt__conn_rewind(struct vt_conn *c)
 	c->rewind_after = 0;
 }
 
+/* Is event @id in the connection's queue now? */
+static int queued(const struct vt_conn *c, uint64_t id)
+{
+	for (const struct vt_item *it = c->head; it != NULL; it = it->next) {
+		if (it->msg->rec.id == id) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
 void vt__conn_offer(struct vt_conn *c, struct vt_msg *m)
 {
 	if (c->closing) {
+		return;
+	}
+	/* A listing may have taken it already: a device registered in the same
+	 * batch lists its inbox, which holds the whole batch, before the
+	 * batch's later events are routed. */
+	if (m->rec.id <= c->cursor && queued(c, m->rec.id)) {
 		return;
 	}
 	if (c->backlog || c->fetching || c->blocked || c->nqueued >= queue_cap(c)) {
@@ -427,17 +444,6 @@ static void fetch(struct vt_conn *c)
 	c->rewind = 0;
 	e->st.ops->list(e->st.self, &c->inbox, c->rewinding ? c->rewind_after : c->cursor, want,
 			on_list, c);
-}
-
-/* Is event @id in the connection's queue now? */
-static int queued(const struct vt_conn *c, uint64_t id)
-{
-	for (const struct vt_item *it = c->head; it != NULL; it = it->next) {
-		if (it->msg->rec.id == id) {
-			return 1;
-		}
-	}
-	return 0;
 }
 
 static void on_list(void *arg, int status, const struct vt_record *recs, size_t n)

@@ -32,6 +32,7 @@ void vt_engine_config_init(struct vt_engine_config *cfg)
 	cfg->max_group_update = 100;
 	cfg->typing_per_sec = 5;
 	cfg->msgs_per_sec = 100;
+	cfg->commits_in_flight = 1;
 }
 
 static int config_valid(const struct vt_engine_config *c)
@@ -40,7 +41,8 @@ static int config_valid(const struct vt_engine_config *c)
 	       c->ack_timeout_ms > 0 && c->window > 0 && c->window <= 65536 &&
 	       c->max_message_bytes >= 256 && c->offline_ttl_ms > 0 && c->device_ttl_ms > 0 &&
 	       c->fetch_limit_max > 0 && c->max_retries <= 100 && c->max_group_members >= 2 &&
-	       c->max_group_name > 0 && c->max_group_name < 512 && c->max_group_update > 0;
+	       c->max_group_name > 0 && c->max_group_name < 512 && c->max_group_update > 0 &&
+	       c->commits_in_flight <= VT_COMMITS_MAX;
 }
 
 uint64_t vt__now(struct vt_engine *e)
@@ -166,6 +168,20 @@ void vt_engine_destroy(struct vt_engine *e)
 	}
 	vt__group_waiting_fail(e, VT_EBUSY, "server shutting down");
 
+	/*
+	 * Storage goes first: a backend may still be reading a batch in flight
+	 * (or answer it while it stops), so the batch outlives it. What it
+	 * answers from now on is dropped; who waits for it hears VT_EBUSY.
+	 */
+	e->destroying = 1;
+	e->st.ops->destroy(e->st.self);
+	while (e->nflight > 0) {
+		vt__batch_abandon(e, &e->flight[e->flight_head]);
+		e->flight_head = (e->flight_head + 1) % VT_COMMITS_MAX;
+		e->nflight--;
+	}
+	vt__batch_abandon(e, &e->cur);
+
 	while (e->conns != NULL) {
 		struct vt_conn *c = e->conns;
 
@@ -173,14 +189,12 @@ void vt_engine_destroy(struct vt_engine *e)
 		vt_conn_close(c);
 	}
 	vt_heap_free(&e->heap);
-	vt__batch_free(&e->cur);
-	vt__batch_free(&e->sent);
+	vt__batch_free(&e->cur); /* what closing the connections sent offline */
 	vt_map_free(&e->users);
 	vt_groups_free(&e->groups);
 	vt_buf_free(&e->out);
 	vt_engine_set_notifier(e, (struct vt_notifier){0});
 	vt_engine_set_cluster(e, (struct vt_cluster){0});
-	e->st.ops->destroy(e->st.self);
 	free(e);
 }
 
@@ -279,25 +293,30 @@ static void sweep(struct vt_engine *e, uint64_t now)
 			}
 		}
 	}
-	if (now >= e->next_expire && !e->expiring && !e->shutting_down) {
-		int64_t wall = vt__wall(e);
-
+	if (now >= e->next_expire && !e->expiring && !e->expire_due && !e->shutting_down) {
 		/* A device connected all along is in use: see it again, and
-		 * commit that before storage looks for devices to forget. */
+		 * hand that to storage before it looks for devices to forget
+		 * (vt_engine_flush starts the sweep once it has). */
 		for (struct vt_conn *c = e->conns; c != NULL; c = c->next) {
 			if (!c->closing) {
 				vt__batch_touch(e, &c->id, NULL, NULL);
 			}
 		}
-		vt_engine_flush(e);
-
 		e->next_expire = now + (e->healthy ? EXPIRE_SWEEP_MS : TOKEN_SWEEP_MS);
-		e->expiring = 1;
-		e->pending_calls++;
-		e->st.ops->expire(e->st.self, wall, wall - (int64_t)e->cfg.offline_ttl_ms,
-				  wall - (int64_t)e->cfg.device_ttl_ms, EXPIRE_MAX_PER_SWEEP,
-				  on_expired, e);
+		e->expire_due = 1;
+		vt_engine_flush(e);
 	}
+}
+
+void vt__expire_start(struct vt_engine *e)
+{
+	int64_t wall = vt__wall(e);
+
+	e->expire_due = 0;
+	e->expiring = 1;
+	e->pending_calls++;
+	e->st.ops->expire(e->st.self, wall, wall - (int64_t)e->cfg.offline_ttl_ms,
+			  wall - (int64_t)e->cfg.device_ttl_ms, EXPIRE_MAX_PER_SWEEP, on_expired, e);
 }
 
 void vt_engine_run_timers(struct vt_engine *e)

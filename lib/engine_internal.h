@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <vartalap/engine.h>
 #include <vartalap/notifier.h>
@@ -182,7 +183,8 @@ struct vt_pend {
 	uint64_t base;
 	int retried;                 /* a group post taken again after a conflict */
 
-	/* PUT: recipients to expand, and the sender's inbox for its own copies */
+	/* PUT: recipients to expand, and the sender's inbox for its own copies.
+	 * users NULL with nusers 1: the message's own "to" (its text holds it). */
 	char (*users)[VT_ID_MAX + 1];
 	uint32_t nusers;
 	int own_copies;              /* user/device name the sender's inbox */
@@ -217,9 +219,16 @@ struct vt_waiting_post {
 struct vt_batch {
 	struct vt_pend *pend;
 	struct vt_op *ops;
-	struct vt_inbox *inboxes;    /* two per op: its inbox, its own-copies inbox */
+	struct vt_inbox *inboxes;    /* one per op: its inbox, also its own-copies inbox */
 	const char **uptr;           /* user pointers of every PUT, back to back */
 	size_t len, cap;
+
+	/* once handed to storage */
+	struct vt_engine *e;
+	uint64_t flushed_at;         /* monotonic ms it went to storage */
+	uint64_t last_id;            /* the last id taken when it went */
+	int done;                    /* storage completed it; status is its answer */
+	int status;
 };
 
 struct vt_engine {
@@ -237,17 +246,19 @@ struct vt_engine {
 	uint32_t nwaiting;
 
 	struct vt_batch cur;     /* taking ops this turn */
-	struct vt_batch sent;    /* handed to storage, not yet done */
-	int committing;
+	/* handed to storage, oldest first, completed in that order: a ring
+	 * of nflight batches from flight[head] */
+	struct vt_batch flight[VT_COMMITS_MAX];
+	uint32_t flight_head, nflight;
 	int flush_asked;
-	uint64_t flushed_at;     /* monotonic ms the sent batch went to storage */
-	uint64_t sent_last_id;   /* the last id taken when the sent batch went */
+	int destroying;          /* completions still coming are dropped */
 	uint64_t committed_id;   /* every id up to this one is committed */
 
 	uint64_t next_id;
 	uint64_t conn_serial;    /* the last connection's serial */
 	uint64_t next_sweep;     /* monotonic ms: token expiry check */
 	uint64_t next_expire;    /* monotonic ms: offline expiry sweep */
+	int expire_due;          /* the sweep waits for its touches to go to storage */
 	int expiring;
 	uint32_t pending_calls;  /* storage calls not yet completed */
 
@@ -258,11 +269,21 @@ struct vt_engine {
 	struct vt_buf out;       /* scratch for encoding */
 };
 
+/* Copy @src into @dst of @size bytes, cut to fit: snprintf "%s" without its cost. */
+static inline void vt__copy(char *dst, size_t size, const char *src)
+{
+	size_t n = strnlen(src, size - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 /* engine.c */
 uint64_t vt__now(struct vt_engine *e);
 int64_t vt__wall(struct vt_engine *e);
 uint64_t vt__new_id(struct vt_engine *e);
 void vt__timers_changed(struct vt_engine *e);
+void vt__expire_start(struct vt_engine *e);
 void vt__reply(struct vt_engine *e, struct vt_origin *o, int status, const char *json,
 	       size_t len);
 void vt__reply_error(struct vt_engine *e, struct vt_origin *o, int err, const char *reason,
@@ -280,6 +301,7 @@ void vt__batch_touch(struct vt_engine *e, const struct vt_identity *id, struct v
 		     struct vt_fetchreq *f);
 void vt__batch_notified(struct vt_engine *e, const char *user, const char *device, uint64_t id);
 void vt__batch_free(struct vt_batch *b);
+void vt__batch_abandon(struct vt_engine *e, struct vt_batch *b);
 
 /* route.c */
 void vt__take_event(struct vt_engine *e, const struct vt_identity *from, const char *data,

@@ -31,11 +31,14 @@ int vt__notify(struct vt_engine *e, const struct vt_record *rec, const char *use
 	if (rec->kind != VT_KIND_MESSAGE && rec->kind != VT_KIND_GROUP) {
 		return 0;
 	}
-	vt__batch_notified(e, user, device, rec->id);
-	if (e->notifier.ops != NULL) {
-		e->stats.notified++;
-		e->notifier.ops->notify(e->notifier.self, &n);
+	/* Without a hook nobody was told, so there is nothing to remember;
+	 * the mark would cost a storage write per offline event. */
+	if (e->notifier.ops == NULL) {
+		return 1;
 	}
+	vt__batch_notified(e, user, device, rec->id);
+	e->stats.notified++;
+	e->notifier.ops->notify(e->notifier.self, &n);
 	return 1;
 }
 

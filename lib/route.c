@@ -38,15 +38,23 @@ void vt__route(struct vt_engine *e, struct vt_msg *m, const struct vt_inbox *to,
 	}
 }
 
-/* Recipients of a PUT: a copied list, so later group changes cannot move it. */
+/*
+ * Recipients of a PUT: a copied list, so later group changes cannot move it.
+ * The message's own recipient needs no copy: its text holds it for as long
+ * as the batch holds the message.
+ */
 static int set_users(struct vt_pend *p, const char *const *users, uint32_t n)
 {
+	if (n == 1 && strcmp(users[0], p->msg->rec.to) == 0) {
+		p->nusers = 1;
+		return 0;
+	}
 	p->users = calloc(n ? n : 1, sizeof(*p->users));
 	if (p->users == NULL) {
 		return VT_ENOMEM;
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		snprintf(p->users[i], sizeof(p->users[0]), "%s", users[i]);
+		vt__copy(p->users[i], sizeof(p->users[0]), users[i]);
 	}
 	p->nusers = n;
 	return 0;
@@ -67,8 +75,8 @@ static struct vt_pend *put_event(struct vt_engine *e, struct vt_msg *m,
 	if (p == NULL || set_users(p, users, n) != 0) {
 		return NULL;
 	}
-	snprintf(p->user, sizeof(p->user), "%s", from->user);
-	snprintf(p->device, sizeof(p->device), "%s", from->device);
+	vt__copy(p->user, sizeof(p->user), from->user);
+	vt__copy(p->device, sizeof(p->device), from->device);
 	p->own_copies = 1;
 	p->cap_skip = cap_skip;
 	p->dedup = dedup;
@@ -187,8 +195,8 @@ void vt__hold(struct vt_engine *e, struct vt_pend *p)
 		       (unsigned long long)m->rec.id);
 		return;
 	}
-	snprintf(st->user, sizeof(st->user), "%s", p->user);
-	snprintf(st->device, sizeof(st->device), "%s", p->device);
+	vt__copy(st->user, sizeof(st->user), p->user);
+	vt__copy(st->device, sizeof(st->device), p->device);
 	st->own_copies = 1;
 }
 
@@ -405,10 +413,10 @@ static void answer_resent(struct vt_engine *e, struct vt_group *g,
 		vt__reply_error(e, o, VT_ENOMEM, "out of memory", cid);
 		return;
 	}
-	snprintf(p->user, sizeof(p->user), "%s", g->id);
-	snprintf(p->origin_user, sizeof(p->origin_user), "%s", from->user);
-	snprintf(p->device, sizeof(p->device), "%s", from->device);
-	snprintf(p->cid, sizeof(p->cid), "%s", cid);
+	vt__copy(p->user, sizeof(p->user), g->id);
+	vt__copy(p->origin_user, sizeof(p->origin_user), from->user);
+	vt__copy(p->device, sizeof(p->device), from->device);
+	vt__copy(p->cid, sizeof(p->cid), cid);
 	p->id = id;
 	p->origin = *o;
 	o->conn = NULL;
@@ -442,7 +450,7 @@ static int put_state(struct vt_engine *e, struct vt_group *g, uint64_t base, cha
 		free(undo);
 		return VT_ENOMEM;
 	}
-	snprintf(p->user, sizeof(p->user), "%s", g->id);
+	vt__copy(p->user, sizeof(p->user), g->id);
 	p->id = g->version;
 	check_version(e, p, base);
 	p->undo = undo;
@@ -508,7 +516,7 @@ static int announce(struct vt_engine *e, struct vt_group *g, const struct vt_ide
 	}
 	m->rec.id = vt__new_id(e);
 	if (ch->op == VT_ENV_GROUP_CREATE) {
-		snprintf(g->create_cid, sizeof(g->create_cid), "%s", env->id);
+		vt__copy(g->create_cid, sizeof(g->create_cid), env->id);
 		g->create_id = m->rec.id;
 	}
 	vt_group_recent_add(g, from->user, env->id, m->rec.id);
@@ -715,8 +723,8 @@ void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct 
 			}
 			continue;
 		}
-		snprintf(p->user, sizeof(p->user), "%s", who->user);
-		snprintf(p->device, sizeof(p->device), "%s", who->device);
+		vt__copy(p->user, sizeof(p->user), who->user);
+		vt__copy(p->device, sizeof(p->device), who->device);
 		p->id = ids[i];
 		p->local = held;
 		p->ackreq = req;

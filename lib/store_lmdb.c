@@ -22,7 +22,9 @@
  *
  * Times are stored with vt__put_ts so byte order is time order. A commit is
  * one write transaction: any LMDB error aborts it, so a batch is written
- * whole or not at all. Callbacks run before the call returns.
+ * whole or not at all. Callbacks run before the call returns, unless the
+ * options ask for a writer thread (store_lmdb_writer.c): commits and expiry
+ * then run there, and their callbacks from vt_storage_lmdb_dispatch().
  *
  * Headroom. LMDB copies pages on write, so even a delete needs free pages:
  * a map filled to the last page could not take the acks that would empty
@@ -102,21 +104,35 @@ static void clear_out(struct vt_op *ops, size_t n)
 	}
 }
 
-/* One try at the batch in one write transaction; an LMDB error or 0. */
-static int commit_txn(struct lmdb *s, struct vt_op *ops, size_t n, struct batch *b)
+/*
+ * One try at @np batches in one write transaction, what would grow the store
+ * refused when @refuse; an LMDB error or 0. max_id is raised once for all.
+ */
+static int commit_txn(struct lmdb *s, struct vt__lmdb_part *const *parts, size_t np, int refuse)
 {
-	MDB_txn *txn;
-	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	MDB_txn *txn = NULL;
+	uint64_t max_id = 0;
+	int stores = 0, rc = mdb_txn_begin(s->env, NULL, 0, &txn);
 
-	if (rc != 0) {
-		return rc;
+	for (size_t i = 0; i < np && rc == 0; i++) {
+		struct vt__lmdb_part *p = parts[i];
+
+		vt__out_free(p->b.out);
+		p->b = (struct batch){NULL, 0, refuse, 0};
+		rc = apply_ops(s, txn, p->ops, p->n, &p->b);
+		max_id = p->b.max_id > max_id ? p->b.max_id : max_id;
+		stores |= vt__lmdb_batch_stores(p->ops, p->n, &p->b);
 	}
-	rc = apply_ops(s, txn, ops, n, b);
 	if (rc == 0) {
-		rc = vt__lmdb_check_headroom(s, txn, ops, n, b);
+		rc = vt__lmdb_max_id_raise(s, txn, max_id);
+	}
+	if (rc == 0 && stores) {
+		rc = vt__lmdb_check_headroom(s, txn);
 	}
 	if (rc != 0) {
-		mdb_txn_abort(txn);
+		if (txn) {
+			mdb_txn_abort(txn);
+		}
 		return rc;
 	}
 	return mdb_txn_commit(txn);
@@ -134,23 +150,19 @@ static int all_refused(const struct vt_op *ops, size_t n)
 }
 
 /*
- * A full store must still take acks, since they are what frees it. So when
- * the batch does not fit, it runs again with whatever would grow the store
- * refused op by op (VT_ENOSPC), and the rest is committed. The batch fails
- * whole only when nothing of it is left to write, or when even that does
- * not fit.
+ * Commit one batch and set its status. A full store must still take acks,
+ * since they are what frees it. So when the batch does not fit, it runs
+ * again with whatever would grow the store refused op by op (VT_ENOSPC),
+ * and the rest is committed. The batch fails whole only when nothing of it
+ * is left to write, or when even that does not fit.
  */
-static void lmdb_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb done, void *arg)
+static void commit_one(struct lmdb *s, struct vt__lmdb_part *p)
 {
-	struct lmdb *s = self;
-	struct batch b = {NULL, 0, 0};
-	int rc = commit_txn(s, ops, n, &b);
+	int rc = commit_txn(s, &p, 1, 0);
 
 	if (rc == MDB_MAP_FULL) {
-		vt__out_free(b.out);
-		b = (struct batch){NULL, 0, 1};
-		rc = commit_txn(s, ops, n, &b);
-		if (rc == 0 && all_refused(ops, n)) {
+		rc = commit_txn(s, &p, 1, 1);
+		if (rc == 0 && all_refused(p->ops, p->n)) {
 			rc = MDB_MAP_FULL;
 		} else if (rc == 0) {
 			vt_log(VT_LOG_WARN, "lmdb: commit: storage full; what would grow it "
@@ -158,13 +170,57 @@ static void lmdb_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb do
 		}
 	}
 	if (rc != 0) {
-		clear_out(ops, n);
+		clear_out(p->ops, p->n);
 	}
-	done(arg, rc ? vt__lmdb_write_error(rc, "commit") : 0);
-	vt__out_free(b.out);
+	p->status = rc ? vt__lmdb_write_error(rc, "commit") : 0;
+}
+
+/*
+ * Commit @np batches, in order, as one transaction: one sync for all. When
+ * that fails (a full store, an error), each is committed alone as above, so
+ * every batch gets the answer it would have had by itself.
+ */
+void vt__lmdb_commit_parts(struct lmdb *s, struct vt__lmdb_part *const *parts, size_t np)
+{
+	if (np > 1 && commit_txn(s, parts, np, 0) == 0) {
+		for (size_t i = 0; i < np; i++) {
+			parts[i]->status = 0;
+		}
+		return;
+	}
+	for (size_t i = 0; i < np; i++) {
+		commit_one(s, parts[i]);
+	}
+}
+
+static void lmdb_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb done, void *arg)
+{
+	struct lmdb *s = self;
+	struct vt__lmdb_part p = {ops, n, {NULL, 0, 0, 0}, 0};
+	struct vt__lmdb_part *one = &p;
+
+	if (s->w) {
+		vt__lmdb_writer_commit(s, ops, n, done, arg);
+		return;
+	}
+	vt__lmdb_commit_parts(s, &one, 1);
+	done(arg, p.status);
+	vt__out_free(p.b.out);
 }
 
 /* ---- lifetime ---- */
+
+static void lmdb_expire(void *self, int64_t now_ts, int64_t before_ts, int64_t device_before_ts,
+                        uint64_t max, vt_expire_cb done, void *arg)
+{
+	struct lmdb *s = self;
+
+	if (s->w) {
+		vt__lmdb_writer_expire(s, now_ts, before_ts, device_before_ts, max, done, arg);
+		return;
+	}
+	vt__lmdb_expire(s, now_ts, before_ts, device_before_ts, max, done, arg);
+}
 
 static void lmdb_destroy(void *self)
 {
@@ -172,6 +228,9 @@ static void lmdb_destroy(void *self)
 
 	if (!s) {
 		return;
+	}
+	if (s->w) {
+		vt__lmdb_writer_stop(s);
 	}
 	mdb_env_close(s->env);
 	vt__tset_free(&s->targets);
@@ -181,7 +240,7 @@ static void lmdb_destroy(void *self)
 static const struct vt_storage_ops lmdb_ops = {
         .commit = lmdb_commit,
         .list = vt__lmdb_list,
-        .expire = vt__lmdb_expire,
+        .expire = lmdb_expire,
         .load_groups = vt__lmdb_load_groups,
         .max_id = vt__lmdb_max_id,
         .destroy = lmdb_destroy,
@@ -318,6 +377,9 @@ int vt_storage_lmdb_open(const struct vt_lmdb_options *opts, struct vt_storage *
 	if (rc == 0) {
 		rc = vt__lmdb_reserve_at_open(s, opts->path);
 	}
+	if (rc == 0 && opts->writer_thread) {
+		rc = vt__lmdb_writer_start(s);
+	}
 	if (rc != 0) {
 		vt_log(VT_LOG_ERROR, "lmdb: cannot open %s: %s", opts->path, mdb_strerror(rc));
 		mdb_env_close(s->env);
@@ -327,4 +389,24 @@ int vt_storage_lmdb_open(const struct vt_lmdb_options *opts, struct vt_storage *
 	out->ops = &lmdb_ops;
 	out->self = s;
 	return 0;
+}
+
+/* The LMDB backend behind @st, or NULL when it is another. */
+static struct lmdb *lmdb_of(const struct vt_storage *st)
+{
+	return st && st->ops == &lmdb_ops ? st->self : NULL;
+}
+
+int vt_storage_lmdb_fd(const struct vt_storage *st)
+{
+	struct lmdb *s = lmdb_of(st);
+
+	return s && s->w ? vt__lmdb_writer_fd(s) : -1;
+}
+
+int vt_storage_lmdb_dispatch(const struct vt_storage *st)
+{
+	struct lmdb *s = lmdb_of(st);
+
+	return s && s->w ? vt__lmdb_writer_dispatch(s) : 0;
 }

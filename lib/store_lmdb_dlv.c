@@ -99,8 +99,8 @@ int vt__lmdb_dlv_put(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t ikl
 	return mdb_put(txn, s->dlv, &k, &v, 0);
 }
 
-/* Add the delivery (inbox @ik, @id), known to be absent, to both indexes. */
-int vt__lmdb_dlv_add(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id,
+/* Write the delivery (inbox @ik, @id), known to be absent, in both indexes. */
+static int dlv_index(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id,
                      uint32_t flags)
 {
 	uint8_t rk[VT__INBOX_KEY_MAX + 8];
@@ -109,13 +109,25 @@ int vt__lmdb_dlv_add(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t ikl
 
 	vt__put_be64(rk, id);
 	memcpy(rk + 8, ik, iklen);
-	if (rc == 0) {
-		rc = mdb_put(txn, s->byrec, &k, &empty, 0);
-	}
-	if (rc == 0) {
-		rc = vt__lmdb_inbox_count_add(s, txn, val(ik, iklen), +1);
-	}
-	return rc;
+	return rc ? rc : mdb_put(txn, s->byrec, &k, &empty, 0);
+}
+
+/* Add the delivery (inbox @ik, @id), known to be absent, and count it. */
+int vt__lmdb_dlv_add(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id,
+                     uint32_t flags)
+{
+	int rc = dlv_index(s, txn, ik, iklen, id, flags);
+
+	return rc ? rc : vt__lmdb_inbox_count_add(s, txn, val(ik, iklen), +1);
+}
+
+/* The same, for an inbox known to hold @count deliveries before it. */
+int vt__lmdb_dlv_add_counted(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen,
+                             uint64_t id, uint32_t count)
+{
+	int rc = dlv_index(s, txn, ik, iklen, id, 0);
+
+	return rc ? rc : vt__lmdb_inbox_count_set(s, txn, val(ik, iklen), count + 1);
 }
 
 /* ---- devices ---- */

@@ -2,6 +2,7 @@
  * store_lmdb_int.h - what the files of the LMDB backend share.
  *
  * Internal. store_lmdb.c: opening, the vtable and the commit driver.
+ * store_lmdb_writer.c: the writer thread that commits while the loop runs.
  * store_lmdb_rec.c: the record encoding and the counts kept per record.
  * store_lmdb_dlv.c: deliveries and devices. store_lmdb_ops.c: how each op
  * of a batch is applied. store_lmdb_space.c: headroom in the map and blocks
@@ -60,6 +61,14 @@ struct lmdb {
 	int fd;             /* the data file */
 	int fd_ok;          /* the file system can reserve blocks (fallocate) */
 	int disk_full;      /* the last reservation fell short */
+
+	/*
+	 * With a writer thread (NULL: every call completes inside it), the
+	 * engine's thread reads through @view: the store as of the last
+	 * callback it ran (see store_lmdb_writer.c).
+	 */
+	struct vt__lmdb_writer *w;
+	MDB_txn *view;
 };
 
 /* ---- small helpers ---- */
@@ -89,6 +98,15 @@ struct batch {
 	struct vt__out *out; /* out_to arrays, freed after done */
 	int grows;           /* a TOUCH or GROUP stored something new */
 	int refuse;          /* the store is full: what would grow gets VT_ENOSPC */
+	uint64_t max_id;     /* the highest id a PUT stored: max_id is raised once */
+};
+
+/* One engine batch within a write transaction, and its answer. */
+struct vt__lmdb_part {
+	struct vt_op *ops;
+	size_t n;
+	struct batch b; /* b.out lives until the batch's callback returned */
+	int status;     /* 0, or the error the whole batch failed with */
 };
 
 /* Called for each registered device (its inbox key); nonzero stops. */
@@ -96,12 +114,26 @@ typedef int (*dev_fn)(void *ctx, const uint8_t *ik, size_t iklen);
 
 /* store_lmdb.c */
 int vt__lmdb_write_error(int rc, const char *what);
+void vt__lmdb_commit_parts(struct lmdb *s, struct vt__lmdb_part *const *parts, size_t np);
+
+/* store_lmdb_writer.c: the writer thread, when the options ask for one */
+int vt__lmdb_writer_start(struct lmdb *s);
+void vt__lmdb_writer_stop(struct lmdb *s);
+int vt__lmdb_writer_fd(const struct lmdb *s);
+int vt__lmdb_writer_dispatch(struct lmdb *s);
+void vt__lmdb_writer_commit(struct lmdb *s, struct vt_op *ops, size_t n, vt_commit_cb done,
+                            void *arg);
+void vt__lmdb_writer_expire(struct lmdb *s, int64_t now_ts, int64_t before_ts,
+                            int64_t device_before_ts, uint64_t max, vt_expire_cb done, void *arg);
+int vt__lmdb_read_begin(struct lmdb *s, MDB_txn **txn);
+void vt__lmdb_read_end(struct lmdb *s, MDB_txn *txn);
 
 /* store_lmdb_rec.c */
 size_t vt__lmdb_rec_size(const struct vt_record *r);
 void vt__lmdb_rec_encode(const struct vt_record *r, uint8_t *p);
 int vt__lmdb_rec_decode(const MDB_val *v, uint64_t id, struct vt_record *r);
 int vt__lmdb_count_get(MDB_txn *txn, MDB_dbi dbi, MDB_val key, uint32_t *out);
+int vt__lmdb_inbox_count_set(struct lmdb *s, MDB_txn *txn, MDB_val key, uint32_t n);
 int vt__lmdb_inbox_count_add(struct lmdb *s, MDB_txn *txn, MDB_val key, int delta);
 int vt__lmdb_rcnt_get(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, uint32_t *n, int64_t *ts);
 int vt__lmdb_rcnt_put(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, uint32_t n, int64_t ts);
@@ -119,6 +151,8 @@ int vt__lmdb_dlv_put(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t ikl
                      uint32_t flags);
 int vt__lmdb_dlv_add(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id,
                      uint32_t flags);
+int vt__lmdb_dlv_add_counted(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen,
+                             uint64_t id, uint32_t count);
 int vt__lmdb_devices_each(struct lmdb *s, MDB_txn *txn, const uint8_t *uk, size_t uklen, dev_fn fn,
                           void *ctx);
 int vt__lmdb_devices_count(struct lmdb *s, MDB_txn *txn, const char *user, uint32_t *n);
@@ -130,14 +164,15 @@ int vt__lmdb_claim_holding(struct lmdb *s, MDB_txn *txn, const char *user, const
 /* store_lmdb_ops.c */
 int vt__lmdb_apply_touch(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b);
 int vt__lmdb_max_id_get(struct lmdb *s, MDB_txn *txn, uint64_t *out);
+int vt__lmdb_max_id_raise(struct lmdb *s, MDB_txn *txn, uint64_t id);
 int vt__lmdb_apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b);
 int vt__lmdb_apply_ack(struct lmdb *s, MDB_txn *txn, struct vt_op *op);
 int vt__lmdb_apply_notified(struct lmdb *s, MDB_txn *txn, struct vt_op *op);
 int vt__lmdb_apply_group(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b);
 
 /* store_lmdb_space.c */
-int vt__lmdb_check_headroom(struct lmdb *s, MDB_txn *txn, const struct vt_op *ops, size_t n,
-                            const struct batch *b);
+int vt__lmdb_batch_stores(const struct vt_op *ops, size_t n, const struct batch *b);
+int vt__lmdb_check_headroom(struct lmdb *s, MDB_txn *txn);
 int vt__lmdb_set_page_limit(struct lmdb *s);
 int vt__lmdb_reserve_at_open(struct lmdb *s, const char *path);
 

@@ -62,10 +62,16 @@ int vt__lmdb_apply_touch(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct 
 
 /* ---- PUT ---- */
 
-/* Tags of the target set: whose the inbox is, and whether it got the record. */
+/*
+ * Tags of the target set: whose the inbox is, what it holds before the PUT
+ * (probed once: its count is the target's value), and whether it got the
+ * record.
+ */
 #define T_RECIPIENT 0
 #define T_OWN       1
 #define T_NEW       2
+#define T_HAS       4 /* holds a delivery of this record already */
+#define T_FULL      8 /* at the inbox cap without it */
 
 static int put_valid(const struct vt_op *op)
 {
@@ -78,16 +84,21 @@ static int put_valid(const struct vt_op *op)
 	return vt__put_inboxes_valid(op);
 }
 
-/* Set op->dup_of when (from, cid) names another record inside the window. */
-static int put_dedup_check(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
+/* The dedup key of @op into @dk; 0 when the PUT does not dedup. */
+static size_t put_dedup_key(const struct vt_op *op, uint8_t *dk)
 {
-	uint8_t dk[VT__DEDUP_KEY_MAX];
-	size_t dklen = op->dedup ? vt__dedup_key(op->rec, dk) : 0;
+	return op->dedup && op->rec->cid && op->rec->cid[0] ? vt__dedup_key(op->rec, dk) : 0;
+}
+
+/* Set op->dup_of when (from, cid), key @dk, names another record inside the window. */
+static int put_dedup_check(struct lmdb *s, MDB_txn *txn, struct vt_op *op, const uint8_t *dk,
+                           size_t dklen)
+{
 	MDB_val k = val(dk, dklen), v;
 	uint64_t id;
 	int rc;
 
-	if (dklen == 0 || op->rec->cid[0] == 0) {
+	if (dklen == 0) {
 		return 0;
 	}
 	rc = mdb_get(txn, s->dedup, &k, &v);
@@ -103,14 +114,14 @@ static int put_dedup_check(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
 }
 
 /* Remember (from, cid) -> (id, ts) and index it by time for the sweep. */
-static int put_dedup_record(struct lmdb *s, MDB_txn *txn, const struct vt_op *op)
+static int put_dedup_record(struct lmdb *s, MDB_txn *txn, const struct vt_op *op,
+                            const uint8_t *dk, size_t dklen)
 {
-	uint8_t dk[VT__DEDUP_KEY_MAX], tk[8 + VT__DEDUP_KEY_MAX], v16[16];
-	size_t dklen = op->dedup ? vt__dedup_key(op->rec, dk) : 0;
+	uint8_t tk[8 + VT__DEDUP_KEY_MAX], v16[16];
 	MDB_val k = val(dk, dklen), v = val(v16, 16);
 	int rc;
 
-	if (dklen == 0 || op->rec->cid[0] == 0) {
+	if (dklen == 0) {
 		return 0;
 	}
 	vt__put_be64(v16, op->rec->id);
@@ -191,41 +202,45 @@ static int put_targets(struct lmdb *s, MDB_txn *txn, const struct vt_op *op)
 	return rc;
 }
 
-/* Whether inbox @ik is at the cap without already holding this record. */
-static int inbox_full(struct lmdb *s, MDB_txn *txn, const struct vt_op *op, const uint8_t *ik,
-                      size_t iklen, int *full)
+/*
+ * Read what each target holds before the PUT: whether it has this record
+ * (only possible when the record is @stored already) and, if not, how many
+ * deliveries, against the cap. Each inbox is read once, and the count is
+ * what the new delivery adds to.
+ */
+static int put_probe(struct lmdb *s, MDB_txn *txn, const struct vt_op *op, int stored)
 {
-	uint32_t n;
-	int exists, rc;
+	struct vt__tset *t = &s->targets;
+	int exists = 0, rc = 0;
 
-	*full = 0;
-	if (op->inbox_cap == 0) {
-		return 0;
-	}
-	rc = vt__lmdb_dlv_exists(s, txn, ik, iklen, op->rec->id, &exists);
-	if (rc == 0 && !exists) {
-		rc = vt__lmdb_count_get(txn, s->icnt, val(ik, iklen), &n);
-		*full = rc == 0 && n >= op->inbox_cap;
+	for (uint32_t i = 0; i < t->n && rc == 0; i++) {
+		size_t iklen;
+		const uint8_t *ik = vt__tset_key(t, i, &iklen);
+
+		if (stored) {
+			rc = vt__lmdb_dlv_exists(s, txn, ik, iklen, op->rec->id, &exists);
+		}
+		if (rc != 0 || exists) {
+			t->tag[i] |= exists ? T_HAS : 0;
+			continue;
+		}
+		rc = vt__lmdb_count_get(txn, s->icnt, val(ik, iklen), &t->val[i]);
+		if (rc == 0 && op->inbox_cap > 0 && t->val[i] >= op->inbox_cap) {
+			t->tag[i] |= T_FULL;
+		}
 	}
 	return rc;
 }
 
-/* Nonzero (in *full) when a recipient that needs a new delivery is full. */
-static int put_cap_check(struct lmdb *s, MDB_txn *txn, const struct vt_op *op, int *full)
+/* Nonzero when a recipient that needs a new delivery is full, unless full ones are skipped. */
+static int put_full(const struct vt_op *op, const struct vt__tset *t)
 {
-	const struct vt__tset *t = &s->targets;
-	int rc = 0;
-
-	*full = 0;
-	for (uint32_t i = 0; !op->cap_skip && i < t->n && rc == 0 && !*full; i++) {
-		size_t iklen;
-		const uint8_t *ik = vt__tset_key(t, i, &iklen);
-
-		if (t->tag[i] == T_RECIPIENT) {
-			rc = inbox_full(s, txn, op, ik, iklen, full);
+	for (uint32_t i = 0; !op->cap_skip && i < t->n; i++) {
+		if ((t->tag[i] & (T_OWN | T_HAS | T_FULL)) == T_FULL) {
+			return 1;
 		}
 	}
-	return rc;
+	return 0;
 }
 
 /* Store the record itself and its time index entry. */
@@ -245,43 +260,36 @@ static int rec_store(struct lmdb *s, MDB_txn *txn, const struct vt_record *r, co
 	return mdb_put(txn, s->bytime, &k, &empty, 0);
 }
 
-/* Add one target's delivery unless it exists or the inbox is full. */
-static int put_target(struct lmdb *s, MDB_txn *txn, struct vt_op *op, uint32_t i, uint32_t *added)
+/*
+ * Add the deliveries of @op that do not exist yet, to inboxes not full,
+ * storing the record if new (@n deliveries of it so far, since @ts).
+ */
+static int put_deliveries(struct lmdb *s, MDB_txn *txn, struct vt_op *op, uint32_t n, int64_t ts)
 {
 	struct vt__tset *t = &s->targets;
-	size_t iklen;
-	const uint8_t *ik = vt__tset_key(t, i, &iklen);
-	int exists, full, rc = vt__lmdb_dlv_exists(s, txn, ik, iklen, op->rec->id, &exists);
-
-	if (rc != 0 || exists) {
-		return rc;
-	}
-	rc = inbox_full(s, txn, op, ik, iklen, &full);
-	if (rc != 0 || full) {
-		op->out_skipped += full && t->tag[i] == T_RECIPIENT;
-		return rc;
-	}
-	t->tag[i] |= T_NEW;
-	(*added)++;
-	return vt__lmdb_dlv_add(s, txn, ik, iklen, op->rec->id, 0);
-}
-
-/* Add the deliveries of @op that do not exist yet, storing the record if new. */
-static int put_deliveries(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
-{
 	uint8_t idk[8];
-	uint32_t n, added = 0;
-	int64_t ts;
-	int rc;
+	uint32_t added = 0;
+	int rc = 0;
 
-	vt__put_be64(idk, op->rec->id);
-	rc = vt__lmdb_rcnt_get(s, txn, idk, &n, &ts);
-	for (uint32_t i = 0; i < s->targets.n && rc == 0; i++) {
-		rc = put_target(s, txn, op, i, &added);
+	for (uint32_t i = 0; i < t->n && rc == 0; i++) {
+		size_t iklen;
+		const uint8_t *ik = vt__tset_key(t, i, &iklen);
+
+		if (t->tag[i] & T_HAS) {
+			continue;
+		}
+		if (t->tag[i] & T_FULL) {
+			op->out_skipped += (t->tag[i] & T_OWN) == 0;
+			continue;
+		}
+		t->tag[i] |= T_NEW;
+		added++;
+		rc = vt__lmdb_dlv_add_counted(s, txn, ik, iklen, op->rec->id, t->val[i]);
 	}
 	if (rc != 0 || added == 0) {
 		return rc;
 	}
+	vt__put_be64(idk, op->rec->id);
 	if (n == 0) {
 		ts = op->rec->ts;
 		rc = rec_store(s, txn, op->rec, idk);
@@ -335,12 +343,13 @@ int vt__lmdb_max_id_get(struct lmdb *s, MDB_txn *txn, uint64_t *out)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-static int max_id_raise(struct lmdb *s, MDB_txn *txn, uint64_t id)
+/* Raise the stored max_id to @id; once per transaction, for all its PUTs. */
+int vt__lmdb_max_id_raise(struct lmdb *s, MDB_txn *txn, uint64_t id)
 {
 	uint8_t buf[8];
 	MDB_val k = val("max_id", 6), v = val(buf, 8);
 	uint64_t cur;
-	int rc = vt__lmdb_max_id_get(s, txn, &cur);
+	int rc = id ? vt__lmdb_max_id_get(s, txn, &cur) : 0;
 
 	if (rc != 0 || id <= cur) {
 		return rc;
@@ -352,38 +361,49 @@ static int max_id_raise(struct lmdb *s, MDB_txn *txn, uint64_t id)
 /*
  * Apply one PUT. Returns an LMDB error (the batch then aborts) or 0. On a
  * full store a PUT that would write is refused; a duplicate is still
- * answered, so a sender retrying what was accepted learns its id.
+ * answered, so a sender retrying what was accepted learns its id. The
+ * record's count is read first: a record not stored yet has no delivery
+ * anywhere, so no inbox needs to be asked for one.
  */
 int vt__lmdb_apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b)
 {
-	int full = 0, rc;
+	uint8_t dk[VT__DEDUP_KEY_MAX], idk[8];
+	size_t dklen;
+	uint32_t n = 0;
+	int64_t ts = 0;
+	int rc;
 
 	if (!put_valid(op)) {
 		op->status = VT_EINVAL;
 		return 0;
 	}
-	rc = put_dedup_check(s, txn, op);
+	dklen = put_dedup_key(op, dk);
+	rc = put_dedup_check(s, txn, op, dk, dklen);
 	if (rc != 0 || op->dup_of) {
 		return rc;
 	}
+	vt__put_be64(idk, op->rec->id);
 	rc = put_targets(s, txn, op);
 	if (rc == 0) {
-		rc = put_cap_check(s, txn, op, &full);
+		rc = vt__lmdb_rcnt_get(s, txn, idk, &n, &ts);
 	}
-	if (rc != 0 || full) {
-		op->status = full ? VT_EINBOXFULL : 0;
+	if (rc == 0) {
+		rc = put_probe(s, txn, op, n > 0);
+	}
+	if (rc != 0 || put_full(op, &s->targets)) {
+		op->status = rc ? 0 : VT_EINBOXFULL;
 		return rc;
 	}
 	if (b->refuse) {
 		op->status = VT_ENOSPC;
 		return 0;
 	}
-	rc = put_deliveries(s, txn, op);
+	rc = put_deliveries(s, txn, op, n, ts);
 	if (rc == 0) {
-		rc = put_dedup_record(s, txn, op);
+		rc = put_dedup_record(s, txn, op, dk, dklen);
 	}
-	if (rc == 0) {
-		rc = max_id_raise(s, txn, op->rec->id);
+	if (rc == 0 && op->rec->id > b->max_id) {
+		b->max_id = op->rec->id;
 	}
 	return rc ? rc : put_out(s, op, &b->out);
 }

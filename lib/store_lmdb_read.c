@@ -14,6 +14,28 @@
 #include "store_key.h"
 #include "store_lmdb_int.h"
 
+/* ---- reading on the engine's thread ---- */
+
+/*
+ * A read transaction for the engine's thread: the view, with a writer
+ * thread (it shows what the engine has heard of, no more), or a fresh one.
+ */
+int vt__lmdb_read_begin(struct lmdb *s, MDB_txn **txn)
+{
+	if (s->view) {
+		*txn = s->view;
+		return 0;
+	}
+	return mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+}
+
+void vt__lmdb_read_end(struct lmdb *s, MDB_txn *txn)
+{
+	if (txn != s->view) {
+		mdb_txn_abort(txn);
+	}
+}
+
 /* ---- list ---- */
 
 struct listing {
@@ -111,7 +133,7 @@ void vt__lmdb_list(void *self, const struct vt_inbox *inbox, uint64_t after, uin
 		done(arg, 0, NULL, 0);
 		return;
 	}
-	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+	rc = vt__lmdb_read_begin(s, &txn);
 	if (rc != 0) {
 		vt_log(VT_LOG_ERROR, "lmdb: list: %s", mdb_strerror(rc));
 		done(arg, VT_ESTORAGE, NULL, 0);
@@ -124,7 +146,7 @@ void vt__lmdb_list(void *self, const struct vt_inbox *inbox, uint64_t after, uin
 	} else {
 		done(arg, 0, l.recs, l.n);
 	}
-	mdb_txn_abort(txn);
+	vt__lmdb_read_end(s, txn);
 	free(l.recs);
 }
 
@@ -414,7 +436,7 @@ int vt__lmdb_load_groups(void *self,
 	struct lmdb *s = self;
 	MDB_cursor *cur = NULL;
 	MDB_txn *txn = NULL;
-	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+	int rc = vt__lmdb_read_begin(s, &txn);
 
 	if (rc == 0) {
 		rc = mdb_cursor_open(txn, s->groups, &cur);
@@ -424,7 +446,7 @@ int vt__lmdb_load_groups(void *self,
 		mdb_cursor_close(cur);
 	}
 	if (txn) {
-		mdb_txn_abort(txn);
+		vt__lmdb_read_end(s, txn);
 	}
 	if (rc != 0) {
 		vt_log(VT_LOG_ERROR, "lmdb: load groups: %s", mdb_strerror(rc));
@@ -440,11 +462,11 @@ uint64_t vt__lmdb_max_id(void *self)
 	struct lmdb *s = self;
 	uint64_t id = 0;
 	MDB_txn *txn;
-	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+	int rc = vt__lmdb_read_begin(s, &txn);
 
 	if (rc == 0) {
 		rc = vt__lmdb_max_id_get(s, txn, &id);
-		mdb_txn_abort(txn);
+		vt__lmdb_read_end(s, txn);
 	}
 	if (rc != 0) {
 		/* The vtable has no error path here; ids may repeat, so say it loudly. */

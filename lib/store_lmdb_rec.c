@@ -117,24 +117,31 @@ int vt__lmdb_count_get(MDB_txn *txn, MDB_dbi dbi, MDB_val key, uint32_t *out)
 	return rc;
 }
 
-/* Add @delta to the inbox count at @key; a count of 0 is deleted. */
-int vt__lmdb_inbox_count_add(struct lmdb *s, MDB_txn *txn, MDB_val key, int delta)
+/* Set the inbox count at @key to @n; a count of 0 is deleted. */
+int vt__lmdb_inbox_count_set(struct lmdb *s, MDB_txn *txn, MDB_val key, uint32_t n)
 {
-	uint32_t n;
 	uint8_t buf[4];
 	MDB_val v = val(buf, sizeof(buf));
-	int rc = vt__lmdb_count_get(txn, s->icnt, key, &n);
+	int rc;
 
-	if (rc != 0) {
-		return rc;
-	}
-	n = delta < 0 ? (n > 0 ? n - 1 : 0) : n + 1;
 	if (n == 0) {
 		rc = mdb_del(txn, s->icnt, &key, NULL);
 		return rc == MDB_NOTFOUND ? 0 : rc;
 	}
 	put_u32(buf, n);
 	return mdb_put(txn, s->icnt, &key, &v, 0);
+}
+
+/* Add @delta to the inbox count at @key; a count of 0 is deleted. */
+int vt__lmdb_inbox_count_add(struct lmdb *s, MDB_txn *txn, MDB_val key, int delta)
+{
+	uint32_t n;
+	int rc = vt__lmdb_count_get(txn, s->icnt, key, &n);
+
+	if (rc != 0) {
+		return rc;
+	}
+	return vt__lmdb_inbox_count_set(s, txn, key, delta < 0 ? (n > 0 ? n - 1 : 0) : n + 1);
 }
 
 /* The deliveries left of record @idk and its ts; absent means 0. */

@@ -76,7 +76,7 @@ static int pages_used(struct lmdb *s, MDB_txn *txn, size_t *out)
  * registered or a group state set. Acks, refreshes, NOTIFIED and group
  * deletes may use the reserve, so space can always be freed.
  */
-static int batch_stores(const struct vt_op *ops, size_t n, const struct batch *b)
+int vt__lmdb_batch_stores(const struct vt_op *ops, size_t n, const struct batch *b)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (ops[i].kind == VT_OP_PUT && ops[i].status == 0 && !ops[i].dup_of) {
@@ -128,17 +128,12 @@ static size_t page_limit(const struct lmdb *s)
 	return s->fd_ok && disk < s->map_limit ? disk : s->map_limit;
 }
 
-/* MDB_MAP_FULL when a storing batch would eat into the reserve. */
-int vt__lmdb_check_headroom(struct lmdb *s, MDB_txn *txn, const struct vt_op *ops, size_t n,
-                            const struct batch *b)
+/* MDB_MAP_FULL when @txn, which stores (vt__lmdb_batch_stores), would eat into the reserve. */
+int vt__lmdb_check_headroom(struct lmdb *s, MDB_txn *txn)
 {
 	size_t used;
-	int rc;
+	int rc = pages_used(s, txn, &used);
 
-	if (!batch_stores(ops, n, b)) {
-		return 0;
-	}
-	rc = pages_used(s, txn, &used);
 	if (rc == 0) {
 		reserve_disk(s, used);
 	}

@@ -89,14 +89,18 @@ static int tset_grow(struct vt__tset *t, size_t klen)
 		uint32_t cap = t->cap ? t->cap * 2 : 16;
 		uint32_t *off = cap > t->cap ? realloc(t->off, (size_t)cap * sizeof(*off)) : NULL;
 		uint8_t *tag = off ? realloc(t->tag, cap) : NULL;
+		uint32_t *val = tag ? realloc(t->val, (size_t)cap * sizeof(*val)) : NULL;
 
 		if (off) {
 			t->off = off;
 		}
-		if (!tag) {
+		if (tag) {
+			t->tag = tag;
+		}
+		if (!val) {
 			return VT_ENOMEM;
 		}
-		t->tag = tag;
+		t->val = val;
 		t->cap = cap;
 	}
 	if (t->used + klen > t->size) {
@@ -133,6 +137,7 @@ int vt__tset_add(struct vt__tset *t, const uint8_t *key, size_t klen, uint8_t ta
 	memcpy(t->buf + t->used, key, klen);
 	t->used += klen;
 	t->tag[t->n] = tag;
+	t->val[t->n] = 0;
 	t->off[++t->n] = (uint32_t)t->used;
 	*slot = t->n;
 	return 1;
@@ -152,6 +157,7 @@ void vt__tset_free(struct vt__tset *t)
 	free(t->buf);
 	free(t->off);
 	free(t->tag);
+	free(t->val);
 	free(t->slot);
 	memset(t, 0, sizeof(*t));
 }

@@ -21,6 +21,7 @@ struct vt__tset {
 	size_t used, size;
 	uint32_t *off; /* key i spans off[i] .. off[i + 1] */
 	uint8_t *tag;  /* one caller byte per key */
+	uint32_t *val; /* one caller number per key, 0 when added */
 	uint32_t n, cap;
 	uint32_t *slot; /* hash slots: key index + 1, or 0 when empty */
 	uint32_t nslot; /* power of two, or 0 */

@@ -36,6 +36,7 @@ enum {
 	OPT_PING_INTERVAL,
 	OPT_PING_TIMEOUT,
 	OPT_LMDB_MAP,
+	OPT_LMDB_WRITER,
 	OPT_LOG_LEVEL,
 	OPT_DEVICE_TTL,
 	OPT_MAX_GROUP_MEMBERS,
@@ -85,6 +86,7 @@ static const struct option long_options[] = {
         {"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
         {"ping-timeout", required_argument, NULL, OPT_PING_TIMEOUT},
         {"lmdb-map-size", required_argument, NULL, OPT_LMDB_MAP},
+        {"lmdb-writer", required_argument, NULL, OPT_LMDB_WRITER},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"device-ttl", required_argument, NULL, OPT_DEVICE_TTL},
         {"max-group-members", required_argument, NULL, OPT_MAX_GROUP_MEMBERS},
@@ -149,6 +151,10 @@ static const char usage_text[] =
         "  --ping-interval S       idle time before a WebSocket ping (default 30)\n"
         "  --ping-timeout S        wait for an answer to a ping (default 10)\n"
         "  --lmdb-map-size MB      size of the LMDB map (default 1024)\n"
+        "  --lmdb-writer thread|inline\n"
+        "                          commit on a thread of its own while the loop\n"
+        "                          takes the next batch, or inside the loop\n"
+        "                          (default thread)\n"
         "  --device-ttl SECONDS    forget a device unused this long (default 90 days)\n"
         "  --max-group-members N   members of one group (default 1000)\n"
         "  --max-group-name BYTES  longest group name (default 128)\n"
@@ -700,6 +706,8 @@ static int parse_one(int opt, const char *arg, struct vt_server_options *o)
 		}
 		o->engine.durability = choice ? VT_DURABLE_OFFLINE : VT_DURABLE_ALWAYS;
 		return 0;
+	case OPT_LMDB_WRITER:
+		return parse_choice("lmdb-writer", arg, "thread", "inline", &o->lmdb_inline);
 	case OPT_LOG_LEVEL:
 		if (vt_log_level_parse(arg, &o->log_level) != 0) {
 			fprintf(stderr,

@@ -41,6 +41,7 @@ struct vt_server_options {
 	uint32_t redis_timeout_ms; /* --redis-timeout; 0: the backend's default */
 	uint64_t node_id;          /* --node-id; 0: a random one */
 	uint64_t lmdb_map_mb;    /* 0: the backend's default */
+	int lmdb_inline;         /* --lmdb-writer inline: commit inside the loop */
 	enum vt_log_level log_level;
 	struct vt_engine_config engine;
 	struct vt_fe_config fe; /* key filled later, from the secret */

@@ -37,14 +37,27 @@
 /* Step of the drain check. */
 #define DRAIN_STEP_MS 50
 
+/* How much longer the storage gets to answer what the engine handed it. */
+#define STORAGE_DRAIN_MS 30000
+
 /* Memory backend: how long a (sender, client id) pair is remembered. */
 #define MEM_DEDUP_WINDOW_MS (7LL * 24 * 3600 * 1000)
+
+/*
+ * Batches with the LMDB writer thread at once. One: the next batch builds
+ * while the last one syncs, and goes whole when it is done. With two, each
+ * loop turn's batch went at once, and the writer synced more and smaller
+ * transactions: on one core that was slower (docs/PERFORMANCE.md).
+ */
+#define LMDB_COMMITS_IN_FLIGHT 1
 
 struct server {
 	struct vt_server_options opt;
 	struct vt_secret secret;
 	struct event_base *base;
 	struct vt_evhost host;
+	struct vt_storage st;       /* borrowed: the engine owns it */
+	struct event *storage_ev;   /* the LMDB writer thread's answers are ready */
 	struct vt_engine *engine;
 	struct vt_ws_gateway *ws;
 	struct vt_http_gateway *http;
@@ -141,7 +154,32 @@ static int open_storage(struct event_base *base, const struct vt_server_options 
 	memset(&lo, 0, sizeof(lo));
 	lo.path = path;
 	lo.map_size = o->lmdb_map_mb << 20;
+	lo.writer_thread = !o->lmdb_inline;
 	return vt_storage_lmdb_open(&lo, st);
+}
+
+static void on_storage_ready(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+
+	vt_storage_lmdb_dispatch(&s->st);
+}
+
+/* With the LMDB writer thread, answers come back through its descriptor. */
+static int watch_storage(struct server *s)
+{
+	int fd = vt_storage_lmdb_fd(&s->st);
+
+	if (fd < 0) {
+		return 0;
+	}
+	s->opt.engine.commits_in_flight = LMDB_COMMITS_IN_FLIGHT;
+	s->storage_ev = event_new(s->base, fd, EV_READ | EV_PERSIST, on_storage_ready, s);
+	if (s->storage_ev == NULL || event_add(s->storage_ev, NULL) != 0) {
+		vt_log(VT_LOG_ERROR, "cannot watch the storage writer");
+		return -1;
+	}
+	return 0;
 }
 
 /* Write the bound port to a temporary file and rename it, so a reader never
@@ -170,11 +208,17 @@ static int write_port_file(const char *path, uint16_t port)
 static void drain_step(struct server *s)
 {
 	struct timeval tv = {0, DRAIN_STEP_MS * 1000};
+	uint64_t now = vt_evhost_mono_ms();
+	int closed = vt_ws_gateway_count(s->ws) == 0 || now >= s->drain_deadline_ms;
 
-	/* An asynchronous store may still owe answers: the engine must not
-	 * be destroyed under them. */
-	if ((vt_ws_gateway_count(s->ws) == 0 && vt_engine_idle(s->engine)) ||
-	    vt_evhost_mono_ms() >= s->drain_deadline_ms) {
+	/*
+	 * An asynchronous store may still owe answers: the engine must not be
+	 * destroyed under them, and the senders of what it writes wait for
+	 * "accepted". Only a store that stopped answering altogether is left
+	 * behind, after STORAGE_DRAIN_MS more.
+	 */
+	if ((closed && vt_engine_idle(s->engine)) ||
+	    now >= s->drain_deadline_ms + STORAGE_DRAIN_MS) {
 		event_base_loopexit(s->base, NULL);
 		return;
 	}
@@ -232,7 +276,12 @@ static int start_engine(struct server *s)
 		vt_log(VT_LOG_ERROR, "cannot open storage: %s", vt_strerror(rc));
 		return -1;
 	}
-	if (vt_evhost_init(&s->host, s->base, &host) != 0) {
+	s->st = st;
+	if (watch_storage(s) != 0 || vt_evhost_init(&s->host, s->base, &host) != 0) {
+		if (s->storage_ev != NULL) {
+			event_free(s->storage_ev);
+			s->storage_ev = NULL;
+		}
 		st.ops->destroy(st.self);
 		return -1;
 	}
@@ -321,6 +370,9 @@ static void stop(struct server *s)
 
 	/* The engine answers pending HTTP requests while evhttp still exists. */
 	vt_evhost_attach(&s->host, NULL);
+	if (s->storage_ev != NULL) {
+		event_free(s->storage_ev);
+	}
 	vt_engine_destroy(s->engine);
 	s->webhook = NULL;
 	vt_evhost_finish(&s->host);

@@ -64,7 +64,15 @@ struct vt_engine_config {
 	uint32_t typing_per_sec;       /* typing events per connection (0: off); 5 */
 	uint32_t msgs_per_sec;         /* events (not acks) per connection, also the
 					  burst; 0 = no limit; default 100 */
+	uint32_t commits_in_flight;    /* batches handed to storage and not yet
+					  complete, up to VT_COMMITS_MAX; default 1
+					  (0 means 1). With more, a batch is handed
+					  over while the one before it still commits
+					  (see storage.h, "Order") */
 };
+
+/* The most batches an engine keeps in flight. */
+#define VT_COMMITS_MAX 16
 
 /* Fill @cfg with the defaults named above. Never fails; thread-safe. */
 VT_EXPORT void vt_engine_config_init(struct vt_engine_config *cfg);

@@ -5,7 +5,8 @@
  * vtable. Two backends ship with the library: LMDB (durable, the default of
  * vartalapd) and memory (tests and embedding). A backend may complete each
  * call at once, inside the call (LMDB, memory), or later from its own event
- * loop (a network store); the engine handles both.
+ * loop (a network store, or LMDB with its writer thread); the engine handles
+ * both.
  *
  * Model. An event is stored once as a record (its body is never copied per
  * recipient). Each (record, recipient device) pair that is still owed is a
@@ -35,6 +36,13 @@
  * A backend that only ever serves one engine (memory, LMDB) may ignore the
  * precondition: that engine's memory is the store's state. The engine sets
  * it only when it has a cluster (vt_engine_set_cluster).
+ *
+ * Order. The engine may hand over a commit before the one before it has
+ * completed (vt_engine_config.commits_in_flight). A backend applies commits,
+ * and expiry sweeps, in the order it was given them, so a later one sees
+ * what an earlier one wrote. A listing shows the commits completed before
+ * the listing completes, and none whose completion has not begun: the
+ * engine routes those itself when they complete.
  *
  * Threads: the engine calls a backend from one thread only, and a backend
  * calls its callbacks on that same thread.
@@ -273,6 +281,8 @@ struct vt_lmdb_options {
 	int64_t dedup_window_ms; /* default 7 days */
 	int no_sync;             /* nonzero: skip fsync (survives a crash of the
 	                            process, not of the machine) */
+	int writer_thread;       /* nonzero: commit on a thread of the backend's
+	                            own (see vt_storage_lmdb_fd) */
 };
 
 /*
@@ -280,9 +290,39 @@ struct vt_lmdb_options {
  * call only. Returns 0 and fills *@out (owned as for the memory backend),
  * VT_EINVAL, or VT_EIO with the reason logged. One process at a time may
  * use a directory. Completes every call inside it, after fsync unless
- * @opts->no_sync.
+ * @opts->no_sync, unless @opts->writer_thread (below).
  */
 VT_EXPORT int vt_storage_lmdb_open(const struct vt_lmdb_options *opts, struct vt_storage *out);
+
+/*
+ * The writer thread. With @opts->writer_thread, commit and expire return at
+ * once and a thread of the backend writes them, in the order they came:
+ * the commits it finds waiting are written as one transaction, with one
+ * fsync, while the caller's loop goes on taking the next batch. Give the
+ * engine more than one commit in flight (commits_in_flight) to let a batch
+ * go while the one before it syncs. Listings still run inside the call,
+ * and show exactly the commits whose callbacks have run.
+ *
+ * Callbacks never run on the writer thread: the host watches the
+ * descriptor vt_storage_lmdb_fd() for reading and, when it is readable,
+ * calls vt_storage_lmdb_dispatch() on the engine's thread, which runs the
+ * callbacks of everything finished, in order. A log sink (log.h) is then
+ * called from the writer thread too. As with any asynchronous storage,
+ * let the loop run after vt_engine_shutdown() until vt_engine_idle()
+ * before vt_engine_destroy(); destroying the backend waits for the thread
+ * to finish what it was given.
+ */
+
+/* The eventfd to watch, for @st opened with a writer thread; otherwise -1. */
+VT_EXPORT int vt_storage_lmdb_fd(const struct vt_storage *st);
+
+/*
+ * Run the callbacks of every commit and sweep the writer has finished, in
+ * order, and return how many ran. Call it on the engine's thread, never
+ * from inside a callback. Harmless when nothing is ready, and for a
+ * storage without a writer thread (0).
+ */
+VT_EXPORT int vt_storage_lmdb_dispatch(const struct vt_storage *st);
 
 #ifdef __cplusplus
 }

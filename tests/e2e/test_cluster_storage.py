@@ -261,8 +261,10 @@ async def test_redis_restart_refuses_then_recovers():
         c.redis.start()
         after1 = send_until_accepted(n1, "after-1")
         after2 = send_until_accepted(n2, "after-2")
+        # Health also waits for the cluster's own connections to answer
+        # and for its liveness probe to come back: a second or so.
         for n in (n1, n2):
-            eq(health(n)[0], 200, "healthz after recovery")
+            wait_until(lambda: health(n)[0] == 200, 10, "healthz 200 after recovery")
 
         want = {before["id"]: "before", after1["id"]: "after-1", after2["id"]: "after-2"}
         eq(len(want), 3, "distinct ids from the two nodes")

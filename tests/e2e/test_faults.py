@@ -1,15 +1,16 @@
 #!/usr/bin/python3
-"""Faults: kill -9 under steady load, a full LMDB map, a full disk.
+"""Faults: kill -9 and SIGTERM under steady load, a full LMDB map, a full disk.
 
 kill -9: senders over WebSocket and REST send to recipients who ack most of
 what they get, and the server is killed 20 times at random moments and
-restarted on the same data dir. A sender resends, with the same client id,
-whatever got no answer. At the end every accepted message has reached its
-recipient with the server id it was accepted with, no (sender, client id)
-got two server ids, and no message whose ack the server confirmed (the
-sender got its `delivered`) is pushed again after a restart. Other repeated
-pushes (a retry, or an un-acked message pushed again after a restart) are
-allowed and counted.
+restarted on the same data dir (6 more times with the LMDB writer inline,
+and 6 times stopped with SIGTERM instead, while the load goes on). A
+sender resends, with the same client id, whatever got no answer. At the
+end every accepted message has reached its recipient with the server id
+it was accepted with, no (sender, client id) got two server ids, and no
+message whose ack the server confirmed (the sender got its `delivered`) is
+pushed again after a restart. Other repeated pushes (a retry, or an
+un-acked message pushed again after a restart) are allowed and counted.
 
 Full storage: with durability always a message is accepted only once it is
 on disk, so a full store refuses new messages (507 storage_full over REST,
@@ -23,6 +24,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import time
 
@@ -222,16 +224,18 @@ def rss_kb(pid):
     return 0
 
 
-async def test_kill9_under_load():
+async def under_load(rounds, interrupt, *args):
+    """@rounds runs of the load, each ended by @interrupt(srv) at a random
+    moment, then one that ends cleanly; then the ledger is checked."""
     rng = random.Random(SEED)
     print("  seed %d (VT_FAULTS_SEED to repeat)" % SEED)
-    srv = server("--ack-timeout", "700", "--retries", "2")
+    srv = server("--ack-timeout", "700", "--retries", "2", *args)
     led = Ledger()
     counter = {}
     last_epoch = {}
     kills = 0
-    for epoch in range(21):
-        final = epoch == 20
+    for epoch in range(rounds + 1):
+        final = epoch == rounds
         if epoch > 0:
             srv.start()
         stop = asyncio.Event()
@@ -246,7 +250,7 @@ async def test_kill9_under_load():
                        for s in SENDERS_HTTP]
         if not final:
             await asyncio.sleep(rng.uniform(0.3, 1.2))  # the load runs; then the kill
-            srv.kill9()
+            await interrupt(srv)
             kills += 1
             await asyncio.gather(*tasks, *send_tasks, return_exceptions=True)
             continue
@@ -280,7 +284,7 @@ async def test_kill9_under_load():
           % (kills, len(led.by_sid), len(set(led.received)), len(missing), dups,
              led.dup_retry, led.dup_restart, len(led.replayed), len(led.sid_conflicts),
              led.errors or "none", len(led.receipts), rss))
-    eq(kills, 20, "kills")
+    eq(kills, rounds, "kills")
     check(len(led.by_sid) >= 500, "too little load to mean anything: %d accepted"
           % len(led.by_sid))
     eq(missing[:10], [], "accepted but never delivered (first 10 of %d)" % len(missing))
@@ -303,6 +307,31 @@ async def test_kill9_under_load():
             check(d["type"] == "delivered" and d["body"]["ref"] in led.by_sid,
                   "receipt of %s refers to an unknown message: %r" % (s, d))
             eq(led.by_sid[d["body"]["ref"]][0], s, "receipt owner")
+
+
+async def kill9(srv):
+    srv.kill9()
+
+
+async def sigterm(srv):
+    """A clean stop while the load runs; the clients go on meanwhile, so
+    the server drains what it took (the HTTP senders' answers among it)."""
+    srv.proc.send_signal(signal.SIGTERM)
+    await await_until(lambda: srv.proc.poll() is not None, 40, "vartalapd to exit on SIGTERM")
+    srv.log.close()
+    eq(srv.proc.returncode, 0, "exit status after SIGTERM")
+
+
+async def test_kill9_under_load():
+    await under_load(20, kill9)
+
+
+async def test_sigterm_under_load():
+    await under_load(6, sigterm)
+
+
+async def test_kill9_under_load_inline_writer():
+    await under_load(6, kill9, "--lmdb-writer", "inline")
 
 
 # ----------------------------------------------------------------- full LMDB map
@@ -505,7 +534,8 @@ async def test_disk_full_tmpfs():
 
 
 if __name__ == "__main__":
-    run([test_kill9_under_load, test_map_full_refuses_then_recovers,
+    run([test_kill9_under_load, test_sigterm_under_load, test_kill9_under_load_inline_writer,
+         test_map_full_refuses_then_recovers,
          test_map_full_acks_not_refused_with_sends, test_map_full_receipts_not_dropped,
          test_map_full_new_recipient_can_drain,
          test_disk_full_tmpfs])

@@ -576,16 +576,23 @@ static const struct vt_storage_ops failing_ops = {
 	.destroy = failing_destroy,
 };
 
+/* A fresh engine on storage @ops with @in_flight commits at a time, alice connected. */
+static void engine_on(const struct vt_storage_ops *ops, uint32_t in_flight)
+{
+	struct vt_engine_config c = cfg_short();
+	struct vt_storage st = {.ops = ops};
+
+	vt_engine_destroy(E);
+	c.commits_in_flight = in_flight;
+	E = engine_new(&H, &c, &st);
+	connect_user(E, &H, "alice", &A);
+}
+
 /* A fresh engine on the failing storage, alice connected, commits failing with @err. */
 static void failing_engine(int err)
 {
-	struct vt_engine_config c = cfg_short();
-	struct vt_storage st = {.ops = &failing_ops};
-
-	vt_engine_destroy(E);
 	ck_assert_int_eq(vt_storage_memory_create(86400000, &inner), 0);
-	E = engine_new(&H, &c, &st);
-	connect_user(E, &H, "alice", &A);
+	engine_on(&failing_ops, 1);
 	fail_commits = err;
 	fail_lists = 0;
 	list_calls = 0;
@@ -753,6 +760,201 @@ START_TEST(backlog_larger_than_window_arrives_in_order)
 }
 END_TEST
 
+/*
+ * A device that connects in the same batch as a message to it: its listing
+ * runs when its registration completes, and sees the message, whose own
+ * completion (the route) comes after. It is pushed once.
+ */
+START_TEST(listed_and_routed_in_one_batch_pushed_once)
+{
+	struct vt_identity bob = ident(&H, "bob");
+
+	connect_user(E, &H, "alice", &A);
+	memset(&B, 0, sizeof(B));
+	ck_assert_int_eq(vt_conn_open(E, &bob, &cap_ops, &B, &B.conn), 0);
+	send_msg(&A, "m1", "bob", "1");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 1);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+}
+END_TEST
+
+/* A store that holds every commit until the test completes it, in any order. */
+struct held {
+	struct vt_op *ops;
+	size_t n;
+	vt_commit_cb done;
+	void *arg;
+};
+
+static struct held held[4];
+static int nheld;
+static char calls[16]; /* the store's calls in order: c commit, e expire */
+
+static void held_called(char what)
+{
+	size_t n = strlen(calls);
+
+	ck_assert_uint_lt(n + 1, sizeof(calls));
+	calls[n] = what;
+	calls[n + 1] = '\0';
+}
+
+static void held_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb done, void *arg)
+{
+	ck_assert_int_lt(nheld, 4);
+	held[nheld++] = (struct held){ops, n, done, arg};
+	held_called('c');
+}
+
+static void held_list(void *self, const struct vt_inbox *in, uint64_t after, uint32_t limit,
+		      vt_list_cb done, void *arg)
+{
+	done(arg, 0, NULL, 0);
+}
+
+static void held_expire(void *self, int64_t now, int64_t before, int64_t dev_before,
+			uint64_t max, vt_expire_cb done, void *arg)
+{
+	held_called('e');
+	done(arg, 0, 0);
+}
+
+static uint64_t held_max_id(void *self)
+{
+	return 0;
+}
+
+static void held_destroy(void *self)
+{
+}
+
+static const struct vt_storage_ops held_ops = {
+	.commit = held_commit,
+	.list = held_list,
+	.expire = held_expire,
+	.max_id = held_max_id,
+	.destroy = held_destroy,
+};
+
+/* Complete held commit @i (0: the oldest still held): every op stored, none routed. */
+static void held_complete(int i)
+{
+	struct held h = held[i];
+
+	ck_assert_int_lt(i, nheld);
+	memmove(&held[i], &held[i + 1], (size_t)(nheld - i - 1) * sizeof(held[0]));
+	nheld--;
+	for (size_t k = 0; k < h.n; k++) {
+		h.ops[k].status = 0;
+		h.ops[k].out_ndevices = 1;
+	}
+	h.done(h.arg, 0);
+}
+
+/* A fresh engine on the holding store, with alice connected. */
+static void held_engine(uint32_t in_flight)
+{
+	nheld = 0;
+	engine_on(&held_ops, in_flight);
+	ck_assert_int_eq(nheld, 1); /* alice's device */
+	held_complete(0);
+	calls[0] = '\0';
+}
+
+/* The cid of the @i-th "accepted" alice heard. */
+static const char *accepted_cid(size_t i)
+{
+	static char cid[32];
+
+	ck_assert_int_eq(json_field(cap_nth(&A, "accepted", i), "ref", cid, sizeof(cid)), 0);
+	return cid;
+}
+
+START_TEST(next_batch_commits_while_one_is_in_flight)
+{
+	held_engine(2);
+	send_msg(&A, "m1", "bob", "1");
+	turn(E, &H);
+	send_msg(&A, "m2", "bob", "2");
+	turn(E, &H);
+	ck_assert_int_eq(nheld, 2); /* the second went before the first completed */
+	send_msg(&A, "m3", "bob", "3");
+	turn(E, &H);
+	ck_assert_int_eq(nheld, 2); /* no more than two at a time */
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 0);
+
+	/* The second completes first, but is answered after the first. */
+	held_complete(1);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 0);
+	held_complete(0);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 2);
+	ck_assert_str_eq(accepted_cid(0), "m1");
+	ck_assert_str_eq(accepted_cid(1), "m2");
+	ck_assert_uint_lt(json_id(cap_nth(&A, "accepted", 0), "id"),
+			  json_id(cap_nth(&A, "accepted", 1), "id"));
+
+	/* What waited goes at the next turn. */
+	turn(E, &H);
+	ck_assert_int_eq(nheld, 1);
+	held_complete(0);
+	ck_assert_str_eq(accepted_cid(2), "m3");
+	ck_assert_int_eq(vt_engine_idle(E), 1);
+}
+END_TEST
+
+START_TEST(one_batch_in_flight_by_default)
+{
+	held_engine(0);
+	send_msg(&A, "m1", "bob", "1");
+	turn(E, &H);
+	send_msg(&A, "m2", "bob", "2");
+	turn(E, &H);
+	ck_assert_int_eq(nheld, 1);
+	held_complete(0);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 1);
+	turn(E, &H);
+	ck_assert_int_eq(nheld, 1);
+	held_complete(0);
+	ck_assert_str_eq(accepted_cid(1), "m2");
+}
+END_TEST
+
+/*
+ * The expiry sweep sees connected devices again first. When a batch is in
+ * flight, the sweep waits until the batch with those sightings is handed
+ * over: storage applies calls in order.
+ */
+START_TEST(expiry_sweep_follows_its_touches)
+{
+	held_engine(1);
+	send_msg(&A, "m1", "bob", "1");
+	turn(E, &H);
+	advance(E, &H, 10);
+	ck_assert_str_eq(calls, "c");
+	held_complete(0);
+	turn(E, &H);
+	ck_assert_str_eq(calls, "cce");
+	held_complete(0);
+	ck_assert_int_eq(vt_engine_idle(E), 1);
+}
+END_TEST
+
+/* Destroyed with batches in flight: nothing is answered as accepted. */
+START_TEST(destroy_with_batches_in_flight)
+{
+	held_engine(2);
+	send_msg(&A, "m1", "bob", "1");
+	turn(E, &H);
+	send_msg(&A, "m2", "bob", "2");
+	turn(E, &H);
+	ck_assert_int_eq(vt_engine_idle(E), 0);
+	vt_engine_destroy(E);
+	E = NULL;
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 0);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -784,6 +986,11 @@ static Suite *engine_suite(void)
 	tcase_add_test(t, newer_connection_replaces_older);
 	tcase_add_test(t, stalled_reader_queue_stays_small);
 	tcase_add_test(t, backlog_larger_than_window_arrives_in_order);
+	tcase_add_test(t, listed_and_routed_in_one_batch_pushed_once);
+	tcase_add_test(t, next_batch_commits_while_one_is_in_flight);
+	tcase_add_test(t, one_batch_in_flight_by_default);
+	tcase_add_test(t, expiry_sweep_follows_its_touches);
+	tcase_add_test(t, destroy_with_batches_in_flight);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -1,10 +1,11 @@
 /*
  * test_storage.c - the storage contract (storage_cases.c) on the memory and
- * LMDB backends, and the tests that need LMDB itself.
+ * LMDB backends, LMDB with and without its writer thread, and the tests that
+ * need LMDB itself.
  *
  * The LMDB backend gets a fresh directory per test. Tests that need
  * durability or LMDB internals (reopen, a full map, a damaged value) run on
- * LMDB only.
+ * LMDB only, both ways (loop tests over LMDB and LMDB_WRITER).
  */
 /* nftw() is an XSI interface */
 #define _XOPEN_SOURCE 700
@@ -12,6 +13,8 @@
 #include <check.h>
 #include <ftw.h>
 #include <lmdb.h>
+#include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +35,14 @@ static int open_memory(void)
 	return vt_storage_memory_create(WINDOW_MS, &fx.st);
 }
 
+/* Indexes in storage_backends */
+#define LMDB        1
+#define LMDB_WRITER 2
+
 static int open_lmdb(void)
 {
-	struct vt_lmdb_options o = {fx.dir, fx.map_size, WINDOW_MS, !fx.sync};
+	struct vt_lmdb_options o = {fx.dir, fx.map_size, WINDOW_MS, !fx.sync,
+	                            fx.backend == LMDB_WRITER};
 
 	return vt_storage_lmdb_open(&o, &fx.st);
 }
@@ -42,13 +50,30 @@ static int open_lmdb(void)
 const struct storage_backend storage_backends[] = {
         {"memory", open_memory, 0},
         {"lmdb", open_lmdb, 1},
+        {"lmdb-writer", open_lmdb, 1},
 };
 
-const int storage_nbackends = 2;
+const int storage_nbackends = 3;
 
-/* Both backends complete each call inside it. */
+/* Wait up to @ms for the writer thread to have answers; 1 when it has. */
+static int writer_ready(int ms)
+{
+	struct pollfd p = {vt_storage_lmdb_fd(&fx.st), POLLIN, 0};
+
+	return poll(&p, 1, ms) == 1;
+}
+
+/* Memory and plain LMDB answer inside each call; the writer thread later. */
 void storage_wait(int *calls)
 {
+	for (int waited = 0; *calls == 0 && waited < 10000; waited += 10) {
+		if (vt_storage_lmdb_fd(&fx.st) < 0) {
+			return;
+		}
+		if (writer_ready(10)) {
+			vt_storage_lmdb_dispatch(&fx.st);
+		}
+	}
 }
 
 /* ---- LMDB only ---- */
@@ -59,7 +84,7 @@ START_TEST(lmdb_reopen)
 	struct done d;
 	struct stat sb;
 
-	st_open(1);
+	st_open(_i);
 	ck_assert_int_eq(stat(fx.dir, &sb), 0);
 	ck_assert_int_eq(put(1, 100, "\"A\"", TO("bob", "carol")), 0);
 	ck_assert_int_eq(put(2, 100, "2", TO("bob")), 0);
@@ -68,7 +93,7 @@ START_TEST(lmdb_reopen)
 	ck_assert_int_eq(ack("carol", 1), 0);
 	st_close();
 
-	st_open(1);
+	st_open(_i);
 	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), 9);
 	ck_assert_uint_eq(list("bob", 0, 10, ids, &d), 2);
 	ck_assert_uint_eq(ids[0], 1);
@@ -94,12 +119,12 @@ START_TEST(lmdb_reopen_after_crash)
 	pid_t pid;
 
 	fx.sync = 1;
-	st_open(1);
+	st_open(_i);
 	st_close();
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		st_open(1);
+		st_open(_i);
 		put(1, 100, "1", TO("bob"));
 		put(2, 100, "2", TO("bob"));
 		put(3, 100, "3", TO("bob"));
@@ -109,7 +134,7 @@ START_TEST(lmdb_reopen_after_crash)
 	ck_assert_int_eq(waitpid(pid, &wstatus, 0), pid);
 	ck_assert(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
 
-	st_open(1);
+	st_open(_i);
 	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 3);
 	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), 3);
 	ck_assert_int_eq(ack("bob", 2), 0);
@@ -161,7 +186,7 @@ START_TEST(lmdb_map_full)
 
 	memset(big_body, 'x', sizeof(big_body) - 1);
 	fx.map_size = 1 << 20;
-	st_open(1);
+	st_open(_i);
 	for (id = 1; id < 1000 && (rc = put_big(id)) == 0; id++) {
 	}
 	ck_assert_int_eq(rc, VT_ENOSPC);
@@ -202,7 +227,7 @@ START_TEST(lmdb_value_beyond_map)
 
 	memset(huge, 'x', sizeof(huge) - 1);
 	fx.map_size = 1 << 20;
-	st_open(1);
+	st_open(_i);
 	ck_assert_int_eq(put(1, 100, "1", TO("bob")), 0);
 	put_init(&p[0], 2, "", 100, "2", TO("bob"));
 	put_init(&p[1], 3, "", 100, huge, TO("bob"));
@@ -263,7 +288,7 @@ START_TEST(lmdb_damaged_record_skipped)
 	struct done d;
 	struct vt_op op;
 
-	st_open(1);
+	st_open(_i);
 	for (uint64_t id = 1; id <= 4; id++) {
 		ck_assert_int_eq(put(id, 100, "\"body\"", TO("bob")), 0);
 	}
@@ -272,7 +297,7 @@ START_TEST(lmdb_damaged_record_skipped)
 	damage(3, NULL, 0);
 
 	vt_log_set(count_warnings, NULL, VT_LOG_WARN);
-	st_open(1);
+	st_open(_i);
 	ck_assert_uint_eq(list("bob", 0, 10, ids, &d), 2);
 	ck_assert_uint_eq(ids[0], 1);
 	ck_assert_uint_eq(ids[1], 4);
@@ -298,7 +323,7 @@ START_TEST(lmdb_reopen_devices_groups)
 	uint32_t ndev;
 	uint64_t ids[4];
 
-	st_open(1);
+	st_open(_i);
 	ck_assert_int_eq(touch("bob", "d1", 100, NULL), 0);
 	ck_assert_int_eq(set_group("g1", "state"), 0);
 	uput_init(&p, 1, TO("bob", "carol"));
@@ -306,7 +331,7 @@ START_TEST(lmdb_reopen_devices_groups)
 	ck_assert_int_eq(notified("bob", "d1", 1), 0);
 	st_close();
 
-	st_open(1);
+	st_open(_i);
 	ck_assert_str_eq(load_groups(), "g1=state");
 	ck_assert_uint_eq(list_in("bob", "d1", ids, &d), 1);
 	ck_assert_uint_eq(d.recs[0].flags, VT_REC_NOTIFIED);
@@ -334,7 +359,7 @@ START_TEST(lmdb_full_batch_commits_the_rest)
 
 	memset(big_body, 'x', sizeof(big_body) - 1);
 	fx.map_size = 1 << 20;
-	st_open(1);
+	st_open(_i);
 	ck_assert_int_eq(touch("carol", "c1", 100, NULL), 0);
 	uput_init(&p, 5000, TO("erin"));
 	ck_assert_int_eq(commit(&p.op, 1), 0);
@@ -400,7 +425,7 @@ START_TEST(lmdb_full_first_device_claims)
 
 	memset(big_body, 'x', sizeof(big_body) - 1);
 	fx.map_size = 1 << 20;
-	st_open(1);
+	st_open(_i);
 	for (id = 1; id < 1000 && rc == 0; id++) {
 		put_init(&p, id, "", 100, big_body, TO(NULL));
 		p.op.users = TO("bob");
@@ -493,7 +518,7 @@ START_TEST(lmdb_tiny_map_drains)
 	uint64_t end, again;
 
 	fx.map_size = sizes[_i / 2];
-	st_open(1);
+	st_open(LMDB);
 	end = fill_store();
 	if (_i % 2) {
 		drain_store(end, 1, 7919);
@@ -533,7 +558,7 @@ START_TEST(lmdb_format_versions)
 {
 	uint64_t ids[4];
 
-	st_open(1);
+	st_open(_i);
 	ck_assert_int_eq(put(1, 100, "1", TO("bob")), 0);
 	st_close();
 	set_format(3);
@@ -543,12 +568,137 @@ START_TEST(lmdb_format_versions)
 	ck_assert_int_ge(warnings, 1);
 
 	set_format(1);
-	st_open(1);
+	st_open(_i);
 	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 1);
 	ck_assert_int_eq(touch("bob", "d1", 100, NULL), 0);
 	st_close();
 	set_format(0);
 	ck_assert_int_eq(open_lmdb(), VT_EIO);
+}
+END_TEST
+
+/* ---- the writer thread ---- */
+
+/* Callback order: each commit's arg is its number. */
+static int answered[8], nanswered;
+
+static void on_commit_in_order(void *arg, int status)
+{
+	ck_assert_int_eq(status, 0);
+	ck_assert_int_lt(nanswered, 8);
+	answered[nanswered++] = (int)(intptr_t)arg;
+}
+
+/* Run what the writer answers until @n commits were answered. */
+static void wait_answered(int n)
+{
+	for (int waited = 0; nanswered < n && waited < 10000; waited += 10) {
+		if (writer_ready(10)) {
+			vt_storage_lmdb_dispatch(&fx.st);
+		}
+	}
+	ck_assert_int_eq(nanswered, n);
+}
+
+/* A commit written and synced is not listed before its callback has run. */
+START_TEST(writer_lists_what_was_answered)
+{
+	uint64_t ids[4];
+	struct done d = {0};
+	struct put p;
+
+	st_open(LMDB_WRITER);
+	put_init(&p, 1, "", 100, "1", TO("bob"));
+	fx.st.ops->commit(fx.st.self, &p.op, 1, on_commit, &d);
+	ck_assert(writer_ready(10000));
+	ck_assert_int_eq(d.calls, 0);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 0);
+	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), 0);
+
+	ck_assert_int_eq(vt_storage_lmdb_dispatch(&fx.st), 1);
+	ck_assert_int_eq(d.calls, 1);
+	ck_assert_int_eq(d.status, 0);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 1);
+	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), 1);
+	ck_assert_int_eq(vt_storage_lmdb_dispatch(&fx.st), 0);
+}
+END_TEST
+
+/* Commits handed over before any answer are written in order and answered in order. */
+START_TEST(writer_commits_in_order)
+{
+	uint64_t ids[8];
+	struct put p[4];
+
+	st_open(LMDB_WRITER);
+	nanswered = 0;
+	for (int i = 0; i < 4; i++) {
+		put_init(&p[i], (uint64_t)i + 1, i < 2 ? "same" : "", 100, "1", TO("bob"));
+		p[i].op.dedup = 1;
+		fx.st.ops->commit(fx.st.self, &p[i].op, 1, on_commit_in_order, (void *)(intptr_t)i);
+	}
+	wait_answered(4);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(answered[i], i);
+	}
+	ck_assert_uint_eq(p[1].op.dup_of, 1); /* the second saw what the first wrote */
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 3);
+	ck_assert_uint_eq(ids[2], 4);
+}
+END_TEST
+
+/* Closed before its answers were taken: what it was given is stored. */
+START_TEST(writer_close_writes_what_it_was_given)
+{
+	uint64_t ids[4];
+	struct put p[2];
+
+	fx.sync = 1;
+	st_open(LMDB_WRITER);
+	nanswered = 0;
+	for (int i = 0; i < 2; i++) {
+		put_init(&p[i], (uint64_t)i + 1, "", 100, "1", TO("bob"));
+		fx.st.ops->commit(fx.st.self, &p[i].op, 1, on_commit_in_order, (void *)(intptr_t)i);
+	}
+	warnings = 0;
+	vt_log_set(count_warnings, NULL, VT_LOG_WARN);
+	st_close();
+	ck_assert_int_eq(nanswered, 0);
+	ck_assert_int_eq(warnings, 1); /* the answers it dropped */
+
+	st_open(LMDB_WRITER);
+	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 2);
+}
+END_TEST
+
+/* A sweep handed over after a commit sees what the commit wrote. */
+START_TEST(writer_sweeps_after_commits)
+{
+	struct done d = {0};
+	struct put p;
+
+	st_open(LMDB_WRITER);
+	nanswered = 0;
+	put_init(&p, 1, "", 100, "1", TO("bob"));
+	fx.st.ops->commit(fx.st.self, &p.op, 1, on_commit_in_order, NULL);
+	fx.st.ops->expire(fx.st.self, 1000, 200, INT64_MIN, 10, on_expire, &d);
+	storage_wait(&d.calls);
+	ck_assert_int_eq(nanswered, 1);
+	ck_assert_int_eq(d.status, 0);
+	ck_assert_uint_eq(d.removed, 1);
+}
+END_TEST
+
+/* Another storage, or LMDB without the thread, has no descriptor. */
+START_TEST(writer_fd_only_with_the_thread)
+{
+	st_open(LMDB);
+	ck_assert_int_eq(vt_storage_lmdb_fd(&fx.st), -1);
+	ck_assert_int_eq(vt_storage_lmdb_dispatch(&fx.st), 0);
+	st_close();
+	st_open(0);
+	ck_assert_int_eq(vt_storage_lmdb_fd(&fx.st), -1);
+	ck_assert_int_eq(vt_storage_lmdb_fd(NULL), -1);
 }
 END_TEST
 
@@ -564,17 +714,22 @@ static Suite *storage_suite(void)
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(lm, NULL, teardown);
-	tcase_add_test(lm, lmdb_reopen);
-	tcase_add_test(lm, lmdb_reopen_after_crash);
+	tcase_add_loop_test(lm, lmdb_reopen, LMDB, LMDB_WRITER + 1);
+	tcase_add_loop_test(lm, lmdb_reopen_after_crash, LMDB, LMDB_WRITER + 1);
 	tcase_add_test(lm, lmdb_creates_private_dir);
-	tcase_add_test(lm, lmdb_map_full);
-	tcase_add_test(lm, lmdb_value_beyond_map);
-	tcase_add_test(lm, lmdb_damaged_record_skipped);
-	tcase_add_test(lm, lmdb_reopen_devices_groups);
-	tcase_add_test(lm, lmdb_full_batch_commits_the_rest);
-	tcase_add_test(lm, lmdb_full_first_device_claims);
-	tcase_add_test(lm, lmdb_format_versions);
+	tcase_add_loop_test(lm, lmdb_map_full, LMDB, LMDB_WRITER + 1);
+	tcase_add_loop_test(lm, lmdb_value_beyond_map, LMDB, LMDB_WRITER + 1);
+	tcase_add_loop_test(lm, lmdb_damaged_record_skipped, LMDB, LMDB_WRITER + 1);
+	tcase_add_loop_test(lm, lmdb_reopen_devices_groups, LMDB, LMDB_WRITER + 1);
+	tcase_add_loop_test(lm, lmdb_full_batch_commits_the_rest, LMDB, LMDB_WRITER + 1);
+	tcase_add_loop_test(lm, lmdb_full_first_device_claims, LMDB, LMDB_WRITER + 1);
+	tcase_add_loop_test(lm, lmdb_format_versions, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_tiny_map_drains, 0, 4);
+	tcase_add_test(lm, writer_lists_what_was_answered);
+	tcase_add_test(lm, writer_commits_in_order);
+	tcase_add_test(lm, writer_close_writes_what_it_was_given);
+	tcase_add_test(lm, writer_sweeps_after_commits);
+	tcase_add_test(lm, writer_fd_only_with_the_thread);
 	suite_add_tcase(s, lm);
 	return s;
 }
