@@ -296,6 +296,7 @@ START_TEST(lmdb_damaged_record_skipped)
 	damage(2, "garbage", 7);
 	damage(3, NULL, 0);
 
+	warnings = 0;
 	vt_log_set(count_warnings, NULL, VT_LOG_WARN);
 	st_open(_i);
 	ck_assert_uint_eq(list("bob", 0, 10, ids, &d), 2);
