@@ -146,8 +146,11 @@
 	"-- A duplicate's answer: the original's id, and the inboxes that still owe\n" \
 	"-- it and were never notified. The commit that stored it may have been\n" \
 	"-- reported failed to its node (a timeout), which then woke none of them.\n" \
+	"-- An original stored by this batch is routed by its own op.\n" \
+	"local routed = {}\n" \
 	"local function owed(id)\n" \
 	"  local res = {0, id, 0}\n" \
+	"  if routed[id] then return res end\n" \
 	"  for _, n in ipairs(redis.call('SMEMBERS', rdl(id))) do\n" \
 	"    local u, d = iparse(n)\n" \
 	"    if u and redis.call('HGET', flg(u, d), id) ~= '1' then\n" \
@@ -207,6 +210,7 @@
 	"  end\n" \
 	"  if FULL then return {4, '', 0} end\n" \
 	"  local res = deliver(p, ts)\n" \
+	"  routed[p.id] = true\n" \
 	"  dedup_record(p)\n" \
 	"  local m = redis.call('GET', P .. 'maxid')\n" \
 	"  if not m or m < p.id then redis.call('SET', P .. 'maxid', p.id) end\n" \

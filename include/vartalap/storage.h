@@ -175,9 +175,10 @@ struct vt_op {
 	 * duplicate (dup_of set), a backend shared by several engines reports
 	 * instead the inboxes that still owe record dup_of and were never
 	 * notified: the commit that stored it may have timed out for its
-	 * engine and been applied all the same, so nobody routed it. A
-	 * backend that serves one engine leaves it empty: a commit it reports
-	 * failed was not applied. */
+	 * engine and been applied all the same, so nobody routed it (none when
+	 * dup_of was stored by this batch, whose own op routes it). A backend
+	 * that serves one engine leaves it empty: a commit it reports failed
+	 * was not applied. */
 	const struct vt_inbox *out_to;
 	uint32_t out_nto;
 	uint32_t out_skipped;

@@ -522,6 +522,7 @@ START_TEST(dedup_in_one_batch)
 	ck_assert_uint_eq(ops[0].dup_of, 0);
 	ck_assert_int_eq(ops[1].status, 0);
 	ck_assert_uint_eq(ops[1].dup_of, 1);
+	ck_assert_uint_eq(ops[1].out_nto, 0); /* op 0 routes them */
 	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 1);
 }
 END_TEST
