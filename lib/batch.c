@@ -242,6 +242,7 @@ static void complete_accept(struct vt_engine *e, struct vt_pend *p, int status,
 	if (op->dup_of != 0) {
 		e->stats.duplicates++;
 		vt__reply_accepted(e, &p->origin, p->msg->rec.cid, op->dup_of, p->msg->rec.ts);
+		vt__route_dup(e, p->msg, op->dup_of, op->out_to, op->out_nto);
 		return;
 	}
 	e->stats.accepted++;

@@ -309,6 +309,16 @@ void vt__take_event(struct vt_engine *e, const struct vt_identity *from, const c
 void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct vt_identity *who,
 		 const uint64_t *ids, uint32_t n, struct vt_ackreq *req);
 void vt__route(struct vt_engine *e, struct vt_msg *m, const struct vt_inbox *to, uint32_t n);
+
+/*
+ * @m was a duplicate of record @id, and storage reported @to, the inboxes
+ * that still owe @id unnotified: the commit that stored it may have been
+ * reported failed (a timeout after which a shared store applied it), and
+ * so never routed. Wake them as vt__route() would, listing @id from the
+ * store where a connection here holds the inbox.
+ */
+void vt__route_dup(struct vt_engine *e, const struct vt_msg *m, uint64_t id,
+		   const struct vt_inbox *to, uint32_t n);
 void vt__hold(struct vt_engine *e, struct vt_pend *p);
 void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const char *sender,
 			uint64_t id, const char *cid);

@@ -21,6 +21,18 @@ static int is_group(const char *to)
 	return strncmp(to, "g:", 2) == 0;
 }
 
+/* @rec is owed to @in, which no connection here holds. */
+static void route_away(struct vt_engine *e, const struct vt_inbox *in, const struct vt_record *rec)
+{
+	if (e->cluster.ops != NULL) {
+		/* Another node may hold it; the cluster wakes it or says none. */
+		e->cluster.ops->deliver(e->cluster.self, in, rec);
+	} else {
+		e->stats.offline++;
+		vt__notify(e, rec, in->user, in->device);
+	}
+}
+
 void vt__route(struct vt_engine *e, struct vt_msg *m, const struct vt_inbox *to, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++) {
@@ -28,12 +40,24 @@ void vt__route(struct vt_engine *e, struct vt_msg *m, const struct vt_inbox *to,
 
 		if (c != NULL) {
 			vt__conn_offer(c, m);
-		} else if (e->cluster.ops != NULL) {
-			/* Another node may hold it; the cluster wakes it or says none. */
-			e->cluster.ops->deliver(e->cluster.self, &to[i], &m->rec);
 		} else {
-			e->stats.offline++;
-			vt__notify(e, &m->rec, to[i].user, to[i].device);
+			route_away(e, &to[i], &m->rec);
+		}
+	}
+}
+
+void vt__route_dup(struct vt_engine *e, const struct vt_msg *m, uint64_t id,
+		   const struct vt_inbox *to, uint32_t n)
+{
+	struct vt_record rec = m->rec;
+
+	rec.id = id;
+	for (uint32_t i = 0; i < n; i++) {
+		if (vt__conn_find(e, to[i].user, to[i].device) != NULL) {
+			/* The stored record is the original: list it from there. */
+			vt_engine_wake(e, &to[i], id);
+		} else {
+			route_away(e, &to[i], &rec);
 		}
 	}
 }

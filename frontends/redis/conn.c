@@ -255,14 +255,34 @@ static int reply_status(struct rcall *k, const redisReply *r)
 	return VT_ESTORAGE;
 }
 
+/*
+ * Send the call again when its error reply asks for it; nonzero when sent.
+ * Either way the server ran nothing of it.
+ */
+static int call_again(struct rcall *k, redisAsyncContext *ac, const redisReply *r)
+{
+	if (!r || r->type != REDIS_REPLY_ERROR || k->c->ac != ac) {
+		return 0;
+	}
+	if (starts_with(r, "NOSCRIPT") && !k->sent_source) {
+		/* the server restarted and lost the script: sent in full */
+		return call_send(k, 1) == 0;
+	}
+	if (starts_with(r, "OOM") && k->script->oom) {
+		/* over maxmemory: the variant that takes what frees memory */
+		k->script = k->script->oom;
+		return call_send(k, k->script->sha[0] == 0) == 0;
+	}
+	return 0;
+}
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct rcall *k = priv;
 	const redisReply *r = reply;
 
-	if (r && r->type == REDIS_REPLY_ERROR && starts_with(r, "NOSCRIPT") && !k->sent_source &&
-	    k->c->ac == ac && call_send(k, 1) == 0) {
-		return; /* the server restarted and lost the script: sent in full */
+	if (call_again(k, ac, r)) {
+		return;
 	}
 	k->cb(k->arg, reply_status(k, r), r && r->type != REDIS_REPLY_ERROR ? r : NULL);
 	call_free(k);

@@ -9,7 +9,9 @@
  * dropped connection is opened again with a growing delay. Each new
  * connection loads the scripts before anything else, so calls keep their
  * order after a server restart emptied its script cache; a script the
- * server forgot all the same (SCRIPT FLUSH) is sent again in full.
+ * server forgot all the same (SCRIPT FLUSH) is sent again in full. A script
+ * the server refuses for being over maxmemory is sent again as its oom
+ * variant, when it has one.
  *
  * Everything runs on the thread of the event base.
  */

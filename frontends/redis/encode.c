@@ -5,12 +5,17 @@
  * program on the server, a version mismatch) fails its call with
  * VT_ESTORAGE instead of being trusted.
  */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <vartalap/error.h>
+#include <vartalap/log.h>
 
 #include "encode.h"
+#include "json.h"
 #include "scripts.h"
 #include "store_key.h"
 
@@ -184,6 +189,44 @@ struct vt__rargs *vt__encode_batch(struct vt_op *ops, size_t n, const char *pref
 
 /* ---- decoding ---- */
 
+uint64_t vt__decode_id(const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint64_t v = 0;
+
+	if (len != 16) {
+		return 0;
+	}
+	for (size_t i = 0; i < 16; i++) {
+		const char *p = s[i] ? strchr(hex, s[i]) : NULL;
+
+		if (!p) {
+			return 0;
+		}
+		v = v << 4 | (uint64_t)(p - hex);
+	}
+	return v;
+}
+
+/* The op status of a script status; -1 for none the scripts give. */
+static int op_status(long long st, int *out)
+{
+	static const int map[] = {
+	        [VT__RS_OK] = 0,
+	        [VT__RS_UNKNOWN] = VT_EUNKNOWNID,
+	        [VT__RS_FULL] = VT_EINBOXFULL,
+	        [VT__RS_STALE] = VT_ECONFLICT,
+	        [VT__RS_NOSPACE] = VT_ENOSPC,
+	        [VT__RS_TAKEN] = VT_ESTORAGE,
+	};
+
+	if (st < 0 || st >= (long long)(sizeof(map) / sizeof(map[0]))) {
+		return -1;
+	}
+	*out = map[st];
+	return 0;
+}
+
 /* Element @i of array @e when it is a string, else NULL. */
 static const redisReply *str_at(const redisReply *e, size_t i)
 {
@@ -224,11 +267,18 @@ static int decode_put(struct vt_op *op, const redisReply *e, struct vt_inbox *ou
 	const redisReply *d = str_at(e, 1);
 
 	if (int_at(e, 0, &st) || int_at(e, 2, &skipped) || !d ||
-	    (d->len && num_at(e, 1, 16, &dup))) {
+	    (d->len && !(dup = vt__decode_id(d->str, d->len))) || op_status(st, &op->status)) {
 		return VT_ESTORAGE;
 	}
-	if (st == VT__RS_FULL || st == VT__RS_STALE) {
-		op->status = st == VT__RS_FULL ? VT_EINBOXFULL : VT_ECONFLICT;
+	if (st == VT__RS_TAKEN) {
+		/* TODO: the engine keeps handing out ids of the block it shares
+		 * with another; a fresh block would need a way to give the
+		 * engine a new id base while it runs. */
+		vt_log(VT_LOG_ERROR, "redis: id %016" PRIx64 " already used by another record: "
+		       "id blocks were lost in Redis? (see docs/CLUSTER.md); not stored",
+		       op->rec->id);
+	}
+	if (op->status != 0) {
 		return 0;
 	}
 	op->dup_of = dup;
@@ -273,8 +323,10 @@ static int decode_op(struct vt_op *op, const redisReply *e, struct vt_inbox *out
 	if (op->kind == VT_OP_PUT) {
 		return decode_put(op, e, out);
 	}
-	if (st == VT__RS_UNKNOWN || st == VT__RS_STALE) {
-		op->status = st == VT__RS_UNKNOWN ? VT_EUNKNOWNID : VT_ECONFLICT;
+	if (op_status(st, &op->status)) {
+		return VT_ESTORAGE;
+	}
+	if (op->status != 0) {
 		return 0;
 	}
 	if (op->kind == VT_OP_ACK) {
@@ -333,36 +385,72 @@ int vt__decode_batch(struct vt_op *ops, size_t n, const redisReply *r,
 	return rc;
 }
 
-/* One record of a list reply: id flags kind from to cid ts body. */
-static int decode_record(const redisReply *e, struct vt_record *rec)
+/* String element @i of @e when it holds @min to @max bytes and no NUL. */
+static const char *text_at(const redisReply *e, size_t i, size_t min, size_t max)
 {
-	unsigned long long id, flags, kind;
-	const redisReply *ts, *body;
-	char *end;
+	const redisReply *s = str_at(e, i);
 
-	if (!e || e->type != REDIS_REPLY_ARRAY || e->elements != 8 || num_at(e, 0, 16, &id) ||
-	    num_at(e, 1, 10, &flags) || num_at(e, 2, 10, &kind)) {
-		return -1;
+	if (!s || s->len < min || s->len > max || memchr(s->str, 0, s->len)) {
+		return NULL;
 	}
-	ts = str_at(e, 6);
-	body = str_at(e, 7);
-	if (!ts || !body || !str_at(e, 3) || !str_at(e, 4) || !str_at(e, 5) || ts->len == 0) {
-		return -1;
-	}
-	rec->id = id;
-	rec->flags = (uint32_t)flags;
-	rec->kind = (uint32_t)kind;
-	rec->from = e->element[3]->str;
-	rec->to = e->element[4]->str;
-	rec->cid = e->element[5]->str;
-	rec->ts = strtoll(ts->str, &end, 10);
-	rec->body = body->str;
-	rec->body_len = body->len;
-	return end == ts->str + ts->len ? 0 : -1;
+	return s->str;
 }
 
-long vt__decode_list(const redisReply *r, struct vt_record **recs)
+/* A decimal time in milliseconds; 0 when it is one. */
+static int ts_at(const redisReply *e, size_t i, int64_t *ts)
 {
+	const redisReply *s = str_at(e, i);
+	char *end;
+
+	if (!s || s->len == 0 || s->len > 20 ||
+	    (s->str[0] != '-' && !isdigit((unsigned char)s->str[0]))) {
+		return -1; /* strtoll would take white space and a '+' too */
+	}
+	errno = 0;
+	*ts = strtoll(s->str, &end, 10);
+	return errno == 0 && end == s->str + s->len ? 0 : -1;
+}
+
+/*
+ * One record of a list reply: id flags kind from to cid ts body. Redis is
+ * trusted no more than a client: every field is checked as the engine
+ * would check it coming in. Returns NULL, or why the record is refused.
+ */
+static const char *decode_record(const redisReply *e, struct vt_record *rec)
+{
+	unsigned long long flags, kind;
+	const redisReply *id = str_at(e, 0), *body = str_at(e, 7);
+
+	if (e->elements != 8 || !id || !body) {
+		return "not a record";
+	}
+	rec->id = vt__decode_id(id->str, id->len);
+	if (rec->id == 0 || num_at(e, 1, 10, &flags)) {
+		return "an id or flags that are not numbers";
+	}
+	if (num_at(e, 2, 10, &kind) || kind < VT_KIND_MESSAGE || kind > VT_KIND_GROUP) {
+		return "an unknown kind";
+	}
+	rec->from = text_at(e, 3, 1, VT_ID_MAX);
+	rec->to = text_at(e, 4, 1, VT__GROUP_KEY_MAX);
+	rec->cid = text_at(e, 5, 0, VT_ID_MAX);
+	if (!rec->from || !rec->to || !rec->cid || ts_at(e, 6, &rec->ts)) {
+		return "a bad sender, recipient, client id or time";
+	}
+	if (vt_json_validate(body->str, body->len, VT_JSON_MAX_DEPTH) != 0) {
+		return "a body that is not JSON";
+	}
+	rec->flags = (uint32_t)flags;
+	rec->kind = (uint32_t)kind;
+	rec->body = body->str;
+	rec->body_len = body->len;
+	return NULL;
+}
+
+long vt__decode_list(const redisReply *r, struct vt_record **recs, vt__rbad_cb bad, void *arg)
+{
+	size_t n = 0;
+
 	*recs = NULL;
 	if (r->type != REDIS_REPLY_ARRAY) {
 		return VT_ESTORAGE;
@@ -375,11 +463,17 @@ long vt__decode_list(const redisReply *r, struct vt_record **recs)
 		return VT_ENOMEM;
 	}
 	for (size_t i = 0; i < r->elements; i++) {
-		if (decode_record(r->element[i], &(*recs)[i]) != 0) {
-			free(*recs);
-			*recs = NULL;
-			return VT_ESTORAGE;
+		const redisReply *e = r->element[i];
+		const char *why = "not a record";
+
+		if (e && e->type == REDIS_REPLY_ARRAY) {
+			why = decode_record(e, &(*recs)[n]);
+		}
+		if (why) {
+			bad(arg, e && e->type == REDIS_REPLY_ARRAY ? str_at(e, 0) : NULL, why);
+		} else {
+			n++;
 		}
 	}
-	return (long)r->elements;
+	return (long)n;
 }

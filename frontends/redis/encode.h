@@ -15,6 +15,7 @@
 #define VARTALAP_REDIS_ENCODE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <hiredis/hiredis.h>
 #include <vartalap/storage.h>
@@ -39,10 +40,20 @@ int vt__decode_batch(struct vt_op *ops, size_t n, const redisReply *r,
                      struct vt_inbox **inboxes);
 
 /*
- * Records of a list reply into *@recs (allocated here; strings point into
- * @r). Returns the count, or a negative error: VT_ENOMEM, or VT_ESTORAGE
- * for a reply of the wrong shape.
+ * A record of a list reply that cannot be read: the inbox entry it was
+ * listed under (NULL when not even that is a string), and why.
  */
-long vt__decode_list(const redisReply *r, struct vt_record **recs);
+typedef void (*vt__rbad_cb)(void *arg, const redisReply *entry, const char *why);
+
+/*
+ * Records of a list reply into *@recs (allocated here, also when none is
+ * kept; strings point into @r). A record that cannot be read is passed
+ * over and handed to @bad. Returns the count kept, or a negative error:
+ * VT_ENOMEM, or VT_ESTORAGE for a reply that is not a list.
+ */
+long vt__decode_list(const redisReply *r, struct vt_record **recs, vt__rbad_cb bad, void *arg);
+
+/* An id as the scripts write it, 16 lowercase hex digits; 0 when not one. */
+uint64_t vt__decode_id(const char *s, size_t len);
 
 #endif /* VARTALAP_REDIS_ENCODE_H */

@@ -8,6 +8,13 @@
  * line (Redis 7) makes the server refuse a writing script up front when it
  * is over maxmemory, instead of failing one of its writes.
  *
+ * A store over maxmemory must still take what frees it (vartalap/storage.h,
+ * "A full store"). So the commit script comes twice, from one source: as
+ * is, and flagged allow-oom, which Redis runs over maxmemory too; that one
+ * refuses every op that would grow the store and applies the rest. The
+ * expiry and the id lease only ever delete or write a few bytes, so they
+ * are flagged allow-oom themselves.
+ *
  * Key layout (prefix P, default "vt:"; U is a user's hash tag {u:LEN:USER}):
  *   P U :b: DEVICE   ZSET  an inbox: record ids (hex), all scored 0
  *   P U :f: DEVICE   HASH  id -> VT_REC_* flags of that inbox's deliveries
@@ -21,6 +28,8 @@
  *   P groups         HASH  group id -> state blob
  *   P gv             HASH  group id -> the state's version (hex id)
  */
+#include <stddef.h>
+
 #include "scripts.h"
 
 /* Helpers every script starts with, after its "#!lua" line. */
@@ -61,249 +70,302 @@
 	"  end\n" \
 	"end\n"
 
+/*
+ * The commit script after its first line. FULL (set before) says the server
+ * is over maxmemory: then only what does not grow the store is applied.
+ */
+#define COMMIT_BODY \
+	"local at = 3\n" \
+	"local function arg()\n" \
+	"  local v = ARGV[at]\n" \
+	"  at = at + 1\n" \
+	"  return v\n" \
+	"end\n" \
+	"local function pairs_of(n, f)\n" \
+	"  local t = {}\n" \
+	"  for i = 1, n do t[i] = f() end\n" \
+	"  return t\n" \
+	"end\n" \
+	"local function inbox() return {arg(), arg()} end\n" \
+	"-- Every inbox a PUT names, as {user, device, own}, in routing order.\n" \
+	"local function targets(to, users, own)\n" \
+	"  local t = {}\n" \
+	"  for _, x in ipairs(to) do t[#t + 1] = {x[1], x[2], false} end\n" \
+	"  for _, u in ipairs(users) do\n" \
+	"    local ds = redis.call('HKEYS', devs(u))\n" \
+	"    if #ds == 0 then t[#t + 1] = {u, HOLD, false} end\n" \
+	"    for _, d in ipairs(ds) do t[#t + 1] = {u, d, false} end\n" \
+	"  end\n" \
+	"  if own then\n" \
+	"    for _, d in ipairs(redis.call('HKEYS', devs(own[1]))) do\n" \
+	"      if d ~= own[2] then t[#t + 1] = {own[1], d, true} end\n" \
+	"    end\n" \
+	"  end\n" \
+	"  return t\n" \
+	"end\n" \
+	"local function full(t, id, cap)\n" \
+	"  if cap <= 0 then return false end\n" \
+	"  local b = box(t[1], t[2])\n" \
+	"  return redis.call('ZCARD', b) >= cap and not redis.call('ZSCORE', b, id)\n" \
+	"end\n" \
+	"local function put_record(p)\n" \
+	"  if redis.call('EXISTS', rec(p.id)) == 1 then return end\n" \
+	"  redis.call('HSET', rec(p.id), 'k', p.kind, 'f', p.from, 't', p.to, 'c', p.cid,\n" \
+	"    'ts', p.ts, 'b', p.body)\n" \
+	"  redis.call('ZADD', P .. 'rts', p.ts, p.id)\n" \
+	"end\n" \
+	"-- Add the deliveries the PUT lacks; returns the reply with its out_to.\n" \
+	"local function deliver(p, ts)\n" \
+	"  local res, seen, stored = {0, '', 0}, {}, false\n" \
+	"  for _, t in ipairs(ts) do\n" \
+	"    local n, b = iname(t[1], t[2]), box(t[1], t[2])\n" \
+	"    if not seen[n] and not redis.call('ZSCORE', b, p.id) then\n" \
+	"      if full(t, p.id, p.cap) then\n" \
+	"        if not t[3] then res[3] = res[3] + 1 end\n" \
+	"      else\n" \
+	"        if not stored then put_record(p) end\n" \
+	"        stored = true\n" \
+	"        redis.call('ZADD', b, 0, p.id)\n" \
+	"        redis.call('SADD', rdl(p.id), n)\n" \
+	"        res[#res + 1] = t[1]\n" \
+	"        res[#res + 1] = t[2]\n" \
+	"      end\n" \
+	"    end\n" \
+	"    seen[n] = true\n" \
+	"  end\n" \
+	"  return res\n" \
+	"end\n" \
+	"local function dedup_hit(p)\n" \
+	"  if not p.dedup then return nil end\n" \
+	"  local e = redis.call('HGET', P .. 'dd', p.dk)\n" \
+	"  if not e then return nil end\n" \
+	"  local eid, ets = string.sub(e, 1, 16), tonumber(string.sub(e, 18))\n" \
+	"  if eid ~= p.id and ets and within(tonumber(p.ts), ets) then return eid end\n" \
+	"  return nil\n" \
+	"end\n" \
+	"-- A duplicate's answer: the original's id, and the inboxes that still owe\n" \
+	"-- it and were never notified. The commit that stored it may have been\n" \
+	"-- reported failed to its node (a timeout), which then woke none of them.\n" \
+	"-- An original stored by this batch is routed by its own op.\n" \
+	"local routed = {}\n" \
+	"local function owed(id)\n" \
+	"  local res = {0, id, 0}\n" \
+	"  if routed[id] then return res end\n" \
+	"  for _, n in ipairs(redis.call('SMEMBERS', rdl(id))) do\n" \
+	"    local u, d = iparse(n)\n" \
+	"    if u and redis.call('HGET', flg(u, d), id) ~= '1' then\n" \
+	"      res[#res + 1] = u\n" \
+	"      res[#res + 1] = d\n" \
+	"    end\n" \
+	"  end\n" \
+	"  return res\n" \
+	"end\n" \
+	"-- Does another record hold the PUT's id? A re-sent PUT carries the same\n" \
+	"-- record; another one means two nodes were given one block of ids.\n" \
+	"local function taken(p)\n" \
+	"  local r = redis.call('HMGET', rec(p.id), 'k', 'f', 't', 'c', 'b')\n" \
+	"  if not (r[1] or r[2] or r[3] or r[4] or r[5]) then return false end\n" \
+	"  return r[1] ~= p.kind or r[2] ~= p.from or r[3] ~= p.to or r[4] ~= p.cid or\n" \
+	"    r[5] ~= p.body\n" \
+	"end\n" \
+	"local function dedup_record(p)\n" \
+	"  if not p.dedup then return end\n" \
+	"  local e = redis.call('HGET', P .. 'dd', p.dk)\n" \
+	"  if e and string.sub(e, 1, 16) == p.id then return end\n" \
+	"  redis.call('HSET', P .. 'dd', p.dk, p.id .. ':' .. p.ts)\n" \
+	"  redis.call('ZADD', P .. 'ddts', p.ts, p.dk)\n" \
+	"end\n" \
+	"-- Is group g at version base now? The base of a group not stored is\n" \
+	"-- all zeros; a group stored before versions were kept takes any other.\n" \
+	"local NOVER = string.rep('0', 16)\n" \
+	"local function at_version(g, base)\n" \
+	"  local v = redis.call('HGET', P .. 'gv', g)\n" \
+	"  if v then return v == base end\n" \
+	"  if redis.call('HEXISTS', P .. 'groups', g) == 1 then return base ~= NOVER end\n" \
+	"  return base == NOVER\n" \
+	"end\n" \
+	"-- The optional precondition of an op: CHECK [group base].\n" \
+	"local function precondition()\n" \
+	"  if arg() ~= '1' then return nil end\n" \
+	"  return {arg(), arg()}\n" \
+	"end\n" \
+	"local function stale(pre) return pre and not at_version(pre[1], pre[2]) end\n" \
+	"local function put()\n" \
+	"  local p = {id = arg(), kind = arg(), from = arg(), to = arg()}\n" \
+	"  p.cid, p.ts = arg(), arg()\n" \
+	"  p.body, p.dedup, p.cap, p.skip = arg(), arg() == '1', tonumber(arg()), arg() == '1'\n" \
+	"  local to = pairs_of(tonumber(arg()), inbox)\n" \
+	"  local users = pairs_of(tonumber(arg()), arg)\n" \
+	"  local own = nil\n" \
+	"  if arg() == '1' then own = inbox() end\n" \
+	"  local pre = precondition()\n" \
+	"  p.dk = p.from .. '\\0' .. p.cid\n" \
+	"  local dup = dedup_hit(p)\n" \
+	"  if dup then return owed(dup) end\n" \
+	"  if stale(pre) then return {3, '', 0} end\n" \
+	"  if taken(p) then return {5, '', 0} end\n" \
+	"  local ts = targets(to, users, own)\n" \
+	"  for _, t in ipairs(ts) do\n" \
+	"    if not p.skip and not t[3] and full(t, p.id, p.cap) then return {2, '', 0} end\n" \
+	"  end\n" \
+	"  if FULL then return {4, '', 0} end\n" \
+	"  local res = deliver(p, ts)\n" \
+	"  routed[p.id] = true\n" \
+	"  dedup_record(p)\n" \
+	"  local m = redis.call('GET', P .. 'maxid')\n" \
+	"  if not m or m < p.id then redis.call('SET', P .. 'maxid', p.id) end\n" \
+	"  return res\n" \
+	"end\n" \
+	"local function ack()\n" \
+	"  local u, d, id = arg(), arg(), arg()\n" \
+	"  if not redis.call('ZSCORE', box(u, d), id) then return {1} end\n" \
+	"  local r = redis.call('HMGET', rec(id), 'k', 'f', 'c')\n" \
+	"  undeliver(u, d, id)\n" \
+	"  return {0, r[1] or '0', r[2] or '', r[3] or ''}\n" \
+	"end\n" \
+	"-- The first device of a user takes over the holding inbox, flags and all.\n" \
+	"local function claim(u, d)\n" \
+	"  local hb, hf = box(u, HOLD), flg(u, HOLD)\n" \
+	"  local tb, tf, hn, tn = box(u, d), flg(u, d), iname(u, HOLD), iname(u, d)\n" \
+	"  for _, id in ipairs(redis.call('ZRANGE', hb, 0, -1)) do\n" \
+	"    local rd = rdl(id)\n" \
+	"    redis.call('SREM', rd, hn)\n" \
+	"    if not redis.call('ZSCORE', tb, id) then\n" \
+	"      redis.call('ZADD', tb, 0, id)\n" \
+	"      redis.call('SADD', rd, tn)\n" \
+	"      local f = redis.call('HGET', hf, id)\n" \
+	"      if f then redis.call('HSET', tf, id, f) end\n" \
+	"    end\n" \
+	"  end\n" \
+	"  redis.call('DEL', hb, hf)\n" \
+	"end\n" \
+	"-- A clock that went back must not make a device look older than it was.\n" \
+	"-- Over maxmemory only a user's first device registers: it claims what was\n" \
+	"-- held, so the user can drain it.\n" \
+	"local function touch()\n" \
+	"  local u, d, ts = arg(), arg(), arg()\n" \
+	"  local dk = devs(u)\n" \
+	"  local cur = redis.call('HGET', dk, d)\n" \
+	"  if cur then\n" \
+	"    if tonumber(ts) > tonumber(cur) then\n" \
+	"      redis.call('HSET', dk, d, ts)\n" \
+	"      redis.call('ZADD', P .. 'seen', ts, iname(u, d))\n" \
+	"    end\n" \
+	"    return {0, redis.call('HLEN', dk)}\n" \
+	"  end\n" \
+	"  local before = redis.call('HLEN', dk)\n" \
+	"  if FULL and before > 0 then return {4} end\n" \
+	"  redis.call('HSET', dk, d, ts)\n" \
+	"  redis.call('ZADD', P .. 'seen', ts, iname(u, d))\n" \
+	"  if before == 0 then claim(u, d) end\n" \
+	"  return {0, before + 1}\n" \
+	"end\n" \
+	"local function notified()\n" \
+	"  local u, d, id = arg(), arg(), arg()\n" \
+	"  if not redis.call('ZSCORE', box(u, d), id) then return {1} end\n" \
+	"  redis.call('HSET', flg(u, d), id, '1')\n" \
+	"  return {0}\n" \
+	"end\n" \
+	"local function group()\n" \
+	"  local g, data, ver = arg(), arg(), arg()\n" \
+	"  local pre = precondition()\n" \
+	"  if FULL then return {4} end\n" \
+	"  if stale(pre) then return {3} end\n" \
+	"  if data == '' then\n" \
+	"    redis.call('HDEL', P .. 'groups', g)\n" \
+	"    redis.call('HDEL', P .. 'gv', g)\n" \
+	"  else\n" \
+	"    redis.call('HSET', P .. 'groups', g, data)\n" \
+	"    redis.call('HSET', P .. 'gv', g, ver)\n" \
+	"  end\n" \
+	"  return {0}\n" \
+	"end\n" \
+	"local ops = {P = put, A = ack, T = touch, N = notified, G = group}\n" \
+	"-- Step over a flag and the @n fields it announces when it is '1'.\n" \
+	"local function skip_opt(n)\n" \
+	"  if ARGV[at] == '1' then at = at + n end\n" \
+	"  at = at + 1\n" \
+	"end\n" \
+	"-- Step over one PUT's fields; false when its counts are not counts.\n" \
+	"local function skip_put()\n" \
+	"  at = at + 10\n" \
+	"  local nto = tonumber(ARGV[at])\n" \
+	"  if not nto or nto < 0 then return false end\n" \
+	"  at = at + 2 * nto + 1\n" \
+	"  local nu = tonumber(ARGV[at])\n" \
+	"  if not nu or nu < 0 then return false end\n" \
+	"  at = at + nu + 1\n" \
+	"  skip_opt(2)\n" \
+	"  skip_opt(2)\n" \
+	"  return true\n" \
+	"end\n" \
+	"-- Check the whole encoding before writing anything: a script that stops\n" \
+	"-- half way keeps what it wrote, so a bad batch must fail here.\n" \
+	"local function check()\n" \
+	"  local skip = {A = 3, T = 3, N = 3}\n" \
+	"  while at <= #ARGV do\n" \
+	"    local k = arg()\n" \
+	"    if k == 'P' then\n" \
+	"      if not skip_put() then return false end\n" \
+	"    elseif k == 'G' then\n" \
+	"      at = at + 3\n" \
+	"      skip_opt(2)\n" \
+	"    elseif skip[k] then\n" \
+	"      at = at + skip[k]\n" \
+	"    else\n" \
+	"      return false\n" \
+	"    end\n" \
+	"  end\n" \
+	"  return at == #ARGV + 1\n" \
+	"end\n" \
+	"if not check() then return redis.error_reply('ERR vartalap: malformed batch') end\n" \
+	"at = 3\n" \
+	"local res = {}\n" \
+	"while at <= #ARGV do res[#res + 1] = ops[arg()]() end\n" \
+	"return res\n"
+
+struct vt__rscript vt__rscript_commit_full = {
+	"commit (over maxmemory)",
+	"#!lua flags=allow-oom\n" PRELUDE "local FULL = true\n" COMMIT_BODY,
+	"",
+	NULL,
+};
+
 struct vt__rscript vt__rscript_commit = {
 	"commit",
-	"#!lua\n" PRELUDE
-	"local at = 3\n"
-	"local function arg()\n"
-	"  local v = ARGV[at]\n"
-	"  at = at + 1\n"
-	"  return v\n"
-	"end\n"
-	"local function pairs_of(n, f)\n"
-	"  local t = {}\n"
-	"  for i = 1, n do t[i] = f() end\n"
-	"  return t\n"
-	"end\n"
-	"local function inbox() return {arg(), arg()} end\n"
-	"-- Every inbox a PUT names, as {user, device, own}, in routing order.\n"
-	"local function targets(to, users, own)\n"
-	"  local t = {}\n"
-	"  for _, x in ipairs(to) do t[#t + 1] = {x[1], x[2], false} end\n"
-	"  for _, u in ipairs(users) do\n"
-	"    local ds = redis.call('HKEYS', devs(u))\n"
-	"    if #ds == 0 then t[#t + 1] = {u, HOLD, false} end\n"
-	"    for _, d in ipairs(ds) do t[#t + 1] = {u, d, false} end\n"
-	"  end\n"
-	"  if own then\n"
-	"    for _, d in ipairs(redis.call('HKEYS', devs(own[1]))) do\n"
-	"      if d ~= own[2] then t[#t + 1] = {own[1], d, true} end\n"
-	"    end\n"
-	"  end\n"
-	"  return t\n"
-	"end\n"
-	"local function full(t, id, cap)\n"
-	"  if cap <= 0 then return false end\n"
-	"  local b = box(t[1], t[2])\n"
-	"  return redis.call('ZCARD', b) >= cap and not redis.call('ZSCORE', b, id)\n"
-	"end\n"
-	"local function put_record(p)\n"
-	"  if redis.call('EXISTS', rec(p.id)) == 1 then return end\n"
-	"  redis.call('HSET', rec(p.id), 'k', p.kind, 'f', p.from, 't', p.to, 'c', p.cid,\n"
-	"    'ts', p.ts, 'b', p.body)\n"
-	"  redis.call('ZADD', P .. 'rts', p.ts, p.id)\n"
-	"end\n"
-	"-- Add the deliveries the PUT lacks; returns the reply with its out_to.\n"
-	"local function deliver(p, ts)\n"
-	"  local res, seen, stored = {0, '', 0}, {}, false\n"
-	"  for _, t in ipairs(ts) do\n"
-	"    local n, b = iname(t[1], t[2]), box(t[1], t[2])\n"
-	"    if not seen[n] and not redis.call('ZSCORE', b, p.id) then\n"
-	"      if full(t, p.id, p.cap) then\n"
-	"        if not t[3] then res[3] = res[3] + 1 end\n"
-	"      else\n"
-	"        if not stored then put_record(p) end\n"
-	"        stored = true\n"
-	"        redis.call('ZADD', b, 0, p.id)\n"
-	"        redis.call('SADD', rdl(p.id), n)\n"
-	"        res[#res + 1] = t[1]\n"
-	"        res[#res + 1] = t[2]\n"
-	"      end\n"
-	"    end\n"
-	"    seen[n] = true\n"
-	"  end\n"
-	"  return res\n"
-	"end\n"
-	"local function dedup_hit(p)\n"
-	"  if not p.dedup then return nil end\n"
-	"  local e = redis.call('HGET', P .. 'dd', p.dk)\n"
-	"  if not e then return nil end\n"
-	"  local eid, ets = string.sub(e, 1, 16), tonumber(string.sub(e, 18))\n"
-	"  if eid ~= p.id and ets and within(tonumber(p.ts), ets) then return eid end\n"
-	"  return nil\n"
-	"end\n"
-	"local function dedup_record(p)\n"
-	"  if not p.dedup then return end\n"
-	"  local e = redis.call('HGET', P .. 'dd', p.dk)\n"
-	"  if e and string.sub(e, 1, 16) == p.id then return end\n"
-	"  redis.call('HSET', P .. 'dd', p.dk, p.id .. ':' .. p.ts)\n"
-	"  redis.call('ZADD', P .. 'ddts', p.ts, p.dk)\n"
-	"end\n"
-	"-- Is group g at version base now? The base of a group not stored is\n"
-	"-- all zeros; a group stored before versions were kept takes any other.\n"
-	"local NOVER = string.rep('0', 16)\n"
-	"local function at_version(g, base)\n"
-	"  local v = redis.call('HGET', P .. 'gv', g)\n"
-	"  if v then return v == base end\n"
-	"  if redis.call('HEXISTS', P .. 'groups', g) == 1 then return base ~= NOVER end\n"
-	"  return base == NOVER\n"
-	"end\n"
-	"-- The optional precondition of an op: CHECK [group base].\n"
-	"local function precondition()\n"
-	"  if arg() ~= '1' then return nil end\n"
-	"  return {arg(), arg()}\n"
-	"end\n"
-	"local function stale(pre) return pre and not at_version(pre[1], pre[2]) end\n"
-	"local function put()\n"
-	"  local p = {id = arg(), kind = arg(), from = arg(), to = arg()}\n"
-	"  p.cid, p.ts = arg(), arg()\n"
-	"  p.body, p.dedup, p.cap, p.skip = arg(), arg() == '1', tonumber(arg()), arg() == '1'\n"
-	"  local to = pairs_of(tonumber(arg()), inbox)\n"
-	"  local users = pairs_of(tonumber(arg()), arg)\n"
-	"  local own = nil\n"
-	"  if arg() == '1' then own = inbox() end\n"
-	"  local pre = precondition()\n"
-	"  p.dk = p.from .. '\\0' .. p.cid\n"
-	"  local dup = dedup_hit(p)\n"
-	"  if dup then return {0, dup, 0} end\n"
-	"  if stale(pre) then return {3, '', 0} end\n"
-	"  local ts = targets(to, users, own)\n"
-	"  for _, t in ipairs(ts) do\n"
-	"    if not p.skip and not t[3] and full(t, p.id, p.cap) then return {2, '', 0} end\n"
-	"  end\n"
-	"  local res = deliver(p, ts)\n"
-	"  dedup_record(p)\n"
-	"  local m = redis.call('GET', P .. 'maxid')\n"
-	"  if not m or m < p.id then redis.call('SET', P .. 'maxid', p.id) end\n"
-	"  return res\n"
-	"end\n"
-	"local function ack()\n"
-	"  local u, d, id = arg(), arg(), arg()\n"
-	"  if not redis.call('ZSCORE', box(u, d), id) then return {1} end\n"
-	"  local r = redis.call('HMGET', rec(id), 'k', 'f', 'c')\n"
-	"  undeliver(u, d, id)\n"
-	"  return {0, r[1] or '0', r[2] or '', r[3] or ''}\n"
-	"end\n"
-	"-- The first device of a user takes over the holding inbox, flags and all.\n"
-	"local function claim(u, d)\n"
-	"  local hb, hf = box(u, HOLD), flg(u, HOLD)\n"
-	"  local tb, tf, hn, tn = box(u, d), flg(u, d), iname(u, HOLD), iname(u, d)\n"
-	"  for _, id in ipairs(redis.call('ZRANGE', hb, 0, -1)) do\n"
-	"    local rd = rdl(id)\n"
-	"    redis.call('SREM', rd, hn)\n"
-	"    if not redis.call('ZSCORE', tb, id) then\n"
-	"      redis.call('ZADD', tb, 0, id)\n"
-	"      redis.call('SADD', rd, tn)\n"
-	"      local f = redis.call('HGET', hf, id)\n"
-	"      if f then redis.call('HSET', tf, id, f) end\n"
-	"    end\n"
-	"  end\n"
-	"  redis.call('DEL', hb, hf)\n"
-	"end\n"
-	"-- A clock that went back must not make a device look older than it was.\n"
-	"local function touch()\n"
-	"  local u, d, ts = arg(), arg(), arg()\n"
-	"  local dk = devs(u)\n"
-	"  local cur = redis.call('HGET', dk, d)\n"
-	"  if cur then\n"
-	"    if tonumber(ts) > tonumber(cur) then\n"
-	"      redis.call('HSET', dk, d, ts)\n"
-	"      redis.call('ZADD', P .. 'seen', ts, iname(u, d))\n"
-	"    end\n"
-	"    return {0, redis.call('HLEN', dk)}\n"
-	"  end\n"
-	"  local before = redis.call('HLEN', dk)\n"
-	"  redis.call('HSET', dk, d, ts)\n"
-	"  redis.call('ZADD', P .. 'seen', ts, iname(u, d))\n"
-	"  if before == 0 then claim(u, d) end\n"
-	"  return {0, before + 1}\n"
-	"end\n"
-	"local function notified()\n"
-	"  local u, d, id = arg(), arg(), arg()\n"
-	"  if not redis.call('ZSCORE', box(u, d), id) then return {1} end\n"
-	"  redis.call('HSET', flg(u, d), id, '1')\n"
-	"  return {0}\n"
-	"end\n"
-	"local function group()\n"
-	"  local g, data, ver = arg(), arg(), arg()\n"
-	"  local pre = precondition()\n"
-	"  if stale(pre) then return {3} end\n"
-	"  if data == '' then\n"
-	"    redis.call('HDEL', P .. 'groups', g)\n"
-	"    redis.call('HDEL', P .. 'gv', g)\n"
-	"  else\n"
-	"    redis.call('HSET', P .. 'groups', g, data)\n"
-	"    redis.call('HSET', P .. 'gv', g, ver)\n"
-	"  end\n"
-	"  return {0}\n"
-	"end\n"
-	"local ops = {P = put, A = ack, T = touch, N = notified, G = group}\n"
-	"-- Step over a flag and the @n fields it announces when it is '1'.\n"
-	"local function skip_opt(n)\n"
-	"  if ARGV[at] == '1' then at = at + n end\n"
-	"  at = at + 1\n"
-	"end\n"
-	"-- Step over one PUT's fields; false when its counts are not counts.\n"
-	"local function skip_put()\n"
-	"  at = at + 10\n"
-	"  local nto = tonumber(ARGV[at])\n"
-	"  if not nto or nto < 0 then return false end\n"
-	"  at = at + 2 * nto + 1\n"
-	"  local nu = tonumber(ARGV[at])\n"
-	"  if not nu or nu < 0 then return false end\n"
-	"  at = at + nu + 1\n"
-	"  skip_opt(2)\n"
-	"  skip_opt(2)\n"
-	"  return true\n"
-	"end\n"
-	"-- Check the whole encoding before writing anything: a script that stops\n"
-	"-- half way keeps what it wrote, so a bad batch must fail here.\n"
-	"local function check()\n"
-	"  local skip = {A = 3, T = 3, N = 3}\n"
-	"  while at <= #ARGV do\n"
-	"    local k = arg()\n"
-	"    if k == 'P' then\n"
-	"      if not skip_put() then return false end\n"
-	"    elseif k == 'G' then\n"
-	"      at = at + 3\n"
-	"      skip_opt(2)\n"
-	"    elseif skip[k] then\n"
-	"      at = at + skip[k]\n"
-	"    else\n"
-	"      return false\n"
-	"    end\n"
-	"  end\n"
-	"  return at == #ARGV + 1\n"
-	"end\n"
-	"if not check() then return redis.error_reply('ERR vartalap: malformed batch') end\n"
-	"at = 3\n"
-	"local res = {}\n"
-	"while at <= #ARGV do res[#res + 1] = ops[arg()]() end\n"
-	"return res\n",
+	"#!lua\n" PRELUDE "local FULL = false\n" COMMIT_BODY,
 	"",
+	&vt__rscript_commit_full,
 };
 
 struct vt__rscript vt__rscript_list = {
 	"list",
 	"#!lua flags=no-writes\n" PRELUDE
-	"local u, d = ARGV[3], ARGV[4]\n"
-	"local ids = redis.call('ZRANGEBYLEX', box(u, d), '(' .. ARGV[5], '+',\n"
-	"  'LIMIT', 0, ARGV[6])\n"
-	"local out = {}\n"
-	"for _, id in ipairs(ids) do\n"
-	"  local r = redis.call('HMGET', rec(id), 'k', 'f', 't', 'c', 'ts', 'b')\n"
-	"  if r[1] and r[2] and r[3] and r[4] and r[5] and r[6] then\n"
-	"    local f = redis.call('HGET', flg(u, d), id) or '0'\n"
-	"    out[#out + 1] = {id, f, r[1], r[2], r[3], r[4], r[5], r[6]}\n"
+	"-- An inbox entry without its record is passed over, and the scan goes on,\n"
+	"-- so that an answer shorter than the limit means the inbox has no more.\n"
+	"local u, d, lim = ARGV[3], ARGV[4], tonumber(ARGV[6])\n"
+	"local b, after, out = box(u, d), '(' .. ARGV[5], {}\n"
+	"while #out < lim do\n"
+	"  local want = lim - #out\n"
+	"  local ids = redis.call('ZRANGEBYLEX', b, after, '+', 'LIMIT', 0, want)\n"
+	"  for _, id in ipairs(ids) do\n"
+	"    local r = redis.call('HMGET', rec(id), 'k', 'f', 't', 'c', 'ts', 'b')\n"
+	"    if r[1] and r[2] and r[3] and r[4] and r[5] and r[6] then\n"
+	"      local f = redis.call('HGET', flg(u, d), id) or '0'\n"
+	"      out[#out + 1] = {id, f, r[1], r[2], r[3], r[4], r[5], r[6]}\n"
+	"    end\n"
 	"  end\n"
+	"  if #ids < want then break end\n"
+	"  after = '(' .. ids[#ids]\n"
 	"end\n"
 	"return out\n",
 	"",
+	NULL,
 };
 
 struct vt__rscript vt__rscript_expire = {
 	"expire",
-	"#!lua\n" PRELUDE
+	"#!lua flags=allow-oom\n" PRELUDE
 	"local now, before, dbefore = tonumber(ARGV[3]), ARGV[4], ARGV[5]\n"
 	"local max = tonumber(ARGV[6]) or 0\n"
 	"local removed = 0\n"
@@ -380,4 +442,5 @@ struct vt__rscript vt__rscript_expire = {
 	"dedup()\n"
 	"return removed\n",
 	"",
+	NULL,
 };

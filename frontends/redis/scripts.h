@@ -18,18 +18,37 @@ struct vt__rscript {
 	const char *name; /* for log lines */
 	const char *src;
 	char sha[41];     /* "" until SCRIPT LOAD answered */
+	/* run instead when the server refuses this one for being over
+	 * maxmemory (it is not run then); NULL: the call fails */
+	struct vt__rscript *oom;
 };
 
 /*
  * ARGV: prefix, dedup window (ms), then the ops (encode.c). Returns one
- * array per op, whose first element is a status (VT__RS_*).
+ * array per op, whose first element is a status (VT__RS_*). Refused over
+ * maxmemory, it is run again as vt__rscript_commit_full.
  */
 extern struct vt__rscript vt__rscript_commit;
 
-/* ARGV: prefix, window, user, device, after (hex), limit. Read-only. */
+/*
+ * The commit script as Redis runs it over maxmemory: what would grow the
+ * store (a PUT that writes, a user's second or later device, a group
+ * state) gets VT__RS_NOSPACE, the rest is applied.
+ */
+extern struct vt__rscript vt__rscript_commit_full;
+
+/*
+ * ARGV: prefix, window, user, device, after (an inbox entry: 16 hex digits,
+ * or whatever an entry listed last held), limit. Read-only. Returns up to
+ * limit records, each id flags kind from to cid ts body; fewer only when
+ * the inbox has no more.
+ */
 extern struct vt__rscript vt__rscript_list;
 
-/* ARGV: prefix, window, now, before, device before, max. Returns a count. */
+/*
+ * ARGV: prefix, window, now, before, device before, max. Returns a count.
+ * It only deletes, so it runs over maxmemory too.
+ */
 extern struct vt__rscript vt__rscript_expire;
 
 /* Statuses in a commit reply. */
@@ -37,5 +56,7 @@ extern struct vt__rscript vt__rscript_expire;
 #define VT__RS_UNKNOWN 1 /* VT_EUNKNOWNID */
 #define VT__RS_FULL 2    /* VT_EINBOXFULL */
 #define VT__RS_STALE 3   /* VT_ECONFLICT: the group is at another version */
+#define VT__RS_NOSPACE 4 /* VT_ENOSPC: over maxmemory, and the op would grow */
+#define VT__RS_TAKEN 5   /* VT_ESTORAGE: another record holds the PUT's id */
 
 #endif /* VARTALAP_REDIS_SCRIPTS_H */

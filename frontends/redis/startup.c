@@ -10,6 +10,7 @@
 #include <vartalap/error.h>
 #include <vartalap/log.h>
 
+#include "encode.h"
 #include "scripts.h"
 #include "startup.h"
 
@@ -117,20 +118,7 @@ int vt__rsync_open(struct vt__rsync *s, const struct vt__rconn_config *cfg)
 /* A 16-digit hex id, as the commit script stores it; 0 otherwise. */
 static uint64_t parse_id(const redisReply *r)
 {
-	uint64_t v = 0;
-
-	if (r->type != REDIS_REPLY_STRING || r->len != 16) {
-		return 0;
-	}
-	for (size_t i = 0; i < 16; i++) {
-		const char *hex = "0123456789abcdef", *p = strchr(hex, r->str[i]);
-
-		if (!p || !r->str[i]) {
-			return 0;
-		}
-		v = v << 4 | (uint64_t)(p - hex);
-	}
-	return v;
+	return r->type == REDIS_REPLY_STRING ? vt__decode_id(r->str, r->len) : 0;
 }
 
 uint64_t vt__rsync_max_id(struct vt__rsync *s, const char *prefix)
@@ -160,10 +148,12 @@ uint64_t vt__rsync_max_id(struct vt__rsync *s, const char *prefix)
  * Blocks are counted in Pidblock. A store that held ids before any block was
  * taken (or was written by a single engine) has its maxid above the counter:
  * the counter then jumps past the block maxid lies in. Only the top 8 hex
- * digits become a Lua number, so no id is rounded.
+ * digits become a Lua number, so no id is rounded. It writes a few bytes,
+ * so it runs over maxmemory too: a full store must not keep a node from
+ * starting, as the node is what can drain it.
  */
 static const char lease_src[] =
-        "#!lua\n"
+        "#!lua flags=allow-oom\n"
         "local P = ARGV[1]\n"
         "local b = redis.call('INCR', P .. 'idblock')\n"
         "local m = redis.call('GET', P .. 'maxid')\n"

@@ -2,9 +2,10 @@
  * frontends/redis/store.c - the Redis storage backend: the vtable.
  *
  * commit, list and expire each send one script on the asynchronous
- * connection and finish in its reply callback. max_id and load_groups run
- * once, before the loop, on a synchronous connection that open() made for
- * loading the scripts and keeps for them.
+ * connection and finish in its reply callback (a listing that passed over
+ * records it cannot read may send more, see struct list_call). max_id and
+ * load_groups run once, before the loop, on a synchronous connection that
+ * open() made for loading the scripts and keeps for them.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -23,11 +24,15 @@
 
 static struct vt__rscript *const scripts[] = {
         &vt__rscript_commit,
+        &vt__rscript_commit_full,
         &vt__rscript_list,
         &vt__rscript_expire,
 };
 
 #define DEFAULT_WINDOW_MS ((int64_t)7 * 24 * 3600 * 1000)
+
+/* Unreadable records logged lately: each is logged once, not per listing. */
+#define BAD_SEEN 32
 
 struct rstore {
 	struct vt__rconn *conn;
@@ -35,6 +40,8 @@ struct rstore {
 	char *prefix;
 	char window[24]; /* the dedup window, in decimal for the scripts */
 	uint64_t id_base; /* shared_ids: the block taken at open; else 0 */
+	uint64_t bad_seen[BAD_SEEN]; /* hashes of their inbox entries */
+	unsigned bad_next;
 };
 
 /* ---- commit ---- */
@@ -46,15 +53,38 @@ struct commit_call {
 	void *arg;
 };
 
+/*
+ * How many ops Redis refused for being over maxmemory. When it was all of
+ * them, nothing was written, and the batch fails as a whole.
+ */
+static size_t count_refused(const struct vt_op *ops, size_t n)
+{
+	size_t refused = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		refused += ops[i].status == VT_ENOSPC;
+	}
+	return refused;
+}
+
 static void on_commit(void *arg, int status, const redisReply *r)
 {
 	struct commit_call *k = arg;
 	struct vt_inbox *inboxes = NULL;
+	size_t refused;
 
 	if (status == 0) {
 		status = vt__decode_batch(k->ops, k->n, r, &inboxes);
 		if (status != 0) {
 			vt_log(VT_LOG_ERROR, "redis: commit: reply of an unexpected shape");
+		}
+	}
+	if (status == 0 && (refused = count_refused(k->ops, k->n)) > 0) {
+		if (refused == k->n) {
+			status = VT_ENOSPC;
+		} else {
+			vt_log(VT_LOG_WARN, "redis: commit: over maxmemory; what would grow the "
+			       "store was refused, the rest committed");
 		}
 	}
 	if (status != 0) {
@@ -93,27 +123,173 @@ static void rs_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb done
 
 /* ---- list ---- */
 
+/*
+ * A listing. A record that cannot be read is passed over; when one was, the
+ * listing goes on after the last entry Redis returned, until it has @limit
+ * records or the inbox has no more, so that a short answer still means "no
+ * more" to the engine. What earlier pages kept is copied then.
+ */
 struct list_call {
+	struct rstore *s;
 	vt_list_cb done;
 	void *arg;
+	uint32_t limit;         /* asked in all */
+	uint32_t want;          /* asked of the page on its way */
+	struct vt_record *kept; /* copies from earlier pages; each from holds
+	                           the record's strings and body in one block */
+	size_t nkept;
+	char *after;            /* the entry the page on its way starts after */
+	const char *device;     /* points into user */
+	char user[];
 };
+
+static void list_free(struct list_call *k)
+{
+	for (size_t i = 0; i < k->nkept; i++) {
+		free((char *)k->kept[i].from);
+	}
+	free(k->kept);
+	free(k->after);
+	free(k);
+}
+
+static void on_list(void *arg, int status, const redisReply *r);
+
+/* Ask for a page after id @after, or after the entry k->after when set. */
+static void list_send(struct list_call *k, uint64_t after, size_t after_len)
+{
+	struct rstore *s = k->s;
+	struct vt__rargs *a = vt__rargs_new(6, 2);
+
+	if (!a) {
+		on_list(k, VT_ENOMEM, NULL);
+		return;
+	}
+	vt__rargs_str(a, s->prefix);
+	vt__rargs_str(a, s->window);
+	vt__rargs_str(a, k->user);
+	vt__rargs_str(a, k->device);
+	if (k->after) {
+		vt__rargs_add(a, k->after, after_len);
+	} else {
+		vt__rargs_id(a, after);
+	}
+	vt__rargs_u64(a, k->want);
+	vt__rconn_eval(s->conn, &vt__rscript_list, a, on_list, k);
+}
+
+/* 64-bit FNV-1a, to remember entries without keeping them. */
+static uint64_t hash(const char *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325u;
+
+	for (size_t i = 0; i < n; i++) {
+		h = (h ^ (unsigned char)p[i]) * 0x100000001b3u;
+	}
+	return h;
+}
+
+/* A record that cannot be read: logged once while it stays among the last few. */
+static void on_bad(void *arg, const redisReply *entry, const char *why)
+{
+	struct list_call *k = arg;
+	struct rstore *s = k->s;
+	uint64_t h = entry ? hash(entry->str, entry->len) : 0;
+
+	for (unsigned i = 0; i < BAD_SEEN; i++) {
+		if (s->bad_seen[i] == h) {
+			return;
+		}
+	}
+	s->bad_seen[s->bad_next++ % BAD_SEEN] = h;
+	if (entry && vt__decode_id(entry->str, entry->len)) {
+		vt_log(VT_LOG_ERROR, "redis: record %.16s in an inbox of user=%s: %s; skipped",
+		       entry->str, k->user, why);
+	} else {
+		vt_log(VT_LOG_ERROR, "redis: an entry of %zu bytes in an inbox of user=%s: %s; "
+		       "skipped", entry ? entry->len : 0, k->user, why);
+	}
+}
+
+/* Copy @n records after those kept; 0 or VT_ENOMEM. */
+static int keep(struct list_call *k, const struct vt_record *recs, size_t n)
+{
+	struct vt_record *m = n ? realloc(k->kept, (k->nkept + n) * sizeof(*m)) : k->kept;
+
+	if (n && !m) {
+		return VT_ENOMEM;
+	}
+	k->kept = m;
+	for (size_t i = 0; i < n; i++) {
+		const struct vt_record *r = &recs[i];
+		size_t f = strlen(r->from) + 1, t = strlen(r->to) + 1, c = strlen(r->cid) + 1;
+		char *p = malloc(f + t + c + r->body_len);
+
+		if (!p) {
+			return VT_ENOMEM;
+		}
+		m[k->nkept] = *r;
+		m[k->nkept].from = memcpy(p, r->from, f);
+		m[k->nkept].to = memcpy(p + f, r->to, t);
+		m[k->nkept].cid = memcpy(p + f + t, r->cid, c);
+		m[k->nkept].body = memcpy(p + f + t + c, r->body, r->body_len);
+		k->nkept++;
+	}
+	return 0;
+}
+
+/* Ask for the page after the last entry of @r; 0, or an error. */
+static int list_next(struct list_call *k, const redisReply *r)
+{
+	const redisReply *e = r->element[r->elements - 1];
+	const redisReply *id = e && e->type == REDIS_REPLY_ARRAY && e->elements > 0 ?
+	                               e->element[0] : NULL;
+
+	if (!id || id->type != REDIS_REPLY_STRING) {
+		return VT_ESTORAGE;
+	}
+	free(k->after);
+	k->after = malloc(id->len + 1);
+	if (!k->after) {
+		return VT_ENOMEM;
+	}
+	memcpy(k->after, id->str, id->len);
+	k->want = k->limit - (uint32_t)k->nkept;
+	list_send(k, 0, id->len);
+	return 0;
+}
 
 static void on_list(void *arg, int status, const redisReply *r)
 {
 	struct list_call *k = arg;
 	struct vt_record *recs = NULL;
-	long n = status == 0 ? vt__decode_list(r, &recs) : status;
+	long n = status == 0 ? vt__decode_list(r, &recs, on_bad, k) : status;
 
-	if (n < 0) {
-		if (status == 0) {
-			vt_log(VT_LOG_ERROR, "redis: list: reply of an unexpected shape");
-		}
-		k->done(k->arg, (int)n, NULL, 0);
-	} else {
-		k->done(k->arg, 0, recs, (size_t)n);
+	if (n == VT_ESTORAGE && status == 0) {
+		vt_log(VT_LOG_ERROR, "redis: list: reply of an unexpected shape");
+	}
+	if (n >= 0 && k->nkept == 0 && (size_t)n == r->elements) {
+		k->done(k->arg, 0, recs, (size_t)n); /* all read: as Redis answered */
+		free(recs);
+		list_free(k);
+		return;
+	}
+	if (n >= 0) {
+		n = keep(k, recs, (size_t)n);
 	}
 	free(recs);
-	free(k);
+	if (n >= 0 && r->elements == k->want && k->nkept < k->limit) {
+		n = list_next(k, r);
+		if (n == 0) {
+			return;
+		}
+	}
+	if (n < 0) {
+		k->done(k->arg, (int)n, NULL, 0);
+	} else {
+		k->done(k->arg, 0, k->kept, k->nkept);
+	}
+	list_free(k);
 }
 
 static void rs_list(void *self, const struct vt_inbox *inbox, uint64_t after, uint32_t limit,
@@ -122,28 +298,23 @@ static void rs_list(void *self, const struct vt_inbox *inbox, uint64_t after, ui
 	struct rstore *s = self;
 	uint8_t key[VT__INBOX_KEY_MAX];
 	struct list_call *k;
-	struct vt__rargs *a;
+	size_t ul;
 
 	if (!inbox || vt__inbox_key(inbox, key) == 0 || after == UINT64_MAX ||
 	    limit == 0) {
 		done(arg, 0, NULL, 0);
 		return;
 	}
-	a = vt__rargs_new(6, 2);
-	k = a ? calloc(1, sizeof(*k)) : NULL;
+	ul = strlen(inbox->user) + 1;
+	k = calloc(1, sizeof(*k) + ul + strlen(vt__inbox_device(inbox)) + 1);
 	if (!k) {
-		vt__rargs_free(a);
 		done(arg, VT_ENOMEM, NULL, 0);
 		return;
 	}
-	*k = (struct list_call){done, arg};
-	vt__rargs_str(a, s->prefix);
-	vt__rargs_str(a, s->window);
-	vt__rargs_str(a, inbox->user);
-	vt__rargs_str(a, inbox->device ? inbox->device : "");
-	vt__rargs_id(a, after);
-	vt__rargs_u64(a, limit);
-	vt__rconn_eval(s->conn, &vt__rscript_list, a, on_list, k);
+	*k = (struct list_call){s, done, arg, limit, limit, NULL, 0, NULL, NULL};
+	memcpy(k->user, inbox->user, ul);
+	k->device = strcpy(k->user + ul, vt__inbox_device(inbox));
+	list_send(k, after, 0);
 }
 
 /* ---- expire ---- */

@@ -6,15 +6,21 @@
  * applies it whole or not at all. max_id and load_groups run once at start
  * and block on a separate synchronous connection. Several engines may share
  * one server: the script checks the group versions of GROUP ops and group
- * PUTs that carry one (check_base), answering a stale op VT_ECONFLICT.
+ * PUTs that carry one (check_base), answering a stale op VT_ECONFLICT; it
+ * refuses a PUT whose id another record holds (VT_ESTORAGE, logged); and a
+ * duplicate found by dedup reports the original's unnotified deliveries in
+ * out_to, so the engine wakes them (see vartalap/storage.h).
  *
  * Failures: when Redis cannot be reached, a reply takes longer than the
  * command timeout, or the connection breaks, the pending calls complete
  * with VT_ESTORAGE (never later than the timeout), a warning is logged and
  * the backend reconnects with a growing delay; calls made meanwhile fail at
  * once. A timed-out commit may still have been applied: replaying it is
- * harmless, as a PUT of a stored id adds only what it lacks. Redis out of
- * memory (maxmemory) completes a commit with VT_ENOSPC.
+ * harmless, as a PUT of a stored id adds only what it lacks. Over maxmemory
+ * a commit takes what does not grow the store and refuses the rest op by op
+ * (VT_ENOSPC), as storage.h asks of a full store; expiry and the block of
+ * ids taken at open run over maxmemory too. A listed record that cannot be
+ * read (data not written by this backend) is logged and passed over.
  *
  * Durability is Redis's: see docs/CLUSTER.md for the settings that keep the
  * promise (appendonly yes, appendfsync always). Needs Redis 7 or newer.

@@ -44,6 +44,14 @@
  * the listing completes, and none whose completion has not begun: the
  * engine routes those itself when they complete.
  *
+ * Ids in a shared store. Each engine hands out ids from a range it was
+ * given (max_id); a store that lost writes (a crash, a restore) can give
+ * two engines the same range. A backend shared by several engines must
+ * therefore refuse a PUT whose id is stored with another record (another
+ * kind, from, to, cid or body): that op gets VT_ESTORAGE, is logged, and
+ * writes nothing, so one user's record never reaches another's recipients.
+ * A PUT sent again (the same record) only adds what it lacks.
+ *
  * Threads: the engine calls a backend from one thread only, and a backend
  * calls its callbacks on that same thread.
  */
@@ -171,7 +179,14 @@ struct vt_op {
 	uint64_t dup_of;       /* out: PUT with dedup */
 
 	/* out, PUT: every inbox that got a new delivery, for routing. Owned by
-	 * the backend, valid until the batch's done callback returns. */
+	 * the backend, valid until the batch's done callback returns. For a
+	 * duplicate (dup_of set), a backend shared by several engines reports
+	 * instead the inboxes that still owe record dup_of and were never
+	 * notified: the commit that stored it may have timed out for its
+	 * engine and been applied all the same, so nobody routed it (none when
+	 * dup_of was stored by this batch, whose own op routes it). A backend
+	 * that serves one engine leaves it empty: a commit it reports failed
+	 * was not applied. */
 	const struct vt_inbox *out_to;
 	uint32_t out_nto;
 	uint32_t out_skipped;

@@ -9,15 +9,15 @@ after the removal's answer through the others, however close behind; two
 nodes changing one group at once losing no accepted change; a node killed
 with SIGKILL while messages flow; Redis restarted or stopped under the nodes
 (field case B25); an ack taken by one node ending the push another node
-waits on; and a device connecting to a second node replacing its connection
-on the first. Skipped (77) when redis-server is not installed.
+waits on; a device connecting to a second node replacing its connection
+on the first; and a send whose commit timed out but was applied, sent
+again, reaching its recipient live. Skipped (77) when redis-server is not installed.
 """
 
 import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import tempfile
 import threading
@@ -27,7 +27,8 @@ import websockets
 
 from harness import TestFailure, ack_http, await_until, check, connect, eq, fetch_all, \
     http_request, run, send_http
-from test_cluster_storage import REDIS, Cluster, Node, Redis, flood, health, send_until_accepted
+from test_cluster_storage import REDIS, Cluster, Node, Redis, flood, health, redis_cmd, \
+    secret_file, send_until_accepted
 from test_push import push_lines
 
 
@@ -64,16 +65,6 @@ async def answered(c, cid):
 
 def is_msg(cid):
     return lambda e: e.get("type") == "message" and e.get("cid") == cid
-
-
-def redis_cmd(port, *args):
-    """One command in RESP; the reply as bytes (enough to search in)."""
-    out = b"*%d\r\n" % len(args) + b"".join(
-        b"$%d\r\n%s\r\n" % (len(a), a) for a in (x.encode() for x in args))
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-        s.sendall(out)
-        time.sleep(0.1)
-        return s.recv(65536)
 
 
 async def held(c, user, count=1):
@@ -174,6 +165,48 @@ async def test_wake_below_what_was_pushed():
             await x.close()
     finally:
         c.close()
+
+
+async def test_resend_after_timed_out_commit_wakes():
+    """A commit can time out on its node (503) and be applied by Redis all
+    the same. The sender sends it again with the same client id and gets the
+    stored id back; the recipient, held by another node, gets it live then:
+    nobody routed it when it was stored."""
+    redis = Redis(extra=("--enable-debug-command", "yes")).start()
+    secret = secret_file()
+    n1 = Node(redis, secret, "--redis-timeout", "300").start()
+    n2 = Node(redis, secret, "--redis-timeout", "5000").start()
+    try:
+        bob = await connect(n2, "bob", token=n2.token("bob"))
+        await asyncio.sleep(0.3)  # subscription confirmed
+        sleeper = threading.Thread(target=redis_cmd, args=(redis.port, "DEBUG", "SLEEP", "1"))
+        sleeper.start()
+        await asyncio.sleep(0.1)
+        st, r = await asyncio.to_thread(send_http, n1, n1.token("alice"), "bob", "slow",
+                                        {"t": 1}, expect=None)
+        await asyncio.to_thread(sleeper.join)
+        eq(st, 503, "status of the send that timed out (%r)" % (r,))
+        await bob.quiet(0.5, is_msg("slow"), "the message before it was sent again")
+
+        deadline = time.monotonic() + 10
+        while True:
+            st, acc = send_http(n1, n1.token("alice"), "bob", "slow", {"t": 1}, expect=None)
+            if st == 200 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        eq(st, 200, "status of the send sent again (%r)" % (acc,))
+        m = await bob.expect(is_msg("slow"), 3, "the message live on node 2")
+        eq(m["id"], acc["id"], "pushed id")
+        eq(listed_ids(n2, "bob"), [acc["id"]], "bob's inbox: the first send was stored")
+        await bob.close()
+    finally:
+        n1.kill()
+        n2.kill()
+        redis.stop()
+
+
+def listed_ids(node, user):
+    return [m["id"] for m in fetch_all(node, node.token(user)) if m.get("type") == "message"]
 
 
 async def test_offline_then_third_node():
@@ -521,6 +554,7 @@ if __name__ == "__main__":
         sys.exit(77)
     run([test_live_across_nodes, test_no_push_twice_without_failures,
          test_wake_below_what_was_pushed,
+         test_resend_after_timed_out_commit_wakes,
          test_offline_then_third_node,
          test_group_across_nodes,
          test_removed_member_gets_no_later_post,

@@ -6,7 +6,11 @@ a token works on either node. Covered: a message sent on one node is listed
 and delivered on the other, and the receipt reaches the sender by REST sync;
 a Redis restart (appendonly) gives senders 503 storage_error, never a false
 accepted, and both nodes recover; a node killed with SIGKILL loses nothing
-it accepted. Skipped (77) when redis-server is not installed.
+it accepted; Redis over maxmemory still takes acks, a node's start and its
+expiry; ids handed out twice after Redis lost writes never carry one
+user's message to another's recipient; a record in Redis that cannot be
+read is passed over and the rest delivered. Skipped (77) when
+redis-server is not installed.
 """
 
 import asyncio
@@ -21,7 +25,7 @@ import tempfile
 import threading
 import time
 
-from harness import (Server, TestFailure, _pdeathsig, await_until, check, connect, eq,
+from harness import (Server, TestFailure, _pdeathsig, ack_http, await_until, check, connect, eq,
                      fetch_all, http_request, run, send_http, wait_until)
 
 REDIS = shutil.which("redis-server")
@@ -37,15 +41,17 @@ class Redis:
     """A redis-server of the test's own: 127.0.0.1, a free port, appendonly
     with fsync on every write, so a restart finds what was accepted."""
 
-    def __init__(self, appendonly="yes"):
+    def __init__(self, appendonly="yes", extra=()):
         self.dir = tempfile.mkdtemp(prefix="vt-redis-")
         self.port = free_port()
         self.proc = None
         self.appendonly = appendonly
+        self.extra = list(extra)
 
     def start(self):
         cmd = [REDIS, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-               "--appendonly", self.appendonly, "--appendfsync", "always", "--dir", self.dir]
+               "--appendonly", self.appendonly, "--appendfsync", "always",
+               "--dir", self.dir] + self.extra
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, preexec_fn=_pdeathsig)
         wait_until(self.ping, 10, "redis-server to answer PING")
@@ -74,6 +80,16 @@ class Redis:
     @property
     def url(self):
         return "redis://127.0.0.1:%d/vt-e2e:" % self.port
+
+
+def redis_cmd(port, *args):
+    """One command in RESP; the reply as bytes (enough to search in)."""
+    out = b"*%d\r\n" % len(args) + b"".join(
+        b"$%d\r\n%s\r\n" % (len(a), a) for a in (x.encode() for x in args))
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.sendall(out)
+        time.sleep(0.1)
+        return s.recv(65536)
 
 
 class Node(Server):
@@ -357,6 +373,107 @@ async def test_kill9_node_loses_nothing_accepted():
         c.close()
 
 
+async def test_full_redis_still_takes_acks():
+    """Redis over maxmemory (noeviction, as docs/CLUSTER.md asks) refuses what
+    would grow the store, 507 storage_full, and takes what frees it: acks on
+    either node, REST and WebSocket; a node starting; its expiry sweep."""
+    c = Cluster()
+    n3 = None
+    try:
+        n1, n2 = c.n1, c.n2
+        for i in range(3):
+            send_http(n1, n1.token("alice"), "bob", "f-%d" % i, {"i": i})
+        send_http(n1, n1.token("alice"), "dave", "f-old", {"old": 1})
+        ids = sorted(listed(n2, "bob"), key=int)
+        eq(len(ids), 3, "bob's messages")
+        eq(len(listed(n2, "dave")), 1, "dave's message")
+        redis_cmd(c.redis.port, "CONFIG", "SET", "maxmemory", "1")
+
+        st, r = send_http(n2, n2.token("alice"), "bob", "f-full", {}, expect=None)
+        eq(st, 507, "status of a send over maxmemory (%r)" % (r,))
+        eq(r.get("code"), "storage_full", "error code over maxmemory")
+        eq(ack_http(n2, n2.token("bob"), [ids[0]]).get("acked"), [ids[0]], "acked over REST")
+        bob = await connect(n1, "bob", token=n1.token("bob"))
+        try:
+            for i in (1, 2):
+                m = await bob.expect_type("message", cid="f-%d" % i)
+                await bob.ack(m["id"])
+            await bob.quiet(1.0, lambda e: e.get("type") == "error", "an error")
+        finally:
+            await bob.close()
+        eq(listed(n2, "bob"), {}, "bob's inbox after his acks")
+
+        # A node starts over maxmemory; its first sweep drops what is older.
+        await asyncio.sleep(1.1)
+        n3 = Node(c.redis, c.secret, "--offline-ttl", "1").start()
+        await await_until(lambda: not listed(n2, "dave"), 5, "dave's old message expired")
+
+        redis_cmd(c.redis.port, "CONFIG", "SET", "maxmemory", "0")
+        send_http(n3, n3.token("alice"), "bob", "f-after", {})
+    finally:
+        if n3 is not None:
+            n3.kill()
+        c.close()
+
+
+async def test_ids_given_twice_never_cross_users():
+    """Redis that lost its last writes (a crash under appendfsync everysec, a
+    restore) can give a starting node the block of ids a running node uses.
+    A message under an id another record holds is refused (503) and logged,
+    instead of taking the other record, body and all, to its recipient."""
+    c = Cluster()
+    n3 = None
+    try:
+        _, mine = send_http(c.n1, c.n1.token("alice"), "bob", "mine", {"t": "alice's"})
+        redis_cmd(c.redis.port, "DEL", "vt-e2e:idblock", "vt-e2e:maxid")
+        n3 = Node(c.redis, c.secret).start()
+        st, r = send_http(n3, n3.token("carol"), "dave", "hi", {"t": "carol's"}, expect=None)
+        eq(st, 503, "status of a send under a taken id (%r)" % (r,))
+        eq(r.get("code"), "storage_error", "error code of a send under a taken id")
+        check("id %016x already used by another record" % int(mine["id"]) in n3.log_tail(),
+              "the taken id is logged: %s" % n3.log_tail())
+        eq(listed(c.n2, "dave"), {}, "dave's inbox")
+        got = listed(c.n2, "bob")
+        eq(list(got), [mine["id"]], "bob's inbox")
+        eq(got[mine["id"]].get("body"), {"t": "alice's"}, "bob's message")
+    finally:
+        if n3 is not None:
+            n3.kill()
+        c.close()
+
+
+async def test_unreadable_record_is_passed_over():
+    """A record in Redis that the backend did not write (a body that is not
+    JSON) is logged once and skipped; the rest of the inbox is listed and
+    pushed as usual."""
+    c = Cluster()
+    try:
+        n1, n2 = c.n1, c.n2
+        listed(n1, "bob")  # his device is registered: the inbox below is his
+        _, good = send_http(n1, n1.token("alice"), "bob", "good", {"t": 1})
+        bad = "%016x" % (int(good["id"]) - 1)
+        port = c.redis.port
+        redis_cmd(port, "HSET", "vt-e2e:{r:%s}" % bad, "k", "1", "f", "mallory", "t", "bob",
+                  "c", "x", "ts", "1", "b", "}{not json")
+        redis_cmd(port, "SADD", "vt-e2e:{r:%s}:d" % bad, "3:bob")
+        redis_cmd(port, "ZADD", "vt-e2e:{u:3:bob}:b:", "0", bad)
+
+        eq(list(listed(n2, "bob")), [good["id"]], "bob's inbox listed on node 2")
+        bob = await connect(n2, "bob", token=n2.token("bob"))
+        try:
+            m = await bob.expect_type("message", cid="good")
+            eq(m["id"], good["id"], "the message pushed")
+            await bob.quiet(0.5, lambda e: e.get("type") == "message" and e is not m,
+                            "another message")
+        finally:
+            await bob.close()
+        eq(n2.log_tail(200).count("record %s in an inbox of user=bob" % bad), 1,
+           "the record is logged once: %s" % n2.log_tail())
+        await await_until(lambda: health(n2)[0] == 200, 5, "node 2 healthy")
+    finally:
+        c.close()
+
+
 if __name__ == "__main__":
     if REDIS is None:
         print("redis-server is not installed: skipped")
@@ -364,4 +481,7 @@ if __name__ == "__main__":
     run([test_sent_on_one_node_delivered_on_the_other, test_node_id_in_use_is_refused,
          test_redis_without_appendonly_is_warned_about, test_local_message_below_a_full_queue,
          test_redis_restart_refuses_then_recovers,
-         test_kill9_node_loses_nothing_accepted], total_timeout=240)
+         test_kill9_node_loses_nothing_accepted,
+         test_full_redis_still_takes_acks,
+         test_ids_given_twice_never_cross_users,
+         test_unreadable_record_is_passed_over], total_timeout=280)

@@ -23,6 +23,8 @@
 
 struct fixture fx;
 
+char full_body[FULL_BODY_LEN + 1];
+
 /* ---- backends, and calls made synchronous ---- */
 
 void st_open(int backend)
@@ -422,16 +424,19 @@ START_TEST(inbox_keys_distinct)
 }
 END_TEST
 
-/* Stored once: a later PUT of the same id keeps the first body. */
+/* Stored once: a later PUT of the same record adds its new deliveries. */
 START_TEST(record_stored_once)
 {
 	struct done d;
 
 	st_open(_i);
 	ck_assert_int_eq(put(1, 1000, "\"A\"", TO("bob")), 0);
-	ck_assert_int_eq(put(1, 1000, "\"B\"", TO("carol")), 0);
+	ck_assert_int_eq(put(1, 1500, "\"A\"", TO("bob", "carol")), 0);
+	ck_assert_uint_eq(list("bob", 0, 10, NULL, NULL), 1);
 	list("carol", 0, 10, NULL, &d);
+	ck_assert_uint_eq(d.n, 1);
 	ck_assert_str_eq(d.bodies[0], "\"A\"");
+	ck_assert_int_eq(d.recs[0].ts, 1000);
 }
 END_TEST
 
@@ -443,7 +448,7 @@ START_TEST(record_deleted_with_last_delivery)
 	st_open(_i);
 	ck_assert_int_eq(put(1, 1000, "\"A\"", TO("bob", "carol")), 0);
 	ck_assert_int_eq(ack("bob", 1), 0);
-	ck_assert_int_eq(put(1, 1000, "\"B\"", TO("dave")), 0);
+	ck_assert_int_eq(put(1, 1000, "\"A\"", TO("dave")), 0);
 	list("dave", 0, 10, NULL, &d);
 	ck_assert_str_eq(d.bodies[0], "\"A\"");
 
@@ -517,6 +522,7 @@ START_TEST(dedup_in_one_batch)
 	ck_assert_uint_eq(ops[0].dup_of, 0);
 	ck_assert_int_eq(ops[1].status, 0);
 	ck_assert_uint_eq(ops[1].dup_of, 1);
+	ck_assert_uint_eq(ops[1].out_nto, 0); /* op 0 routes them */
 	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 1);
 }
 END_TEST
@@ -617,9 +623,10 @@ START_TEST(expire_at_most_max)
 	                          list("dave", 0, 10, ids, NULL),
 	                  2);
 	/* the record of a partly expired message is still whole */
-	ck_assert_int_eq(put(1, 100, "\"B\"", TO("erin")), 0);
+	ck_assert_int_eq(put(1, 150, "\"A\"", TO("erin")), 0);
 	list("erin", 0, 10, NULL, &d);
 	ck_assert_str_eq(d.bodies[0], "\"A\"");
+	ck_assert_int_eq(d.recs[0].ts, 100);
 	ck_assert_uint_eq(expire(1000, 250, 0), 0);
 	ck_assert_uint_eq(expire(1000, 250, 100), 3);
 	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 0);
@@ -963,7 +970,10 @@ START_TEST(cap_and_cap_skip)
 }
 END_TEST
 
-/* out_to lists only new deliveries; a dedup hit lists none. */
+/*
+ * out_to lists only new deliveries. A dedup hit lists none, or, from a
+ * store shared by several engines, the original's unnotified deliveries.
+ */
 START_TEST(out_to_new_only)
 {
 	struct put p;
@@ -981,19 +991,103 @@ START_TEST(out_to_new_only)
 
 	/* the same record again, now to the user: only d2 is new */
 	uput_init(&p, 1, TO("bob"));
+	p.rec.cid = "c1";
 	ck_assert_int_eq(put_routed(&p, &r), 0);
 	ck_assert_uint_eq(r.n, 1);
 	ck_assert_str_eq(r.inbox[0], "bob/d2");
 	ck_assert_int_eq(put_routed(&p, &r), 0);
 	ck_assert_uint_eq(r.n, 0);
 
-	/* another id with the same (from, cid): a duplicate routes nowhere */
+	/* another id with the same (from, cid) */
+	ck_assert_int_eq(notified("bob", "d1", 1), 0);
 	uput_init(&p, 2, TO("bob"));
 	p.rec.cid = "c1";
 	p.op.dedup = 1;
 	ck_assert_int_eq(put_routed(&p, &r), 0);
 	ck_assert_uint_eq(p.op.dup_of, 1);
-	ck_assert_uint_eq(r.n, 0);
+	ck_assert_uint_eq(r.n, storage_backends[_i].shared ? 1 : 0);
+	ck_assert(r.n == 0 || routed_to(&r, "bob/d2"));
+}
+END_TEST
+
+/* An op of a batch: a TOUCH of (@user, @device) at @ts. */
+static struct vt_op touch_op(const char *user, const char *device, int64_t ts)
+{
+	return (struct vt_op){.kind = VT_OP_TOUCH, .inbox = {user, device}, .ts = ts};
+}
+
+/*
+ * A full store commits what does not grow it: acks, NOTIFIED, refreshes, a
+ * user's first device with its claim, and duplicates found by dedup; and
+ * its expiry runs. A PUT, a second device and a group state in the same
+ * batch are refused op by op, and a batch of nothing else fails whole.
+ */
+START_TEST(full_store_commits_the_rest)
+{
+	struct put held, big, dup;
+	struct vt_op ops[8];
+	uint64_t ids[8];
+	struct done d;
+
+	if (!storage_backends[_i].fill) {
+		return; /* no limit to reach */
+	}
+	memset(full_body, 'x', FULL_BODY_LEN);
+	full_body[0] = full_body[FULL_BODY_LEN - 1] = '"';
+	fx.map_size = 1 << 20;
+	st_open(_i);
+	ck_assert_int_eq(touch("carol", "c1", 100, NULL), 0);
+	uput_init(&held, 1, TO("erin"));
+	ck_assert_int_eq(commit(&held.op, 1), 0);
+	ck_assert_int_eq(put1(2, "c-2", 100, "2", TO("bob"), 1, 0, NULL), 0);
+	ck_assert_int_eq(put(3, 100, "3", TO("bob")), 0);
+	storage_backends[_i].fill();
+
+	ops[0] = touch_op("erin", "e1", 100);
+	ops[1] = (struct vt_op){.kind = VT_OP_GROUP, .group = "g1", .data = "s", .len = 1};
+	ops[2] = (struct vt_op){.kind = VT_OP_NOTIFIED, .inbox = {"erin", "e1"}, .id = 1};
+	put_init(&big, 100, "", 100, full_body, TO("bob", "carol"));
+	ops[3] = big.op;
+	ack_init(&ops[4], "bob", 2);
+	ops[5] = touch_op("carol", "c2", 100);
+	ops[6] = touch_op("carol", "c1", 200);
+	put_init(&dup, 101, "c-2", 100, "2", TO("bob"));
+	dup.op.dedup = 1;
+	ops[7] = dup.op;
+	ck_assert_int_eq(commit(ops, 8), 0);
+	ck_assert_int_eq(ops[0].status, 0);
+	ck_assert_uint_eq(ops[0].out_ndevices, 1);
+	ck_assert_int_eq(ops[1].status, VT_ENOSPC);
+	ck_assert_int_eq(ops[2].status, 0);
+	ck_assert_int_eq(ops[3].status, VT_ENOSPC);
+	ck_assert_uint_eq(ops[3].out_nto, 0);
+	ck_assert_int_eq(ops[4].status, 0);
+	ck_assert_uint_eq(ops[4].acked_kind, VT_KIND_MESSAGE);
+	ck_assert_int_eq(ops[5].status, VT_ENOSPC);
+	ck_assert_int_eq(ops[6].status, 0);
+	ck_assert_uint_eq(ops[6].out_ndevices, 1);
+	ck_assert_int_eq(ops[7].status, 0);
+	ck_assert_uint_eq(ops[7].dup_of, 2);
+
+	ck_assert_str_eq(load_groups(), "");
+	ck_assert_uint_eq(list_in("erin", "e1", ids, &d), 1);
+	ck_assert_uint_eq(d.recs[0].flags, VT_REC_NOTIFIED);
+	ck_assert_uint_eq(list_in("erin", VT_HOLDING_DEVICE, ids, NULL), 0);
+	ck_assert_uint_eq(list("bob", 0, 8, ids, NULL), 1);
+	ck_assert_uint_eq(ids[0], 3);
+	ck_assert_uint_eq(list("carol", 0, 8, ids, NULL), 0);
+	ck_assert_uint_eq(list_in("carol", "c2", ids, NULL), 0);
+
+	/* nothing in it would shrink the store: refused whole */
+	ops[0] = big.op;
+	ops[1] = touch_op("carol", "c3", 100);
+	ck_assert_int_eq(commit(ops, 2), VT_ENOSPC);
+	ck_assert_int_eq(ops[0].status, VT_ENOSPC);
+	ck_assert_int_eq(ops[1].status, VT_ENOSPC);
+
+	/* expiry runs on a full store: erin's and bob's are older than 150 */
+	ck_assert_uint_eq(expire(1000, 150, 100), 2);
+	ck_assert_uint_eq(list("bob", 0, 8, ids, NULL), 0);
 }
 END_TEST
 
@@ -1142,6 +1236,7 @@ void storage_cases_add(TCase *tc)
 	tcase_add_loop_test(tc, same_inbox_once, 0, storage_nbackends);
 	tcase_add_loop_test(tc, cap_and_cap_skip, 0, storage_nbackends);
 	tcase_add_loop_test(tc, out_to_new_only, 0, storage_nbackends);
+	tcase_add_loop_test(tc, full_store_commits_the_rest, 0, storage_nbackends);
 	tcase_add_loop_test(tc, notified_flag, 0, storage_nbackends);
 	tcase_add_loop_test(tc, group_state, 0, storage_nbackends);
 	tcase_add_loop_test(tc, device_expiry, 0, storage_nbackends);

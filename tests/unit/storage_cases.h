@@ -24,7 +24,18 @@ struct storage_backend {
 	const char *name;
 	int (*open)(void); /* opens fx.st; 0 or an error */
 	int durable;       /* gets a fresh directory in fx.dir */
+	/* serves several engines: reports a duplicate's owed inboxes */
+	int shared;
+	/* fill the open store, so that a PUT of FULL_BODY to two users is
+	 * refused from then on; NULL for a store without a limit. Records
+	 * it writes are at time FILL_TS, to users not named elsewhere. */
+	void (*fill)(void);
 };
+
+/* The PUT body a full store refuses (JSON, FULL_BODY_LEN bytes). */
+#define FULL_BODY_LEN 4000
+extern char full_body[FULL_BODY_LEN + 1];
+#define FILL_TS 5000
 
 /* Defined by each executable. */
 extern const struct storage_backend storage_backends[];
