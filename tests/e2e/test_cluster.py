@@ -19,7 +19,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 
@@ -34,14 +33,9 @@ from test_push import push_lines
 
 class Three(Cluster):
     def __init__(self, *args):
-        # The key as hex text: random raw bytes may end in whitespace, which
-        # the secret file reader trims.
         self.redis = Redis().start()
-        self.tmp = tempfile.mkdtemp(prefix="vt-e2e-key-")
-        self.secret = os.path.join(self.tmp, "secret")
-        with open(self.secret, "w") as f:
-            f.write(os.urandom(32).hex())
-        os.chmod(self.secret, 0o600)
+        self.secret = secret_file()
+        self.tmp = os.path.dirname(self.secret)
         self.n1, self.n2, self.n3 = (Node(self.redis, self.secret, *args).start()
                                      for _ in range(3))
 

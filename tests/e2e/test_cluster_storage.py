@@ -138,12 +138,8 @@ class Node(Server):
 class Cluster:
     def __init__(self, *args):
         self.redis = Redis().start()
-        self.tmp = tempfile.mkdtemp(prefix="vt-e2e-key-")
-        self.secret = os.path.join(self.tmp, "secret")
-        # Hex: random bytes could end in white space, which the key reader trims.
-        with open(self.secret, "w") as f:
-            f.write(os.urandom(32).hex())
-        os.chmod(self.secret, 0o600)
+        self.secret = secret_file()
+        self.tmp = os.path.dirname(self.secret)
         self.n1 = Node(self.redis, self.secret, *args).start()
         self.n2 = Node(self.redis, self.secret, *args).start()
 
@@ -164,6 +160,8 @@ def listed(srv, user):
 
 
 def secret_file():
+    """A shared signing key, as hex text: random raw bytes may end in white
+    space, which the key reader trims."""
     d = tempfile.mkdtemp(prefix="vt-e2e-key-")
     path = os.path.join(d, "secret")
     with open(path, "w") as f:
