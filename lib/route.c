@@ -46,17 +46,25 @@ void vt__route(struct vt_engine *e, struct vt_msg *m, const struct vt_inbox *to,
 	}
 }
 
+/*
+ * The stored record is the original, not @m: a re-send may carry another
+ * body or recipient. So a connection here lists it from storage, and what
+ * goes away names only the id, the sender (the same: dedup is per sender)
+ * and the recipient, never @m's body or group.
+ */
 void vt__route_dup(struct vt_engine *e, const struct vt_msg *m, uint64_t id,
 		   const struct vt_inbox *to, uint32_t n)
 {
 	struct vt_record rec = m->rec;
 
 	rec.id = id;
+	rec.body = NULL;
+	rec.body_len = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		if (vt__conn_find(e, to[i].user, to[i].device) != NULL) {
-			/* The stored record is the original: list it from there. */
 			vt_engine_wake(e, &to[i], id);
 		} else {
+			rec.to = to[i].user;
 			route_away(e, &to[i], &rec);
 		}
 	}

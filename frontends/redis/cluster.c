@@ -48,7 +48,8 @@ static int64_t mono_ms(void)
 
 void vt__cl_outage(struct vt_redis_cluster *c, const char *what)
 {
-	if (c->warned || c->closing) {
+	/* Before the first answer the connections are still being made. */
+	if (c->warned || c->closing || !c->answered_once) {
 		return;
 	}
 	c->warned = 1;

@@ -51,6 +51,7 @@ struct vt_redis_cluster {
 	int64_t probe_sent_ms;     /* 0: no probe waiting for its echo */
 	int probe_ok;              /* the last probe came back in time */
 	int warned;                /* this outage was logged */
+	int answered_once;         /* Redis answered since start: outages count */
 	int closing;               /* being destroyed: never call the engine */
 	int groups_dirty;          /* a change could not be told: ask for a resync */
 	char resync_msg[20];       /* NODE ":*", kept until its PUBLISH ends */

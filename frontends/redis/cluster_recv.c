@@ -149,6 +149,7 @@ static void answered(struct vt_redis_cluster *c)
 	c->probe_ok = 1;
 	c->probe_sent_ms = 0;
 	c->warned = 0;
+	c->answered_once = 1;
 }
 
 void vt__cl_on_message(void *arg, const char *chan, size_t clen, const char *msg, size_t len)

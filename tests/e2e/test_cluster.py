@@ -28,7 +28,7 @@ from harness import TestFailure, ack_http, await_until, check, connect, eq, fetc
     http_request, run, send_http
 from test_cluster_storage import REDIS, Cluster, Node, Redis, flood, health, redis_cmd, \
     secret_file, send_until_accepted
-from test_push import push_lines
+from test_push import Receiver, push_lines
 
 
 class Three(Cluster):
@@ -197,6 +197,59 @@ async def test_resend_after_timed_out_commit_wakes():
         n1.kill()
         n2.kill()
         redis.stop()
+
+
+async def _timed_out_then_resent(node, redis, cid):
+    """Send @cid to bob while Redis sleeps past the node's timeout (503),
+    then send it again, to carol with another body, until answered. Returns
+    the answer and whether bob's inbox holds the first send (stored despite
+    the timeout: the re-send was then a duplicate)."""
+    sleeper = threading.Thread(target=redis_cmd, args=(redis.port, "DEBUG", "SLEEP", "1"))
+    sleeper.start()
+    await asyncio.sleep(0.1)
+    st, r = await asyncio.to_thread(send_http, node, node.token("alice"), "bob", cid,
+                                    {"text": "for bob"}, expect=None)
+    await asyncio.to_thread(sleeper.join)
+    eq(st, 503, "status of the send that timed out (%r)" % (r,))
+    deadline = time.monotonic() + 10
+    while True:
+        st, acc = send_http(node, node.token("alice"), "carol", cid,
+                            {"text": "SECRET for carol"}, expect=None)
+        if st == 200 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    eq(st, 200, "status of the send sent again (%r)" % (acc,))
+    return acc, acc["id"] in listed_ids(node, "bob")
+
+
+async def test_resent_body_never_reaches_the_push_hook():
+    """The send that timed out was stored; its re-send, with the same client
+    id, carries another body and recipient. The push for the stored
+    delivery must not carry the re-send's body (it was never stored)."""
+    rx = Receiver()
+    redis = Redis(extra=("--enable-debug-command", "yes")).start()
+    secret = secret_file()
+    hook = ("--notify", "webhook", "--webhook-url", rx.url, "--webhook-body")
+    n1 = Node(redis, secret, "--redis-timeout", "300", *hook).start()
+    try:
+        bob = await connect(n1, "bob", token=n1.token("bob"))
+        await bob.close()  # a registered device, offline
+        # Whether Redis ran the first send after its timeout is up to Redis:
+        # try until it did, so the re-send is a duplicate.
+        for attempt in range(5):
+            acc, dup = await _timed_out_then_resent(n1, redis, "same-%d" % attempt)
+            if dup:
+                break
+        check(dup, "the first send was stored in one of 5 tries")
+        await await_until(lambda: any(b.get("id") == acc["id"] and b.get("user") == "bob"
+                                      for b in rx.bodies()), 5, "the push for bob")
+        for b in rx.bodies():
+            if b.get("user") == "bob":
+                check("SECRET" not in json.dumps(b), "push carries the re-send's body: %r" % b)
+    finally:
+        n1.kill()
+        redis.stop()
+        rx.close()
 
 
 def listed_ids(node, user):
@@ -547,6 +600,7 @@ if __name__ == "__main__":
         print("redis-server is not installed: skipped")
         sys.exit(77)
     run([test_live_across_nodes, test_no_push_twice_without_failures,
+         test_resent_body_never_reaches_the_push_hook,
          test_wake_below_what_was_pushed,
          test_resend_after_timed_out_commit_wakes,
          test_offline_then_third_node,
