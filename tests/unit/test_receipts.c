@@ -116,8 +116,9 @@ static void want_body(char *out, size_t cap, const char *device, const uint64_t 
 	size_t len = (size_t)snprintf(out, cap, "{\"device\":\"%s\",\"refs\":[", device);
 
 	for (size_t i = 0; i < n; i++) {
-		len += (size_t)snprintf(out + len, cap - len, "%s{\"ref\":\"%llu\",\"cid\":\"m%zu\"}",
-					i ? "," : "", (unsigned long long)ids[i], cids[i]);
+		len += (size_t)snprintf(out + len, cap - len,
+					"%s{\"ref\":\"%llu\",\"cid\":\"m%zu\"}", i ? "," : "",
+					(unsigned long long)ids[i], cids[i]);
 		ck_assert_uint_lt(len, cap);
 	}
 	snprintf(out + len, cap - len, "]}");
