@@ -1,9 +1,11 @@
 /*
- * frontends/cli/events.c - one line of output per event from the server.
+ * frontends/cli/events.c - one line of output per event from the server,
+ * and per message a `delivered` receipt names.
  *
  * The lines are meant for people and for scripts alike: the event type
  * first, then fixed fields, then free text last, with control characters
- * shown as spaces so that one event is always one line.
+ * shown as spaces so that one event is always one line (a receipt: one a
+ * message).
  */
 #include "events.h"
 
