@@ -4,7 +4,7 @@
 // reply the other way. Screenshots of both pages go to $SCREENSHOT_DIR
 // (docs/screenshots/ when unset, which refreshes the README's pictures).
 // Last, alice writes three messages to dave, whose only device acks them in
-// one ack: the one receipt that names all three marks each of them.
+// one ack: the receipt that names them marks each of them.
 import { spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -86,7 +86,7 @@ async function rawDevice(url, user, device) {
 	return page;
 }
 
-async function oneReceiptForThree(url, alice) {
+async function receiptForThree(url, alice) {
 	const dave = await rawDevice(url, "dave", "raw");
 	await alice.fill("#open-input", "dave");
 	await alice.press("#open-input", "Enter");
@@ -104,12 +104,15 @@ async function oneReceiptForThree(url, alice) {
 	const marked = '#msgs .msg.own[data-status="delivered"]';
 	await alice.waitForFunction((sel) => document.querySelectorAll(sel).length === 3, marked,
 		{ timeout: TIMEOUT });
-	const receipts = received.get("alice").map((f) => JSON.parse(f))
-		.filter((e) => e.type === "delivered" && e.from === "dave");
-	const named = receipts.map((e) => (e.body.refs || []).map((r) => r.ref).sort().join(","));
-	check(receipts.length === 1 && named[0] === [...ids].sort().join(","),
-		`one receipt names all three: got ${JSON.stringify(named)} for ${ids}`);
-	console.log("ok: one receipt marks three messages delivered");
+	// The protocol promises no grouping, but one ack taken in one loop turn
+	// ends as one receipt: the page must have marked refs beyond the first.
+	const named = received.get("alice").map((f) => JSON.parse(f))
+		.filter((e) => e.type === "delivered" && e.from === "dave")
+		.map((e) => (e.body.refs || []).map((r) => r.ref));
+	check(named.flat().sort().join(",") === [...ids].sort().join(",") &&
+		named.some((refs) => refs.length > 1),
+		`receipts name the three, several in one: got ${JSON.stringify(named)} for ${ids}`);
+	console.log("ok: a receipt naming several messages marks each delivered");
 }
 
 function check(cond, what) {
@@ -167,7 +170,7 @@ async function run() {
 	await bob.screenshot({ path: join(SHOTS, "chat-bob.png") });
 	console.log(`ok: screenshots in ${SHOTS}`);
 
-	await oneReceiptForThree(url, alice);
+	await receiptForThree(url, alice);
 }
 
 async function cleanup() {
