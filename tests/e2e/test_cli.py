@@ -15,7 +15,7 @@ import socket
 
 import websockets
 
-from harness import await_until, check, connect, eq, run, server, Server
+from harness import all_refs, await_until, check, connect, eq, run, server, Server
 from test_tls import TlsServer, make_cert
 
 CLI = os.environ.get("VARTALAP_CLI") or os.path.join(
@@ -97,23 +97,6 @@ async def chat_both_ways(alice, bob, there, back):
     await bob.say("/to alice", back)
     await alice.expect(r"^message \d+ bob>alice: %s$" % re.escape(back))
     return sid
-
-
-def refs_of(e):
-    """The server ids a `delivered` receipt names."""
-    return {r.get("ref") for r in (e.get("body") or {}).get("refs") or []}
-
-
-async def delivered_refs(c, sids, timeout=5):
-    """Take `delivered` receipts on the harness client @c until they named
-    every server id in @sids; returns the receipts."""
-    want, got = set(sids), []
-    while want:
-        d = await c.expect(lambda e: e.get("type") == "delivered" and want & refs_of(e),
-                           timeout, "delivered for %s" % sorted(want))
-        want -= refs_of(d)
-        got.append(d)
-    return got
 
 
 async def test_message_delivered_and_read():
@@ -450,7 +433,8 @@ async def test_lost_acks_and_answers_over_a_dropped_network():
         relay.drop_up = False
         relay.cut()
         await alice.expect(r"^connected$")
-        await delivered_refs(bob, sids)
+        refs = all_refs(await bob.expect_refs(len(sids)))
+        eq(sorted(r["ref"] for r in refs), sorted(sids), "the refs of bob's receipts")
         await bob.message("alice", "b3", {"text": "after"})
         await alice.expect(r"^message \d+ bob>alice: after$")
         for i, sid in enumerate(sids):
