@@ -11,6 +11,11 @@
  * from the server a ping goes out, and a server that sends nothing at all
  * within PONG_WAIT_S after it is taken for gone (a network that dropped
  * without a FIN never says so otherwise).
+ *
+ * When wslay closes on its own, over what the server sent (a message over
+ * MAX_RECV_MSG, a protocol error), it reads nothing more: the connection
+ * then lingers, throwing away what comes, until the server hangs up or
+ * CLOSE_WAIT_MS pass, so that the close frame reaches it.
  */
 #include "wsclient.h"
 
@@ -27,6 +32,7 @@
 #include <openssl/rand.h>
 #include <wslay/wslay.h>
 
+#include "../common/frontend.h"
 #include "tlsclient.h"
 
 #define WS_GUID        "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -35,6 +41,20 @@
 #define CONNECT_WAIT_S 10
 #define KEEPALIVE_S    30
 #define PONG_WAIT_S    10
+
+/*
+ * The largest message taken from the server. An event carries the body of
+ * an envelope the server took, at most VT_FE_MAX_MESSAGE_CAP bytes (the
+ * most vartalapd's --max-message can be), with a few short fields around
+ * it; a delivered receipt of 64 refs is some 7 KiB. 16 KiB over the cap
+ * leaves room for both. A larger message comes from no conforming server,
+ * and buffering it would let a server take all our memory.
+ *
+ * TODO: a group event lists every member and admin, so with vartalapd's
+ * --max-group-members raised above some 100000 (long user ids) it can
+ * exceed this, and the client can then not get past it.
+ */
+#define MAX_RECV_MSG (VT_FE_MAX_MESSAGE_CAP + 16 * 1024)
 
 struct vt_wsc {
 	struct event_base *base;
@@ -51,6 +71,7 @@ struct vt_wsc {
 	int pinged;      /* a keepalive ping is out, nothing came since */
 	int closing;     /* vt_wsc_close() was called */
 	int closed;      /* on_close was called */
+	int lingering;   /* wslay closed on its own: waiting for the server to hang up */
 	int in_recv;     /* inside wslay_event_recv, which must not be re-entered */
 };
 
@@ -203,9 +224,63 @@ static int close_code_retries(int code)
 	}
 }
 
+/*
+ * The end of a connection wslay closed on its own, over what the server
+ * sent: connecting again would only bring the same again.
+ */
+static void finish_own_close(struct vt_wsc *c)
+{
+	int code = wslay_event_get_status_code_sent(c->ws);
+	char why[200];
+
+	switch (code) {
+	case WSLAY_CODE_NORMAL_CLOSURE: /* vt_wsc_close() had sent its close first */
+		snprintf(why, sizeof(why), "closed");
+		break;
+	case WSLAY_CODE_MESSAGE_TOO_BIG:
+		snprintf(why, sizeof(why),
+		         "closed the connection: the server sent a message over %u bytes, "
+		         "larger than any event (message too big)",
+		         MAX_RECV_MSG);
+		break;
+	case WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA:
+		snprintf(why, sizeof(why),
+		         "closed the connection: the server sent text that is not UTF-8");
+		break;
+	default:
+		snprintf(why, sizeof(why),
+		         "closed the connection: the server broke the WebSocket protocol");
+		break;
+	}
+	finish(c, code, 0, why);
+}
+
 static void on_close_timeout(evutil_socket_t fd, short what, void *arg)
 {
-	finish(arg, 1000, 0, "closed (the server did not answer the close)");
+	struct vt_wsc *c = arg;
+
+	if (c->lingering) {
+		finish_own_close(c);
+		return;
+	}
+	finish(c, 1000, 0, "closed (the server did not answer the close)");
+}
+
+/* Give the server CLOSE_WAIT_MS to answer or hang up after our close. */
+static void arm_close_timer(struct vt_wsc *c)
+{
+	struct timeval tv = {CLOSE_WAIT_MS / 1000, (CLOSE_WAIT_MS % 1000) * 1000};
+
+	evtimer_add(c->close_timer, &tv);
+}
+
+/* wslay sent a close of its own and reads no more: wait for the server to hang up. */
+static void linger(struct vt_wsc *c)
+{
+	if (!c->lingering) {
+		c->lingering = 1;
+		arm_close_timer(c);
+	}
 }
 
 /* ---- wslay callbacks ---- */
@@ -270,6 +345,10 @@ static void flush(struct vt_wsc *c)
 		return;
 	}
 	if (wslay_event_want_read(c->ws) || wslay_event_want_write(c->ws)) {
+		return;
+	}
+	if (!wslay_event_get_close_received(c->ws)) {
+		linger(c);
 		return;
 	}
 	code = wslay_event_get_status_code_received(c->ws);
@@ -397,6 +476,7 @@ static void on_handshake(struct vt_wsc *c)
 		finish(c, 0, 0, "out of memory");
 		return;
 	}
+	wslay_event_config_set_max_recv_msg_length(c->ws, MAX_RECV_MSG);
 	set_timeouts(c, KEEPALIVE_S);
 	if (c->cb.on_open != NULL) {
 		c->cb.on_open(c->arg);
@@ -410,9 +490,15 @@ static void on_handshake(struct vt_wsc *c)
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	struct vt_wsc *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
 
 	if (c->ws == NULL) {
 		on_handshake(c);
+		return;
+	}
+	if (c->lingering) {
+		/* wslay takes nothing more: what still comes is thrown away. */
+		evbuffer_drain(in, evbuffer_get_length(in));
 		return;
 	}
 	if (c->pinged) {
@@ -465,6 +551,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED) {
 		c->connected = 1;
+	} else if (c->lingering) {
+		/* The server hung up after our close (or went quiet, or failed): done. */
+		finish_own_close(c);
 	} else if ((what & BEV_EVENT_TIMEOUT) && c->ws != NULL) {
 		on_quiet(c);
 	} else if (what & BEV_EVENT_TIMEOUT) {
@@ -539,8 +628,6 @@ int vt_wsc_send(struct vt_wsc *c, const char *text, size_t len)
 
 void vt_wsc_close(struct vt_wsc *c)
 {
-	struct timeval tv = {CLOSE_WAIT_MS / 1000, (CLOSE_WAIT_MS % 1000) * 1000};
-
 	if (c->closed || c->closing) {
 		return;
 	}
@@ -550,7 +637,7 @@ void vt_wsc_close(struct vt_wsc *c)
 		return;
 	}
 	wslay_event_queue_close(c->ws, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
-	evtimer_add(c->close_timer, &tv);
+	arm_close_timer(c);
 	flush(c);
 }
 

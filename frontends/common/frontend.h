@@ -1,13 +1,20 @@
 /*
  * frontends/common/frontend.h - settings shared by the libevent frontends.
  *
- * Internal to vartalapd and the gateways: not installed, not a stable API.
+ * Internal to vartalapd, the gateways and vartalap-cli: not installed, not a
+ * stable API.
  */
 #ifndef VARTALAP_FRONTEND_H
 #define VARTALAP_FRONTEND_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+/*
+ * The most --max-message and --max-frame may be set to: 16 MiB. A client
+ * sizes the messages it takes from the server by it.
+ */
+#define VT_FE_MAX_MESSAGE_CAP (16u << 20)
 
 /* What both gateways need to know; filled by the server from its options. */
 struct vt_fe_config {

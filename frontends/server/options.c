@@ -457,7 +457,7 @@ static int parse_numeric(int opt, const char *arg, struct vt_server_options *o)
 		o->engine.window = (uint32_t)v;
 		return 0;
 	case OPT_MAX_MESSAGE:
-		if (vt_opt_number("max-message", arg, 256, 16u << 20, &v) != 0) {
+		if (vt_opt_number("max-message", arg, 256, VT_FE_MAX_MESSAGE_CAP, &v) != 0) {
 			return -1;
 		}
 		o->engine.max_message_bytes = (uint32_t)v;
@@ -647,7 +647,7 @@ static int parse_transport(int opt, const char *arg, struct vt_server_options *o
 		o->fe.max_headers = (size_t)v;
 		return 0;
 	case OPT_MAX_FRAME:
-		if (vt_opt_number("max-frame", arg, 256, 16u << 20, &v) != 0) {
+		if (vt_opt_number("max-frame", arg, 256, VT_FE_MAX_MESSAGE_CAP, &v) != 0) {
 			return -1;
 		}
 		o->fe.max_frame = (uint32_t)v;

@@ -3,8 +3,10 @@
 read receipts, groups and typing, and exit cleanly on EOF and on SIGINT;
 over wss:// with a verified certificate; nothing typed is lost or doubled
 when the server restarts, the network drops or the server asks to slow
-down; and receipts vartalapd never sends are shown as far as they can be
-read, with a line saying what is wrong."""
+down; receipts vartalapd never sends are shown as far as they can be read,
+with a line saying what is wrong; and a server that sends a message larger
+than any event, or breaks the WebSocket protocol, is closed and left with a
+line saying why."""
 
 import asyncio
 import json
@@ -189,6 +191,77 @@ async def test_hostile_receipts():
         alice.kill()
         hostile.close()
         await hostile.wait_closed()
+
+
+async def closed_by_the_client(send):
+    """Run a client against a server that does @send(ws) on connecting and
+    then waits for the end. Returns the client's exit status, its stderr and
+    the close code of each connection the server had."""
+    closes = []
+
+    async def serve(ws, _path):
+        try:
+            await send(ws)
+        except (websockets.ConnectionClosed, websockets.InvalidState):
+            pass  # the client's close came while sending
+        await ws.wait_closed()
+        closes.append(ws.close_code)
+
+    hostile = await websockets.serve(serve, "127.0.0.1", 0)
+    url = "ws://127.0.0.1:%d" % hostile.sockets[0].getsockname()[1]
+    alice = await Cli.start(None, "alice", url=url, token="not.checked.here")
+    try:
+        try:
+            rc = await asyncio.wait_for(alice.proc.wait(), 10)
+        except asyncio.TimeoutError:
+            check(False, "the client still runs 10 s after what the server sent")
+        err = (await alice.proc.stderr.read()).decode()
+        check("connecting again" not in err, "no reconnect: %r" % err)
+        eq(await alice.proc.stdout.read(), b"", "nothing shown after connected")
+        await await_until(lambda: closes, 5, "the end of the connection at the server")
+        return rc, err, closes
+    finally:
+        alice.kill()
+        hostile.close()
+        await hostile.wait_closed()
+
+
+async def test_message_over_the_limit():
+    """A server that is not vartalapd sends one message larger than any
+    event, in fragments: the client takes no more of it, closes with 1009,
+    says why and exits, for connecting again would bring the same."""
+    head = json.dumps({"v": 1, "type": "message", "id": "1", "from": "bob", "to": "alice",
+                       "ts": 1, "body": {"text": ""}})[:-3]
+    limit = 16 * 1024 * 1024 + 16 * 1024
+    mib = "x" * (1 << 20)
+
+    def fragments():
+        yield head
+        for _ in range(limit // len(mib) + 1):
+            yield mib
+        yield '"}}'
+
+    async def too_big(ws):
+        await ws.send(fragments())
+
+    rc, err, closes = await closed_by_the_client(too_big)
+    eq(rc, 1, "exit status after a message over the limit (stderr %r)" % err)
+    eq(closes, [1009], "the close code of each connection the server had")
+    want = ("vartalap-cli: closed the connection: the server sent a message over %d bytes,"
+            " larger than any event (message too big), code 1009\n" % limit)
+    check(want in err, "the reason on stderr: %r" % err)
+
+
+async def test_protocol_error_closes_and_exits():
+    """A frame with a reserved bit set: closed with 1002, said, left."""
+    async def rsv1(ws):
+        ws.transport.write(b"\xc1\x02hi")
+
+    rc, err, closes = await closed_by_the_client(rsv1)
+    eq(rc, 1, "exit status after a frame with RSV1 (stderr %r)" % err)
+    eq(closes, [1002], "the close code of each connection the server had")
+    check("the server broke the WebSocket protocol, code 1002\n" in err,
+          "the reason on stderr: %r" % err)
 
 
 async def test_group_and_typing():
@@ -480,8 +553,9 @@ async def test_every_option_is_documented():
 
 if __name__ == "__main__":
     run([test_message_delivered_and_read, test_one_line_per_message_a_receipt_names,
-         test_hostile_receipts, test_group_and_typing, test_sigint_and_bad_token,
-         test_wss_round_trip, test_wss_refuses_untrusted_server,
+         test_hostile_receipts, test_message_over_the_limit, test_protocol_error_closes_and_exits,
+         test_group_and_typing, test_sigint_and_bad_token, test_wss_round_trip,
+         test_wss_refuses_untrusted_server,
          test_server_restarts_lose_and_double_nothing, test_no_reconnect_exits,
          test_rate_limited_lines_arrive_once, test_lost_acks_and_answers_over_a_dropped_network,
          test_every_option_is_documented])
