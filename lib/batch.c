@@ -93,18 +93,19 @@ void vt__batch_notified(struct vt_engine *e, const char *user, const char *devic
 	}
 }
 
-static void pend_free(struct vt_pend *p)
+static void pend_free(struct vt_engine *e, struct vt_pend *p)
 {
+	vt__acking_drop(e, p);
 	vt_msg_unref(p->msg);
 	free(p->users);
 	free(p->blob);
 	free(p->undo);
 }
 
-void vt__batch_free(struct vt_batch *b)
+void vt__batch_free(struct vt_engine *e, struct vt_batch *b)
 {
 	for (size_t i = 0; i < b->len; i++) {
-		pend_free(&b->pend[i]);
+		pend_free(e, &b->pend[i]);
 	}
 	free(b->pend);
 	free(b->ops);
@@ -455,7 +456,7 @@ static void complete_batch(struct vt_engine *e)
 	for (size_t i = 0; i < b.len; i++) {
 		complete_one(e, &b.pend[i], status, b.ops != NULL ? &b.ops[i] : &none);
 	}
-	vt__batch_free(&b);
+	vt__batch_free(e, &b);
 }
 
 static void on_commit(void *arg, int status)
@@ -477,25 +478,6 @@ static void on_commit(void *arg, int status)
 		e->flush_asked = 1;
 		e->host.want_flush(e->host.arg);
 	}
-}
-
-int vt__batch_acking(const struct vt_engine *e, const struct vt_inbox *in, uint64_t id)
-{
-	for (uint32_t k = 0; k <= e->nflight; k++) {
-		const struct vt_batch *b = k < e->nflight
-						   ? &e->flight[(e->flight_head + k) % VT_COMMITS_MAX]
-						   : &e->cur;
-
-		for (size_t i = 0; i < b->len; i++) {
-			const struct vt_pend *p = &b->pend[i];
-
-			if (p->kind == VT_PEND_ACK && p->id == id && strcmp(p->user, in->user) == 0 &&
-			    strcmp(p->device, in->device) == 0) {
-				return 1;
-			}
-		}
-	}
-	return 0;
 }
 
 /* Hand what was taken to storage, if it may have another batch. */
@@ -558,5 +540,5 @@ void vt__batch_abandon(struct vt_engine *e, struct vt_batch *b)
 		}
 		vt__origin_release(&p->origin);
 	}
-	vt__batch_free(b);
+	vt__batch_free(e, b);
 }

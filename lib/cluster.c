@@ -51,7 +51,7 @@ void vt_engine_wake(struct vt_engine *e, const struct vt_inbox *in, uint64_t id)
 	/* What is new sits in the shared store: list it like a backlog, from
 	 * the start when it may sit below what was listed already. */
 	if (id == 0 || id <= c->cursor) {
-		vt__conn_rewind(c);
+		vt__conn_rewind(c, id > 0 ? id - 1 : 0);
 	}
 	c->backlog = 1;
 	c->backlog_gen++;

@@ -288,7 +288,7 @@ void vt_conn_close(struct vt_conn *c)
 
 void vt_conn_receive(struct vt_conn *c, const char *data, size_t len)
 {
-	struct vt_origin o = {.conn = c};
+	struct vt_origin o = {.conn = c, .owed = 1};
 
 	if (c->closing) {
 		return;
@@ -298,7 +298,13 @@ void vt_conn_receive(struct vt_conn *c, const char *data, size_t len)
 		return;
 	}
 	c->refs++;
+	c->owed++;
 	vt__take_event(c->e, &c->id, data, len, o);
+}
+
+int vt_conn_busy(const struct vt_conn *c)
+{
+	return c->owed >= VT_CONN_OWED_MAX;
 }
 
 void vt_conn_writable(struct vt_conn *c)
@@ -335,10 +341,15 @@ static void append(struct vt_conn *c, struct vt_msg *m, uint32_t notified)
 	}
 }
 
-void vt__conn_rewind(struct vt_conn *c)
+void vt__conn_rewind(struct vt_conn *c, uint64_t after)
 {
+	/* From just below the lowest id that may have been passed over: a
+	 * listing from the very start would page through the whole backlog
+	 * every time the queue drains, which under load is most of the time. */
+	if (!c->rewind || after < c->rewind_after) {
+		c->rewind_after = after;
+	}
 	c->rewind = 1;
-	c->rewind_after = 0;
 }
 
 /* Is event @id in the connection's queue now? */
@@ -368,7 +379,7 @@ void vt__conn_offer(struct vt_conn *c, struct vt_msg *m)
 		 * client that stopped reading holds no more than it was pushed.
 		 * With several nodes its id may sit below what was listed. */
 		if (m->rec.id <= c->cursor) {
-			vt__conn_rewind(c);
+			vt__conn_rewind(c, m->rec.id - 1);
 		}
 		c->backlog = 1;
 		c->backlog_gen++;
@@ -442,7 +453,8 @@ static void fetch(struct vt_conn *c)
 	c->remote_acks = 0;
 	c->rewinding = c->rewind;
 	c->rewind = 0;
-	e->st.ops->list(e->st.self, &c->inbox, c->rewinding ? c->rewind_after : c->cursor, want,
+	c->fetch_after = c->rewinding ? c->rewind_after : c->cursor;
+	e->st.ops->list(e->st.self, &c->inbox, c->fetch_after, want,
 			on_list, c);
 }
 
@@ -476,7 +488,9 @@ static void on_list(void *arg, int status, const struct vt_record *recs, size_t 
 		/* Several were acked elsewhere meanwhile: this listing may hold
 		 * any of them. Ask again, as this one asked. */
 		n = 0;
-		c->rewind = c->rewinding;
+		if (c->rewinding) {
+			vt__conn_rewind(c, c->fetch_after);
+		}
 		c->backlog_gen++;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -509,8 +523,7 @@ static void on_list(void *arg, int status, const struct vt_record *recs, size_t 
 	 * owed below it may sit on the next page. */
 	if (status == 0 && c->rewinding && n > 0 && n == c->fetch_want &&
 	    recs[n - 1].id < c->cursor) {
-		c->rewind = 1;
-		c->rewind_after = recs[n - 1].id;
+		vt__conn_rewind(c, recs[n - 1].id);
 	}
 
 	/* Drained, unless something was left in storage while we listed. */

@@ -112,6 +112,7 @@ int vt_engine_create(const struct vt_engine_config *cfg, const struct vt_host *h
 	e->st = storage;
 	e->healthy = 1;
 	vt_map_init(&e->users);
+	vt_map_init(&e->acking);
 	vt_groups_init(&e->groups);
 	vt_receipts_init(&e->receipts);
 	vt_buf_init(&e->out);
@@ -191,9 +192,10 @@ void vt_engine_destroy(struct vt_engine *e)
 		vt_conn_close(c);
 	}
 	vt_heap_free(&e->heap);
-	vt__batch_free(&e->cur); /* what closing the connections sent offline */
+	vt__batch_free(e, &e->cur); /* what closing the connections sent offline */
 	vt_receipts_free(&e->receipts); /* of acks the last flush committed: no batch follows */
 	vt_map_free(&e->users);
+	vt_map_free(&e->acking);
 	vt_groups_free(&e->groups);
 	vt_buf_free(&e->out);
 	vt_engine_set_notifier(e, (struct vt_notifier){0});
@@ -204,6 +206,9 @@ void vt_engine_destroy(struct vt_engine *e)
 void vt__origin_release(struct vt_origin *o)
 {
 	if (o->conn != NULL) {
+		if (o->owed) {
+			o->conn->owed--;
+		}
 		vt__conn_unref(o->conn);
 		o->conn = NULL;
 	}

@@ -109,9 +109,11 @@ struct vt_conn {
 	uint64_t cursor;      /* highest id taken into the queue */
 	uint64_t backlog_gen; /* bumped whenever an event is left in storage */
 	uint64_t fetch_gen;   /* backlog_gen when the list call started */
+	uint64_t fetch_after; /* the id it listed after */
+	uint64_t rewind_after; /* the next listing from below the cursor goes on after this id */
 	uint32_t fetch_want;  /* how many it asked for */
-	uint64_t rewind_after; /* a listing from the start goes on after this id */
 	uint32_t remote_acks; /* acks another node took while a listing was pending */
+	uint32_t owed;        /* events taken from it and not answered yet */
 	uint64_t remote_id;   /* the last of them */
 	uint32_t refs;        /* pending storage calls that will come back here */
 	unsigned backlog : 1;   /* storage may hold owed events above cursor */
@@ -119,7 +121,7 @@ struct vt_conn {
 	unsigned list_failed : 1; /* the last listing failed: the next waits for the sweep */
 	unsigned list_warned : 1; /* that failure was logged; cleared by one that works */
 	unsigned touching : 1;  /* the device's registration is not committed yet */
-	unsigned rewind : 1;    /* the next listing starts from the beginning */
+	unsigned rewind : 1;    /* the next listing starts below the cursor */
 	unsigned rewinding : 1; /* the pending listing did */
 	unsigned blocked : 1;   /* the transport said VT_EAGAIN */
 	unsigned closing : 1;   /* ops->close was called: send nothing more */
@@ -133,6 +135,7 @@ struct vt_conn {
 /* Where the answer to a taken event goes: a connection, or a callback. */
 struct vt_origin {
 	struct vt_conn *conn;  /* holds a reference */
+	int owed;              /* counted in conn->owed: an event it sent */
 	vt_reply_fn reply;
 	void *arg;
 };
@@ -178,6 +181,7 @@ struct vt_pend {
 	char device[VT_ID_MAX + 1];
 	uint64_t id;                 /* ACK, NOTIFIED; GROUP: the new state's version */
 	int local;                   /* ACK: a connection here held the delivery */
+	int indexed;                 /* ACK: in the engine's acking index */
 
 	/* GROUP, and a PUT to a group: with a cluster, the group version the
 	 * op was derived from, which the shared store checks */
@@ -241,6 +245,8 @@ struct vt_engine {
 	struct vt_cluster cluster;   /* ops NULL: a single node */
 
 	struct vt_map users;     /* user id -> struct vt_user * (connected users) */
+	struct vt_map acking;    /* ACK ops not completed: "<id> <user> <device>" -> count */
+	uint64_t acking_unindexed; /* ACK ops the index could not take (out of memory) */
 	struct vt_conn *conns;   /* every open connection */
 	struct vt_heap heap;
 	struct vt_groups groups;
@@ -295,9 +301,15 @@ void vt__reply_accepted(struct vt_engine *e, struct vt_origin *o, const char *ci
 			int64_t ts);
 void vt__origin_release(struct vt_origin *o);
 
-/* batch.c */
-/* Is an ack of (@in, @id) taken but not committed yet (in either batch)? */
+/* acking.c: the ACK ops of the batches not completed, by (inbox, id). */
+/* Index the ACK op @p, taken into the current batch. */
+void vt__acking_add(struct vt_engine *e, struct vt_pend *p);
+/* Forget @p, its batch being freed; any other kind of op is ignored. */
+void vt__acking_drop(struct vt_engine *e, const struct vt_pend *p);
+/* Is an ack of (@in, @id) taken but not committed yet (in any batch)? */
 int vt__batch_acking(const struct vt_engine *e, const struct vt_inbox *in, uint64_t id);
+
+/* batch.c */
 /* Ask the host for a flush, once until it comes. */
 void vt__want_flush(struct vt_engine *e);
 struct vt_pend *vt__batch_add(struct vt_engine *e, enum vt_pend_kind kind);
@@ -305,7 +317,7 @@ struct vt_pend *vt__batch_put(struct vt_engine *e, enum vt_pend_kind kind, struc
 void vt__batch_touch(struct vt_engine *e, const struct vt_identity *id, struct vt_conn *c,
 		     struct vt_fetchreq *f);
 void vt__batch_notified(struct vt_engine *e, const char *user, const char *device, uint64_t id);
-void vt__batch_free(struct vt_batch *b);
+void vt__batch_free(struct vt_engine *e, struct vt_batch *b);
 void vt__batch_abandon(struct vt_engine *e, struct vt_batch *b);
 
 /* route.c */
@@ -332,8 +344,8 @@ struct vt_conn *vt__conn_find(const struct vt_engine *e, const char *user, const
 void vt__conn_offer(struct vt_conn *c, struct vt_msg *m);
 void vt__conn_pump(struct vt_conn *c);
 void vt__conn_retry(struct vt_conn *c, struct vt_item *it);
-/* Something owed may sit below the cursor: list the inbox from the start. */
-void vt__conn_rewind(struct vt_conn *c);
+/* Something owed may sit above @after, below the cursor: list the inbox from there. */
+void vt__conn_rewind(struct vt_conn *c, uint64_t after);
 int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg);
 void vt__conn_unref(struct vt_conn *c);
 void vt__conn_send(struct vt_conn *c, const char *data, size_t len);

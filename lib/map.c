@@ -61,6 +61,17 @@ void *vt_map_get(const struct vt_map *m, const char *key)
 	return m->slots[i].key != NULL ? m->slots[i].value : NULL;
 }
 
+void **vt_map_ref(const struct vt_map *m, const char *key)
+{
+	size_t i;
+
+	if (m->cap == 0) {
+		return NULL;
+	}
+	i = find_slot(m, key, hash_str(key));
+	return m->slots[i].key != NULL ? &((struct vt_map *)m)->slots[i].value : NULL;
+}
+
 static int grow(struct vt_map *m)
 {
 	size_t ncap = m->cap ? m->cap * 2 : 16;

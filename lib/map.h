@@ -31,6 +31,10 @@ void vt_map_free(struct vt_map *m);
 /* The value stored under @key, or NULL. */
 void *vt_map_get(const struct vt_map *m, const char *key);
 
+/* Where the value under @key is kept, to change it in place; NULL when absent.
+ * Valid until the next put or del. */
+void **vt_map_ref(const struct vt_map *m, const char *key);
+
 /* Store @value under @key, replacing any older value. 0 or VT_ENOMEM. */
 int vt_map_put(struct vt_map *m, const char *key, void *value);
 

@@ -717,6 +717,7 @@ void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct 
 		vt__copy(p->user, sizeof(p->user), who->user);
 		vt__copy(p->device, sizeof(p->device), who->device);
 		p->id = ids[i];
+		vt__acking_add(e, p);
 		p->local = held;
 		p->ackreq = req;
 		if (origin_conn != NULL && req == NULL) {

@@ -353,13 +353,17 @@ static void take_socket(struct vt_ws_conn *wc)
 
 /* --- progress --- */
 
-/* Stop reading from a peer whose output is full, so its requests stop too. */
+/*
+ * Stop reading from a peer whose output is full, so its requests stop too,
+ * and from one the engine owes many answers (storage is behind): the
+ * answers are sends, each followed by a look here.
+ */
 static void flow_control(struct vt_ws_conn *wc)
 {
 	size_t q = queued_bytes(wc);
 	size_t limit = wc->gw->cfg.out_limit;
 
-	if (q > limit) {
+	if (q > limit || (wc->conn != NULL && vt_conn_busy(wc->conn))) {
 		wc->paused = 1;
 	} else if (q <= limit / 2) {
 		wc->paused = 0;

@@ -253,6 +253,19 @@ VT_EXPORT void vt_conn_receive(struct vt_conn *c, const char *data, size_t len);
  */
 VT_EXPORT void vt_conn_writable(struct vt_conn *c);
 
+/* Events one connection may have taken and not yet answered. */
+#define VT_CONN_OWED_MAX 256
+
+/*
+ * Nonzero while the engine owes the connection VT_CONN_OWED_MAX answers or
+ * more: events it took and has not answered (`accepted` or an error), most
+ * often because storage is behind. A transport should stop reading from the
+ * connection meanwhile, so the load waits in the peer's socket rather than
+ * in the engine's memory and its next commit. Every answer is a send to the
+ * connection, so the transport can look again after each send.
+ */
+VT_EXPORT int vt_conn_busy(const struct vt_conn *c);
+
 /*
  * The transport is gone. Events pushed and not acked stay owed to the device
  * (they go offline); @c is freed and its ops are not called again. Call it
