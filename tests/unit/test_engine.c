@@ -551,15 +551,22 @@ static void failing_list(void *self, const struct vt_inbox *in, uint64_t after, 
 }
 
 /* A fresh engine on storage @ops with @in_flight commits at a time, alice connected. */
-static void engine_on(const struct vt_storage_ops *ops, uint32_t in_flight)
+/* A fresh engine with @c on @ops, alice connected. */
+static void engine_with(const struct vt_storage_ops *ops, const struct vt_engine_config *c)
 {
-	struct vt_engine_config c = cfg_short();
 	struct vt_storage st = {.ops = ops};
 
 	vt_engine_destroy(E);
-	c.commits_in_flight = in_flight;
-	E = engine_new(&H, &c, &st);
+	E = engine_new(&H, c, &st);
 	connect_user(E, &H, "alice", &A);
+}
+
+static void engine_on(const struct vt_storage_ops *ops, uint32_t in_flight)
+{
+	struct vt_engine_config c = cfg_short();
+
+	c.commits_in_flight = in_flight;
+	engine_with(ops, &c);
 }
 
 /* A fresh engine on the failing storage, alice connected, commits failing with @err. */
@@ -828,14 +835,22 @@ static void held_complete(int i)
 	h.done(h.arg, 0);
 }
 
-/* A fresh engine on the holding store, with alice connected. */
-static void held_engine(uint32_t in_flight)
+/* A fresh engine with @c on the holding store, with alice connected. */
+static void held_engine_with(const struct vt_engine_config *c)
 {
 	nheld = 0;
-	engine_on(&held_ops, in_flight);
+	engine_with(&held_ops, c);
 	ck_assert_int_eq(nheld, 1); /* alice's device */
 	held_complete(0);
 	calls[0] = '\0';
+}
+
+static void held_engine(uint32_t in_flight)
+{
+	struct vt_engine_config c = cfg_short();
+
+	c.commits_in_flight = in_flight;
+	held_engine_with(&c);
 }
 
 /* The cid of the @i-th "accepted" alice heard. */
@@ -931,6 +946,66 @@ START_TEST(destroy_with_batches_in_flight)
 }
 END_TEST
 
+/* Alice sends @n messages to bob, m<start>, m<start + 1>, ... */
+static void send_many(int start, int n)
+{
+	char cid[16];
+
+	for (int i = start; i < start + n; i++) {
+		snprintf(cid, sizeof(cid), "m%d", i);
+		send_msg(&A, cid, "bob", "1");
+	}
+}
+
+/*
+ * An ack, a typing and a refused envelope are answered, or need no answer,
+ * when taken: none of them is owed, however many come.
+ */
+static void send_unowed(int n)
+{
+	for (int i = 0; i < n; i++) {
+		send_ack(&A, 1000000 + (uint64_t)i);
+		send_raw(&A, "{\"v\":1,\"type\":\"typing\",\"to\":\"bob\"}");
+		send_raw(&A, "{");
+		send_raw(&A, "{\"type\":\"nope\"}");
+	}
+}
+
+/*
+ * A connection is busy while the engine owes it VT_CONN_OWED_MAX answers,
+ * here because the commit that holds its messages has not completed.
+ */
+START_TEST(busy_while_many_answers_are_owed)
+{
+	struct vt_engine_config c = cfg_short();
+
+	c.msgs_per_sec = 0;
+	held_engine_with(&c);
+	send_unowed(VT_CONN_OWED_MAX);
+	ck_assert_uint_eq(cap_count(&A, "error"), 2 * VT_CONN_OWED_MAX + (VT_CONN_OWED_MAX - 5));
+	ck_assert_int_eq(vt_conn_busy(A.conn), 0);
+
+	send_many(0, VT_CONN_OWED_MAX - 1);
+	ck_assert_int_eq(vt_conn_busy(A.conn), 0);
+	send_many(VT_CONN_OWED_MAX - 1, 1);
+	ck_assert_int_eq(vt_conn_busy(A.conn), 1);
+	send_unowed(1);
+	ck_assert_int_eq(vt_conn_busy(A.conn), 1);
+
+	/* Answered: accepted, each of them, and nothing is owed any more. */
+	turn(E, &H);
+	ck_assert_int_eq(nheld, 1);
+	ck_assert_int_eq(vt_conn_busy(A.conn), 1);
+	held_complete(0);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), VT_CONN_OWED_MAX);
+	ck_assert_int_eq(vt_conn_busy(A.conn), 0);
+	send_many(VT_CONN_OWED_MAX, VT_CONN_OWED_MAX - 1);
+	ck_assert_int_eq(vt_conn_busy(A.conn), 0);
+	send_many(2 * VT_CONN_OWED_MAX - 1, 1);
+	ck_assert_int_eq(vt_conn_busy(A.conn), 1);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -967,6 +1042,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(t, one_batch_in_flight_by_default);
 	tcase_add_test(t, expiry_sweep_follows_its_touches);
 	tcase_add_test(t, destroy_with_batches_in_flight);
+	tcase_add_test(t, busy_while_many_answers_are_owed);
 	suite_add_tcase(s, t);
 	return s;
 }

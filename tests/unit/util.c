@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine_internal.h"
 #include "util.h"
 
 static uint64_t fake_mono(void *arg)
@@ -324,6 +325,34 @@ void on_reply(void *arg, int status, const char *json, size_t len)
 	r->calls++;
 	r->status = status;
 	snprintf(r->body, sizeof(r->body), "%.*s", (int)len, json);
+}
+
+/* Each ACK op of @b leaves the index and is counted as not indexed. */
+static void unindex_batch(struct vt_engine *e, struct vt_batch *b)
+{
+	for (size_t i = 0; i < b->len; i++) {
+		struct vt_pend *p = &b->pend[i];
+
+		if (p->kind == VT_PEND_ACK && p->indexed) {
+			p->indexed = 0;
+			e->acking_unindexed++;
+		}
+	}
+}
+
+void acking_unindex(struct vt_engine *e)
+{
+	for (uint32_t k = 0; k < e->nflight; k++) {
+		unindex_batch(e, &e->flight[(e->flight_head + k) % VT_COMMITS_MAX]);
+	}
+	unindex_batch(e, &e->cur);
+	vt_map_free(&e->acking);
+	vt_map_init(&e->acking);
+}
+
+size_t acking_count(const struct vt_engine *e)
+{
+	return e->acking.len + (size_t)e->acking_unindexed;
 }
 
 int run_suite(Suite *s)

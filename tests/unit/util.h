@@ -107,6 +107,15 @@ struct reply {
 /* A vt_reply_fn that fills the struct reply at @arg. */
 void on_reply(void *arg, int status, const char *json, size_t len);
 
+/*
+ * Empty @e's index of the acks in flight, as if none of them could be
+ * indexed (out of memory): lookups scan the batches until they complete.
+ */
+void acking_unindex(struct vt_engine *e);
+
+/* Acks in flight @e knows of: the index's entries and the ops not in it. */
+size_t acking_count(const struct vt_engine *e);
+
 /* Run @s (Check forks each test) and return the process exit status. */
 int run_suite(Suite *s);
 
