@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine_internal.h"
 #include "util.h"
 
 /* Both engines reach one memory store; only the first destroys it. */
@@ -142,9 +143,19 @@ static void keep_listed(void *arg, int status, const struct vt_record *recs, siz
 	}
 }
 
+/* The id each listing of bob's inbox went on after, in order. */
+#define LISTS_MAX 64
+
+static uint64_t listed_after[LISTS_MAX];
+static int nlists;
+
 static void sh_list(void *self, const struct vt_inbox *in, uint64_t after, uint32_t limit,
 		    vt_list_cb done, void *arg)
 {
+	if (strcmp(in->user, "bob") == 0) {
+		ck_assert_int_lt(nlists, LISTS_MAX);
+		listed_after[nlists++] = after;
+	}
 	if (!hold_lists) {
 		shared.ops->list(shared.self, in, after, limit, done, arg);
 		return;
@@ -522,6 +533,7 @@ static void setup(void)
 	struct vt_engine_config c;
 
 	hold_lists = 0;
+	nlists = 0;
 	memset(&held, 0, sizeof(held));
 	vt_engine_config_init(&c);
 	fake_host_init(&H);
@@ -772,11 +784,12 @@ static void run_jobs(void)
 }
 
 /*
- * A wake-up below bob's cursor lists his inbox from the start while his
- * ack of an earlier push is taken but not committed: that push is not
- * queued and pushed again.
+ * A wake-up below bob's cursor lists his inbox from below the new message
+ * while his ack of an earlier push is taken but not committed: that push is
+ * not queued and pushed again, whether the ack is found in the index of acks
+ * in flight or, when it could not be indexed (@unindexed), in the batches.
  */
-START_TEST(relisting_skips_what_was_just_acked)
+static void relisting_skips_acked(int unindexed)
 {
 	uint64_t c1;
 
@@ -794,6 +807,10 @@ START_TEST(relisting_skips_what_was_just_acked)
 	vt_engine_flush(node[0]);
 	ck_assert_int_eq(nq, 1);
 	send_ack(&B, c1);
+	ck_assert_uint_eq(acking_count(node[1]), 1);
+	if (unindexed) {
+		acking_unindex(node[1]);
+	}
 	run_jobs();
 	settle();
 
@@ -801,6 +818,80 @@ START_TEST(relisting_skips_what_was_just_acked)
 	ck_assert_uint_eq(json_id(cap_nth(&B, "message", 1), "id"),
 			  json_id(cap_nth(&A, "accepted", 0), "id"));
 	ck_assert_uint_eq(cap_count(&B, "error"), 0);
+
+	/* Committed: neither the index nor the count of ops outside it holds it. */
+	ck_assert_uint_eq(acking_count(node[1]), 0);
+	ck_assert_uint_eq(node[1]->acking_unindexed, 0);
+}
+
+START_TEST(relisting_skips_what_was_just_acked)
+{
+	relisting_skips_acked(0);
+}
+END_TEST
+
+START_TEST(relisting_skips_what_was_just_acked_unindexed)
+{
+	relisting_skips_acked(1);
+}
+END_TEST
+
+#define PAST_QUEUE 80 /* more than bob's queue holds (twice the window) */
+
+/*
+ * A message stored by the other node below bob's cursor while his queue is
+ * full is listed, once the queue has room, from just below its id rather
+ * than from the start of his inbox. Everything owed reaches him once.
+ */
+START_TEST(message_below_the_cursor_is_listed_from_just_below_it)
+{
+	uint64_t a1, ids[PAST_QUEUE + 1];
+	size_t n = 0;
+
+	connect_user(node[0], &H, "alice", &A);
+	connect_user(node[1], &H, "bob", &B);
+	connect_user(node[1], &H, "carol", &C);
+	send_msg(&A, "a0", "dave", "0"); /* a1 is not the first id of node 0 */
+	for (int i = 0; i < PAST_QUEUE; i++) {
+		char cid[8];
+
+		snprintf(cid, sizeof(cid), "c%d", i);
+		send_msg(&C, cid, "bob", "1");
+		if (i % 32 == 31) {
+			settle(); /* batches of at most 64 ops */
+		}
+	}
+	settle();
+	ck_assert_uint_eq(cap_count(&B, "message"), 32); /* the window; the queue is full */
+
+	nlists = 0;
+	send_msg(&A, "a1", "bob", "2");
+	settle();
+	a1 = json_id(cap_nth(&A, "accepted", 1), "id");
+	ck_assert_uint_gt(a1, 1);
+	ck_assert_uint_lt(a1, json_id(cap_nth(&B, "message", 0), "id"));
+	ck_assert_int_eq(nlists, 0); /* nothing is listed until the queue has room */
+
+	/* Bob acks every push, one at a time, until no more come. */
+	while (n < cap_count(&B, "message")) {
+		ck_assert_uint_lt(n, PAST_QUEUE + 1);
+		ids[n] = json_id(cap_nth(&B, "message", n), "id");
+		send_ack(&B, ids[n++]);
+		settle();
+	}
+	ck_assert_uint_eq(n, PAST_QUEUE + 1);
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = i + 1; k < n; k++) {
+			ck_assert_uint_ne(ids[i], ids[k]);
+		}
+	}
+	ck_assert_int_ge(nlists, 1);
+	ck_assert_uint_eq(listed_after[0], a1 - 1);
+	for (int i = 0; i < nlists; i++) {
+		ck_assert_uint_ne(listed_after[i], 0);
+	}
+	ck_assert_uint_eq(cap_count(&B, "error"), 0);
+	ck_assert_uint_eq(acking_count(node[1]), 0);
 }
 END_TEST
 
@@ -1142,6 +1233,8 @@ int main(void)
 	tcase_add_test(t, ack_during_a_listing_is_not_queued_again);
 	tcase_add_test(t, acks_during_a_listing_make_it_list_again);
 	tcase_add_test(t, relisting_skips_what_was_just_acked);
+	tcase_add_test(t, relisting_skips_what_was_just_acked_unindexed);
+	tcase_add_test(t, message_below_the_cursor_is_listed_from_just_below_it);
 	tcase_add_test(t, second_node_replaces_the_first);
 	tcase_add_test(t, own_and_older_notices_are_ignored);
 	tcase_add_test(t, simultaneous_connects_leave_exactly_one);

@@ -931,14 +931,54 @@ START_TEST(expiry_sweep_follows_its_touches)
 }
 END_TEST
 
-/* Destroyed with batches in flight: nothing is answered as accepted. */
+/*
+ * The acks in flight are known until their batch completes: an id acked in
+ * two batches stays known until both have, and one that could not be
+ * indexed is counted until its batch completes.
+ */
+START_TEST(acks_in_flight_are_forgotten_as_their_batches_complete)
+{
+	held_engine(2);
+	send_ack(&A, 7);
+	send_ack(&A, 8);
+	turn(E, &H);
+	send_ack(&A, 7);
+	turn(E, &H);
+	ck_assert_int_eq(nheld, 2);
+	ck_assert_uint_eq(acking_count(E), 2); /* 7 (twice) and 8 */
+	held_complete(0);
+	ck_assert_uint_eq(acking_count(E), 1); /* 7, in the second batch */
+
+	send_ack(&A, 9);
+	acking_unindex(E); /* the ack of 7 in flight and this one */
+	ck_assert_uint_eq(acking_count(E), 2);
+	send_ack(&A, 9);
+	ck_assert_uint_eq(acking_count(E), 3);
+	held_complete(0);
+	ck_assert_uint_eq(acking_count(E), 2);
+	turn(E, &H);
+	held_complete(0);
+	ck_assert_uint_eq(acking_count(E), 0);
+	ck_assert_int_eq(vt_engine_idle(E), 1);
+}
+END_TEST
+
+/*
+ * Destroyed with batches in flight: nothing is answered as accepted, and
+ * the acks of the abandoned batches leave the index before it is freed.
+ */
 START_TEST(destroy_with_batches_in_flight)
 {
 	held_engine(2);
 	send_msg(&A, "m1", "bob", "1");
+	send_ack(&A, 7);
 	turn(E, &H);
+	acking_unindex(E);
 	send_msg(&A, "m2", "bob", "2");
+	send_ack(&A, 8);
 	turn(E, &H);
+	send_ack(&A, 9);
+	ck_assert_uint_eq(acking_count(E), 3);
 	ck_assert_int_eq(vt_engine_idle(E), 0);
 	vt_engine_destroy(E);
 	E = NULL;
@@ -1041,6 +1081,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(t, next_batch_commits_while_one_is_in_flight);
 	tcase_add_test(t, one_batch_in_flight_by_default);
 	tcase_add_test(t, expiry_sweep_follows_its_touches);
+	tcase_add_test(t, acks_in_flight_are_forgotten_as_their_batches_complete);
 	tcase_add_test(t, destroy_with_batches_in_flight);
 	tcase_add_test(t, busy_while_many_answers_are_owed);
 	suite_add_tcase(s, t);
