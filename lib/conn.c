@@ -474,6 +474,10 @@ static void on_list(void *arg, int status, const struct vt_record *recs, size_t 
 		 * keeps failing (a restarting Redis) would otherwise be asked
 		 * again on every turn, and the log would say so every time. */
 		c->list_failed = 1;
+		if (c->rewinding) {
+			/* What it was to find below the cursor is still owed. */
+			vt__conn_rewind(c, c->fetch_after);
+		}
 		if (!c->list_warned) {
 			vt_log(VT_LOG_WARN, "listing inbox of user=%s failed: %s", c->id.user,
 			       vt_error_name(status));

@@ -118,6 +118,7 @@ static void sh_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb done
 #define HELD_MAX 64
 
 static int hold_lists;
+static int fail_lists; /* the next listings of bob's inbox that fail */
 static struct {
 	vt_list_cb done;
 	void *arg;
@@ -155,6 +156,11 @@ static void sh_list(void *self, const struct vt_inbox *in, uint64_t after, uint3
 	if (strcmp(in->user, "bob") == 0) {
 		ck_assert_int_lt(nlists, LISTS_MAX);
 		listed_after[nlists++] = after;
+		if (fail_lists > 0) {
+			fail_lists--;
+			done(arg, VT_ESTORAGE, NULL, 0);
+			return;
+		}
 	}
 	if (!hold_lists) {
 		shared.ops->list(shared.self, in, after, limit, done, arg);
@@ -175,6 +181,7 @@ static void release_list(void)
 	ck_assert_ptr_nonnull(done);
 	held.done = NULL;
 	hold_lists = 0;
+	fail_lists = 0;
 	done(held.arg, 0, held.recs, held.n);
 }
 
@@ -895,6 +902,50 @@ START_TEST(message_below_the_cursor_is_listed_from_just_below_it)
 }
 END_TEST
 
+/* A listing from below the cursor that fails is asked again from there. */
+START_TEST(failed_listing_below_the_cursor_is_asked_again_from_there)
+{
+	uint64_t a1;
+	size_t n = 0;
+
+	connect_user(node[0], &H, "alice", &A);
+	connect_user(node[1], &H, "bob", &B);
+	connect_user(node[1], &H, "carol", &C);
+	send_msg(&A, "a0", "dave", "0");
+	for (int i = 0; i < PAST_QUEUE; i++) {
+		char cid[8];
+
+		snprintf(cid, sizeof(cid), "c%d", i);
+		send_msg(&C, cid, "bob", "1");
+		if (i % 32 == 31) {
+			settle();
+		}
+	}
+	settle();
+	send_msg(&A, "a1", "bob", "2");
+	settle();
+	a1 = json_id(cap_nth(&A, "accepted", 1), "id");
+
+	/* The first listing, from just below a1, fails; the sweep asks again. */
+	nlists = 0;
+	fail_lists = 1;
+	while (n < cap_count(&B, "message") || fail_lists == 0) {
+		if (n == cap_count(&B, "message")) {
+			advance_all(1100);
+			if (n == cap_count(&B, "message")) {
+				break;
+			}
+		}
+		send_ack(&B, json_id(cap_nth(&B, "message", n++), "id"));
+		settle();
+	}
+	ck_assert_int_ge(nlists, 2);
+	ck_assert_uint_eq(listed_after[0], a1 - 1);
+	ck_assert_uint_eq(listed_after[1], a1 - 1);
+	ck_assert_uint_eq(n, PAST_QUEUE + 1);
+}
+END_TEST
+
 START_TEST(second_node_replaces_the_first)
 {
 	connect_user(node[0], &H, "alice", &A);
@@ -1235,6 +1286,7 @@ int main(void)
 	tcase_add_test(t, relisting_skips_what_was_just_acked);
 	tcase_add_test(t, relisting_skips_what_was_just_acked_unindexed);
 	tcase_add_test(t, message_below_the_cursor_is_listed_from_just_below_it);
+	tcase_add_test(t, failed_listing_below_the_cursor_is_asked_again_from_there);
 	tcase_add_test(t, second_node_replaces_the_first);
 	tcase_add_test(t, own_and_older_notices_are_ignored);
 	tcase_add_test(t, simultaneous_connects_leave_exactly_one);
