@@ -7,6 +7,7 @@
  * queues. inflight.c: the deadline heap. msg.c: shared, reference-counted
  * events. requests.c: REST send, sync, ack and group reads. notify.c: the
  * push hook. stale.c: group posts waiting for a fresh copy of their group.
+ * hold.c: mode "offline", events held in memory for devices keeping up.
  */
 #ifndef VARTALAP_ENGINE_INTERNAL_H
 #define VARTALAP_ENGINE_INTERNAL_H
@@ -29,7 +30,6 @@
  */
 struct vt_msg {
 	uint32_t refs;
-	uint32_t stored;  /* a durable copy exists in storage */
 	struct vt_record rec;
 	char *frame;      /* the envelope as pushed, made once for every recipient */
 	size_t frame_len;
@@ -52,6 +52,8 @@ struct vt_item {
 	uint64_t deadline;     /* monotonic ms of the next retry, while pushed */
 	uint32_t attempts;     /* pushes so far; 0 = waiting */
 	uint32_t notified;     /* the push hook was called for this delivery */
+	uint32_t held;         /* mode "offline": in memory only, nothing stored for
+				  this device; written if it goes offline */
 	size_t heap_idx;       /* index in the deadline heap, or VT_HEAP_NONE */
 };
 
@@ -183,14 +185,17 @@ struct vt_pend {
 	uint64_t base;
 	int retried;                 /* a group post taken again after a conflict */
 
-	/* PUT: recipients to expand, and the sender's inbox for its own copies.
-	 * users NULL with nusers 1: the message's own "to" (its text holds it). */
+	/* PUT: recipients, and the sender's inbox for its own copies. The
+	 * first nusers are stored, the nheld after them held in memory (mode
+	 * "offline", see hold.c). users NULL: the one recipient is the
+	 * message's own "to" (its text holds it). */
 	char (*users)[VT_ID_MAX + 1];
 	uint32_t nusers;
+	uint32_t nheld;
 	int own_copies;              /* user/device name the sender's inbox */
+	int hold_own;                /* the sender's other devices' copies are held */
 	int cap_skip;
 	int dedup;
-	int hold;                    /* mode "offline": dedup only, then held in memory */
 
 	/* ECHO: the client id of the re-sent change (user is the group id) */
 	char cid[VT_ID_MAX + 1];
@@ -319,21 +324,48 @@ void vt__route(struct vt_engine *e, struct vt_msg *m, const struct vt_inbox *to,
  */
 void vt__route_dup(struct vt_engine *e, const struct vt_msg *m, uint64_t id,
 		   const struct vt_inbox *to, uint32_t n);
-void vt__hold(struct vt_engine *e, struct vt_pend *p);
 void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const char *sender,
 			uint64_t id, const char *cid);
 void vt__take_receipt(struct vt_engine *e, uint32_t kind, const struct vt_identity *by,
 		      const char *to, const char *body, size_t body_len);
 
+/* The @i-th recipient of PUT @p (stored ones first, then held ones). */
+static inline const char *vt__pend_user(const struct vt_pend *p, uint32_t i)
+{
+	return p->users != NULL ? p->users[i] : p->msg->rec.to;
+}
+
+/* route.c: copy @n recipients into PUT @p; 0 or VT_ENOMEM. */
+int vt__pend_set_users(struct vt_pend *p, const char *const *users, uint32_t n);
+
+/* hold.c */
+/* Mode "offline": may what @from sends be held in memory at all? */
+int vt__hold_possible(const struct vt_engine *e, const struct vt_conn *from);
+
+/*
+ * Split the recipients of PUT @p, sent from connection @from: those whose
+ * devices all keep up are held, the others stored; so are the copies to
+ * the sender's other devices.
+ */
+void vt__hold_split(struct vt_engine *e, struct vt_pend *p, const struct vt_conn *from);
+
+/* The PUT @p, with held recipients, committed: offer them, or store them now. */
+void vt__hold(struct vt_engine *e, struct vt_pend *p);
+
 /* conn.c */
 struct vt_user *vt__user(const struct vt_engine *e, const char *user);
 struct vt_conn *vt__conn_find(const struct vt_engine *e, const char *user, const char *device);
 void vt__conn_offer(struct vt_conn *c, struct vt_msg *m);
+
+/* Mode "offline": queue @m, stored nowhere, on @c, which has room (see hold.c). */
+void vt__conn_hold(struct vt_conn *c, struct vt_msg *m);
 void vt__conn_pump(struct vt_conn *c);
 void vt__conn_retry(struct vt_conn *c, struct vt_item *it);
 /* Something owed may sit below the cursor: list the inbox from the start. */
 void vt__conn_rewind(struct vt_conn *c);
-int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg);
+/* Take @id off @c's queue: 1 and its event in *@msg (a reference), and in
+ * *@held whether it was held in memory only; 0 when @c does not hold it. */
+int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg, int *held);
 void vt__conn_unref(struct vt_conn *c);
 void vt__conn_send(struct vt_conn *c, const char *data, size_t len);
 void vt__conn_kill(struct vt_conn *c, int code, const char *reason);

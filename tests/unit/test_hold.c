@@ -1,0 +1,586 @@
+/*
+ * test_hold.c - mode "offline": what is held in memory, what is written, and
+ * that nothing held is lost when a device goes or the server stops.
+ *
+ * The engine runs on the memory backend behind a recording store, which
+ * notes every delivery a commit writes and can keep commits back, so each
+ * test checks what was NOT written as well as what arrived.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static struct fake_host H;
+static struct vt_engine *E;
+static struct cap_conn A, A2, B, B2, C, D;
+
+/* ---- the recording store ------------------------------------------------ */
+
+#define WRITES_MAX 512
+#define DEFERRED_MAX 8
+
+/* One delivery a commit wrote. */
+struct write {
+	char inbox[2 * VT_ID_MAX + 2]; /* "user/device" */
+	uint64_t id;
+	uint32_t kind;
+};
+
+/* A commit on its way through the recording store. */
+struct call {
+	struct vt_op *ops;
+	size_t n;
+	vt_commit_cb done;
+	void *arg;
+};
+
+static struct vt_storage inner;
+static struct write writes[WRITES_MAX];
+static size_t nwrites;
+static int defer;                       /* commits wait for release() */
+static struct call deferred[DEFERRED_MAX];
+static int ndeferred;
+
+static void note_writes(const struct vt_op *ops, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct vt_op *op = &ops[i];
+
+		if (op->kind != VT_OP_PUT || op->status != 0 || op->dup_of != 0) {
+			continue;
+		}
+		for (uint32_t k = 0; k < op->out_nto; k++) {
+			struct write *w = &writes[nwrites++];
+
+			ck_assert_uint_lt(nwrites, WRITES_MAX);
+			snprintf(w->inbox, sizeof(w->inbox), "%s/%s", op->out_to[k].user,
+				 op->out_to[k].device);
+			w->id = op->rec->id;
+			w->kind = op->rec->kind;
+		}
+	}
+}
+
+static void on_inner_commit(void *arg, int status)
+{
+	struct call *c = arg;
+
+	if (status == 0) {
+		note_writes(c->ops, c->n);
+	}
+	c->done(c->arg, status);
+}
+
+static void pass_commit(struct vt_op *ops, size_t n, vt_commit_cb done, void *arg)
+{
+	struct call c = {ops, n, done, arg};
+
+	/* The memory backend completes inside the call. */
+	inner.ops->commit(inner.self, ops, n, on_inner_commit, &c);
+}
+
+static void rec_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb done, void *arg)
+{
+	if (defer) {
+		ck_assert_int_lt(ndeferred, DEFERRED_MAX);
+		deferred[ndeferred++] = (struct call){ops, n, done, arg};
+		return;
+	}
+	pass_commit(ops, n, done, arg);
+}
+
+/* Apply and complete every commit kept back, oldest first. */
+static void release(void)
+{
+	defer = 0;
+	for (int i = 0; i < ndeferred; i++) {
+		pass_commit(deferred[i].ops, deferred[i].n, deferred[i].done, deferred[i].arg);
+	}
+	ndeferred = 0;
+	turn(E, &H);
+}
+
+static void rec_list(void *self, const struct vt_inbox *in, uint64_t after, uint32_t limit,
+		     vt_list_cb done, void *arg)
+{
+	inner.ops->list(inner.self, in, after, limit, done, arg);
+}
+
+static void rec_expire(void *self, int64_t now, int64_t before, int64_t dev_before,
+		       uint64_t max, vt_expire_cb done, void *arg)
+{
+	inner.ops->expire(inner.self, now, before, dev_before, max, done, arg);
+}
+
+static int rec_load_groups(void *self,
+			   void (*each)(void *arg, const char *g, const char *d, size_t n),
+			   void *arg)
+{
+	return inner.ops->load_groups(inner.self, each, arg);
+}
+
+static uint64_t rec_max_id(void *self)
+{
+	return inner.ops->max_id(inner.self);
+}
+
+/* The memory store outlives its engines: a restart sees what was written. */
+static void rec_destroy(void *self)
+{
+}
+
+static const struct vt_storage_ops rec_ops = {
+	.commit = rec_commit,
+	.list = rec_list,
+	.expire = rec_expire,
+	.load_groups = rec_load_groups,
+	.max_id = rec_max_id,
+	.destroy = rec_destroy,
+};
+
+/* Deliveries of record @id written for @inbox ("user/device"), or for any inbox (NULL). */
+static int written(const char *inbox, uint64_t id)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < nwrites; i++) {
+		n += writes[i].id == id && (inbox == NULL || strcmp(writes[i].inbox, inbox) == 0);
+	}
+	return n;
+}
+
+/* Deliveries of @kind written since the test began. */
+static int written_kind(uint32_t kind)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < nwrites; i++) {
+		n += writes[i].kind == kind;
+	}
+	return n;
+}
+
+/* ---- fixture --------------------------------------------------------------- */
+
+static struct vt_engine_config cfg_offline(void)
+{
+	struct vt_engine_config c;
+
+	vt_engine_config_init(&c);
+	c.ack_timeout_ms = 1000;
+	c.max_retries = 2;
+	c.window = 4;
+	c.commits_in_flight = 2;
+	c.durability = VT_DURABLE_OFFLINE;
+	return c;
+}
+
+static void start_engine(void)
+{
+	struct vt_engine_config c = cfg_offline();
+	struct vt_storage st = {.ops = &rec_ops};
+
+	E = engine_new(&H, &c, &st);
+}
+
+static void setup(void)
+{
+	fake_host_init(&H);
+	ck_assert_int_eq(vt_storage_memory_create(INT64_C(7) * 86400000, &inner), 0);
+	nwrites = 0;
+	defer = 0;
+	ndeferred = 0;
+	start_engine();
+	memset(&A, 0, sizeof(A));
+	memset(&A2, 0, sizeof(A2));
+	memset(&B, 0, sizeof(B));
+	memset(&B2, 0, sizeof(B2));
+	memset(&C, 0, sizeof(C));
+	memset(&D, 0, sizeof(D));
+}
+
+static void teardown(void)
+{
+	vt_engine_destroy(E);
+	inner.ops->destroy(inner.self);
+	cap_free(&A);
+	cap_free(&A2);
+	cap_free(&B);
+	cap_free(&B2);
+	cap_free(&C);
+	cap_free(&D);
+}
+
+/* The server id of the @i-th frame of @type on @c. */
+static uint64_t nth_id(const struct cap_conn *c, const char *type, size_t i)
+{
+	const char *f = cap_nth(c, type, i);
+
+	ck_assert_ptr_nonnull(f);
+	return json_id(f, "id");
+}
+
+/* Ack every event pushed to @c so far. */
+static void ack_all(struct cap_conn *c)
+{
+	for (size_t i = 0; i < c->nframes; i++) {
+		uint64_t id = json_id(c->frames[i], "id");
+		char type[16];
+
+		if (json_field(c->frames[i], "type", type, sizeof(type)) == 0 &&
+		    strcmp(type, "accepted") != 0 && strcmp(type, "error") != 0 && id != 0) {
+			send_ack(c, id);
+		}
+	}
+	turn(E, &H);
+}
+
+/* alice makes g:team with @members (a JSON array), and everyone acks the news. */
+static void make_team(const char *members)
+{
+	char env[512];
+
+	snprintf(env, sizeof(env),
+		 "{\"type\":\"group_create\",\"id\":\"g1\",\"to\":\"g:team\","
+		 "\"body\":{\"name\":\"Team\",\"members\":%s}}",
+		 members);
+	send_raw(&A, env);
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 1);
+	ack_all(&B);
+	ack_all(&C);
+	ack_all(&D);
+	cap_clear(&B);
+	cap_clear(&C);
+	cap_clear(&D);
+}
+
+/* How many frames of @c carry @needle. */
+static int count_with(const struct cap_conn *c, const char *needle)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < c->nframes; i++) {
+		n += strstr(c->frames[i], needle) != NULL;
+	}
+	return n;
+}
+
+/* ---- group messages ------------------------------------------------------ */
+
+START_TEST(group_post_held_for_online_members_stored_for_offline)
+{
+	uint64_t id;
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	connect_user(E, &H, "carol", &C);
+	make_team("[\"bob\",\"carol\",\"dave\"]");
+
+	send_msg(&A, "p1", "g:team", "\"hello\"");
+	turn(E, &H);
+	id = nth_id(&A, "accepted", 1);
+	ck_assert_uint_eq(nth_id(&B, "message", 0), id);
+	ck_assert_uint_eq(nth_id(&C, "message", 0), id);
+
+	/* One record, with a delivery for dave alone (his holding inbox). */
+	ck_assert_int_eq(written(NULL, id), 1);
+	ck_assert_int_eq(written("dave/*", id), 1);
+
+	/* dave gets it when he comes. */
+	connect_user(E, &H, "dave", &D);
+	ck_assert_uint_eq(nth_id(&D, "message", 0), id);
+
+	/* Acks of held copies end in memory, each with its receipt. */
+	ack_all(&B);
+	ack_all(&C);
+	ck_assert_uint_eq(cap_count(&B, "error"), 0);
+	ck_assert_uint_eq(cap_count(&C, "error"), 0);
+	ck_assert_uint_eq(cap_count(&A, "delivered"), 2);
+}
+END_TEST
+
+START_TEST(group_post_to_members_all_online_writes_no_delivery)
+{
+	uint64_t id;
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	connect_user(E, &H, "carol", &C);
+	make_team("[\"bob\",\"carol\"]");
+
+	send_msg(&A, "p1", "g:team", "1");
+	turn(E, &H);
+	id = nth_id(&A, "accepted", 1);
+	ck_assert_int_eq(written(NULL, id), 0);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+	ck_assert_uint_eq(cap_count(&C, "message"), 1);
+
+	/* The (from, cid) pair was written all the same: a re-send is known. */
+	send_msg(&A, "p1", "g:team", "1");
+	turn(E, &H);
+	ck_assert_uint_eq(nth_id(&A, "accepted", 2), id);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+}
+END_TEST
+
+/* A member who leaves with held posts un-acked gets them when back. */
+START_TEST(member_disconnecting_gets_held_posts_after_reconnect)
+{
+	uint64_t id[3];
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	connect_user(E, &H, "carol", &C);
+	make_team("[\"bob\",\"carol\"]");
+	for (int i = 0; i < 3; i++) {
+		char cid[8];
+
+		snprintf(cid, sizeof(cid), "p%d", i);
+		send_msg(&A, cid, "g:team", "1");
+	}
+	turn(E, &H);
+	for (int i = 0; i < 3; i++) {
+		id[i] = nth_id(&A, "accepted", (size_t)i + 1);
+		ck_assert_int_eq(written(NULL, id[i]), 0);
+	}
+	ck_assert_uint_eq(cap_count(&B, "message"), 3);
+
+	/* bob acks the first only, then drops: the other two are written for him. */
+	send_ack(&B, id[0]);
+	turn(E, &H);
+	vt_conn_close(B.conn);
+	turn(E, &H);
+	ck_assert_int_eq(written("bob/", id[0]), 0);
+	ck_assert_int_eq(written("bob/", id[1]), 1);
+	ck_assert_int_eq(written("bob/", id[2]), 1);
+
+	/* carol's copies stay held: the record written for bob is not hers. */
+	ck_assert_int_eq(written("carol/", id[1]), 0);
+	ack_all(&C);
+	ck_assert_uint_eq(cap_count(&C, "error"), 0);
+	ck_assert_uint_eq(cap_count(&A, "delivered"), 4);
+
+	cap_clear(&B);
+	connect_user(E, &H, "bob", &B);
+	ck_assert_uint_eq(cap_count(&B, "message"), 2);
+	ck_assert_uint_eq(nth_id(&B, "message", 0), id[1]);
+	ck_assert_uint_eq(nth_id(&B, "message", 1), id[2]);
+}
+END_TEST
+
+/*
+ * One device of a user drops with held events, another keeps them: the
+ * written copies are the first one's, so the second's acks still end in
+ * memory, and what it was not pushed yet is written for it when it drops.
+ */
+START_TEST(each_device_keeps_its_own_held_copies)
+{
+	uint64_t first, last;
+
+	connect_user(E, &H, "alice", &A);
+	connect_device(E, &H, "bob", "phone", &B);
+	connect_device(E, &H, "bob", "laptop", &B2);
+	for (int i = 0; i < 6; i++) {
+		char cid[8];
+
+		snprintf(cid, sizeof(cid), "m%d", i);
+		send_msg(&A, cid, "bob", "1");
+	}
+	turn(E, &H);
+	first = nth_id(&A, "accepted", 0);
+	last = nth_id(&A, "accepted", 5);
+	ck_assert_uint_eq(cap_count(&B2, "message"), 4); /* the window */
+	ck_assert_int_eq(written(NULL, first), 0);
+
+	vt_conn_close(B.conn);
+	turn(E, &H);
+	ck_assert_int_eq(written("bob/phone", first), 1);
+	ck_assert_int_eq(written("bob/laptop", first), 0);
+
+	send_ack(&B2, first);
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&B2, "error"), 0);
+	ck_assert_uint_eq(cap_count(&A, "delivered"), 1);
+
+	/* Five left on the laptop, one of them never pushed: all are written. */
+	vt_conn_close(B2.conn);
+	turn(E, &H);
+	ck_assert_int_eq(written("bob/laptop", last), 1);
+	cap_clear(&B2);
+	connect_device(E, &H, "bob", "laptop", &B2);
+	ack_all(&B2);
+	ack_all(&B2);
+	ck_assert_uint_eq(cap_count(&B2, "message"), 5);
+	ck_assert_uint_eq(nth_id(&B2, "message", 4), last);
+}
+END_TEST
+
+/* Recipients are the members when the post was taken, in whatever order things commit. */
+START_TEST(group_change_racing_a_post_keeps_the_post_recipients)
+{
+	uint64_t post;
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	connect_user(E, &H, "carol", &C);
+	connect_user(E, &H, "dave", &D);
+	make_team("[\"bob\",\"carol\"]");
+
+	/* The post's commit is kept back while carol goes and dave comes. */
+	defer = 1;
+	send_msg(&A, "p1", "g:team", "\"before\"");
+	turn(E, &H);
+	send_raw(&A, "{\"type\":\"group_update\",\"id\":\"g2\",\"to\":\"g:team\","
+		     "\"body\":{\"remove\":[\"carol\"],\"add\":[\"dave\"]}}");
+	turn(E, &H);
+	ck_assert_int_eq(ndeferred, 2);
+	release();
+
+	post = nth_id(&A, "accepted", 1);
+	ck_assert_int_eq(written(NULL, post), 0);
+	ck_assert_int_eq(count_with(&B, "\"before\""), 1);
+	ck_assert_int_eq(count_with(&C, "\"before\""), 1);
+	ck_assert_int_eq(count_with(&D, "\"before\""), 0);
+	ck_assert_uint_eq(cap_count(&C, "group"), 1);
+	ck_assert_uint_eq(cap_count(&D, "group"), 1);
+
+	/* After the change, the other way round. */
+	send_msg(&A, "p2", "g:team", "\"after\"");
+	turn(E, &H);
+	ck_assert_int_eq(count_with(&C, "\"after\""), 0);
+	ck_assert_int_eq(count_with(&D, "\"after\""), 1);
+}
+END_TEST
+
+/* A member who stops keeping up between the post and its commit is stored for. */
+START_TEST(member_gone_before_the_commit_is_stored_for)
+{
+	uint64_t id;
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	connect_user(E, &H, "carol", &C);
+	make_team("[\"bob\",\"carol\"]");
+
+	defer = 1;
+	send_msg(&A, "p1", "g:team", "1");
+	turn(E, &H);
+	vt_conn_close(C.conn);
+	release();
+	id = nth_id(&A, "accepted", 1);
+	ck_assert_int_eq(written("bob/", id), 0);
+	ck_assert_int_eq(written("carol/", id), 1);
+
+	cap_clear(&C);
+	connect_user(E, &H, "carol", &C);
+	ck_assert_uint_eq(nth_id(&C, "message", 0), id);
+}
+END_TEST
+
+/* ---- who counts as keeping up -------------------------------------------- */
+
+/* A device registered over REST, never connected, is stored for. */
+START_TEST(device_registered_over_rest_is_not_skipped)
+{
+	struct vt_identity laptop = ident(&H, "bob");
+	struct reply r = {0};
+	uint64_t id;
+
+	connect_user(E, &H, "alice", &A);
+	connect_device(E, &H, "bob", "phone", &B);
+	snprintf(laptop.device, sizeof(laptop.device), "laptop");
+	vt_engine_fetch(E, &laptop, 0, 0, on_reply, &r);
+	turn(E, &H);
+	ck_assert_int_eq(r.calls, 1);
+
+	send_msg(&A, "m1", "bob", "1");
+	turn(E, &H);
+	id = nth_id(&A, "accepted", 0);
+	ck_assert_int_eq(written("bob/laptop", id), 1);
+	ck_assert_uint_eq(nth_id(&B, "message", 0), id);
+}
+END_TEST
+
+/* The recipient held, the sender's other device (offline) stored for. */
+START_TEST(sender_copies_stored_while_recipient_is_held)
+{
+	uint64_t id;
+
+	connect_device(E, &H, "alice", "laptop", &A2);
+	vt_conn_close(A2.conn);
+	turn(E, &H);
+	connect_device(E, &H, "alice", "phone", &A);
+	connect_user(E, &H, "bob", &B);
+
+	send_msg(&A, "m1", "bob", "1");
+	turn(E, &H);
+	id = nth_id(&A, "accepted", 0);
+	ck_assert_int_eq(written("bob/", id), 0);
+	ck_assert_int_eq(written("alice/laptop", id), 1);
+	ck_assert_uint_eq(nth_id(&B, "message", 0), id);
+}
+END_TEST
+
+/* ---- a clean stop ----------------------------------------------------------- */
+
+START_TEST(shutdown_writes_held_group_posts)
+{
+	uint64_t id;
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	connect_user(E, &H, "carol", &C);
+	make_team("[\"bob\",\"carol\"]");
+	send_msg(&A, "p1", "g:team", "1");
+	turn(E, &H);
+	id = nth_id(&A, "accepted", 1);
+	ck_assert_int_eq(written(NULL, id), 0);
+	send_ack(&C, id);
+	turn(E, &H);
+
+	vt_engine_shutdown(E);
+	turn(E, &H);
+	ck_assert_int_eq(vt_engine_idle(E), 1);
+	vt_engine_destroy(E);
+	ck_assert_int_eq(written("bob/", id), 1);
+	ck_assert_int_eq(written("carol/", id), 0);
+
+	/* The same store, a new engine: bob gets it, carol (who acked) does not. */
+	start_engine();
+	cap_clear(&B);
+	cap_clear(&C);
+	connect_user(E, &H, "bob", &B);
+	connect_user(E, &H, "carol", &C);
+	ck_assert_uint_eq(nth_id(&B, "message", 0), id);
+	ck_assert_uint_eq(cap_count(&C, "message"), 0);
+	ck_assert_int_eq(written_kind(VT_KIND_MESSAGE), 1);
+}
+END_TEST
+
+static Suite *hold_suite(void)
+{
+	Suite *s = suite_create("hold");
+	TCase *t = tcase_create("offline");
+
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_test(t, group_post_held_for_online_members_stored_for_offline);
+	tcase_add_test(t, group_post_to_members_all_online_writes_no_delivery);
+	tcase_add_test(t, member_disconnecting_gets_held_posts_after_reconnect);
+	tcase_add_test(t, each_device_keeps_its_own_held_copies);
+	tcase_add_test(t, group_change_racing_a_post_keeps_the_post_recipients);
+	tcase_add_test(t, member_gone_before_the_commit_is_stored_for);
+	tcase_add_test(t, device_registered_over_rest_is_not_skipped);
+	tcase_add_test(t, sender_copies_stored_while_recipient_is_held);
+	tcase_add_test(t, shutdown_writes_held_group_posts);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	return run_suite(hold_suite());
+}
