@@ -42,6 +42,21 @@ async def team(srv, alice, members, online):
         await c.ack(ev["id"])
 
 
+async def online_team(srv):
+    """alice, bob and carol connected, in g:team together."""
+    alice = await connect(srv, "alice")
+    bob = await connect(srv, "bob")
+    carol = await connect(srv, "carol")
+    await team(srv, alice, ["bob", "carol"], [bob, carol])
+    return alice, bob, carol
+
+
+async def three_posts(alice):
+    """alice posts three messages to g:team; their ids."""
+    return [(await ws_ok(alice, env("message", "p-%d" % i, "g:team", i)))["id"]
+            for i in range(3)]
+
+
 def offline_server(*args):
     return server("--durability", "offline", "--ack-timeout", "10000", *args)
 
@@ -75,13 +90,8 @@ async def test_group_post_held_for_online_stored_for_offline():
 
 async def test_member_drop_writes_held_posts():
     srv = offline_server()
-    alice = await connect(srv, "alice")
-    bob = await connect(srv, "bob")
-    carol = await connect(srv, "carol")
-    await team(srv, alice, ["bob", "carol"], [bob, carol])
-
-    posts = [await ws_ok(alice, env("message", "p-%d" % i, "g:team", i)) for i in range(3)]
-    ids = [a["id"] for a in posts]
+    alice, bob, carol = await online_team(srv)
+    ids = await three_posts(alice)
     for sid in ids:
         await bob.expect(is_msg(sid), 5, "post %s on bob" % sid)
     await bob.ack(ids[0])
@@ -101,13 +111,8 @@ async def test_member_drop_writes_held_posts():
 
 async def test_sigterm_writes_held_posts():
     srv = offline_server()
-    alice = await connect(srv, "alice")
-    bob = await connect(srv, "bob")
-    carol = await connect(srv, "carol")
-    await team(srv, alice, ["bob", "carol"], [bob, carol])
-
-    posts = [await ws_ok(alice, env("message", "p-%d" % i, "g:team", i)) for i in range(3)]
-    ids = [a["id"] for a in posts]
+    alice, bob, carol = await online_team(srv)
+    ids = await three_posts(alice)
     for sid in ids:
         await bob.expect(is_msg(sid), 5, "post %s on bob" % sid)
         await carol.expect(is_msg(sid), 5, "post %s on carol" % sid)
@@ -134,11 +139,8 @@ async def test_sigterm_writes_held_posts():
 
 async def test_group_change_racing_a_post():
     srv = offline_server()
-    alice = await connect(srv, "alice")
-    bob = await connect(srv, "bob")
-    carol = await connect(srv, "carol")
+    alice, bob, carol = await online_team(srv)
     dave = await connect(srv, "dave")
-    await team(srv, alice, ["bob", "carol"], [bob, carol])
 
     # Sent back to back: the change may be taken before the post commits.
     await alice.send(env("message", "p-1", "g:team", "before"))

@@ -258,6 +258,15 @@ static void make_team(const char *members)
 	cap_clear(&D);
 }
 
+/* alice, bob and carol connected, in g:team together. */
+static void online_team(void)
+{
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	connect_user(E, &H, "carol", &C);
+	make_team("[\"bob\",\"carol\"]");
+}
+
 /* How many frames of @c carry @needle. */
 static int count_with(const struct cap_conn *c, const char *needle)
 {
@@ -307,10 +316,7 @@ START_TEST(group_post_to_members_all_online_writes_no_delivery)
 {
 	uint64_t id;
 
-	connect_user(E, &H, "alice", &A);
-	connect_user(E, &H, "bob", &B);
-	connect_user(E, &H, "carol", &C);
-	make_team("[\"bob\",\"carol\"]");
+	online_team();
 
 	send_msg(&A, "p1", "g:team", "1");
 	turn(E, &H);
@@ -332,10 +338,7 @@ START_TEST(member_disconnecting_gets_held_posts_after_reconnect)
 {
 	uint64_t id[3];
 
-	connect_user(E, &H, "alice", &A);
-	connect_user(E, &H, "bob", &B);
-	connect_user(E, &H, "carol", &C);
-	make_team("[\"bob\",\"carol\"]");
+	online_team();
 	for (int i = 0; i < 3; i++) {
 		char cid[8];
 
@@ -424,11 +427,8 @@ START_TEST(group_change_racing_a_post_keeps_the_post_recipients)
 {
 	uint64_t post;
 
-	connect_user(E, &H, "alice", &A);
-	connect_user(E, &H, "bob", &B);
-	connect_user(E, &H, "carol", &C);
+	online_team();
 	connect_user(E, &H, "dave", &D);
-	make_team("[\"bob\",\"carol\"]");
 
 	/* The post's commit is kept back while carol goes and dave comes. */
 	defer = 1;
@@ -461,10 +461,7 @@ START_TEST(member_gone_before_the_commit_is_stored_for)
 {
 	uint64_t id;
 
-	connect_user(E, &H, "alice", &A);
-	connect_user(E, &H, "bob", &B);
-	connect_user(E, &H, "carol", &C);
-	make_team("[\"bob\",\"carol\"]");
+	online_team();
 
 	defer = 1;
 	send_msg(&A, "p1", "g:team", "1");
@@ -531,10 +528,7 @@ START_TEST(shutdown_writes_held_group_posts)
 {
 	uint64_t id;
 
-	connect_user(E, &H, "alice", &A);
-	connect_user(E, &H, "bob", &B);
-	connect_user(E, &H, "carol", &C);
-	make_team("[\"bob\",\"carol\"]");
+	online_team();
 	send_msg(&A, "p1", "g:team", "1");
 	turn(E, &H);
 	id = nth_id(&A, "accepted", 1);
