@@ -339,6 +339,9 @@ static void complete_one(struct vt_engine *e, struct vt_pend *p, int status,
 			       vt_env_kind_name(p->msg->rec.kind),
 			       vt_strerror(status ? status : op->status));
 		}
+		if (p->late) {
+			vt__hold_stored(e, p);
+		}
 		break;
 	case VT_PEND_OFFLINE:
 		if (!ok) {

@@ -112,6 +112,7 @@ int vt_engine_create(const struct vt_engine_config *cfg, const struct vt_host *h
 	e->st = storage;
 	e->healthy = 1;
 	vt_map_init(&e->users);
+	vt_map_init(&e->late);
 	vt_groups_init(&e->groups);
 	vt_buf_init(&e->out);
 
@@ -191,6 +192,7 @@ void vt_engine_destroy(struct vt_engine *e)
 	vt_heap_free(&e->heap);
 	vt__batch_free(&e->cur); /* what closing the connections sent offline */
 	vt_map_free(&e->users);
+	vt_map_free(&e->late);
 	vt_groups_free(&e->groups);
 	vt_buf_free(&e->out);
 	vt_engine_set_notifier(e, (struct vt_notifier){0});

@@ -194,6 +194,7 @@ struct vt_pend {
 	uint32_t nheld;
 	int own_copies;              /* user/device name the sender's inbox */
 	int hold_own;                /* the sender's other devices' copies are held */
+	int late;                    /* STORE: counted in e->late until it completes */
 	int cap_skip;
 	int dedup;
 
@@ -244,6 +245,8 @@ struct vt_engine {
 	struct vt_cluster cluster;   /* ops NULL: a single node */
 
 	struct vt_map users;     /* user id -> struct vt_user * (connected users) */
+	struct vt_map late;      /* user id -> held events being stored after all
+				    (hold.c), a count in the pointer */
 	struct vt_conn *conns;   /* every open connection */
 	struct vt_heap heap;
 	struct vt_groups groups;
@@ -351,6 +354,9 @@ void vt__hold_split(struct vt_engine *e, struct vt_pend *p, const struct vt_conn
 
 /* The PUT @p, with held recipients, committed: offer them, or store them now. */
 void vt__hold(struct vt_engine *e, struct vt_pend *p);
+
+/* A STORE that vt__hold() queued completed: its users may be held for again. */
+void vt__hold_stored(struct vt_engine *e, struct vt_pend *p);
 
 /* conn.c */
 struct vt_user *vt__user(const struct vt_engine *e, const char *user);

@@ -28,11 +28,17 @@ static int conn_clear(const struct vt_engine *e, const struct vt_conn *c)
 	       c->nqueued < 2 * e->cfg.window;
 }
 
-/* Is every registered device of @u, but @skip, connected and keeping up? */
-static int user_clear(const struct vt_engine *e, const struct vt_user *u,
-		      const struct vt_conn *skip)
+/*
+ * Is every registered device of @user, but @skip, connected and keeping up,
+ * with no held event of theirs on its way to storage (store_late)? One held
+ * now would be pushed ahead of that older one.
+ */
+static int user_clear(const struct vt_engine *e, const char *user, const struct vt_conn *skip)
 {
-	if (u == NULL || u->ndevices == 0 || u->nconns != u->ndevices) {
+	const struct vt_user *u = vt__user(e, user);
+
+	if (u == NULL || u->ndevices == 0 || u->nconns != u->ndevices ||
+	    (e->late.len > 0 && vt_map_get(&e->late, user) != NULL)) {
 		return 0;
 	}
 	for (const struct vt_conn *c = u->conns; c != NULL; c = c->sib) {
@@ -41,6 +47,21 @@ static int user_clear(const struct vt_engine *e, const struct vt_user *u,
 		}
 	}
 	return 1;
+}
+
+/* Count a late store for @user (@delta 1) or its completion (-1). */
+static void count_late(struct vt_engine *e, const char *user, int delta)
+{
+	uintptr_t n = (uintptr_t)vt_map_get(&e->late, user);
+
+	if (delta < 0 && n <= 1) {
+		vt_map_del(&e->late, user);
+	} else if (delta > 0 && vt_map_put(&e->late, user, (void *)(n + 1)) != 0) {
+		/* Only order is at stake: a later event may be pushed first. */
+		vt_log(VT_LOG_WARN, "out of memory counting a late store user=%s", user);
+	} else if (delta < 0) {
+		vt_map_put(&e->late, user, (void *)(n - 1));
+	}
 }
 
 int vt__hold_possible(const struct vt_engine *e, const struct vt_conn *from)
@@ -66,7 +87,7 @@ void vt__hold_split(struct vt_engine *e, struct vt_pend *p, const struct vt_conn
 
 	/* Held recipients move behind the stored ones. */
 	for (uint32_t i = n; i-- > 0;) {
-		if (user_clear(e, vt__user(e, vt__pend_user(p, i)), NULL)) {
+		if (user_clear(e, vt__pend_user(p, i), NULL)) {
 			p->nusers--;
 			swap_users(p, i, p->nusers);
 		}
@@ -75,7 +96,7 @@ void vt__hold_split(struct vt_engine *e, struct vt_pend *p, const struct vt_conn
 
 	/* A message to oneself reaches every device as a recipient already. */
 	if (p->own_copies && strcmp(p->msg->rec.to, from->id.user) != 0 &&
-	    user_clear(e, from->user, from)) {
+	    user_clear(e, from->id.user, from)) {
 		p->own_copies = 0;
 		p->hold_own = 1;
 	}
@@ -96,6 +117,7 @@ static void offer_held(struct vt_user *u, const struct vt_conn *skip, struct vt_
  * The @late held recipients of @p from index nusers on, and the sender's
  * other devices when @own, stopped keeping up before the commit: their
  * deliveries are written now, to the same record, like any stored event's.
+ * Until that commits, nothing more is held for them.
  */
 static void store_late(struct vt_engine *e, struct vt_pend *p, uint32_t late, int own)
 {
@@ -118,6 +140,23 @@ static void store_late(struct vt_engine *e, struct vt_pend *p, uint32_t late, in
 	vt__copy(st->user, sizeof(st->user), p->user);
 	vt__copy(st->device, sizeof(st->device), p->device);
 	st->own_copies = own;
+	st->late = 1;
+	for (uint32_t i = 0; i < st->nusers; i++) {
+		count_late(e, vt__pend_user(st, i), 1);
+	}
+	if (own) {
+		count_late(e, st->user, 1);
+	}
+}
+
+void vt__hold_stored(struct vt_engine *e, struct vt_pend *p)
+{
+	for (uint32_t i = 0; i < p->nusers; i++) {
+		count_late(e, vt__pend_user(p, i), -1);
+	}
+	if (p->own_copies) {
+		count_late(e, p->user, -1);
+	}
 }
 
 void vt__hold(struct vt_engine *e, struct vt_pend *p)
@@ -129,16 +168,16 @@ void vt__hold(struct vt_engine *e, struct vt_pend *p)
 	/* Who still keeps up gets it from memory; the others move to the front
 	 * of the held ones, to be stored. */
 	for (uint32_t i = p->nusers; i < p->nusers + p->nheld; i++) {
-		struct vt_user *u = vt__user(e, vt__pend_user(p, i));
+		const char *user = vt__pend_user(p, i);
 
-		if (user_clear(e, u, NULL)) {
-			offer_held(u, NULL, p->msg);
+		if (user_clear(e, user, NULL)) {
+			offer_held(vt__user(e, user), NULL, p->msg);
 		} else {
 			swap_users(p, p->nusers + late++, i);
 		}
 	}
 	if (p->hold_own) {
-		if (from != NULL && user_clear(e, from->user, from)) {
+		if (from != NULL && user_clear(e, p->user, from)) {
 			offer_held(from->user, from, p->msg);
 		} else {
 			own = 1;
