@@ -94,13 +94,14 @@ int vt__pend_set_users(struct vt_pend *p, const char *const *users, uint32_t n)
 
 /*
  * Queue @m for storage to @users, with copies to the sender's other devices.
- * The sender hears "accepted" when it commits. Takes no reference from @m's
- * caller: the batch holds its own. Returns the batch's op, or NULL when out
- * of memory.
+ * The sender hears "accepted" when it commits. With @hold, mode "offline"
+ * may keep it in memory for the recipients who keep up (see hold.c). Takes
+ * no reference from @m's caller: the batch holds its own. Returns the
+ * batch's op, or NULL when out of memory.
  */
 static struct vt_pend *put_event(struct vt_engine *e, struct vt_msg *m,
 				 const struct vt_identity *from, const char *const *users,
-				 uint32_t n, int cap_skip, int dedup, struct vt_origin *o)
+				 uint32_t n, int cap_skip, int dedup, int hold, struct vt_origin *o)
 {
 	struct vt_pend *p = vt__batch_put(e, VT_PEND_ACCEPT, m);
 
@@ -114,6 +115,9 @@ static struct vt_pend *put_event(struct vt_engine *e, struct vt_msg *m,
 	p->dedup = dedup;
 	p->origin = *o;
 	o->conn = NULL;
+	if (hold && vt__hold_possible(e, p->origin.conn)) {
+		vt__hold_split(e, p, p->origin.conn);
+	}
 	return p;
 }
 
@@ -204,7 +208,7 @@ void vt__take_group_post(struct vt_engine *e, const struct vt_identity *from, st
 		}
 	}
 	if (list != NULL) {
-		p = put_event(e, m, from, list, n, 1, 1, o);
+		p = put_event(e, m, from, list, n, 1, 1, 1, o);
 	}
 	free((void *)list);
 	if (p == NULL) {
@@ -213,16 +217,12 @@ void vt__take_group_post(struct vt_engine *e, const struct vt_identity *from, st
 	}
 	check_version(e, p, g->version);
 	p->retried = retried;
-	if (vt__hold_possible(e, p->origin.conn)) {
-		vt__hold_split(e, p, p->origin.conn);
-	}
 }
 
 static void take_message(struct vt_engine *e, const struct vt_identity *from,
 			 const struct vt_env *env, struct vt_origin *o)
 {
 	const char *to = env->to;
-	struct vt_pend *p;
 	struct vt_msg *m;
 
 	if (!is_group(to) && !vt_user_id_valid(to, strlen(to))) {
@@ -239,10 +239,8 @@ static void take_message(struct vt_engine *e, const struct vt_identity *from,
 
 	if (is_group(to)) {
 		vt__take_group_post(e, from, m, o, 0);
-	} else if ((p = put_event(e, m, from, &to, 1, 0, 1, o)) == NULL) {
+	} else if (put_event(e, m, from, &to, 1, 0, 1, 1, o) == NULL) {
 		vt__reply_error(e, o, VT_ENOMEM, "out of memory", env->id);
-	} else if (vt__hold_possible(e, p->origin.conn)) {
-		vt__hold_split(e, p, p->origin.conn);
 	}
 	vt_msg_unref(m);
 }
@@ -282,7 +280,7 @@ static void take_read(struct vt_engine *e, const struct vt_identity *from,
 		return;
 	}
 	m->rec.id = vt__new_id(e);
-	if (put_event(e, m, from, &to, 1, 0, 1, o) == NULL) {
+	if (put_event(e, m, from, &to, 1, 0, 1, 1, o) == NULL) {
 		vt__reply_error(e, o, VT_ENOMEM, "out of memory", env->id);
 	}
 	vt_msg_unref(m);
@@ -504,7 +502,7 @@ static int announce(struct vt_engine *e, struct vt_group *g, const struct vt_ide
 	if (rc == 0 && list != NULL) {
 		/* Group changes are deduplicated by the group itself (its recent
 		 * changes), so storage does not see their client ids. */
-		p = put_event(e, m, from, list, n, 1, 0, o);
+		p = put_event(e, m, from, list, n, 1, 0, 0, o);
 	}
 	if (rc == 0 && p == NULL) {
 		rc = VT_ENOMEM;

@@ -580,6 +580,49 @@ START_TEST(sender_copies_stored_while_recipient_is_held)
 }
 END_TEST
 
+/* ---- receipts ----------------------------------------------------------- */
+
+/* bob tells alice he read her message @id, as client id @cid. */
+static void send_read(const char *cid, uint64_t id)
+{
+	char env[160];
+
+	snprintf(env, sizeof(env), "{\"type\":\"read\",\"id\":\"%s\",\"to\":\"alice\","
+		 "\"ids\":[\"%llu\"]}", cid, (unsigned long long)id);
+	send_raw(&B, env);
+	turn(E, &H);
+}
+
+START_TEST(read_receipt_held_for_online_sender_stored_for_offline)
+{
+	uint64_t msg, r1, r2;
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	send_msg(&A, "m1", "bob", "1");
+	turn(E, &H);
+	msg = nth_id(&B, "message", 0);
+
+	send_read("r1", msg);
+	r1 = nth_id(&B, "accepted", 0);
+	ck_assert_uint_eq(nth_id(&A, "read", 0), r1);
+	ck_assert_int_eq(written(NULL, r1), 0);
+	send_ack(&A, r1);
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "error"), 0);
+
+	vt_conn_close(A.conn);
+	turn(E, &H);
+	send_read("r2", msg);
+	r2 = nth_id(&B, "accepted", 1);
+	ck_assert_int_eq(written("alice/", r2), 1);
+	cap_clear(&A);
+	connect_user(E, &H, "alice", &A);
+	ck_assert_uint_eq(cap_count(&A, "read"), 1);
+	ck_assert_uint_eq(nth_id(&A, "read", 0), r2);
+}
+END_TEST
+
 /* ---- a clean stop ----------------------------------------------------------- */
 
 START_TEST(shutdown_writes_held_group_posts)
@@ -628,6 +671,7 @@ static Suite *hold_suite(void)
 	tcase_add_test(t, post_stored_late_is_not_overtaken);
 	tcase_add_test(t, device_registered_over_rest_is_not_skipped);
 	tcase_add_test(t, sender_copies_stored_while_recipient_is_held);
+	tcase_add_test(t, read_receipt_held_for_online_sender_stored_for_offline);
 	tcase_add_test(t, shutdown_writes_held_group_posts);
 	suite_add_tcase(s, t);
 	return s;
