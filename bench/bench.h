@@ -77,7 +77,7 @@ struct vb_hooks {
 	void (*refused)(struct vb_conn *c);             /* ... or answered an error */
 	void (*delivered)(struct vb_conn *c, uint64_t t, uint64_t seq); /* c got one */
 	void (*event)(struct vb_conn *c, const char *type, const char *ref);
-	void (*tick)(struct vb_bench *b);               /* once a millisecond */
+	void (*tick)(struct vb_bench *b);               /* every 100 us at a rate, else 1 ms */
 	void (*progress)(struct vb_bench *b, char *out, size_t cap);
 	void (*report)(struct vb_bench *b);
 	void (*measured)(struct vb_bench *b);           /* instead of stopping */

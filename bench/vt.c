@@ -174,6 +174,24 @@ void vb_vt_body(struct vb_conn *c, const char *p, size_t n)
 	c->b->h.delivered(c, tv, sv);
 }
 
+/*
+ * The messages a `delivered` receipt names: each ref of its body is one
+ * message whose ack the server processed. Its strings are JSON-escaped, so
+ * the quoted key cannot appear inside one.
+ */
+static uint64_t count_refs(const char *p, size_t n)
+{
+	static const char key[] = "\"ref\":\"";
+	const char *end = p + n;
+	uint64_t count = 0;
+
+	while ((p = memmem(p, (size_t)(end - p), key, sizeof(key) - 1)) != NULL) {
+		count++;
+		p += sizeof(key) - 1;
+	}
+	return count;
+}
+
 static int count_ids(const char *p, size_t n)
 {
 	int q = 0;
@@ -219,7 +237,7 @@ void vb_vt_text(struct vb_conn *c, char *p, size_t n)
 		c->b->st.accepted++;
 		c->b->h.accepted(c);
 	} else if (tl == 9 && memcmp(type, "delivered", 9) == 0) {
-		c->b->st.acked++;
+		c->b->st.acked += count_refs(p, n);
 		if (id != NULL) {
 			ack_add(c, id, il);
 		}

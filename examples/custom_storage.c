@@ -11,7 +11,8 @@
  * that promise of the inner backend, and to count what completed.
  *
  * The program sends a message between two users and acks it, then checks the
- * counters: exit 0 only when they add up.
+ * receipt and the counters: exit 0 only when the receipt names the message
+ * and the counters add up.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -164,6 +165,8 @@ static void end_turn(struct vt_engine *e)
 struct peer {
 	struct vt_conn *conn;
 	char event_id[32];
+	char accepted_id[32]; /* server id of the last message it sent */
+	int receipt_named;    /* a receipt named accepted_id */
 };
 
 /* Copy the string member @key of a flat frame into @out, or "" when absent. */
@@ -179,6 +182,21 @@ static void field(const char *frame, const char *key, char *out, size_t cap)
 		p += strlen(pat);
 		snprintf(out, cap, "%.*s", (int)strcspn(p, "\""), p);
 	}
+}
+
+/*
+ * Does the receipt @frame name the message @id? Its body lists what one
+ * device of the recipient acked together, up to 64 messages:
+ * {"device":"","refs":[{"ref":"42","cid":"c-1"},...]}. A quote inside a JSON
+ * string is escaped, so the quoted pattern can only be a member of a ref.
+ */
+static int receipt_names(const char *frame, const char *id)
+{
+	const char *refs = strstr(frame, "\"refs\":[");
+	char pat[48];
+
+	snprintf(pat, sizeof(pat), "\"ref\":\"%s\"", id);
+	return id[0] != '\0' && refs != NULL && strstr(refs, pat) != NULL;
 }
 
 static int peer_send(void *ctx, const char *data, size_t len)
@@ -197,6 +215,11 @@ static int peer_send(void *ctx, const char *data, size_t len)
 	field(buf, "type", type, sizeof(type));
 	if (strcmp(type, "message") == 0 || strcmp(type, "delivered") == 0) {
 		field(buf, "id", p->event_id, sizeof(p->event_id));
+	}
+	if (strcmp(type, "accepted") == 0) {
+		field(buf, "id", p->accepted_id, sizeof(p->accepted_id));
+	} else if (strcmp(type, "delivered") == 0) {
+		p->receipt_named = receipt_names(buf, p->accepted_id);
 	}
 	return 0;
 }
@@ -263,6 +286,10 @@ static int exchange(struct vt_engine *e, struct peer *alice, struct peer *bob)
 	}
 	if (!ack_last(e, alice)) {
 		fprintf(stderr, "alice got no receipt\n");
+		return 0;
+	}
+	if (!alice->receipt_named) {
+		fprintf(stderr, "alice's receipt does not name message %s\n", alice->accepted_id);
 		return 0;
 	}
 	return 1;

@@ -18,7 +18,8 @@
  * pings, then sends bob a message. Bob leaves the first push unacked, so the
  * ack timeout (300 ms) fires through the timer and the engine pushes again
  * with the same id; bob acks that one, and alice receives the "delivered"
- * receipt. Exit 0 only when all of that was seen within ten seconds.
+ * receipt naming her message. Exit 0 only when all of that was seen within
+ * ten seconds.
  *
  * Framing caveat: a message body may hold a raw newline between JSON tokens,
  * which this line protocol cannot carry. Real transports (WebSocket) frame
@@ -69,10 +70,11 @@ struct client {
 	const char *user;
 	struct bufferevent *bev;
 	char first_msg_id[32];
+	char accepted_id[32];             /* server id of the message it sent */
 	unsigned pushes;                  /* "message" frames seen */
 	unsigned same_pushes;             /* of them, carrying first_msg_id */
 	uint64_t first_push_ms, retry_ms; /* monotonic times of the first two */
-	int accepted, delivered, pong;
+	int accepted, delivered, pong;    /* delivered: a receipt named accepted_id */
 };
 
 struct app {
@@ -325,6 +327,21 @@ static void field(const char *frame, const char *key, char *out, size_t cap)
 	}
 }
 
+/*
+ * Does the receipt @frame name the message @id? Its body lists what one
+ * device of the recipient acked together, up to 64 messages:
+ * {"device":"","refs":[{"ref":"42","cid":"c-1"},...]}. A quote inside a JSON
+ * string is escaped, so the quoted pattern can only be a member of a ref.
+ */
+static int receipt_names(const char *frame, const char *id)
+{
+	const char *refs = strstr(frame, "\"refs\":[");
+	char pat[48];
+
+	snprintf(pat, sizeof(pat), "\"ref\":\"%s\"", id);
+	return id[0] != '\0' && refs != NULL && strstr(refs, pat) != NULL;
+}
+
 static void client_ack(struct client *c, const char *id)
 {
 	evbuffer_add_printf(bufferevent_get_output(c->bev), "{\"type\":\"ack\",\"ids\":[\"%s\"]}\n",
@@ -370,8 +387,11 @@ static void client_line(struct app *a, struct client *c, const char *line)
 		client_on_message(c, id);
 	} else if (strcmp(type, "accepted") == 0) {
 		c->accepted = 1;
+		snprintf(c->accepted_id, sizeof(c->accepted_id), "%s", id);
 	} else if (strcmp(type, "delivered") == 0) {
-		c->delivered = 1;
+		if (receipt_names(line, c->accepted_id)) {
+			c->delivered = 1;
+		}
 		client_ack(c, id);
 	}
 }

@@ -8,8 +8,8 @@
  *
  * Alice sends bob a message. The engine answers alice "accepted" and pushes
  * the message to bob. Bob acks it; the engine then owes alice a "delivered"
- * receipt, which she acks in turn. The program exits 0 only when it saw each
- * of those frames, in that order, and nothing is left owed.
+ * receipt naming it, which she acks in turn. The program exits 0 only when it
+ * saw each of those frames, in that order, and nothing is left owed.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -140,6 +140,21 @@ static int expect(struct client *c, const char *type, char *id, size_t cap)
 	return 0;
 }
 
+/*
+ * Does the receipt @frame name the message @id? Its body lists what one
+ * device of the recipient acked together, up to 64 messages:
+ * {"device":"","refs":[{"ref":"42","cid":"c-1"},...]}. A quote inside a JSON
+ * string is escaped, so the quoted pattern can only be a member of a ref.
+ */
+static int receipt_names(const char *frame, const char *id)
+{
+	const char *refs = strstr(frame, "\"refs\":[");
+	char pat[48];
+
+	snprintf(pat, sizeof(pat), "\"ref\":\"%s\"", id);
+	return id[0] != '\0' && refs != NULL && strstr(refs, pat) != NULL;
+}
+
 /* The client sends a raw envelope, as if it came off the wire. */
 static void client_send(struct client *c, const char *json)
 {
@@ -196,6 +211,10 @@ static int converse(struct vt_engine *e, struct fake_clock *clk, struct client *
 	client_ack(bob, msg_id);
 	end_turn(e, clk);
 	if (expect(alice, "delivered", rcpt_id, sizeof(rcpt_id)) != 0) {
+		return -1;
+	}
+	if (!receipt_names(alice->frames[alice->next - 1], msg_id)) {
+		fprintf(stderr, "alice: the receipt does not name message %s\n", msg_id);
 		return -1;
 	}
 

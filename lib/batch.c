@@ -18,6 +18,14 @@
 
 #include "engine_internal.h"
 
+void vt__want_flush(struct vt_engine *e)
+{
+	if (!e->flush_asked) {
+		e->flush_asked = 1;
+		e->host.want_flush(e->host.arg);
+	}
+}
+
 struct vt_pend *vt__batch_add(struct vt_engine *e, enum vt_pend_kind kind)
 {
 	struct vt_batch *b = &e->cur;
@@ -36,11 +44,7 @@ struct vt_pend *vt__batch_add(struct vt_engine *e, enum vt_pend_kind kind)
 	p = &b->pend[b->len++];
 	memset(p, 0, sizeof(*p));
 	p->kind = kind;
-
-	if (!e->flush_asked) {
-		e->flush_asked = 1;
-		e->host.want_flush(e->host.arg);
-	}
+	vt__want_flush(e);
 	return p;
 }
 
@@ -524,6 +528,9 @@ static void flush_batch(struct vt_engine *e)
 
 void vt_engine_flush(struct vt_engine *e)
 {
+	/* The receipts of the acks that ended since the last flush join the
+	 * batch they would have joined one by one. */
+	vt__receipts_emit(e);
 	e->flush_asked = 0;
 	flush_batch(e);
 

@@ -114,6 +114,7 @@ int vt_engine_create(const struct vt_engine_config *cfg, const struct vt_host *h
 	vt_map_init(&e->users);
 	vt_map_init(&e->late);
 	vt_groups_init(&e->groups);
+	vt_receipts_init(&e->receipts);
 	vt_buf_init(&e->out);
 
 	rc = engine_load(e);
@@ -151,7 +152,8 @@ void vt_engine_shutdown(struct vt_engine *e)
 
 int vt_engine_idle(const struct vt_engine *e)
 {
-	return e->pending_calls == 0 && e->cur.len == 0 && e->waiting == NULL;
+	return e->pending_calls == 0 && e->cur.len == 0 && !vt_receipts_pending(&e->receipts) &&
+	       e->waiting == NULL;
 }
 
 void vt_engine_destroy(struct vt_engine *e)
@@ -191,6 +193,7 @@ void vt_engine_destroy(struct vt_engine *e)
 	}
 	vt_heap_free(&e->heap);
 	vt__batch_free(&e->cur); /* what closing the connections sent offline */
+	vt_receipts_free(&e->receipts); /* of acks the last flush committed: no batch follows */
 	vt_map_free(&e->users);
 	vt_map_free(&e->late);
 	vt_groups_free(&e->groups);

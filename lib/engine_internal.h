@@ -7,7 +7,8 @@
  * queues. inflight.c: the deadline heap. msg.c: shared, reference-counted
  * events. requests.c: REST send, sync, ack and group reads. notify.c: the
  * push hook. stale.c: group posts waiting for a fresh copy of their group.
- * hold.c: mode "offline", events held in memory for devices keeping up.
+ * receipts.c: "delivered" receipts, gathered over a turn. hold.c: mode
+ * "offline", events held in memory for devices keeping up.
  */
 #ifndef VARTALAP_ENGINE_INTERNAL_H
 #define VARTALAP_ENGINE_INTERNAL_H
@@ -23,6 +24,7 @@
 #include "envelope.h"
 #include "groups.h"
 #include "map.h"
+#include "receipts.h"
 
 /*
  * An event in memory. Its body is held once, however many queues refer to
@@ -254,6 +256,7 @@ struct vt_engine {
 	uint32_t nwaiting;
 
 	struct vt_batch cur;     /* taking ops this turn */
+	struct vt_receipts receipts; /* gathered this turn, put into cur by the flush */
 	/* handed to storage, oldest first, completed in that order: a ring
 	 * of nflight batches from flight[head] */
 	struct vt_batch flight[VT_COMMITS_MAX];
@@ -303,6 +306,8 @@ void vt__origin_release(struct vt_origin *o);
 /* batch.c */
 /* Is an ack of (@in, @id) taken but not committed yet (in either batch)? */
 int vt__batch_acking(const struct vt_engine *e, const struct vt_inbox *in, uint64_t id);
+/* Ask the host for a flush, once until it comes. */
+void vt__want_flush(struct vt_engine *e);
 struct vt_pend *vt__batch_add(struct vt_engine *e, enum vt_pend_kind kind);
 struct vt_pend *vt__batch_put(struct vt_engine *e, enum vt_pend_kind kind, struct vt_msg *m);
 void vt__batch_touch(struct vt_engine *e, const struct vt_identity *id, struct vt_conn *c,
@@ -327,10 +332,6 @@ void vt__route(struct vt_engine *e, struct vt_msg *m, const struct vt_inbox *to,
  */
 void vt__route_dup(struct vt_engine *e, const struct vt_msg *m, uint64_t id,
 		   const struct vt_inbox *to, uint32_t n);
-void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const char *sender,
-			uint64_t id, const char *cid);
-void vt__take_receipt(struct vt_engine *e, uint32_t kind, const struct vt_identity *by,
-		      const char *to, const char *body, size_t body_len);
 
 /* The @i-th recipient of PUT @p (stored ones first, then held ones). */
 static inline const char *vt__pend_user(const struct vt_pend *p, uint32_t i)

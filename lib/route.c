@@ -132,47 +132,6 @@ static void check_version(struct vt_engine *e, struct vt_pend *p, uint64_t base)
 	p->base = base;
 }
 
-void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const char *sender,
-			uint64_t id, const char *cid)
-{
-	struct vt_buf body;
-
-	/* A copy of one's own message, acked by another device, is no news. */
-	if (strcmp(sender, by->user) == 0) {
-		return;
-	}
-	vt_buf_init(&body);
-	vt_buf_puts(&body, "{\"ref\":\"");
-	vt_buf_u64(&body, id);
-	vt_buf_puts(&body, "\",\"cid\":");
-	vt_buf_json_str(&body, cid, strlen(cid));
-	vt_buf_puts(&body, ",\"device\":");
-	vt_buf_json_str(&body, by->device, strlen(by->device));
-	vt_buf_putc(&body, '}');
-	if (!vt_buf_failed(&body)) {
-		vt__take_receipt(e, VT_KIND_DELIVERED, by, sender, body.data, body.len);
-	}
-	vt_buf_free(&body);
-}
-
-void vt__take_receipt(struct vt_engine *e, uint32_t kind, const struct vt_identity *by,
-		      const char *to, const char *body, size_t body_len)
-{
-	struct vt_msg *m = vt_msg_new(kind, by->user, to, "", vt__wall(e), body, body_len);
-	struct vt_pend *p;
-
-	if (m == NULL) {
-		vt_log(VT_LOG_ERROR, "receipt dropped: out of memory to=%s", to);
-		return;
-	}
-	m->rec.id = vt__new_id(e);
-	p = vt__batch_put(e, VT_PEND_STORE, m);
-	if (p == NULL || vt__pend_set_users(p, &to, 1) != 0) {
-		vt_log(VT_LOG_ERROR, "receipt dropped: out of memory to=%s", to);
-	}
-	vt_msg_unref(m);
-}
-
 /* ---- messages and reads --------------------------------------------- */
 
 void vt__take_group_post(struct vt_engine *e, const struct vt_identity *from, struct vt_msg *m,

@@ -244,7 +244,11 @@ function onEvent(e) {
 	if (e.type === "message") {
 		onMessage(e);
 	} else if (e.type === "delivered") {
-		mark(state.ownBySid.get(e.body && e.body.ref), "delivered");
+		// One receipt names every message a device acked at about the same time.
+		const refs = e.body && Array.isArray(e.body.refs) ? e.body.refs : [];
+		for (const r of refs) {
+			mark(state.ownBySid.get(r && r.ref), "delivered");
+		}
 	} else if (e.type === "read") {
 		for (const sid of (e.body && e.body.ids) || []) {
 			mark(state.ownBySid.get(sid), "read");

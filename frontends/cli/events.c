@@ -1,17 +1,27 @@
 /*
- * frontends/cli/events.c - one line of output per event from the server.
+ * frontends/cli/events.c - one line of output per event from the server,
+ * and per message a `delivered` receipt names.
  *
  * The lines are meant for people and for scripts alike: the event type
  * first, then fixed fields, then free text last, with control characters
- * shown as spaces so that one event is always one line.
+ * shown as spaces so that one event is always one line (a receipt: one a
+ * message).
  */
 #include "events.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "json.h"
+
+/*
+ * The most messages one `delivered` receipt names (docs/PROTOCOL.md). A
+ * longer list breaks the protocol: its first refs are shown, and a line
+ * says how many were not.
+ */
+#define DELIVERED_REFS_MAX 64
 
 /* Decode a JSON string value into @out, or "" when @v is absent or not a string. */
 static void str_of(const struct vt_json_val *v, char *out, size_t cap)
@@ -94,8 +104,89 @@ static void print_group(const struct vt_cli_event *e, const struct vt_json_val *
 	print_clean(sname);
 }
 
-static void print_event(const struct vt_cli_event *e, const struct vt_json_val *env,
-                        const struct vt_json_val *body)
+/* Server ids are decimal. */
+static int is_server_id(const char *s)
+{
+	size_t n = strspn(s, "0123456789");
+
+	return n > 0 && s[n] == '\0';
+}
+
+/*
+ * A receipt the client cannot read in full, said on a line of its own in
+ * the form of an error line: the refs that could be read are shown anyway.
+ */
+static void receipt_error(const struct vt_cli_event *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("error bad_receipt: delivered ");
+	print_clean(e->id);
+	printf(" from ");
+	print_clean(e->from);
+	printf(": ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+/* "delivered 42 to bob/phone": the @nth ref of the list, element @elem. */
+static void print_ref(const struct vt_cli_event *e, const char *device,
+                      const struct vt_json_val *elem, size_t nth)
+{
+	struct vt_json_val v;
+	char ref[32];
+
+	member(elem, "ref", &v);
+	str_of(&v, ref, sizeof(ref));
+	if (!is_server_id(ref)) {
+		receipt_error(e, "ref %zu names no server id", nth);
+		return;
+	}
+	printf("delivered %s to ", ref);
+	print_clean(e->from);
+	if (device[0] != '\0') {
+		putchar('/');
+		print_clean(device);
+	}
+	putchar('\n');
+}
+
+/*
+ * A `delivered` receipt names every message one device of the user acked in
+ * one go: one line each, the same line a receipt for a single message gets,
+ * so that a script matching lines needs no change.
+ */
+static void print_delivered(const struct vt_cli_event *e, const struct vt_json_val *body)
+{
+	struct vt_json_val refs, elem, v;
+	char device[65];
+	size_t pos = 0, n = 0;
+
+	member(body, "device", &v);
+	str_of(&v, device, sizeof(device));
+	member(body, "refs", &refs);
+	if (refs.type != VT_JSON_ARRAY) {
+		receipt_error(e, "no list of refs");
+		return;
+	}
+	while (vt_json_next_elem(&refs, &pos, &elem)) {
+		if (++n <= DELIVERED_REFS_MAX) {
+			print_ref(e, device, &elem, n);
+		}
+	}
+	if (n == 0) {
+		receipt_error(e, "an empty list of refs");
+	} else if (n > DELIVERED_REFS_MAX) {
+		receipt_error(e, "%zu refs, over the limit of %d: the last %zu are not shown", n,
+		              DELIVERED_REFS_MAX, n - DELIVERED_REFS_MAX);
+	}
+}
+
+/* Every event but `delivered`: one line. */
+static void print_line(const struct vt_cli_event *e, const struct vt_json_val *env,
+                       const struct vt_json_val *body)
 {
 	struct vt_json_val v;
 	char ref[65], reason[512];
@@ -105,14 +196,6 @@ static void print_event(const struct vt_cli_event *e, const struct vt_json_val *
 	if (strcmp(e->type, "message") == 0) {
 		printf("message %s %s>%s: ", e->id, e->from, e->to);
 		print_body(body);
-	} else if (strcmp(e->type, "delivered") == 0) {
-		char device[65];
-
-		member(body, "ref", &v);
-		str_of(&v, ref, sizeof(ref));
-		member(body, "device", &v);
-		str_of(&v, device, sizeof(device));
-		printf("delivered %s to %s%s%s", ref, e->from, device[0] ? "/" : "", device);
 	} else if (strcmp(e->type, "read") == 0) {
 		printf("read ");
 		print_ids(body);
@@ -132,6 +215,16 @@ static void print_event(const struct vt_cli_event *e, const struct vt_json_val *
 		printf("%s %s", e->type, e->id);
 	}
 	putchar('\n');
+}
+
+static void print_event(const struct vt_cli_event *e, const struct vt_json_val *env,
+                        const struct vt_json_val *body)
+{
+	if (strcmp(e->type, "delivered") == 0) {
+		print_delivered(e, body);
+	} else {
+		print_line(e, env, body);
+	}
 	fflush(stdout);
 }
 
@@ -168,7 +261,7 @@ int vt_cli_event_parse(const char *text, size_t len, struct vt_cli_event *e)
 	 * back into acks and reads as they are, so only a server id (digits)
 	 * is taken.
 	 */
-	e->owed = e->id[0] != '\0' && e->id[strspn(e->id, "0123456789")] == '\0' &&
+	e->owed = is_server_id(e->id) &&
 	          (strcmp(e->type, "message") == 0 || strcmp(e->type, "delivered") == 0 ||
 	           strcmp(e->type, "read") == 0 || strcmp(e->type, "group") == 0);
 	return 0;

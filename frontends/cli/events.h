@@ -24,7 +24,10 @@ struct vt_cli_event {
  */
 int vt_cli_event_parse(const char *text, size_t len, struct vt_cli_event *e);
 
-/* Print the envelope @text, read into @e by vt_cli_event_parse(), as one line on stdout. */
+/*
+ * Print the envelope @text, read into @e by vt_cli_event_parse(), on stdout:
+ * one line, or for a `delivered` receipt one per message it names.
+ */
 void vt_cli_event_print(const char *text, size_t len, const struct vt_cli_event *e);
 
 /*

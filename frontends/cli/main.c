@@ -38,11 +38,12 @@ static const char usage[] =
         "  /typing                       tell the target you are typing\n"
         "  /quit                         wait for answers, then exit\n"
         "  anything else                 send it as a message\n"
-        "Prints one line per event: message, accepted, delivered, read, typing,\n"
-        "group, error. Every message and receipt is acked automatically, and shown\n"
-        "once even when the server pushes it again. What is sent is kept until the\n"
-        "server answers it: re-sent with the same id after a retryable error and\n"
-        "after a reconnect. Exits 1 when something sent stayed unanswered.\n";
+        "Prints one line per event: message, accepted, delivered (one line per\n"
+        "message a receipt names), read, typing, group, error. Every message and\n"
+        "receipt is acked automatically, and shown once even when the server\n"
+        "pushes it again. What is sent is kept until the server answers it:\n"
+        "re-sent with the same id after a retryable error and after a reconnect.\n"
+        "Exits 1 when something sent stayed unanswered.\n";
 
 /* ---- closing ---- */
 

@@ -197,8 +197,9 @@ VT_EXPORT void vt_engine_destroy(struct vt_engine *e);
 VT_EXPORT void vt_engine_shutdown(struct vt_engine *e);
 
 /*
- * Nonzero when no storage call is pending and no group post waits for the
- * cluster's fresh copy of its group: safe to vt_engine_destroy().
+ * Nonzero when no storage call is pending, no write waits for a flush and no
+ * group post waits for the cluster's fresh copy of its group: safe to
+ * vt_engine_destroy().
  */
 VT_EXPORT int vt_engine_idle(const struct vt_engine *e);
 

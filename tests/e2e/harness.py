@@ -479,6 +479,29 @@ def ack_http(srv, token, ids, device=None):
     return r
 
 
+# ----------------------------------------------------------------- receipts
+
+def receipt_refs(ev):
+    """The refs a `delivered` event reports, flattened: one dict per ref
+    with its "ref" and "cid", and the receipt's "device", "from" and "id"
+    (the id to ack the receipt by). [] for any other event."""
+    if ev.get("type") != "delivered":
+        return []
+    body = ev.get("body") or {}
+    return [{"ref": r.get("ref"), "cid": r.get("cid"), "device": body.get("device"),
+             "from": ev.get("from"), "id": ev.get("id")} for r in body.get("refs") or []]
+
+
+def all_refs(evs):
+    """receipt_refs of every event in @evs, in order."""
+    return [r for ev in evs for r in receipt_refs(ev)]
+
+
+def delivered_for(sid):
+    """A predicate: a `delivered` event that reports server id @sid."""
+    return lambda e: any(r["ref"] == sid for r in receipt_refs(e))
+
+
 # ----------------------------------------------------------------- WebSocket
 
 class Client:
@@ -568,6 +591,25 @@ class Client:
             if pred(ev):
                 raise TestFailure("%s: unexpected %s: %s" % (self.name, what, _short([ev])))
             self.pending.append(ev)
+
+    async def expect_refs(self, n, timeout=5.0, what="receipts"):
+        """`delivered` events until they report @n refs in all; returns the
+        events. One receipt may report many acks, so a count of acks is a
+        count of refs, not of events. A receipt pushed again (a retry, same
+        id) is dropped, as a client drops a duplicate."""
+        evs, deadline = [], time.monotonic() + timeout
+        while len(all_refs(evs)) < n:
+            left = max(deadline - time.monotonic(), 0.001)
+            try:
+                ev = await self.expect_type("delivered", timeout=left)
+            except TestFailure:
+                raise TestFailure("%s: %d of %d %s refs within %.1fs"
+                                  % (self.name, len(all_refs(evs)), n, what, timeout))
+            if all(ev["id"] != e["id"] for e in evs):
+                evs.append(ev)
+        check(len(all_refs(evs)) == n, "%s: %d refs, want %d: %s"
+              % (self.name, len(all_refs(evs)), n, _short(evs)))
+        return evs
 
     async def drain(self, duration=0.0):
         """Collect whatever arrives within @duration into pending."""
@@ -665,9 +707,7 @@ async def chat_works(srv, a="carol", b="dave", tag="probe"):
         m = await cb.expect_type("message", cid=cid)
         eq(m.get("id"), acc["id"], "message id vs accepted id")
         await cb.ack(m["id"])
-        d = await ca.expect(lambda e: e.get("type") == "delivered"
-                            and (e.get("body") or {}).get("ref") == acc["id"], 5,
-                            "delivered for " + cid)
+        d = await ca.expect(delivered_for(acc["id"]), 5, "delivered for " + cid)
         await ca.ack(d["id"])
     finally:
         await ca.close()

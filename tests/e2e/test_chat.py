@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Both users online: message, ack, accepted, delivered; auth variants;
-"from" is always the authenticated user."""
+"""Both users online: message, ack, accepted, delivered; one receipt for a
+burst of acks; auth variants; "from" is always the authenticated user."""
 
 import time
 
@@ -34,7 +34,8 @@ async def test_round_trip():
     d = await alice.expect_type("delivered")
     eq(d.get("from"), "bob", "delivered.from")
     eq(d.get("to"), "alice", "delivered.to")
-    eq(d.get("body"), {"ref": acc["id"], "cid": "c-1", "device": ""}, "delivered.body")
+    eq(d.get("body"), {"device": "", "refs": [{"ref": acc["id"], "cid": "c-1"}]},
+       "delivered.body")
     check(is_server_id(d.get("id")), "delivered.id is a server id: %r" % d.get("id"))
     check(int(d["id"]) > int(acc["id"]), "delivered id %s after message id %s"
           % (d["id"], acc["id"]))
@@ -65,6 +66,29 @@ async def test_unacked_delivered_is_retried():
     eq(d2["id"], d1["id"], "retried delivered keeps its id")
     eq(d2.get("body"), d1.get("body"), "retried delivered body")
     await alice.ack(d1["id"])
+    await alice.close()
+    await bob.close()
+
+
+async def test_ack_burst_gives_one_receipt():
+    """Three messages acked in one envelope, out of order: alice hears one
+    delivered listing the three, in the order bob acked them."""
+    srv = server()
+    alice = await connect(srv, "alice")
+    bob = await connect(srv, "bob")
+    sids = {}
+    for cid in ("b-1", "b-2", "b-3"):
+        await alice.message("bob", cid, cid)
+        sids[cid] = (await alice.expect_type("accepted", ref=cid))["id"]
+    for cid in sids:
+        await bob.expect_type("message", id=sids[cid])
+    order = ["b-3", "b-1", "b-2"]
+    await bob.ack(*[sids[c] for c in order])
+    d = await alice.expect_type("delivered")
+    eq(d.get("body"), {"device": "", "refs": [{"ref": sids[c], "cid": c} for c in order]},
+       "the receipt of the burst")
+    await alice.ack(d["id"])
+    await alice.quiet(0.3, lambda e: e.get("type") == "delivered", "a second receipt")
     await alice.close()
     await bob.close()
 
@@ -124,12 +148,13 @@ async def test_sender_offline_then_delivered_on_connect():
     await bob.ack(m["id"])
     alice = await connect(srv, "alice")
     d = await alice.expect_type("delivered")
-    eq(d.get("body"), {"ref": acc["id"], "cid": "c-6", "device": ""}, "delivered body")
+    eq(d.get("body"), {"device": "", "refs": [{"ref": acc["id"], "cid": "c-6"}]},
+       "delivered body")
     await alice.ack(d["id"])
     await alice.close()
     await bob.close()
 
 
 if __name__ == "__main__":
-    run([test_round_trip, test_unacked_delivered_is_retried, test_from_is_forced,
-         test_auth_variants, test_sender_offline_then_delivered_on_connect])
+    run([test_round_trip, test_unacked_delivered_is_retried, test_ack_burst_gives_one_receipt,
+         test_from_is_forced, test_auth_variants, test_sender_offline_then_delivered_on_connect])

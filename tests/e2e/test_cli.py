@@ -1,17 +1,21 @@
 #!/usr/bin/python3
 """vartalap-cli: two clients driven through pipes chat, see delivered and
 read receipts, groups and typing, and exit cleanly on EOF and on SIGINT;
-over wss:// with a verified certificate; and nothing typed is lost or
-doubled when the server restarts, the network drops or the server asks to
-slow down."""
+over wss:// with a verified certificate; nothing typed is lost or doubled
+when the server restarts, the network drops or the server asks to slow
+down; and receipts vartalapd never sends are shown as far as they can be
+read, with a line saying what is wrong."""
 
 import asyncio
+import json
 import os
 import re
 import signal
 import socket
 
-from harness import check, connect, eq, run, server, Server
+import websockets
+
+from harness import all_refs, await_until, check, connect, eq, run, server, Server
 from test_tls import TlsServer, make_cert
 
 CLI = os.environ.get("VARTALAP_CLI") or os.path.join(
@@ -27,9 +31,9 @@ class Cli:
         self.lines = []
 
     @classmethod
-    async def start(cls, srv, user, device=None, url=None, extra=()):
+    async def start(cls, srv, user, device=None, url=None, extra=(), token=None):
         url = url or "ws://127.0.0.1:%d" % srv.port
-        args = [CLI, "--url", url, "--token", srv.token(user)] + list(extra)
+        args = [CLI, "--url", url, "--token", token or srv.token(user)] + list(extra)
         if device:
             args += ["--device", device]
         proc = await asyncio.create_subprocess_exec(
@@ -108,6 +112,83 @@ async def test_message_delivered_and_read():
     finally:
         alice.kill()
         bob.kill()
+
+
+async def test_one_line_per_message_a_receipt_names():
+    """bob acks three messages in one ack: the receipt alice gets names all
+    three, and she shows one `delivered` line for each, as for one."""
+    srv = server()
+    alice = await Cli.start(srv, "alice")
+    bob = await connect(srv, "bob")
+    try:
+        await alice.say("/to bob", "one", "two", "three")
+        sids = [(await alice.expect(r"^accepted cli-\S+ as (\d+)$")).group(1) for _ in range(3)]
+        got = [(await bob.expect_type("message"))["id"] for _ in range(3)]
+        eq(sorted(got), sorted(sids), "the messages bob got")
+        await bob.ack(*got)
+        shown = [(await alice.expect(r"^delivered (\d+) to bob$")).group(1) for _ in sids]
+        eq(sorted(shown), sorted(sids), "the delivered lines alice shows")
+        await alice.eof()
+        eq(len(alice.matching(r"^delivered ")), len(sids), "delivered lines in all")
+    finally:
+        alice.kill()
+        await bob.close()
+
+
+def receipt(rid, body):
+    return json.dumps({"v": 1, "type": "delivered", "id": rid, "from": "bob", "to": "alice",
+                       "ts": 1, "body": body})
+
+
+async def test_hostile_receipts():
+    """A server that is not vartalapd sends receipts vartalapd never would:
+    each is acked and shown as far as it can be read, with an error line
+    saying what is wrong, and the client goes on."""
+    many = [{"ref": str(1000 + i), "cid": "c-%d" % i} for i in range(100000)]
+    frames = [
+        receipt("1", {"device": "phone", "refs": [{"ref": "42", "cid": "c-1"},
+                                                  {"ref": "43", "cid": "c-2"}]}),
+        receipt("2", {"ref": "44", "cid": "c-3", "device": "phone"}),
+        receipt("3", {"device": "", "refs": "45"}),
+        receipt("4", {"device": "", "refs": []}),
+        receipt("5", {"device": "", "refs": [{}, 46, {"ref": 47}, {"ref": "4\n8"},
+                                             {"cid": "c-4"}, {"ref": "49"}]}),
+        receipt("6", "not an object"),
+        receipt("7", {"device": "tab", "refs": many}),
+        receipt("8", {"device": "ph\u0007one", "refs": [{"ref": "50", "cid": "c-5"}]}),
+        json.dumps({"v": 1, "type": "message", "id": "9", "from": "bob", "to": "alice",
+                    "ts": 1, "body": {"text": "end"}}),
+    ]
+    acked = []
+
+    async def serve(ws, _path):
+        for f in frames:
+            await ws.send(f)
+        async for raw in ws:
+            acked.extend(json.loads(raw).get("ids", []))
+
+    bad = "error bad_receipt: delivered %s from bob: "
+    want = (["delivered 42 to bob/phone", "delivered 43 to bob/phone",
+             bad % 2 + "no list of refs", bad % 3 + "no list of refs",
+             bad % 4 + "an empty list of refs"] +
+            [bad % 5 + "ref %d names no server id" % i for i in range(1, 6)] +
+            ["delivered 49 to bob", bad % 6 + "no list of refs"] +
+            ["delivered %d to bob/tab" % (1000 + i) for i in range(64)] +
+            [bad % 7 + "100000 refs, over the limit of 64: the last 99936 are not shown",
+             "delivered 50 to bob/ph one", "message 9 bob>alice: end"])
+    hostile = await websockets.serve(serve, "127.0.0.1", 0, max_size=None)
+    url = "ws://127.0.0.1:%d" % hostile.sockets[0].getsockname()[1]
+    alice = await Cli.start(None, "alice", url=url, token="not.checked.here")
+    try:
+        await alice.expect(r"^message 9 ")
+        eq(alice.lines[1:], want, "what alice shows")
+        await alice.eof()
+        await await_until(lambda: len(acked) >= len(frames), 5, "the acks")
+        eq(sorted(acked, key=int), [str(i) for i in range(1, 10)], "every event acked once")
+    finally:
+        alice.kill()
+        hostile.close()
+        await hostile.wait_closed()
 
 
 async def test_group_and_typing():
@@ -352,9 +433,8 @@ async def test_lost_acks_and_answers_over_a_dropped_network():
         relay.drop_up = False
         relay.cut()
         await alice.expect(r"^connected$")
-        for sid in sids:
-            await bob.expect(lambda e, sid=sid: e.get("type") == "delivered"
-                             and e["body"]["ref"] == sid, 5, "delivered " + sid)
+        refs = all_refs(await bob.expect_refs(len(sids)))
+        eq(sorted(r["ref"] for r in refs), sorted(sids), "the refs of bob's receipts")
         await bob.message("alice", "b3", {"text": "after"})
         await alice.expect(r"^message \d+ bob>alice: after$")
         for i, sid in enumerate(sids):
@@ -399,7 +479,8 @@ async def test_every_option_is_documented():
 
 
 if __name__ == "__main__":
-    run([test_message_delivered_and_read, test_group_and_typing, test_sigint_and_bad_token,
+    run([test_message_delivered_and_read, test_one_line_per_message_a_receipt_names,
+         test_hostile_receipts, test_group_and_typing, test_sigint_and_bad_token,
          test_wss_round_trip, test_wss_refuses_untrusted_server,
          test_server_restarts_lose_and_double_nothing, test_no_reconnect_exits,
          test_rate_limited_lines_arrive_once, test_lost_acks_and_answers_over_a_dropped_network,

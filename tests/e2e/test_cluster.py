@@ -24,8 +24,8 @@ import time
 
 import websockets
 
-from harness import TestFailure, ack_http, await_until, check, connect, eq, fetch_all, \
-    http_request, run, send_http
+from harness import TestFailure, ack_http, await_until, check, connect, delivered_for, eq, \
+    fetch_all, http_request, run, send_http
 from test_cluster_storage import REDIS, Cluster, Node, Redis, flood, health, redis_cmd, \
     secret_file, send_until_accepted
 from test_push import Receiver, push_lines
@@ -79,9 +79,7 @@ async def test_live_across_nodes():
         m = await bob.expect(is_msg("live-1"), 3, "the message live on node 2")
         eq(m["id"], acc["id"], "pushed id")
         await bob.ack(m["id"])
-        await alice.expect(lambda e: e.get("type") == "delivered" and
-                           (e.get("body") or {}).get("ref") == acc["id"], 3,
-                           "the delivered receipt live on node 1")
+        await alice.expect(delivered_for(acc["id"]), 3, "the delivered receipt live on node 1")
         await alice.close()
         await bob.close()
     finally:

@@ -25,8 +25,8 @@ import tempfile
 import threading
 import time
 
-from harness import (Server, TestFailure, _pdeathsig, ack_http, await_until, check, connect, eq,
-                     fetch_all, http_request, run, send_http, wait_until)
+from harness import (Server, TestFailure, _pdeathsig, ack_http, await_until, check, connect,
+                     delivered_for, eq, fetch_all, http_request, run, send_http, wait_until)
 
 REDIS = shutil.which("redis-server")
 
@@ -224,8 +224,7 @@ async def test_sent_on_one_node_delivered_on_the_other():
             # No push crosses nodes yet: alice learns of the receipt by syncing.
             def receipt():
                 for e in fetch_all(n1, n1.token("alice")):
-                    if e.get("type") == "delivered" and \
-                            (e.get("body") or {}).get("ref") == acc["id"]:
+                    if delivered_for(acc["id"])(e):
                         return e
                 return None
             await await_until(receipt, 10, "the delivered receipt on node 1")

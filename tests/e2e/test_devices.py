@@ -6,8 +6,8 @@ devices only, device expiry."""
 import asyncio
 import time
 
-from harness import (check, eq, is_server_id, connect, send_http, fetch, fetch_all, ack_http,
-                     http_request, run, server)
+from harness import (all_refs, check, eq, is_server_id, connect, send_http, fetch, fetch_all,
+                     ack_http, http_request, run, server)
 
 
 def is_msg(cid=None, sid=None):
@@ -62,13 +62,13 @@ async def test_each_device_gets_each_message_once():
     await c["a2"].ack(acc1["id"], acc2["id"])
     for name in ("a1", "a2"):
         got = set()
-        for _ in range(4):
-            d = await c[name].expect_type("delivered", timeout=5)
-            check(d.get("from") == "bob", "delivered.from on %s: %r" % (name, d))
-            got.add((d["body"]["ref"], d["body"]["device"]))
-            eq(d["body"]["cid"], {acc1["id"]: "w-1", acc2["id"]: "h-1"}.get(d["body"]["ref"]),
+        receipts = await c[name].expect_refs(4)
+        for r in all_refs(receipts):
+            check(r["from"] == "bob", "delivered.from on %s: %r" % (name, r))
+            got.add((r["ref"], r["device"]))
+            eq(r["cid"], {acc1["id"]: "w-1", acc2["id"]: "h-1"}.get(r["ref"]),
                "delivered.cid on " + name)
-            await c[name].ack(d["id"])
+        await c[name].ack(*[d["id"] for d in receipts])
         eq(got, {(acc1["id"], "phone"), (acc1["id"], "laptop"),
                  (acc2["id"], "phone"), (acc2["id"], "laptop")}, "delivered set on " + name)
         # a2 acked its own copies: that is no news for anyone.
@@ -107,13 +107,14 @@ async def test_offline_device_gets_its_copies_later():
     eq([m["body"] for m in got], [0, 1, 2], "laptop's bodies")
     await laptop.ack(*accs)
     # Two devices acked each message: alice hears twice per message.
-    refs = []
-    for _ in range(6):
-        d = await c["a1"].expect_type("delivered", timeout=5)
-        refs.append((d["body"]["ref"], d["body"]["device"]))
-        await c["a1"].ack(d["id"])
+    receipts = await c["a1"].expect_refs(6)
+    await c["a1"].ack(*[d["id"] for d in receipts])
+    refs = [(r["ref"], r["device"]) for r in all_refs(receipts)]
     eq(sorted(refs), sorted([(s, "phone") for s in accs] + [(s, "laptop") for s in accs]),
        "delivered per device")
+    # laptop acked all three in one envelope: one receipt carries them.
+    eq([[r["ref"] for r in all_refs([d])] for d in receipts if d["body"]["device"] == "laptop"],
+       [accs], "laptop's receipt")
     await laptop.quiet(0.3, is_msg(), "a copy after laptop's ack")
     eq(fetch(srv, srv.token("bob"), device="laptop")["messages"], [], "laptop's listing after ack")
     await laptop.close()
@@ -181,9 +182,8 @@ async def test_read_receipt_reaches_every_device():
     acc = await c["a1"].expect_type("accepted", ref="rd-1")
     for name in ("phone", "laptop", "a2"):
         await c[name].ack((await c[name].expect(is_msg("rd-1"), 5, "rd-1 on " + name))["id"])
-    for _ in range(2):
-        await c["a1"].ack((await c["a1"].expect_type("delivered"))["id"])
-        await c["a2"].ack((await c["a2"].expect_type("delivered"))["id"])
+    for name in ("a1", "a2"):
+        await c[name].ack(*[d["id"] for d in await c[name].expect_refs(2)])
 
     await c["phone"].send({"v": 1, "type": "read", "id": "r-1", "to": "alice",
                            "ids": [acc["id"]]})

@@ -31,8 +31,9 @@ import time
 import websockets
 import websockets.exceptions
 
-from harness import (TestFailure, ahttp, check, eq, connect, send_http, fetch, fetch_all, ack_http,
-                     http_request, run, server, Server, await_until)
+from harness import (TestFailure, ahttp, all_refs, check, eq, connect, send_http, fetch,
+                     fetch_all, ack_http, http_request, receipt_refs, run, server, Server,
+                     await_until)
 
 MAP_MB = "4"  # MB; the smallest map (1 MB) leaves a reserve too small for acks
 SEED = int(os.environ.get("VT_FAULTS_SEED", str(int(time.time()) % 100000)))
@@ -132,9 +133,9 @@ async def ws_sender(srv, led, name, rng, stop, epoch, counter):
                 todo.append((ev["ref"], outstanding.pop(ev["ref"])))  # same cid again
                 window.release()
             elif t == "delivered":
-                ref = ev["body"]["ref"]
-                led.receipts.add(ref)
-                led.confirmed.setdefault(ref, epoch)
+                for r in receipt_refs(ev):
+                    led.receipts.add(r["ref"])
+                    led.confirmed.setdefault(r["ref"], epoch)
                 await c.send({"v": 1, "type": "ack", "ids": [ev["id"]]})
 
     todo = list(led.unknown.setdefault(name, {}).items())
@@ -304,9 +305,12 @@ async def under_load(rounds, interrupt, *args):
     for s in SENDERS_HTTP:
         recs = fetch_all(srv, srv.token(s))
         for d in recs:
-            check(d["type"] == "delivered" and d["body"]["ref"] in led.by_sid,
-                  "receipt of %s refers to an unknown message: %r" % (s, d))
-            eq(led.by_sid[d["body"]["ref"]][0], s, "receipt owner")
+            check(d["type"] == "delivered" and receipt_refs(d),
+                  "a receipt of %s with refs: %r" % (s, d))
+            for r in receipt_refs(d):
+                check(r["ref"] in led.by_sid,
+                      "receipt of %s refers to an unknown message: %r" % (s, d))
+                eq(led.by_sid[r["ref"]][0], s, "receipt owner")
 
 
 async def kill9(srv):
@@ -453,13 +457,13 @@ async def test_map_full_receipts_not_dropped():
     fill(srv, "carol", "bob", "small", 100)
     r = ack_http(srv, srv.token("alice"), [a["id"] for a in early])
     eq(len(r["acked"]), 3, "acks while full")
-    recs = []
+    refs = []
     deadline = time.monotonic() + 3
-    while time.monotonic() < deadline and len(recs) < 3:
-        recs = [d for d in fetch_all(srv, carol) if d["type"] == "delivered"]
+    while time.monotonic() < deadline and len(refs) < 3:
+        refs = all_refs(fetch_all(srv, carol))
         await asyncio.sleep(0.1)
-    print("  receipts for 3 acks taken while full: %d" % len(recs))
-    eq(sorted(d["body"]["ref"] for d in recs), sorted(a["id"] for a in early),
+    print("  receipt refs for 3 acks taken while full: %d" % len(refs))
+    eq(sorted(r["ref"] for r in refs), sorted(a["id"] for a in early),
        "receipts of acks taken while the store is full")
 
 

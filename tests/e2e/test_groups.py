@@ -5,7 +5,7 @@ B11), limits, REST reads, retried creates and quick succession."""
 
 import asyncio
 
-from harness import (check, eq, is_server_id, connect, fetch, fetch_all, ack_http,
+from harness import (all_refs, check, eq, is_server_id, connect, fetch, fetch_all, ack_http,
                      http_request, run, server)
 
 
@@ -285,11 +285,9 @@ async def test_event_order_and_offline_member():
     eq(fetch(srv, srv.token("bob"))["messages"], [], "bob's listing after his acks")
     # The sender hears delivered per member device for messages, never for
     # group events.
-    refs = []
-    for _ in range(2 * len(msg_ids)):
-        d = await alice.expect_type("delivered", timeout=5)
-        refs.append((d["from"], d["body"]["ref"]))
-        await alice.ack(d["id"])
+    receipts = await alice.expect_refs(2 * len(msg_ids))
+    await alice.ack(*[d["id"] for d in receipts])
+    refs = [(r["from"], r["ref"]) for r in all_refs(receipts)]
     eq(sorted(refs), sorted([("bob", i) for i in msg_ids] + [("carol", i) for i in msg_ids]),
        "delivered for alice's group messages")
     await alice.quiet(0.5, lambda e: e.get("type") == "delivered", "a delivered for a group event")

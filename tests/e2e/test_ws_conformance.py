@@ -20,7 +20,7 @@ import os
 import struct
 import time
 
-from harness import (TestFailure, check, eq, connect, fetch, run, server, RawWS,
+from harness import (TestFailure, check, delivered_for, eq, connect, fetch, run, server, RawWS,
                      send_http)
 
 RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -130,9 +130,7 @@ class Bystanders:
             acc = await self.carol.expect_type("accepted", 5, ref=cid)
             m = await self.dave.expect_type("message", 5, cid=cid)
             await self.dave.ack(m["id"])
-            await self.carol.expect(lambda e: e.get("type") == "delivered"
-                                    and (e.get("body") or {}).get("ref") == acc["id"],
-                                    5, "delivered")
+            await self.carol.expect(delivered_for(acc["id"]), 5, "delivered")
         except TestFailure as e:
             raise TestFailure("other users' chat broken after %s: %s" % (after, e))
         check(self.srv.alive(), "server died after %s" % after)

@@ -445,12 +445,13 @@ START_TEST(test_encode_record)
 	rec.kind = VT_KIND_DELIVERED;
 	rec.id = VT_ID_LIMIT;
 	rec.cid = "";
-	rec.body = "{\"ref\":\"41\"}";
+	rec.body = "{\"device\":\"\",\"refs\":[{\"ref\":\"41\",\"cid\":\"c-0\"}]}";
 	rec.body_len = strlen(rec.body);
 	vt_env_encode_record(&b, &rec);
 	ck_assert_str_eq(b.data, "{\"v\":1,\"type\":\"delivered\",\"id\":\"9007199254740991\","
 	                         "\"from\":\"alice\",\"to\":\"bob\","
-	                         "\"ts\":1700000000000,\"body\":{\"ref\":\"41\"}}");
+	                         "\"ts\":1700000000000,\"body\":{\"device\":\"\","
+	                         "\"refs\":[{\"ref\":\"41\",\"cid\":\"c-0\"}]}}");
 	vt_buf_free(&b);
 }
 END_TEST

@@ -138,6 +138,82 @@ uint64_t json_id(const char *frame, const char *key)
 	return strtoull(v, NULL, 10);
 }
 
+size_t frame_refs(const char *frame, uint64_t *ids, size_t cap)
+{
+	const char *p = frame != NULL ? strstr(frame, "\"refs\":[") : NULL;
+	size_t n = 0;
+
+	while (p != NULL && (p = strstr(p, "{\"ref\":\"")) != NULL) {
+		p += strlen("{\"ref\":\"");
+		if (n < cap) {
+			ids[n] = strtoull(p, NULL, 10);
+		}
+		n++;
+	}
+	return n;
+}
+
+size_t delivered_refs(const struct cap_conn *c, uint64_t *ids, size_t cap)
+{
+	const char *f;
+	size_t n = 0;
+
+	for (size_t i = 0; (f = cap_nth(c, "delivered", i)) != NULL; i++) {
+		size_t room = n < cap ? cap - n : 0;
+
+		n += frame_refs(f, room > 0 ? ids + n : NULL, room);
+	}
+	return n;
+}
+
+struct vt_storage wrap_inner;
+
+static void wrap_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb done, void *arg)
+{
+	wrap_inner.ops->commit(wrap_inner.self, ops, n, done, arg);
+}
+
+static void wrap_list(void *self, const struct vt_inbox *in, uint64_t after, uint32_t limit,
+		      vt_list_cb done, void *arg)
+{
+	wrap_inner.ops->list(wrap_inner.self, in, after, limit, done, arg);
+}
+
+static void wrap_expire(void *self, int64_t now, int64_t before, int64_t dev_before,
+			uint64_t max, vt_expire_cb done, void *arg)
+{
+	wrap_inner.ops->expire(wrap_inner.self, now, before, dev_before, max, done, arg);
+}
+
+static int wrap_load_groups(void *self,
+			    void (*each)(void *arg, const char *g, const char *d, size_t n),
+			    void *arg)
+{
+	return wrap_inner.ops->load_groups(wrap_inner.self, each, arg);
+}
+
+static uint64_t wrap_max_id(void *self)
+{
+	return wrap_inner.ops->max_id(wrap_inner.self);
+}
+
+static void wrap_destroy(void *self)
+{
+	wrap_inner.ops->destroy(wrap_inner.self);
+}
+
+void wrap_ops_init(struct vt_storage_ops *ops, int64_t dedup_window_ms)
+{
+	ck_assert_int_eq(vt_storage_memory_create(dedup_window_ms, &wrap_inner), 0);
+	memset(ops, 0, sizeof(*ops));
+	ops->commit = wrap_commit;
+	ops->list = wrap_list;
+	ops->expire = wrap_expire;
+	ops->load_groups = wrap_load_groups;
+	ops->max_id = wrap_max_id;
+	ops->destroy = wrap_destroy;
+}
+
 struct vt_engine *engine_new(struct fake_host *h, const struct vt_engine_config *cfg,
 			     const struct vt_storage *storage)
 {

@@ -48,6 +48,25 @@ int json_field(const char *frame, const char *key, char *out, size_t cap);
 /* The numeric value of the server id string field "@key", or 0. */
 uint64_t json_id(const char *frame, const char *key);
 
+/*
+ * The refs of a "delivered" frame, in order: stores up to @cap of them in
+ * @ids and returns how many there are.
+ */
+size_t frame_refs(const char *frame, uint64_t *ids, size_t cap);
+
+/* The refs of every "delivered" frame on @c, flattened in order, as frame_refs(). */
+size_t delivered_refs(const struct cap_conn *c, uint64_t *ids, size_t cap);
+
+/* The memory backend behind a wrapped store (see wrap_ops_init). */
+extern struct vt_storage wrap_inner;
+
+/*
+ * Create wrap_inner (memory backend, deduplicating over @dedup_window_ms)
+ * and fill @ops with calls passed on to it; a test then replaces the ones
+ * it stands in for.
+ */
+void wrap_ops_init(struct vt_storage_ops *ops, int64_t dedup_window_ms);
+
 /* An engine on the memory backend, or on @storage when it is non-NULL. */
 struct vt_engine *engine_new(struct fake_host *h, const struct vt_engine_config *cfg,
 			     const struct vt_storage *storage);

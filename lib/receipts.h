@@ -1,0 +1,51 @@
+/*
+ * receipts.h - "delivered" receipts, gathered over one loop turn.
+ *
+ * Internal. A device that acks a message owes its sender a receipt, and a
+ * receipt costs storage as much as the message it reports. Clients ack in
+ * bursts, so the receipts taken between two flushes that share the acking
+ * device and the sender become one event listing their refs; the flush puts
+ * them into the batch it commits (see receipts.c).
+ */
+#ifndef VARTALAP_RECEIPTS_H
+#define VARTALAP_RECEIPTS_H
+
+#include <stdint.h>
+
+#include <vartalap/token.h>
+
+#include "map.h"
+
+/* The most refs one receipt carries: the next ack starts another receipt. */
+#define VT_RECEIPT_REFS_MAX 64
+
+struct vt_engine;
+struct vt_receipt;
+
+/* The receipts taken since the last flush. */
+struct vt_receipts {
+	struct vt_map open;             /* (acker, device, sender) -> the one taking refs */
+	struct vt_receipt *head, *tail; /* every one, in the order of its first ref */
+};
+
+void vt_receipts_init(struct vt_receipts *r);
+
+/* Free what is still gathered: nothing of it is sent. */
+void vt_receipts_free(struct vt_receipts *r);
+
+/* Nonzero when a receipt waits for the next flush. */
+int vt_receipts_pending(const struct vt_receipts *r);
+
+/*
+ * @by acked message @id with client id @cid, from @sender: add the ref to
+ * the receipt gathered for (@by's user and device, @sender) and ask for a
+ * flush. Nothing for one's own copies. Out of memory drops this ref alone,
+ * logged.
+ */
+void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const char *sender,
+			uint64_t id, const char *cid);
+
+/* Put every gathered receipt into the current batch, in order; called by the flush. */
+void vt__receipts_emit(struct vt_engine *e);
+
+#endif /* VARTALAP_RECEIPTS_H */
