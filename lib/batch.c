@@ -106,6 +106,10 @@ void vt__batch_free(struct vt_batch *b)
 	for (size_t i = 0; i < b->len; i++) {
 		pend_free(&b->pend[i]);
 	}
+	for (size_t i = b->riders_done; i < b->nriders; i++) {
+		vt_msg_unref(b->riders[i].msg);
+	}
+	free(b->riders);
 	free(b->pend);
 	free(b->ops);
 	free(b->inboxes);
@@ -456,8 +460,10 @@ static void complete_batch(struct vt_engine *e)
 
 	undo_groups(e, &b, status);
 	for (size_t i = 0; i < b.len; i++) {
+		vt__hold_ride(e, &b, i);
 		complete_one(e, &b.pend[i], status, b.ops != NULL ? &b.ops[i] : &none);
 	}
+	vt__hold_ride(e, &b, b.len);
 	vt__batch_free(&b);
 }
 

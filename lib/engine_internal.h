@@ -224,12 +224,24 @@ struct vt_waiting_post {
 	int retried;                 /* it met a conflict already: once is all */
 };
 
+/*
+ * Mode "offline": an event held without any write (a receipt), offered when
+ * the batch it rides on completes, right after its first @at ops: after
+ * everything taken before it, so it keeps its place in id order.
+ */
+struct vt_rider {
+	struct vt_msg *msg;
+	size_t at;
+};
+
 struct vt_batch {
 	struct vt_pend *pend;
 	struct vt_op *ops;
 	struct vt_inbox *inboxes;    /* one per op: its inbox, also its own-copies inbox */
 	const char **uptr;           /* user pointers of every PUT, back to back */
 	size_t len, cap;
+	struct vt_rider *riders;     /* in the order they were taken */
+	size_t nriders, riders_cap, riders_done;
 
 	/* once handed to storage */
 	struct vt_engine *e;
@@ -358,6 +370,17 @@ void vt__hold(struct vt_engine *e, struct vt_pend *p);
 
 /* A STORE that vt__hold() queued completed: its users may be held for again. */
 void vt__hold_stored(struct vt_engine *e, struct vt_pend *p);
+
+/*
+ * Mode "offline": hold receipt @m (with its id) for its recipient, whose
+ * devices all keep up: it has no client id, so nothing is written first.
+ * It is offered once what was taken before it completes. Returns 1 when
+ * held; 0 when the caller stores it.
+ */
+int vt__hold_receipt(struct vt_engine *e, struct vt_msg *m);
+
+/* Offer the riders of @b taken before its first @done ops; @b completed that far. */
+void vt__hold_ride(struct vt_engine *e, struct vt_batch *b, size_t done);
 
 /* conn.c */
 struct vt_user *vt__user(const struct vt_engine *e, const char *user);

@@ -114,37 +114,32 @@ static void offer_held(struct vt_user *u, const struct vt_conn *skip, struct vt_
 }
 
 /*
- * The @late held recipients of @p from index nusers on, and the sender's
- * other devices when @own, stopped keeping up before the commit: their
- * deliveries are written now, to the same record, like any stored event's.
- * Until that commits, nothing more is held for them.
+ * Store @m, held so far, for the @n @users that stopped keeping up before
+ * it was offered, and for the other devices of the sender of @own unless
+ * it is NULL: like any stored event's deliveries, to the same record. It
+ * reaches storage after events taken later, so until it commits nothing
+ * more is held for those users.
  */
-static void store_late(struct vt_engine *e, struct vt_pend *p, uint32_t late, int own)
+static void store_late(struct vt_engine *e, struct vt_msg *m, const char *const *users,
+		       uint32_t n, const struct vt_pend *own)
 {
-	struct vt_pend *st = vt__batch_put(e, VT_PEND_STORE, p->msg);
-	const char **list = calloc(late ? late : 1, sizeof(*list));
-	int rc = st != NULL && list != NULL ? 0 : VT_ENOMEM;
+	struct vt_pend *st = vt__batch_put(e, VT_PEND_STORE, m);
 
-	for (uint32_t i = 0; rc == 0 && i < late; i++) {
-		list[i] = vt__pend_user(p, p->nusers + i);
-	}
-	if (rc == 0) {
-		rc = vt__pend_set_users(st, list, late);
-	}
-	free((void *)list);
-	if (rc != 0) {
+	if (st == NULL || vt__pend_set_users(st, users, n) != 0) {
 		vt_log(VT_LOG_ERROR, "held event lost: out of memory id=%llu",
-		       (unsigned long long)p->msg->rec.id);
+		       (unsigned long long)m->rec.id);
 		return;
 	}
-	vt__copy(st->user, sizeof(st->user), p->user);
-	vt__copy(st->device, sizeof(st->device), p->device);
-	st->own_copies = own;
+	if (own != NULL) {
+		vt__copy(st->user, sizeof(st->user), own->user);
+		vt__copy(st->device, sizeof(st->device), own->device);
+		st->own_copies = 1;
+	}
 	st->late = 1;
 	for (uint32_t i = 0; i < st->nusers; i++) {
 		count_late(e, vt__pend_user(st, i), 1);
 	}
-	if (own) {
+	if (own != NULL) {
 		count_late(e, st->user, 1);
 	}
 }
@@ -184,6 +179,86 @@ void vt__hold(struct vt_engine *e, struct vt_pend *p)
 		}
 	}
 	if (late > 0 || own) {
-		store_late(e, p, late, own);
+		const char **list = calloc(late ? late : 1, sizeof(*list));
+
+		for (uint32_t i = 0; list != NULL && i < late; i++) {
+			list[i] = vt__pend_user(p, p->nusers + i);
+		}
+		if (list == NULL) {
+			vt_log(VT_LOG_ERROR, "held event lost: out of memory id=%llu",
+			       (unsigned long long)p->msg->rec.id);
+			return;
+		}
+		store_late(e, p->msg, list, late, own ? p : NULL);
+		free((void *)list);
+	}
+}
+
+/* ---- receipts: held with no write at all -------------------------------- */
+
+/* The batch that completes once everything taken so far has; NULL: none is pending. */
+static struct vt_batch *last_batch(struct vt_engine *e)
+{
+	if (e->cur.len > 0) {
+		return &e->cur;
+	}
+	if (e->nflight > 0) {
+		return &e->flight[(e->flight_head + e->nflight - 1) % VT_COMMITS_MAX];
+	}
+	return NULL;
+}
+
+static int add_rider(struct vt_batch *b, struct vt_msg *m)
+{
+	if (b->nriders == b->riders_cap) {
+		size_t ncap = b->riders_cap ? 2 * b->riders_cap : 8;
+		struct vt_rider *r = realloc(b->riders, ncap * sizeof(*r));
+
+		if (r == NULL) {
+			return VT_ENOMEM;
+		}
+		b->riders = r;
+		b->riders_cap = ncap;
+	}
+	b->riders[b->nriders].msg = vt_msg_ref(m);
+	b->riders[b->nriders].at = b->len;
+	b->nriders++;
+	return 0;
+}
+
+/* Offer held receipt @m now, or store it if its recipient stopped keeping up. */
+static void offer_receipt(struct vt_engine *e, struct vt_msg *m)
+{
+	if (user_clear(e, m->rec.to, NULL)) {
+		offer_held(vt__user(e, m->rec.to), NULL, m);
+	} else {
+		store_late(e, m, &m->rec.to, 1, NULL);
+	}
+}
+
+int vt__hold_receipt(struct vt_engine *e, struct vt_msg *m)
+{
+	struct vt_batch *b;
+
+	if (e->cfg.durability != VT_DURABLE_OFFLINE || !user_clear(e, m->rec.to, NULL)) {
+		return 0;
+	}
+	/* Offered now, it could pass an older event still on its way to
+	 * storage for the same device; so it rides on the last batch. */
+	b = last_batch(e);
+	if (b == NULL) {
+		offer_held(vt__user(e, m->rec.to), NULL, m);
+		return 1;
+	}
+	return add_rider(b, m) == 0;
+}
+
+void vt__hold_ride(struct vt_engine *e, struct vt_batch *b, size_t done)
+{
+	while (b->riders_done < b->nriders && b->riders[b->riders_done].at <= done) {
+		struct vt_msg *m = b->riders[b->riders_done++].msg;
+
+		offer_receipt(e, m);
+		vt_msg_unref(m);
 	}
 }

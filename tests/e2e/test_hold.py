@@ -6,6 +6,7 @@ others; written when a device drops or the server stops (SIGTERM).
 Each test checks, through GET /v1/messages (which lists only what is
 stored), that what should be held was not written."""
 
+import re
 import signal
 
 from harness import (await_until, check, eq, connect, fetch, http_request, run, server)
@@ -21,6 +22,13 @@ def env(typ, cid, to, body=None):
 def listed(srv, user, device=None):
     """The ids stored for @user's device."""
     return [m["id"] for m in fetch(srv, srv.token(user), device=device)["messages"]]
+
+
+def connections(srv):
+    """Connections the server holds open now (GET /metrics)."""
+    st, body = http_request(srv, "GET", "/metrics")
+    eq(st, 200, "GET /metrics")
+    return int(re.search(rb"^vartalap_connections (\d+)$", body, re.M).group(1))
 
 
 def is_msg(sid):
@@ -109,7 +117,7 @@ async def test_member_drop_writes_held_posts():
         await c.close()
 
 
-async def test_sigterm_writes_held_posts():
+async def test_sigterm_writes_held_posts_and_receipts():
     srv = offline_server()
     alice, bob, carol = await online_team(srv)
     ids = await three_posts(alice)
@@ -117,8 +125,9 @@ async def test_sigterm_writes_held_posts():
         await bob.expect(is_msg(sid), 5, "post %s on bob" % sid)
         await carol.expect(is_msg(sid), 5, "post %s on carol" % sid)
     await carol.ack(ids[0])
-    await alice.expect_type("delivered")
+    receipt = await alice.expect_type("delivered")
     check(not set(ids) & set(listed(srv, "bob")), "posts stored for bob before the stop")
+    check(receipt["id"] not in listed(srv, "alice"), "alice's receipt stored before the stop")
 
     srv.proc.send_signal(signal.SIGTERM)
     for c in (alice, bob, carol):
@@ -126,14 +135,53 @@ async def test_sigterm_writes_held_posts():
     eq(srv.stop(), 0, "exit status after SIGTERM")
     srv.start()
 
+    alice = await connect(srv, "alice", name="alice#2")
     bob = await connect(srv, "bob", name="bob#2")
     carol = await connect(srv, "carol", name="carol#2")
+    again = await alice.expect_type("delivered")
+    eq((again["id"], again["body"]), (receipt["id"], receipt["body"]),
+       "alice's held receipt after the restart")
     got = [await bob.expect_type("message") for _ in range(3)]
     eq([m["id"] for m in got], ids, "bob's held posts after the restart")
     got = [await carol.expect_type("message") for _ in range(2)]
     eq([m["id"] for m in got], ids[1:], "carol's un-acked posts after the restart")
     await carol.quiet(0.3, lambda e: e.get("type") == "message", "the post carol acked")
-    for c in (bob, carol):
+    for c in (alice, bob, carol):
+        await c.close()
+
+
+async def test_receipts_held_for_online_sender_stored_for_offline():
+    srv = offline_server()
+    alice = await connect(srv, "alice")
+    bob = await connect(srv, "bob")
+    sent = [await ws_ok(alice, env("message", "m-%d" % i, "bob", i)) for i in range(2)]
+    ids = [a["id"] for a in sent]
+    for sid in ids:
+        await bob.expect(is_msg(sid), 5, "message %s on bob" % sid)
+
+    # alice keeps up: the delivered and the read receipt are not written.
+    await bob.ack(ids[0])
+    d = await alice.expect_type("delivered")
+    eq(d["body"]["refs"], [{"ref": ids[0], "cid": "m-0"}], "delivered refs")
+    rd = await ws_ok(bob, {"v": 1, "type": "read", "id": "r-0", "to": "alice",
+                           "ids": [ids[0]]})
+    await alice.expect(lambda e: e.get("type") == "read" and e["id"] == rd["id"], 5,
+                       "the read receipt")
+    stored = listed(srv, "alice")
+    check(d["id"] not in stored and rd["id"] not in stored,
+          "receipts stored for alice while she keeps up: %r" % stored)
+    await alice.ack(d["id"], rd["id"])
+
+    # alice is away: the next receipt is stored, and comes when she is back.
+    await alice.close()
+    await await_until(lambda: connections(srv) == 1, 5, "the server to let alice go")
+    await bob.ack(ids[1])
+    await await_until(lambda: listed(srv, "alice"), 5, "alice's receipt stored")
+    alice = await connect(srv, "alice", name="alice#2")
+    d = await alice.expect_type("delivered")
+    eq(d["body"]["refs"], [{"ref": ids[1], "cid": "m-1"}], "delivered refs after return")
+    await alice.ack(d["id"])
+    for c in (alice, bob):
         await c.close()
 
 
@@ -169,5 +217,6 @@ async def test_group_change_racing_a_post():
 if __name__ == "__main__":
     run([test_group_post_held_for_online_stored_for_offline,
          test_member_drop_writes_held_posts,
-         test_sigterm_writes_held_posts,
+         test_sigterm_writes_held_posts_and_receipts,
+         test_receipts_held_for_online_sender_stored_for_offline,
          test_group_change_racing_a_post])

@@ -592,11 +592,103 @@ START_TEST(read_receipt_held_for_online_sender_stored_for_offline)
 }
 END_TEST
 
+START_TEST(delivered_receipt_held_for_online_sender_stored_for_offline)
+{
+	uint64_t m1, m2, r1, r2, refs[2];
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	send_msg(&A, "m1", "bob", "1");
+	send_msg(&A, "m2", "bob", "2");
+	turn(E, &H);
+	m1 = nth_id(&B, "message", 0);
+	m2 = nth_id(&B, "message", 1);
+
+	/* alice keeps up: her receipt is not written, and her ack ends it. */
+	send_ack(&B, m1);
+	turn(E, &H);
+	r1 = nth_id(&A, "delivered", 0);
+	ck_assert_int_eq(written(NULL, r1), 0);
+	send_ack(&A, r1);
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "error"), 0);
+
+	/* alice is away: the next is stored, and comes when she is back. */
+	vt_conn_close(A.conn);
+	turn(E, &H);
+	send_ack(&B, m2);
+	turn(E, &H);
+	ck_assert_int_eq(written_kind(VT_KIND_DELIVERED), 1);
+	cap_clear(&A);
+	connect_user(E, &H, "alice", &A);
+	r2 = nth_id(&A, "delivered", 0);
+	ck_assert_int_eq(written("alice/", r2), 1);
+	ck_assert_uint_eq(delivered_refs(&A, refs, 2), 1);
+	ck_assert_uint_eq(refs[0], m2);
+}
+END_TEST
+
+/* A held receipt alice drops un-acked is written for her, and comes again. */
+START_TEST(held_receipt_written_when_its_device_drops)
+{
+	uint64_t r;
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	send_msg(&A, "m1", "bob", "1");
+	turn(E, &H);
+	send_ack(&B, nth_id(&B, "message", 0));
+	turn(E, &H);
+	r = nth_id(&A, "delivered", 0);
+	ck_assert_int_eq(written(NULL, r), 0);
+
+	vt_conn_close(A.conn);
+	turn(E, &H);
+	ck_assert_int_eq(written("alice/", r), 1);
+	cap_clear(&A);
+	connect_user(E, &H, "alice", &A);
+	ck_assert_uint_eq(nth_id(&A, "delivered", 0), r);
+}
+END_TEST
+
+/*
+ * A held receipt is offered once what was taken before it completes: not
+ * ahead of an older event for the same device still on its way to storage
+ * (a message over REST, which is never held).
+ */
+START_TEST(held_receipt_does_not_pass_an_older_stored_event)
+{
+	struct vt_identity bob = ident(&H, "bob");
+	const char *env = "{\"type\":\"message\",\"id\":\"x1\",\"to\":\"alice\","
+			  "\"body\":\"over-rest\"}";
+	struct reply r = {0};
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	send_msg(&A, "m1", "bob", "1");
+	turn(E, &H);
+
+	defer = 1;
+	vt_engine_submit(E, &bob, env, strlen(env), on_reply, &r);
+	turn(E, &H);
+	send_ack(&B, nth_id(&B, "message", 0));
+	turn(E, &H);
+	ck_assert_int_eq(ndeferred, 1);
+	ck_assert_uint_eq(cap_count(&A, "delivered"), 0);
+	release();
+
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_int_ge(first_with(&A, "\"over-rest\""), 0);
+	ck_assert_int_lt(first_with(&A, "\"over-rest\""), first_with(&A, "\"delivered\""));
+	ck_assert_int_eq(written_kind(VT_KIND_DELIVERED), 0);
+}
+END_TEST
+
 /* ---- a clean stop ----------------------------------------------------------- */
 
-START_TEST(shutdown_writes_held_group_posts)
+START_TEST(shutdown_writes_held_posts_and_receipts)
 {
-	uint64_t id;
+	uint64_t id, receipt, refs[2];
 
 	online_team();
 	send_msg(&A, "p1", "g:team", "1");
@@ -605,6 +697,8 @@ START_TEST(shutdown_writes_held_group_posts)
 	ck_assert_int_eq(written(NULL, id), 0);
 	send_ack(&C, id);
 	turn(E, &H);
+	receipt = nth_id(&A, "delivered", 0);
+	ck_assert_int_eq(written(NULL, receipt), 0);
 
 	vt_engine_shutdown(E);
 	turn(E, &H);
@@ -612,16 +706,23 @@ START_TEST(shutdown_writes_held_group_posts)
 	vt_engine_destroy(E);
 	ck_assert_int_eq(written("bob/", id), 1);
 	ck_assert_int_eq(written("carol/", id), 0);
+	ck_assert_int_eq(written("alice/", receipt), 1);
 
-	/* The same store, a new engine: bob gets it, carol (who acked) does not. */
+	/* The same store, a new engine: bob gets the post, carol (who acked)
+	 * does not, alice gets her receipt. */
 	start_engine();
+	cap_clear(&A);
 	cap_clear(&B);
 	cap_clear(&C);
+	connect_user(E, &H, "alice", &A);
 	connect_user(E, &H, "bob", &B);
 	connect_user(E, &H, "carol", &C);
 	ck_assert_uint_eq(nth_id(&B, "message", 0), id);
 	ck_assert_uint_eq(cap_count(&C, "message"), 0);
 	ck_assert_int_eq(written_kind(VT_KIND_MESSAGE), 1);
+	ck_assert_uint_eq(nth_id(&A, "delivered", 0), receipt);
+	ck_assert_uint_eq(delivered_refs(&A, refs, 2), 1);
+	ck_assert_uint_eq(refs[0], id);
 }
 END_TEST
 
@@ -641,7 +742,10 @@ static Suite *hold_suite(void)
 	tcase_add_test(t, device_registered_over_rest_is_not_skipped);
 	tcase_add_test(t, sender_copies_stored_while_recipient_is_held);
 	tcase_add_test(t, read_receipt_held_for_online_sender_stored_for_offline);
-	tcase_add_test(t, shutdown_writes_held_group_posts);
+	tcase_add_test(t, delivered_receipt_held_for_online_sender_stored_for_offline);
+	tcase_add_test(t, held_receipt_written_when_its_device_drops);
+	tcase_add_test(t, held_receipt_does_not_pass_an_older_stored_event);
+	tcase_add_test(t, shutdown_writes_held_posts_and_receipts);
 	suite_add_tcase(s, t);
 	return s;
 }
