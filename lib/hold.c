@@ -114,22 +114,26 @@ static void offer_held(struct vt_user *u, const struct vt_conn *skip, struct vt_
 }
 
 /*
- * Store @m, held so far, for the @n @users that stopped keeping up before
- * it was offered, and for the other devices of the sender of @own unless
- * it is NULL: like any stored event's deliveries, to the same record. It
- * reaches storage after events taken later, so until it commits nothing
- * more is held for those users.
+ * Store @m, held so far, for the @n users in @users (an array it takes; NULL
+ * names the event's own "to") that stopped keeping up before it was
+ * offered, and for the other devices of the sender of @own unless it is
+ * NULL: like any stored event's deliveries, to the same record. It reaches
+ * storage after events taken later, so until it commits nothing more is
+ * held for those users.
  */
-static void store_late(struct vt_engine *e, struct vt_msg *m, const char *const *users,
+static void store_late(struct vt_engine *e, struct vt_msg *m, char (*users)[VT_ID_MAX + 1],
 		       uint32_t n, const struct vt_pend *own)
 {
 	struct vt_pend *st = vt__batch_put(e, VT_PEND_STORE, m);
 
-	if (st == NULL || vt__pend_set_users(st, users, n) != 0) {
+	if (st == NULL) {
+		free(users);
 		vt_log(VT_LOG_ERROR, "held event lost: out of memory id=%llu",
 		       (unsigned long long)m->rec.id);
 		return;
 	}
+	st->users = users;
+	st->nusers = n;
 	if (own != NULL) {
 		vt__copy(st->user, sizeof(st->user), own->user);
 		vt__copy(st->device, sizeof(st->device), own->device);
@@ -178,19 +182,17 @@ void vt__hold(struct vt_engine *e, struct vt_pend *p)
 			own = 1;
 		}
 	}
-	if (late > 0 || own) {
-		const char **list = calloc(late ? late : 1, sizeof(*list));
-
-		for (uint32_t i = 0; list != NULL && i < late; i++) {
-			list[i] = vt__pend_user(p, p->nusers + i);
-		}
-		if (list == NULL) {
-			vt_log(VT_LOG_ERROR, "held event lost: out of memory id=%llu",
-			       (unsigned long long)p->msg->rec.id);
-			return;
-		}
-		store_late(e, p->msg, list, late, own ? p : NULL);
-		free((void *)list);
+	if (late == 0 && !own) {
+		return;
+	}
+	/* @p is done with its list: the late ones move to its front, and the
+	 * list to the new op (a thousand members' names are not copied). */
+	if (p->users != NULL && late > 0) {
+		memmove(p->users, p->users + p->nusers, late * sizeof(*p->users));
+	}
+	store_late(e, p->msg, late > 0 ? p->users : NULL, late, own ? p : NULL);
+	if (late > 0) {
+		p->users = NULL;
 	}
 }
 
@@ -232,7 +234,7 @@ static void offer_receipt(struct vt_engine *e, struct vt_msg *m)
 	if (user_clear(e, m->rec.to, NULL)) {
 		offer_held(vt__user(e, m->rec.to), NULL, m);
 	} else {
-		store_late(e, m, &m->rec.to, 1, NULL);
+		store_late(e, m, NULL, 1, NULL);
 	}
 }
 
