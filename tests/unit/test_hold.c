@@ -549,6 +549,31 @@ START_TEST(sender_copies_stored_while_recipient_is_held)
 }
 END_TEST
 
+/* The sender's other device, held for at the send, drops before the commit. */
+START_TEST(sender_device_gone_before_the_commit_is_stored_for)
+{
+	uint64_t id;
+
+	connect_device(E, &H, "alice", "phone", &A);
+	connect_device(E, &H, "alice", "laptop", &A2);
+	connect_user(E, &H, "bob", &B);
+
+	defer = 1;
+	send_msg(&A, "m1", "bob", "1");
+	turn(E, &H);
+	vt_conn_close(A2.conn);
+	release();
+	id = nth_id(&A, "accepted", 0);
+	ck_assert_int_eq(written("bob/", id), 0);
+	ck_assert_int_eq(written("alice/laptop", id), 1);
+	ck_assert_int_eq(written("alice/phone", id), 0);
+
+	cap_clear(&A2);
+	connect_device(E, &H, "alice", "laptop", &A2);
+	ck_assert_uint_eq(nth_id(&A2, "message", 0), id);
+}
+END_TEST
+
 /* ---- receipts ----------------------------------------------------------- */
 
 /* bob tells alice he read her message @id, as client id @cid. */
@@ -742,6 +767,7 @@ static Suite *hold_suite(void)
 	tcase_add_test(t, device_registered_over_rest_is_not_skipped);
 	tcase_add_test(t, sender_copies_stored_while_recipient_is_held);
 	tcase_add_test(t, read_receipt_held_for_online_sender_stored_for_offline);
+	tcase_add_test(t, sender_device_gone_before_the_commit_is_stored_for);
 	tcase_add_test(t, delivered_receipt_held_for_online_sender_stored_for_offline);
 	tcase_add_test(t, held_receipt_written_when_its_device_drops);
 	tcase_add_test(t, held_receipt_does_not_pass_an_older_stored_event);
