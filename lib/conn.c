@@ -398,7 +398,7 @@ void vt__conn_hold(struct vt_conn *c, struct vt_msg *m)
 	}
 	if (append(c, m, 0, 1) != 0) {
 		/* Nothing else holds it for this device: it is written, and
-		 * listed from there. */
+		 * comes from storage, by a later listing or on reconnect. */
 		store_for(c, m);
 		return;
 	}
