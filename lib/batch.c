@@ -107,6 +107,10 @@ void vt__batch_free(struct vt_engine *e, struct vt_batch *b)
 	for (size_t i = 0; i < b->len; i++) {
 		pend_free(e, &b->pend[i]);
 	}
+	for (size_t i = b->riders_done; i < b->nriders; i++) {
+		vt_msg_unref(b->riders[i].msg);
+	}
+	free(b->riders);
 	free(b->pend);
 	free(b->ops);
 	free(b->inboxes);
@@ -134,13 +138,10 @@ static void prepare_put(struct vt_engine *e, struct vt_pend *p, struct vt_op *op
 		op->nto = 1;
 		return;
 	}
-	if (p->hold) {
-		/* Nothing to deliver from storage: only the (from, cid) pair is
-		 * written, so a re-send is recognised even after a restart. */
-		return;
-	}
+	/* Only the stored recipients: with none, and no own copies, a PUT
+	 * writes the (from, cid) pair alone (mode "offline", see hold.c). */
 	for (uint32_t i = 0; i < p->nusers; i++) {
-		uptr[i] = p->users != NULL ? p->users[i] : p->msg->rec.to;
+		uptr[i] = vt__pend_user(p, i);
 	}
 	op->users = uptr;
 	op->nusers = p->nusers;
@@ -256,12 +257,10 @@ static void complete_accept(struct vt_engine *e, struct vt_pend *p, int status,
 	       p->msg->rec.from, p->msg->rec.to, p->msg->rec.cid,
 	       (unsigned long long)(p->origin.conn ? p->origin.conn->serial : 0));
 	vt__reply_accepted(e, &p->origin, p->msg->rec.cid, p->msg->rec.id, p->msg->rec.ts);
-	if (p->hold) {
-		vt__hold(e, p);
-		return;
-	}
-	p->msg->stored = 1;
 	vt__route(e, p->msg, op->out_to, op->out_nto);
+	if (p->nheld > 0 || p->hold_own) {
+		vt__hold(e, p);
+	}
 }
 
 static void complete_ack(struct vt_engine *e, struct vt_pend *p, int status,
@@ -303,7 +302,13 @@ static void complete_touch(struct vt_engine *e, struct vt_pend *p, int status,
 			   const struct vt_op *op)
 {
 	int ok = status == 0 && op->status == 0;
+	struct vt_user *u = vt__user(e, p->user);
 
+	/* A device registered through REST counts too: mode "offline" holds
+	 * nothing for a user while one of its devices is not connected. */
+	if (ok && u != NULL && op->out_ndevices > 0) {
+		u->ndevices = op->out_ndevices;
+	}
 	if (p->origin.conn != NULL) {
 		vt__conn_touched(p->origin.conn, ok ? op->out_ndevices : 0);
 	}
@@ -336,17 +341,19 @@ static void complete_one(struct vt_engine *e, struct vt_pend *p, int status,
 		break;
 	case VT_PEND_STORE:
 		if (ok) {
-			p->msg->stored = 1;
 			vt__route(e, p->msg, op->out_to, op->out_nto);
 		} else {
-			vt_log(VT_LOG_WARN, "receipt not stored: %s",
+			vt_log(VT_LOG_WARN, "event not stored id=%llu type=%s: %s",
+			       (unsigned long long)p->msg->rec.id,
+			       vt_env_kind_name(p->msg->rec.kind),
 			       vt_strerror(status ? status : op->status));
+		}
+		if (p->late) {
+			vt__hold_stored(e, p);
 		}
 		break;
 	case VT_PEND_OFFLINE:
-		if (ok) {
-			p->msg->stored = 1;
-		} else {
+		if (!ok) {
 			/* Mode "offline" promised no more than this; say it loudly. */
 			vt_log(VT_LOG_ERROR, "event lost going offline id=%llu: %s",
 			       (unsigned long long)p->msg->rec.id,
@@ -454,8 +461,10 @@ static void complete_batch(struct vt_engine *e)
 
 	undo_groups(e, &b, status);
 	for (size_t i = 0; i < b.len; i++) {
+		vt__hold_ride(e, &b, i);
 		complete_one(e, &b.pend[i], status, b.ops != NULL ? &b.ops[i] : &none);
 	}
+	vt__hold_ride(e, &b, b.len);
 	vt__batch_free(e, &b);
 }
 

@@ -85,6 +85,7 @@ void vt_engine_remote_ack(struct vt_engine *e, const struct vt_inbox *in, uint64
 {
 	struct vt_conn *c = vt__conn_find(e, in->user, in->device);
 	struct vt_msg *m = NULL;
+	int held;
 
 	if (c == NULL || c->closing) {
 		return;
@@ -93,7 +94,7 @@ void vt_engine_remote_ack(struct vt_engine *e, const struct vt_inbox *in, uint64
 		c->remote_acks++;
 		c->remote_id = id;
 	}
-	if (!vt__conn_ack(c, id, &m)) {
+	if (!vt__conn_ack(c, id, &m, &held)) {
 		return;
 	}
 	vt_log(VT_LOG_DEBUG, "acked on another node id=%llu conn=%llu", (unsigned long long)id,

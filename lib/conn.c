@@ -52,6 +52,20 @@ void vt__conn_send(struct vt_conn *c, const char *data, size_t len)
 	}
 }
 
+/* Mode "offline": write @m, held in memory, for @c's device. */
+static void store_for(struct vt_conn *c, struct vt_msg *m)
+{
+	struct vt_pend *p = vt__batch_put(c->e, VT_PEND_OFFLINE, m);
+
+	if (p != NULL) {
+		vt__copy(p->user, sizeof(p->user), c->id.user);
+		vt__copy(p->device, sizeof(p->device), c->id.device);
+	} else {
+		vt_log(VT_LOG_ERROR, "held event lost: out of memory id=%llu user=%s device=%s",
+		       (unsigned long long)m->rec.id, c->id.user, c->id.device);
+	}
+}
+
 /*
  * An item leaves its connection un-acked: it is offline for that device now.
  * One held only in memory (mode "offline") is written to storage; the push
@@ -61,13 +75,8 @@ static void item_offline(struct vt_conn *c, struct vt_item *it)
 {
 	struct vt_engine *e = c->e;
 
-	if (!it->msg->stored) {
-		struct vt_pend *p = vt__batch_put(e, VT_PEND_OFFLINE, it->msg);
-
-		if (p != NULL) {
-			vt__copy(p->user, sizeof(p->user), c->id.user);
-			vt__copy(p->device, sizeof(p->device), c->id.device);
-		}
+	if (it->held) {
+		store_for(c, it->msg);
 	}
 	/* A server going down, or a device connecting again, is no news to
 	 * push: the device is back, or will be soon. */
@@ -87,7 +96,7 @@ static void drop_queue(struct vt_conn *c)
 		struct vt_item *next = it->next;
 
 		vt_heap_remove(&e->heap, it);
-		if (it->attempts > 0 || !it->msg->stored) {
+		if (it->attempts > 0 || it->held) {
 			item_offline(c, it);
 		}
 		vt_msg_unref(it->msg);
@@ -313,19 +322,22 @@ void vt_conn_writable(struct vt_conn *c)
 	vt__conn_pump(c);
 }
 
-static void append(struct vt_conn *c, struct vt_msg *m, uint32_t notified)
+/* Queue @m; 0, or VT_ENOMEM with the connection marked as having a backlog. */
+static int append(struct vt_conn *c, struct vt_msg *m, uint32_t notified, uint32_t held)
 {
 	struct vt_item *it = calloc(1, sizeof(*it));
 
 	if (it == NULL) {
 		/* It stays in storage (or goes there) and comes on reconnect. */
 		c->backlog = 1;
-		return;
+		c->backlog_gen++;
+		return VT_ENOMEM;
 	}
 	it->msg = vt_msg_ref(m);
 	it->conn = c;
 	it->heap_idx = VT_HEAP_NONE;
 	it->notified = notified;
+	it->held = held;
 	if (c->tail != NULL) {
 		c->tail->next = it;
 	} else {
@@ -339,6 +351,7 @@ static void append(struct vt_conn *c, struct vt_msg *m, uint32_t notified)
 	if (m->rec.id > c->cursor) {
 		c->cursor = m->rec.id;
 	}
+	return 0;
 }
 
 void vt__conn_rewind(struct vt_conn *c, uint64_t after)
@@ -385,7 +398,21 @@ void vt__conn_offer(struct vt_conn *c, struct vt_msg *m)
 		c->backlog_gen++;
 		return;
 	}
-	append(c, m, 0);
+	append(c, m, 0, 0);
+	vt__conn_pump(c);
+}
+
+void vt__conn_hold(struct vt_conn *c, struct vt_msg *m)
+{
+	if (c->closing || (m->rec.id <= c->cursor && queued(c, m->rec.id))) {
+		return;
+	}
+	if (append(c, m, 0, 1) != 0) {
+		/* Nothing else holds it for this device: it is written, and
+		 * comes from storage, by a later listing or on reconnect. */
+		store_for(c, m);
+		return;
+	}
 	vt__conn_pump(c);
 }
 
@@ -518,8 +545,7 @@ static void on_list(void *arg, int status, const struct vt_record *recs, size_t 
 			break;
 		}
 		m->rec.id = recs[i].id;
-		m->stored = 1;
-		append(c, m, (recs[i].flags & VT_REC_NOTIFIED) != 0);
+		append(c, m, (recs[i].flags & VT_REC_NOTIFIED) != 0, 0);
 		vt_msg_unref(m);
 	}
 
@@ -590,7 +616,7 @@ static void unlink_item(struct vt_conn *c, struct vt_item *it, struct vt_item *p
 	vt_heap_remove(&c->e->heap, it);
 }
 
-int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg)
+int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg, int *held)
 {
 	struct vt_item *prev = NULL;
 
@@ -600,6 +626,7 @@ int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg)
 		}
 		unlink_item(c, it, prev);
 		*msg = it->msg;
+		*held = (int)it->held;
 		free(it);
 		return 1;
 	}

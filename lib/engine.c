@@ -113,6 +113,7 @@ int vt_engine_create(const struct vt_engine_config *cfg, const struct vt_host *h
 	e->healthy = 1;
 	vt_map_init(&e->users);
 	vt_map_init(&e->acking);
+	vt_map_init(&e->late);
 	vt_groups_init(&e->groups);
 	vt_receipts_init(&e->receipts);
 	vt_buf_init(&e->out);
@@ -196,6 +197,7 @@ void vt_engine_destroy(struct vt_engine *e)
 	vt_receipts_free(&e->receipts); /* of acks the last flush committed: no batch follows */
 	vt_map_free(&e->users);
 	vt_map_free(&e->acking);
+	vt_map_free(&e->late);
 	vt_groups_free(&e->groups);
 	vt_buf_free(&e->out);
 	vt_engine_set_notifier(e, (struct vt_notifier){0});

@@ -7,7 +7,8 @@
  * queues. inflight.c: the deadline heap. msg.c: shared, reference-counted
  * events. requests.c: REST send, sync, ack and group reads. notify.c: the
  * push hook. stale.c: group posts waiting for a fresh copy of their group.
- * receipts.c: "delivered" receipts, gathered over a turn.
+ * receipts.c: "delivered" receipts, gathered over a turn. hold.c: mode
+ * "offline", events held in memory for devices keeping up.
  */
 #ifndef VARTALAP_ENGINE_INTERNAL_H
 #define VARTALAP_ENGINE_INTERNAL_H
@@ -31,7 +32,6 @@
  */
 struct vt_msg {
 	uint32_t refs;
-	uint32_t stored;  /* a durable copy exists in storage */
 	struct vt_record rec;
 	char *frame;      /* the envelope as pushed, made once for every recipient */
 	size_t frame_len;
@@ -54,6 +54,8 @@ struct vt_item {
 	uint64_t deadline;     /* monotonic ms of the next retry, while pushed */
 	uint32_t attempts;     /* pushes so far; 0 = waiting */
 	uint32_t notified;     /* the push hook was called for this delivery */
+	uint32_t held;         /* mode "offline": in memory only, nothing stored for
+				  this device; written if it goes offline */
 	size_t heap_idx;       /* index in the deadline heap, or VT_HEAP_NONE */
 };
 
@@ -189,14 +191,18 @@ struct vt_pend {
 	uint64_t base;
 	int retried;                 /* a group post taken again after a conflict */
 
-	/* PUT: recipients to expand, and the sender's inbox for its own copies.
-	 * users NULL with nusers 1: the message's own "to" (its text holds it). */
+	/* PUT: recipients, and the sender's inbox for its own copies. The
+	 * first nusers are stored, the nheld after them held in memory (mode
+	 * "offline", see hold.c). users NULL: the one recipient is the
+	 * message's own "to" (its text holds it). */
 	char (*users)[VT_ID_MAX + 1];
 	uint32_t nusers;
+	uint32_t nheld;
 	int own_copies;              /* user/device name the sender's inbox */
+	int hold_own;                /* the sender's other devices' copies are held */
+	int late;                    /* STORE: counted in e->late until it completes */
 	int cap_skip;
 	int dedup;
-	int hold;                    /* mode "offline": dedup only, then held in memory */
 
 	/* ECHO: the client id of the re-sent change (user is the group id) */
 	char cid[VT_ID_MAX + 1];
@@ -222,12 +228,24 @@ struct vt_waiting_post {
 	int retried;                 /* it met a conflict already: once is all */
 };
 
+/*
+ * Mode "offline": an event held without any write (a receipt), offered when
+ * the batch it rides on completes, right after its first @at ops: after
+ * everything taken before it, so it keeps its place in id order.
+ */
+struct vt_rider {
+	struct vt_msg *msg;
+	size_t at;
+};
+
 struct vt_batch {
 	struct vt_pend *pend;
 	struct vt_op *ops;
 	struct vt_inbox *inboxes;    /* one per op: its inbox, also its own-copies inbox */
 	const char **uptr;           /* user pointers of every PUT, back to back */
 	size_t len, cap;
+	struct vt_rider *riders;     /* in the order they were taken */
+	size_t nriders, riders_cap, riders_done;
 
 	/* once handed to storage */
 	struct vt_engine *e;
@@ -247,6 +265,8 @@ struct vt_engine {
 	struct vt_map users;     /* user id -> struct vt_user * (connected users) */
 	struct vt_map acking;    /* ACK ops not completed: "<id> <user> <device>" -> count */
 	uint64_t acking_unindexed; /* ACK ops the index could not take (out of memory) */
+	struct vt_map late;      /* user id -> held events being stored after all
+				    (hold.c), a count in the pointer */
 	struct vt_conn *conns;   /* every open connection */
 	struct vt_heap heap;
 	struct vt_groups groups;
@@ -336,17 +356,58 @@ void vt__route(struct vt_engine *e, struct vt_msg *m, const struct vt_inbox *to,
  */
 void vt__route_dup(struct vt_engine *e, const struct vt_msg *m, uint64_t id,
 		   const struct vt_inbox *to, uint32_t n);
+
+/* The @i-th recipient of PUT @p (stored ones first, then held ones). */
+static inline const char *vt__pend_user(const struct vt_pend *p, uint32_t i)
+{
+	return p->users != NULL ? p->users[i] : p->msg->rec.to;
+}
+
+/* route.c: copy @n recipients into PUT @p; 0 or VT_ENOMEM. */
+int vt__pend_set_users(struct vt_pend *p, const char *const *users, uint32_t n);
+
+/* hold.c */
+/* Mode "offline": may what @from sends be held in memory at all? */
+int vt__hold_possible(const struct vt_engine *e, const struct vt_conn *from);
+
+/*
+ * Split the recipients of PUT @p, sent from connection @from: those whose
+ * devices all keep up are held, the others stored; so are the copies to
+ * the sender's other devices.
+ */
+void vt__hold_split(struct vt_engine *e, struct vt_pend *p, const struct vt_conn *from);
+
+/* The PUT @p, with held recipients, committed: offer them, or store them now. */
 void vt__hold(struct vt_engine *e, struct vt_pend *p);
+
+/* A STORE that vt__hold() queued completed: its users may be held for again. */
+void vt__hold_stored(struct vt_engine *e, struct vt_pend *p);
+
+/*
+ * Mode "offline": hold receipt @m (with its id) for its recipient, whose
+ * devices all keep up: it has no client id, so nothing is written first.
+ * It is offered once what was taken before it completes. Returns 1 when
+ * held; 0 when the caller stores it.
+ */
+int vt__hold_receipt(struct vt_engine *e, struct vt_msg *m);
+
+/* Offer the riders of @b taken before its first @done ops; @b completed that far. */
+void vt__hold_ride(struct vt_engine *e, struct vt_batch *b, size_t done);
 
 /* conn.c */
 struct vt_user *vt__user(const struct vt_engine *e, const char *user);
 struct vt_conn *vt__conn_find(const struct vt_engine *e, const char *user, const char *device);
 void vt__conn_offer(struct vt_conn *c, struct vt_msg *m);
+
+/* Mode "offline": queue @m, stored nowhere, on @c, which has room (see hold.c). */
+void vt__conn_hold(struct vt_conn *c, struct vt_msg *m);
 void vt__conn_pump(struct vt_conn *c);
 void vt__conn_retry(struct vt_conn *c, struct vt_item *it);
 /* Something owed may sit above @after, below the cursor: list the inbox from there. */
 void vt__conn_rewind(struct vt_conn *c, uint64_t after);
-int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg);
+/* Take @id off @c's queue: 1 and its event in *@msg (a reference), and in
+ * *@held whether it was held in memory only; 0 when @c does not hold it. */
+int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg, int *held);
 void vt__conn_unref(struct vt_conn *c);
 void vt__conn_send(struct vt_conn *c, const char *data, size_t len);
 void vt__conn_kill(struct vt_conn *c, int code, const char *reason);

@@ -15,6 +15,8 @@
  * would have joined as a receipt of its own. vt_engine_flush() is the only
  * way a batch reaches storage, and shutdown flushes too (vt_engine_idle()
  * stays 0 while a receipt is gathered), so nothing gathered is passed by.
+ * In mode "offline" a receipt for a sender whose devices all keep up is
+ * held in memory instead, riding on that batch (hold.c).
  *
  * The set is bounded by the acks that end in one turn, each adding one ref:
  * the acks of the batches storage answered (each batch holds what one turn
@@ -183,7 +185,10 @@ static void encode_body(struct vt_buf *b, const struct vt_receipt *r)
 	vt_buf_puts(b, "]}");
 }
 
-/* Store @r for its sender and push it once committed, like any receipt. */
+/*
+ * Store @r for its sender and push it once committed, like any receipt; or,
+ * in mode "offline", hold it for a sender whose devices all keep up.
+ */
 static void put_receipt(struct vt_engine *e, const struct vt_receipt *r)
 {
 	struct vt_msg *m = NULL;
@@ -197,6 +202,10 @@ static void put_receipt(struct vt_engine *e, const struct vt_receipt *r)
 	}
 	if (m != NULL) {
 		m->rec.id = vt__new_id(e);
+		if (vt__hold_receipt(e, m)) {
+			vt_msg_unref(m);
+			return;
+		}
 		p = vt__batch_put(e, VT_PEND_STORE, m);
 		vt_msg_unref(m);
 	}

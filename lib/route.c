@@ -75,7 +75,7 @@ void vt__route_dup(struct vt_engine *e, const struct vt_msg *m, uint64_t id,
  * The message's own recipient needs no copy: its text holds it for as long
  * as the batch holds the message.
  */
-static int set_users(struct vt_pend *p, const char *const *users, uint32_t n)
+int vt__pend_set_users(struct vt_pend *p, const char *const *users, uint32_t n)
 {
 	if (n == 1 && strcmp(users[0], p->msg->rec.to) == 0) {
 		p->nusers = 1;
@@ -94,17 +94,18 @@ static int set_users(struct vt_pend *p, const char *const *users, uint32_t n)
 
 /*
  * Queue @m for storage to @users, with copies to the sender's other devices.
- * The sender hears "accepted" when it commits. Takes no reference from @m's
- * caller: the batch holds its own. Returns the batch's op, or NULL when out
- * of memory.
+ * The sender hears "accepted" when it commits. With @hold, mode "offline"
+ * may keep it in memory for the recipients who keep up (see hold.c). Takes
+ * no reference from @m's caller: the batch holds its own. Returns the
+ * batch's op, or NULL when out of memory.
  */
 static struct vt_pend *put_event(struct vt_engine *e, struct vt_msg *m,
 				 const struct vt_identity *from, const char *const *users,
-				 uint32_t n, int cap_skip, int hold, int dedup, struct vt_origin *o)
+				 uint32_t n, int cap_skip, int dedup, int hold, struct vt_origin *o)
 {
 	struct vt_pend *p = vt__batch_put(e, VT_PEND_ACCEPT, m);
 
-	if (p == NULL || set_users(p, users, n) != 0) {
+	if (p == NULL || vt__pend_set_users(p, users, n) != 0) {
 		return NULL;
 	}
 	vt__copy(p->user, sizeof(p->user), from->user);
@@ -112,9 +113,11 @@ static struct vt_pend *put_event(struct vt_engine *e, struct vt_msg *m,
 	p->own_copies = 1;
 	p->cap_skip = cap_skip;
 	p->dedup = dedup;
-	p->hold = hold;
 	p->origin = *o;
 	o->conn = NULL;
+	if (hold && vt__hold_possible(e, p->origin.conn)) {
+		vt__hold_split(e, p, p->origin.conn);
+	}
 	return p;
 }
 
@@ -127,68 +130,6 @@ static void check_version(struct vt_engine *e, struct vt_pend *p, uint64_t base)
 {
 	p->check_base = e->cluster.ops != NULL;
 	p->base = base;
-}
-
-/* ---- mode "offline": events that stay in memory ------------------------ */
-
-/* Is every registered device of @u connected, with room and nothing stored? */
-static int all_devices_clear(struct vt_engine *e, struct vt_user *u, const struct vt_conn *skip)
-{
-	if (u == NULL || u->ndevices == 0 || u->nconns != u->ndevices) {
-		return 0;
-	}
-	for (struct vt_conn *c = u->conns; c != NULL; c = c->sib) {
-		if (c != skip && (c->closing || c->touching || c->backlog || c->fetching ||
-				  c->blocked || c->nqueued >= 2 * e->cfg.window)) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
-/* Mode "offline": may a 1:1 message from @from skip storage? */
-static int may_hold(struct vt_engine *e, const char *to, struct vt_conn *from)
-{
-	return e->cfg.durability == VT_DURABLE_OFFLINE && from != NULL && !from->closing &&
-	       all_devices_clear(e, vt__user(e, to), NULL) &&
-	       all_devices_clear(e, from->user, from);
-}
-
-/*
- * Mode "offline": the (from, cid) pair of a held message committed. If the
- * recipient's devices, and the sender's others, are all still connected, the
- * message stays in memory with them, each copy written only if it goes
- * offline; if not any more, it is stored now like any other.
- */
-void vt__hold(struct vt_engine *e, struct vt_pend *p)
-{
-	struct vt_msg *m = p->msg;
-	struct vt_user *to = vt__user(e, m->rec.to);
-	struct vt_conn *from = vt__conn_find(e, p->user, p->device);
-	struct vt_pend *st;
-
-	if (from != NULL && all_devices_clear(e, to, NULL) &&
-	    all_devices_clear(e, from->user, from)) {
-		for (struct vt_conn *c = to->conns; c != NULL; c = c->sib) {
-			vt__conn_offer(c, m);
-		}
-		for (struct vt_conn *c = from->user->conns; to != from->user && c != NULL;
-		     c = c->sib) {
-			if (c != from) {
-				vt__conn_offer(c, m);
-			}
-		}
-		return;
-	}
-	st = vt__batch_put(e, VT_PEND_STORE, m);
-	if (st == NULL || set_users(st, &m->rec.to, 1) != 0) {
-		vt_log(VT_LOG_ERROR, "held event lost: out of memory id=%llu",
-		       (unsigned long long)m->rec.id);
-		return;
-	}
-	vt__copy(st->user, sizeof(st->user), p->user);
-	vt__copy(st->device, sizeof(st->device), p->device);
-	st->own_copies = 1;
 }
 
 /* ---- messages and reads --------------------------------------------- */
@@ -226,7 +167,7 @@ void vt__take_group_post(struct vt_engine *e, const struct vt_identity *from, st
 		}
 	}
 	if (list != NULL) {
-		p = put_event(e, m, from, list, n, 1, 0, 1, o);
+		p = put_event(e, m, from, list, n, 1, 1, 1, o);
 	}
 	free((void *)list);
 	if (p == NULL) {
@@ -257,7 +198,7 @@ static void take_message(struct vt_engine *e, const struct vt_identity *from,
 
 	if (is_group(to)) {
 		vt__take_group_post(e, from, m, o, 0);
-	} else if (put_event(e, m, from, &to, 1, 0, may_hold(e, to, o->conn), 1, o) == NULL) {
+	} else if (put_event(e, m, from, &to, 1, 0, 1, 1, o) == NULL) {
 		vt__reply_error(e, o, VT_ENOMEM, "out of memory", env->id);
 	}
 	vt_msg_unref(m);
@@ -298,7 +239,7 @@ static void take_read(struct vt_engine *e, const struct vt_identity *from,
 		return;
 	}
 	m->rec.id = vt__new_id(e);
-	if (put_event(e, m, from, &to, 1, 0, 0, 1, o) == NULL) {
+	if (put_event(e, m, from, &to, 1, 0, 1, 1, o) == NULL) {
 		vt__reply_error(e, o, VT_ENOMEM, "out of memory", env->id);
 	}
 	vt_msg_unref(m);
@@ -690,11 +631,12 @@ void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct 
 
 	for (uint32_t i = 0; i < n; i++) {
 		struct vt_msg *m = NULL;
-		int held = c != NULL && vt__conn_ack(c, ids[i], &m);
+		int in_memory = 0;
+		int held = c != NULL && vt__conn_ack(c, ids[i], &m, &in_memory);
 		struct vt_pend *p;
 
 		/* Held only in memory (mode "offline"): the ack ends it here. */
-		if (held && !m->stored) {
+		if (held && in_memory) {
 			e->stats.acked++;
 			if (m->rec.kind == VT_KIND_MESSAGE) {
 				vt__take_delivered(e, who, m->rec.from, ids[i], m->rec.cid);

@@ -41,8 +41,10 @@ enum vt_durability {
 	/* Every message is durable before "accepted"; a crash loses nothing. */
 	VT_DURABLE_ALWAYS = 0,
 	/*
-	 * A message for a connected recipient is held in memory and written
-	 * only when it goes offline; a crash loses what was in flight.
+	 * A message, read or delivered receipt for a recipient whose devices
+	 * are all connected and keeping up is held in memory (per member, for
+	 * a group) and written only when it goes offline for a device, or at
+	 * shutdown; a crash loses what was in flight.
 	 */
 	VT_DURABLE_OFFLINE = 1,
 };

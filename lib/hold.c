@@ -1,0 +1,266 @@
+/*
+ * hold.c - mode "offline": events held in memory for devices that keep up.
+ *
+ * With --durability offline an event need not be written while every
+ * registered device of its recipient is connected and keeping up: it is
+ * offered to them from memory, acked there, and written for a device only
+ * when it goes offline for that device (retries exhausted, connection lost,
+ * a clean stop: item_offline in conn.c). A client event's (from, cid) pair
+ * is still written before "accepted", so a re-send is recognised after a
+ * restart.
+ *
+ * The rule is per recipient user. A group post is held for the members whose
+ * devices all keep up and stored, as one record, for the others. Recipients
+ * are fixed when the post is taken, as for a stored post, so a group change
+ * taken after the post does not move them, even one that commits first.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <vartalap/log.h>
+
+#include "engine_internal.h"
+
+/* Connected, registered, nothing stored waiting for it, room in its queue. */
+static int conn_clear(const struct vt_engine *e, const struct vt_conn *c)
+{
+	return !c->closing && !c->touching && !c->backlog && !c->fetching && !c->blocked &&
+	       c->nqueued < 2 * e->cfg.window;
+}
+
+/*
+ * Is every registered device of @user, but @skip, connected and keeping up,
+ * with no held event of theirs on its way to storage (store_late)? One held
+ * now would be pushed ahead of that older one.
+ */
+static int user_clear(const struct vt_engine *e, const char *user, const struct vt_conn *skip)
+{
+	const struct vt_user *u = vt__user(e, user);
+
+	if (u == NULL || u->ndevices == 0 || u->nconns != u->ndevices ||
+	    (e->late.len > 0 && vt_map_get(&e->late, user) != NULL)) {
+		return 0;
+	}
+	for (const struct vt_conn *c = u->conns; c != NULL; c = c->sib) {
+		if (c != skip && !conn_clear(e, c)) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* Count a late store for @user (@delta 1) or its completion (-1). */
+static void count_late(struct vt_engine *e, const char *user, int delta)
+{
+	uintptr_t n = (uintptr_t)vt_map_get(&e->late, user);
+
+	if (delta < 0 && n <= 1) {
+		vt_map_del(&e->late, user);
+	} else if (delta > 0 && vt_map_put(&e->late, user, (void *)(n + 1)) != 0) {
+		/* Only order is at stake: a later event may be pushed first. */
+		vt_log(VT_LOG_WARN, "out of memory counting a late store user=%s", user);
+	} else if (delta < 0) {
+		vt_map_put(&e->late, user, (void *)(n - 1));
+	}
+}
+
+int vt__hold_possible(const struct vt_engine *e, const struct vt_conn *from)
+{
+	return e->cfg.durability == VT_DURABLE_OFFLINE && from != NULL && !from->closing;
+}
+
+static void swap_users(struct vt_pend *p, uint32_t i, uint32_t j)
+{
+	char tmp[VT_ID_MAX + 1];
+
+	if (i == j || p->users == NULL) {
+		return;
+	}
+	memcpy(tmp, p->users[i], sizeof(tmp));
+	memcpy(p->users[i], p->users[j], sizeof(tmp));
+	memcpy(p->users[j], tmp, sizeof(tmp));
+}
+
+void vt__hold_split(struct vt_engine *e, struct vt_pend *p, const struct vt_conn *from)
+{
+	uint32_t n = p->nusers;
+
+	/* Held recipients move behind the stored ones. */
+	for (uint32_t i = n; i-- > 0;) {
+		if (user_clear(e, vt__pend_user(p, i), NULL)) {
+			p->nusers--;
+			swap_users(p, i, p->nusers);
+		}
+	}
+	p->nheld = n - p->nusers;
+
+	/* A message to oneself reaches every device as a recipient already. */
+	if (p->own_copies && strcmp(p->msg->rec.to, from->id.user) != 0 &&
+	    user_clear(e, from->id.user, from)) {
+		p->own_copies = 0;
+		p->hold_own = 1;
+	}
+}
+
+/* Offer @m, held, to every device of @u but @skip. */
+static void offer_held(struct vt_user *u, const struct vt_conn *skip, struct vt_msg *m)
+{
+	for (struct vt_conn *c = u->conns, *next; c != NULL; c = next) {
+		next = c->sib;
+		if (c != skip) {
+			vt__conn_hold(c, m);
+		}
+	}
+}
+
+/*
+ * Store @m, held so far, for the @n users in @users (an array it takes; NULL
+ * names the event's own "to") that stopped keeping up before it was
+ * offered, and for the other devices of the sender of @own unless it is
+ * NULL: like any stored event's deliveries, to the same record. It reaches
+ * storage after events taken later, so until it commits nothing more is
+ * held for those users.
+ */
+static void store_late(struct vt_engine *e, struct vt_msg *m, char (*users)[VT_ID_MAX + 1],
+		       uint32_t n, const struct vt_pend *own)
+{
+	struct vt_pend *st = vt__batch_put(e, VT_PEND_STORE, m);
+
+	if (st == NULL) {
+		free(users);
+		vt_log(VT_LOG_ERROR, "held event lost: out of memory id=%llu",
+		       (unsigned long long)m->rec.id);
+		return;
+	}
+	st->users = users;
+	st->nusers = n;
+	if (own != NULL) {
+		vt__copy(st->user, sizeof(st->user), own->user);
+		vt__copy(st->device, sizeof(st->device), own->device);
+		st->own_copies = 1;
+	}
+	st->late = 1;
+	for (uint32_t i = 0; i < st->nusers; i++) {
+		count_late(e, vt__pend_user(st, i), 1);
+	}
+	if (own != NULL) {
+		count_late(e, st->user, 1);
+	}
+}
+
+void vt__hold_stored(struct vt_engine *e, struct vt_pend *p)
+{
+	for (uint32_t i = 0; i < p->nusers; i++) {
+		count_late(e, vt__pend_user(p, i), -1);
+	}
+	if (p->own_copies) {
+		count_late(e, p->user, -1);
+	}
+}
+
+void vt__hold(struct vt_engine *e, struct vt_pend *p)
+{
+	struct vt_conn *from = vt__conn_find(e, p->user, p->device);
+	uint32_t late = 0;
+	int own = 0;
+
+	/* Who still keeps up gets it from memory; the others move to the front
+	 * of the held ones, to be stored. */
+	for (uint32_t i = p->nusers; i < p->nusers + p->nheld; i++) {
+		const char *user = vt__pend_user(p, i);
+
+		if (user_clear(e, user, NULL)) {
+			offer_held(vt__user(e, user), NULL, p->msg);
+		} else {
+			swap_users(p, p->nusers + late++, i);
+		}
+	}
+	if (p->hold_own) {
+		if (from != NULL && user_clear(e, p->user, from)) {
+			offer_held(from->user, from, p->msg);
+		} else {
+			own = 1;
+		}
+	}
+	if (late == 0 && !own) {
+		return;
+	}
+	/* @p is done with its list: the late ones move to its front, and the
+	 * list to the new op (a thousand members' names are not copied). */
+	if (p->users != NULL && late > 0) {
+		memmove(p->users, p->users + p->nusers, late * sizeof(*p->users));
+	}
+	store_late(e, p->msg, late > 0 ? p->users : NULL, late, own ? p : NULL);
+	if (late > 0) {
+		p->users = NULL;
+	}
+}
+
+/* ---- receipts: held with no write at all -------------------------------- */
+
+/* The batch that completes once everything taken so far has; NULL: none is pending. */
+static struct vt_batch *last_batch(struct vt_engine *e)
+{
+	if (e->cur.len > 0) {
+		return &e->cur;
+	}
+	if (e->nflight > 0) {
+		return &e->flight[(e->flight_head + e->nflight - 1) % VT_COMMITS_MAX];
+	}
+	return NULL;
+}
+
+static int add_rider(struct vt_batch *b, struct vt_msg *m)
+{
+	if (b->nriders == b->riders_cap) {
+		size_t ncap = b->riders_cap ? 2 * b->riders_cap : 8;
+		struct vt_rider *r = realloc(b->riders, ncap * sizeof(*r));
+
+		if (r == NULL) {
+			return VT_ENOMEM;
+		}
+		b->riders = r;
+		b->riders_cap = ncap;
+	}
+	b->riders[b->nriders].msg = vt_msg_ref(m);
+	b->riders[b->nriders].at = b->len;
+	b->nriders++;
+	return 0;
+}
+
+/* Offer held receipt @m now, or store it if its recipient stopped keeping up. */
+static void offer_receipt(struct vt_engine *e, struct vt_msg *m)
+{
+	if (user_clear(e, m->rec.to, NULL)) {
+		offer_held(vt__user(e, m->rec.to), NULL, m);
+	} else {
+		store_late(e, m, NULL, 1, NULL);
+	}
+}
+
+int vt__hold_receipt(struct vt_engine *e, struct vt_msg *m)
+{
+	struct vt_batch *b;
+
+	if (e->cfg.durability != VT_DURABLE_OFFLINE || !user_clear(e, m->rec.to, NULL)) {
+		return 0;
+	}
+	/* Offered now, it could pass an older event still on its way to
+	 * storage for the same device; so it rides on the last batch. */
+	b = last_batch(e);
+	if (b == NULL) {
+		offer_held(vt__user(e, m->rec.to), NULL, m);
+		return 1;
+	}
+	return add_rider(b, m) == 0;
+}
+
+void vt__hold_ride(struct vt_engine *e, struct vt_batch *b, size_t done)
+{
+	while (b->riders_done < b->nriders && b->riders[b->riders_done].at <= done) {
+		struct vt_msg *m = b->riders[b->riders_done++].msg;
+
+		offer_receipt(e, m);
+		vt_msg_unref(m);
+	}
+}

@@ -1,0 +1,222 @@
+#!/usr/bin/python3
+"""Mode offline (--durability offline): group posts and receipts held in
+memory for devices that are connected and keeping up, stored for the
+others; written when a device drops or the server stops (SIGTERM).
+
+Each test checks, through GET /v1/messages (which lists only what is
+stored), that what should be held was not written."""
+
+import re
+import signal
+
+from harness import (await_until, check, eq, connect, fetch, http_request, run, server)
+
+
+def env(typ, cid, to, body=None):
+    e = {"v": 1, "type": typ, "id": cid, "to": to}
+    if body is not None:
+        e["body"] = body
+    return e
+
+
+def listed(srv, user, device=None):
+    """The ids stored for @user's device."""
+    return [m["id"] for m in fetch(srv, srv.token(user), device=device)["messages"]]
+
+
+def connections(srv):
+    """Connections the server holds open now (GET /metrics)."""
+    st, body = http_request(srv, "GET", "/metrics")
+    eq(st, 200, "GET /metrics")
+    return int(re.search(rb"^vartalap_connections (\d+)$", body, re.M).group(1))
+
+
+def is_msg(sid):
+    return lambda e: e.get("type") == "message" and e.get("id") == sid
+
+
+async def ws_ok(c, e):
+    await c.send(e)
+    ev = await c.expect(lambda x: x.get("ref") == e["id"], 5, "answer to " + e["id"])
+    check(ev.get("type") == "accepted", "%s %s: %r" % (e["type"], e["id"], ev))
+    return ev
+
+
+async def team(srv, alice, members, online):
+    """alice makes g:team with @members; the @online clients take the news."""
+    await ws_ok(alice, env("group_create", "g-1", "g:team", {"name": "T", "members": members}))
+    for c in online:
+        ev = await c.expect_type("group")
+        await c.ack(ev["id"])
+
+
+async def online_team(srv):
+    """alice, bob and carol connected, in g:team together."""
+    alice = await connect(srv, "alice")
+    bob = await connect(srv, "bob")
+    carol = await connect(srv, "carol")
+    await team(srv, alice, ["bob", "carol"], [bob, carol])
+    return alice, bob, carol
+
+
+async def three_posts(alice):
+    """alice posts three messages to g:team; their ids."""
+    return [(await ws_ok(alice, env("message", "p-%d" % i, "g:team", i)))["id"]
+            for i in range(3)]
+
+
+def offline_server(*args):
+    return server("--durability", "offline", "--ack-timeout", "10000", *args)
+
+
+async def test_group_post_held_for_online_stored_for_offline():
+    srv = offline_server()
+    dave = await connect(srv, "dave")      # registers dave's device, then goes
+    await dave.close()
+    alice = await connect(srv, "alice")
+    bob = await connect(srv, "bob")
+    carol = await connect(srv, "carol")
+    await team(srv, alice, ["bob", "carol", "dave"], [bob, carol])
+
+    acc = await ws_ok(alice, env("message", "p-1", "g:team", "hello"))
+    for c in (bob, carol):
+        m = await c.expect(is_msg(acc["id"]), 5, "the post on " + c.name)
+        eq((m["from"], m["to"], m["body"]), ("alice", "g:team", "hello"), "the post")
+    for user in ("bob", "carol"):
+        check(acc["id"] not in listed(srv, user), "the post is stored for " + user)
+    check(acc["id"] in listed(srv, "dave"), "the post is stored for dave, who is away")
+
+    dave = await connect(srv, "dave", name="dave#2")
+    await dave.expect(is_msg(acc["id"]), 5, "the post on dave's return")
+    for c in (bob, carol, dave):
+        await c.ack(acc["id"])
+    got = [await alice.expect_type("delivered") for _ in range(3)]
+    eq(sorted(d["body"]["device"] for d in got), ["", "", ""], "one receipt per member")
+    for c in (alice, bob, carol, dave):
+        await c.close()
+
+
+async def test_member_drop_writes_held_posts():
+    srv = offline_server()
+    alice, bob, carol = await online_team(srv)
+    ids = await three_posts(alice)
+    for sid in ids:
+        await bob.expect(is_msg(sid), 5, "post %s on bob" % sid)
+    await bob.ack(ids[0])
+    check(not set(ids) & set(listed(srv, "bob")), "posts stored for bob while he is connected")
+
+    bob.abort()
+    await await_until(lambda: [i for i in listed(srv, "bob") if i in ids] == ids[1:], 5,
+                      "bob's two un-acked posts written when he dropped")
+    check(not set(ids) & set(listed(srv, "carol")), "posts stored for carol (still held)")
+    bob = await connect(srv, "bob", name="bob#2")
+    again = [await bob.expect_type("message") for _ in range(2)]
+    eq([m["id"] for m in again], ids[1:], "bob's posts after he reconnects, in order")
+    await bob.quiet(0.3, lambda e: e.get("type") == "message", "the post bob acked")
+    for c in (alice, bob, carol):
+        await c.close()
+
+
+async def test_sigterm_writes_held_posts_and_receipts():
+    srv = offline_server()
+    alice, bob, carol = await online_team(srv)
+    ids = await three_posts(alice)
+    for sid in ids:
+        await bob.expect(is_msg(sid), 5, "post %s on bob" % sid)
+        await carol.expect(is_msg(sid), 5, "post %s on carol" % sid)
+    await carol.ack(ids[0])
+    receipt = await alice.expect_type("delivered")
+    check(not set(ids) & set(listed(srv, "bob")), "posts stored for bob before the stop")
+    check(receipt["id"] not in listed(srv, "alice"), "alice's receipt stored before the stop")
+
+    srv.proc.send_signal(signal.SIGTERM)
+    for c in (alice, bob, carol):
+        eq(await c.wait_closed(10), 1001, "close code on SIGTERM (%s)" % c.name)
+    eq(srv.stop(), 0, "exit status after SIGTERM")
+    srv.start()
+
+    alice = await connect(srv, "alice", name="alice#2")
+    bob = await connect(srv, "bob", name="bob#2")
+    carol = await connect(srv, "carol", name="carol#2")
+    again = await alice.expect_type("delivered")
+    eq((again["id"], again["body"]), (receipt["id"], receipt["body"]),
+       "alice's held receipt after the restart")
+    got = [await bob.expect_type("message") for _ in range(3)]
+    eq([m["id"] for m in got], ids, "bob's held posts after the restart")
+    got = [await carol.expect_type("message") for _ in range(2)]
+    eq([m["id"] for m in got], ids[1:], "carol's un-acked posts after the restart")
+    await carol.quiet(0.3, lambda e: e.get("type") == "message", "the post carol acked")
+    for c in (alice, bob, carol):
+        await c.close()
+
+
+async def test_receipts_held_for_online_sender_stored_for_offline():
+    srv = offline_server()
+    alice = await connect(srv, "alice")
+    bob = await connect(srv, "bob")
+    sent = [await ws_ok(alice, env("message", "m-%d" % i, "bob", i)) for i in range(2)]
+    ids = [a["id"] for a in sent]
+    for sid in ids:
+        await bob.expect(is_msg(sid), 5, "message %s on bob" % sid)
+
+    # alice keeps up: the delivered and the read receipt are not written.
+    await bob.ack(ids[0])
+    d = await alice.expect_type("delivered")
+    eq(d["body"]["refs"], [{"ref": ids[0], "cid": "m-0"}], "delivered refs")
+    rd = await ws_ok(bob, {"v": 1, "type": "read", "id": "r-0", "to": "alice",
+                           "ids": [ids[0]]})
+    await alice.expect(lambda e: e.get("type") == "read" and e["id"] == rd["id"], 5,
+                       "the read receipt")
+    stored = listed(srv, "alice")
+    check(d["id"] not in stored and rd["id"] not in stored,
+          "receipts stored for alice while she keeps up: %r" % stored)
+    await alice.ack(d["id"], rd["id"])
+
+    # alice is away: the next receipt is stored, and comes when she is back.
+    await alice.close()
+    await await_until(lambda: connections(srv) == 1, 5, "the server to let alice go")
+    await bob.ack(ids[1])
+    await await_until(lambda: listed(srv, "alice"), 5, "alice's receipt stored")
+    alice = await connect(srv, "alice", name="alice#2")
+    d = await alice.expect_type("delivered")
+    eq(d["body"]["refs"], [{"ref": ids[1], "cid": "m-1"}], "delivered refs after return")
+    await alice.ack(d["id"])
+    for c in (alice, bob):
+        await c.close()
+
+
+async def test_group_change_racing_a_post():
+    srv = offline_server()
+    alice, bob, carol = await online_team(srv)
+    dave = await connect(srv, "dave")
+
+    # Sent back to back: the change may be taken before the post commits.
+    await alice.send(env("message", "p-1", "g:team", "before"))
+    await alice.send(env("group_update", "u-1", "g:team", {"remove": ["carol"],
+                                                           "add": ["dave"]}))
+    acc = await alice.expect(lambda e: e.get("ref") == "p-1", 5, "answer to p-1")
+    up = await alice.expect(lambda e: e.get("ref") == "u-1", 5, "answer to u-1")
+    eq((acc["type"], up["type"]), ("accepted", "accepted"), "both taken")
+    check(int(acc["id"]) < int(up["id"]), "the post's id is below the change's")
+
+    for c in (bob, carol):
+        await c.expect(is_msg(acc["id"]), 5, "the post on " + c.name)
+    for c in (carol, dave):
+        await c.expect(lambda e: e.get("type") == "group" and e["id"] == up["id"], 5,
+                       "the change on " + c.name)
+    await dave.quiet(0.3, lambda e: e.get("type") == "message", "the post on dave, added after")
+    check(acc["id"] not in listed(srv, "carol"), "the post stored for carol (held)")
+
+    acc2 = await ws_ok(alice, env("message", "p-2", "g:team", "after"))
+    await dave.expect(is_msg(acc2["id"]), 5, "the second post on dave")
+    await carol.quiet(0.3, lambda e: e.get("type") == "message", "the second post on carol")
+    for c in (alice, bob, carol, dave):
+        await c.close()
+
+
+if __name__ == "__main__":
+    run([test_group_post_held_for_online_stored_for_offline,
+         test_member_drop_writes_held_posts,
+         test_sigterm_writes_held_posts_and_receipts,
+         test_receipts_held_for_online_sender_stored_for_offline,
+         test_group_change_racing_a_post])
