@@ -277,6 +277,10 @@ static void complete_ack(struct vt_engine *e, struct vt_pend *p, int status,
 		/* Another node's connection may hold it, pushed and waiting. */
 		vt__cluster_acked(e, p->user, p->device, p->id);
 	}
+	/* TODO: the receipt is written by a later commit than the ack, so a
+	 * crash in between loses it (docs/PROTOCOL.md says so). Writing it in
+	 * the ack's own transaction needs the backend to make it from the
+	 * record it deletes: an ACK op that asks for a receipt. */
 	if (found && op->acked_kind == VT_KIND_MESSAGE) {
 		struct vt_identity by = {.exp = 0};
 
