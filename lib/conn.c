@@ -313,7 +313,7 @@ void vt_conn_receive(struct vt_conn *c, const char *data, size_t len)
 
 int vt_conn_busy(const struct vt_conn *c)
 {
-	return c->owed >= VT_CONN_OWED_MAX;
+	return c->owed >= (c->npushed > 0 ? VT_CONN_OWED_ACKING_MAX : VT_CONN_OWED_MAX);
 }
 
 void vt_conn_writable(struct vt_conn *c)

@@ -257,6 +257,8 @@ VT_EXPORT void vt_conn_writable(struct vt_conn *c);
 
 /* Events one connection may have taken and not yet answered. */
 #define VT_CONN_OWED_MAX 256
+/* The same while events pushed to the connection wait for its acks. */
+#define VT_CONN_OWED_ACKING_MAX (4 * VT_CONN_OWED_MAX)
 
 /*
  * Nonzero while the engine owes the connection VT_CONN_OWED_MAX answers or
@@ -265,6 +267,12 @@ VT_EXPORT void vt_conn_writable(struct vt_conn *c);
  * connection meanwhile, so the load waits in the peer's socket rather than
  * in the engine's memory and its next commit. Every answer is a send to the
  * connection, so the transport can look again after each send.
+ *
+ * While events pushed to the connection wait for its acks the bound is
+ * VT_CONN_OWED_ACKING_MAX: those acks come in on the same socket, and
+ * holding them back would stop the connection's own deliveries too, which
+ * under load turned a server past its peak into one that accepted much and
+ * delivered little.
  */
 VT_EXPORT int vt_conn_busy(const struct vt_conn *c);
 

@@ -1046,6 +1046,48 @@ START_TEST(busy_while_many_answers_are_owed)
 }
 END_TEST
 
+/*
+ * While a push waits for the connection's ack, it may owe more answers
+ * before it is busy: reading on lets that ack in.
+ */
+START_TEST(busy_later_while_a_push_waits_for_its_ack)
+{
+	struct vt_engine_config c = cfg_short();
+	uint64_t id;
+
+	c.msgs_per_sec = 0;
+	c.durability = VT_DURABLE_OFFLINE;
+	held_engine_with(&c);
+	connect_user(E, &H, "bob", &B);
+	turn(E, &H);
+	held_complete(0); /* bob's device */
+
+	/* Held for alice, who keeps up: pushed once its dedup pair commits. */
+	send_msg(&B, "b0", "alice", "1");
+	turn(E, &H);
+	held_complete(0);
+	ck_assert_uint_eq(cap_count(&A, "message"), 1);
+	id = json_id(cap_nth(&A, "message", 0), "id");
+
+	send_many(0, VT_CONN_OWED_ACKING_MAX - 1);
+	ck_assert_int_eq(vt_conn_busy(A.conn), 0);
+	send_many(VT_CONN_OWED_ACKING_MAX - 1, 1);
+	ck_assert_int_eq(vt_conn_busy(A.conn), 1);
+
+	/* Acked: the lower bound again, and alice still owes more than it. */
+	send_ack(&A, id);
+	ck_assert_int_eq(vt_conn_busy(A.conn), 1);
+	turn(E, &H);
+	while (nheld > 0) {
+		held_complete(0);
+	}
+	ck_assert_uint_eq(cap_count(&A, "accepted"), VT_CONN_OWED_ACKING_MAX);
+	ck_assert_int_eq(vt_conn_busy(A.conn), 0);
+	send_many(VT_CONN_OWED_ACKING_MAX, VT_CONN_OWED_MAX);
+	ck_assert_int_eq(vt_conn_busy(A.conn), 1);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -1084,6 +1126,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(t, acks_in_flight_are_forgotten_as_their_batches_complete);
 	tcase_add_test(t, destroy_with_batches_in_flight);
 	tcase_add_test(t, busy_while_many_answers_are_owed);
+	tcase_add_test(t, busy_later_while_a_push_waits_for_its_ack);
 	suite_add_tcase(s, t);
 	return s;
 }
