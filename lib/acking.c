@@ -31,11 +31,9 @@ static void key_of(char *key, const char *user, const char *device, uint64_t id)
 void vt__acking_add(struct vt_engine *e, struct vt_pend *p)
 {
 	char key[KEY_MAX];
-	uintptr_t n;
 
 	key_of(key, p->user, p->device, p->id);
-	n = (uintptr_t)vt_map_get(&e->acking, key);
-	if (vt_map_put(&e->acking, key, (void *)(n + 1)) == 0) {
+	if (vt_map_incr(&e->acking, key) == 0) {
 		p->indexed = 1;
 	} else {
 		e->acking_unindexed++;
@@ -45,8 +43,6 @@ void vt__acking_add(struct vt_engine *e, struct vt_pend *p)
 void vt__acking_drop(struct vt_engine *e, const struct vt_pend *p)
 {
 	char key[KEY_MAX];
-	void **slot;
-	uintptr_t n;
 
 	if (p->kind != VT_PEND_ACK) {
 		return;
@@ -56,13 +52,7 @@ void vt__acking_drop(struct vt_engine *e, const struct vt_pend *p)
 		return;
 	}
 	key_of(key, p->user, p->device, p->id);
-	slot = vt_map_ref(&e->acking, key);
-	n = slot != NULL ? (uintptr_t)*slot : 0;
-	if (n > 1) {
-		*slot = (void *)(n - 1); /* in place: nothing to allocate */
-	} else {
-		vt_map_del(&e->acking, key);
-	}
+	vt_map_decr(&e->acking, key);
 }
 
 /* The slow way: every op of every batch not completed. */

@@ -52,14 +52,9 @@ static int user_clear(const struct vt_engine *e, const char *user, const struct 
 /* Count a late store for @user (@delta 1) or its completion (-1). */
 static void count_late(struct vt_engine *e, const char *user, int delta)
 {
-	void **slot = vt_map_ref(&e->late, user);
-	uintptr_t n = slot != NULL ? (uintptr_t)*slot : 0;
-
-	if (delta < 0 && n <= 1) {
-		vt_map_del(&e->late, user);
-	} else if (delta < 0) {
-		*slot = (void *)(n - 1); /* in place: a put could fail to grow */
-	} else if (vt_map_put(&e->late, user, (void *)(n + 1)) != 0) {
+	if (delta < 0) {
+		vt_map_decr(&e->late, user);
+	} else if (vt_map_incr(&e->late, user) != 0) {
 		/* Only order is at stake: a later event may be pushed first. */
 		vt_log(VT_LOG_WARN, "out of memory counting a late store user=%s", user);
 	}

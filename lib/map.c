@@ -61,17 +61,6 @@ void *vt_map_get(const struct vt_map *m, const char *key)
 	return m->slots[i].key != NULL ? m->slots[i].value : NULL;
 }
 
-void **vt_map_ref(const struct vt_map *m, const char *key)
-{
-	size_t i;
-
-	if (m->cap == 0) {
-		return NULL;
-	}
-	i = find_slot(m, key, hash_str(key));
-	return m->slots[i].key != NULL ? &((struct vt_map *)m)->slots[i].value : NULL;
-}
-
 static int grow(struct vt_map *m)
 {
 	size_t ncap = m->cap ? m->cap * 2 : 16;
@@ -152,4 +141,31 @@ void *vt_map_del(struct vt_map *m, const char *key)
 		}
 	}
 	return value;
+}
+
+int vt_map_incr(struct vt_map *m, const char *key)
+{
+	uintptr_t n = (uintptr_t)vt_map_get(m, key);
+
+	return vt_map_put(m, key, (void *)(n + 1));
+}
+
+void vt_map_decr(struct vt_map *m, const char *key)
+{
+	size_t i;
+	uintptr_t n;
+
+	if (m->cap == 0) {
+		return;
+	}
+	i = find_slot(m, key, hash_str(key));
+	if (m->slots[i].key == NULL) {
+		return;
+	}
+	n = (uintptr_t)m->slots[i].value;
+	if (n > 1) {
+		m->slots[i].value = (void *)(n - 1); /* in place: a put could fail to grow */
+	} else {
+		vt_map_del(m, key);
+	}
 }

@@ -31,9 +31,13 @@ void vt_map_free(struct vt_map *m);
 /* The value stored under @key, or NULL. */
 void *vt_map_get(const struct vt_map *m, const char *key);
 
-/* Where the value under @key is kept, to change it in place; NULL when absent.
- * Valid until the next put or del. */
-void **vt_map_ref(const struct vt_map *m, const char *key);
+/*
+ * A counted set: the value under @key is a count in the pointer, absent
+ * when 0. vt_map_incr adds one (0, or VT_ENOMEM and nothing changed);
+ * vt_map_decr takes one away, never allocating, and removes the key at 0.
+ */
+int vt_map_incr(struct vt_map *m, const char *key);
+void vt_map_decr(struct vt_map *m, const char *key);
 
 /* Store @value under @key, replacing any older value. 0 or VT_ENOMEM. */
 int vt_map_put(struct vt_map *m, const char *key, void *value);

@@ -53,6 +53,29 @@ START_TEST(survivors_found_after_churn)
 }
 END_TEST
 
+/* A counted set: a key stays while its count is above 0. */
+START_TEST(counts_go_up_and_down_to_gone)
+{
+	struct vt_map m;
+
+	vt_map_init(&m);
+	vt_map_decr(&m, "alice"); /* absent, on an empty map: nothing */
+	ck_assert_int_eq(vt_map_incr(&m, "alice"), 0);
+	ck_assert_int_eq(vt_map_incr(&m, "alice"), 0);
+	ck_assert_int_eq(vt_map_incr(&m, "bob"), 0);
+	ck_assert_uint_eq((uintptr_t)vt_map_get(&m, "alice"), 2);
+	vt_map_decr(&m, "alice");
+	ck_assert_uint_eq((uintptr_t)vt_map_get(&m, "alice"), 1);
+	vt_map_decr(&m, "alice");
+	ck_assert_ptr_null(vt_map_get(&m, "alice"));
+	vt_map_decr(&m, "alice");
+	ck_assert_ptr_null(vt_map_get(&m, "alice"));
+	ck_assert_uint_eq((uintptr_t)vt_map_get(&m, "bob"), 1);
+	ck_assert_uint_eq(m.len, 1);
+	vt_map_free(&m);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("map");
@@ -60,6 +83,7 @@ int main(void)
 
 	tcase_add_test(t, deleted_keys_are_gone);
 	tcase_add_test(t, survivors_found_after_churn);
+	tcase_add_test(t, counts_go_up_and_down_to_gone);
 	suite_add_tcase(s, t);
 	return run_suite(s);
 }
