@@ -96,6 +96,7 @@ void vt__batch_notified(struct vt_engine *e, const char *user, const char *devic
 static void pend_free(struct vt_engine *e, struct vt_pend *p)
 {
 	vt__acking_drop(e, p);
+	vt__early_done(e, p);
 	vt_msg_unref(p->msg);
 	free(p->users);
 	free(p->blob);
@@ -235,11 +236,18 @@ static int conflict(struct vt_engine *e, struct vt_pend *p)
 static void complete_accept(struct vt_engine *e, struct vt_pend *p, int status,
 			    const struct vt_op *op)
 {
+	vt__early_done(e, p);
 	if (status == 0) {
 		status = op->status;
 	}
 	if (status == VT_ECONFLICT && conflict(e, p)) {
 		return;
+	}
+	if (p->early && (status < 0 || op->dup_of != 0)) {
+		/* Its recipients have it: a re-send will reach them again. */
+		vt_log(VT_LOG_WARN, "event pushed before its commit was not accepted id=%llu: %s",
+		       (unsigned long long)p->msg->rec.id,
+		       status < 0 ? vt_strerror(status) : "a duplicate after all");
 	}
 	if (status < 0) {
 		vt__reply_error(e, &p->origin, status, vt_strerror(status), p->msg->rec.cid);

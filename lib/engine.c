@@ -118,7 +118,10 @@ int vt_engine_create(const struct vt_engine_config *cfg, const struct vt_host *h
 	vt_receipts_init(&e->receipts);
 	vt_buf_init(&e->out);
 
-	rc = engine_load(e);
+	rc = vt__early_init(e);
+	if (rc == 0) {
+		rc = engine_load(e);
+	}
 	if (rc != 0) {
 		vt_engine_destroy(e);
 		return rc;
@@ -198,6 +201,7 @@ void vt_engine_destroy(struct vt_engine *e)
 	vt_map_free(&e->users);
 	vt_map_free(&e->acking);
 	vt_map_free(&e->late);
+	vt__early_free(e);
 	vt_groups_free(&e->groups);
 	vt_buf_free(&e->out);
 	vt_engine_set_notifier(e, (struct vt_notifier){0});

@@ -24,6 +24,7 @@
 #include "envelope.h"
 #include "groups.h"
 #include "map.h"
+#include "tally.h"
 #include "receipts.h"
 
 /*
@@ -201,6 +202,8 @@ struct vt_pend {
 	int own_copies;              /* user/device name the sender's inbox */
 	int hold_own;                /* the sender's other devices' copies are held */
 	int late;                    /* STORE: counted in e->late until it completes */
+	int noted;                   /* PUT: counted in e->behind and e->sending (early.c) */
+	int early;                   /* PUT: held copies were pushed before the commit */
 	int cap_skip;
 	int dedup;
 
@@ -267,6 +270,8 @@ struct vt_engine {
 	uint64_t acking_unindexed; /* ACK ops the index could not take (out of memory) */
 	struct vt_map late;      /* user id -> held events being stored after all
 				    (hold.c), a count in the pointer */
+	struct vt_tally behind;  /* by user: events it gets when their batch completes */
+	struct vt_tally sending; /* by (from, cid): events taken, not committed (early.c) */
 	struct vt_conn *conns;   /* every open connection */
 	struct vt_heap heap;
 	struct vt_groups groups;
@@ -380,6 +385,9 @@ void vt__hold_split(struct vt_engine *e, struct vt_pend *p, const struct vt_conn
 /* The PUT @p, with held recipients, committed: offer them, or store them now. */
 void vt__hold(struct vt_engine *e, struct vt_pend *p);
 
+/* Offer @m, held, to every device of @u but @skip. */
+void vt__hold_offer(struct vt_user *u, const struct vt_conn *skip, struct vt_msg *m);
+
 /* A STORE that vt__hold() queued completed: its users may be held for again. */
 void vt__hold_stored(struct vt_engine *e, struct vt_pend *p);
 
@@ -393,6 +401,18 @@ int vt__hold_receipt(struct vt_engine *e, struct vt_msg *m);
 
 /* Offer the riders of @b taken before its first @done ops; @b completed that far. */
 void vt__hold_ride(struct vt_engine *e, struct vt_batch *b, size_t done);
+
+/* early.c */
+/*
+ * Mode "offline": PUT @p was just taken (after vt__hold_split): push its
+ * held copies now if that is safe, and count what it still owes until
+ * vt__early_done(), which its completion and its release both call.
+ */
+void vt__early_take(struct vt_engine *e, struct vt_pend *p);
+/* The tallies early.c needs (mode "offline" only): 0 or VT_ENOMEM. */
+int vt__early_init(struct vt_engine *e);
+void vt__early_free(struct vt_engine *e);
+void vt__early_done(struct vt_engine *e, struct vt_pend *p);
 
 /* conn.c */
 struct vt_user *vt__user(const struct vt_engine *e, const char *user);

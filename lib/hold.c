@@ -98,8 +98,7 @@ void vt__hold_split(struct vt_engine *e, struct vt_pend *p, const struct vt_conn
 	}
 }
 
-/* Offer @m, held, to every device of @u but @skip. */
-static void offer_held(struct vt_user *u, const struct vt_conn *skip, struct vt_msg *m)
+void vt__hold_offer(struct vt_user *u, const struct vt_conn *skip, struct vt_msg *m)
 {
 	for (struct vt_conn *c = u->conns, *next; c != NULL; c = next) {
 		next = c->sib;
@@ -166,14 +165,14 @@ void vt__hold(struct vt_engine *e, struct vt_pend *p)
 		const char *user = vt__pend_user(p, i);
 
 		if (user_clear(e, user, NULL)) {
-			offer_held(vt__user(e, user), NULL, p->msg);
+			vt__hold_offer(vt__user(e, user), NULL, p->msg);
 		} else {
 			swap_users(p, p->nusers + late++, i);
 		}
 	}
 	if (p->hold_own) {
 		if (from != NULL && user_clear(e, p->user, from)) {
-			offer_held(from->user, from, p->msg);
+			vt__hold_offer(from->user, from, p->msg);
 		} else {
 			own = 1;
 		}
@@ -228,7 +227,7 @@ static int add_rider(struct vt_batch *b, struct vt_msg *m)
 static void offer_receipt(struct vt_engine *e, struct vt_msg *m)
 {
 	if (user_clear(e, m->rec.to, NULL)) {
-		offer_held(vt__user(e, m->rec.to), NULL, m);
+		vt__hold_offer(vt__user(e, m->rec.to), NULL, m);
 	} else {
 		store_late(e, m, NULL, 1, NULL);
 	}
@@ -245,7 +244,7 @@ int vt__hold_receipt(struct vt_engine *e, struct vt_msg *m)
 	 * storage for the same device; so it rides on the last batch. */
 	b = last_batch(e);
 	if (b == NULL) {
-		offer_held(vt__user(e, m->rec.to), NULL, m);
+		vt__hold_offer(vt__user(e, m->rec.to), NULL, m);
 		return 1;
 	}
 	return add_rider(b, m) == 0;

@@ -118,6 +118,7 @@ static struct vt_pend *put_event(struct vt_engine *e, struct vt_msg *m,
 	if (hold && vt__hold_possible(e, p->origin.conn)) {
 		vt__hold_split(e, p, p->origin.conn);
 	}
+	vt__early_take(e, p);
 	return p;
 }
 

@@ -244,6 +244,7 @@ static const struct vt_storage_ops lmdb_ops = {
         .load_groups = vt__lmdb_load_groups,
         .max_id = vt__lmdb_max_id,
         .destroy = lmdb_destroy,
+        .dedup_peek = vt__lmdb_dedup_peek,
 };
 
 static int format_put(struct lmdb *s, MDB_txn *txn)

@@ -186,5 +186,6 @@ int vt__lmdb_load_groups(void *self,
                                       size_t len),
                          void *arg);
 uint64_t vt__lmdb_max_id(void *self);
+int vt__lmdb_dedup_peek(void *self, const struct vt_record *rec, uint64_t *id);
 
 #endif

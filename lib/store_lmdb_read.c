@@ -1,6 +1,6 @@
 /*
  * store_lmdb_read.c - what reads or sweeps the store outside a commit:
- * list, expire, load_groups and max_id.
+ * list, expire, load_groups, max_id and dedup_peek.
  */
 #include <errno.h>
 #include <lmdb.h>
@@ -473,4 +473,36 @@ uint64_t vt__lmdb_max_id(void *self)
 		vt_log(VT_LOG_ERROR, "lmdb: cannot read max_id: %s", mdb_strerror(rc));
 	}
 	return id;
+}
+
+/* ---- dedup_peek ---- */
+
+int vt__lmdb_dedup_peek(void *self, const struct vt_record *rec, uint64_t *id)
+{
+	struct lmdb *s = self;
+	uint8_t dk[VT__DEDUP_KEY_MAX];
+	size_t dklen = vt__dedup_key(rec, dk);
+	MDB_val k = val(dk, dklen), v;
+	MDB_txn *txn;
+	int rc, found = 0;
+
+	if (dklen == 0) {
+		return 0; /* a PUT would not dedup it either */
+	}
+	rc = vt__lmdb_read_begin(s, &txn);
+	if (rc != 0) {
+		return VT_ESTORAGE;
+	}
+	rc = mdb_get(txn, s->dedup, &k, &v);
+	if (rc == 0 && v.mv_size == 16) {
+		*id = vt__get_be64(v.mv_data);
+		found = *id != rec->id &&
+		        vt__within_window(rec->ts, vt__get_ts((const uint8_t *)v.mv_data + 8),
+		                          s->window);
+	}
+	vt__lmdb_read_end(s, txn);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		return VT_ESTORAGE;
+	}
+	return found;
 }

@@ -263,6 +263,20 @@ static uint64_t mem_max_id(void *self)
 	return ((struct mem *)self)->max_id;
 }
 
+static int mem_dedup_peek(void *self, const struct vt_record *rec, uint64_t *id)
+{
+	struct mem *m = self;
+	uint8_t key[VT__DEDUP_KEY_MAX];
+	size_t klen = vt__dedup_key(rec, key);
+	const struct mdedup *e = klen ? vt__mem_map_get(&m->dedup, key, klen) : NULL;
+
+	if (e == NULL || e->id == rec->id || !vt__within_window(rec->ts, e->ts, m->window)) {
+		return 0;
+	}
+	*id = e->id;
+	return 1;
+}
+
 /* Free every value of @h and its slots. */
 static void map_free_all(struct hmap *h)
 {
@@ -316,6 +330,7 @@ static const struct vt_storage_ops mem_ops = {
         .load_groups = mem_load_groups,
         .max_id = mem_max_id,
         .destroy = mem_destroy,
+        .dedup_peek = mem_dedup_peek,
 };
 
 int vt_storage_memory_create(int64_t dedup_window_ms, struct vt_storage *out)

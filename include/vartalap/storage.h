@@ -266,6 +266,18 @@ struct vt_storage_ops {
 
 	/* Release the backend. No call is pending when the engine calls it. */
 	void (*destroy)(void *self);
+
+	/*
+	 * Optional (NULL: not offered). Answer at once, on the engine's
+	 * thread, what a PUT of @rec with dedup would find among the commits
+	 * whose callbacks have run (seeing later ones too does no harm): 1
+	 * with *@id set when (rec->from, rec->cid) names another record
+	 * within the dedup window, 0 when it names none, or a negative error
+	 * when it cannot tell. Mode "offline" uses it to push a held event
+	 * before its (from, cid) pair commits; a backend shared by several
+	 * engines, whose pairs other engines write, must leave it NULL.
+	 */
+	int (*dedup_peek)(void *self, const struct vt_record *rec, uint64_t *id);
 };
 
 /* A storage backend: its ops and its own state. */

@@ -540,6 +540,37 @@ START_TEST(dedup_same_id_is_not_dup)
 }
 END_TEST
 
+/* A peek at dedup answers what a PUT with dedup would find. */
+START_TEST(dedup_peek_answers_as_a_put_would)
+{
+	struct vt_record r = {2, VT_KIND_MESSAGE, "alice", "bob", "c1", 1000, "2", 1};
+	uint64_t dup, id = 0;
+
+	st_open(_i);
+	if (fx.st.ops->dedup_peek == NULL) {
+		return; /* a backend shared by several engines offers none */
+	}
+	ck_assert_int_eq(fx.st.ops->dedup_peek(fx.st.self, &r, &id), 0);
+	ck_assert_int_eq(put1(1, "c1", 1000, "1", TO("bob"), 1, 0, &dup), 0);
+
+	r.ts = 1000 + WINDOW_MS - 1;
+	ck_assert_int_eq(fx.st.ops->dedup_peek(fx.st.self, &r, &id), 1);
+	ck_assert_uint_eq(id, 1);
+
+	/* the record itself, past the window, another cid, no cid: none */
+	r.id = 1;
+	ck_assert_int_eq(fx.st.ops->dedup_peek(fx.st.self, &r, &id), 0);
+	r.id = 2;
+	r.ts = 1000 + WINDOW_MS;
+	ck_assert_int_eq(fx.st.ops->dedup_peek(fx.st.self, &r, &id), 0);
+	r.ts = 1000;
+	r.cid = "c2";
+	ck_assert_int_eq(fx.st.ops->dedup_peek(fx.st.self, &r, &id), 0);
+	r.cid = "";
+	ck_assert_int_eq(fx.st.ops->dedup_peek(fx.st.self, &r, &id), 0);
+}
+END_TEST
+
 /* Expiry forgets a dedup pair once it is older than the window at now. */
 START_TEST(dedup_expiry)
 {
@@ -1222,6 +1253,7 @@ void storage_cases_add(TCase *tc)
 	tcase_add_loop_test(tc, dedup_in_one_batch, 0, storage_nbackends);
 	tcase_add_loop_test(tc, dedup_same_id_is_not_dup, 0, storage_nbackends);
 	tcase_add_loop_test(tc, dedup_expiry, 0, storage_nbackends);
+	tcase_add_loop_test(tc, dedup_peek_answers_as_a_put_would, 0, storage_nbackends);
 	tcase_add_loop_test(tc, inbox_cap, 0, storage_nbackends);
 	tcase_add_loop_test(tc, expire_by_time, 0, storage_nbackends);
 	tcase_add_loop_test(tc, expire_at_most_max, 0, storage_nbackends);

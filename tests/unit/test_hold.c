@@ -751,12 +751,136 @@ START_TEST(shutdown_writes_held_posts_and_receipts)
 }
 END_TEST
 
-static Suite *hold_suite(void)
-{
-	Suite *s = suite_create("hold");
-	TCase *t = tcase_create("offline");
 
-	tcase_add_checked_fixture(t, setup, teardown);
+/* ---- pushed before the commit (a store that can peek at dedup) ---------- */
+
+static void setup_early(void)
+{
+	setup();
+	vt_engine_destroy(E);
+	rec_ops.dedup_peek = wrap_dedup_peek;
+	start_engine();
+}
+
+START_TEST(held_message_reaches_recipient_before_its_commit)
+{
+	uint64_t id;
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+
+	defer = 1;
+	send_msg(&A, "m1", "bob", "\"hi\"");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 0);
+	id = nth_id(&B, "message", 0);
+
+	/* bob acks at once: the receipt still waits for "accepted". */
+	ack_all(&B);
+	ck_assert_uint_eq(cap_count(&A, "delivered"), 0);
+	release();
+	ck_assert_uint_eq(nth_id(&A, "accepted", 0), id);
+	ck_assert_uint_eq(delivered_refs(&A, NULL, 0), 1);
+	ck_assert_int_lt(first_with(&A, "\"accepted\""), first_with(&A, "\"delivered\""));
+	ck_assert_int_eq(written(NULL, id), 0);
+}
+END_TEST
+
+START_TEST(resend_of_a_committed_message_is_not_pushed_again)
+{
+	uint64_t id;
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	send_msg(&A, "m1", "bob", "1");
+	turn(E, &H);
+	id = nth_id(&A, "accepted", 0);
+
+	/* After a reconnect the client sends what it has no "accepted" for. */
+	send_msg(&A, "m1", "bob", "1");
+	turn(E, &H);
+	ck_assert_uint_eq(nth_id(&A, "accepted", 1), id);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+}
+END_TEST
+
+START_TEST(resend_while_the_first_is_in_flight_is_not_pushed_again)
+{
+	uint64_t id;
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+
+	defer = 1;
+	send_msg(&A, "m1", "bob", "1");
+	turn(E, &H);
+	send_msg(&A, "m1", "bob", "1");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+	release();
+	id = nth_id(&B, "message", 0);
+	ck_assert_uint_eq(nth_id(&A, "accepted", 0), id);
+	ck_assert_uint_eq(nth_id(&A, "accepted", 1), id);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+}
+END_TEST
+
+/*
+ * A message stored for bob while his queue was full, still on its way to
+ * storage when he catches up: the next one waits for it rather than
+ * passing it.
+ */
+START_TEST(early_push_does_not_pass_an_older_stored_message)
+{
+	char cid[8], body[8];
+	int i;
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+
+	/* window 4: a queue of 8; the 9th is stored for bob. */
+	defer = 1;
+	for (i = 0; i < 9; i++) {
+		snprintf(cid, sizeof(cid), "m%d", i);
+		snprintf(body, sizeof(body), "\"%s\"", cid);
+		send_msg(&A, cid, "bob", body);
+		turn(E, &H);
+	}
+	ck_assert_uint_eq(cap_count(&B, "message"), 4);
+	ack_all(&B);
+	ack_all(&B);
+	ck_assert_uint_eq(cap_count(&B, "message"), 8);
+
+	send_msg(&A, "m9", "bob", "\"m9\"");
+	turn(E, &H);
+	ck_assert_int_eq(first_with(&B, "\"m9\""), -1);
+	release();
+	ck_assert_int_ge(first_with(&B, "\"m8\""), 0);
+	ck_assert_int_lt(first_with(&B, "\"m8\""), first_with(&B, "\"m9\""));
+}
+END_TEST
+
+START_TEST(group_post_reaches_online_members_before_its_commit)
+{
+	uint64_t id;
+
+	online_team();
+	defer = 1;
+	send_msg(&A, "p1", "g:team", "1");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+	ck_assert_uint_eq(cap_count(&C, "message"), 1);
+	release();
+	id = nth_id(&A, "accepted", 1);
+	ck_assert_uint_eq(nth_id(&B, "message", 0), id);
+	ck_assert_int_eq(written(NULL, id), 0);
+}
+END_TEST
+
+/* What holds with or without pushing before the commit. */
+static void add_common(TCase *t)
+{
 	tcase_add_test(t, group_post_held_for_online_members_stored_for_offline);
 	tcase_add_test(t, group_post_to_members_all_online_writes_no_delivery);
 	tcase_add_test(t, member_disconnecting_gets_held_posts_after_reconnect);
@@ -772,6 +896,27 @@ static Suite *hold_suite(void)
 	tcase_add_test(t, held_receipt_written_when_its_device_drops);
 	tcase_add_test(t, held_receipt_does_not_pass_an_older_stored_event);
 	tcase_add_test(t, shutdown_writes_held_posts_and_receipts);
+}
+
+static Suite *hold_suite(void)
+{
+	Suite *s = suite_create("hold");
+	TCase *t = tcase_create("offline");
+
+	tcase_add_checked_fixture(t, setup, teardown);
+	add_common(t);
+	suite_add_tcase(s, t);
+
+	/* The same, on a store that can peek at dedup: held events go out
+	 * before their commit. */
+	t = tcase_create("early");
+	tcase_add_checked_fixture(t, setup_early, teardown);
+	add_common(t);
+	tcase_add_test(t, held_message_reaches_recipient_before_its_commit);
+	tcase_add_test(t, resend_of_a_committed_message_is_not_pushed_again);
+	tcase_add_test(t, resend_while_the_first_is_in_flight_is_not_pushed_again);
+	tcase_add_test(t, early_push_does_not_pass_an_older_stored_message);
+	tcase_add_test(t, group_post_reaches_online_members_before_its_commit);
 	suite_add_tcase(s, t);
 	return s;
 }

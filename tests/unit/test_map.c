@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "map.h"
+#include "tally.h"
 #include "util.h"
 
 START_TEST(deleted_keys_are_gone)

@@ -198,6 +198,11 @@ static uint64_t wrap_max_id(void *self)
 	return wrap_inner.ops->max_id(wrap_inner.self);
 }
 
+int wrap_dedup_peek(void *self, const struct vt_record *rec, uint64_t *id)
+{
+	return wrap_inner.ops->dedup_peek(wrap_inner.self, rec, id);
+}
+
 static void wrap_destroy(void *self)
 {
 	wrap_inner.ops->destroy(wrap_inner.self);

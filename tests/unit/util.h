@@ -67,6 +67,9 @@ extern struct vt_storage wrap_inner;
  */
 void wrap_ops_init(struct vt_storage_ops *ops, int64_t dedup_window_ms);
 
+/* wrap_inner's dedup_peek; left out by wrap_ops_init, for a test to opt in. */
+int wrap_dedup_peek(void *self, const struct vt_record *rec, uint64_t *id);
+
 /* An engine on the memory backend, or on @storage when it is non-NULL. */
 struct vt_engine *engine_new(struct fake_host *h, const struct vt_engine_config *cfg,
 			     const struct vt_storage *storage);
