@@ -7,6 +7,7 @@
 
 #include "map.h"
 #include "tally.h"
+#include "tally.h"
 #include "util.h"
 
 START_TEST(deleted_keys_are_gone)
@@ -77,6 +78,31 @@ START_TEST(counts_go_up_and_down_to_gone)
 }
 END_TEST
 
+/* A tally never forgets a key counted and not taken back. */
+START_TEST(tally_counts_every_key_until_taken_back)
+{
+	struct vt_tally t;
+	char key[16];
+
+	ck_assert_int_eq(vt_tally_init(&t), 0);
+	ck_assert(!vt_tally_has(&t, vt_tally_hash(VT_TALLY_SEED, "u0")));
+	for (int i = 0; i < 1000; i++) {
+		snprintf(key, sizeof(key), "u%d", i);
+		vt_tally_add(&t, vt_tally_hash(VT_TALLY_SEED, key));
+	}
+	vt_tally_add(&t, vt_tally_hash(VT_TALLY_SEED, "u7"));
+	for (int i = 0; i < 1000; i++) {
+		snprintf(key, sizeof(key), "u%d", i);
+		vt_tally_sub(&t, vt_tally_hash(VT_TALLY_SEED, key));
+	}
+	ck_assert_uint_eq(t.total, 1);
+	ck_assert(vt_tally_has(&t, vt_tally_hash(VT_TALLY_SEED, "u7")));
+	vt_tally_sub(&t, vt_tally_hash(VT_TALLY_SEED, "u7"));
+	ck_assert(!vt_tally_has(&t, vt_tally_hash(VT_TALLY_SEED, "u7")));
+	vt_tally_free(&t);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("map");
@@ -85,6 +111,7 @@ int main(void)
 	tcase_add_test(t, deleted_keys_are_gone);
 	tcase_add_test(t, survivors_found_after_churn);
 	tcase_add_test(t, counts_go_up_and_down_to_gone);
+	tcase_add_test(t, tally_counts_every_key_until_taken_back);
 	suite_add_tcase(s, t);
 	return run_suite(s);
 }
