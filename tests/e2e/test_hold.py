@@ -214,9 +214,47 @@ async def test_group_change_racing_a_post():
         await c.close()
 
 
+async def test_resends_reach_the_recipient_once_in_order():
+    """Held messages go out before their (from, cid) pair commits: re-sends,
+    back to back or after "accepted" on a new connection, must still reach
+    the recipient once each, in the order sent."""
+    srv = offline_server()
+    alice = await connect(srv, "alice")
+    bob = await connect(srv, "bob")
+
+    for i in range(20):
+        e = env("message", "m-%d" % i, "bob", i)
+        await alice.send(e)
+        if i % 3 == 0:
+            await alice.send(e)              # a re-send right behind it
+    answers = {}
+    while len(answers) < 20:
+        ev = await alice.expect(lambda x: x.get("type") in ("accepted", "error"), 5, "answers")
+        eq(ev["type"], "accepted", "answer to %s" % ev.get("ref"))
+        prev = answers.setdefault(ev["ref"], ev["id"])
+        eq(prev, ev["id"], "one id for %s" % ev["ref"])
+    await alice.close()
+
+    alice = await connect(srv, "alice", name="alice#2")
+    for i in range(0, 20, 4):                # what a client re-sends on reconnect
+        ev = await ws_ok(alice, env("message", "m-%d" % i, "bob", i))
+        eq(ev["id"], answers["m-%d" % i], "the re-send's id")
+
+    got = []
+    while len(got) < 20:
+        m = await bob.expect_type("message")
+        got.append(m["body"])
+        await bob.ack(m["id"])
+    eq(got, list(range(20)), "bob's messages")
+    await bob.quiet(0.3, lambda e: e.get("type") == "message", "a message delivered twice")
+    for c in (alice, bob):
+        await c.close()
+
+
 if __name__ == "__main__":
     run([test_group_post_held_for_online_stored_for_offline,
          test_member_drop_writes_held_posts,
          test_sigterm_writes_held_posts_and_receipts,
          test_receipts_held_for_online_sender_stored_for_offline,
-         test_group_change_racing_a_post])
+         test_group_change_racing_a_post,
+         test_resends_reach_the_recipient_once_in_order])
