@@ -116,6 +116,18 @@ static uint64_t cs_max_id(void *self)
 	return cs->inner.ops->max_id(cs->inner.self);
 }
 
+/* Optional too: without it mode "offline" pushes nothing before its commit,
+ * and a negative answer ("cannot tell") has the same effect for one event. */
+static int cs_dedup_peek(void *self, const struct vt_record *rec, uint64_t *id)
+{
+	struct counting_store *cs = self;
+
+	if (cs->inner.ops->dedup_peek == NULL) {
+		return VT_ESTORAGE;
+	}
+	return cs->inner.ops->dedup_peek(cs->inner.self, rec, id);
+}
+
 static void cs_destroy(void *self)
 {
 	struct counting_store *cs = self;
@@ -131,6 +143,7 @@ static const struct vt_storage_ops counting_ops = {
         .load_groups = cs_load_groups,
         .max_id = cs_max_id,
         .destroy = cs_destroy,
+        .dedup_peek = cs_dedup_peek,
 };
 
 /* ---- a minimal host and transport, as in two_users.c ---- */
