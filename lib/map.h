@@ -45,4 +45,11 @@ int vt_map_put(struct vt_map *m, const char *key, void *value);
 /* Remove @key; returns its value, or NULL when absent. */
 void *vt_map_del(struct vt_map *m, const char *key);
 
+/*
+ * Remove every entry for which @keep(value, @arg) returns 0; @keep frees
+ * what the value owns. Never allocates. An entry moved by a removal may be
+ * shown to @keep twice, so it must answer the same for the same entry.
+ */
+void vt_map_filter(struct vt_map *m, int (*keep)(void *value, void *arg), void *arg);
+
 #endif /* VARTALAP_MAP_H */

@@ -583,6 +583,37 @@ static void dispatch(struct vt_engine *e, const struct vt_identity *from,
 	vt__origin_release(o);
 }
 
+/*
+ * Is @from past its rate of events (acks are free)? A connection has its own
+ * bucket; an event sent over REST draws on its user's (senders.c). Answers
+ * the refusal and returns 1; the client may wait, then re-send the same id.
+ */
+static int over_rate(struct vt_engine *e, const struct vt_identity *from,
+		     const struct vt_env *env, struct vt_origin *o)
+{
+	int rc;
+
+	if (env->type == VT_ENV_ACK) {
+		return 0;
+	}
+	if (o->conn != NULL) {
+		rc = vt_bucket_take(&o->conn->events, e->cfg.msgs_per_sec, vt__now(e));
+	} else {
+		rc = vt__sender_take(e, from->user);
+	}
+	if (rc == 1) {
+		return 0;
+	}
+	if (rc == 0) {
+		vt__reply_error(e, o, VT_ERATE, "too many events; slow down and re-send", env->id);
+	} else if (rc == VT_EBUSY) {
+		vt__reply_error(e, o, rc, "too many users sending at once; re-send later", env->id);
+	} else {
+		vt__reply_error(e, o, rc, "out of memory", env->id);
+	}
+	return 1;
+}
+
 void vt__take_event(struct vt_engine *e, const struct vt_identity *from, const char *data,
 		    size_t len, struct vt_origin origin)
 {
@@ -607,18 +638,11 @@ void vt__take_event(struct vt_engine *e, const struct vt_identity *from, const c
 		return;
 	}
 	rc = vt_env_decode(data, len, env, &reason);
-	/* TODO: REST sends have no connection and so no bucket; a per-user
-	 * limit would cover them. */
-	if (rc == 0 && env->type != VT_ENV_ACK && origin.conn != NULL &&
-	    !vt_bucket_take(&origin.conn->events, e->cfg.msgs_per_sec, vt__now(e))) {
-		/* The client can act on this: wait, then re-send with the same id. */
-		vt__reply_error(e, &origin, VT_ERATE, "too many events; slow down and re-send",
-				env->id);
-	} else if (rc < 0) {
+	if (rc < 0) {
 		vt_log(VT_LOG_DEBUG, "bad envelope from user=%s: %s", from->user,
 		       reason ? reason : vt_strerror(rc));
 		vt__reply_error(e, &origin, rc, reason ? reason : vt_strerror(rc), env->id);
-	} else {
+	} else if (!over_rate(e, from, env, &origin)) {
 		dispatch(e, from, env, &origin);
 	}
 	free(env);
