@@ -36,6 +36,16 @@ void vt_map_free(struct vt_map *m)
 	vt_map_init(m);
 }
 
+void vt_map_free_all(struct vt_map *m)
+{
+	for (size_t i = 0; i < m->cap; i++) {
+		if (m->slots[i].key != NULL) {
+			free(m->slots[i].value);
+		}
+	}
+	vt_map_free(m);
+}
+
 static size_t find_slot(const struct vt_map *m, const char *key, uint32_t h)
 {
 	size_t mask = m->cap - 1;

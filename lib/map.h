@@ -28,6 +28,9 @@ void vt_map_init(struct vt_map *m);
 /* Free the table and the copied keys (not the values). */
 void vt_map_free(struct vt_map *m);
 
+/* As vt_map_free, and free() every value too: for values of one malloc each. */
+void vt_map_free_all(struct vt_map *m);
+
 /* The value stored under @key, or NULL. */
 void *vt_map_get(const struct vt_map *m, const char *key);
 

@@ -71,15 +71,7 @@ void vt__senders_sweep(struct vt_engine *e, uint64_t now)
 	vt_map_filter(&e->senders, keep_bucket, &s);
 }
 
-static int drop_bucket(void *value, void *arg)
-{
-	(void)arg;
-	free(value);
-	return 0;
-}
-
 void vt__senders_free(struct vt_engine *e)
 {
-	vt_map_filter(&e->senders, drop_bucket, NULL);
-	vt_map_free(&e->senders);
+	vt_map_free_all(&e->senders);
 }
