@@ -18,6 +18,7 @@
 
 #include <vartalap/storage.h>
 
+#include "store_receipts.h"
 #include "store_targets.h"
 
 #define DEFAULT_MAP_SIZE ((uint64_t)1 << 30)
@@ -99,7 +100,11 @@ struct batch {
 	int grows;           /* a TOUCH or GROUP stored something new */
 	int refuse;          /* the store is full: what would grow gets VT_ENOSPC */
 	uint64_t max_id;     /* the highest id a PUT stored: max_id is raised once */
+	struct vt__rcpts rcpts; /* the receipts its acks made, reported until done */
 };
+
+/* Free what a batch left behind, once its callback returned or it is run again. */
+void vt__lmdb_batch_free(struct batch *b);
 
 /* One engine batch within a write transaction, and its answer. */
 struct vt__lmdb_part {
