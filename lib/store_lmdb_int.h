@@ -8,6 +8,7 @@
  * of a batch is applied. store_lmdb_space.c: headroom in the map and blocks
  * on the disk. store_lmdb_read.c: list, expire, load_groups and max_id.
  * The layout of the databases is described at the top of store_lmdb.c.
+ * Receipts made with acks come from store_receipts.c, shared with memory.
  */
 #ifndef VARTALAP_STORE_LMDB_INT_H
 #define VARTALAP_STORE_LMDB_INT_H
