@@ -185,6 +185,8 @@ struct vt_pend {
 	uint64_t id;                 /* ACK, NOTIFIED; GROUP: the new state's version */
 	int local;                   /* ACK: a connection here held the delivery */
 	int indexed;                 /* ACK: in the engine's acking index */
+	uint64_t receipt_id;         /* ACK: storage makes the receipt, with this id */
+	int64_t ts;                  /* ACK: when it was taken, the receipt's time */
 
 	/* GROUP, and a PUT to a group: with a cluster, the group version the
 	 * op was derived from, which the shared store checks */
@@ -393,6 +395,12 @@ void vt__hold_stored(struct vt_engine *e, struct vt_pend *p);
  * held; 0 when the caller stores it.
  */
 int vt__hold_receipt(struct vt_engine *e, struct vt_msg *m);
+
+/*
+ * Mode "offline": would a receipt to @user be held rather than written, its
+ * devices all keeping up? Then an ack owing one asks storage for none.
+ */
+int vt__hold_receipt_likely(const struct vt_engine *e, const char *user);
 
 /* Offer the riders of @b taken before its first @done ops; @b completed that far. */
 void vt__hold_ride(struct vt_engine *e, struct vt_batch *b, size_t done);

@@ -648,6 +648,23 @@ void vt__take_event(struct vt_engine *e, const struct vt_identity *from, const c
 	free(env);
 }
 
+/*
+ * Does ACK @p ask storage for the sender's receipt, in the ack's own commit?
+ * @m is the acked event when a connection here held it. Storage makes the
+ * receipt from the record it deletes, so an ack of a delivery already gone
+ * (acked twice, or by another node) makes none. Nothing is asked when the
+ * event owes no receipt, nor when mode "offline" would hold it unwritten.
+ */
+static void ack_receipt(struct vt_engine *e, struct vt_pend *p, const struct vt_msg *m)
+{
+	if (m != NULL && (m->rec.kind != VT_KIND_MESSAGE || strcmp(m->rec.from, p->user) == 0 ||
+			  vt__hold_receipt_likely(e, m->rec.from))) {
+		return;
+	}
+	p->receipt_id = vt__new_id(e);
+	p->ts = vt__wall(e);
+}
+
 void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct vt_identity *who,
 		 const uint64_t *ids, uint32_t n, struct vt_ackreq *req)
 {
@@ -671,10 +688,9 @@ void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct 
 			}
 			continue;
 		}
-		vt_msg_unref(m);
-
 		p = vt__batch_add(e, VT_PEND_ACK);
 		if (p == NULL) {
+			vt_msg_unref(m);
 			if (req != NULL) {
 				vt__ackreq_done(e, req, ids[i], VT_ENOMEM);
 			}
@@ -683,6 +699,7 @@ void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct 
 		vt__copy(p->user, sizeof(p->user), who->user);
 		vt__copy(p->device, sizeof(p->device), who->device);
 		p->id = ids[i];
+		ack_receipt(e, p, held ? m : NULL);
 		vt__acking_add(e, p);
 		p->local = held;
 		p->ackreq = req;
@@ -690,6 +707,7 @@ void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct 
 			origin_conn->refs++;
 			p->origin.conn = origin_conn;
 		}
+		vt_msg_unref(m);
 	}
 	if (c != NULL) {
 		vt__conn_pump(c);
