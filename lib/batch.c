@@ -178,6 +178,8 @@ static int batch_prepare(struct vt_engine *e, struct vt_batch *b)
 		switch (p->kind) {
 		case VT_PEND_ACK:
 			op->kind = VT_OP_ACK;
+			op->receipt_id = p->receipt_id;
+			op->ts = p->ts;
 			break;
 		case VT_PEND_TOUCH:
 			op->kind = VT_OP_TOUCH;
@@ -271,6 +273,24 @@ static void complete_accept(struct vt_engine *e, struct vt_pend *p, int status,
 	}
 }
 
+/* Push the receipt that storage made with an ack, as any stored event. */
+static void route_receipt(struct vt_engine *e, const struct vt_op *op)
+{
+	const struct vt_record *r = op->out_receipt;
+	struct vt_msg *m = vt_msg_new(r->kind, r->from, r->to, r->cid, r->ts, r->body,
+				      r->body_len);
+
+	if (m == NULL) {
+		/* Stored all the same: it is listed when the sender connects. */
+		vt_log(VT_LOG_WARN, "receipt not pushed: out of memory id=%llu to=%s",
+		       (unsigned long long)r->id, r->to);
+		return;
+	}
+	m->rec.id = r->id;
+	vt__route(e, m, op->out_to, op->out_nto);
+	vt_msg_unref(m);
+}
+
 static void complete_ack(struct vt_engine *e, struct vt_pend *p, int status,
 			 const struct vt_op *op)
 {
@@ -285,11 +305,12 @@ static void complete_ack(struct vt_engine *e, struct vt_pend *p, int status,
 		/* Another node's connection may hold it, pushed and waiting. */
 		vt__cluster_acked(e, p->user, p->device, p->id);
 	}
-	/* TODO: the receipt is written by a later commit than the ack, so a
-	 * crash in between loses it (docs/PROTOCOL.md says so). Writing it in
-	 * the ack's own transaction needs the backend to make it from the
-	 * record it deletes: an ACK op that asks for a receipt. */
-	if (found && op->acked_kind == VT_KIND_MESSAGE) {
+	if (op->out_receipt != NULL) {
+		route_receipt(e, op);
+	}
+	/* A receipt not in the ack's commit: held in mode "offline", or the
+	 * storage makes none; the engine stores it with the next batch. */
+	if (found && op->acked_kind == VT_KIND_MESSAGE && op->out_receipt_id == 0) {
 		struct vt_identity by = {.exp = 0};
 
 		snprintf(by.user, sizeof(by.user), "%.*s", VT_ID_MAX, p->user);

@@ -114,6 +114,7 @@ int vt_engine_create(const struct vt_engine_config *cfg, const struct vt_host *h
 	vt_map_init(&e->users);
 	vt_map_init(&e->acking);
 	vt_map_init(&e->late);
+	vt_map_init(&e->senders);
 	vt_groups_init(&e->groups);
 	vt_receipts_init(&e->receipts);
 	vt_buf_init(&e->out);
@@ -202,6 +203,7 @@ void vt_engine_destroy(struct vt_engine *e)
 	vt_map_free(&e->acking);
 	vt_map_free(&e->late);
 	vt__early_free(e);
+	vt__senders_free(e);
 	vt_groups_free(&e->groups);
 	vt_buf_free(&e->out);
 	vt_engine_set_notifier(e, (struct vt_notifier){0});
@@ -294,6 +296,7 @@ static void sweep(struct vt_engine *e, uint64_t now)
 {
 	if (now >= e->next_sweep) {
 		e->next_sweep = now + TOKEN_SWEEP_MS;
+		vt__senders_sweep(e, now);
 		for (struct vt_conn *c = e->conns, *next; c != NULL; c = next) {
 			next = c->next;
 			if (c->closing) {

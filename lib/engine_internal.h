@@ -8,7 +8,8 @@
  * events. requests.c: REST send, sync, ack and group reads. notify.c: the
  * push hook. stale.c: group posts waiting for a fresh copy of their group.
  * receipts.c: "delivered" receipts, gathered over a turn. hold.c: mode
- * "offline", events held in memory for devices keeping up.
+ * "offline", events held in memory for devices keeping up. senders.c:
+ * the rate of REST senders, per user.
  */
 #ifndef VARTALAP_ENGINE_INTERNAL_H
 #define VARTALAP_ENGINE_INTERNAL_H
@@ -185,6 +186,8 @@ struct vt_pend {
 	uint64_t id;                 /* ACK, NOTIFIED; GROUP: the new state's version */
 	int local;                   /* ACK: a connection here held the delivery */
 	int indexed;                 /* ACK: in the engine's acking index */
+	uint64_t receipt_id;         /* ACK: storage makes the receipt, with this id */
+	int64_t ts;                  /* ACK: when it was taken, the receipt's time */
 
 	/* GROUP, and a PUT to a group: with a cluster, the group version the
 	 * op was derived from, which the shared store checks */
@@ -272,6 +275,8 @@ struct vt_engine {
 				    (hold.c), a count in the pointer */
 	struct vt_tally behind;  /* by user: events it gets when their batch completes */
 	struct vt_tally sending; /* by (from, cid): events taken, not committed (early.c) */
+	struct vt_map senders;   /* user id -> struct vt_bucket *: REST sends of
+				    about the last second (senders.c) */
 	struct vt_conn *conns;   /* every open connection */
 	struct vt_heap heap;
 	struct vt_groups groups;
@@ -399,6 +404,12 @@ void vt__hold_stored(struct vt_engine *e, struct vt_pend *p);
  */
 int vt__hold_receipt(struct vt_engine *e, struct vt_msg *m);
 
+/*
+ * Mode "offline": would a receipt to @user be held rather than written, its
+ * devices all keeping up? Then an ack owing one asks storage for none.
+ */
+int vt__hold_receipt_likely(const struct vt_engine *e, const char *user);
+
 /* Offer the riders of @b taken before its first @done ops; @b completed that far. */
 void vt__hold_ride(struct vt_engine *e, struct vt_batch *b, size_t done);
 
@@ -455,6 +466,22 @@ void vt__group_wait(struct vt_engine *e, struct vt_msg *m, const char *device,
 void vt__group_stale(struct vt_engine *e, const char *group);
 void vt__group_waiting_fail(struct vt_engine *e, int err, const char *reason);
 int vt__group_may_reread(const struct vt_engine *e);
+
+/* senders.c */
+/* Users a REST sender's rate is kept for at most: a bucket is 16 bytes. */
+#define VT_SENDERS_MAX 65536
+
+/*
+ * Take one event of @user's, sent without a connection, from its bucket:
+ * 1 when within the rate (or the rate is 0, no limit), 0 when over it;
+ * VT_EBUSY when VT_SENDERS_MAX other users have sent in the last second,
+ * VT_ENOMEM when the table cannot grow.
+ */
+int vt__sender_take(struct vt_engine *e, const char *user);
+
+/* Forget the buckets that are full again at @now: they hold nothing. */
+void vt__senders_sweep(struct vt_engine *e, uint64_t now);
+void vt__senders_free(struct vt_engine *e);
 
 /* notify.c */
 int vt__notify(struct vt_engine *e, const struct vt_record *rec, const char *user,

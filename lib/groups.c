@@ -14,6 +14,7 @@
 void vt_groups_init(struct vt_groups *gs)
 {
 	vt_map_init(&gs->map);
+	vt_group_index_init(&gs->by_user);
 }
 
 static void group_free(struct vt_group *g)
@@ -33,6 +34,7 @@ void vt_groups_free(struct vt_groups *gs)
 		}
 	}
 	vt_map_free(&gs->map);
+	vt_group_index_clear(&gs->by_user);
 }
 
 struct vt_group *vt_groups_find(struct vt_groups *gs, const char *id)
@@ -42,8 +44,37 @@ struct vt_group *vt_groups_find(struct vt_groups *gs, const char *id)
 
 void vt_groups_delete(struct vt_groups *gs, struct vt_group *g)
 {
+	vt_group_index_del_members(&gs->by_user, g);
 	vt_map_del(&gs->map, g->id);
 	group_free(g);
+}
+
+/* Index every member of every group anew. */
+static void reindex(struct vt_groups *gs)
+{
+	vt_group_index_clear(&gs->by_user);
+	for (size_t i = 0; i < gs->map.cap; i++) {
+		if (gs->map.slots[i].key != NULL) {
+			vt_group_index_add_members(&gs->by_user, gs->map.slots[i].value);
+		}
+	}
+}
+
+int vt_groups_of(struct vt_groups *gs, const char *user, struct vt_group *const **list,
+		 uint32_t *n)
+{
+	const struct vt_user_groups *l;
+
+	if (gs->by_user.incomplete) {
+		reindex(gs);
+	}
+	if (gs->by_user.incomplete) {
+		return VT_ENOMEM;
+	}
+	l = vt_group_index_get(&gs->by_user, user);
+	*list = l != NULL ? l->groups : NULL;
+	*n = l != NULL ? l->n : 0;
+	return 0;
 }
 
 uint64_t vt_group_recent_find(const struct vt_group *g, const char *user, const char *cid)
@@ -300,6 +331,10 @@ static int apply_create(struct vt_groups *gs, struct vt_group **gp, const char *
 		group_free(g);
 		return rc;
 	}
+	if (*gp != NULL) {
+		vt_group_index_del_members(&gs->by_user, *gp);
+	}
+	vt_group_index_add_members(&gs->by_user, g);
 	group_free(*gp);
 	*gp = g;
 	return 0;
@@ -349,12 +384,13 @@ static int check_update(struct vt_group *g, const char *actor, const struct vt_g
 }
 
 /* Remove @user if a member, noting it in @removed. */
-static void drop(struct vt_group *g, const char *user, char (*removed)[VT_ID_MAX + 1],
-		 uint32_t *nremoved)
+static void drop(struct vt_groups *gs, struct vt_group *g, const char *user,
+		 char (*removed)[VT_ID_MAX + 1], uint32_t *nremoved)
 {
 	struct vt_member *m = vt_group_member(g, user);
 
 	if (m != NULL) {
+		vt_group_index_del(&gs->by_user, user, g);
 		member_remove(g, m);
 		snprintf(removed[*nremoved], sizeof(removed[0]), "%s", user);
 		(*nremoved)++;
@@ -374,9 +410,9 @@ static void keep_an_admin(struct vt_group *g)
 	}
 }
 
-static int apply_update(struct vt_group *g, const char *actor, const struct vt_group_change *ch,
-			const struct vt_group_limits *lim, char (*removed)[VT_ID_MAX + 1],
-			uint32_t *nremoved, const char **reason)
+static int apply_update(struct vt_groups *gs, struct vt_group *g, const char *actor,
+			const struct vt_group_change *ch, const struct vt_group_limits *lim,
+			char (*removed)[VT_ID_MAX + 1], uint32_t *nremoved, const char **reason)
 {
 	int rc = check_update(g, actor, ch, lim, reason);
 
@@ -387,16 +423,19 @@ static int apply_update(struct vt_group *g, const char *actor, const struct vt_g
 		return rc;
 	}
 	for (uint32_t i = 0; i < ch->nadd; i++) {
-		if (vt_group_member(g, ch->add[i]) == NULL &&
-		    (rc = member_add(g, ch->add[i], 0)) != 0) {
+		if (vt_group_member(g, ch->add[i]) != NULL) {
+			continue;
+		}
+		if ((rc = member_add(g, ch->add[i], 0)) != 0) {
 			return rc;
 		}
+		vt_group_index_add(&gs->by_user, ch->add[i], g);
 	}
 	for (uint32_t i = 0; i < ch->nadmins; i++) {
 		vt_group_member(g, ch->admins[i])->admin = 1;
 	}
 	for (uint32_t i = 0; i < ch->nremove; i++) {
-		drop(g, ch->remove[i], removed, nremoved);
+		drop(gs, g, ch->remove[i], removed, nremoved);
 	}
 	keep_an_admin(g);
 	return 0;
@@ -416,11 +455,11 @@ int vt_group_apply(struct vt_groups *gs, struct vt_group **gp, const char *id,
 		return VT_EFORBIDDEN;
 	}
 	if (ch->op == VT_ENV_GROUP_LEAVE) {
-		drop(*gp, actor, removed, nremoved);
+		drop(gs, *gp, actor, removed, nremoved);
 		keep_an_admin(*gp);
 		return 0;
 	}
-	return apply_update(*gp, actor, ch, lim, removed, nremoved, reason);
+	return apply_update(gs, *gp, actor, ch, lim, removed, nremoved, reason);
 }
 
 /* ---- JSON forms ------------------------------------------------------- */
@@ -680,6 +719,10 @@ static int install(struct vt_groups *gs, struct vt_group *g)
 		group_free(g);
 		return VT_ENOMEM;
 	}
+	if (old != NULL) {
+		vt_group_index_del_members(&gs->by_user, old);
+	}
+	vt_group_index_add_members(&gs->by_user, g);
 	group_free(old);
 	return 0;
 }

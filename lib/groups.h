@@ -18,6 +18,7 @@
 
 #include "buf.h"
 #include "envelope.h"
+#include "group_index.h"
 #include "map.h"
 
 struct vt_member {
@@ -78,14 +79,23 @@ struct vt_group_change {
 	char names[512];         /* storage for the decoded name */
 };
 
-/* The group table: id -> struct vt_group *. */
+/* The group table: id -> struct vt_group *, and who belongs to which. */
 struct vt_groups {
 	struct vt_map map;
+	struct vt_group_index by_user;
 };
 
 void vt_groups_init(struct vt_groups *gs);
 void vt_groups_free(struct vt_groups *gs);
 struct vt_group *vt_groups_find(struct vt_groups *gs, const char *id);
+
+/*
+ * The groups @user belongs to, sorted by id, in *@list (n in *@n; *@list
+ * NULL when none), valid until the next change. 0, or VT_ENOMEM when the
+ * index missed an entry for want of memory and cannot be rebuilt yet.
+ */
+int vt_groups_of(struct vt_groups *gs, const char *user, struct vt_group *const **list,
+		 uint32_t *n);
 
 /* Load one stored blob (from storage's load_groups); 0 or a vt_error. */
 int vt_groups_load(struct vt_groups *gs, const char *id, const char *data, size_t len);

@@ -233,6 +233,11 @@ static void offer_receipt(struct vt_engine *e, struct vt_msg *m)
 	}
 }
 
+int vt__hold_receipt_likely(const struct vt_engine *e, const char *user)
+{
+	return e->cfg.durability == VT_DURABLE_OFFLINE && user_clear(e, user, NULL);
+}
+
 int vt__hold_receipt(struct vt_engine *e, struct vt_msg *m)
 {
 	struct vt_batch *b;

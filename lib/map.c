@@ -36,6 +36,16 @@ void vt_map_free(struct vt_map *m)
 	vt_map_init(m);
 }
 
+void vt_map_free_all(struct vt_map *m)
+{
+	for (size_t i = 0; i < m->cap; i++) {
+		if (m->slots[i].key != NULL) {
+			free(m->slots[i].value);
+		}
+	}
+	vt_map_free(m);
+}
+
 static size_t find_slot(const struct vt_map *m, const char *key, uint32_t h)
 {
 	size_t mask = m->cap - 1;
@@ -107,20 +117,12 @@ int vt_map_put(struct vt_map *m, const char *key, void *value)
 	return 0;
 }
 
-void *vt_map_del(struct vt_map *m, const char *key)
+/* Empty slot @i and close the gap its entry leaves. */
+static void remove_at(struct vt_map *m, size_t i)
 {
 	size_t mask = m->cap - 1;
-	size_t i, j;
-	void *value;
+	size_t j;
 
-	if (m->cap == 0) {
-		return NULL;
-	}
-	i = find_slot(m, key, hash_str(key));
-	if (m->slots[i].key == NULL) {
-		return NULL;
-	}
-	value = m->slots[i].value;
 	free(m->slots[i].key);
 	m->slots[i].key = NULL;
 	m->slots[i].value = NULL;
@@ -140,7 +142,37 @@ void *vt_map_del(struct vt_map *m, const char *key)
 			i = j;
 		}
 	}
+}
+
+void *vt_map_del(struct vt_map *m, const char *key)
+{
+	size_t i;
+	void *value;
+
+	if (m->cap == 0) {
+		return NULL;
+	}
+	i = find_slot(m, key, hash_str(key));
+	if (m->slots[i].key == NULL) {
+		return NULL;
+	}
+	value = m->slots[i].value;
+	remove_at(m, i);
 	return value;
+}
+
+void vt_map_filter(struct vt_map *m, int (*keep)(void *value, void *arg), void *arg)
+{
+	size_t i = 0;
+
+	/* A removal may pull a later entry into slot i: look at it again. */
+	while (i < m->cap) {
+		if (m->slots[i].key != NULL && !keep(m->slots[i].value, arg)) {
+			remove_at(m, i);
+		} else {
+			i++;
+		}
+	}
 }
 
 int vt_map_incr(struct vt_map *m, const char *key)

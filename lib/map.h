@@ -28,6 +28,9 @@ void vt_map_init(struct vt_map *m);
 /* Free the table and the copied keys (not the values). */
 void vt_map_free(struct vt_map *m);
 
+/* As vt_map_free, and free() every value too: for values of one malloc each. */
+void vt_map_free_all(struct vt_map *m);
+
 /* The value stored under @key, or NULL. */
 void *vt_map_get(const struct vt_map *m, const char *key);
 
@@ -44,5 +47,12 @@ int vt_map_put(struct vt_map *m, const char *key, void *value);
 
 /* Remove @key; returns its value, or NULL when absent. */
 void *vt_map_del(struct vt_map *m, const char *key);
+
+/*
+ * Remove every entry for which @keep(value, @arg) returns 0; @keep frees
+ * what the value owns. Never allocates. An entry moved by a removal may be
+ * shown to @keep twice, so it must answer the same for the same entry.
+ */
+void vt_map_filter(struct vt_map *m, int (*keep)(void *value, void *arg), void *arg);
 
 #endif /* VARTALAP_MAP_H */

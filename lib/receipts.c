@@ -1,11 +1,14 @@
 /*
  * receipts.c - "delivered" receipts, gathered over one loop turn.
  *
- * An ack that ends a delivery of a message owes the sender a receipt. That
- * happens when a stored ack commits (complete_ack in batch.c) and when an
- * ack ends a message held in memory in mode "offline" (vt__ack_ids in
- * route.c); one ack envelope names up to VT_ACK_MAX ids, so a turn often
- * has many for the same pair of users.
+ * An ack that ends a delivery of a message owes the sender a receipt. A
+ * stored ack has storage make it, in the ack's own commit (VT_OP_ACK in
+ * vartalap/storage.h), coalesced there the same way. The engine makes it
+ * here when an ack ends a message held in memory in mode "offline"
+ * (vt__ack_ids in route.c); when a stored ack commits without one, the
+ * receipt being one mode "offline" would hold, or the storage making none
+ * (complete_ack in batch.c). One ack envelope names up to VT_ACK_MAX ids,
+ * so a turn often has many for the same pair of users.
  *
  * Here each (acking user, acking device, sender) gathers its refs into one
  * receipt of up to VT_RECEIPT_REFS_MAX refs, in the order the acks ended:
@@ -29,6 +32,7 @@
 #include <vartalap/log.h>
 
 #include "engine_internal.h"
+#include "store_receipts.h"
 
 /* Room for the first refs of a receipt: most bursts are short. */
 #define REFS_FIRST 4
@@ -169,20 +173,14 @@ void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const
 	vt__want_flush(e);
 }
 
-/* {"device":"phone","refs":[{"ref":"42","cid":"c-1"},...]} */
+/* {"device":"phone","refs":[{"ref":"42","cid":"c-1"},...]}, as storage makes it too */
 static void encode_body(struct vt_buf *b, const struct vt_receipt *r)
 {
-	vt_buf_puts(b, "{\"device\":");
-	vt_buf_json_str(b, r->device, strlen(r->device));
-	vt_buf_puts(b, ",\"refs\":[");
+	vt__rcpt_body_open(b, r->device);
 	for (uint32_t i = 0; i < r->nrefs; i++) {
-		vt_buf_puts(b, i ? ",{\"ref\":\"" : "{\"ref\":\"");
-		vt_buf_u64(b, r->refs[i].id);
-		vt_buf_puts(b, "\",\"cid\":");
-		vt_buf_json_str(b, r->refs[i].cid, strlen(r->refs[i].cid));
-		vt_buf_putc(b, '}');
+		vt__rcpt_body_ref(b, i == 0, r->refs[i].id, r->refs[i].cid);
 	}
-	vt_buf_puts(b, "]}");
+	vt__rcpt_body_close(b);
 }
 
 /*

@@ -12,12 +12,10 @@
 
 #include <stdint.h>
 
+#include <vartalap/storage.h>
 #include <vartalap/token.h>
 
 #include "map.h"
-
-/* The most refs one receipt carries: the next ack starts another receipt. */
-#define VT_RECEIPT_REFS_MAX 64
 
 struct vt_engine;
 struct vt_receipt;

@@ -225,26 +225,26 @@ void vt_engine_groups(struct vt_engine *e, const struct vt_identity *id, vt_repl
 {
 	struct vt_origin o = {.reply = reply, .arg = arg};
 	struct vt_buf *b = &e->out;
-	int first = 1;
+	struct vt_group *const *list;
+	uint32_t n;
+	int rc;
 
 	if (refuse(e, id, reply, arg)) {
 		return;
 	}
+	rc = vt_groups_of(&e->groups, id->user, &list, &n);
+	if (rc != 0) {
+		vt__reply_error(e, &o, rc, "out of memory", NULL);
+		return;
+	}
 
-	/* TODO: a per-user index of groups; this walks every group. */
 	vt_buf_reset(b);
 	vt_buf_puts(b, "{\"groups\":[");
-	for (size_t i = 0; i < e->groups.map.cap; i++) {
-		struct vt_group *g = e->groups.map.slots[i].value;
-
-		if (e->groups.map.slots[i].key == NULL || vt_group_member(g, id->user) == NULL) {
-			continue;
-		}
-		if (!first) {
+	for (uint32_t i = 0; i < n; i++) {
+		if (i > 0) {
 			vt_buf_putc(b, ',');
 		}
-		first = 0;
-		vt_group_encode_info(b, g);
+		vt_group_encode_info(b, list[i]);
 	}
 	vt_buf_puts(b, "]}");
 	vt__reply(e, &o, vt_buf_failed(b) ? VT_ENOMEM : 0, b->data, b->len);

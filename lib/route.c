@@ -584,6 +584,37 @@ static void dispatch(struct vt_engine *e, const struct vt_identity *from,
 	vt__origin_release(o);
 }
 
+/*
+ * Is @from past its rate of events (acks are free)? A connection has its own
+ * bucket; an event sent over REST draws on its user's (senders.c). Answers
+ * the refusal and returns 1; the client may wait, then re-send the same id.
+ */
+static int over_rate(struct vt_engine *e, const struct vt_identity *from,
+		     const struct vt_env *env, struct vt_origin *o)
+{
+	int rc;
+
+	if (env->type == VT_ENV_ACK) {
+		return 0;
+	}
+	if (o->conn != NULL) {
+		rc = vt_bucket_take(&o->conn->events, e->cfg.msgs_per_sec, vt__now(e));
+	} else {
+		rc = vt__sender_take(e, from->user);
+	}
+	if (rc == 1) {
+		return 0;
+	}
+	if (rc == 0) {
+		vt__reply_error(e, o, VT_ERATE, "too many events; slow down and re-send", env->id);
+	} else if (rc == VT_EBUSY) {
+		vt__reply_error(e, o, rc, "too many users sending at once; re-send later", env->id);
+	} else {
+		vt__reply_error(e, o, rc, "out of memory", env->id);
+	}
+	return 1;
+}
+
 void vt__take_event(struct vt_engine *e, const struct vt_identity *from, const char *data,
 		    size_t len, struct vt_origin origin)
 {
@@ -608,21 +639,31 @@ void vt__take_event(struct vt_engine *e, const struct vt_identity *from, const c
 		return;
 	}
 	rc = vt_env_decode(data, len, env, &reason);
-	/* TODO: REST sends have no connection and so no bucket; a per-user
-	 * limit would cover them. */
-	if (rc == 0 && env->type != VT_ENV_ACK && origin.conn != NULL &&
-	    !vt_bucket_take(&origin.conn->events, e->cfg.msgs_per_sec, vt__now(e))) {
-		/* The client can act on this: wait, then re-send with the same id. */
-		vt__reply_error(e, &origin, VT_ERATE, "too many events; slow down and re-send",
-				env->id);
-	} else if (rc < 0) {
+	if (rc < 0) {
 		vt_log(VT_LOG_DEBUG, "bad envelope from user=%s: %s", from->user,
 		       reason ? reason : vt_strerror(rc));
 		vt__reply_error(e, &origin, rc, reason ? reason : vt_strerror(rc), env->id);
-	} else {
+	} else if (!over_rate(e, from, env, &origin)) {
 		dispatch(e, from, env, &origin);
 	}
 	free(env);
+}
+
+/*
+ * Does ACK @p ask storage for the sender's receipt, in the ack's own commit?
+ * @m is the acked event when a connection here held it. Storage makes the
+ * receipt from the record it deletes, so an ack of a delivery already gone
+ * (acked twice, or by another node) makes none. Nothing is asked when the
+ * event owes no receipt, nor when mode "offline" would hold it unwritten.
+ */
+static void ack_receipt(struct vt_engine *e, struct vt_pend *p, const struct vt_msg *m)
+{
+	if (m != NULL && (m->rec.kind != VT_KIND_MESSAGE || strcmp(m->rec.from, p->user) == 0 ||
+			  vt__hold_receipt_likely(e, m->rec.from))) {
+		return;
+	}
+	p->receipt_id = vt__new_id(e);
+	p->ts = vt__wall(e);
 }
 
 void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct vt_identity *who,
@@ -648,10 +689,9 @@ void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct 
 			}
 			continue;
 		}
-		vt_msg_unref(m);
-
 		p = vt__batch_add(e, VT_PEND_ACK);
 		if (p == NULL) {
+			vt_msg_unref(m);
 			if (req != NULL) {
 				vt__ackreq_done(e, req, ids[i], VT_ENOMEM);
 			}
@@ -660,6 +700,7 @@ void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct 
 		vt__copy(p->user, sizeof(p->user), who->user);
 		vt__copy(p->device, sizeof(p->device), who->device);
 		p->id = ids[i];
+		ack_receipt(e, p, held ? m : NULL);
 		vt__acking_add(e, p);
 		p->local = held;
 		p->ackreq = req;
@@ -667,6 +708,7 @@ void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct 
 			origin_conn->refs++;
 			p->origin.conn = origin_conn;
 		}
+		vt_msg_unref(m);
 	}
 	if (c != NULL) {
 		vt__conn_pump(c);

@@ -260,6 +260,8 @@ static inline void vt__op_reset(struct vt_op *op)
 	op->out_nto = 0;
 	op->out_skipped = 0;
 	op->out_ndevices = 0;
+	op->out_receipt_id = 0;
+	op->out_receipt = NULL;
 }
 
 #endif /* VARTALAP_STORE_KEY_H */

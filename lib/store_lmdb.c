@@ -95,12 +95,52 @@ static int apply_ops(struct lmdb *s, MDB_txn *txn, struct vt_op *ops, size_t n, 
 	return rc;
 }
 
+void vt__lmdb_batch_free(struct batch *b)
+{
+	vt__out_free(b->out);
+	vt__rcpts_free(&b->rcpts);
+	memset(b, 0, sizeof(*b));
+}
+
+/*
+ * The receipts the batch's acks owe (storage.h, VT_OP_ACK), each stored
+ * by a PUT of its own after the batch's ops. A full store takes them too:
+ * each comes with an ack, which may always run, and nothing would make it
+ * again. An LMDB error, or running out of memory, aborts the transaction.
+ */
+static int store_receipts(struct lmdb *s, MDB_txn *txn, struct vt_op *ops, size_t n,
+			  struct batch *b)
+{
+	int refuse = b->refuse, rc = vt__rcpts_build(ops, n, &b->rcpts);
+
+	b->refuse = 0;
+	for (size_t i = 0; i < b->rcpts.n && rc == 0; i++) {
+		struct vt__rcpt *r = b->rcpts.v[i];
+		struct vt_op put;
+
+		vt__rcpt_put_op(r, &put);
+		rc = vt__lmdb_apply_put(s, txn, &put, b);
+		if (rc == 0 && put.status != 0) {
+			/* Only input the engine never stores is refused (a sender
+			 * no inbox can hold): the acks must go on regardless. */
+			vt_log(VT_LOG_ERROR, "lmdb: receipt id=%llu to=%s not storable: %s",
+			       (unsigned long long)r->rec.id, r->rec.to, vt_strerror(put.status));
+		} else if (rc == 0) {
+			vt__rcpt_report(ops, r, &put);
+		}
+	}
+	b->refuse = refuse;
+	return rc == VT_ENOMEM ? ENOMEM : rc;
+}
+
 /* A batch that failed reports no routing: its out_to arrays describe nothing. */
 static void clear_out(struct vt_op *ops, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		ops[i].out_to = NULL;
 		ops[i].out_nto = 0;
+		ops[i].out_receipt = NULL;
+		ops[i].out_receipt_id = 0;
 	}
 }
 
@@ -117,9 +157,12 @@ static int commit_txn(struct lmdb *s, struct vt__lmdb_part *const *parts, size_t
 	for (size_t i = 0; i < np && rc == 0; i++) {
 		struct vt__lmdb_part *p = parts[i];
 
-		vt__out_free(p->b.out);
-		p->b = (struct batch){NULL, 0, refuse, 0};
+		vt__lmdb_batch_free(&p->b);
+		p->b.refuse = refuse;
 		rc = apply_ops(s, txn, p->ops, p->n, &p->b);
+		if (rc == 0) {
+			rc = store_receipts(s, txn, p->ops, p->n, &p->b);
+		}
 		max_id = p->b.max_id > max_id ? p->b.max_id : max_id;
 		stores |= vt__lmdb_batch_stores(p->ops, p->n, &p->b);
 	}
@@ -196,7 +239,7 @@ void vt__lmdb_commit_parts(struct lmdb *s, struct vt__lmdb_part *const *parts, s
 static void lmdb_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb done, void *arg)
 {
 	struct lmdb *s = self;
-	struct vt__lmdb_part p = {ops, n, {NULL, 0, 0, 0}, 0};
+	struct vt__lmdb_part p = {ops, n, {.out = NULL}, 0};
 	struct vt__lmdb_part *one = &p;
 
 	if (s->w) {
@@ -205,7 +248,7 @@ static void lmdb_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb do
 	}
 	vt__lmdb_commit_parts(s, &one, 1);
 	done(arg, p.status);
-	vt__out_free(p.b.out);
+	vt__lmdb_batch_free(&p.b);
 }
 
 /* ---- lifetime ---- */

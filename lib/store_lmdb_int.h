@@ -8,6 +8,7 @@
  * of a batch is applied. store_lmdb_space.c: headroom in the map and blocks
  * on the disk. store_lmdb_read.c: list, expire, load_groups and max_id.
  * The layout of the databases is described at the top of store_lmdb.c.
+ * Receipts made with acks come from store_receipts.c, shared with memory.
  */
 #ifndef VARTALAP_STORE_LMDB_INT_H
 #define VARTALAP_STORE_LMDB_INT_H
@@ -18,6 +19,7 @@
 
 #include <vartalap/storage.h>
 
+#include "store_receipts.h"
 #include "store_targets.h"
 
 #define DEFAULT_MAP_SIZE ((uint64_t)1 << 30)
@@ -99,7 +101,11 @@ struct batch {
 	int grows;           /* a TOUCH or GROUP stored something new */
 	int refuse;          /* the store is full: what would grow gets VT_ENOSPC */
 	uint64_t max_id;     /* the highest id a PUT stored: max_id is raised once */
+	struct vt__rcpts rcpts; /* the receipts its acks made, reported until done */
 };
+
+/* Free what a batch left behind, once its callback returned or it is run again. */
+void vt__lmdb_batch_free(struct batch *b);
 
 /* One engine batch within a write transaction, and its answer. */
 struct vt__lmdb_part {

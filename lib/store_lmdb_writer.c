@@ -267,7 +267,7 @@ static void job_free(struct job *j)
 	if (j->view != NULL) {
 		mdb_txn_abort(j->view);
 	}
-	vt__out_free(j->part.b.out);
+	vt__lmdb_batch_free(&j->part.b);
 	free(j);
 }
 

@@ -6,6 +6,7 @@
  * store_mem_box.c: records, inboxes and their deliveries.
  * store_mem_prep.c: the first phase of a commit, which may fail.
  * store_mem_apply.c: the second, which cannot. See store_mem.c for why.
+ * Receipts made with acks come from store_receipts.c, shared with LMDB.
  */
 #ifndef VARTALAP_STORE_MEM_INT_H
 #define VARTALAP_STORE_MEM_INT_H

@@ -30,9 +30,6 @@
  */
 #define BODY_SLACK (256 * 1024)
 
-/* Seconds a client refused for want of connections should wait. */
-#define RETRY_AFTER_S "5"
-
 typedef void (*route_fn)(struct vt_http_gateway *gw, struct evhttp_request *req,
                          const struct vt_identity *id);
 
@@ -128,7 +125,7 @@ static void refuse_over_cap(struct evhttp_request *req)
 {
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
 
-	evhttp_add_header(out, "Retry-After", RETRY_AFTER_S);
+	evhttp_add_header(out, "Retry-After", VT_HTTP_RETRY_BUSY_S);
 	evhttp_add_header(out, "Connection", "close");
 	vt_fe_reply_error(req, 503, "busy", "too many connections; retry later");
 }

@@ -11,6 +11,15 @@
 
 #include "../common/frontend.h"
 
+/* Seconds a client refused as busy (503) should wait before trying again. */
+#define VT_HTTP_RETRY_BUSY_S "5"
+
+/*
+ * Seconds a client over its rate (429) should wait: at --rate 1 or more a
+ * bucket earns a token back within one.
+ */
+#define VT_HTTP_RETRY_RATE_S "1"
+
 struct vt_http_pending;
 struct vt_http_conn;
 struct ssl_ctx_st;

@@ -56,6 +56,18 @@ struct vt_http_pending *vt_http_pending_new(struct vt_http_gateway *gw, struct e
 	return p;
 }
 
+/* A refusal the client should retry says when, as a REST client expects. */
+static void add_retry_after(struct evhttp_request *req, int status)
+{
+	const char *s = status == VT_ERATE ? VT_HTTP_RETRY_RATE_S
+		      : status == VT_EBUSY ? VT_HTTP_RETRY_BUSY_S
+					   : NULL;
+
+	if (s != NULL) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", s);
+	}
+}
+
 void vt_http_on_reply(void *arg, int status, const char *json, size_t len)
 {
 	struct vt_http_pending *p = arg;
@@ -65,6 +77,7 @@ void vt_http_on_reply(void *arg, int status, const char *json, size_t len)
 	if (p->req != NULL) {
 		/* The engine may answer in a later loop turn: name the request. */
 		vt_fe_req_resume(p->log_id);
+		add_retry_after(p->req, status);
 		vt_fe_reply_json(p->req, vt_error_http_status(status), json, len);
 		vt_fe_req_resume(outer);
 	}

@@ -327,8 +327,10 @@ VT_EXPORT void vt_engine_group_info(struct vt_engine *e, const struct vt_identit
 				    const char *group, vt_reply_fn reply, void *arg);
 
 /*
- * The groups @id belongs to: {"groups":[<as vt_engine_group_info>, ...]}.
- * Both group calls reply exactly once, as for vt_engine_submit().
+ * The groups @id belongs to: {"groups":[<as vt_engine_group_info>, ...]},
+ * sorted by group id (byte order). Costs what those groups cost, not what
+ * the node holds. Both group calls reply exactly once, as for
+ * vt_engine_submit().
  */
 VT_EXPORT void vt_engine_groups(struct vt_engine *e, const struct vt_identity *id,
 				vt_reply_fn reply, void *arg);

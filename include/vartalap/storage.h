@@ -80,6 +80,9 @@ enum vt_kind {
 /* The device of a user's holding inbox; never a valid device id. */
 #define VT_HOLDING_DEVICE "*"
 
+/* The most refs one "delivered" receipt carries (see VT_OP_ACK). */
+#define VT_RECEIPT_REFS_MAX 64
+
 /* Bits of vt_record.flags in a listing. */
 #define VT_REC_NOTIFIED 0x1u /* the push hook was called for this delivery */
 
@@ -128,7 +131,29 @@ enum vt_op_kind {
 	 * versions" above): its recipients were taken from that version.
 	 */
 	VT_OP_PUT = 1,
-	/* Remove the delivery (inbox, id). status VT_EUNKNOWNID if absent. */
+	/*
+	 * Remove the delivery (inbox, id). status VT_EUNKNOWNID if absent.
+	 *
+	 * Receipts. With @receipt_id set, an ACK that removes a delivery of a
+	 * VT_KIND_MESSAGE record sent by another user than inbox.user owes the
+	 * sender a "delivered" receipt, and the backend stores it in the same
+	 * transaction, after the batch's other ops: a VT_KIND_DELIVERED record
+	 * from inbox.user to the sender, cid "", time @ts, with the body
+	 * {"device":DEVICE,"refs":[{"ref":"ID","cid":"CID"},...]} (DEVICE is
+	 * inbox.device, ID the acked id in decimal, CID the acked record's),
+	 * delivered as a PUT to users {sender} without cap or dedup would be.
+	 * A full store takes it all the same: it comes with the ack that frees
+	 * a delivery, and nothing else would ever make it.
+	 *
+	 * The refs of one batch's ACKs from one inbox to one sender share
+	 * receipts, in op order, VT_RECEIPT_REFS_MAX refs at most each. The
+	 * k-th receipt made for an inbox (from 0) takes the receipt_id of the
+	 * k-th ACK op of that inbox with a receipt_id, and is reported on that
+	 * op: out_receipt, with its new deliveries in out_to. Every ACK whose
+	 * ref went into a receipt sets out_receipt_id to the receipt's id. A
+	 * backend that makes no receipts leaves out_receipt_id 0; the engine
+	 * then stores the receipt itself, in a later commit.
+	 */
 	VT_OP_ACK = 2,
 	/*
 	 * Register @inbox as a device of its user, or refresh it, with
@@ -166,7 +191,7 @@ struct vt_op {
 	uint32_t cap_skip;
 	struct vt_inbox inbox; /* ACK, TOUCH, NOTIFIED */
 	uint64_t id;           /* ACK, NOTIFIED */
-	int64_t ts;            /* TOUCH */
+	int64_t ts;            /* TOUCH; ACK with receipt_id: the receipt's time */
 	const char *group;     /* GROUP; PUT with check_base: the group posted to */
 	const char *data;      /* GROUP */
 	size_t len;            /* GROUP */
@@ -197,6 +222,16 @@ struct vt_op {
 	uint32_t acked_kind;
 	char acked_from[VT_ID_MAX + 1];
 	char acked_cid[VT_ID_MAX + 1];
+
+	/* ACK: nonzero asks for the sender's receipt, made in the same
+	 * transaction (see VT_OP_ACK): an id the receipt may take. */
+	uint64_t receipt_id;
+	/* out, ACK with receipt_id: the id of the receipt its ref went into;
+	 * 0 for none (nothing removed, not a message, one's own message). */
+	uint64_t out_receipt_id;
+	/* out, ACK: the receipt reported on this op, with its deliveries in
+	 * out_to; valid as out_to is. NULL for none. */
+	const struct vt_record *out_receipt;
 };
 
 /*

@@ -341,7 +341,8 @@ async def test_kill9_under_load_inline_writer():
 # ----------------------------------------------------------------- full LMDB map
 
 def fill(srv, sender, to, prefix, size, limit=5000):
-    """POST until refused; returns (accepted envelopes, the refusal)."""
+    """POST until refused; returns (accepted envelopes, the refusal). It sends
+    as fast as it can from one user: the servers it fills run with --rate 0."""
     tok = srv.token(sender)
     out = []
     for i in range(limit):
@@ -362,7 +363,7 @@ async def known(srv, user):
 
 async def test_map_full_refuses_then_recovers():
     # --lmdb-map-size is in MB, at least 1.
-    srv = server("--lmdb-map-size", MAP_MB, "--ack-timeout", "30000")
+    srv = server("--lmdb-map-size", MAP_MB, "--ack-timeout", "30000", "--rate", "0")
     for u in ("alice", "bob", "carol"):
         await known(srv, u)
     carol = srv.token("carol")
@@ -419,7 +420,7 @@ async def test_map_full_refuses_then_recovers():
 async def test_map_full_acks_not_refused_with_sends():
     """Acks free space, so a full store must take them, also when refused
     sends land in the same loop turn (one storage batch)."""
-    srv = server("--lmdb-map-size", MAP_MB, "--ack-timeout", "30000")
+    srv = server("--lmdb-map-size", MAP_MB, "--ack-timeout", "30000", "--rate", "0")
     for u in ("bob", "carol"):
         await known(srv, u)
     fill(srv, "carol", "bob", "big", 3000)
@@ -448,7 +449,7 @@ async def test_map_full_acks_not_refused_with_sends():
 async def test_map_full_receipts_not_dropped():
     """An ack taken while the store is full frees more than its receipt
     needs; the sender must still get the receipt."""
-    srv = server("--lmdb-map-size", MAP_MB, "--ack-timeout", "30000")
+    srv = server("--lmdb-map-size", MAP_MB, "--ack-timeout", "30000", "--rate", "0")
     for u in ("alice", "bob", "carol"):
         await known(srv, u)
     carol = srv.token("carol")
@@ -470,7 +471,7 @@ async def test_map_full_receipts_not_dropped():
 async def test_map_full_new_recipient_can_drain():
     """The store filled up with messages for a user who never connected. He
     must be able to get them (and ack them, freeing the space)."""
-    srv = server("--lmdb-map-size", MAP_MB, "--ack-timeout", "30000")
+    srv = server("--lmdb-map-size", MAP_MB, "--ack-timeout", "30000", "--rate", "0")
     big, _ = fill(srv, "carol", "bob", "big", 3000)
     small, _ = fill(srv, "carol", "bob", "small", 100)
     owed = [a["id"] for a in big + small]
@@ -506,7 +507,8 @@ async def test_disk_full_tmpfs():
     try:
         data = os.path.join(mnt, "data")
         # The map (64 MB) is far larger than the disk (2 MB): the disk fills first.
-        srv = Server("--lmdb-map-size", "64", "--ack-timeout", "30000", data_dir=data).start()
+        srv = Server("--lmdb-map-size", "64", "--ack-timeout", "30000", "--rate", "0",
+                     data_dir=data).start()
         for u in ("bob", "carol"):
             await known(srv, u)
         big, (st, err) = fill(srv, "carol", "bob", "big", 3000, limit=2000)

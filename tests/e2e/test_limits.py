@@ -3,12 +3,14 @@
 the connection cap, the per-user cap and the idle timeout."""
 
 import asyncio
+import http.client
+import json
 import socket
 import struct
 import time
 
 from harness import (check, eq, connect, send_http, run, server, RawWS, chat_works,
-                     handshake_status, http_request)
+                     handshake_status, http_request, fetch)
 
 
 def rss_kb(srv):
@@ -228,6 +230,47 @@ async def test_connection_cap_503_with_retry_after():
     await chat_works(srv)
 
 
+def rest_send(srv, user, cid, device="d1"):
+    """POST /v1/send from @user: (status, Retry-After header or None, parsed body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    env = {"v": 1, "type": "message", "id": cid, "to": "bob", "body": cid}
+    try:
+        conn.request("POST", "/v1/send?device=" + device, body=json.dumps(env).encode(),
+                     headers={"Authorization": "Bearer " + srv.token(user),
+                              "Content-Type": "application/json"})
+        r = conn.getresponse()
+        return r.status, r.getheader("Retry-After"), json.loads(r.read().decode())
+    finally:
+        conn.close()
+
+
+async def test_rest_rate_429_with_retry_after():
+    srv = server("--rate", "3")
+    # One user's devices and requests draw on one rate.
+    for i, dev in enumerate(["d1", "d2", "d1"]):
+        st, _, r = rest_send(srv, "alice", "m%d" % i, device=dev)
+        eq(st, 200, "REST send %d within the rate: %r" % (i, r))
+    st, retry, r = rest_send(srv, "alice", "m3", device="d2")
+    eq(st, 429, "REST send past the rate")
+    eq(retry, "1", "Retry-After of a 429")
+    eq(r.get("type"), "error", "429 body type")
+    eq(r.get("code"), "rate_limited", "429 body code")
+    eq(r.get("ref"), "m3", "429 body ref")
+
+    # Another user is not held back by alice.
+    st, _, r = rest_send(srv, "carol", "c0")
+    eq(st, 200, "another user's REST send: %r" % (r,))
+
+    # After Retry-After the same id goes in, once.
+    await asyncio.sleep(float(retry))
+    st, _, r = rest_send(srv, "alice", "m3", device="d2")
+    eq(st, 200, "the re-send after Retry-After: %r" % (r,))
+    eq(r.get("type"), "accepted", "the re-send is accepted")
+    got = [m.get("cid") for m in fetch(srv, srv.token("bob"), device="b1")["messages"]
+           if m.get("from") == "alice"]
+    eq(got, ["m0", "m1", "m2", "m3"], "alice's messages as bob lists them")
+
+
 async def test_per_user_cap_1008():
     srv = server("--max-connections-per-user", "2")
     a1 = await connect(srv, "alice", device="d1")
@@ -277,6 +320,7 @@ if __name__ == "__main__":
          test_b18d_absurd_content_length_413_at_once,
          test_b17b_bare_cr_in_chunk_line_refused,
          test_connection_cap_503_with_retry_after,
+         test_rest_rate_429_with_retry_after,
          test_per_user_cap_1008,
          test_idle_timeout_closes_quiet_socket,
          test_handshake_deadline_silent_socket], total_timeout=200.0)

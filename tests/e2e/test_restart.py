@@ -128,6 +128,53 @@ async def test_b07_acked_never_replayed():
     await bob.close()
 
 
+def refs_of(evs):
+    return sorted(int(r["ref"]) for r in all_refs(evs))
+
+
+async def test_kill9_right_after_acks_keeps_receipts():
+    """A `delivered` receipt commits with the ack that causes it, so a kill -9
+    as soon as the ack shows loses none. A REST ack is answered once its
+    commit is done; a WebSocket ack shows as the receipt pushed to its
+    sender, which follows that same commit."""
+    srv = server("--ack-timeout", "10000", "--durability", "always")
+    alice = await connect(srv, "alice")
+    sent = []
+    for i in range(4):
+        cid = "k-%d" % i
+        await alice.message("bob", cid, i)
+        sent.append(await alice.expect_type("accepted", ref=cid))
+    want = sorted(int(a["id"]) for a in sent)
+
+    listed = fetch(srv, srv.token("bob"))["messages"]
+    eq(ids(listed), ids(sent), "bob's listing")
+    r = ack_http(srv, srv.token("bob"), ids(sent[:2]) + ["999999"])
+    eq(sorted(r["acked"], key=int), ids(sent[:2]), "REST ack")
+    srv.kill9()
+    alice.abort()
+    srv.start()
+    alice = await connect(srv, "alice", name="alice#2")
+    recs = await alice.expect_refs(2)
+    eq(refs_of(recs), want[:2], "receipts of the REST ack after kill -9")
+    await alice.ack(*ids(recs))
+
+    bob = await connect(srv, "bob")
+    got = [await bob.expect_type("message") for _ in range(2)]
+    eq(ids(got), ids(sent[2:]), "bob's pushes after the restart")
+    await bob.ack(*ids(got))
+    pushed = await alice.expect_refs(2)
+    srv.kill9()
+    alice.abort()
+    bob.abort()
+    srv.start()
+    alice = await connect(srv, "alice", name="alice#3")
+    again = await alice.expect_refs(2)
+    eq(refs_of(again), want[2:], "receipts of the WebSocket ack after kill -9")
+    eq(ids(again), ids(pushed), "the same receipts, stored before they were pushed")
+    await alice.quiet(0.3, lambda e: e.get("type") == "delivered", "a receipt twice")
+    await alice.close()
+
+
 if __name__ == "__main__":
     run([test_sigterm_keeps_unacked, test_kill9_keeps_unacked, test_dedup_survives_kill9,
-         test_b07_acked_never_replayed])
+         test_b07_acked_never_replayed, test_kill9_right_after_acks_keeps_receipts])

@@ -380,6 +380,152 @@ START_TEST(ack_reports_record)
 }
 END_TEST
 
+/* A receipt reported on an op, copied while the commit's callback runs. */
+struct seen_receipt {
+	uint64_t id;
+	uint32_t kind;
+	int64_t ts;
+	char from[16], to[16], dev[16];
+	char body[2048]; /* a full receipt's */
+	uint32_t nto;
+};
+
+struct receipt_commit {
+	struct done d;
+	const struct vt_op *ops;
+	size_t n;
+	struct seen_receipt *seen; /* one per op; id 0: none reported */
+};
+
+static void on_receipt_commit(void *arg, int status)
+{
+	struct receipt_commit *rc = arg;
+
+	on_commit(&rc->d, status);
+	for (size_t i = 0; i < rc->n; i++) {
+		const struct vt_op *op = &rc->ops[i];
+		const struct vt_record *r = op->out_receipt;
+		struct seen_receipt *s = &rc->seen[i];
+
+		memset(s, 0, sizeof(*s));
+		if (r == NULL) {
+			continue;
+		}
+		ck_assert_uint_lt(r->body_len, sizeof(s->body));
+		*s = (struct seen_receipt){r->id, r->kind, r->ts, "", "", "", "", op->out_nto};
+		snprintf(s->from, sizeof(s->from), "%s", r->from);
+		snprintf(s->to, sizeof(s->to), "%s", r->to);
+		memcpy(s->body, r->body, r->body_len);
+		if (op->out_nto > 0) {
+			snprintf(s->dev, sizeof(s->dev), "%s", op->out_to[0].device);
+		}
+	}
+}
+
+/* A batch of @n ACKs of bob's default inbox, each asking for a receipt. */
+static void acks_with_receipts(struct vt_op *ops, const uint64_t *ids, size_t n,
+			       struct seen_receipt *seen)
+{
+	struct receipt_commit rc = {{0}, ops, n, seen};
+
+	for (size_t i = 0; i < n; i++) {
+		ack_init(&ops[i], "bob", ids[i]);
+		ops[i].receipt_id = 100 + i;
+		ops[i].ts = 7000 + (int64_t)i;
+	}
+	fx.st.ops->commit(fx.st.self, ops, n, on_receipt_commit, &rc);
+	storage_wait(&rc.d.calls);
+	ck_assert_int_eq(rc.d.calls, 1);
+	ck_assert_int_eq(rc.d.status, 0);
+}
+
+/*
+ * ACKs asking for receipts: the store makes them in the ack's commit, one
+ * per sender, with the refs of the acks that removed a message; an unknown
+ * id, a second ack of an id and one's own message add none.
+ */
+START_TEST(ack_makes_receipt)
+{
+	static const uint64_t ids[] = {99, 1, 1, 3, 2};
+	static const char body[] = "{\"device\":\"\",\"refs\":[{\"ref\":\"1\",\"cid\":\"c-1\"},"
+				   "{\"ref\":\"2\",\"cid\":\"c-2\"}]}";
+	struct seen_receipt seen[5];
+	struct vt_op ops[5];
+	struct put p;
+	struct done d;
+
+	st_open(_i);
+	put_init(&p, 1, "c-1", 1000, "1", TO("bob"));
+	ck_assert_int_eq(commit(&p.op, 1), 0);
+	put_init(&p, 2, "c-2", 1000, "1", TO("bob"));
+	ck_assert_int_eq(commit(&p.op, 1), 0);
+	put_init(&p, 3, "c-3", 1000, "1", TO("bob"));
+	p.rec.from = "bob"; /* a copy of bob's own */
+	ck_assert_int_eq(commit(&p.op, 1), 0);
+
+	acks_with_receipts(ops, ids, 5, seen);
+	ck_assert_int_eq(ops[0].status, VT_EUNKNOWNID);
+	ck_assert_int_eq(ops[2].status, VT_EUNKNOWNID);
+	ck_assert_uint_eq(ops[0].out_receipt_id, 0);
+	ck_assert_uint_eq(ops[1].out_receipt_id, 100);
+	ck_assert_uint_eq(ops[2].out_receipt_id, 0);
+	ck_assert_uint_eq(ops[3].out_receipt_id, 0);
+	ck_assert_uint_eq(ops[4].out_receipt_id, 100);
+
+	/* The first receipt of the inbox takes the first op's id, reported there. */
+	ck_assert_uint_eq(seen[0].id, 100);
+	ck_assert_uint_eq(seen[0].kind, VT_KIND_DELIVERED);
+	ck_assert_str_eq(seen[0].from, "bob");
+	ck_assert_str_eq(seen[0].to, "alice");
+	ck_assert_int_eq(seen[0].ts, 7000);
+	ck_assert_str_eq(seen[0].body, body);
+	ck_assert_uint_eq(seen[0].nto, 1);
+	ck_assert_str_eq(seen[0].dev, VT_HOLDING_DEVICE);
+	for (size_t i = 1; i < 5; i++) {
+		ck_assert_uint_eq(seen[i].id, 0);
+	}
+
+	/* Stored for alice, who has no device yet; bob's inbox is empty. */
+	ck_assert_uint_eq(list_in("alice", VT_HOLDING_DEVICE, NULL, &d), 1);
+	ck_assert_uint_eq(d.recs[0].id, 100);
+	ck_assert_uint_eq(d.recs[0].body_len, strlen(body));
+	ck_assert_uint_eq(list("bob", 0, 10, NULL, NULL), 0);
+}
+END_TEST
+
+/* Two senders and more refs than one receipt holds: the k-th takes the k-th id. */
+START_TEST(ack_receipts_split_by_sender_and_size)
+{
+	enum { N = VT_RECEIPT_REFS_MAX + 2 };
+	struct seen_receipt seen[N];
+	struct vt_op ops[N];
+	uint64_t ids[N];
+	struct put p;
+
+	st_open(_i);
+	for (size_t i = 0; i < N; i++) {
+		ids[i] = i + 1;
+		put_init(&p, ids[i], "c", 1000, "1", TO("bob"));
+		p.rec.from = i == 1 ? "carol" : "alice";
+		ck_assert_int_eq(commit(&p.op, 1), 0);
+	}
+	acks_with_receipts(ops, ids, N, seen);
+
+	/* alice's first (ops 0, 2..64), carol's (op 1), alice's second (op 65) */
+	ck_assert_uint_eq(ops[0].out_receipt_id, 100);
+	ck_assert_uint_eq(ops[1].out_receipt_id, 101);
+	ck_assert_uint_eq(ops[N - 2].out_receipt_id, 100);
+	ck_assert_uint_eq(ops[N - 1].out_receipt_id, 102);
+	ck_assert_uint_eq(seen[0].id, 100);
+	ck_assert_str_eq(seen[1].to, "carol");
+	ck_assert_uint_eq(seen[2].id, 102);
+	ck_assert_int_eq(seen[2].ts, 7002);
+	ck_assert_uint_eq(seen[3].id, 0);
+	ck_assert_uint_eq(list_in("alice", VT_HOLDING_DEVICE, NULL, NULL), 2);
+	ck_assert_uint_eq(list_in("carol", VT_HOLDING_DEVICE, NULL, NULL), 1);
+}
+END_TEST
+
 START_TEST(list_order_and_paging)
 {
 	uint64_t ids[8];
@@ -1239,6 +1385,12 @@ START_TEST(touch_in_batch)
 	ck_assert_uint_eq(list_in("bob", VT_HOLDING_DEVICE, ids, NULL), 0);
 }
 END_TEST
+
+void storage_receipt_cases_add(TCase *tc)
+{
+	tcase_add_loop_test(tc, ack_makes_receipt, 0, storage_nbackends);
+	tcase_add_loop_test(tc, ack_receipts_split_by_sender_and_size, 0, storage_nbackends);
+}
 
 void storage_cases_add(TCase *tc)
 {

@@ -61,6 +61,9 @@ extern struct fixture fx;
 /* Add every contract case to @tc, each looping over the backends. */
 void storage_cases_add(TCase *tc);
 
+/* Add the cases of receipts made with acks (VT_OP_ACK), for a backend that makes them. */
+void storage_receipt_cases_add(TCase *tc);
+
 /* Open backend @backend into fx.st (a fresh directory when durable). */
 void st_open(int backend);
 void st_close(void);

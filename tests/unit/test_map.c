@@ -103,6 +103,36 @@ START_TEST(tally_counts_every_key_until_taken_back)
 }
 END_TEST
 
+/* Keeps the even counts (values are counts in the pointer). */
+static int keep_even(void *value, void *arg)
+{
+	(*(int *)arg)++;
+	return (uintptr_t)value % 2 == 0;
+}
+
+/* Removals in the middle of probe runs, wrapping ones too, skip nobody. */
+START_TEST(filter_removes_exactly_the_refused)
+{
+	struct vt_map m;
+	char key[16];
+	int seen = 0;
+
+	vt_map_init(&m);
+	for (uintptr_t i = 1; i <= 5000; i++) {
+		snprintf(key, sizeof(key), "k%u", (unsigned)i);
+		ck_assert_int_eq(vt_map_put(&m, key, (void *)i), 0);
+	}
+	vt_map_filter(&m, keep_even, &seen);
+	ck_assert_int_ge(seen, 5000);
+	ck_assert_uint_eq(m.len, 2500);
+	for (uintptr_t i = 1; i <= 5000; i++) {
+		snprintf(key, sizeof(key), "k%u", (unsigned)i);
+		ck_assert_ptr_eq(vt_map_get(&m, key), i % 2 == 0 ? (void *)i : NULL);
+	}
+	vt_map_free(&m);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("map");
@@ -112,6 +142,7 @@ int main(void)
 	tcase_add_test(t, survivors_found_after_churn);
 	tcase_add_test(t, counts_go_up_and_down_to_gone);
 	tcase_add_test(t, tally_counts_every_key_until_taken_back);
+	tcase_add_test(t, filter_removes_exactly_the_refused);
 	suite_add_tcase(s, t);
 	return run_suite(s);
 }

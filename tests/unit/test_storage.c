@@ -692,6 +692,7 @@ static Suite *storage_suite(void)
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_set_timeout(tc, 60);
 	storage_cases_add(tc);
+	storage_receipt_cases_add(tc);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(lm, NULL, teardown);

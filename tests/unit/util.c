@@ -332,6 +332,21 @@ void on_reply(void *arg, int status, const char *json, size_t len)
 	snprintf(r->body, sizeof(r->body), "%.*s", (int)len, json);
 }
 
+size_t senders_count(const struct vt_engine *e)
+{
+	return e->senders.len;
+}
+
+void senders_fill(struct vt_engine *e, size_t n)
+{
+	char user[32];
+
+	for (size_t i = 0; i < n; i++) {
+		snprintf(user, sizeof(user), "s%zu", i);
+		ck_assert_int_eq(vt__sender_take(e, user), 1);
+	}
+}
+
 /* Each ACK op of @b leaves the index and is counted as not indexed. */
 static void unindex_batch(struct vt_engine *e, struct vt_batch *b)
 {

@@ -119,6 +119,12 @@ void acking_unindex(struct vt_engine *e);
 /* Acks in flight @e knows of: the index's entries and the ops not in it. */
 size_t acking_count(const struct vt_engine *e);
 
+/* Users whose REST sends @e keeps a rate for. */
+size_t senders_count(const struct vt_engine *e);
+
+/* Take one REST send from each of @n users named "s<i>", as if each sent. */
+void senders_fill(struct vt_engine *e, size_t n);
+
 /* Run @s (Check forks each test) and return the process exit status. */
 int run_suite(Suite *s);
 
