@@ -3,9 +3,9 @@
  *
  * A held event (hold.c) writes only its sender's (from, cid) pair, and
  * waiting for that commit and its sync is most of the time it takes to
- * reach a recipient who keeps up. So it is pushed when it is taken, and
- * "accepted" still goes to the sender once the pair is durable, when
- * three things hold:
+ * reach a recipient who keeps up at light load. With push_before_commit it
+ * is pushed when it is taken, and "accepted" still goes to the sender once
+ * the pair is durable, when three things hold:
  *
  * - It is no re-send. The store's dedup_peek finds no record under its
  *   (from, cid) among what has committed, and no event taken but not
@@ -19,9 +19,11 @@
  *   see in time; the storage backend says so by offering no peek.
  *
  * The price, documented in docs/PROTOCOL.md: a recipient may read the
- * event, and its sender get the "delivered" receipt, before "accepted";
- * and if the node dies or the commit fails before the pair is written,
- * the sender's re-send is delivered a second time, under another id.
+ * event before its sender hears "accepted"; if the node dies or the commit
+ * fails before the pair is written, the sender's re-send is delivered a
+ * second time, under another id. And CPU: a push no longer goes out in the
+ * same write as the answers of its commit, so at the peak a message costs
+ * about a fifth more (docs/PERFORMANCE.md); hence an option, off by default.
  */
 #include <string.h>
 
@@ -32,8 +34,7 @@
 /* Could any event be pushed before its commit here? */
 static int early_possible(const struct vt_engine *e)
 {
-	return e->cfg.durability == VT_DURABLE_OFFLINE && e->st.ops->dedup_peek != NULL &&
-	       e->cluster.ops == NULL && e->behind.count != NULL && e->sending.count != NULL;
+	return e->behind.count != NULL && e->st.ops->dedup_peek != NULL && e->cluster.ops == NULL;
 }
 
 static int dedups(const struct vt_pend *p)
@@ -129,11 +130,11 @@ static void note(struct vt_engine *e, struct vt_pend *p, int delta)
 
 int vt__early_init(struct vt_engine *e)
 {
-	if (e->cfg.durability != VT_DURABLE_OFFLINE) {
+	if (e->cfg.durability != VT_DURABLE_OFFLINE || !e->cfg.push_before_commit) {
 		return 0;
 	}
-	if (vt_tally_init(&e->behind) != 0 || vt_tally_init(&e->sending) != 0) {
-		vt_tally_free(&e->behind);
+	if (vt_tally_init(&e->sending) != 0 || vt_tally_init(&e->behind) != 0) {
+		vt_tally_free(&e->sending);
 		return VT_ENOMEM;
 	}
 	return 0;

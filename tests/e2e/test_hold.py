@@ -215,10 +215,10 @@ async def test_group_change_racing_a_post():
 
 
 async def test_resends_reach_the_recipient_once_in_order():
-    """Held messages go out before their (from, cid) pair commits: re-sends,
-    back to back or after "accepted" on a new connection, must still reach
-    the recipient once each, in the order sent."""
-    srv = offline_server()
+    """With --push-before-commit held messages go out before their (from,
+    cid) pair commits: re-sends, back to back or after "accepted" on a new
+    connection, must still reach the recipient once each, in order."""
+    srv = offline_server("--push-before-commit")
     alice = await connect(srv, "alice")
     bob = await connect(srv, "bob")
 

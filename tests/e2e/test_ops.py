@@ -90,7 +90,8 @@ async def test_cluster_options_must_agree():
             (["--cluster", url, "--storage", "memory"], "--storage memory"),
             (["--cluster", "redis://127.0.0.1:1/0"], "database number"),
             (["--node-id", "7"], "only used with --cluster"),
-            (["--cluster", url, "--durability", "offline"], "--durability always")]:
+            (["--cluster", url, "--durability", "offline"], "--durability always"),
+            (["--push-before-commit"], "needs --durability offline")]:
         rc, out, err = check_config(*key, *args)
         eq(rc, 2, "exit status for %r (stderr %r)" % (args, err))
         check(why in err, "%r: the reason names %r: %r" % (args, why, err))
