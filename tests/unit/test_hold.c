@@ -841,7 +841,7 @@ END_TEST
  */
 START_TEST(early_push_does_not_pass_an_older_stored_message)
 {
-	char cid[8], body[8];
+	char cid[8], body[16];
 	int i;
 
 	connect_user(E, &H, "alice", &A);
