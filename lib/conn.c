@@ -153,6 +153,7 @@ static void detach(struct vt_conn *c)
 	struct vt_user *u = c->user;
 
 	if (u != NULL) {
+		vt__sender_keep(e, c->id.user, &c->events);
 		struct vt_conn **pp = &u->conns;
 
 		while (*pp != NULL && *pp != c) {
@@ -228,7 +229,10 @@ int vt_conn_open(struct vt_engine *e, const struct vt_identity *id,
 	 */
 	old = vt__conn_find(e, id->user, id->device);
 	if (old != NULL) {
+		c->events = old->events; /* a new connection is no new budget */
 		vt__conn_replace(old);
+	} else {
+		vt__sender_resume(e, id->user, &c->events);
 	}
 	if (attach(c) != 0) {
 		free(c);

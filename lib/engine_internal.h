@@ -478,6 +478,9 @@ int vt__group_may_reread(const struct vt_engine *e);
  * VT_ENOMEM when the table cannot grow.
  */
 int vt__sender_take(struct vt_engine *e, const char *user);
+/* A closing connection's bucket, kept for its user's next one; and taken up. */
+void vt__sender_keep(struct vt_engine *e, const char *user, const struct vt_bucket *b);
+void vt__sender_resume(struct vt_engine *e, const char *user, struct vt_bucket *b);
 
 /* Forget the buckets that are full again at @now: they hold nothing. */
 void vt__senders_sweep(struct vt_engine *e, uint64_t now);

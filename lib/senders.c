@@ -3,7 +3,9 @@
  *
  * A WebSocket connection carries its own token bucket. An event sent over
  * REST has no connection, so its bucket is kept here, by user: every
- * device and every request of one user draw from the same --rate.
+ * device and every request of one user draw from the same --rate. A
+ * connection's bucket is kept here too when it closes, and the user's next
+ * connection takes it up, so reconnecting buys no fresh burst.
  *
  * A bucket that has refilled is the same as no bucket, so the sweep drops
  * it: the table holds only users who sent in about the last second. It
@@ -17,10 +19,16 @@
 
 #include "engine_internal.h"
 
+/* The tokens @b would hold at @now, left alone (at most @rate). */
+static double tokens_at(const struct vt_bucket *b, uint32_t rate, uint64_t now)
+{
+	return b->tokens + (double)(now - b->at) * rate / 1000.0;
+}
+
 /* Would @b, left alone until @now, be full again? */
 static int bucket_full(const struct vt_bucket *b, uint32_t rate, uint64_t now)
 {
-	return b->tokens + (double)(now - b->at) * rate / 1000.0 >= rate;
+	return tokens_at(b, rate, now) >= rate;
 }
 
 int vt__sender_take(struct vt_engine *e, const char *user)
@@ -46,6 +54,42 @@ int vt__sender_take(struct vt_engine *e, const char *user)
 		}
 	}
 	return vt_bucket_take(b, rate, vt__now(e));
+}
+
+/*
+ * A connection's bucket outlives it, so that closing and opening again is no
+ * way around --rate: the user's next connection starts from where this one
+ * left off. One that would be full again keeps nothing; past the table's
+ * bound the state is dropped, as a REST sender would be refused.
+ */
+void vt__sender_keep(struct vt_engine *e, const char *user, const struct vt_bucket *b)
+{
+	uint32_t rate = e->cfg.msgs_per_sec;
+	uint64_t now = vt__now(e);
+	struct vt_bucket *kept;
+
+	if (rate == 0 || b->at == 0 || bucket_full(b, rate, now)) {
+		return;
+	}
+	kept = vt_map_get(&e->senders, user);
+	if (kept == NULL && e->senders.len < VT_SENDERS_MAX && (kept = malloc(sizeof(*kept)))) {
+		if (vt_map_put(&e->senders, user, kept) != 0) {
+			free(kept);
+			return;
+		}
+		*kept = *b;
+	} else if (kept != NULL && tokens_at(b, rate, now) < tokens_at(kept, rate, now)) {
+		*kept = *b; /* of two, the emptier */
+	}
+}
+
+void vt__sender_resume(struct vt_engine *e, const char *user, struct vt_bucket *b)
+{
+	const struct vt_bucket *kept = vt_map_get(&e->senders, user);
+
+	if (kept != NULL) {
+		*b = *kept;
+	}
 }
 
 struct sweep {

@@ -493,6 +493,47 @@ START_TEST(event_rate_is_limited_per_connection)
 }
 END_TEST
 
+/* Send three messages from @c, round @round; how many were accepted. */
+static size_t three_sent(struct cap_conn *c, int round)
+{
+	char cid[16];
+
+	for (int i = 0; i < 3; i++) {
+		snprintf(cid, sizeof(cid), "m%d-%d", round, i);
+		send_msg(c, cid, "bob", "1");
+	}
+	turn(E, &H);
+	return cap_count(c, "accepted");
+}
+
+/* Closing and opening the connection again buys no fresh burst. */
+START_TEST(event_rate_survives_a_reconnect)
+{
+	struct vt_engine_config c = cfg_short();
+	static struct cap_conn A2;
+
+	vt_engine_destroy(E);
+	c.msgs_per_sec = 3;
+	E = engine_new(&H, &c, NULL);
+	connect_user(E, &H, "alice", &A);
+	ck_assert_uint_eq(three_sent(&A, 0), 3);
+	vt_conn_close(A.conn);
+	turn(E, &H);
+	cap_free(&A);
+
+	connect_user(E, &H, "alice", &A);
+	ck_assert_uint_eq(three_sent(&A, 1), 0);
+
+	/* A connection replacing a live one of the same device takes its bucket. */
+	connect_user(E, &H, "alice", &A2);
+	ck_assert_uint_eq(three_sent(&A2, 2), 0);
+
+	advance(E, &H, 1000);
+	ck_assert_uint_eq(three_sent(&A2, 3), 3);
+	cap_free(&A2);
+}
+END_TEST
+
 /* Send message @cid from @user over REST and run the turn that answers it. */
 static void rest_send(struct vt_identity *user, const char *cid, struct reply *r)
 {
@@ -1222,6 +1263,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(t, durability_offline_holds_in_memory_until_it_goes_offline);
 	tcase_add_test(t, durability_offline_dedups_stored_and_held);
 	tcase_add_test(t, event_rate_is_limited_per_connection);
+	tcase_add_test(t, event_rate_survives_a_reconnect);
 	tcase_add_test(t, rest_rate_is_limited_per_user);
 	tcase_add_test(t, rest_rate_zero_is_no_limit);
 	tcase_add_test(t, rest_senders_stay_bounded);
