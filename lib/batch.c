@@ -409,6 +409,7 @@ static void complete_one(struct vt_engine *e, struct vt_pend *p, int status,
 		} else if (status == 0 && op->status == VT_ECONFLICT) {
 			conflict(e, p);
 		}
+		vt__group_change_done(e, p->user);
 		break;
 	case VT_PEND_NOTIFIED:
 		break;
@@ -419,9 +420,8 @@ static void complete_one(struct vt_engine *e, struct vt_pend *p, int status,
 /*
  * A failed batch changed nothing in storage, nor did a group change the
  * store refused, so such changes are undone in memory too, newest first.
- * TODO: a later change to the same group, taken while this batch was in
- * flight (in the next batch, or in one handed over after it), holds a state
- * built on the change undone here, and stores it when it commits.
+ * No later change to the same group was taken meanwhile: it waits for this
+ * one to complete (group_queue.c), so nothing was built on the state undone.
  */
 static void undo_groups(struct vt_engine *e, struct vt_batch *b, int status)
 {

@@ -114,6 +114,7 @@ int vt_engine_create(const struct vt_engine_config *cfg, const struct vt_host *h
 	vt_map_init(&e->users);
 	vt_map_init(&e->acking);
 	vt_map_init(&e->late);
+	vt_map_init(&e->changing);
 	vt_map_init(&e->senders);
 	vt_groups_init(&e->groups);
 	vt_receipts_init(&e->receipts);
@@ -158,7 +159,7 @@ void vt_engine_shutdown(struct vt_engine *e)
 int vt_engine_idle(const struct vt_engine *e)
 {
 	return e->pending_calls == 0 && e->cur.len == 0 && !vt_receipts_pending(&e->receipts) &&
-	       e->waiting == NULL;
+	       e->waiting == NULL && e->parked == NULL;
 }
 
 void vt_engine_destroy(struct vt_engine *e)
@@ -175,6 +176,7 @@ void vt_engine_destroy(struct vt_engine *e)
 		       e->pending_calls);
 	}
 	vt__group_waiting_fail(e, VT_EBUSY, "server shutting down");
+	vt__group_parked_fail(e, VT_EBUSY, "server shutting down");
 
 	/*
 	 * Storage goes first: a backend may still be reading a batch in flight
@@ -204,6 +206,7 @@ void vt_engine_destroy(struct vt_engine *e)
 	vt_map_free(&e->late);
 	vt__early_free(e);
 	vt__senders_free(e);
+	vt_map_free(&e->changing);
 	vt_groups_free(&e->groups);
 	vt_buf_free(&e->out);
 	vt_engine_set_notifier(e, (struct vt_notifier){0});

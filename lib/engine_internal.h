@@ -184,16 +184,12 @@ struct vt_pend {
 	char user[VT_TO_MAX + 1];    /* the inbox, the acker, or the group id */
 	char device[VT_ID_MAX + 1];
 	uint64_t id;                 /* ACK, NOTIFIED; GROUP: the new state's version */
-	int local;                   /* ACK: a connection here held the delivery */
-	int indexed;                 /* ACK: in the engine's acking index */
 	uint64_t receipt_id;         /* ACK: storage makes the receipt, with this id */
 	int64_t ts;                  /* ACK: when it was taken, the receipt's time */
 
-	/* GROUP, and a PUT to a group: with a cluster, the group version the
-	 * op was derived from, which the shared store checks */
-	int check_base;
+	/* GROUP, and a PUT to a group: with a cluster (check_base), the group
+	 * version the op was derived from, which the shared store checks */
 	uint64_t base;
-	int retried;                 /* a group post taken again after a conflict */
 
 	/* PUT: recipients, and the sender's inbox for its own copies. The
 	 * first nusers are stored, the nheld after them held in memory (mode
@@ -202,13 +198,6 @@ struct vt_pend {
 	char (*users)[VT_ID_MAX + 1];
 	uint32_t nusers;
 	uint32_t nheld;
-	int own_copies;              /* user/device name the sender's inbox */
-	int hold_own;                /* the sender's other devices' copies are held */
-	int late;                    /* STORE: counted in e->late until it completes */
-	int noted;                   /* PUT: counted in e->behind and e->sending (early.c) */
-	int early;                   /* PUT: held copies were pushed before the commit */
-	int cap_skip;
-	int dedup;
 
 	/* ECHO: the client id of the re-sent change (user is the group id) */
 	char cid[VT_ID_MAX + 1];
@@ -219,6 +208,19 @@ struct vt_pend {
 	size_t blob_len;
 	char *undo;                  /* NULL: the group did not exist */
 	size_t undo_len;
+
+	/* Flags, packed: a batch holds thousands of these. */
+	unsigned local : 1;      /* ACK: a connection here held the delivery */
+	unsigned indexed : 1;    /* ACK: in the engine's acking index */
+	unsigned check_base : 1; /* GROUP, PUT to a group: the store checks base */
+	unsigned retried : 1;    /* a group post taken again after a conflict */
+	unsigned own_copies : 1; /* PUT: user/device name the sender's inbox */
+	unsigned hold_own : 1;   /* PUT: the sender's other devices' copies are held */
+	unsigned late : 1;       /* STORE: counted in e->late until it completes */
+	unsigned noted : 1;      /* PUT: counted in e->behind and e->sending (early.c) */
+	unsigned early : 1;      /* PUT: held copies were pushed before the commit */
+	unsigned cap_skip : 1;   /* PUT: a full inbox is skipped, not an error */
+	unsigned dedup : 1;      /* PUT: storage checks (from, cid) */
 };
 
 /*
@@ -275,6 +277,9 @@ struct vt_engine {
 				    (hold.c), a count in the pointer */
 	struct vt_tally behind;  /* by user: events it gets when their batch completes */
 	struct vt_tally sending; /* by (from, cid): events taken, not committed (early.c) */
+	struct vt_map changing;  /* group id -> its changes not yet committed, a count */
+	struct vt_parked *parked; /* changes waiting for those (group_queue.c) */
+	uint32_t nparked;
 	struct vt_map senders;   /* user id -> struct vt_bucket *: REST sends of
 				    about the last second (senders.c) */
 	struct vt_conn *conns;   /* every open connection */
@@ -353,6 +358,9 @@ void vt__batch_abandon(struct vt_engine *e, struct vt_batch *b);
 /* route.c */
 void vt__take_event(struct vt_engine *e, const struct vt_identity *from, const char *data,
 		    size_t len, struct vt_origin origin);
+/* A group change that waited (group_queue.c), taken now without a rate check. */
+void vt__take_parked(struct vt_engine *e, const struct vt_identity *from, const char *data,
+		     size_t len, struct vt_origin origin);
 void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct vt_identity *who,
 		 const uint64_t *ids, uint32_t n, struct vt_ackreq *req);
 void vt__route(struct vt_engine *e, struct vt_msg *m, const struct vt_inbox *to, uint32_t n);
@@ -466,6 +474,22 @@ void vt__group_wait(struct vt_engine *e, struct vt_msg *m, const char *device,
 void vt__group_stale(struct vt_engine *e, const char *group);
 void vt__group_waiting_fail(struct vt_engine *e, int err, const char *reason);
 int vt__group_may_reread(const struct vt_engine *e);
+
+/* group_queue.c: a group change waits for the one before it to commit. */
+struct vt_parked;
+int vt__group_changing(const struct vt_engine *e, const char *group);
+/* Does anything sent to @group wait? */
+int vt__group_parked(const struct vt_engine *e, const char *group);
+/* Keep an event to @group (@change: a group change) for later, taking @o's
+ * reference: 0, or VT_EBUSY or VT_ENOMEM, and @o is left to the caller. */
+int vt__group_park(struct vt_engine *e, const struct vt_identity *from, const char *group,
+		   const char *cid, int change, const char *data, size_t len,
+		   struct vt_origin *o);
+/* A GROUP op for @group was queued; it completed (waiting changes are taken). */
+void vt__group_change_started(struct vt_engine *e, const char *group);
+void vt__group_change_done(struct vt_engine *e, const char *group);
+/* Refuse every waiting change with @err (shutdown). */
+void vt__group_parked_fail(struct vt_engine *e, int err, const char *reason);
 
 /* senders.c */
 /* Users a REST sender's rate is kept for at most: a bucket is 16 bytes. */

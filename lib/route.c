@@ -386,6 +386,7 @@ static int put_state(struct vt_engine *e, struct vt_group *g, uint64_t base, cha
 	vt__copy(p->user, sizeof(p->user), g->id);
 	p->id = g->version;
 	check_version(e, p, base);
+	vt__group_change_started(e, g->id);
 	p->undo = undo;
 	p->undo_len = undo_len;
 	vt_buf_init(&b);
@@ -561,9 +562,38 @@ static void take_ack(struct vt_engine *e, const struct vt_identity *from,
 	vt__origin_release(o);
 }
 
-static void dispatch(struct vt_engine *e, const struct vt_identity *from,
-		     const struct vt_env *env, struct vt_origin *o)
+/*
+ * Should @env wait behind the group changes before it (group_queue.c)? A
+ * change waits while another to its group is being written; anything else
+ * sent to the group waits only behind changes that wait, to keep its place.
+ * Answers 1 when it waits or was refused for want of room.
+ */
+static int parked(struct vt_engine *e, const struct vt_identity *from, const struct vt_env *env,
+		  const char *raw, size_t raw_len, struct vt_origin *o)
 {
+	int change = env->type != VT_ENV_MESSAGE && env->type != VT_ENV_READ &&
+		     env->type != VT_ENV_TYPING && env->type != VT_ENV_ACK;
+	int rc;
+
+	if (!is_group(env->to) || env->type == VT_ENV_ACK ||
+	    !(vt__group_parked(e, env->to) || (change && vt__group_changing(e, env->to)))) {
+		return 0;
+	}
+	rc = vt__group_park(e, from, env->to, env->id, change, raw, raw_len, o);
+	if (rc != 0) {
+		vt__reply_error(e, o, rc, "group busy with other changes; send again", env->id);
+	}
+	return 1;
+}
+
+static void dispatch(struct vt_engine *e, const struct vt_identity *from,
+		     const struct vt_env *env, const char *raw, size_t raw_len, int arrived,
+		     struct vt_origin *o)
+{
+	if (arrived && parked(e, from, env, raw, raw_len, o)) {
+		vt__origin_release(o);
+		return;
+	}
 	switch (env->type) {
 	case VT_ENV_MESSAGE:
 		take_message(e, from, env, o);
@@ -615,8 +645,12 @@ static int over_rate(struct vt_engine *e, const struct vt_identity *from,
 	return 1;
 }
 
-void vt__take_event(struct vt_engine *e, const struct vt_identity *from, const char *data,
-		    size_t len, struct vt_origin origin)
+/*
+ * Decode and take one envelope. @arrived: it has just come, so it counts
+ * against its sender's rate and may have to wait; else it waited already.
+ */
+static void take_event(struct vt_engine *e, const struct vt_identity *from, const char *data,
+		       size_t len, struct vt_origin origin, int arrived)
 {
 	struct vt_env *env;
 	const char *reason = NULL;
@@ -643,10 +677,22 @@ void vt__take_event(struct vt_engine *e, const struct vt_identity *from, const c
 		vt_log(VT_LOG_DEBUG, "bad envelope from user=%s: %s", from->user,
 		       reason ? reason : vt_strerror(rc));
 		vt__reply_error(e, &origin, rc, reason ? reason : vt_strerror(rc), env->id);
-	} else if (!over_rate(e, from, env, &origin)) {
-		dispatch(e, from, env, &origin);
+	} else if (!arrived || !over_rate(e, from, env, &origin)) {
+		dispatch(e, from, env, data, len, arrived, &origin);
 	}
 	free(env);
+}
+
+void vt__take_event(struct vt_engine *e, const struct vt_identity *from, const char *data,
+		    size_t len, struct vt_origin origin)
+{
+	take_event(e, from, data, len, origin, 1);
+}
+
+void vt__take_parked(struct vt_engine *e, const struct vt_identity *from, const char *data,
+		     size_t len, struct vt_origin origin)
+{
+	take_event(e, from, data, len, origin, 0);
 }
 
 /*

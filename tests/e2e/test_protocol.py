@@ -34,7 +34,7 @@ async def test_resent_id_same_id_new_ts_first_body_wins():
 
 
 async def test_empty_page_keeps_cursor_and_limits():
-    srv = server()
+    srv = server("--rate", "0")  # 120 REST sends in a moment: past the default rate
     r = fetch(srv, srv.token("bob"), after=77)
     eq((r["messages"], r["next"], r["more"]), ([], "77", False), "empty page after 77")
     r = fetch(srv, srv.token("bob"))

@@ -462,10 +462,19 @@ END_TEST
 
 static struct vt_storage_ops failing_ops;
 static int fail_commits;
+static int hold_commit;                 /* the next commit waits in held_done */
+static vt_commit_cb held_done;
+static void *held_arg;
 
 static void failing_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb done, void *arg)
 {
 	(void)self;
+	if (hold_commit) {
+		hold_commit = 0;
+		held_done = done;
+		held_arg = arg;
+		return;
+	}
 	if (fail_commits) {
 		done(arg, fail_commits);
 		return;
@@ -483,6 +492,8 @@ START_TEST(failed_group_changes_are_undone_in_the_index)
 	cap_free(&A);
 	cap_free(&B);
 	cap_free(&C);
+	fail_commits = 0;
+	hold_commit = 0;
 	wrap_ops_init(&failing_ops, 86400000);
 	failing_ops.commit = failing_commit;
 	vt_engine_config_init(&c);
@@ -512,6 +523,93 @@ START_TEST(failed_group_changes_are_undone_in_the_index)
 	turn(E, &H);
 	ck_assert_str_eq(groups_of("bob"), "");
 	ck_assert_str_eq(groups_of("alice"), "g:team");
+}
+END_TEST
+
+/*
+ * Two changes to one group, the second taken while the first is on its way
+ * to storage, both refused: memory and the index end where storage is, and
+ * a post afterwards reaches only the stored members.
+ */
+START_TEST(refused_change_does_not_come_back_with_the_next)
+{
+	struct vt_engine_config c;
+	struct vt_storage st = {.ops = &failing_ops};
+
+	vt_engine_destroy(E);
+	cap_free(&A);
+	cap_free(&B);
+	cap_free(&C);
+	fail_commits = 0;
+	hold_commit = 0;
+	wrap_ops_init(&failing_ops, 86400000);
+	failing_ops.commit = failing_commit;
+	vt_engine_config_init(&c);
+	E = engine_new(&H, &c, &st);
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	connect_user(E, &H, "carol", &C);
+	create_team();
+
+	hold_commit = 1;
+	send_raw(&A, "{\"type\":\"group_update\",\"id\":\"u1\",\"to\":\"g:team\","
+		     "\"body\":{\"add\":[\"carol\"]}}");
+	turn(E, &H);
+	send_raw(&A, "{\"type\":\"group_update\",\"id\":\"u2\",\"to\":\"g:team\","
+		     "\"body\":{\"name\":\"Renamed\"}}");
+	turn(E, &H);
+
+	fail_commits = VT_ENOSPC;
+	held_done(held_arg, VT_ENOSPC);
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "error"), 2);
+	ck_assert_str_eq(groups_of("carol"), "");
+	ck_assert_str_eq(groups_of("bob"), "g:team");
+
+	fail_commits = 0;
+	send_msg(&A, "p1", "g:team", "\"after\"");
+	turn(E, &H);
+	ck_assert_int_eq(count_with(&B, "\"body\":\"after\""), 1);
+	ck_assert_int_eq(count_with(&C, "\"body\":\"after\""), 0);
+}
+END_TEST
+
+/* A post sent after a change that waits is taken after it, on its state. */
+START_TEST(post_behind_a_waiting_change_keeps_its_place)
+{
+	struct vt_engine_config c;
+	struct vt_storage st = {.ops = &failing_ops};
+
+	vt_engine_destroy(E);
+	cap_free(&A);
+	cap_free(&B);
+	cap_free(&C);
+	fail_commits = 0;
+	hold_commit = 0;
+	wrap_ops_init(&failing_ops, 86400000);
+	failing_ops.commit = failing_commit;
+	vt_engine_config_init(&c);
+	E = engine_new(&H, &c, &st);
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	connect_user(E, &H, "carol", &C);
+	create_team();
+
+	hold_commit = 1;
+	send_raw(&A, "{\"type\":\"group_update\",\"id\":\"u1\",\"to\":\"g:team\","
+		     "\"body\":{\"name\":\"T2\"}}");
+	turn(E, &H);
+	send_raw(&A, "{\"type\":\"group_update\",\"id\":\"u2\",\"to\":\"g:team\","
+		     "\"body\":{\"add\":[\"carol\"]}}");
+	send_msg(&A, "p1", "g:team", "\"hello\"");
+	turn(E, &H);
+	ck_assert_int_eq(count_with(&B, "\"body\":\"hello\""), 0);
+
+	held_done(held_arg, 0);
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 4);
+	ck_assert_int_eq(count_with(&B, "\"body\":\"hello\""), 1);
+	ck_assert_int_eq(count_with(&C, "\"body\":\"hello\""), 1);
 }
 END_TEST
 
@@ -586,6 +684,8 @@ int main(void)
 	tcase_add_test(t, older_state_does_not_replace_a_newer_one);
 	tcase_add_test(t, groups_of_a_user_follow_every_change);
 	tcase_add_test(t, failed_group_changes_are_undone_in_the_index);
+	tcase_add_test(t, refused_change_does_not_come_back_with_the_next);
+	tcase_add_test(t, post_behind_a_waiting_change_keeps_its_place);
 	tcase_add_test(t, groups_of_a_user_follow_loads_and_rebuild);
 	suite_add_tcase(s, t);
 	return run_suite(s);
