@@ -409,7 +409,6 @@ static void complete_one(struct vt_engine *e, struct vt_pend *p, int status,
 		} else if (status == 0 && op->status == VT_ECONFLICT) {
 			conflict(e, p);
 		}
-		vt__group_change_done(e, p->user);
 		break;
 	case VT_PEND_NOTIFIED:
 		break;
@@ -498,6 +497,14 @@ static void complete_batch(struct vt_engine *e)
 		complete_one(e, &b.pend[i], status, b.ops != NULL ? &b.ops[i] : &none);
 	}
 	vt__hold_ride(e, &b, b.len);
+
+	/* Only now, after the answers of the whole batch, what waited behind
+	 * its group changes is taken. */
+	for (size_t i = 0; i < b.len; i++) {
+		if (b.pend[i].kind == VT_PEND_GROUP) {
+			vt__group_change_done(e, b.pend[i].user);
+		}
+	}
 	vt__batch_free(e, &b);
 }
 

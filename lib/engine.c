@@ -115,6 +115,7 @@ int vt_engine_create(const struct vt_engine_config *cfg, const struct vt_host *h
 	vt_map_init(&e->acking);
 	vt_map_init(&e->late);
 	vt_map_init(&e->changing);
+	vt_map_init(&e->parked_by);
 	vt_map_init(&e->senders);
 	vt_groups_init(&e->groups);
 	vt_receipts_init(&e->receipts);
@@ -207,6 +208,7 @@ void vt_engine_destroy(struct vt_engine *e)
 	vt__early_free(e);
 	vt__senders_free(e);
 	vt_map_free(&e->changing);
+	vt_map_free(&e->parked_by);
 	vt_groups_free(&e->groups);
 	vt_buf_free(&e->out);
 	vt_engine_set_notifier(e, (struct vt_notifier){0});

@@ -280,6 +280,7 @@ struct vt_engine {
 	struct vt_map changing;  /* group id -> its changes not yet committed, a count */
 	struct vt_parked *parked; /* changes waiting for those (group_queue.c) */
 	uint32_t nparked;
+	struct vt_map parked_by;  /* sender user id -> its events waiting, a count */
 	struct vt_map senders;   /* user id -> struct vt_bucket *: REST sends of
 				    about the last second (senders.c) */
 	struct vt_conn *conns;   /* every open connection */

@@ -14,8 +14,8 @@
  * A post does not wait for a change being written: it names the members of
  * the pending state, as it would once that commits. It waits only behind a
  * change that waits, so that it is taken after it, as it was sent. At most
- * PARKED_MAX events wait at a time, over all groups; beyond that one is
- * refused as busy, to be sent again.
+ * PARKED_MAX events wait at a time, over all groups, and PARKED_PER_USER of
+ * one sender; beyond that one is refused as busy, to be sent again.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +25,7 @@
 #include "engine_internal.h"
 
 #define PARKED_MAX 1024
+#define PARKED_PER_USER 64 /* so one sender cannot fill the room of all */
 
 /* A change that waits, as it came: it is decoded again when taken. */
 struct vt_parked {
@@ -62,11 +63,13 @@ int vt__group_park(struct vt_engine *e, const struct vt_identity *from, const ch
 {
 	struct vt_parked *w, **tail;
 
-	if (e->nparked >= PARKED_MAX) {
+	if (e->nparked >= PARKED_MAX ||
+	    (uintptr_t)vt_map_get(&e->parked_by, from->user) >= PARKED_PER_USER) {
 		return VT_EBUSY;
 	}
 	w = malloc(sizeof(*w) + len);
-	if (w == NULL) {
+	if (w == NULL || vt_map_incr(&e->parked_by, from->user) != 0) {
+		free(w);
 		return VT_ENOMEM;
 	}
 	w->next = NULL;
@@ -111,6 +114,7 @@ static void resume(struct vt_engine *e, const char *group)
 		}
 		*pp = w->next;
 		e->nparked--;
+		vt_map_decr(&e->parked_by, w->from.user);
 		vt__take_parked(e, &w->from, w->data, w->len, w->origin);
 		free(w);
 	}
@@ -135,6 +139,7 @@ void vt__group_parked_fail(struct vt_engine *e, int err, const char *reason)
 
 		e->parked = w->next;
 		e->nparked--;
+		vt_map_decr(&e->parked_by, w->from.user);
 		vt__reply_error(e, &w->origin, err, reason, w->cid);
 		free(w);
 	}

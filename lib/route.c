@@ -299,6 +299,12 @@ static void take_typing(struct vt_engine *e, const struct vt_identity *from,
 		vt__reply_error(e, o, VT_EFORBIDDEN, "not a member of this group", env->id);
 		return;
 	}
+	if (g != NULL && vt__group_changing(e, g->id)) {
+		/* Its members are not known until the change commits; typing is
+		 * not worth the wait, nor worth telling one it may never add. */
+		vt__origin_release(o);
+		return;
+	}
 
 	vt_buf_init(&frame);
 	vt_buf_puts(&frame, "{\"v\":1,\"type\":\"typing\",\"from\":");
@@ -564,8 +570,9 @@ static void take_ack(struct vt_engine *e, const struct vt_identity *from,
 
 /*
  * Should @env wait behind the group changes before it (group_queue.c)? A
- * change waits while another to its group is being written; anything else
- * sent to the group waits only behind changes that wait, to keep its place.
+ * change waits while another to its group is being written; a post or read
+ * sent to the group waits only behind changes that wait, to keep its place
+ * (typing never waits: take_typing drops it while the group changes).
  * Answers 1 when it waits or was refused for want of room.
  */
 static int parked(struct vt_engine *e, const struct vt_identity *from, const struct vt_env *env,
@@ -575,7 +582,7 @@ static int parked(struct vt_engine *e, const struct vt_identity *from, const str
 		     env->type != VT_ENV_TYPING && env->type != VT_ENV_ACK;
 	int rc;
 
-	if (!is_group(env->to) || env->type == VT_ENV_ACK ||
+	if (!is_group(env->to) || env->type == VT_ENV_ACK || env->type == VT_ENV_TYPING ||
 	    !(vt__group_parked(e, env->to) || (change && vt__group_changing(e, env->to)))) {
 		return 0;
 	}

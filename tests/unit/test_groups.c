@@ -256,8 +256,10 @@ START_TEST(resent_change_is_answered_not_applied)
 		     "\"body\":{\"add\":[\"carol\"]}}");
 	turn(E, &H);
 
-	/* The re-send is answered at once, before u2's commit: look for it. */
-	ck_assert_uint_eq(json_id(cap_nth(&A, "accepted", 2), "id"), first);
+	/* The re-send waits behind u2, and is answered after it, as sent. */
+	ck_assert_uint_gt(json_id(cap_nth(&A, "accepted", 2), "id"), first);
+	ck_assert_ptr_nonnull(strstr(cap_nth(&A, "accepted", 2), "\"ref\":\"u2\""));
+	ck_assert_uint_eq(json_id(cap_nth(&A, "accepted", 3), "id"), first);
 
 	/* carol stays removed: the re-sent add was not applied again. */
 	send_msg(&A, "m", "g:team", "\"after\"");
@@ -574,6 +576,56 @@ START_TEST(refused_change_does_not_come_back_with_the_next)
 }
 END_TEST
 
+/* One sender fills only its own share of the room for waiting events. */
+START_TEST(one_sender_cannot_fill_the_wait_for_all)
+{
+	struct vt_engine_config c;
+	struct vt_storage st = {.ops = &failing_ops};
+	char env[160];
+
+	vt_engine_destroy(E);
+	cap_free(&A);
+	cap_free(&B);
+	cap_free(&C);
+	fail_commits = 0;
+	hold_commit = 0;
+	wrap_ops_init(&failing_ops, 86400000);
+	failing_ops.commit = failing_commit;
+	vt_engine_config_init(&c);
+	c.msgs_per_sec = 0;
+	E = engine_new(&H, &c, &st);
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	connect_user(E, &H, "carol", &C);
+	create_team();
+	send_raw(&C, "{\"type\":\"group_create\",\"id\":\"c1\",\"to\":\"g:c\","
+		     "\"body\":{\"name\":\"C\",\"members\":[\"bob\"]}}");
+	turn(E, &H);
+
+	hold_commit = 1;
+	for (int i = 0; i < 70; i++) {
+		snprintf(env, sizeof(env), "{\"type\":\"group_update\",\"id\":\"n%d\","
+			 "\"to\":\"g:team\",\"body\":{\"name\":\"N%d\"}}", i, i);
+		send_raw(&A, env);
+	}
+	send_raw(&C, "{\"type\":\"group_update\",\"id\":\"c2\",\"to\":\"g:c\","
+		     "\"body\":{\"name\":\"C2\"}}");
+	send_raw(&C, "{\"type\":\"group_update\",\"id\":\"c3\",\"to\":\"g:c\","
+		     "\"body\":{\"name\":\"C3\"}}");
+	turn(E, &H);
+
+	/* The first of alice's is taken, 64 wait, 5 are refused; carol's wait. */
+	ck_assert_uint_eq(cap_count(&A, "error"), 5);
+	ck_assert_ptr_nonnull(strstr(cap_nth(&A, "error", 0), "\"code\":\"busy\""));
+	ck_assert_uint_eq(cap_count(&C, "error"), 0);
+
+	held_done(held_arg, 0);
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 1 + 65);
+	ck_assert_uint_eq(cap_count(&C, "accepted"), 1 + 2);
+}
+END_TEST
+
 /* A post sent after a change that waits is taken after it, on its state. */
 START_TEST(post_behind_a_waiting_change_keeps_its_place)
 {
@@ -686,6 +738,7 @@ int main(void)
 	tcase_add_test(t, failed_group_changes_are_undone_in_the_index);
 	tcase_add_test(t, refused_change_does_not_come_back_with_the_next);
 	tcase_add_test(t, post_behind_a_waiting_change_keeps_its_place);
+	tcase_add_test(t, one_sender_cannot_fill_the_wait_for_all);
 	tcase_add_test(t, groups_of_a_user_follow_loads_and_rebuild);
 	suite_add_tcase(s, t);
 	return run_suite(s);
