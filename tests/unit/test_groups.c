@@ -484,8 +484,11 @@ static void failing_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb
 	wrap_inner.ops->commit(wrap_inner.self, ops, n, done, arg);
 }
 
-/* A change storage refuses is undone in memory: the index goes back with it. */
-START_TEST(failed_group_changes_are_undone_in_the_index)
+/*
+ * alice, bob and carol on a fresh engine over the failing store, with
+ * g:team made; @rate is --rate.
+ */
+static void failing_team(uint32_t rate)
 {
 	struct vt_engine_config c;
 	struct vt_storage st = {.ops = &failing_ops};
@@ -499,11 +502,18 @@ START_TEST(failed_group_changes_are_undone_in_the_index)
 	wrap_ops_init(&failing_ops, 86400000);
 	failing_ops.commit = failing_commit;
 	vt_engine_config_init(&c);
+	c.msgs_per_sec = rate;
 	E = engine_new(&H, &c, &st);
 	connect_user(E, &H, "alice", &A);
 	connect_user(E, &H, "bob", &B);
 	connect_user(E, &H, "carol", &C);
 	create_team();
+}
+
+/* A change storage refuses is undone in memory: the index goes back with it. */
+START_TEST(failed_group_changes_are_undone_in_the_index)
+{
+	failing_team(100);
 
 	fail_commits = VT_ESTORAGE;
 	send_raw(&A, "{\"type\":\"group_update\",\"id\":\"u1\",\"to\":\"g:team\","
@@ -535,23 +545,7 @@ END_TEST
  */
 START_TEST(refused_change_does_not_come_back_with_the_next)
 {
-	struct vt_engine_config c;
-	struct vt_storage st = {.ops = &failing_ops};
-
-	vt_engine_destroy(E);
-	cap_free(&A);
-	cap_free(&B);
-	cap_free(&C);
-	fail_commits = 0;
-	hold_commit = 0;
-	wrap_ops_init(&failing_ops, 86400000);
-	failing_ops.commit = failing_commit;
-	vt_engine_config_init(&c);
-	E = engine_new(&H, &c, &st);
-	connect_user(E, &H, "alice", &A);
-	connect_user(E, &H, "bob", &B);
-	connect_user(E, &H, "carol", &C);
-	create_team();
+	failing_team(100);
 
 	hold_commit = 1;
 	send_raw(&A, "{\"type\":\"group_update\",\"id\":\"u1\",\"to\":\"g:team\","
@@ -579,25 +573,9 @@ END_TEST
 /* One sender fills only its own share of the room for waiting events. */
 START_TEST(one_sender_cannot_fill_the_wait_for_all)
 {
-	struct vt_engine_config c;
-	struct vt_storage st = {.ops = &failing_ops};
 	char env[160];
 
-	vt_engine_destroy(E);
-	cap_free(&A);
-	cap_free(&B);
-	cap_free(&C);
-	fail_commits = 0;
-	hold_commit = 0;
-	wrap_ops_init(&failing_ops, 86400000);
-	failing_ops.commit = failing_commit;
-	vt_engine_config_init(&c);
-	c.msgs_per_sec = 0;
-	E = engine_new(&H, &c, &st);
-	connect_user(E, &H, "alice", &A);
-	connect_user(E, &H, "bob", &B);
-	connect_user(E, &H, "carol", &C);
-	create_team();
+	failing_team(0);
 	send_raw(&C, "{\"type\":\"group_create\",\"id\":\"c1\",\"to\":\"g:c\","
 		     "\"body\":{\"name\":\"C\",\"members\":[\"bob\"]}}");
 	turn(E, &H);
@@ -629,23 +607,7 @@ END_TEST
 /* A post sent after a change that waits is taken after it, on its state. */
 START_TEST(post_behind_a_waiting_change_keeps_its_place)
 {
-	struct vt_engine_config c;
-	struct vt_storage st = {.ops = &failing_ops};
-
-	vt_engine_destroy(E);
-	cap_free(&A);
-	cap_free(&B);
-	cap_free(&C);
-	fail_commits = 0;
-	hold_commit = 0;
-	wrap_ops_init(&failing_ops, 86400000);
-	failing_ops.commit = failing_commit;
-	vt_engine_config_init(&c);
-	E = engine_new(&H, &c, &st);
-	connect_user(E, &H, "alice", &A);
-	connect_user(E, &H, "bob", &B);
-	connect_user(E, &H, "carol", &C);
-	create_team();
+	failing_team(100);
 
 	hold_commit = 1;
 	send_raw(&A, "{\"type\":\"group_update\",\"id\":\"u1\",\"to\":\"g:team\","
