@@ -83,6 +83,9 @@ struct vt_bucket {
 /* Take one token; 0 when the bucket is empty. A rate of 0 means no limit. */
 int vt_bucket_take(struct vt_bucket *b, uint32_t rate, uint64_t now);
 
+/* The tokens @b holds at @now, refilled at @rate (at most @rate); @b is used. */
+double vt_bucket_level(const struct vt_bucket *b, uint32_t rate, uint64_t now);
+
 /* A user with at least one connection; its name is the key in e->users. */
 struct vt_user {
 	struct vt_conn *conns;  /* one per device, linked by sib */

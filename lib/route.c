@@ -248,19 +248,19 @@ static void take_read(struct vt_engine *e, const struct vt_identity *from,
 
 /* ---- typing: ephemeral, to connected devices only ---------------------- */
 
+double vt_bucket_level(const struct vt_bucket *b, uint32_t rate, uint64_t now)
+{
+	double level = b->tokens + (double)(now - b->at) * rate / 1000.0;
+
+	return level < rate ? level : rate;
+}
+
 int vt_bucket_take(struct vt_bucket *b, uint32_t rate, uint64_t now)
 {
 	if (rate == 0) {
 		return 1;
 	}
-	if (b->at == 0) {
-		b->tokens = rate;
-	} else {
-		b->tokens += (double)(now - b->at) * rate / 1000.0;
-		if (b->tokens > rate) {
-			b->tokens = rate;
-		}
-	}
+	b->tokens = b->at == 0 ? rate : vt_bucket_level(b, rate, now);
 	b->at = now;
 	if (b->tokens < 1.0) {
 		return 0;
@@ -578,12 +578,13 @@ static void take_ack(struct vt_engine *e, const struct vt_identity *from,
 static int parked(struct vt_engine *e, const struct vt_identity *from, const struct vt_env *env,
 		  const char *raw, size_t raw_len, struct vt_origin *o)
 {
-	int change = env->type != VT_ENV_MESSAGE && env->type != VT_ENV_READ &&
-		     env->type != VT_ENV_TYPING && env->type != VT_ENV_ACK;
+	int change = env->type != VT_ENV_MESSAGE && env->type != VT_ENV_READ;
 	int rc;
 
-	if (!is_group(env->to) || env->type == VT_ENV_ACK || env->type == VT_ENV_TYPING ||
-	    !(vt__group_parked(e, env->to) || (change && vt__group_changing(e, env->to)))) {
+	if (!is_group(env->to) || env->type == VT_ENV_ACK || env->type == VT_ENV_TYPING) {
+		return 0;
+	}
+	if (!vt__group_parked(e, env->to) && !(change && vt__group_changing(e, env->to))) {
 		return 0;
 	}
 	rc = vt__group_park(e, from, env->to, env->id, change, raw, raw_len, o);

@@ -19,16 +19,10 @@
 
 #include "engine_internal.h"
 
-/* The tokens @b would hold at @now, left alone (at most @rate). */
-static double tokens_at(const struct vt_bucket *b, uint32_t rate, uint64_t now)
-{
-	return b->tokens + (double)(now - b->at) * rate / 1000.0;
-}
-
 /* Would @b, left alone until @now, be full again? */
 static int bucket_full(const struct vt_bucket *b, uint32_t rate, uint64_t now)
 {
-	return tokens_at(b, rate, now) >= rate;
+	return vt_bucket_level(b, rate, now) >= rate;
 }
 
 int vt__sender_take(struct vt_engine *e, const char *user)
@@ -78,7 +72,7 @@ void vt__sender_keep(struct vt_engine *e, const char *user, const struct vt_buck
 			return;
 		}
 		*kept = *b;
-	} else if (kept != NULL && tokens_at(b, rate, now) < tokens_at(kept, rate, now)) {
+	} else if (kept != NULL && vt_bucket_level(b, rate, now) < vt_bucket_level(kept, rate, now)) {
 		*kept = *b; /* of two, the emptier */
 	}
 }
