@@ -14,18 +14,19 @@
  * any is pending, lookups scan the batches as before, so the answer is never
  * wrong, only slower.
  */
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "engine_internal.h"
 
-/* "<id> <user> <device>": neither id charset has a space. */
-#define KEY_MAX (20 + 1 + VT_ID_MAX + 1 + VT_ID_MAX + 1)
+/* The id, the user and the device (map.h: vt_key_str). */
+#define KEY_MAX (22 + 2 * (VT_ID_MAX + 12))
 
 static void key_of(char *key, const char *user, const char *device, uint64_t id)
 {
-	snprintf(key, KEY_MAX, "%" PRIu64 " %s %s", id, user, device);
+	size_t len = vt_key_u64(key, KEY_MAX, 0, id);
+
+	len = vt_key_str(key, KEY_MAX, len, user);
+	vt_key_str(key, KEY_MAX, len, device);
 }
 
 void vt__acking_add(struct vt_engine *e, struct vt_pend *p)

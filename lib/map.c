@@ -201,3 +201,48 @@ void vt_map_decr(struct vt_map *m, const char *key)
 		vt_map_del(m, key);
 	}
 }
+
+/* Append the @n bytes at @src, cut to fit, and the NUL. */
+static size_t key_put(char *key, size_t cap, size_t len, const char *src, size_t n)
+{
+	if (len + n >= cap) {
+		n = len < cap ? cap - 1 - len : 0;
+	}
+	memcpy(key + len, src, n);
+	len += n;
+	key[len] = '\0';
+	return len;
+}
+
+/* The decimal digits of @v, then @end, into @out; their count. */
+static size_t decimal(char *out, uint64_t v, char end)
+{
+	char tmp[21];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	for (size_t i = 0; i < n; i++) {
+		out[i] = tmp[n - 1 - i];
+	}
+	out[n] = end;
+	return n + 1;
+}
+
+size_t vt_key_u64(char *key, size_t cap, size_t len, uint64_t v)
+{
+	char num[22];
+
+	return key_put(key, cap, len, num, decimal(num, v, ' '));
+}
+
+size_t vt_key_str(char *key, size_t cap, size_t len, const char *s)
+{
+	char num[22];
+	size_t n = strlen(s);
+
+	len = key_put(key, cap, len, num, decimal(num, n, ':'));
+	return key_put(key, cap, len, s, n);
+}

@@ -55,4 +55,14 @@ void *vt_map_del(struct vt_map *m, const char *key);
  */
 void vt_map_filter(struct vt_map *m, int (*keep)(void *value, void *arg), void *arg);
 
+/*
+ * Keys of several parts. Each appends to the NUL-terminated key of @len
+ * bytes in @key (room for @cap with its NUL) and returns the new length,
+ * cut to fit. A string goes in as "<length>:<bytes>", so no two lists of
+ * parts make the same key whatever bytes they hold; a number as its
+ * decimal digits and a space.
+ */
+size_t vt_key_str(char *key, size_t cap, size_t len, const char *s);
+size_t vt_key_u64(char *key, size_t cap, size_t len, uint64_t v);
+
 #endif /* VARTALAP_MAP_H */

@@ -25,7 +25,6 @@
  * the acks of the batches storage answered (each batch holds what one turn
  * took) and the held acks of the turn's ack envelopes. The flush empties it.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,7 +37,7 @@
 #define REFS_FIRST 4
 
 /* A receipt's key: the lengths of user and device, so no id can fake another. */
-#define KEY_MAX (3 * (VT_ID_MAX + 4))
+#define KEY_MAX (3 * (VT_ID_MAX + 12))
 
 struct vt_ref {
 	uint64_t id;
@@ -87,8 +86,10 @@ int vt_receipts_pending(const struct vt_receipts *rs)
 
 static void make_key(char *key, const char *user, const char *device, const char *sender)
 {
-	snprintf(key, KEY_MAX, "%zu:%s%zu:%s%s", strlen(user), user, strlen(device), device,
-		 sender);
+	size_t len = vt_key_str(key, KEY_MAX, 0, user);
+
+	len = vt_key_str(key, KEY_MAX, len, device);
+	vt_key_str(key, KEY_MAX, len, sender);
 }
 
 /* A new receipt, last in the list and the one taking refs for its key. */

@@ -54,10 +54,12 @@ void vt__rcpt_body_close(struct vt_buf *b)
 	vt_buf_puts(b, "]}");
 }
 
-static void inbox_key(char *key, const struct vt_inbox *in)
+/* The inbox's key in inboxes; its length. */
+static size_t inbox_key(char *key, const struct vt_inbox *in)
 {
-	snprintf(key, KEY_MAX, "%zu:%s %zu:%s", strlen(in->user), in->user, strlen(in->device),
-		 in->device);
+	size_t len = vt_key_str(key, KEY_MAX, 0, in->user);
+
+	return vt_key_str(key, KEY_MAX, len, in->device);
 }
 
 /* Remember op @i of its inbox; its inbox's list, or NULL when out of memory. */
@@ -150,7 +152,7 @@ static int add(struct build *bd, struct vt__rcpts *out, struct vt_op *ops, size_
 	struct vt__rcpt *r;
 	size_t klen;
 
-	inbox_key(key, &op->inbox);
+	klen = inbox_key(key, &op->inbox);
 	io = note_op(bd, key, i);
 	if (io == NULL) {
 		return VT_ENOMEM;
@@ -158,8 +160,7 @@ static int add(struct build *bd, struct vt__rcpts *out, struct vt_op *ops, size_
 	if (!owes(op)) {
 		return 0;
 	}
-	klen = strlen(key);
-	snprintf(key + klen, sizeof(key) - klen, " %s", op->acked_from);
+	vt_key_str(key, sizeof(key), klen, op->acked_from);
 	r = vt_map_get(&bd->open, key);
 	if (r == NULL || r->nrefs == VT_RECEIPT_REFS_MAX) {
 		/* io->used < io->n: each receipt before used an op of its own */

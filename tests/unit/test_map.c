@@ -2,11 +2,12 @@
  * test_map.c - the string-keyed hash map.
  */
 #include <check.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "map.h"
-#include "tally.h"
 #include "tally.h"
 #include "util.h"
 
@@ -133,6 +134,50 @@ START_TEST(filter_removes_exactly_the_refused)
 }
 END_TEST
 
+/* Parts that concatenate alike still make different keys. */
+START_TEST(keys_of_parts_never_collide)
+{
+	char a[32], b[32];
+	size_t n;
+
+	n = vt_key_str(a, sizeof(a), 0, "a");
+	vt_key_str(a, sizeof(a), n, "bc");
+	n = vt_key_str(b, sizeof(b), 0, "ab");
+	vt_key_str(b, sizeof(b), n, "c");
+	ck_assert_str_ne(a, b);
+	ck_assert_str_eq(a, "1:a2:bc");
+
+	n = vt_key_u64(a, sizeof(a), 0, 12);
+	vt_key_str(a, sizeof(a), n, "3");
+	n = vt_key_u64(b, sizeof(b), 0, 1);
+	vt_key_str(b, sizeof(b), n, "23");
+	ck_assert_str_ne(a, b);
+	ck_assert_str_eq(a, "12 1:3");
+
+	n = vt_key_u64(a, sizeof(a), 0, UINT64_MAX);
+	ck_assert_str_eq(a, "18446744073709551615 ");
+	ck_assert_uint_eq(n, 21);
+	ck_assert_uint_eq(vt_key_u64(a, sizeof(a), 0, 0), 2);
+	ck_assert_str_eq(a, "0 ");
+}
+END_TEST
+
+/* A key that does not fit is cut, always NUL-terminated within its room. */
+START_TEST(keys_are_cut_to_fit)
+{
+	char k[8];
+	size_t n;
+
+	memset(k, 'x', sizeof(k));
+	n = vt_key_str(k, sizeof(k), 0, "abcdefghij");
+	ck_assert_uint_eq(n, 7);
+	ck_assert_str_eq(k, "10:abcd");
+	n = vt_key_str(k, sizeof(k), n, "z");
+	ck_assert_uint_eq(n, 7);
+	ck_assert_str_eq(k, "10:abcd");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("map");
@@ -143,6 +188,8 @@ int main(void)
 	tcase_add_test(t, counts_go_up_and_down_to_gone);
 	tcase_add_test(t, tally_counts_every_key_until_taken_back);
 	tcase_add_test(t, filter_removes_exactly_the_refused);
+	tcase_add_test(t, keys_of_parts_never_collide);
+	tcase_add_test(t, keys_are_cut_to_fit);
 	suite_add_tcase(s, t);
 	return run_suite(s);
 }
