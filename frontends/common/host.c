@@ -18,6 +18,14 @@ uint64_t vt_evhost_mono_ms(void)
 	return ts_ms(&ts);
 }
 
+uint64_t vt_evhost_coarse_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return ts_ms(&ts);
+}
+
 int64_t vt_evhost_wall_ms(void)
 {
 	struct timespec ts;

@@ -22,6 +22,13 @@ struct vt_evhost {
 /* Monotonic milliseconds (CLOCK_MONOTONIC). */
 uint64_t vt_evhost_mono_ms(void);
 
+/*
+ * Monotonic milliseconds that advance a few at a time (once per kernel
+ * tick: CLOCK_MONOTONIC_COARSE), read several times faster: for timers of
+ * seconds, read on every message. Never compare with vt_evhost_mono_ms().
+ */
+uint64_t vt_evhost_coarse_ms(void);
+
 /* Wall-clock milliseconds since the epoch (CLOCK_REALTIME). */
 int64_t vt_evhost_wall_ms(void);
 

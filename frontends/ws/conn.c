@@ -161,7 +161,7 @@ static void queue_close(struct vt_ws_conn *wc, unsigned code, const char *reason
 static void set_state(struct vt_ws_conn *wc, enum vt_ws_state state)
 {
 	wc->state = (uint8_t)state;
-	vt_ws_keepalive_move(wc, VT_WS_ON_CLOSING, vt_evhost_mono_ms());
+	vt_ws_keepalive_move(wc, VT_WS_ON_CLOSING, vt_evhost_coarse_ms());
 }
 
 void vt_ws_conn_close(struct vt_ws_conn *wc, int code, const char *reason)
@@ -219,7 +219,7 @@ static int note_sent(struct vt_ws_conn *wc, int rc)
 	if (rc != 0) {
 		return VT_ENOMEM;
 	}
-	vt_ws_keepalive_message(wc, vt_evhost_mono_ms());
+	vt_ws_keepalive_message(wc, vt_evhost_coarse_ms());
 	want_flush(wc);
 	return 0;
 }
@@ -268,7 +268,7 @@ static int on_frame(void *ctx, unsigned opcode, uint8_t *data, size_t len)
 	case VT_WS_TEXT:
 		/* Late text after our close is dropped. */
 		if (wc->state == VT_WS_OPEN && wc->conn != NULL) {
-			vt_ws_keepalive_message(wc, vt_evhost_mono_ms());
+			vt_ws_keepalive_message(wc, vt_evhost_coarse_ms());
 			vt_conn_receive(wc->conn, (const char *)data, len);
 		}
 		return 0;
@@ -303,7 +303,7 @@ static void take(struct vt_ws_conn *wc, size_t n)
 {
 	int rc;
 
-	vt_ws_keepalive_heard(wc, vt_evhost_mono_ms());
+	vt_ws_keepalive_heard(wc, vt_evhost_coarse_ms());
 	if (wc->state == VT_WS_DONE) {
 		return; /* after the close handshake, bytes mean nothing */
 	}
@@ -527,7 +527,7 @@ static struct vt_ws_conn *conn_new(struct vt_ws_gateway *gw, evutil_socket_t fd,
 
 	/* A TLS socket is read by its bufferevent: this event only flushes. */
 	event_assign(conn_ev(wc), gw->base, tls ? -1 : fd, 0, on_io, wc);
-	vt_ws_keepalive_add(wc, vt_evhost_mono_ms());
+	vt_ws_keepalive_add(wc, vt_evhost_coarse_ms());
 	gw->count++;
 	return wc;
 }

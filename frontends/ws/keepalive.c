@@ -220,7 +220,7 @@ static uint64_t next_due(struct vt_ws_gateway *gw)
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct vt_ws_gateway *gw = arg;
-	uint64_t now = vt_evhost_mono_ms();
+	uint64_t now = vt_evhost_coarse_ms();
 	uint64_t next;
 
 	gw->tick_due = 0;
