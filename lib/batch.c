@@ -518,9 +518,11 @@ static void on_commit(void *arg, int status)
 	if (e->destroying) {
 		return; /* vt_engine_destroy frees what is in flight */
 	}
+	vt__clock_hold(e);
 	while (e->nflight > 0 && e->flight[e->flight_head].done) {
 		complete_batch(e);
 	}
+	vt__clock_release(e);
 
 	/* What was taken meanwhile waits for the next flush. */
 	if (e->cur.len > 0 && !e->flush_asked) {
@@ -558,9 +560,11 @@ void vt_engine_flush(struct vt_engine *e)
 {
 	/* The receipts of the acks that ended since the last flush join the
 	 * batch they would have joined one by one. */
+	vt__clock_hold(e);
 	vt__receipts_emit(e);
 	e->flush_asked = 0;
 	flush_batch(e);
+	vt__clock_release(e);
 
 	/* Storage applies calls in order: the sweep follows the touches. */
 	if (e->expire_due && e->cur.len == 0 && !e->shutting_down && !e->destroying) {

@@ -103,7 +103,7 @@ static void drop_queue(struct vt_conn *c)
 		free(it);
 		it = next;
 	}
-	c->head = c->tail = NULL;
+	c->head = c->tail = c->unpushed = NULL;
 	c->nqueued = c->npushed = 0;
 }
 
@@ -312,7 +312,9 @@ void vt_conn_receive(struct vt_conn *c, const char *data, size_t len)
 	}
 	c->refs++;
 	c->owed++;
+	vt__clock_hold(c->e);
 	vt__take_event(c->e, &c->id, data, len, o);
+	vt__clock_release(c->e);
 }
 
 int vt_conn_busy(const struct vt_conn *c)
@@ -322,8 +324,12 @@ int vt_conn_busy(const struct vt_conn *c)
 
 void vt_conn_writable(struct vt_conn *c)
 {
+	struct vt_engine *e = c->e;
+
 	c->blocked = 0;
+	vt__clock_hold(e);
 	vt__conn_pump(c);
+	vt__clock_release(e);
 }
 
 /* Queue @m; 0, or VT_ENOMEM with the connection marked as having a backlog. */
@@ -348,6 +354,9 @@ static int append(struct vt_conn *c, struct vt_msg *m, uint32_t notified, uint32
 		c->head = it;
 	}
 	c->tail = it;
+	if (c->unpushed == NULL) {
+		c->unpushed = it;
+	}
 	c->nqueued++;
 	if (c->nqueued > c->e->stats.queue_high_water) {
 		c->e->stats.queue_high_water = c->nqueued;
@@ -574,7 +583,7 @@ static void on_list(void *arg, int status, const struct vt_record *recs, size_t 
 void vt__conn_pump(struct vt_conn *c)
 {
 	struct vt_engine *e = c->e;
-	int pushed = 0;
+	int earliest = 0; /* a push holds the earliest deadline now */
 
 	if (c->closing || c->gone) {
 		return;
@@ -584,22 +593,25 @@ void vt__conn_pump(struct vt_conn *c)
 		return;
 	}
 
-	for (struct vt_item *it = c->head; it != NULL && !c->blocked; it = it->next) {
-		if (c->npushed >= e->cfg.window) {
+	/*
+	 * In queue order, stopping at the first push that fails: a later event
+	 * must not overtake one that could not be written (out of memory, say).
+	 */
+	for (; c->unpushed != NULL && !c->blocked; c->unpushed = c->unpushed->next) {
+		if (c->npushed >= e->cfg.window || push(c, c->unpushed) != 0) {
 			break;
 		}
-		if (it->attempts == 0 && push(c, it) == 0) {
-			c->npushed++;
-			pushed = 1;
-		}
+		c->npushed++;
+		earliest |= c->unpushed->heap_idx == 0;
+	}
+
+	/* Only a deadline earlier than every other moves the host's timer. */
+	if (earliest) {
+		vt__timers_changed(e);
 	}
 	if (c->backlog && !c->fetching && !c->touching && !c->blocked && !c->list_failed &&
 	    c->nqueued < e->cfg.window) {
 		fetch(c);
-		return;
-	}
-	if (pushed) {
-		vt__timers_changed(e);
 	}
 }
 
@@ -612,6 +624,9 @@ static void unlink_item(struct vt_conn *c, struct vt_item *it, struct vt_item *p
 	}
 	if (c->tail == it) {
 		c->tail = prev;
+	}
+	if (c->unpushed == it) {
+		c->unpushed = it->next;
 	}
 	c->nqueued--;
 	if (it->attempts > 0) {

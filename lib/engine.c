@@ -45,9 +45,36 @@ static int config_valid(const struct vt_engine_config *c)
 	       c->commits_in_flight <= VT_COMMITS_MAX;
 }
 
+/*
+ * A call from the host (a frame received, a flush, a commit completed, the
+ * timers) holds the clock: what it does happens at one instant, read once.
+ * A post to a thousand members then reads the clock once, not a thousand
+ * times, and its pushes share one deadline. Such calls last microseconds to
+ * a few milliseconds, well within the clock's uses (retry deadlines, rate
+ * buckets, sweeps), so the held reading never lags by anything they notice.
+ */
+void vt__clock_hold(struct vt_engine *e)
+{
+	if (e->clock_holds++ == 0) {
+		e->clock_read = 0;
+	}
+}
+
+void vt__clock_release(struct vt_engine *e)
+{
+	e->clock_holds--;
+}
+
 uint64_t vt__now(struct vt_engine *e)
 {
-	return e->host.mono_ms(e->host.arg);
+	if (e->clock_holds == 0) {
+		return e->host.mono_ms(e->host.arg);
+	}
+	if (!e->clock_read) {
+		e->clock_ms = e->host.mono_ms(e->host.arg);
+		e->clock_read = 1;
+	}
+	return e->clock_ms;
 }
 
 int64_t vt__wall(struct vt_engine *e)
@@ -343,14 +370,17 @@ void vt__expire_start(struct vt_engine *e)
 
 void vt_engine_run_timers(struct vt_engine *e)
 {
-	uint64_t now = vt__now(e);
+	uint64_t now;
 	struct vt_item *top;
 
+	vt__clock_hold(e);
+	now = vt__now(e);
 	while ((top = vt_heap_top(&e->heap)) != NULL && top->deadline <= now) {
 		vt__conn_retry(top->conn, top);
 	}
 	sweep(e, now);
 	vt__timers_changed(e);
+	vt__clock_release(e);
 }
 
 void vt_engine_stats(const struct vt_engine *e, struct vt_engine_stats *out)

@@ -112,6 +112,8 @@ struct vt_conn {
 					 of one device, the newer stays */
 
 	struct vt_item *head, *tail;
+	struct vt_item *unpushed; /* the first never pushed: every item before it
+				     was, as pushes go in queue order */
 	uint32_t nqueued, npushed;
 	uint64_t cursor;      /* highest id taken into the queue */
 	uint64_t backlog_gen; /* bumped whenever an event is left in storage */
@@ -310,6 +312,11 @@ struct vt_engine {
 	int expiring;
 	uint32_t pending_calls;  /* storage calls not yet completed */
 
+	/* The clock read once per call from the host (vt__clock_hold). */
+	uint64_t clock_ms;
+	uint32_t clock_holds;    /* calls into the engine now running, nested */
+	int clock_read;          /* clock_ms holds this outermost call's reading */
+
 	int shutting_down;
 	int healthy;
 	int health_err;          /* the last batch's status */
@@ -327,7 +334,13 @@ static inline void vt__copy(char *dst, size_t size, const char *src)
 }
 
 /* engine.c */
+/*
+ * The monotonic clock in ms. Between vt__clock_hold() and its
+ * vt__clock_release() it is read once and then stands still.
+ */
 uint64_t vt__now(struct vt_engine *e);
+void vt__clock_hold(struct vt_engine *e);
+void vt__clock_release(struct vt_engine *e);
 int64_t vt__wall(struct vt_engine *e);
 uint64_t vt__new_id(struct vt_engine *e);
 void vt__timers_changed(struct vt_engine *e);
