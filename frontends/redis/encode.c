@@ -81,8 +81,8 @@ static void op_size(const struct vt_op *op, size_t *nargs, size_t *nnums)
 		*nargs += 19 + 2 * (size_t)op->nto + op->nusers;
 		*nnums += 7;
 	} else {
-		*nargs += 7;
-		*nnums += 2;
+		*nargs += 8; /* the most any other op takes: an ACK asking for a receipt */
+		*nnums += 4;
 	}
 }
 
@@ -100,6 +100,21 @@ static void add_inbox(struct vt__rargs *a, const struct vt_inbox *in)
 {
 	vt__rargs_str(a, in->user);
 	vt__rargs_str(a, vt__inbox_device(in));
+}
+
+/*
+ * The receipt an ACK asks for: RCPT, then the id and time the receipt may
+ * take, and the acked id in decimal for its body (Lua has no exact 64-bit
+ * numbers to write it with).
+ */
+static void add_receipt(struct vt__rargs *a, const struct vt_op *op)
+{
+	vt__rargs_str(a, op->receipt_id ? "1" : "0");
+	if (op->receipt_id) {
+		vt__rargs_id(a, op->receipt_id);
+		vt__rargs_i64(a, op->ts);
+		vt__rargs_u64(a, op->id);
+	}
 }
 
 static void encode_put(struct vt__rargs *a, const struct vt_op *op)
@@ -139,11 +154,13 @@ static void encode_op(struct vt__rargs *a, const struct vt_op *op)
 		encode_put(a, op);
 		break;
 	case VT_OP_ACK:
+		vt__rargs_str(a, "A");
+		add_inbox(a, &op->inbox);
+		vt__rargs_id(a, op->id);
+		add_receipt(a, op);
+		break;
 	case VT_OP_NOTIFIED:
-		/* TODO: receipt_id is not sent: the commit script makes no
-		 * receipts, so the engine stores them in its next commit, and
-		 * a crash in between loses them (storage.h, VT_OP_ACK). */
-		vt__rargs_str(a, op->kind == VT_OP_ACK ? "A" : "N");
+		vt__rargs_str(a, "N");
 		add_inbox(a, &op->inbox);
 		vt__rargs_id(a, op->id);
 		break;
@@ -191,6 +208,13 @@ struct vt__rargs *vt__encode_batch(struct vt_op *ops, size_t n, const char *pref
 }
 
 /* ---- decoding ---- */
+
+/* Where the inboxes a PUT's reply routes to start: after status, dup, skipped. */
+#define PUT_ROUTED 3
+/* An ACK's reply: status, kind, from, cid, receipt id; a receipt reported on
+ * the op adds its sender, its body and the inboxes it reached. */
+#define ACK_FIXED  5
+#define ACK_ROUTED 7
 
 uint64_t vt__decode_id(const char *s, size_t len)
 {
@@ -263,6 +287,34 @@ static int num_at(const redisReply *e, size_t i, int base, unsigned long long *v
 	return end == s->str + s->len ? 0 : -1;
 }
 
+/* String element @i of @e when it holds @min to @max bytes and no NUL. */
+static const char *text_at(const redisReply *e, size_t i, size_t min, size_t max)
+{
+	const redisReply *s = str_at(e, i);
+
+	if (!s || s->len < min || s->len > max || memchr(s->str, 0, s->len)) {
+		return NULL;
+	}
+	return s->str;
+}
+
+/* Elements @at on of @e, user and device pairs, as the op's out_to. */
+static int decode_inboxes(struct vt_op *op, const redisReply *e, size_t at, struct vt_inbox *out)
+{
+	op->out_nto = (uint32_t)((e->elements - at) / 2);
+	op->out_to = op->out_nto ? out : NULL;
+	for (uint32_t i = 0; i < op->out_nto; i++) {
+		const redisReply *u = str_at(e, at + 2 * i), *v = str_at(e, at + 1 + 2 * i);
+
+		if (!u || !v) {
+			return VT_ESTORAGE;
+		}
+		out[i].user = u->str; /* hiredis ends every string with a NUL */
+		out[i].device = v->str;
+	}
+	return 0;
+}
+
 static int decode_put(struct vt_op *op, const redisReply *e, struct vt_inbox *out)
 {
 	long long st, skipped;
@@ -286,37 +338,65 @@ static int decode_put(struct vt_op *op, const redisReply *e, struct vt_inbox *ou
 	}
 	op->dup_of = dup;
 	op->out_skipped = (uint32_t)skipped;
-	op->out_nto = (uint32_t)((e->elements - 3) / 2);
-	op->out_to = op->out_nto ? out : NULL;
-	for (uint32_t i = 0; i < op->out_nto; i++) {
-		const redisReply *u = str_at(e, 3 + 2 * i), *v = str_at(e, 4 + 2 * i);
-
-		if (!u || !v) {
-			return VT_ESTORAGE;
-		}
-		out[i].user = u->str; /* hiredis ends every string with a NUL */
-		out[i].device = v->str;
-	}
-	return 0;
+	return decode_inboxes(op, e, PUT_ROUTED, out);
 }
 
-static int decode_ack(struct vt_op *op, const redisReply *e)
+/*
+ * The receipt reported on an ACK: its sender and body, then the inboxes it
+ * reached. It took the op's receipt id and time; checked as a listed
+ * record would be, since it is pushed as it is.
+ */
+static int decode_receipt(struct vt_op *op, const redisReply *e, struct vt_inbox *out,
+                          struct vt_record *rcpt)
 {
-	unsigned long long kind;
-	const redisReply *from = str_at(e, 2), *cid = str_at(e, 3);
-	struct vt_record rec = {0};
+	const redisReply *body = str_at(e, 6);
+	const char *to = text_at(e, 5, 1, VT_ID_MAX);
 
-	if (num_at(e, 1, 10, &kind) || !from || !cid) {
+	if (!rcpt || !to || !body || op->receipt_id == 0 ||
+	    vt_json_validate(body->str, body->len, VT_JSON_MAX_DEPTH) != 0) {
 		return VT_ESTORAGE;
 	}
-	rec.kind = (uint32_t)kind;
-	rec.from = from->str;
-	rec.cid = cid->str;
-	vt__ack_report(op, &rec);
-	return 0;
+	*rcpt = (struct vt_record){.id = op->receipt_id,
+	                           .kind = VT_KIND_DELIVERED,
+	                           .from = op->inbox.user,
+	                           .to = to,
+	                           .cid = "",
+	                           .ts = op->ts,
+	                           .body = body->str,
+	                           .body_len = body->len};
+	op->out_receipt = rcpt;
+	return decode_inboxes(op, e, ACK_ROUTED, out);
 }
 
-static int decode_op(struct vt_op *op, const redisReply *e, struct vt_inbox *out)
+/*
+ * An ACK, found or not: kind, from and cid of what it removed, the receipt
+ * its ref went into ("" for none), and the receipt reported on it, if any.
+ */
+static int decode_ack(struct vt_op *op, const redisReply *e, struct vt_inbox *out,
+                      struct vt_record *rcpt)
+{
+	unsigned long long kind;
+	const redisReply *from = str_at(e, 2), *cid = str_at(e, 3), *rid = str_at(e, 4);
+	struct vt_record rec = {0};
+
+	if (num_at(e, 1, 10, &kind) || !from || !cid || !rid) {
+		return VT_ESTORAGE;
+	}
+	op->out_receipt_id = rid->len ? vt__decode_id(rid->str, rid->len) : 0;
+	if (rid->len && op->out_receipt_id == 0) {
+		return VT_ESTORAGE;
+	}
+	if (op->status == 0) {
+		rec.kind = (uint32_t)kind;
+		rec.from = from->str;
+		rec.cid = cid->str;
+		vt__ack_report(op, &rec);
+	}
+	return e->elements > ACK_FIXED ? decode_receipt(op, e, out, rcpt) : 0;
+}
+
+static int decode_op(struct vt_op *op, const redisReply *e, struct vt_inbox *out,
+                     struct vt_record *rcpt)
 {
 	long long st, ndev;
 
@@ -329,11 +409,11 @@ static int decode_op(struct vt_op *op, const redisReply *e, struct vt_inbox *out
 	if (op_status(st, &op->status)) {
 		return VT_ESTORAGE;
 	}
+	if (op->kind == VT_OP_ACK) {
+		return decode_ack(op, e, out, rcpt); /* found or not, it may report a receipt */
+	}
 	if (op->status != 0) {
 		return 0;
-	}
-	if (op->kind == VT_OP_ACK) {
-		return decode_ack(op, e);
 	}
 	if (op->kind == VT_OP_TOUCH) {
 		if (int_at(e, 1, &ndev)) {
@@ -344,59 +424,70 @@ static int decode_op(struct vt_op *op, const redisReply *e, struct vt_inbox *out
 	return 0;
 }
 
-/* Room for every out_to entry of the reply, in one array. */
-static int out_alloc(const struct vt_op *ops, size_t n, const redisReply *r,
-                     struct vt_inbox **inboxes)
+/* Elements of op reply @e past @fixed, when it is an array that has them. */
+static size_t past(const redisReply *e, size_t fixed)
 {
-	size_t total = 0, j = 0;
+	return e && e->type == REDIS_REPLY_ARRAY && e->elements > fixed ? e->elements - fixed : 0;
+}
+
+/* Room for every out_to entry and every receipt of the reply. */
+static int out_alloc(const struct vt_op *ops, size_t n, const redisReply *r, struct vt__rout *out)
+{
+	size_t ninboxes = 0, nreceipts = 0, j = 0;
 
 	for (size_t i = 0; i < n; i++) {
+		const redisReply *e;
+
 		if (ops[i].status != 0) {
 			continue;
 		}
-		if (ops[i].kind == VT_OP_PUT && r->element[j] &&
-		    r->element[j]->type == REDIS_REPLY_ARRAY && r->element[j]->elements > 3) {
-			total += (r->element[j]->elements - 3) / 2;
+		e = r->element[j++];
+		if (ops[i].kind == VT_OP_PUT) {
+			ninboxes += past(e, PUT_ROUTED) / 2;
+		} else if (ops[i].kind == VT_OP_ACK) {
+			ninboxes += past(e, ACK_ROUTED) / 2;
+			nreceipts += past(e, ACK_FIXED) > 0;
 		}
-		j++;
 	}
-	*inboxes = total ? calloc(total, sizeof(**inboxes)) : NULL;
-	return total && !*inboxes ? VT_ENOMEM : 0;
+	out->inboxes = ninboxes ? calloc(ninboxes, sizeof(*out->inboxes)) : NULL;
+	out->receipts = nreceipts ? calloc(nreceipts, sizeof(*out->receipts)) : NULL;
+	if ((ninboxes && !out->inboxes) || (nreceipts && !out->receipts)) {
+		vt__rout_free(out);
+		return VT_ENOMEM;
+	}
+	return 0;
 }
 
-int vt__decode_batch(struct vt_op *ops, size_t n, const redisReply *r,
-                     struct vt_inbox **inboxes)
+int vt__decode_batch(struct vt_op *ops, size_t n, const redisReply *r, struct vt__rout *out)
 {
-	size_t sent = 0, j = 0, used = 0;
+	size_t sent = 0, j = 0, ni = 0, nr = 0;
 	int rc;
 
-	*inboxes = NULL;
+	*out = (struct vt__rout){NULL, NULL};
 	for (size_t i = 0; i < n; i++) {
 		sent += ops[i].status == 0;
 	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != sent) {
 		return VT_ESTORAGE;
 	}
-	rc = out_alloc(ops, n, r, inboxes);
+	rc = out_alloc(ops, n, r, out);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		if (ops[i].status != 0) {
 			continue; /* answered before sending */
 		}
-		rc = decode_op(&ops[i], r->element[j++], *inboxes ? *inboxes + used : NULL);
-		used += ops[i].kind == VT_OP_PUT ? ops[i].out_nto : 0;
+		rc = decode_op(&ops[i], r->element[j++], out->inboxes ? out->inboxes + ni : NULL,
+		               out->receipts ? out->receipts + nr : NULL);
+		ni += ops[i].out_nto;
+		nr += ops[i].out_receipt != NULL;
 	}
 	return rc;
 }
 
-/* String element @i of @e when it holds @min to @max bytes and no NUL. */
-static const char *text_at(const redisReply *e, size_t i, size_t min, size_t max)
+void vt__rout_free(struct vt__rout *out)
 {
-	const redisReply *s = str_at(e, i);
-
-	if (!s || s->len < min || s->len > max || memchr(s->str, 0, s->len)) {
-		return NULL;
-	}
-	return s->str;
+	free(out->inboxes);
+	free(out->receipts);
+	*out = (struct vt__rout){NULL, NULL};
 }
 
 /* A decimal time in milliseconds; 0 when it is one. */

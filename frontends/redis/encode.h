@@ -5,9 +5,11 @@
  * The batch encoding (ARGV after prefix and window), one op after another:
  *   P id kind from to cid ts body dedup cap skip NTO (user device)*NTO
  *     NUSERS user*NUSERS OWN [user device] CHECK [group base]
- *   A user device id      T user device ts      N user device id
- *   G group data version CHECK [group base]    (data "" deletes)
- * OWN and CHECK are 1 or 0, and the fields in brackets follow only a 1. Ids
+ *   A user device id RCPT [rid ts ref]      T user device ts
+ *   N user device id      G group data version CHECK [group base]
+ * (data "" deletes). RCPT asks for the sender's receipt (VT_OP_ACK): the id
+ * and time it may take, and the acked id in decimal. OWN, CHECK and RCPT
+ * are 1 or 0, and the fields in brackets follow only a 1. Ids
  * and versions are 16 hex digits, other numbers decimal, flags "0" or "1".
  * Ops the backend cannot store are answered here and never sent.
  */
@@ -30,14 +32,22 @@
 struct vt__rargs *vt__encode_batch(struct vt_op *ops, size_t n, const char *prefix,
                                    const char *window, size_t *nsent);
 
+/* What the outputs of a decoded commit point into, besides its reply. */
+struct vt__rout {
+	struct vt_inbox *inboxes;   /* every out_to entry */
+	struct vt_record *receipts; /* every out_receipt */
+};
+
 /*
  * Fill the outputs of the encoded ops of @ops from a commit reply. out_to
- * entries point into @r and into *@inboxes (allocated here, freed by the
- * caller after the done callback). Returns 0, VT_ENOMEM, or VT_ESTORAGE
- * for a reply of the wrong shape.
+ * entries and out_receipt records point into @r and into @out (allocated
+ * here, freed with vt__rout_free() after the done callback). Returns 0,
+ * VT_ENOMEM, or VT_ESTORAGE for a reply of the wrong shape.
  */
-int vt__decode_batch(struct vt_op *ops, size_t n, const redisReply *r,
-                     struct vt_inbox **inboxes);
+int vt__decode_batch(struct vt_op *ops, size_t n, const redisReply *r, struct vt__rout *out);
+
+/* Free what vt__decode_batch() allocated; @out is empty again. */
+void vt__rout_free(struct vt__rout *out);
 
 /*
  * A record of a list reply that cannot be read: the inbox entry it was

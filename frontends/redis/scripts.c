@@ -30,6 +30,8 @@
  */
 #include <stddef.h>
 
+#include <vartalap/storage.h>
+
 #include "scripts.h"
 
 /* Helpers every script starts with, after its "#!lua" line. */
@@ -67,6 +69,73 @@
 	"  if redis.call('SCARD', rd) == 0 then\n" \
 	"    redis.call('DEL', rec(id))\n" \
 	"    redis.call('ZREM', P .. 'rts', id)\n" \
+	"  end\n" \
+	"end\n"
+
+/* A macro's value as a string literal. */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/*
+ * The "delivered" receipts of a commit's acks (vartalap/storage.h,
+ * VT_OP_ACK), part of the commit script: made from the records the acks
+ * remove, in the script run that removes them, so a receipt is never
+ * stored without its ack nor the ack without it. The body is escaped as
+ * the engine escapes it (lib/buf.c), so a receipt reads the same whichever
+ * store made it.
+ */
+#define RECEIPTS \
+	"local REFS_MAX = " STR(VT_RECEIPT_REFS_MAX) "\n" \
+	"local SHORT = {[8] = 'b', [9] = 't', [10] = 'n', [12] = 'f', [13] = 'r',\n" \
+	"  [34] = '\"', [92] = '\\\\'}\n" \
+	"local function esc(c)\n" \
+	"  local b = string.byte(c)\n" \
+	"  return '\\\\' .. (SHORT[b] or string.format('u%04x', b))\n" \
+	"end\n" \
+	"local function jstr(s)\n" \
+	"  return '\"' .. string.gsub(s, '[%z\\1-\\31\"\\\\]', esc) .. '\"'\n" \
+	"end\n" \
+	"-- Per inbox: its ACKs with a receipt id, in op order (the k-th receipt of\n" \
+	"-- the inbox takes the k-th one's id and is reported on it), and the\n" \
+	"-- receipt of each sender taking refs. RCPTS: every receipt, in order.\n" \
+	"local RBOX, RCPTS = {}, {}\n" \
+	"local function rcpt_box(u, d)\n" \
+	"  local n = iname(u, d)\n" \
+	"  if not RBOX[n] then RBOX[n] = {u = u, d = d, ops = {}, used = 0, open = {}} end\n" \
+	"  return RBOX[n]\n" \
+	"end\n" \
+	"-- Add the ref of an ACK (its reply @res) that removed a message of @sender.\n" \
+	"local function add_ref(rb, sender, ref, cid, res)\n" \
+	"  local r = rb.open[sender]\n" \
+	"  if not r or #r.refs == REFS_MAX then\n" \
+	"    rb.used = rb.used + 1\n" \
+	"    local o = rb.ops[rb.used]\n" \
+	"    r = {id = o.rid, ts = o.ts, on = o.res, rb = rb, to = sender}\n" \
+	"    r.refs, r.acks = {}, {}\n" \
+	"    rb.open[sender] = r\n" \
+	"    RCPTS[#RCPTS + 1] = r\n" \
+	"  end\n" \
+	"  r.refs[#r.refs + 1] = '{\"ref\":\"' .. ref .. '\",\"cid\":' .. jstr(cid) .. '}'\n" \
+	"  r.acks[#r.acks + 1] = res\n" \
+	"end\n" \
+	"-- Store each receipt as a PUT to its sender's devices without cap or\n" \
+	"-- dedup, over maxmemory too: it comes with an ack, which frees more than\n" \
+	"-- it takes, and nothing would make it again. One whose id another record\n" \
+	"-- holds (see taken) is left out: its acks then report no receipt, and\n" \
+	"-- the engine stores it itself. Kind '2' is VT_KIND_DELIVERED.\n" \
+	"local function store_receipts()\n" \
+	"  for _, r in ipairs(RCPTS) do\n" \
+	"    local p = {id = r.id, kind = '2', from = r.rb.u, to = r.to, cid = '', ts = r.ts}\n" \
+	"    p.cap = 0\n" \
+	"    p.body = '{\"device\":' .. jstr(r.rb.d) .. ',\"refs\":[' ..\n" \
+	"      table.concat(r.refs, ',') .. ']}'\n" \
+	"    if not taken(p) then\n" \
+	"      local out = deliver(p, targets({}, {r.to}, nil))\n" \
+	"      raise_maxid(p.id)\n" \
+	"      for _, a in ipairs(r.acks) do a[5] = p.id end\n" \
+	"      r.on[6], r.on[7] = r.to, p.body\n" \
+	"      for i = 4, #out do r.on[#r.on + 1] = out[i] end\n" \
+	"    end\n" \
 	"  end\n" \
 	"end\n"
 
@@ -190,6 +259,10 @@
 	"  return {arg(), arg()}\n" \
 	"end\n" \
 	"local function stale(pre) return pre and not at_version(pre[1], pre[2]) end\n" \
+	"local function raise_maxid(id)\n" \
+	"  local m = redis.call('GET', P .. 'maxid')\n" \
+	"  if not m or m < id then redis.call('SET', P .. 'maxid', id) end\n" \
+	"end\n" \
 	"local function put()\n" \
 	"  local p = {id = arg(), kind = arg(), from = arg(), to = arg()}\n" \
 	"  p.cid, p.ts = arg(), arg()\n" \
@@ -212,16 +285,31 @@
 	"  local res = deliver(p, ts)\n" \
 	"  routed[p.id] = true\n" \
 	"  dedup_record(p)\n" \
-	"  local m = redis.call('GET', P .. 'maxid')\n" \
-	"  if not m or m < p.id then redis.call('SET', P .. 'maxid', p.id) end\n" \
+	"  raise_maxid(p.id)\n" \
 	"  return res\n" \
 	"end\n" \
+	RECEIPTS \
+	"-- An ACK's reply: status, kind, from and cid of what it removed, then the\n" \
+	"-- receipt its ref went into, and the receipt reported on it (to, body\n" \
+	"-- and the inboxes it reached), both filled in by store_receipts().\n" \
 	"local function ack()\n" \
 	"  local u, d, id = arg(), arg(), arg()\n" \
-	"  if not redis.call('ZSCORE', box(u, d), id) then return {1} end\n" \
+	"  local res, rb, ref = {1, '0', '', '', ''}, nil, nil\n" \
+	"  if arg() == '1' then\n" \
+	"    local rid, ts = arg(), arg()\n" \
+	"    ref = arg()\n" \
+	"    rb = rcpt_box(u, d)\n" \
+	"    rb.ops[#rb.ops + 1] = {rid = rid, ts = ts, res = res}\n" \
+	"  end\n" \
+	"  if not redis.call('ZSCORE', box(u, d), id) then return res end\n" \
 	"  local r = redis.call('HMGET', rec(id), 'k', 'f', 'c')\n" \
 	"  undeliver(u, d, id)\n" \
-	"  return {0, r[1] or '0', r[2] or '', r[3] or ''}\n" \
+	"  res[1], res[2], res[3], res[4] = 0, r[1] or '0', r[2] or '', r[3] or ''\n" \
+	"  -- another user's message (kind '1', VT_KIND_MESSAGE) owes a receipt\n" \
+	"  if rb and res[2] == '1' and res[3] ~= '' and res[3] ~= u then\n" \
+	"    add_ref(rb, res[3], ref, res[4], res)\n" \
+	"  end\n" \
+	"  return res\n" \
 	"end\n" \
 	"-- The first device of a user takes over the holding inbox, flags and all.\n" \
 	"local function claim(u, d)\n" \
@@ -302,14 +390,14 @@
 	"-- Check the whole encoding before writing anything: a script that stops\n" \
 	"-- half way keeps what it wrote, so a bad batch must fail here.\n" \
 	"local function check()\n" \
-	"  local skip = {A = 3, T = 3, N = 3}\n" \
+	"  local skip, opt = {T = 3, N = 3}, {A = 3, G = 2}\n" \
 	"  while at <= #ARGV do\n" \
 	"    local k = arg()\n" \
 	"    if k == 'P' then\n" \
 	"      if not skip_put() then return false end\n" \
-	"    elseif k == 'G' then\n" \
+	"    elseif opt[k] then\n" \
 	"      at = at + 3\n" \
-	"      skip_opt(2)\n" \
+	"      skip_opt(opt[k])\n" \
 	"    elseif skip[k] then\n" \
 	"      at = at + skip[k]\n" \
 	"    else\n" \
@@ -322,6 +410,7 @@
 	"at = 3\n" \
 	"local res = {}\n" \
 	"while at <= #ARGV do res[#res + 1] = ops[arg()]() end\n" \
+	"store_receipts()\n" \
 	"return res\n"
 
 struct vt__rscript vt__rscript_commit_full = {

@@ -70,11 +70,11 @@ static size_t count_refused(const struct vt_op *ops, size_t n)
 static void on_commit(void *arg, int status, const redisReply *r)
 {
 	struct commit_call *k = arg;
-	struct vt_inbox *inboxes = NULL;
+	struct vt__rout out = {NULL, NULL};
 	size_t refused;
 
 	if (status == 0) {
-		status = vt__decode_batch(k->ops, k->n, r, &inboxes);
+		status = vt__decode_batch(k->ops, k->n, r, &out);
 		if (status != 0) {
 			vt_log(VT_LOG_ERROR, "redis: commit: reply of an unexpected shape");
 		}
@@ -91,10 +91,12 @@ static void on_commit(void *arg, int status, const redisReply *r)
 		for (size_t i = 0; i < k->n; i++) {
 			k->ops[i].out_to = NULL;
 			k->ops[i].out_nto = 0;
+			k->ops[i].out_receipt = NULL;
+			k->ops[i].out_receipt_id = 0;
 		}
 	}
 	k->done(k->arg, status);
-	free(inboxes);
+	vt__rout_free(&out);
 	free(k);
 }
 

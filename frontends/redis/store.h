@@ -9,7 +9,9 @@
  * PUTs that carry one (check_base), answering a stale op VT_ECONFLICT; it
  * refuses a PUT whose id another record holds (VT_ESTORAGE, logged); and a
  * duplicate found by dedup reports the original's unnotified deliveries in
- * out_to, so the engine wakes them (see vartalap/storage.h).
+ * out_to, so the engine wakes them (see vartalap/storage.h). An ACK that
+ * asks for the sender's receipt gets it from the same script, made from
+ * the record the ACK removes (VT_OP_ACK).
  *
  * Failures: when Redis cannot be reached, a reply takes longer than the
  * command timeout, or the connection breaks, the pending calls complete

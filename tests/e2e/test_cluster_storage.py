@@ -6,14 +6,15 @@ a token works on either node. Covered: a message sent on one node is listed
 and delivered on the other, and the receipt reaches the sender by REST sync;
 a Redis restart (appendonly) gives senders 503 storage_error, never a false
 accepted, and both nodes recover; a node killed with SIGKILL loses nothing
-it accepted; Redis over maxmemory still takes acks, a node's start and its
-expiry; ids handed out twice after Redis lost writes never carry one
-user's message to another's recipient; a record in Redis that cannot be
-read is passed over and the rest delivered. Skipped (77) when
-redis-server is not installed.
+it accepted, nor the receipt of an ack that Redis applied; Redis over
+maxmemory still takes acks, a node's start and its expiry; ids handed out
+twice after Redis lost writes never carry one user's message to another's
+recipient; a record in Redis that cannot be read is passed over and the
+rest delivered. Skipped (77) when redis-server is not installed.
 """
 
 import asyncio
+import http.client
 import os
 import re
 import shutil
@@ -370,6 +371,65 @@ async def test_kill9_node_loses_nothing_accepted():
         c.close()
 
 
+def ack_unanswered(srv, token, ids):
+    """POST /v1/ack from a thread, for a node that dies before it answers."""
+    def run_ack():
+        try:
+            http_request(srv, "POST", "/v1/ack", token, {"ids": list(ids)}, timeout=5)
+        except (OSError, http.client.HTTPException):
+            pass
+    t = threading.Thread(target=run_ack)
+    t.start()
+    return t
+
+
+async def test_kill9_after_ack_commit_keeps_receipt():
+    """The `delivered` receipt is stored by the same script run that applies
+    the ack. Redis is made to sleep while the node sends bob's ack, and the
+    node is killed before any reply comes: Redis applies the ack once the
+    node is gone, so nothing the node would do after the ack's commit ever
+    runs. After a restart bob's message is gone and alice has her receipt.
+    A WebSocket ack then pushes the receipt that the ack's commit stored."""
+    redis = Redis(extra=["--enable-debug-command", "local"]).start()
+    node = Node(redis, secret_file())
+    try:
+        node.start()
+        _, acc = send_http(node, node.token("alice"), "bob", "k-1", {"t": 1})
+        eq(list(listed(node, "bob")), [acc["id"]], "bob's inbox before the ack")
+
+        sleeper = threading.Thread(target=redis_cmd, args=(redis.port, "DEBUG", "SLEEP", "2"))
+        sleeper.start()
+        await asyncio.sleep(0.2)  # Redis is asleep
+        acker = ack_unanswered(node, node.token("bob"), [acc["id"]])
+        await asyncio.sleep(0.5)  # the node took the ack and sent its commit
+        node.kill9()
+        for t in (sleeper, acker):
+            await asyncio.to_thread(t.join, 10)
+
+        node.start()
+        eq(listed(node, "bob"), {}, "bob's inbox: Redis applied the ack of the dead node")
+        recs = [e for e in fetch_all(node, node.token("alice")) if delivered_for(acc["id"])(e)]
+        eq(len(recs), 1, "alice's receipts of the ack applied as the node died")
+
+        alice = await connect(node, "alice", token=node.token("alice"))
+        bob = await connect(node, "bob", token=node.token("bob"))
+        try:
+            await alice.ack(*[e["id"] for e in await alice.expect_refs(1)])
+            _, acc = send_http(node, node.token("alice"), "bob", "k-2", {"t": 2})
+            await bob.ack((await bob.expect_type("message", id=acc["id"]))["id"])
+            pushed = await alice.expect_refs(1)
+            stored = [e for e in fetch_all(node, node.token("alice"))
+                      if delivered_for(acc["id"])(e)]
+            eq([e["id"] for e in stored], [e["id"] for e in pushed],
+               "the receipt pushed is the one stored with the ack")
+        finally:
+            await alice.close()
+            await bob.close()
+    finally:
+        node.kill()
+        redis.stop()
+
+
 async def test_full_redis_still_takes_acks():
     """Redis over maxmemory (noeviction, as docs/CLUSTER.md asks) refuses what
     would grow the store, 507 storage_full, and takes what frees it: acks on
@@ -479,6 +539,7 @@ if __name__ == "__main__":
          test_redis_without_appendonly_is_warned_about, test_local_message_below_a_full_queue,
          test_redis_restart_refuses_then_recovers,
          test_kill9_node_loses_nothing_accepted,
+         test_kill9_after_ack_commit_keeps_receipt,
          test_full_redis_still_takes_acks,
          test_ids_given_twice_never_cross_users,
          test_unreadable_record_is_passed_over], total_timeout=280)

@@ -422,14 +422,15 @@ static void on_receipt_commit(void *arg, int status)
 	}
 }
 
-/* A batch of @n ACKs of bob's default inbox, each asking for a receipt. */
-static void acks_with_receipts(struct vt_op *ops, const uint64_t *ids, size_t n,
-			       struct seen_receipt *seen)
+/* A batch of @n ACKs of bob's inbox @device, each asking for a receipt. */
+static void acks_with_receipts(struct vt_op *ops, const char *device, const uint64_t *ids,
+			       size_t n, struct seen_receipt *seen)
 {
 	struct receipt_commit rc = {{0}, ops, n, seen};
 
 	for (size_t i = 0; i < n; i++) {
 		ack_init(&ops[i], "bob", ids[i]);
+		ops[i].inbox.device = device;
 		ops[i].receipt_id = 100 + i;
 		ops[i].ts = 7000 + (int64_t)i;
 	}
@@ -463,7 +464,7 @@ START_TEST(ack_makes_receipt)
 	p.rec.from = "bob"; /* a copy of bob's own */
 	ck_assert_int_eq(commit(&p.op, 1), 0);
 
-	acks_with_receipts(ops, ids, 5, seen);
+	acks_with_receipts(ops, "", ids, 5, seen);
 	ck_assert_int_eq(ops[0].status, VT_EUNKNOWNID);
 	ck_assert_int_eq(ops[2].status, VT_EUNKNOWNID);
 	ck_assert_uint_eq(ops[0].out_receipt_id, 0);
@@ -509,7 +510,7 @@ START_TEST(ack_receipts_split_by_sender_and_size)
 		p.rec.from = i == 1 ? "carol" : "alice";
 		ck_assert_int_eq(commit(&p.op, 1), 0);
 	}
-	acks_with_receipts(ops, ids, N, seen);
+	acks_with_receipts(ops, "", ids, N, seen);
 
 	/* alice's first (ops 0, 2..64), carol's (op 1), alice's second (op 65) */
 	ck_assert_uint_eq(ops[0].out_receipt_id, 100);
@@ -523,6 +524,32 @@ START_TEST(ack_receipts_split_by_sender_and_size)
 	ck_assert_uint_eq(seen[3].id, 0);
 	ck_assert_uint_eq(list_in("alice", VT_HOLDING_DEVICE, NULL, NULL), 2);
 	ck_assert_uint_eq(list_in("carol", VT_HOLDING_DEVICE, NULL, NULL), 1);
+}
+END_TEST
+
+/*
+ * The body names the device and client id as JSON strings, escaped as the
+ * engine escapes them: quotes, backslashes and C0 controls; DEL and UTF-8
+ * pass as they are.
+ */
+START_TEST(ack_receipt_body_escaped)
+{
+	static const char dev[] = "d\"\\\x01\n\x7f";
+	static const char body[] = "{\"device\":\"d\\\"\\\\\\u0001\\n\x7f\",\"refs\":"
+				   "[{\"ref\":\"1\",\"cid\":\"c\\t\\u001f\xc3\xa9\"}]}";
+	struct seen_receipt seen[1];
+	struct vt_op op;
+	struct put p;
+
+	st_open(_i);
+	ck_assert_int_eq(touch("bob", dev, 1000, NULL), 0);
+	put_init(&p, 1, "c\t\x1f\xc3\xa9", 1000, "1", TO("bob"));
+	p.to[0].device = dev;
+	ck_assert_int_eq(commit(&p.op, 1), 0);
+	acks_with_receipts(&op, dev, (const uint64_t[]){1}, 1, seen);
+	ck_assert_int_eq(op.status, 0);
+	ck_assert_uint_eq(seen[0].id, 100);
+	ck_assert_str_eq(seen[0].body, body);
 }
 END_TEST
 
@@ -1226,6 +1253,8 @@ START_TEST(full_store_commits_the_rest)
 	put_init(&big, 100, "", 100, full_body, TO("bob", "carol"));
 	ops[3] = big.op;
 	ack_init(&ops[4], "bob", 2);
+	ops[4].receipt_id = 200; /* a full store takes the receipt with its ack */
+	ops[4].ts = 200;
 	ops[5] = touch_op("carol", "c2", 100);
 	ops[6] = touch_op("carol", "c1", 200);
 	put_init(&dup, 101, "c-2", 100, "2", TO("bob"));
@@ -1240,6 +1269,7 @@ START_TEST(full_store_commits_the_rest)
 	ck_assert_uint_eq(ops[3].out_nto, 0);
 	ck_assert_int_eq(ops[4].status, 0);
 	ck_assert_uint_eq(ops[4].acked_kind, VT_KIND_MESSAGE);
+	ck_assert_uint_eq(ops[4].out_receipt_id, 200);
 	ck_assert_int_eq(ops[5].status, VT_ENOSPC);
 	ck_assert_int_eq(ops[6].status, 0);
 	ck_assert_uint_eq(ops[6].out_ndevices, 1);
@@ -1254,6 +1284,8 @@ START_TEST(full_store_commits_the_rest)
 	ck_assert_uint_eq(ids[0], 3);
 	ck_assert_uint_eq(list("carol", 0, 8, ids, NULL), 0);
 	ck_assert_uint_eq(list_in("carol", "c2", ids, NULL), 0);
+	ck_assert_uint_eq(list_in("alice", VT_HOLDING_DEVICE, ids, NULL), 1);
+	ck_assert_uint_eq(ids[0], 200);
 
 	/* nothing in it would shrink the store: refused whole */
 	ops[0] = big.op;
@@ -1390,6 +1422,7 @@ void storage_receipt_cases_add(TCase *tc)
 {
 	tcase_add_loop_test(tc, ack_makes_receipt, 0, storage_nbackends);
 	tcase_add_loop_test(tc, ack_receipts_split_by_sender_and_size, 0, storage_nbackends);
+	tcase_add_loop_test(tc, ack_receipt_body_escaped, 0, storage_nbackends);
 }
 
 void storage_cases_add(TCase *tc)

@@ -420,6 +420,31 @@ START_TEST(redis_id_taken_refused)
 }
 END_TEST
 
+/*
+ * A receipt whose id another record holds is not stored: its ack reports
+ * no receipt, so the engine makes one itself, and the record is untouched.
+ */
+START_TEST(redis_receipt_id_taken_left_to_engine)
+{
+	struct vt_op op;
+	struct done d;
+
+	ck_assert_int_eq(open_redis(), 0);
+	ck_assert_int_eq(put(7, 100, "\"A\"", TO("dave")), 0);
+	ck_assert_int_eq(put(8, 100, "1", TO("bob")), 0);
+	ack_init(&op, "bob", 8);
+	op.receipt_id = 7;
+	ck_assert_int_eq(commit(&op, 1), 0);
+	ck_assert_int_eq(op.status, 0);
+	ck_assert_uint_eq(op.out_receipt_id, 0);
+	ck_assert_ptr_null(op.out_receipt);
+	ck_assert_uint_eq(list("bob", 0, 10, NULL, NULL), 0);
+	ck_assert_uint_eq(list_in("alice", VT_HOLDING_DEVICE, NULL, NULL), 0);
+	ck_assert_uint_eq(list("dave", 0, 10, NULL, &d), 1);
+	ck_assert_str_eq(d.bodies[0], "\"A\"");
+}
+END_TEST
+
 /* Plant record @id in bob's inbox, its fields as given (%b: the from). */
 static void plant(const char *id, const char *kind, const char *from, size_t from_len,
                   const char *ts, const char *body)
@@ -654,6 +679,7 @@ static Suite *redis_suite(void)
 	tcase_add_checked_fixture(tc, NULL, redis_teardown);
 	tcase_set_timeout(tc, 120);
 	storage_cases_add(tc);
+	storage_receipt_cases_add(tc);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(rd, NULL, redis_teardown);
@@ -662,6 +688,7 @@ static Suite *redis_suite(void)
 	tcase_add_test(rd, redis_appendonly_survives_crash);
 	tcase_add_test(rd, redis_full_store_opens_and_drains);
 	tcase_add_test(rd, redis_id_taken_refused);
+	tcase_add_test(rd, redis_receipt_id_taken_left_to_engine);
 	tcase_add_test(rd, redis_bad_records_skipped);
 	tcase_add_test(rd, redis_open_unreachable);
 	tcase_add_test(rd, redis_prefixes_apart);
