@@ -47,16 +47,18 @@ static int config_valid(const struct vt_engine_config *c)
 
 /*
  * A call from the host (a frame received, a flush, a commit completed, the
- * timers) holds the clock: what it does happens at one instant, read once.
+ * timers) holds the clocks: what it does happens at one instant, read once.
  * A post to a thousand members then reads the clock once, not a thousand
  * times, and its pushes share one deadline. Such calls last microseconds to
- * a few milliseconds, well within the clock's uses (retry deadlines, rate
- * buckets, sweeps), so the held reading never lags by anything they notice.
+ * a few milliseconds, well within what the clocks are for (retry deadlines,
+ * rate buckets, sweeps, message times, token expiry in seconds), so a held
+ * reading never lags by anything they notice.
  */
 void vt__clock_hold(struct vt_engine *e)
 {
 	if (e->clock_holds++ == 0) {
 		e->clock_read = 0;
+		e->clock_wall_read = 0;
 	}
 }
 
@@ -79,7 +81,14 @@ uint64_t vt__now(struct vt_engine *e)
 
 int64_t vt__wall(struct vt_engine *e)
 {
-	return e->host.wall_ms(e->host.arg);
+	if (e->clock_holds == 0) {
+		return e->host.wall_ms(e->host.arg);
+	}
+	if (!e->clock_wall_read) {
+		e->clock_wall_ms = e->host.wall_ms(e->host.arg);
+		e->clock_wall_read = 1;
+	}
+	return e->clock_wall_ms;
 }
 
 uint64_t vt__new_id(struct vt_engine *e)

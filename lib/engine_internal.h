@@ -312,10 +312,12 @@ struct vt_engine {
 	int expiring;
 	uint32_t pending_calls;  /* storage calls not yet completed */
 
-	/* The clock read once per call from the host (vt__clock_hold). */
+	/* The clocks read once per call from the host (vt__clock_hold). */
 	uint64_t clock_ms;
+	int64_t clock_wall_ms;
 	uint32_t clock_holds;    /* calls into the engine now running, nested */
-	int clock_read;          /* clock_ms holds this outermost call's reading */
+	unsigned clock_read : 1; /* clock_ms holds this outermost call's reading */
+	unsigned clock_wall_read : 1; /* clock_wall_ms too */
 
 	int shutting_down;
 	int healthy;
@@ -335,13 +337,13 @@ static inline void vt__copy(char *dst, size_t size, const char *src)
 
 /* engine.c */
 /*
- * The monotonic clock in ms. Between vt__clock_hold() and its
- * vt__clock_release() it is read once and then stands still.
+ * The monotonic clock and the wall clock in ms. Between vt__clock_hold()
+ * and its vt__clock_release() each is read once and then stands still.
  */
 uint64_t vt__now(struct vt_engine *e);
+int64_t vt__wall(struct vt_engine *e);
 void vt__clock_hold(struct vt_engine *e);
 void vt__clock_release(struct vt_engine *e);
-int64_t vt__wall(struct vt_engine *e);
 uint64_t vt__new_id(struct vt_engine *e);
 void vt__timers_changed(struct vt_engine *e);
 void vt__expire_start(struct vt_engine *e);
