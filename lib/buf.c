@@ -1,7 +1,7 @@
 /*
  * buf.c - a growable byte buffer for building output.
  *
- * Every append goes through buf_reserve(), which keeps room for a trailing
+ * Every append goes through vt_buf_reserve(), which keeps room for a trailing
  * NUL so the contents can be handed to C string functions at any time. A
  * failed allocation marks the buffer and turns later appends into no-ops,
  * so builders need no error path of their own: they check vt_buf_failed()
@@ -58,11 +58,7 @@ static size_t buf_next_cap(size_t cap, size_t need)
 	return n;
 }
 
-/*
- * Make room for @extra more bytes plus the terminating NUL. Returns 0, or
- * -1 when the buffer has failed now or before.
- */
-static int buf_reserve(struct vt_buf *b, size_t extra)
+int vt_buf_reserve(struct vt_buf *b, size_t extra)
 {
 	size_t need;
 	size_t cap;
@@ -94,7 +90,7 @@ static int buf_reserve(struct vt_buf *b, size_t extra)
 
 void vt_buf_append(struct vt_buf *b, const void *data, size_t len)
 {
-	if (len == 0 || buf_reserve(b, len) != 0) {
+	if (len == 0 || vt_buf_reserve(b, len) != 0) {
 		return;
 	}
 

@@ -26,6 +26,12 @@ void vt_buf_free(struct vt_buf *b);
 /* Drop the contents, keep the storage. */
 void vt_buf_reset(struct vt_buf *b);
 
+/*
+ * Make room for @extra more bytes and the NUL, so that appends of that many
+ * bytes allocate nothing. 0, or -1 when the buffer failed now or before.
+ */
+int vt_buf_reserve(struct vt_buf *b, size_t extra);
+
 void vt_buf_append(struct vt_buf *b, const void *data, size_t len);
 void vt_buf_puts(struct vt_buf *b, const char *s);
 void vt_buf_putc(struct vt_buf *b, char c);

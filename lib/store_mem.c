@@ -17,22 +17,26 @@
 #include <string.h>
 
 #include <vartalap/error.h>
-#include <vartalap/log.h>
 #include <vartalap/storage.h>
 
 #include "store_key.h"
 #include "store_mem_int.h"
-#include "store_receipts.h"
 #include "store_targets.h"
 
 /* ---- commit ---- */
 
-/* Prepare and apply @n ops; 0, or VT_ENOMEM with nothing changed. */
-static int apply_all(struct mem *m, struct vt_op *ops, size_t n, struct prep **preps)
+/*
+ * Prepare the @n ops and the PUTs of the receipts they may owe (@mr), then
+ * apply the ops and store the receipts: 0, or VT_ENOMEM with nothing
+ * changed. The out_to arrays live in *@preps, released after done.
+ */
+static int apply_all(struct mem *m, struct vt_op *ops, size_t n, struct mem_rcpts *mr,
+		     struct prep **preps)
 {
-	struct batch bt = {ops, n, 0, NULL, 0, 0};
+	struct batch bt = {ops, n, mr->puts, mr->rs.nall, 0, NULL, 0, 0};
+	size_t all = n + mr->rs.nall;
 
-	*preps = calloc(n ? n : 1, sizeof(**preps));
+	*preps = calloc(all ? all : 1, sizeof(**preps));
 	if (!*preps || vt__mem_prepare(m, &bt, *preps) != 0) {
 		free(*preps);
 		free(bt.touch);
@@ -42,6 +46,7 @@ static int apply_all(struct mem *m, struct vt_op *ops, size_t n, struct prep **p
 	for (size_t i = 0; i < n; i++) {
 		vt__mem_apply_op(m, &ops[i], &(*preps)[i]);
 	}
+	vt__mem_rcpts_store(m, ops, n, mr, *preps + n);
 	free(bt.touch);
 	return 0;
 }
@@ -55,58 +60,28 @@ static void release_all(struct mem *m, struct prep *preps, size_t n)
 }
 
 /*
- * The receipts the batch's acks owe (storage.h, VT_OP_ACK), stored as PUTs
- * after the batch's ops, before done. The PUTs live in @rs and @puts until
- * the batch's out fields are no longer read.
- * TODO: they are set aside only once the acks are applied, so running out
- * of memory here loses them (logged) where it should fail the batch whole.
+ * The receipts the batch's acks owe (storage.h, VT_OP_ACK) are stored as
+ * PUTs after the batch's ops, before done, with memory set aside before any
+ * op ran (store_mem_rcpt.c): running out of it fails the batch whole.
  */
-static struct prep *store_receipts(struct mem *m, struct vt_op *ops, size_t n,
-				   struct vt__rcpts *rs, struct vt_op **puts)
-{
-	struct prep *preps = NULL;
-
-	*puts = NULL;
-	if (vt__rcpts_build(ops, n, rs) != 0 || rs->n == 0) {
-		return NULL;
-	}
-	*puts = calloc(rs->n, sizeof(**puts));
-	for (size_t i = 0; *puts && i < rs->n; i++) {
-		vt__rcpt_put_op(rs->v[i], &(*puts)[i]);
-	}
-	if (!*puts || apply_all(m, *puts, rs->n, &preps) != 0) {
-		vt_log(VT_LOG_ERROR, "memory store: %zu receipts lost: out of memory", rs->n);
-		for (size_t i = 0; i < n; i++) {
-			ops[i].out_receipt_id = 0;
-		}
-		return NULL;
-	}
-	for (size_t i = 0; i < rs->n; i++) {
-		if ((*puts)[i].status == 0) {
-			vt__rcpt_report(ops, rs->v[i], &(*puts)[i]);
-		}
-	}
-	return preps;
-}
-
-/* The out_to arrays live in preps, so they are released after done. */
 static void mem_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb done, void *arg)
 {
 	struct mem *m = self;
-	struct vt__rcpts rs = {NULL, 0, 0};
-	struct vt_op *puts = NULL;
-	struct prep *preps, *rpreps;
+	struct mem_rcpts mr;
+	struct prep *preps = NULL;
+	int rc = vt__mem_rcpts_plan(m, ops, n, &mr);
 
-	if (apply_all(m, ops, n, &preps) != 0) {
-		done(arg, VT_ENOMEM);
-		return;
+	if (rc == 0) {
+		rc = apply_all(m, ops, n, &mr, &preps);
 	}
-	rpreps = store_receipts(m, ops, n, &rs, &puts);
-	done(arg, 0);
-	release_all(m, preps, n);
-	release_all(m, rpreps, rs.n);
-	vt__rcpts_free(&rs);
-	free(puts);
+	if (rc != 0) {
+		for (size_t i = 0; i < n; i++) {
+			vt__op_reset(&ops[i]);
+		}
+	}
+	done(arg, rc);
+	release_all(m, preps, n + mr.rs.nall);
+	vt__mem_rcpts_free(&mr);
 }
 
 /* ---- list ---- */

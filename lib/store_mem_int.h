@@ -6,7 +6,8 @@
  * store_mem_box.c: records, inboxes and their deliveries.
  * store_mem_prep.c: the first phase of a commit, which may fail.
  * store_mem_apply.c: the second, which cannot. See store_mem.c for why.
- * Receipts made with acks come from store_receipts.c, shared with LMDB.
+ * store_mem_rcpt.c: the receipts made with acks, planned in the first
+ * phase and made in the second, with store_receipts.c (shared with LMDB).
  */
 #ifndef VARTALAP_STORE_MEM_INT_H
 #define VARTALAP_STORE_MEM_INT_H
@@ -18,6 +19,7 @@
 
 #include "store_mem_heap.h"
 #include "store_mem_table.h"
+#include "store_receipts.h"
 #include "store_targets.h"
 
 /* ---- records, inboxes, deliveries, dedup entries ---- */
@@ -122,10 +124,16 @@ struct prep {
 	struct mgroup *grp;  /* GROUP: the new state */
 };
 
-/* What prepare knows of the whole batch. */
+/*
+ * What prepare knows of the whole batch: its @n ops, then @nmore PUTs the
+ * backend adds after them (receipts), prepared with them, indexed after
+ * them (n + i).
+ */
 struct batch {
 	struct vt_op *ops;
-	size_t n, nput;
+	size_t n;
+	struct vt_op *more;
+	size_t nmore, nput;
 	size_t *touch; /* indexes of the valid TOUCH ops */
 	size_t ntouch, ngroup;
 };
@@ -148,10 +156,41 @@ void vt__mem_dlv_link(struct mrec *r, struct mbox *b, struct mdlv *d);
 
 /* store_mem_prep.c */
 int vt__mem_put_valid(const struct vt_op *op);
+/*
+ * Copy @src into record @r, made by prepare for a record whose strings and
+ * body were each at least as long; for a record known only after the ops ran.
+ */
+void vt__mem_rec_fill(struct mrec *r, const struct vt_record *src);
 void vt__mem_prep_release(struct mem *m, struct prep *p);
+/* Set aside all the ops of @bt could need, into @preps (one per op, those
+ * of more included); 0, or VT_ENOMEM with nothing held. */
 int vt__mem_prepare(struct mem *m, struct batch *bt, struct prep *preps);
 
 /* store_mem_apply.c */
 void vt__mem_apply_op(struct mem *m, struct vt_op *op, struct prep *p);
+
+/* store_mem_rcpt.c: the receipts a batch's acks may owe, and their PUTs. */
+struct mem_rcpts {
+	struct vt__rcpts rs;
+	struct vt_op *puts;         /* one per receipt set aside (rs.all) */
+	struct vt_record *standins; /* what each PUT is prepared for */
+	char *blanks;               /* the stand-ins' body */
+};
+
+/*
+ * Plan the receipts the ACK ops of @ops, a batch of @n not yet applied, may
+ * owe, and a PUT for each (mr->puts, rs.nall of them) to prepare with the
+ * batch. 0, or VT_ENOMEM. Free @mr either way.
+ */
+int vt__mem_rcpts_plan(struct mem *m, const struct vt_op *ops, size_t n, struct mem_rcpts *mr);
+
+/*
+ * Once @ops ran: make the receipts they owe and store each with its PUT,
+ * prepared in @preps (one per PUT). Cannot fail.
+ */
+void vt__mem_rcpts_store(struct mem *m, struct vt_op *ops, size_t n, struct mem_rcpts *mr,
+			 struct prep *preps);
+
+void vt__mem_rcpts_free(struct mem_rcpts *mr);
 
 #endif

@@ -32,16 +32,10 @@ static char *copy_str(char *dst, const char *s, const char **out)
 	return dst + n;
 }
 
-/* One allocation holding the record and its strings. */
-static struct mrec *rec_copy(const struct vt_record *src)
+void vt__mem_rec_fill(struct mrec *r, const struct vt_record *src)
 {
-	size_t n = str_size(src->from) + str_size(src->to) + str_size(src->cid) + src->body_len;
-	struct mrec *r = calloc(1, sizeof(*r) + n + 1);
 	char *p;
 
-	if (!r) {
-		return NULL;
-	}
 	r->r = *src;
 	r->r.flags = 0;
 	p = copy_str(r->data, src->from, &r->r.from);
@@ -52,6 +46,17 @@ static struct mrec *rec_copy(const struct vt_record *src)
 	}
 	r->r.body = p;
 	vt__put_be64(r->idkey, src->id);
+}
+
+/* One allocation holding the record and its strings. */
+static struct mrec *rec_copy(const struct vt_record *src)
+{
+	size_t n = str_size(src->from) + str_size(src->to) + str_size(src->cid) + src->body_len;
+	struct mrec *r = calloc(1, sizeof(*r) + n + 1);
+
+	if (r) {
+		vt__mem_rec_fill(r, src);
+	}
 	return r;
 }
 
@@ -107,6 +112,12 @@ int vt__mem_put_valid(const struct vt_op *op)
 	return vt__put_inboxes_valid(op);
 }
 
+/* Op @i of the batch, the backend's own PUTs counted after its ops. */
+static struct vt_op *batch_op(const struct batch *bt, size_t i)
+{
+	return i < bt->n ? &bt->ops[i] : &bt->more[i - bt->n];
+}
+
 /* Called for each inbox key a PUT may reach; nonzero stops the walk. */
 typedef int (*cand_fn)(struct mem *m, struct prep *p, const uint8_t *key, size_t klen);
 
@@ -122,7 +133,7 @@ static int cand_devices(struct mem *m, const struct batch *bt, struct prep *p, c
 		rc = fn(m, p, d->key, d->klen);
 	}
 	for (size_t i = 0; i < bt->ntouch && rc == 0; i++) {
-		const struct vt_inbox *in = &bt->ops[bt->touch[i]].inbox;
+		const struct vt_inbox *in = &batch_op(bt, bt->touch[i])->inbox;
 
 		if (strcmp(in->user, user) == 0) {
 			rc = fn(m, p, key, vt__inbox_key(in, key));
@@ -322,12 +333,14 @@ static int prep_tables(struct mem *m, const struct batch *bt)
 /* Count the batch's ops by kind and note its TOUCHes for PUT candidates. */
 static int batch_scan(struct batch *bt)
 {
-	bt->touch = calloc(bt->n ? bt->n : 1, sizeof(*bt->touch));
+	size_t all = bt->n + bt->nmore;
+
+	bt->touch = calloc(all ? all : 1, sizeof(*bt->touch));
 	if (!bt->touch) {
 		return VT_ENOMEM;
 	}
-	for (size_t i = 0; i < bt->n; i++) {
-		struct vt_op *op = &bt->ops[i];
+	for (size_t i = 0; i < all; i++) {
+		struct vt_op *op = batch_op(bt, i);
 
 		vt__op_reset(op);
 		if (op->kind == VT_OP_PUT && vt__mem_put_valid(op)) {
@@ -360,14 +373,14 @@ int vt__mem_prepare(struct mem *m, struct batch *bt, struct prep *preps)
 {
 	int rc = batch_scan(bt);
 
-	for (size_t i = 0; i < bt->n && rc == 0; i++) {
-		rc = prep_op(m, bt, &bt->ops[i], &preps[i]);
+	for (size_t i = 0; i < bt->n + bt->nmore && rc == 0; i++) {
+		rc = prep_op(m, bt, batch_op(bt, i), &preps[i]);
 	}
 	if (rc == 0) {
 		rc = prep_tables(m, bt);
 	}
 	if (rc != 0) {
-		for (size_t i = 0; i < bt->n; i++) {
+		for (size_t i = 0; i < bt->n + bt->nmore; i++) {
 			vt__mem_prep_release(m, &preps[i]);
 		}
 	}

@@ -1,9 +1,15 @@
 /*
  * store_receipts.c - "delivered" receipts made from the acks of a batch.
  *
- * Two maps live for one build: an inbox's ACK ops with a receipt_id, in
- * order (the k-th receipt of the inbox takes the k-th one's id, and is
- * reported there), and the receipt taking refs for each (inbox, sender).
+ * Two maps live from plan to free: an inbox's ACK ops with a receipt_id,
+ * in order (the k-th receipt of the inbox takes the k-th one's id, and is
+ * reported there), and a group per (inbox, sender): how many refs may come
+ * and how long the longest is, then the receipts set aside for them. A
+ * group sets aside one receipt per VT_RECEIPT_REFS_MAX refs expected, each
+ * with room for as many refs as one can hold, all of the longest size. The
+ * refs that come are some of those expected, in op order, so a group never
+ * needs more receipts, nor a receipt more room, than it has.
+ *
  * Every ACK op adds at most one ref and every receipt has one, so an inbox
  * never starts more receipts than it has ops with an id to give.
  */
@@ -12,8 +18,9 @@
 #include <string.h>
 
 #include <vartalap/error.h>
+#include <vartalap/log.h>
 
-#include "map.h"
+#include "store_key.h"
 #include "store_receipts.h"
 
 /* "LEN:USER LEN:DEVICE SENDER": no id can pass for another. */
@@ -26,11 +33,14 @@ struct inbox_ops {
 	size_t used;
 };
 
-struct build {
-	struct vt_map inboxes;  /* inbox key -> struct inbox_ops */
-	struct vt_map open;     /* inbox and sender -> the vt__rcpt taking refs */
-	struct inbox_ops **all; /* every inbox_ops, to free */
-	size_t nall, capall;
+/* The refs one inbox may owe one sender, and the receipts set aside. */
+struct group {
+	struct vt_inbox inbox;    /* the batch's strings */
+	char to[VT_ID_MAX + 1];   /* the sender */
+	size_t nrefs;             /* refs expected */
+	size_t refmax;            /* body bytes of the longest */
+	struct vt__rcpt *first;   /* set aside, linked by next */
+	struct vt__rcpt *cur;     /* fill: the one taking refs */
 };
 
 void vt__rcpt_body_open(struct vt_buf *b, const char *device)
@@ -54,7 +64,15 @@ void vt__rcpt_body_close(struct vt_buf *b)
 	vt_buf_puts(b, "]}");
 }
 
-/* The inbox's key in inboxes; its length. */
+void vt__rcpts_init(struct vt__rcpts *rs)
+{
+	memset(rs, 0, sizeof(*rs));
+	vt_map_init(&rs->inboxes);
+	vt_map_init(&rs->groups);
+	vt_buf_init(&rs->scratch);
+}
+
+/* The inbox's key in inboxes (map.h: vt_key_str); its length. */
 static size_t inbox_key(char *key, const struct vt_inbox *in)
 {
 	size_t len = vt_key_str(key, KEY_MAX, 0, in->user);
@@ -62,80 +80,13 @@ static size_t inbox_key(char *key, const struct vt_inbox *in)
 	return vt_key_str(key, KEY_MAX, len, in->device);
 }
 
-/* Remember op @i of its inbox; its inbox's list, or NULL when out of memory. */
-static struct inbox_ops *note_op(struct build *bd, const char *key, size_t i)
+/* The key of the group of inbox @in and sender @to. */
+static void group_key(char *key, const struct vt_inbox *in, const char *to)
 {
-	struct inbox_ops *io = vt_map_get(&bd->inboxes, key);
-
-	if (io == NULL) {
-		struct inbox_ops **all = bd->all;
-
-		if (bd->nall == bd->capall) {
-			bd->capall = bd->capall ? 2 * bd->capall : 16;
-			all = realloc(bd->all, bd->capall * sizeof(*all));
-			if (all == NULL) {
-				return NULL;
-			}
-			bd->all = all;
-		}
-		io = calloc(1, sizeof(*io));
-		if (io == NULL || vt_map_put(&bd->inboxes, key, io) != 0) {
-			free(io);
-			return NULL;
-		}
-		bd->all[bd->nall++] = io;
-	}
-	if (io->n == io->cap) {
-		size_t ncap = io->cap ? 2 * io->cap : 8;
-		size_t *v = realloc(io->v, ncap * sizeof(*v));
-
-		if (v == NULL) {
-			return NULL;
-		}
-		io->v = v;
-		io->cap = ncap;
-	}
-	io->v[io->n++] = i;
-	return io;
+	vt_key_str(key, KEY_MAX, inbox_key(key, in), to);
 }
 
-/* A new receipt for the sender of ACK @op, reported on @at. */
-static struct vt__rcpt *rcpt_new(struct vt__rcpts *out, const struct vt_op *ops, size_t at,
-				 const struct vt_op *op)
-{
-	struct vt__rcpt *r;
-
-	if (out->n == out->cap) {
-		size_t ncap = out->cap ? 2 * out->cap : 8;
-		struct vt__rcpt **v = realloc(out->v, ncap * sizeof(*v));
-
-		if (v == NULL) {
-			return NULL;
-		}
-		out->v = v;
-		out->cap = ncap;
-	}
-	r = calloc(1, sizeof(*r));
-	if (r == NULL) {
-		return NULL;
-	}
-	snprintf(r->from, sizeof(r->from), "%s", op->inbox.user);
-	snprintf(r->to, sizeof(r->to), "%s", op->acked_from);
-	r->users[0] = r->to;
-	r->op = at;
-	r->rec.id = ops[at].receipt_id;
-	r->rec.kind = VT_KIND_DELIVERED;
-	r->rec.from = r->from;
-	r->rec.to = r->to;
-	r->rec.cid = "";
-	r->rec.ts = ops[at].ts;
-	vt_buf_init(&r->body);
-	vt__rcpt_body_open(&r->body, op->inbox.device);
-	out->v[out->n++] = r;
-	return r;
-}
-
-/* Does ACK @op owe its sender a receipt? */
+/* Does ACK @op, applied or as expected, owe its sender a receipt? */
 static int owes(const struct vt_op *op)
 {
 	return op->kind == VT_OP_ACK && op->receipt_id != 0 && op->status == 0 &&
@@ -143,79 +94,233 @@ static int owes(const struct vt_op *op)
 	       strcmp(op->acked_from, op->inbox.user) != 0;
 }
 
-/* Add the ref of ACK op @i; 0 or VT_ENOMEM. */
-static int add(struct build *bd, struct vt__rcpts *out, struct vt_op *ops, size_t i)
-{
-	struct vt_op *op = &ops[i];
-	char key[KEY_MAX];
-	struct inbox_ops *io;
-	struct vt__rcpt *r;
-	size_t klen;
+/* ---- plan ---- */
 
-	klen = inbox_key(key, &op->inbox);
-	io = note_op(bd, key, i);
-	if (io == NULL) {
-		return VT_ENOMEM;
-	}
+/* Count the ref that ACK @op, out fields set, would owe; 0 or VT_ENOMEM. */
+static int expect(struct vt__rcpts *rs, const struct vt_op *op)
+{
+	char key[KEY_MAX];
+	struct group *g;
+
 	if (!owes(op)) {
 		return 0;
 	}
-	vt_key_str(key, sizeof(key), klen, op->acked_from);
-	r = vt_map_get(&bd->open, key);
-	if (r == NULL || r->nrefs == VT_RECEIPT_REFS_MAX) {
-		/* io->used < io->n: each receipt before used an op of its own */
-		r = rcpt_new(out, ops, io->v[io->used], op);
-		if (r == NULL || vt_map_put(&bd->open, key, r) != 0) {
+	group_key(key, &op->inbox, op->acked_from);
+	g = vt_map_get(&rs->groups, key);
+	if (g == NULL) {
+		g = calloc(1, sizeof(*g));
+		if (g == NULL || vt_map_put(&rs->groups, key, g) != 0) {
+			free(g);
 			return VT_ENOMEM;
 		}
-		io->used++;
+		g->inbox = op->inbox;
+		snprintf(g->to, sizeof(g->to), "%s", op->acked_from);
+	}
+	vt_buf_reset(&rs->scratch);
+	vt__rcpt_body_ref(&rs->scratch, 0, op->id, op->acked_cid);
+	if (vt_buf_failed(&rs->scratch)) {
+		return VT_ENOMEM;
+	}
+	g->nrefs++;
+	g->refmax = rs->scratch.len > g->refmax ? rs->scratch.len : g->refmax;
+	return 0;
+}
+
+int vt__rcpts_expect(struct vt__rcpts *rs, const struct vt_op *ack, const struct vt_record *rec)
+{
+	struct vt_op op = *ack;
+
+	vt__op_reset(&op);
+	vt__ack_report(&op, rec);
+	return expect(rs, &op);
+}
+
+/* Remember ACK op @i in its inbox's list; 0 or VT_ENOMEM. */
+static int note_op(struct vt__rcpts *rs, const struct vt_op *op, size_t i)
+{
+	char key[KEY_MAX];
+	struct inbox_ops *io;
+
+	inbox_key(key, &op->inbox);
+	io = vt_map_get(&rs->inboxes, key);
+	if (io == NULL) {
+		io = calloc(1, sizeof(*io));
+		if (io == NULL || vt_map_put(&rs->inboxes, key, io) != 0) {
+			free(io);
+			return VT_ENOMEM;
+		}
+	}
+	if (io->n == io->cap) {
+		size_t ncap = io->cap ? 2 * io->cap : 8;
+		size_t *v = realloc(io->v, ncap * sizeof(*v));
+
+		if (v == NULL) {
+			return VT_ENOMEM;
+		}
+		io->v = v;
+		io->cap = ncap;
+	}
+	io->v[io->n++] = i;
+	return 0;
+}
+
+/* A receipt of group @g set aside, with room for @nrefs refs; NULL when out of memory. */
+static struct vt__rcpt *rcpt_new(struct vt__rcpts *rs, const struct group *g, size_t nrefs)
+{
+	struct vt__rcpt *r;
+
+	if (rs->nall == rs->cap) {
+		size_t ncap = rs->cap ? 2 * rs->cap : 8;
+		struct vt__rcpt **all = realloc(rs->all, ncap * sizeof(*all));
+
+		if (all == NULL) {
+			return NULL;
+		}
+		rs->all = all;
+		rs->cap = ncap;
+	}
+	r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		return NULL;
+	}
+	r->slot = rs->nall;
+	rs->all[rs->nall++] = r;
+	snprintf(r->from, sizeof(r->from), "%s", g->inbox.user);
+	snprintf(r->to, sizeof(r->to), "%s", g->to);
+	r->users[0] = r->to;
+	r->rec.kind = VT_KIND_DELIVERED;
+	r->rec.from = r->from;
+	r->rec.to = r->to;
+	r->rec.cid = "";
+	vt_buf_init(&r->body);
+	vt__rcpt_body_open(&r->body, g->inbox.device);
+	r->room = r->body.len + nrefs * g->refmax + strlen("]}");
+	if (vt_buf_reserve(&r->body, r->room - r->body.len) != 0) {
+		return NULL;
+	}
+	return r;
+}
+
+/* Set aside the receipts of group @g, linked in order; 0 or VT_ENOMEM. */
+static int reserve_group(struct vt__rcpts *rs, struct group *g)
+{
+	size_t per = g->nrefs < VT_RECEIPT_REFS_MAX ? g->nrefs : VT_RECEIPT_REFS_MAX;
+	struct vt__rcpt **link = &g->first;
+
+	for (size_t left = g->nrefs; left > 0; left -= left < per ? left : per) {
+		*link = rcpt_new(rs, g, per);
+		if (*link == NULL) {
+			return VT_ENOMEM;
+		}
+		link = &(*link)->next;
+	}
+	return 0;
+}
+
+int vt__rcpts_reserve(struct vt__rcpts *rs, const struct vt_op *ops, size_t n)
+{
+	int rc = 0;
+
+	if (rs->groups.len == 0) {
+		return 0; /* no ack can owe a receipt */
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (ops[i].kind == VT_OP_ACK && ops[i].receipt_id != 0) {
+			rc = note_op(rs, &ops[i], i);
+		}
+	}
+	for (size_t i = 0; i < rs->groups.cap && rc == 0; i++) {
+		if (rs->groups.slots[i].key != NULL) {
+			rc = reserve_group(rs, rs->groups.slots[i].value);
+		}
+	}
+	if (rc == 0) {
+		rs->v = calloc(rs->nall ? rs->nall : 1, sizeof(*rs->v));
+		rc = rs->v ? 0 : VT_ENOMEM;
+	}
+	return rc;
+}
+
+/* ---- fill ---- */
+
+/* The receipt of group @g to take the next ref, started if new; or NULL. */
+static struct vt__rcpt *take(struct vt__rcpts *rs, struct vt_op *ops, struct group *g)
+{
+	struct vt__rcpt *r = g->cur;
+	char key[KEY_MAX];
+	struct inbox_ops *io;
+
+	if (r != NULL && r->nrefs < VT_RECEIPT_REFS_MAX) {
+		return r;
+	}
+	r = r != NULL ? r->next : g->first;
+	inbox_key(key, &g->inbox);
+	io = vt_map_get(&rs->inboxes, key);
+	if (r == NULL || io == NULL || io->used == io->n) {
+		return NULL;
+	}
+	r->op = io->v[io->used++];
+	r->rec.id = ops[r->op].receipt_id;
+	r->rec.ts = ops[r->op].ts;
+	rs->v[rs->n++] = r;
+	g->cur = r;
+	return r;
+}
+
+/* Put the ref of applied ACK op @i into its receipt. */
+static void put_ref(struct vt__rcpts *rs, struct vt_op *ops, size_t i)
+{
+	struct vt_op *op = &ops[i];
+	char key[KEY_MAX];
+	struct group *g;
+	struct vt__rcpt *r;
+
+	group_key(key, &op->inbox, op->acked_from);
+	g = vt_map_get(&rs->groups, key);
+	r = g != NULL ? take(rs, ops, g) : NULL;
+	if (r == NULL) {
+		vt_log(VT_LOG_ERROR, "receipt of id=%llu for %s was not planned; left to the engine",
+		       (unsigned long long)op->id, op->acked_from);
+		return;
 	}
 	vt__rcpt_body_ref(&r->body, r->nrefs == 0, op->id, op->acked_cid);
 	r->nrefs++;
 	op->out_receipt_id = r->rec.id;
-	return 0;
 }
 
-static void build_free(struct build *bd)
+void vt__rcpts_fill(struct vt__rcpts *rs, struct vt_op *ops, size_t n)
 {
-	for (size_t i = 0; i < bd->nall; i++) {
-		free(bd->all[i]->v);
-		free(bd->all[i]);
+	for (size_t i = 0; i < n; i++) {
+		if (owes(&ops[i])) {
+			put_ref(rs, ops, i);
+		}
 	}
-	free(bd->all);
-	vt_map_free(&bd->inboxes);
-	vt_map_free(&bd->open);
+	for (size_t i = 0; i < rs->n; i++) {
+		struct vt__rcpt *r = rs->v[i];
+
+		vt__rcpt_body_close(&r->body);
+		r->rec.body = r->body.data;
+		r->rec.body_len = r->body.len;
+	}
 }
 
 int vt__rcpts_build(struct vt_op *ops, size_t n, struct vt__rcpts *out)
 {
-	struct build bd = {.nall = 0};
 	int rc = 0;
 
-	vt_map_init(&bd.inboxes);
-	vt_map_init(&bd.open);
+	vt__rcpts_init(out);
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		if (ops[i].kind == VT_OP_ACK && ops[i].receipt_id != 0) {
-			rc = add(&bd, out, ops, i);
-		}
+		rc = expect(out, &ops[i]);
 	}
-	build_free(&bd);
-
-	for (size_t i = 0; i < out->n && rc == 0; i++) {
-		struct vt__rcpt *r = out->v[i];
-
-		vt__rcpt_body_close(&r->body);
-		rc = vt_buf_failed(&r->body) ? VT_ENOMEM : 0;
-		r->rec.body = r->body.data;
-		r->rec.body_len = r->body.len;
+	if (rc == 0) {
+		rc = vt__rcpts_reserve(out, ops, n);
 	}
 	if (rc != 0) {
-		for (size_t i = 0; i < n; i++) {
-			ops[i].out_receipt_id = 0;
-		}
 		vt__rcpts_free(out);
+		return rc;
 	}
-	return rc;
+	vt__rcpts_fill(out, ops, n);
+	return 0;
 }
 
 void vt__rcpt_put_op(const struct vt__rcpt *r, struct vt_op *put)
@@ -236,12 +341,21 @@ void vt__rcpt_report(struct vt_op *ops, const struct vt__rcpt *r, const struct v
 	op->out_nto = put->out_nto;
 }
 
-void vt__rcpts_free(struct vt__rcpts *r)
+void vt__rcpts_free(struct vt__rcpts *rs)
 {
-	for (size_t i = 0; i < r->n; i++) {
-		vt_buf_free(&r->v[i]->body);
-		free(r->v[i]);
+	for (size_t i = 0; i < rs->nall; i++) {
+		vt_buf_free(&rs->all[i]->body);
+		free(rs->all[i]);
 	}
-	free(r->v);
-	memset(r, 0, sizeof(*r));
+	free(rs->all);
+	free(rs->v);
+	for (size_t i = 0; i < rs->inboxes.cap; i++) {
+		if (rs->inboxes.slots[i].key != NULL) {
+			free(((struct inbox_ops *)rs->inboxes.slots[i].value)->v);
+		}
+	}
+	vt_map_free_all(&rs->inboxes);
+	vt_map_free_all(&rs->groups);
+	vt_buf_free(&rs->scratch);
+	vt__rcpts_init(rs);
 }

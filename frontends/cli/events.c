@@ -188,11 +188,10 @@ static void print_delivered(const struct vt_cli_event *e, const struct vt_json_v
 static void print_line(const struct vt_cli_event *e, const struct vt_json_val *env,
                        const struct vt_json_val *body)
 {
+	const char *ref = e->ref;
 	struct vt_json_val v;
-	char ref[65], reason[512];
+	char reason[512];
 
-	member(env, "ref", &v);
-	str_of(&v, ref, sizeof(ref));
 	if (strcmp(e->type, "message") == 0) {
 		printf("message %s %s>%s: ", e->id, e->from, e->to);
 		print_body(body);

@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <vartalap/transport.h>
+
 #include "../common/backoff.h"
 #include "cli.h"
 #include "events.h"
@@ -84,12 +86,20 @@ int cli_submit(struct cli *c, const char *id, struct evbuffer *env)
 	return 0;
 }
 
+/*
+ * What is never answered when taken (typing) must not draw a too_large
+ * either, which would be taken for the answer to an envelope (outbox.h):
+ * a frame longer than the outbox knows to fit is not sent. Only a target
+ * no server takes makes a typing frame that long; acks are shorter still.
+ */
 void cli_send_once(struct cli *c, struct evbuffer *env)
 {
 	size_t len = evbuffer_get_length(env);
 	const char *p = (const char *)evbuffer_pullup(env, -1);
 
-	send_text(c, p != NULL ? p : "", len);
+	if (len <= c->out.fits) {
+		send_text(c, p != NULL ? p : "", len);
+	}
 	evbuffer_free(env);
 }
 
@@ -121,6 +131,47 @@ static void hold_back(struct cli *c, struct vt_outbox_item *it, const char *code
 	evtimer_add(c->resend_timer, &tv);
 }
 
+static int too_large(const struct vt_cli_event *e)
+{
+	return strcmp(e->type, "error") == 0 && strcmp(e->code, "too_large") == 0;
+}
+
+/*
+ * The envelope an error without a ref is about, with its client id put in
+ * @e's ref; or NULL. The server leaves the ref out when it did not read the
+ * envelope's id: too_large is found before anything of it is read. Its
+ * answers do not come in the order of sending (an error found at once
+ * overtakes the `accepted` of an envelope sent before, which waits for
+ * storage), so the oldest envelope unanswered need not be the one. But
+ * only the envelope the outbox let go as maybe over the limit can be over
+ * it, and there is one such at a time (outbox.h): the refusal is its.
+ */
+static struct vt_outbox_item *unnamed(struct cli *c, struct vt_cli_event *e)
+{
+	struct vt_outbox_item *it = c->out.unsure;
+
+	if (it == NULL || !too_large(e)) {
+		return NULL;
+	}
+	snprintf(e->ref, sizeof(e->ref), "%s", it->id);
+	return it;
+}
+
+/* The envelope answer @e is about, or NULL; one it names was read whole. */
+static struct vt_outbox_item *answered(struct cli *c, struct vt_cli_event *e)
+{
+	struct vt_outbox_item *it;
+
+	if (e->ref[0] == '\0') {
+		return unnamed(c, e);
+	}
+	it = vt_outbox_find(&c->out, e->ref);
+	if (it != NULL && !too_large(e)) {
+		vt_outbox_read(&c->out, it);
+	}
+	return it;
+}
+
 /*
  * An answer: `accepted` or an error, whose ref is the client id of one of
  * our envelopes when it is about one. Returns 1 when it is to be shown: a
@@ -128,9 +179,9 @@ static void hold_back(struct cli *c, struct vt_outbox_item *it, const char *code
  * unknown id, say). Retryable errors only hold sending back, and an answer
  * to an envelope answered already is a copy.
  */
-static int take_answer(struct cli *c, const struct vt_cli_event *e)
+static int take_answer(struct cli *c, struct vt_cli_event *e)
 {
-	struct vt_outbox_item *it = e->ref[0] != '\0' ? vt_outbox_find(&c->out, e->ref) : NULL;
+	struct vt_outbox_item *it = answered(c, e);
 
 	if (vt_cli_event_retryable(e)) {
 		if (it != NULL) {
@@ -141,12 +192,6 @@ static int take_answer(struct cli *c, const struct vt_cli_event *e)
 		}
 		return 0;
 	}
-	/*
-	 * TODO: an error the server sends without a ref (too_large: it did not
-	 * read the envelope's id) matches no envelope, so the one it was about
-	 * stays in the outbox, is sent again on each reconnect, and is named
-	 * as unanswered on exit.
-	 */
 	if (it == NULL) {
 		return strcmp(e->type, "error") == 0;
 	}
@@ -154,6 +199,7 @@ static int take_answer(struct cli *c, const struct vt_cli_event *e)
 		c->refusals = 0;
 	}
 	vt_outbox_remove(&c->out, it);
+	flush_outbox(c); /* what waited behind it, if it may have been too large */
 	return 1;
 }
 
@@ -248,6 +294,26 @@ static int schedule_connect(struct cli *c, const char *why)
 	return evtimer_add(c->connect_timer, &tv);
 }
 
+/*
+ * A close 1009 (message too big) is about the one envelope in flight that
+ * may be over the server's limit (outbox.h): refused for good, as with
+ * too_large. 1 when there was one; the others go again on a new connection.
+ */
+static int refuse_too_big(struct cli *c, int code)
+{
+	struct vt_outbox_item *it = c->out.unsure;
+
+	if (code != VT_CLOSE_TOO_BIG || it == NULL) {
+		return 0;
+	}
+	printf("error too_large ref %s: the server closed the connection over it, code 1009\n",
+	       it->id);
+	fflush(stdout);
+	vt_outbox_remove(&c->out, it);
+	cli_progress(c);
+	return 1;
+}
+
 static void on_close(void *arg, int code, int retry, const char *why)
 {
 	struct cli *c = arg;
@@ -258,6 +324,9 @@ static void on_close(void *arg, int code, int retry, const char *why)
 		c->failures = 0;
 	}
 	c->open = 0;
+	if (refuse_too_big(c, code)) {
+		retry = 1;
+	}
 	vt_outbox_unsend_all(&c->out);
 	if (c->closing && (c->out.count == 0 || c->giving_up)) {
 		event_base_loopexit(c->base, NULL);

@@ -15,6 +15,8 @@ void vt_outbox_init(struct vt_outbox *o)
 {
 	TAILQ_INIT(&o->items);
 	o->count = 0;
+	o->fits = VT_OUTBOX_FITS_MIN;
+	o->unsure = NULL;
 }
 
 int vt_outbox_add(struct vt_outbox *o, const char *id, const char *text, size_t len)
@@ -47,9 +49,22 @@ struct vt_outbox_item *vt_outbox_find(struct vt_outbox *o, const char *id)
 
 void vt_outbox_remove(struct vt_outbox *o, struct vt_outbox_item *it)
 {
+	if (o->unsure == it) {
+		o->unsure = NULL;
+	}
 	TAILQ_REMOVE(&o->items, it, link);
 	o->count--;
 	free(it);
+}
+
+void vt_outbox_read(struct vt_outbox *o, struct vt_outbox_item *it)
+{
+	if (it->len > o->fits) {
+		o->fits = it->len;
+	}
+	if (o->unsure == it) {
+		o->unsure = NULL;
+	}
 }
 
 size_t vt_outbox_flush(struct vt_outbox *o, int (*send)(void *arg, const char *text, size_t len),
@@ -59,13 +74,18 @@ size_t vt_outbox_flush(struct vt_outbox *o, int (*send)(void *arg, const char *t
 	size_t n = 0;
 
 	TAILQ_FOREACH(it, &o->items, link) {
+		int unsure = it->len > o->fits;
+
 		if (it->sent) {
 			continue;
 		}
-		if (send(arg, it->text, it->len) != 0) {
+		if ((unsure && o->unsure != NULL) || send(arg, it->text, it->len) != 0) {
 			break;
 		}
 		it->sent = 1;
+		if (unsure) {
+			o->unsure = it;
+		}
 		n++;
 	}
 	return n;
@@ -78,6 +98,8 @@ void vt_outbox_unsend_all(struct vt_outbox *o)
 	TAILQ_FOREACH(it, &o->items, link) {
 		it->sent = 0;
 	}
+	o->unsure = NULL;
+	o->fits = VT_OUTBOX_FITS_MIN;
 }
 
 void vt_outbox_clear(struct vt_outbox *o)

@@ -3,7 +3,8 @@
 read receipts, groups and typing, and exit cleanly on EOF and on SIGINT;
 over wss:// with a verified certificate; nothing typed is lost or doubled
 when the server restarts, the network drops or the server asks to slow
-down; receipts vartalapd never sends are shown as far as they can be read,
+down; a line longer than the server takes is refused, named and not sent
+again, whether the server answers too_large or closes with 1009; receipts vartalapd never sends are shown as far as they can be read,
 with a line saying what is wrong; and a server that sends a message larger
 than any event, or breaks the WebSocket protocol, is closed and left with a
 line saying why."""
@@ -445,6 +446,46 @@ async def test_rate_limited_lines_arrive_once():
         alice.kill()
 
 
+async def lines_over_the_limit(srv, want_reconnect):
+    """alice types short lines and lines over the server's --max-message of
+    1024 bytes, one long enough to be taken (600 bytes), in between: each
+    line too long is refused, named by its client id, and not sent again;
+    the others are accepted and reach bob once each; nothing is left
+    unanswered at the end."""
+    long1, long2, mid = "x" * 2000, "y" * 3000, "m" * 600
+    lines = ["s1", long1, "s2", long2, "s3", mid, "s4"]
+    taken = ["s1", "s2", "s3", mid, "s4"]
+    alice = await Cli.start(srv, "alice")
+    try:
+        await alice.say("/to bob", *lines)
+        err = await alice.eof(timeout=20)
+        refused = alice.matching(r"^error too_large ref cli-\d+-\d+-(\d+): ")
+        eq(sorted(m.group(1) for m in refused), ["2", "4"], "the lines refused, by client id")
+        eq(len(alice.matching(r"^error ")), 2, "no other error shown (stderr %r)" % err)
+        eq(len(alice.matching(r"^accepted ")), len(taken), "one accepted line per line taken")
+        check("unanswered" not in err and "without an answer" not in err,
+              "nothing left unanswered: %r" % err)
+        reconnects = len(alice.matching(r"^connected$"))
+        check(reconnects > 1 if want_reconnect else reconnects == 1,
+              "connected lines: %d (stderr %r)" % (reconnects, err))
+        exactly_once(await inbox(srv, "bob", len(taken)), taken, "bob")
+    finally:
+        alice.kill()
+
+
+async def test_too_large_without_a_ref():
+    """Frames up to 64 KiB reach the engine, which answers a line over
+    --max-message with too_large and no ref (it reads nothing of it)."""
+    await lines_over_the_limit(server("--max-message", "1024", "--max-frame", "65536"), False)
+
+
+async def test_too_large_closed_1009():
+    """With the frame limit at --max-message, the server closes the
+    connection with 1009 over a line too long: the client drops that line,
+    connects again and sends the rest."""
+    await lines_over_the_limit(server("--max-message", "1024"), True)
+
+
 class Relay:
     """A TCP relay between the client and vartalapd standing for the
     network: it can drop what goes one way, and cut every connection."""
@@ -557,5 +598,6 @@ if __name__ == "__main__":
          test_group_and_typing, test_sigint_and_bad_token, test_wss_round_trip,
          test_wss_refuses_untrusted_server,
          test_server_restarts_lose_and_double_nothing, test_no_reconnect_exits,
-         test_rate_limited_lines_arrive_once, test_lost_acks_and_answers_over_a_dropped_network,
+         test_rate_limited_lines_arrive_once, test_too_large_without_a_ref,
+         test_too_large_closed_1009, test_lost_acks_and_answers_over_a_dropped_network,
          test_every_option_is_documented])

@@ -553,6 +553,38 @@ START_TEST(ack_receipt_body_escaped)
 }
 END_TEST
 
+/* An ACK of a record its own batch stores: the receipt comes with it all the same. */
+START_TEST(ack_of_a_record_its_batch_stores)
+{
+	struct seen_receipt seen[4];
+	struct vt_op ops[4];
+	struct put p1, p2;
+	struct receipt_commit rc = {{0}, ops, 4, seen};
+
+	st_open(_i);
+	put_init(&p1, 1, "c-1", 1000, "1", TO("bob"));
+	put_init(&p2, 2, "c-2", 1000, "1", TO("bob"));
+	p2.rec.from = "carol";
+	ops[0] = p1.op;
+	ack_init(&ops[1], "bob", 1);
+	ops[2] = p2.op;
+	ack_init(&ops[3], "bob", 2);
+	ops[1].receipt_id = 100;
+	ops[3].receipt_id = 101;
+	fx.st.ops->commit(fx.st.self, ops, 4, on_receipt_commit, &rc);
+	storage_wait(&rc.d.calls);
+	ck_assert_int_eq(rc.d.status, 0);
+
+	ck_assert_uint_eq(ops[1].out_receipt_id, 100);
+	ck_assert_uint_eq(ops[3].out_receipt_id, 101);
+	ck_assert_str_eq(seen[1].to, "alice");
+	ck_assert_str_eq(seen[3].to, "carol");
+	ck_assert_uint_eq(list_in("alice", VT_HOLDING_DEVICE, NULL, NULL), 1);
+	ck_assert_uint_eq(list_in("carol", VT_HOLDING_DEVICE, NULL, NULL), 1);
+	ck_assert_uint_eq(list("bob", 0, 10, NULL, NULL), 0);
+}
+END_TEST
+
 START_TEST(list_order_and_paging)
 {
 	uint64_t ids[8];
@@ -1423,6 +1455,7 @@ void storage_receipt_cases_add(TCase *tc)
 	tcase_add_loop_test(tc, ack_makes_receipt, 0, storage_nbackends);
 	tcase_add_loop_test(tc, ack_receipts_split_by_sender_and_size, 0, storage_nbackends);
 	tcase_add_loop_test(tc, ack_receipt_body_escaped, 0, storage_nbackends);
+	tcase_add_loop_test(tc, ack_of_a_record_its_batch_stores, 0, storage_nbackends);
 }
 
 void storage_cases_add(TCase *tc)
