@@ -51,13 +51,13 @@ static void set_reason(const char **reason, const char *text)
 /* Validate @data and return its top-level object in @obj. */
 static int env_object(const char *data, size_t len, struct vt_json_val *obj, const char **reason)
 {
-	int rc = vt_json_validate(data, len, VT_JSON_MAX_DEPTH);
+	int rc = vt_json_validate_value(data, len, VT_JSON_MAX_DEPTH, obj);
 
 	if (rc == VT_EUTF8) {
 		set_reason(reason, "invalid UTF-8");
 		return rc;
 	}
-	if (rc != 0 || vt_json_parse_value(data, len, obj) != 0) {
+	if (rc != 0) {
 		set_reason(reason, "malformed JSON");
 		return VT_EBADJSON;
 	}

@@ -686,7 +686,7 @@ static struct vt_group *parse_state(const char *id, const char *data, size_t len
 		*err = VT_EINVAL;
 		return NULL;
 	}
-	if (vt_json_validate(data, len, 8) != 0 || vt_json_parse_value(data, len, &obj) != 0 ||
+	if (vt_json_validate_value(data, len, 8, &obj) != 0 ||
 	    obj.type != VT_JSON_OBJECT || (g = group_new(id)) == NULL) {
 		vt_log(VT_LOG_ERROR, "group %s: stored state unreadable, skipped", id);
 		*err = VT_EBADJSON;

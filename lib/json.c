@@ -426,9 +426,13 @@ static int scan_document(struct scan *sc)
 	}
 }
 
-int vt_json_validate(const char *s, size_t len, unsigned max_depth)
+static enum vt_json_type type_of(unsigned char c);
+
+int vt_json_validate_value(const char *s, size_t len, unsigned max_depth,
+			   struct vt_json_val *out)
 {
 	struct scan sc;
+	size_t start, end;
 	int rc;
 
 	if (s == NULL) {
@@ -443,12 +447,29 @@ int vt_json_validate(const char *s, size_t len, unsigned max_depth)
 	sc.len = len;
 	sc.max = max_depth < JSON_DEPTH_CAP ? max_depth : JSON_DEPTH_CAP;
 
+	skip_ws(&sc);
+	start = sc.pos;
 	rc = scan_document(&sc);
 	if (rc != 0) {
 		return rc;
 	}
+	end = sc.pos;
 	skip_ws(&sc);
-	return sc.pos == sc.len ? 0 : VT_EBADJSON;
+	if (sc.pos != sc.len) {
+		return VT_EBADJSON;
+	}
+
+	if (out != NULL) {
+		out->type = type_of(sc.s[start]);
+		out->p = s + start;
+		out->len = end - start;
+	}
+	return 0;
+}
+
+int vt_json_validate(const char *s, size_t len, unsigned max_depth)
+{
+	return vt_json_validate_value(s, len, max_depth, NULL);
 }
 
 /* ---- navigation in validated text ----------------------------------- */

@@ -53,6 +53,14 @@ int vt_utf8_valid(const void *s, size_t n);
 int vt_json_validate(const char *s, size_t len, unsigned max_depth);
 
 /*
+ * As vt_json_validate(), and on success describe the value @s holds in
+ * @out (its span without the white space around it), as
+ * vt_json_parse_value() would, without reading the text a second time.
+ */
+int vt_json_validate_value(const char *s, size_t len, unsigned max_depth,
+			   struct vt_json_val *out);
+
+/*
  * Iterate the members of a validated object @obj. @pos starts at 0 and is
  * advanced; each call yields the next key (still escaped, without quotes)
  * and value. Returns 1 for a member, 0 at the end.

@@ -165,8 +165,7 @@ static int part_object(const char *b64, size_t n, unsigned char *buf, size_t cap
 {
 	long len = b64url_decode(b64, n, buf, cap);
 
-	if (len < 0 || vt_json_validate((const char *)buf, (size_t)len, 4) != 0 ||
-	    vt_json_parse_value((const char *)buf, (size_t)len, obj) != 0 ||
+	if (len < 0 || vt_json_validate_value((const char *)buf, (size_t)len, 4, obj) != 0 ||
 	    obj->type != VT_JSON_OBJECT) {
 		return VT_EAUTH;
 	}

@@ -236,7 +236,7 @@ int vt_cli_event_parse(const char *text, size_t len, struct vt_cli_event *e)
 	struct vt_json_val env, v;
 
 	memset(e, 0, sizeof(*e));
-	if (vt_json_validate(text, len, 64) != 0 || vt_json_parse_value(text, len, &env) != 0 ||
+	if (vt_json_validate_value(text, len, 64, &env) != 0 ||
 	    env.type != VT_JSON_OBJECT) {
 		printf("error bad_json: the server sent something that is not a JSON object\n");
 		fflush(stdout);

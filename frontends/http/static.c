@@ -211,7 +211,7 @@ static int dev_token_args(const char *s, size_t len, char *user, char *device, s
 	size_t pos = 0;
 
 	user[0] = device[0] = '\0';
-	if (vt_json_validate(s, len, 2) != 0 || vt_json_parse_value(s, len, &obj) != 0) {
+	if (vt_json_validate_value(s, len, 2, &obj) != 0) {
 		return -1;
 	}
 	while (vt_json_next_member(&obj, &pos, &key, &val)) {

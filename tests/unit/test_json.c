@@ -544,6 +544,33 @@ START_TEST(test_u64_overflow_and_max)
 }
 END_TEST
 
+/* Validating and describing in one pass gives what the two steps give. */
+START_TEST(test_validate_value_matches_parse)
+{
+	const char *docs[] = {"{}", " {\"a\":[1,{\"b\":\"}\"}]} ", "\t[ ]\n", "\"s\\\"\"",
+			      " -1.5e3 ", "true", "null"};
+	struct vt_json_val a, b;
+
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		const char *d = docs[i];
+
+		ck_assert_int_eq(vt_json_validate_value(d, strlen(d), 8, &a), 0);
+		ck_assert_int_eq(vt_json_parse_value(d, strlen(d), &b), 0);
+		ck_assert_int_eq(a.type, b.type);
+		ck_assert_ptr_eq(a.p, b.p);
+		ck_assert_uint_eq(a.len, b.len);
+	}
+
+	memset(&a, 0x5a, sizeof(a));
+	b = a;
+	ck_assert_int_eq(vt_json_validate_value("{} x", 4, 8, &a), VT_EBADJSON);
+	ck_assert_int_eq(vt_json_validate_value("\xff", 1, 8, &a), VT_EUTF8);
+	ck_assert_int_eq(vt_json_validate_value("[[1]]", 5, 1, &a), VT_EBADJSON);
+	ck_assert_int_eq(vt_json_validate_value("  ", 2, 8, &a), VT_EBADJSON);
+	ck_assert_mem_eq(&a, &b, sizeof(a));
+}
+END_TEST
+
 static Suite *json_suite(void)
 {
 	Suite *s = suite_create("json");
@@ -576,6 +603,7 @@ static Suite *json_suite(void)
 	suite_add_tcase(s, refuse);
 
 	tcase_add_test(nav, test_parse_value_types);
+	tcase_add_test(nav, test_validate_value_matches_parse);
 	tcase_add_test(nav, test_members_in_order);
 	tcase_add_test(nav, test_members_of_empty_and_wrong_type);
 	tcase_add_test(nav, test_elements);
