@@ -236,6 +236,7 @@ void vt_engine_destroy(struct vt_engine *e)
 		vt_conn_close(c);
 	}
 	vt_heap_free(&e->heap);
+	free(e->spare_env);
 	vt__batch_free(e, &e->cur); /* what closing the connections sent offline */
 	vt_receipts_free(&e->receipts); /* of acks the last flush committed: no batch follows */
 	vt_map_free(&e->users);

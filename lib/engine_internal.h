@@ -324,6 +324,7 @@ struct vt_engine {
 	int health_err;          /* the last batch's status */
 	struct vt_engine_stats stats;
 	struct vt_buf out;       /* scratch for encoding */
+	struct vt_env *spare_env; /* for the next envelope decoded: one is over 2 KiB */
 };
 
 /* Copy @src into @dst of @size bytes, cut to fit: snprintf "%s" without its cost. */

@@ -674,8 +674,10 @@ static void take_event(struct vt_engine *e, const struct vt_identity *from, cons
 	}
 
 	/* The envelope holds up to VT_ACK_MAX ids: too big for the stack of a
-	 * small embedded thread, so it lives on the heap for the call. */
-	env = malloc(sizeof(*env));
+	 * small embedded thread, so it lives on the heap for the call: the
+	 * engine's spare one, unless an outer call is using that. */
+	env = e->spare_env != NULL ? e->spare_env : malloc(sizeof(*env));
+	e->spare_env = NULL;
 	if (env == NULL) {
 		vt__reply_error(e, &origin, VT_ENOMEM, "out of memory", NULL);
 		return;
@@ -688,7 +690,11 @@ static void take_event(struct vt_engine *e, const struct vt_identity *from, cons
 	} else if (!arrived || !over_rate(e, from, env, &origin)) {
 		dispatch(e, from, env, data, len, arrived, &origin);
 	}
-	free(env);
+	if (e->spare_env == NULL) {
+		e->spare_env = env;
+	} else {
+		free(env);
+	}
 }
 
 void vt__take_event(struct vt_engine *e, const struct vt_identity *from, const char *data,
