@@ -100,7 +100,7 @@ static void drop_queue(struct vt_conn *c)
 			item_offline(c, it);
 		}
 		vt_msg_unref(it->msg);
-		free(it);
+		vt_pool_put(&e->items, it);
 		it = next;
 	}
 	c->head = c->tail = c->unpushed = NULL;
@@ -335,7 +335,7 @@ void vt_conn_writable(struct vt_conn *c)
 /* Queue @m; 0, or VT_ENOMEM with the connection marked as having a backlog. */
 static int append(struct vt_conn *c, struct vt_msg *m, uint32_t notified, uint32_t held)
 {
-	struct vt_item *it = calloc(1, sizeof(*it));
+	struct vt_item *it = vt_pool_zget(&c->e->items);
 
 	if (it == NULL) {
 		/* It stays in storage (or goes there) and comes on reconnect. */
@@ -646,7 +646,7 @@ int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg, int *held)
 		unlink_item(c, it, prev);
 		*msg = it->msg;
 		*held = (int)it->held;
-		free(it);
+		vt_pool_put(&c->e->items, it);
 		return 1;
 	}
 	return 0;
@@ -666,7 +666,7 @@ static void give_up(struct vt_conn *c, struct vt_item *it)
 	       c->id.device, (unsigned long long)it->msg->rec.id);
 	item_offline(c, it);
 	vt_msg_unref(it->msg);
-	free(it);
+	vt_pool_put(&c->e->items, it);
 }
 
 void vt__conn_retry(struct vt_conn *c, struct vt_item *it)

@@ -25,6 +25,7 @@
 #include "envelope.h"
 #include "groups.h"
 #include "map.h"
+#include "pool.h"
 #include "tally.h"
 #include "receipts.h"
 
@@ -290,6 +291,7 @@ struct vt_engine {
 				    about the last second (senders.c) */
 	struct vt_conn *conns;   /* every open connection */
 	struct vt_heap heap;
+	struct vt_pool items;    /* of struct vt_item: one per delivery queued */
 	struct vt_groups groups;
 	struct vt_waiting_post *waiting; /* in the order they were taken */
 	uint32_t nwaiting;

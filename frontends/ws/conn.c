@@ -89,7 +89,7 @@ void vt_ws_conn_drop(struct vt_ws_conn *wc)
 	if (wc->user != NULL) {
 		vt_ws_users_release(&wc->gw->users, wc->user);
 	}
-	vt_ws_outq_clear(&wc->out);
+	vt_ws_outq_clear(&wc->out, &wc->gw->outs);
 	vt_ws_rx_free(wc->rx);
 
 	/* The socket: deregistered before it is closed, closed once. */
@@ -129,9 +129,9 @@ static void flush(struct vt_ws_conn *wc)
 
 	wc->flush_queued = 0;
 	if (wc->tls != NULL) {
-		rc = vt_ws_outq_move(&wc->out, bufferevent_get_output(wc->tls));
+		rc = vt_ws_outq_move(&wc->out, &wc->gw->outs, bufferevent_get_output(wc->tls));
 	} else {
-		rc = vt_ws_outq_write(&wc->out, event_get_fd(conn_ev(wc)));
+		rc = vt_ws_outq_write(&wc->out, &wc->gw->outs, event_get_fd(conn_ev(wc)));
 	}
 	if (rc != 0 && !wc->broken) {
 		vt_log(VT_LOG_DEBUG, "ws: socket failed ws=%llu error=%d", wc->log_id, errno);
@@ -243,7 +243,7 @@ static int op_send_frame(void *ctx, struct vt_frame *f)
 	if (rc != 0) {
 		return rc;
 	}
-	return note_sent(wc, vt_ws_outq_shared(&wc->out, f));
+	return note_sent(wc, vt_ws_outq_shared(&wc->out, &wc->gw->outs, f));
 }
 
 static void op_close(void *ctx, int code, const char *reason)
@@ -541,7 +541,7 @@ static void conn_discard(struct vt_ws_conn *wc)
 	if (wc->user != NULL) {
 		vt_ws_users_release(&wc->gw->users, wc->user);
 	}
-	vt_ws_outq_clear(&wc->out);
+	vt_ws_outq_clear(&wc->out, &wc->gw->outs);
 	free(wc);
 }
 

@@ -28,6 +28,7 @@ struct vt_ws_out {
 	const uint8_t *body;     /* the payload (in @copy for a copy) */
 	size_t body_len;
 	size_t done; /* bytes of header and payload written */
+	uint8_t pooled; /* a shared frame's node, from and back to the pool */
 	uint8_t hdr_len;
 	uint8_t hdr[VT_WS_SERVER_HDR_MAX];
 	uint8_t copy[];
@@ -59,15 +60,21 @@ static void push(struct vt_ws_outq *q, struct vt_ws_out *o)
 	q->bytes += out_size(o);
 }
 
-/* A frame of @copy_len copied bytes after a header for @opcode (-1: none). */
-static struct vt_ws_out *out_new(int opcode, size_t body_len, size_t copy_len)
+/*
+ * A frame of @copy_len copied bytes after a header for @opcode (-1: none).
+ * Without copied bytes it comes from @pool when there is one.
+ */
+static struct vt_ws_out *out_new(int opcode, size_t body_len, size_t copy_len,
+				 struct vt_pool *pool)
 {
-	struct vt_ws_out *o = malloc(sizeof(*o) + copy_len);
+	int pooled = copy_len == 0 && pool != NULL;
+	struct vt_ws_out *o = pooled ? vt_pool_get(pool) : malloc(sizeof(*o) + copy_len);
 	uint8_t hdr[VT_WS_SERVER_HDR_MAX];
 
 	if (o == NULL) {
 		return NULL;
 	}
+	o->pooled = (uint8_t)pooled;
 	o->shared = NULL;
 	o->body = o->copy;
 	o->body_len = body_len;
@@ -80,15 +87,25 @@ static struct vt_ws_out *out_new(int opcode, size_t body_len, size_t copy_len)
 	return o;
 }
 
-static void out_free(struct vt_ws_out *o)
+static void out_free(struct vt_ws_out *o, struct vt_pool *pool)
 {
 	vt_frame_release(o->shared);
-	free(o);
+	if (o->pooled) {
+		vt_pool_put(pool, o);
+	} else {
+		free(o);
+	}
+}
+
+void vt_ws_outq_pool_init(struct vt_pool *pool)
+{
+	/* The nodes of about a thousand connections' windows of pushes. */
+	vt_pool_init(pool, sizeof(struct vt_ws_out), 16384);
 }
 
 int vt_ws_outq_bytes(struct vt_ws_outq *q, const void *data, size_t len)
 {
-	struct vt_ws_out *o = out_new(-1, len, len);
+	struct vt_ws_out *o = out_new(-1, len, len, NULL);
 
 	if (o == NULL) {
 		return VT_ENOMEM;
@@ -100,7 +117,7 @@ int vt_ws_outq_bytes(struct vt_ws_outq *q, const void *data, size_t len)
 
 int vt_ws_outq_copy(struct vt_ws_outq *q, unsigned opcode, const void *data, size_t len)
 {
-	struct vt_ws_out *o = out_new((int)opcode, len, len);
+	struct vt_ws_out *o = out_new((int)opcode, len, len, NULL);
 
 	if (o == NULL) {
 		return VT_ENOMEM;
@@ -112,11 +129,11 @@ int vt_ws_outq_copy(struct vt_ws_outq *q, unsigned opcode, const void *data, siz
 	return 0;
 }
 
-int vt_ws_outq_shared(struct vt_ws_outq *q, struct vt_frame *f)
+int vt_ws_outq_shared(struct vt_ws_outq *q, struct vt_pool *pool, struct vt_frame *f)
 {
 	size_t len;
 	const char *data = vt_frame_data(f, &len);
-	struct vt_ws_out *o = out_new(VT_WS_TEXT, len, 0);
+	struct vt_ws_out *o = out_new(VT_WS_TEXT, len, 0, pool);
 
 	if (o == NULL) {
 		return VT_ENOMEM;
@@ -157,7 +174,7 @@ static int gather(const struct vt_ws_outq *q, struct iovec *iov, size_t *want)
 }
 
 /* The kernel took @n bytes from the head: free the frames it finished. */
-static void consume(struct vt_ws_outq *q, size_t n)
+static void consume(struct vt_ws_outq *q, struct vt_pool *pool, size_t n)
 {
 	q->bytes -= n;
 	while (n > 0) {
@@ -173,11 +190,11 @@ static void consume(struct vt_ws_outq *q, size_t n)
 		if (q->head == NULL) {
 			q->tail = NULL;
 		}
-		out_free(o);
+		out_free(o, pool);
 	}
 }
 
-int vt_ws_outq_write(struct vt_ws_outq *q, evutil_socket_t fd)
+int vt_ws_outq_write(struct vt_ws_outq *q, struct vt_pool *pool, evutil_socket_t fd)
 {
 	struct iovec iov[2 * WRITE_BATCH];
 
@@ -192,7 +209,7 @@ int vt_ws_outq_write(struct vt_ws_outq *q, evutil_socket_t fd)
 		if (w < 0) {
 			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
 		}
-		consume(q, (size_t)w);
+		consume(q, pool, (size_t)w);
 
 		/* Taking less than offered means the socket is full. */
 		if ((size_t)w < want) {
@@ -229,7 +246,7 @@ static int move_one(struct vt_ws_out *o, struct evbuffer *buf)
 	return 0;
 }
 
-int vt_ws_outq_move(struct vt_ws_outq *q, struct evbuffer *buf)
+int vt_ws_outq_move(struct vt_ws_outq *q, struct vt_pool *pool, struct evbuffer *buf)
 {
 	while (q->head != NULL) {
 		struct vt_ws_out *o = q->head;
@@ -244,18 +261,18 @@ int vt_ws_outq_move(struct vt_ws_outq *q, struct evbuffer *buf)
 		if (q->head == NULL) {
 			q->tail = NULL;
 		}
-		out_free(o);
+		out_free(o, pool);
 	}
 	return 0;
 }
 
-void vt_ws_outq_clear(struct vt_ws_outq *q)
+void vt_ws_outq_clear(struct vt_ws_outq *q, struct vt_pool *pool)
 {
 	while (q->head != NULL) {
 		struct vt_ws_out *o = q->head;
 
 		q->head = o->next;
-		out_free(o);
+		out_free(o, pool);
 	}
 	q->tail = NULL;
 	q->bytes = 0;

@@ -14,6 +14,8 @@
 
 #include <event2/util.h>
 
+#include "pool.h"
+
 struct evbuffer;
 struct vt_frame;
 struct vt_ws_out;
@@ -30,23 +32,30 @@ int vt_ws_outq_bytes(struct vt_ws_outq *q, const void *data, size_t len);
 /* Queue a frame of @opcode whose payload (@len bytes) is copied. */
 int vt_ws_outq_copy(struct vt_ws_outq *q, unsigned opcode, const void *data, size_t len);
 
+/*
+ * The nodes of shared frames come from a pool of the caller's (pool.h),
+ * one per event loop, made with vt_ws_outq_pool_init(); the functions that
+ * queue, write or drop them take it.
+ */
+void vt_ws_outq_pool_init(struct vt_pool *pool);
+
 /* Queue a text frame whose payload is @f's envelope, held until written. */
-int vt_ws_outq_shared(struct vt_ws_outq *q, struct vt_frame *f);
+int vt_ws_outq_shared(struct vt_ws_outq *q, struct vt_pool *pool, struct vt_frame *f);
 
 /*
  * Write from the head with writev() until the queue is empty or the socket
  * is full. Returns 0, or -1 when the socket failed (errno says why).
  */
-int vt_ws_outq_write(struct vt_ws_outq *q, evutil_socket_t fd);
+int vt_ws_outq_write(struct vt_ws_outq *q, struct vt_pool *pool, evutil_socket_t fd);
 
 /*
  * Move everything into @buf (a TLS bufferevent's output): headers and
  * copies by value, shared envelopes by reference. 0 or VT_ENOMEM; on
  * failure what was not moved stays queued.
  */
-int vt_ws_outq_move(struct vt_ws_outq *q, struct evbuffer *buf);
+int vt_ws_outq_move(struct vt_ws_outq *q, struct vt_pool *pool, struct evbuffer *buf);
 
 /* Drop everything queued. */
-void vt_ws_outq_clear(struct vt_ws_outq *q);
+void vt_ws_outq_clear(struct vt_ws_outq *q, struct vt_pool *pool);
 
 #endif /* VARTALAP_WS_OUTQ_H */

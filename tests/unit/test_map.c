@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "map.h"
+#include "pool.h"
 #include "tally.h"
 #include "util.h"
 
@@ -178,6 +179,40 @@ START_TEST(keys_are_cut_to_fit)
 }
 END_TEST
 
+/* Blocks come back for reuse up to the bound, zeroed when asked, and all go at the drain. */
+START_TEST(pool_keeps_up_to_its_bound)
+{
+	struct vt_pool p;
+	unsigned char *b[4];
+
+	vt_pool_init(&p, 40, 2);
+	for (int i = 0; i < 4; i++) {
+		b[i] = vt_pool_get(&p);
+		ck_assert_ptr_nonnull(b[i]);
+		memset(b[i], 0xab, 40);
+	}
+	for (int i = 0; i < 4; i++) {
+		vt_pool_put(&p, b[i]);
+	}
+	ck_assert_uint_le(p.nfree, 2);
+	vt_pool_put(&p, NULL);
+
+	b[0] = vt_pool_zget(&p);
+	for (int i = 0; i < 40; i++) {
+		ck_assert_uint_eq(b[0][i], 0);
+	}
+	vt_pool_put(&p, b[0]);
+	vt_pool_drain(&p);
+	ck_assert_uint_eq(p.nfree, 0);
+	ck_assert_ptr_null(p.free);
+
+	vt_pool_init(&p, 1, 8); /* a block holds at least the list's link */
+	ck_assert_uint_ge(p.size, sizeof(void *));
+	vt_pool_put(&p, vt_pool_get(&p));
+	vt_pool_drain(&p);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("map");
@@ -190,6 +225,7 @@ int main(void)
 	tcase_add_test(t, filter_removes_exactly_the_refused);
 	tcase_add_test(t, keys_of_parts_never_collide);
 	tcase_add_test(t, keys_are_cut_to_fit);
+	tcase_add_test(t, pool_keeps_up_to_its_bound);
 	suite_add_tcase(s, t);
 	return run_suite(s);
 }

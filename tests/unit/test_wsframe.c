@@ -330,13 +330,13 @@ static struct vt_msg *shared_msg(void)
  * Queue a 101-like head, two copies, a shared envelope 70 times over and a
  * close: three single pieces, then pairs, cross a writev batch oddly.
  */
-static void fill(struct vt_ws_outq *q, struct vt_msg *m)
+static void fill(struct vt_ws_outq *q, struct vt_pool *pool, struct vt_msg *m)
 {
 	ck_assert_int_eq(vt_ws_outq_bytes(q, "HTTP/1.1 101\r\n\r\n", 16), 0);
 	ck_assert_int_eq(vt_ws_outq_copy(q, VT_WS_TEXT, "answer", 6), 0);
 	ck_assert_int_eq(vt_ws_outq_copy(q, VT_WS_PONG, "p", 1), 0);
 	for (int i = 0; i < 70; i++) {
-		ck_assert_int_eq(vt_ws_outq_shared(q, (struct vt_frame *)(void *)m), 0);
+		ck_assert_int_eq(vt_ws_outq_shared(q, pool, (struct vt_frame *)(void *)m), 0);
 	}
 	ck_assert_int_eq(vt_ws_outq_copy(q, VT_WS_CLOSE, "\x03\xe8", 2), 0);
 }
@@ -373,6 +373,7 @@ static void check_frames(struct evbuffer *b, size_t env_len)
 START_TEST(test_writev_through_a_small_socket)
 {
 	struct vt_ws_outq q = {0};
+	struct vt_pool pool;
 	struct vt_msg *m = shared_msg();
 	struct evbuffer *got = evbuffer_new();
 	int sv[2];
@@ -381,8 +382,9 @@ START_TEST(test_writev_through_a_small_socket)
 	size_t env_len;
 	int writes = 0;
 
+	vt_ws_outq_pool_init(&pool);
 	vt_frame_data((struct vt_frame *)(void *)m, &env_len);
-	fill(&q, m);
+	fill(&q, &pool, m);
 	ck_assert_uint_eq(m->refs, 71);
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
@@ -393,7 +395,7 @@ START_TEST(test_writev_through_a_small_socket)
 	while (q.head != NULL) {
 		ssize_t n;
 
-		ck_assert_int_eq(vt_ws_outq_write(&q, sv[0]), 0);
+		ck_assert_int_eq(vt_ws_outq_write(&q, &pool, sv[0]), 0);
 		writes++;
 		while ((n = read(sv[1], buf, sizeof(buf))) > 0) {
 			evbuffer_add(got, buf, (size_t)n);
@@ -407,10 +409,11 @@ START_TEST(test_writev_through_a_small_socket)
 	/* A closed peer is an error, not a full socket (vartalapd ignores SIGPIPE). */
 	signal(SIGPIPE, SIG_IGN);
 	close(sv[1]);
-	fill(&q, m);
-	ck_assert_int_eq(vt_ws_outq_write(&q, sv[0]), -1);
-	vt_ws_outq_clear(&q);
+	fill(&q, &pool, m);
+	ck_assert_int_eq(vt_ws_outq_write(&q, &pool, sv[0]), -1);
+	vt_ws_outq_clear(&q, &pool);
 	ck_assert_uint_eq(m->refs, 1);
+	vt_pool_drain(&pool);
 	close(sv[0]);
 	evbuffer_free(got);
 	vt_msg_unref(m);
@@ -420,13 +423,15 @@ END_TEST
 START_TEST(test_move_to_evbuffer_by_reference)
 {
 	struct vt_ws_outq q = {0};
+	struct vt_pool pool;
 	struct vt_msg *m = shared_msg();
 	struct evbuffer *b = evbuffer_new();
 	size_t env_len;
 
+	vt_ws_outq_pool_init(&pool);
 	vt_frame_data((struct vt_frame *)(void *)m, &env_len);
-	fill(&q, m);
-	ck_assert_int_eq(vt_ws_outq_move(&q, b), 0);
+	fill(&q, &pool, m);
+	ck_assert_int_eq(vt_ws_outq_move(&q, &pool, b), 0);
 	ck_assert_ptr_null(q.head);
 	ck_assert_uint_eq(q.bytes, 0);
 	ck_assert_uint_eq(m->refs, 71); /* the evbuffer holds them now */
@@ -434,6 +439,7 @@ START_TEST(test_move_to_evbuffer_by_reference)
 	evbuffer_free(b);
 	ck_assert_uint_eq(m->refs, 1);
 	vt_msg_unref(m);
+	vt_pool_drain(&pool);
 }
 END_TEST
 

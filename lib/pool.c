@@ -1,0 +1,73 @@
+/*
+ * pool.c - blocks of one size, kept when freed (pool.h).
+ */
+#include "pool.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define POOL_KEEPS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define POOL_KEEPS 0
+#endif
+#endif
+#ifndef POOL_KEEPS
+#define POOL_KEEPS 1
+#endif
+
+void vt_pool_init(struct vt_pool *p, size_t size, size_t max_free)
+{
+	p->free = NULL;
+	p->nfree = 0;
+	p->max_free = POOL_KEEPS ? max_free : 0;
+	p->size = size < sizeof(void *) ? sizeof(void *) : size;
+}
+
+void *vt_pool_get(struct vt_pool *p)
+{
+	void *b = p->free;
+
+	if (b == NULL) {
+		return malloc(p->size);
+	}
+	memcpy(&p->free, b, sizeof(void *));
+	p->nfree--;
+	return b;
+}
+
+void *vt_pool_zget(struct vt_pool *p)
+{
+	void *b = vt_pool_get(p);
+
+	if (b != NULL) {
+		memset(b, 0, p->size);
+	}
+	return b;
+}
+
+void vt_pool_put(struct vt_pool *p, void *block)
+{
+	if (block == NULL) {
+		return;
+	}
+	if (p->nfree >= p->max_free) {
+		free(block);
+		return;
+	}
+	memcpy(block, &p->free, sizeof(void *));
+	p->free = block;
+	p->nfree++;
+}
+
+void vt_pool_drain(struct vt_pool *p)
+{
+	while (p->free != NULL) {
+		void *b = p->free;
+
+		memcpy(&p->free, b, sizeof(void *));
+		free(b);
+	}
+	p->nfree = 0;
+}
