@@ -95,7 +95,7 @@ static void drop_queue(struct vt_conn *c)
 	while (it != NULL) {
 		struct vt_item *next = it->next;
 
-		vt_heap_remove(&e->heap, it);
+		vt_timers_remove(&e->timers, it);
 		if (it->attempts > 0 || it->held) {
 			item_offline(c, it);
 		}
@@ -345,7 +345,6 @@ static int append(struct vt_conn *c, struct vt_msg *m, uint32_t notified, uint32
 	}
 	it->msg = vt_msg_ref(m);
 	it->conn = c;
-	it->heap_idx = VT_HEAP_NONE;
 	it->notified = notified;
 	it->held = held;
 	if (c->tail != NULL) {
@@ -473,8 +472,8 @@ static int push(struct vt_conn *c, struct vt_item *it)
 	vt_log(VT_LOG_DEBUG, "pushed id=%llu conn=%llu attempt=%u", (unsigned long long)it->msg->rec.id,
 	       (unsigned long long)c->serial, it->attempts);
 	it->deadline = vt__now(e) + backoff(e, it->attempts);
-	vt_heap_remove(&e->heap, it);
-	vt_heap_push(&e->heap, it);
+	vt_timers_remove(&e->timers, it);
+	vt_timers_add(&e->timers, it);
 	return 0;
 }
 
@@ -602,7 +601,7 @@ void vt__conn_pump(struct vt_conn *c)
 			break;
 		}
 		c->npushed++;
-		earliest |= c->unpushed->heap_idx == 0;
+		earliest |= vt_timers_is_first(&e->timers, c->unpushed);
 	}
 
 	/* Only a deadline earlier than every other moves the host's timer. */
@@ -632,7 +631,7 @@ static void unlink_item(struct vt_conn *c, struct vt_item *it, struct vt_item *p
 	if (it->attempts > 0) {
 		c->npushed--;
 	}
-	vt_heap_remove(&c->e->heap, it);
+	vt_timers_remove(&c->e->timers, it);
 }
 
 int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg, int *held)
@@ -673,7 +672,7 @@ void vt__conn_retry(struct vt_conn *c, struct vt_item *it)
 {
 	struct vt_engine *e = c->e;
 
-	vt_heap_remove(&e->heap, it);
+	vt_timers_remove(&e->timers, it);
 	if (it->attempts > e->cfg.max_retries) {
 		give_up(c, it);
 		vt__conn_pump(c);
@@ -682,6 +681,6 @@ void vt__conn_retry(struct vt_conn *c, struct vt_item *it)
 	if (c->blocked || push(c, it) != 0) {
 		/* The client is not reading: try again later, same attempt. */
 		it->deadline = vt__now(e) + backoff(e, it->attempts);
-		vt_heap_push(&e->heap, it);
+		vt_timers_add(&e->timers, it);
 	}
 }

@@ -43,7 +43,7 @@ static int config_valid(const struct vt_engine_config *c)
 	return (c->durability == VT_DURABLE_ALWAYS || c->durability == VT_DURABLE_OFFLINE) &&
 	       c->ack_timeout_ms > 0 && c->window > 0 && c->window <= 65536 &&
 	       c->max_message_bytes >= 256 && c->offline_ttl_ms > 0 && c->device_ttl_ms > 0 &&
-	       c->fetch_limit_max > 0 && c->max_retries <= 100 && c->max_group_members >= 2 &&
+	       c->fetch_limit_max > 0 && c->max_retries <= VT_RETRIES_MAX && c->max_group_members >= 2 &&
 	       c->max_group_name > 0 && c->max_group_name < 512 && c->max_group_update > 0 &&
 	       c->commits_in_flight <= VT_COMMITS_MAX;
 }
@@ -239,7 +239,6 @@ void vt_engine_destroy(struct vt_engine *e)
 		c->refs = 0;
 		vt_conn_close(c);
 	}
-	vt_heap_free(&e->heap);
 	vt_pool_drain(&e->items);
 	free(e->spare_env);
 	vt__batch_free(e, &e->cur); /* what closing the connections sent offline */
@@ -305,7 +304,7 @@ int64_t vt_engine_next_timeout(const struct vt_engine *e)
 	struct vt_engine *me = (struct vt_engine *)e;
 	uint64_t now = vt__now(me);
 	uint64_t next = e->next_sweep < e->next_expire ? e->next_sweep : e->next_expire;
-	struct vt_item *top = vt_heap_top(&e->heap);
+	struct vt_item *top = vt_timers_first(&e->timers);
 
 	if (top != NULL && top->deadline < next) {
 		next = top->deadline;
@@ -390,7 +389,7 @@ void vt_engine_run_timers(struct vt_engine *e)
 
 	vt__clock_hold(e);
 	now = vt__now(e);
-	while ((top = vt_heap_top(&e->heap)) != NULL && top->deadline <= now) {
+	while ((top = vt_timers_first(&e->timers)) != NULL && top->deadline <= now) {
 		vt__conn_retry(top->conn, top);
 	}
 	sweep(e, now);

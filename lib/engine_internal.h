@@ -4,7 +4,7 @@
  * Internal. engine.c: lifetime, config, timers. batch.c: write batches and
  * what happens when they complete. route.c: taking client events (messages,
  * reads, typing, group changes). conn.c: connected devices and their push
- * queues. inflight.c: the deadline heap. msg.c: shared, reference-counted
+ * queues. inflight.c: the retry deadlines. msg.c: shared, reference-counted
  * events. requests.c: REST send, sync, ack and group reads. notify.c: the
  * push hook. stale.c: group posts waiting for a fresh copy of their group.
  * receipts.c: "delivered" receipts, gathered over a turn. hold.c: mode
@@ -59,21 +59,36 @@ struct vt_item {
 	uint32_t notified;     /* the push hook was called for this delivery */
 	uint32_t held;         /* mode "offline": in memory only, nothing stored for
 				  this device; written if it goes offline */
-	size_t heap_idx;       /* index in the deadline heap, or VT_HEAP_NONE */
+	uint32_t timer;        /* 1 + its list in struct vt_timers; 0: on none */
+	struct vt_item *tprev, *tnext; /* on that list */
 };
 
-#define VT_HEAP_NONE SIZE_MAX
+/* The most retries a configuration may ask for. */
+#define VT_RETRIES_MAX 100
 
-/* Min-heap of pushed items by deadline. */
-struct vt_heap {
-	struct vt_item **items;
-	size_t len, cap;
+/* An item's attempt is 1 to VT_RETRIES_MAX + 1 while it waits for its ack. */
+#define VT_TIMER_LISTS (VT_RETRIES_MAX + 1)
+
+/*
+ * The pushed, un-acked items by deadline (inflight.c): one list per attempt
+ * number, since each attempt waits a fixed delay (the backoff) from a clock
+ * that never goes back, so appending keeps every list in deadline order.
+ * Adding and removing take O(1); the earliest is the earliest list head.
+ */
+struct vt_timers {
+	struct vt_item *head[VT_TIMER_LISTS];
+	struct vt_item *tail[VT_TIMER_LISTS];
+	uint64_t busy[(VT_TIMER_LISTS + 63) / 64]; /* a bit per list not empty */
 };
 
-void vt_heap_free(struct vt_heap *h);
-int vt_heap_push(struct vt_heap *h, struct vt_item *it);
-void vt_heap_remove(struct vt_heap *h, struct vt_item *it);
-struct vt_item *vt_heap_top(const struct vt_heap *h);
+/* Put @it, its deadline and attempts set, on its list. */
+void vt_timers_add(struct vt_timers *t, struct vt_item *it);
+/* Take @it off its list, if it is on one. */
+void vt_timers_remove(struct vt_timers *t, struct vt_item *it);
+/* The item of the earliest deadline, or NULL. */
+struct vt_item *vt_timers_first(const struct vt_timers *t);
+/* Is @it the item of the earliest deadline? Cheap unless it heads its list. */
+int vt_timers_is_first(const struct vt_timers *t, const struct vt_item *it);
 
 /* A token bucket: @rate a second, as a burst of as many. */
 struct vt_bucket {
@@ -290,7 +305,7 @@ struct vt_engine {
 	struct vt_map senders;   /* user id -> struct vt_bucket *: REST sends of
 				    about the last second (senders.c) */
 	struct vt_conn *conns;   /* every open connection */
-	struct vt_heap heap;
+	struct vt_timers timers;
 	struct vt_pool items;    /* of struct vt_item: one per delivery queued */
 	struct vt_groups groups;
 	struct vt_waiting_post *waiting; /* in the order they were taken */
