@@ -518,7 +518,14 @@ static void on_commit(void *arg, int status)
 	if (e->destroying) {
 		return; /* vt_engine_destroy frees what is in flight */
 	}
+	/*
+	 * A store that commits inside the call (the memory backend, an inline
+	 * LMDB writer) answers within vt_engine_flush, whose reading is from
+	 * before the commit: its latency and the deadlines of the pushes it
+	 * completes start from now.
+	 */
 	vt__clock_hold(e);
+	vt__clock_renew(e);
 	while (e->nflight > 0 && e->flight[e->flight_head].done) {
 		complete_batch(e);
 	}

@@ -70,6 +70,12 @@ void vt__clock_release(struct vt_engine *e)
 	e->clock_holds--;
 }
 
+void vt__clock_renew(struct vt_engine *e)
+{
+	e->clock_read = 0;
+	e->clock_wall_read = 0;
+}
+
 uint64_t vt__now(struct vt_engine *e)
 {
 	if (e->clock_holds == 0) {

@@ -362,6 +362,8 @@ uint64_t vt__now(struct vt_engine *e);
 int64_t vt__wall(struct vt_engine *e);
 void vt__clock_hold(struct vt_engine *e);
 void vt__clock_release(struct vt_engine *e);
+/* Held clocks are read again at their next use: what follows came later. */
+void vt__clock_renew(struct vt_engine *e);
 uint64_t vt__new_id(struct vt_engine *e);
 void vt__timers_changed(struct vt_engine *e);
 void vt__expire_start(struct vt_engine *e);

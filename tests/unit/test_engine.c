@@ -760,6 +760,43 @@ START_TEST(failed_listing_waits_for_the_sweep)
 }
 END_TEST
 
+/* A store that answers inside the commit call, as an inline writer does, 30 ms later. */
+static struct vt_storage_ops inline_ops;
+
+static void inline_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb done, void *arg)
+{
+	H.mono += 30;
+	H.wall += 30;
+	wrap_inner.ops->commit(wrap_inner.self, ops, n, done, arg);
+}
+
+/*
+ * A commit answered within the flush that made it still takes its time:
+ * the histogram counts it, and a push it completes waits a whole ack
+ * timeout from the moment it was made.
+ */
+START_TEST(inline_commit_takes_its_time)
+{
+	struct vt_engine_stats st;
+
+	wrap_ops_init(&inline_ops, 86400000);
+	inline_ops.commit = inline_commit;
+	engine_on(&inline_ops, 1);
+	connect_user(E, &H, "bob", &B);
+	send_msg(&A, "c-1", "bob", "1");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+
+	vt_engine_stats(E, &st);
+	ck_assert_uint_ge(st.commit_ms_sum, 30 * st.batches);
+
+	advance(E, &H, 999);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+	advance(E, &H, 1);
+	ck_assert_uint_eq(cap_count(&B, "message"), 2);
+}
+END_TEST
+
 START_TEST(full_storage_never_accepts_and_recovers)
 {
 	failing_engine(VT_ENOSPC);
@@ -1271,6 +1308,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(t, full_storage_never_accepts_and_recovers);
 	tcase_add_test(t, health_returns_when_storage_answers_again);
 	tcase_add_test(t, failed_listing_waits_for_the_sweep);
+	tcase_add_test(t, inline_commit_takes_its_time);
 	tcase_add_test(t, full_transport_pauses_pushes);
 	tcase_add_test(t, newer_connection_replaces_older);
 	tcase_add_test(t, stalled_reader_queue_stays_small);
