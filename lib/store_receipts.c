@@ -23,8 +23,14 @@
 #include "store_key.h"
 #include "store_receipts.h"
 
-/* "LEN:USER LEN:DEVICE SENDER": no id can pass for another. */
-#define KEY_MAX (3 * (VT_ID_MAX + 24))
+/*
+ * An inbox, then the sender, each part as "<length>:<bytes>" (map.h), so
+ * no id can pass for another. Room for the whole of any inbox a store
+ * takes (user and device within VT__INBOX_KEY_MAX - 4 bytes) and a sender
+ * (a user id), each with up to 4 bytes of length, and the NUL: a key cut
+ * short would make two long devices of one user one receipt.
+ */
+#define KEY_MAX (VT__INBOX_KEY_MAX + VT_ID_MAX + 3 * 4 + 1)
 
 /* The ACK ops of one inbox that carry a receipt_id, and how many it used. */
 struct inbox_ops {

@@ -422,22 +422,28 @@ static void on_receipt_commit(void *arg, int status)
 	}
 }
 
+/* Commit the @n ops of @ops, which succeeds, noting the receipts reported. */
+static void commit_receipts(struct vt_op *ops, size_t n, struct seen_receipt *seen)
+{
+	struct receipt_commit rc = {{0}, ops, n, seen};
+
+	fx.st.ops->commit(fx.st.self, ops, n, on_receipt_commit, &rc);
+	storage_wait(&rc.d.calls);
+	ck_assert_int_eq(rc.d.calls, 1);
+	ck_assert_int_eq(rc.d.status, 0);
+}
+
 /* A batch of @n ACKs of bob's inbox @device, each asking for a receipt. */
 static void acks_with_receipts(struct vt_op *ops, const char *device, const uint64_t *ids,
 			       size_t n, struct seen_receipt *seen)
 {
-	struct receipt_commit rc = {{0}, ops, n, seen};
-
 	for (size_t i = 0; i < n; i++) {
 		ack_init(&ops[i], "bob", ids[i]);
 		ops[i].inbox.device = device;
 		ops[i].receipt_id = 100 + i;
 		ops[i].ts = 7000 + (int64_t)i;
 	}
-	fx.st.ops->commit(fx.st.self, ops, n, on_receipt_commit, &rc);
-	storage_wait(&rc.d.calls);
-	ck_assert_int_eq(rc.d.calls, 1);
-	ck_assert_int_eq(rc.d.status, 0);
+	commit_receipts(ops, n, seen);
 }
 
 /*
@@ -582,6 +588,46 @@ START_TEST(ack_of_a_record_its_batch_stores)
 	ck_assert_uint_eq(list_in("alice", VT_HOLDING_DEVICE, NULL, NULL), 1);
 	ck_assert_uint_eq(list_in("carol", VT_HOLDING_DEVICE, NULL, NULL), 1);
 	ck_assert_uint_eq(list("bob", 0, 10, NULL, NULL), 0);
+}
+END_TEST
+
+/*
+ * Inboxes are told apart by their whole key, as long as a store takes it:
+ * two devices of bob, alike but for their last byte, ack one message, and
+ * each gets a receipt of its own that names it.
+ */
+START_TEST(ack_receipts_of_long_devices_apart)
+{
+	char dev[2][301], body[400];
+	struct seen_receipt seen[2];
+	struct vt_op ops[2];
+	struct put p;
+
+	memset(dev, 'd', sizeof(dev));
+	dev[0][300] = dev[1][300] = '\0';
+	dev[1][299] = 'e';
+	st_open(_i);
+	put_init(&p, 1, "c-1", 1000, "1", TO("bob", "bob"));
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(touch("bob", dev[i], 1000, NULL), 0);
+		p.to[i].device = dev[i];
+	}
+	ck_assert_int_eq(commit(&p.op, 1), 0);
+	for (int i = 0; i < 2; i++) {
+		ack_init(&ops[i], "bob", 1);
+		ops[i].inbox.device = dev[i];
+		ops[i].receipt_id = 100 + (uint64_t)i;
+		ops[i].ts = 7000;
+	}
+	commit_receipts(ops, 2, seen);
+	for (int i = 0; i < 2; i++) {
+		snprintf(body, sizeof(body),
+			 "{\"device\":\"%s\",\"refs\":[{\"ref\":\"1\",\"cid\":\"c-1\"}]}", dev[i]);
+		ck_assert_int_eq(ops[i].status, 0);
+		ck_assert_uint_eq(ops[i].out_receipt_id, 100 + (uint64_t)i);
+		ck_assert_uint_eq(seen[i].id, 100 + (uint64_t)i);
+		ck_assert_str_eq(seen[i].body, body);
+	}
 }
 END_TEST
 
@@ -1456,6 +1502,7 @@ void storage_receipt_cases_add(TCase *tc)
 	tcase_add_loop_test(tc, ack_receipts_split_by_sender_and_size, 0, storage_nbackends);
 	tcase_add_loop_test(tc, ack_receipt_body_escaped, 0, storage_nbackends);
 	tcase_add_loop_test(tc, ack_of_a_record_its_batch_stores, 0, storage_nbackends);
+	tcase_add_loop_test(tc, ack_receipts_of_long_devices_apart, 0, storage_nbackends);
 }
 
 void storage_cases_add(TCase *tc)
