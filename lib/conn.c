@@ -678,6 +678,12 @@ void vt__conn_retry(struct vt_conn *c, struct vt_item *it)
 		vt__conn_pump(c);
 		return;
 	}
+	if (vt__conn_expired(c)) {
+		/* Nothing more goes out on a token that ran out: closing takes
+		 * the queue, @it with it, offline. */
+		vt__conn_kill(c, VT_CLOSE_TOKEN_EXPIRED, "token expired");
+		return;
+	}
 	if (c->blocked || push(c, it) != 0) {
 		/* The client is not reading: try again later, same attempt. */
 		it->deadline = vt__now(e) + backoff(e, it->attempts);

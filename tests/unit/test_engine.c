@@ -267,6 +267,25 @@ START_TEST(expired_token_gets_nothing_and_is_closed)
 }
 END_TEST
 
+/* A retry due after the token ran out is not pushed: the connection closes. */
+START_TEST(expired_token_gets_no_retry)
+{
+	struct vt_identity id = ident(&H, "bob");
+
+	connect_user(E, &H, "alice", &A);
+	id.exp = H.wall / 1000 + 1;
+	ck_assert_int_eq(vt_conn_open(E, &id, &cap_ops, &B, &B.conn), 0);
+	send_msg(&A, "m1", "bob", "1");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+
+	advance(E, &H, 1000);
+	ck_assert_int_eq(B.closed, 1);
+	ck_assert_int_eq(B.close_code, VT_CLOSE_TOKEN_EXPIRED);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+}
+END_TEST
+
 START_TEST(bad_input_answers_errors)
 {
 	static const char *cases[][2] = {
@@ -1292,6 +1311,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(t, inbox_cap_refuses_with_error);
 	tcase_add_test(t, stored_events_expire_by_age);
 	tcase_add_test(t, expired_token_gets_nothing_and_is_closed);
+	tcase_add_test(t, expired_token_gets_no_retry);
 	tcase_add_test(t, bad_input_answers_errors);
 	tcase_add_test(t, oversize_envelope_refused);
 	tcase_add_test(t, ack_of_someone_elses_id_is_harmless);
