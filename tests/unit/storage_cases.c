@@ -598,7 +598,7 @@ END_TEST
  */
 START_TEST(ack_receipts_of_long_devices_apart)
 {
-	char dev[2][301], body[400];
+	char dev[2][301], body[700];
 	struct seen_receipt seen[2];
 	struct vt_op ops[2];
 	struct put p;
