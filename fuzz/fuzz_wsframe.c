@@ -47,6 +47,7 @@ struct run {
 	size_t delivered;
 	int answer; /* queue answers (the whole-stream pass only) */
 	struct vt_ws_outq *out[2];
+	struct vt_pool pool; /* the nodes of shared frames (outq.h) */
 	size_t frames;  /* frames queued on each */
 	size_t payload; /* their payload bytes */
 	struct vt_buf reply;
@@ -152,7 +153,8 @@ static int read_stream(struct run *r, const uint8_t *in, size_t n, size_t chunk)
 }
 
 /* Write @q through a socket pair that takes little at a time; the bytes. */
-static void write_through_socket(struct vt_ws_outq *q, struct evbuffer *got)
+static void write_through_socket(struct vt_ws_outq *q, struct vt_pool *pool,
+				 struct evbuffer *got)
 {
 	int sv[2];
 	int small = 1;
@@ -166,7 +168,7 @@ static void write_through_socket(struct vt_ws_outq *q, struct evbuffer *got)
 		ssize_t n;
 
 		FUZZ_CHECK(turns < 1000000, "writing made no progress");
-		FUZZ_CHECK(vt_ws_outq_write(q, sv[0]) == 0, "writing to the socket failed");
+		FUZZ_CHECK(vt_ws_outq_write(q, pool, sv[0]) == 0, "writing to the socket failed");
 		while ((n = read(sv[1], buf, sizeof(buf))) > 0) {
 			evbuffer_add(got, buf, (size_t)n);
 		}
@@ -208,14 +210,16 @@ static void check_output(struct run *r)
 	FUZZ_CHECK(m != NULL && written != NULL && moved != NULL, "out of memory");
 	FUZZ_CHECK(vt_msg_frame(m, &len) != NULL, "encoding failed");
 	for (int i = 0; i < 2; i++) {
-		FUZZ_CHECK(vt_ws_outq_shared(r->out[i], (struct vt_frame *)(void *)m) == 0, "oom");
+		struct vt_frame *f = (struct vt_frame *)(void *)m;
+
+		FUZZ_CHECK(vt_ws_outq_shared(r->out[i], &r->pool, f) == 0, "out of memory");
 	}
 	r->frames++;
 	r->payload += len;
 	vt_msg_unref(m); /* the queues hold it now */
 
-	write_through_socket(r->out[0], written);
-	FUZZ_CHECK(vt_ws_outq_move(r->out[1], moved) == 0, "moving the queue failed");
+	write_through_socket(r->out[0], &r->pool, written);
+	FUZZ_CHECK(vt_ws_outq_move(r->out[1], &r->pool, moved) == 0, "moving the queue failed");
 	FUZZ_CHECK(r->out[1]->head == NULL && r->out[1]->bytes == 0, "moving left frames");
 	FUZZ_CHECK(evbuffer_get_length(written) == evbuffer_get_length(moved) &&
 	                   memcmp(evbuffer_pullup(written, -1), evbuffer_pullup(moved, -1),
@@ -312,6 +316,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	whole.answer = 1;
 	whole.out[0] = &q0;
 	whole.out[1] = &q1;
+	vt_ws_outq_pool_init(&whole.pool);
 	vt_buf_init(&whole.reply);
 	rc_whole = read_stream(&whole, in, in_len, 0);
 	rc_split = read_stream(&split, in, in_len, data[0] & 0x3f);
@@ -320,6 +325,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	           "split reads delivered otherwise than one read");
 
 	check_output(&whole);
+	vt_pool_drain(&whole.pool);
 	vt_buf_free(&whole.reply);
 	free(stream);
 	return 0;
