@@ -87,7 +87,11 @@ VT_EXPORT void vt_engine_config_init(struct vt_engine_config *cfg);
 
 /*
  * What the engine needs from its host. Copied at vt_engine_create(); @arg is
- * passed to each hook.
+ * passed to each hook. Within one call into the engine (a frame received, a
+ * flush, a commit completed, the timers) each clock is read once and held:
+ * what the call does happens at one instant. A storage commit completed
+ * inside the call reads them again; otherwise a clock that moves while a
+ * call runs is seen at the next call.
  */
 struct vt_host {
 	/* Monotonic milliseconds: timers, retries, deadlines. Required. */
