@@ -43,9 +43,9 @@ static int config_valid(const struct vt_engine_config *c)
 	return (c->durability == VT_DURABLE_ALWAYS || c->durability == VT_DURABLE_OFFLINE) &&
 	       c->ack_timeout_ms > 0 && c->window > 0 && c->window <= 65536 &&
 	       c->max_message_bytes >= 256 && c->offline_ttl_ms > 0 && c->device_ttl_ms > 0 &&
-	       c->fetch_limit_max > 0 && c->max_retries <= VT_RETRIES_MAX && c->max_group_members >= 2 &&
-	       c->max_group_name > 0 && c->max_group_name < 512 && c->max_group_update > 0 &&
-	       c->commits_in_flight <= VT_COMMITS_MAX;
+	       c->fetch_limit_max > 0 && c->max_retries <= VT_RETRIES_MAX &&
+	       c->max_group_members >= 2 && c->max_group_name > 0 && c->max_group_name < 512 &&
+	       c->max_group_update > 0 && c->commits_in_flight <= VT_COMMITS_MAX;
 }
 
 /*
@@ -57,23 +57,22 @@ static int config_valid(const struct vt_engine_config *c)
  * rate buckets, sweeps, message times, token expiry in seconds), so a held
  * reading never lags by anything they notice.
  */
+void vt__clock_renew(struct vt_engine *e)
+{
+	e->clock_read = 0;
+	e->clock_wall_read = 0;
+}
+
 void vt__clock_hold(struct vt_engine *e)
 {
 	if (e->clock_holds++ == 0) {
-		e->clock_read = 0;
-		e->clock_wall_read = 0;
+		vt__clock_renew(e);
 	}
 }
 
 void vt__clock_release(struct vt_engine *e)
 {
 	e->clock_holds--;
-}
-
-void vt__clock_renew(struct vt_engine *e)
-{
-	e->clock_read = 0;
-	e->clock_wall_read = 0;
 }
 
 uint64_t vt__now(struct vt_engine *e)
