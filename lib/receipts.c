@@ -13,7 +13,13 @@
  * Here each (acking user, acking device, sender) gathers its refs into one
  * receipt of up to VT_RECEIPT_REFS_MAX refs, in the order the acks ended:
  * the order they were taken, but that a held ack ends as it is taken and a
- * stored one when its batch commits. vt_engine_flush() puts every gathered
+ * stored one when its batch commits. A post to a group is acked by every
+ * member's devices at about the same time, so the acks of held group copies
+ * gather per (group, sender) instead: one receipt of up to
+ * VT_RECEIPT_REFS_MAX refs and VT_RECEIPT_BODY_SOFT bytes, listing under each
+ * ref the devices that acked it. Without that a post to 1,000 members sent
+ * its sender 1,000 receipts.
+ * vt_engine_flush() puts every gathered
  * receipt into the batch it is about to hand to storage: the batch each ref
  * would have joined as a receipt of its own. vt_engine_flush() is the only
  * way a batch reaches storage, and shutdown flushes too (vt_engine_idle()
@@ -36,22 +42,45 @@
 /* Room for the first refs of a receipt: most bursts are short. */
 #define REFS_FIRST 4
 
-/* A receipt's key: the lengths of user and device, so no id can fake another. */
-#define KEY_MAX (3 * (VT_ID_MAX + 12))
+/*
+ * A receipt's key: its form, then user (or group), device and sender, each
+ * with its length, so no id can fake another.
+ */
+#define KEY_MAX (4 * (VT_ID_MAX + 12))
+
+/* What a ref and an acker add to a group's body, besides their strings. */
+#define REF_BYTES   (sizeof("{\"ref\":\"18446744073709551615\",\"cid\":\"\",\"by\":[]},") - 1)
+#define ACKER_BYTES (sizeof("{\"user\":\"\",\"device\":\"\"},") - 1)
+
+/* The most acking devices the byte limit lets in: one-byte users, no device names. */
+#define ACKERS_MAX (VT_RECEIPT_BODY_SOFT / (ACKER_BYTES + 1) + 1)
 
 struct vt_ref {
 	uint64_t id;
 	char cid[VT_ID_MAX + 1];
 };
 
+/* One device that acked a ref of a group's receipt. */
+struct vt_acker {
+	uint32_t ref; /* its index in refs */
+	char user[VT_ID_MAX + 1];
+	char device[VT_ID_MAX + 1];
+};
+
 struct vt_receipt {
 	struct vt_receipt *next;    /* the next gathered, in order */
-	char user[VT_ID_MAX + 1];   /* who acked */
-	char device[VT_ID_MAX + 1]; /* with which device */
+	char user[VT_ID_MAX + 1];   /* who acked; in a group's receipt, the group */
+	char device[VT_ID_MAX + 1]; /* with which device; "" in a group's receipt */
 	char sender[VT_ID_MAX + 1]; /* who hears of it */
 	char key[KEY_MAX];          /* the three together: its key in open */
-	struct vt_ref *refs;        /* in the order the acks were taken */
+	/* A device's receipt: in the order the acks were taken. A group's:
+	 * each ref once, in the order of its first ack. */
+	struct vt_ref *refs;
 	uint32_t nrefs, cap;
+	/* A group's receipt: every acking device, in ack order; else NULL. */
+	struct vt_acker *by;
+	uint32_t nby, bycap;
+	size_t bytes; /* a group's receipt: its body's length, without escapes */
 };
 
 void vt_receipts_init(struct vt_receipts *rs)
@@ -64,6 +93,7 @@ void vt_receipts_init(struct vt_receipts *rs)
 static void receipt_free(struct vt_receipt *r)
 {
 	free(r->refs);
+	free(r->by);
 	free(r);
 }
 
@@ -84,32 +114,42 @@ int vt_receipts_pending(const struct vt_receipts *rs)
 	return rs->head != NULL;
 }
 
-static void make_key(char *key, const char *user, const char *device, const char *sender)
+/* A device's receipt is (user, device, sender); a group's is (group, sender). */
+static void make_key(char *key, const char *user, const char *device, const char *sender,
+		     int group)
 {
-	size_t len = vt_key_str(key, KEY_MAX, 0, user);
+	size_t len = vt_key_str(key, KEY_MAX, 0, group ? "g" : "d");
 
+	len = vt_key_str(key, KEY_MAX, len, user);
 	len = vt_key_str(key, KEY_MAX, len, device);
 	vt_key_str(key, KEY_MAX, len, sender);
 }
 
-/* A new receipt, last in the list and the one taking refs for its key. */
+/*
+ * A new receipt, last in the list and the one taking refs for its key:
+ * from @by's device, or, when @group is not NULL, from the members of
+ * @group.
+ */
 static struct vt_receipt *receipt_new(struct vt_receipts *rs, const struct vt_identity *by,
-				      const char *sender)
+				      const char *group, const char *sender)
 {
-	struct vt_receipt *r = malloc(sizeof(*r));
+	struct vt_receipt *r = calloc(1, sizeof(*r));
 
 	if (r == NULL) {
 		return NULL;
 	}
-	r->next = NULL;
-	vt__copy(r->user, sizeof(r->user), by->user);
-	vt__copy(r->device, sizeof(r->device), by->device);
+	vt__copy(r->user, sizeof(r->user), group != NULL ? group : by->user);
+	vt__copy(r->device, sizeof(r->device), group != NULL ? "" : by->device);
 	vt__copy(r->sender, sizeof(r->sender), sender);
-	make_key(r->key, r->user, r->device, r->sender);
+	make_key(r->key, r->user, r->device, r->sender, group != NULL);
 	r->refs = malloc(REFS_FIRST * sizeof(*r->refs));
-	r->nrefs = 0;
 	r->cap = REFS_FIRST;
-	if (r->refs == NULL || vt_map_put(&rs->open, r->key, r) != 0) {
+	if (group != NULL) {
+		r->by = malloc(REFS_FIRST * sizeof(*r->by));
+		r->bycap = REFS_FIRST;
+	}
+	if (r->refs == NULL || (group != NULL && r->by == NULL) ||
+	    vt_map_put(&rs->open, r->key, r) != 0) {
 		receipt_free(r);
 		return NULL;
 	}
@@ -123,41 +163,123 @@ static struct vt_receipt *receipt_new(struct vt_receipts *rs, const struct vt_id
 	return r;
 }
 
-/* The receipt taking refs for (@by, @sender): a new one if there is none or it is full. */
-static struct vt_receipt *receipt_for(struct vt_receipts *rs, const struct vt_identity *by,
-				      const char *sender)
+/* Is @r the receipt for this key? */
+static int receipt_is(const struct vt_receipt *r, const struct vt_identity *by,
+		      const char *group, const char *sender)
 {
-	char key[KEY_MAX];
-	struct vt_receipt *r;
-
-	make_key(key, by->user, by->device, sender);
-	r = vt_map_get(&rs->open, key);
-	if (r != NULL && r->nrefs < VT_RECEIPT_REFS_MAX) {
-		return r;
+	if (strcmp(r->sender, sender) != 0 || (group != NULL) != (r->by != NULL)) {
+		return 0;
 	}
-	return receipt_new(rs, by, sender);
+	if (group != NULL) {
+		return strcmp(r->user, group) == 0;
+	}
+	return strcmp(r->user, by->user) == 0 && strcmp(r->device, by->device) == 0;
 }
 
+/*
+ * Can @r take one more ack? A group's receipt also ends once its body
+ * reaches VT_RECEIPT_BODY_SOFT bytes, so that one event stays a fraction of
+ * what a client takes.
+ */
+static int receipt_full(const struct vt_receipt *r)
+{
+	return r->nrefs == VT_RECEIPT_REFS_MAX || r->bytes >= VT_RECEIPT_BODY_SOFT;
+}
+
+/*
+ * The receipt taking refs for its key: a new one if there is none or it is
+ * full. Acks come in runs for one key (one device's ack envelope, a group's
+ * members acking one post), so the newest one is tried first: it is the one
+ * taking refs for its key, since a newer one for that key would be newest.
+ */
+static struct vt_receipt *receipt_for(struct vt_receipts *rs, const struct vt_identity *by,
+				      const char *group, const char *sender)
+{
+	char key[KEY_MAX];
+	struct vt_receipt *r = rs->tail;
+
+	if (r != NULL && !receipt_full(r) && receipt_is(r, by, group, sender)) {
+		return r;
+	}
+	if (group != NULL) {
+		make_key(key, group, "", sender, 1);
+	} else {
+		make_key(key, by->user, by->device, sender, 0);
+	}
+	r = vt_map_get(&rs->open, key);
+	if (r != NULL && !receipt_full(r)) {
+		return r;
+	}
+	return receipt_new(rs, by, group, sender);
+}
+
+/*
+ * Array @v of *@cap elements of @size, with room for element @n: @v itself,
+ * or grown 4 times (up to @max) and *@cap updated. NULL, @v untouched, when
+ * out of memory.
+ */
+static void *room_for(void *v, uint32_t *cap, uint32_t n, size_t size, uint32_t max)
+{
+	uint32_t ncap = *cap * 4 < max ? *cap * 4 : max;
+
+	if (n < *cap) {
+		return v;
+	}
+	v = realloc(v, ncap * size);
+	if (v != NULL) {
+		*cap = ncap;
+	}
+	return v;
+}
+
+/* Append ref @id to @r; 0 or VT_ENOMEM. */
 static int add_ref(struct vt_receipt *r, uint64_t id, const char *cid)
 {
-	if (r->nrefs == r->cap) {
-		uint32_t ncap = r->cap * 4 < VT_RECEIPT_REFS_MAX ? r->cap * 4 : VT_RECEIPT_REFS_MAX;
-		struct vt_ref *refs = realloc(r->refs, ncap * sizeof(*refs));
+	struct vt_ref *refs = room_for(r->refs, &r->cap, r->nrefs, sizeof(*refs),
+				       VT_RECEIPT_REFS_MAX);
 
-		if (refs == NULL) {
-			return VT_ENOMEM;
-		}
-		r->refs = refs;
-		r->cap = ncap;
+	if (refs == NULL) {
+		return VT_ENOMEM;
 	}
+	r->refs = refs;
 	r->refs[r->nrefs].id = id;
 	vt__copy(r->refs[r->nrefs].cid, sizeof(r->refs[0].cid), cid);
 	r->nrefs++;
+	r->bytes += REF_BYTES + strlen(cid);
 	return 0;
 }
 
-void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const char *sender,
-			uint64_t id, const char *cid)
+/*
+ * Add @by's ack of @id to group receipt @r: under the ref if @r has it (a
+ * short look back: the acks of a turn name few posts), else a new ref.
+ */
+static int add_acker(struct vt_receipt *r, const struct vt_identity *by, uint64_t id,
+		     const char *cid)
+{
+	uint32_t i = r->nrefs;
+	struct vt_acker *a = room_for(r->by, &r->bycap, r->nby, sizeof(*a), ACKERS_MAX);
+
+	if (a == NULL) {
+		return VT_ENOMEM;
+	}
+	r->by = a;
+	while (i > 0 && r->refs[i - 1].id != id) {
+		i--;
+	}
+	if (i == 0 && add_ref(r, id, cid) != 0) {
+		return VT_ENOMEM;
+	}
+
+	a = &r->by[r->nby++];
+	a->ref = i > 0 ? i - 1 : r->nrefs - 1;
+	vt__copy(a->user, sizeof(a->user), by->user);
+	vt__copy(a->device, sizeof(a->device), by->device);
+	r->bytes += ACKER_BYTES + strlen(a->user) + strlen(a->device);
+	return 0;
+}
+
+void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const char *group,
+			const char *sender, uint64_t id, const char *cid)
 {
 	struct vt_receipt *r;
 
@@ -165,8 +287,8 @@ void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const
 	if (strcmp(sender, by->user) == 0) {
 		return;
 	}
-	r = receipt_for(&e->receipts, by, sender);
-	if (r == NULL || add_ref(r, id, cid) != 0) {
+	r = receipt_for(&e->receipts, by, group, sender);
+	if (r == NULL || (group != NULL ? add_acker(r, by, id, cid) : add_ref(r, id, cid)) != 0) {
 		vt_log(VT_LOG_ERROR, "receipt dropped: out of memory to=%s ref=%llu", sender,
 		       (unsigned long long)id);
 		return;
@@ -175,13 +297,59 @@ void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const
 }
 
 /* {"device":"phone","refs":[{"ref":"42","cid":"c-1"},...]}, as storage makes it too */
-static void encode_body(struct vt_buf *b, const struct vt_receipt *r)
+static void encode_device_body(struct vt_buf *b, const struct vt_receipt *r)
 {
 	vt__rcpt_body_open(b, r->device);
 	for (uint32_t i = 0; i < r->nrefs; i++) {
 		vt__rcpt_body_ref(b, i == 0, r->refs[i].id, r->refs[i].cid);
 	}
 	vt__rcpt_body_close(b);
+}
+
+static void encode_acker(struct vt_buf *b, int first, const struct vt_acker *a)
+{
+	vt_buf_puts(b, first ? "{\"user\":" : ",{\"user\":");
+	vt_buf_json_str(b, a->user, strlen(a->user));
+	vt_buf_puts(b, ",\"device\":");
+	vt_buf_json_str(b, a->device, strlen(a->device));
+	vt_buf_putc(b, '}');
+}
+
+/*
+ * {"refs":[{"ref":"42","cid":"c-1","by":[{"user":"bob","device":"phone"},...]},...]}:
+ * each ref once, in the order of its first ack, with every device that
+ * acked it in the order they did. The ackers are put in ref order first
+ * (counting them per ref), so the body is written in one pass.
+ */
+static void encode_group_body(struct vt_buf *b, const struct vt_receipt *r)
+{
+	uint32_t start[VT_RECEIPT_REFS_MAX + 1] = {0};
+	uint16_t order[ACKERS_MAX];
+
+	for (uint32_t j = 0; j < r->nby; j++) {
+		start[r->by[j].ref + 1]++;
+	}
+	for (uint32_t i = 0; i < r->nrefs; i++) {
+		start[i + 1] += start[i];
+	}
+	for (uint32_t j = 0; j < r->nby; j++) {
+		order[start[r->by[j].ref]++] = (uint16_t)j;
+	}
+
+	/* Each start[i] now ends ref i's ackers in order. */
+	vt_buf_puts(b, "{\"refs\":[");
+	for (uint32_t i = 0, j = 0; i < r->nrefs; i++) {
+		vt_buf_puts(b, i == 0 ? "{\"ref\":\"" : ",{\"ref\":\"");
+		vt_buf_u64(b, r->refs[i].id);
+		vt_buf_puts(b, "\",\"cid\":");
+		vt_buf_json_str(b, r->refs[i].cid, strlen(r->refs[i].cid));
+		vt_buf_puts(b, ",\"by\":[");
+		for (uint32_t first = j; j < start[i]; j++) {
+			encode_acker(b, j == first, &r->by[order[j]]);
+		}
+		vt_buf_puts(b, "]}");
+	}
+	vt_buf_puts(b, "]}");
 }
 
 /*
@@ -194,7 +362,11 @@ static void put_receipt(struct vt_engine *e, const struct vt_receipt *r)
 	struct vt_pend *p = NULL;
 
 	vt_buf_reset(&e->out);
-	encode_body(&e->out, r);
+	if (r->by != NULL) {
+		encode_group_body(&e->out, r);
+	} else {
+		encode_device_body(&e->out, r);
+	}
 	if (!vt_buf_failed(&e->out)) {
 		m = vt_msg_new(VT_KIND_DELIVERED, r->user, r->sender, "", vt__wall(e), e->out.data,
 			       e->out.len);

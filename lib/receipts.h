@@ -4,8 +4,10 @@
  * Internal. A device that acks a message owes its sender a receipt, and a
  * receipt costs storage as much as the message it reports. Clients ack in
  * bursts, so the receipts taken between two flushes that share the acking
- * device and the sender become one event listing their refs; the flush puts
- * them into the batch it commits (see receipts.c).
+ * device and the sender become one event listing their refs, and those of
+ * the members of one group for one sender one event listing the refs and
+ * who acked each; the flush puts them into the batch it commits (see
+ * receipts.c).
  */
 #ifndef VARTALAP_RECEIPTS_H
 #define VARTALAP_RECEIPTS_H
@@ -20,9 +22,18 @@
 struct vt_engine;
 struct vt_receipt;
 
+/*
+ * A receipt of a group's members lists at most VT_RECEIPT_REFS_MAX refs, and
+ * takes no more acks once its body reaches VT_RECEIPT_BODY_SOFT bytes: it
+ * ends below 16.2 KiB when no id needs escaping in JSON, as none that a
+ * token can carry does.
+ */
+#define VT_RECEIPT_BODY_SOFT 16384
+
 /* The receipts taken since the last flush. */
 struct vt_receipts {
-	struct vt_map open;             /* (acker, device, sender) -> the one taking refs */
+	struct vt_map open;             /* (acker, device, sender) or (group, sender) ->
+					   the one taking refs */
 	struct vt_receipt *head, *tail; /* every one, in the order of its first ref */
 };
 
@@ -36,12 +47,13 @@ int vt_receipts_pending(const struct vt_receipts *r);
 
 /*
  * @by acked message @id with client id @cid, from @sender: add the ref to
- * the receipt gathered for (@by's user and device, @sender) and ask for a
- * flush. Nothing for one's own copies. Out of memory drops this ref alone,
- * logged.
+ * the receipt gathered for (@by's user and device, @sender), or, when
+ * @group is not NULL (a post to that group), to the one gathered for
+ * (@group, @sender); then ask for a flush. Nothing for one's own copies.
+ * Out of memory drops this ref alone, logged.
  */
-void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const char *sender,
-			uint64_t id, const char *cid);
+void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const char *group,
+			const char *sender, uint64_t id, const char *cid);
 
 /* Put every gathered receipt into the current batch, in order; called by the flush. */
 void vt__receipts_emit(struct vt_engine *e);

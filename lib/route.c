@@ -741,7 +741,9 @@ void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct 
 		if (held && in_memory) {
 			e->stats.acked++;
 			if (m->rec.kind == VT_KIND_MESSAGE) {
-				vt__take_delivered(e, who, m->rec.from, ids[i], m->rec.cid);
+				const char *g = is_group(m->rec.to) ? m->rec.to : NULL;
+
+				vt__take_delivered(e, who, g, m->rec.from, ids[i], m->rec.cid);
 			}
 			vt_msg_unref(m);
 			if (req != NULL) {
