@@ -174,22 +174,30 @@ void vb_vt_body(struct vb_conn *c, const char *p, size_t n)
 	c->b->h.delivered(c, tv, sv);
 }
 
-/*
- * The messages a `delivered` receipt names: each ref of its body is one
- * message whose ack the server processed. Its strings are JSON-escaped, so
- * the quoted key cannot appear inside one.
- */
-static uint64_t count_refs(const char *p, size_t n)
+/* How many times @key occurs in the @n bytes at @p. */
+static uint64_t count_keys(const char *p, size_t n, const char *key)
 {
-	static const char key[] = "\"ref\":\"";
 	const char *end = p + n;
+	size_t len = strlen(key);
 	uint64_t count = 0;
 
-	while ((p = memmem(p, (size_t)(end - p), key, sizeof(key) - 1)) != NULL) {
+	while ((p = memmem(p, (size_t)(end - p), key, len)) != NULL) {
 		count++;
-		p += sizeof(key) - 1;
+		p += len;
 	}
 	return count;
+}
+
+/*
+ * The acks a `delivered` receipt reports: one per ref of a device's receipt,
+ * one per device listed under its refs in a group's. Its strings are
+ * JSON-escaped, so a quoted key cannot appear inside one.
+ */
+static uint64_t count_acks(const char *p, size_t n)
+{
+	uint64_t devices = count_keys(p, n, "\"user\":\"");
+
+	return devices > 0 ? devices : count_keys(p, n, "\"ref\":\"");
 }
 
 static int count_ids(const char *p, size_t n)
@@ -237,7 +245,7 @@ void vb_vt_text(struct vb_conn *c, char *p, size_t n)
 		c->b->st.accepted++;
 		c->b->h.accepted(c);
 	} else if (tl == 9 && memcmp(type, "delivered", 9) == 0) {
-		c->b->st.acked += count_refs(p, n);
+		c->b->st.acked += count_acks(p, n);
 		if (id != NULL) {
 			ack_add(c, id, il);
 		}

@@ -46,7 +46,7 @@
  * A receipt's key: its form, then user (or group), device and sender, each
  * with its length, so no id can fake another.
  */
-#define KEY_MAX (4 * (VT_ID_MAX + 12))
+#define KEY_MAX (4 * (VT_TO_MAX + 12))
 
 /* What a ref and an acker add to a group's body, besides their strings. */
 #define REF_BYTES   (sizeof("{\"ref\":\"18446744073709551615\",\"cid\":\"\",\"by\":[]},") - 1)
@@ -69,7 +69,7 @@ struct vt_acker {
 
 struct vt_receipt {
 	struct vt_receipt *next;    /* the next gathered, in order */
-	char user[VT_ID_MAX + 1];   /* who acked; in a group's receipt, the group */
+	char user[VT_TO_MAX + 1];   /* who acked; in a group's receipt, the group */
 	char device[VT_ID_MAX + 1]; /* with which device; "" in a group's receipt */
 	char sender[VT_ID_MAX + 1]; /* who hears of it */
 	char key[KEY_MAX];          /* the three together: its key in open */

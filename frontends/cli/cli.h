@@ -50,7 +50,7 @@ struct cli {
 	int giving_up; /* the wait for answers is over */
 	char target[66];
 	char last_id[32]; /* last message received: what /read marks */
-	char last_from[65];
+	char last_from[73];
 	unsigned long seq;
 	int status; /* the exit status */
 };

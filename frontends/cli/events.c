@@ -1,11 +1,11 @@
 /*
  * frontends/cli/events.c - one line of output per event from the server,
- * and per message a `delivered` receipt names.
+ * and per message and device a `delivered` receipt names.
  *
  * The lines are meant for people and for scripts alike: the event type
  * first, then fixed fields, then free text last, with control characters
- * shown as spaces so that one event is always one line (a receipt: one a
- * message).
+ * shown as spaces so that one event is always one line (a receipt: one per
+ * message and device).
  */
 #include "events.h"
 
@@ -22,6 +22,12 @@
  * says how many were not.
  */
 #define DELIVERED_REFS_MAX 64
+
+/*
+ * The most lines one receipt is shown as. A group's receipt from vartalapd
+ * names fewer than 600 devices (its body stops near 16 KiB).
+ */
+#define DELIVERED_LINES_MAX 1024
 
 /* Decode a JSON string value into @out, or "" when @v is absent or not a string. */
 static void str_of(const struct vt_json_val *v, char *out, size_t cap)
@@ -131,21 +137,11 @@ static void receipt_error(const struct vt_cli_event *e, const char *fmt, ...)
 	putchar('\n');
 }
 
-/* "delivered 42 to bob/phone": the @nth ref of the list, element @elem. */
-static void print_ref(const struct vt_cli_event *e, const char *device,
-                      const struct vt_json_val *elem, size_t nth)
+/* "delivered 42 to bob/phone"; just "bob" for a user's default device. */
+static void print_to(const char *ref, const char *user, const char *device)
 {
-	struct vt_json_val v;
-	char ref[32];
-
-	member(elem, "ref", &v);
-	str_of(&v, ref, sizeof(ref));
-	if (!is_server_id(ref)) {
-		receipt_error(e, "ref %zu names no server id", nth);
-		return;
-	}
 	printf("delivered %s to ", ref);
-	print_clean(e->from);
+	print_clean(user);
 	if (device[0] != '\0') {
 		putchar('/');
 		print_clean(device);
@@ -154,15 +150,60 @@ static void print_ref(const struct vt_cli_event *e, const char *device,
 }
 
 /*
+ * The lines of the @nth ref of the list, element @elem: one, to the
+ * receipt's user and @device, or one per entry of the ref's "by" list (a
+ * group's receipt names the devices). Prints @room lines at most and
+ * returns how many it had.
+ */
+static size_t print_ref(const struct vt_cli_event *e, const char *device,
+                        const struct vt_json_val *elem, size_t nth, size_t room)
+{
+	struct vt_json_val v, by, who;
+	char ref[32], user[65], dev[65];
+	size_t pos = 0, n = 0;
+
+	member(elem, "ref", &v);
+	str_of(&v, ref, sizeof(ref));
+	if (!is_server_id(ref)) {
+		receipt_error(e, "ref %zu names no server id", nth);
+		return 0;
+	}
+	member(elem, "by", &by);
+	if (by.p == NULL) {
+		if (room > 0) {
+			print_to(ref, e->from, device);
+		}
+		return 1;
+	}
+
+	while (by.type == VT_JSON_ARRAY && vt_json_next_elem(&by, &pos, &who)) {
+		member(&who, "user", &v);
+		str_of(&v, user, sizeof(user));
+		member(&who, "device", &v);
+		str_of(&v, dev, sizeof(dev));
+		if (user[0] == '\0') {
+			receipt_error(e, "ref %zu names a device without its user", nth);
+		} else if (n++ < room) {
+			print_to(ref, user, dev);
+		}
+	}
+	if (n == 0) {
+		receipt_error(e, "ref %zu has no list of devices", nth);
+	}
+	return n;
+}
+
+/*
  * A `delivered` receipt names every message one device of the user acked in
- * one go: one line each, the same line a receipt for a single message gets,
- * so that a script matching lines needs no change.
+ * one go, or, from a group, the devices that acked each: one line per
+ * message and device, the same line a receipt for a single message gets, so
+ * that a script matching lines needs no change.
  */
 static void print_delivered(const struct vt_cli_event *e, const struct vt_json_val *body)
 {
 	struct vt_json_val refs, elem, v;
 	char device[65];
-	size_t pos = 0, n = 0;
+	size_t pos = 0, n = 0, lines = 0;
 
 	member(body, "device", &v);
 	str_of(&v, device, sizeof(device));
@@ -173,7 +214,9 @@ static void print_delivered(const struct vt_cli_event *e, const struct vt_json_v
 	}
 	while (vt_json_next_elem(&refs, &pos, &elem)) {
 		if (++n <= DELIVERED_REFS_MAX) {
-			print_ref(e, device, &elem, n);
+			size_t room = lines < DELIVERED_LINES_MAX ? DELIVERED_LINES_MAX - lines : 0;
+
+			lines += print_ref(e, device, &elem, n, room);
 		}
 	}
 	if (n == 0) {
@@ -181,6 +224,10 @@ static void print_delivered(const struct vt_cli_event *e, const struct vt_json_v
 	} else if (n > DELIVERED_REFS_MAX) {
 		receipt_error(e, "%zu refs, over the limit of %d: the last %zu are not shown", n,
 		              DELIVERED_REFS_MAX, n - DELIVERED_REFS_MAX);
+	}
+	if (lines > DELIVERED_LINES_MAX) {
+		receipt_error(e, "%zu deliveries, over the limit of %d: the last %zu are not shown",
+		              lines, DELIVERED_LINES_MAX, lines - DELIVERED_LINES_MAX);
 	}
 }
 

@@ -11,8 +11,10 @@
 struct vt_cli_event {
 	char type[32];
 	char id[32]; /* server id ("" when none) */
-	char from[65];
-	char to[65];
+	/* A user id (64 bytes at most) or a group id, "g:" and a user id, as a
+	 * group's receipt is from: 72 bytes at most (a namespace of up to 7). */
+	char from[73];
+	char to[73];
 	char ref[65];  /* the client id an answer is for */
 	char code[32]; /* of an error */
 	int owed;      /* a message, receipt or group event to ack, id a server id */

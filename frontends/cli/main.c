@@ -39,9 +39,9 @@ static const char usage[] =
         "  /quit                         wait for answers, then exit\n"
         "  anything else                 send it as a message\n"
         "Prints one line per event: message, accepted, delivered (one line per\n"
-        "message a receipt names), read, typing, group, error. Every message and\n"
-        "receipt is acked automatically, and shown once even when the server\n"
-        "pushes it again. What is sent is kept until the server answers it:\n"
+        "message and device a receipt names), read, typing, group, error. Every\n"
+        "message and receipt is acked automatically, and shown once even when the\n"
+        "server pushes it again. What is sent is kept until the server answers it:\n"
         "re-sent with the same id after a retryable error and after a reconnect.\n"
         "Exits 1 when something sent stayed unanswered.\n";
 

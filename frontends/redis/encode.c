@@ -525,7 +525,8 @@ static const char *decode_record(const redisReply *e, struct vt_record *rec)
 	if (num_at(e, 2, 10, &kind) || kind < VT_KIND_MESSAGE || kind > VT_KIND_GROUP) {
 		return "an unknown kind";
 	}
-	rec->from = text_at(e, 3, 1, VT_ID_MAX);
+	/* A group's receipt is from the group: as long as a "to" may be. */
+	rec->from = text_at(e, 3, 1, VT__GROUP_KEY_MAX);
 	rec->to = text_at(e, 4, 1, VT__GROUP_KEY_MAX);
 	rec->cid = text_at(e, 5, 0, VT_ID_MAX);
 	if (!rec->from || !rec->to || !rec->cid || ts_at(e, 6, &rec->ts)) {

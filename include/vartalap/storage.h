@@ -94,7 +94,7 @@ enum vt_kind {
 struct vt_record {
 	uint64_t id;      /* server id: > 0, unique, increasing */
 	uint32_t kind;    /* enum vt_kind */
-	const char *from; /* sender's user id */
+	const char *from; /* sender's user id; a group's receipt: the group id */
 	const char *to;   /* the recipient's view: a user id or group id */
 	const char *cid;  /* sender's client id; "" for server events */
 	int64_t ts;       /* wall time of acceptance, ms since the epoch */

@@ -482,14 +482,26 @@ def ack_http(srv, token, ids, device=None):
 # ----------------------------------------------------------------- receipts
 
 def receipt_refs(ev):
-    """The refs a `delivered` event reports, flattened: one dict per ref
-    with its "ref" and "cid", and the receipt's "device", "from" and "id"
-    (the id to ack the receipt by). [] for any other event."""
+    """The acks a `delivered` event reports, flattened: one dict per ref and
+    acking device, with its "ref" and "cid", the "from" user and "device"
+    that acked it, the receipt's "id" (to ack the receipt by) and "group"
+    (the group a group's receipt comes from, else None). A device's receipt
+    names one device for all its refs; a group's names them per ref, under
+    "by". [] for any other event."""
     if ev.get("type") != "delivered":
         return []
     body = ev.get("body") or {}
-    return [{"ref": r.get("ref"), "cid": r.get("cid"), "device": body.get("device"),
-             "from": ev.get("from"), "id": ev.get("id")} for r in body.get("refs") or []]
+    out = []
+    for r in body.get("refs") or []:
+        if "by" in r:
+            by = [(b.get("user"), b.get("device")) for b in r["by"]]
+            group = ev.get("from")
+        else:
+            by = [(ev.get("from"), body.get("device"))]
+            group = None
+        out += [{"ref": r.get("ref"), "cid": r.get("cid"), "from": user, "device": device,
+                 "id": ev.get("id"), "group": group} for user, device in by]
+    return out
 
 
 def all_refs(evs):

@@ -138,8 +138,8 @@ async def test_one_line_per_message_a_receipt_names():
         await bob.close()
 
 
-def receipt(rid, body):
-    return json.dumps({"v": 1, "type": "delivered", "id": rid, "from": "bob", "to": "alice",
+def receipt(rid, body, sender="bob"):
+    return json.dumps({"v": 1, "type": "delivered", "id": rid, "from": sender, "to": "alice",
                        "ts": 1, "body": body})
 
 
@@ -148,6 +148,7 @@ async def test_hostile_receipts():
     each is acked and shown as far as it can be read, with an error line
     saying what is wrong, and the client goes on."""
     many = [{"ref": str(1000 + i), "cid": "c-%d" % i} for i in range(100000)]
+    crowd = [{"user": "u%d" % i, "device": ""} for i in range(2000)]
     frames = [
         receipt("1", {"device": "phone", "refs": [{"ref": "42", "cid": "c-1"},
                                                   {"ref": "43", "cid": "c-2"}]}),
@@ -159,6 +160,12 @@ async def test_hostile_receipts():
         receipt("6", "not an object"),
         receipt("7", {"device": "tab", "refs": many}),
         receipt("8", {"device": "ph\u0007one", "refs": [{"ref": "50", "cid": "c-5"}]}),
+        receipt("10", {"refs": [{"ref": "60", "cid": "c-6", "by": [
+            {"user": "bob", "device": "phone"}, {"user": "carol", "device": ""}]}]}, "g:t"),
+        receipt("11", {"refs": [{"ref": "61", "cid": "c-7", "by": "bob"}]}, "g:t"),
+        receipt("12", {"refs": [{"ref": "62", "cid": "c-8", "by": [
+            {"device": "x"}, {"user": "dan"}]}]}, "g:t"),
+        receipt("13", {"refs": [{"ref": "63", "cid": "c-9", "by": crowd}]}, "g:t"),
         json.dumps({"v": 1, "type": "message", "id": "9", "from": "bob", "to": "alice",
                     "ts": 1, "body": {"text": "end"}}),
     ]
@@ -171,6 +178,7 @@ async def test_hostile_receipts():
             acked.extend(json.loads(raw).get("ids", []))
 
     bad = "error bad_receipt: delivered %s from bob: "
+    group = "error bad_receipt: delivered %s from g:t: "
     want = (["delivered 42 to bob/phone", "delivered 43 to bob/phone",
              bad % 2 + "no list of refs", bad % 3 + "no list of refs",
              bad % 4 + "an empty list of refs"] +
@@ -178,7 +186,13 @@ async def test_hostile_receipts():
             ["delivered 49 to bob", bad % 6 + "no list of refs"] +
             ["delivered %d to bob/tab" % (1000 + i) for i in range(64)] +
             [bad % 7 + "100000 refs, over the limit of 64: the last 99936 are not shown",
-             "delivered 50 to bob/ph one", "message 9 bob>alice: end"])
+             "delivered 50 to bob/ph one",
+             "delivered 60 to bob/phone", "delivered 60 to carol",
+             group % 11 + "ref 1 has no list of devices",
+             group % 12 + "ref 1 names a device without its user", "delivered 62 to dan"] +
+            ["delivered 63 to u%d" % i for i in range(1024)] +
+            [group % 13 + "2000 deliveries, over the limit of 1024: the last 976 are not shown",
+             "message 9 bob>alice: end"])
     hostile = await websockets.serve(serve, "127.0.0.1", 0, max_size=None)
     url = "ws://127.0.0.1:%d" % hostile.sockets[0].getsockname()[1]
     alice = await Cli.start(None, "alice", url=url, token="not.checked.here")
@@ -187,7 +201,7 @@ async def test_hostile_receipts():
         eq(alice.lines[1:], want, "what alice shows")
         await alice.eof()
         await await_until(lambda: len(acked) >= len(frames), 5, "the acks")
-        eq(sorted(acked, key=int), [str(i) for i in range(1, 10)], "every event acked once")
+        eq(sorted(acked, key=int), [str(i) for i in range(1, 14)], "every event acked once")
     finally:
         alice.kill()
         hostile.close()

@@ -9,7 +9,8 @@ stored), that what should be held was not written."""
 import re
 import signal
 
-from harness import (await_until, check, eq, connect, fetch, http_request, run, server)
+from harness import (all_refs, await_until, check, eq, connect, fetch, http_request, run,
+                     server)
 
 
 def env(typ, cid, to, body=None):
@@ -90,9 +91,40 @@ async def test_group_post_held_for_online_stored_for_offline():
     await dave.expect(is_msg(acc["id"]), 5, "the post on dave's return")
     for c in (bob, carol, dave):
         await c.ack(acc["id"])
-    got = [await alice.expect_type("delivered") for _ in range(3)]
-    eq(sorted(d["body"]["device"] for d in got), ["", "", ""], "one receipt per member")
+    got = all_refs(await alice.expect_refs(3))
+    eq(sorted((r["ref"], r["from"], r["device"]) for r in got),
+       [(acc["id"], u, "") for u in ("bob", "carol", "dave")], "one ack of each member")
+    # dave's copy was stored: his own receipt; the held ones come from the group.
+    eq(sorted((r["from"], r["group"]) for r in got),
+       [("bob", "g:team"), ("carol", "g:team"), ("dave", None)], "who reported each ack")
     for c in (alice, bob, carol, dave):
+        await c.close()
+
+
+async def test_members_acks_reach_the_sender_in_receipts_from_the_group():
+    """40 members each ack three posts in one envelope: alice hears of all
+    120 acks, each once, in receipts from g:team that list the devices, at
+    most one per member's envelope."""
+    srv = offline_server()
+    alice = await connect(srv, "alice")
+    members = [await connect(srv, "m%02d" % i) for i in range(40)]
+    await team(srv, alice, [m.name for m in members], members)
+    ids = await three_posts(alice)
+    for m in members:
+        for sid in ids:
+            await m.expect(is_msg(sid), 5, "post %s on %s" % (sid, m.name))
+        await m.ack(*ids)
+
+    evs = await alice.expect_refs(120, 10)
+    got = all_refs(evs)
+    eq(sorted((r["ref"], r["from"], r["device"]) for r in got),
+       sorted((sid, m.name, "") for sid in ids for m in members), "every ack once")
+    check(all(r["group"] == "g:team" for r in got), "receipts from the group: %r" % got[:3])
+    check(len(evs) <= len(members), "%d receipts for %d ack envelopes" % (len(evs), len(members)))
+    check(not listed(srv, "alice"), "alice's receipts are held while she keeps up")
+    await alice.ack(*[e["id"] for e in evs])
+    await alice.quiet(0.5, lambda e: e.get("type") == "delivered", "a receipt again")
+    for c in [alice] + members:
         await c.close()
 
 
@@ -253,6 +285,7 @@ async def test_resends_reach_the_recipient_once_in_order():
 
 if __name__ == "__main__":
     run([test_group_post_held_for_online_stored_for_offline,
+         test_members_acks_reach_the_sender_in_receipts_from_the_group,
          test_member_drop_writes_held_posts,
          test_sigterm_writes_held_posts_and_receipts,
          test_receipts_held_for_online_sender_stored_for_offline,

@@ -358,6 +358,44 @@ START_TEST(put_list_ack)
 }
 END_TEST
 
+/* What one listed record says: its sender, copied while the callback runs. */
+struct listed_from {
+	int calls;
+	size_t n;
+	char from[128];
+};
+
+static void on_list_from(void *arg, int status, const struct vt_record *recs, size_t n)
+{
+	struct listed_from *l = arg;
+
+	l->calls++;
+	l->n = status == 0 ? n : 0;
+	snprintf(l->from, sizeof(l->from), "%s", l->n > 0 ? recs[0].from : "");
+}
+
+/* A group's receipt is "from" the group: an id longer than a user's lists back whole. */
+START_TEST(record_from_a_group_id)
+{
+	const char *group = "g:0123456789012345678901234567890123456789012345678901234567890123";
+	struct vt_inbox in = {"alice", ""};
+	struct listed_from l = {0};
+	struct put p;
+
+	st_open(_i);
+	put_init(&p, 1, "", 1000, "{\"refs\":[]}", TO("alice"));
+	p.rec.kind = VT_KIND_DELIVERED;
+	p.rec.from = group;
+	ck_assert_int_eq(commit(&p.op, 1), 0);
+	ck_assert_int_eq(p.op.status, 0);
+
+	fx.st.ops->list(fx.st.self, &in, 0, 10, on_list_from, &l);
+	storage_wait(&l.calls);
+	ck_assert_uint_eq(l.n, 1);
+	ck_assert_str_eq(l.from, group);
+}
+END_TEST
+
 /* An ACK that found its delivery says what the record was. */
 START_TEST(ack_reports_record)
 {
@@ -1508,6 +1546,7 @@ void storage_receipt_cases_add(TCase *tc)
 void storage_cases_add(TCase *tc)
 {
 	tcase_add_loop_test(tc, put_list_ack, 0, storage_nbackends);
+	tcase_add_loop_test(tc, record_from_a_group_id, 0, storage_nbackends);
 	tcase_add_loop_test(tc, ack_reports_record, 0, storage_nbackends);
 	tcase_add_loop_test(tc, list_order_and_paging, 0, storage_nbackends);
 	tcase_add_loop_test(tc, inbox_keys_distinct, 0, storage_nbackends);

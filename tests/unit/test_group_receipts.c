@@ -87,22 +87,27 @@ static const char *body_of(const char *frame, size_t *len)
 	return body;
 }
 
-/* alice creates g:x with @members (a JSON array); everyone acks the news. */
-static void make_group(const char *members)
+/* alice creates @group with @members (a JSON array). */
+static void make_group_named(const char *group, const char *members)
 {
-	size_t cap = strlen(members) + 128;
+	size_t cap = strlen(members) + strlen(group) + 128;
 	char *env = malloc(cap);
 
 	ck_assert_ptr_nonnull(env);
 	snprintf(env, cap,
-		 "{\"type\":\"group_create\",\"id\":\"g1\",\"to\":\"g:x\","
+		 "{\"type\":\"group_create\",\"id\":\"g1\",\"to\":\"%s\","
 		 "\"body\":{\"name\":\"X\",\"members\":%s}}",
-		 members);
+		 group, members);
 	send_raw(&A, env);
 	free(env);
 	turn(E, &H);
 	ck_assert_uint_eq(cap_count(&A, "accepted"), 1);
 	cap_clear(&A);
+}
+
+static void make_group(const char *members)
+{
+	make_group_named("g:x", members);
 }
 
 /* Post "p<i>" for i < @n from alice to g:x; their ids, as bob got them. */
@@ -228,6 +233,30 @@ START_TEST(a_stored_copy_gets_a_device_receipt)
 }
 END_TEST
 
+/* The longest group id a post may name: the receipt comes from all of it. */
+START_TEST(a_long_group_id_is_the_receipt_s_whole_sender)
+{
+	const char *group = "g:0123456789012345678901234567890123456789012345678901234567890123";
+	char from[128];
+	uint64_t id;
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	make_group_named(group, "[\"bob\"]");
+	ack_all(&B);
+	turn(E, &H);
+	send_msg(&A, "p0", group, "0");
+	turn(E, &H);
+	id = nth_id(&B, "message", 0);
+	send_ack(&B, id);
+	turn(E, &H);
+
+	ck_assert_uint_eq(cap_count(&A, "delivered"), 1);
+	ck_assert_int_eq(json_field(cap_nth(&A, "delivered", 0), "from", from, sizeof(from)), 0);
+	ck_assert_str_eq(from, group);
+}
+END_TEST
+
 /* "m<i>" padded with 'x' to VT_ID_MAX: the longest ids make the fullest receipts. */
 static void long_id(char *out, char tag, size_t i)
 {
@@ -341,6 +370,7 @@ static Suite *group_receipts_suite(void)
 	tcase_add_test(t, acks_of_one_turn_make_one_receipt_from_the_group);
 	tcase_add_test(t, acks_of_different_turns_and_one_to_one_stay_apart);
 	tcase_add_test(t, a_stored_copy_gets_a_device_receipt);
+	tcase_add_test(t, a_long_group_id_is_the_receipt_s_whole_sender);
 	tcase_add_test(t, a_receipt_ends_at_its_byte_limit_and_loses_no_ack);
 	tcase_add_test(t, a_receipt_names_at_most_the_limit_of_refs);
 	suite_add_tcase(s, t);
