@@ -38,9 +38,14 @@
  * The backend's other files, one concern each, are listed in store_lmdb_int.h.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <vartalap/error.h>
 #include <vartalap/log.h>
@@ -48,6 +53,9 @@
 
 #include "store_key.h"
 #include "store_lmdb_int.h"
+
+/* In the store's directory: locked by the process using the store. */
+#define LOCK_FILE "vartalap.lock"
 
 /* Map an LMDB failure of a write to the error a caller sees. */
 int vt__lmdb_write_error(int rc, const char *what)
@@ -276,6 +284,7 @@ static void lmdb_destroy(void *self)
 		vt__lmdb_writer_stop(s);
 	}
 	mdb_env_close(s->env);
+	close(s->lock_fd); /* after the store is closed: the next owner finds it whole */
 	vt__tset_free(&s->targets);
 	free(s);
 }
@@ -385,6 +394,36 @@ static int open_env(struct lmdb *s, const struct vt_lmdb_options *o)
 	return rc == 0 ? open_dbs(s) : rc;
 }
 
+/*
+ * Claim directory @path for this backend: an exclusive lock on a file in
+ * it, held while the backend is open. Two backends on one store would hand
+ * out the same server ids from the largest each read at start, and one's
+ * records would overwrite the other's. The lock goes with the process, so
+ * a crash leaves nothing to clean up. The descriptor, or -1 (logged).
+ */
+static int lock_dir(const char *path)
+{
+	char file[PATH_MAX];
+	int fd;
+
+	if ((size_t)snprintf(file, sizeof(file), "%s/%s", path, LOCK_FILE) >= sizeof(file)) {
+		vt_log(VT_LOG_ERROR, "lmdb: path too long: %s", path);
+		return -1;
+	}
+	fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		vt_log(VT_LOG_ERROR, "lmdb: cannot open %s: %s", file, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		vt_log(VT_LOG_ERROR, "lmdb: %s is in use by another process or store (%s): "
+		       "one store a directory", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 static int make_dir(const char *path)
 {
 	struct stat st;
@@ -413,6 +452,11 @@ int vt_storage_lmdb_open(const struct vt_lmdb_options *opts, struct vt_storage *
 	if (!s) {
 		return VT_ENOMEM;
 	}
+	s->lock_fd = lock_dir(opts->path);
+	if (s->lock_fd < 0) {
+		free(s);
+		return VT_EBUSY;
+	}
 	s->window = opts->dedup_window_ms ? opts->dedup_window_ms : DEFAULT_DEDUP_MS;
 	rc = open_env(s, opts);
 	if (rc == 0) {
@@ -427,6 +471,7 @@ int vt_storage_lmdb_open(const struct vt_lmdb_options *opts, struct vt_storage *
 	if (rc != 0) {
 		vt_log(VT_LOG_ERROR, "lmdb: cannot open %s: %s", opts->path, mdb_strerror(rc));
 		mdb_env_close(s->env);
+		close(s->lock_fd);
 		free(s);
 		return VT_EIO;
 	}

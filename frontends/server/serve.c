@@ -273,7 +273,9 @@ static int start_engine(struct server *s)
 
 	rc = open_storage(s->base, &s->opt, &st);
 	if (rc != 0) {
-		vt_log(VT_LOG_ERROR, "cannot open storage: %s", vt_strerror(rc));
+		vt_log(VT_LOG_ERROR, "cannot open storage: %s",
+		       rc == VT_EBUSY ? "its directory is in use (another vartalapd?)"
+				      : vt_strerror(rc));
 		return -1;
 	}
 	s->st = st;

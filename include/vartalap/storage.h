@@ -350,8 +350,10 @@ struct vt_lmdb_options {
 /*
  * Open (or create) the LMDB backend at @opts->path. @opts is read during the
  * call only. Returns 0 and fills *@out (owned as for the memory backend),
- * VT_EINVAL, or VT_EIO with the reason logged. One process at a time may
- * use a directory. Completes every call inside it, after fsync unless
+ * VT_EINVAL, VT_EBUSY when another open store (of this process or another)
+ * holds the directory, or VT_EIO, with the reason logged. One store at a
+ * time may use a directory: it holds a lock on the file "vartalap.lock" in
+ * it until destroyed. Completes every call inside it, after fsync unless
  * @opts->no_sync, unless @opts->writer_thread (below).
  */
 VT_EXPORT int vt_storage_lmdb_open(const struct vt_lmdb_options *opts, struct vt_storage *out);

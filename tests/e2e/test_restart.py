@@ -3,8 +3,10 @@
 was accepted and not acked; acked messages never come back (B07)."""
 
 import signal
+import subprocess
 
-from harness import (all_refs, check, eq, connect, send_http, fetch, ack_http, run, server)
+from harness import (all_refs, check, eq, connect, send_http, fetch, ack_http, run, server,
+                     vartalapd_path)
 
 
 def ids(evs):
@@ -175,6 +177,27 @@ async def test_kill9_right_after_acks_keeps_receipts():
     await alice.close()
 
 
+async def test_second_server_on_one_data_dir_is_refused():
+    """Two servers on one data directory would hand out the same ids and lose
+    one another's messages: the second is refused at start, with a reason,
+    and the first serves on, losing nothing."""
+    srv = server()
+    st, first = send_http(srv, srv.token("alice"), "dave", "c-1", 1)
+    eq(st, 200, "a send to the first server")
+
+    cmd = [vartalapd_path(), "--listen", "127.0.0.1:0", "--data-dir", srv.data_dir, "--dev"]
+    done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
+    check(done.returncode != 0, "the second server exited %d" % done.returncode)
+    check(b"in use" in done.stderr, "the reason: %r" % done.stderr[-300:])
+
+    st, second = send_http(srv, srv.token("alice"), "dave", "c-2", 2)
+    eq(st, 200, "a send to the first server after the refusal")
+    srv.restart()
+    eq(ids(fetch(srv, srv.token("dave"))["messages"]), [first["id"], second["id"]],
+       "dave's messages, each once, after a restart")
+
+
 if __name__ == "__main__":
     run([test_sigterm_keeps_unacked, test_kill9_keeps_unacked, test_dedup_survives_kill9,
-         test_b07_acked_never_replayed, test_kill9_right_after_acks_keeps_receipts])
+         test_b07_acked_never_replayed, test_kill9_right_after_acks_keeps_receipts,
+         test_second_server_on_one_data_dir_is_refused])

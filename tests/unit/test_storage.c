@@ -181,6 +181,32 @@ START_TEST(lmdb_creates_private_dir)
 }
 END_TEST
 
+/* One store a directory: a second open is refused until the first is closed. */
+START_TEST(lmdb_one_store_a_directory)
+{
+	struct vt_lmdb_options o = {fx.dir, 0, 0, 1};
+	struct vt_storage second;
+	int wstatus;
+	pid_t pid;
+
+	st_open(_i);
+	ck_assert_int_eq(vt_storage_lmdb_open(&o, &second), VT_EBUSY);
+
+	/* Another process too: the lock is on the file, not this process. */
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		_exit(vt_storage_lmdb_open(&o, &second) == VT_EBUSY ? 0 : 1);
+	}
+	ck_assert_int_eq(waitpid(pid, &wstatus, 0), pid);
+	ck_assert(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+
+	st_close();
+	ck_assert_int_eq(vt_storage_lmdb_open(&o, &second), 0);
+	second.ops->destroy(second.self);
+}
+END_TEST
+
 static char big_body[4000];
 
 static int put_big(uint64_t id)
@@ -699,6 +725,7 @@ static Suite *storage_suite(void)
 	tcase_add_loop_test(lm, lmdb_reopen, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_reopen_after_crash, LMDB, LMDB_WRITER + 1);
 	tcase_add_test(lm, lmdb_creates_private_dir);
+	tcase_add_loop_test(lm, lmdb_one_store_a_directory, LMDB, LMDB + 1);
 	tcase_add_loop_test(lm, lmdb_map_full, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_value_beyond_map, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_damaged_record_skipped, LMDB, LMDB_WRITER + 1);
