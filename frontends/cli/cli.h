@@ -43,6 +43,8 @@ struct cli {
 	/* What the user does (main.c, commands.c). */
 	struct event *stdin_ev;
 	struct evbuffer *in;
+	size_t in_scanned; /* bytes of in known to hold no newline */
+	int in_skipping;   /* dropping the rest of a line too long to send */
 	struct event *drain_timer;
 	int reading;   /* stdin_ev is added */
 	int started;   /* connected once: stdin is read from then on */
@@ -54,6 +56,14 @@ struct cli {
 	unsigned long seq;
 	int status; /* the exit status */
 };
+
+/* ---- input.c ---- */
+
+/*
+ * Read what stdin has and run each whole line (cli_command). Returns what
+ * the read returned: 0 at EOF, after running a last line without a newline.
+ */
+int cli_input_read(struct cli *c, evutil_socket_t fd);
 
 /* ---- main.c ---- */
 

@@ -19,7 +19,6 @@
 #include "cli.h"
 #include "tlsclient.h"
 
-#define LINE_MAX_BYTES 60000
 #define DRAIN_WAIT_S   5
 
 static const char usage[] =
@@ -123,27 +122,8 @@ void cli_input_update(struct cli *c)
 static void on_stdin(evutil_socket_t fd, short what, void *arg)
 {
 	struct cli *c = arg;
-	int n = evbuffer_read(c->in, fd, 4096);
-	char *line;
 
-	while ((line = evbuffer_readln(c->in, NULL, EVBUFFER_EOL_LF)) != NULL) {
-		line[strcspn(line, "\r")] = '\0';
-		cli_command(c, line);
-		free(line);
-	}
-	if (n <= 0 || evbuffer_get_length(c->in) > LINE_MAX_BYTES) {
-		/* EOF: a last line without its newline still counts. */
-		size_t rest = evbuffer_get_length(c->in);
-
-		if (rest > 0 && rest <= LINE_MAX_BYTES) {
-			char *last = calloc(1, rest + 1);
-
-			if (last != NULL) {
-				evbuffer_remove(c->in, last, rest);
-				cli_command(c, last);
-				free(last);
-			}
-		}
+	if (cli_input_read(c, fd) <= 0) {
 		cli_start_close(c);
 	}
 }

@@ -267,6 +267,29 @@ async def test_message_over_the_limit():
     check(want in err, "the reason on stderr: %r" % err)
 
 
+async def test_long_lines_are_sent_or_said():
+    """A line as long as a message the server may take leaves the client
+    (the server judges it: here too_large); a line longer than any server
+    takes is not sent and said so, exit status 1. Neither loses the lines
+    after it."""
+    srv = server()
+    bob = await Cli.start(srv, "bob")
+    alice = await Cli.start(srv, "alice")
+    try:
+        alice.proc.stdin.write(b"/to bob\n" + b"x" * 70000 + b"\nafter one\n")
+        await alice.expect(r"^error too_large ")
+        await bob.expect(r"^message \d+ alice>bob: after one$")
+        alice.proc.stdin.write(b"y" * (16 * 1024 * 1024 + 1) + b"\nafter two\n")
+        await alice.expect(r"^error too_long: a line over 16777216 bytes was not sent$")
+        await bob.expect(r"^message \d+ alice>bob: after two$")
+        alice.proc.stdin.close()
+        rc = await asyncio.wait_for(alice.proc.wait(), 10)
+        eq(rc, 1, "exit status after a line that was not sent")
+    finally:
+        alice.kill()
+        bob.kill()
+
+
 async def test_protocol_error_closes_and_exits():
     """A frame with a reserved bit set: closed with 1002, said, left."""
     async def rsv1(ws):
@@ -608,7 +631,8 @@ async def test_every_option_is_documented():
 
 if __name__ == "__main__":
     run([test_message_delivered_and_read, test_one_line_per_message_a_receipt_names,
-         test_hostile_receipts, test_message_over_the_limit, test_protocol_error_closes_and_exits,
+         test_hostile_receipts, test_message_over_the_limit, test_long_lines_are_sent_or_said,
+         test_protocol_error_closes_and_exits,
          test_group_and_typing, test_sigint_and_bad_token, test_wss_round_trip,
          test_wss_refuses_untrusted_server,
          test_server_restarts_lose_and_double_nothing, test_no_reconnect_exits,
