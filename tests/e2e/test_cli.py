@@ -302,6 +302,41 @@ async def test_group_and_typing():
             c.kill()
 
 
+async def test_longest_group_id_is_the_target():
+    """A group id as long as a post may name (g: and 64 bytes) is the target
+    whole: the post reaches that group, not the one a byte shorter, and the
+    sender is shown each member's ack. A longer one is refused, not cut."""
+    srv = server("--durability", "offline")
+    long_g, short_g = "g:" + "L" * 64, "g:" + "L" * 63
+    bob = await Cli.start(srv, "bob")
+    carol = await Cli.start(srv, "carol")
+    alice = await Cli.start(srv, "alice")
+    try:
+        await alice.say("/group create %s Long bob carol" % long_g,
+                        "/group create %s Short bob carol" % short_g)
+        for _ in range(2):
+            await alice.expect(r"^accepted cli-\S+ as \d+$")
+        for c in (bob, carol):
+            for g in (long_g, short_g):
+                await c.expect(r"^group \d+ create %s by alice: " % g)
+        await alice.say("/to " + long_g, "hello")
+        sid = (await alice.expect(r"^accepted cli-\S+ as (\d+)$")).group(1)
+        for c in (bob, carol):
+            await c.expect(r"^message %s alice>%s: hello$" % (sid, long_g))
+        got = [(await alice.expect(r"^delivered %s to (\w+)$" % sid)).group(1) for _ in range(2)]
+        eq(sorted(got), ["bob", "carol"], "the members' acks")
+
+        await alice.say("/to g:" + "L" * 71, "lost")
+        await alice.expect(r"^error bad_target: a user or group id has at most 72 bytes$")
+        await alice.expect(r"^error no_target: ")
+        for c in (alice, bob, carol):
+            await c.eof()
+        check(not bob.matching(r"^message \d+ alice>%s:" % short_g), "a post to the short group")
+    finally:
+        for c in (alice, bob, carol):
+            c.kill()
+
+
 async def test_sigint_and_bad_token():
     srv = server()
     alice = await Cli.start(srv, "alice")
@@ -609,7 +644,8 @@ async def test_every_option_is_documented():
 if __name__ == "__main__":
     run([test_message_delivered_and_read, test_one_line_per_message_a_receipt_names,
          test_hostile_receipts, test_message_over_the_limit, test_protocol_error_closes_and_exits,
-         test_group_and_typing, test_sigint_and_bad_token, test_wss_round_trip,
+         test_group_and_typing, test_longest_group_id_is_the_target, test_sigint_and_bad_token,
+         test_wss_round_trip,
          test_wss_refuses_untrusted_server,
          test_server_restarts_lose_and_double_nothing, test_no_reconnect_exits,
          test_rate_limited_lines_arrive_once, test_too_large_without_a_ref,
