@@ -50,7 +50,7 @@ struct cli {
 	int started;   /* connected once: stdin is read from then on */
 	int closing;   /* EOF or a signal: stop once nothing is unanswered */
 	int giving_up; /* the wait for answers is over */
-	char target[66];
+	char target[73]; /* a user id, or a group id of up to 72 bytes */
 	char last_id[32]; /* last message received: what /read marks */
 	char last_from[73];
 	unsigned long seq;

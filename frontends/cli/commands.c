@@ -37,6 +37,21 @@ static void submit(struct cli *c, const char *id, struct evbuffer *b)
 	}
 }
 
+/*
+ * Make @to the target. One that does not fit is no id the server takes: it
+ * is refused whole, and the target cleared, rather than cut to another id.
+ */
+static void set_target(struct cli *c, const char *to)
+{
+	if (strlen(to) >= sizeof(c->target)) {
+		printf("error bad_target: a user or group id has at most %zu bytes\n",
+		       sizeof(c->target) - 1);
+		c->target[0] = '\0';
+		return;
+	}
+	snprintf(c->target, sizeof(c->target), "%s", to);
+}
+
 static void send_message(struct cli *c, const char *line)
 {
 	struct evbuffer *b;
@@ -82,7 +97,7 @@ static void group_create(struct cli *c, char *args)
 	}
 	evbuffer_add_printf(b, "]}}");
 	submit(c, id, b);
-	snprintf(c->target, sizeof(c->target), "%s", group);
+	set_target(c, group);
 }
 
 static void send_read(struct cli *c)
@@ -119,7 +134,7 @@ static void send_typing(struct cli *c)
 void cli_command(struct cli *c, char *line)
 {
 	if (strncmp(line, "/to ", 4) == 0) {
-		snprintf(c->target, sizeof(c->target), "%s", line + 4 + strspn(line + 4, " "));
+		set_target(c, line + 4 + strspn(line + 4, " "));
 	} else if (strncmp(line, "/group create ", 14) == 0) {
 		group_create(c, line + 14);
 	} else if (strcmp(line, "/read") == 0) {

@@ -59,6 +59,20 @@ static void print_clean(const char *s)
 	}
 }
 
+/* printf() with control characters shown as spaces: the fields of a line. */
+static void printf_clean(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void printf_clean(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	print_clean(line);
+}
+
 /* The text of a body: a string, the "text" of an object, else the JSON as sent. */
 static void print_body(const struct vt_json_val *body)
 {
@@ -69,7 +83,12 @@ static void print_body(const struct vt_json_val *body)
 		member(body, "text", &text);
 	}
 	if (text.p == NULL || text.type != VT_JSON_STRING) {
-		printf("%.*s", (int)body->len, body->p != NULL ? body->p : "");
+		/* JSON may hold line breaks between its tokens. */
+		for (size_t i = 0; body->p != NULL && i < body->len; i++) {
+			unsigned char ch = (unsigned char)body->p[i];
+
+			putchar(ch < 0x20 || ch == 0x7f ? ' ' : ch);
+		}
 		return;
 	}
 	buf = malloc(text.len + 1);
@@ -90,7 +109,7 @@ static void print_ids(const struct vt_json_val *body)
 	member(body, "ids", &ids);
 	for (int n = 0; ids.type == VT_JSON_ARRAY && vt_json_next_elem(&ids, &pos, &v); n++) {
 		str_of(&v, id, sizeof(id));
-		printf("%s%s", n ? "," : "", id);
+		printf_clean("%s%s", n ? "," : "", id);
 	}
 }
 
@@ -106,7 +125,7 @@ static void print_group(const struct vt_cli_event *e, const struct vt_json_val *
 	str_of(&op, sop, sizeof(sop));
 	str_of(&by, sby, sizeof(sby));
 	str_of(&name, sname, sizeof(sname));
-	printf("group %s %s %s by %s: ", e->id, sop, e->to, sby);
+	printf_clean("group %s %s %s by %s: ", e->id, sop, e->to, sby);
 	print_clean(sname);
 }
 
@@ -150,10 +169,32 @@ static void print_to(const char *ref, const char *user, const char *device)
 }
 
 /*
+ * The id named @name in @obj into @out (room for a user or device id): ""
+ * when absent; -1 when present but not a string of at most 64 bytes that
+ * holds no NUL, which no id is.
+ */
+static int id_of(const struct vt_json_val *obj, const char *name, char *out, size_t cap)
+{
+	struct vt_json_val v;
+
+	out[0] = '\0';
+	member(obj, name, &v);
+	if (v.p == NULL) {
+		return 0;
+	}
+	if (v.type != VT_JSON_STRING || vt_json_str_decode(&v, out, cap) < 0) {
+		out[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * The lines of the @nth ref of the list, element @elem: one, to the
  * receipt's user and @device, or one per entry of the ref's "by" list (a
- * group's receipt names the devices). Prints @room lines at most and
- * returns how many it had.
+ * group's receipt names the devices), a delivery or, for an entry that
+ * names none, an error. Prints @room lines at most and returns how many it
+ * had.
  */
 static size_t print_ref(const struct vt_cli_event *e, const char *device,
                         const struct vt_json_val *elem, size_t nth, size_t room)
@@ -170,20 +211,26 @@ static size_t print_ref(const struct vt_cli_event *e, const char *device,
 	}
 	member(elem, "by", &by);
 	if (by.p == NULL) {
-		if (room > 0) {
+		if (room > 0 && e->from[0] == '\0') {
+			receipt_error(e, "ref %zu names no user", nth);
+		} else if (room > 0) {
 			print_to(ref, e->from, device);
 		}
 		return 1;
 	}
 
 	while (by.type == VT_JSON_ARRAY && vt_json_next_elem(&by, &pos, &who)) {
-		member(&who, "user", &v);
-		str_of(&v, user, sizeof(user));
-		member(&who, "device", &v);
-		str_of(&v, dev, sizeof(dev));
-		if (user[0] == '\0') {
+		int bad = id_of(&who, "user", user, sizeof(user)) != 0 ||
+		          id_of(&who, "device", dev, sizeof(dev)) != 0;
+
+		if (n++ >= room) {
+			continue; /* counted, not shown */
+		}
+		if (bad) {
+			receipt_error(e, "ref %zu names a user or device that is not an id", nth);
+		} else if (user[0] == '\0') {
 			receipt_error(e, "ref %zu names a device without its user", nth);
-		} else if (n++ < room) {
+		} else {
 			print_to(ref, user, dev);
 		}
 	}
@@ -201,12 +248,14 @@ static size_t print_ref(const struct vt_cli_event *e, const char *device,
  */
 static void print_delivered(const struct vt_cli_event *e, const struct vt_json_val *body)
 {
-	struct vt_json_val refs, elem, v;
+	struct vt_json_val refs, elem;
 	char device[65];
 	size_t pos = 0, n = 0, lines = 0;
 
-	member(body, "device", &v);
-	str_of(&v, device, sizeof(device));
+	if (id_of(body, "device", device, sizeof(device)) != 0) {
+		receipt_error(e, "a device that is not an id");
+		return;
+	}
 	member(body, "refs", &refs);
 	if (refs.type != VT_JSON_ARRAY) {
 		receipt_error(e, "no list of refs");
@@ -240,25 +289,25 @@ static void print_line(const struct vt_cli_event *e, const struct vt_json_val *e
 	char reason[512];
 
 	if (strcmp(e->type, "message") == 0) {
-		printf("message %s %s>%s: ", e->id, e->from, e->to);
+		printf_clean("message %s %s>%s: ", e->id, e->from, e->to);
 		print_body(body);
 	} else if (strcmp(e->type, "read") == 0) {
 		printf("read ");
 		print_ids(body);
-		printf(" by %s", e->from);
+		printf_clean(" by %s", e->from);
 	} else if (strcmp(e->type, "typing") == 0) {
-		printf("typing %s>%s", e->from, e->to);
+		printf_clean("typing %s>%s", e->from, e->to);
 	} else if (strcmp(e->type, "accepted") == 0) {
-		printf("accepted %s as %s", ref, e->id);
+		printf_clean("accepted %s as %s", ref, e->id);
 	} else if (strcmp(e->type, "group") == 0) {
 		print_group(e, body);
 	} else if (strcmp(e->type, "error") == 0) {
 		member(env, "reason", &v);
 		str_of(&v, reason, sizeof(reason));
-		printf("error %s%s%s: ", e->code, ref[0] ? " ref " : "", ref);
+		printf_clean("error %s%s%s: ", e->code, ref[0] ? " ref " : "", ref);
 		print_clean(reason);
 	} else {
-		printf("%s %s", e->type, e->id);
+		printf_clean("%s %s", e->type, e->id);
 	}
 	putchar('\n');
 }

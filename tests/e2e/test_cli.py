@@ -149,6 +149,7 @@ async def test_hostile_receipts():
     saying what is wrong, and the client goes on."""
     many = [{"ref": str(1000 + i), "cid": "c-%d" % i} for i in range(100000)]
     crowd = [{"user": "u%d" % i, "device": ""} for i in range(2000)]
+    nobody = [0] * 1500
     frames = [
         receipt("1", {"device": "phone", "refs": [{"ref": "42", "cid": "c-1"},
                                                   {"ref": "43", "cid": "c-2"}]}),
@@ -166,6 +167,17 @@ async def test_hostile_receipts():
         receipt("12", {"refs": [{"ref": "62", "cid": "c-8", "by": [
             {"device": "x"}, {"user": "dan"}]}]}, "g:t"),
         receipt("13", {"refs": [{"ref": "63", "cid": "c-9", "by": crowd}]}, "g:t"),
+        # Entries that name no device count against the lines of a receipt too.
+        receipt("14", {"refs": [{"ref": "64", "cid": "c-10", "by": nobody}]}, "g:t"),
+        # Ids no server sends are not shown as some other device.
+        receipt("15", {"refs": [{"ref": "65", "cid": "c-11", "by": [
+            {"user": "bob", "device": "d" * 65}, {"user": "bob", "device": 7},
+            {"user": "b" * 65, "device": ""}, {"user": "carol", "device": "tab"}]}]}, "g:t"),
+        receipt("16", {"device": "p" * 65, "refs": [{"ref": "66", "cid": "c-12"}]}),
+        receipt("17", {"device": "", "refs": [{"ref": "67", "cid": "c-13"}]}, "b" * 100),
+        # Fields and JSON are shown on one line, whatever they hold.
+        '{"v":1,"type":"message","id":"18","from":"bob\\ndelivered 1 to x","to":"alice",'
+        '"ts":1,"body":{"a":\n1}}',
         json.dumps({"v": 1, "type": "message", "id": "9", "from": "bob", "to": "alice",
                     "ts": 1, "body": {"text": "end"}}),
     ]
@@ -191,7 +203,14 @@ async def test_hostile_receipts():
              group % 11 + "ref 1 has no list of devices",
              group % 12 + "ref 1 names a device without its user", "delivered 62 to dan"] +
             ["delivered 63 to u%d" % i for i in range(1024)] +
-            [group % 13 + "2000 deliveries, over the limit of 1024: the last 976 are not shown",
+            [group % 13 + "2000 deliveries, over the limit of 1024: the last 976 are not shown"] +
+            [group % 14 + "ref 1 names a device without its user"] * 1024 +
+            [group % 14 + "1500 deliveries, over the limit of 1024: the last 476 are not shown"] +
+            [group % 15 + "ref 1 names a user or device that is not an id"] * 3 +
+            ["delivered 65 to carol/tab",
+             bad % 16 + "a device that is not an id",
+             "error bad_receipt: delivered 17 from : ref 1 names no user",
+             'message 18 bob delivered 1 to x>alice: {"a": 1}',
              "message 9 bob>alice: end"])
     hostile = await websockets.serve(serve, "127.0.0.1", 0, max_size=None)
     url = "ws://127.0.0.1:%d" % hostile.sockets[0].getsockname()[1]
@@ -201,7 +220,7 @@ async def test_hostile_receipts():
         eq(alice.lines[1:], want, "what alice shows")
         await alice.eof()
         await await_until(lambda: len(acked) >= len(frames), 5, "the acks")
-        eq(sorted(acked, key=int), [str(i) for i in range(1, 14)], "every event acked once")
+        eq(sorted(acked, key=int), [str(i) for i in range(1, 19)], "every event acked once")
     finally:
         alice.kill()
         hostile.close()
@@ -320,6 +339,41 @@ async def test_group_and_typing():
         await bob.expect(r"^error unknown_command: /nope$")
         for c in (alice, bob, carol):
             await c.eof()
+    finally:
+        for c in (alice, bob, carol):
+            c.kill()
+
+
+async def test_longest_group_id_is_the_target():
+    """A group id as long as a post may name (g: and 64 bytes) is the target
+    whole: the post reaches that group, not the one a byte shorter, and the
+    sender is shown each member's ack. A longer one is refused, not cut."""
+    srv = server("--durability", "offline")
+    long_g, short_g = "g:" + "L" * 64, "g:" + "L" * 63
+    bob = await Cli.start(srv, "bob")
+    carol = await Cli.start(srv, "carol")
+    alice = await Cli.start(srv, "alice")
+    try:
+        await alice.say("/group create %s Long bob carol" % long_g,
+                        "/group create %s Short bob carol" % short_g)
+        for _ in range(2):
+            await alice.expect(r"^accepted cli-\S+ as \d+$")
+        for c in (bob, carol):
+            for g in (long_g, short_g):
+                await c.expect(r"^group \d+ create %s by alice: " % g)
+        await alice.say("/to " + long_g, "hello")
+        sid = (await alice.expect(r"^accepted cli-\S+ as (\d+)$")).group(1)
+        for c in (bob, carol):
+            await c.expect(r"^message %s alice>%s: hello$" % (sid, long_g))
+        got = [(await alice.expect(r"^delivered %s to (\w+)$" % sid)).group(1) for _ in range(2)]
+        eq(sorted(got), ["bob", "carol"], "the members' acks")
+
+        await alice.say("/to g:" + "L" * 71, "lost")
+        await alice.expect(r"^error bad_target: a user or group id has at most 72 bytes$")
+        await alice.expect(r"^error no_target: ")
+        for c in (alice, bob, carol):
+            await c.eof()
+        check(not bob.matching(r"^message \d+ alice>%s:" % short_g), "a post to the short group")
     finally:
         for c in (alice, bob, carol):
             c.kill()
@@ -633,7 +687,8 @@ if __name__ == "__main__":
     run([test_message_delivered_and_read, test_one_line_per_message_a_receipt_names,
          test_hostile_receipts, test_message_over_the_limit, test_long_lines_are_sent_or_said,
          test_protocol_error_closes_and_exits,
-         test_group_and_typing, test_sigint_and_bad_token, test_wss_round_trip,
+         test_group_and_typing, test_longest_group_id_is_the_target, test_sigint_and_bad_token,
+         test_wss_round_trip,
          test_wss_refuses_untrusted_server,
          test_server_restarts_lose_and_double_nothing, test_no_reconnect_exits,
          test_rate_limited_lines_arrive_once, test_too_large_without_a_ref,
