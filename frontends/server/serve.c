@@ -293,6 +293,9 @@ static int start_engine(struct server *s)
 		return -1;
 	}
 	vt_evhost_attach(&s->host, s->engine);
+	vt_log(VT_LOG_INFO, "durability %s%s",
+	       s->opt.engine.durability == VT_DURABLE_OFFLINE ? "offline" : "always",
+	       s->opt.engine.push_before_commit ? ", pushing before the commit" : "");
 #ifdef VT_HAVE_REDIS
 	if (s->opt.storage_redis) {
 		return start_cluster(s);
