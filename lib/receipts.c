@@ -52,7 +52,10 @@
 #define REF_BYTES   (sizeof("{\"ref\":\"18446744073709551615\",\"cid\":\"\",\"by\":[]},") - 1)
 #define ACKER_BYTES (sizeof("{\"user\":\"\",\"device\":\"\"},") - 1)
 
-/* The most acking devices the byte limit lets in: one-byte users, no device names. */
+/*
+ * The most acking devices the byte limit lets in: one-byte users, no device
+ * names. A bound for the arrays, checked too; the byte limit comes first.
+ */
 #define ACKERS_MAX (VT_RECEIPT_BODY_SOFT / (ACKER_BYTES + 1) + 1)
 
 struct vt_ref {
@@ -183,7 +186,8 @@ static int receipt_is(const struct vt_receipt *r, const struct vt_identity *by,
  */
 static int receipt_full(const struct vt_receipt *r)
 {
-	return r->nrefs == VT_RECEIPT_REFS_MAX || r->bytes >= VT_RECEIPT_BODY_SOFT;
+	return r->nrefs == VT_RECEIPT_REFS_MAX || r->bytes >= VT_RECEIPT_BODY_SOFT ||
+	       r->nby == ACKERS_MAX;
 }
 
 /*
@@ -216,7 +220,7 @@ static struct vt_receipt *receipt_for(struct vt_receipts *rs, const struct vt_id
 /*
  * Array @v of *@cap elements of @size, with room for element @n: @v itself,
  * or grown 4 times (up to @max) and *@cap updated. NULL, @v untouched, when
- * out of memory.
+ * out of memory or @n is not below @max.
  */
 static void *room_for(void *v, uint32_t *cap, uint32_t n, size_t size, uint32_t max)
 {
@@ -224,6 +228,9 @@ static void *room_for(void *v, uint32_t *cap, uint32_t n, size_t size, uint32_t 
 
 	if (n < *cap) {
 		return v;
+	}
+	if (n >= max) {
+		return NULL;
 	}
 	v = realloc(v, ncap * size);
 	if (v != NULL) {
