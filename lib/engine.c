@@ -314,6 +314,9 @@ int64_t vt_engine_next_timeout(const struct vt_engine *e)
 	if (top != NULL && top->deadline < next) {
 		next = top->deadline;
 	}
+	if (vt__receipts_next_due(&e->receipts) < next) {
+		next = vt__receipts_next_due(&e->receipts);
+	}
 	return next <= now ? 0 : (int64_t)(next - now);
 }
 
@@ -396,6 +399,9 @@ void vt_engine_run_timers(struct vt_engine *e)
 	now = vt__now(e);
 	while ((top = vt_timers_first(&e->timers)) != NULL && top->deadline <= now) {
 		vt__conn_retry(top->conn, top);
+	}
+	if (vt__receipts_next_due(&e->receipts) <= now) {
+		vt__want_flush(e); /* a group's receipt has gathered long enough */
 	}
 	sweep(e, now);
 	vt__timers_changed(e);

@@ -18,8 +18,12 @@
  * gather per (group, sender) instead: one receipt of up to
  * VT_RECEIPT_REFS_MAX refs and VT_RECEIPT_BODY_SOFT bytes, listing under each
  * ref the devices that acked it. Without that a post to 1,000 members sent
- * its sender 1,000 receipts.
- * vt_engine_flush() puts every gathered
+ * its sender 1,000 receipts. Members ack over tens of milliseconds, mostly
+ * in loop turns of their own, so such a receipt gathers across flushes for
+ * VT_RECEIPT_GATHER_MS from its first ack (the engine's timers wake a flush
+ * for it), unless it fills first. It only reports held copies, whose acks
+ * commit nothing, so waiting changes no commit.
+ * vt_engine_flush() puts every other gathered
  * receipt into the batch it is about to hand to storage: the batch each ref
  * would have joined as a receipt of its own. vt_engine_flush() is the only
  * way a batch reaches storage, and shutdown flushes too (vt_engine_idle()
@@ -84,6 +88,7 @@ struct vt_receipt {
 	struct vt_acker *by;
 	uint32_t nby, bycap;
 	size_t bytes; /* a group's receipt: its body's length, without escapes */
+	uint64_t due; /* a group's receipt: when it goes out, full or not (mono ms) */
 };
 
 void vt_receipts_init(struct vt_receipts *rs)
@@ -91,6 +96,7 @@ void vt_receipts_init(struct vt_receipts *rs)
 	vt_map_init(&rs->open);
 	rs->head = NULL;
 	rs->tail = NULL;
+	rs->first_due = UINT64_MAX;
 }
 
 static void receipt_free(struct vt_receipt *r)
@@ -285,6 +291,21 @@ static int add_acker(struct vt_receipt *r, const struct vt_identity *by, uint64_
 	return 0;
 }
 
+/* Group receipt @r gathers on: on its first ack, set when it is due, and wake the timers. */
+static void gather(struct vt_engine *e, struct vt_receipt *r)
+{
+	struct vt_receipts *rs = &e->receipts;
+
+	if (r->due != 0) {
+		return;
+	}
+	r->due = vt__now(e) + VT_RECEIPT_GATHER_MS;
+	if (r->due < rs->first_due) {
+		rs->first_due = r->due;
+		vt__timers_changed(e);
+	}
+}
+
 void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const char *group,
 			const char *sender, uint64_t id, const char *cid)
 {
@@ -298,6 +319,10 @@ void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const
 	if (r == NULL || (group != NULL ? add_acker(r, by, id, cid) : add_ref(r, id, cid)) != 0) {
 		vt_log(VT_LOG_ERROR, "receipt dropped: out of memory to=%s ref=%llu", sender,
 		       (unsigned long long)id);
+		return;
+	}
+	if (group != NULL && !receipt_full(r)) {
+		gather(e, r);
 		return;
 	}
 	vt__want_flush(e);
@@ -395,19 +420,49 @@ static void put_receipt(struct vt_engine *e, const struct vt_receipt *r)
 	p->nusers = 1; /* no list: the receipt's own "to" */
 }
 
+/* Append @r to the list again: it gathers on. */
+static void keep(struct vt_receipts *rs, struct vt_receipt *r)
+{
+	r->next = NULL;
+	if (rs->tail != NULL) {
+		rs->tail->next = r;
+	} else {
+		rs->head = r;
+	}
+	rs->tail = r;
+	if (r->due < rs->first_due) {
+		rs->first_due = r->due;
+	}
+}
+
 void vt__receipts_emit(struct vt_engine *e)
 {
 	struct vt_receipts *rs = &e->receipts;
+	struct vt_receipt *r = rs->head;
+	uint64_t now = vt__now(e);
 
-	while (rs->head != NULL) {
-		struct vt_receipt *r = rs->head;
-
-		rs->head = r->next;
-		/* Its key may name a later receipt of the same three (this one
-		 * filled up): that one finds the key gone, as all end so. */
-		vt_map_del(&rs->open, r->key);
-		put_receipt(e, r);
-		receipt_free(r);
-	}
+	rs->head = NULL;
 	rs->tail = NULL;
+	rs->first_due = UINT64_MAX;
+	while (r != NULL) {
+		struct vt_receipt *next = r->next;
+
+		if (r->by != NULL && r->due > now && !receipt_full(r) && !e->shutting_down) {
+			keep(rs, r);
+		} else {
+			/* Its key may name a later receipt of the same three (this
+			 * one filled up), which goes on taking refs. */
+			if (vt_map_get(&rs->open, r->key) == r) {
+				vt_map_del(&rs->open, r->key);
+			}
+			put_receipt(e, r);
+			receipt_free(r);
+		}
+		r = next;
+	}
+}
+
+uint64_t vt__receipts_next_due(const struct vt_receipts *rs)
+{
+	return rs->first_due;
 }

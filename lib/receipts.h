@@ -4,10 +4,11 @@
  * Internal. A device that acks a message owes its sender a receipt, and a
  * receipt costs storage as much as the message it reports. Clients ack in
  * bursts, so the receipts taken between two flushes that share the acking
- * device and the sender become one event listing their refs, and those of
- * the members of one group for one sender one event listing the refs and
- * who acked each; the flush puts them into the batch it commits (see
- * receipts.c).
+ * device and the sender become one event listing their refs; the flush puts
+ * them into the batch it commits (see receipts.c). The members of a group
+ * ack a post over tens of milliseconds, so theirs gather for one sender for
+ * up to VT_RECEIPT_GATHER_MS into one event listing the refs and who acked
+ * each.
  */
 #ifndef VARTALAP_RECEIPTS_H
 #define VARTALAP_RECEIPTS_H
@@ -30,11 +31,15 @@ struct vt_receipt;
  */
 #define VT_RECEIPT_BODY_SOFT 16384
 
+/* How long a receipt of a group's members gathers acks, from its first one. */
+#define VT_RECEIPT_GATHER_MS 50
+
 /* The receipts taken since the last flush. */
 struct vt_receipts {
 	struct vt_map open;             /* (acker, device, sender) or (group, sender) ->
 					   the one taking refs */
 	struct vt_receipt *head, *tail; /* every one, in the order of its first ref */
+	uint64_t first_due;             /* the earliest due of a group's; UINT64_MAX: none */
 };
 
 void vt_receipts_init(struct vt_receipts *r);
@@ -55,7 +60,14 @@ int vt_receipts_pending(const struct vt_receipts *r);
 void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const char *group,
 			const char *sender, uint64_t id, const char *cid);
 
-/* Put every gathered receipt into the current batch, in order; called by the flush. */
+/*
+ * Put every gathered receipt into the current batch, in order, but a group's
+ * that is neither full nor due (and the engine is not shutting down): that
+ * one gathers on. Called by the flush.
+ */
 void vt__receipts_emit(struct vt_engine *e);
+
+/* When the first gathering receipt of a group is due (mono ms), or UINT64_MAX. */
+uint64_t vt__receipts_next_due(const struct vt_receipts *rs);
 
 #endif /* VARTALAP_RECEIPTS_H */
