@@ -309,6 +309,35 @@ async def test_long_lines_are_sent_or_said():
         bob.kill()
 
 
+async def test_every_byte_of_a_line_is_sent():
+    """A line is sent whole: a NUL byte (as \\u0000) and a carriage return
+    inside it reach the recipient; only the CR of a CRLF line end is not
+    part of the text. A command holding a NUL byte is refused, not taken
+    for the command its first part names."""
+    srv = server()
+    alice = await Cli.start(srv, "alice")
+    bob = None
+    try:
+        alice.proc.stdin.write(b"/to bob\nab\0cd\nin\rside\r\n/to carol\0x\nlast\r\n")
+        await alice.expect(r"^error unknown_command: a command holds a NUL byte$")
+        for _ in range(3):
+            await alice.expect(r"^accepted ")
+        got = await inbox(srv, "bob", 3)
+        eq(sorted(got.values()), ["ab\0cd", "in\rside", "last"], "what bob received")
+        await alice.eof()
+
+        # A client shows a NUL as it was sent, and a CR as a space.
+        alice = await Cli.start(srv, "alice")
+        bob = await Cli.start(srv, "bob")
+        alice.proc.stdin.write(b"/to bob\nab\0cd\nin\rside\n")
+        await bob.expect(r"^message \d+ alice>bob: ab\\u0000cd$")
+        await bob.expect(r"^message \d+ alice>bob: in side$")
+    finally:
+        alice.kill()
+        if bob:
+            bob.kill()
+
+
 async def test_protocol_error_closes_and_exits():
     """A frame with a reserved bit set: closed with 1002, said, left."""
     async def rsv1(ws):
@@ -686,6 +715,7 @@ async def test_every_option_is_documented():
 if __name__ == "__main__":
     run([test_message_delivered_and_read, test_one_line_per_message_a_receipt_names,
          test_hostile_receipts, test_message_over_the_limit, test_long_lines_are_sent_or_said,
+         test_every_byte_of_a_line_is_sent,
          test_protocol_error_closes_and_exits,
          test_group_and_typing, test_longest_group_id_is_the_target, test_sigint_and_bad_token,
          test_wss_round_trip,
