@@ -67,16 +67,21 @@ int vt_secret_load(const char *path, struct vt_secret *s)
 	}
 
 	/* A key written with echo ends in a newline that is not meant as key. */
+	s->len = (size_t)n;
 	while (n > 0 && (s->key[n - 1] == '\n' || s->key[n - 1] == '\r')) {
 		n--;
 	}
-	s->len = (size_t)n;
-	if (s->len < VT_SECRET_MIN) {
-		vt_log(VT_LOG_ERROR, "secret file %s holds %zu bytes; at least %d are needed", path,
-		       s->len, VT_SECRET_MIN);
+	if ((size_t)n < VT_SECRET_MIN) {
+		/* 32 random bytes may end in one: a key of text, such as base64, does not */
+		const char *why =
+			(size_t)n < s->len ? " (line breaks at its end are not part of the key)" : "";
+
+		vt_log(VT_LOG_ERROR, "secret file %s holds %zd bytes%s; at least %d are needed",
+		       path, n, why, VT_SECRET_MIN);
 		vt_secret_clear(s);
 		return -1;
 	}
+	s->len = (size_t)n;
 	return 0;
 }
 

@@ -76,6 +76,28 @@ async def test_check_config_checks_files_and_combinations():
     eq(rc, 2, "exit status for a file with a NUL byte")
 
 
+async def test_key_recipe_and_line_breaks():
+    """Line breaks at the end of a key file are not part of the key: 31 bytes
+    and a newline are too short, and the error says why. The key recipe of
+    the documentation (32 random bytes in base64) is taken every time."""
+    d = tempfile.mkdtemp(prefix="vt-cfg-")
+    raw = os.path.join(d, "raw")
+    with open(raw, "wb") as f:
+        f.write(b"\x01" * 31 + b"\n")
+    os.chmod(raw, 0o600)
+    rc, _, err = check_config("--secret-file", raw)
+    eq(rc, 2, "exit status for 31 bytes and a newline")
+    check("holds 31 bytes (line breaks at its end are not part of the key)" in err,
+          "the reason: %r" % err)
+
+    key = os.path.join(d, "key")
+    p = subprocess.run("head -c 32 /dev/urandom | base64 > '%s' && chmod 600 '%s'" % (key, key),
+                       shell=True, timeout=10)
+    eq(p.returncode, 0, "the recipe ran")
+    rc, out, err = check_config("--secret-file", key)
+    eq((rc, out), (0, "ok\n"), "a key made by the recipe (stderr %r)" % err)
+
+
 async def test_cluster_options_must_agree():
     """--cluster is --storage redis with --redis: given together they must
     say the same, and --node-id needs a cluster. A Redis path that reads as
@@ -220,6 +242,7 @@ async def test_metrics_count_what_happened():
 
 if __name__ == "__main__":
     run([test_check_config_accepts_a_good_file, test_check_config_names_file_and_line,
-         test_check_config_checks_files_and_combinations, test_cluster_options_must_agree,
+         test_check_config_checks_files_and_combinations, test_key_recipe_and_line_breaks,
+         test_cluster_options_must_agree,
          test_file_applies_and_command_line_wins,
          test_metrics_count_what_happened, test_every_option_is_documented])
