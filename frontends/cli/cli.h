@@ -18,8 +18,13 @@
 #include "seen.h"
 #include "wsclient.h"
 
-/* Reading stdin pauses while this many envelopes wait for their answers. */
-#define CLI_OUTBOX_MAX 256
+/*
+ * Reading stdin pauses while this many envelopes, or envelopes of this many
+ * bytes in all, wait for their answers: long lines typed (or piped) faster
+ * than a server answers, or while it is away, are not all held at once.
+ */
+#define CLI_OUTBOX_MAX   256
+#define CLI_OUTBOX_BYTES (64u << 20)
 
 struct cli {
 	struct event_base *base;

@@ -338,6 +338,33 @@ async def test_every_byte_of_a_line_is_sent():
             bob.kill()
 
 
+async def test_reading_pauses_while_much_waits():
+    """While the server does not answer, the client takes no more lines once
+    64 MiB of envelopes wait for their answers (long lines are not all held
+    at once); when the answers come, it reads on and sends the rest."""
+    srv = server("--max-message", str(16 << 20), "--rate", "0")
+    alice = await Cli.start(srv, "alice")
+    try:
+        await alice.say("/to bob")
+        srv.proc.send_signal(signal.SIGSTOP)
+        try:
+            lines = [b"%02d" % i + b"x" * (4 << 20) for i in range(24)]
+            alice.proc.stdin.write(b"\n".join(lines) + b"\n")
+            try:
+                await asyncio.wait_for(alice.proc.stdin.drain(), 3)
+                check(False, "96 MiB of lines all read while the server did not answer")
+            except asyncio.TimeoutError:
+                pass
+        finally:
+            srv.proc.send_signal(signal.SIGCONT)
+        await asyncio.wait_for(alice.proc.stdin.drain(), 30)
+        for _ in range(24):
+            await alice.expect(r"^accepted ", timeout=30)
+        await alice.eof(timeout=30)
+    finally:
+        alice.kill()
+
+
 async def test_protocol_error_closes_and_exits():
     """A frame with a reserved bit set: closed with 1002, said, left."""
     async def rsv1(ws):
@@ -715,7 +742,7 @@ async def test_every_option_is_documented():
 if __name__ == "__main__":
     run([test_message_delivered_and_read, test_one_line_per_message_a_receipt_names,
          test_hostile_receipts, test_message_over_the_limit, test_long_lines_are_sent_or_said,
-         test_every_byte_of_a_line_is_sent,
+         test_every_byte_of_a_line_is_sent, test_reading_pauses_while_much_waits,
          test_protocol_error_closes_and_exits,
          test_group_and_typing, test_longest_group_id_is_the_target, test_sigint_and_bad_token,
          test_wss_round_trip,
