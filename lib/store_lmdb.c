@@ -39,8 +39,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -53,9 +51,6 @@
 
 #include "store_key.h"
 #include "store_lmdb_int.h"
-
-/* In the store's directory: locked by the process using the store. */
-#define LOCK_FILE "vartalap.lock"
 
 /* Map an LMDB failure of a write to the error a caller sees. */
 int vt__lmdb_write_error(int rc, const char *what)
@@ -395,29 +390,33 @@ static int open_env(struct lmdb *s, const struct vt_lmdb_options *o)
 }
 
 /*
- * Claim directory @path for this backend: an exclusive lock on a file in
- * it, held while the backend is open. Two backends on one store would hand
- * out the same server ids from the largest each read at start, and one's
- * records would overwrite the other's. The lock goes with the process, so
- * a crash leaves nothing to clean up. The descriptor, or -1 (logged).
+ * Claim directory @path for this backend: an exclusive lock on the directory
+ * itself, held while the backend is open. Two backends on one store would
+ * hand out the same server ids from the largest each read at start, and one's
+ * records would overwrite the other's. The lock goes with the process, so a
+ * crash leaves nothing to clean up; and being the directory's own, it leaves
+ * no file that could be removed (taken for a stale lock) to let a second
+ * backend in, or be replaced by a link, and it needs no write access. The
+ * descriptor, or -1 with *@err VT_EBUSY (held by another) or VT_EIO, logged.
  */
-static int lock_dir(const char *path)
+static int lock_dir(const char *path, int *err)
 {
-	char file[PATH_MAX];
-	int fd;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	if ((size_t)snprintf(file, sizeof(file), "%s/%s", path, LOCK_FILE) >= sizeof(file)) {
-		vt_log(VT_LOG_ERROR, "lmdb: path too long: %s", path);
-		return -1;
-	}
-	fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		vt_log(VT_LOG_ERROR, "lmdb: cannot open %s: %s", file, strerror(errno));
+		vt_log(VT_LOG_ERROR, "lmdb: cannot open %s: %s", path, strerror(errno));
+		*err = VT_EIO;
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		vt_log(VT_LOG_ERROR, "lmdb: %s is in use by another process or store (%s): "
-		       "one store a directory", path, strerror(errno));
+		if (errno == EWOULDBLOCK) {
+			vt_log(VT_LOG_ERROR, "lmdb: %s is in use by another process or store",
+			       path);
+			*err = VT_EBUSY;
+		} else {
+			vt_log(VT_LOG_ERROR, "lmdb: cannot lock %s: %s", path, strerror(errno));
+			*err = VT_EIO;
+		}
 		close(fd);
 		return -1;
 	}
@@ -452,10 +451,10 @@ int vt_storage_lmdb_open(const struct vt_lmdb_options *opts, struct vt_storage *
 	if (!s) {
 		return VT_ENOMEM;
 	}
-	s->lock_fd = lock_dir(opts->path);
+	s->lock_fd = lock_dir(opts->path, &rc);
 	if (s->lock_fd < 0) {
 		free(s);
-		return VT_EBUSY;
+		return rc;
 	}
 	s->window = opts->dedup_window_ms ? opts->dedup_window_ms : DEFAULT_DEDUP_MS;
 	rc = open_env(s, opts);

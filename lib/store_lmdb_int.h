@@ -63,7 +63,7 @@ struct lmdb {
 	int fd;             /* the data file */
 	int fd_ok;          /* the file system can reserve blocks (fallocate) */
 	int disk_full;      /* the last reservation fell short */
-	int lock_fd;        /* holds the directory's lock (LOCK_FILE) */
+	int lock_fd;        /* the directory, locked while the store is open */
 
 	/*
 	 * With a writer thread (NULL: every call completes inside it), the

@@ -18,8 +18,13 @@
 #include "seen.h"
 #include "wsclient.h"
 
-/* Reading stdin pauses while this many envelopes wait for their answers. */
-#define CLI_OUTBOX_MAX 256
+/*
+ * Reading stdin pauses while this many envelopes, or envelopes of this many
+ * bytes in all, wait for their answers: long lines typed (or piped) faster
+ * than a server answers, or while it is away, are not all held at once.
+ */
+#define CLI_OUTBOX_MAX   256
+#define CLI_OUTBOX_BYTES (64u << 20)
 
 struct cli {
 	struct event_base *base;
@@ -42,9 +47,8 @@ struct cli {
 
 	/* What the user does (main.c, commands.c). */
 	struct event *stdin_ev;
-	struct evbuffer *in;
-	size_t in_scanned; /* bytes of in known to hold no newline */
-	int in_skipping;   /* dropping the rest of a line too long to send */
+	struct evbuffer *in; /* the line being read, up to its newline */
+	int in_skipping;     /* dropping the rest of a line too long to send */
 	struct event *drain_timer;
 	int reading;   /* stdin_ev is added */
 	int started;   /* connected once: stdin is read from then on */
@@ -61,7 +65,8 @@ struct cli {
 
 /*
  * Read what stdin has and run each whole line (cli_command). Returns what
- * the read returned: 0 at EOF, after running a last line without a newline.
+ * the read returned: 0 at EOF, after running a last line without a newline;
+ * a read that would block or was interrupted is not the end (1).
  */
 int cli_input_read(struct cli *c, evutil_socket_t fd);
 
@@ -78,8 +83,12 @@ void cli_start_close(struct cli *c);
 
 /* ---- commands.c ---- */
 
-/* Carry out one line typed by the user. */
-void cli_command(struct cli *c, char *line);
+/*
+ * Carry out one line typed by the user: @len bytes at @line, followed by a
+ * NUL. A message is sent whole, NUL bytes in it too (as \u0000); a command
+ * holding a NUL byte is refused.
+ */
+void cli_command(struct cli *c, char *line, size_t len);
 
 /* ---- link.c ---- */
 

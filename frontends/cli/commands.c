@@ -52,7 +52,7 @@ static void set_target(struct cli *c, const char *to)
 	snprintf(c->target, sizeof(c->target), "%s", to);
 }
 
-static void send_message(struct cli *c, const char *line)
+static void send_message(struct cli *c, const char *line, size_t len)
 {
 	struct evbuffer *b;
 	char id[64];
@@ -63,9 +63,9 @@ static void send_message(struct cli *c, const char *line)
 	}
 	b = env_start(c, "message", c->target, id, sizeof(id));
 	if (b != NULL) {
-		evbuffer_add_printf(b, ",\"body\":{\"text\":");
-		vt_fe_json_string(b, line);
-		evbuffer_add_printf(b, "}}");
+		evbuffer_add_printf(b, ",\"body\":{\"text\":\"");
+		vt_fe_json_escape_n(b, line, len);
+		evbuffer_add_printf(b, "\"}}");
 		submit(c, id, b);
 	}
 }
@@ -131,9 +131,12 @@ static void send_typing(struct cli *c)
 	}
 }
 
-void cli_command(struct cli *c, char *line)
+void cli_command(struct cli *c, char *line, size_t len)
 {
-	if (strncmp(line, "/to ", 4) == 0) {
+	if (line[0] == '/' && strlen(line) != len) {
+		/* read as a string, it would be another command, or another target */
+		printf("error unknown_command: a command holds a NUL byte\n");
+	} else if (strncmp(line, "/to ", 4) == 0) {
 		set_target(c, line + 4 + strspn(line + 4, " "));
 	} else if (strncmp(line, "/group create ", 14) == 0) {
 		group_create(c, line + 14);
@@ -145,8 +148,8 @@ void cli_command(struct cli *c, char *line)
 		cli_start_close(c);
 	} else if (line[0] == '/') {
 		printf("error unknown_command: %s\n", line);
-	} else if (line[0] != '\0') {
-		send_message(c, line);
+	} else if (len > 0) {
+		send_message(c, line, len);
 	}
 	fflush(stdout);
 }

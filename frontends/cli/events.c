@@ -73,7 +73,21 @@ static void printf_clean(const char *fmt, ...)
 	print_clean(line);
 }
 
-/* The text of a body: a string, the "text" of an object, else the JSON as sent. */
+/* @v as sent, control characters as spaces (JSON may hold line breaks). */
+static void print_raw(const struct vt_json_val *v)
+{
+	for (size_t i = 0; v->p != NULL && i < v->len; i++) {
+		unsigned char ch = (unsigned char)v->p[i];
+
+		putchar(ch < 0x20 || ch == 0x7f ? ' ' : ch);
+	}
+}
+
+/*
+ * The text of a body: a string, the "text" of an object, else the JSON as
+ * sent. A text holding U+0000, which no C string can, is shown as sent
+ * (\u0000 and all) between its quotes, rather than cut or left out.
+ */
 static void print_body(const struct vt_json_val *body)
 {
 	struct vt_json_val text = *body;
@@ -83,20 +97,21 @@ static void print_body(const struct vt_json_val *body)
 		member(body, "text", &text);
 	}
 	if (text.p == NULL || text.type != VT_JSON_STRING) {
-		/* JSON may hold line breaks between its tokens. */
-		for (size_t i = 0; body->p != NULL && i < body->len; i++) {
-			unsigned char ch = (unsigned char)body->p[i];
-
-			putchar(ch < 0x20 || ch == 0x7f ? ' ' : ch);
-		}
+		print_raw(body);
 		return;
 	}
 	buf = malloc(text.len + 1);
-	if (buf != NULL) {
-		str_of(&text, buf, text.len + 1);
-		print_clean(buf);
-		free(buf);
+	if (buf == NULL) {
+		return;
 	}
+	if (vt_json_str_decode(&text, buf, text.len + 1) >= 0) {
+		print_clean(buf);
+	} else if (text.len >= 2) {
+		text.p++;
+		text.len -= 2;
+		print_raw(&text);
+	}
+	free(buf);
 }
 
 /* "42,43": the ids of a read receipt. */

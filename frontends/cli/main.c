@@ -109,7 +109,8 @@ static void report_unanswered(struct cli *c)
 
 void cli_input_update(struct cli *c)
 {
-	int want = c->started && !c->closing && c->out.count < CLI_OUTBOX_MAX;
+	int want = c->started && !c->closing && c->out.count < CLI_OUTBOX_MAX &&
+	           c->out.bytes < CLI_OUTBOX_BYTES;
 
 	if (want && !c->reading) {
 		event_add(c->stdin_ev, NULL);

@@ -15,6 +15,7 @@ void vt_outbox_init(struct vt_outbox *o)
 {
 	TAILQ_INIT(&o->items);
 	o->count = 0;
+	o->bytes = 0;
 	o->fits = VT_OUTBOX_FITS_MIN;
 	o->unsure = NULL;
 }
@@ -32,6 +33,7 @@ int vt_outbox_add(struct vt_outbox *o, const char *id, const char *text, size_t 
 	memcpy(it->text, text, len);
 	TAILQ_INSERT_TAIL(&o->items, it, link);
 	o->count++;
+	o->bytes += len;
 	return 0;
 }
 
@@ -54,6 +56,7 @@ void vt_outbox_remove(struct vt_outbox *o, struct vt_outbox_item *it)
 	}
 	TAILQ_REMOVE(&o->items, it, link);
 	o->count--;
+	o->bytes -= it->len;
 	free(it);
 }
 

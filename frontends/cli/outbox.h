@@ -41,6 +41,7 @@ struct vt_outbox_item {
 struct vt_outbox {
 	TAILQ_HEAD(, vt_outbox_item) items; /* oldest first */
 	size_t count;
+	size_t bytes; /* of all the envelopes' texts */
 	size_t fits; /* bytes no envelope is refused for on this connection */
 	/* sent, longer than fits and not answered: the one envelope in flight
 	 * that may be over the server's limit, or NULL */

@@ -4,6 +4,8 @@
 #ifndef VARTALAP_FE_JSON_STR_H
 #define VARTALAP_FE_JSON_STR_H
 
+#include <stddef.h>
+
 struct evbuffer;
 
 /*
@@ -11,6 +13,9 @@ struct evbuffer;
  * backslashes escaped, control bytes as \u00XX, everything else as is.
  */
 void vt_fe_json_escape(struct evbuffer *b, const char *s);
+
+/* The same for the @len bytes at @s, NUL bytes included (as \u0000). */
+void vt_fe_json_escape_n(struct evbuffer *b, const char *s, size_t len);
 
 /* Append @s as a quoted JSON string, or null when @s is NULL. */
 void vt_fe_json_string(struct evbuffer *b, const char *s);

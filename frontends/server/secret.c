@@ -67,32 +67,47 @@ int vt_secret_load(const char *path, struct vt_secret *s)
 	}
 
 	/* A key written with echo ends in a newline that is not meant as key. */
+	s->len = (size_t)n;
 	while (n > 0 && (s->key[n - 1] == '\n' || s->key[n - 1] == '\r')) {
 		n--;
 	}
-	s->len = (size_t)n;
-	if (s->len < VT_SECRET_MIN) {
-		vt_log(VT_LOG_ERROR, "secret file %s holds %zu bytes; at least %d are needed", path,
-		       s->len, VT_SECRET_MIN);
+	if ((size_t)n < VT_SECRET_MIN) {
+		/* 32 random bytes may end in one: a key of text, such as base64, does not */
+		const char *why =
+			(size_t)n < s->len ? " (line breaks at its end are not part of the key)" : "";
+
+		vt_log(VT_LOG_ERROR, "secret file %s holds %zd bytes%s; at least %d are needed",
+		       path, n, why, VT_SECRET_MIN);
 		vt_secret_clear(s);
 		return -1;
 	}
+	s->len = (size_t)n;
 	return 0;
 }
 
 /*
  * The key is 32 random bytes written as 64 hex digits, so the file is
  * printable and no byte of it can be taken for a trailing line break.
+ *
+ * It is written whole to a file of this process first and then linked to
+ * @path, so that @path never holds part of a key: several processes that
+ * start on one new data directory at once (servers, vartalapd token) all
+ * read the key of the one whose link came first.
  */
 static int create_dev_secret(const char *path)
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char raw[VT_SECRET_MIN];
 	char key[2 * VT_SECRET_MIN];
-	int fd;
+	char tmp[4200];
+	int fd, rc = 0;
 	ssize_t n;
 	size_t i;
 
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.%ld", path, (long)getpid()) >= sizeof(tmp)) {
+		vt_log(VT_LOG_ERROR, "data directory path too long");
+		return -1;
+	}
 	if (RAND_bytes(raw, sizeof(raw)) != 1) {
 		vt_log(VT_LOG_ERROR, "no randomness for a development secret");
 		return -1;
@@ -103,21 +118,26 @@ static int create_dev_secret(const char *path)
 	}
 	OPENSSL_cleanse(raw, sizeof(raw));
 
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	unlink(tmp); /* left by a process of this id that died while writing */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		vt_log(VT_LOG_ERROR, "cannot create %s: %s", path, strerror(errno));
+		vt_log(VT_LOG_ERROR, "cannot create %s: %s", tmp, strerror(errno));
+		OPENSSL_cleanse(key, sizeof(key));
 		return -1;
 	}
 	n = write(fd, key, sizeof(key));
 	OPENSSL_cleanse(key, sizeof(key));
 	if (n != (ssize_t)sizeof(key) || fsync(fd) != 0) {
-		vt_log(VT_LOG_ERROR, "cannot write %s: %s", path, strerror(errno));
-		close(fd);
-		unlink(path);
-		return -1;
+		vt_log(VT_LOG_ERROR, "cannot write %s: %s", tmp, strerror(errno));
+		rc = -1;
+	} else if (link(tmp, path) != 0 && errno != EEXIST) {
+		/* EEXIST: another process made the key first; that one is read */
+		vt_log(VT_LOG_ERROR, "cannot create %s: %s", path, strerror(errno));
+		rc = -1;
 	}
 	close(fd);
-	return 0;
+	unlink(tmp);
+	return rc;
 }
 
 int vt_secret_dev(const char *data_dir, struct vt_secret *s)

@@ -352,8 +352,9 @@ struct vt_lmdb_options {
  * call only. Returns 0 and fills *@out (owned as for the memory backend),
  * VT_EINVAL, VT_EBUSY when another open store (of this process or another)
  * holds the directory, or VT_EIO, with the reason logged. One store at a
- * time may use a directory: it holds a lock on the file "vartalap.lock" in
- * it until destroyed. Completes every call inside it, after fsync unless
+ * time may use a directory: it holds an exclusive flock(2) on the directory
+ * itself until destroyed (a process that forks hands the lock on to the
+ * child too, until the child closes its descriptors or exits). Completes every call inside it, after fsync unless
  * @opts->no_sync, unless @opts->writer_thread (below).
  */
 VT_EXPORT int vt_storage_lmdb_open(const struct vt_lmdb_options *opts, struct vt_storage *out);

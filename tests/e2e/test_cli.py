@@ -309,6 +309,62 @@ async def test_long_lines_are_sent_or_said():
         bob.kill()
 
 
+async def test_every_byte_of_a_line_is_sent():
+    """A line is sent whole: a NUL byte (as \\u0000) and a carriage return
+    inside it reach the recipient; only the CR of a CRLF line end is not
+    part of the text. A command holding a NUL byte is refused, not taken
+    for the command its first part names."""
+    srv = server()
+    alice = await Cli.start(srv, "alice")
+    bob = None
+    try:
+        alice.proc.stdin.write(b"/to bob\nab\0cd\nin\rside\r\n/to carol\0x\nlast\r\n")
+        await alice.expect(r"^error unknown_command: a command holds a NUL byte$")
+        for _ in range(3):
+            await alice.expect(r"^accepted ")
+        got = await inbox(srv, "bob", 3)
+        eq(sorted(got.values()), ["ab\0cd", "in\rside", "last"], "what bob received")
+        await alice.eof()
+
+        # A client shows a NUL as it was sent, and a CR as a space.
+        alice = await Cli.start(srv, "alice")
+        bob = await Cli.start(srv, "bob")
+        alice.proc.stdin.write(b"/to bob\nab\0cd\nin\rside\n")
+        await bob.expect(r"^message \d+ alice>bob: ab\\u0000cd$")
+        await bob.expect(r"^message \d+ alice>bob: in side$")
+    finally:
+        alice.kill()
+        if bob:
+            bob.kill()
+
+
+async def test_reading_pauses_while_much_waits():
+    """While the server does not answer, the client takes no more lines once
+    64 MiB of envelopes wait for their answers (long lines are not all held
+    at once); when the answers come, it reads on and sends the rest."""
+    srv = server("--max-message", str(16 << 20), "--rate", "0")
+    alice = await Cli.start(srv, "alice")
+    try:
+        await alice.say("/to bob")
+        srv.proc.send_signal(signal.SIGSTOP)
+        try:
+            lines = [b"%02d" % i + b"x" * (4 << 20) for i in range(24)]
+            alice.proc.stdin.write(b"\n".join(lines) + b"\n")
+            try:
+                await asyncio.wait_for(alice.proc.stdin.drain(), 3)
+                check(False, "96 MiB of lines all read while the server did not answer")
+            except asyncio.TimeoutError:
+                pass
+        finally:
+            srv.proc.send_signal(signal.SIGCONT)
+        await asyncio.wait_for(alice.proc.stdin.drain(), 30)
+        for _ in range(24):
+            await alice.expect(r"^accepted ", timeout=30)
+        await alice.eof(timeout=30)
+    finally:
+        alice.kill()
+
+
 async def test_protocol_error_closes_and_exits():
     """A frame with a reserved bit set: closed with 1002, said, left."""
     async def rsv1(ws):
@@ -686,6 +742,7 @@ async def test_every_option_is_documented():
 if __name__ == "__main__":
     run([test_message_delivered_and_read, test_one_line_per_message_a_receipt_names,
          test_hostile_receipts, test_message_over_the_limit, test_long_lines_are_sent_or_said,
+         test_every_byte_of_a_line_is_sent, test_reading_pauses_while_much_waits,
          test_protocol_error_closes_and_exits,
          test_group_and_typing, test_longest_group_id_is_the_target, test_sigint_and_bad_token,
          test_wss_round_trip,

@@ -76,6 +76,50 @@ async def test_check_config_checks_files_and_combinations():
     eq(rc, 2, "exit status for a file with a NUL byte")
 
 
+async def test_key_recipe_and_line_breaks():
+    """Line breaks at the end of a key file are not part of the key: 31 bytes
+    and a newline are too short, and the error says why. The key recipe of
+    the documentation (32 random bytes in base64) is taken every time."""
+    d = tempfile.mkdtemp(prefix="vt-cfg-")
+    raw = os.path.join(d, "raw")
+    with open(raw, "wb") as f:
+        f.write(b"\x01" * 31 + b"\n")
+    os.chmod(raw, 0o600)
+    rc, _, err = check_config("--secret-file", raw)
+    eq(rc, 2, "exit status for 31 bytes and a newline")
+    check("holds 31 bytes (line breaks at its end are not part of the key)" in err,
+          "the reason: %r" % err)
+
+    key = os.path.join(d, "key")
+    p = subprocess.run("head -c 32 /dev/urandom | base64 > '%s' && chmod 600 '%s'" % (key, key),
+                       shell=True, timeout=10)
+    eq(p.returncode, 0, "the recipe ran")
+    rc, out, err = check_config("--secret-file", key)
+    eq((rc, out), (0, "ok\n"), "a key made by the recipe (stderr %r)" % err)
+
+
+async def test_dev_key_made_once_by_many_at_once():
+    """Processes that start on one new data directory at once with --dev
+    (here vartalapd token, six at a time) make one key between them: each
+    succeeds, and a server on that directory takes every token."""
+    for _ in range(4):
+        d = os.path.join(tempfile.mkdtemp(prefix="vt-dev-"), "data")
+        procs = [subprocess.Popen([vartalapd_path(), "token", "u%d" % i, "--dev",
+                                   "--data-dir", d], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE) for i in range(6)]
+        done = [(p.communicate(timeout=20), p.returncode) for p in procs]
+        for (out, err), rc in done:
+            eq(rc, 0, "vartalapd token on a new data directory (stderr %r)" % err[-300:])
+        eq(sorted(os.listdir(d)), ["dev-secret"], "what the token commands left")
+        srv = server(data_dir=d)
+        try:
+            for (out, _), _ in done:
+                st, _ = http_raw(srv, "GET", "/v1/messages?limit=1", out.decode().strip())
+                eq(st, 200, "a token made while the key was being made")
+        finally:
+            srv.kill()
+
+
 async def test_cluster_options_must_agree():
     """--cluster is --storage redis with --redis: given together they must
     say the same, and --node-id needs a cluster. A Redis path that reads as
@@ -220,6 +264,8 @@ async def test_metrics_count_what_happened():
 
 if __name__ == "__main__":
     run([test_check_config_accepts_a_good_file, test_check_config_names_file_and_line,
-         test_check_config_checks_files_and_combinations, test_cluster_options_must_agree,
+         test_check_config_checks_files_and_combinations, test_key_recipe_and_line_breaks,
+         test_dev_key_made_once_by_many_at_once,
+         test_cluster_options_must_agree,
          test_file_applies_and_command_line_wins,
          test_metrics_count_what_happened, test_every_option_is_documented])

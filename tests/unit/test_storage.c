@@ -192,7 +192,7 @@ START_TEST(lmdb_one_store_a_directory)
 	st_open(_i);
 	ck_assert_int_eq(vt_storage_lmdb_open(&o, &second), VT_EBUSY);
 
-	/* Another process too: the lock is on the file, not this process. */
+	/* Another process too: the lock is on the directory, not this process. */
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
@@ -204,6 +204,38 @@ START_TEST(lmdb_one_store_a_directory)
 	st_close();
 	ck_assert_int_eq(vt_storage_lmdb_open(&o, &second), 0);
 	second.ops->destroy(second.self);
+}
+END_TEST
+
+/*
+ * The lock is the directory's own: no file in it can be removed, replaced
+ * or planted to let a second store in, or to keep the first one out.
+ */
+START_TEST(lmdb_lock_is_the_directory)
+{
+	struct vt_lmdb_options o = {fx.dir, 0, 0, 1};
+	struct vt_storage second;
+	char path[160], target[160];
+	struct stat sb;
+
+	/* Removing what looks like a stale lock file lets no second store in. */
+	st_open(_i);
+	snprintf(path, sizeof(path), "%s/vartalap.lock", fx.dir);
+	unlink(path);
+	ck_assert_int_eq(vt_storage_lmdb_open(&o, &second), VT_EBUSY);
+	st_close();
+
+	/* Neither a directory nor a dangling symbolic link of that name keeps
+	 * a store out, and the link is not followed to create its target. */
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	ck_assert_int_eq(vt_storage_lmdb_open(&o, &second), 0);
+	second.ops->destroy(second.self);
+	ck_assert_int_eq(rmdir(path), 0);
+	snprintf(target, sizeof(target), "%s/elsewhere", fx.dir);
+	ck_assert_int_eq(symlink(target, path), 0);
+	ck_assert_int_eq(vt_storage_lmdb_open(&o, &second), 0);
+	second.ops->destroy(second.self);
+	ck_assert_int_ne(lstat(target, &sb), 0);
 }
 END_TEST
 
@@ -726,6 +758,7 @@ static Suite *storage_suite(void)
 	tcase_add_loop_test(lm, lmdb_reopen_after_crash, LMDB, LMDB_WRITER + 1);
 	tcase_add_test(lm, lmdb_creates_private_dir);
 	tcase_add_loop_test(lm, lmdb_one_store_a_directory, LMDB, LMDB + 1);
+	tcase_add_loop_test(lm, lmdb_lock_is_the_directory, LMDB, LMDB + 1);
 	tcase_add_loop_test(lm, lmdb_map_full, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_value_beyond_map, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_damaged_record_skipped, LMDB, LMDB_WRITER + 1);
