@@ -130,8 +130,14 @@ static void ack_add(struct vb_conn *c, const char *id, size_t n)
 	if (ack_count == 256 || ack_len + n + 4 > sizeof(ack_ids)) {
 		vb_ack_flush(c);
 	}
-	ack_len += (size_t)snprintf(ack_ids + ack_len, sizeof(ack_ids) - ack_len, "%s\"%.*s\"",
-	                            ack_count ? "," : "", (int)n, id);
+	/* By hand: at a million acks a second, snprintf is much of the load's own time. */
+	if (ack_count > 0) {
+		ack_ids[ack_len++] = ',';
+	}
+	ack_ids[ack_len++] = '"';
+	memcpy(ack_ids + ack_len, id, n);
+	ack_len += n;
+	ack_ids[ack_len++] = '"';
 	ack_count++;
 }
 
@@ -229,19 +235,26 @@ void vb_vt_text(struct vb_conn *c, char *p, size_t n)
 	size_t tl = 0, il = 0, rl = 0;
 	const char *type = str_member(p, n, "\"type\":\"", &tl);
 	const char *id = str_member(p, n, "\"id\":\"", &il);
-	const char *ref = str_member(p, n, "\"ref\":\"", &rl);
+	const char *ref;
 	char rbuf[72];
 
 	if (type == NULL) {
 		return;
 	}
-	snprintf(rbuf, sizeof(rbuf), "%.*s", (int)(ref ? rl : 0), ref ? ref : "");
+	/* A message names no ref: its frames, most of all, are not searched for one. */
 	if (tl == 7 && memcmp(type, "message", 7) == 0) {
 		if (id != NULL) {
 			ack_add(c, id, il);
 		}
 		vb_vt_body(c, p, n);
-	} else if (tl == 8 && memcmp(type, "accepted", 8) == 0) {
+		if (c->b->h.event != NULL) {
+			c->b->h.event(c, "other", "");
+		}
+		return;
+	}
+	ref = str_member(p, n, "\"ref\":\"", &rl);
+	snprintf(rbuf, sizeof(rbuf), "%.*s", (int)(ref ? rl : 0), ref ? ref : "");
+	if (tl == 8 && memcmp(type, "accepted", 8) == 0) {
 		c->b->st.accepted++;
 		c->b->h.accepted(c);
 	} else if (tl == 9 && memcmp(type, "delivered", 9) == 0) {
