@@ -134,6 +134,18 @@ static void make_key(char *key, const char *user, const char *device, const char
 	vt_key_str(key, KEY_MAX, len, sender);
 }
 
+/* Put @r last in the list. */
+static void append(struct vt_receipts *rs, struct vt_receipt *r)
+{
+	r->next = NULL;
+	if (rs->tail != NULL) {
+		rs->tail->next = r;
+	} else {
+		rs->head = r;
+	}
+	rs->tail = r;
+}
+
 /*
  * A new receipt, last in the list and the one taking refs for its key:
  * from @by's device, or, when @group is not NULL, from the members of
@@ -163,12 +175,7 @@ static struct vt_receipt *receipt_new(struct vt_receipts *rs, const struct vt_id
 		return NULL;
 	}
 
-	if (rs->tail != NULL) {
-		rs->tail->next = r;
-	} else {
-		rs->head = r;
-	}
-	rs->tail = r;
+	append(rs, r);
 	return r;
 }
 
@@ -423,13 +430,7 @@ static void put_receipt(struct vt_engine *e, const struct vt_receipt *r)
 /* Append @r to the list again: it gathers on. */
 static void keep(struct vt_receipts *rs, struct vt_receipt *r)
 {
-	r->next = NULL;
-	if (rs->tail != NULL) {
-		rs->tail->next = r;
-	} else {
-		rs->head = r;
-	}
-	rs->tail = r;
+	append(rs, r);
 	if (r->due < rs->first_due) {
 		rs->first_due = r->due;
 	}

@@ -354,8 +354,9 @@ struct vt_lmdb_options {
  * holds the directory, or VT_EIO, with the reason logged. One store at a
  * time may use a directory: it holds an exclusive flock(2) on the directory
  * itself until destroyed (a process that forks hands the lock on to the
- * child too, until the child closes its descriptors or exits). Completes every call inside it, after fsync unless
- * @opts->no_sync, unless @opts->writer_thread (below).
+ * child too, until the child closes its descriptors or exits). Completes
+ * every call inside it, after fsync unless @opts->no_sync, unless
+ * @opts->writer_thread (below).
  */
 VT_EXPORT int vt_storage_lmdb_open(const struct vt_lmdb_options *opts, struct vt_storage *out);
 
