@@ -309,13 +309,14 @@ int64_t vt_engine_next_timeout(const struct vt_engine *e)
 	struct vt_engine *me = (struct vt_engine *)e;
 	uint64_t now = vt__now(me);
 	uint64_t next = e->next_sweep < e->next_expire ? e->next_sweep : e->next_expire;
+	uint64_t receipts = vt__receipts_next_due(&e->receipts);
 	struct vt_item *top = vt_timers_first(&e->timers);
 
 	if (top != NULL && top->deadline < next) {
 		next = top->deadline;
 	}
-	if (vt__receipts_next_due(&e->receipts) < next) {
-		next = vt__receipts_next_due(&e->receipts);
+	if (receipts < next) {
+		next = receipts;
 	}
 	return next <= now ? 0 : (int64_t)(next - now);
 }

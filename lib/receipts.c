@@ -149,11 +149,13 @@ static void append(struct vt_receipts *rs, struct vt_receipt *r)
 /*
  * A new receipt, last in the list and the one taking refs for its key:
  * from @by's device, or, when @group is not NULL, from the members of
- * @group.
+ * @group, gathering until VT_RECEIPT_GATHER_MS from now (the timers are
+ * told when that is the first due).
  */
-static struct vt_receipt *receipt_new(struct vt_receipts *rs, const struct vt_identity *by,
+static struct vt_receipt *receipt_new(struct vt_engine *e, const struct vt_identity *by,
 				      const char *group, const char *sender)
 {
+	struct vt_receipts *rs = &e->receipts;
 	struct vt_receipt *r = calloc(1, sizeof(*r));
 
 	if (r == NULL) {
@@ -176,6 +178,13 @@ static struct vt_receipt *receipt_new(struct vt_receipts *rs, const struct vt_id
 	}
 
 	append(rs, r);
+	if (group != NULL) {
+		r->due = vt__now(e) + VT_RECEIPT_GATHER_MS;
+		if (r->due < rs->first_due) {
+			rs->first_due = r->due;
+			vt__timers_changed(e);
+		}
+	}
 	return r;
 }
 
@@ -209,9 +218,10 @@ static int receipt_full(const struct vt_receipt *r)
  * members acking one post), so the newest one is tried first: it is the one
  * taking refs for its key, since a newer one for that key would be newest.
  */
-static struct vt_receipt *receipt_for(struct vt_receipts *rs, const struct vt_identity *by,
+static struct vt_receipt *receipt_for(struct vt_engine *e, const struct vt_identity *by,
 				      const char *group, const char *sender)
 {
+	struct vt_receipts *rs = &e->receipts;
 	char key[KEY_MAX];
 	struct vt_receipt *r = rs->tail;
 
@@ -227,7 +237,7 @@ static struct vt_receipt *receipt_for(struct vt_receipts *rs, const struct vt_id
 	if (r != NULL && !receipt_full(r)) {
 		return r;
 	}
-	return receipt_new(rs, by, group, sender);
+	return receipt_new(e, by, group, sender);
 }
 
 /*
@@ -298,21 +308,6 @@ static int add_acker(struct vt_receipt *r, const struct vt_identity *by, uint64_
 	return 0;
 }
 
-/* Group receipt @r gathers on: on its first ack, set when it is due, and wake the timers. */
-static void gather(struct vt_engine *e, struct vt_receipt *r)
-{
-	struct vt_receipts *rs = &e->receipts;
-
-	if (r->due != 0) {
-		return;
-	}
-	r->due = vt__now(e) + VT_RECEIPT_GATHER_MS;
-	if (r->due < rs->first_due) {
-		rs->first_due = r->due;
-		vt__timers_changed(e);
-	}
-}
-
 void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const char *group,
 			const char *sender, uint64_t id, const char *cid)
 {
@@ -322,17 +317,16 @@ void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const
 	if (strcmp(sender, by->user) == 0) {
 		return;
 	}
-	r = receipt_for(&e->receipts, by, group, sender);
+	r = receipt_for(e, by, group, sender);
 	if (r == NULL || (group != NULL ? add_acker(r, by, id, cid) : add_ref(r, id, cid)) != 0) {
 		vt_log(VT_LOG_ERROR, "receipt dropped: out of memory to=%s ref=%llu", sender,
 		       (unsigned long long)id);
 		return;
 	}
-	if (group != NULL && !receipt_full(r)) {
-		gather(e, r);
-		return;
+	/* A group's receipt that can take more waits for its due time. */
+	if (group == NULL || receipt_full(r)) {
+		vt__want_flush(e);
 	}
-	vt__want_flush(e);
 }
 
 /* {"device":"phone","refs":[{"ref":"42","cid":"c-1"},...]}, as storage makes it too */

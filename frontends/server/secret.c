@@ -73,8 +73,9 @@ int vt_secret_load(const char *path, struct vt_secret *s)
 	}
 	if ((size_t)n < VT_SECRET_MIN) {
 		/* 32 random bytes may end in one: a key of text, such as base64, does not */
-		const char *why =
-			(size_t)n < s->len ? " (line breaks at its end are not part of the key)" : "";
+		const char *why = (size_t)n < s->len
+					  ? " (line breaks at its end are not part of the key)"
+					  : "";
 
 		vt_log(VT_LOG_ERROR, "secret file %s holds %zd bytes%s; at least %d are needed",
 		       path, n, why, VT_SECRET_MIN);
@@ -84,6 +85,9 @@ int vt_secret_load(const char *path, struct vt_secret *s)
 	s->len = (size_t)n;
 	return 0;
 }
+
+/* Room for the path of the development key. */
+#define DEV_PATH_MAX 4096
 
 /*
  * The key is 32 random bytes written as 64 hex digits, so the file is
@@ -99,7 +103,7 @@ static int create_dev_secret(const char *path)
 	static const char hex[] = "0123456789abcdef";
 	unsigned char raw[VT_SECRET_MIN];
 	char key[2 * VT_SECRET_MIN];
-	char tmp[4200];
+	char tmp[DEV_PATH_MAX + 24]; /* @path, a dot and a process id */
 	int fd, rc = 0;
 	ssize_t n;
 	size_t i;
@@ -142,7 +146,7 @@ static int create_dev_secret(const char *path)
 
 int vt_secret_dev(const char *data_dir, struct vt_secret *s)
 {
-	char path[4096];
+	char path[DEV_PATH_MAX];
 
 	if (vt_make_dirs(data_dir) != 0) {
 		return -1;

@@ -53,15 +53,6 @@ static void teardown(void)
 	free(crowd);
 }
 
-/* The id of the @i-th frame of @type on @c. */
-static uint64_t nth_id(const struct cap_conn *c, const char *type, size_t i)
-{
-	uint64_t id = json_id(cap_nth(c, type, i), "id");
-
-	ck_assert_uint_ne(id, 0);
-	return id;
-}
-
 /* Ack every owed frame @c got, in one envelope per frame, and forget them. */
 static void ack_all(struct cap_conn *c)
 {
@@ -123,7 +114,7 @@ static void post(uint64_t *ids, size_t n)
 	turn(E, &H);
 	ck_assert_uint_eq(cap_count(&B, "message"), n);
 	for (size_t i = 0; i < n; i++) {
-		ids[i] = nth_id(&B, "message", i);
+		ids[i] = cap_nth_id(&B, "message", i);
 	}
 	cap_clear(&A);
 }
@@ -197,7 +188,7 @@ START_TEST(a_group_receipt_gathers_over_turns_until_due)
 	post(ids, 1);
 	send_msg(&A, "d0", "bob", "0");
 	turn(E, &H);
-	direct = nth_id(&B, "message", 1);
+	direct = cap_nth_id(&B, "message", 1);
 
 	send_ack(&B, ids[0]);
 	send_ack(&B, direct);
@@ -236,7 +227,7 @@ START_TEST(a_stored_copy_gets_a_device_receipt)
 	post(ids, 1);
 
 	connect_user(E, &H, "carol", &C);
-	ck_assert_uint_eq(nth_id(&C, "message", 0), ids[0]);
+	ck_assert_uint_eq(cap_nth_id(&C, "message", 0), ids[0]);
 	send_ack(&C, ids[0]);
 	turn(E, &H);
 
@@ -261,7 +252,7 @@ START_TEST(a_long_group_id_is_the_receipt_s_whole_sender)
 	turn(E, &H);
 	send_msg(&A, "p0", group, "0");
 	turn(E, &H);
-	id = nth_id(&B, "message", 0);
+	id = cap_nth_id(&B, "message", 0);
 	send_ack(&B, id);
 	turn(E, &H);
 	advance(E, &H, VT_RECEIPT_GATHER_MS);
@@ -321,7 +312,7 @@ START_TEST(a_receipt_ends_at_its_byte_limit_and_loses_no_ack)
 	post(ids, 1);
 
 	for (size_t i = 0; i < CROWD; i++) {
-		ck_assert_uint_eq(nth_id(&crowd[i], "message", 0), ids[0]);
+		ck_assert_uint_eq(cap_nth_id(&crowd[i], "message", 0), ids[0]);
 		send_ack(&crowd[i], ids[0]);
 	}
 	turn(E, &H);

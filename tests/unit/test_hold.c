@@ -202,15 +202,6 @@ static void teardown(void)
 	cap_free(&D);
 }
 
-/* The server id of the @i-th frame of @type on @c. */
-static uint64_t nth_id(const struct cap_conn *c, const char *type, size_t i)
-{
-	const char *f = cap_nth(c, type, i);
-
-	ck_assert_ptr_nonnull(f);
-	return json_id(f, "id");
-}
-
 /* Ack every event pushed to @c so far. */
 static void ack_all(struct cap_conn *c)
 {
@@ -279,9 +270,9 @@ START_TEST(group_post_held_for_online_members_stored_for_offline)
 
 	send_msg(&A, "p1", "g:team", "\"hello\"");
 	turn(E, &H);
-	id = nth_id(&A, "accepted", 1);
-	ck_assert_uint_eq(nth_id(&B, "message", 0), id);
-	ck_assert_uint_eq(nth_id(&C, "message", 0), id);
+	id = cap_nth_id(&A, "accepted", 1);
+	ck_assert_uint_eq(cap_nth_id(&B, "message", 0), id);
+	ck_assert_uint_eq(cap_nth_id(&C, "message", 0), id);
 
 	/* One record, with a delivery for dave alone (his holding inbox). */
 	ck_assert_int_eq(written(NULL, id), 1);
@@ -289,7 +280,7 @@ START_TEST(group_post_held_for_online_members_stored_for_offline)
 
 	/* dave gets it when he comes. */
 	connect_user(E, &H, "dave", &D);
-	ck_assert_uint_eq(nth_id(&D, "message", 0), id);
+	ck_assert_uint_eq(cap_nth_id(&D, "message", 0), id);
 
 	/* Acks of held copies end in memory; their receipt gathers, then goes. */
 	ack_all(&B);
@@ -310,7 +301,7 @@ START_TEST(group_post_to_members_all_online_writes_no_delivery)
 
 	send_msg(&A, "p1", "g:team", "1");
 	turn(E, &H);
-	id = nth_id(&A, "accepted", 1);
+	id = cap_nth_id(&A, "accepted", 1);
 	ck_assert_int_eq(written(NULL, id), 0);
 	ck_assert_uint_eq(cap_count(&B, "message"), 1);
 	ck_assert_uint_eq(cap_count(&C, "message"), 1);
@@ -318,7 +309,7 @@ START_TEST(group_post_to_members_all_online_writes_no_delivery)
 	/* The (from, cid) pair was written all the same: a re-send is known. */
 	send_msg(&A, "p1", "g:team", "1");
 	turn(E, &H);
-	ck_assert_uint_eq(nth_id(&A, "accepted", 2), id);
+	ck_assert_uint_eq(cap_nth_id(&A, "accepted", 2), id);
 	ck_assert_uint_eq(cap_count(&B, "message"), 1);
 }
 END_TEST
@@ -337,7 +328,7 @@ START_TEST(member_disconnecting_gets_held_posts_after_reconnect)
 	}
 	turn(E, &H);
 	for (int i = 0; i < 3; i++) {
-		id[i] = nth_id(&A, "accepted", (size_t)i + 1);
+		id[i] = cap_nth_id(&A, "accepted", (size_t)i + 1);
 		ck_assert_int_eq(written(NULL, id[i]), 0);
 	}
 	ck_assert_uint_eq(cap_count(&B, "message"), 3);
@@ -361,8 +352,8 @@ START_TEST(member_disconnecting_gets_held_posts_after_reconnect)
 	cap_clear(&B);
 	connect_user(E, &H, "bob", &B);
 	ck_assert_uint_eq(cap_count(&B, "message"), 2);
-	ck_assert_uint_eq(nth_id(&B, "message", 0), id[1]);
-	ck_assert_uint_eq(nth_id(&B, "message", 1), id[2]);
+	ck_assert_uint_eq(cap_nth_id(&B, "message", 0), id[1]);
+	ck_assert_uint_eq(cap_nth_id(&B, "message", 1), id[2]);
 }
 END_TEST
 
@@ -385,8 +376,8 @@ START_TEST(each_device_keeps_its_own_held_copies)
 		send_msg(&A, cid, "bob", "1");
 	}
 	turn(E, &H);
-	first = nth_id(&A, "accepted", 0);
-	last = nth_id(&A, "accepted", 5);
+	first = cap_nth_id(&A, "accepted", 0);
+	last = cap_nth_id(&A, "accepted", 5);
 	ck_assert_uint_eq(cap_count(&B2, "message"), 4); /* the window */
 	ck_assert_int_eq(written(NULL, first), 0);
 
@@ -409,7 +400,7 @@ START_TEST(each_device_keeps_its_own_held_copies)
 	ack_all(&B2);
 	ack_all(&B2);
 	ck_assert_uint_eq(cap_count(&B2, "message"), 5);
-	ck_assert_uint_eq(nth_id(&B2, "message", 4), last);
+	ck_assert_uint_eq(cap_nth_id(&B2, "message", 4), last);
 }
 END_TEST
 
@@ -431,7 +422,7 @@ START_TEST(group_change_racing_a_post_keeps_the_post_recipients)
 	ck_assert_int_eq(ndeferred, 2);
 	release();
 
-	post = nth_id(&A, "accepted", 1);
+	post = cap_nth_id(&A, "accepted", 1);
 	ck_assert_int_eq(written(NULL, post), 0);
 	ck_assert_int_eq(count_with(&B, "\"before\""), 1);
 	ck_assert_int_eq(count_with(&C, "\"before\""), 1);
@@ -459,13 +450,13 @@ START_TEST(member_gone_before_the_commit_is_stored_for)
 	turn(E, &H);
 	vt_conn_close(C.conn);
 	release();
-	id = nth_id(&A, "accepted", 1);
+	id = cap_nth_id(&A, "accepted", 1);
 	ck_assert_int_eq(written("bob/", id), 0);
 	ck_assert_int_eq(written("carol/", id), 1);
 
 	cap_clear(&C);
 	connect_user(E, &H, "carol", &C);
-	ck_assert_uint_eq(nth_id(&C, "message", 0), id);
+	ck_assert_uint_eq(cap_nth_id(&C, "message", 0), id);
 }
 END_TEST
 
@@ -531,9 +522,9 @@ START_TEST(device_registered_over_rest_is_not_skipped)
 
 	send_msg(&A, "m1", "bob", "1");
 	turn(E, &H);
-	id = nth_id(&A, "accepted", 0);
+	id = cap_nth_id(&A, "accepted", 0);
 	ck_assert_int_eq(written("bob/laptop", id), 1);
-	ck_assert_uint_eq(nth_id(&B, "message", 0), id);
+	ck_assert_uint_eq(cap_nth_id(&B, "message", 0), id);
 }
 END_TEST
 
@@ -550,10 +541,10 @@ START_TEST(sender_copies_stored_while_recipient_is_held)
 
 	send_msg(&A, "m1", "bob", "1");
 	turn(E, &H);
-	id = nth_id(&A, "accepted", 0);
+	id = cap_nth_id(&A, "accepted", 0);
 	ck_assert_int_eq(written("bob/", id), 0);
 	ck_assert_int_eq(written("alice/laptop", id), 1);
-	ck_assert_uint_eq(nth_id(&B, "message", 0), id);
+	ck_assert_uint_eq(cap_nth_id(&B, "message", 0), id);
 }
 END_TEST
 
@@ -571,14 +562,14 @@ START_TEST(sender_device_gone_before_the_commit_is_stored_for)
 	turn(E, &H);
 	vt_conn_close(A2.conn);
 	release();
-	id = nth_id(&A, "accepted", 0);
+	id = cap_nth_id(&A, "accepted", 0);
 	ck_assert_int_eq(written("bob/", id), 0);
 	ck_assert_int_eq(written("alice/laptop", id), 1);
 	ck_assert_int_eq(written("alice/phone", id), 0);
 
 	cap_clear(&A2);
 	connect_device(E, &H, "alice", "laptop", &A2);
-	ck_assert_uint_eq(nth_id(&A2, "message", 0), id);
+	ck_assert_uint_eq(cap_nth_id(&A2, "message", 0), id);
 }
 END_TEST
 
@@ -603,11 +594,11 @@ START_TEST(read_receipt_held_for_online_sender_stored_for_offline)
 	connect_user(E, &H, "bob", &B);
 	send_msg(&A, "m1", "bob", "1");
 	turn(E, &H);
-	msg = nth_id(&B, "message", 0);
+	msg = cap_nth_id(&B, "message", 0);
 
 	send_read("r1", msg);
-	r1 = nth_id(&B, "accepted", 0);
-	ck_assert_uint_eq(nth_id(&A, "read", 0), r1);
+	r1 = cap_nth_id(&B, "accepted", 0);
+	ck_assert_uint_eq(cap_nth_id(&A, "read", 0), r1);
 	ck_assert_int_eq(written(NULL, r1), 0);
 	send_ack(&A, r1);
 	turn(E, &H);
@@ -616,12 +607,12 @@ START_TEST(read_receipt_held_for_online_sender_stored_for_offline)
 	vt_conn_close(A.conn);
 	turn(E, &H);
 	send_read("r2", msg);
-	r2 = nth_id(&B, "accepted", 1);
+	r2 = cap_nth_id(&B, "accepted", 1);
 	ck_assert_int_eq(written("alice/", r2), 1);
 	cap_clear(&A);
 	connect_user(E, &H, "alice", &A);
 	ck_assert_uint_eq(cap_count(&A, "read"), 1);
-	ck_assert_uint_eq(nth_id(&A, "read", 0), r2);
+	ck_assert_uint_eq(cap_nth_id(&A, "read", 0), r2);
 }
 END_TEST
 
@@ -634,13 +625,13 @@ START_TEST(delivered_receipt_held_for_online_sender_stored_for_offline)
 	send_msg(&A, "m1", "bob", "1");
 	send_msg(&A, "m2", "bob", "2");
 	turn(E, &H);
-	m1 = nth_id(&B, "message", 0);
-	m2 = nth_id(&B, "message", 1);
+	m1 = cap_nth_id(&B, "message", 0);
+	m2 = cap_nth_id(&B, "message", 1);
 
 	/* alice keeps up: her receipt is not written, and her ack ends it. */
 	send_ack(&B, m1);
 	turn(E, &H);
-	r1 = nth_id(&A, "delivered", 0);
+	r1 = cap_nth_id(&A, "delivered", 0);
 	ck_assert_int_eq(written(NULL, r1), 0);
 	send_ack(&A, r1);
 	turn(E, &H);
@@ -654,7 +645,7 @@ START_TEST(delivered_receipt_held_for_online_sender_stored_for_offline)
 	ck_assert_int_eq(written_kind(VT_KIND_DELIVERED), 1);
 	cap_clear(&A);
 	connect_user(E, &H, "alice", &A);
-	r2 = nth_id(&A, "delivered", 0);
+	r2 = cap_nth_id(&A, "delivered", 0);
 	ck_assert_int_eq(written("alice/", r2), 1);
 	ck_assert_uint_eq(delivered_refs(&A, refs, 2), 1);
 	ck_assert_uint_eq(refs[0], m2);
@@ -670,9 +661,9 @@ START_TEST(held_receipt_written_when_its_device_drops)
 	connect_user(E, &H, "bob", &B);
 	send_msg(&A, "m1", "bob", "1");
 	turn(E, &H);
-	send_ack(&B, nth_id(&B, "message", 0));
+	send_ack(&B, cap_nth_id(&B, "message", 0));
 	turn(E, &H);
-	r = nth_id(&A, "delivered", 0);
+	r = cap_nth_id(&A, "delivered", 0);
 	ck_assert_int_eq(written(NULL, r), 0);
 
 	vt_conn_close(A.conn);
@@ -680,7 +671,7 @@ START_TEST(held_receipt_written_when_its_device_drops)
 	ck_assert_int_eq(written("alice/", r), 1);
 	cap_clear(&A);
 	connect_user(E, &H, "alice", &A);
-	ck_assert_uint_eq(nth_id(&A, "delivered", 0), r);
+	ck_assert_uint_eq(cap_nth_id(&A, "delivered", 0), r);
 }
 END_TEST
 
@@ -704,7 +695,7 @@ START_TEST(held_receipt_does_not_pass_an_older_stored_event)
 	defer = 1;
 	vt_engine_submit(E, &bob, env, strlen(env), on_reply, &r);
 	turn(E, &H);
-	send_ack(&B, nth_id(&B, "message", 0));
+	send_ack(&B, cap_nth_id(&B, "message", 0));
 	turn(E, &H);
 	ck_assert_int_eq(ndeferred, 1);
 	ck_assert_uint_eq(cap_count(&A, "delivered"), 0);
@@ -727,7 +718,7 @@ START_TEST(shutdown_writes_gathering_group_receipts)
 	online_team();
 	send_msg(&A, "p1", "g:team", "1");
 	turn(E, &H);
-	id = nth_id(&A, "accepted", 1);
+	id = cap_nth_id(&A, "accepted", 1);
 	send_ack(&C, id);
 	turn(E, &H);
 	ck_assert_uint_eq(cap_count(&A, "delivered"), 0);
@@ -755,12 +746,12 @@ START_TEST(shutdown_writes_held_posts_and_receipts)
 	online_team();
 	send_msg(&A, "p1", "g:team", "1");
 	turn(E, &H);
-	id = nth_id(&A, "accepted", 1);
+	id = cap_nth_id(&A, "accepted", 1);
 	ck_assert_int_eq(written(NULL, id), 0);
 	send_ack(&C, id);
 	turn(E, &H);
 	advance(E, &H, VT_RECEIPT_GATHER_MS);
-	receipt = nth_id(&A, "delivered", 0);
+	receipt = cap_nth_id(&A, "delivered", 0);
 	ck_assert_int_eq(written(NULL, receipt), 0);
 
 	vt_engine_shutdown(E);
@@ -780,10 +771,10 @@ START_TEST(shutdown_writes_held_posts_and_receipts)
 	connect_user(E, &H, "alice", &A);
 	connect_user(E, &H, "bob", &B);
 	connect_user(E, &H, "carol", &C);
-	ck_assert_uint_eq(nth_id(&B, "message", 0), id);
+	ck_assert_uint_eq(cap_nth_id(&B, "message", 0), id);
 	ck_assert_uint_eq(cap_count(&C, "message"), 0);
 	ck_assert_int_eq(written_kind(VT_KIND_MESSAGE), 1);
-	ck_assert_uint_eq(nth_id(&A, "delivered", 0), receipt);
+	ck_assert_uint_eq(cap_nth_id(&A, "delivered", 0), receipt);
 	ck_assert_uint_eq(delivered_refs(&A, refs, 2), 1);
 	ck_assert_uint_eq(refs[0], id);
 }
@@ -816,13 +807,13 @@ START_TEST(held_message_reaches_recipient_before_its_commit)
 	turn(E, &H);
 	ck_assert_uint_eq(cap_count(&B, "message"), 1);
 	ck_assert_uint_eq(cap_count(&A, "accepted"), 0);
-	id = nth_id(&B, "message", 0);
+	id = cap_nth_id(&B, "message", 0);
 
 	/* bob acks at once: the receipt still waits for "accepted". */
 	ack_all(&B);
 	ck_assert_uint_eq(cap_count(&A, "delivered"), 0);
 	release();
-	ck_assert_uint_eq(nth_id(&A, "accepted", 0), id);
+	ck_assert_uint_eq(cap_nth_id(&A, "accepted", 0), id);
 	ck_assert_uint_eq(delivered_refs(&A, NULL, 0), 1);
 	ck_assert_int_lt(first_with(&A, "\"accepted\""), first_with(&A, "\"delivered\""));
 	ck_assert_int_eq(written(NULL, id), 0);
@@ -837,12 +828,12 @@ START_TEST(resend_of_a_committed_message_is_not_pushed_again)
 	connect_user(E, &H, "bob", &B);
 	send_msg(&A, "m1", "bob", "1");
 	turn(E, &H);
-	id = nth_id(&A, "accepted", 0);
+	id = cap_nth_id(&A, "accepted", 0);
 
 	/* After a reconnect the client sends what it has no "accepted" for. */
 	send_msg(&A, "m1", "bob", "1");
 	turn(E, &H);
-	ck_assert_uint_eq(nth_id(&A, "accepted", 1), id);
+	ck_assert_uint_eq(cap_nth_id(&A, "accepted", 1), id);
 	ck_assert_uint_eq(cap_count(&B, "message"), 1);
 }
 END_TEST
@@ -861,9 +852,9 @@ START_TEST(resend_while_the_first_is_in_flight_is_not_pushed_again)
 	turn(E, &H);
 	ck_assert_uint_eq(cap_count(&B, "message"), 1);
 	release();
-	id = nth_id(&B, "message", 0);
-	ck_assert_uint_eq(nth_id(&A, "accepted", 0), id);
-	ck_assert_uint_eq(nth_id(&A, "accepted", 1), id);
+	id = cap_nth_id(&B, "message", 0);
+	ck_assert_uint_eq(cap_nth_id(&A, "accepted", 0), id);
+	ck_assert_uint_eq(cap_nth_id(&A, "accepted", 1), id);
 	ck_assert_uint_eq(cap_count(&B, "message"), 1);
 }
 END_TEST
@@ -914,8 +905,8 @@ START_TEST(group_post_reaches_online_members_before_its_commit)
 	ck_assert_uint_eq(cap_count(&B, "message"), 1);
 	ck_assert_uint_eq(cap_count(&C, "message"), 1);
 	release();
-	id = nth_id(&A, "accepted", 1);
-	ck_assert_uint_eq(nth_id(&B, "message", 0), id);
+	id = cap_nth_id(&A, "accepted", 1);
+	ck_assert_uint_eq(cap_nth_id(&B, "message", 0), id);
 	ck_assert_int_eq(written(NULL, id), 0);
 }
 END_TEST

@@ -67,15 +67,6 @@ static void ack_ids(struct cap_conn *c, const uint64_t *ids, size_t n)
 	free(buf);
 }
 
-/* The id of the @i-th frame of @type on @c. */
-static uint64_t nth_id(const struct cap_conn *c, const char *type, size_t i)
-{
-	uint64_t id = json_id(cap_nth(c, type, i), "id");
-
-	ck_assert_uint_ne(id, 0);
-	return id;
-}
-
 /* Send "m0".."m<n-1>" from @from to @to, and return their ids in @ids. */
 static void send_n(struct cap_conn *from, const char *to, struct cap_conn *rcpt, uint64_t *ids,
 		   size_t n)
@@ -90,7 +81,7 @@ static void send_n(struct cap_conn *from, const char *to, struct cap_conn *rcpt,
 	turn(E, &H);
 	ck_assert_uint_eq(cap_count(rcpt, "message"), had + n);
 	for (size_t i = 0; i < n; i++) {
-		ids[i] = nth_id(rcpt, "message", had + i);
+		ids[i] = cap_nth_id(rcpt, "message", had + i);
 	}
 }
 
@@ -257,7 +248,7 @@ START_TEST(own_copies_group_events_and_receipts_are_left_out)
 
 	snprintf(read, sizeof(read), "{\"type\":\"read\",\"id\":\"r1\",\"to\":\"alice\","
 				     "\"ids\":[\"%llu\"]}",
-		 (unsigned long long)nth_id(&B, "message", 0));
+		 (unsigned long long)cap_nth_id(&B, "message", 0));
 	send_raw(&B, read);
 	send_msg(&B, "m0", "alice", "0");
 	send_msg(&B, "m1", "g:x", "0");
@@ -265,11 +256,11 @@ START_TEST(own_copies_group_events_and_receipts_are_left_out)
 	ck_assert_uint_eq(cap_count(&A2, "read"), 1);
 	ck_assert_uint_eq(cap_count(&A2, "message"), 3);
 
-	ids[0] = nth_id(&A2, "message", 0);
-	ids[1] = nth_id(&A2, "group", 0);
-	ids[2] = nth_id(&A2, "read", 0);
-	ids[3] = nth_id(&A2, "message", 1);
-	ids[4] = nth_id(&A2, "message", 2);
+	ids[0] = cap_nth_id(&A2, "message", 0);
+	ids[1] = cap_nth_id(&A2, "group", 0);
+	ids[2] = cap_nth_id(&A2, "read", 0);
+	ids[3] = cap_nth_id(&A2, "message", 1);
+	ids[4] = cap_nth_id(&A2, "message", 2);
 	ack_ids(&A2, ids, 5);
 	turn(E, &H);
 
@@ -434,8 +425,8 @@ START_TEST(receipts_commit_with_their_acks)
 	send_msg(&A, "m0", "bob", "0");
 	send_msg(&A, "m1", "bob", "0");
 	late_settle();
-	ids[0] = nth_id(&B, "message", 0);
-	ids[1] = nth_id(&B, "message", 1);
+	ids[0] = cap_nth_id(&B, "message", 0);
+	ids[1] = cap_nth_id(&B, "message", 1);
 	ids[2] = ids[1] + 1000; /* unknown: no receipt */
 
 	ack_ids(&B, ids, 3);
@@ -486,7 +477,7 @@ START_TEST(receipts_of_acks_while_shutting_down_are_stored)
 	late_engine();
 	send_msg(&A, "m0", "bob", "0");
 	late_settle();
-	id = nth_id(&B, "message", 0);
+	id = cap_nth_id(&B, "message", 0);
 	ack_ids(&B, &id, 1);
 	turn(E, &H);
 	ck_assert_int_eq(nlate, 1);

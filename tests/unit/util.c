@@ -109,6 +109,17 @@ const char *cap_nth(const struct cap_conn *c, const char *type, size_t i)
 	return NULL;
 }
 
+uint64_t cap_nth_id(const struct cap_conn *c, const char *type, size_t i)
+{
+	const char *f = cap_nth(c, type, i);
+	uint64_t id;
+
+	ck_assert_msg(f != NULL, "no frame %zu of type %s", i, type);
+	id = json_id(f, "id");
+	ck_assert_uint_ne(id, 0);
+	return id;
+}
+
 int json_field(const char *frame, const char *key, char *out, size_t cap)
 {
 	char pat[64];

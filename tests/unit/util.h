@@ -42,6 +42,9 @@ size_t cap_count(const struct cap_conn *c, const char *type);
 /* The @i-th frame (0-based) of @type, or NULL. */
 const char *cap_nth(const struct cap_conn *c, const char *type, size_t i);
 
+/* The server id of the @i-th frame of @type on @c; fails the test if there is none. */
+uint64_t cap_nth_id(const struct cap_conn *c, const char *type, size_t i);
+
 /* The string value of "@key" in a frame (first match), copied into @out. */
 int json_field(const char *frame, const char *key, char *out, size_t cap);
 
