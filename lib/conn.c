@@ -1,8 +1,9 @@
 /*
  * conn.c - connected devices: their push queues, acks, retries and close.
  *
- * A connection's queue holds what is owed to its device, in id order, up to
- * twice the window. At most `window` of them are pushed and un-acked at a
+ * A connection's queue holds what is owed to its device, in id order: up to
+ * twice the window of stored events, and in mode "offline" up to hold_queue
+ * held ones (hold.c). At most `window` of them are pushed and un-acked at a
  * time. What does not fit stays in storage (the backlog) and is listed from
  * there as acks make room, so a device with a long backlog costs a bounded
  * amount of memory.
@@ -15,9 +16,32 @@
 
 #include "engine_internal.h"
 
+/* A held copy's cost beyond twice its body: the queue entry, the message's
+ * struct and ids, the push frame's envelope, the allocator's headers. */
+#define HELD_FIXED 384
+
 static uint32_t queue_cap(const struct vt_conn *c)
 {
 	return 2 * c->e->cfg.window;
+}
+
+/*
+ * What a held copy of @m counts against --hold-memory: its queue entry, the
+ * message (ids and body) and the frame that pushes it, which repeats the
+ * body inside the envelope. Estimated, not measured: the allocator's own
+ * overhead varies, and a group post's message is shared by every member's
+ * copy yet counted for each, so the bound errs on the safe side.
+ */
+static uint32_t held_cost(const struct vt_msg *m)
+{
+	return (uint32_t)(HELD_FIXED + 2 * m->rec.body_len);
+}
+
+/* Give an unlinked item back to the pool, and its bytes to the hold budget. */
+static void item_free(struct vt_engine *e, struct vt_item *it)
+{
+	e->stats.held_bytes -= it->held;
+	vt_pool_put(&e->items, it);
 }
 
 int vt__conn_expired(struct vt_conn *c)
@@ -100,7 +124,7 @@ static void drop_queue(struct vt_conn *c)
 			item_offline(c, it);
 		}
 		vt_msg_unref(it->msg);
-		vt_pool_put(&e->items, it);
+		item_free(e, it);
 		it = next;
 	}
 	c->head = c->tail = c->unpushed = NULL;
@@ -346,7 +370,8 @@ static int append(struct vt_conn *c, struct vt_msg *m, uint32_t notified, uint32
 	it->msg = vt_msg_ref(m);
 	it->conn = c;
 	it->notified = notified;
-	it->held = held;
+	it->held = held ? held_cost(m) : 0;
+	c->e->stats.held_bytes += it->held;
 	if (c->tail != NULL) {
 		c->tail->next = it;
 	} else {
@@ -644,8 +669,8 @@ int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg, int *held)
 		}
 		unlink_item(c, it, prev);
 		*msg = it->msg;
-		*held = (int)it->held;
-		vt_pool_put(&c->e->items, it);
+		*held = it->held != 0;
+		item_free(c->e, it);
 		return 1;
 	}
 	return 0;
@@ -665,7 +690,7 @@ static void give_up(struct vt_conn *c, struct vt_item *it)
 	       c->id.device, (unsigned long long)it->msg->rec.id);
 	item_offline(c, it);
 	vt_msg_unref(it->msg);
-	vt_pool_put(&c->e->items, it);
+	item_free(c->e, it);
 }
 
 void vt__conn_retry(struct vt_conn *c, struct vt_item *it)

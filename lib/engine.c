@@ -36,6 +36,8 @@ void vt_engine_config_init(struct vt_engine_config *cfg)
 	cfg->typing_per_sec = 5;
 	cfg->msgs_per_sec = 100;
 	cfg->commits_in_flight = 1;
+	cfg->hold_queue = 1024;
+	cfg->hold_memory = UINT64_C(256) << 20;
 }
 
 static int config_valid(const struct vt_engine_config *c)
@@ -45,7 +47,8 @@ static int config_valid(const struct vt_engine_config *c)
 	       c->max_message_bytes >= 256 && c->offline_ttl_ms > 0 && c->device_ttl_ms > 0 &&
 	       c->fetch_limit_max > 0 && c->max_retries <= VT_RETRIES_MAX &&
 	       c->max_group_members >= 2 && c->max_group_name > 0 && c->max_group_name < 512 &&
-	       c->max_group_update > 0 && c->commits_in_flight <= VT_COMMITS_MAX;
+	       c->max_group_update > 0 && c->commits_in_flight <= VT_COMMITS_MAX &&
+	       c->hold_queue > 0 && c->hold_memory >= 65536;
 }
 
 /*

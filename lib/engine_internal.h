@@ -58,7 +58,9 @@ struct vt_item {
 	uint32_t attempts;     /* pushes so far; 0 = waiting */
 	uint32_t notified;     /* the push hook was called for this delivery */
 	uint32_t held;         /* mode "offline": in memory only, nothing stored for
-				  this device; written if it goes offline */
+				  this device, written if it goes offline; the
+				  bytes it counts in stats.held_bytes (0: not
+				  held) */
 	uint32_t timer;        /* 1 + its list in struct vt_timers; 0: on none */
 	struct vt_item *tprev, *tnext; /* on that list */
 };

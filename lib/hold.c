@@ -21,11 +21,17 @@
 
 #include "engine_internal.h"
 
-/* Connected, registered, nothing stored waiting for it, room in its queue. */
+/*
+ * Connected, registered, nothing stored waiting for it, its output not
+ * blocked, room in its queue and in the memory held for every queue. The
+ * queue may be deeper than the window: a device behind by a burst takes it
+ * from memory, while a slower path through storage would only put it
+ * further behind (docs/PERFORMANCE.md, "Past the peak").
+ */
 static int conn_clear(const struct vt_engine *e, const struct vt_conn *c)
 {
 	return !c->closing && !c->touching && !c->backlog && !c->fetching && !c->blocked &&
-	       c->nqueued < 2 * e->cfg.window;
+	       c->nqueued < e->cfg.hold_queue && e->stats.held_bytes < e->cfg.hold_memory;
 }
 
 /*

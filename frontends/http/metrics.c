@@ -54,6 +54,9 @@ static const struct series series[] = {
          STAT(storage_errors)},
         {"vartalap_queue_high_water", "gauge",
          "Most events queued for one device at once since start.", STAT(queue_high_water)},
+        {"vartalap_held_bytes", "gauge",
+         "Memory counted for events held in memory (durability offline), against "
+         "--hold-memory.", STAT(held_bytes)},
 };
 
 static void add_series(struct evbuffer *out, const struct series *s, uint64_t value)

@@ -32,6 +32,8 @@ enum {
 	OPT_ACK_TIMEOUT,
 	OPT_RETRIES,
 	OPT_WINDOW,
+	OPT_HOLD_QUEUE,
+	OPT_HOLD_MEMORY,
 	OPT_MAX_MESSAGE,
 	OPT_INBOX_CAP,
 	OPT_OFFLINE_TTL,
@@ -83,6 +85,8 @@ static const struct option long_options[] = {
         {"ack-timeout", required_argument, NULL, OPT_ACK_TIMEOUT},
         {"retries", required_argument, NULL, OPT_RETRIES},
         {"window", required_argument, NULL, OPT_WINDOW},
+        {"hold-queue", required_argument, NULL, OPT_HOLD_QUEUE},
+        {"hold-memory", required_argument, NULL, OPT_HOLD_MEMORY},
         {"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
         {"inbox-cap", required_argument, NULL, OPT_INBOX_CAP},
         {"offline-ttl", required_argument, NULL, OPT_OFFLINE_TTL},
@@ -151,6 +155,11 @@ static const char usage_text[] =
         "  --ack-timeout MS        wait for a client ack before a retry (default 10000)\n"
         "  --retries N             pushes after the first (default 3)\n"
         "  --window N              un-acked pushes per device (default 32)\n"
+        "  --hold-queue N          with --durability offline: messages held in\n"
+        "                          memory per device, pushed or waiting (default\n"
+        "                          1024); more are written\n"
+        "  --hold-memory MB        with --durability offline: memory for held\n"
+        "                          messages, all devices (default 256)\n"
         "  --max-message BYTES     largest envelope (default 65536)\n"
         "  --inbox-cap N           stored messages per device (default 10000)\n"
         "  --offline-ttl SECONDS   age at which stored messages expire (default 30 days)\n"
@@ -347,6 +356,18 @@ static int parse_numeric(int opt, const char *arg, struct vt_server_options *o)
 			return -1;
 		}
 		o->engine.window = (uint32_t)v;
+		return 0;
+	case OPT_HOLD_QUEUE:
+		if (vt_opt_number("hold-queue", arg, 1, 1u << 20, &v) != 0) {
+			return -1;
+		}
+		o->engine.hold_queue = (uint32_t)v;
+		return 0;
+	case OPT_HOLD_MEMORY:
+		if (vt_opt_number("hold-memory", arg, 1, 1u << 20, &v) != 0) {
+			return -1;
+		}
+		o->engine.hold_memory = v << 20;
 		return 0;
 	case OPT_MAX_MESSAGE:
 		if (vt_opt_number("max-message", arg, 256, VT_FE_MAX_MESSAGE_CAP, &v) != 0) {

@@ -77,6 +77,17 @@ struct vt_engine_config {
 					  (0 means 1). With more, a batch is handed
 					  over while the one before it still commits
 					  (see storage.h, "Order") */
+	/* With VT_DURABLE_OFFLINE: events held in memory may wait in one
+	 * device's queue, pushed or not, up to this many (default 1024; at
+	 * least 1). Past it an event for that device's user is written. A
+	 * queue deeper than the window lets a device that is briefly behind
+	 * take its events from memory, not from storage, a slower path. */
+	uint32_t hold_queue;
+	/* With VT_DURABLE_OFFLINE: bytes of held events in memory, every
+	 * queue together, counted per copy (a group post once per member),
+	 * bodies and push frames included; past it events are written.
+	 * Default 256 MiB, at least 64 KiB. */
+	uint64_t hold_memory;
 };
 
 /* The most batches an engine keeps in flight. */
@@ -371,6 +382,7 @@ struct vt_engine_stats {
 	uint64_t commit_ms_le[VT_COMMIT_BUCKETS]; /* batches per upper bound below */
 	uint64_t queue_high_water;    /* most events queued for one device at once */
 	uint64_t errors[VT_ERROR_SLOTS]; /* error answers by -code (errors[1] bad_json) */
+	uint64_t held_bytes;          /* counted against hold_memory now (a gauge) */
 };
 
 /* Copy the counters into @out. Counters only grow, but for the gauges. */

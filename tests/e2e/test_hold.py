@@ -32,6 +32,13 @@ def connections(srv):
     return int(re.search(rb"^vartalap_connections (\d+)$", body, re.M).group(1))
 
 
+def held_bytes(srv):
+    """The server's vartalap_held_bytes gauge (GET /metrics)."""
+    st, body = http_request(srv, "GET", "/metrics")
+    eq(st, 200, "GET /metrics")
+    return int(re.search(rb"^vartalap_held_bytes (\d+)$", body, re.M).group(1))
+
+
 def is_msg(sid):
     return lambda e: e.get("type") == "message" and e.get("id") == sid
 
@@ -286,6 +293,62 @@ async def test_resends_reach_the_recipient_once_in_order():
         await c.close()
 
 
+async def registered_pair(srv):
+    """alice and bob connected, bob's device registered: he has taken a
+    first message (one sent while his device registers is written)."""
+    alice = await connect(srv, "alice")
+    bob = await connect(srv, "bob")
+    hello = await ws_ok(alice, env("message", "hello", "bob", "hi"))
+    await bob.expect(is_msg(hello["id"]), 5, "hello on bob")
+    await bob.ack(hello["id"])
+    r = await alice.expect(lambda e: e.get("type") == "delivered", 5, "hello's receipt")
+    await alice.ack(r["id"])
+    return alice, bob
+
+
+async def test_hold_queue_deeper_than_the_window_then_written():
+    """--window 4 --hold-queue 10: bob, not acking, has 10 of alice's 30
+    messages in memory (4 pushed); the other 20 are written for him. All 30
+    reach him in order as he acks, and the held memory goes back to 0."""
+    srv = offline_server("--window", "4", "--hold-queue", "10", "--rate", "0")
+    alice, bob = await registered_pair(srv)
+    ids = [(await ws_ok(alice, env("message", "m-%d" % i, "bob", i)))["id"] for i in range(30)]
+    await await_until(lambda: len(listed(srv, "bob")) == 20, 5, "20 written for bob")
+    eq(listed(srv, "bob"), ids[10:], "the messages written for bob")
+    check(held_bytes(srv) > 0, "held memory counted")
+
+    got = []
+    while len(got) < 30:
+        m = await bob.expect_type("message")
+        got.append(m["id"])
+        await bob.ack(m["id"])
+    eq(got, ids, "bob's messages, in order")
+    while True:
+        r = await alice.expect(lambda e: e.get("type") == "delivered", 2, "receipts")
+        await alice.ack(r["id"])
+        if not held_bytes(srv):
+            break
+    await await_until(lambda: listed(srv, "bob") == [], 5, "bob's inbox emptied by his acks")
+    for c in (alice, bob):
+        await c.close()
+
+
+async def test_hold_memory_bounds_what_is_held():
+    """--hold-memory 1: with 1 MiB for every held message, alice's 8 KB
+    messages to bob (not acking) are held up to about 1 MiB, then written."""
+    srv = offline_server("--hold-memory", "1", "--rate", "0")
+    alice, bob = await registered_pair(srv)
+    body = "x" * 8000
+    for i in range(200):
+        await ws_ok(alice, env("message", "big-%d" % i, "bob", body))
+    held = held_bytes(srv)
+    check(1 << 20 <= held < (1 << 20) + 20000, "held memory %d at the bound" % held)
+    stored = len(listed(srv, "bob"))
+    check(50 < stored < 200, "%d of 200 written past the bound" % stored)
+    for c in (alice, bob):
+        await c.close()
+
+
 if __name__ == "__main__":
     run([test_group_post_held_for_online_stored_for_offline,
          test_members_acks_reach_the_sender_in_receipts_from_the_group,
@@ -293,4 +356,6 @@ if __name__ == "__main__":
          test_sigterm_writes_held_posts_and_receipts,
          test_receipts_held_for_online_sender_stored_for_offline,
          test_group_change_racing_a_post,
-         test_resends_reach_the_recipient_once_in_order])
+         test_resends_reach_the_recipient_once_in_order,
+         test_hold_queue_deeper_than_the_window_then_written,
+         test_hold_memory_bounds_what_is_held])

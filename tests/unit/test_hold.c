@@ -148,6 +148,8 @@ static int written_kind(uint32_t kind)
 /* ---- fixture --------------------------------------------------------------- */
 
 static int early;                       /* push_before_commit, on a store that peeks */
+static uint32_t hold_queue;             /* nonzero: the engine's hold_queue */
+static uint64_t hold_memory;            /* nonzero: the engine's hold_memory */
 
 static struct vt_engine_config cfg_offline(void)
 {
@@ -160,6 +162,12 @@ static struct vt_engine_config cfg_offline(void)
 	c.commits_in_flight = 2;
 	c.durability = VT_DURABLE_OFFLINE;
 	c.push_before_commit = early;
+	if (hold_queue != 0) {
+		c.hold_queue = hold_queue;
+	}
+	if (hold_memory != 0) {
+		c.hold_memory = hold_memory;
+	}
 	return c;
 }
 
@@ -179,6 +187,8 @@ static void setup(void)
 	rec_ops.destroy = rec_destroy;
 	rec_ops.dedup_peek = early ? wrap_dedup_peek : NULL;
 	nwrites = 0;
+	hold_queue = 0;
+	hold_memory = 0;
 	defer = 0;
 	ndeferred = 0;
 	start_engine();
@@ -869,10 +879,13 @@ START_TEST(early_push_does_not_pass_an_older_stored_message)
 	char cid[8], body[16];
 	int i;
 
+	hold_queue = 8;
+	vt_engine_destroy(E);
+	start_engine();
 	connect_user(E, &H, "alice", &A);
 	connect_user(E, &H, "bob", &B);
 
-	/* window 4: a queue of 8; the 9th is stored for bob. */
+	/* window 4, a held queue of 8: the 9th is stored for bob. */
 	defer = 1;
 	for (i = 0; i < 9; i++) {
 		snprintf(cid, sizeof(cid), "m%d", i);
@@ -912,6 +925,141 @@ START_TEST(group_post_reaches_online_members_before_its_commit)
 END_TEST
 
 /* What holds with or without pushing before the commit. */
+/* ---- how deep a device's held queue may get ------------------------------ */
+
+static uint64_t held_bytes(void)
+{
+	struct vt_engine_stats s;
+
+	vt_engine_stats(E, &s);
+	return s.held_bytes;
+}
+
+/* alice sends bob @n messages with bodies of @body_len bytes; their ids into @ids. */
+static void send_many(int n, size_t body_len, uint64_t *ids)
+{
+	char body[3072], cid[16];
+
+	ck_assert_uint_lt(body_len + 3, sizeof(body));
+	body[0] = '"';
+	memset(body + 1, 'x', body_len);
+	memcpy(body + 1 + body_len, "\"", 2);
+	for (int i = 0; i < n; i++) {
+		snprintf(cid, sizeof(cid), "m%d", i);
+		send_msg(&A, cid, "bob", body);
+	}
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), (size_t)n);
+	for (int i = 0; i < n; i++) {
+		ids[i] = cap_nth_id(&A, "accepted", (size_t)i);
+	}
+}
+
+/*
+ * bob acks until he has @n messages (at most 100 rounds), and they came in
+ * @ids' order; alice acks her receipts, also held, so nothing stays held.
+ */
+static void bob_takes_all(int n, const uint64_t *ids)
+{
+	for (int round = 0; cap_count(&B, "message") < (size_t)n && round < 100; round++) {
+		ack_all(&B);
+	}
+	ack_all(&B);
+	for (int round = 0; held_bytes() > 0 && round < 100; round++) {
+		ack_all(&A);
+	}
+	ck_assert_uint_eq(cap_count(&B, "message"), (size_t)n);
+	for (int i = 0; i < n; i++) {
+		ck_assert_uint_eq(cap_nth_id(&B, "message", (size_t)i), ids[i]);
+	}
+	ck_assert_uint_eq(held_bytes(), 0);
+}
+
+START_TEST(held_queue_is_deeper_than_the_window)
+{
+	uint64_t ids[40];
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	send_many(40, 10, ids);
+
+	/* Four pushed (the window), the other 36 wait in memory: none written. */
+	ck_assert_uint_eq(cap_count(&B, "message"), 4);
+	for (int i = 0; i < 40; i++) {
+		ck_assert_int_eq(written(NULL, ids[i]), 0);
+	}
+	ck_assert_uint_gt(held_bytes(), 40 * 10);
+	bob_takes_all(40, ids);
+	ck_assert_int_eq(written_kind(VT_KIND_MESSAGE), 0);
+}
+END_TEST
+
+START_TEST(held_queue_full_writes_the_rest)
+{
+	uint64_t ids[20];
+
+	hold_queue = 6;
+	vt_engine_destroy(E);
+	start_engine();
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	send_many(20, 10, ids);
+
+	/* Six held, the rest written for bob's device, and all arrive in order. */
+	for (int i = 0; i < 20; i++) {
+		ck_assert_int_eq(written("bob/", ids[i]), i >= 6);
+	}
+	bob_takes_all(20, ids);
+}
+END_TEST
+
+START_TEST(hold_memory_full_writes_the_rest)
+{
+	uint64_t ids[30];
+	int nwritten = 0;
+
+	hold_memory = 65536;
+	vt_engine_destroy(E);
+	start_engine();
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	send_many(30, 3000, ids);
+
+	/* Held while under the bound (it may pass it by one message), then
+	 * written; each held message counts at least its body twice. */
+	ck_assert_uint_le(held_bytes(), 65536 + 2 * 3002 + 1024);
+	for (int i = 0; i < 30; i++) {
+		int w = written("bob/", ids[i]);
+
+		ck_assert(w == 0 || i >= 5);
+		nwritten += w;
+	}
+	ck_assert_int_ge(nwritten, 30 - 65536 / (2 * 3002) - 1);
+	ck_assert_int_le(nwritten, 30 - 5);
+	bob_takes_all(30, ids);
+}
+END_TEST
+
+START_TEST(held_bytes_return_when_the_device_goes)
+{
+	uint64_t ids[12];
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	send_many(12, 100, ids);
+	ck_assert_uint_gt(held_bytes(), 0);
+
+	/* Every held message is written as bob goes, and the memory is free. */
+	vt_conn_close(B.conn);
+	B.conn = NULL;
+	turn(E, &H);
+	ck_assert_uint_eq(held_bytes(), 0);
+	for (int i = 0; i < 12; i++) {
+		ck_assert_int_eq(written("bob/", ids[i]), 1);
+	}
+}
+END_TEST
+
 static void add_common(TCase *t)
 {
 	tcase_add_test(t, group_post_held_for_online_members_stored_for_offline);
@@ -930,6 +1078,10 @@ static void add_common(TCase *t)
 	tcase_add_test(t, held_receipt_does_not_pass_an_older_stored_event);
 	tcase_add_test(t, shutdown_writes_held_posts_and_receipts);
 	tcase_add_test(t, shutdown_writes_gathering_group_receipts);
+	tcase_add_test(t, held_queue_is_deeper_than_the_window);
+	tcase_add_test(t, held_queue_full_writes_the_rest);
+	tcase_add_test(t, hold_memory_full_writes_the_rest);
+	tcase_add_test(t, held_bytes_return_when_the_device_goes);
 }
 
 static Suite *hold_suite(void)
