@@ -135,7 +135,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(n < 0, "vt_env_decode_ids returned 0");
 		FUZZ_CHECK(reason != NULL, "ids refusal without a reason");
 		if (rc == 0 && env.type == VT_ENV_ACK) {
-			FUZZ_CHECK(0, "ack accepted by vt_env_decode, refused by vt_env_decode_ids");
+			FUZZ_CHECK(0, "ack accepted by vt_env_decode, "
+				      "refused by vt_env_decode_ids");
 		}
 		vt_env_encode_error(&b, n, reason, NULL);
 		check_output(&b, "error envelope is not valid JSON");

@@ -94,6 +94,12 @@ static const char *only(const struct evkeyvalq *h, const char *name)
 	return found;
 }
 
+/* Do the @len bytes at @p end in a space or a tab? */
+static int ends_in_blank(const char *p, size_t len)
+{
+	return len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t');
+}
+
 /* Nonzero when @p lies inside some Sec-WebSocket-Protocol value. */
 static int inside_protocol_value(const struct evkeyvalq *h, const char *p, size_t len)
 {
@@ -130,8 +136,9 @@ static void check_accepted(const struct evkeyvalq *h, const struct vt_ws_handsha
 		FUZZ_CHECK(hs->token_len > 0, "empty bearer token");
 		FUZZ_CHECK(inside_protocol_value(h, hs->token, hs->token_len),
 		           "bearer token outside the protocol header");
-		FUZZ_CHECK(memchr(hs->token, ',', hs->token_len) == NULL, "bearer token holds a comma");
-		FUZZ_CHECK(hs->token[hs->token_len - 1] != ' ' && hs->token[hs->token_len - 1] != '\t',
+		FUZZ_CHECK(memchr(hs->token, ',', hs->token_len) == NULL,
+		           "bearer token holds a comma");
+		FUZZ_CHECK(!ends_in_blank(hs->token, hs->token_len),
 		           "bearer token ends in white space");
 	} else {
 		FUZZ_CHECK(hs->token_len == 0, "token length without a token");
@@ -152,8 +159,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const char *nl = memchr(s + start, '\n', size - start);
 		size_t end = nl != NULL ? (size_t)(nl - s) : size;
 		const char *nul = memchr(s + start, '\0', end - start);
+		size_t stop = nul != NULL ? (size_t)(nul - s) : end;
 
-		add_line(&headers, s + start, nul != NULL ? (size_t)(nul - s) - start : end - start);
+		add_line(&headers, s + start, stop - start);
 		start = end + 1;
 	}
 

@@ -107,7 +107,8 @@ static void walk(const struct vt_json_val *v, unsigned depth, struct vt_buf *b)
 			check_string(&quoted, b);
 			n = vt_json_str_decode(&quoted, scratch, sizeof(scratch));
 			if (n >= 0) {
-				FUZZ_CHECK(vt_json_key_is(&key, scratch), "key differs from its text");
+				FUZZ_CHECK(vt_json_key_is(&key, scratch),
+					   "key differs from its text");
 			}
 			FUZZ_CHECK(item.p > v->p && item.p + item.len < v->p + v->len,
 			           "member outside its object");

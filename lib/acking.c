@@ -60,15 +60,14 @@ void vt__acking_drop(struct vt_engine *e, const struct vt_pend *p)
 static int scan_batches(const struct vt_engine *e, const struct vt_inbox *in, uint64_t id)
 {
 	for (uint32_t k = 0; k <= e->nflight; k++) {
-		const struct vt_batch *b = k < e->nflight
-						   ? &e->flight[(e->flight_head + k) % VT_COMMITS_MAX]
-						   : &e->cur;
+		uint32_t slot = (e->flight_head + k) % VT_COMMITS_MAX;
+		const struct vt_batch *b = k < e->nflight ? &e->flight[slot] : &e->cur;
 
 		for (size_t i = 0; i < b->len; i++) {
 			const struct vt_pend *p = &b->pend[i];
 
-			if (p->kind == VT_PEND_ACK && p->id == id && strcmp(p->user, in->user) == 0 &&
-			    strcmp(p->device, in->device) == 0) {
+			if (p->kind == VT_PEND_ACK && p->id == id &&
+			    strcmp(p->user, in->user) == 0 && strcmp(p->device, in->device) == 0) {
 				return 1;
 			}
 		}

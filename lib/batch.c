@@ -358,8 +358,8 @@ static void complete_echo(struct vt_engine *e, struct vt_pend *p)
 	if (g != NULL && vt_group_recent_find(g, p->origin_user, p->cid) == p->id) {
 		vt__reply_accepted(e, &p->origin, p->cid, p->id, vt__wall(e));
 	} else {
-		vt__reply_error(e, &p->origin, VT_ESTORAGE, "the change was not stored; send it again",
-				p->cid);
+		vt__reply_error(e, &p->origin, VT_ESTORAGE,
+				"the change was not stored; send it again", p->cid);
 	}
 }
 

@@ -494,8 +494,8 @@ static int push(struct vt_conn *c, struct vt_item *it)
 	}
 	it->attempts++;
 	e->stats.pushed++;
-	vt_log(VT_LOG_DEBUG, "pushed id=%llu conn=%llu attempt=%u", (unsigned long long)it->msg->rec.id,
-	       (unsigned long long)c->serial, it->attempts);
+	vt_log(VT_LOG_DEBUG, "pushed id=%llu conn=%llu attempt=%u",
+	       (unsigned long long)it->msg->rec.id, (unsigned long long)c->serial, it->attempts);
 	it->deadline = vt__now(e) + backoff(e, it->attempts);
 	vt_timers_remove(&e->timers, it);
 	vt_timers_add(&e->timers, it);

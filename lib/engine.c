@@ -391,7 +391,8 @@ void vt__expire_start(struct vt_engine *e)
 	e->expiring = 1;
 	e->pending_calls++;
 	e->st.ops->expire(e->st.self, wall, wall - (int64_t)e->cfg.offline_ttl_ms,
-			  wall - (int64_t)e->cfg.device_ttl_ms, EXPIRE_MAX_PER_SWEEP, on_expired, e);
+			  wall - (int64_t)e->cfg.device_ttl_ms, EXPIRE_MAX_PER_SWEEP,
+			  on_expired, e);
 }
 
 void vt_engine_run_timers(struct vt_engine *e)

@@ -588,7 +588,8 @@ static int load_recent(struct vt_group *g, const struct vt_json_val *t)
 	    !vt_json_next_elem(t, &pos, &c) || !vt_json_next_elem(t, &pos, &i) ||
 	    u.type != VT_JSON_STRING || c.type != VT_JSON_STRING ||
 	    vt_json_str_decode(&u, user, sizeof(user)) < 0 ||
-	    vt_json_str_decode(&c, cid, sizeof(cid)) < 0 || vt_json_u64(&i, VT_ID_LIMIT, &id) != 0) {
+	    vt_json_str_decode(&c, cid, sizeof(cid)) < 0 ||
+	    vt_json_u64(&i, VT_ID_LIMIT, &id) != 0) {
 		return VT_EBADENV;
 	}
 	vt_group_recent_add(g, user, cid, id);
@@ -629,8 +630,9 @@ static int load_field(struct vt_group *g, const struct vt_json_val *key,
 		return vt_json_str_decode(val, g->creator, sizeof(g->creator)) < 0 ? VT_EBADENV : 0;
 	}
 	if (vt_json_key_is(key, "cid")) {
-		return vt_json_str_decode(val, g->create_cid, sizeof(g->create_cid)) < 0 ? VT_EBADENV
-											   : 0;
+		int n = vt_json_str_decode(val, g->create_cid, sizeof(g->create_cid));
+
+		return n < 0 ? VT_EBADENV : 0;
 	}
 	if (vt_json_key_is(key, "cid_id")) {
 		return vt_json_u64(val, VT_ID_LIMIT, &g->create_id);

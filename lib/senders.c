@@ -72,7 +72,8 @@ void vt__sender_keep(struct vt_engine *e, const char *user, const struct vt_buck
 			return;
 		}
 		*kept = *b;
-	} else if (kept != NULL && vt_bucket_level(b, rate, now) < vt_bucket_level(kept, rate, now)) {
+	} else if (kept != NULL &&
+		   vt_bucket_level(b, rate, now) < vt_bucket_level(kept, rate, now)) {
 		*kept = *b; /* of two, the emptier */
 	}
 }

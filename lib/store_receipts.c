@@ -285,7 +285,8 @@ static void put_ref(struct vt__rcpts *rs, struct vt_op *ops, size_t i)
 	g = vt_map_get(&rs->groups, key);
 	r = g != NULL ? take(rs, ops, g) : NULL;
 	if (r == NULL) {
-		vt_log(VT_LOG_ERROR, "receipt of id=%llu for %s was not planned; left to the engine",
+		vt_log(VT_LOG_ERROR,
+		       "receipt of id=%llu for %s was not planned; left to the engine",
 		       (unsigned long long)op->id, op->acked_from);
 		return;
 	}

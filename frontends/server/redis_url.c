@@ -100,8 +100,9 @@ int vt_redis_url_parse(const char *url, struct vt_redis_url *u)
 	const char *p = url + 8, *slash;
 
 	if (strncmp(url, "redis://", 8) != 0) {
-		fprintf(stderr, "vartalapd: --redis: '%s': expected redis://HOST[:PORT][/PREFIX]%s\n",
-		        url, strstr(url, "://") != NULL ? " (no other scheme is supported)" : "");
+		fprintf(stderr,
+		        "vartalapd: --redis: '%s': expected redis://HOST[:PORT][/PREFIX]%s\n", url,
+		        strstr(url, "://") != NULL ? " (no other scheme is supported)" : "");
 		return -1;
 	}
 	slash = strchr(p, '/');

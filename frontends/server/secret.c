@@ -44,8 +44,9 @@ static void warn_if_open(int fd, const char *path)
 	struct stat st;
 
 	if (fstat(fd, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-		vt_log(VT_LOG_WARN, "secret file %s can be read by others (mode %03o): chmod 600 it",
-		       path, (unsigned)(st.st_mode & 0777));
+		vt_log(VT_LOG_WARN,
+		       "secret file %s can be read by others (mode %03o): chmod 600 it", path,
+		       (unsigned)(st.st_mode & 0777));
 	}
 }
 

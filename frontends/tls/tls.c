@@ -75,7 +75,8 @@ static int readable(const char *what, const char *path, char *why, size_t len)
 
 static int load_files(SSL_CTX *ctx, const char *cert, const char *key, char *why, size_t len)
 {
-	if (readable("certificate", cert, why, len) != 0 || readable("private key", key, why, len)) {
+	if (readable("certificate", cert, why, len) != 0 ||
+	    readable("private key", key, why, len) != 0) {
 		return -1;
 	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
@@ -93,7 +94,8 @@ static int load_files(SSL_CTX *ctx, const char *cert, const char *key, char *why
 		return -1;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
-		snprintf(why, len, "the private key %s does not match the certificate %s", key, cert);
+		snprintf(why, len, "the private key %s does not match the certificate %s", key,
+			 cert);
 		return -1;
 	}
 	return 0;

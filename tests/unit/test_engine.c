@@ -69,13 +69,12 @@ END_TEST
 
 START_TEST(from_is_never_the_clients)
 {
+	static const char forged[] = "{\"type\":\"message\",\"id\":\"x\",\"to\":\"bob\","
+				     "\"from\":\"mallory\",\"body\":1}";
+
 	connect_user(E, &H, "alice", &A);
 	connect_user(E, &H, "bob", &B);
-	vt_conn_receive(A.conn,
-			"{\"type\":\"message\",\"id\":\"x\",\"to\":\"bob\",\"from\":\"mallory\","
-			"\"body\":1}",
-			strlen("{\"type\":\"message\",\"id\":\"x\",\"to\":\"bob\",\"from\":\"mallory\","
-			       "\"body\":1}"));
+	vt_conn_receive(A.conn, forged, strlen(forged));
 	turn(E, &H);
 	ck_assert_ptr_nonnull(strstr(cap_nth(&B, "message", 0), "\"from\":\"alice\""));
 	ck_assert_ptr_null(strstr(cap_nth(&B, "message", 0), "mallory"));

@@ -268,7 +268,11 @@ void advance(struct vt_engine *e, struct fake_host *h, uint64_t ms)
 	turn(e, h);
 	for (;;) {
 		int64_t t = vt_engine_next_timeout(e);
-		uint64_t step = (t < 0 || h->mono + (uint64_t)t > end) ? end - h->mono : (uint64_t)t;
+		uint64_t step = end - h->mono;
+
+		if (t >= 0 && h->mono + (uint64_t)t <= end) {
+			step = (uint64_t)t;
+		}
 
 		h->mono += step;
 		h->wall += (int64_t)step;
@@ -319,8 +323,9 @@ void send_raw(struct cap_conn *c, const char *json)
 void send_msg(struct cap_conn *c, const char *cid, const char *to, const char *body)
 {
 	char buf[4096];
-	int n = snprintf(buf, sizeof(buf), "{\"v\":1,\"type\":\"message\",\"id\":\"%s\",\"to\":\"%s\","
-					   "\"body\":%s}", cid, to, body);
+	int n = snprintf(buf, sizeof(buf),
+			 "{\"v\":1,\"type\":\"message\",\"id\":\"%s\",\"to\":\"%s\",\"body\":%s}",
+			 cid, to, body);
 
 	vt_conn_receive(c->conn, buf, (size_t)n);
 }
