@@ -157,9 +157,9 @@ static const char usage_text[] =
         "  --window N              un-acked pushes per device (default 32)\n"
         "  --hold-queue N          with --durability offline: messages held in\n"
         "                          memory per device, pushed or waiting (default\n"
-        "                          1024); more are written\n"
-        "  --hold-memory MB        with --durability offline: memory for held\n"
-        "                          messages, all devices (default 256)\n"
+        "                          1024); more are written to storage\n"
+        "  --hold-memory MIB       with --durability offline: memory for held\n"
+        "                          messages, all devices (default 256 MiB)\n"
         "  --max-message BYTES     largest envelope (default 65536)\n"
         "  --inbox-cap N           stored messages per device (default 10000)\n"
         "  --offline-ttl SECONDS   age at which stored messages expire (default 30 days)\n"
@@ -362,12 +362,14 @@ static int parse_numeric(int opt, const char *arg, struct vt_server_options *o)
 			return -1;
 		}
 		o->engine.hold_queue = (uint32_t)v;
+		o->hold_given = 1;
 		return 0;
 	case OPT_HOLD_MEMORY:
 		if (vt_opt_number("hold-memory", arg, 1, 1u << 20, &v) != 0) {
 			return -1;
 		}
 		o->engine.hold_memory = v << 20;
+		o->hold_given = 1;
 		return 0;
 	case OPT_MAX_MESSAGE:
 		if (vt_opt_number("max-message", arg, 256, VT_FE_MAX_MESSAGE_CAP, &v) != 0) {
@@ -786,6 +788,12 @@ static int check_storage(struct vt_server_options *o)
 	if (o->engine.push_before_commit && o->engine.durability != VT_DURABLE_OFFLINE) {
 		/* Mode always writes each event before any push: nothing to gain. */
 		fprintf(stderr, "vartalapd: --push-before-commit needs --durability offline\n");
+		return -1;
+	}
+	if (o->hold_given && o->engine.durability != VT_DURABLE_OFFLINE) {
+		/* Only mode offline holds events in memory: the bound would be void. */
+		fprintf(stderr,
+		        "vartalapd: --hold-queue and --hold-memory need --durability offline\n");
 		return -1;
 	}
 	if (o->storage_redis && o->engine.durability == VT_DURABLE_OFFLINE) {

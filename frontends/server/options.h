@@ -33,6 +33,7 @@ struct vt_server_options {
 	const char *data_dir;
 	const char *secret_file; /* NULL: none */
 	int dev;                 /* --dev: generated development secret */
+	int hold_given;          /* --hold-queue or --hold-memory: need mode offline */
 	int storage_memory;      /* --storage memory */
 	int storage_redis;       /* --storage redis */
 	struct vt_redis_url redis; /* --redis; host[0] == '\0' when not given */

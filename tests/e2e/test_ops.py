@@ -135,12 +135,17 @@ async def test_cluster_options_must_agree():
             (["--cluster", "redis://127.0.0.1:1/0"], "database number"),
             (["--node-id", "7"], "only used with --cluster"),
             (["--cluster", url, "--durability", "offline"], "--durability always"),
-            (["--push-before-commit"], "needs --durability offline")]:
+            (["--push-before-commit"], "needs --durability offline"),
+            (["--hold-queue", "10"], "need --durability offline"),
+            (["--hold-memory", "10"], "need --durability offline"),
+            (["--durability", "offline", "--hold-queue", "0"], "from 1 to"),
+            (["--durability", "offline", "--hold-memory", "2000000"], "from 1 to")]:
         rc, out, err = check_config(*key, *args)
         eq(rc, 2, "exit status for %r (stderr %r)" % (args, err))
         check(why in err, "%r: the reason names %r: %r" % (args, why, err))
     for args in (["--cluster", url, "--redis", url, "--node-id", "3"],
-                 ["--storage", "redis", "--redis", url, "--node-id", "3"]):
+                 ["--storage", "redis", "--redis", url, "--node-id", "3"],
+                 ["--durability", "offline", "--hold-queue", "1", "--hold-memory", "1"]):
         rc, out, err = check_config(*key, *args)
         eq((rc, out), (0, "ok\n"), "%r (stderr %r)" % (args, err))
 
