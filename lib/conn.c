@@ -424,9 +424,12 @@ void vt__conn_offer(struct vt_conn *c, struct vt_msg *m)
 	if (m->rec.id <= c->cursor && queued(c, m->rec.id)) {
 		return;
 	}
-	if (c->backlog || c->fetching || c->blocked || c->nqueued >= queue_cap(c)) {
+	if (c->backlog || c->fetching || c->blocked || c->nqueued >= queue_cap(c) ||
+	    vt__hold_late(c->e, c->id.user)) {
 		/* Stored already: it is listed in order when the queue drains. A
 		 * client that stopped reading holds no more than it was pushed.
+		 * An older event, held at its take, may still be on its way to
+		 * storage: this one waits there behind it (hold.c, store_late).
 		 * With several nodes its id may sit below what was listed. */
 		if (m->rec.id <= c->cursor) {
 			vt__conn_rewind(c, m->rec.id - 1);
@@ -634,7 +637,7 @@ void vt__conn_pump(struct vt_conn *c)
 		vt__timers_changed(e);
 	}
 	if (c->backlog && !c->fetching && !c->touching && !c->blocked && !c->list_failed &&
-	    c->nqueued < e->cfg.window) {
+	    c->nqueued < e->cfg.window && !vt__hold_late(e, c->id.user)) {
 		fetch(c);
 	}
 }

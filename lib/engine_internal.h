@@ -442,8 +442,13 @@ void vt__hold(struct vt_engine *e, struct vt_pend *p);
 /* Offer @m, held, to every device of @u but @skip. */
 void vt__hold_offer(struct vt_user *u, const struct vt_conn *skip, struct vt_msg *m);
 
-/* A STORE that vt__hold() queued completed: its users may be held for again. */
+/* A STORE that vt__hold() queued completed: its users may be held for again,
+ * and their devices list what was stored behind it. */
 void vt__hold_stored(struct vt_engine *e, struct vt_pend *p);
+
+/* Is an event held for @user on its way to storage after all (vt__hold)?
+ * Nothing later reaches @user's devices before it does. */
+int vt__hold_late(const struct vt_engine *e, const char *user);
 
 /*
  * Mode "offline": hold receipt @m (with its id) for its recipient, whose

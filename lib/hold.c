@@ -43,8 +43,7 @@ static int user_clear(const struct vt_engine *e, const char *user, const struct 
 {
 	const struct vt_user *u = vt__user(e, user);
 
-	if (u == NULL || u->ndevices == 0 || u->nconns != u->ndevices ||
-	    (e->late.len > 0 && vt_map_get(&e->late, user) != NULL)) {
+	if (u == NULL || u->ndevices == 0 || u->nconns != u->ndevices || vt__hold_late(e, user)) {
 		return 0;
 	}
 	for (const struct vt_conn *c = u->conns; c != NULL; c = c->sib) {
@@ -53,6 +52,11 @@ static int user_clear(const struct vt_engine *e, const char *user, const struct 
 		}
 	}
 	return 1;
+}
+
+int vt__hold_late(const struct vt_engine *e, const char *user)
+{
+	return e->late.len > 0 && vt_map_get(&e->late, user) != NULL;
 }
 
 /* Count a late store for @user (@delta 1) or its completion (-1). */
@@ -149,13 +153,31 @@ static void store_late(struct vt_engine *e, struct vt_msg *m, char (*users)[VT_I
 	}
 }
 
+/*
+ * A late store for @user completed. With none left, @user's devices list
+ * what was stored while it was on its way (vt__conn_offer left it there).
+ */
+static void late_done(struct vt_engine *e, const char *user)
+{
+	struct vt_user *u;
+
+	count_late(e, user, -1);
+	if (vt__hold_late(e, user) || (u = vt__user(e, user)) == NULL) {
+		return;
+	}
+	for (struct vt_conn *c = u->conns, *next; c != NULL; c = next) {
+		next = c->sib;
+		vt__conn_pump(c);
+	}
+}
+
 void vt__hold_stored(struct vt_engine *e, struct vt_pend *p)
 {
 	for (uint32_t i = 0; i < p->nusers; i++) {
-		count_late(e, vt__pend_user(p, i), -1);
+		late_done(e, vt__pend_user(p, i));
 	}
 	if (p->own_copies) {
-		count_late(e, p->user, -1);
+		late_done(e, p->user);
 	}
 }
 

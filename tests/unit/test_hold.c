@@ -1060,6 +1060,47 @@ START_TEST(held_bytes_return_when_the_device_goes)
 }
 END_TEST
 
+/*
+ * bob's m1 is held at its take; before its commit carol's messages fill the
+ * held memory, so m1 is stored late and m2, taken meanwhile, stored at
+ * once. m2 must not reach bob ahead of m1.
+ */
+START_TEST(held_memory_filling_before_a_commit_keeps_order)
+{
+	char body[3072], cid[8];
+
+	hold_memory = 65536;
+	vt_engine_destroy(E);
+	start_engine();
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	connect_user(E, &H, "carol", &C);
+	body[0] = '"';
+	memset(body + 1, 'x', 3000);
+	memcpy(body + 3001, "\"", 2);
+
+	defer = 1;
+	for (int i = 0; i < 12; i++) {
+		snprintf(cid, sizeof(cid), "c%d", i);
+		send_msg(&A, cid, "carol", body);
+	}
+	turn(E, &H);
+	send_msg(&A, "m1", "bob", "\"m1\"");
+	turn(E, &H);
+	ck_assert_int_eq(ndeferred, 2);
+	release_one();               /* carol's: the held memory is full */
+	ck_assert_uint_ge(held_bytes(), 65536);
+	send_msg(&A, "m2", "bob", "\"m2\"");
+	turn(E, &H);
+	release();
+	ack_all(&B);
+	ack_all(&B);
+
+	ck_assert_int_ge(first_with(&B, "\"m1\""), 0);
+	ck_assert_int_lt(first_with(&B, "\"m1\""), first_with(&B, "\"m2\""));
+}
+END_TEST
+
 static void add_common(TCase *t)
 {
 	tcase_add_test(t, group_post_held_for_online_members_stored_for_offline);
@@ -1082,6 +1123,7 @@ static void add_common(TCase *t)
 	tcase_add_test(t, held_queue_full_writes_the_rest);
 	tcase_add_test(t, hold_memory_full_writes_the_rest);
 	tcase_add_test(t, held_bytes_return_when_the_device_goes);
+	tcase_add_test(t, held_memory_filling_before_a_commit_keeps_order);
 }
 
 static Suite *hold_suite(void)
