@@ -662,11 +662,19 @@ static void unlink_item(struct vt_conn *c, struct vt_item *it, struct vt_item *p
 	vt_timers_remove(&c->e->timers, it);
 }
 
+/*
+ * Past twice the window a queue holds only held events never pushed: one
+ * from storage is queued only into a shallower queue, pushes go in queue
+ * order, and nothing moves back. No client has seen their ids, so an ack
+ * does not look there; else an ack of an unknown id would walk up to
+ * --hold-queue items, 256 times per envelope.
+ */
 int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg, int *held)
 {
 	struct vt_item *prev = NULL;
+	uint32_t left = queue_cap(c);
 
-	for (struct vt_item *it = c->head; it != NULL; prev = it, it = it->next) {
+	for (struct vt_item *it = c->head; it != NULL && left-- > 0; prev = it, it = it->next) {
 		if (it->msg->rec.id != id) {
 			continue;
 		}

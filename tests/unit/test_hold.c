@@ -1101,6 +1101,27 @@ START_TEST(held_memory_filling_before_a_commit_keeps_order)
 }
 END_TEST
 
+/*
+ * bob, not acking, has 40 messages held: 4 pushed, 36 waiting. An ack of one
+ * waiting past twice the window, whose id he has not seen, is unknown: an
+ * ack does not walk the whole queue. The message still comes, in order.
+ */
+START_TEST(ack_looks_no_deeper_than_twice_the_window)
+{
+	uint64_t ids[40];
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	send_many(40, 10, ids);
+	ck_assert_uint_eq(cap_count(&B, "message"), 4);
+
+	send_ack(&B, ids[30]);
+	turn(E, &H);
+	ck_assert_int_eq(count_with(&B, "unknown_id"), 1);
+	bob_takes_all(40, ids);
+}
+END_TEST
+
 static void add_common(TCase *t)
 {
 	tcase_add_test(t, group_post_held_for_online_members_stored_for_offline);
@@ -1124,6 +1145,7 @@ static void add_common(TCase *t)
 	tcase_add_test(t, hold_memory_full_writes_the_rest);
 	tcase_add_test(t, held_bytes_return_when_the_device_goes);
 	tcase_add_test(t, held_memory_filling_before_a_commit_keeps_order);
+	tcase_add_test(t, ack_looks_no_deeper_than_twice_the_window);
 }
 
 static Suite *hold_suite(void)
