@@ -26,15 +26,15 @@ static uint32_t queue_cap(const struct vt_conn *c)
 }
 
 /*
- * What a held copy of @m counts against --hold-memory: its queue entry, the
+ * What a held copy counts against --hold-memory: its queue entry, the
  * message (ids and body) and the frame that pushes it, which repeats the
  * body inside the envelope. Estimated, not measured: the allocator's own
  * overhead varies, and a group post's message is shared by every member's
  * copy yet counted for each, so the bound errs on the safe side.
  */
-static uint32_t held_cost(const struct vt_msg *m)
+uint32_t vt__held_cost(size_t body_len)
 {
-	return (uint32_t)(HELD_FIXED + 2 * m->rec.body_len);
+	return (uint32_t)(HELD_FIXED + 2 * body_len);
 }
 
 /* Give an unlinked item back to the pool, and its bytes to the hold budget. */
@@ -370,7 +370,7 @@ static int append(struct vt_conn *c, struct vt_msg *m, uint32_t notified, uint32
 	it->msg = vt_msg_ref(m);
 	it->conn = c;
 	it->notified = notified;
-	it->held = held ? held_cost(m) : 0;
+	it->held = held ? vt__held_cost(m->rec.body_len) : 0;
 	c->e->stats.held_bytes += it->held;
 	if (c->tail != NULL) {
 		c->tail->next = it;

@@ -23,27 +23,33 @@
 
 /*
  * Connected, registered, nothing stored waiting for it, its output not
- * blocked, room in its queue and in the memory held for every queue. The
- * queue may be deeper than the window: a device behind by a burst takes it
- * from memory, while a slower path through storage would only put it
- * further behind (docs/PERFORMANCE.md, "Past the peak").
+ * blocked, room in its queue. The queue may be deeper than the window: a
+ * device behind by a burst takes it from memory, while a slower path
+ * through storage would only put it further behind (docs/PERFORMANCE.md,
+ * "Past the peak").
  */
 static int conn_clear(const struct vt_engine *e, const struct vt_conn *c)
 {
 	return !c->closing && !c->touching && !c->backlog && !c->fetching && !c->blocked &&
-	       c->nqueued < e->cfg.hold_queue && e->stats.held_bytes < e->cfg.hold_memory;
+	       c->nqueued < e->cfg.hold_queue;
 }
 
 /*
  * Is every registered device of @user, but @skip, connected and keeping up,
  * with no held event of theirs on its way to storage (store_late)? One held
- * now would be pushed ahead of that older one.
+ * now would be pushed ahead of that older one. And is there room in the
+ * held memory for a copy with a body of @body_len on each device? Counting
+ * every copy, not one, a user with many devices does not pass the bound by
+ * all of them at once.
  */
-static int user_clear(const struct vt_engine *e, const char *user, const struct vt_conn *skip)
+static int user_clear(const struct vt_engine *e, const char *user, const struct vt_conn *skip,
+		      size_t body_len)
 {
 	const struct vt_user *u = vt__user(e, user);
 
-	if (u == NULL || u->ndevices == 0 || u->nconns != u->ndevices || vt__hold_late(e, user)) {
+	if (u == NULL || u->ndevices == 0 || u->nconns != u->ndevices || vt__hold_late(e, user) ||
+	    e->stats.held_bytes + (uint64_t)u->nconns * vt__held_cost(body_len) >
+		    e->cfg.hold_memory) {
 		return 0;
 	}
 	for (const struct vt_conn *c = u->conns; c != NULL; c = c->sib) {
@@ -93,7 +99,7 @@ void vt__hold_split(struct vt_engine *e, struct vt_pend *p, const struct vt_conn
 
 	/* Held recipients move behind the stored ones. */
 	for (uint32_t i = n; i-- > 0;) {
-		if (user_clear(e, vt__pend_user(p, i), NULL)) {
+		if (user_clear(e, vt__pend_user(p, i), NULL, p->msg->rec.body_len)) {
 			p->nusers--;
 			swap_users(p, i, p->nusers);
 		}
@@ -102,7 +108,7 @@ void vt__hold_split(struct vt_engine *e, struct vt_pend *p, const struct vt_conn
 
 	/* A message to oneself reaches every device as a recipient already. */
 	if (p->own_copies && strcmp(p->msg->rec.to, from->id.user) != 0 &&
-	    user_clear(e, from->id.user, from)) {
+	    user_clear(e, from->id.user, from, p->msg->rec.body_len)) {
 		p->own_copies = 0;
 		p->hold_own = 1;
 	}
@@ -192,14 +198,14 @@ void vt__hold(struct vt_engine *e, struct vt_pend *p)
 	for (uint32_t i = p->nusers; i < p->nusers + p->nheld; i++) {
 		const char *user = vt__pend_user(p, i);
 
-		if (user_clear(e, user, NULL)) {
+		if (user_clear(e, user, NULL, p->msg->rec.body_len)) {
 			vt__hold_offer(vt__user(e, user), NULL, p->msg);
 		} else {
 			swap_users(p, p->nusers + late++, i);
 		}
 	}
 	if (p->hold_own) {
-		if (from != NULL && user_clear(e, p->user, from)) {
+		if (from != NULL && user_clear(e, p->user, from, p->msg->rec.body_len)) {
 			vt__hold_offer(from->user, from, p->msg);
 		} else {
 			own = 1;
@@ -254,7 +260,7 @@ static int add_rider(struct vt_batch *b, struct vt_msg *m)
 /* Offer held receipt @m now, or store it if its recipient stopped keeping up. */
 static void offer_receipt(struct vt_engine *e, struct vt_msg *m)
 {
-	if (user_clear(e, m->rec.to, NULL)) {
+	if (user_clear(e, m->rec.to, NULL, m->rec.body_len)) {
 		vt__hold_offer(vt__user(e, m->rec.to), NULL, m);
 	} else {
 		store_late(e, m, NULL, 1, NULL);
@@ -263,14 +269,15 @@ static void offer_receipt(struct vt_engine *e, struct vt_msg *m)
 
 int vt__hold_receipt_likely(const struct vt_engine *e, const char *user)
 {
-	return e->cfg.durability == VT_DURABLE_OFFLINE && user_clear(e, user, NULL);
+	return e->cfg.durability == VT_DURABLE_OFFLINE && user_clear(e, user, NULL, 0);
 }
 
 int vt__hold_receipt(struct vt_engine *e, struct vt_msg *m)
 {
 	struct vt_batch *b;
 
-	if (e->cfg.durability != VT_DURABLE_OFFLINE || !user_clear(e, m->rec.to, NULL)) {
+	if (e->cfg.durability != VT_DURABLE_OFFLINE ||
+	    !user_clear(e, m->rec.to, NULL, m->rec.body_len)) {
 		return 0;
 	}
 	/* Offered now, it could pass an older event still on its way to
