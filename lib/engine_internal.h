@@ -497,6 +497,7 @@ int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg, int *held)
 /* Bytes a held copy of an event with a body of @body_len counts in
  * stats.held_bytes, against hold_memory. */
 uint32_t vt__held_cost(size_t body_len);
+
 void vt__conn_unref(struct vt_conn *c);
 void vt__conn_send(struct vt_conn *c, const char *data, size_t len);
 void vt__conn_kill(struct vt_conn *c, int code, const char *reason);

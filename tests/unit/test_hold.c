@@ -1068,7 +1068,7 @@ END_TEST
  */
 START_TEST(held_memory_filling_before_a_commit_keeps_order)
 {
-	char body[3072], m1[2048], m2[2048], cid[8];
+	char body[3072], m1[2080], m2[2080], cid[8]; /* m1, m2: "m1" before the last 2000 bytes */
 
 	hold_memory = 65536;
 	vt_engine_destroy(E);
