@@ -1,232 +1,18 @@
 /*
  * test_hold.c - mode "offline": what is held in memory, what is written, and
- * that nothing held is lost when a device goes or the server stops.
- *
- * The engine runs on the memory backend behind a recording store, which
- * notes every delivery a commit writes and can keep commits back, so each
- * test checks what was NOT written as well as what arrived.
+ * that nothing held is lost when a device goes or the server stops; group
+ * posts, receipts, a clean stop and pushes before the commit. The fixture,
+ * a recording store that notes every delivery a commit writes, is in
+ * hold_store.c: each test checks what was NOT written as well as what
+ * arrived.
  */
 #include <check.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "engine_internal.h"
+#include "hold_store.h"
 #include "receipts.h"
 #include "util.h"
-
-static struct fake_host H;
-static struct vt_engine *E;
-static struct cap_conn A, A2, B, B2, C, D;
-
-/* ---- the recording store ------------------------------------------------ */
-
-#define WRITES_MAX 512
-#define DEFERRED_MAX 8
-
-/* One delivery a commit wrote. */
-struct write {
-	char inbox[2 * VT_ID_MAX + 2]; /* "user/device" */
-	uint64_t id;
-	uint32_t kind;
-};
-
-/* A commit on its way through the recording store. */
-struct call {
-	struct vt_op *ops;
-	size_t n;
-	vt_commit_cb done;
-	void *arg;
-};
-
-static struct vt_storage_ops rec_ops;
-static struct write writes[WRITES_MAX];
-static size_t nwrites;
-static int defer;                       /* commits wait for release() */
-static struct call deferred[DEFERRED_MAX];
-static int ndeferred;
-
-static void note_writes(const struct vt_op *ops, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		const struct vt_op *op = &ops[i];
-
-		if (op->kind != VT_OP_PUT || op->status != 0 || op->dup_of != 0) {
-			continue;
-		}
-		for (uint32_t k = 0; k < op->out_nto; k++) {
-			struct write *w = &writes[nwrites++];
-
-			ck_assert_uint_lt(nwrites, WRITES_MAX);
-			snprintf(w->inbox, sizeof(w->inbox), "%s/%s", op->out_to[k].user,
-				 op->out_to[k].device);
-			w->id = op->rec->id;
-			w->kind = op->rec->kind;
-		}
-	}
-}
-
-static void on_inner_commit(void *arg, int status)
-{
-	struct call *c = arg;
-
-	if (status == 0) {
-		note_writes(c->ops, c->n);
-	}
-	c->done(c->arg, status);
-}
-
-static void pass_commit(struct vt_op *ops, size_t n, vt_commit_cb done, void *arg)
-{
-	struct call c = {ops, n, done, arg};
-
-	/* The memory backend completes inside the call. */
-	wrap_inner.ops->commit(wrap_inner.self, ops, n, on_inner_commit, &c);
-}
-
-static void rec_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb done, void *arg)
-{
-	if (defer) {
-		ck_assert_int_lt(ndeferred, DEFERRED_MAX);
-		deferred[ndeferred++] = (struct call){ops, n, done, arg};
-		return;
-	}
-	pass_commit(ops, n, done, arg);
-}
-
-/* Apply and complete the oldest commit kept back; later ones stay back. */
-static void release_one(void)
-{
-	struct call c = deferred[0];
-
-	ck_assert_int_gt(ndeferred, 0);
-	ndeferred--;
-	memmove(&deferred[0], &deferred[1], (size_t)ndeferred * sizeof(deferred[0]));
-	pass_commit(c.ops, c.n, c.done, c.arg);
-	turn(E, &H);
-}
-
-/*
- * Apply and complete every commit kept back, and those they lead to, oldest
- * first. A commit never completes ahead of an older one: the memory store's
- * answers are valid only inside its callback.
- */
-static void release(void)
-{
-	while (ndeferred > 0) {
-		release_one();
-	}
-	defer = 0;
-}
-
-/* The memory store outlives its engines: a restart sees what was written. */
-static void rec_destroy(void *self)
-{
-}
-
-/* Deliveries of record @id written for @inbox ("user/device"), or for any inbox (NULL). */
-static int written(const char *inbox, uint64_t id)
-{
-	int n = 0;
-
-	for (size_t i = 0; i < nwrites; i++) {
-		n += writes[i].id == id && (inbox == NULL || strcmp(writes[i].inbox, inbox) == 0);
-	}
-	return n;
-}
-
-/* Deliveries of @kind written since the test began. */
-static int written_kind(uint32_t kind)
-{
-	int n = 0;
-
-	for (size_t i = 0; i < nwrites; i++) {
-		n += writes[i].kind == kind;
-	}
-	return n;
-}
-
-/* ---- fixture --------------------------------------------------------------- */
-
-static int early;                       /* push_before_commit, on a store that peeks */
-static uint32_t hold_queue;             /* nonzero: the engine's hold_queue */
-static uint64_t hold_memory;            /* nonzero: the engine's hold_memory */
-
-static struct vt_engine_config cfg_offline(void)
-{
-	struct vt_engine_config c;
-
-	vt_engine_config_init(&c);
-	c.ack_timeout_ms = 1000;
-	c.max_retries = 2;
-	c.window = 4;
-	c.commits_in_flight = 2;
-	c.durability = VT_DURABLE_OFFLINE;
-	c.push_before_commit = early;
-	if (hold_queue != 0) {
-		c.hold_queue = hold_queue;
-	}
-	if (hold_memory != 0) {
-		c.hold_memory = hold_memory;
-	}
-	return c;
-}
-
-static void start_engine(void)
-{
-	struct vt_engine_config c = cfg_offline();
-	struct vt_storage st = {.ops = &rec_ops};
-
-	E = engine_new(&H, &c, &st);
-}
-
-static void setup(void)
-{
-	fake_host_init(&H);
-	wrap_ops_init(&rec_ops, INT64_C(7) * 86400000);
-	rec_ops.commit = rec_commit;
-	rec_ops.destroy = rec_destroy;
-	rec_ops.dedup_peek = early ? wrap_dedup_peek : NULL;
-	nwrites = 0;
-	hold_queue = 0;
-	hold_memory = 0;
-	defer = 0;
-	ndeferred = 0;
-	start_engine();
-	memset(&A, 0, sizeof(A));
-	memset(&A2, 0, sizeof(A2));
-	memset(&B, 0, sizeof(B));
-	memset(&B2, 0, sizeof(B2));
-	memset(&C, 0, sizeof(C));
-	memset(&D, 0, sizeof(D));
-}
-
-static void teardown(void)
-{
-	vt_engine_destroy(E);
-	wrap_inner.ops->destroy(wrap_inner.self);
-	cap_free(&A);
-	cap_free(&A2);
-	cap_free(&B);
-	cap_free(&B2);
-	cap_free(&C);
-	cap_free(&D);
-}
-
-/* Ack every event pushed to @c so far. */
-static void ack_all(struct cap_conn *c)
-{
-	for (size_t i = 0; i < c->nframes; i++) {
-		uint64_t id = json_id(c->frames[i], "id");
-		char type[16];
-
-		if (json_field(c->frames[i], "type", type, sizeof(type)) == 0 &&
-		    strcmp(type, "accepted") != 0 && strcmp(type, "error") != 0 && id != 0) {
-			send_ack(c, id);
-		}
-	}
-	turn(E, &H);
-}
 
 /* alice makes g:team with @members (a JSON array), and everyone acks the news. */
 static void make_team(const char *members)
@@ -255,17 +41,6 @@ static void online_team(void)
 	connect_user(E, &H, "bob", &B);
 	connect_user(E, &H, "carol", &C);
 	make_team("[\"bob\",\"carol\"]");
-}
-
-/* How many frames of @c carry @needle. */
-static int count_with(const struct cap_conn *c, const char *needle)
-{
-	int n = 0;
-
-	for (size_t i = 0; i < c->nframes; i++) {
-		n += strstr(c->frames[i], needle) != NULL;
-	}
-	return n;
 }
 
 /* ---- group messages ------------------------------------------------------ */
@@ -471,16 +246,6 @@ START_TEST(member_gone_before_the_commit_is_stored_for)
 }
 END_TEST
 
-/* The position of the first frame on @c that carries @needle, or -1. */
-static int first_with(const struct cap_conn *c, const char *needle)
-{
-	for (size_t i = 0; i < c->nframes; i++) {
-		if (strstr(c->frames[i], needle) != NULL) {
-			return (int)i;
-		}
-	}
-	return -1;
-}
 
 /*
  * A member held for at the post, but not at its commit, is stored for in
@@ -794,17 +559,6 @@ END_TEST
 
 /* ---- pushed before the commit (a store that can peek at dedup) ---------- */
 
-static void setup_early(void)
-{
-	early = 1;
-	setup();
-}
-
-static void teardown_early(void)
-{
-	teardown();
-	early = 0;
-}
 
 START_TEST(held_message_reaches_recipient_before_its_commit)
 {
@@ -926,229 +680,6 @@ START_TEST(group_post_reaches_online_members_before_its_commit)
 END_TEST
 
 /* What holds with or without pushing before the commit. */
-/* ---- how deep a device's held queue may get ------------------------------ */
-
-static uint64_t held_bytes(void)
-{
-	struct vt_engine_stats s;
-
-	vt_engine_stats(E, &s);
-	return s.held_bytes;
-}
-
-/* alice sends bob @n messages with bodies of @body_len bytes; their ids into @ids. */
-static void send_many(int n, size_t body_len, uint64_t *ids)
-{
-	char body[3072], cid[16];
-
-	ck_assert_uint_lt(body_len + 3, sizeof(body));
-	body[0] = '"';
-	memset(body + 1, 'x', body_len);
-	memcpy(body + 1 + body_len, "\"", 2);
-	for (int i = 0; i < n; i++) {
-		snprintf(cid, sizeof(cid), "m%d", i);
-		send_msg(&A, cid, "bob", body);
-	}
-	turn(E, &H);
-	ck_assert_uint_eq(cap_count(&A, "accepted"), (size_t)n);
-	for (int i = 0; i < n; i++) {
-		ids[i] = cap_nth_id(&A, "accepted", (size_t)i);
-	}
-}
-
-/*
- * bob acks until he has @n messages (at most 100 rounds), and they came in
- * @ids' order; alice acks her receipts, also held, so nothing stays held.
- */
-static void bob_takes_all(int n, const uint64_t *ids)
-{
-	for (int round = 0; cap_count(&B, "message") < (size_t)n && round < 100; round++) {
-		ack_all(&B);
-	}
-	ack_all(&B);
-	for (int round = 0; held_bytes() > 0 && round < 100; round++) {
-		ack_all(&A);
-	}
-	ck_assert_uint_eq(cap_count(&B, "message"), (size_t)n);
-	for (int i = 0; i < n; i++) {
-		ck_assert_uint_eq(cap_nth_id(&B, "message", (size_t)i), ids[i]);
-	}
-	ck_assert_uint_eq(held_bytes(), 0);
-}
-
-START_TEST(held_queue_is_deeper_than_the_window)
-{
-	uint64_t ids[40];
-
-	connect_user(E, &H, "alice", &A);
-	connect_user(E, &H, "bob", &B);
-	send_many(40, 10, ids);
-
-	/* Four pushed (the window), the other 36 wait in memory: none written. */
-	ck_assert_uint_eq(cap_count(&B, "message"), 4);
-	for (int i = 0; i < 40; i++) {
-		ck_assert_int_eq(written(NULL, ids[i]), 0);
-	}
-	ck_assert_uint_gt(held_bytes(), 40 * 10);
-	bob_takes_all(40, ids);
-	ck_assert_int_eq(written_kind(VT_KIND_MESSAGE), 0);
-}
-END_TEST
-
-START_TEST(held_queue_full_writes_the_rest)
-{
-	uint64_t ids[20];
-
-	hold_queue = 6;
-	vt_engine_destroy(E);
-	start_engine();
-	connect_user(E, &H, "alice", &A);
-	connect_user(E, &H, "bob", &B);
-	send_many(20, 10, ids);
-
-	/* Six held, the rest written for bob's device, and all arrive in order. */
-	for (int i = 0; i < 20; i++) {
-		ck_assert_int_eq(written("bob/", ids[i]), i >= 6);
-	}
-	bob_takes_all(20, ids);
-}
-END_TEST
-
-START_TEST(hold_memory_full_writes_the_rest)
-{
-	uint64_t ids[30];
-	int nwritten = 0;
-
-	hold_memory = 65536;
-	vt_engine_destroy(E);
-	start_engine();
-	connect_user(E, &H, "alice", &A);
-	connect_user(E, &H, "bob", &B);
-	send_many(30, 3000, ids);
-
-	/* Held while it fits under the bound, then written; each held
-	 * message counts at least its body twice. */
-	ck_assert_uint_le(held_bytes(), 65536);
-	for (int i = 0; i < 30; i++) {
-		int w = written("bob/", ids[i]);
-
-		ck_assert(w == 0 || i >= 5);
-		nwritten += w;
-	}
-	ck_assert_int_ge(nwritten, 30 - 65536 / (2 * 3002) - 1);
-	ck_assert_int_le(nwritten, 30 - 5);
-	bob_takes_all(30, ids);
-}
-END_TEST
-
-START_TEST(held_bytes_return_when_the_device_goes)
-{
-	uint64_t ids[12];
-
-	connect_user(E, &H, "alice", &A);
-	connect_user(E, &H, "bob", &B);
-	send_many(12, 100, ids);
-	ck_assert_uint_gt(held_bytes(), 0);
-
-	/* Every held message is written as bob goes, and the memory is free. */
-	vt_conn_close(B.conn);
-	B.conn = NULL;
-	turn(E, &H);
-	ck_assert_uint_eq(held_bytes(), 0);
-	for (int i = 0; i < 12; i++) {
-		ck_assert_int_eq(written("bob/", ids[i]), 1);
-	}
-}
-END_TEST
-
-/*
- * bob's m1 is held at its take; before its commit carol's messages fill the
- * held memory, so m1 is stored late and m2, taken meanwhile, stored at
- * once. m2 must not reach bob ahead of m1.
- */
-START_TEST(held_memory_filling_before_a_commit_keeps_order)
-{
-	char body[3072], m1[2080], m2[2080], cid[8]; /* m1, m2: "m1" before the last 2000 bytes */
-
-	hold_memory = 65536;
-	vt_engine_destroy(E);
-	start_engine();
-	connect_user(E, &H, "alice", &A);
-	connect_user(E, &H, "bob", &B);
-	connect_user(E, &H, "carol", &C);
-	body[0] = '"';
-	memset(body + 1, 'x', 3000);
-	memcpy(body + 3001, "\"", 2);
-	snprintf(m1, sizeof(m1), "\"m1%s", body + 1002);
-	snprintf(m2, sizeof(m2), "\"m2%s", body + 1002);
-
-	defer = 1;
-	for (int i = 0; i < 12; i++) {
-		snprintf(cid, sizeof(cid), "c%d", i);
-		send_msg(&A, cid, "carol", body);
-	}
-	turn(E, &H);
-	send_msg(&A, "m1", "bob", m1);
-	turn(E, &H);
-	ck_assert_int_eq(ndeferred, 2);
-	release_one();               /* carol's: no room left for bob's */
-	ck_assert_uint_gt(held_bytes() + vt__held_cost(strlen(m2)), 65536);
-	send_msg(&A, "m2", "bob", m2);
-	turn(E, &H);
-	release();
-	ack_all(&B);
-	ack_all(&B);
-
-	ck_assert_int_ge(first_with(&B, "\"m1x"), 0);
-	ck_assert_int_lt(first_with(&B, "\"m1x"), first_with(&B, "\"m2x"));
-}
-END_TEST
-
-/*
- * bob, not acking, has 40 messages held: 4 pushed, 36 waiting. An ack of one
- * waiting past twice the window, whose id he has not seen, is unknown: an
- * ack does not walk the whole queue. The message still comes, in order.
- */
-START_TEST(ack_looks_no_deeper_than_twice_the_window)
-{
-	uint64_t ids[40];
-
-	connect_user(E, &H, "alice", &A);
-	connect_user(E, &H, "bob", &B);
-	send_many(40, 10, ids);
-	ck_assert_uint_eq(cap_count(&B, "message"), 4);
-
-	send_ack(&B, ids[30]);
-	turn(E, &H);
-	ck_assert_int_eq(count_with(&B, "unknown_id"), 1);
-	bob_takes_all(40, ids);
-}
-END_TEST
-
-/*
- * bob has two devices: a message held for him is two copies. Each is held
- * only while both copies fit: the bound is not passed by all of a user's
- * copies at once.
- */
-START_TEST(hold_memory_counts_every_copy_before_holding)
-{
-	uint64_t ids[30];
-
-	hold_memory = 65536;
-	vt_engine_destroy(E);
-	start_engine();
-	connect_user(E, &H, "alice", &A);
-	connect_device(E, &H, "bob", "phone", &B);
-	connect_device(E, &H, "bob", "laptop", &B2);
-	send_many(30, 3000, ids);
-
-	ck_assert_uint_le(held_bytes(), 65536);
-	ck_assert_uint_gt(held_bytes(), 65536 - 2 * (2 * 3002 + 1024));
-	ck_assert_int_eq(written("bob/phone", ids[0]), 0);
-	ck_assert_int_eq(written("bob/phone", ids[29]), 1);
-}
-END_TEST
-
 static void add_common(TCase *t)
 {
 	tcase_add_test(t, group_post_held_for_online_members_stored_for_offline);
@@ -1167,39 +698,18 @@ static void add_common(TCase *t)
 	tcase_add_test(t, held_receipt_does_not_pass_an_older_stored_event);
 	tcase_add_test(t, shutdown_writes_held_posts_and_receipts);
 	tcase_add_test(t, shutdown_writes_gathering_group_receipts);
-	tcase_add_test(t, held_queue_is_deeper_than_the_window);
-	tcase_add_test(t, held_queue_full_writes_the_rest);
-	tcase_add_test(t, hold_memory_full_writes_the_rest);
-	tcase_add_test(t, held_bytes_return_when_the_device_goes);
-	tcase_add_test(t, held_memory_filling_before_a_commit_keeps_order);
-	tcase_add_test(t, ack_looks_no_deeper_than_twice_the_window);
-	tcase_add_test(t, hold_memory_counts_every_copy_before_holding);
 }
 
-static Suite *hold_suite(void)
+static void add_early(TCase *t)
 {
-	Suite *s = suite_create("hold");
-	TCase *t = tcase_create("offline");
-
-	tcase_add_checked_fixture(t, setup, teardown);
-	add_common(t);
-	suite_add_tcase(s, t);
-
-	/* The same, on a store that can peek at dedup: held events go out
-	 * before their commit. */
-	t = tcase_create("early");
-	tcase_add_checked_fixture(t, setup_early, teardown_early);
-	add_common(t);
 	tcase_add_test(t, held_message_reaches_recipient_before_its_commit);
 	tcase_add_test(t, resend_of_a_committed_message_is_not_pushed_again);
 	tcase_add_test(t, resend_while_the_first_is_in_flight_is_not_pushed_again);
 	tcase_add_test(t, early_push_does_not_pass_an_older_stored_message);
 	tcase_add_test(t, group_post_reaches_online_members_before_its_commit);
-	suite_add_tcase(s, t);
-	return s;
 }
 
 int main(void)
 {
-	return run_suite(hold_suite());
+	return run_suite(hold_suite_new("hold", add_common, add_early));
 }
