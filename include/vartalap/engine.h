@@ -84,8 +84,9 @@ struct vt_engine_config {
 	 * take its events from memory, not from storage, a slower path. */
 	uint32_t hold_queue;
 	/* With VT_DURABLE_OFFLINE: bytes of held events in memory, every
-	 * queue together, counted per copy (a group post once per member),
-	 * bodies and push frames included; past it events are written.
+	 * queue together, bodies and push frames included, counted per copy
+	 * (a group post once for each device it is held for); an event is
+	 * held only if a copy for each device fits, else it is written.
 	 * Default 256 MiB, at least 64 KiB. */
 	uint64_t hold_memory;
 };
