@@ -267,10 +267,27 @@ async def test_metrics_count_what_happened():
     eq(st, 405, "POST /metrics")
 
 
+async def test_every_metric_is_documented():
+    """Each series GET /metrics serves is listed under METRICS in vartalapd(8)."""
+    srv = server("--storage", "memory")
+    st, _, body = get_metrics(srv)
+    eq(st, 200, "GET /metrics")
+    names = set(re.findall(r"^# TYPE ([a-z_]+) ", body, re.M))
+    check(len(names) > 15, "series found: %r" % sorted(names))
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    with open(os.path.join(root, "docs", "vartalapd.8")) as f:
+        man = f.read()
+    metrics = man[man.index(".SH METRICS"):man.index(".SH OPTIONS")].replace("\\%", "")
+    for name in sorted(names):
+        check(re.search(r"\b%s\b" % name, metrics) is not None,
+              "docs/vartalapd.8 lists %s under METRICS" % name)
+
+
 if __name__ == "__main__":
     run([test_check_config_accepts_a_good_file, test_check_config_names_file_and_line,
          test_check_config_checks_files_and_combinations, test_key_recipe_and_line_breaks,
          test_dev_key_made_once_by_many_at_once,
          test_cluster_options_must_agree,
          test_file_applies_and_command_line_wins,
-         test_metrics_count_what_happened, test_every_option_is_documented])
+         test_metrics_count_what_happened, test_every_metric_is_documented,
+         test_every_option_is_documented])
