@@ -155,6 +155,7 @@ static int commit_txn(struct lmdb *s, struct vt__lmdb_part *const *parts, size_t
 {
 	MDB_txn *txn = NULL;
 	uint64_t max_id = 0;
+	size_t nops = 0;
 	int stores = 0, rc = mdb_txn_begin(s->env, NULL, 0, &txn);
 
 	for (size_t i = 0; i < np && rc == 0; i++) {
@@ -168,12 +169,13 @@ static int commit_txn(struct lmdb *s, struct vt__lmdb_part *const *parts, size_t
 		}
 		max_id = p->b.max_id > max_id ? p->b.max_id : max_id;
 		stores |= vt__lmdb_batch_stores(p->ops, p->n, &p->b);
+		nops += p->n;
 	}
 	if (rc == 0) {
 		rc = vt__lmdb_max_id_raise(s, txn, max_id);
 	}
 	if (rc == 0 && stores) {
-		rc = vt__lmdb_check_headroom(s, txn);
+		rc = vt__lmdb_check_headroom(s, txn, nops);
 	}
 	if (rc != 0) {
 		if (txn) {
@@ -196,16 +198,21 @@ static int all_refused(const struct vt_op *ops, size_t n)
 }
 
 /*
- * Commit one batch and set its status. A full store must still take acks,
- * since they are what frees it. So when the batch does not fit, it runs
- * again with whatever would grow the store refused op by op (VT_ENOSPC),
- * and the rest is committed. The batch fails whole only when nothing of it
- * is left to write, or when even that does not fit.
+ * Commit one batch and set its status. When it does not fit, the oldest
+ * dedup pairs make room first (store_lmdb_space.c) and it is tried again.
+ * A full store must still take acks, since they are what frees it. So when
+ * the batch still does not fit, it runs again with whatever would grow the
+ * store refused op by op (VT_ENOSPC), and the rest is committed. The batch
+ * fails whole only when nothing of it is left to write, or when even that
+ * does not fit.
  */
 static void commit_one(struct lmdb *s, struct vt__lmdb_part *p)
 {
 	int rc = commit_txn(s, &p, 1, 0);
 
+	if (rc == MDB_MAP_FULL && vt__lmdb_dedup_yield(s, 4 * (uint64_t)p->n + 256) > 0) {
+		rc = commit_txn(s, &p, 1, 0);
+	}
 	if (rc == MDB_MAP_FULL) {
 		rc = commit_txn(s, &p, 1, 1);
 		if (rc == 0 && all_refused(p->ops, p->n)) {

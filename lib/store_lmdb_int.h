@@ -64,6 +64,7 @@ struct lmdb {
 	int fd_ok;          /* the file system can reserve blocks (fallocate) */
 	int disk_full;      /* the last reservation fell short */
 	int lock_fd;        /* the directory, locked while the store is open */
+	int64_t dedup_warned; /* wall ms of the last warning that pairs were forgotten */
 
 	/*
 	 * With a writer thread (NULL: every call completes inside it), the
@@ -189,7 +190,8 @@ int vt__lmdb_apply_group(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct 
 
 /* store_lmdb_space.c */
 int vt__lmdb_batch_stores(const struct vt_op *ops, size_t n, const struct batch *b);
-int vt__lmdb_check_headroom(struct lmdb *s, MDB_txn *txn);
+int vt__lmdb_check_headroom(struct lmdb *s, MDB_txn *txn, size_t nops);
+uint64_t vt__lmdb_dedup_yield(struct lmdb *s, uint64_t max);
 int vt__lmdb_set_page_limit(struct lmdb *s);
 int vt__lmdb_reserve_at_open(struct lmdb *s, const char *path);
 
@@ -204,5 +206,7 @@ int vt__lmdb_load_groups(void *self,
                          void *arg);
 uint64_t vt__lmdb_max_id(void *self);
 int vt__lmdb_dedup_peek(void *self, const struct vt_record *rec, uint64_t *id);
+int vt__lmdb_dedup_forget(struct lmdb *s, MDB_txn *txn, int64_t now_ts, int64_t window,
+                          uint64_t max, uint64_t *forgot, int64_t *last_ts);
 
 #endif

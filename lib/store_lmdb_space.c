@@ -9,11 +9,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 #include <vartalap/error.h>
 #include <vartalap/log.h>
 #include <vartalap/storage.h>
 
+#include "store_key.h"
 #include "store_lmdb_int.h"
 
 /* ---- disk space ---- */
@@ -128,16 +130,161 @@ static size_t page_limit(const struct lmdb *s)
 	return s->fd_ok && disk < s->map_limit ? disk : s->map_limit;
 }
 
-/* MDB_MAP_FULL when @txn, which stores (vt__lmdb_batch_stores), would eat into the reserve. */
-int vt__lmdb_check_headroom(struct lmdb *s, MDB_txn *txn)
+/*
+ * Say, at most once a minute, that pairs went before their window ended:
+ * a re-send older than the youngest of them is no longer recognised.
+ */
+static void warn_forgotten(struct lmdb *s, uint64_t forgot, int64_t last_ts)
 {
-	size_t used;
+	int64_t now = (int64_t)time(NULL) * 1000;
+
+	if (!vt__within_window(now, last_ts, s->window) || now - s->dedup_warned < 60000) {
+		return;
+	}
+	s->dedup_warned = now;
+	vt_log(VT_LOG_WARN,
+	       "lmdb: forgot %llu (sender, client id) pairs to make room, the youngest %llds "
+	       "old (window %llds); a re-send older than that would be delivered again",
+	       (unsigned long long)forgot, (long long)((now - last_ts) / 1000),
+	       (long long)(s->window / 1000));
+}
+
+/*
+ * Room for messages comes before dedup entries. A (from, cid) pair only
+ * keeps a re-send from being delivered twice, and at thousands of messages
+ * a second a week of pairs outgrows any map: kept to the end of their window
+ * they would have the store refuse every new message instead. So the pairs
+ * may hold half of the store, and less when messages need the room: a
+ * storing transaction that finds them over that share, or the store within
+ * a margin of its limit, also forgets the oldest pairs, as many as take the
+ * pages it is over by on average, but at most about twice what it wrote.
+ * Sweeps are small and steady, and the half left keeps LMDB the free pages
+ * it copies into while the store turns over at full speed. Forgetting in
+ * time order frees the time index's pages at once; the pair tree is only
+ * thinned (the oldest pairs are spread over all of it), and new pairs fill
+ * the holes. A batch that does not fit at all makes room in a transaction
+ * of its own first (commit_one).
+ */
+#define FORGET_MIN 32
+
+/*
+ * Pages kept free below the limit for a transaction of @nops ops: a
+ * thousandth of the map, or, for a large transaction, room for the copies
+ * of a few like it, up to a quarter of what the map may hold. Each op copies
+ * a page or two (the pair tree's keys are random), and the pages a commit
+ * frees are taken again only once every reader has moved past it, a few
+ * commits later.
+ */
+static size_t dedup_margin(const struct lmdb *s, size_t nops)
+{
+	size_t m = s->map_pages / 1024 > s->floor ? s->map_pages / 1024 : s->floor;
+
+	m = 8 * nops > m ? 8 * nops : m;
+	return m < s->map_limit / 4 ? m : s->map_limit / 4;
+}
+
+/* The pages of the pair tree and its time index, and the pairs. */
+static int dedup_size(struct lmdb *s, MDB_txn *txn, size_t *pages, uint64_t *pairs)
+{
+	MDB_stat d, t;
+	int rc = mdb_stat(txn, s->dedup, &d);
+
+	if (rc == 0) {
+		rc = mdb_stat(txn, s->dtime, &t);
+	}
+	*pages = rc ? 0 : d.ms_branch_pages + d.ms_leaf_pages + t.ms_branch_pages + t.ms_leaf_pages;
+	*pairs = rc ? 0 : d.ms_entries;
+	return rc;
+}
+
+/*
+ * How many pages the pairs should give up: what takes the store past its
+ * @full limit less @margin, or what they hold past half of it.
+ */
+static size_t dedup_over(size_t used, size_t full, size_t margin, size_t pages)
+{
+	size_t over = used + margin > full ? used + margin - full : 0;
+
+	if (pages > full / 2 && pages - full / 2 > over) {
+		over = pages - full / 2;
+	}
+	return over;
+}
+
+/* Forget, in @txn, the oldest pairs that take @over of their @pages, at most @max. */
+static int dedup_make_room(struct lmdb *s, MDB_txn *txn, size_t over, size_t pages,
+                           uint64_t pairs, uint64_t max)
+{
+	uint64_t want = pairs * over / pages + 1, forgot = 0;
+	int64_t last_ts = 0;
+	int rc = vt__lmdb_dedup_forget(s, txn, 0, 0, want < max ? want : max, &forgot, &last_ts);
+
+	if (rc == 0 && forgot > 0) {
+		warn_forgotten(s, forgot, last_ts);
+	}
+	return rc;
+}
+
+/*
+ * Forget up to @max of the oldest pairs in a transaction of their own,
+ * fewer if even that does not fit. Returns how many went.
+ */
+uint64_t vt__lmdb_dedup_yield(struct lmdb *s, uint64_t max)
+{
+	uint64_t forgot = 0;
+	int64_t last_ts = 0;
+	int rc = MDB_MAP_FULL;
+
+	for (; rc == MDB_MAP_FULL && max > 0; max /= 2) {
+		MDB_txn *txn = NULL;
+
+		rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+		if (rc == 0) {
+			rc = vt__lmdb_dedup_forget(s, txn, 0, 0, max, &forgot, &last_ts);
+		}
+		if (rc == 0) {
+			rc = mdb_txn_commit(txn);
+		} else if (txn) {
+			mdb_txn_abort(txn);
+		}
+	}
+	if (rc != 0) {
+		return 0;
+	}
+	if (forgot > 0) {
+		warn_forgotten(s, forgot, last_ts);
+	}
+	return forgot;
+}
+
+/*
+ * MDB_MAP_FULL when @txn, which stores (vt__lmdb_batch_stores) and holds
+ * @nops ops, would eat into the reserve even once dedup pairs made room.
+ */
+int vt__lmdb_check_headroom(struct lmdb *s, MDB_txn *txn, size_t nops)
+{
+	size_t used, limit, full, over, pages = 0;
+	uint64_t pairs = 0;
 	int rc = pages_used(s, txn, &used);
 
 	if (rc == 0) {
-		reserve_disk(s, used);
+		rc = dedup_size(s, txn, &pages, &pairs);
 	}
-	return rc ? rc : (used > page_limit(s) ? MDB_MAP_FULL : 0);
+	if (rc != 0) {
+		return rc;
+	}
+	reserve_disk(s, used);
+	limit = page_limit(s);
+	/* the disk's limit counts only once the disk is full: it is reserved ahead */
+	full = s->disk_full ? limit : s->map_limit;
+	over = dedup_over(used, full, dedup_margin(s, nops), pages);
+	if (over > 0 && pairs > 0) {
+		rc = dedup_make_room(s, txn, over, pages, pairs, 2 * (uint64_t)nops + FORGET_MIN);
+		if (rc == 0) {
+			rc = pages_used(s, txn, &used);
+		}
+	}
+	return rc ? rc : (used > limit ? MDB_MAP_FULL : 0);
 }
 
 /* ---- at open ---- */

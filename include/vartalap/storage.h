@@ -114,7 +114,10 @@ enum vt_op_kind {
 	 * Store @rec (once, if no record with its id exists yet) and add one
 	 * delivery per inbox in @to. With @dedup set, first look up (rec->from,
 	 * rec->cid): when a record was accepted under that pair within the
-	 * dedup window, write nothing and set dup_of to its id. When an inbox
+	 * dedup window, write nothing and set dup_of to its id. A backend with
+	 * a bounded store may forget the oldest pairs before their window
+	 * ends to make room for messages; it must then say so in its log.
+	 * When an inbox
 	 * in @to already holds @inbox_cap deliveries, write nothing and set
 	 * status to VT_EINBOXFULL.
 	 *

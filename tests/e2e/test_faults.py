@@ -341,14 +341,21 @@ async def test_kill9_under_load_inline_writer():
 # ----------------------------------------------------------------- full LMDB map
 
 def fill(srv, sender, to, prefix, size, limit=5000):
-    """POST until refused; returns (accepted envelopes, the refusal). It sends
-    as fast as it can from one user: the servers it fills run with --rate 0."""
+    """POST until refused 20 times in a row (a refusal makes the oldest
+    (sender, client id) pairs give way, so a few more may fit until none are
+    left); returns (accepted envelopes, the last refusal). It sends as fast
+    as it can from one user: the servers it fills run with --rate 0."""
     tok = srv.token(sender)
     out = []
+    refused = 0
     for i in range(limit):
         st, r = send_http(srv, tok, to, "%s%d" % (prefix, i), "x" * size, expect=None)
         if st != 200:
-            return out, (st, r)
+            refused += 1
+            if refused == 20:
+                return out, (st, r)
+            continue
+        refused = 0
         check(r.get("type") == "accepted", "200 without accepted: %r" % (r,))
         out.append(r)
     raise TestFailure("storage never filled after %d sends" % limit)
@@ -374,8 +381,10 @@ async def test_map_full_refuses_then_recovers():
     eq(err.get("code"), "storage_full", "error code when the map is full")
     small, (st, err) = fill(srv, "carol", "bob", "small", 100)
     eq((st, err.get("code")), (507, "storage_full"), "small messages once full")
-    print("  accepted %d x 3000 B and %d x 100 B into a %s MB map, then 507 storage_full"
-          % (len(big), len(small), MAP_MB))
+    tiny, (st, err) = fill(srv, "carol", "bob", "tiny", 1)
+    eq((st, err.get("code")), (507, "storage_full"), "tiny messages once full")
+    print("  accepted %d x 3000 B, %d x 100 B and %d x 1 B into a %s MB map, then 507 "
+          "storage_full" % (len(big), len(small), len(tiny), MAP_MB))
     st, h = http_request(srv, "GET", "/healthz")
     print("  /healthz while full: %s %s" % (st, h))
     eq(st, 503, "/healthz while the last batch failed for lack of space")
@@ -403,7 +412,8 @@ async def test_map_full_refuses_then_recovers():
     srv.start()
     btok = srv.token("bob")
     listed = fetch_all(srv, btok)
-    eq([m["id"] for m in listed], [a["id"] for a in big + small], "bob's messages after kill -9")
+    eq([m["id"] for m in listed], [a["id"] for a in big + small + tiny],
+       "bob's messages after kill -9")
 
     # Drain bob over REST; then sends are accepted again.
     for i in range(0, len(listed), 100):
@@ -466,6 +476,74 @@ async def test_map_full_receipts_not_dropped():
     print("  receipt refs for 3 acks taken while full: %d" % len(refs))
     eq(sorted(r["ref"] for r in refs), sorted(a["id"] for a in early),
        "receipts of acks taken while the store is full")
+
+
+async def chatter(srv, n, tag):
+    """alice sends bob @n messages over WebSocket, 250 in flight, while bob
+    takes them, acking 16 at a time, and alice acks her receipts; every one
+    is accepted, each reaches bob once. Returns the (client id, server id)
+    pairs, in order."""
+    alice = await connect(srv, "alice")
+    bob = await connect(srv, "bob")
+    got, answers = [], {}
+
+    async def take():
+        while len(got) < n:
+            ev = json.loads(await asyncio.wait_for(bob.ws.recv(), 10))
+            if ev.get("type") == "message":
+                got.append(ev["id"])
+                if len(got) % 16 == 0 or len(got) == n:   # a receipt for every 16
+                    await bob.ack(*got[-16:])
+
+    async def hear():
+        while len(answers) < n:
+            ev = json.loads(await asyncio.wait_for(alice.ws.recv(), 10))
+            if ev.get("type") == "delivered":
+                await alice.ack(ev["id"])   # a receipt left unacked would fill the map
+            elif "ref" in ev:
+                eq(ev["type"], "accepted", "answer to %s: %r" % (ev["ref"], ev))
+                answers[ev["ref"]] = ev["id"]
+
+    tasks = [asyncio.ensure_future(take()), asyncio.ensure_future(hear())]
+    cids = ["%s-%d" % (tag, i) for i in range(n)]
+    for i, cid in enumerate(cids):
+        while i - len(answers) >= 250:
+            await asyncio.sleep(0.001)
+            if tasks[1].done():
+                tasks[1].result()   # raises what stopped alice's reader
+        await alice.message("bob", cid, "x" * 40)
+    await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    pairs = [(cid, answers[cid]) for cid in cids]
+    eq(got, [sid for _, sid in pairs], "bob's messages, once each, in order")
+    await alice.close()
+    await bob.close()
+    return pairs
+
+
+async def test_map_full_of_dedup_pairs_still_takes_messages():
+    """Every message leaves its (sender, client id) pair for the dedup
+    window (a week), also once acked: in a small map they would fill it and
+    have every later message refused for that week. The oldest pairs make
+    room instead, in both modes: all messages are taken, a recent re-send is
+    still recognised, and the server says it forgot pairs early."""
+    for mode in ("always", "offline"):
+        srv = server("--lmdb-map-size", MAP_MB, "--durability", mode, "--rate", "0")
+        pairs = await chatter(srv, 40000, mode)
+        alice = await connect(srv, "alice")
+        bob = await connect(srv, "bob")
+        for cid, sid in pairs[-3:]:
+            await alice.message("bob", cid, "again")
+            ev = await alice.expect(lambda e, c=cid: e.get("ref") == c, 5, "answer to " + cid)
+            eq((ev["type"], ev.get("id")), ("accepted", sid), "a recent re-send's answer")
+        await bob.quiet(0.5, lambda e: e.get("type") == "message", "a re-send delivered again")
+        check("forgot" in srv.log_tail(200), "no warning that pairs were forgotten:\n"
+              + srv.log_tail(20))
+        st, h = http_request(srv, "GET", "/healthz")
+        eq(st, 200, "/healthz after the map filled with pairs")
+        print("  mode %s: 40000 messages through a %s MB map" % (mode, MAP_MB))
+        await alice.close()
+        await bob.close()
+        srv.kill()
 
 
 async def test_map_full_new_recipient_can_drain():
@@ -544,4 +622,5 @@ if __name__ == "__main__":
          test_map_full_refuses_then_recovers,
          test_map_full_acks_not_refused_with_sends, test_map_full_receipts_not_dropped,
          test_map_full_new_recipient_can_drain,
+         test_map_full_of_dedup_pairs_still_takes_messages,
          test_disk_full_tmpfs])
