@@ -389,10 +389,12 @@
 	"end\n" \
 	"-- Check the whole encoding before writing anything: a script that stops\n" \
 	"-- half way keeps what it wrote, so a bad batch must fail here.\n" \
+	"local nops = 0\n" \
 	"local function check()\n" \
 	"  local skip, opt = {T = 3, N = 3}, {A = 3, G = 2}\n" \
 	"  while at <= #ARGV do\n" \
 	"    local k = arg()\n" \
+	"    nops = nops + 1\n" \
 	"    if k == 'P' then\n" \
 	"      if not skip_put() then return false end\n" \
 	"    elseif opt[k] then\n" \
@@ -407,6 +409,16 @@
 	"  return at == #ARGV + 1\n" \
 	"end\n" \
 	"if not check() then return redis.error_reply('ERR vartalap: malformed batch') end\n" \
+	"-- Over maxmemory the oldest (sender, client id) pairs give way first, about\n" \
+	"-- twice as many as the batch could add, so that later batches fit again:\n" \
+	"-- kept to the end of their window they would have every message refused.\n" \
+	"if FULL then\n" \
+	"  local e = redis.call('ZRANGE', P .. 'ddts', 0, 2 * nops + 31)\n" \
+	"  for _, k in ipairs(e) do\n" \
+	"    redis.call('HDEL', P .. 'dd', k)\n" \
+	"    redis.call('ZREM', P .. 'ddts', k)\n" \
+	"  end\n" \
+	"end\n" \
 	"at = 3\n" \
 	"local res = {}\n" \
 	"while at <= #ARGV do res[#res + 1] = ops[arg()]() end\n" \

@@ -84,7 +84,8 @@ static void on_commit(void *arg, int status, const redisReply *r)
 			status = VT_ENOSPC;
 		} else {
 			vt_log(VT_LOG_WARN, "redis: commit: over maxmemory; what would grow the "
-			       "store was refused, the rest committed");
+			       "store was refused, the rest committed, and the oldest (sender, "
+			       "client id) pairs forgotten to make room");
 		}
 	}
 	if (status != 0) {

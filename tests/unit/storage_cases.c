@@ -180,6 +180,36 @@ int put1(uint64_t id, const char *cid, int64_t ts, const char *body, const char 
 	return p.op.status;
 }
 
+/*
+ * Commit @n PUTs of (alice, "c<first>"...) that write only their dedup
+ * entry, ids and times counting up from @first, as one batch. Returns how
+ * many were taken; the others were refused for space (VT_ENOSPC).
+ */
+size_t put_pairs(uint64_t first, int n)
+{
+	static struct put p[100];
+	static char cids[100][16];
+	struct vt_op ops[100];
+	size_t taken = 0;
+	int rc;
+
+	ck_assert_int_le(n, 100);
+	for (int i = 0; i < n; i++) {
+		snprintf(cids[i], sizeof(cids[i]), "c%llu", (unsigned long long)(first + i));
+		put_init(&p[i], first + i, cids[i], (int64_t)(first + i), "x", TO(NULL));
+		p[i].op.dedup = 1;
+		ops[i] = p[i].op;
+	}
+	rc = commit(ops, (size_t)n);
+	ck_assert(rc == 0 || rc == VT_ENOSPC);
+	for (int i = 0; i < n; i++) {
+		ck_assert(ops[i].status == 0 || ops[i].status == VT_ENOSPC);
+		ck_assert_uint_eq(ops[i].dup_of, 0);
+		taken += rc == 0 && ops[i].status == 0;
+	}
+	return taken;
+}
+
 int put(uint64_t id, int64_t ts, const char *body, const char *const *to)
 {
 	return put1(id, "", ts, body, to, 0, 0, NULL);

@@ -379,6 +379,52 @@ START_TEST(redis_full_store_opens_and_drains)
 }
 END_TEST
 
+/* The server's used_memory (INFO memory), or -1. */
+static long long used_memory(int port)
+{
+	struct timeval tv = {2, 0};
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+	redisReply *r = c && !c->err ? redisCommand(c, "INFO memory") : NULL;
+	const char *at = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "used_memory:") : NULL;
+	long long n = at ? atoll(at + strlen("used_memory:")) : -1;
+
+	if (r) {
+		freeReplyObject(r);
+	}
+	if (c) {
+		redisFree(c);
+	}
+	return n;
+}
+
+/*
+ * (sender, client id) pairs give way over maxmemory: with room for about a
+ * tenth of the pairs sent, batches are refused only until the oldest pairs
+ * are forgotten, and the last ones are taken and still found.
+ */
+START_TEST(redis_dedup_pairs_make_room)
+{
+	const uint64_t first = 1000, batches = 400;
+	size_t late = 0;
+	uint64_t dup;
+	long long used;
+
+	ck_assert_int_eq(open_redis(), 0);
+	ck_assert_uint_eq(put_pairs(first, 100), 100);
+	used = used_memory(server_port);
+	ck_assert_int_gt(used, 0);
+	ck_assert(server_cmd(server_port, "CONFIG SET maxmemory %lld", used + (1 << 20)));
+	for (uint64_t b = 1; b < batches; b++) {
+		size_t taken = put_pairs(first + 100 * b, 100);
+
+		late += b >= batches - 50 ? taken : 0;
+	}
+	ck_assert_uint_gt(late, 50 * 100 / 2);
+	ck_assert_int_eq(put1(first + 100 * batches, "c40999", 100, "x", TO(NULL), 1, 0, &dup), 0);
+	ck_assert_uint_eq(dup, first + 100 * batches - 1);
+}
+END_TEST
+
 /*
  * A PUT whose id another record holds (two engines given one block of
  * ids, after Redis lost writes) writes nothing and is logged: the record's
@@ -687,6 +733,7 @@ static Suite *redis_suite(void)
 	tcase_add_test(rd, redis_lost_and_back);
 	tcase_add_test(rd, redis_appendonly_survives_crash);
 	tcase_add_test(rd, redis_full_store_opens_and_drains);
+	tcase_add_test(rd, redis_dedup_pairs_make_room);
 	tcase_add_test(rd, redis_id_taken_refused);
 	tcase_add_test(rd, redis_receipt_id_taken_left_to_engine);
 	tcase_add_test(rd, redis_bad_records_skipped);
