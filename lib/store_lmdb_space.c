@@ -163,9 +163,24 @@ static void warn_forgotten(struct lmdb *s, uint64_t forgot, int64_t last_ts)
  * time order frees the time index's pages at once; the pair tree is only
  * thinned (the oldest pairs are spread over all of it), and new pairs fill
  * the holes. A batch that does not fit at all makes room in a transaction
- * of its own first (commit_one).
+ * of its own first (commit_one). The youngest pairs keep a small share
+ * whatever messages need (dedup_keep).
  */
 #define FORGET_MIN 32
+
+/*
+ * Pages the pairs keep even when messages need them: a sixty-fourth of the
+ * map, at least the reserve's floor, at most an eighth of what the map may
+ * hold. Without it a store full of messages forgot each pair in the
+ * transaction that wrote it, for room the pair never took, and a re-send a
+ * moment later was delivered again.
+ */
+static size_t dedup_keep(const struct lmdb *s)
+{
+	size_t k = s->map_pages / 64 > s->floor ? s->map_pages / 64 : s->floor;
+
+	return k < s->map_limit / 8 ? k : s->map_limit / 8;
+}
 
 /*
  * Pages kept free below the limit for a transaction of @nops ops: a
@@ -199,16 +214,18 @@ static int dedup_size(struct lmdb *s, MDB_txn *txn, size_t *pages, uint64_t *pai
 
 /*
  * How many pages the pairs should give up: what takes the store past its
- * @full limit less @margin, or what they hold past half of it.
+ * @full limit less @margin, or what they hold past half of it; never what
+ * takes them below @keep.
  */
-static size_t dedup_over(size_t used, size_t full, size_t margin, size_t pages)
+static size_t dedup_over(size_t used, size_t full, size_t margin, size_t pages, size_t keep)
 {
 	size_t over = used + margin > full ? used + margin - full : 0;
+	size_t give = pages > keep ? pages - keep : 0;
 
 	if (pages > full / 2 && pages - full / 2 > over) {
 		over = pages - full / 2;
 	}
-	return over;
+	return over < give ? over : give;
 }
 
 /* Forget, in @txn, the oldest pairs that take @over of their @pages, at most @max. */
@@ -223,6 +240,22 @@ static int dedup_make_room(struct lmdb *s, MDB_txn *txn, size_t over, size_t pag
 		warn_forgotten(s, forgot, last_ts);
 	}
 	return rc;
+}
+
+/* Forget, in @txn, up to @max of the oldest pairs, but none of what they keep. */
+static int dedup_give(struct lmdb *s, MDB_txn *txn, uint64_t max, uint64_t *forgot,
+                      int64_t *last_ts)
+{
+	size_t pages, keep = dedup_keep(s);
+	uint64_t pairs, give;
+	int rc = dedup_size(s, txn, &pages, &pairs);
+
+	*forgot = 0;
+	if (rc != 0 || pages <= keep) {
+		return rc;
+	}
+	give = pairs * (pages - keep) / pages + 1;
+	return vt__lmdb_dedup_forget(s, txn, 0, 0, give < max ? give : max, forgot, last_ts);
 }
 
 /*
@@ -240,7 +273,7 @@ uint64_t vt__lmdb_dedup_yield(struct lmdb *s, uint64_t max)
 
 		rc = mdb_txn_begin(s->env, NULL, 0, &txn);
 		if (rc == 0) {
-			rc = vt__lmdb_dedup_forget(s, txn, 0, 0, max, &forgot, &last_ts);
+			rc = dedup_give(s, txn, max, &forgot, &last_ts);
 		}
 		if (rc == 0) {
 			rc = mdb_txn_commit(txn);
@@ -277,7 +310,7 @@ int vt__lmdb_check_headroom(struct lmdb *s, MDB_txn *txn, size_t nops)
 	limit = page_limit(s);
 	/* the disk's limit counts only once the disk is full: it is reserved ahead */
 	full = s->disk_full ? limit : s->map_limit;
-	over = dedup_over(used, full, dedup_margin(s, nops), pages);
+	over = dedup_over(used, full, dedup_margin(s, nops), pages, dedup_keep(s));
 	if (over > 0 && pairs > 0) {
 		rc = dedup_make_room(s, txn, over, pages, pairs, 2 * (uint64_t)nops + FORGET_MIN);
 		if (rc == 0) {

@@ -344,6 +344,54 @@ START_TEST(lmdb_value_beyond_map)
 }
 END_TEST
 
+/* probe: near-full store of messages; is a pair written a moment ago still known? */
+/* PUT @id from alice to dave under @cid, deduplicated; its status, dup_of in *dup. */
+static int put_pair(uint64_t id, const char *cid, uint64_t *dup)
+{
+	struct put p;
+	int rc;
+
+	put_init(&p, id, cid, 10000, "y", TO("dave"));
+	p.op.dedup = 1;
+	rc = commit(&p.op, 1);
+	*dup = p.op.dup_of;
+	return rc ? rc : p.op.status;
+}
+
+/*
+ * A store full of messages, not pairs, still recognises a re-send a moment
+ * after the first: the pairs keep a small share of the map. They were
+ * forgotten in the transaction that wrote them.
+ */
+START_TEST(lmdb_full_of_messages_keeps_new_pairs)
+{
+	uint64_t id, dup;
+	int rc = 0, taken = 0;
+	char cid[16];
+
+	memset(big_body, 'x', sizeof(big_body) - 1);
+	fx.map_size = 4 << 20;
+	st_open(_i);
+	for (id = 1; id < 2000 && (rc = put_big(id)) == 0; id++) {
+	}
+	ck_assert_int_eq(rc, VT_ENOSPC);
+	for (uint64_t i = 1; i <= 8; i++) {
+		ck_assert_int_eq(ack("bob", i), 0);
+		ck_assert_int_eq(ack("carol", i), 0);
+	}
+	for (int i = 0; i < 400; i++, id += 2) {
+		snprintf(cid, sizeof(cid), "p%d", i);
+		if (put_pair(id, cid, &dup) != 0) {
+			continue;
+		}
+		taken++;
+		ck_assert_int_eq(put_pair(id + 1, cid, &dup), 0);
+		ck_assert_uint_eq(dup, id);
+	}
+	ck_assert_int_gt(taken, 50);
+}
+END_TEST
+
 static int warnings;
 
 static void count_warnings(enum vt_log_level level, const char *line, void *arg)
@@ -789,6 +837,7 @@ static Suite *storage_suite(void)
 	tcase_add_loop_test(lm, lmdb_map_full, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_value_beyond_map, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_dedup_pairs_make_room, LMDB, LMDB_WRITER + 1);
+	tcase_add_loop_test(lm, lmdb_full_of_messages_keeps_new_pairs, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_damaged_record_skipped, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_reopen_devices_groups, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_full_then_room_again, LMDB, LMDB_WRITER + 1);
