@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,19 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(arg, NULL);
 }
 
+/* A port number, all digits, 1 to 65535: anything else is not taken for 0. */
+static int parse_port(const char *s, uint16_t *out)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+
+	if (*s < '0' || *s > '9' || *end != 0 || v == 0 || v > 65535) {
+		return -1;
+	}
+	*out = (uint16_t)v;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
@@ -168,16 +182,17 @@ int main(int argc, char **argv)
 	struct evconnlistener *l;
 	struct rlimit r;
 	struct event *sig;
+	uint16_t port;
 
-	if (argc != 2) {
-		fprintf(stderr, "Usage: vtrelay PORT (listens on 127.0.0.1)\n");
+	if (argc != 2 || parse_port(argv[1], &port) != 0) {
+		fprintf(stderr, "Usage: vtrelay PORT (1-65535; listens on 127.0.0.1)\n");
 		return 2;
 	}
 	if (getrlimit(RLIMIT_NOFILE, &r) == 0) {
 		r.rlim_cur = r.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &r);
 	}
-	sa.sin_port = htons((uint16_t)atoi(argv[1]));
+	sa.sin_port = htons(port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	l = evconnlistener_new_bind(base, on_accept, NULL,
 	                            LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE, 1024,

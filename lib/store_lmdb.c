@@ -285,6 +285,7 @@ static void lmdb_destroy(void *self)
 	if (s->w) {
 		vt__lmdb_writer_stop(s);
 	}
+	vt__lmdb_dedup_report(s, 1);
 	mdb_env_close(s->env);
 	close(s->lock_fd); /* after the store is closed: the next owner finds it whole */
 	vt__tset_free(&s->targets);

@@ -65,6 +65,8 @@ struct lmdb {
 	int disk_full;      /* the last reservation fell short */
 	int lock_fd;        /* the directory, locked while the store is open */
 	int64_t dedup_warned; /* wall ms of the last warning that pairs were forgotten */
+	uint64_t early_forgot; /* pairs forgotten inside their window since then */
+	int64_t early_ts;      /* the time of the youngest of them */
 
 	/*
 	 * With a writer thread (NULL: every call completes inside it), the
@@ -192,6 +194,7 @@ int vt__lmdb_apply_group(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct 
 int vt__lmdb_batch_stores(const struct vt_op *ops, size_t n, const struct batch *b);
 int vt__lmdb_check_headroom(struct lmdb *s, MDB_txn *txn, size_t nops);
 uint64_t vt__lmdb_dedup_yield(struct lmdb *s, uint64_t max);
+void vt__lmdb_dedup_report(struct lmdb *s, int force);
 int vt__lmdb_set_page_limit(struct lmdb *s);
 int vt__lmdb_reserve_at_open(struct lmdb *s, const char *path);
 

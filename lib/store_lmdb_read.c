@@ -405,6 +405,7 @@ void vt__lmdb_expire(void *self, int64_t now_ts, int64_t before_ts, int64_t devi
 		max /= 2;
 		rc = expire_txn(s, now_ts, before_ts, device_before_ts, max, &removed);
 	}
+	vt__lmdb_dedup_report(s, 0); /* what the last minute's commits forgot */
 	if (rc != 0) {
 		done(arg, vt__lmdb_write_error(rc, "expire"), 0);
 		return;

@@ -131,22 +131,42 @@ static size_t page_limit(const struct lmdb *s)
 }
 
 /*
- * Say, at most once a minute, that pairs went before their window ended:
- * a re-send older than the youngest of them is no longer recognised.
+ * Log the pairs forgotten before their window ended since the last line,
+ * at most once a minute (or now, with @force): how many, and how old the
+ * youngest of them was, since a re-send older than that is no longer
+ * recognised.
  */
+static void report_forgotten(struct lmdb *s, int64_t now, int force)
+{
+	if (s->early_forgot == 0 || (!force && now - s->dedup_warned < 60000)) {
+		return;
+	}
+	vt_log(VT_LOG_WARN,
+	       "lmdb: forgot %llu (sender, client id) pairs before their %llds window to make "
+	       "room, the youngest %llds old; an older re-send would be delivered again",
+	       (unsigned long long)s->early_forgot, (long long)(s->window / 1000),
+	       (long long)((now - s->early_ts) / 1000));
+	s->dedup_warned = now;
+	s->early_forgot = 0;
+	s->early_ts = 0;
+}
+
+/* Count @forgot pairs, the youngest from @last_ts, toward the next line. */
 static void warn_forgotten(struct lmdb *s, uint64_t forgot, int64_t last_ts)
 {
 	int64_t now = (int64_t)time(NULL) * 1000;
 
-	if (!vt__within_window(now, last_ts, s->window) || now - s->dedup_warned < 60000) {
-		return;
+	if (!vt__within_window(now, last_ts, s->window)) {
+		return; /* their window was over: the sweep would have taken them */
 	}
-	s->dedup_warned = now;
-	vt_log(VT_LOG_WARN,
-	       "lmdb: forgot %llu (sender, client id) pairs to make room, the youngest %llds "
-	       "old (window %llds); a re-send older than that would be delivered again",
-	       (unsigned long long)forgot, (long long)((now - last_ts) / 1000),
-	       (long long)(s->window / 1000));
+	s->early_forgot += forgot;
+	s->early_ts = last_ts > s->early_ts ? last_ts : s->early_ts;
+	report_forgotten(s, now, 0);
+}
+
+void vt__lmdb_dedup_report(struct lmdb *s, int force)
+{
+	report_forgotten(s, (int64_t)time(NULL) * 1000, force);
 }
 
 /*

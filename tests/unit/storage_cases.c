@@ -182,10 +182,10 @@ int put1(uint64_t id, const char *cid, int64_t ts, const char *body, const char 
 
 /*
  * Commit @n PUTs of (alice, "c<first>"...) that write only their dedup
- * entry, ids and times counting up from @first, as one batch. Returns how
+ * entry, ids counting up from @first and times from @ts, as one batch. Returns how
  * many were taken; the others were refused for space (VT_ENOSPC).
  */
-size_t put_pairs(uint64_t first, int n)
+size_t put_pairs(uint64_t first, int n, int64_t ts)
 {
 	static struct put p[100];
 	static char cids[100][16];
@@ -196,7 +196,7 @@ size_t put_pairs(uint64_t first, int n)
 	ck_assert_int_le(n, 100);
 	for (int i = 0; i < n; i++) {
 		snprintf(cids[i], sizeof(cids[i]), "c%llu", (unsigned long long)(first + i));
-		put_init(&p[i], first + i, cids[i], (int64_t)(first + i), "x", TO(NULL));
+		put_init(&p[i], first + i, cids[i], ts + i, "x", TO(NULL));
 		p[i].op.dedup = 1;
 		ops[i] = p[i].op;
 	}

@@ -111,7 +111,7 @@ void put_init(struct put *p, uint64_t id, const char *cid, int64_t ts, const cha
 int put1(uint64_t id, const char *cid, int64_t ts, const char *body, const char *const *to,
          uint32_t dedup, uint32_t cap, uint64_t *dup);
 int put(uint64_t id, int64_t ts, const char *body, const char *const *to);
-size_t put_pairs(uint64_t first, int n);
+size_t put_pairs(uint64_t first, int n, int64_t ts);
 void ack_init(struct vt_op *op, const char *user, uint64_t id);
 int ack(const char *user, uint64_t id);
 

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <vartalap/error.h>
@@ -300,7 +301,7 @@ START_TEST(lmdb_dedup_pairs_make_room)
 	st_open(_i);
 	ck_assert_int_eq(put(1, 100, "1", TO("bob")), 0);
 	for (uint64_t id = first; id < first + pairs; id += 100) {
-		ck_assert_uint_eq(put_pairs(id, 100), 100);
+		ck_assert_uint_eq(put_pairs(id, 100, (int64_t)id), 100);
 	}
 
 	ck_assert_int_eq(put1(first + pairs + 1, "c40999", 100, "x", TO("carol"), 1, 0, &dup), 0);
@@ -310,6 +311,64 @@ START_TEST(lmdb_dedup_pairs_make_room)
 	ck_assert_uint_eq(list("carol", 0, 4, ids, NULL), 1);
 	ck_assert_uint_eq(list("bob", 0, 4, ids, NULL), 1);
 	ck_assert_uint_eq(ids[0], 1);
+}
+END_TEST
+
+static uint64_t forgot_logged;
+static int forgot_lines;
+
+static void count_forgotten(enum vt_log_level level, const char *line, void *arg)
+{
+	const char *p = strstr(line, "forgot ");
+
+	if (p) {
+		forgot_lines++;
+		forgot_logged += strtoull(p + strlen("forgot "), NULL, 10);
+	}
+}
+
+/* The pairs the dedup tree of the closed store at fx.dir holds. */
+static uint64_t pairs_kept(void)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_stat st;
+
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 16), 0);
+	ck_assert_int_eq(mdb_env_open(env, fx.dir, MDB_RDONLY, 0600), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "dedup", 0, &dbi), 0);
+	ck_assert_int_eq(mdb_stat(txn, dbi, &st), 0);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return st.ms_entries;
+}
+
+/*
+ * Pairs forgotten inside their window are logged at most once a minute,
+ * and what is left when the store closes: the lines add up to every pair
+ * that went.
+ */
+START_TEST(lmdb_forgotten_pairs_all_logged)
+{
+	const uint64_t first = 1000, pairs = 40000;
+	int64_t now = (int64_t)time(NULL) * 1000;
+
+	fx.map_size = 1 << 20;
+	st_open(_i);
+	forgot_logged = 0;
+	forgot_lines = 0;
+	vt_log_set(count_forgotten, NULL, VT_LOG_WARN);
+	for (uint64_t id = first; id < first + pairs; id += 100) {
+		ck_assert_uint_eq(put_pairs(id, 100, now + (int64_t)(id - first)), 100);
+	}
+	ck_assert_int_eq(forgot_lines, 1);
+	st_close();
+	vt_log_set(NULL, NULL, VT_LOG_WARN);
+	ck_assert_int_eq(forgot_lines, 2);
+	ck_assert_uint_eq(forgot_logged + pairs_kept(), pairs);
 }
 END_TEST
 
@@ -837,6 +896,7 @@ static Suite *storage_suite(void)
 	tcase_add_loop_test(lm, lmdb_map_full, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_value_beyond_map, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_dedup_pairs_make_room, LMDB, LMDB_WRITER + 1);
+	tcase_add_loop_test(lm, lmdb_forgotten_pairs_all_logged, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_full_of_messages_keeps_new_pairs, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_damaged_record_skipped, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_reopen_devices_groups, LMDB, LMDB_WRITER + 1);

@@ -410,12 +410,12 @@ START_TEST(redis_dedup_pairs_make_room)
 	long long used;
 
 	ck_assert_int_eq(open_redis(), 0);
-	ck_assert_uint_eq(put_pairs(first, 100), 100);
+	ck_assert_uint_eq(put_pairs(first, 100, (int64_t)first), 100);
 	used = used_memory(server_port);
 	ck_assert_int_gt(used, 0);
 	ck_assert(server_cmd(server_port, "CONFIG SET maxmemory %lld", used + (1 << 20)));
 	for (uint64_t b = 1; b < batches; b++) {
-		size_t taken = put_pairs(first + 100 * b, 100);
+		size_t taken = put_pairs(first + 100 * b, 100, (int64_t)(first + 100 * b));
 
 		late += b >= batches - 50 ? taken : 0;
 	}
