@@ -15,13 +15,67 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <vartalap/error.h>
+#include <vartalap/log.h>
 #include <vartalap/storage.h>
 
 #include "store_key.h"
 #include "store_mem_int.h"
 #include "store_targets.h"
+
+/* ---- dedup entries ---- */
+
+/* Forget the oldest dedup entry of the heap (a dead one, or the pair it names). */
+static void pop_dedup(struct mem *m)
+{
+	struct mdedup *e = m->dtime.v[0].p;
+
+	if (!e->dead) {
+		vt__mem_hm_remove(&m->dedup, vt__mem_hm_find(&m->dedup, e->key, e->klen));
+	}
+	vt__mem_heap_pop(&m->dtime);
+	free(e);
+}
+
+/*
+ * Keep at most m->dedup_max pairs, forgetting the oldest first, and say so
+ * at most once a minute while they were still inside their window: without
+ * a bound a week of pairs at a busy rate would take all the memory there is.
+ */
+static void bound_dedup(struct mem *m)
+{
+	int64_t now = (int64_t)time(NULL) * 1000;
+
+	while (m->dedup.len > m->dedup_max && m->dtime.len > 0) {
+		struct mdedup *e = m->dtime.v[0].p;
+
+		if (!e->dead && vt__within_window(now, e->ts, m->window)) {
+			m->early_forgot++;
+			m->early_ts = e->ts > m->early_ts ? e->ts : m->early_ts;
+		}
+		pop_dedup(m);
+	}
+	if (m->early_forgot == 0 || now - m->dedup_warned < 60000) {
+		return;
+	}
+	vt_log(VT_LOG_WARN,
+	       "memory store: forgot %llu (sender, client id) pairs before their window to "
+	       "keep %zu, the youngest %llds old; an older re-send would be delivered again",
+	       (unsigned long long)m->early_forgot, m->dedup_max,
+	       (long long)((now - m->early_ts) / 1000));
+	m->dedup_warned = now;
+	m->early_forgot = 0;
+	m->early_ts = 0;
+}
+
+void vt__mem_set_dedup_max(struct vt_storage *st, size_t max)
+{
+	struct mem *m = st->self;
+
+	m->dedup_max = max;
+}
 
 /* ---- commit ---- */
 
@@ -79,6 +133,7 @@ static void mem_commit(void *self, struct vt_op *ops, size_t n, vt_commit_cb don
 			vt__op_reset(&ops[i]);
 		}
 	}
+	bound_dedup(m);
 	done(arg, rc);
 	release_all(m, preps, n + mr.rs.nall);
 	vt__mem_rcpts_free(&mr);
@@ -172,11 +227,7 @@ static void expire_dedup(struct mem *m, int64_t now_ts)
 		if (!e->dead && vt__within_window(now_ts, e->ts, m->window)) {
 			break;
 		}
-		if (!e->dead) {
-			vt__mem_hm_remove(&m->dedup, vt__mem_hm_find(&m->dedup, e->key, e->klen));
-		}
-		vt__mem_heap_pop(&m->dtime);
-		free(e);
+		pop_dedup(m);
 	}
 }
 
@@ -376,6 +427,7 @@ int vt_storage_memory_create(int64_t dedup_window_ms, struct vt_storage *out)
 		return VT_ENOMEM;
 	}
 	m->window = dedup_window_ms;
+	m->dedup_max = MEM_DEDUP_MAX;
 	m->recs.seed = (uint64_t)(uintptr_t)m * 0x9e3779b97f4a7c15ULL;
 	m->boxes.seed = m->recs.seed ^ 0x5bd1e995;
 	m->dedup.seed = m->recs.seed ^ 0xc2b2ae35;

@@ -100,7 +100,17 @@ struct mem {
 	uint64_t max_id;
 	uint64_t stamp, serial;
 	int64_t window;
+	int64_t dedup_warned;  /* wall ms of the last warning that pairs were forgotten */
+	uint64_t early_forgot; /* pairs forgotten inside their window since then */
+	int64_t early_ts;      /* the time of the youngest of them */
+	size_t dedup_max;      /* the most pairs kept: MEM_DEDUP_MAX */
 };
+
+/* The most (sender, client id) pairs kept, about 100 MB of them. */
+#define MEM_DEDUP_MAX 1000000
+
+/* Keep at most @max pairs in the memory backend @st instead (for tests). */
+void vt__mem_set_dedup_max(struct vt_storage *st, size_t max);
 
 /* ---- commit ---- */
 

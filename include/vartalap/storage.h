@@ -327,7 +327,8 @@ struct vt_storage {
 /*
  * Create the in-memory backend. Records and dedup entries live as long as the
  * backend; @dedup_window_ms bounds how long a (from, cid) pair is remembered,
- * measured on record timestamps. Returns 0 and fills *@out, or VT_ENOMEM.
+ * measured on record timestamps, and at most 1,000,000 pairs are kept (the
+ * oldest go first, with a warning in the log). Returns 0 and fills *@out, or VT_ENOMEM.
  * The caller owns *@out until it hands it to vt_engine_create(); to drop it
  * unused, call out->ops->destroy(out->self). Completes every call inside it.
  */

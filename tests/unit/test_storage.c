@@ -28,6 +28,7 @@
 #include <vartalap/storage.h>
 
 #include "storage_cases.h"
+#include "store_mem_int.h"
 
 /* ---- backends ---- */
 
@@ -369,6 +370,37 @@ START_TEST(lmdb_forgotten_pairs_all_logged)
 	vt_log_set(NULL, NULL, VT_LOG_WARN);
 	ck_assert_int_eq(forgot_lines, 2);
 	ck_assert_uint_eq(forgot_logged + pairs_kept(), pairs);
+}
+END_TEST
+
+/*
+ * The memory backend keeps at most MEM_DEDUP_MAX pairs (here 10,000),
+ * whatever their window: past that the oldest go first, the newest are
+ * still found, and the log says so once.
+ */
+START_TEST(memory_dedup_pairs_bounded)
+{
+	const uint64_t first = 1000, pairs = 12000;
+	int64_t now = (int64_t)time(NULL) * 1000;
+	uint64_t dup;
+
+	st_open(_i);
+	vt__mem_set_dedup_max(&fx.st, 10000);
+	forgot_logged = 0;
+	forgot_lines = 0;
+	vt_log_set(count_forgotten, NULL, VT_LOG_WARN);
+	for (uint64_t id = first; id < first + pairs; id += 100) {
+		ck_assert_uint_eq(put_pairs(id, 100, now + (int64_t)(id - first)), 100);
+	}
+	vt_log_set(NULL, NULL, VT_LOG_WARN);
+	ck_assert_int_eq(forgot_lines, 1);
+	ck_assert_uint_eq(forgot_logged, 100);
+	ck_assert_int_eq(put1(first + pairs, "c2999", now, "x", TO(NULL), 1, 0, &dup), 0);
+	ck_assert_uint_eq(dup, 0);
+	ck_assert_int_eq(put1(first + pairs + 1, "c3000", now, "x", TO(NULL), 1, 0, &dup), 0);
+	ck_assert_uint_eq(dup, 3000);
+	ck_assert_int_eq(put1(first + pairs + 2, "c12999", now, "x", TO(NULL), 1, 0, &dup), 0);
+	ck_assert_uint_eq(dup, first + pairs - 1);
 }
 END_TEST
 
@@ -897,6 +929,7 @@ static Suite *storage_suite(void)
 	tcase_add_loop_test(lm, lmdb_value_beyond_map, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_dedup_pairs_make_room, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_forgotten_pairs_all_logged, LMDB, LMDB_WRITER + 1);
+	tcase_add_loop_test(lm, memory_dedup_pairs_bounded, 0, 1);
 	tcase_add_loop_test(lm, lmdb_full_of_messages_keeps_new_pairs, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_damaged_record_skipped, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_reopen_devices_groups, LMDB, LMDB_WRITER + 1);
