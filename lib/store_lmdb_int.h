@@ -6,7 +6,8 @@
  * store_lmdb_rec.c: the record encoding and the counts kept per record.
  * store_lmdb_dlv.c: deliveries and devices. store_lmdb_ops.c: how each op
  * of a batch is applied. store_lmdb_space.c: headroom in the map and blocks
- * on the disk. store_lmdb_read.c: list, expire, load_groups and max_id.
+ * on the disk. store_lmdb_dedup.c: forgetting (sender, client id) pairs.
+ * store_lmdb_read.c: list, expire, load_groups and max_id.
  * The layout of the databases is described at the top of store_lmdb.c.
  * Receipts made with acks come from store_receipts.c, shared with memory.
  */
@@ -193,10 +194,16 @@ int vt__lmdb_apply_group(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct 
 /* store_lmdb_space.c */
 int vt__lmdb_batch_stores(const struct vt_op *ops, size_t n, const struct batch *b);
 int vt__lmdb_check_headroom(struct lmdb *s, MDB_txn *txn, size_t nops);
-uint64_t vt__lmdb_dedup_yield(struct lmdb *s, uint64_t max);
-void vt__lmdb_dedup_report(struct lmdb *s, int force);
 int vt__lmdb_set_page_limit(struct lmdb *s);
 int vt__lmdb_reserve_at_open(struct lmdb *s, const char *path);
+
+/* store_lmdb_dedup.c */
+int vt__lmdb_dedup_forget(struct lmdb *s, MDB_txn *txn, int64_t now_ts, int64_t window,
+                          uint64_t max, uint64_t *forgot, int64_t *last_ts);
+int vt__lmdb_dedup_bound(struct lmdb *s, MDB_txn *txn, size_t used, size_t full, size_t nops,
+                         int *forgot);
+uint64_t vt__lmdb_dedup_yield(struct lmdb *s, uint64_t max);
+void vt__lmdb_dedup_report(struct lmdb *s, int force);
 
 /* store_lmdb_read.c */
 void vt__lmdb_list(void *self, const struct vt_inbox *inbox, uint64_t after, uint32_t limit,
@@ -209,7 +216,5 @@ int vt__lmdb_load_groups(void *self,
                          void *arg);
 uint64_t vt__lmdb_max_id(void *self);
 int vt__lmdb_dedup_peek(void *self, const struct vt_record *rec, uint64_t *id);
-int vt__lmdb_dedup_forget(struct lmdb *s, MDB_txn *txn, int64_t now_ts, int64_t window,
-                          uint64_t max, uint64_t *forgot, int64_t *last_ts);
 
 #endif

@@ -324,41 +324,6 @@ static int expire_devices(struct lmdb *s, MDB_txn *txn, int64_t before_ts, uint6
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/*
- * Forget dedup entries, oldest first, at most @max, and stop at the first
- * still inside @window at @now_ts (a window of 0 keeps none). Sets
- * *forgot to how many went and *last_ts to the time of the last of them.
- */
-int vt__lmdb_dedup_forget(struct lmdb *s, MDB_txn *txn, int64_t now_ts, int64_t window,
-                          uint64_t max, uint64_t *forgot, int64_t *last_ts)
-{
-	uint8_t tk[8 + VT__DEDUP_KEY_MAX];
-	MDB_cursor *cur;
-	MDB_val k, v, dv;
-	int rc = mdb_cursor_open(txn, s->dtime, &cur);
-
-	*forgot = 0;
-	while (rc == 0 && *forgot < max) {
-		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-		if (rc != 0 || k.mv_size < 8 || k.mv_size > sizeof(tk) || v.mv_size != 8 ||
-		    vt__within_window(now_ts, vt__get_ts(k.mv_data), window)) {
-			break;
-		}
-		memcpy(tk, k.mv_data, k.mv_size);
-		*last_ts = vt__get_ts(tk);
-		k = val(tk + 8, k.mv_size - 8);
-		/* only if the entry was not replaced by a newer record since */
-		rc = mdb_get(txn, s->dedup, &k, &dv);
-		if (rc == 0 && dv.mv_size == 16 && memcmp(dv.mv_data, v.mv_data, 8) == 0) {
-			rc = mdb_del(txn, s->dedup, &k, NULL);
-		}
-		rc = rc == MDB_NOTFOUND || rc == 0 ? mdb_cursor_del(cur, 0) : rc;
-		*forgot += rc == 0;
-	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
 /* One expiry transaction; an LMDB error, after which nothing was removed. */
 static int expire_txn(struct lmdb *s, int64_t now_ts, int64_t before_ts, int64_t device_before_ts,
                       uint64_t max, uint64_t *removed)
