@@ -40,9 +40,31 @@ static void pop_dedup(struct mem *m)
 }
 
 /*
- * Keep at most m->dedup_max pairs, forgetting the oldest first, and say so
- * at most once a minute while they were still inside their window: without
- * a bound a week of pairs at a busy rate would take all the memory there is.
+ * Log the pairs forgotten inside their window since the last line, at most
+ * once a minute (or now, with @force, as the store closes): every one of
+ * them is counted by some line.
+ */
+static void report_forgotten(struct mem *m, int force)
+{
+	int64_t now = (int64_t)time(NULL) * 1000;
+
+	if (m->early_forgot == 0 || (!force && now - m->dedup_warned < 60000)) {
+		return;
+	}
+	vt_log(VT_LOG_WARN,
+	       "memory store: forgot %llu (sender, client id) pairs before their window to "
+	       "keep %zu, the youngest %llds old; an older re-send would be delivered again",
+	       (unsigned long long)m->early_forgot, m->dedup_max,
+	       (long long)((now - m->early_ts) / 1000));
+	m->dedup_warned = now;
+	m->early_forgot = 0;
+	m->early_ts = 0;
+}
+
+/*
+ * Keep at most m->dedup_max pairs, forgetting the oldest first, and count
+ * those still inside their window for the log: without a bound a week of
+ * pairs at a busy rate would take all the memory there is.
  */
 static void bound_dedup(struct mem *m)
 {
@@ -57,17 +79,7 @@ static void bound_dedup(struct mem *m)
 		}
 		pop_dedup(m);
 	}
-	if (m->early_forgot == 0 || now - m->dedup_warned < 60000) {
-		return;
-	}
-	vt_log(VT_LOG_WARN,
-	       "memory store: forgot %llu (sender, client id) pairs before their window to "
-	       "keep %zu, the youngest %llds old; an older re-send would be delivered again",
-	       (unsigned long long)m->early_forgot, m->dedup_max,
-	       (long long)((now - m->early_ts) / 1000));
-	m->dedup_warned = now;
-	m->early_forgot = 0;
-	m->early_ts = 0;
+	report_forgotten(m, 0);
 }
 
 void vt__mem_set_dedup_max(struct vt_storage *st, size_t max)
@@ -339,6 +351,7 @@ static void mem_expire(void *self, int64_t now_ts, int64_t before_ts, int64_t de
 	removed += expire_devices(m, device_before_ts, max - removed);
 	expire_dedup(m, now_ts);
 	heaps_trim(m);
+	report_forgotten(m, 0); /* what the last minute's commits forgot */
 	done(arg, 0, removed);
 }
 
@@ -379,6 +392,7 @@ static void mem_destroy(void *self)
 	if (!m) {
 		return;
 	}
+	report_forgotten(m, 1);
 	for (size_t i = 0; i < m->recs.cap; i++) {
 		struct mrec *r = m->recs.slots[i].val;
 

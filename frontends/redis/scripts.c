@@ -409,20 +409,28 @@
 	"  return at == #ARGV + 1\n" \
 	"end\n" \
 	"if not check() then return redis.error_reply('ERR vartalap: malformed batch') end\n" \
-	"-- Over maxmemory the oldest (sender, client id) pairs give way first, about\n" \
+	"-- Over maxmemory the oldest (sender, client id) pairs give way, about\n" \
 	"-- twice as many as the batch could add, so that later batches fit again:\n" \
 	"-- kept to the end of their window they would have every message refused.\n" \
-	"if FULL then\n" \
-	"  local e = redis.call('ZRANGE', P .. 'ddts', 0, 2 * nops + 31)\n" \
-	"  for _, k in ipairs(e) do\n" \
-	"    redis.call('HDEL', P .. 'dd', k)\n" \
-	"    redis.call('ZREM', P .. 'ddts', k)\n" \
+	"-- Only while they hold more than a sixty-fourth of maxmemory: when\n" \
+	"-- messages fill it, forgetting would free next to nothing and leave no\n" \
+	"-- re-send recognised. After the ops, which find the pairs they re-send.\n" \
+	"local function forget_pairs()\n" \
+	"  local max = string.match(redis.call('INFO', 'memory'), 'maxmemory:(%d+)')\n" \
+	"  local dd, ddts = P .. 'dd', P .. 'ddts'\n" \
+	"  local used = (redis.call('MEMORY', 'USAGE', dd) or 0) +\n" \
+	"    (redis.call('MEMORY', 'USAGE', ddts) or 0)\n" \
+	"  if used <= (tonumber(max) or 0) / 64 then return end\n" \
+	"  for _, k in ipairs(redis.call('ZRANGE', ddts, 0, 2 * nops + 31)) do\n" \
+	"    redis.call('HDEL', dd, k)\n" \
+	"    redis.call('ZREM', ddts, k)\n" \
 	"  end\n" \
 	"end\n" \
 	"at = 3\n" \
 	"local res = {}\n" \
 	"while at <= #ARGV do res[#res + 1] = ops[arg()]() end\n" \
 	"store_receipts()\n" \
+	"if FULL then forget_pairs() end\n" \
 	"return res\n"
 
 struct vt__rscript vt__rscript_commit_full = {

@@ -85,7 +85,7 @@ static void on_commit(void *arg, int status, const redisReply *r)
 		} else {
 			vt_log(VT_LOG_WARN, "redis: commit: over maxmemory; what would grow the "
 			       "store was refused, the rest committed, and the oldest (sender, "
-			       "client id) pairs forgotten to make room");
+			       "client id) pairs forgotten if they held over 1/64 of it");
 		}
 	}
 	if (status != 0) {

@@ -400,13 +400,15 @@ static long long used_memory(int port)
 /*
  * (sender, client id) pairs give way over maxmemory: with room for about a
  * tenth of the pairs sent, batches are refused only until the oldest pairs
- * are forgotten, and the last ones are taken and still found.
+ * are forgotten, and the last ones are taken and the newest still found
+ * (whether the very last batch met the limit depends on the allocator).
  */
 START_TEST(redis_dedup_pairs_make_room)
 {
 	const uint64_t first = 1000, batches = 400;
 	size_t late = 0;
-	uint64_t dup;
+	uint64_t dup, newest = 0;
+	char cid[16];
 	long long used;
 
 	ck_assert_int_eq(open_redis(), 0);
@@ -418,10 +420,54 @@ START_TEST(redis_dedup_pairs_make_room)
 		size_t taken = put_pairs(first + 100 * b, 100, (int64_t)(first + 100 * b));
 
 		late += b >= batches - 50 ? taken : 0;
+		newest = taken == 100 ? first + 100 * b + 99 : newest;
 	}
 	ck_assert_uint_gt(late, 50 * 100 / 2);
-	ck_assert_int_eq(put1(first + 100 * batches, "c40999", 100, "x", TO(NULL), 1, 0, &dup), 0);
-	ck_assert_uint_eq(dup, first + 100 * batches - 1);
+	ck_assert_uint_gt(newest, first + 100 * (batches - 5)); /* one of the last batches */
+	snprintf(cid, sizeof(cid), "c%llu", (unsigned long long)newest);
+	ck_assert_int_eq(put1(first + 100 * batches, cid, 100, "x", TO(NULL), 1, 0, &dup), 0);
+	ck_assert_uint_eq(dup, newest);
+}
+END_TEST
+
+/*
+ * Over maxmemory with room taken by something else than pairs, refused
+ * batches do not wipe the pairs: giving them up would free next to
+ * nothing, and the youngest must still recognise a re-send afterwards.
+ */
+START_TEST(redis_full_store_keeps_few_pairs)
+{
+	uint64_t dup;
+
+	ck_assert_int_eq(open_redis(), 0);
+	ck_assert_int_eq(put1(1, "c-1", 100, "1", TO("bob"), 1, 0, NULL), 0);
+	ck_assert_uint_eq(put_pairs(1000, 100, 1000), 100);
+	ck_assert(server_cmd(server_port, "CONFIG SET maxmemory %lld",
+	                     used_memory(server_port) / 2));
+	for (uint64_t b = 0; b < 10; b++) {
+		ck_assert_uint_eq(put_pairs(2000 + 100 * b, 100, 2000), 0);
+	}
+	ck_assert(server_cmd(server_port, "CONFIG SET maxmemory 0"));
+	ck_assert_int_eq(put1(3000, "c-1", 100, "1", TO("bob"), 1, 0, &dup), 0);
+	ck_assert_uint_eq(dup, 1);
+	ck_assert_int_eq(put1(3001, "c1099", 2000, "x", TO(NULL), 1, 0, &dup), 0);
+	ck_assert_uint_eq(dup, 1099);
+}
+END_TEST
+
+/*
+ * A batch over maxmemory that forgets pairs still answers its own re-sends
+ * with the first id, even of the oldest pair, rather than refusing them.
+ */
+START_TEST(redis_full_batch_finds_its_resends)
+{
+	uint64_t dup;
+
+	ck_assert_int_eq(open_redis(), 0);
+	ck_assert_uint_eq(put_pairs(1000, 100, 1000), 100);
+	ck_assert(server_cmd(server_port, "CONFIG SET maxmemory 1"));
+	ck_assert_int_eq(put1(2000, "c1000", 1500, "x", TO(NULL), 1, 0, &dup), 0);
+	ck_assert_uint_eq(dup, 1000);
 }
 END_TEST
 
@@ -734,6 +780,8 @@ static Suite *redis_suite(void)
 	tcase_add_test(rd, redis_appendonly_survives_crash);
 	tcase_add_test(rd, redis_full_store_opens_and_drains);
 	tcase_add_test(rd, redis_dedup_pairs_make_room);
+	tcase_add_test(rd, redis_full_store_keeps_few_pairs);
+	tcase_add_test(rd, redis_full_batch_finds_its_resends);
 	tcase_add_test(rd, redis_id_taken_refused);
 	tcase_add_test(rd, redis_receipt_id_taken_left_to_engine);
 	tcase_add_test(rd, redis_bad_records_skipped);
