@@ -408,7 +408,7 @@ START_TEST(redis_dedup_pairs_make_room)
 	const uint64_t first = 1000, batches = 400;
 	size_t late = 0;
 	uint64_t dup, newest = 0;
-	char cid[16];
+	char cid[24];
 	long long used;
 
 	ck_assert_int_eq(open_redis(), 0);
