@@ -106,7 +106,7 @@ struct mem {
 	size_t dedup_max;      /* the most pairs kept: MEM_DEDUP_MAX */
 };
 
-/* The most (sender, client id) pairs kept, about 100 MB of them. */
+/* The most (sender, client id) pairs kept: 100 to 250 MB, by the ids' lengths. */
 #define MEM_DEDUP_MAX 1000000
 
 /* Keep at most @max pairs in the memory backend @st instead (for tests). */
