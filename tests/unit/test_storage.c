@@ -328,6 +328,20 @@ static void count_forgotten(enum vt_log_level level, const char *line, void *arg
 	}
 }
 
+/*
+ * Put @pairs pairs from id @first, at times from @now, 100 a batch, each
+ * taken, with the lines about forgotten pairs counted from here on.
+ */
+static void put_pairs_counted(uint64_t first, uint64_t pairs, int64_t now)
+{
+	forgot_logged = 0;
+	forgot_lines = 0;
+	vt_log_set(count_forgotten, NULL, VT_LOG_WARN);
+	for (uint64_t id = first; id < first + pairs; id += 100) {
+		ck_assert_uint_eq(put_pairs(id, 100, now + (int64_t)(id - first)), 100);
+	}
+}
+
 /* The pairs the dedup tree of the closed store at fx.dir holds. */
 static uint64_t pairs_kept(void)
 {
@@ -359,12 +373,7 @@ START_TEST(lmdb_forgotten_pairs_all_logged)
 
 	fx.map_size = 1 << 20;
 	st_open(_i);
-	forgot_logged = 0;
-	forgot_lines = 0;
-	vt_log_set(count_forgotten, NULL, VT_LOG_WARN);
-	for (uint64_t id = first; id < first + pairs; id += 100) {
-		ck_assert_uint_eq(put_pairs(id, 100, now + (int64_t)(id - first)), 100);
-	}
+	put_pairs_counted(first, pairs, now);
 	ck_assert_int_eq(forgot_lines, 1);
 	st_close();
 	vt_log_set(NULL, NULL, VT_LOG_WARN);
@@ -387,12 +396,7 @@ START_TEST(memory_dedup_pairs_bounded)
 
 	st_open(_i);
 	vt__mem_set_dedup_max(&fx.st, 10000);
-	forgot_logged = 0;
-	forgot_lines = 0;
-	vt_log_set(count_forgotten, NULL, VT_LOG_WARN);
-	for (uint64_t id = first; id < first + pairs; id += 100) {
-		ck_assert_uint_eq(put_pairs(id, 100, now + (int64_t)(id - first)), 100);
-	}
+	put_pairs_counted(first, pairs, now);
 	ck_assert_int_eq(forgot_lines, 1);
 	ck_assert_uint_eq(forgot_logged, 100);
 	ck_assert_int_eq(put1(first + pairs, "c2999", now, "x", TO(NULL), 1, 0, &dup), 0);
