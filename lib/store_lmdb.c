@@ -199,7 +199,7 @@ static int all_refused(const struct vt_op *ops, size_t n)
 
 /*
  * Commit one batch and set its status. When it does not fit, the oldest
- * dedup pairs make room first (store_lmdb_space.c) and it is tried again.
+ * dedup pairs make room first (store_lmdb_dedup.c) and it is tried again.
  * A full store must still take acks, since they are what frees it. So when
  * the batch still does not fit, it runs again with whatever would grow the
  * store refused op by op (VT_ENOSPC), and the rest is committed. The batch
