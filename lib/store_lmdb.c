@@ -465,6 +465,7 @@ int vt_storage_lmdb_open(const struct vt_lmdb_options *opts, struct vt_storage *
 		return rc;
 	}
 	s->window = opts->dedup_window_ms ? opts->dedup_window_ms : DEFAULT_DEDUP_MS;
+	s->forgot = (struct vt__forgot){.who = "lmdb", .window = s->window};
 	rc = open_env(s, opts);
 	if (rc == 0) {
 		rc = vt__lmdb_set_page_limit(s);

@@ -6,10 +6,8 @@
 #include <lmdb.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 
-#include <vartalap/log.h>
-
+#include "store_forgot.h"
 #include "store_key.h"
 #include "store_lmdb_int.h"
 
@@ -53,43 +51,9 @@ int vt__lmdb_dedup_forget(struct lmdb *s, MDB_txn *txn, int64_t now_ts, int64_t 
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/*
- * Log the pairs forgotten before their window ended since the last line,
- * at most once a minute (or now, with @force): how many, and how old the
- * youngest of them was, since a re-send older than that is no longer
- * recognised.
- */
-static void report_forgotten(struct lmdb *s, int64_t now, int force)
-{
-	if (s->early_forgot == 0 || (!force && now - s->dedup_warned < 60000)) {
-		return;
-	}
-	vt_log(VT_LOG_WARN,
-	       "lmdb: forgot %llu (sender, client id) pairs before their %llds window to make "
-	       "room, the youngest %llds old; an older re-send would be delivered again",
-	       (unsigned long long)s->early_forgot, (long long)(s->window / 1000),
-	       (long long)((now - s->early_ts) / 1000));
-	s->dedup_warned = now;
-	s->early_forgot = 0;
-	s->early_ts = 0;
-}
-
-/* Count @forgot pairs, the youngest from @last_ts, toward the next line. */
-static void warn_forgotten(struct lmdb *s, uint64_t forgot, int64_t last_ts)
-{
-	int64_t now = (int64_t)time(NULL) * 1000;
-
-	if (!vt__within_window(now, last_ts, s->window)) {
-		return; /* their window was over: the sweep would have taken them */
-	}
-	s->early_forgot += forgot;
-	s->early_ts = last_ts > s->early_ts ? last_ts : s->early_ts;
-	report_forgotten(s, now, 0);
-}
-
 void vt__lmdb_dedup_report(struct lmdb *s, int force)
 {
-	report_forgotten(s, (int64_t)time(NULL) * 1000, force);
+	vt__forgot_report(&s->forgot, force);
 }
 
 /*
@@ -180,7 +144,7 @@ static int dedup_make_room(struct lmdb *s, MDB_txn *txn, size_t over, size_t pag
 	int rc = vt__lmdb_dedup_forget(s, txn, 0, 0, want < max ? want : max, &forgot, &last_ts);
 
 	if (rc == 0 && forgot > 0) {
-		warn_forgotten(s, forgot, last_ts);
+		vt__forgot_add(&s->forgot, forgot, last_ts);
 	}
 	return rc;
 }
@@ -228,7 +192,7 @@ uint64_t vt__lmdb_dedup_yield(struct lmdb *s, uint64_t max)
 		return 0;
 	}
 	if (forgot > 0) {
-		warn_forgotten(s, forgot, last_ts);
+		vt__forgot_add(&s->forgot, forgot, last_ts);
 	}
 	return forgot;
 }

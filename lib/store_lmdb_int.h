@@ -20,6 +20,7 @@
 
 #include <vartalap/storage.h>
 
+#include "store_forgot.h"
 #include "store_receipts.h"
 #include "store_targets.h"
 
@@ -65,9 +66,7 @@ struct lmdb {
 	int fd_ok;          /* the file system can reserve blocks (fallocate) */
 	int disk_full;      /* the last reservation fell short */
 	int lock_fd;        /* the directory, locked while the store is open */
-	int64_t dedup_warned; /* wall ms of the last warning that pairs were forgotten */
-	uint64_t early_forgot; /* pairs forgotten inside their window since then */
-	int64_t early_ts;      /* the time of the youngest of them */
+	struct vt__forgot forgot; /* pairs forgotten early, for the log */
 
 	/*
 	 * With a writer thread (NULL: every call completes inside it), the

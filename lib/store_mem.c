@@ -15,10 +15,8 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <vartalap/error.h>
-#include <vartalap/log.h>
 #include <vartalap/storage.h>
 
 #include "store_key.h"
@@ -40,46 +38,25 @@ static void pop_dedup(struct mem *m)
 }
 
 /*
- * Log the pairs forgotten inside their window since the last line, at most
- * once a minute (or now, with @force, as the store closes): every one of
- * them is counted by some line.
- */
-static void report_forgotten(struct mem *m, int force)
-{
-	int64_t now = (int64_t)time(NULL) * 1000;
-
-	if (m->early_forgot == 0 || (!force && now - m->dedup_warned < 60000)) {
-		return;
-	}
-	vt_log(VT_LOG_WARN,
-	       "memory store: forgot %llu (sender, client id) pairs before their window to "
-	       "keep %zu, the youngest %llds old; an older re-send would be delivered again",
-	       (unsigned long long)m->early_forgot, m->dedup_max,
-	       (long long)((now - m->early_ts) / 1000));
-	m->dedup_warned = now;
-	m->early_forgot = 0;
-	m->early_ts = 0;
-}
-
-/*
  * Keep at most m->dedup_max pairs, forgetting the oldest first, and count
  * those still inside their window for the log: without a bound a week of
  * pairs at a busy rate would take all the memory there is.
  */
 static void bound_dedup(struct mem *m)
 {
-	int64_t now = (int64_t)time(NULL) * 1000;
+	uint64_t n = 0;
+	int64_t young = 0;
 
 	while (m->dedup.len > m->dedup_max && m->dtime.len > 0) {
 		struct mdedup *e = m->dtime.v[0].p;
 
-		if (!e->dead && vt__within_window(now, e->ts, m->window)) {
-			m->early_forgot++;
-			m->early_ts = e->ts > m->early_ts ? e->ts : m->early_ts;
+		if (!e->dead) {
+			n++;
+			young = e->ts;
 		}
 		pop_dedup(m);
 	}
-	report_forgotten(m, 0);
+	vt__forgot_add(&m->forgot, n, young);
 }
 
 void vt__mem_set_dedup_max(struct vt_storage *st, size_t max)
@@ -351,7 +328,7 @@ static void mem_expire(void *self, int64_t now_ts, int64_t before_ts, int64_t de
 	removed += expire_devices(m, device_before_ts, max - removed);
 	expire_dedup(m, now_ts);
 	heaps_trim(m);
-	report_forgotten(m, 0); /* what the last minute's commits forgot */
+	vt__forgot_report(&m->forgot, 0); /* what the last minute's commits forgot */
 	done(arg, 0, removed);
 }
 
@@ -392,7 +369,7 @@ static void mem_destroy(void *self)
 	if (!m) {
 		return;
 	}
-	report_forgotten(m, 1);
+	vt__forgot_report(&m->forgot, 1);
 	for (size_t i = 0; i < m->recs.cap; i++) {
 		struct mrec *r = m->recs.slots[i].val;
 
@@ -442,6 +419,7 @@ int vt_storage_memory_create(int64_t dedup_window_ms, struct vt_storage *out)
 	}
 	m->window = dedup_window_ms;
 	m->dedup_max = MEM_DEDUP_MAX;
+	m->forgot = (struct vt__forgot){.who = "memory store", .window = dedup_window_ms};
 	m->recs.seed = (uint64_t)(uintptr_t)m * 0x9e3779b97f4a7c15ULL;
 	m->boxes.seed = m->recs.seed ^ 0x5bd1e995;
 	m->dedup.seed = m->recs.seed ^ 0xc2b2ae35;

@@ -17,6 +17,7 @@
 
 #include <vartalap/storage.h>
 
+#include "store_forgot.h"
 #include "store_mem_heap.h"
 #include "store_mem_table.h"
 #include "store_receipts.h"
@@ -100,9 +101,7 @@ struct mem {
 	uint64_t max_id;
 	uint64_t stamp, serial;
 	int64_t window;
-	int64_t dedup_warned;  /* wall ms of the last warning that pairs were forgotten */
-	uint64_t early_forgot; /* pairs forgotten inside their window since then */
-	int64_t early_ts;      /* the time of the youngest of them */
+	struct vt__forgot forgot; /* pairs forgotten early, for the log */
 	size_t dedup_max;      /* the most pairs kept: MEM_DEDUP_MAX */
 };
 
