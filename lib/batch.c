@@ -479,7 +479,8 @@ static void complete_batch(struct vt_engine *e)
 	e->stats.batch_ops += b.len;
 	if (status < 0) {
 		e->stats.storage_errors++;
-		vt_log(VT_LOG_ERROR, "storage batch of %zu failed: %s", b.len, vt_strerror(status));
+		vt__log_limited(&e->batch_log, VT_LOG_ERROR, "storage batch of %zu failed: %s",
+		                b.len, vt_strerror(status));
 	}
 	e->healthy = status == 0;
 	e->health_err = status;

@@ -24,6 +24,7 @@
 #include "buf.h"
 #include "envelope.h"
 #include "groups.h"
+#include "log_limit.h"
 #include "map.h"
 #include "pool.h"
 #include "tally.h"
@@ -341,6 +342,7 @@ struct vt_engine {
 	int shutting_down;
 	int healthy;
 	int health_err;          /* the last batch's status */
+	struct vt__log_limit batch_log; /* failed batches: one line a second */
 	struct vt_engine_stats stats;
 	struct vt_buf out;       /* scratch for encoding */
 	struct vt_env *spare_env; /* for the next envelope decoded: one is over 2 KiB */

@@ -12,6 +12,8 @@
 #include <vartalap/error.h>
 #include <vartalap/log.h>
 
+#include "log_limit.h"
+
 static void stderr_sink(enum vt_log_level level, const char *line, void *arg);
 
 static vt_log_fn sink = stderr_sink;
@@ -68,5 +70,39 @@ void vt_log(enum vt_log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	sink(level, line, sink_arg);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void vt__log_limited(struct vt__log_limit *l, enum vt_log_level level, const char *fmt, ...)
+{
+	int64_t now = mono_ms();
+	char line[1024];
+	va_list ap;
+	int n;
+
+	if (level > max_level) {
+		return;
+	}
+	if (l->last_ms != 0 && now - l->last_ms < 1000) {
+		l->held++;
+		return;
+	}
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (l->held > 0 && n >= 0 && (size_t)n < sizeof(line)) {
+		snprintf(line + n, sizeof(line) - (size_t)n, " (and %llu more like it since the last)",
+		         (unsigned long long)l->held);
+	}
+	l->last_ms = now;
+	l->held = 0;
 	sink(level, line, sink_arg);
 }

@@ -218,12 +218,19 @@ static void commit_one(struct lmdb *s, struct vt__lmdb_part *p)
 		if (rc == 0 && all_refused(p->ops, p->n)) {
 			rc = MDB_MAP_FULL;
 		} else if (rc == 0) {
-			vt_log(VT_LOG_WARN, "lmdb: commit: storage full; what would grow it "
-			                    "was refused, the rest committed");
+			vt__log_limited(&s->part_log, VT_LOG_WARN, "lmdb: commit: storage full; "
+			                "what would grow it was refused, the rest committed");
 		}
 	}
 	if (rc != 0) {
 		clear_out(p->ops, p->n);
+	}
+	if (rc == MDB_MAP_FULL) {
+		/* as often as senders try: one line a second */
+		vt__log_limited(&s->full_log, VT_LOG_WARN, "lmdb: commit: storage full (%s)",
+		                mdb_strerror(rc));
+		p->status = VT_ENOSPC;
+		return;
 	}
 	p->status = rc ? vt__lmdb_write_error(rc, "commit") : 0;
 }

@@ -20,6 +20,7 @@
 
 #include <vartalap/storage.h>
 
+#include "log_limit.h"
 #include "store_forgot.h"
 #include "store_receipts.h"
 #include "store_targets.h"
@@ -67,6 +68,7 @@ struct lmdb {
 	int disk_full;      /* the last reservation fell short */
 	int lock_fd;        /* the directory, locked while the store is open */
 	struct vt__forgot forgot; /* pairs forgotten early, for the log */
+	struct vt__log_limit full_log, part_log; /* batches refused, whole or in part */
 
 	/*
 	 * With a writer thread (NULL: every call completes inside it), the

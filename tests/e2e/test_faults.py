@@ -376,6 +376,7 @@ async def test_map_full_refuses_then_recovers():
     carol = srv.token("carol")
     early = [send_http(srv, carol, "alice", "early%d" % i, "before full %d" % i)[1]
              for i in range(5)]
+    t0 = time.monotonic()
     big, (st, err) = fill(srv, "carol", "bob", "big", 3000)
     eq(st, 507, "status when the map is full")
     eq(err.get("code"), "storage_full", "error code when the map is full")
@@ -385,6 +386,11 @@ async def test_map_full_refuses_then_recovers():
     eq((st, err.get("code")), (507, "storage_full"), "tiny messages once full")
     print("  accepted %d x 3000 B, %d x 100 B and %d x 1 B into a %s MB map, then 507 "
           "storage_full" % (len(big), len(small), len(tiny), MAP_MB))
+    # Each refused send failed a batch: the lines saying so come one a second at most.
+    with open(srv.log_path, "rb") as f:
+        lines = f.read().count(b"storage batch of")
+    check(lines <= time.monotonic() - t0 + 2, "%d lines of failed batches in %.1f s"
+          % (lines, time.monotonic() - t0))
     st, h = http_request(srv, "GET", "/healthz")
     print("  /healthz while full: %s %s" % (st, h))
     eq(st, 503, "/healthz while the last batch failed for lack of space")
