@@ -10,8 +10,9 @@
  *   by_record    id BE + IK            -> (empty)  the inboxes of a record
  *   rec_count    id BE                 -> u32 deliveries left, ts (8 bytes)
  *   by_time      ts + id BE            -> (empty)  expiry, oldest first
- *   dedup        DK                    -> id BE, ts
- *   dedup_time   ts + DK               -> id BE    dedup expiry, oldest first
+ *   dedup_time   ts + DK               -> id BE    the (sender, client id)
+ *                                         pairs, oldest first; found by
+ *                                         fingerprint in memory
  *   inbox_count  IK                    -> u32 deliveries in the inbox
  *   meta         "max_id", "format"    -> u64 BE
  *   devices      IK                    -> ts last seen; the IKs of one user
@@ -147,6 +148,36 @@ static void clear_out(struct vt_op *ops, size_t n)
 	}
 }
 
+/* Begin a write transaction; the pair index logs its changes until it ends. */
+int vt__lmdb_wtxn_begin(struct lmdb *s, MDB_txn **txn)
+{
+	int rc = mdb_txn_begin(s->env, NULL, 0, txn);
+
+	if (rc == 0) {
+		vt__pairs_begin(&s->pairs);
+	}
+	return rc;
+}
+
+/*
+ * Commit @txn when @rc is 0, else abort it; the pair index keeps its
+ * changes or takes them back to match. Returns the outcome.
+ */
+int vt__lmdb_wtxn_end(struct lmdb *s, MDB_txn *txn, int rc)
+{
+	if (rc == 0) {
+		rc = mdb_txn_commit(txn);
+	} else {
+		mdb_txn_abort(txn);
+	}
+	if (rc == 0) {
+		vt__pairs_commit(&s->pairs);
+	} else {
+		vt__pairs_rollback(&s->pairs);
+	}
+	return rc;
+}
+
 /*
  * One try at @np batches in one write transaction, what would grow the store
  * refused when @refuse; an LMDB error or 0. max_id is raised once for all.
@@ -156,8 +187,11 @@ static int commit_txn(struct lmdb *s, struct vt__lmdb_part *const *parts, size_t
 	MDB_txn *txn = NULL;
 	uint64_t max_id = 0;
 	size_t nops = 0;
-	int stores = 0, rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	int stores = 0, rc = vt__lmdb_wtxn_begin(s, &txn);
 
+	if (rc != 0) {
+		return rc;
+	}
 	for (size_t i = 0; i < np && rc == 0; i++) {
 		struct vt__lmdb_part *p = parts[i];
 
@@ -177,13 +211,7 @@ static int commit_txn(struct lmdb *s, struct vt__lmdb_part *const *parts, size_t
 	if (rc == 0 && stores) {
 		rc = vt__lmdb_check_headroom(s, txn, nops);
 	}
-	if (rc != 0) {
-		if (txn) {
-			mdb_txn_abort(txn);
-		}
-		return rc;
-	}
-	return mdb_txn_commit(txn);
+	return vt__lmdb_wtxn_end(s, txn, rc);
 }
 
 /* Whether every op of the batch was refused for space: nothing was written. */
@@ -294,6 +322,7 @@ static void lmdb_destroy(void *self)
 	}
 	vt__lmdb_dedup_report(s, 1);
 	mdb_env_close(s->env);
+	vt__pairs_free(&s->pairs);
 	close(s->lock_fd); /* after the store is closed: the next owner finds it whole */
 	vt__tset_free(&s->targets);
 	free(s);
@@ -320,10 +349,12 @@ static int format_put(struct lmdb *s, MDB_txn *txn)
 
 /*
  * Record the layout version in a new store, upgrade an older one, refuse a
- * newer one. Format 1 upgrades by its number alone: its empty delivery
- * values read as no flags, and it had no devices or groups to convert.
+ * newer one; *@upgrade is set for an older one. Format 1 needs nothing
+ * else: its empty delivery values read as no flags, and it had no devices
+ * or groups to convert. Formats 1 and 2 also drop their pair tree when the
+ * pairs are indexed (vt__lmdb_pairs_load).
  */
-static int check_format(struct lmdb *s, MDB_txn *txn)
+static int check_format(struct lmdb *s, MDB_txn *txn, int *upgrade)
 {
 	MDB_val k = val("format", 6), v;
 	uint64_t version;
@@ -339,8 +370,10 @@ static int check_format(struct lmdb *s, MDB_txn *txn)
 	if (version == FORMAT_VERSION) {
 		return 0;
 	}
-	if (version == 1) {
-		vt_log(VT_LOG_INFO, "lmdb: upgrading storage format 1 to %d", FORMAT_VERSION);
+	if (version == 1 || version == 2) {
+		vt_log(VT_LOG_INFO, "lmdb: upgrading storage format %llu to %d",
+		       (unsigned long long)version, FORMAT_VERSION);
+		*upgrade = 1;
 		return format_put(s, txn);
 	}
 	if (version > FORMAT_VERSION) {
@@ -360,18 +393,21 @@ static int open_dbs(struct lmdb *s)
 		MDB_dbi *dbi;
 	} t[] = {
 	        {"records", &s->recs},     {"deliveries", &s->dlv},      {"by_record", &s->byrec},
-	        {"rec_count", &s->rcnt},   {"by_time", &s->bytime},      {"dedup", &s->dedup},
-	        {"dedup_time", &s->dtime}, {"inbox_count", &s->icnt},    {"meta", &s->meta},
-	        {"devices", &s->devs},     {"device_time", &s->devtime}, {"groups", &s->groups},
+	        {"rec_count", &s->rcnt},   {"by_time", &s->bytime},      {"dedup_time", &s->dtime},
+	        {"inbox_count", &s->icnt}, {"meta", &s->meta},           {"devices", &s->devs},
+	        {"device_time", &s->devtime}, {"groups", &s->groups},
 	};
 	MDB_txn *txn = NULL;
-	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	int upgrade = 0, rc = mdb_txn_begin(s->env, NULL, 0, &txn);
 
 	for (size_t i = 0; rc == 0 && i < sizeof(t) / sizeof(t[0]); i++) {
 		rc = mdb_dbi_open(txn, t[i].name, MDB_CREATE, t[i].dbi);
 	}
 	if (rc == 0) {
-		rc = check_format(s, txn);
+		rc = check_format(s, txn, &upgrade);
+	}
+	if (rc == 0) {
+		rc = vt__lmdb_pairs_load(s, txn, upgrade);
 	}
 	if (rc == 0) {
 		return mdb_txn_commit(txn);
@@ -473,6 +509,12 @@ int vt_storage_lmdb_open(const struct vt_lmdb_options *opts, struct vt_storage *
 	}
 	s->window = opts->dedup_window_ms ? opts->dedup_window_ms : DEFAULT_DEDUP_MS;
 	s->forgot = (struct vt__forgot){.who = "lmdb", .window = s->window};
+	rc = vt__pairs_init(&s->pairs);
+	if (rc != 0) {
+		close(s->lock_fd);
+		free(s);
+		return rc;
+	}
 	rc = open_env(s, opts);
 	if (rc == 0) {
 		rc = vt__lmdb_set_page_limit(s);
@@ -486,6 +528,7 @@ int vt_storage_lmdb_open(const struct vt_lmdb_options *opts, struct vt_storage *
 	if (rc != 0) {
 		vt_log(VT_LOG_ERROR, "lmdb: cannot open %s: %s", opts->path, mdb_strerror(rc));
 		mdb_env_close(s->env);
+		vt__pairs_free(&s->pairs);
 		close(s->lock_fd);
 		free(s);
 		return VT_EIO;

@@ -1,51 +1,50 @@
 /*
- * store_lmdb_dedup.c - the (sender, client id) pairs that recognise a
- * re-send: forgetting them, oldest first, when their window ends (expiry)
- * or when the store needs their room, and saying so in the log.
+ * store_lmdb_dedup.c - forgetting the (sender, client id) pairs that
+ * recognise a re-send (store_lmdb_pairs.c), oldest first, when their window
+ * ends (expiry) or when the store needs their room, and saying so in the log.
  */
+#include <errno.h>
 #include <lmdb.h>
 #include <stdint.h>
-#include <string.h>
+
+#include <vartalap/error.h>
 
 #include "store_forgot.h"
 #include "store_key.h"
 #include "store_lmdb_int.h"
 
 /*
- * Forget dedup entries, oldest first, at most @max time index entries, and
- * stop at the first still inside @window at @now_ts (a window of 0 keeps
- * none). Sets *forgot to how many pairs went (an index entry of a pair
- * written again since is only dropped) and *last_ts to the time of the
- * last entry.
+ * Forget pairs, oldest first, at most @max, and stop at the first still
+ * inside @window at @now_ts (a window of 0 keeps none). Sets *forgot to how
+ * many went and *last_ts to the time of the last.
  */
 int vt__lmdb_dedup_forget(struct lmdb *s, MDB_txn *txn, int64_t now_ts, int64_t window,
                           uint64_t max, uint64_t *forgot, int64_t *last_ts)
 {
-	uint8_t tk[8 + VT__DEDUP_KEY_MAX];
 	MDB_cursor *cur;
-	MDB_val k, v, dv;
+	MDB_val k, v;
 	int rc = mdb_cursor_open(txn, s->dtime, &cur);
 
 	*forgot = 0;
 	for (uint64_t n = 0; rc == 0 && n < max; n++) {
+		uint64_t fp;
+		int64_t ts;
 		int gone = 0;
 
 		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-		if (rc != 0 || k.mv_size < 8 || k.mv_size > sizeof(tk) || v.mv_size != 8 ||
+		if (rc != 0 || k.mv_size <= 8 ||
 		    vt__within_window(now_ts, vt__get_ts(k.mv_data), window)) {
 			break;
 		}
-		memcpy(tk, k.mv_data, k.mv_size);
-		*last_ts = vt__get_ts(tk);
-		k = val(tk + 8, k.mv_size - 8);
-		/* only if the entry was not replaced by a newer record since */
-		rc = mdb_get(txn, s->dedup, &k, &dv);
-		if (rc == 0 && dv.mv_size == 16 && memcmp(dv.mv_data, v.mv_data, 8) == 0) {
-			rc = mdb_del(txn, s->dedup, &k, NULL);
-			gone = rc == 0;
+		ts = vt__get_ts(k.mv_data);
+		fp = vt__pairs_fp(&s->pairs, (const uint8_t *)k.mv_data + 8, k.mv_size - 8);
+		rc = mdb_cursor_del(cur, 0);
+		if (rc == 0) {
+			gone = vt__pairs_del(&s->pairs, fp, ts);
+			rc = gone == VT_ENOMEM ? ENOMEM : 0;
 		}
-		rc = rc == MDB_NOTFOUND || rc == 0 ? mdb_cursor_del(cur, 0) : rc;
-		*forgot += rc == 0 && gone;
+		*forgot += rc == 0 && gone == 1;
+		*last_ts = ts;
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND ? 0 : rc;
@@ -105,17 +104,14 @@ static size_t dedup_margin(const struct lmdb *s, size_t nops)
 	return m < s->map_limit / 4 ? m : s->map_limit / 4;
 }
 
-/* The pages of the pair tree and its time index, and the pairs. */
+/* The pages the pairs take, and how many they are. */
 static int dedup_size(struct lmdb *s, MDB_txn *txn, size_t *pages, uint64_t *pairs)
 {
-	MDB_stat d, t;
-	int rc = mdb_stat(txn, s->dedup, &d);
+	MDB_stat t;
+	int rc = mdb_stat(txn, s->dtime, &t);
 
-	if (rc == 0) {
-		rc = mdb_stat(txn, s->dtime, &t);
-	}
-	*pages = rc ? 0 : d.ms_branch_pages + d.ms_leaf_pages + t.ms_branch_pages + t.ms_leaf_pages;
-	*pairs = rc ? 0 : d.ms_entries;
+	*pages = rc ? 0 : t.ms_branch_pages + t.ms_leaf_pages + t.ms_overflow_pages;
+	*pairs = rc ? 0 : t.ms_entries;
 	return rc;
 }
 
@@ -178,14 +174,9 @@ uint64_t vt__lmdb_dedup_yield(struct lmdb *s, uint64_t max)
 	for (; rc == MDB_MAP_FULL && max > 0; max /= 2) {
 		MDB_txn *txn = NULL;
 
-		rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+		rc = vt__lmdb_wtxn_begin(s, &txn);
 		if (rc == 0) {
-			rc = dedup_give(s, txn, max, &forgot, &last_ts);
-		}
-		if (rc == 0) {
-			rc = mdb_txn_commit(txn);
-		} else if (txn) {
-			mdb_txn_abort(txn);
+			rc = vt__lmdb_wtxn_end(s, txn, dedup_give(s, txn, max, &forgot, &last_ts));
 		}
 	}
 	if (rc != 0) {

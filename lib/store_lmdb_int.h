@@ -6,7 +6,8 @@
  * store_lmdb_rec.c: the record encoding and the counts kept per record.
  * store_lmdb_dlv.c: deliveries and devices. store_lmdb_ops.c: how each op
  * of a batch is applied. store_lmdb_space.c: headroom in the map and blocks
- * on the disk. store_lmdb_dedup.c: forgetting (sender, client id) pairs.
+ * on the disk. store_lmdb_pairs.c: finding and writing (sender, client id)
+ * pairs; store_lmdb_dedup.c: forgetting them.
  * store_lmdb_read.c: list, expire, load_groups and max_id.
  * The layout of the databases is described at the top of store_lmdb.c.
  * Receipts made with acks come from store_receipts.c, shared with memory.
@@ -21,6 +22,7 @@
 #include <vartalap/storage.h>
 
 #include "log_limit.h"
+#include "pair_index.h"
 #include "store_forgot.h"
 #include "store_receipts.h"
 #include "store_targets.h"
@@ -43,17 +45,18 @@
 
 /*
  * Version of the record encoding and of the database layout. Format 2 added
- * devices, device_time, groups and delivery flags.
+ * devices, device_time, groups and delivery flags; format 3 keeps the pairs
+ * in dedup_time alone, without the tree "dedup" keyed by the pair.
  */
 #define REC_VERSION    1
-#define FORMAT_VERSION 2
+#define FORMAT_VERSION 3
 
 /* version u8, kind u32, ts 8, four u32 lengths (from, to, cid, body) */
 #define REC_HEADER 29
 
 struct lmdb {
 	MDB_env *env;
-	MDB_dbi recs, dlv, byrec, rcnt, bytime, dedup, dtime, icnt, meta;
+	MDB_dbi recs, dlv, byrec, rcnt, bytime, dtime, icnt, meta;
 	MDB_dbi devs, devtime, groups;
 	struct vt__tset targets; /* scratch of a PUT, kept for the next one */
 	int64_t window;
@@ -67,6 +70,7 @@ struct lmdb {
 	int fd_ok;          /* the file system can reserve blocks (fallocate) */
 	int disk_full;      /* the last reservation fell short */
 	int lock_fd;        /* the directory, locked while the store is open */
+	struct vt__pair_index pairs; /* the pairs of dedup_time, by fingerprint */
 	struct vt__forgot forgot; /* pairs forgotten early, for the log */
 	struct vt__log_limit full_log, part_log; /* batches refused, whole or in part */
 
@@ -136,6 +140,8 @@ typedef int (*dev_fn)(void *ctx, const uint8_t *ik, size_t iklen);
 
 /* store_lmdb.c */
 int vt__lmdb_write_error(int rc, const char *what);
+int vt__lmdb_wtxn_begin(struct lmdb *s, MDB_txn **txn);
+int vt__lmdb_wtxn_end(struct lmdb *s, MDB_txn *txn, int rc);
 void vt__lmdb_commit_parts(struct lmdb *s, struct vt__lmdb_part *const *parts, size_t np);
 
 /* store_lmdb_writer.c: the writer thread, when the options ask for one */
@@ -197,6 +203,25 @@ int vt__lmdb_batch_stores(const struct vt_op *ops, size_t n, const struct batch 
 int vt__lmdb_check_headroom(struct lmdb *s, MDB_txn *txn, size_t nops);
 int vt__lmdb_set_page_limit(struct lmdb *s);
 int vt__lmdb_reserve_at_open(struct lmdb *s, const char *path);
+
+/* store_lmdb_pairs.c: a pair looked up, and what was found */
+struct vt__lmdb_pair {
+	uint64_t fp; /* its fingerprint */
+	int found;   /* the store holds it: */
+	int64_t ts;  /* written at */
+	uint64_t id; /* for the record */
+};
+
+/* Look pair @dk up as @txn sees it; 0 or an LMDB error. */
+int vt__lmdb_pair_find(struct lmdb *s, MDB_txn *txn, const uint8_t *dk, size_t dklen,
+                       struct vt__lmdb_pair *p);
+
+/* Write pair @dk for record @id at @ts, in place of @old as found. */
+int vt__lmdb_pair_write(struct lmdb *s, MDB_txn *txn, const uint8_t *dk, size_t dklen,
+                        const struct vt__lmdb_pair *old, uint64_t id, int64_t ts);
+
+/* Index the stored pairs, at open; @upgrade drops a format 2 store's pair tree. */
+int vt__lmdb_pairs_load(struct lmdb *s, MDB_txn *txn, int upgrade);
 
 /* store_lmdb_dedup.c */
 int vt__lmdb_dedup_forget(struct lmdb *s, MDB_txn *txn, int64_t now_ts, int64_t window,

@@ -90,80 +90,36 @@ static size_t put_dedup_key(const struct vt_op *op, uint8_t *dk)
 	return op->dedup && op->rec->cid && op->rec->cid[0] ? vt__dedup_key(op->rec, dk) : 0;
 }
 
-/* The dedup value of @op: its id and time. */
-static MDB_val dedup_value(const struct vt_op *op, uint8_t *v16)
-{
-	vt__put_be64(v16, op->rec->id);
-	vt__put_ts(v16 + 8, op->rec->ts);
-	return val(v16, 16);
-}
-
-/* Index the pair of @op, key @dk, by time for the sweep. */
-static int dedup_index(struct lmdb *s, MDB_txn *txn, const struct vt_op *op, const uint8_t *dk,
-                       size_t dklen)
-{
-	uint8_t tk[8 + VT__DEDUP_KEY_MAX], id[8];
-	MDB_val k = val(tk, dklen + 8), v = val(id, 8);
-
-	vt__put_ts(tk, op->rec->ts);
-	memcpy(tk + 8, dk, dklen);
-	vt__put_be64(id, op->rec->id);
-	return mdb_put(txn, s->dtime, &k, &v, 0);
-}
-
 /*
- * Set op->dup_of when (from, cid), key @dk, names another record inside the
- * window. With @insert a pair not known yet is written at once, so the
- * lookup and the insert are one descent of the tree, and *written is set:
- * for a PUT that names no inbox (mode offline's held event), which nothing
- * after this can refuse.
+ * Look up the pair (from, cid) of @op, key @dk, into @pair, and set
+ * op->dup_of when it names another record inside the window. With @insert
+ * a pair not known yet is written at once, and *written set: for a PUT
+ * that names no inbox (mode offline's held event), which nothing after
+ * this can refuse.
  */
 static int put_dedup_check(struct lmdb *s, MDB_txn *txn, struct vt_op *op, const uint8_t *dk,
-                           size_t dklen, int insert, int *written)
+                           size_t dklen, struct vt__lmdb_pair *pair, int insert, int *written)
 {
-	uint8_t v16[16];
-	MDB_val k = val(dk, dklen), v;
-	uint64_t id;
 	int rc;
 
 	*written = 0;
 	if (dklen == 0) {
 		return 0;
 	}
-	if (insert) {
-		v = dedup_value(op, v16);
-		rc = mdb_put(txn, s->dedup, &k, &v, MDB_NOOVERWRITE);
-		if (rc == 0) {
-			*written = 1;
-			return dedup_index(s, txn, op, dk, dklen);
-		}
-	} else {
-		rc = mdb_get(txn, s->dedup, &k, &v);
+	rc = vt__lmdb_pair_find(s, txn, dk, dklen, pair);
+	if (rc != 0) {
+		return rc;
 	}
-	if ((rc != 0 && rc != MDB_KEYEXIST) || v.mv_size != 16) {
-		return rc == MDB_NOTFOUND || rc == MDB_KEYEXIST || rc == 0 ? 0 : rc;
-	}
-	id = vt__get_be64(v.mv_data);
-	if (id != op->rec->id &&
-	    vt__within_window(op->rec->ts, vt__get_ts((const uint8_t *)v.mv_data + 8), s->window)) {
-		op->dup_of = id;
-	}
-	return 0;
-}
-
-/* Remember (from, cid) -> (id, ts) and index it by time for the sweep. */
-static int put_dedup_record(struct lmdb *s, MDB_txn *txn, const struct vt_op *op,
-                            const uint8_t *dk, size_t dklen)
-{
-	uint8_t v16[16];
-	MDB_val k = val(dk, dklen), v = dedup_value(op, v16);
-	int rc;
-
-	if (dklen == 0) {
+	if (pair->found && pair->id != op->rec->id &&
+	    vt__within_window(op->rec->ts, pair->ts, s->window)) {
+		op->dup_of = pair->id;
 		return 0;
 	}
-	rc = mdb_put(txn, s->dedup, &k, &v, 0);
-	return rc ? rc : dedup_index(s, txn, op, dk, dklen);
+	if (!insert) {
+		return 0;
+	}
+	*written = 1;
+	return vt__lmdb_pair_write(s, txn, dk, dklen, pair, op->rec->id, op->rec->ts);
 }
 
 /* Gathers devices into the target set. */
@@ -397,6 +353,7 @@ int vt__lmdb_max_id_raise(struct lmdb *s, MDB_txn *txn, uint64_t id)
 int vt__lmdb_apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b)
 {
 	uint8_t dk[VT__DEDUP_KEY_MAX], idk[8];
+	struct vt__lmdb_pair pair;
 	size_t dklen;
 	uint32_t n = 0;
 	int64_t ts = 0;
@@ -408,7 +365,7 @@ int vt__lmdb_apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct ba
 	}
 	dklen = put_dedup_key(op, dk);
 	pair_only = op->nto == 0 && op->nusers == 0 && !op->also_own && !b->refuse;
-	rc = put_dedup_check(s, txn, op, dk, dklen, pair_only, &written);
+	rc = put_dedup_check(s, txn, op, dk, dklen, &pair, pair_only, &written);
 	if (rc != 0 || op->dup_of) {
 		return rc;
 	}
@@ -429,8 +386,8 @@ int vt__lmdb_apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct ba
 		return 0;
 	}
 	rc = put_deliveries(s, txn, op, n, ts);
-	if (rc == 0 && !written) {
-		rc = put_dedup_record(s, txn, op, dk, dklen);
+	if (rc == 0 && !written && dklen > 0) {
+		rc = vt__lmdb_pair_write(s, txn, dk, dklen, &pair, op->rec->id, op->rec->ts);
 	}
 	if (rc == 0 && op->rec->id > b->max_id) {
 		b->max_id = op->rec->id;

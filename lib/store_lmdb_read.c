@@ -329,12 +329,13 @@ static int expire_txn(struct lmdb *s, int64_t now_ts, int64_t before_ts, int64_t
                       uint64_t max, uint64_t *removed)
 {
 	MDB_txn *txn = NULL;
-	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	int rc = vt__lmdb_wtxn_begin(s, &txn);
 
 	*removed = 0;
-	if (rc == 0) {
-		rc = expire_deliveries(s, txn, before_ts, max, removed);
+	if (rc != 0) {
+		return rc;
 	}
+	rc = expire_deliveries(s, txn, before_ts, max, removed);
 	if (rc == 0) {
 		rc = expire_devices(s, txn, device_before_ts, max, removed);
 	}
@@ -344,11 +345,7 @@ static int expire_txn(struct lmdb *s, int64_t now_ts, int64_t before_ts, int64_t
 
 		rc = vt__lmdb_dedup_forget(s, txn, now_ts, s->window, max, &forgot, &last_ts);
 	}
-	if (rc == 0) {
-		rc = mdb_txn_commit(txn);
-	} else if (txn) {
-		mdb_txn_abort(txn);
-	}
+	rc = vt__lmdb_wtxn_end(s, txn, rc);
 	if (rc != 0) {
 		*removed = 0;
 	}
@@ -458,9 +455,9 @@ int vt__lmdb_dedup_peek(void *self, const struct vt_record *rec, uint64_t *id)
 	struct lmdb *s = self;
 	uint8_t dk[VT__DEDUP_KEY_MAX];
 	size_t dklen = vt__dedup_key(rec, dk);
-	MDB_val k = val(dk, dklen), v;
+	struct vt__lmdb_pair pair;
 	MDB_txn *txn;
-	int rc, found = 0;
+	int rc;
 
 	if (dklen == 0) {
 		return 0; /* a PUT would not dedup it either */
@@ -469,16 +466,14 @@ int vt__lmdb_dedup_peek(void *self, const struct vt_record *rec, uint64_t *id)
 	if (rc != 0) {
 		return VT_ESTORAGE;
 	}
-	rc = mdb_get(txn, s->dedup, &k, &v);
-	if (rc == 0 && v.mv_size == 16) {
-		*id = vt__get_be64(v.mv_data);
-		found = *id != rec->id &&
-		        vt__within_window(rec->ts, vt__get_ts((const uint8_t *)v.mv_data + 8),
-		                          s->window);
-	}
+	rc = vt__lmdb_pair_find(s, txn, dk, dklen, &pair);
 	vt__lmdb_read_end(s, txn);
-	if (rc != 0 && rc != MDB_NOTFOUND) {
+	if (rc != 0) {
 		return VT_ESTORAGE;
 	}
-	return found;
+	if (!pair.found || pair.id == rec->id || !vt__within_window(rec->ts, pair.ts, s->window)) {
+		return 0;
+	}
+	*id = pair.id;
+	return 1;
 }

@@ -342,7 +342,7 @@ static void put_pairs_counted(uint64_t first, uint64_t pairs, int64_t now)
 	}
 }
 
-/* The pairs the dedup tree of the closed store at fx.dir holds. */
+/* The pairs the closed store at fx.dir holds. */
 static uint64_t pairs_kept(void)
 {
 	MDB_env *env;
@@ -354,7 +354,7 @@ static uint64_t pairs_kept(void)
 	ck_assert_int_eq(mdb_env_set_maxdbs(env, 16), 0);
 	ck_assert_int_eq(mdb_env_open(env, fx.dir, MDB_RDONLY, 0600), 0);
 	ck_assert_int_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-	ck_assert_int_eq(mdb_dbi_open(txn, "dedup", 0, &dbi), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "dedup_time", 0, &dbi), 0);
 	ck_assert_int_eq(mdb_stat(txn, dbi, &st), 0);
 	mdb_txn_abort(txn);
 	mdb_env_close(env);
@@ -774,7 +774,7 @@ START_TEST(lmdb_format_versions)
 	st_open(_i);
 	ck_assert_int_eq(put(1, 100, "1", TO("bob")), 0);
 	st_close();
-	set_format(3);
+	set_format(4);
 	warnings = 0;
 	vt_log_set(count_warnings, NULL, VT_LOG_WARN);
 	ck_assert_int_eq(open_lmdb(), VT_EIO);

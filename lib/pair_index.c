@@ -1,0 +1,235 @@
+/*
+ * pair_index.c - fingerprints of (sender, client id) pairs, by open
+ * addressing with linear probing and deletion by backward shift, so that a
+ * table the oldest pairs keep leaving never fills with tombstones.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include <vartalap/error.h>
+
+#include "pair_index.h"
+#include "siphash.h"
+
+#define FIRST_CAP 1024
+
+int vt__pairs_init(struct vt__pair_index *x)
+{
+	memset(x, 0, sizeof(*x));
+	if (RAND_bytes((unsigned char *)x->key, sizeof(x->key)) != 1) {
+		return VT_EIO;
+	}
+	pthread_mutex_init(&x->lock, NULL);
+	return 0;
+}
+
+void vt__pairs_free(struct vt__pair_index *x)
+{
+	pthread_mutex_destroy(&x->lock);
+	free(x->slots);
+	free(x->undo);
+	memset(x, 0, sizeof(*x));
+}
+
+uint64_t vt__pairs_fp(const struct vt__pair_index *x, const void *p, size_t len)
+{
+	uint64_t fp = vt__siphash(x->key, p, len);
+
+	return fp ? fp : 1;
+}
+
+size_t vt__pairs_count(const struct vt__pair_index *x)
+{
+	return x->len;
+}
+
+/* Put @p in the first free slot from its home; the table has one. */
+static void place(struct vt__pair *slots, size_t cap, struct vt__pair p)
+{
+	size_t i = p.fp & (cap - 1);
+
+	while (slots[i].fp != 0) {
+		i = (i + 1) & (cap - 1);
+	}
+	slots[i] = p;
+}
+
+/* Double the table (or make the first), keeping it at most three quarters full. */
+static int grow(struct vt__pair_index *x)
+{
+	size_t cap = x->cap ? 2 * x->cap : FIRST_CAP;
+	struct vt__pair *slots;
+
+	if (cap > SIZE_MAX / sizeof(*slots) || cap < x->cap) {
+		return VT_ENOMEM;
+	}
+	slots = calloc(cap, sizeof(*slots));
+	if (!slots) {
+		return VT_ENOMEM;
+	}
+	for (size_t i = 0; i < x->cap; i++) {
+		if (x->slots[i].fp != 0) {
+			place(slots, cap, x->slots[i]);
+		}
+	}
+	free(x->slots);
+	x->slots = slots;
+	x->cap = cap;
+	return 0;
+}
+
+/* Room for one more entry in the undo log, when logging. */
+static int undo_room(struct vt__pair_index *x)
+{
+	size_t cap = x->undo_cap ? 2 * x->undo_cap : 256;
+	struct vt__pair_undo *u;
+
+	if (!x->logging || x->nundo < x->undo_cap) {
+		return 0;
+	}
+	u = realloc(x->undo, cap * sizeof(*u));
+	if (!u) {
+		return VT_ENOMEM;
+	}
+	x->undo = u;
+	x->undo_cap = cap;
+	return 0;
+}
+
+static void log_change(struct vt__pair_index *x, struct vt__pair p, int added)
+{
+	if (x->logging) {
+		x->undo[x->nundo++] = (struct vt__pair_undo){p, added};
+	}
+}
+
+/* The slot holding an entry equal to @p, or cap when none does. */
+static size_t slot_of(const struct vt__pair_index *x, struct vt__pair p)
+{
+	size_t mask = x->cap - 1;
+
+	if (x->cap == 0) {
+		return 0;
+	}
+	for (size_t i = p.fp & mask; x->slots[i].fp != 0; i = (i + 1) & mask) {
+		if (x->slots[i].fp == p.fp && x->slots[i].ts == p.ts) {
+			return i;
+		}
+	}
+	return x->cap;
+}
+
+/*
+ * Empty slot @i and close the gap: each entry after it in the run moves
+ * back into the hole unless its home lies after the hole, so every entry
+ * stays reachable from its home without tombstones.
+ */
+static void remove_at(struct vt__pair_index *x, size_t i)
+{
+	size_t mask = x->cap - 1;
+
+	for (size_t j = (i + 1) & mask; x->slots[j].fp != 0; j = (j + 1) & mask) {
+		size_t home = x->slots[j].fp & mask;
+
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			x->slots[i] = x->slots[j];
+			i = j;
+		}
+	}
+	x->slots[i].fp = 0;
+	x->len--;
+}
+
+size_t vt__pairs_find(struct vt__pair_index *x, uint64_t fp, int64_t *ts, size_t max)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&x->lock);
+	if (x->cap > 0) {
+		size_t mask = x->cap - 1;
+
+		for (size_t i = fp & mask; x->slots[i].fp != 0; i = (i + 1) & mask) {
+			if (x->slots[i].fp == fp && n++ < max) {
+				ts[n - 1] = x->slots[i].ts;
+			}
+		}
+	}
+	pthread_mutex_unlock(&x->lock);
+	return n;
+}
+
+int vt__pairs_add(struct vt__pair_index *x, uint64_t fp, int64_t ts)
+{
+	struct vt__pair p = {fp, ts};
+	int rc = undo_room(x);
+
+	pthread_mutex_lock(&x->lock);
+	if (rc == 0 && (x->len + 1) * 4 > x->cap * 3) {
+		rc = grow(x);
+	}
+	if (rc == 0) {
+		place(x->slots, x->cap, p);
+		x->len++;
+		log_change(x, p, 1);
+	}
+	pthread_mutex_unlock(&x->lock);
+	return rc;
+}
+
+int vt__pairs_del(struct vt__pair_index *x, uint64_t fp, int64_t ts)
+{
+	struct vt__pair p = {fp, ts};
+	size_t i;
+	int rc = undo_room(x);
+
+	if (rc != 0) {
+		return rc;
+	}
+	pthread_mutex_lock(&x->lock);
+	i = slot_of(x, p);
+	if (i < x->cap) {
+		remove_at(x, i);
+		log_change(x, p, 0);
+	}
+	pthread_mutex_unlock(&x->lock);
+	return i < x->cap;
+}
+
+void vt__pairs_begin(struct vt__pair_index *x)
+{
+	x->logging = 1;
+	x->nundo = 0;
+}
+
+void vt__pairs_commit(struct vt__pair_index *x)
+{
+	x->logging = 0;
+	x->nundo = 0;
+}
+
+/*
+ * Newest first, so the table never holds more than it did at some point
+ * since begin, and it never shrinks: every entry added back has a slot.
+ */
+void vt__pairs_rollback(struct vt__pair_index *x)
+{
+	pthread_mutex_lock(&x->lock);
+	while (x->nundo > 0) {
+		struct vt__pair_undo *u = &x->undo[--x->nundo];
+
+		if (!u->added) {
+			place(x->slots, x->cap, u->p);
+			x->len++;
+		} else {
+			size_t i = slot_of(x, u->p);
+
+			if (i < x->cap) {
+				remove_at(x, i);
+			}
+		}
+	}
+	x->logging = 0;
+	pthread_mutex_unlock(&x->lock);
+}

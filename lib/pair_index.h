@@ -1,0 +1,78 @@
+/*
+ * pair_index.h - the (sender, client id) pairs of a store, in memory.
+ *
+ * Internal. The LMDB backend keeps each pair on disk in one tree ordered by
+ * time, which a commit only appends to and the oldest are forgotten from
+ * the front of; this index finds a pair in it. It holds no pair, only a
+ * keyed 64-bit fingerprint of the pair and the time it was written, 16
+ * bytes; the time and the pair name the one key of the tree that confirms
+ * a match. The pairs a client chooses cannot crowd one chain: the hash key
+ * is drawn at random when the index is made and never leaves the process.
+ *
+ * Between vt__pairs_begin and vt__pairs_commit or vt__pairs_rollback the
+ * changes are logged, so that the index follows a write transaction that
+ * aborts. One thread changes the index; any other may call vt__pairs_find.
+ */
+#ifndef VARTALAP_PAIR_INDEX_H
+#define VARTALAP_PAIR_INDEX_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A fingerprint and a time. A fingerprint is never 0: 0 marks a free slot. */
+struct vt__pair {
+	uint64_t fp;
+	int64_t ts;
+};
+
+struct vt__pair_undo {
+	struct vt__pair p;
+	int added; /* 1: taken back by removing it; 0: by adding it again */
+};
+
+struct vt__pair_index {
+	pthread_mutex_t lock;   /* held while the table changes, and by a reader */
+	struct vt__pair *slots; /* linear probing from fp & (cap - 1) */
+	size_t cap;             /* a power of two, or 0 */
+	size_t len;
+	uint64_t key[2];
+	int logging; /* inside begin ... commit or rollback */
+	struct vt__pair_undo *undo;
+	size_t nundo, undo_cap;
+};
+
+/* An empty index with a fresh random key. 0, or VT_EIO when no randomness. */
+int vt__pairs_init(struct vt__pair_index *x);
+
+void vt__pairs_free(struct vt__pair_index *x);
+
+/* The fingerprint of the @len bytes at @p. */
+uint64_t vt__pairs_fp(const struct vt__pair_index *x, const void *p, size_t len);
+
+/*
+ * The times of the entries with fingerprint @fp: up to @max of them copied
+ * to @ts; returns how many there are. Several mean pairs whose fingerprints
+ * collide, which a random 64-bit key makes about as likely as a 2^-64 event
+ * per pair held. Safe from any thread.
+ */
+size_t vt__pairs_find(struct vt__pair_index *x, uint64_t fp, int64_t *ts, size_t max);
+
+/* Add an entry. 0, or VT_ENOMEM and nothing changed. */
+int vt__pairs_add(struct vt__pair_index *x, uint64_t fp, int64_t ts);
+
+/* Remove one entry equal to (@fp, @ts): 1, 0 when there is none, or VT_ENOMEM. */
+int vt__pairs_del(struct vt__pair_index *x, uint64_t fp, int64_t ts);
+
+size_t vt__pairs_count(const struct vt__pair_index *x);
+
+/* Log the changes from here on. */
+void vt__pairs_begin(struct vt__pair_index *x);
+
+/* Keep the changes since begin. */
+void vt__pairs_commit(struct vt__pair_index *x);
+
+/* Take back the changes since begin, newest first. Never allocates. */
+void vt__pairs_rollback(struct vt__pair_index *x);
+
+#endif
