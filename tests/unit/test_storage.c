@@ -13,7 +13,6 @@
 #include <check.h>
 #include <ftw.h>
 #include <lmdb.h>
-#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +26,7 @@
 #include <vartalap/log.h>
 #include <vartalap/storage.h>
 
+#include "lmdb_fixture.h"
 #include "storage_cases.h"
 #include "store_mem_int.h"
 
@@ -40,14 +40,6 @@ static int open_memory(void)
 /* Indexes in storage_backends */
 #define LMDB        1
 #define LMDB_WRITER 2
-
-static int open_lmdb(void)
-{
-	struct vt_lmdb_options o = {fx.dir, fx.map_size, WINDOW_MS, !fx.sync,
-	                            fx.backend == LMDB_WRITER};
-
-	return vt_storage_lmdb_open(&o, &fx.st);
-}
 
 /* Fill the map with PUTs of full_body until one is refused. */
 static void fill_lmdb(void)
@@ -70,27 +62,6 @@ const struct storage_backend storage_backends[] = {
 };
 
 const int storage_nbackends = 3;
-
-/* Wait up to @ms for the writer thread to have answers; 1 when it has. */
-static int writer_ready(int ms)
-{
-	struct pollfd p = {vt_storage_lmdb_fd(&fx.st), POLLIN, 0};
-
-	return poll(&p, 1, ms) == 1;
-}
-
-/* Memory and plain LMDB answer inside each call; the writer thread later. */
-void storage_wait(int *calls)
-{
-	for (int waited = 0; *calls == 0 && waited < 10000; waited += 10) {
-		if (vt_storage_lmdb_fd(&fx.st) < 0) {
-			return;
-		}
-		if (writer_ready(10)) {
-			vt_storage_lmdb_dispatch(&fx.st);
-		}
-	}
-}
 
 /* ---- LMDB only ---- */
 
@@ -342,25 +313,6 @@ static void put_pairs_counted(uint64_t first, uint64_t pairs, int64_t now)
 	}
 }
 
-/* The pairs the closed store at fx.dir holds. */
-static uint64_t pairs_kept(void)
-{
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-	MDB_stat st;
-
-	ck_assert_int_eq(mdb_env_create(&env), 0);
-	ck_assert_int_eq(mdb_env_set_maxdbs(env, 16), 0);
-	ck_assert_int_eq(mdb_env_open(env, fx.dir, MDB_RDONLY, 0600), 0);
-	ck_assert_int_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-	ck_assert_int_eq(mdb_dbi_open(txn, "dedup_time", 0, &dbi), 0);
-	ck_assert_int_eq(mdb_stat(txn, dbi, &st), 0);
-	mdb_txn_abort(txn);
-	mdb_env_close(env);
-	return st.ms_entries;
-}
-
 /*
  * Pairs forgotten inside their window are logged at most once a minute,
  * and what is left when the store closes: the lines add up to every pair
@@ -378,7 +330,7 @@ START_TEST(lmdb_forgotten_pairs_all_logged)
 	st_close();
 	vt_log_set(NULL, NULL, VT_LOG_WARN);
 	ck_assert_int_eq(forgot_lines, 2);
-	ck_assert_uint_eq(forgot_logged + pairs_kept(), pairs);
+	ck_assert_uint_eq(forgot_logged + raw_entries("dedup_time"), pairs);
 }
 END_TEST
 
@@ -511,10 +463,7 @@ static void damage(uint64_t id, const void *data, size_t len)
 	for (int i = 0; i < 8; i++) {
 		k[i] = (uint8_t)(id >> (56 - 8 * i));
 	}
-	ck_assert_int_eq(mdb_env_create(&env), 0);
-	ck_assert_int_eq(mdb_env_set_maxdbs(env, 16), 0);
-	ck_assert_int_eq(mdb_env_open(env, fx.dir, 0, 0600), 0);
-	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	raw_open(0, &env, &txn);
 	ck_assert_int_eq(mdb_dbi_open(txn, "records", 0, &dbi), 0);
 	if (!data) {
 		ck_assert_int_eq(mdb_get(txn, dbi, &key, &v), 0);
@@ -524,8 +473,7 @@ static void damage(uint64_t id, const void *data, size_t len)
 		v.mv_size /= 2; /* truncate the value to its first half */
 	}
 	ck_assert_int_eq(mdb_put(txn, dbi, &key, &v, 0), 0);
-	ck_assert_int_eq(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	raw_close(env, txn);
 }
 
 START_TEST(lmdb_damaged_record_skipped)
@@ -756,14 +704,10 @@ static void set_format(uint64_t version)
 	for (int i = 0; i < 8; i++) {
 		v8[i] = (uint8_t)(version >> (56 - 8 * i));
 	}
-	ck_assert_int_eq(mdb_env_create(&env), 0);
-	ck_assert_int_eq(mdb_env_set_maxdbs(env, 16), 0);
-	ck_assert_int_eq(mdb_env_open(env, fx.dir, 0, 0600), 0);
-	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	raw_open(0, &env, &txn);
 	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
 	ck_assert_int_eq(mdb_put(txn, dbi, &key, &v, 0), 0);
-	ck_assert_int_eq(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	raw_close(env, txn);
 }
 
 /* A newer format is refused and logged; format 1 opens and works. */
