@@ -56,13 +56,12 @@ static void place(struct vt__pair *slots, size_t cap, struct vt__pair p)
 	slots[i] = p;
 }
 
-/* Double the table (or make the first), keeping it at most three quarters full. */
-static int grow(struct vt__pair_index *x)
+/* Move the entries to a table of @cap slots. */
+static int resize(struct vt__pair_index *x, size_t cap)
 {
-	size_t cap = x->cap ? 2 * x->cap : FIRST_CAP;
 	struct vt__pair *slots;
 
-	if (cap > SIZE_MAX / sizeof(*slots) || cap < x->cap) {
+	if (cap > SIZE_MAX / sizeof(*slots)) {
 		return VT_ENOMEM;
 	}
 	slots = calloc(cap, sizeof(*slots));
@@ -78,6 +77,30 @@ static int grow(struct vt__pair_index *x)
 	x->slots = slots;
 	x->cap = cap;
 	return 0;
+}
+
+/* The smallest table that holds @n entries at most three quarters full. */
+static size_t cap_for(size_t n)
+{
+	size_t cap = FIRST_CAP;
+
+	while (cap < SIZE_MAX / 4 && cap / 4 * 3 < n) {
+		cap *= 2;
+	}
+	return cap;
+}
+
+int vt__pairs_reserve(struct vt__pair_index *x, size_t n)
+{
+	size_t cap = cap_for(n);
+	int rc = 0;
+
+	pthread_mutex_lock(&x->lock);
+	if (cap > x->cap) {
+		rc = resize(x, cap);
+	}
+	pthread_mutex_unlock(&x->lock);
+	return rc;
 }
 
 /* Room for one more entry in the undo log, when logging. */
@@ -166,8 +189,8 @@ int vt__pairs_add(struct vt__pair_index *x, uint64_t fp, int64_t ts)
 	int rc = undo_room(x);
 
 	pthread_mutex_lock(&x->lock);
-	if (rc == 0 && (x->len + 1) * 4 > x->cap * 3) {
-		rc = grow(x);
+	if (rc == 0 && x->len + 1 > x->cap / 4 * 3) {
+		rc = resize(x, cap_for(x->len + 1));
 	}
 	if (rc == 0) {
 		place(x->slots, x->cap, p);

@@ -58,6 +58,9 @@ uint64_t vt__pairs_fp(const struct vt__pair_index *x, const void *p, size_t len)
  */
 size_t vt__pairs_find(struct vt__pair_index *x, uint64_t fp, int64_t *ts, size_t max);
 
+/* Make room for @n entries in all, so that adding them moves none. 0, or VT_ENOMEM. */
+int vt__pairs_reserve(struct vt__pair_index *x, size_t n);
+
 /* Add an entry. 0, or VT_ENOMEM and nothing changed. */
 int vt__pairs_add(struct vt__pair_index *x, uint64_t fp, int64_t ts);
 

@@ -141,13 +141,20 @@ static int load_pairs(struct lmdb *s, MDB_txn *txn, const MDB_dbi *legacy)
 int vt__lmdb_pairs_load(struct lmdb *s, MDB_txn *txn, int upgrade)
 {
 	MDB_dbi legacy;
+	MDB_stat st;
 	int rc = upgrade ? mdb_dbi_open(txn, "dedup", 0, &legacy) : MDB_NOTFOUND;
 
 	if (rc != 0 && rc != MDB_NOTFOUND) {
 		return rc;
 	}
 	upgrade = rc == 0;
-	rc = load_pairs(s, txn, upgrade ? &legacy : NULL);
+	rc = mdb_stat(txn, s->dtime, &st);
+	if (rc == 0) {
+		rc = pairs_errno(vt__pairs_reserve(&s->pairs, st.ms_entries));
+	}
+	if (rc == 0) {
+		rc = load_pairs(s, txn, upgrade ? &legacy : NULL);
+	}
 	if (rc == 0 && upgrade) {
 		rc = mdb_drop(txn, legacy, 1);
 	}
