@@ -511,7 +511,8 @@ async def chatter(srv, n, tag):
                 answers[ev["ref"]] = ev["id"]
 
     tasks = [asyncio.ensure_future(take()), asyncio.ensure_future(hear())]
-    cids = ["%s-%d" % (tag, i) for i in range(n)]
+    # client ids of some 60 bytes: a pair takes about 100 in the store
+    cids = ["%s-%s-%d" % (tag, "p" * 48, i) for i in range(n)]
     for i, cid in enumerate(cids):
         # 250 in flight, counted to bob: a faster server must not pile up
         # what he has not taken yet (his inbox cap would refuse it)
