@@ -65,12 +65,11 @@ void vt__lmdb_dedup_report(struct lmdb *s, int force)
  * a margin of its limit, also forgets the oldest pairs, as many as take the
  * pages it is over by on average, but at most about twice what it wrote.
  * Sweeps are small and steady, and the half left keeps LMDB the free pages
- * it copies into while the store turns over at full speed. Forgetting in
- * time order frees the time index's pages at once; the pair tree is only
- * thinned (the oldest pairs are spread over all of it), and new pairs fill
- * the holes. A batch that does not fit at all makes room in a transaction
- * of its own first (commit_one). The youngest pairs keep a small share
- * whatever messages need (dedup_keep).
+ * it copies into while the store turns over at full speed. The pairs are
+ * kept in time order, so forgetting the oldest frees whole pages at once.
+ * A batch that does not fit at all makes room in a transaction of its own
+ * first (commit_one). The youngest pairs keep a small share whatever
+ * messages need (dedup_keep).
  */
 #define FORGET_MIN 32
 
@@ -91,10 +90,10 @@ static size_t dedup_keep(const struct lmdb *s)
 /*
  * Pages kept free below the limit for a transaction of @nops ops: a
  * thousandth of the map, or, for a large transaction, room for the copies
- * of a few like it, up to a quarter of what the map may hold. Each op copies
- * a page or two (the pair tree's keys are random), and the pages a commit
- * frees are taken again only once every reader has moved past it, a few
- * commits later.
+ * of a few like it, up to a quarter of what the map may hold. An op that
+ * stores a message copies a page or two of each tree it writes (an inbox's
+ * keys are anywhere), and the pages a commit frees are taken again only
+ * once every reader has moved past it, a few commits later.
  */
 static size_t dedup_margin(const struct lmdb *s, size_t nops)
 {

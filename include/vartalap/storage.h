@@ -360,7 +360,9 @@ struct vt_lmdb_options {
  * itself until destroyed (a process that forks hands the lock on to the
  * child too, until the child closes its descriptors or exits). Completes
  * every call inside it, after fsync unless @opts->no_sync, unless
- * @opts->writer_thread (below).
+ * @opts->writer_thread (below). The (sender, client id) pairs are found
+ * through an index in memory, 16 to 32 bytes a pair kept (they hold at most
+ * half of the map, about 60 bytes each there), read from the store at open.
  */
 VT_EXPORT int vt_storage_lmdb_open(const struct vt_lmdb_options *opts, struct vt_storage *out);
 
