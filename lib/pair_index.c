@@ -201,6 +201,25 @@ int vt__pairs_add(struct vt__pair_index *x, uint64_t fp, int64_t ts)
 	return rc;
 }
 
+int vt__pairs_load(struct vt__pair_index *x, const struct vt__pair *p, size_t n)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&x->lock);
+	if (n > x->cap / 4 * 3 - x->len) {
+		rc = resize(x, cap_for(x->len + n));
+	}
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		__builtin_prefetch(&x->slots[p[i].fp & (x->cap - 1)], 1);
+	}
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		place(x->slots, x->cap, p[i]);
+	}
+	x->len += rc == 0 ? n : 0;
+	pthread_mutex_unlock(&x->lock);
+	return rc;
+}
+
 int vt__pairs_del(struct vt__pair_index *x, uint64_t fp, int64_t ts)
 {
 	struct vt__pair p = {fp, ts};

@@ -64,6 +64,14 @@ int vt__pairs_reserve(struct vt__pair_index *x, size_t n);
 /* Add an entry. 0, or VT_ENOMEM and nothing changed. */
 int vt__pairs_add(struct vt__pair_index *x, uint64_t fp, int64_t ts);
 
+/*
+ * Add the @n entries at @p, outside begin ... commit: for loading. Their
+ * home slots are fetched from memory together, so a table far larger than
+ * the caches loads at the memory's speed rather than one miss at a time.
+ * 0, or VT_ENOMEM and nothing changed.
+ */
+int vt__pairs_load(struct vt__pair_index *x, const struct vt__pair *p, size_t n);
+
 /* Remove one entry equal to (@fp, @ts): 1, 0 when there is none, or VT_ENOMEM. */
 int vt__pairs_del(struct vt__pair_index *x, uint64_t fp, int64_t ts);
 

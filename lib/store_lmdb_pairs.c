@@ -108,9 +108,14 @@ static int legacy_live(MDB_txn *txn, MDB_dbi legacy, const MDB_val *k, const MDB
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* Entries indexed at once while loading (vt__pairs_load). */
+#define LOAD_BATCH 64
+
 /* Index every pair of dedup_time; with @legacy, drop the keys it shows stale. */
 static int load_pairs(struct lmdb *s, MDB_txn *txn, const MDB_dbi *legacy)
 {
+	struct vt__pair batch[LOAD_BATCH];
+	size_t n = 0;
 	MDB_cursor *cur;
 	MDB_val k, v;
 	int rc = mdb_cursor_open(txn, s->dtime, &cur);
@@ -127,15 +132,21 @@ static int load_pairs(struct lmdb *s, MDB_txn *txn, const MDB_dbi *legacy)
 			rc = mdb_cursor_del(cur, 0);
 			continue;
 		}
-		if (rc == 0) {
-			uint64_t fp =
-			        vt__pairs_fp(&s->pairs, (uint8_t *)k.mv_data + 8, k.mv_size - 8);
-
-			rc = pairs_errno(vt__pairs_add(&s->pairs, fp, vt__get_ts(k.mv_data)));
+		if (rc != 0) {
+			break;
+		}
+		batch[n].fp = vt__pairs_fp(&s->pairs, (uint8_t *)k.mv_data + 8, k.mv_size - 8);
+		batch[n++].ts = vt__get_ts(k.mv_data);
+		if (n == LOAD_BATCH) {
+			rc = pairs_errno(vt__pairs_load(&s->pairs, batch, n));
+			n = 0;
 		}
 	}
 	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	if (rc == MDB_NOTFOUND) {
+		rc = pairs_errno(vt__pairs_load(&s->pairs, batch, n));
+	}
+	return rc;
 }
 
 int vt__lmdb_pairs_load(struct lmdb *s, MDB_txn *txn, int upgrade)

@@ -51,20 +51,21 @@ START_TEST(pairs_survive_reopen)
 	char cid[16];
 
 	st_open(_i);
-	for (uint64_t i = 1; i <= 50; i++) {
+	for (uint64_t i = 1; i <= 150; i++) {
 		snprintf(cid, sizeof(cid), "c%llu", (unsigned long long)i);
 		ck_assert_uint_eq(send_pair(i, cid, 1000 + (int64_t)i), 0);
 	}
 	ck_assert_uint_eq(send_pair(100, "c7", 1007 + WINDOW_MS), 0);
 	st_close();
-	ck_assert_uint_eq(raw_entries("dedup_time"), 50);
+	ck_assert_uint_eq(raw_entries("dedup_time"), 150);
 
 	st_open(_i);
-	ck_assert_uint_eq(vt__pairs_count(&store()->pairs), 50);
+	ck_assert_uint_eq(vt__pairs_count(&store()->pairs), 150);
 	ck_assert_uint_eq(send_pair(101, "c7", 1008 + WINDOW_MS), 100);
 	ck_assert_uint_eq(send_pair(102, "c8", 1010), 8);
-	ck_assert_uint_eq(send_pair(103, "c51", 1010), 0);
-	ck_assert_uint_eq(send_pair(104, "c51", 1011), 103);
+	ck_assert_uint_eq(send_pair(105, "c150", 1200), 150);
+	ck_assert_uint_eq(send_pair(103, "c151", 1010), 0);
+	ck_assert_uint_eq(send_pair(104, "c151", 1011), 103);
 }
 END_TEST
 

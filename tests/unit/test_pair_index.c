@@ -175,6 +175,36 @@ START_TEST(reserve_makes_room_ahead)
 END_TEST
 
 /*
+ * Loading in batches: tables grown inside a batch, entries that collide
+ * within one batch and with those already there, all found afterwards.
+ */
+START_TEST(load_in_batches)
+{
+	struct vt__pair_index x;
+	struct vt__pair batch[64];
+	size_t missing = 0;
+
+	ck_assert_int_eq(vt__pairs_init(&x), 0);
+	ck_assert_int_eq(vt__pairs_add(&x, 7 << 4, 1), 0);
+	for (uint64_t i = 0; i < 5000; i += 50) {
+		for (uint64_t j = 0; j < 50; j++) {
+			batch[j] = (struct vt__pair){((i + j) % 700 + 1) << 4, (int64_t)(i + j)};
+		}
+		ck_assert_int_eq(vt__pairs_load(&x, batch, 50), 0);
+	}
+	ck_assert_int_eq(vt__pairs_load(&x, batch, 0), 0);
+	ck_assert_uint_eq(vt__pairs_count(&x), 5001);
+	for (uint64_t i = 0; i < 5000; i++) {
+		missing += held(&x, (i % 700 + 1) << 4, (int64_t)i) != 1;
+	}
+	ck_assert_uint_eq(missing, 0);
+	ck_assert_uint_eq(held(&x, 7 << 4, 1), 1);
+	ck_assert_uint_le(vt__pairs_count(&x), x.cap / 4 * 3);
+	vt__pairs_free(&x);
+}
+END_TEST
+
+/*
  * ---- a reference model: how many of each (fingerprint, time) -------------
  * Its loops fail through ck_abort_msg alone: a ck_assert that passes still
  * writes its line to the runner, which made 200,000 changes take seconds.
@@ -402,6 +432,7 @@ int main(void)
 	tcase_add_test(t, colliding_runs_survive_deletes);
 	tcase_add_test(t, equal_entries_are_a_multiset);
 	tcase_add_test(t, reserve_makes_room_ahead);
+	tcase_add_test(t, load_in_batches);
 	tcase_add_test(t, churn_matches_model);
 	tcase_add_test(t, rollback_restores_and_commit_keeps);
 	tcase_add_test(t, reader_sees_stable_entries_during_changes);
