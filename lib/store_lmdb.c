@@ -225,9 +225,13 @@ static int all_refused(const struct vt_op *ops, size_t n)
 	return 1;
 }
 
+/* Times a batch that does not fit has pairs make room and is tried again. */
+#define YIELD_TRIES 4
+
 /*
  * Commit one batch and set its status. When it does not fit, the oldest
- * dedup pairs make room first (store_lmdb_dedup.c) and it is tried again.
+ * dedup pairs make room first (store_lmdb_dedup.c) and it is tried again,
+ * with four times as many gone each time, while any are left to give.
  * A full store must still take acks, since they are what frees it. So when
  * the batch still does not fit, it runs again with whatever would grow the
  * store refused op by op (VT_ENOSPC), and the rest is committed. The batch
@@ -236,9 +240,13 @@ static int all_refused(const struct vt_op *ops, size_t n)
  */
 static void commit_one(struct lmdb *s, struct vt__lmdb_part *p)
 {
+	uint64_t give = 4 * (uint64_t)p->n + 256;
 	int rc = commit_txn(s, &p, 1, 0);
 
-	if (rc == MDB_MAP_FULL && vt__lmdb_dedup_yield(s, 4 * (uint64_t)p->n + 256) > 0) {
+	for (int i = 0; i < YIELD_TRIES && rc == MDB_MAP_FULL; i++, give *= 4) {
+		if (vt__lmdb_dedup_yield(s, give) == 0) {
+			break;
+		}
 		rc = commit_txn(s, &p, 1, 0);
 	}
 	if (rc == MDB_MAP_FULL) {

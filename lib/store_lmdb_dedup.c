@@ -63,7 +63,8 @@ void vt__lmdb_dedup_report(struct lmdb *s, int force)
  * may hold half of the store, and less when messages need the room: a
  * storing transaction that finds them over that share, or the store within
  * a margin of its limit, also forgets the oldest pairs, as many as take the
- * pages it is over by on average, but at most about twice what it wrote.
+ * pages it is over by on average, but at most FORGET_PER_OP for each op it
+ * holds: a stored message with its body takes the room of several pairs.
  * Sweeps are small and steady, and the half left keeps LMDB the free pages
  * it copies into while the store turns over at full speed. The pairs are
  * kept in time order, so forgetting the oldest frees whole pages at once.
@@ -71,7 +72,8 @@ void vt__lmdb_dedup_report(struct lmdb *s, int force)
  * first (commit_one). The youngest pairs keep a small share whatever
  * messages need (dedup_keep).
  */
-#define FORGET_MIN 32
+#define FORGET_PER_OP 16
+#define FORGET_MIN    256
 
 /*
  * Pages the pairs keep even when messages need them: a sixty-fourth of the
@@ -207,5 +209,6 @@ int vt__lmdb_dedup_bound(struct lmdb *s, MDB_txn *txn, size_t used, size_t full,
 		return 0;
 	}
 	*forgot = 1;
-	return dedup_make_room(s, txn, over, pages, pairs, 2 * (uint64_t)nops + FORGET_MIN);
+	return dedup_make_room(s, txn, over, pages, pairs,
+	                       FORGET_PER_OP * (uint64_t)nops + FORGET_MIN);
 }

@@ -150,6 +150,63 @@ START_TEST(pairs_index_matches_tree_when_full)
 }
 END_TEST
 
+/*
+ * Commit a batch of @n messages of 300 bytes to carol, who is offline,
+ * each with a client id; how many were taken.
+ */
+static size_t put_burst(uint64_t first, size_t n)
+{
+	static struct put p[100];
+	static char cids[100][16], body[303];
+	struct vt_op ops[100];
+	size_t taken = 0;
+	int rc;
+
+	memset(body, 'y', sizeof(body) - 1);
+	body[0] = body[sizeof(body) - 2] = '"';
+	for (size_t i = 0; i < n; i++) {
+		snprintf(cids[i], sizeof(cids[i]), "b%llu", (unsigned long long)(first + i));
+		put_init(&p[i], first + i, cids[i], 3000, body, TO("carol"));
+		p[i].op.dedup = 1;
+		ops[i] = p[i].op;
+	}
+	rc = commit(ops, n);
+	for (size_t i = 0; i < n; i++) {
+		taken += rc == 0 && ops[i].status == 0;
+	}
+	return taken;
+}
+
+/*
+ * A store whose pairs took their half gives their room to a burst of
+ * stored messages: batches are taken until the pairs are down to what they
+ * keep, not refused while pairs could still make room. A batch forgot no
+ * more pairs than a few for each op and was refused, a few batches out of
+ * three, long before the store was full of messages.
+ */
+START_TEST(pairs_give_way_to_a_burst)
+{
+	uint64_t id = 1;
+	size_t taken = 0, first_refusal = 0;
+
+	fx.map_size = 4 << 20;
+	st_open(_i);
+	for (; id < 60000; id += 100) {
+		put_pairs(id, 100, 1000 + (int64_t)id);
+	}
+	for (int b = 0; b < 200; b++, id += 100) {
+		size_t t = put_burst(id, 100);
+
+		if (t < 100 && first_refusal == 0) {
+			first_refusal = taken + t;
+		}
+		taken += t;
+	}
+	ck_assert_uint_gt(first_refusal, 0);
+	ck_assert_uint_ge(first_refusal, taken * 9 / 10);
+}
+END_TEST
+
 /* Write one pair of format 2's pair tree: @cid -> (@id, @ts). */
 static void legacy_pair(MDB_txn *txn, MDB_dbi dbi, const char *cid, uint64_t id, int64_t ts)
 {
@@ -236,6 +293,7 @@ static Suite *pairs_suite(void)
 	tcase_add_loop_test(tc, pairs_colliding_fingerprints, 0, 2);
 	tcase_add_loop_test(tc, pairs_follow_an_aborted_transaction, 0, 2);
 	tcase_add_loop_test(tc, pairs_index_matches_tree_when_full, 0, 2);
+	tcase_add_loop_test(tc, pairs_give_way_to_a_burst, 0, 2);
 	tcase_add_loop_test(tc, pairs_upgrade_from_format_2, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
