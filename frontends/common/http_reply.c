@@ -103,13 +103,15 @@ static const char *method_name(enum evhttp_cmd_type m)
 
 /*
  * One line per reply. A 5xx is the server's failure and goes out at warn,
- * except 503: that is load shedding (or a degraded store, logged where it
- * failed), and a line per refused request would flood the log just when
- * the server is busiest. The query is never logged: it may hold a token.
+ * except 503 and 507: load shedding, a degraded store or a full one, each
+ * logged where it failed (a full store once a second), and a line per
+ * refused request would flood the log just when the server is busiest.
+ * The query is never logged: it may hold a token.
  */
 static void log_reply(struct evhttp_request *req, int status, const char *code)
 {
-	enum vt_log_level level = status >= 500 && status != 503 ? VT_LOG_WARN : VT_LOG_DEBUG;
+	enum vt_log_level level = status >= 500 && status != 503 && status != 507 ? VT_LOG_WARN
+	                                                                          : VT_LOG_DEBUG;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	char path[LOG_PATH_MAX + 1];
 

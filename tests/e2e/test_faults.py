@@ -386,11 +386,14 @@ async def test_map_full_refuses_then_recovers():
     eq((st, err.get("code")), (507, "storage_full"), "tiny messages once full")
     print("  accepted %d x 3000 B, %d x 100 B and %d x 1 B into a %s MB map, then 507 "
           "storage_full" % (len(big), len(small), len(tiny), MAP_MB))
-    # Each refused send failed a batch: the lines saying so come one a second at most.
+    # Each refused send failed a batch: the lines saying so come one a second at most,
+    # and no line comes per refused request.
     with open(srv.log_path, "rb") as f:
-        lines = f.read().count(b"storage batch of")
+        log = f.read()
+    lines = log.count(b"storage batch of")
     check(lines <= time.monotonic() - t0 + 2, "%d lines of failed batches in %.1f s"
           % (lines, time.monotonic() - t0))
+    eq(log.count(b"status=507"), 0, "log lines for single refused requests")
     st, h = http_request(srv, "GET", "/healthz")
     print("  /healthz while full: %s %s" % (st, h))
     eq(st, 503, "/healthz while the last batch failed for lack of space")
