@@ -103,7 +103,7 @@ int vt__pairs_reserve(struct vt__pair_index *x, size_t n)
 	return rc;
 }
 
-/* Room for one more entry in the undo log, when logging. */
+/* Room for one more entry in the undo log, when logging. Under the lock: readers scan it. */
 static int undo_room(struct vt__pair_index *x)
 {
 	size_t cap = x->undo_cap ? 2 * x->undo_cap : 256;
@@ -165,18 +165,41 @@ static void remove_at(struct vt__pair_index *x, size_t i)
 	x->len--;
 }
 
+/* vt__pairs_find under the lock. */
+static size_t find_slots(const struct vt__pair_index *x, uint64_t fp, int64_t *ts, size_t max)
+{
+	size_t mask = x->cap - 1, n = 0;
+
+	if (x->cap == 0) {
+		return n;
+	}
+	for (size_t i = fp & mask; x->slots[i].fp != 0; i = (i + 1) & mask) {
+		if (x->slots[i].fp == fp && n++ < max) {
+			ts[n - 1] = x->slots[i].ts;
+		}
+	}
+	return n;
+}
+
 size_t vt__pairs_find(struct vt__pair_index *x, uint64_t fp, int64_t *ts, size_t max)
 {
-	size_t n = 0;
+	size_t n;
 
 	pthread_mutex_lock(&x->lock);
-	if (x->cap > 0) {
-		size_t mask = x->cap - 1;
+	n = find_slots(x, fp, ts, max);
+	pthread_mutex_unlock(&x->lock);
+	return n;
+}
 
-		for (size_t i = fp & mask; x->slots[i].fp != 0; i = (i + 1) & mask) {
-			if (x->slots[i].fp == fp && n++ < max) {
-				ts[n - 1] = x->slots[i].ts;
-			}
+size_t vt__pairs_find_committed(struct vt__pair_index *x, uint64_t fp, int64_t *ts, size_t max)
+{
+	size_t n;
+
+	pthread_mutex_lock(&x->lock);
+	n = find_slots(x, fp, ts, max);
+	for (size_t i = 0; i < x->nundo; i++) {
+		if (!x->undo[i].added && x->undo[i].p.fp == fp && n++ < max) {
+			ts[n - 1] = x->undo[i].p.ts;
 		}
 	}
 	pthread_mutex_unlock(&x->lock);
@@ -186,9 +209,10 @@ size_t vt__pairs_find(struct vt__pair_index *x, uint64_t fp, int64_t *ts, size_t
 int vt__pairs_add(struct vt__pair_index *x, uint64_t fp, int64_t ts)
 {
 	struct vt__pair p = {fp, ts};
-	int rc = undo_room(x);
+	int rc;
 
 	pthread_mutex_lock(&x->lock);
+	rc = undo_room(x);
 	if (rc == 0 && x->len + 1 > x->cap / 4 * 3) {
 		rc = resize(x, cap_for(x->len + 1));
 	}
@@ -224,12 +248,14 @@ int vt__pairs_del(struct vt__pair_index *x, uint64_t fp, int64_t ts)
 {
 	struct vt__pair p = {fp, ts};
 	size_t i;
-	int rc = undo_room(x);
+	int rc;
 
+	pthread_mutex_lock(&x->lock);
+	rc = undo_room(x);
 	if (rc != 0) {
+		pthread_mutex_unlock(&x->lock);
 		return rc;
 	}
-	pthread_mutex_lock(&x->lock);
 	i = slot_of(x, p);
 	if (i < x->cap) {
 		remove_at(x, i);
@@ -239,16 +265,21 @@ int vt__pairs_del(struct vt__pair_index *x, uint64_t fp, int64_t ts)
 	return i < x->cap;
 }
 
+/* Under the lock: a reader of the last commit looks at the log too. */
 void vt__pairs_begin(struct vt__pair_index *x)
 {
+	pthread_mutex_lock(&x->lock);
 	x->logging = 1;
 	x->nundo = 0;
+	pthread_mutex_unlock(&x->lock);
 }
 
 void vt__pairs_commit(struct vt__pair_index *x)
 {
+	pthread_mutex_lock(&x->lock);
 	x->logging = 0;
 	x->nundo = 0;
+	pthread_mutex_unlock(&x->lock);
 }
 
 /*

@@ -11,7 +11,8 @@
  *
  * Between vt__pairs_begin and vt__pairs_commit or vt__pairs_rollback the
  * changes are logged, so that the index follows a write transaction that
- * aborts. One thread changes the index; any other may call vt__pairs_find.
+ * aborts. One thread changes the index; any other may call vt__pairs_find
+ * and vt__pairs_find_committed.
  */
 #ifndef VARTALAP_PAIR_INDEX_H
 #define VARTALAP_PAIR_INDEX_H
@@ -57,6 +58,15 @@ uint64_t vt__pairs_fp(const struct vt__pair_index *x, const void *p, size_t len)
  * per pair held. Safe from any thread.
  */
 size_t vt__pairs_find(struct vt__pair_index *x, uint64_t fp, int64_t *ts, size_t max);
+
+/*
+ * As vt__pairs_find, for a reader of the last commit while a transaction
+ * may be open: the entries removed since begin count too. Their pairs are
+ * still the last commit's, and come back if the transaction aborts; a
+ * reader that missed them would take a re-send for a new message. Costs a
+ * look at every change since begin.
+ */
+size_t vt__pairs_find_committed(struct vt__pair_index *x, uint64_t fp, int64_t *ts, size_t max);
 
 /* Make room for @n entries in all, so that adding them moves none. 0, or VT_ENOMEM. */
 int vt__pairs_reserve(struct vt__pair_index *x, size_t n);

@@ -212,8 +212,15 @@ struct vt__lmdb_pair {
 	uint64_t id; /* for the record */
 };
 
-/* Look pair @dk up as @txn sees it; 0 or an LMDB error. */
+/* Look pair @dk up as @txn, the write transaction, sees it; 0 or an LMDB error. */
 int vt__lmdb_pair_find(struct lmdb *s, MDB_txn *txn, const uint8_t *dk, size_t dklen,
+                       struct vt__lmdb_pair *p);
+
+/*
+ * The same in @txn, a read transaction, while the writer may be inside
+ * one of its own that changes the index (vt__pairs_find_committed).
+ */
+int vt__lmdb_pair_peek(struct lmdb *s, MDB_txn *txn, const uint8_t *dk, size_t dklen,
                        struct vt__lmdb_pair *p);
 
 /* Write pair @dk for record @id at @ts, in place of @old as found. */

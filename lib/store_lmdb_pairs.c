@@ -42,8 +42,9 @@ static int pairs_errno(int rc)
 	return rc == VT_ENOMEM ? ENOMEM : rc;
 }
 
-int vt__lmdb_pair_find(struct lmdb *s, MDB_txn *txn, const uint8_t *dk, size_t dklen,
-                       struct vt__lmdb_pair *p)
+/* Pair @dk in @txn, among the index's candidates (@committed: vt__pairs_find_committed's). */
+static int find(struct lmdb *s, MDB_txn *txn, const uint8_t *dk, size_t dklen,
+                struct vt__lmdb_pair *p, int committed)
 {
 	uint8_t tk[8 + VT__DEDUP_KEY_MAX];
 	int64_t ts[MAX_CANDIDATES];
@@ -51,7 +52,8 @@ int vt__lmdb_pair_find(struct lmdb *s, MDB_txn *txn, const uint8_t *dk, size_t d
 
 	p->fp = vt__pairs_fp(&s->pairs, dk, dklen);
 	p->found = 0;
-	n = vt__pairs_find(&s->pairs, p->fp, ts, MAX_CANDIDATES);
+	n = committed ? vt__pairs_find_committed(&s->pairs, p->fp, ts, MAX_CANDIDATES)
+	              : vt__pairs_find(&s->pairs, p->fp, ts, MAX_CANDIDATES);
 	for (size_t i = 0; i < n && i < MAX_CANDIDATES; i++) {
 		MDB_val k = time_key(tk, ts[i], dk, dklen), v;
 		int rc = mdb_get(txn, s->dtime, &k, &v);
@@ -68,6 +70,18 @@ int vt__lmdb_pair_find(struct lmdb *s, MDB_txn *txn, const uint8_t *dk, size_t d
 		return 0;
 	}
 	return 0;
+}
+
+int vt__lmdb_pair_find(struct lmdb *s, MDB_txn *txn, const uint8_t *dk, size_t dklen,
+                       struct vt__lmdb_pair *p)
+{
+	return find(s, txn, dk, dklen, p, 0);
+}
+
+int vt__lmdb_pair_peek(struct lmdb *s, MDB_txn *txn, const uint8_t *dk, size_t dklen,
+                       struct vt__lmdb_pair *p)
+{
+	return find(s, txn, dk, dklen, p, 1);
 }
 
 int vt__lmdb_pair_write(struct lmdb *s, MDB_txn *txn, const uint8_t *dk, size_t dklen,

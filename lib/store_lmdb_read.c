@@ -466,7 +466,7 @@ int vt__lmdb_dedup_peek(void *self, const struct vt_record *rec, uint64_t *id)
 	if (rc != 0) {
 		return VT_ESTORAGE;
 	}
-	rc = vt__lmdb_pair_find(s, txn, dk, dklen, &pair);
+	rc = vt__lmdb_pair_peek(s, txn, dk, dklen, &pair);
 	vt__lmdb_read_end(s, txn);
 	if (rc != 0) {
 		return VT_ESTORAGE;

@@ -207,6 +207,32 @@ START_TEST(pairs_give_way_to_a_burst)
 }
 END_TEST
 
+/*
+ * The engine's thread peeks at the pairs of the last commit while the
+ * writer's transaction may forget some and then abort: a pair that
+ * transaction took out of the index is still the last commit's, and a
+ * re-send of it must not look new (its held copies would be pushed early,
+ * then the commit would find the pair and answer the first id).
+ */
+START_TEST(pairs_peek_sees_what_an_unfinished_transaction_forgot)
+{
+	struct vt_record r = {2, VT_KIND_MESSAGE, "alice", "bob", "c1", 1001, "1", 1};
+	uint64_t id = 0;
+	MDB_txn *txn;
+
+	st_open(_i);
+	ck_assert_uint_eq(send_pair(1, "c1", 1000), 0);
+	ck_assert_int_eq(vt__lmdb_wtxn_begin(store(), &txn), 0);
+	ck_assert_int_eq(
+	        vt__lmdb_dedup_forget(store(), txn, 0, 0, 1, &(uint64_t){0}, &(int64_t){0}), 0);
+	ck_assert_uint_eq(vt__pairs_count(&store()->pairs), 0);
+	ck_assert_int_eq(fx.st.ops->dedup_peek(fx.st.self, &r, &id), 1);
+	ck_assert_uint_eq(id, 1);
+	ck_assert_int_eq(vt__lmdb_wtxn_end(store(), txn, VT_EIO), VT_EIO);
+	ck_assert_uint_eq(send_pair(2, "c1", 1001), 1);
+}
+END_TEST
+
 /* Write one pair of format 2's pair tree: @cid -> (@id, @ts). */
 static void legacy_pair(MDB_txn *txn, MDB_dbi dbi, const char *cid, uint64_t id, int64_t ts)
 {
@@ -295,6 +321,7 @@ static Suite *pairs_suite(void)
 	tcase_add_loop_test(tc, pairs_index_matches_tree_when_full, 0, 2);
 	tcase_add_loop_test(tc, pairs_give_way_to_a_burst, 0, 2);
 	tcase_add_loop_test(tc, pairs_upgrade_from_format_2, 0, 2);
+	tcase_add_loop_test(tc, pairs_peek_sees_what_an_unfinished_transaction_forgot, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -345,6 +345,7 @@ END_TEST
 
 struct reader {
 	struct vt__pair_index *x;
+	int committed; /* looks with vt__pairs_find_committed */
 	atomic_int stop;
 	atomic_long passes;
 	long misses;
@@ -361,7 +362,9 @@ static void *read_stable(void *arg)
 
 	do {
 		for (size_t i = 0; i < NSTABLE; i++) {
-			size_t n = vt__pairs_find(r->x, stable_fp(i), ts, 4);
+			uint64_t fp = stable_fp(i);
+			size_t n = r->committed ? vt__pairs_find_committed(r->x, fp, ts, 4)
+			                        : vt__pairs_find(r->x, fp, ts, 4);
 
 			r->misses += n != 1 || ts[0] != (int64_t)i;
 		}
@@ -420,6 +423,43 @@ START_TEST(reader_sees_stable_entries_during_changes)
 }
 END_TEST
 
+/*
+ * A reader of the last commit finds its entries while a transaction
+ * deletes them, grows the table and its log, and is taken back.
+ */
+START_TEST(reader_of_the_commit_sees_entries_a_transaction_deletes)
+{
+	struct vt__pair_index x;
+	struct reader r = {.x = &x, .committed = 1};
+	pthread_t th;
+	size_t bad = 0;
+
+	ck_assert_int_eq(vt__pairs_init(&x), 0);
+	for (size_t i = 0; i < NSTABLE; i++) {
+		ck_assert_int_eq(vt__pairs_add(&x, stable_fp(i), (int64_t)i), 0);
+	}
+	ck_assert_int_eq(pthread_create(&th, NULL, read_stable, &r), 0);
+	while (atomic_load(&r.passes) == 0) {
+		sched_yield();
+	}
+	for (int round = 0; round < 4; round++) {
+		vt__pairs_begin(&x);
+		for (size_t i = 0; i < NSTABLE; i++) {
+			bad += vt__pairs_del(&x, stable_fp(i), (int64_t)i) != 1;
+		}
+		bad += move(&x, 0, 1, 0);
+		vt__pairs_rollback(&x);
+	}
+	atomic_store(&r.stop, 1);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_uint_eq(bad, 0);
+	ck_assert_int_eq(r.misses, 0);
+	ck_assert_int_gt(atomic_load(&r.passes), 1);
+	ck_assert_uint_eq(vt__pairs_count(&x), NSTABLE);
+	vt__pairs_free(&x);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("pair_index");
@@ -436,6 +476,7 @@ int main(void)
 	tcase_add_test(t, churn_matches_model);
 	tcase_add_test(t, rollback_restores_and_commit_keeps);
 	tcase_add_test(t, reader_sees_stable_entries_during_changes);
+	tcase_add_test(t, reader_of_the_commit_sees_entries_a_transaction_deletes);
 	suite_add_tcase(s, t);
 	return run_suite(s);
 }
