@@ -12,7 +12,7 @@
  * Between vt__pairs_begin and vt__pairs_commit or vt__pairs_rollback the
  * changes are logged, so that the index follows a write transaction that
  * aborts. One thread changes the index; any other may call vt__pairs_find
- * and vt__pairs_find_committed.
+ * and vt__pairs_find_committed, which wait for no growth of the table.
  */
 #ifndef VARTALAP_PAIR_INDEX_H
 #define VARTALAP_PAIR_INDEX_H

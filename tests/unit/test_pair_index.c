@@ -447,7 +447,7 @@ START_TEST(reader_of_the_commit_sees_entries_a_transaction_deletes)
 		for (size_t i = 0; i < NSTABLE; i++) {
 			bad += vt__pairs_del(&x, stable_fp(i), (int64_t)i) != 1;
 		}
-		bad += move(&x, 0, 1, 0);
+		bad += move(&x, 0, 8, 0);
 		vt__pairs_rollback(&x);
 	}
 	atomic_store(&r.stop, 1);
@@ -456,6 +456,58 @@ START_TEST(reader_of_the_commit_sees_entries_a_transaction_deletes)
 	ck_assert_int_eq(r.misses, 0);
 	ck_assert_int_gt(atomic_load(&r.passes), 1);
 	ck_assert_uint_eq(vt__pairs_count(&x), NSTABLE);
+	vt__pairs_free(&x);
+}
+END_TEST
+
+struct finder {
+	struct vt__pair_index *x;
+	atomic_int stop;
+	atomic_long finds;
+};
+
+static void *find_one(void *arg)
+{
+	struct finder *f = arg;
+	int64_t ts;
+
+	while (!atomic_load(&f->stop)) {
+		vt__pairs_find(f->x, stable_fp(0), &ts, 1);
+		atomic_fetch_add(&f->finds, 1);
+		sched_yield(); /* leaves the writer the lock between finds */
+	}
+	return NULL;
+}
+
+/*
+ * A reader does not wait while the table grows: the copy of millions of
+ * entries takes a good part of a second, which the engine's thread must
+ * not stall for. Counted, not timed: finds go on during the copy, even
+ * on a busy machine.
+ */
+START_TEST(reader_does_not_wait_for_growth)
+{
+	struct vt__pair_index x;
+	struct finder f = {.x = &x};
+	long during = 0;
+	pthread_t th;
+
+	ck_assert_int_eq(vt__pairs_init(&x), 0);
+	ck_assert_int_eq(vt__pairs_add(&x, stable_fp(0), 0), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, find_one, &f), 0);
+	for (uint64_t i = 1; i < 200000; i++) {
+		size_t cap = x.cap;
+		long before = atomic_load(&f.finds);
+
+		ck_assert_int_eq(vt__pairs_add(&x, vt__pairs_fp(&x, &i, sizeof(i)), 0), 0);
+		if (x.cap != cap && i > 40000 && atomic_load(&f.finds) - before > during) {
+			during = atomic_load(&f.finds) - before; /* the most of three growths */
+		}
+	}
+	atomic_store(&f.stop, 1);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_uint_eq(x.cap, (size_t)1 << 19);
+	ck_assert_int_gt(during, 4); /* waiting, it would see two at most */
 	vt__pairs_free(&x);
 }
 END_TEST
@@ -477,6 +529,7 @@ int main(void)
 	tcase_add_test(t, rollback_restores_and_commit_keeps);
 	tcase_add_test(t, reader_sees_stable_entries_during_changes);
 	tcase_add_test(t, reader_of_the_commit_sees_entries_a_transaction_deletes);
+	tcase_add_test(t, reader_does_not_wait_for_growth);
 	suite_add_tcase(s, t);
 	return run_suite(s);
 }
