@@ -105,15 +105,31 @@ static size_t dedup_margin(const struct lmdb *s, size_t nops)
 	return m < s->map_limit / 4 ? m : s->map_limit / 4;
 }
 
-/* The pages the pairs take, and how many they are. */
+/*
+ * Bytes of the map a pair is counted at, at least. Each pair also costs 16
+ * to 32 bytes of memory in the index that finds it (store_lmdb_pairs.c);
+ * counted at 64, pairs of the shortest ids (some 33 bytes in the tree) can
+ * no longer hold the index to half of the map's size, but a quarter.
+ */
+#define PAIR_MIN_BYTES 64
+
+/* The pages the pairs take, or are counted at, and how many they are. */
 static int dedup_size(struct lmdb *s, MDB_txn *txn, size_t *pages, uint64_t *pairs)
 {
 	MDB_stat t;
+	size_t least;
 	int rc = mdb_stat(txn, s->dtime, &t);
 
-	*pages = rc ? 0 : t.ms_branch_pages + t.ms_leaf_pages + t.ms_overflow_pages;
-	*pairs = rc ? 0 : t.ms_entries;
-	return rc;
+	if (rc != 0) {
+		*pages = 0;
+		*pairs = 0;
+		return rc;
+	}
+	*pages = t.ms_branch_pages + t.ms_leaf_pages + t.ms_overflow_pages;
+	*pairs = t.ms_entries;
+	least = (size_t)(*pairs * PAIR_MIN_BYTES / s->psize);
+	*pages = least > *pages ? least : *pages;
+	return 0;
 }
 
 /*

@@ -361,8 +361,9 @@ struct vt_lmdb_options {
  * child too, until the child closes its descriptors or exits). Completes
  * every call inside it, after fsync unless @opts->no_sync, unless
  * @opts->writer_thread (below). The (sender, client id) pairs are found
- * through an index in memory, 16 to 32 bytes a pair kept (they hold at most
- * half of the map, about 60 bytes each there), read from the store at open.
+ * through an index in memory, 16 to 32 bytes a pair kept, read from the
+ * store at open; they hold at most half of the map, each counted at 64
+ * bytes or more, so the index stays under about a quarter of the map size.
  */
 VT_EXPORT int vt_storage_lmdb_open(const struct vt_lmdb_options *opts, struct vt_storage *out);
 
