@@ -387,6 +387,31 @@ static size_t move(struct vt__pair_index *x, size_t from, size_t step, int del)
 	return bad;
 }
 
+/* The stable entries in @r->x, then the reader on its thread, once it has made a pass. */
+static void reader_start(struct reader *r, pthread_t *th)
+{
+	ck_assert_int_eq(vt__pairs_init(r->x), 0);
+	for (size_t i = 0; i < NSTABLE; i++) {
+		ck_assert_int_eq(vt__pairs_add(r->x, stable_fp(i), (int64_t)i), 0);
+	}
+	ck_assert_int_eq(pthread_create(th, NULL, read_stable, r), 0);
+	while (atomic_load(&r->passes) == 0) { /* so that the table changes under it */
+		sched_yield();
+	}
+}
+
+/* Stop the reader: it missed nothing, the writer's changes did not fail (@bad). */
+static void reader_stop(struct reader *r, pthread_t th, size_t bad)
+{
+	atomic_store(&r->stop, 1);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_uint_eq(bad, 0);
+	ck_assert_int_eq(r->misses, 0);
+	ck_assert_int_gt(atomic_load(&r->passes), 1);
+	ck_assert_uint_eq(vt__pairs_count(r->x), NSTABLE);
+	vt__pairs_free(r->x);
+}
+
 /* Entries added before the reader starts and never deleted are always found. */
 START_TEST(reader_sees_stable_entries_during_changes)
 {
@@ -395,14 +420,7 @@ START_TEST(reader_sees_stable_entries_during_changes)
 	pthread_t th;
 	size_t bad = 0;
 
-	ck_assert_int_eq(vt__pairs_init(&x), 0);
-	for (size_t i = 0; i < NSTABLE; i++) {
-		ck_assert_int_eq(vt__pairs_add(&x, stable_fp(i), (int64_t)i), 0);
-	}
-	ck_assert_int_eq(pthread_create(&th, NULL, read_stable, &r), 0);
-	while (atomic_load(&r.passes) == 0) { /* so that the table grows under it */
-		sched_yield();
-	}
+	reader_start(&r, &th);
 	for (int round = 0; round < 6; round++) { /* growth, shifts, undo, commit */
 		vt__pairs_begin(&x);
 		bad += move(&x, 0, 1, 0) + move(&x, 0, 2, 1);
@@ -413,13 +431,7 @@ START_TEST(reader_sees_stable_entries_during_changes)
 			bad += move(&x, 1, 2, 1);
 		}
 	}
-	atomic_store(&r.stop, 1);
-	ck_assert_int_eq(pthread_join(th, NULL), 0);
-	ck_assert_uint_eq(bad, 0);
-	ck_assert_int_eq(r.misses, 0);
-	ck_assert_int_gt(atomic_load(&r.passes), 1);
-	ck_assert_uint_eq(vt__pairs_count(&x), NSTABLE);
-	vt__pairs_free(&x);
+	reader_stop(&r, th, bad);
 }
 END_TEST
 
@@ -434,14 +446,7 @@ START_TEST(reader_of_the_commit_sees_entries_a_transaction_deletes)
 	pthread_t th;
 	size_t bad = 0;
 
-	ck_assert_int_eq(vt__pairs_init(&x), 0);
-	for (size_t i = 0; i < NSTABLE; i++) {
-		ck_assert_int_eq(vt__pairs_add(&x, stable_fp(i), (int64_t)i), 0);
-	}
-	ck_assert_int_eq(pthread_create(&th, NULL, read_stable, &r), 0);
-	while (atomic_load(&r.passes) == 0) {
-		sched_yield();
-	}
+	reader_start(&r, &th);
 	for (int round = 0; round < 4; round++) {
 		vt__pairs_begin(&x);
 		for (size_t i = 0; i < NSTABLE; i++) {
@@ -450,13 +455,7 @@ START_TEST(reader_of_the_commit_sees_entries_a_transaction_deletes)
 		bad += move(&x, 0, 8, 0);
 		vt__pairs_rollback(&x);
 	}
-	atomic_store(&r.stop, 1);
-	ck_assert_int_eq(pthread_join(th, NULL), 0);
-	ck_assert_uint_eq(bad, 0);
-	ck_assert_int_eq(r.misses, 0);
-	ck_assert_int_gt(atomic_load(&r.passes), 1);
-	ck_assert_uint_eq(vt__pairs_count(&x), NSTABLE);
-	vt__pairs_free(&x);
+	reader_stop(&r, th, bad);
 }
 END_TEST
 
