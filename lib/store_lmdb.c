@@ -8,8 +8,8 @@
  *   deliveries   IK + id BE            -> u32 flags, or empty for 0; lists an
  *                                         inbox in order
  *   by_record    id BE + IK            -> (empty)  the inboxes of a record
- *   rec_count    id BE                 -> u32 deliveries left, ts (8 bytes)
- *   by_time      ts + id BE            -> (empty)  expiry, oldest first
+ *   by_time      ts + id BE            -> u32 deliveries left; expiry,
+ *                                         oldest first
  *   dedup_time   ts + DK               -> id BE    the (sender, client id)
  *                                         pairs, oldest first; found by
  *                                         fingerprint in memory
@@ -360,7 +360,10 @@ static int format_put(struct lmdb *s, MDB_txn *txn)
  * newer one; *@upgrade is set for an older one. Format 1 needs nothing
  * else: its empty delivery values read as no flags, and it had no devices
  * or groups to convert. Formats 1 and 2 also drop their pair tree when the
- * pairs are indexed (vt__lmdb_pairs_load).
+ * pairs are indexed (vt__lmdb_pairs_load); formats 1 to 3 move their
+ * records' counts into by_time after this transaction
+ * (vt__lmdb_counts_upgrade). The format is raised first, so that an older
+ * build never opens a store part way through.
  */
 static int check_format(struct lmdb *s, MDB_txn *txn, int *upgrade)
 {
@@ -378,7 +381,7 @@ static int check_format(struct lmdb *s, MDB_txn *txn, int *upgrade)
 	if (version == FORMAT_VERSION) {
 		return 0;
 	}
-	if (version == 1 || version == 2) {
+	if (version >= 1 && version < FORMAT_VERSION) {
 		vt_log(VT_LOG_INFO, "lmdb: upgrading storage format %llu to %d",
 		       (unsigned long long)version, FORMAT_VERSION);
 		*upgrade = 1;
@@ -400,10 +403,10 @@ static int open_dbs(struct lmdb *s)
 		const char *name;
 		MDB_dbi *dbi;
 	} t[] = {
-	        {"records", &s->recs},     {"deliveries", &s->dlv},      {"by_record", &s->byrec},
-	        {"rec_count", &s->rcnt},   {"by_time", &s->bytime},      {"dedup_time", &s->dtime},
-	        {"inbox_count", &s->icnt}, {"meta", &s->meta},           {"devices", &s->devs},
-	        {"device_time", &s->devtime}, {"groups", &s->groups},
+	        {"records", &s->recs},     {"deliveries", &s->dlv},   {"by_record", &s->byrec},
+	        {"by_time", &s->bytime},   {"dedup_time", &s->dtime}, {"inbox_count", &s->icnt},
+	        {"meta", &s->meta},        {"devices", &s->devs},     {"device_time", &s->devtime},
+	        {"groups", &s->groups},
 	};
 	MDB_txn *txn = NULL;
 	int upgrade = 0, rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -418,7 +421,8 @@ static int open_dbs(struct lmdb *s)
 		rc = vt__lmdb_pairs_load(s, txn, upgrade);
 	}
 	if (rc == 0) {
-		return mdb_txn_commit(txn);
+		rc = mdb_txn_commit(txn);
+		return rc ? rc : vt__lmdb_counts_upgrade(s);
 	}
 	if (txn) {
 		mdb_txn_abort(txn);

@@ -17,20 +17,27 @@ uint32_t vt__lmdb_dlv_flags(const MDB_val *v)
 	return v->mv_size == 4 ? get_u32(v->mv_data) : 0;
 }
 
-/*
- * Remove the delivery (inbox @ik, @id) from both indexes and the inbox
- * count, leaving the record's count to the caller. MDB_NOTFOUND when there
- * is no such delivery.
- */
-static int dlv_unindex(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id)
+/* The deliveries key of (inbox @ik, @id) in @dk. */
+static MDB_val dlv_key(uint8_t *dk, const uint8_t *ik, size_t iklen, uint64_t id)
 {
-	uint8_t dk[VT__INBOX_KEY_MAX + 8], rk[VT__INBOX_KEY_MAX + 8];
-	MDB_val k = val(dk, iklen + 8);
-	int rc;
-
 	memcpy(dk, ik, iklen);
 	vt__put_be64(dk + iklen, id);
-	rc = mdb_del(txn, s->dlv, &k, NULL);
+	return val(dk, iklen + 8);
+}
+
+/*
+ * Remove the delivery (inbox @ik, @id) from both indexes and the inbox
+ * count, leaving the record's count to the caller: through @at, a cursor on
+ * it, or found here when @at is NULL. MDB_NOTFOUND when there is no such
+ * delivery.
+ */
+static int dlv_unindex(struct lmdb *s, MDB_txn *txn, MDB_cursor *at, const uint8_t *ik,
+                       size_t iklen, uint64_t id)
+{
+	uint8_t dk[VT__INBOX_KEY_MAX + 8], rk[VT__INBOX_KEY_MAX + 8];
+	MDB_val k = dlv_key(dk, ik, iklen, id);
+	int rc = at ? mdb_cursor_del(at, 0) : mdb_del(txn, s->dlv, &k, NULL);
+
 	if (rc != 0) {
 		return rc;
 	}
@@ -46,20 +53,43 @@ static int dlv_unindex(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t i
  */
 int vt__lmdb_dlv_remove(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id)
 {
+	return vt__lmdb_dlv_remove_at(s, txn, NULL, ik, iklen, id, NULL);
+}
+
+/*
+ * A cursor on the delivery (inbox @ik, @id) in *@at, for
+ * vt__lmdb_dlv_remove_at; MDB_NOTFOUND, and no cursor, when it is absent.
+ */
+int vt__lmdb_dlv_seek(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id,
+                      MDB_cursor **at)
+{
+	uint8_t dk[VT__INBOX_KEY_MAX + 8];
+	MDB_val k = dlv_key(dk, ik, iklen, id), v;
+	int rc = mdb_cursor_open(txn, s->dlv, at);
+
+	if (rc == 0) {
+		rc = mdb_cursor_get(*at, &k, &v, MDB_SET);
+	}
+	if (rc != 0 && *at) {
+		mdb_cursor_close(*at);
+		*at = NULL;
+	}
+	return rc;
+}
+
+/*
+ * vt__lmdb_dlv_remove for the delivery under cursor @at (which the caller
+ * closes), of a record stored at *@ts: what is known is not searched for
+ * again. Either may be NULL: not known.
+ */
+int vt__lmdb_dlv_remove_at(struct lmdb *s, MDB_txn *txn, MDB_cursor *at, const uint8_t *ik,
+                           size_t iklen, uint64_t id, const int64_t *ts)
+{
 	uint8_t idk[8];
-	uint32_t n;
-	int64_t ts;
-	int rc = dlv_unindex(s, txn, ik, iklen, id);
+	int rc = dlv_unindex(s, txn, at, ik, iklen, id);
 
 	vt__put_be64(idk, id);
-	if (rc == 0) {
-		rc = vt__lmdb_rcnt_get(s, txn, idk, &n, &ts);
-	}
-	if (rc != 0) {
-		return rc;
-	}
-	return n > 1 ? vt__lmdb_rcnt_put(s, txn, idk, n - 1, ts)
-	             : vt__lmdb_rec_delete(s, txn, idk, ts);
+	return rc ? rc : vt__lmdb_rec_release(s, txn, idk, ts);
 }
 
 /* Whether the delivery (inbox @ik, @id) exists, and its flags. */
@@ -67,12 +97,8 @@ int vt__lmdb_dlv_get(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t ikl
                      int *exists, uint32_t *flags)
 {
 	uint8_t dk[VT__INBOX_KEY_MAX + 8];
-	MDB_val k = val(dk, iklen + 8), v;
-	int rc;
-
-	memcpy(dk, ik, iklen);
-	vt__put_be64(dk + iklen, id);
-	rc = mdb_get(txn, s->dlv, &k, &v);
+	MDB_val k = dlv_key(dk, ik, iklen, id), v;
+	int rc = mdb_get(txn, s->dlv, &k, &v);
 	*exists = rc == 0;
 	*flags = rc == 0 ? vt__lmdb_dlv_flags(&v) : 0;
 	return rc == MDB_NOTFOUND ? 0 : rc;
@@ -91,10 +117,8 @@ int vt__lmdb_dlv_put(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t ikl
                      uint32_t flags)
 {
 	uint8_t dk[VT__INBOX_KEY_MAX + 8], fb[4];
-	MDB_val k = val(dk, iklen + 8), v = val(fb, flags ? 4 : 0);
+	MDB_val k = dlv_key(dk, ik, iklen, id), v = val(fb, flags ? 4 : 0);
 
-	memcpy(dk, ik, iklen);
-	vt__put_be64(dk + iklen, id);
 	put_u32(fb, flags);
 	return mdb_put(txn, s->dlv, &k, &v, 0);
 }
@@ -216,7 +240,7 @@ static int dlv_move(struct lmdb *s, MDB_txn *txn, const uint8_t *from, size_t fl
 		return rc ? rc : vt__lmdb_dlv_remove(s, txn, from, flen, id);
 	}
 	rc = vt__lmdb_dlv_add(s, txn, to, tlen, id, flags);
-	return rc ? rc : dlv_unindex(s, txn, from, flen, id);
+	return rc ? rc : dlv_unindex(s, txn, NULL, from, flen, id);
 }
 
 /* Move all of @user's holding inbox into the inbox @ik. */

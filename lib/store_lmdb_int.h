@@ -46,17 +46,19 @@
 /*
  * Version of the record encoding and of the database layout. Format 2 added
  * devices, device_time, groups and delivery flags; format 3 keeps the pairs
- * in dedup_time alone, without the tree "dedup" keyed by the pair.
+ * in dedup_time alone, without the tree "dedup" keyed by the pair; format 4
+ * counts a record's deliveries in its by_time value, without the tree
+ * "rec_count".
  */
 #define REC_VERSION    1
-#define FORMAT_VERSION 3
+#define FORMAT_VERSION 4
 
 /* version u8, kind u32, ts 8, four u32 lengths (from, to, cid, body) */
 #define REC_HEADER 29
 
 struct lmdb {
 	MDB_env *env;
-	MDB_dbi recs, dlv, byrec, rcnt, bytime, dtime, icnt, meta;
+	MDB_dbi recs, dlv, byrec, bytime, dtime, icnt, meta;
 	MDB_dbi devs, devtime, groups;
 	struct vt__tset targets; /* scratch of a PUT, kept for the next one */
 	int64_t window;
@@ -163,14 +165,22 @@ int vt__lmdb_rec_decode(const MDB_val *v, uint64_t id, struct vt_record *r);
 int vt__lmdb_count_get(MDB_txn *txn, MDB_dbi dbi, MDB_val key, uint32_t *out);
 int vt__lmdb_inbox_count_set(struct lmdb *s, MDB_txn *txn, MDB_val key, uint32_t n);
 int vt__lmdb_inbox_count_add(struct lmdb *s, MDB_txn *txn, MDB_val key, int delta);
-int vt__lmdb_rcnt_get(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, uint32_t *n, int64_t *ts);
-int vt__lmdb_rcnt_put(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, uint32_t n, int64_t ts);
+int vt__lmdb_rec_count_get(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, uint32_t *n,
+                           int64_t *ts);
+int vt__lmdb_rec_count_set(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, int64_t ts,
+                           uint32_t n);
+int vt__lmdb_rec_release(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, const int64_t *known);
+int vt__lmdb_counts_upgrade(struct lmdb *s);
 int vt__lmdb_del_quiet(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen);
 int vt__lmdb_rec_delete(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, int64_t ts);
 
 /* store_lmdb_dlv.c */
 uint32_t vt__lmdb_dlv_flags(const MDB_val *v);
 int vt__lmdb_dlv_remove(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id);
+int vt__lmdb_dlv_seek(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id,
+                      MDB_cursor **at);
+int vt__lmdb_dlv_remove_at(struct lmdb *s, MDB_txn *txn, MDB_cursor *at, const uint8_t *ik,
+                           size_t iklen, uint64_t id, const int64_t *ts);
 int vt__lmdb_dlv_get(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id,
                      int *exists, uint32_t *flags);
 int vt__lmdb_dlv_exists(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t iklen, uint64_t id,

@@ -228,21 +228,18 @@ static int put_full(const struct vt_op *op, const struct vt__tset *t)
 	return 0;
 }
 
-/* Store the record itself and its time index entry. */
-static int rec_store(struct lmdb *s, MDB_txn *txn, const struct vt_record *r, const uint8_t *idk)
+/* Store the record itself and its by_time entry, which counts its @n deliveries. */
+static int rec_store(struct lmdb *s, MDB_txn *txn, const struct vt_record *r, const uint8_t *idk,
+                     uint32_t n)
 {
-	uint8_t tk[16];
-	MDB_val k = val(idk, 8), v = {vt__lmdb_rec_size(r), NULL}, empty = val("", 0);
+	MDB_val k = val(idk, 8), v = {vt__lmdb_rec_size(r), NULL};
 	int rc = mdb_put(txn, s->recs, &k, &v, MDB_RESERVE);
 
 	if (rc != 0) {
 		return rc;
 	}
 	vt__lmdb_rec_encode(r, v.mv_data);
-	vt__put_ts(tk, r->ts);
-	memcpy(tk + 8, idk, 8);
-	k = val(tk, sizeof(tk));
-	return mdb_put(txn, s->bytime, &k, &empty, 0);
+	return vt__lmdb_rec_count_set(s, txn, idk, r->ts, n);
 }
 
 /*
@@ -276,10 +273,9 @@ static int put_deliveries(struct lmdb *s, MDB_txn *txn, struct vt_op *op, uint32
 	}
 	vt__put_be64(idk, op->rec->id);
 	if (n == 0) {
-		ts = op->rec->ts;
-		rc = rec_store(s, txn, op->rec, idk);
+		return rec_store(s, txn, op->rec, idk, added);
 	}
-	return rc ? rc : vt__lmdb_rcnt_put(s, txn, idk, n + added, ts);
+	return vt__lmdb_rec_count_set(s, txn, idk, ts, n + added);
 }
 
 /* Fill out_to with the targets that got a new delivery. */
@@ -372,7 +368,7 @@ int vt__lmdb_apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct ba
 	vt__put_be64(idk, op->rec->id);
 	rc = put_targets(s, txn, op);
 	if (rc == 0 && s->targets.n > 0) {
-		rc = vt__lmdb_rcnt_get(s, txn, idk, &n, &ts);
+		rc = vt__lmdb_rec_count_get(s, txn, idk, &n, &ts);
 		if (rc == 0) {
 			rc = put_probe(s, txn, op, n > 0);
 		}
@@ -397,14 +393,19 @@ int vt__lmdb_apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct ba
 
 /* ---- ACK, NOTIFIED, GROUP ---- */
 
-/* Report what record @id was, before its last delivery may delete it. */
-static int ack_report(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
+/*
+ * Report what record @id was, before its last delivery may delete it, and
+ * point *@ts at @at set to the time it was stored (NULL when it is missing).
+ */
+static int ack_report(struct lmdb *s, MDB_txn *txn, struct vt_op *op, int64_t *at,
+                      const int64_t **ts)
 {
 	uint8_t idk[8];
 	MDB_val k = val(idk, 8), v;
 	struct vt_record r;
 	int rc;
 
+	*ts = NULL;
 	vt__put_be64(idk, op->id);
 	rc = mdb_get(txn, s->recs, &k, &v);
 	if (rc == MDB_NOTFOUND || (rc == 0 && vt__lmdb_rec_decode(&v, op->id, &r) != 0)) {
@@ -414,29 +415,39 @@ static int ack_report(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
 	}
 	if (rc == 0) {
 		vt__ack_report(op, &r);
+		*at = r.ts;
+		*ts = at;
 	}
 	return rc;
 }
 
+/*
+ * Apply one ACK: the delivery is found once, and the record read once for
+ * both the report and its time.
+ */
 int vt__lmdb_apply_ack(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
 {
 	uint8_t ik[VT__INBOX_KEY_MAX];
 	size_t iklen = vt__inbox_key(&op->inbox, ik);
-	int exists, rc;
+	MDB_cursor *at = NULL;
+	const int64_t *ts = NULL;
+	int64_t stored;
+	int rc = iklen ? vt__lmdb_dlv_seek(s, txn, ik, iklen, op->id, &at) : MDB_NOTFOUND;
 
-	if (iklen == 0) {
-		op->status = VT_EUNKNOWNID;
-		return 0;
-	}
-	rc = vt__lmdb_dlv_exists(s, txn, ik, iklen, op->id, &exists);
-	if (rc == 0 && !exists) {
+	if (rc == MDB_NOTFOUND) {
 		op->status = VT_EUNKNOWNID;
 		return 0;
 	}
 	if (rc == 0) {
-		rc = ack_report(s, txn, op);
+		rc = ack_report(s, txn, op, &stored, &ts);
 	}
-	return rc ? rc : vt__lmdb_dlv_remove(s, txn, ik, iklen, op->id);
+	if (rc == 0) {
+		rc = vt__lmdb_dlv_remove_at(s, txn, at, ik, iklen, op->id, ts);
+	}
+	if (at) {
+		mdb_cursor_close(at);
+	}
+	return rc;
 }
 
 int vt__lmdb_apply_notified(struct lmdb *s, MDB_txn *txn, struct vt_op *op)

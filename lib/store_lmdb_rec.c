@@ -1,10 +1,12 @@
 /*
  * store_lmdb_rec.c - stored records: their encoding, the count of
- * deliveries each has left, and their removal.
+ * deliveries each has left (kept in its by_time entry), and their removal.
  */
 #include <errno.h>
 #include <lmdb.h>
 #include <string.h>
+
+#include <vartalap/log.h>
 
 #include "store_key.h"
 #include "store_lmdb_int.h"
@@ -132,44 +134,143 @@ int vt__lmdb_inbox_count_set(struct lmdb *s, MDB_txn *txn, MDB_val key, uint32_t
 	return mdb_put(txn, s->icnt, &key, &v, 0);
 }
 
-/* Add @delta to the inbox count at @key; a count of 0 is deleted. */
+/*
+ * Add @delta (+1 or -1) to the inbox count at @key; a count of 0 is
+ * deleted. Read and written through one cursor: the tree is searched once.
+ */
 int vt__lmdb_inbox_count_add(struct lmdb *s, MDB_txn *txn, MDB_val key, int delta)
 {
-	uint32_t n;
-	int rc = vt__lmdb_count_get(txn, s->icnt, key, &n);
+	uint8_t buf[4];
+	MDB_cursor *cur;
+	MDB_val v;
+	uint32_t n = 0;
+	int found, rc = mdb_cursor_open(txn, s->icnt, &cur);
 
 	if (rc != 0) {
 		return rc;
 	}
-	return vt__lmdb_inbox_count_set(s, txn, key, delta < 0 ? (n > 0 ? n - 1 : 0) : n + 1);
-}
-
-/* The deliveries left of record @idk and its ts; absent means 0. */
-int vt__lmdb_rcnt_get(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, uint32_t *n, int64_t *ts)
-{
-	MDB_val k = val(idk, 8), v;
-	int rc = mdb_get(txn, s->rcnt, &k, &v);
-
-	*n = 0;
-	*ts = 0;
-	if (rc == MDB_NOTFOUND) {
-		return 0;
+	rc = mdb_cursor_get(cur, &key, &v, MDB_SET);
+	found = rc == 0;
+	if (found && v.mv_size >= 4) {
+		n = get_u32(v.mv_data);
 	}
-	if (rc == 0 && v.mv_size == 12) {
-		*n = get_u32(v.mv_data);
-		*ts = vt__get_ts((const uint8_t *)v.mv_data + 4);
+	n = delta < 0 ? (n > 0 ? n - 1 : 0) : n + 1;
+	put_u32(buf, n);
+	v = val(buf, sizeof(buf));
+	if (rc == 0 || rc == MDB_NOTFOUND) {
+		rc = n == 0 ? (found ? mdb_cursor_del(cur, 0) : 0)
+		            : mdb_cursor_put(cur, &key, &v, found ? MDB_CURRENT : 0);
 	}
+	mdb_cursor_close(cur);
 	return rc;
 }
 
-int vt__lmdb_rcnt_put(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, uint32_t n, int64_t ts)
+/*
+ * The time of the stored value @v of a record, at a fixed place in its
+ * header; -1 when the value is not a record.
+ */
+static int rec_ts(const MDB_val *v, int64_t *ts)
 {
-	uint8_t buf[12];
-	MDB_val k = val(idk, 8), v = val(buf, sizeof(buf));
+	const uint8_t *p = v->mv_data;
+
+	if (v->mv_size < REC_HEADER || p[0] != REC_VERSION) {
+		return -1;
+	}
+	*ts = vt__get_ts(p + 5);
+	return 0;
+}
+
+/* The by_time key of record @idk stored at @ts. */
+static MDB_val time_key(uint8_t tk[16], const uint8_t *idk, int64_t ts)
+{
+	vt__put_ts(tk, ts);
+	memcpy(tk + 8, idk, 8);
+	return val(tk, 16);
+}
+
+/*
+ * The deliveries a by_time value counts. A value of another size was not
+ * written by this format; it counts one, so the record goes with the next
+ * delivery removed rather than never.
+ */
+static uint32_t count_of(const MDB_val *v)
+{
+	return v->mv_size == 4 ? get_u32(v->mv_data) : 1;
+}
+
+/* Set the deliveries left of record @idk, stored at @ts, to @n. */
+int vt__lmdb_rec_count_set(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, int64_t ts,
+                           uint32_t n)
+{
+	uint8_t tk[16], buf[4];
+	MDB_val k = time_key(tk, idk, ts), v = val(buf, sizeof(buf));
 
 	put_u32(buf, n);
-	vt__put_ts(buf + 4, ts);
-	return mdb_put(txn, s->rcnt, &k, &v, 0);
+	return mdb_put(txn, s->bytime, &k, &v, 0);
+}
+
+/*
+ * The deliveries left of record @idk and its ts: the time from the record,
+ * the count from its by_time entry. A record not stored has 0.
+ */
+int vt__lmdb_rec_count_get(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, uint32_t *n,
+                           int64_t *ts)
+{
+	uint8_t tk[16];
+	MDB_val k = val(idk, 8), v;
+	int rc = mdb_get(txn, s->recs, &k, &v);
+
+	*n = 0;
+	*ts = 0;
+	if (rc != 0 || rec_ts(&v, ts) != 0) {
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	}
+	k = time_key(tk, idk, *ts);
+	rc = mdb_get(txn, s->bytime, &k, &v);
+	if (rc == 0) {
+		*n = count_of(&v);
+	}
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*
+ * One delivery of record @idk is gone: count it down, and delete the record
+ * with its last. Its time is *@known, or read from the record when NULL.
+ * The count is read and written through one cursor, so the by_time tree is
+ * searched once.
+ */
+int vt__lmdb_rec_release(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, const int64_t *known)
+{
+	uint8_t tk[16], buf[4];
+	MDB_val k = val(idk, 8), v;
+	MDB_cursor *cur;
+	int64_t ts = known ? *known : 0;
+	uint32_t n;
+	int rc = known ? 0 : mdb_get(txn, s->recs, &k, &v);
+
+	if (rc != 0 || (!known && rec_ts(&v, &ts) != 0)) {
+		/* a delivery outlived its record: nothing left to count */
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	}
+	rc = mdb_cursor_open(txn, s->bytime, &cur);
+	if (rc != 0) {
+		return rc;
+	}
+	k = time_key(tk, idk, ts);
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+	n = rc == 0 ? count_of(&v) : 0;
+	if (n > 1) {
+		put_u32(buf, n - 1);
+		v = val(buf, sizeof(buf));
+		rc = mdb_cursor_put(cur, &k, &v, MDB_CURRENT);
+	} else if (rc == 0 || rc == MDB_NOTFOUND) {
+		rc = rc == 0 ? mdb_cursor_del(cur, 0) : 0;
+		if (rc == 0) {
+			rc = vt__lmdb_del_quiet(txn, s->recs, idk, 8);
+		}
+	}
+	mdb_cursor_close(cur);
+	return rc;
 }
 
 int vt__lmdb_del_quiet(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen)
@@ -180,20 +281,92 @@ int vt__lmdb_del_quiet(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* Delete record @idk with its count and time index entry. */
+/* Delete record @idk, stored at @ts, with its by_time entry and count. */
 int vt__lmdb_rec_delete(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, int64_t ts)
 {
 	uint8_t tk[16];
-	int rc;
+	int rc = vt__lmdb_del_quiet(txn, s->recs, idk, 8);
 
-	vt__put_ts(tk, ts);
-	memcpy(tk + 8, idk, 8);
-	rc = vt__lmdb_del_quiet(txn, s->recs, idk, 8);
-	if (rc == 0) {
-		rc = vt__lmdb_del_quiet(txn, s->rcnt, idk, 8);
+	time_key(tk, idk, ts);
+	return rc ? rc : vt__lmdb_del_quiet(txn, s->bytime, tk, sizeof(tk));
+}
+
+/* ---- the counts of formats 1 to 3 ---- */
+
+/* Counts moved a transaction: the pages it copies stay few even in a full map. */
+#define COUNTS_PER_TXN 10000
+
+/*
+ * Move up to COUNTS_PER_TXN entries of the old tree @old (id -> u32 count,
+ * ts) into by_time; a damaged entry is dropped. *@left is set while some
+ * remain; once none do, the tree is deleted.
+ */
+static int counts_move(struct lmdb *s, MDB_txn *txn, MDB_dbi old, size_t *moved, int *left)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(txn, old, &cur);
+
+	for (size_t n = 0; rc == 0 && n < COUNTS_PER_TXN; n++) {
+		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+		if (rc == 0 && k.mv_size == 8 && v.mv_size == 12) {
+			const uint8_t *p = v.mv_data;
+
+			rc = vt__lmdb_rec_count_set(s, txn, k.mv_data, vt__get_ts(p + 4), get_u32(p));
+			*moved += rc == 0;
+		}
+		if (rc == 0) {
+			rc = mdb_cursor_del(cur, 0);
+		}
 	}
-	if (rc == 0) {
-		rc = vt__lmdb_del_quiet(txn, s->bytime, tk, sizeof(tk));
+	if (cur) {
+		mdb_cursor_close(cur);
+	}
+	*left = rc == 0;
+	if (rc == MDB_NOTFOUND) {
+		rc = mdb_drop(txn, old, 1);
+	}
+	return rc;
+}
+
+/*
+ * Formats 1 to 3 kept each record's count in a tree of its own,
+ * "rec_count". Move them into by_time, a transaction at a time so that a
+ * full map has room for it; an open after a crash part way through goes on
+ * where the last commit left off.
+ */
+int vt__lmdb_counts_upgrade(struct lmdb *s)
+{
+	size_t moved = 0;
+	int left = 1, rc = 0;
+
+	while (rc == 0 && left) {
+		MDB_txn *txn;
+		MDB_dbi old;
+
+		rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+		if (rc != 0) {
+			break;
+		}
+		rc = mdb_dbi_open(txn, "rec_count", 0, &old);
+		if (rc == 0) {
+			rc = counts_move(s, txn, old, &moved, &left);
+		}
+		if (rc == 0) {
+			rc = mdb_txn_commit(txn);
+		} else {
+			mdb_txn_abort(txn);
+		}
+	}
+	if (rc == MDB_NOTFOUND) {
+		rc = 0; /* no such tree: nothing to move */
+	}
+	if (moved > 0 && rc == 0) {
+		vt_log(VT_LOG_INFO, "lmdb: %zu record counts moved into by_time", moved);
+	}
+	if (rc != 0) {
+		vt_log(VT_LOG_ERROR, "lmdb: moving the record counts into by_time failed: %s%s",
+		       mdb_strerror(rc), rc == MDB_MAP_FULL ? " (open it once with a larger map)" : "");
 	}
 	return rc;
 }
