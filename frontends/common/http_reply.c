@@ -124,6 +124,7 @@ static void log_reply(struct evhttp_request *req, int status, const char *code)
 	       code != NULL ? code : "");
 }
 
+/* @json ends with a newline on the wire, so that a terminal showing it (curl) ends the line. */
 static void send_json(struct evhttp_request *req, int status, const char *json, size_t len)
 {
 	struct evbuffer *body = evbuffer_new();
@@ -133,6 +134,7 @@ static void send_json(struct evhttp_request *req, int status, const char *json, 
 	evhttp_add_header(out, "Cache-Control", "no-store");
 	if (body != NULL) {
 		evbuffer_add(body, json, len);
+		evbuffer_add(body, "\n", 1);
 	}
 	evhttp_send_reply(req, status, status_phrase(status), body);
 	if (body != NULL) {

@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 """Protocol details: lone surrogate escapes, re-sent ids, the cursor of an
-empty page, page limits, envelopes POST /v1/send does not take, and the
-bodies of 404 and 405."""
+empty page, page limits, envelopes POST /v1/send does not take, the
+bodies of 404 and 405, and the newline that ends every JSON answer."""
 
-from harness import (check, eq, connect, send_http, fetch, http_request, run, server)
+import json
+
+from harness import (check, eq, connect, send_http, fetch, http_raw, http_request, run, server)
 
 
 async def test_lone_surrogate_is_bad_json():
@@ -74,7 +76,22 @@ async def test_not_found_and_method_not_allowed():
            "%s %s" % (method, path))
 
 
+async def test_json_answers_end_with_a_newline():
+    """An answer shown by curl ends its line: one newline after the JSON, success or error."""
+    srv = server()
+    body = {"v": 1, "type": "message", "id": "nl-1", "to": "bob", "body": "hi"}
+    for method, path, tok, data, want in (
+            ("POST", "/v1/send", srv.token("alice"), body, 200),
+            ("GET", "/v1/messages", srv.token("bob"), None, 200),
+            ("GET", "/v1/messages", None, None, 401),
+            ("GET", "/v1/nothing", srv.token("bob"), None, 404)):
+        st, raw = http_raw(srv, method, path, tok, data)
+        eq(st, want, "%s %s" % (method, path))
+        check(raw.endswith(b"}\n") and raw.count(b"\n") == 1, "%s %s: %r" % (method, path, raw))
+        json.loads(raw)
+
+
 if __name__ == "__main__":
     run([test_lone_surrogate_is_bad_json, test_resent_id_same_id_new_ts_first_body_wins,
          test_empty_page_keeps_cursor_and_limits, test_ack_and_typing_on_send_are_refused,
-         test_not_found_and_method_not_allowed])
+         test_not_found_and_method_not_allowed, test_json_answers_end_with_a_newline])
