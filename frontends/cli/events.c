@@ -338,9 +338,14 @@ static void print_event(const struct vt_cli_event *e, const struct vt_json_val *
 	fflush(stdout);
 }
 
-/* Codes the protocol answers with "nothing was taken, send it again later". */
-static const char *const retryable_codes[] = {"rate_limited", "storage_error", "busy", "internal",
-						 "conflict"};
+/*
+ * Codes the protocol answers with "nothing was taken, send it again later".
+ * Not inbox_full: it is about one recipient, and holding every envelope back
+ * until that one has room would stop the others.
+ */
+static const char *const retryable_codes[] = {
+	"rate_limited", "storage_error", "storage_full", "busy", "internal", "conflict",
+};
 
 int vt_cli_event_parse(const char *text, size_t len, struct vt_cli_event *e)
 {

@@ -6,8 +6,8 @@
  * fix comes back. The server deduplicates by (user, client id), so a copy
  * that reaches it twice is taken once.
  *
- * - A retryable error (rate_limited, storage_error, busy, internal,
- *   conflict) puts the envelope back and holds all sending back for a
+ * - A retryable error (rate_limited, storage_error, storage_full, busy,
+ *   internal, conflict) puts the envelope back and holds all sending back for a
  *   while: RESEND_FIRST_MS,
  *   doubling while such errors go on, at most RESEND_MAX_MS, with jitter.
  *   An envelope sent again may so arrive after one made later.

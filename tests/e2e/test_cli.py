@@ -18,7 +18,9 @@ import socket
 
 import websockets
 
-from harness import all_refs, await_until, check, connect, eq, run, server, Server
+from harness import (ack_http, all_refs, await_until, check, connect, eq, fetch_all, run,
+                     server, Server)
+from test_faults import fill, known
 from test_tls import TlsServer, make_cert
 
 CLI = os.environ.get("VARTALAP_CLI") or os.path.join(
@@ -593,6 +595,35 @@ async def test_rate_limited_lines_arrive_once():
         alice.kill()
 
 
+async def test_storage_full_is_sent_again_once_room_is_made():
+    """A full store answers storage_full: the client holds the line back and
+    sends it again, and once bob's acks made room it is accepted and reaches
+    dave once."""
+    srv = server("--lmdb-map-size", "4", "--rate", "0")
+    await known(srv, "bob")
+    stored = []
+    for size in (3000, 100, 1):
+        got, (st, err) = fill(srv, "carol", "bob", "s%d-" % size, size)
+        eq((st, err.get("code")), (507, "storage_full"), "the store is full")
+        stored += got
+    alice = await Cli.start(srv, "alice")
+    try:
+        await alice.say("/to dave", "while full")
+        await asyncio.sleep(1.5)
+        btok = srv.token("bob")
+        listed = fetch_all(srv, btok)
+        eq(len(listed), len(stored), "bob's messages")
+        for i in range(0, len(listed), 100):
+            ack_http(srv, btok, [m["id"] for m in listed[i:i + 100]])
+        await alice.expect(r"^accepted ", timeout=20)
+        err = await alice.eof(timeout=10)
+        check("storage_full" in err, "the client said it sends again: %r" % err)
+        eq(len(alice.matching(r"^accepted ")), 1, "one accepted line")
+        exactly_once(await inbox(srv, "dave", 1), ["while full"], "dave")
+    finally:
+        alice.kill()
+
+
 async def lines_over_the_limit(srv, want_reconnect):
     """alice types short lines and lines over the server's --max-message of
     1024 bytes, one long enough to be taken (600 bytes), in between: each
@@ -748,6 +779,7 @@ if __name__ == "__main__":
          test_wss_round_trip,
          test_wss_refuses_untrusted_server,
          test_server_restarts_lose_and_double_nothing, test_no_reconnect_exits,
-         test_rate_limited_lines_arrive_once, test_too_large_without_a_ref,
+         test_rate_limited_lines_arrive_once, test_storage_full_is_sent_again_once_room_is_made,
+         test_too_large_without_a_ref,
          test_too_large_closed_1009, test_lost_acks_and_answers_over_a_dropped_network,
          test_every_option_is_documented])
