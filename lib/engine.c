@@ -415,7 +415,15 @@ void vt_engine_run_timers(struct vt_engine *e)
 
 void vt_engine_stats(const struct vt_engine *e, struct vt_engine_stats *out)
 {
+	struct vt_storage_pairs p = {0, 0};
+
 	*out = e->stats;
+	if (e->st.ops->pairs != NULL) {
+		e->st.ops->pairs(e->st.self, &p);
+		out->pairs_known = 1;
+		out->pairs_kept = p.kept;
+		out->pairs_forgotten = p.forgotten;
+	}
 }
 
 int vt_engine_healthy(const struct vt_engine *e)

@@ -40,9 +40,14 @@ uint64_t vt__pairs_fp(const struct vt__pair_index *x, const void *p, size_t len)
 	return fp ? fp : 1;
 }
 
-size_t vt__pairs_count(const struct vt__pair_index *x)
+size_t vt__pairs_count(struct vt__pair_index *x)
 {
-	return x->len;
+	size_t n;
+
+	pthread_mutex_lock(&x->lock);
+	n = x->len;
+	pthread_mutex_unlock(&x->lock);
+	return n;
 }
 
 /* Put @p in the first free slot from its home; the table has one. */

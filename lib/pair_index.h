@@ -85,7 +85,8 @@ int vt__pairs_load(struct vt__pair_index *x, const struct vt__pair *p, size_t n)
 /* Remove one entry equal to (@fp, @ts): 1, 0 when there is none, or VT_ENOMEM. */
 int vt__pairs_del(struct vt__pair_index *x, uint64_t fp, int64_t ts);
 
-size_t vt__pairs_count(const struct vt__pair_index *x);
+/* The entries now; under the lock, so any thread may ask. */
+size_t vt__pairs_count(struct vt__pair_index *x);
 
 /* Log the changes from here on. */
 void vt__pairs_begin(struct vt__pair_index *x);

@@ -38,6 +38,7 @@ void vt__forgot_add(struct vt__forgot *f, uint64_t n, int64_t ts)
 		return;
 	}
 	f->n += n;
+	atomic_fetch_add_explicit(&f->total, n, memory_order_relaxed);
 	f->young = ts > f->young ? ts : f->young;
 	report_at(f, now, 0);
 }
@@ -45,4 +46,9 @@ void vt__forgot_add(struct vt__forgot *f, uint64_t n, int64_t ts)
 void vt__forgot_report(struct vt__forgot *f, int force)
 {
 	report_at(f, wall_ms(), force);
+}
+
+uint64_t vt__forgot_total(const struct vt__forgot *f)
+{
+	return atomic_load_explicit(&f->total, memory_order_relaxed);
 }

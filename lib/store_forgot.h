@@ -7,6 +7,7 @@
 #ifndef VARTALAP_STORE_FORGOT_H
 #define VARTALAP_STORE_FORGOT_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 struct vt__forgot {
@@ -15,6 +16,7 @@ struct vt__forgot {
 	int64_t warned;  /* wall ms of the last line */
 	uint64_t n;      /* pairs forgotten inside their window since then */
 	int64_t young;   /* the time of the youngest of them */
+	atomic_uint_fast64_t total; /* all of them since open, read from any thread */
 };
 
 /*
@@ -26,5 +28,8 @@ void vt__forgot_add(struct vt__forgot *f, uint64_t n, int64_t ts);
 
 /* Write the line for what is counted: when a minute has passed, or now with @force. */
 void vt__forgot_report(struct vt__forgot *f, int force);
+
+/* The pairs counted since open; safe from another thread than the one counting. */
+uint64_t vt__forgot_total(const struct vt__forgot *f);
 
 #endif

@@ -336,6 +336,15 @@ static void lmdb_destroy(void *self)
 	free(s);
 }
 
+/* The pairs the index holds (under its lock), and those forgotten early. */
+static void lmdb_pairs(void *self, struct vt_storage_pairs *out)
+{
+	struct lmdb *s = self;
+
+	out->kept = vt__pairs_count(&s->pairs);
+	out->forgotten = vt__forgot_total(&s->forgot);
+}
+
 static const struct vt_storage_ops lmdb_ops = {
         .commit = lmdb_commit,
         .list = vt__lmdb_list,
@@ -344,6 +353,7 @@ static const struct vt_storage_ops lmdb_ops = {
         .max_id = vt__lmdb_max_id,
         .destroy = lmdb_destroy,
         .dedup_peek = vt__lmdb_dedup_peek,
+        .pairs = lmdb_pairs,
 };
 
 static int format_put(struct lmdb *s, MDB_txn *txn)

@@ -362,6 +362,14 @@ static void map_free_all(struct hmap *h)
 	free(h->slots);
 }
 
+static void mem_pairs(void *self, struct vt_storage_pairs *out)
+{
+	struct mem *m = self;
+
+	out->kept = m->dedup.len;
+	out->forgotten = vt__forgot_total(&m->forgot);
+}
+
 static void mem_destroy(void *self)
 {
 	struct mem *m = self;
@@ -408,6 +416,7 @@ static const struct vt_storage_ops mem_ops = {
         .max_id = mem_max_id,
         .destroy = mem_destroy,
         .dedup_peek = mem_dedup_peek,
+        .pairs = mem_pairs,
 };
 
 int vt_storage_memory_create(int64_t dedup_window_ms, struct vt_storage *out)

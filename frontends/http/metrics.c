@@ -59,6 +59,14 @@ static const struct series series[] = {
          "--hold-memory.", STAT(held_bytes)},
 };
 
+/* Reported by storage backends that keep their pairs themselves (not Redis's). */
+static const struct series pairs_kept = {
+        "vartalap_dedup_pairs", "gauge",
+        "(sender, client id) pairs remembered to answer re-sends.", 0};
+static const struct series pairs_forgotten = {
+        "vartalap_dedup_pairs_forgotten_total", "counter",
+        "Pairs forgotten before their dedup window ended, to make room for messages.", 0};
+
 static void add_series(struct evbuffer *out, const struct series *s, uint64_t value)
 {
 	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", s->name, s->help,
@@ -167,6 +175,10 @@ void vt_http_serve_metrics(struct vt_engine *e, int healthy, struct evhttp_reque
 	for (size_t i = 0; i < sizeof(series) / sizeof(series[0]); i++) {
 		add_series(out, &series[i],
 		           *(const uint64_t *)(const void *)((const char *)&st + series[i].offset));
+	}
+	if (st.pairs_known) {
+		add_series(out, &pairs_kept, st.pairs_kept);
+		add_series(out, &pairs_forgotten, st.pairs_forgotten);
 	}
 	add_commit_histogram(out, &st);
 	add_errors(out, &st);

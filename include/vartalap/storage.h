@@ -261,6 +261,12 @@ typedef void (*vt_list_cb)(void *arg, int status, const struct vt_record *recs, 
 /* Completion of an expiry sweep: how many deliveries were removed. */
 typedef void (*vt_expire_cb)(void *arg, int status, uint64_t removed);
 
+/* What a backend tells of the (sender, client id) pairs it remembers. */
+struct vt_storage_pairs {
+	uint64_t kept;      /* pairs remembered now */
+	uint64_t forgotten; /* pairs forgotten inside their window to make room, since open */
+};
+
 struct vt_storage_ops {
 	/*
 	 * Apply @n ops atomically, in order (a later op sees the effect of an
@@ -316,6 +322,14 @@ struct vt_storage_ops {
 	 * engines, whose pairs other engines write, must leave it NULL.
 	 */
 	int (*dedup_peek)(void *self, const struct vt_record *rec, uint64_t *id);
+
+	/*
+	 * Optional (NULL: not offered). Fill @out with the pairs kept now and
+	 * those forgotten early since the backend opened. Called on the
+	 * engine's thread at any time (a metrics page reads it), so it answers
+	 * at once, without I/O.
+	 */
+	void (*pairs)(void *self, struct vt_storage_pairs *out);
 };
 
 /* A storage backend: its ops and its own state. */

@@ -381,6 +381,15 @@ def http_request(srv, method, path, token=None, body=None, headers=None, timeout
         return st, data
 
 
+def metric(srv, name):
+    """The value of the series @name (no labels) on the server's GET /metrics,
+    or None when the page does not have it."""
+    st, body = http_request(srv, "GET", "/metrics")
+    eq(st, 200, "GET /metrics")
+    m = re.search(rb"^" + re.escape(name.encode()) + rb" (\d+)$", body, re.M)
+    return int(m.group(1)) if m else None
+
+
 def http_raw(srv, method, path, token=None, body=None, timeout=10.0):
     """Like http_request but returns (status, raw body bytes)."""
     conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)

@@ -32,8 +32,8 @@ import websockets
 import websockets.exceptions
 
 from harness import (TestFailure, ahttp, all_refs, check, eq, connect, send_http, fetch,
-                     fetch_all, ack_http, http_request, receipt_refs, run, server, Server,
-                     await_until)
+                     fetch_all, ack_http, http_request, metric, receipt_refs, run, server,
+                     Server, await_until)
 
 MAP_MB = "4"  # MB; the smallest map (1 MB) leaves a reserve too small for acks
 SEED = int(os.environ.get("VT_FAULTS_SEED", str(int(time.time()) % 100000)))
@@ -551,6 +551,11 @@ async def test_map_full_of_dedup_pairs_still_takes_messages():
         await bob.quiet(0.5, lambda e: e.get("type") == "message", "a re-send delivered again")
         check("forgot" in srv.log_tail(200), "no warning that pairs were forgotten:\n"
               + srv.log_tail(20))
+        kept = metric(srv, "vartalap_dedup_pairs")
+        forgotten = metric(srv, "vartalap_dedup_pairs_forgotten_total")
+        print("  mode %s: %d pairs kept, %d forgotten early" % (mode, kept, forgotten))
+        check(0 < kept < 40000 and forgotten > 0, "pairs kept %d, forgotten %d" % (kept, forgotten))
+        check(kept + forgotten >= 40000, "every pair kept or counted as forgotten")
         st, h = http_request(srv, "GET", "/healthz")
         eq(st, 200, "/healthz after the map filled with pairs")
         print("  mode %s: 40000 messages through a %s MB map" % (mode, MAP_MB))

@@ -6,11 +6,10 @@ others; written when a device drops or the server stops (SIGTERM).
 Each test checks, through GET /v1/messages (which lists only what is
 stored), that what should be held was not written."""
 
-import re
 import signal
 
-from harness import (all_refs, await_until, check, eq, connect, fetch, http_request, run,
-                     server)
+from harness import (all_refs, await_until, check, eq, connect, fetch, metric,
+                     run, server)
 
 
 def env(typ, cid, to, body=None):
@@ -27,16 +26,12 @@ def listed(srv, user, device=None):
 
 def connections(srv):
     """Connections the server holds open now (GET /metrics)."""
-    st, body = http_request(srv, "GET", "/metrics")
-    eq(st, 200, "GET /metrics")
-    return int(re.search(rb"^vartalap_connections (\d+)$", body, re.M).group(1))
+    return metric(srv, "vartalap_connections")
 
 
 def held_bytes(srv):
     """The server's vartalap_held_bytes gauge (GET /metrics)."""
-    st, body = http_request(srv, "GET", "/metrics")
-    eq(st, 200, "GET /metrics")
-    return int(re.search(rb"^vartalap_held_bytes (\d+)$", body, re.M).group(1))
+    return metric(srv, "vartalap_held_bytes")
 
 
 def is_msg(sid):

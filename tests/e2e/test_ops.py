@@ -258,6 +258,8 @@ async def test_metrics_count_what_happened():
     eq(after["vartalap_messages_accepted_total"] - before["vartalap_messages_accepted_total"],
        1, "accepted")
     eq(after["vartalap_messages_duplicates_total"], 1, "duplicates")
+    eq(after["vartalap_dedup_pairs"], 1, "the one (sender, client id) pair remembered")
+    eq(after["vartalap_dedup_pairs_forgotten_total"], 0, "no pair forgotten early")
     check(after['vartalap_storage_commit_seconds_bucket{le="+Inf"}']
           == after["vartalap_storage_commit_seconds_count"] > 0, "commit histogram: %r" % after)
     eq(after['vartalap_errors_total{code="bad_json"}'], 0, "no bad_json answers yet")

@@ -48,6 +48,7 @@ static uint64_t send_pair(uint64_t id, const char *cid, int64_t ts)
  */
 START_TEST(pairs_survive_reopen)
 {
+	struct vt_storage_pairs reported;
 	char cid[16];
 
 	st_open(_i);
@@ -56,6 +57,10 @@ START_TEST(pairs_survive_reopen)
 		ck_assert_uint_eq(send_pair(i, cid, 1000 + (int64_t)i), 0);
 	}
 	ck_assert_uint_eq(send_pair(100, "c7", 1007 + WINDOW_MS), 0);
+	reported = (struct vt_storage_pairs){0};
+	fx.st.ops->pairs(fx.st.self, &reported);
+	ck_assert_uint_eq(reported.kept, 150);
+	ck_assert_uint_eq(reported.forgotten, 0);
 	st_close();
 	ck_assert_uint_eq(raw_entries("dedup_time"), 150);
 
