@@ -27,6 +27,7 @@ static const char usage[] =
         "\n"
         "A terminal chat client. The URL defaults to ws://127.0.0.1:8080; the token\n"
         "may also come from $VARTALAP_TOKEN.\n"
+        "  --device D       the device to connect as, when the token names none\n"
         "  --ca-file PATH   trust the CA (or self-signed) certificates in PATH for\n"
         "                   wss://, instead of the system's roots\n"
         "  --no-reconnect   exit when the connection drops instead of connecting again\n"
