@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <vartalap/error.h>
 #include <vartalap/storage.h>
@@ -288,6 +290,62 @@ START_TEST(counts_upgrade_resumes)
 }
 END_TEST
 
+/*
+ * Leave the closed store without free pages (a compacted copy in place of
+ * its data file), and open it next with @room bytes of map beyond them.
+ */
+static void compact(uint64_t room)
+{
+	char copy[sizeof(fx.dir) + 16], from[sizeof(copy) + 16], to[sizeof(fx.dir) + 16];
+	struct stat st;
+	MDB_env *env;
+	MDB_txn *txn;
+
+	snprintf(copy, sizeof(copy), "%s/compact", fx.dir);
+	snprintf(from, sizeof(from), "%s/data.mdb", copy);
+	snprintf(to, sizeof(to), "%s/data.mdb", fx.dir);
+	ck_assert_int_eq(mkdir(copy, 0700), 0);
+	raw_open(1, &env, &txn);
+	mdb_txn_abort(txn); /* the copy reads in a transaction of its own */
+	ck_assert_int_eq(mdb_env_copy2(env, copy, MDB_CP_COMPACT), 0);
+	mdb_env_close(env);
+	ck_assert_int_eq(rename(from, to), 0);
+	ck_assert_int_eq(rmdir(copy), 0);
+	ck_assert_int_eq(stat(to, &st), 0);
+	fx.map_size = (uint64_t)st.st_size + room;
+}
+
+/*
+ * A store of format 3 in a map with little room left, as a full store
+ * keeps (the reserve of store_lmdb_space.c), opens in that map: the counts
+ * move in transactions small enough for the room there is.
+ */
+START_TEST(counts_upgrade_in_a_full_map)
+{
+	const uint64_t n = 12001;
+
+	st_open(_i);
+	ck_assert_int_eq(touch("bob", "d1", 100, NULL), 0);
+	ck_assert_int_eq(touch("bob", "d2", 100, NULL), 0);
+	put_devices(1, n, "bob");
+	st_close();
+	make_format3(0);
+	compact(256 << 10);
+
+	st_open(_i);
+	st_close();
+	ck_assert_int_eq(raw_has_old_counts(), 0);
+	ck_assert_int_eq(raw_count(1), 2);
+	ck_assert_int_eq(raw_count(n), 2);
+	st_open(_i);
+	ack_many(1, n, "bob", "d1");
+	ack_many(1, n, "bob", "d2");
+	st_close();
+	ck_assert_uint_eq(raw_entries("records"), 0);
+	ck_assert_uint_eq(raw_entries("by_time"), 0);
+}
+END_TEST
+
 static Suite *counts_suite(void)
 {
 	Suite *s = suite_create("lmdb_counts");
@@ -299,6 +357,7 @@ static Suite *counts_suite(void)
 	tcase_add_loop_test(tc, counts_follow_expiry, 0, 2);
 	tcase_add_loop_test(tc, counts_upgrade_from_format_3, 0, 2);
 	tcase_add_loop_test(tc, counts_upgrade_resumes, 0, 2);
+	tcase_add_loop_test(tc, counts_upgrade_in_a_full_map, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
