@@ -199,8 +199,7 @@ static uint32_t count_of(const MDB_val *v)
 }
 
 /* Set the deliveries left of record @idk, stored at @ts, to @n. */
-int vt__lmdb_rec_count_set(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, int64_t ts,
-                           uint32_t n)
+int vt__lmdb_rec_count_set(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, int64_t ts, uint32_t n)
 {
 	uint8_t tk[16], buf[4];
 	MDB_val k = time_key(tk, idk, ts), v = val(buf, sizeof(buf));
@@ -313,7 +312,8 @@ static int counts_move(struct lmdb *s, MDB_txn *txn, MDB_dbi old, size_t per, si
 		if (rc == 0 && k.mv_size == 8 && v.mv_size == 12) {
 			const uint8_t *p = v.mv_data;
 
-			rc = vt__lmdb_rec_count_set(s, txn, k.mv_data, vt__get_ts(p + 4), get_u32(p));
+			rc = vt__lmdb_rec_count_set(s, txn, k.mv_data, vt__get_ts(p + 4),
+			                            get_u32(p));
 			*moved += rc == 0;
 		}
 		if (rc == 0) {
@@ -382,7 +382,8 @@ int vt__lmdb_counts_upgrade(struct lmdb *s)
 	}
 	if (rc != 0) {
 		vt_log(VT_LOG_ERROR, "lmdb: moving the record counts into by_time failed: %s%s",
-		       mdb_strerror(rc), rc == MDB_MAP_FULL ? " (open it once with a larger map)" : "");
+		       mdb_strerror(rc),
+		       rc == MDB_MAP_FULL ? " (open it once with a larger map)" : "");
 	}
 	return rc;
 }
