@@ -186,61 +186,13 @@ START_TEST(counts_follow_expiry)
 }
 END_TEST
 
-/*
- * Put the closed store back as format 3 kept it: each count in rec_count
- * (id -> u32 count, ts) and by_time values empty. With @half, as an open
- * stopped part way through the move leaves it: format 4, and only every
- * other count still in rec_count.
- */
-static void make_format3(int half)
-{
-	uint8_t v8[8], c12[12], keys[BATCH * 30][16];
-	MDB_val fk = {6, "format"}, fv = {8, v8}, k, v, empty = {0, ""};
-	MDB_dbi bytime, old, meta;
-	MDB_cursor *cur;
-	MDB_env *env;
-	MDB_txn *txn;
-	size_t n = 0;
-	int rc;
-
-	raw_open(0, &env, &txn);
-	ck_assert_int_eq(mdb_dbi_open(txn, "by_time", 0, &bytime), 0);
-	ck_assert_int_eq(mdb_dbi_open(txn, "rec_count", MDB_CREATE, &old), 0);
-	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-	ck_assert_int_eq(mdb_cursor_open(txn, bytime, &cur), 0);
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		MDB_val id = {8, (uint8_t *)k.mv_data + 8}, cv = {12, c12};
-
-		ck_assert_uint_lt(n, sizeof(keys) / sizeof(keys[0]));
-		memcpy(keys[n++], k.mv_data, 16);
-		if (half && n % 2 == 0) {
-			continue;
-		}
-		memcpy(c12, v.mv_data, 4);
-		memcpy(c12 + 4, k.mv_data, 8);
-		ck_assert_int_eq(mdb_put(txn, old, &id, &cv, 0), 0);
-	}
-	ck_assert_int_eq(rc, MDB_NOTFOUND);
-	mdb_cursor_close(cur);
-	for (size_t i = 0; i < n; i++) {
-		if (!half || i % 2 == 0) {
-			k = (MDB_val){16, keys[i]};
-			ck_assert_int_eq(mdb_put(txn, bytime, &k, &empty, 0), 0);
-		}
-	}
-	vt__put_be64(v8, half ? 4 : 3);
-	ck_assert_int_eq(mdb_put(txn, meta, &fk, &fv, 0), 0);
-	raw_close(env, txn);
-}
-
 /* A store of format 3 opens with its counts moved, and acks go on as before. */
 START_TEST(counts_upgrade_from_format_3)
 {
 	st_open(_i);
 	store_two();
 	st_close();
-	make_format3(0);
+	raw_format3(0);
 	ck_assert_int_eq(raw_has_old_counts(), 1);
 	ck_assert_uint_eq(raw_entries("rec_count"), 2);
 
@@ -269,7 +221,7 @@ START_TEST(counts_upgrade_resumes)
 	ck_assert_int_eq(touch("bob", "d2", 100, NULL), 0);
 	put_devices(1, n, "bob");
 	st_close();
-	make_format3(1);
+	raw_format3(1);
 	ck_assert_uint_eq(raw_entries("rec_count"), (n + 1) / 2);
 
 	st_open(_i);
@@ -329,7 +281,7 @@ START_TEST(counts_upgrade_in_a_full_map)
 	ck_assert_int_eq(touch("bob", "d2", 100, NULL), 0);
 	put_devices(1, n, "bob");
 	st_close();
-	make_format3(0);
+	raw_format3(0);
 	compact(256 << 10);
 
 	st_open(_i);
