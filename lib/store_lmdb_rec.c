@@ -199,8 +199,7 @@ static uint32_t count_of(const MDB_val *v)
 }
 
 /* Set the deliveries left of record @idk, stored at @ts, to @n. */
-int vt__lmdb_rec_count_set(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, int64_t ts,
-                           uint32_t n)
+int vt__lmdb_rec_count_set(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, int64_t ts, uint32_t n)
 {
 	uint8_t tk[16], buf[4];
 	MDB_val k = time_key(tk, idk, ts), v = val(buf, sizeof(buf));
@@ -293,26 +292,28 @@ int vt__lmdb_rec_delete(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, int64_
 
 /* ---- the counts of formats 1 to 3 ---- */
 
-/* Counts moved a transaction: the pages it copies stay few even in a full map. */
+/* Counts moved a transaction at most: the pages it copies stay few in a full map. */
 #define COUNTS_PER_TXN 10000
 
 /*
- * Move up to COUNTS_PER_TXN entries of the old tree @old (id -> u32 count,
- * ts) into by_time; a damaged entry is dropped. *@left is set while some
- * remain; once none do, the tree is deleted.
+ * Move up to @per entries of the old tree @old (id -> u32 count, ts) into
+ * by_time, counting them in *@moved; a damaged entry is dropped. *@left is
+ * set while some remain; once none do, the tree is deleted.
  */
-static int counts_move(struct lmdb *s, MDB_txn *txn, MDB_dbi old, size_t *moved, int *left)
+static int counts_move(struct lmdb *s, MDB_txn *txn, MDB_dbi old, size_t per, size_t *moved,
+                       int *left)
 {
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
 	int rc = mdb_cursor_open(txn, old, &cur);
 
-	for (size_t n = 0; rc == 0 && n < COUNTS_PER_TXN; n++) {
+	for (size_t n = 0; rc == 0 && n < per; n++) {
 		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
 		if (rc == 0 && k.mv_size == 8 && v.mv_size == 12) {
 			const uint8_t *p = v.mv_data;
 
-			rc = vt__lmdb_rec_count_set(s, txn, k.mv_data, vt__get_ts(p + 4), get_u32(p));
+			rc = vt__lmdb_rec_count_set(s, txn, k.mv_data, vt__get_ts(p + 4),
+			                            get_u32(p));
 			*moved += rc == 0;
 		}
 		if (rc == 0) {
@@ -329,33 +330,48 @@ static int counts_move(struct lmdb *s, MDB_txn *txn, MDB_dbi old, size_t *moved,
 	return rc;
 }
 
+/* One transaction of the move, of up to @per counts, committed. */
+static int counts_txn(struct lmdb *s, size_t per, size_t *moved, int *left)
+{
+	MDB_txn *txn;
+	MDB_dbi old;
+	size_t n = 0;
+	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+
+	if (rc != 0) {
+		return rc;
+	}
+	rc = mdb_dbi_open(txn, "rec_count", 0, &old);
+	if (rc == 0) {
+		rc = counts_move(s, txn, old, per, &n, left);
+	}
+	if (rc == 0) {
+		rc = mdb_txn_commit(txn);
+	} else {
+		mdb_txn_abort(txn);
+	}
+	*moved += rc == 0 ? n : 0;
+	return rc;
+}
+
 /*
  * Formats 1 to 3 kept each record's count in a tree of its own,
  * "rec_count". Move them into by_time, a transaction at a time so that a
- * full map has room for it; an open after a crash part way through goes on
- * where the last commit left off.
+ * full map has room for it: in a map too full for one, each try after
+ * takes half as many, down to one a transaction. An open after a crash
+ * part way through goes on where the last commit left off.
  */
 int vt__lmdb_counts_upgrade(struct lmdb *s)
 {
-	size_t moved = 0;
+	size_t moved = 0, per = COUNTS_PER_TXN;
 	int left = 1, rc = 0;
 
 	while (rc == 0 && left) {
-		MDB_txn *txn;
-		MDB_dbi old;
-
-		rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-		if (rc != 0) {
-			break;
-		}
-		rc = mdb_dbi_open(txn, "rec_count", 0, &old);
-		if (rc == 0) {
-			rc = counts_move(s, txn, old, &moved, &left);
-		}
-		if (rc == 0) {
-			rc = mdb_txn_commit(txn);
-		} else {
-			mdb_txn_abort(txn);
+		rc = counts_txn(s, per, &moved, &left);
+		if (rc == MDB_MAP_FULL && per > 1) {
+			per /= 2;
+			left = 1;
+			rc = 0;
 		}
 	}
 	if (rc == MDB_NOTFOUND) {
@@ -366,7 +382,8 @@ int vt__lmdb_counts_upgrade(struct lmdb *s)
 	}
 	if (rc != 0) {
 		vt_log(VT_LOG_ERROR, "lmdb: moving the record counts into by_time failed: %s%s",
-		       mdb_strerror(rc), rc == MDB_MAP_FULL ? " (open it once with a larger map)" : "");
+		       mdb_strerror(rc),
+		       rc == MDB_MAP_FULL ? " (open it once with a larger map)" : "");
 	}
 	return rc;
 }

@@ -27,4 +27,12 @@ void raw_close(MDB_env *env, MDB_txn *txn);
 /* The entries of tree @name of the closed store in fx.dir. */
 uint64_t raw_entries(const char *name);
 
+/*
+ * Put the closed store back as format 3 kept it: each record's count in
+ * rec_count (id -> u32 count, ts) and by_time values empty. With @half, as
+ * an open stopped part way through the move leaves it: format 4, and only
+ * every other count still in rec_count.
+ */
+void raw_format3(int half);
+
 #endif

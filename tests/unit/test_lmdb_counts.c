@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <vartalap/error.h>
 #include <vartalap/storage.h>
@@ -184,61 +186,13 @@ START_TEST(counts_follow_expiry)
 }
 END_TEST
 
-/*
- * Put the closed store back as format 3 kept it: each count in rec_count
- * (id -> u32 count, ts) and by_time values empty. With @half, as an open
- * stopped part way through the move leaves it: format 4, and only every
- * other count still in rec_count.
- */
-static void make_format3(int half)
-{
-	uint8_t v8[8], c12[12], keys[BATCH * 30][16];
-	MDB_val fk = {6, "format"}, fv = {8, v8}, k, v, empty = {0, ""};
-	MDB_dbi bytime, old, meta;
-	MDB_cursor *cur;
-	MDB_env *env;
-	MDB_txn *txn;
-	size_t n = 0;
-	int rc;
-
-	raw_open(0, &env, &txn);
-	ck_assert_int_eq(mdb_dbi_open(txn, "by_time", 0, &bytime), 0);
-	ck_assert_int_eq(mdb_dbi_open(txn, "rec_count", MDB_CREATE, &old), 0);
-	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-	ck_assert_int_eq(mdb_cursor_open(txn, bytime, &cur), 0);
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		MDB_val id = {8, (uint8_t *)k.mv_data + 8}, cv = {12, c12};
-
-		ck_assert_uint_lt(n, sizeof(keys) / sizeof(keys[0]));
-		memcpy(keys[n++], k.mv_data, 16);
-		if (half && n % 2 == 0) {
-			continue;
-		}
-		memcpy(c12, v.mv_data, 4);
-		memcpy(c12 + 4, k.mv_data, 8);
-		ck_assert_int_eq(mdb_put(txn, old, &id, &cv, 0), 0);
-	}
-	ck_assert_int_eq(rc, MDB_NOTFOUND);
-	mdb_cursor_close(cur);
-	for (size_t i = 0; i < n; i++) {
-		if (!half || i % 2 == 0) {
-			k = (MDB_val){16, keys[i]};
-			ck_assert_int_eq(mdb_put(txn, bytime, &k, &empty, 0), 0);
-		}
-	}
-	vt__put_be64(v8, half ? 4 : 3);
-	ck_assert_int_eq(mdb_put(txn, meta, &fk, &fv, 0), 0);
-	raw_close(env, txn);
-}
-
 /* A store of format 3 opens with its counts moved, and acks go on as before. */
 START_TEST(counts_upgrade_from_format_3)
 {
 	st_open(_i);
 	store_two();
 	st_close();
-	make_format3(0);
+	raw_format3(0);
 	ck_assert_int_eq(raw_has_old_counts(), 1);
 	ck_assert_uint_eq(raw_entries("rec_count"), 2);
 
@@ -267,7 +221,7 @@ START_TEST(counts_upgrade_resumes)
 	ck_assert_int_eq(touch("bob", "d2", 100, NULL), 0);
 	put_devices(1, n, "bob");
 	st_close();
-	make_format3(1);
+	raw_format3(1);
 	ck_assert_uint_eq(raw_entries("rec_count"), (n + 1) / 2);
 
 	st_open(_i);
@@ -288,6 +242,62 @@ START_TEST(counts_upgrade_resumes)
 }
 END_TEST
 
+/*
+ * Leave the closed store without free pages (a compacted copy in place of
+ * its data file), and open it next with @room bytes of map beyond them.
+ */
+static void compact(uint64_t room)
+{
+	char copy[sizeof(fx.dir) + 16], from[sizeof(copy) + 16], to[sizeof(fx.dir) + 16];
+	struct stat st;
+	MDB_env *env;
+	MDB_txn *txn;
+
+	snprintf(copy, sizeof(copy), "%s/compact", fx.dir);
+	snprintf(from, sizeof(from), "%s/data.mdb", copy);
+	snprintf(to, sizeof(to), "%s/data.mdb", fx.dir);
+	ck_assert_int_eq(mkdir(copy, 0700), 0);
+	raw_open(1, &env, &txn);
+	mdb_txn_abort(txn); /* the copy reads in a transaction of its own */
+	ck_assert_int_eq(mdb_env_copy2(env, copy, MDB_CP_COMPACT), 0);
+	mdb_env_close(env);
+	ck_assert_int_eq(rename(from, to), 0);
+	ck_assert_int_eq(rmdir(copy), 0);
+	ck_assert_int_eq(stat(to, &st), 0);
+	fx.map_size = (uint64_t)st.st_size + room;
+}
+
+/*
+ * A store of format 3 in a map with little room left, as a full store
+ * keeps (the reserve of store_lmdb_space.c), opens in that map: the counts
+ * move in transactions small enough for the room there is.
+ */
+START_TEST(counts_upgrade_in_a_full_map)
+{
+	const uint64_t n = 12001;
+
+	st_open(_i);
+	ck_assert_int_eq(touch("bob", "d1", 100, NULL), 0);
+	ck_assert_int_eq(touch("bob", "d2", 100, NULL), 0);
+	put_devices(1, n, "bob");
+	st_close();
+	raw_format3(0);
+	compact(256 << 10);
+
+	st_open(_i);
+	st_close();
+	ck_assert_int_eq(raw_has_old_counts(), 0);
+	ck_assert_int_eq(raw_count(1), 2);
+	ck_assert_int_eq(raw_count(n), 2);
+	st_open(_i);
+	ack_many(1, n, "bob", "d1");
+	ack_many(1, n, "bob", "d2");
+	st_close();
+	ck_assert_uint_eq(raw_entries("records"), 0);
+	ck_assert_uint_eq(raw_entries("by_time"), 0);
+}
+END_TEST
+
 static Suite *counts_suite(void)
 {
 	Suite *s = suite_create("lmdb_counts");
@@ -299,6 +309,7 @@ static Suite *counts_suite(void)
 	tcase_add_loop_test(tc, counts_follow_expiry, 0, 2);
 	tcase_add_loop_test(tc, counts_upgrade_from_format_3, 0, 2);
 	tcase_add_loop_test(tc, counts_upgrade_resumes, 0, 2);
+	tcase_add_loop_test(tc, counts_upgrade_in_a_full_map, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
