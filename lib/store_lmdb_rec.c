@@ -247,7 +247,15 @@ int vt__lmdb_rec_release(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, const
 	uint32_t n;
 	int rc = known ? 0 : mdb_get(txn, s->recs, &k, &v);
 
-	if (rc != 0 || (!known && rec_ts(&v, &ts) != 0)) {
+	if (rc == 0 && !known && rec_ts(&v, &ts) != 0) {
+		/*
+		 * Damaged: no listing shows it and its by_time entry cannot be
+		 * found, so it goes now; its other deliveries and that entry go
+		 * with expiry.
+		 */
+		return vt__lmdb_del_quiet(txn, s->recs, idk, 8);
+	}
+	if (rc != 0) {
 		/* a delivery outlived its record: nothing left to count */
 		return rc == MDB_NOTFOUND ? 0 : rc;
 	}

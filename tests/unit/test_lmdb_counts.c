@@ -186,6 +186,51 @@ START_TEST(counts_follow_expiry)
 }
 END_TEST
 
+/* Give record @id of the closed store a record version no build writes. */
+static void raw_damage(uint64_t id)
+{
+	uint8_t idk[8], copy[256];
+	MDB_val k = {8, idk}, v;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+
+	vt__put_be64(idk, id);
+	raw_open(0, &env, &txn);
+	ck_assert_int_eq(mdb_dbi_open(txn, "records", 0, &dbi), 0);
+	ck_assert_int_eq(mdb_get(txn, dbi, &k, &v), 0);
+	ck_assert_uint_le(v.mv_size, sizeof(copy));
+	memcpy(copy, v.mv_data, v.mv_size);
+	copy[0] = 9;
+	v.mv_data = copy;
+	ck_assert_int_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+	raw_close(env, txn);
+}
+
+/*
+ * A damaged record, which no listing shows, goes with the first ack of it;
+ * its other deliveries and its by_time entry go with expiry.
+ */
+START_TEST(counts_damaged_record_goes)
+{
+	st_open(_i);
+	store_two();
+	st_close();
+	raw_damage(1);
+	st_open(_i);
+	ck_assert_int_eq(ack_in("bob", "d1", 1), 0);
+	st_close();
+	ck_assert_uint_eq(raw_entries("records"), 1);
+	ck_assert_int_eq(raw_count(1), 3);
+	st_open(_i);
+	ck_assert_uint_eq(expire(5000, 1002, 100), 2);
+	st_close();
+	ck_assert_int_eq(raw_count(1), -1);
+	ck_assert_uint_eq(raw_entries("by_record"), 1);
+	ck_assert_uint_eq(raw_entries("deliveries"), 1);
+}
+END_TEST
+
 /* A store of format 3 opens with its counts moved, and acks go on as before. */
 START_TEST(counts_upgrade_from_format_3)
 {
@@ -307,6 +352,7 @@ static Suite *counts_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, counts_follow_deliveries, 0, 2);
 	tcase_add_loop_test(tc, counts_follow_expiry, 0, 2);
+	tcase_add_loop_test(tc, counts_damaged_record_goes, 0, 2);
 	tcase_add_loop_test(tc, counts_upgrade_from_format_3, 0, 2);
 	tcase_add_loop_test(tc, counts_upgrade_resumes, 0, 2);
 	tcase_add_loop_test(tc, counts_upgrade_in_a_full_map, 0, 2);
