@@ -273,8 +273,10 @@ static int start_engine(struct server *s)
 
 	rc = open_storage(s->base, &s->opt, &st);
 	if (rc != 0) {
+		/* A backend that fails with VT_EIO has logged why (a newer format, say). */
 		vt_log(VT_LOG_ERROR, "cannot open storage: %s",
-		       rc == VT_EBUSY ? "its directory is in use (another vartalapd?)"
+		       rc == VT_EBUSY  ? "its directory is in use (another vartalapd?)"
+		       : rc == VT_EIO ? "see the error above"
 				      : vt_strerror(rc));
 		return -1;
 	}
