@@ -51,7 +51,7 @@
  * "rec_count".
  */
 #define REC_VERSION    1
-#define FORMAT_VERSION 4
+#define FORMAT_VERSION VT_LMDB_FORMAT
 
 /* version u8, kind u32, ts 8, four u32 lengths (from, to, cid, body) */
 #define REC_HEADER 29

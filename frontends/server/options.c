@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <vartalap/storage.h>
 #include <vartalap/version.h>
 
 #include "../http/static.h"
@@ -636,7 +637,7 @@ static int parse_one(int opt, const char *arg, struct vt_server_options *o)
 		}
 		return 0;
 	case OPT_VERSION:
-		printf("vartalapd %s\n", VT_VERSION);
+		printf("vartalapd %s (LMDB store format %d)\n", VT_VERSION, VT_LMDB_FORMAT);
 		return 1;
 	case OPT_HELP:
 		fputs(usage_text, stdout);

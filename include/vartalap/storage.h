@@ -348,6 +348,12 @@ struct vt_storage {
  */
 VT_EXPORT int vt_storage_memory_create(int64_t dedup_window_ms, struct vt_storage *out);
 
+/*
+ * The layout of the LMDB stores this library writes. It opens a store of an
+ * older layout and converts it at open; it refuses one of a newer layout.
+ */
+#define VT_LMDB_FORMAT 4
+
 /* Options of the LMDB backend; zero fields take the documented defaults. */
 struct vt_lmdb_options {
 	const char *path;        /* directory, created if missing (required) */

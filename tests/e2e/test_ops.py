@@ -186,6 +186,20 @@ async def test_every_option_is_documented():
     eq(rc, 0, "an empty file is fine (%r)" % err)
 
 
+async def test_version_names_the_store_format():
+    """--version says which LMDB store format the build writes, as vartalapd(8) does."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    p = subprocess.run([vartalapd_path(), "--version"], capture_output=True, text=True,
+                       timeout=10)
+    eq(p.returncode, 0, "exit status of --version")
+    m = re.match(r"^vartalapd \S+ \(LMDB store format (\d+)\)\n$", p.stdout)
+    check(m is not None, "--version printed %r" % p.stdout)
+    with open(os.path.join(root, "docs", "vartalapd.8")) as f:
+        man = f.read()
+    check("this build writes format %s" % m.group(1) in man,
+          "docs/vartalapd.8 names format %s" % m.group(1))
+
+
 METRIC_LINE = re.compile(r'^([a-z_][a-z0-9_]*)(\{[a-z_]+="[^"]*"\})? ([0-9]+(?:\.[0-9]+)?)$')
 
 
@@ -292,4 +306,4 @@ if __name__ == "__main__":
          test_cluster_options_must_agree,
          test_file_applies_and_command_line_wins,
          test_metrics_count_what_happened, test_every_metric_is_documented,
-         test_every_option_is_documented])
+         test_every_option_is_documented, test_version_names_the_store_format])
