@@ -61,6 +61,9 @@ extern struct fixture fx;
 /* Add every contract case to @tc, each looping over the backends. */
 void storage_cases_add(TCase *tc);
 
+/* Add the cases of devices, flags and groups (storage_cases_add adds them too). */
+void storage_device_cases_add(TCase *tc);
+
 /* Add the cases of receipts made with acks (VT_OP_ACK), for a backend that makes them. */
 void storage_receipt_cases_add(TCase *tc);
 

@@ -1,5 +1,5 @@
 /*
- * test_storage.c - the storage contract (storage_cases.c) on the memory and
+ * test_storage.c - the storage contract (storage_cases.h) on the memory and
  * LMDB backends, LMDB with and without its writer thread, and the tests that
  * need LMDB itself.
  *

@@ -1,5 +1,5 @@
 /*
- * test_storage_redis.c - the storage contract (storage_cases.c) on the Redis
+ * test_storage_redis.c - the storage contract (storage_cases.h) on the Redis
  * backend, and what only Redis can do: lose its server and get it back.
  *
  * main() starts a redis-server of its own on 127.0.0.1 and a free port,
