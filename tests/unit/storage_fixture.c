@@ -97,10 +97,10 @@ void on_list(void *arg, int status, const struct vt_record *recs, size_t n)
 }
 
 /* List @user's default inbox; returns the count, ids in @ids. */
-size_t list(const char *user, uint64_t after, uint32_t limit, uint64_t *ids,
-                   struct done *out)
+/* List inbox @in after @after, up to @limit; the count, ids in @ids. */
+static size_t list_inbox(struct vt_inbox in, uint64_t after, uint32_t limit, uint64_t *ids,
+                         struct done *out)
 {
-	struct vt_inbox in = {user, ""};
 	struct done d = {0};
 
 	fx.st.ops->list(fx.st.self, &in, after, limit, on_list, &d);
@@ -114,6 +114,12 @@ size_t list(const char *user, uint64_t after, uint32_t limit, uint64_t *ids,
 		*out = d;
 	}
 	return d.n;
+}
+
+size_t list(const char *user, uint64_t after, uint32_t limit, uint64_t *ids,
+                   struct done *out)
+{
+	return list_inbox((struct vt_inbox){user, ""}, after, limit, ids, out);
 }
 
 void on_expire(void *arg, int status, uint64_t removed)
@@ -238,20 +244,7 @@ int ack(const char *user, uint64_t id)
 /* List inbox (@user, @device); returns the count, ids in @ids. */
 size_t list_in(const char *user, const char *device, uint64_t *ids, struct done *out)
 {
-	struct vt_inbox in = {user, device};
-	struct done d = {0};
-
-	fx.st.ops->list(fx.st.self, &in, 0, 64, on_list, &d);
-	storage_wait(&d.calls);
-	ck_assert_int_eq(d.calls, 1);
-	ck_assert_int_eq(d.status, 0);
-	for (size_t i = 0; i < d.n && ids; i++) {
-		ids[i] = d.recs[i].id;
-	}
-	if (out) {
-		*out = d;
-	}
-	return d.n;
+	return list_inbox((struct vt_inbox){user, device}, 0, 64, ids, out);
 }
 
 /* TOUCH (@user, @device) at @ts alone; status, device count in *ndev. */
