@@ -283,12 +283,28 @@ void vt__pairs_begin(struct vt__pair_index *x)
 	pthread_mutex_unlock(&x->lock);
 }
 
+/*
+ * A table grown for a burst would keep its size for good: once under an
+ * eighth full it moves to one at most three eighths full, so the next adds
+ * do not grow it back at once. Only between transactions, where no
+ * rollback needs the room; out of memory, it stays as large as it was.
+ */
+static void shrink(struct vt__pair_index *x)
+{
+	size_t cap = cap_for(2 * x->len);
+
+	if (x->len < x->cap / 8 && cap < x->cap) {
+		(void)resize(x, cap);
+	}
+}
+
 void vt__pairs_commit(struct vt__pair_index *x)
 {
 	pthread_mutex_lock(&x->lock);
 	x->logging = 0;
 	x->nundo = 0;
 	pthread_mutex_unlock(&x->lock);
+	shrink(x);
 }
 
 /*

@@ -175,6 +175,40 @@ START_TEST(reserve_makes_room_ahead)
 END_TEST
 
 /*
+ * A table grown for a burst shrinks once a commit leaves it under an eighth
+ * full, to one at most three eighths full, with every entry still found;
+ * not while a transaction may roll back.
+ */
+START_TEST(commit_shrinks_what_a_burst_grew)
+{
+	struct vt__pair_index x;
+	size_t big, bad = 0;
+
+	ck_assert_int_eq(vt__pairs_init(&x), 0);
+	vt__pairs_begin(&x);
+	for (uint64_t i = 1; i <= 100000; i++) {
+		bad += vt__pairs_add(&x, i << 4, (int64_t)i) != 0;
+	}
+	vt__pairs_commit(&x);
+	big = x.cap;
+	vt__pairs_begin(&x);
+	for (uint64_t i = 1001; i <= 100000; i++) {
+		bad += vt__pairs_del(&x, i << 4, (int64_t)i) != 1;
+	}
+	ck_assert_uint_eq(x.cap, big); /* a rollback may need it all */
+	vt__pairs_commit(&x);
+	ck_assert_uint_eq(bad, 0);
+	ck_assert_uint_lt(x.cap, big);
+	ck_assert_uint_le(vt__pairs_count(&x) * 8, x.cap * 3);
+	for (uint64_t i = 1; i <= 1000; i++) {
+		bad += held(&x, i << 4, (int64_t)i) != 1;
+	}
+	ck_assert_uint_eq(bad, 0);
+	vt__pairs_free(&x);
+}
+END_TEST
+
+/*
  * Loading in batches: tables grown inside a batch, entries that collide
  * within one batch and with those already there, all found afterwards.
  */
@@ -523,6 +557,7 @@ int main(void)
 	tcase_add_test(t, colliding_runs_survive_deletes);
 	tcase_add_test(t, equal_entries_are_a_multiset);
 	tcase_add_test(t, reserve_makes_room_ahead);
+	tcase_add_test(t, commit_shrinks_what_a_burst_grew);
 	tcase_add_test(t, load_in_batches);
 	tcase_add_test(t, churn_matches_model);
 	tcase_add_test(t, rollback_restores_and_commit_keeps);
