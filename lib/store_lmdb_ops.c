@@ -395,17 +395,16 @@ int vt__lmdb_apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct ba
 
 /*
  * Report what record @id was, before its last delivery may delete it, and
- * point *@ts at @at set to the time it was stored (NULL when it is missing).
+ * the time it was stored in *@ts, with *@known set (0 when it is missing).
  */
-static int ack_report(struct lmdb *s, MDB_txn *txn, struct vt_op *op, int64_t *at,
-                      const int64_t **ts)
+static int ack_report(struct lmdb *s, MDB_txn *txn, struct vt_op *op, int64_t *ts, int *known)
 {
 	uint8_t idk[8];
 	MDB_val k = val(idk, 8), v;
 	struct vt_record r;
 	int rc;
 
-	*ts = NULL;
+	*known = 0;
 	vt__put_be64(idk, op->id);
 	rc = mdb_get(txn, s->recs, &k, &v);
 	if (rc == MDB_NOTFOUND || (rc == 0 && vt__lmdb_rec_decode(&v, op->id, &r) != 0)) {
@@ -415,8 +414,8 @@ static int ack_report(struct lmdb *s, MDB_txn *txn, struct vt_op *op, int64_t *a
 	}
 	if (rc == 0) {
 		vt__ack_report(op, &r);
-		*at = r.ts;
-		*ts = at;
+		*ts = r.ts;
+		*known = 1;
 	}
 	return rc;
 }
@@ -430,19 +429,18 @@ int vt__lmdb_apply_ack(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
 	uint8_t ik[VT__INBOX_KEY_MAX];
 	size_t iklen = vt__inbox_key(&op->inbox, ik);
 	MDB_cursor *at = NULL;
-	const int64_t *ts = NULL;
-	int64_t stored;
-	int rc = iklen ? vt__lmdb_dlv_seek(s, txn, ik, iklen, op->id, &at) : MDB_NOTFOUND;
+	int64_t ts;
+	int known = 0, rc = iklen ? vt__lmdb_dlv_seek(s, txn, ik, iklen, op->id, &at) : MDB_NOTFOUND;
 
 	if (rc == MDB_NOTFOUND) {
 		op->status = VT_EUNKNOWNID;
 		return 0;
 	}
 	if (rc == 0) {
-		rc = ack_report(s, txn, op, &stored, &ts);
+		rc = ack_report(s, txn, op, &ts, &known);
 	}
 	if (rc == 0) {
-		rc = vt__lmdb_dlv_remove_at(s, txn, at, ik, iklen, op->id, ts);
+		rc = vt__lmdb_dlv_remove_at(s, txn, at, ik, iklen, op->id, known ? &ts : NULL);
 	}
 	if (at) {
 		mdb_cursor_close(at);

@@ -121,6 +121,16 @@ static void ack_many(uint64_t first, uint64_t n, const char *user, const char *d
 	}
 }
 
+/* Open backend @backend, give bob devices d1 and d2, store records 1 to @n for them, close. */
+static void store_on_two_devices(int backend, uint64_t n)
+{
+	st_open(backend);
+	ck_assert_int_eq(touch("bob", "d1", 100, NULL), 0);
+	ck_assert_int_eq(touch("bob", "d2", 100, NULL), 0);
+	put_devices(1, n, "bob");
+	st_close();
+}
+
 /* Bob with devices d1 to d3; record 1 to him (3 deliveries), record 2 to carol's one. */
 static void store_two(void)
 {
@@ -261,11 +271,7 @@ START_TEST(counts_upgrade_resumes)
 	const uint64_t n = 12001;
 	uint64_t ids[64];
 
-	st_open(_i);
-	ck_assert_int_eq(touch("bob", "d1", 100, NULL), 0);
-	ck_assert_int_eq(touch("bob", "d2", 100, NULL), 0);
-	put_devices(1, n, "bob");
-	st_close();
+	store_on_two_devices(_i, n);
 	raw_format3(1);
 	ck_assert_uint_eq(raw_entries("rec_count"), (n + 1) / 2);
 
@@ -321,11 +327,7 @@ START_TEST(counts_upgrade_in_a_full_map)
 {
 	const uint64_t n = 12001;
 
-	st_open(_i);
-	ck_assert_int_eq(touch("bob", "d1", 100, NULL), 0);
-	ck_assert_int_eq(touch("bob", "d2", 100, NULL), 0);
-	put_devices(1, n, "bob");
-	st_close();
+	store_on_two_devices(_i, n);
 	raw_format3(0);
 	compact(256 << 10);
 
