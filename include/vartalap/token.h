@@ -31,6 +31,10 @@ struct vt_identity {
 	char user[VT_ID_MAX + 1];   /* "sub" */
 	char device[VT_ID_MAX + 1]; /* "dev", or "" when absent */
 	int64_t exp;                /* expiry, seconds since the epoch */
+	/* issue time ("iat"), seconds since the epoch; 0 when absent. A
+	 * logout revokes the tokens issued at or before it, and every token
+	 * without "iat" (see vt_engine_logout). */
+	int64_t iat;
 };
 
 /*
