@@ -111,6 +111,9 @@ END_TEST
 /* A logout is written on a full store, and a durable store keeps it. */
 START_TEST(revoke_on_a_full_store_and_reopened)
 {
+	memset(full_body, 'x', FULL_BODY_LEN);
+	full_body[0] = full_body[FULL_BODY_LEN - 1] = '"';
+	fx.map_size = 1 << 20;
 	st_open(_i);
 	if (storage_backends[_i].fill) {
 		storage_backends[_i].fill();
