@@ -64,30 +64,45 @@ static int scope_set(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t ikl
 	return rc ? rc : time_put(s, txn, ts, ik, iklen);
 }
 
-/* Forget the single-device scopes of user @uk revoked up to @ts: @ts covers them. */
+/*
+ * Forget the single-device scopes of user @uk revoked up to @ts: @ts covers
+ * them. Each step seeks again from the last key seen, since a cursor that
+ * deleted the last entry of a tree points nowhere.
+ */
 static int forget_covered(struct lmdb *s, MDB_txn *txn, const uint8_t *uk, size_t uklen,
 			  int64_t ts)
 {
-	MDB_cursor *cur;
-	MDB_val k = val(uk, uklen), v;
+	uint8_t from[VT__INBOX_KEY_MAX + 1];
+	size_t fromlen = uklen;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
 	int rc = mdb_cursor_open(txn, s->revoked, &cur);
 
-	if (rc != 0) {
-		return rc;
-	}
-	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	while (rc == 0 && k.mv_size >= uklen && memcmp(k.mv_data, uk, uklen) == 0) {
-		if (vt__revoke_covers(k.mv_data, k.mv_size, uk, uklen) && v.mv_size == 8 &&
-		    vt__get_ts(v.mv_data) <= ts) {
-			rc = time_del(s, txn, vt__get_ts(v.mv_data), k.mv_data, k.mv_size);
-			rc = rc ? rc : mdb_cursor_del(cur, 0);
-			rc = rc ? rc : mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
-			continue;
+	memcpy(from, uk, uklen);
+	while (rc == 0) {
+		k = val(from, fromlen);
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc != 0 || k.mv_size < uklen || k.mv_size > VT__INBOX_KEY_MAX ||
+		    memcmp(k.mv_data, uk, uklen) != 0) {
+			break;
 		}
-		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		memcpy(from, k.mv_data, k.mv_size);
+		fromlen = k.mv_size;
+		if (vt__revoke_covers(from, fromlen, uk, uklen) && v.mv_size == 8 &&
+		    vt__get_ts(v.mv_data) <= ts) {
+			rc = time_del(s, txn, vt__get_ts(v.mv_data), from, fromlen);
+			rc = rc ? rc : mdb_cursor_del(cur, 0);
+		} else {
+			from[fromlen++] = 0; /* the least key after it */
+		}
 	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	if (rc == 0 || rc == MDB_NOTFOUND) {
+		rc = 0;
+	}
+	if (cur != NULL) {
+		mdb_cursor_close(cur);
+	}
+	return rc;
 }
 
 /*
