@@ -83,6 +83,8 @@ static int apply_op(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch
 		return vt__lmdb_apply_notified(s, txn, op);
 	case VT_OP_GROUP:
 		return vt__lmdb_apply_group(s, txn, op, b);
+	case VT_OP_REVOKE:
+		return vt__lmdb_apply_revoke(s, txn, op);
 	}
 	op->status = VT_EINVAL;
 	return 0;
@@ -354,6 +356,7 @@ static const struct vt_storage_ops lmdb_ops = {
         .destroy = lmdb_destroy,
         .dedup_peek = vt__lmdb_dedup_peek,
         .pairs = lmdb_pairs,
+        .load_revoked = vt__lmdb_load_revoked,
 };
 
 static int format_put(struct lmdb *s, MDB_txn *txn)
@@ -416,7 +419,7 @@ static int open_dbs(struct lmdb *s)
 	        {"records", &s->recs},     {"deliveries", &s->dlv},   {"by_record", &s->byrec},
 	        {"by_time", &s->bytime},   {"dedup_time", &s->dtime}, {"inbox_count", &s->icnt},
 	        {"meta", &s->meta},        {"devices", &s->devs},     {"device_time", &s->devtime},
-	        {"groups", &s->groups},
+	        {"groups", &s->groups},    {"revoked", &s->revoked},  {"revoked_time", &s->revtime},
 	};
 	MDB_txn *txn = NULL;
 	int upgrade = 0, rc = mdb_txn_begin(s->env, NULL, 0, &txn);

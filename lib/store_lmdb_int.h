@@ -60,6 +60,7 @@ struct lmdb {
 	MDB_env *env;
 	MDB_dbi recs, dlv, byrec, bytime, dtime, icnt, meta;
 	MDB_dbi devs, devtime, groups;
+	MDB_dbi revoked, revtime; /* logouts: store_lmdb_revoke.c */
 	struct vt__tset targets; /* scratch of a PUT, kept for the next one */
 	int64_t window;
 	size_t psize;       /* bytes per page */
@@ -207,6 +208,13 @@ int vt__lmdb_apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct ba
 int vt__lmdb_apply_ack(struct lmdb *s, MDB_txn *txn, struct vt_op *op);
 int vt__lmdb_apply_notified(struct lmdb *s, MDB_txn *txn, struct vt_op *op);
 int vt__lmdb_apply_group(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b);
+
+/* store_lmdb_revoke.c */
+int vt__lmdb_apply_revoke(struct lmdb *s, MDB_txn *txn, struct vt_op *op);
+int vt__lmdb_revoked_expire(struct lmdb *s, MDB_txn *txn, int64_t before_ms, uint64_t max);
+int vt__lmdb_load_revoked(void *self,
+                          void (*each)(void *arg, const struct vt_inbox *scope, int64_t ts),
+                          void *arg);
 
 /* store_lmdb_space.c */
 int vt__lmdb_batch_stores(const struct vt_op *ops, size_t n, const struct batch *b);

@@ -340,6 +340,9 @@ static int expire_txn(struct lmdb *s, int64_t now_ts, int64_t before_ts, int64_t
 		rc = expire_devices(s, txn, device_before_ts, max, removed);
 	}
 	if (rc == 0) {
+		rc = vt__lmdb_revoked_expire(s, txn, device_before_ts, max);
+	}
+	if (rc == 0) {
 		uint64_t forgot;
 		int64_t last_ts;
 

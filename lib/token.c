@@ -250,8 +250,6 @@ static int time_claim(const struct vt_json_val *v, int64_t *out)
 /* One claim, by its index in the names of read_claims(). */
 static int read_claim(int i, const struct vt_json_val *val, struct vt_identity *id)
 {
-	int64_t iat;
-
 	switch (i) {
 	case 0:
 		return id_claim(val, id->user);
@@ -260,7 +258,7 @@ static int read_claim(int i, const struct vt_json_val *val, struct vt_identity *
 	case 2:
 		return id_claim(val, id->device);
 	case 3:
-		return time_claim(val, &iat);
+		return time_claim(val, &id->iat);
 	default:
 		return 0; /* a claim we do not use */
 	}

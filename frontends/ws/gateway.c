@@ -14,6 +14,8 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include <vartalap/log.h>
+
 #include "../common/auth.h"
 #include "../common/device.h"
 #include "../common/http_reply.h"
@@ -143,6 +145,14 @@ static int identify(struct evhttp_request *req, const struct vt_ws_gateway *gw,
 	evhttp_clear_headers(&query);
 	if (rc != 0) {
 		vt_fe_reply_error(req, 400, "bad_request", "invalid device id");
+		return -1;
+	}
+	/* The device decides which logouts apply, so this comes after it. */
+	rc = vt_engine_revoked(gw->engine, id);
+	if (rc != 0) {
+		vt_log(VT_LOG_DEBUG, "ws: token revoked req=%llu user=%s device=%s",
+		       vt_fe_req_id(), id->user, id->device);
+		vt_fe_reply_vt_error(req, rc);
 		return -1;
 	}
 	return 0;

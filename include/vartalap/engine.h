@@ -368,19 +368,22 @@ VT_EXPORT void vt_engine_groups(struct vt_engine *e, const struct vt_identity *i
 				vt_reply_fn reply, void *arg);
 
 /*
- * Log out: revoke every token of @id's device (@all 0), or of every device
- * of @id's user (@all 1), issued at or before the current second by
- * host->wall_ms, and every such token without "iat". Once the revocation
- * is written, connections opened with those tokens are closed with
- * VT_CLOSE_LOGGED_OUT, here and, through the cluster, on the other nodes;
- * then the reply: {"revoked":"device"|"user","before":<seconds>}. Events
- * owed to the devices stay owed. A user who logs out more than
+ * Log out: revoke every token of @id's device, or with @json (@len bytes,
+ * copied) {"all":true} of every device of @id's user, issued at or before
+ * the current second by host->wall_ms, and every such token without
+ * "iat". @json may be empty (len 0), {} or {"all":false} for the device
+ * alone; anything else is answered VT_EBADJSON or VT_EBADENV. Once the
+ * revocation is written, connections opened with those tokens are closed
+ * with VT_CLOSE_LOGGED_OUT, here and, through the cluster, on the other
+ * nodes; then the reply: {"revoked":"device"|"user","before":<seconds>}.
+ * Events owed to the devices stay owed. A user who logs out more than
  * VT_REVOKED_DEVICES_MAX devices one by one within the device TTL has the
- * next one made a logout of every device: the revocations a user can make
- * stay bounded. Exactly one reply, as for vt_engine_submit().
+ * next one made a logout of every device, so that what one user can make
+ * the server keep stays bounded. Exactly one reply, as for
+ * vt_engine_submit().
  */
-VT_EXPORT void vt_engine_logout(struct vt_engine *e, const struct vt_identity *id, int all,
-				vt_reply_fn reply, void *arg);
+VT_EXPORT void vt_engine_logout(struct vt_engine *e, const struct vt_identity *id,
+				const char *json, size_t len, vt_reply_fn reply, void *arg);
 
 /* The most single-device revocations one user keeps (see vt_engine_logout). */
 #define VT_REVOKED_DEVICES_MAX 64

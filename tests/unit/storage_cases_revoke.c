@@ -80,6 +80,21 @@ START_TEST(revoke_all_covers_devices)
 	ck_assert_int_eq(revoke("carol", "phone", 100), 0);
 	ck_assert_int_eq(revoke("alice", VT_ALL_DEVICES, 200), 0);
 	ck_assert_str_eq(load_revoked(), "alice/*=200 alice/laptop=300 carol/phone=100");
+
+	/* a user's last scope, and then the store's last entry, can go too */
+	ck_assert_int_eq(revoke("zed", "phone", 100), 0);
+	ck_assert_int_eq(revoke("zed", VT_ALL_DEVICES, 100), 0);
+	ck_assert_str_eq(load_revoked(), "alice/*=200 alice/laptop=300 carol/phone=100 zed/*=100");
+}
+END_TEST
+
+/* The only scope in the store, covered by a revocation of all devices. */
+START_TEST(revoke_all_covers_the_only_scope)
+{
+	st_open(_i);
+	ck_assert_int_eq(revoke("alice", "phone", 100), 0);
+	ck_assert_int_eq(revoke("alice", VT_ALL_DEVICES, 100), 0);
+	ck_assert_str_eq(load_revoked(), "alice/*=100");
 }
 END_TEST
 
@@ -111,6 +126,9 @@ END_TEST
 /* A logout is written on a full store, and a durable store keeps it. */
 START_TEST(revoke_on_a_full_store_and_reopened)
 {
+	memset(full_body, 'x', FULL_BODY_LEN);
+	full_body[0] = full_body[FULL_BODY_LEN - 1] = '"';
+	fx.map_size = 1 << 20;
 	st_open(_i);
 	if (storage_backends[_i].fill) {
 		storage_backends[_i].fill();
@@ -129,6 +147,7 @@ void storage_revoke_cases_add(TCase *tc)
 {
 	tcase_add_loop_test(tc, revoke_kept_per_scope, 0, storage_nbackends);
 	tcase_add_loop_test(tc, revoke_all_covers_devices, 0, storage_nbackends);
+	tcase_add_loop_test(tc, revoke_all_covers_the_only_scope, 0, storage_nbackends);
 	tcase_add_loop_test(tc, revoke_expiry, 0, storage_nbackends);
 	tcase_add_loop_test(tc, revoke_refuses_bad_scopes, 0, storage_nbackends);
 	tcase_add_loop_test(tc, revoke_on_a_full_store_and_reopened, 0, storage_nbackends);

@@ -132,6 +132,7 @@ START_TEST(test_round_trip)
 	ck_assert_str_eq(id.user, "alice");
 	ck_assert_str_eq(id.device, "phone-1");
 	ck_assert_int_eq(id.exp, LATER);
+	ck_assert_int_eq(id.iat, NOW);
 }
 END_TEST
 

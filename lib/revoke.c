@@ -1,0 +1,330 @@
+/*
+ * revoke.c - logouts: tokens refused before they expire.
+ *
+ * A logout revokes the tokens of one device, or of all of a user's devices,
+ * issued up to the second it was taken (their "iat"), and every token of
+ * that scope without an "iat", which cannot tell when it was issued. The
+ * engine keeps each revoked scope in memory (e->revoked), so a frontend
+ * checks a token with two lookups and no storage call; storage keeps them
+ * across restarts (VT_OP_REVOKE, load_revoked) and forgets them with
+ * unused devices, and a cluster tells the other nodes.
+ *
+ * A client picks its device id when its token names none, so one user
+ * could fill memory with logouts of made-up devices. Each user keeps at
+ * most VT_REVOKED_DEVICES_MAX single-device scopes: past that a logout
+ * revokes every device of the user, which replaces them all.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vartalap/log.h>
+
+#include "engine_internal.h"
+#include "json.h"
+
+/* One revoked scope, the value of its key in e->revoked. */
+struct vt_revoked {
+	int64_t ts; /* seconds: tokens issued up to this one are refused */
+	char user[VT_ID_MAX + 1];
+	char device[VT_ID_MAX + 1]; /* VT_ALL_DEVICES: every device */
+};
+
+/* Room for a scope's key: two ids with their length prefixes. */
+#define SCOPE_KEY_MAX (2 * (VT_ID_MAX + 24))
+
+static const char *scope_key(char *key, const char *user, const char *device)
+{
+	size_t len = vt_key_str(key, SCOPE_KEY_MAX, 0, user);
+
+	vt_key_str(key, SCOPE_KEY_MAX, len, device);
+	return key;
+}
+
+static int is_all(const char *device)
+{
+	return strcmp(device, VT_ALL_DEVICES) == 0;
+}
+
+/* Up to when (@user, @device) is revoked; 0 when it is not. */
+static int64_t scope_ts(const struct vt_engine *e, const char *user, const char *device)
+{
+	char key[SCOPE_KEY_MAX];
+	const struct vt_revoked *r = vt_map_get(&e->revoked, scope_key(key, user, device));
+
+	return r != NULL ? r->ts : 0;
+}
+
+int vt_engine_revoked(const struct vt_engine *e, const struct vt_identity *id)
+{
+	int64_t all, one;
+
+	if (e->revoked.len == 0) {
+		return 0;
+	}
+	all = scope_ts(e, id->user, VT_ALL_DEVICES);
+	one = scope_ts(e, id->user, id->device);
+	if (one > all) {
+		all = one;
+	}
+	return all > 0 && id->iat <= all ? VT_EREVOKED : 0;
+}
+
+/* Forget single-device scopes a logout of all the user's devices covers. */
+struct covering {
+	struct vt_engine *e;
+	const char *user;
+	int64_t ts;
+};
+
+static int keep_uncovered(void *value, void *arg)
+{
+	struct vt_revoked *r = value;
+	const struct covering *c = arg;
+
+	if (is_all(r->device) || strcmp(r->user, c->user) != 0 || r->ts > c->ts) {
+		return 1;
+	}
+	vt_map_decr(&c->e->revoked_devices, r->user);
+	free(r);
+	return 0;
+}
+
+/*
+ * Remember that (@user, @device) is revoked up to @ts. Out of memory the
+ * logout still stands in storage and is known again at the next start, so
+ * it is logged, not answered as failed.
+ */
+static void scope_note(struct vt_engine *e, const char *user, const char *device, int64_t ts)
+{
+	char key[SCOPE_KEY_MAX];
+	struct vt_revoked *r = vt_map_get(&e->revoked, scope_key(key, user, device));
+
+	if (is_all(device)) {
+		struct covering c = {e, user, ts};
+
+		vt_map_filter(&e->revoked, keep_uncovered, &c);
+	}
+	if (r != NULL) {
+		r->ts = ts > r->ts ? ts : r->ts;
+		return;
+	}
+	r = calloc(1, sizeof(*r));
+	if (r == NULL || vt_map_put(&e->revoked, key, r) != 0 ||
+	    (!is_all(device) && vt_map_incr(&e->revoked_devices, user) != 0)) {
+		if (r != NULL && vt_map_get(&e->revoked, key) == r) {
+			vt_map_del(&e->revoked, key);
+		}
+		free(r);
+		vt_log(VT_LOG_ERROR, "logout of user=%s device=%s not kept in memory: out of memory",
+		       user, device);
+		return;
+	}
+	r->ts = ts;
+	vt__copy(r->user, sizeof(r->user), user);
+	vt__copy(r->device, sizeof(r->device), device);
+}
+
+/* Close the connections here whose tokens (@user, @device) up to @ts revoked. */
+static void close_revoked(struct vt_engine *e, const char *user, const char *device, int64_t ts)
+{
+	struct vt_user *u = vt__user(e, user);
+
+	for (struct vt_conn *c = u != NULL ? u->conns : NULL, *next; c != NULL; c = next) {
+		next = c->sib;
+		if (!c->closing && c->id.iat <= ts &&
+		    (is_all(device) || strcmp(c->id.device, device) == 0)) {
+			vt_log(VT_LOG_INFO, "logged out conn=%llu user=%s device=%s",
+			       (unsigned long long)c->serial, user, c->id.device);
+			vt__conn_kill(c, VT_CLOSE_LOGGED_OUT, "logged out");
+		}
+	}
+}
+
+static void apply_logout(struct vt_engine *e, const char *user, const char *device, int64_t ts)
+{
+	scope_note(e, user, device, ts);
+	close_revoked(e, user, device, ts);
+}
+
+static void on_loaded(void *arg, const struct vt_inbox *scope, int64_t ts)
+{
+	struct vt_engine *e = arg;
+
+	if (vt_user_id_valid(scope->user, strlen(scope->user)) && ts > 0 &&
+	    (is_all(scope->device) || scope->device[0] == '\0' ||
+	     vt_user_id_valid(scope->device, strlen(scope->device)))) {
+		scope_note(e, scope->user, scope->device, ts);
+	} else {
+		vt_log(VT_LOG_WARN, "stored logout of user=%.64s ignored: not a valid scope",
+		       scope->user);
+	}
+}
+
+int vt__revoked_load(struct vt_engine *e)
+{
+	int rc;
+
+	if (e->st.ops->load_revoked == NULL) {
+		return 0;
+	}
+	rc = e->st.ops->load_revoked(e->st.self, on_loaded, e);
+	if (rc == 0 && e->revoked.len > 0) {
+		vt_log(VT_LOG_INFO, "logouts loaded count=%zu", e->revoked.len);
+	}
+	return rc;
+}
+
+struct aging {
+	struct vt_engine *e;
+	int64_t before_ms;
+};
+
+static int keep_recent(void *value, void *arg)
+{
+	struct vt_revoked *r = value;
+	const struct aging *a = arg;
+
+	if (r->ts * 1000 >= a->before_ms) {
+		return 1;
+	}
+	if (!is_all(r->device)) {
+		vt_map_decr(&a->e->revoked_devices, r->user);
+	}
+	free(r);
+	return 0;
+}
+
+void vt__revoked_expire(struct vt_engine *e, int64_t device_before_ms)
+{
+	struct aging a = {e, device_before_ms};
+
+	if (e->revoked.len > 0) {
+		vt_map_filter(&e->revoked, keep_recent, &a);
+	}
+}
+
+void vt__revoked_free(struct vt_engine *e)
+{
+	vt_map_free_all(&e->revoked);
+	vt_map_free(&e->revoked_devices);
+}
+
+/* ---- the logout request ------------------------------------------------ */
+
+/*
+ * The scope a logout of @id's device takes: that device, or every device
+ * once the user has as many single ones as it may keep.
+ */
+static const char *logout_scope(const struct vt_engine *e, const struct vt_identity *id, int all)
+{
+	uintptr_t ndev = (uintptr_t)vt_map_get(&e->revoked_devices, id->user);
+
+	if (all || (ndev >= VT_REVOKED_DEVICES_MAX && scope_ts(e, id->user, id->device) == 0)) {
+		return VT_ALL_DEVICES;
+	}
+	return id->device;
+}
+
+/*
+ * Read a logout's body into *@all: empty, or an object whose one member
+ * may be "all", a boolean. 0, or an error with *@reason set.
+ */
+static int logout_body(const char *json, size_t len, int *all, const char **reason)
+{
+	struct vt_json_val obj, key, v;
+	size_t pos = 0;
+	int rc;
+
+	*all = 0;
+	while (len > 0 && (*json == ' ' || *json == '\t' || *json == '\r' || *json == '\n')) {
+		json++;
+		len--;
+	}
+	if (len == 0) {
+		return 0;
+	}
+	rc = vt_json_validate_value(json, len, 2, &obj);
+	if (rc != 0 || obj.type != VT_JSON_OBJECT) {
+		*reason = "the body must be empty or a JSON object";
+		return rc != 0 ? rc : VT_EBADENV;
+	}
+	while (vt_json_next_member(&obj, &pos, &key, &v)) {
+		if (!vt_json_key_is(&key, "all") ||
+		    (v.type != VT_JSON_TRUE && v.type != VT_JSON_FALSE)) {
+			*reason = "the one member a logout takes is \"all\", true or false";
+			return VT_EBADENV;
+		}
+		*all = v.type == VT_JSON_TRUE;
+	}
+	return 0;
+}
+
+void vt_engine_logout(struct vt_engine *e, const struct vt_identity *id, const char *json,
+		      size_t len, vt_reply_fn reply, void *arg)
+{
+	struct vt_origin o = {.reply = reply, .arg = arg};
+	const char *reason = NULL;
+	struct vt_pend *p;
+	int all, rc;
+
+	if (vt__request_refused(e, id, reply, arg)) {
+		return;
+	}
+	rc = logout_body(json, len, &all, &reason);
+	if (rc != 0) {
+		vt__reply_error(e, &o, rc, reason, NULL);
+		return;
+	}
+	if (e->st.ops->load_revoked == NULL) {
+		vt__reply_error(e, &o, VT_EINVAL, "this storage cannot keep logouts", NULL);
+		return;
+	}
+	p = vt__batch_add(e, VT_PEND_REVOKE);
+	if (p == NULL) {
+		vt__reply_error(e, &o, VT_ENOMEM, "out of memory", NULL);
+		return;
+	}
+	vt__copy(p->user, sizeof(p->user), id->user);
+	vt__copy(p->device, sizeof(p->device), logout_scope(e, id, all));
+	p->ts = vt__wall(e) / 1000;
+	p->origin = o;
+}
+
+void vt__revoke_done(struct vt_engine *e, struct vt_pend *p, int status, const struct vt_op *op)
+{
+	char json[96];
+	int n;
+
+	if (status == 0) {
+		status = op->status;
+	}
+	if (status < 0) {
+		vt_log(VT_LOG_WARN, "logout of user=%s device=%s not written: %s", p->user,
+		       p->device, vt_strerror(status));
+		vt__reply_error(e, &p->origin, status, "logout not written", NULL);
+		return;
+	}
+	vt_log(VT_LOG_INFO, "logout user=%s device=%s before=%" PRId64, p->user, p->device,
+	       p->ts);
+	apply_logout(e, p->user, p->device, p->ts);
+	if (e->cluster.ops != NULL && e->cluster.ops->logged_out != NULL) {
+		struct vt_inbox scope = {p->user, p->device};
+
+		e->cluster.ops->logged_out(e->cluster.self, &scope, p->ts);
+	}
+	n = snprintf(json, sizeof(json), "{\"revoked\":\"%s\",\"before\":%" PRId64 "}",
+		     is_all(p->device) ? "user" : "device", p->ts);
+	vt__reply(e, &p->origin, 0, json, (size_t)n);
+}
+
+void vt_engine_remote_logout(struct vt_engine *e, const struct vt_inbox *scope, int64_t ts)
+{
+	if (scope == NULL || scope->user == NULL || scope->device == NULL || ts <= 0) {
+		return;
+	}
+	vt__clock_hold(e);
+	apply_logout(e, scope->user, scope->device, ts);
+	vt__clock_release(e);
+}
