@@ -37,19 +37,6 @@ static int check_valid(const struct vt_op *op)
 	return !op->check_base || (gl > 0 && gl <= VT__GROUP_KEY_MAX);
 }
 
-/*
- * Nonzero when a REVOKE names a scope: a user, a device (VT_ALL_DEVICES for
- * all of them) and a time. NULL is no device here, not the default one: a
- * logout that lost its device must not turn into another device's.
- */
-static int revoke_valid(const struct vt_op *op)
-{
-	uint8_t key[VT__INBOX_KEY_MAX];
-
-	return op->inbox.user && op->inbox.user[0] && op->inbox.device && op->ts > 0 &&
-	       vt__inbox_key(&op->inbox, key) != 0;
-}
-
 /* Nonzero when a PUT asks for dedup and has a (from, cid) that can be kept. */
 static int put_dedups(const struct vt_op *op)
 {
@@ -66,6 +53,7 @@ static int put_dedups(const struct vt_op *op)
 static int triage(struct vt_op *op)
 {
 	uint8_t key[VT__INBOX_KEY_MAX];
+	size_t klen;
 
 	switch (op->kind) {
 	case VT_OP_PUT:
@@ -82,7 +70,7 @@ static int triage(struct vt_op *op)
 		op->status = vt__group_valid(op) && check_valid(op) ? 0 : VT_EINVAL;
 		break;
 	case VT_OP_REVOKE:
-		op->status = revoke_valid(op) ? 0 : VT_EINVAL;
+		op->status = vt__revoke_valid(op, key, &klen) ? 0 : VT_EINVAL;
 		break;
 	default:
 		op->status = VT_EINVAL;
