@@ -6,7 +6,7 @@ owed; the logout outlives a restart, a crash included."""
 import time
 
 from harness import (eq, check, connect, send_http, fetch, http_request, handshake_status,
-                     run, server, chat_works)
+                     metric, run, server, chat_works)
 
 HOUR = 3600
 
@@ -47,6 +47,8 @@ async def test_b26_logout_of_a_device():
     eq([x["id"] for x in fetch(srv, new_t)["messages"]], [acc["id"]],
        "m1 owed to the phone under a token issued after the logout")
     await laptop.close()
+    eq((metric(srv, "vartalap_logouts_total"), metric(srv, "vartalap_revoked_scopes")), (1, 1),
+       "logouts counted")
     await chat_works(srv)
 
 
