@@ -427,6 +427,7 @@ void vt_engine_stats(const struct vt_engine *e, struct vt_engine_stats *out)
 	struct vt_storage_pairs p = {0, 0};
 
 	*out = e->stats;
+	out->revoked_scopes = e->revoked.len;
 	if (e->st.ops->pairs != NULL) {
 		e->st.ops->pairs(e->st.self, &p);
 		out->pairs_known = 1;

@@ -308,6 +308,7 @@ void vt__revoke_done(struct vt_engine *e, struct vt_pend *p, int status, const s
 	}
 	vt_log(VT_LOG_INFO, "logout user=%s device=%s before=%" PRId64, p->user, p->device,
 	       p->ts);
+	e->stats.logouts++;
 	apply_logout(e, p->user, p->device, p->ts);
 	if (e->cluster.ops != NULL && e->cluster.ops->logged_out != NULL) {
 		struct vt_inbox scope = {p->user, p->device};

@@ -48,7 +48,8 @@
  * devices, device_time, groups and delivery flags; format 3 keeps the pairs
  * in dedup_time alone, without the tree "dedup" keyed by the pair; format 4
  * counts a record's deliveries in its by_time value, without the tree
- * "rec_count".
+ * "rec_count"; format 5 adds the logouts, "revoked" and "revoked_time",
+ * so that an older build, which would not see them, does not open it.
  */
 #define REC_VERSION    1
 #define FORMAT_VERSION VT_LMDB_FORMAT

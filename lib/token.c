@@ -369,6 +369,22 @@ int vt_token_verify(const unsigned char *key, size_t key_len, const char *token,
 	return 0;
 }
 
+int vt_token_claims(const char *token, size_t len, struct vt_identity *id)
+{
+	struct vt_identity got;
+	struct token_parts p;
+
+	if (token == NULL || len > VT_TOKEN_MAX || split_token(token, len, &p) != 0) {
+		return VT_EAUTH;
+	}
+	memset(&got, 0, sizeof(got));
+	if (read_token(&p, &got) != 0) {
+		return VT_EAUTH;
+	}
+	*id = got;
+	return 0;
+}
+
 /* ---- sign --------------------------------------------------------------- */
 
 /* Write the claims JSON into @out; its length, or -1. */

@@ -62,9 +62,19 @@ function signIn(token) {
 	connect();
 }
 
-function signOut() {
+// Signing out revokes the token on the server too, so a copy of it left in
+// this browser (or taken from it) opens nothing afterwards.
+async function signOut() {
 	state.stopped = true;
 	clearTimeout(state.retryTimer);
+	try {
+		await fetch("/v1/logout", {
+			method: "POST",
+			headers: { Authorization: "Bearer " + state.token },
+		});
+	} catch (e) {
+		// Unreachable: the token still expires on its own.
+	}
 	if (state.ws) {
 		state.ws.close(1000);
 	}
@@ -166,9 +176,10 @@ function onClose(ws, code) {
 		setConn("signed in elsewhere", false);
 		return;
 	}
-	if (code === 4001 || code === 1008) {
+	if (code === 4001 || code === 4003 || code === 1008) {
+		const why = { 4001: "token expired", 4003: "signed out" };
 		state.stopped = true;
-		setConn(code === 4001 ? "token expired" : "refused", false);
+		setConn(why[code] || "refused", false);
 		toast("sign in again");
 		return;
 	}

@@ -426,6 +426,8 @@ struct vt_engine_stats {
 	int pairs_known;
 	uint64_t pairs_kept;      /* remembered now (a gauge) */
 	uint64_t pairs_forgotten; /* forgotten inside their window to make room */
+	uint64_t logouts;         /* logouts written here since start */
+	uint64_t revoked_scopes;  /* devices and users with revoked tokens (a gauge) */
 };
 
 /* Copy the counters into @out. Counters only grow, but for the gauges. */

@@ -54,6 +54,14 @@ VT_EXPORT int vt_token_sign(const unsigned char *key, size_t key_len, const char
                             const char *device, int64_t iat, int64_t exp, char *out, size_t cap);
 
 /*
+ * Read the claims of @token (length @len) without checking its signature or
+ * its expiry, for a client that wants to know whom its token names. Fills
+ * @id and returns 0, or VT_EAUTH for a token that is malformed. A server
+ * must never act on what this returns: use vt_token_verify().
+ */
+VT_EXPORT int vt_token_claims(const char *token, size_t len, struct vt_identity *id);
+
+/*
  * Verify @token (length @len, need not be NUL-terminated) against @key at
  * wall time @now (seconds since the epoch). On success fills @id and returns
  * 0. Returns VT_EAUTH for anything malformed, unsigned, wrongly signed or of

@@ -171,6 +171,22 @@ async function run() {
 	console.log(`ok: screenshots in ${SHOTS}`);
 
 	await receiptForThree(url, alice);
+	await signOutRevokes(bob, alice);
+}
+
+// Sign out revokes the token on the server: a copy of it opens nothing after.
+async function signOutRevokes(page, other) {
+	const token = await page.evaluate(() => sessionStorage.getItem("vartalap.token"));
+	check(token, "the page keeps its token while signed in");
+	await page.click("#signout");
+	await page.waitForSelector("#signin:not([hidden])", { timeout: TIMEOUT });
+	const res = await other.evaluate(async (t) => {
+		const r = await fetch("/v1/messages", { headers: { Authorization: "Bearer " + t } });
+		return { status: r.status, body: await r.json() };
+	}, token);
+	check(res.status === 401 && res.body.code === "token_revoked",
+		`signed-out token refused: ${JSON.stringify(res)}`);
+	console.log("ok: sign out revokes the token");
 }
 
 async function cleanup() {

@@ -161,4 +161,10 @@ void on_group(void *arg, const char *group, const char *data, size_t len);
 /* Every stored group as "id=data", sorted, joined by spaces. */
 const char *load_groups(void);
 
+/* A REVOKE op of (@user, @device) up to @ts seconds. */
+void revoke_init(struct vt_op *op, const char *user, const char *device, int64_t ts);
+
+/* Every stored revocation as "user/device=ts", sorted, joined by spaces. */
+const char *load_revoked(void);
+
 #endif /* VARTALAP_TEST_STORAGE_CASES_H */

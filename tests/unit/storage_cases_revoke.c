@@ -12,12 +12,19 @@
 
 #include "storage_cases.h"
 
+void revoke_init(struct vt_op *op, const char *user, const char *device, int64_t ts)
+{
+	*op = (struct vt_op){.kind = VT_OP_REVOKE, .inbox = {user, device}, .ts = ts};
+}
+
 /* REVOKE (@user, @device) up to @ts seconds, alone in a batch; the op's status. */
 static int revoke(const char *user, const char *device, int64_t ts)
 {
-	struct vt_op op = {.kind = VT_OP_REVOKE, .inbox = {user, device}, .ts = ts};
-	int rc = commit(&op, 1);
+	struct vt_op op;
+	int rc;
 
+	revoke_init(&op, user, device, ts);
+	rc = commit(&op, 1);
 	return rc != 0 ? rc : op.status;
 }
 
@@ -35,8 +42,7 @@ static void on_revoked(void *arg, const struct vt_inbox *scope, int64_t ts)
 		 (long long)ts);
 }
 
-/* Every stored revocation as "user/device=ts", sorted, joined by spaces. */
-static const char *load_revoked(void)
+const char *load_revoked(void)
 {
 	static char out[16 * 160];
 	struct revoked r = {0};
