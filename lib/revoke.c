@@ -92,11 +92,11 @@ static int keep_uncovered(void *value, void *arg)
 }
 
 /*
- * Remember that (@user, @device) is revoked up to @ts. Out of memory the
- * logout still stands in storage and is known again at the next start, so
- * it is logged, not answered as failed.
+ * Remember that (@user, @device) is revoked up to @ts: 0, or VT_ENOMEM when
+ * it cannot be, and this node goes on taking the tokens until it reads the
+ * stored logout again at its next start.
  */
-static void scope_note(struct vt_engine *e, const char *user, const char *device, int64_t ts)
+static int scope_note(struct vt_engine *e, const char *user, const char *device, int64_t ts)
 {
 	char key[SCOPE_KEY_MAX];
 	struct vt_revoked *r = vt_map_get(&e->revoked, scope_key(key, user, device));
@@ -108,7 +108,7 @@ static void scope_note(struct vt_engine *e, const char *user, const char *device
 	}
 	if (r != NULL) {
 		r->ts = ts > r->ts ? ts : r->ts;
-		return;
+		return 0;
 	}
 	r = calloc(1, sizeof(*r));
 	if (r == NULL || vt_map_put(&e->revoked, key, r) != 0 ||
@@ -119,11 +119,12 @@ static void scope_note(struct vt_engine *e, const char *user, const char *device
 		free(r);
 		vt_log(VT_LOG_ERROR, "logout of user=%s device=%s not kept in memory: out of memory",
 		       user, device);
-		return;
+		return VT_ENOMEM;
 	}
 	r->ts = ts;
 	vt__copy(r->user, sizeof(r->user), user);
 	vt__copy(r->device, sizeof(r->device), device);
+	return 0;
 }
 
 /* Close the connections here whose tokens (@user, @device) up to @ts revoked. */
@@ -142,10 +143,13 @@ static void close_revoked(struct vt_engine *e, const char *user, const char *dev
 	}
 }
 
-static void apply_logout(struct vt_engine *e, const char *user, const char *device, int64_t ts)
+/* Close what the logout revoked in any case: those sockets must not stay. */
+static int apply_logout(struct vt_engine *e, const char *user, const char *device, int64_t ts)
 {
-	scope_note(e, user, device, ts);
+	int rc = scope_note(e, user, device, ts);
+
 	close_revoked(e, user, device, ts);
+	return rc;
 }
 
 static void on_loaded(void *arg, const struct vt_inbox *scope, int64_t ts)
@@ -155,7 +159,7 @@ static void on_loaded(void *arg, const struct vt_inbox *scope, int64_t ts)
 	if (vt_user_id_valid(scope->user, strlen(scope->user)) && ts > 0 &&
 	    (is_all(scope->device) || scope->device[0] == '\0' ||
 	     vt_user_id_valid(scope->device, strlen(scope->device)))) {
-		scope_note(e, scope->user, scope->device, ts);
+		(void)scope_note(e, scope->user, scope->device, ts); /* logged */
 	} else {
 		vt_log(VT_LOG_WARN, "stored logout of user=%.64s ignored: not a valid scope",
 		       scope->user);
@@ -295,7 +299,7 @@ void vt_engine_logout(struct vt_engine *e, const struct vt_identity *id, const c
 void vt__revoke_done(struct vt_engine *e, struct vt_pend *p, int status, const struct vt_op *op)
 {
 	char json[96];
-	int n;
+	int n, rc;
 
 	if (status == 0) {
 		status = op->status;
@@ -309,11 +313,17 @@ void vt__revoke_done(struct vt_engine *e, struct vt_pend *p, int status, const s
 	vt_log(VT_LOG_INFO, "logout user=%s device=%s before=%" PRId64, p->user, p->device,
 	       p->ts);
 	e->stats.logouts++;
-	apply_logout(e, p->user, p->device, p->ts);
+	rc = apply_logout(e, p->user, p->device, p->ts);
 	if (e->cluster.ops != NULL && e->cluster.ops->logged_out != NULL) {
 		struct vt_inbox scope = {p->user, p->device};
 
 		e->cluster.ops->logged_out(e->cluster.self, &scope, p->ts);
+	}
+	if (rc != 0) {
+		/* Written, and so applied at the next start and by the other
+		 * nodes now, but not here yet: the client must not rely on it. */
+		vt__reply_error(e, &p->origin, rc, "logout written, not applied here", NULL);
+		return;
 	}
 	n = snprintf(json, sizeof(json), "{\"revoked\":\"%s\",\"before\":%" PRId64 "}",
 		     is_all(p->device) ? "user" : "device", p->ts);
@@ -326,6 +336,6 @@ void vt_engine_remote_logout(struct vt_engine *e, const struct vt_inbox *scope, 
 		return;
 	}
 	vt__clock_hold(e);
-	apply_logout(e, scope->user, scope->device, ts);
+	(void)apply_logout(e, scope->user, scope->device, ts); /* a failure is logged */
 	vt__clock_release(e);
 }
