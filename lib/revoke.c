@@ -92,9 +92,10 @@ static int keep_uncovered(void *value, void *arg)
 }
 
 /*
- * Remember that (@user, @device) is revoked up to @ts: 0, or VT_ENOMEM when
- * it cannot be, and this node goes on taking the tokens until it reads the
- * stored logout again at its next start.
+ * Remember that (@user, @device) is revoked up to @ts: 1 when that is news,
+ * 0 when it was known, or VT_ENOMEM when it cannot be kept, and this node
+ * goes on taking the tokens until it reads the stored logout again at its
+ * next start.
  */
 static int scope_note(struct vt_engine *e, const char *user, const char *device, int64_t ts)
 {
@@ -107,8 +108,11 @@ static int scope_note(struct vt_engine *e, const char *user, const char *device,
 		vt_map_filter(&e->revoked, keep_uncovered, &c);
 	}
 	if (r != NULL) {
-		r->ts = ts > r->ts ? ts : r->ts;
-		return 0;
+		if (r->ts >= ts) {
+			return 0;
+		}
+		r->ts = ts;
+		return 1;
 	}
 	r = calloc(1, sizeof(*r));
 	if (r == NULL || vt_map_put(&e->revoked, key, r) != 0 ||
@@ -124,7 +128,7 @@ static int scope_note(struct vt_engine *e, const char *user, const char *device,
 	r->ts = ts;
 	vt__copy(r->user, sizeof(r->user), user);
 	vt__copy(r->device, sizeof(r->device), device);
-	return 0;
+	return 1;
 }
 
 /* Close the connections here whose tokens (@user, @device) up to @ts revoked. */
@@ -319,7 +323,7 @@ void vt__revoke_done(struct vt_engine *e, struct vt_pend *p, int status, const s
 
 		e->cluster.ops->logged_out(e->cluster.self, &scope, p->ts);
 	}
-	if (rc != 0) {
+	if (rc < 0) {
 		/* Written, and so applied at the next start and by the other
 		 * nodes now, but not here yet: the client must not rely on it. */
 		vt__reply_error(e, &p->origin, rc, "logout written, not applied here", NULL);
@@ -336,6 +340,9 @@ void vt_engine_remote_logout(struct vt_engine *e, const struct vt_inbox *scope, 
 		return;
 	}
 	vt__clock_hold(e);
-	(void)apply_logout(e, scope->user, scope->device, ts); /* a failure is logged */
+	if (apply_logout(e, scope->user, scope->device, ts) > 0) {
+		vt_log(VT_LOG_INFO, "logout on another node user=%s device=%s before=%" PRId64,
+		       scope->user, scope->device, ts);
+	}
 	vt__clock_release(e);
 }

@@ -112,6 +112,11 @@ async function loadGroups() {
 		const r = await fetch("/v1/groups", {
 			headers: { Authorization: "Bearer " + state.token },
 		});
+		if (r.status === 401) {
+			const j = await r.json().catch(() => ({}));
+			tokenRefused(j.code);
+			return;
+		}
 		if (!r.ok) {
 			return;
 		}
@@ -123,6 +128,25 @@ async function loadGroups() {
 	} catch (e) {
 		// Offline: the group events will name them when they arrive.
 	}
+}
+
+// The server no longer takes the token (expired, revoked by a sign-out):
+// back to the sign-in form, and forget it, so a reload does not try it again.
+function tokenRefused(code) {
+	const why = {
+		token_expired: "your token expired: sign in again",
+		token_revoked: "signed out: sign in again",
+	};
+	state.stopped = true;
+	clearTimeout(state.retryTimer);
+	if (state.ws) {
+		state.ws.close(1000);
+		state.ws = null;
+	}
+	sessionStorage.removeItem("vartalap.token");
+	$("chat").hidden = true;
+	$("signin").hidden = false;
+	$("signin-error").textContent = why[code] || "the server refused the token: sign in again";
 }
 
 // ---- the connection ----
@@ -181,7 +205,15 @@ function onClose(ws, code) {
 		state.stopped = true;
 		setConn(why[code] || "refused", false);
 		toast("sign in again");
+		if (code !== 1008) {
+			sessionStorage.removeItem("vartalap.token");
+		}
 		return;
+	}
+	if (code === 1006) {
+		// A refused handshake reaches a page as a bare 1006: ask over REST
+		// whether it was the token, rather than retrying it forever.
+		loadGroups();
 	}
 	if (state.stopped) {
 		setConn("offline", false);

@@ -224,6 +224,23 @@ static int close_code_retries(int code)
 	}
 }
 
+/* Why the server closed, for the codes that end the client (docs/PROTOCOL.md). */
+static const char *close_code_said(int code)
+{
+	switch (code) {
+	case 1008:
+		return "the server closed the connection (policy)";
+	case 4001:
+		return "the server closed the connection (token expired)";
+	case 4002:
+		return "the server closed the connection (the same device connected again)";
+	case 4003:
+		return "the server closed the connection (logged out)";
+	default:
+		return "the server closed the connection";
+	}
+}
+
 /*
  * The end of a connection wslay closed on its own, over what the server
  * sent: connecting again would only bring the same again.
@@ -355,7 +372,7 @@ static void flush(struct vt_wsc *c)
 	if (code == WSLAY_CODE_NO_STATUS_RCVD) {
 		code = 1005;
 	}
-	finish(c, code, close_code_retries(code), "the server closed the connection");
+	finish(c, code, close_code_retries(code), close_code_said(code));
 }
 
 /* Read what came in (callbacks may queue answers meanwhile), then write. */

@@ -187,6 +187,23 @@ async function signOutRevokes(page, other) {
 	check(res.status === 401 && res.body.code === "token_revoked",
 		`signed-out token refused: ${JSON.stringify(res)}`);
 	console.log("ok: sign out revokes the token");
+
+	// A logout from elsewhere closes the other page with 4003; reloaded, it
+	// asks for a sign-in instead of retrying the revoked token.
+	const status = await other.evaluate(async () => {
+		const t = sessionStorage.getItem("vartalap.token");
+		const r = await fetch("/v1/logout", {
+			method: "POST",
+			headers: { Authorization: "Bearer " + t },
+			body: '{"all":true}',
+		});
+		return r.status;
+	});
+	check(status === 200, `logout of every device: ${status}`);
+	await other.waitForSelector('#conn:text-is("signed out")', { timeout: TIMEOUT });
+	await other.reload();
+	await other.waitForSelector("#signin:not([hidden])", { timeout: TIMEOUT });
+	console.log("ok: a page logged out elsewhere asks for a sign-in");
 }
 
 async function cleanup() {

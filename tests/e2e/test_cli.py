@@ -472,7 +472,7 @@ async def test_logged_out_exits():
     eq(st, 200, "logout: %r" % (r,))
     _out, err = await asyncio.wait_for(alice.proc.communicate(), 5)
     eq(alice.proc.returncode, 1, "exit status once logged out")
-    check(b"code 4003" in err, "the close is reported: %r" % err)
+    check(b"(logged out), code 4003" in err, "the close is reported: %r" % err)
 
 
 async def refused(*args, timeout=5):

@@ -83,11 +83,20 @@ async def test_logout_everywhere_outlives_restarts():
 async def test_tokens_without_iat():
     srv = server()
     bare = tok(srv, "alice", iat=None)
-    later = tok(srv, "alice", iat=time.time() + 60)
+    later = tok(srv, "alice", iat=time.time() + 30)  # within the clock skew allowed
     eq(fetch(srv, bare)["messages"], [], "a token without iat before any logout")
     logout(srv, later)
     refused(srv, bare, "a token without iat after a logout of its device")
     fetch(srv, later)
+
+
+async def test_token_dated_in_the_future():
+    """A token dated after every logout could never be logged out: past the
+    clock skew allowed (a minute), it is refused."""
+    srv = server()
+    ahead = tok(srv, "alice", iat=time.time() + 3600)
+    st, r = http_request(srv, "GET", "/v1/messages", token=ahead)
+    eq((st, r.get("code")), (401, "unauthorized"), "a token issued an hour from now")
 
 
 async def test_bad_logouts():
@@ -118,4 +127,5 @@ async def test_logout_with_memory_storage():
 
 if __name__ == "__main__":
     run([test_b26_logout_of_a_device, test_logout_everywhere_outlives_restarts,
-         test_tokens_without_iat, test_bad_logouts, test_logout_with_memory_storage])
+         test_tokens_without_iat, test_token_dated_in_the_future, test_bad_logouts,
+         test_logout_with_memory_storage])
