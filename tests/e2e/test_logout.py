@@ -3,6 +3,7 @@
 opens nothing and its open sockets close with 4003; what was owed stays
 owed; the logout outlives a restart, a crash included."""
 
+import http.client
 import time
 
 from harness import (eq, check, connect, send_http, fetch, http_request, handshake_status,
@@ -19,6 +20,20 @@ def logout(srv, token, body=b"", expect=200):
     st, r = http_request(srv, "POST", "/v1/logout", token=token, body=body)
     eq(st, expect, "POST /v1/logout %r: %r" % (body, r))
     return r
+
+
+def upgrade_refusal(srv, token):
+    """A WebSocket upgrade with @token, over a plain socket: status, body, headers."""
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
+    try:
+        conn.request("GET", "/v1/ws", headers={
+            "Authorization": "Bearer " + token, "Upgrade": "websocket",
+            "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+        r = conn.getresponse()
+        return r.status, r.read(), dict(r.getheaders())
+    finally:
+        conn.close()
 
 
 def refused(srv, token, what):
@@ -43,6 +58,8 @@ async def test_b26_logout_of_a_device():
     await laptop.ack(m["id"])
     refused(srv, phone_t, "the phone's old token over REST")
     eq(await handshake_status(srv, phone_t), 401, "the phone's old token at the handshake")
+    st, _body, hdrs = upgrade_refusal(srv, phone_t)
+    eq((st, hdrs.get("WWW-Authenticate")), (401, "Bearer"), "the handshake's refusal")
     new_t = tok(srv, "alice", "phone", iat=before + 1)
     eq([x["id"] for x in fetch(srv, new_t)["messages"]], [acc["id"]],
        "m1 owed to the phone under a token issued after the logout")
