@@ -262,6 +262,10 @@ void vt__lmdb_list(void *self, const struct vt_inbox *inbox, uint64_t after, uin
                    vt_list_cb done, void *arg);
 void vt__lmdb_expire(void *self, int64_t now_ts, int64_t before_ts, int64_t device_before_ts,
                      uint64_t max, vt_expire_cb done, void *arg);
+/* Run @scan over a cursor on @dbi in a read transaction; 0, or VT_ESTORAGE
+ * logged as a failure to load @what. */
+int vt__lmdb_read_tree(struct lmdb *s, MDB_dbi dbi, int (*scan)(MDB_cursor *cur, void *ctx),
+                       void *ctx, const char *what);
 int vt__lmdb_load_groups(void *self,
                          void (*each)(void *arg, const char *group, const char *data,
                                       size_t len),

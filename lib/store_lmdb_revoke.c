@@ -158,11 +158,15 @@ int vt__lmdb_revoked_expire(struct lmdb *s, MDB_txn *txn, int64_t before_ms, uin
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+struct revoked_walk {
+	void (*each)(void *arg, const struct vt_inbox *scope, int64_t ts);
+	void *arg;
+};
+
 /* Call @each for every scope of the cursor's tree; damaged entries are skipped. */
-static int revoked_scan(MDB_cursor *cur,
-			void (*each)(void *arg, const struct vt_inbox *scope, int64_t ts),
-			void *arg)
+static int revoked_scan(MDB_cursor *cur, void *ctx)
 {
+	const struct revoked_walk *w = ctx;
 	char user[VT__INBOX_KEY_MAX], device[VT__INBOX_KEY_MAX];
 	MDB_val k, v;
 	size_t ul, dl;
@@ -181,7 +185,7 @@ static int revoked_scan(MDB_cursor *cur,
 			user[ul] = 0;
 			memcpy(device, p + 4 + ul, dl);
 			device[dl] = 0;
-			each(arg, &scope, vt__get_ts(v.mv_data));
+			w->each(w->arg, &scope, vt__get_ts(v.mv_data));
 		}
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
@@ -193,23 +197,7 @@ int vt__lmdb_load_revoked(void *self,
 			  void *arg)
 {
 	struct lmdb *s = self;
-	MDB_cursor *cur = NULL;
-	MDB_txn *txn = NULL;
-	int rc = vt__lmdb_read_begin(s, &txn);
+	struct revoked_walk w = {each, arg};
 
-	if (rc == 0) {
-		rc = mdb_cursor_open(txn, s->revoked, &cur);
-	}
-	if (rc == 0) {
-		rc = revoked_scan(cur, each, arg);
-		mdb_cursor_close(cur);
-	}
-	if (txn) {
-		vt__lmdb_read_end(s, txn);
-	}
-	if (rc != 0) {
-		vt_log(VT_LOG_ERROR, "lmdb: load revocations: %s", mdb_strerror(rc));
-		return VT_ESTORAGE;
-	}
-	return 0;
+	return vt__lmdb_read_tree(s, s->revoked, revoked_scan, &w, "revocations");
 }
