@@ -311,7 +311,12 @@ void vt__revoke_done(struct vt_engine *e, struct vt_pend *p, int status, const s
 	if (status < 0) {
 		vt_log(VT_LOG_WARN, "logout of user=%s device=%s not written: %s", p->user,
 		       p->device, vt_strerror(status));
-		vt__reply_error(e, &p->origin, status, "logout not written", NULL);
+		/* A full store still takes a logout of every device (storage.h). */
+		vt__reply_error(e, &p->origin, status,
+				status == VT_ENOSPC && !is_all(p->device)
+					? "storage full: log out every device ({\"all\":true})"
+					: "logout not written",
+				NULL);
 		return;
 	}
 	vt_log(VT_LOG_INFO, "logout user=%s device=%s before=%" PRId64, p->user, p->device,

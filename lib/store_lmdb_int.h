@@ -122,7 +122,7 @@ static inline uint32_t get_u32(const uint8_t *p)
 /* What a batch leaves behind besides its writes, and how it runs. */
 struct batch {
 	struct vt__out *out; /* out_to arrays, freed after done */
-	int grows;           /* a TOUCH or GROUP stored something new */
+	int grows;           /* a TOUCH, GROUP or REVOKE stored something new */
 	int refuse;          /* the store is full: what would grow gets VT_ENOSPC */
 	uint64_t max_id;     /* the highest id a PUT stored: max_id is raised once */
 	struct vt__rcpts rcpts; /* the receipts its acks made, reported until done */
@@ -211,7 +211,7 @@ int vt__lmdb_apply_notified(struct lmdb *s, MDB_txn *txn, struct vt_op *op);
 int vt__lmdb_apply_group(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b);
 
 /* store_lmdb_revoke.c */
-int vt__lmdb_apply_revoke(struct lmdb *s, MDB_txn *txn, struct vt_op *op);
+int vt__lmdb_apply_revoke(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b);
 int vt__lmdb_revoked_expire(struct lmdb *s, MDB_txn *txn, int64_t before_ms, uint64_t max);
 int vt__lmdb_load_revoked(void *self,
                           void (*each)(void *arg, const struct vt_inbox *scope, int64_t ts),

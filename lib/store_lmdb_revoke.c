@@ -106,13 +106,17 @@ static int forget_covered(struct lmdb *s, MDB_txn *txn, const uint8_t *uk, size_
 }
 
 /*
- * Taken on a full store too: a logout adds at most two small entries, like
- * a user's first device, and must not wait for acks to make room.
+ * A new scope of one device grows the store: each user may have dozens, and
+ * users without end could eat the reserve that acks need, so a full store
+ * refuses it (VT_ENOSPC). A logout of every device is one entry a user and
+ * replaces that user's single ones: like a user's first device it may use
+ * the reserve, so that a logout does not wait for acks to make room.
  */
-int vt__lmdb_apply_revoke(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
+int vt__lmdb_apply_revoke(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b)
 {
 	uint8_t ik[VT__INBOX_KEY_MAX];
 	size_t iklen;
+	MDB_val k, v;
 	int rc = 0;
 
 	if (!vt__revoke_valid(op, ik, &iklen)) {
@@ -121,6 +125,15 @@ int vt__lmdb_apply_revoke(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
 	}
 	if (vt__revoke_all(&op->inbox)) {
 		rc = forget_covered(s, txn, ik, 2 + strlen(op->inbox.user), op->ts);
+	} else {
+		k = val(ik, iklen);
+		rc = mdb_get(txn, s->revoked, &k, &v);
+		if (rc == MDB_NOTFOUND && b->refuse) {
+			op->status = VT_ENOSPC;
+			return 0;
+		}
+		b->grows |= rc == MDB_NOTFOUND;
+		rc = rc == MDB_NOTFOUND ? 0 : rc;
 	}
 	return rc ? rc : scope_set(s, txn, ik, iklen, op->ts);
 }

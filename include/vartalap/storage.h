@@ -189,8 +189,11 @@ enum vt_op_kind {
 	 * since the epoch, not ms), or of every device of inbox.user when
 	 * inbox.device is VT_ALL_DEVICES; the latter also forgets that user's
 	 * single-device revocations up to @ts, which it covers. A scope keeps
-	 * the latest @ts it was given. Written on a full store too: a logout
-	 * must not wait for acks to make room.
+	 * the latest @ts it was given. A revocation of every device, or a
+	 * later @ts for a stored scope, is written on a full store too: a
+	 * logout must not wait for acks to make room. A new single-device
+	 * scope may be refused there (VT_ENOSPC), since users could add those
+	 * without end and take the room acks need.
 	 */
 	VT_OP_REVOKE = 6,
 };

@@ -6,8 +6,8 @@ owed; the logout outlives a restart, a crash included."""
 import http.client
 import time
 
-from harness import (eq, check, connect, send_http, fetch, http_request, handshake_status,
-                     metric, run, server, chat_works)
+from harness import (eq, check, connect, send_http, fetch, ack_http, http_request,
+                     handshake_status, metric, run, server, chat_works)
 
 HOUR = 3600
 
@@ -133,6 +133,35 @@ async def test_bad_logouts():
     logout(srv, t, expect=401)
 
 
+async def test_logout_on_a_full_store():
+    """A full store refuses a logout of one more device (507), which users
+    could repeat until the room acks need was gone; a logout of every device
+    is still taken, and acks still empty the store."""
+    srv = server("--lmdb-map-size", "2", "--rate", "0", "--inbox-cap", "100000")
+    bob_t = tok(srv, "bob", "b1")
+    fetch(srv, bob_t)
+    alice_t = tok(srv, "alice")
+    for n in range(2000):
+        st, r = send_http(srv, alice_t, "bob", "f%d" % n, "x" * 4000, expect=None)
+        if st != 200:
+            break
+    eq((st, r.get("code")), (507, "storage_full"), "a send once the store is full")
+    for i in range(64):
+        t = tok(srv, "m%d" % i, "phone")
+        st, r = http_request(srv, "POST", "/v1/logout", token=t, body=b"")
+        if st != 200:
+            break
+    eq((st, r.get("code")), (507, "storage_full"), "a logout of one more device")
+    eq(logout(srv, t, {"all": True}).get("revoked"), "user", "a logout of every device")
+    refused(srv, t, "the token of the logout of every device")
+    for page in range(100):
+        ids = [m["id"] for m in fetch(srv, bob_t, limit=100)["messages"]]
+        if not ids:
+            break
+        ack_http(srv, bob_t, ids)
+    send_http(srv, alice_t, "bob", "after", "room again")
+
+
 async def test_logout_with_memory_storage():
     srv = server("--storage", "memory")
     t = tok(srv, "alice", "tab")
@@ -145,4 +174,5 @@ async def test_logout_with_memory_storage():
 if __name__ == "__main__":
     run([test_b26_logout_of_a_device, test_logout_everywhere_outlives_restarts,
          test_tokens_without_iat, test_token_dated_in_the_future, test_bad_logouts,
+         test_logout_on_a_full_store,
          test_logout_with_memory_storage])

@@ -164,6 +164,9 @@ const char *load_groups(void);
 /* A REVOKE op of (@user, @device) up to @ts seconds. */
 void revoke_init(struct vt_op *op, const char *user, const char *device, int64_t ts);
 
+/* REVOKE (@user, @device) up to @ts seconds, alone in a batch; the op's status. */
+int commit_revoke(const char *user, const char *device, int64_t ts);
+
 /* Every stored revocation as "user/device=ts", sorted, joined by spaces. */
 const char *load_revoked(void);
 

@@ -692,6 +692,31 @@ START_TEST(lmdb_tiny_map_drains)
 }
 END_TEST
 
+/*
+ * Logouts of many users on a full store: each would add a scope of one
+ * device, which grows the store, so each is refused, and the reserve is
+ * still there for the acks that empty it. A logout of every device is
+ * one entry a user, which may use the reserve as a first device does.
+ */
+START_TEST(lmdb_full_logouts_leave_room_for_acks)
+{
+	char user[16];
+	uint64_t end;
+
+	fx.map_size = 1 << 20;
+	st_open(_i);
+	end = fill_store();
+	for (int i = 0; i < 5000; i++) {
+		snprintf(user, sizeof(user), "m%d", i);
+		ck_assert_int_eq(commit_revoke(user, "phone", 100), VT_ENOSPC);
+	}
+	ck_assert_int_eq(commit_revoke("u0", VT_ALL_DEVICES, 100), 0);
+	ck_assert_str_eq(load_revoked(), "u0/*=100");
+	drain_store(end, 100, 1);
+	ck_assert_int_eq(commit_revoke("m0", "phone", 100), 0);
+}
+END_TEST
+
 /* Write the meta "format" value of the closed store in fx.dir. */
 static void set_format(uint64_t version)
 {
@@ -889,6 +914,7 @@ static Suite *storage_suite(void)
 	tcase_add_loop_test(lm, lmdb_full_first_device_claims, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_format_versions, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_tiny_map_drains, 0, 4);
+	tcase_add_loop_test(lm, lmdb_full_logouts_leave_room_for_acks, LMDB, LMDB_WRITER + 1);
 	tcase_add_test(lm, writer_lists_what_was_answered);
 	tcase_add_test(lm, writer_commits_in_order);
 	tcase_add_test(lm, writer_close_writes_what_it_was_given);
