@@ -172,6 +172,7 @@ int vt_engine_create(const struct vt_engine_config *cfg, const struct vt_host *h
 	vt_map_init(&e->senders);
 	vt_map_init(&e->revoked);
 	vt_map_init(&e->revoked_devices);
+	vt_map_init(&e->revoking);
 	vt_groups_init(&e->groups);
 	vt_receipts_init(&e->receipts);
 	vt_buf_init(&e->out);

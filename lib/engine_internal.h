@@ -312,6 +312,7 @@ struct vt_engine {
 				    about the last second (senders.c) */
 	struct vt_map revoked;   /* scope -> struct vt_revoked *: logouts (revoke.c) */
 	struct vt_map revoked_devices; /* user id -> its single-device scopes, a count */
+	struct vt_map revoking;  /* user id -> its single-device logouts being written */
 	struct vt_conn *conns;   /* every open connection */
 	struct vt_timers timers;
 	struct vt_pool items;    /* of struct vt_item: one per delivery queued */

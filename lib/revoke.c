@@ -217,17 +217,20 @@ void vt__revoked_free(struct vt_engine *e)
 {
 	vt_map_free_all(&e->revoked);
 	vt_map_free(&e->revoked_devices);
+	vt_map_free(&e->revoking);
 }
 
 /* ---- the logout request ------------------------------------------------ */
 
 /*
  * The scope a logout of @id's device takes: that device, or every device
- * once the user has as many single ones as it may keep.
+ * once the user has as many single ones as it may keep. Those still being
+ * written count too, or many requests at once would all pass the bound.
  */
 static const char *logout_scope(const struct vt_engine *e, const struct vt_identity *id, int all)
 {
-	uintptr_t ndev = (uintptr_t)vt_map_get(&e->revoked_devices, id->user);
+	uintptr_t ndev = (uintptr_t)vt_map_get(&e->revoked_devices, id->user) +
+			 (uintptr_t)vt_map_get(&e->revoking, id->user);
 
 	if (all || (ndev >= VT_REVOKED_DEVICES_MAX && scope_ts(e, id->user, id->device) == 0)) {
 		return VT_ALL_DEVICES;
@@ -273,7 +276,7 @@ void vt_engine_logout(struct vt_engine *e, const struct vt_identity *id, const c
 		      size_t len, vt_reply_fn reply, void *arg)
 {
 	struct vt_origin o = {.reply = reply, .arg = arg};
-	const char *reason = NULL;
+	const char *reason = NULL, *scope;
 	struct vt_pend *p;
 	int all, rc;
 
@@ -289,13 +292,18 @@ void vt_engine_logout(struct vt_engine *e, const struct vt_identity *id, const c
 		vt__reply_error(e, &o, VT_EINVAL, "this storage cannot keep logouts", NULL);
 		return;
 	}
-	p = vt__batch_add(e, VT_PEND_REVOKE);
+	scope = logout_scope(e, id, all);
+	rc = is_all(scope) ? 0 : vt_map_incr(&e->revoking, id->user);
+	p = rc == 0 ? vt__batch_add(e, VT_PEND_REVOKE) : NULL;
 	if (p == NULL) {
+		if (rc == 0 && !is_all(scope)) {
+			vt_map_decr(&e->revoking, id->user);
+		}
 		vt__reply_error(e, &o, VT_ENOMEM, "out of memory", NULL);
 		return;
 	}
 	vt__copy(p->user, sizeof(p->user), id->user);
-	vt__copy(p->device, sizeof(p->device), logout_scope(e, id, all));
+	vt__copy(p->device, sizeof(p->device), scope);
 	p->ts = vt__wall(e) / 1000;
 	p->origin = o;
 }
@@ -305,6 +313,9 @@ void vt__revoke_done(struct vt_engine *e, struct vt_pend *p, int status, const s
 	char json[96];
 	int n, rc;
 
+	if (!is_all(p->device)) {
+		vt_map_decr(&e->revoking, p->user);
+	}
 	if (status == 0) {
 		status = op->status;
 	}

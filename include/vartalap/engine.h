@@ -377,9 +377,9 @@ VT_EXPORT void vt_engine_groups(struct vt_engine *e, const struct vt_identity *i
  * with VT_CLOSE_LOGGED_OUT, here and, through the cluster, on the other
  * nodes; then the reply: {"revoked":"device"|"user","before":<seconds>}.
  * Events owed to the devices stay owed. A user who logs out more than
- * VT_REVOKED_DEVICES_MAX devices one by one within the device TTL has the
- * next one made a logout of every device, so that what one user can make
- * the server keep stays bounded. Exactly one reply, as for
+ * VT_REVOKED_DEVICES_MAX devices within the device TTL, one by one or at
+ * once, has the next one made a logout of every device, so that what one
+ * user can make the server keep stays bounded. Exactly one reply, as for
  * vt_engine_submit().
  */
 VT_EXPORT void vt_engine_logout(struct vt_engine *e, const struct vt_identity *id,

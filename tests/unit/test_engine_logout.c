@@ -186,6 +186,36 @@ START_TEST(device_logouts_per_user_are_bounded)
 }
 END_TEST
 
+/*
+ * Logouts taken before any of them is written count against the bound too:
+ * many at once (a client with many requests open) make no more single ones.
+ */
+START_TEST(device_logouts_in_flight_are_bounded)
+{
+	static struct reply r[2 * VT_REVOKED_DEVICES_MAX];
+	int users = 0;
+	char dev[16];
+
+	for (int i = 0; i < 2 * VT_REVOKED_DEVICES_MAX; i++) {
+		struct vt_identity id;
+
+		snprintf(dev, sizeof(dev), "d%d", i);
+		id = token("mallory", dev, now_s());
+		memset(&r[i], 0, sizeof(r[i]));
+		vt_engine_logout(E, &id, "", 0, on_reply, &r[i]);
+	}
+	turn(E, &H);
+	for (int i = 0; i < 2 * VT_REVOKED_DEVICES_MAX; i++) {
+		ck_assert_int_eq(r[i].calls, 1);
+		ck_assert_int_eq(r[i].status, 0);
+		users += strstr(r[i].body, "\"revoked\":\"user\"") != NULL;
+	}
+	ck_assert_int_eq(users, VT_REVOKED_DEVICES_MAX);
+	ck_assert_uint_eq(E->revoked.len, 1);
+	ck_assert_ptr_null(vt_map_get(&E->revoked_devices, "mallory"));
+}
+END_TEST
+
 /* Another node's logout closes and refuses here as a local one does. */
 START_TEST(remote_logout_applies_here)
 {
@@ -234,6 +264,7 @@ static Suite *engine_logout_suite(void)
 	tcase_add_test(t, logout_revokes_tokens_without_iat);
 	tcase_add_test(t, logout_bodies_are_checked);
 	tcase_add_test(t, device_logouts_per_user_are_bounded);
+	tcase_add_test(t, device_logouts_in_flight_are_bounded);
 	tcase_add_test(t, remote_logout_applies_here);
 	tcase_add_test(t, logouts_expire_with_unused_devices);
 	suite_add_tcase(s, t);
