@@ -240,13 +240,15 @@ static const char *logout_scope(const struct vt_engine *e, const struct vt_ident
 
 /*
  * Read a logout's body into *@all: empty, or an object whose one member
- * may be "all", a boolean. 0, or an error with *@reason set.
+ * may be "all", a boolean. 0, or an error with *@reason set. "all" twice
+ * is refused, as in an envelope: readers that take the first and the last
+ * would disagree on what was revoked.
  */
 static int logout_body(const char *json, size_t len, int *all, const char **reason)
 {
 	struct vt_json_val obj, key, v;
 	size_t pos = 0;
-	int rc;
+	int rc, seen = 0;
 
 	*all = 0;
 	while (len > 0 && (*json == ' ' || *json == '\t' || *json == '\r' || *json == '\n')) {
@@ -265,6 +267,10 @@ static int logout_body(const char *json, size_t len, int *all, const char **reas
 		if (!vt_json_key_is(&key, "all") ||
 		    (v.type != VT_JSON_TRUE && v.type != VT_JSON_FALSE)) {
 			*reason = "the one member a logout takes is \"all\", true or false";
+			return VT_EBADENV;
+		}
+		if (seen++) {
+			*reason = "duplicate key";
 			return VT_EBADENV;
 		}
 		*all = v.type == VT_JSON_TRUE;

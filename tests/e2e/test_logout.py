@@ -121,6 +121,7 @@ async def test_bad_logouts():
     t = tok(srv, "alice")
     for body, code in ((b"[]", "bad_envelope"), (b"{\"all\":1}", "bad_envelope"),
                        (b"{\"everyone\":true}", "bad_envelope"), (b"{", "bad_json"),
+                       (b"{\"all\":true,\"all\":false}", "bad_envelope"),
                        (b"\xff", "bad_utf8")):
         r = logout(srv, t, body, expect=400)
         eq(r.get("code"), code, "code for %r" % body)

@@ -141,7 +141,7 @@ START_TEST(logout_bodies_are_checked)
 	struct vt_identity id = token("alice", "", now_s());
 	static const char *const bad[] = {
 	        "[]", "{\"all\":1}", "{\"all\":\"true\"}", "{\"devices\":\"all\"}", "{", "null",
-	        "{\"all\":true}x",
+	        "{\"all\":true}x", "{\"all\":false,\"all\":true}", "{\"all\":true,\"all\":false}",
 	};
 	struct reply r;
 
