@@ -63,7 +63,9 @@ function signIn(token) {
 }
 
 // Signing out revokes the token on the server too, so a copy of it left in
-// this browser (or taken from it) opens nothing afterwards.
+// this browser (or taken from it) no longer opens this page's device. A
+// token that names no device still opens other device ids (?device=): only
+// a logout of every device ends it there, and that signs out the others.
 async function signOut() {
 	state.stopped = true;
 	clearTimeout(state.retryTimer);

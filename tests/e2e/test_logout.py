@@ -116,6 +116,23 @@ async def test_token_dated_in_the_future():
     eq((st, r.get("code")), (401, "unauthorized"), "a token issued an hour from now")
 
 
+async def test_token_without_dev_claim():
+    """A token that names no device serves any device id: a logout of one
+    device revokes it there alone, {"all":true} everywhere."""
+    srv = server()
+    t = tok(srv, "alice")
+    st, r = http_request(srv, "POST", "/v1/logout?device=tab", token=t, body=b"")
+    eq((st, r.get("revoked")), (200, "device"), "logout of device tab")
+    st, r = http_request(srv, "GET", "/v1/messages?device=tab", token=t)
+    eq((st, r.get("code")), (401, "token_revoked"), "the token on device tab")
+    eq(fetch(srv, t)["messages"], [], "the same token on the default device")
+    other = await connect(srv, "alice", token=t, device="other", name="other")
+    st, r = http_request(srv, "POST", "/v1/logout?device=other", token=t, body={"all": True})
+    eq((st, r.get("revoked")), (200, "user"), "logout of every device")
+    eq(await other.wait_closed(3), 4003, "the socket of device other")
+    refused(srv, t, "the token on the default device after a logout of every device")
+
+
 async def test_bad_logouts():
     srv = server()
     t = tok(srv, "alice")
@@ -174,6 +191,5 @@ async def test_logout_with_memory_storage():
 
 if __name__ == "__main__":
     run([test_b26_logout_of_a_device, test_logout_everywhere_outlives_restarts,
-         test_tokens_without_iat, test_token_dated_in_the_future, test_bad_logouts,
-         test_logout_on_a_full_store,
-         test_logout_with_memory_storage])
+         test_tokens_without_iat, test_token_dated_in_the_future, test_token_without_dev_claim,
+         test_bad_logouts, test_logout_on_a_full_store, test_logout_with_memory_storage])
