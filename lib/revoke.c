@@ -121,8 +121,9 @@ static int scope_note(struct vt_engine *e, const char *user, const char *device,
 			vt_map_del(&e->revoked, key);
 		}
 		free(r);
-		vt_log(VT_LOG_ERROR, "logout of user=%s device=%s not kept in memory: out of memory",
-		       user, device);
+		vt_log(VT_LOG_ERROR,
+		       "logout of user=%s device=%s not kept in memory: out of memory", user,
+		       device);
 		return VT_ENOMEM;
 	}
 	r->ts = ts;
