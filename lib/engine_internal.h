@@ -311,7 +311,7 @@ struct vt_engine {
 	struct vt_map senders;   /* user id -> struct vt_bucket *: REST sends of
 				    about the last second (senders.c) */
 	struct vt_map revoked;   /* scope -> struct vt_revoked *: logouts (revoke.c) */
-	struct vt_map revoked_devices; /* user id -> its single-device scopes, a count */
+	struct vt_map revoked_devices; /* user id -> its single-device scopes (revoke.c) */
 	struct vt_map revoking;  /* user id -> its single-device logouts being written */
 	struct vt_conn *conns;   /* every open connection */
 	struct vt_timers timers;

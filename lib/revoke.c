@@ -27,8 +27,19 @@
 /* One revoked scope, the value of its key in e->revoked. */
 struct vt_revoked {
 	int64_t ts; /* seconds: tokens issued up to this one are refused */
+	struct vt_revoked *prev, *next; /* single device: the user's others */
 	char user[VT_ID_MAX + 1];
 	char device[VT_ID_MAX + 1]; /* VT_ALL_DEVICES: every device */
+};
+
+/*
+ * A user's single-device scopes, the value of its id in e->revoked_devices:
+ * a logout of every device forgets those it covers without looking at
+ * other users' scopes, of which there may be millions.
+ */
+struct vt_revoked_devices {
+	size_t n;
+	struct vt_revoked *first;
 };
 
 /* Room for a scope's key: two ids with their length prefixes. */
@@ -71,24 +82,59 @@ int vt_engine_revoked(const struct vt_engine *e, const struct vt_identity *id)
 	return all > 0 && id->iat <= all ? VT_EREVOKED : 0;
 }
 
-/* Forget single-device scopes a logout of all the user's devices covers. */
-struct covering {
-	struct vt_engine *e;
-	const char *user;
-	int64_t ts;
-};
-
-static int keep_uncovered(void *value, void *arg)
+/* Add single-device scope @r to its user's list; 0 or VT_ENOMEM. */
+static int devices_add(struct vt_engine *e, struct vt_revoked *r)
 {
-	struct vt_revoked *r = value;
-	const struct covering *c = arg;
+	struct vt_revoked_devices *d = vt_map_get(&e->revoked_devices, r->user);
 
-	if (is_all(r->device) || strcmp(r->user, c->user) != 0 || r->ts > c->ts) {
-		return 1;
+	if (d == NULL) {
+		d = calloc(1, sizeof(*d));
+		if (d == NULL || vt_map_put(&e->revoked_devices, r->user, d) != 0) {
+			free(d);
+			return VT_ENOMEM;
+		}
 	}
-	vt_map_decr(&c->e->revoked_devices, r->user);
-	free(r);
+	r->prev = NULL;
+	r->next = d->first;
+	if (d->first != NULL) {
+		d->first->prev = r;
+	}
+	d->first = r;
+	d->n++;
 	return 0;
+}
+
+static void devices_remove(struct vt_engine *e, struct vt_revoked *r)
+{
+	struct vt_revoked_devices *d = vt_map_get(&e->revoked_devices, r->user);
+
+	if (r->prev != NULL) {
+		r->prev->next = r->next;
+	} else {
+		d->first = r->next;
+	}
+	if (r->next != NULL) {
+		r->next->prev = r->prev;
+	}
+	if (--d->n == 0) {
+		free(vt_map_del(&e->revoked_devices, r->user));
+	}
+}
+
+/* Forget the single-device scopes of @user that a logout of all up to @ts covers. */
+static void forget_covered(struct vt_engine *e, const char *user, int64_t ts)
+{
+	struct vt_revoked_devices *d = vt_map_get(&e->revoked_devices, user);
+	char key[SCOPE_KEY_MAX];
+
+	for (struct vt_revoked *r = d != NULL ? d->first : NULL, *next; r != NULL; r = next) {
+		next = r->next;
+		if (r->ts <= ts) {
+			devices_remove(e, r);
+			vt_map_del(&e->revoked, scope_key(key, r->user, r->device));
+			free(r);
+		}
+	}
 }
 
 /*
@@ -103,9 +149,7 @@ static int scope_note(struct vt_engine *e, const char *user, const char *device,
 	struct vt_revoked *r = vt_map_get(&e->revoked, scope_key(key, user, device));
 
 	if (is_all(device)) {
-		struct covering c = {e, user, ts};
-
-		vt_map_filter(&e->revoked, keep_uncovered, &c);
+		forget_covered(e, user, ts);
 	}
 	if (r != NULL) {
 		if (r->ts >= ts) {
@@ -115,8 +159,13 @@ static int scope_note(struct vt_engine *e, const char *user, const char *device,
 		return 1;
 	}
 	r = calloc(1, sizeof(*r));
+	if (r != NULL) {
+		r->ts = ts;
+		vt__copy(r->user, sizeof(r->user), user);
+		vt__copy(r->device, sizeof(r->device), device);
+	}
 	if (r == NULL || vt_map_put(&e->revoked, key, r) != 0 ||
-	    (!is_all(device) && vt_map_incr(&e->revoked_devices, user) != 0)) {
+	    (!is_all(device) && devices_add(e, r) != 0)) {
 		if (r != NULL && vt_map_get(&e->revoked, key) == r) {
 			vt_map_del(&e->revoked, key);
 		}
@@ -126,9 +175,6 @@ static int scope_note(struct vt_engine *e, const char *user, const char *device,
 		       device);
 		return VT_ENOMEM;
 	}
-	r->ts = ts;
-	vt__copy(r->user, sizeof(r->user), user);
-	vt__copy(r->device, sizeof(r->device), device);
 	return 1;
 }
 
@@ -199,7 +245,7 @@ static int keep_recent(void *value, void *arg)
 		return 1;
 	}
 	if (!is_all(r->device)) {
-		vt_map_decr(&a->e->revoked_devices, r->user);
+		devices_remove(a->e, r);
 	}
 	free(r);
 	return 0;
@@ -217,7 +263,7 @@ void vt__revoked_expire(struct vt_engine *e, int64_t device_before_ms)
 void vt__revoked_free(struct vt_engine *e)
 {
 	vt_map_free_all(&e->revoked);
-	vt_map_free(&e->revoked_devices);
+	vt_map_free_all(&e->revoked_devices);
 	vt_map_free(&e->revoking);
 }
 
@@ -230,8 +276,8 @@ void vt__revoked_free(struct vt_engine *e)
  */
 static const char *logout_scope(const struct vt_engine *e, const struct vt_identity *id, int all)
 {
-	uintptr_t ndev = (uintptr_t)vt_map_get(&e->revoked_devices, id->user) +
-			 (uintptr_t)vt_map_get(&e->revoking, id->user);
+	const struct vt_revoked_devices *d = vt_map_get(&e->revoked_devices, id->user);
+	size_t ndev = (d != NULL ? d->n : 0) + (uintptr_t)vt_map_get(&e->revoking, id->user);
 
 	if (all || (ndev >= VT_REVOKED_DEVICES_MAX && scope_ts(e, id->user, id->device) == 0)) {
 		return VT_ALL_DEVICES;

@@ -5,6 +5,7 @@
 #include <check.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine_fixture.h"
 
@@ -176,8 +177,7 @@ START_TEST(device_logouts_per_user_are_bounded)
 		logout(&id, "", &r);
 		ck_assert_ptr_nonnull(strstr(r.body, "\"device\""));
 	}
-	ck_assert_uint_eq((uintptr_t)vt_map_get(&E->revoked_devices, "mallory"),
-			  VT_REVOKED_DEVICES_MAX);
+	ck_assert_uint_eq(E->revoked.len, VT_REVOKED_DEVICES_MAX);
 	logout(&more, "", &r);
 	ck_assert_ptr_nonnull(strstr(r.body, "\"revoked\":\"user\""));
 	ck_assert_uint_eq(E->revoked.len, 1);
@@ -213,6 +213,36 @@ START_TEST(device_logouts_in_flight_are_bounded)
 	ck_assert_int_eq(users, VT_REVOKED_DEVICES_MAX);
 	ck_assert_uint_eq(E->revoked.len, 1);
 	ck_assert_ptr_null(vt_map_get(&E->revoked_devices, "mallory"));
+}
+END_TEST
+
+/*
+ * A logout of every device looks at that user's scopes alone: a user who
+ * sends many cannot make each one walk the scopes of every other user.
+ */
+START_TEST(logout_of_all_devices_walks_its_user_alone)
+{
+	struct vt_inbox scope = {NULL, "phone"};
+	struct vt_inbox all = {"mallory", VT_ALL_DEVICES};
+	struct vt_inbox one = {"mallory", "phone"};
+	struct timespec t0, t1;
+	char user[16];
+	double ms;
+
+	for (int i = 0; i < 100000; i++) {
+		snprintf(user, sizeof(user), "u%d", i);
+		scope.user = user;
+		vt_engine_remote_logout(E, &scope, now_s());
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 2000; i++) {
+		vt_engine_remote_logout(E, &one, now_s());
+		vt_engine_remote_logout(E, &all, now_s());
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	ck_assert_uint_eq(E->revoked.len, 100001);
+	ck_assert_msg(ms < 1000, "2000 logouts of every device took %.0f ms", ms);
 }
 END_TEST
 
@@ -265,6 +295,7 @@ static Suite *engine_logout_suite(void)
 	tcase_add_test(t, logout_bodies_are_checked);
 	tcase_add_test(t, device_logouts_per_user_are_bounded);
 	tcase_add_test(t, device_logouts_in_flight_are_bounded);
+	tcase_add_test(t, logout_of_all_devices_walks_its_user_alone);
 	tcase_add_test(t, remote_logout_applies_here);
 	tcase_add_test(t, logouts_expire_with_unused_devices);
 	suite_add_tcase(s, t);
