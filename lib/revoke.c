@@ -341,6 +341,14 @@ void vt_engine_logout(struct vt_engine *e, const struct vt_identity *id, const c
 		vt__reply_error(e, &o, rc, reason, NULL);
 		return;
 	}
+	/* Each logout is a write: it draws on its user's rate, as a REST send. */
+	rc = vt__sender_take(e, id->user);
+	if (rc != 1) {
+		vt__reply_error(e, &o, rc == 0 ? VT_ERATE : rc,
+				rc == 0 ? "too many requests; slow down" : "busy; try again later",
+				NULL);
+		return;
+	}
 	if (e->st.ops->load_revoked == NULL) {
 		vt__reply_error(e, &o, VT_EINVAL, "this storage cannot keep logouts", NULL);
 		return;

@@ -67,16 +67,25 @@ function signIn(token) {
 // token that names no device still opens other device ids (?device=): only
 // a logout of every device ends it there, and that signs out the others.
 async function signOut() {
-	state.stopped = true;
-	clearTimeout(state.retryTimer);
+	let r = null;
 	try {
-		await fetch("/v1/logout", {
+		r = await fetch("/v1/logout", {
 			method: "POST",
 			headers: { Authorization: "Bearer " + state.token },
 		});
 	} catch (e) {
-		// Unreachable: the token still expires on its own.
+		// Unreachable: r stays null.
 	}
+	// 401: the token was refused already (expired, revoked). Anything else
+	// but 200 leaves it valid on the server: say so and stay signed in.
+	if (!r || (!r.ok && r.status !== 401)) {
+		const j = r ? await r.json().catch(() => ({})) : {};
+		toast("not signed out: " + (j.reason || "the server cannot be reached") +
+			"; try again");
+		return;
+	}
+	state.stopped = true;
+	clearTimeout(state.retryTimer);
 	if (state.ws) {
 		state.ws.close(1000);
 	}

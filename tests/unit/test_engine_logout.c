@@ -53,6 +53,16 @@ static int64_t now_s(void)
 	return (int64_t)(H.wall / 1000);
 }
 
+/* A fresh engine without a rate limit, or with @rate events a second. */
+static void engine_at_rate(uint32_t rate)
+{
+	struct vt_engine_config c = cfg_short();
+
+	vt_engine_destroy(E);
+	c.msgs_per_sec = rate;
+	E = engine_new(&H, &c, NULL);
+}
+
 START_TEST(logout_of_a_device_closes_it_alone)
 {
 	struct vt_identity phone = token("alice", "phone", now_s() - 10);
@@ -168,6 +178,7 @@ START_TEST(device_logouts_per_user_are_bounded)
 	struct reply r;
 	char dev[16];
 
+	engine_at_rate(0);
 	for (int i = 0; i < VT_REVOKED_DEVICES_MAX; i++) {
 		struct vt_identity id;
 
@@ -195,6 +206,7 @@ START_TEST(device_logouts_in_flight_are_bounded)
 	int users = 0;
 	char dev[16];
 
+	engine_at_rate(0);
 	for (int i = 0; i < 2 * VT_REVOKED_DEVICES_MAX; i++) {
 		struct vt_identity id;
 
@@ -252,6 +264,30 @@ START_TEST(logout_of_all_devices_keeps_other_users)
 }
 END_TEST
 
+/* A logout is a write: it draws on its user's rate of REST requests. */
+START_TEST(logouts_draw_on_the_rate)
+{
+	struct vt_identity id = token("alice", "", now_s());
+	struct vt_identity a = token("alice", "a", now_s()), b = token("alice", "b", now_s());
+	struct vt_identity bob = token("bob", "", now_s());
+	struct reply r;
+
+	engine_at_rate(2);
+	logout(&a, "", &r);
+	ck_assert_int_eq(r.status, 0);
+	logout(&b, "", &r);
+	ck_assert_int_eq(r.status, 0);
+	logout(&id, "", &r);
+	ck_assert_int_eq(r.status, VT_ERATE);
+	ck_assert_int_eq(vt_engine_revoked(E, &id), 0);
+	logout(&bob, "", &r);
+	ck_assert_int_eq(r.status, 0);
+	advance(E, &H, 1000);
+	logout(&id, "", &r);
+	ck_assert_int_eq(r.status, 0);
+}
+END_TEST
+
 /* Another node's logout closes and refuses here as a local one does. */
 START_TEST(remote_logout_applies_here)
 {
@@ -302,6 +338,7 @@ static Suite *engine_logout_suite(void)
 	tcase_add_test(t, device_logouts_per_user_are_bounded);
 	tcase_add_test(t, device_logouts_in_flight_are_bounded);
 	tcase_add_test(t, logout_of_all_devices_keeps_other_users);
+	tcase_add_test(t, logouts_draw_on_the_rate);
 	tcase_add_test(t, remote_logout_applies_here);
 	tcase_add_test(t, logouts_expire_with_unused_devices);
 	suite_add_tcase(s, t);
