@@ -403,6 +403,7 @@ static void mem_destroy(void *self)
 	map_free_all(&m->users);
 	map_free_all(&m->groups);
 	map_free_all(&m->revoked);
+	map_free_all(&m->revusers);
 	free(m->dedup.slots);
 	free(m->rtime.v);
 	free(m->dtime.v);
@@ -439,6 +440,7 @@ int vt_storage_memory_create(int64_t dedup_window_ms, struct vt_storage *out)
 	m->users.seed = m->recs.seed ^ 0x165667b1;
 	m->groups.seed = m->recs.seed ^ 0x85ebca6b;
 	m->revoked.seed = m->recs.seed ^ 0x9e3779b1;
+	m->revusers.seed = m->recs.seed ^ 0x7f4a7c15;
 	out->ops = &mem_ops;
 	out->self = m;
 	return 0;

@@ -94,16 +94,20 @@ struct mgroup {
 	char key[]; /* the group id and its NUL, then the data */
 };
 
+struct mrevuser;
+
 /* A revoked scope (store_mem_revoke.c); its key is the scope's inbox key. */
 struct mrevoke {
 	int64_t ts; /* seconds */
+	struct mrevuser *owner;         /* a single device: its user's list */
+	struct mrevoke *prev, *next;    /* on that list */
 	size_t klen;
 	uint8_t key[];
 };
 
 struct mem {
 	struct hmap recs, boxes, dedup, devs, users, groups;
-	struct hmap revoked;
+	struct hmap revoked, revusers;
 	struct heap rtime;  /* (ts, id): records, stale once deleted */
 	struct heap dtime;  /* (ts, 0, mdedup*): owns every dedup entry */
 	struct heap dvtime; /* (seen, serial, mdev*): one item per device */
@@ -141,6 +145,7 @@ struct prep {
 	uint32_t nclaim;     /* TOUCH: pending slots taken on claim */
 	struct mgroup *grp;  /* GROUP: the new state */
 	struct mrevoke *rev; /* REVOKE: the entry of a new scope */
+	struct mrevuser *revuser; /* REVOKE: its user's, if new too */
 };
 
 /*

@@ -316,6 +316,7 @@ void vt__mem_prep_release(struct mem *m, struct prep *p)
 	free(p->user);
 	free(p->grp);
 	free(p->rev);
+	free(p->revuser);
 }
 
 static int prep_tables(struct mem *m, const struct batch *bt)
@@ -326,7 +327,8 @@ static int prep_tables(struct mem *m, const struct batch *bt)
 	    vt__mem_hm_reserve(&m->devs, bt->ntouch) || vt__mem_hm_reserve(&m->users, bt->ntouch) ||
 	    vt__mem_heap_reserve(&m->dvtime, bt->ntouch) ||
 	    vt__mem_hm_reserve(&m->groups, bt->ngroup) ||
-	    vt__mem_hm_reserve(&m->revoked, bt->nrevoke)) {
+	    vt__mem_hm_reserve(&m->revoked, bt->nrevoke) ||
+	    vt__mem_hm_reserve(&m->revusers, bt->nrevoke)) {
 		return VT_ENOMEM;
 	}
 	return 0;
