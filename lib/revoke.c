@@ -233,7 +233,7 @@ int vt__revoked_load(struct vt_engine *e)
 
 struct aging {
 	struct vt_engine *e;
-	int64_t before_ms;
+	int64_t keep; /* the first second whose scopes stay */
 };
 
 static int keep_recent(void *value, void *arg)
@@ -241,7 +241,7 @@ static int keep_recent(void *value, void *arg)
 	struct vt_revoked *r = value;
 	const struct aging *a = arg;
 
-	if (r->ts * 1000 >= a->before_ms) {
+	if (r->ts >= a->keep) {
 		return 1;
 	}
 	if (!is_all(r->device)) {
@@ -253,7 +253,9 @@ static int keep_recent(void *value, void *arg)
 
 void vt__revoked_expire(struct vt_engine *e, int64_t device_before_ms)
 {
-	struct aging a = {e, device_before_ms};
+	/* In seconds, as the stores compare: a scope's time in ms could overflow
+	 * (another node or a store may name any time up to INT64_MAX). */
+	struct aging a = {e, device_before_ms / 1000 + (device_before_ms % 1000 > 0)};
 
 	if (e->revoked.len > 0) {
 		vt_map_filter(&e->revoked, keep_recent, &a);

@@ -3,6 +3,7 @@
  * they close, and what stays owed.
  */
 #include <check.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -305,6 +306,19 @@ START_TEST(remote_logout_applies_here)
 }
 END_TEST
 
+/* Expiry compares seconds: a time far ahead, up to INT64_MAX, stays and overflows nothing. */
+START_TEST(logout_dated_far_ahead_outlives_expiry)
+{
+	struct vt_inbox scope = {"alice", VT_ALL_DEVICES};
+	struct vt_identity id = token("alice", "", now_s());
+
+	vt_engine_remote_logout(E, &scope, INT64_MAX);
+	advance(E, &H, 120000);
+	ck_assert_uint_eq(E->revoked.len, 1);
+	ck_assert_int_eq(vt_engine_revoked(E, &id), VT_EREVOKED);
+}
+END_TEST
+
 /* A logout is forgotten with unused devices: by then its tokens are long expired. */
 START_TEST(logouts_expire_with_unused_devices)
 {
@@ -340,6 +354,7 @@ static Suite *engine_logout_suite(void)
 	tcase_add_test(t, logout_of_all_devices_keeps_other_users);
 	tcase_add_test(t, logouts_draw_on_the_rate);
 	tcase_add_test(t, remote_logout_applies_here);
+	tcase_add_test(t, logout_dated_far_ahead_outlives_expiry);
 	tcase_add_test(t, logouts_expire_with_unused_devices);
 	suite_add_tcase(s, t);
 	return s;
