@@ -203,17 +203,27 @@ static int apply_logout(struct vt_engine *e, const char *user, const char *devic
 	return rc;
 }
 
+/*
+ * A scope a logout here could have made. What storage or another node hands
+ * over is checked as a client's ids are: other bytes (a newline) would reach
+ * the log, and scopes that no token can name would only take up memory.
+ */
+static int scope_valid(const struct vt_inbox *scope, int64_t ts)
+{
+	return scope->user != NULL && scope->device != NULL && ts > 0 &&
+	       vt_user_id_valid(scope->user, strlen(scope->user)) &&
+	       (is_all(scope->device) || scope->device[0] == '\0' ||
+		vt_user_id_valid(scope->device, strlen(scope->device)));
+}
+
 static void on_loaded(void *arg, const struct vt_inbox *scope, int64_t ts)
 {
 	struct vt_engine *e = arg;
 
-	if (vt_user_id_valid(scope->user, strlen(scope->user)) && ts > 0 &&
-	    (is_all(scope->device) || scope->device[0] == '\0' ||
-	     vt_user_id_valid(scope->device, strlen(scope->device)))) {
+	if (scope_valid(scope, ts)) {
 		(void)scope_note(e, scope->user, scope->device, ts); /* logged */
 	} else {
-		vt_log(VT_LOG_WARN, "stored logout of user=%.64s ignored: not a valid scope",
-		       scope->user);
+		vt_log(VT_LOG_WARN, "stored logout ignored: not a valid scope");
 	}
 }
 
@@ -415,7 +425,8 @@ void vt__revoke_done(struct vt_engine *e, struct vt_pend *p, int status, const s
 
 void vt_engine_remote_logout(struct vt_engine *e, const struct vt_inbox *scope, int64_t ts)
 {
-	if (scope == NULL || scope->user == NULL || scope->device == NULL || ts <= 0) {
+	if (scope == NULL || !scope_valid(scope, ts)) {
+		vt_log(VT_LOG_WARN, "logout on another node ignored: not a valid scope");
 		return;
 	}
 	vt__clock_hold(e);

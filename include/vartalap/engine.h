@@ -204,7 +204,8 @@ VT_EXPORT int vt_engine_replace(struct vt_engine *e, const struct vt_inbox *in, 
  * Another node logged out @scope (its device VT_ALL_DEVICES: every device
  * of its user), revoking tokens issued up to @ts seconds (its cluster's
  * logged_out op): as vt_engine_logout() does here once written. Harmless
- * when this node knew of it already.
+ * when this node knew of it already. A scope whose ids a token could not
+ * hold is logged and ignored.
  */
 VT_EXPORT void vt_engine_remote_logout(struct vt_engine *e, const struct vt_inbox *scope,
 				       int64_t ts);

@@ -306,6 +306,25 @@ START_TEST(remote_logout_applies_here)
 }
 END_TEST
 
+/*
+ * A notice is read as hostile: a scope no token can name (bytes a client id
+ * may not hold, a newline that would reach the log) is not kept.
+ */
+START_TEST(remote_logout_of_scopes_no_token_names_is_ignored)
+{
+	struct vt_inbox bad[] = {{"ali\nce", "phone"}, {"alice", "ph one"}, {"", "phone"},
+				 {"alice", "**"}, {"a:b", VT_ALL_DEVICES}};
+	struct vt_inbox good = {"alice", ""};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		vt_engine_remote_logout(E, &bad[i], now_s());
+	}
+	ck_assert_uint_eq(E->revoked.len, 0);
+	vt_engine_remote_logout(E, &good, now_s());
+	ck_assert_uint_eq(E->revoked.len, 1);
+}
+END_TEST
+
 /* Expiry compares seconds: a time far ahead, up to INT64_MAX, stays and overflows nothing. */
 START_TEST(logout_dated_far_ahead_outlives_expiry)
 {
@@ -354,6 +373,7 @@ static Suite *engine_logout_suite(void)
 	tcase_add_test(t, logout_of_all_devices_keeps_other_users);
 	tcase_add_test(t, logouts_draw_on_the_rate);
 	tcase_add_test(t, remote_logout_applies_here);
+	tcase_add_test(t, remote_logout_of_scopes_no_token_names_is_ignored);
 	tcase_add_test(t, logout_dated_far_ahead_outlives_expiry);
 	tcase_add_test(t, logouts_expire_with_unused_devices);
 	suite_add_tcase(s, t);
