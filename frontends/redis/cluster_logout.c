@@ -2,9 +2,10 @@
  * frontends/redis/cluster_logout.c - logouts across the nodes.
  *
  * A logout committed here is published on the logouts channel, which every
- * node subscribes; each other node applies it (vt_engine_remote_logout):
- * it closes the connections the revoked tokens opened there and refuses
- * the tokens from then on. What the channel carries (cluster_int.h):
+ * node subscribes; each node applies it (vt_engine_remote_logout): it closes
+ * the connections the revoked tokens opened there and refuses the tokens
+ * from then on, which on the node that committed it changes nothing. What
+ * the channel carries (cluster_int.h):
  *   NODE ":" TS ":" LEN ":" USER DEVICE   a logout: TS in decimal seconds,
  *                                         DEVICE "*" for every device
  *   NODE ":*"                             reload every revocation
@@ -153,6 +154,12 @@ static int parse_logout(const char *msg, size_t len, size_t at, char *user, char
 	return 0;
 }
 
+/*
+ * A notice in this node's own name is applied too, though the echo of its
+ * own changes nothing: one from a second node started with the same id, or
+ * from anyone who can publish, must not leave a token working here alone
+ * that the other nodes refuse.
+ */
 void vt__cl_on_logout_msg(struct vt_redis_cluster *c, const char *msg, size_t len)
 {
 	char user[VT_ID_MAX + 1], device[VT_ID_MAX + 1];
@@ -163,9 +170,6 @@ void vt__cl_on_logout_msg(struct vt_redis_cluster *c, const char *msg, size_t le
 	if (len < 18 || msg[16] != ':' || !vt__cl_hex16(msg, &node)) {
 		vt_log(VT_LOG_WARN, "cluster: malformed logout notice ignored (%zu bytes)", len);
 		return;
-	}
-	if (node == c->node_id) {
-		return; /* this node applied its own logout already */
 	}
 	if (len == 18 && msg[17] == '*') {
 		c->revoked_wanted = 1;

@@ -19,6 +19,7 @@ restart too. Skipped (77) when redis-server is not installed.
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -649,9 +650,9 @@ async def test_logout_through_another_node():
 async def test_logout_notices_checked():
     """What arrives on the logouts channel is read as hostile: malformed
     notices are logged and dropped, and the node keeps serving; a well-formed
-    one from another node revokes; one asking for a reload makes the node
-    read the revocations from the store, where one was written without a
-    notice."""
+    one from another node revokes, and so does one in the node's own name;
+    one asking for a reload makes the node read the revocations from the
+    store, where one was written without a notice."""
     c = Cluster()
     chan = "vt-e2e:logouts"
     other = "00000000000000ff"
@@ -687,6 +688,14 @@ async def test_logout_notices_checked():
         await await_until(lambda: http_request(c.n2, "GET", "/v1/messages",
                                                token=carol)[0] == 401, 3,
                           "carol's token refused once node 2 reloaded")
+
+        # a notice in node 2's own name (a second node given its id, a forger)
+        dave = mint(c.n1, "dave")
+        own = re.search(r"cluster: node ([0-9a-f]{16})", open(c.n2.log_path).read()).group(1)
+        redis_cmd(c.redis.port, "PUBLISH", chan, "%s:%d:4:dave*" % (own, time.time() + 5))
+        await await_until(lambda: http_request(c.n2, "GET", "/v1/messages",
+                                               token=dave)[0] == 401, 3,
+                          "dave's token refused by the node a notice names")
     finally:
         c.close()
 
