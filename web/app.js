@@ -143,6 +143,8 @@ async function loadGroups() {
 
 // The server no longer takes the token (expired, revoked by a sign-out):
 // back to the sign-in form, and forget it, so a reload does not try it again.
+// A fresh page, as after signing out: the conversations of this user must not
+// stay in memory for whoever signs in next. The reason outlives the reload.
 function tokenRefused(code) {
 	const why = {
 		token_expired: "your token expired: sign in again",
@@ -155,9 +157,9 @@ function tokenRefused(code) {
 		state.ws = null;
 	}
 	sessionStorage.removeItem("vartalap.token");
-	$("chat").hidden = true;
-	$("signin").hidden = false;
-	$("signin-error").textContent = why[code] || "the server refused the token: sign in again";
+	sessionStorage.setItem("vartalap.refused",
+		why[code] || "the server refused the token: sign in again");
+	location.reload();
 }
 
 // ---- the connection ----
@@ -211,14 +213,16 @@ function onClose(ws, code) {
 		setConn("signed in elsewhere", false);
 		return;
 	}
-	if (code === 4001 || code === 4003 || code === 1008) {
-		const why = { 4001: "token expired", 4003: "signed out" };
+	if (code === 4001 || code === 4003) {
+		// As a refused token over REST: the sign-in form, and no more of
+		// the conversation on a page whose user logged out (a lost phone).
+		tokenRefused(code === 4001 ? "token_expired" : "token_revoked");
+		return;
+	}
+	if (code === 1008) {
 		state.stopped = true;
-		setConn(why[code] || "refused", false);
+		setConn("refused", false);
 		toast("sign in again");
-		if (code !== 1008) {
-			sessionStorage.removeItem("vartalap.token");
-		}
 		return;
 	}
 	if (code === 1006) {
@@ -667,6 +671,11 @@ function wire() {
 	$("msgs").addEventListener("scroll", sendVisibleReads);
 	document.addEventListener("visibilitychange", sendVisibleReads);
 	window.addEventListener("focus", sendVisibleReads);
+	const refused = sessionStorage.getItem("vartalap.refused");
+	if (refused) {
+		sessionStorage.removeItem("vartalap.refused");
+		$("signin-error").textContent = refused;
+	}
 	const saved = sessionStorage.getItem("vartalap.token");
 	if (saved) {
 		signIn(saved);

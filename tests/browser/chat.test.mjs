@@ -188,8 +188,9 @@ async function signOutRevokes(page, other) {
 		`signed-out token refused: ${JSON.stringify(res)}`);
 	console.log("ok: sign out revokes the token");
 
-	// A logout from elsewhere closes the other page with 4003; reloaded, it
-	// asks for a sign-in instead of retrying the revoked token.
+	// A logout from elsewhere closes the other page with 4003: it goes back
+	// to the sign-in form at once, the conversation no longer shown (a lost
+	// phone's page), and forgets the revoked token.
 	const status = await other.evaluate(async () => {
 		const t = sessionStorage.getItem("vartalap.token");
 		const r = await fetch("/v1/logout", {
@@ -200,9 +201,18 @@ async function signOutRevokes(page, other) {
 		return r.status;
 	});
 	check(status === 200, `logout of every device: ${status}`);
-	await other.waitForSelector('#conn:text-is("signed out")', { timeout: TIMEOUT });
-	await other.reload();
-	await other.waitForSelector("#signin:not([hidden])", { timeout: TIMEOUT });
+	await other.waitForSelector('#signin-error:text-is("signed out: sign in again")',
+		{ timeout: TIMEOUT });
+	check(await other.isHidden("#chat"), "the conversation is hidden once signed out");
+	check(await other.evaluate(() => sessionStorage.getItem("vartalap.token")) === null,
+		"the revoked token is forgotten");
+
+	// Whoever signs in next on that page sees nothing of the one before.
+	await other.fill("#dev-user", "erin");
+	await other.click("#dev-form button");
+	await other.waitForSelector("#conn.online", { timeout: TIMEOUT });
+	check(await other.locator("#convs li").count() === 0,
+		"the next user sees none of the previous user's conversations");
 	console.log("ok: a page logged out elsewhere asks for a sign-in");
 }
 
