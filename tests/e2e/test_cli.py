@@ -474,6 +474,15 @@ async def test_logged_out_exits():
     eq(alice.proc.returncode, 1, "exit status once logged out")
     check(b"(logged out), code 4003" in err, "the close is reported: %r" % err)
 
+    # started again with the revoked token: refused, and the refusal says why
+    proc = await asyncio.create_subprocess_exec(
+        CLI, "--url", "ws://127.0.0.1:%d" % srv.port, "--token", t,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    _out, err = await asyncio.wait_for(proc.communicate(), 5)
+    eq(proc.returncode, 1, "exit status with a revoked token")
+    check(b"401 Unauthorized (token_revoked)" in err, "the refusal names its code: %r" % err)
+
 
 async def refused(*args, timeout=5):
     """Run the client with @args and no input; it must give up by itself
