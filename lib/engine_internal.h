@@ -349,6 +349,7 @@ struct vt_engine {
 	int healthy;
 	int health_err;          /* the last batch's status */
 	struct vt__log_limit batch_log; /* failed batches: one line a second */
+	struct vt__log_limit revoke_log; /* logouts not written: one line a second */
 	struct vt_engine_stats stats;
 	struct vt_buf out;       /* scratch for encoding */
 	struct vt_env *spare_env; /* for the next envelope decoded: one is over 2 KiB */

@@ -42,6 +42,13 @@ struct vt_revoked_devices {
 	struct vt_revoked *first;
 };
 
+/*
+ * How far ahead of this node's clock another node's logout may be dated: a
+ * logout is dated at most VT_TOKEN_SKEW_S ahead of its own node's clock,
+ * and nodes' clocks may differ by some minutes more.
+ */
+#define REMOTE_AHEAD_MAX_S 3600
+
 /* Room for a scope's key: two ids with their length prefixes. */
 #define SCOPE_KEY_MAX (2 * (VT_ID_MAX + 24))
 
@@ -377,7 +384,12 @@ void vt_engine_logout(struct vt_engine *e, const struct vt_identity *id, const c
 	}
 	vt__copy(p->user, sizeof(p->user), id->user);
 	vt__copy(p->device, sizeof(p->device), scope);
+	/* A token dated up to VT_TOKEN_SKEW_S ahead of this clock is taken:
+	 * the logout it asks for must still end it. */
 	p->ts = vt__wall(e) / 1000;
+	if (id->iat > p->ts) {
+		p->ts = id->iat;
+	}
 	p->origin = o;
 }
 
@@ -393,8 +405,9 @@ void vt__revoke_done(struct vt_engine *e, struct vt_pend *p, int status, const s
 		status = op->status;
 	}
 	if (status < 0) {
-		vt_log(VT_LOG_WARN, "logout of user=%s device=%s not written: %s", p->user,
-		       p->device, vt_strerror(status));
+		vt__log_limited(&e->revoke_log, VT_LOG_WARN,
+				"logout of user=%s device=%s not written: %s", p->user, p->device,
+				vt_strerror(status));
 		/* A full store still takes a logout of every device (storage.h). */
 		vt__reply_error(e, &p->origin, status,
 				status == VT_ENOSPC && !is_all(p->device)
@@ -430,6 +443,14 @@ void vt_engine_remote_logout(struct vt_engine *e, const struct vt_inbox *scope, 
 		return;
 	}
 	vt__clock_hold(e);
+	if (ts > vt__wall(e) / 1000 + REMOTE_AHEAD_MAX_S) {
+		/* No node takes a token dated that far ahead, so no logout is:
+		 * kept, it would lock the user out until that time. */
+		vt_log(VT_LOG_WARN, "logout on another node ignored: dated %" PRId64
+		       " s ahead user=%s", ts - vt__wall(e) / 1000, scope->user);
+		vt__clock_release(e);
+		return;
+	}
 	if (apply_logout(e, scope->user, scope->device, ts) > 0) {
 		vt_log(VT_LOG_INFO, "logout on another node user=%s device=%s before=%" PRId64,
 		       scope->user, scope->device, ts);

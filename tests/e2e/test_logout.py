@@ -100,11 +100,13 @@ async def test_logout_everywhere_outlives_restarts():
 async def test_tokens_without_iat():
     srv = server()
     bare = tok(srv, "alice", iat=None)
-    later = tok(srv, "alice", iat=time.time() + 30)  # within the clock skew allowed
+    ahead = tok(srv, "alice", iat=time.time() + 30)  # within the clock skew allowed
     eq(fetch(srv, bare)["messages"], [], "a token without iat before any logout")
-    logout(srv, later)
+    r = logout(srv, ahead)
     refused(srv, bare, "a token without iat after a logout of its device")
-    fetch(srv, later)
+    refused(srv, ahead, "a token dated ahead, after its own logout")
+    check(r["before"] >= time.time() + 25, "the logout dated at the token: %r" % r)
+    fetch(srv, tok(srv, "alice", iat=r["before"] + 1))
 
 
 async def test_token_dated_in_the_future():

@@ -136,11 +136,12 @@ END_TEST
 START_TEST(logout_revokes_tokens_without_iat)
 {
 	struct vt_identity old = token("alice", "", 0);
-	struct vt_identity later = token("alice", "", now_s() + 100);
+	struct vt_identity now = token("alice", "", now_s());
+	struct vt_identity later = token("alice", "", now_s() + 1);
 	struct reply r;
 
 	ck_assert_int_eq(vt_engine_revoked(E, &old), 0);
-	logout(&later, "{\"all\":false}", &r);
+	logout(&now, "{\"all\":false}", &r);
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_int_eq(vt_engine_revoked(E, &old), VT_EREVOKED);
 	ck_assert_int_eq(vt_engine_revoked(E, &later), 0);
@@ -331,9 +332,28 @@ START_TEST(logout_dated_far_ahead_outlives_expiry)
 	struct vt_inbox scope = {"alice", VT_ALL_DEVICES};
 	struct vt_identity id = token("alice", "", now_s());
 
+	/* Dated past any token a node takes: ignored, not a lock-out till then. */
 	vt_engine_remote_logout(E, &scope, INT64_MAX);
+	ck_assert_uint_eq(E->revoked.len, 0);
+
+	vt_engine_remote_logout(E, &scope, now_s() + 1800); /* nodes' clocks differ */
 	advance(E, &H, 120000);
 	ck_assert_uint_eq(E->revoked.len, 1);
+	ck_assert_int_eq(vt_engine_revoked(E, &id), VT_EREVOKED);
+}
+END_TEST
+
+/* A token dated ahead of the clock (within the skew allowed) ends with its own logout. */
+START_TEST(logout_of_a_token_dated_ahead)
+{
+	struct vt_identity id = token("alice", "", now_s() + 30);
+	struct reply r;
+	char want[64];
+
+	logout(&id, "", &r);
+	snprintf(want, sizeof(want), "{\"revoked\":\"device\",\"before\":%lld}",
+		 (long long)id.iat);
+	ck_assert_str_eq(r.body, want);
 	ck_assert_int_eq(vt_engine_revoked(E, &id), VT_EREVOKED);
 }
 END_TEST
@@ -375,6 +395,7 @@ static Suite *engine_logout_suite(void)
 	tcase_add_test(t, remote_logout_applies_here);
 	tcase_add_test(t, remote_logout_of_scopes_no_token_names_is_ignored);
 	tcase_add_test(t, logout_dated_far_ahead_outlives_expiry);
+	tcase_add_test(t, logout_of_a_token_dated_ahead);
 	tcase_add_test(t, logouts_expire_with_unused_devices);
 	suite_add_tcase(s, t);
 	return s;
