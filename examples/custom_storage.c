@@ -128,6 +128,17 @@ static int cs_dedup_peek(void *self, const struct vt_record *rec, uint64_t *id)
 	return cs->inner.ops->dedup_peek(cs->inner.self, rec, id);
 }
 
+/* Optional: a store without it cannot keep logouts (VT_OP_REVOKE), and the
+ * engine refuses them. The inner memory store keeps them. */
+static int cs_load_revoked(void *self,
+                           void (*each)(void *arg, const struct vt_inbox *scope, int64_t ts),
+                           void *arg)
+{
+	struct counting_store *cs = self;
+
+	return cs->inner.ops->load_revoked(cs->inner.self, each, arg);
+}
+
 static void cs_destroy(void *self)
 {
 	struct counting_store *cs = self;
@@ -144,6 +155,7 @@ static const struct vt_storage_ops counting_ops = {
         .max_id = cs_max_id,
         .destroy = cs_destroy,
         .dedup_peek = cs_dedup_peek,
+        .load_revoked = cs_load_revoked,
 };
 
 /* ---- a minimal host and transport, as in two_users.c ---- */

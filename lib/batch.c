@@ -196,6 +196,10 @@ static int batch_prepare(struct vt_engine *e, struct vt_batch *b)
 		case VT_PEND_NOTIFIED:
 			op->kind = VT_OP_NOTIFIED;
 			break;
+		case VT_PEND_REVOKE:
+			op->kind = VT_OP_REVOKE;
+			op->ts = p->ts;
+			break;
 		case VT_PEND_GROUP:
 			op->kind = VT_OP_GROUP;
 			op->group = p->user;
@@ -411,6 +415,9 @@ static void complete_one(struct vt_engine *e, struct vt_pend *p, int status,
 		}
 		break;
 	case VT_PEND_NOTIFIED:
+		break;
+	case VT_PEND_REVOKE:
+		vt__revoke_done(e, p, status, op);
 		break;
 	}
 	vt__origin_release(&p->origin);

@@ -230,6 +230,9 @@ int vt_conn_open(struct vt_engine *e, const struct vt_identity *id,
 	if (vt__wall(e) / 1000 >= id->exp) {
 		return VT_EEXPIRED;
 	}
+	if (vt_engine_revoked(e, id) != 0) {
+		return VT_EREVOKED;
+	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		return VT_ENOMEM;

@@ -131,6 +131,11 @@ static int engine_load(struct vt_engine *e)
 	}
 	if (rc != 0) {
 		vt_log(VT_LOG_ERROR, "loading groups failed: %s", vt_strerror(rc));
+		return rc;
+	}
+	rc = vt__revoked_load(e);
+	if (rc != 0) {
+		vt_log(VT_LOG_ERROR, "loading logouts failed: %s", vt_strerror(rc));
 	}
 	return rc;
 }
@@ -165,6 +170,9 @@ int vt_engine_create(const struct vt_engine_config *cfg, const struct vt_host *h
 	vt_map_init(&e->changing);
 	vt_map_init(&e->parked_by);
 	vt_map_init(&e->senders);
+	vt_map_init(&e->revoked);
+	vt_map_init(&e->revoked_devices);
+	vt_map_init(&e->revoking);
 	vt_groups_init(&e->groups);
 	vt_receipts_init(&e->receipts);
 	vt_buf_init(&e->out);
@@ -256,6 +264,7 @@ void vt_engine_destroy(struct vt_engine *e)
 	vt_map_free(&e->late);
 	vt__early_free(e);
 	vt__senders_free(e);
+	vt__revoked_free(e);
 	vt_map_free(&e->changing);
 	vt_map_free(&e->parked_by);
 	vt_groups_free(&e->groups);
@@ -390,6 +399,7 @@ void vt__expire_start(struct vt_engine *e)
 	e->expire_due = 0;
 	e->expiring = 1;
 	e->pending_calls++;
+	vt__revoked_expire(e, wall - (int64_t)e->cfg.device_ttl_ms);
 	e->st.ops->expire(e->st.self, wall, wall - (int64_t)e->cfg.offline_ttl_ms,
 			  wall - (int64_t)e->cfg.device_ttl_ms, EXPIRE_MAX_PER_SWEEP,
 			  on_expired, e);
@@ -418,6 +428,7 @@ void vt_engine_stats(const struct vt_engine *e, struct vt_engine_stats *out)
 	struct vt_storage_pairs p = {0, 0};
 
 	*out = e->stats;
+	out->revoked_scopes = e->revoked.len;
 	if (e->st.ops->pairs != NULL) {
 		e->st.ops->pairs(e->st.self, &p);
 		out->pairs_known = 1;

@@ -9,7 +9,8 @@
  * push hook. stale.c: group posts waiting for a fresh copy of their group.
  * receipts.c: "delivered" receipts, gathered over a turn. hold.c: mode
  * "offline", events held in memory for devices keeping up. senders.c:
- * the rate of REST senders, per user.
+ * the rate of REST senders, per user. revoke.c: logouts, the tokens they
+ * revoked.
  */
 #ifndef VARTALAP_ENGINE_INTERNAL_H
 #define VARTALAP_ENGINE_INTERNAL_H
@@ -196,6 +197,7 @@ enum vt_pend_kind {
 	VT_PEND_NOTIFIED, /* the push hook was called for a delivery */
 	VT_PEND_GROUP,    /* a group's new state */
 	VT_PEND_ECHO,     /* a re-sent group change, answered once the first commits */
+	VT_PEND_REVOKE,   /* a logout: user and device name its scope */
 };
 
 /* One op of a batch, with what the engine does when it completes. */
@@ -209,7 +211,8 @@ struct vt_pend {
 	char device[VT_ID_MAX + 1];
 	uint64_t id;                 /* ACK, NOTIFIED; GROUP: the new state's version */
 	uint64_t receipt_id;         /* ACK: storage makes the receipt, with this id */
-	int64_t ts;                  /* ACK: when it was taken, the receipt's time */
+	int64_t ts;                  /* ACK: when it was taken, the receipt's time;
+					REVOKE: seconds, the last revoked iat */
 
 	/* GROUP, and a PUT to a group: with a cluster (check_base), the group
 	 * version the op was derived from, which the shared store checks */
@@ -307,6 +310,9 @@ struct vt_engine {
 	struct vt_map parked_by;  /* sender user id -> its events waiting, a count */
 	struct vt_map senders;   /* user id -> struct vt_bucket *: REST sends of
 				    about the last second (senders.c) */
+	struct vt_map revoked;   /* scope -> struct vt_revoked *: logouts (revoke.c) */
+	struct vt_map revoked_devices; /* user id -> its single-device scopes (revoke.c) */
+	struct vt_map revoking;  /* user id -> its single-device logouts being written */
 	struct vt_conn *conns;   /* every open connection */
 	struct vt_timers timers;
 	struct vt_pool items;    /* of struct vt_item: one per delivery queued */
@@ -343,6 +349,7 @@ struct vt_engine {
 	int healthy;
 	int health_err;          /* the last batch's status */
 	struct vt__log_limit batch_log; /* failed batches: one line a second */
+	struct vt__log_limit revoke_log; /* logouts not written: one line a second */
 	struct vt_engine_stats stats;
 	struct vt_buf out;       /* scratch for encoding */
 	struct vt_env *spare_env; /* for the next envelope decoded: one is over 2 KiB */
@@ -397,6 +404,19 @@ void vt__batch_touch(struct vt_engine *e, const struct vt_identity *id, struct v
 void vt__batch_notified(struct vt_engine *e, const char *user, const char *device, uint64_t id);
 void vt__batch_free(struct vt_engine *e, struct vt_batch *b);
 void vt__batch_abandon(struct vt_engine *e, struct vt_batch *b);
+
+/* requests.c: refuse a request that cannot be served now (answered); 0 to go on */
+int vt__request_refused(struct vt_engine *e, const struct vt_identity *id, vt_reply_fn reply,
+			void *arg);
+
+/* revoke.c */
+/* Read the stored logouts, at start; 0 or a storage error. */
+int vt__revoked_load(struct vt_engine *e);
+/* Forget logouts older than @device_before_ms, as storage forgets them. */
+void vt__revoked_expire(struct vt_engine *e, int64_t device_before_ms);
+void vt__revoked_free(struct vt_engine *e);
+/* A logout's op completed: keep it, close what it revoked, answer. */
+void vt__revoke_done(struct vt_engine *e, struct vt_pend *p, int status, const struct vt_op *op);
 
 /* route.c */
 void vt__take_event(struct vt_engine *e, const struct vt_identity *from, const char *data,

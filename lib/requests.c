@@ -9,9 +9,8 @@
 
 #include "engine_internal.h"
 
-/* Refuse a request that cannot be served now; 0 when it can go on. */
-static int refuse(struct vt_engine *e, const struct vt_identity *id, vt_reply_fn reply,
-		  void *arg)
+int vt__request_refused(struct vt_engine *e, const struct vt_identity *id, vt_reply_fn reply,
+			void *arg)
 {
 	struct vt_origin o = {.reply = reply, .arg = arg};
 
@@ -23,6 +22,10 @@ static int refuse(struct vt_engine *e, const struct vt_identity *id, vt_reply_fn
 		vt__reply_error(e, &o, VT_EEXPIRED, "token expired", NULL);
 		return 1;
 	}
+	if (vt_engine_revoked(e, id) != 0) {
+		vt__reply_error(e, &o, VT_EREVOKED, "token revoked by a logout", NULL);
+		return 1;
+	}
 	return 0;
 }
 
@@ -31,7 +34,7 @@ void vt_engine_submit(struct vt_engine *e, const struct vt_identity *id, const c
 {
 	struct vt_origin o = {.reply = reply, .arg = arg};
 
-	if (refuse(e, id, reply, arg)) {
+	if (vt__request_refused(e, id, reply, arg)) {
 		return;
 	}
 	vt__take_event(e, id, data, len, o);
@@ -97,7 +100,7 @@ void vt_engine_fetch(struct vt_engine *e, const struct vt_identity *id, uint64_t
 {
 	struct vt_fetchreq *f;
 
-	if (refuse(e, id, reply, arg)) {
+	if (vt__request_refused(e, id, reply, arg)) {
 		return;
 	}
 	if (limit == 0 || limit > e->cfg.fetch_limit_max) {
@@ -171,7 +174,7 @@ void vt_engine_ack(struct vt_engine *e, const struct vt_identity *id, const char
 	struct vt_ackreq *req;
 	int n;
 
-	if (refuse(e, id, reply, arg)) {
+	if (vt__request_refused(e, id, reply, arg)) {
 		return;
 	}
 	ids = malloc(VT_ACK_MAX * sizeof(*ids));
@@ -205,7 +208,7 @@ void vt_engine_group_info(struct vt_engine *e, const struct vt_identity *id, con
 	struct vt_origin o = {.reply = reply, .arg = arg};
 	struct vt_group *g;
 
-	if (refuse(e, id, reply, arg)) {
+	if (vt__request_refused(e, id, reply, arg)) {
 		return;
 	}
 	g = vt_groups_find(&e->groups, group);
@@ -229,7 +232,7 @@ void vt_engine_groups(struct vt_engine *e, const struct vt_identity *id, vt_repl
 	uint32_t n;
 	int rc;
 
-	if (refuse(e, id, reply, arg)) {
+	if (vt__request_refused(e, id, reply, arg)) {
 		return;
 	}
 	rc = vt_groups_of(&e->groups, id->user, &list, &n);

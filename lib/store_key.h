@@ -182,6 +182,44 @@ static inline int vt__touch_valid(const struct vt_op *op)
 	return vt__inbox_key(&op->inbox, key) != 0 && !vt__is_holding(&op->inbox);
 }
 
+/*
+ * Nonzero when a REVOKE names a scope that can be stored: a user, a device
+ * (VT_ALL_DEVICES for all of them) and a time after the epoch. Its key
+ * into @key (VT__INBOX_KEY_MAX bytes), *@klen its length.
+ */
+static inline int vt__revoke_valid(const struct vt_op *op, uint8_t *key, size_t *klen)
+{
+	if (!op->inbox.user || !op->inbox.user[0] || !op->inbox.device || op->ts <= 0) {
+		return 0;
+	}
+	*klen = vt__inbox_key(&op->inbox, key);
+	return *klen != 0;
+}
+
+/* Nonzero when @in is a revocation of every device of its user. */
+static inline int vt__revoke_all(const struct vt_inbox *in)
+{
+	return strcmp(vt__inbox_device(in), VT_ALL_DEVICES) == 0;
+}
+
+/*
+ * Nonzero when @key (@klen bytes), the inbox key of a revoked scope, is a
+ * single device of the user whose key (vt__user_key) is @uk: a scope that
+ * a revocation of all of that user's devices covers.
+ */
+static inline int vt__revoke_covers(const uint8_t *key, size_t klen, const uint8_t *uk,
+				    size_t uklen)
+{
+	size_t ul, dl;
+
+	if (klen < uklen || memcmp(key, uk, uklen) != 0 ||
+	    vt__inbox_key_parse(key, klen, &ul, &dl) != 0 || ul + 2 != uklen) {
+		return 0;
+	}
+	return dl != strlen(VT_ALL_DEVICES) ||
+	       memcmp(key + 4 + ul, VT_ALL_DEVICES, dl) != 0;
+}
+
 /* Longest group id a backend accepts (LMDB keys stop at 511 bytes). */
 #define VT__GROUP_KEY_MAX 400
 

@@ -20,6 +20,10 @@
  *                                         devices are one cursor range
  *   device_time  ts + IK               -> (empty)  device expiry, oldest first
  *   groups       group id              -> the group's state blob
+ *   revoked      IK                    -> ts (seconds): logouts, a user's
+ *                                         scopes one cursor range; device
+ *                                         VT_ALL_DEVICES for all of them
+ *   revoked_time ts + IK               -> (empty)  logout expiry, oldest first
  *
  * Times are stored with vt__put_ts so byte order is time order. A commit is
  * one write transaction: any LMDB error aborts it, so a batch is written
@@ -30,11 +34,12 @@
  * Headroom. LMDB copies pages on write, so even a delete needs free pages:
  * a map filled to the last page could not take the acks that would empty
  * it. What would grow the store is therefore refused (VT_ENOSPC, op by op)
- * once the live pages would pass the map size less a reserve; acks, expiry
- * and a user's first device may use the reserve. The same holds for the
- * disk: the data file's blocks are reserved ahead of use (fallocate), and
- * when the disk has no more, the store is held at what it has, so the
- * pages an ack copies into always have blocks under them.
+ * once the live pages would pass the map size less a reserve; acks, expiry,
+ * a user's first device and a logout of all of a user's devices may use the
+ * reserve. The same holds for the disk: the data file's blocks are reserved
+ * ahead of use (fallocate), and when the disk has no more, the store is
+ * held at what it has, so the pages an ack copies into always have blocks
+ * under them.
  *
  * The backend's other files, one concern each, are listed in store_lmdb_int.h.
  */
@@ -83,6 +88,8 @@ static int apply_op(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch
 		return vt__lmdb_apply_notified(s, txn, op);
 	case VT_OP_GROUP:
 		return vt__lmdb_apply_group(s, txn, op, b);
+	case VT_OP_REVOKE:
+		return vt__lmdb_apply_revoke(s, txn, op, b);
 	}
 	op->status = VT_EINVAL;
 	return 0;
@@ -354,6 +361,7 @@ static const struct vt_storage_ops lmdb_ops = {
         .destroy = lmdb_destroy,
         .dedup_peek = vt__lmdb_dedup_peek,
         .pairs = lmdb_pairs,
+        .load_revoked = vt__lmdb_load_revoked,
 };
 
 static int format_put(struct lmdb *s, MDB_txn *txn)
@@ -416,7 +424,7 @@ static int open_dbs(struct lmdb *s)
 	        {"records", &s->recs},     {"deliveries", &s->dlv},   {"by_record", &s->byrec},
 	        {"by_time", &s->bytime},   {"dedup_time", &s->dtime}, {"inbox_count", &s->icnt},
 	        {"meta", &s->meta},        {"devices", &s->devs},     {"device_time", &s->devtime},
-	        {"groups", &s->groups},
+	        {"groups", &s->groups},    {"revoked", &s->revoked},  {"revoked_time", &s->revtime},
 	};
 	MDB_txn *txn = NULL;
 	int upgrade = 0, rc = mdb_txn_begin(s->env, NULL, 0, &txn);

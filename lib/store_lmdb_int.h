@@ -48,7 +48,8 @@
  * devices, device_time, groups and delivery flags; format 3 keeps the pairs
  * in dedup_time alone, without the tree "dedup" keyed by the pair; format 4
  * counts a record's deliveries in its by_time value, without the tree
- * "rec_count".
+ * "rec_count"; format 5 adds the logouts, "revoked" and "revoked_time",
+ * so that an older build, which would not see them, does not open it.
  */
 #define REC_VERSION    1
 #define FORMAT_VERSION VT_LMDB_FORMAT
@@ -60,6 +61,7 @@ struct lmdb {
 	MDB_env *env;
 	MDB_dbi recs, dlv, byrec, bytime, dtime, icnt, meta;
 	MDB_dbi devs, devtime, groups;
+	MDB_dbi revoked, revtime; /* logouts: store_lmdb_revoke.c */
 	struct vt__tset targets; /* scratch of a PUT, kept for the next one */
 	int64_t window;
 	size_t psize;       /* bytes per page */
@@ -120,7 +122,7 @@ static inline uint32_t get_u32(const uint8_t *p)
 /* What a batch leaves behind besides its writes, and how it runs. */
 struct batch {
 	struct vt__out *out; /* out_to arrays, freed after done */
-	int grows;           /* a TOUCH or GROUP stored something new */
+	int grows;           /* a TOUCH, GROUP or REVOKE stored something new */
 	int refuse;          /* the store is full: what would grow gets VT_ENOSPC */
 	uint64_t max_id;     /* the highest id a PUT stored: max_id is raised once */
 	struct vt__rcpts rcpts; /* the receipts its acks made, reported until done */
@@ -208,6 +210,13 @@ int vt__lmdb_apply_ack(struct lmdb *s, MDB_txn *txn, struct vt_op *op);
 int vt__lmdb_apply_notified(struct lmdb *s, MDB_txn *txn, struct vt_op *op);
 int vt__lmdb_apply_group(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b);
 
+/* store_lmdb_revoke.c */
+int vt__lmdb_apply_revoke(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b);
+int vt__lmdb_revoked_expire(struct lmdb *s, MDB_txn *txn, int64_t before_ms, uint64_t max);
+int vt__lmdb_load_revoked(void *self,
+                          void (*each)(void *arg, const struct vt_inbox *scope, int64_t ts),
+                          void *arg);
+
 /* store_lmdb_space.c */
 int vt__lmdb_batch_stores(const struct vt_op *ops, size_t n, const struct batch *b);
 int vt__lmdb_check_headroom(struct lmdb *s, MDB_txn *txn, size_t nops);
@@ -253,6 +262,10 @@ void vt__lmdb_list(void *self, const struct vt_inbox *inbox, uint64_t after, uin
                    vt_list_cb done, void *arg);
 void vt__lmdb_expire(void *self, int64_t now_ts, int64_t before_ts, int64_t device_before_ts,
                      uint64_t max, vt_expire_cb done, void *arg);
+/* Run @scan over a cursor on @dbi in a read transaction; 0, or VT_ESTORAGE
+ * logged as a failure to load @what. */
+int vt__lmdb_read_tree(struct lmdb *s, MDB_dbi dbi, int (*scan)(MDB_cursor *cur, void *ctx),
+                       void *ctx, const char *what);
 int vt__lmdb_load_groups(void *self,
                          void (*each)(void *arg, const char *group, const char *data,
                                       size_t len),

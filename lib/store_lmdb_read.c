@@ -340,6 +340,9 @@ static int expire_txn(struct lmdb *s, int64_t now_ts, int64_t before_ts, int64_t
 		rc = expire_devices(s, txn, device_before_ts, max, removed);
 	}
 	if (rc == 0) {
+		rc = vt__lmdb_revoked_expire(s, txn, device_before_ts, max);
+	}
+	if (rc == 0) {
 		uint64_t forgot;
 		int64_t last_ts;
 
@@ -377,11 +380,15 @@ void vt__lmdb_expire(void *self, int64_t now_ts, int64_t before_ts, int64_t devi
 
 /* ---- groups ---- */
 
+struct groups_walk {
+	void (*each)(void *arg, const char *group, const char *data, size_t len);
+	void *arg;
+};
+
 /* Call @each for every group in the cursor's database; damaged keys are skipped. */
-static int groups_scan(MDB_cursor *cur,
-                       void (*each)(void *arg, const char *group, const char *data, size_t len),
-                       void *arg)
+static int groups_scan(MDB_cursor *cur, void *ctx)
 {
+	const struct groups_walk *w = ctx;
 	char id[VT__GROUP_KEY_MAX + 1];
 	MDB_val k, v;
 	int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
@@ -394,11 +401,35 @@ static int groups_scan(MDB_cursor *cur,
 		} else {
 			memcpy(id, k.mv_data, k.mv_size);
 			id[k.mv_size] = 0;
-			each(arg, id, v.mv_data, v.mv_size);
+			w->each(w->arg, id, v.mv_data, v.mv_size);
 		}
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int vt__lmdb_read_tree(struct lmdb *s, MDB_dbi dbi, int (*scan)(MDB_cursor *cur, void *ctx),
+		       void *ctx, const char *what)
+{
+	MDB_cursor *cur = NULL;
+	MDB_txn *txn = NULL;
+	int rc = vt__lmdb_read_begin(s, &txn);
+
+	if (rc == 0) {
+		rc = mdb_cursor_open(txn, dbi, &cur);
+	}
+	if (rc == 0) {
+		rc = scan(cur, ctx);
+		mdb_cursor_close(cur);
+	}
+	if (txn) {
+		vt__lmdb_read_end(s, txn);
+	}
+	if (rc != 0) {
+		vt_log(VT_LOG_ERROR, "lmdb: load %s: %s", what, mdb_strerror(rc));
+		return VT_ESTORAGE;
+	}
+	return 0;
 }
 
 int vt__lmdb_load_groups(void *self,
@@ -407,25 +438,9 @@ int vt__lmdb_load_groups(void *self,
                          void *arg)
 {
 	struct lmdb *s = self;
-	MDB_cursor *cur = NULL;
-	MDB_txn *txn = NULL;
-	int rc = vt__lmdb_read_begin(s, &txn);
+	struct groups_walk w = {each, arg};
 
-	if (rc == 0) {
-		rc = mdb_cursor_open(txn, s->groups, &cur);
-	}
-	if (rc == 0) {
-		rc = groups_scan(cur, each, arg);
-		mdb_cursor_close(cur);
-	}
-	if (txn) {
-		vt__lmdb_read_end(s, txn);
-	}
-	if (rc != 0) {
-		vt_log(VT_LOG_ERROR, "lmdb: load groups: %s", mdb_strerror(rc));
-		return VT_ESTORAGE;
-	}
-	return 0;
+	return vt__lmdb_read_tree(s, s->groups, groups_scan, &w, "groups");
 }
 
 /* ---- lifetime ---- */

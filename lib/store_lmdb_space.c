@@ -53,8 +53,9 @@ static size_t disk_free_pages(const struct lmdb *s)
 /* Pages held by every tree, as @txn sees them (its own writes included). */
 static int pages_used(struct lmdb *s, MDB_txn *txn, size_t *out)
 {
-	const MDB_dbi all[] = {FREE_DBI, MAIN_DBI, s->recs, s->dlv,  s->byrec,   s->bytime,
-	                       s->dtime, s->icnt,  s->meta, s->devs, s->devtime, s->groups};
+	const MDB_dbi all[] = {FREE_DBI,   MAIN_DBI,  s->recs,    s->dlv,    s->byrec,
+	                       s->bytime,  s->dtime,  s->icnt,    s->meta,   s->devs,
+	                       s->devtime, s->groups, s->revoked, s->revtime};
 	MDB_stat st;
 	size_t n = 2; /* the two meta pages */
 
@@ -72,8 +73,9 @@ static int pages_used(struct lmdb *s, MDB_txn *txn, size_t *out)
 
 /*
  * Nonzero when the batch stored something new: a PUT that wrote, a device
- * registered or a group state set. Acks, refreshes, NOTIFIED and group
- * deletes may use the reserve, so space can always be freed.
+ * registered, a group state set or a device's first logout. Acks,
+ * refreshes, NOTIFIED and group deletes may use the reserve, so space can
+ * always be freed.
  */
 int vt__lmdb_batch_stores(const struct vt_op *ops, size_t n, const struct batch *b)
 {

@@ -327,6 +327,7 @@ static void mem_expire(void *self, int64_t now_ts, int64_t before_ts, int64_t de
 
 	removed += expire_devices(m, device_before_ts, max - removed);
 	expire_dedup(m, now_ts);
+	vt__mem_revoked_expire(m, device_before_ts);
 	heaps_trim(m);
 	vt__forgot_report(&m->forgot, 0); /* what the last minute's commits forgot */
 	done(arg, 0, removed);
@@ -401,6 +402,8 @@ static void mem_destroy(void *self)
 	map_free_all(&m->devs);
 	map_free_all(&m->users);
 	map_free_all(&m->groups);
+	map_free_all(&m->revoked);
+	map_free_all(&m->revusers);
 	free(m->dedup.slots);
 	free(m->rtime.v);
 	free(m->dtime.v);
@@ -417,6 +420,7 @@ static const struct vt_storage_ops mem_ops = {
         .destroy = mem_destroy,
         .dedup_peek = mem_dedup_peek,
         .pairs = mem_pairs,
+        .load_revoked = vt__mem_load_revoked,
 };
 
 int vt_storage_memory_create(int64_t dedup_window_ms, struct vt_storage *out)
@@ -435,6 +439,8 @@ int vt_storage_memory_create(int64_t dedup_window_ms, struct vt_storage *out)
 	m->devs.seed = m->recs.seed ^ 0x27d4eb2f;
 	m->users.seed = m->recs.seed ^ 0x165667b1;
 	m->groups.seed = m->recs.seed ^ 0x85ebca6b;
+	m->revoked.seed = m->recs.seed ^ 0x9e3779b1;
+	m->revusers.seed = m->recs.seed ^ 0x7f4a7c15;
 	out->ops = &mem_ops;
 	out->self = m;
 	return 0;

@@ -329,6 +329,9 @@ void vt__mem_apply_op(struct mem *m, struct vt_op *op, struct prep *p)
 	case VT_OP_GROUP:
 		apply_group(m, op, p);
 		break;
+	case VT_OP_REVOKE:
+		vt__mem_apply_revoke(m, op, p);
+		break;
 	default:
 		op->status = VT_EINVAL;
 	}

@@ -6,6 +6,7 @@
  * store_mem_box.c: records, inboxes and their deliveries.
  * store_mem_prep.c: the first phase of a commit, which may fail.
  * store_mem_apply.c: the second, which cannot. See store_mem.c for why.
+ * store_mem_revoke.c: logouts.
  * store_mem_rcpt.c: the receipts made with acks, planned in the first
  * phase and made in the second, with store_receipts.c (shared with LMDB).
  */
@@ -93,8 +94,20 @@ struct mgroup {
 	char key[]; /* the group id and its NUL, then the data */
 };
 
+struct mrevuser;
+
+/* A revoked scope (store_mem_revoke.c); its key is the scope's inbox key. */
+struct mrevoke {
+	int64_t ts; /* seconds */
+	struct mrevuser *owner;         /* a single device: its user's list */
+	struct mrevoke *prev, *next;    /* on that list */
+	size_t klen;
+	uint8_t key[];
+};
+
 struct mem {
 	struct hmap recs, boxes, dedup, devs, users, groups;
+	struct hmap revoked, revusers;
 	struct heap rtime;  /* (ts, id): records, stale once deleted */
 	struct heap dtime;  /* (ts, 0, mdedup*): owns every dedup entry */
 	struct heap dvtime; /* (seen, serial, mdev*): one item per device */
@@ -131,6 +144,8 @@ struct prep {
 	struct mbox *claim;  /* TOUCH: the device's inbox, room for a claim */
 	uint32_t nclaim;     /* TOUCH: pending slots taken on claim */
 	struct mgroup *grp;  /* GROUP: the new state */
+	struct mrevoke *rev; /* REVOKE: the entry of a new scope */
+	struct mrevuser *revuser; /* REVOKE: its user's, if new too */
 };
 
 /*
@@ -144,7 +159,7 @@ struct batch {
 	struct vt_op *more;
 	size_t nmore, nput;
 	size_t *touch; /* indexes of the valid TOUCH ops */
-	size_t ntouch, ngroup;
+	size_t ntouch, ngroup, nrevoke;
 };
 
 /* store_mem_box.c */
@@ -174,6 +189,14 @@ void vt__mem_prep_release(struct mem *m, struct prep *p);
 /* Set aside all the ops of @bt could need, into @preps (one per op, those
  * of more included); 0, or VT_ENOMEM with nothing held. */
 int vt__mem_prepare(struct mem *m, struct batch *bt, struct prep *preps);
+
+/* store_mem_revoke.c */
+int vt__mem_prep_revoke(struct vt_op *op, struct prep *p);
+void vt__mem_apply_revoke(struct mem *m, struct vt_op *op, struct prep *p);
+void vt__mem_revoked_expire(struct mem *m, int64_t before_ms);
+int vt__mem_load_revoked(void *self,
+			 void (*each)(void *arg, const struct vt_inbox *scope, int64_t ts),
+			 void *arg);
 
 /* store_mem_apply.c */
 void vt__mem_apply_op(struct mem *m, struct vt_op *op, struct prep *p);

@@ -315,6 +315,8 @@ void vt__mem_prep_release(struct mem *m, struct prep *p)
 	free(p->dev);
 	free(p->user);
 	free(p->grp);
+	free(p->rev);
+	free(p->revuser);
 }
 
 static int prep_tables(struct mem *m, const struct batch *bt)
@@ -324,7 +326,9 @@ static int prep_tables(struct mem *m, const struct batch *bt)
 	    vt__mem_heap_reserve(&m->dtime, bt->nput) ||
 	    vt__mem_hm_reserve(&m->devs, bt->ntouch) || vt__mem_hm_reserve(&m->users, bt->ntouch) ||
 	    vt__mem_heap_reserve(&m->dvtime, bt->ntouch) ||
-	    vt__mem_hm_reserve(&m->groups, bt->ngroup)) {
+	    vt__mem_hm_reserve(&m->groups, bt->ngroup) ||
+	    vt__mem_hm_reserve(&m->revoked, bt->nrevoke) ||
+	    vt__mem_hm_reserve(&m->revusers, bt->nrevoke)) {
 		return VT_ENOMEM;
 	}
 	return 0;
@@ -349,6 +353,8 @@ static int batch_scan(struct batch *bt)
 			bt->touch[bt->ntouch++] = i;
 		} else if (op->kind == VT_OP_GROUP && vt__group_valid(op)) {
 			bt->ngroup++;
+		} else if (op->kind == VT_OP_REVOKE) {
+			bt->nrevoke++;
 		}
 	}
 	return 0;
@@ -364,6 +370,9 @@ static int prep_op(struct mem *m, const struct batch *bt, struct vt_op *op, stru
 	}
 	if (op->kind == VT_OP_GROUP && vt__group_valid(op)) {
 		return prep_group(op, p);
+	}
+	if (op->kind == VT_OP_REVOKE) {
+		return vt__mem_prep_revoke(op, p);
 	}
 	return 0;
 }

@@ -250,8 +250,6 @@ static int time_claim(const struct vt_json_val *v, int64_t *out)
 /* One claim, by its index in the names of read_claims(). */
 static int read_claim(int i, const struct vt_json_val *val, struct vt_identity *id)
 {
-	int64_t iat;
-
 	switch (i) {
 	case 0:
 		return id_claim(val, id->user);
@@ -260,7 +258,7 @@ static int read_claim(int i, const struct vt_json_val *val, struct vt_identity *
 	case 2:
 		return id_claim(val, id->device);
 	case 3:
-		return time_claim(val, &iat);
+		return time_claim(val, &id->iat);
 	default:
 		return 0; /* a claim we do not use */
 	}
@@ -364,8 +362,27 @@ int vt_token_verify(const unsigned char *key, size_t key_len, const char *token,
 	if (rc != 0) {
 		return rc;
 	}
+	if (got.iat > now + VT_TOKEN_SKEW_S) {
+		return VT_EAUTH;
+	}
 	if (got.exp <= now) {
 		return VT_EEXPIRED;
+	}
+	*id = got;
+	return 0;
+}
+
+int vt_token_claims(const char *token, size_t len, struct vt_identity *id)
+{
+	struct vt_identity got;
+	struct token_parts p;
+
+	if (token == NULL || len > VT_TOKEN_MAX || split_token(token, len, &p) != 0) {
+		return VT_EAUTH;
+	}
+	memset(&got, 0, sizeof(got));
+	if (read_token(&p, &got) != 0) {
+		return VT_EAUTH;
 	}
 	*id = got;
 	return 0;

@@ -62,7 +62,28 @@ function signIn(token) {
 	connect();
 }
 
-function signOut() {
+// Signing out revokes the token on the server too, so a copy of it left in
+// this browser (or taken from it) no longer opens this page's device. A
+// token that names no device still opens other device ids (?device=): only
+// a logout of every device ends it there, and that signs out the others.
+async function signOut() {
+	let r = null;
+	try {
+		r = await fetch("/v1/logout", {
+			method: "POST",
+			headers: { Authorization: "Bearer " + state.token },
+		});
+	} catch (e) {
+		// Unreachable: r stays null.
+	}
+	// 401: the token was refused already (expired, revoked). Anything else
+	// but 200 leaves it valid on the server: say so and stay signed in.
+	if (!r || (!r.ok && r.status !== 401)) {
+		const j = r ? await r.json().catch(() => ({})) : {};
+		toast("not signed out: " + (j.reason || "the server cannot be reached") +
+			"; try again");
+		return;
+	}
 	state.stopped = true;
 	clearTimeout(state.retryTimer);
 	if (state.ws) {
@@ -102,6 +123,11 @@ async function loadGroups() {
 		const r = await fetch("/v1/groups", {
 			headers: { Authorization: "Bearer " + state.token },
 		});
+		if (r.status === 401) {
+			const j = await r.json().catch(() => ({}));
+			tokenRefused(j.code);
+			return;
+		}
 		if (!r.ok) {
 			return;
 		}
@@ -113,6 +139,27 @@ async function loadGroups() {
 	} catch (e) {
 		// Offline: the group events will name them when they arrive.
 	}
+}
+
+// The server no longer takes the token (expired, revoked by a sign-out):
+// back to the sign-in form, and forget it, so a reload does not try it again.
+// A fresh page, as after signing out: the conversations of this user must not
+// stay in memory for whoever signs in next. The reason outlives the reload.
+function tokenRefused(code) {
+	const why = {
+		token_expired: "your token expired: sign in again",
+		token_revoked: "signed out: sign in again",
+	};
+	state.stopped = true;
+	clearTimeout(state.retryTimer);
+	if (state.ws) {
+		state.ws.close(1000);
+		state.ws = null;
+	}
+	sessionStorage.removeItem("vartalap.token");
+	sessionStorage.setItem("vartalap.refused",
+		why[code] || "the server refused the token: sign in again");
+	location.reload();
 }
 
 // ---- the connection ----
@@ -166,11 +213,22 @@ function onClose(ws, code) {
 		setConn("signed in elsewhere", false);
 		return;
 	}
-	if (code === 4001 || code === 1008) {
+	if (code === 4001 || code === 4003) {
+		// As a refused token over REST: the sign-in form, and no more of
+		// the conversation on a page whose user logged out (a lost phone).
+		tokenRefused(code === 4001 ? "token_expired" : "token_revoked");
+		return;
+	}
+	if (code === 1008) {
 		state.stopped = true;
-		setConn(code === 4001 ? "token expired" : "refused", false);
+		setConn("refused", false);
 		toast("sign in again");
 		return;
+	}
+	if (code === 1006) {
+		// A refused handshake reaches a page as a bare 1006: ask over REST
+		// whether it was the token, rather than retrying it forever.
+		loadGroups();
 	}
 	if (state.stopped) {
 		setConn("offline", false);
@@ -613,6 +671,11 @@ function wire() {
 	$("msgs").addEventListener("scroll", sendVisibleReads);
 	document.addEventListener("visibilitychange", sendVisibleReads);
 	window.addEventListener("focus", sendVisibleReads);
+	const refused = sessionStorage.getItem("vartalap.refused");
+	if (refused) {
+		sessionStorage.removeItem("vartalap.refused");
+		$("signin-error").textContent = refused;
+	}
 	const saved = sessionStorage.getItem("vartalap.token");
 	if (saved) {
 		signIn(saved);

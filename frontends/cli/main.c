@@ -16,6 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <vartalap/token.h>
+
 #include "cli.h"
 #include "tlsclient.h"
 
@@ -27,7 +29,8 @@ static const char usage[] =
         "\n"
         "A terminal chat client. The URL defaults to ws://127.0.0.1:8080; the token\n"
         "may also come from $VARTALAP_TOKEN.\n"
-        "  --device D       the device to connect as, when the token names none\n"
+        "  --device D       the device to connect as, when the token names none (a\n"
+        "                   token's own device wins, with a warning)\n"
         "  --ca-file PATH   trust the CA (or self-signed) certificates in PATH for\n"
         "                   wss://, instead of the system's roots\n"
         "  --no-reconnect   exit when the connection drops instead of connecting again\n"
@@ -190,6 +193,21 @@ static int parse_args(int argc, char **argv, struct args *a)
 	return -1;
 }
 
+/*
+ * The server takes the device a token names over the one asked for: say so,
+ * rather than let a user believe the client is connected as another.
+ */
+static void warn_ignored_device(const struct args *a)
+{
+	struct vt_identity id;
+
+	if (a->device != NULL && vt_token_claims(a->token, strlen(a->token), &id) == 0 &&
+	    id.device[0] != '\0' && strcmp(id.device, a->device) != 0) {
+		fprintf(stderr, "vartalap-cli: --device %s is ignored: the token names device %s\n",
+		        a->device, id.device);
+	}
+}
+
 /* The URL and, for wss://, the TLS context: 0, or the exit status. */
 static int configure(struct cli *c, const struct args *a)
 {
@@ -207,6 +225,7 @@ static int configure(struct cli *c, const struct args *a)
 	}
 	c->wsc.token = a->token;
 	c->wsc.device = a->device;
+	warn_ignored_device(a);
 	c->reconnect = a->reconnect;
 	if (c->url.tls) {
 		c->wsc.tls = vt_cli_tls_ctx_new(a->ca_file, why, sizeof(why));

@@ -33,6 +33,7 @@
 #include <wslay/wslay.h>
 
 #include "../common/frontend.h"
+#include "json.h"
 #include "tlsclient.h"
 
 #define WS_GUID        "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -224,6 +225,23 @@ static int close_code_retries(int code)
 	}
 }
 
+/* Why the server closed, for the codes that end the client (docs/PROTOCOL.md). */
+static const char *close_code_said(int code)
+{
+	switch (code) {
+	case 1008:
+		return "the server closed the connection (policy)";
+	case 4001:
+		return "the server closed the connection (token expired)";
+	case 4002:
+		return "the server closed the connection (the same device connected again)";
+	case 4003:
+		return "the server closed the connection (logged out)";
+	default:
+		return "the server closed the connection";
+	}
+}
+
 /*
  * The end of a connection wslay closed on its own, over what the server
  * sent: connecting again would only bring the same again.
@@ -355,7 +373,7 @@ static void flush(struct vt_wsc *c)
 	if (code == WSLAY_CODE_NO_STATUS_RCVD) {
 		code = 1005;
 	}
-	finish(c, code, close_code_retries(code), "the server closed the connection");
+	finish(c, code, close_code_retries(code), close_code_said(code));
 }
 
 /* Read what came in (callbacks may queue answers meanwhile), then write. */
@@ -448,6 +466,36 @@ static int check_response(struct vt_wsc *c, const char *head, char *why, size_t 
 	return 0;
 }
 
+/*
+ * Append the error code of a refused upgrade's body to @why, when the body
+ * came with the head: "401 Unauthorized" alone does not tell a token that
+ * a logout revoked from an expired or a forged one.
+ */
+static void add_refusal_code(struct evbuffer *in, char *why, size_t cap)
+{
+	size_t len = evbuffer_get_length(in) < 1024 ? evbuffer_get_length(in) : 1024;
+	const char *body = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
+	struct vt_json_val obj, key, v;
+	size_t pos = 0, at = strlen(why);
+	char code[32];
+
+	if (body == NULL || vt_json_validate_value(body, len, 2, &obj) != 0 ||
+	    obj.type != VT_JSON_OBJECT) {
+		return;
+	}
+	while (vt_json_next_member(&obj, &pos, &key, &v)) {
+		if (!vt_json_key_is(&key, "code")) {
+			continue;
+		}
+		/* lowercase letters and '_' only: nothing else reaches the terminal */
+		if (vt_json_str_decode(&v, code, sizeof(code)) > 0 &&
+		    strspn(code, "abcdefghijklmnopqrstuvwxyz_") == strlen(code)) {
+			snprintf(why + at, cap - at, " (%s)", code);
+		}
+		return;
+	}
+}
+
 static void on_handshake(struct vt_wsc *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -469,6 +517,7 @@ static void on_handshake(struct vt_wsc *c)
 	evbuffer_remove(in, head, (size_t)end.pos + 4);
 	head[end.pos + 4] = '\0';
 	if (check_response(c, head, why, sizeof(why), &retry) != 0) {
+		add_refusal_code(in, why, sizeof(why));
 		finish(c, 0, retry, why);
 		return;
 	}

@@ -44,6 +44,7 @@ static const struct route routes[] = {
         {"/v1/send", EVHTTP_REQ_POST, vt_http_route_send, 0},
         {"/v1/messages", EVHTTP_REQ_GET, vt_http_route_messages, 0},
         {"/v1/ack", EVHTTP_REQ_POST, vt_http_route_ack, 0},
+        {"/v1/logout", EVHTTP_REQ_POST, vt_http_route_logout, 0},
         {"/v1/groups", EVHTTP_REQ_GET, vt_http_route_groups, 0},
         {"/v1/groups/", EVHTTP_REQ_GET, vt_http_route_group, 1},
 };
@@ -98,6 +99,25 @@ static int authenticate(struct vt_http_gateway *gw, struct evhttp_request *req,
 	return 0;
 }
 
+/*
+ * Answer 401 and return -1 when a logout revoked the token. The device
+ * decides which logouts apply, so this comes after it was picked.
+ */
+static int refuse_revoked(struct vt_http_gateway *gw, struct evhttp_request *req,
+                          const struct vt_identity *id)
+{
+	int rc = vt_engine_revoked(gw->engine, id);
+
+	if (rc != 0) {
+		vt_log(VT_LOG_DEBUG, "http: token revoked req=%llu user=%s device=%s",
+		       vt_fe_req_id(), id->user, id->device);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+		                  "Bearer");
+		vt_fe_reply_vt_error(req, rc);
+	}
+	return rc;
+}
+
 static void serve_route(struct vt_http_gateway *gw, struct evhttp_request *req,
                         const struct route *r)
 {
@@ -109,7 +129,8 @@ static void serve_route(struct vt_http_gateway *gw, struct evhttp_request *req,
 		vt_fe_reply_error(req, 405, "method_not_allowed", "method not allowed here");
 		return;
 	}
-	if (authenticate(gw, req, &id) != 0 || vt_fe_request_device(req, &id) != 0) {
+	if (authenticate(gw, req, &id) != 0 || vt_fe_request_device(req, &id) != 0 ||
+	    refuse_revoked(gw, req, &id) != 0) {
 		return;
 	}
 	vt_log(VT_LOG_DEBUG, "http: request req=%llu path=%s user=%s device=%s", vt_fe_req_id(),

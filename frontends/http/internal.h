@@ -78,6 +78,8 @@ void vt_http_route_messages(struct vt_http_gateway *gw, struct evhttp_request *r
                             const struct vt_identity *id);
 void vt_http_route_ack(struct vt_http_gateway *gw, struct evhttp_request *req,
                        const struct vt_identity *id);
+void vt_http_route_logout(struct vt_http_gateway *gw, struct evhttp_request *req,
+                          const struct vt_identity *id);
 
 /* GET /v1/groups: the groups @id belongs to. */
 void vt_http_route_groups(struct vt_http_gateway *gw, struct evhttp_request *req,

@@ -57,6 +57,11 @@ static const struct series series[] = {
         {"vartalap_held_bytes", "gauge",
          "Memory counted for events held in memory (durability offline), against "
          "--hold-memory.", STAT(held_bytes)},
+        {"vartalap_logouts_total", "counter", "Logouts written by this server since start.",
+         STAT(logouts)},
+        {"vartalap_revoked_scopes", "gauge",
+         "Devices and users whose tokens a logout revoked, remembered now.",
+         STAT(revoked_scopes)},
 };
 
 /* Reported by storage backends that keep their pairs themselves (not Redis's). */

@@ -36,7 +36,7 @@ static const char *request_body(struct vt_http_gateway *gw, struct evhttp_reques
 	return data != NULL ? data : "";
 }
 
-/* vt_engine_submit and vt_engine_ack: a JSON body in, one reply out. */
+/* vt_engine_submit, vt_engine_ack, vt_engine_logout: a JSON body in, one reply out. */
 typedef void (*body_fn)(struct vt_engine *e, const struct vt_identity *id, const char *json,
                         size_t len, vt_reply_fn reply, void *arg);
 
@@ -68,6 +68,12 @@ void vt_http_route_ack(struct vt_http_gateway *gw, struct evhttp_request *req,
                        const struct vt_identity *id)
 {
 	route_body(gw, req, id, vt_engine_ack);
+}
+
+void vt_http_route_logout(struct vt_http_gateway *gw, struct evhttp_request *req,
+                          const struct vt_identity *id)
+{
+	route_body(gw, req, id, vt_engine_logout);
 }
 
 /*

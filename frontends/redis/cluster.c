@@ -3,8 +3,9 @@
  * liveness probe behind /healthz.
  *
  * The engine calls these ops from its thread; every call back into it
- * (notify_offline, wake, group_reload, remote_ack, replace) comes later,
- * from a reply or a message read by the event loop, never from inside an op.
+ * (notify_offline, wake, group_reload, remote_ack, replace, remote_logout)
+ * comes later, from a reply or a message read by the event loop, never from
+ * inside an op.
  * A failed PUBLISH therefore ends in no engine call at all: without a reply
  * this node cannot know whether another holds the device, so it neither
  * pushes nor retries. The record is stored either way, and a device lists
@@ -36,7 +37,9 @@ struct vt__rscript vt__cl_groups = {"groups", "return redis.call('HGETALL', ARGV
 
 struct vt__rscript vt__cl_group = {"group", "return redis.call('HGET', ARGV[1], ARGV[2])\n", ""};
 
-static struct vt__rscript *const scripts[] = {&vt__cl_publish, &vt__cl_groups, &vt__cl_group};
+/* The last reads the revocations back (cluster_logout.c). */
+static struct vt__rscript *const scripts[] = {&vt__cl_publish, &vt__cl_groups, &vt__cl_group,
+                                              &vt__rscript_revoked};
 
 static int64_t mono_ms(void)
 {
@@ -417,6 +420,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		                   strlen(c->resync_msg), on_resync_asked, c);
 	}
 	vt__cl_resync_step(c);
+	vt__cl_logouts_tick(c);
 	evtimer_add(c->tick, &tv);
 }
 
@@ -448,6 +452,7 @@ static const struct vt_cluster_ops ops = {
         .group_stale = cl_group_stale,
         .destroy = cl_destroy,
         .acked = cl_acked,
+        .logged_out = vt__cl_logged_out,
 };
 
 static uint64_t random_id(void)
@@ -495,6 +500,7 @@ static int fill(struct vt_redis_cluster *c, const struct vt_redis_cluster_option
 	c->node_id = o->node_id ? o->node_id : random_id();
 	snprintf(c->node_hex, sizeof(c->node_hex), "%016" PRIx64, c->node_id);
 	snprintf(c->groups_chan, sizeof(c->groups_chan), "%sgroups", prefix);
+	snprintf(c->logouts_chan, sizeof(c->logouts_chan), "%slogouts", prefix);
 	snprintf(c->probe_chan, sizeof(c->probe_chan), "%sn:%s", prefix, c->node_hex);
 	c->timeout_ms = o->command_timeout_ms ? o->command_timeout_ms : 2000;
 	return 0;
@@ -522,6 +528,7 @@ static int start(struct vt_redis_cluster *c, const struct vt_redis_cluster_optio
 	c->tick = evtimer_new(c->base, on_tick, c);
 	if (!c->cmd || !c->sub || !c->tick ||
 	    vt__psub_add(c->sub, c->groups_chan, strlen(c->groups_chan)) != 0 ||
+	    vt__psub_add(c->sub, c->logouts_chan, strlen(c->logouts_chan)) != 0 ||
 	    vt__psub_add(c->sub, c->probe_chan, strlen(c->probe_chan)) != 0) {
 		return VT_ENOMEM;
 	}

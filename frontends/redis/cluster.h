@@ -5,9 +5,10 @@
  * subscribes one channel per device connected to it, and a delivery for a
  * device held elsewhere is a PUBLISH of the record id on that channel. The
  * reply counts the nodes that hold the device; none means the push hook.
- * Group changes go out on one channel every node subscribes. The record
- * itself is always in the shared store first: a wake-up only says "list
- * again", so a lost one delays a message, it never loses one.
+ * Group changes, and logouts, go out on a channel each that every node
+ * subscribes. The record itself is always in the shared store first: a
+ * wake-up only says "list again", so a lost one delays a message, it never
+ * loses one.
  *
  * Two connections of its own: a subscriber and one for PUBLISH, both
  * reconnecting by themselves. docs/CLUSTER.md has the design.

@@ -1,7 +1,7 @@
 /*
  * frontends/redis/cluster_int.h - the state shared by the cluster's files:
- * cluster.c (the vtable, the liveness probe) and cluster_recv.c (what the
- * subscriber receives).
+ * cluster.c (the vtable, the liveness probe), cluster_recv.c (what the
+ * subscriber receives) and cluster_logout.c (logouts across the nodes).
  */
 #ifndef VARTALAP_REDIS_CLUSTER_INT_H
 #define VARTALAP_REDIS_CLUSTER_INT_H
@@ -59,6 +59,11 @@ struct vt_redis_cluster {
 	int resync_running;
 	int resync_tries;
 	uint32_t group_msgs;       /* group messages received, to spot a racing one */
+	char logouts_chan[VT__CL_CHAN_MAX];
+	int logouts_dirty;         /* a logout could not be told: ask for a reload */
+	char logouts_msg[20];      /* NODE ":*", kept until its PUBLISH ends */
+	int revoked_wanted;        /* reload every revocation from the store */
+	int revoked_running;
 	int64_t dup_logged_ms;     /* when a second node with this id was last logged */
 };
 
@@ -92,5 +97,20 @@ void vt__cl_on_subscribed(void *arg, const char *chan, size_t clen);
 
 /* Start reloading the groups when wanted and nothing is running. */
 void vt__cl_resync_step(struct vt_redis_cluster *c);
+
+/* 16 lowercase hex digits at @p into *@out; 0 when they are not that. */
+int vt__cl_hex16(const char *p, uint64_t *out);
+
+/* The logged_out op: tell the other nodes (cluster_logout.c). */
+void vt__cl_logged_out(void *self, const struct vt_inbox *scope, int64_t ts);
+
+/* A message on the logouts channel. */
+void vt__cl_on_logout_msg(struct vt_redis_cluster *c, const char *msg, size_t len);
+
+/* Start reloading every revocation when wanted and nothing is running. */
+void vt__cl_revoked_step(struct vt_redis_cluster *c);
+
+/* Each tick: ask for a reload if a logout could not be told, and go on with one. */
+void vt__cl_logouts_tick(struct vt_redis_cluster *c);
 
 #endif /* VARTALAP_REDIS_CLUSTER_INT_H */

@@ -1,8 +1,8 @@
 /*
  * frontends/redis/cluster_recv.c - what the cluster's subscriber receives:
- * wake-ups, ack and replace notices for devices held here, group changes of
- * other nodes, the echo of the liveness probe, and confirmations of
- * subscriptions.
+ * wake-ups, ack and replace notices for devices held here, group changes and
+ * logouts of other nodes (the latter read by cluster_logout.c), the echo of
+ * the liveness probe, and confirmations of subscriptions.
  *
  * A confirmed subscription is where missed messages are made good. A
  * device's channel confirmed (first attach, or again after a reconnect)
@@ -12,7 +12,8 @@
  * that subscribed before, and any that subscribes later announces its own
  * connection to this one, so of two racing connects neither goes unheard.
  * The groups channel confirmed reloads every group from the store, for the
- * changes published while this node did not listen.
+ * changes published while this node did not listen; the logouts channel
+ * confirmed, every revocation.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -53,8 +54,7 @@ static int parse_inbox(const struct vt_redis_cluster *c, const char *chan, size_
 	return 1;
 }
 
-/* 16 lowercase hex digits at @p into *@out; 0 when they are not that. */
-static int hex16(const char *p, uint64_t *out)
+int vt__cl_hex16(const char *p, uint64_t *out)
 {
 	uint64_t v = 0;
 
@@ -91,12 +91,12 @@ static void on_device_msg(struct vt_redis_cluster *c, const struct vt_inbox *in,
 {
 	uint64_t a, b;
 
-	if (len == VT__CL_WAKE_LEN && hex16(msg, &a)) {
+	if (len == VT__CL_WAKE_LEN && vt__cl_hex16(msg, &a)) {
 		vt_engine_wake(c->engine, in, a);
-	} else if (len == VT__CL_ACK_LEN && msg[0] == 'a' && hex16(msg + 1, &a)) {
+	} else if (len == VT__CL_ACK_LEN && msg[0] == 'a' && vt__cl_hex16(msg + 1, &a)) {
 		vt_engine_remote_ack(c->engine, in, a);
-	} else if (len == VT__CL_REPLACE_LEN && msg[0] == 'r' && hex16(msg + 1, &a) &&
-		   hex16(msg + 17, &b)) {
+	} else if (len == VT__CL_REPLACE_LEN && msg[0] == 'r' && vt__cl_hex16(msg + 1, &a) &&
+		   vt__cl_hex16(msg + 17, &b)) {
 		on_replace(c, in, a, b);
 	} else {
 		vt_log(VT_LOG_WARN, "cluster: malformed notice for user=%s device=%s ignored "
@@ -165,6 +165,8 @@ void vt__cl_on_message(void *arg, const char *chan, size_t clen, const char *msg
 		answered(c);
 	} else if (is_chan(chan, clen, c->groups_chan)) {
 		on_group_msg(c, msg, len);
+	} else if (is_chan(chan, clen, c->logouts_chan)) {
+		vt__cl_on_logout_msg(c, msg, len);
 	} else if (parse_inbox(c, chan, clen, user, device)) {
 		on_device_msg(c, &in, msg, len);
 	}
@@ -186,6 +188,11 @@ void vt__cl_on_subscribed(void *arg, const char *chan, size_t clen)
 	if (is_chan(chan, clen, c->groups_chan)) {
 		c->resync_wanted = 1;
 		vt__cl_resync_step(c);
+		return;
+	}
+	if (is_chan(chan, clen, c->logouts_chan)) {
+		c->revoked_wanted = 1;
+		vt__cl_revoked_step(c);
 		return;
 	}
 	/* A new subscription: anything may have been missed, ids unknown; and

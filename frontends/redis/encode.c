@@ -53,6 +53,7 @@ static int put_dedups(const struct vt_op *op)
 static int triage(struct vt_op *op)
 {
 	uint8_t key[VT__INBOX_KEY_MAX];
+	size_t klen;
 
 	switch (op->kind) {
 	case VT_OP_PUT:
@@ -67,6 +68,9 @@ static int triage(struct vt_op *op)
 		break;
 	case VT_OP_GROUP:
 		op->status = vt__group_valid(op) && check_valid(op) ? 0 : VT_EINVAL;
+		break;
+	case VT_OP_REVOKE:
+		op->status = vt__revoke_valid(op, key, &klen) ? 0 : VT_EINVAL;
 		break;
 	default:
 		op->status = VT_EINVAL;
@@ -166,6 +170,11 @@ static void encode_op(struct vt__rargs *a, const struct vt_op *op)
 		break;
 	case VT_OP_TOUCH:
 		vt__rargs_str(a, "T");
+		add_inbox(a, &op->inbox);
+		vt__rargs_i64(a, op->ts);
+		break;
+	case VT_OP_REVOKE:
+		vt__rargs_str(a, "R");
 		add_inbox(a, &op->inbox);
 		vt__rargs_i64(a, op->ts);
 		break;
@@ -571,4 +580,42 @@ long vt__decode_list(const redisReply *r, struct vt_record **recs, vt__rbad_cb b
 		}
 	}
 	return (long)n;
+}
+
+/* Elements @i to @i + 2 of @e as a revocation; 0 when they are one. */
+static int revocation_at(const redisReply *e, size_t i, struct vt_inbox *scope, int64_t *ts)
+{
+	uint8_t key[VT__INBOX_KEY_MAX];
+
+	scope->user = text_at(e, i, 1, VT__INBOX_KEY_MAX);
+	scope->device = text_at(e, i + 1, 0, VT__INBOX_KEY_MAX);
+	if (!scope->user || !scope->device || vt__inbox_key(scope, key) == 0 ||
+	    ts_at(e, i + 2, ts) || *ts <= 0) {
+		return -1;
+	}
+	return 0;
+}
+
+int vt__decode_revoked(const redisReply *r, char *cursor, size_t cap, vt__revoked_cb each,
+                       void *arg)
+{
+	const redisReply *next;
+
+	if (r->type != REDIS_REPLY_ARRAY || r->elements % 3 != 1 || !(next = str_at(r, 0)) ||
+	    next->len == 0 || next->len >= cap) {
+		return VT_ESTORAGE;
+	}
+	memcpy(cursor, next->str, next->len + 1);
+	for (size_t i = 1; i < r->elements; i += 3) {
+		struct vt_inbox scope;
+		int64_t ts;
+
+		if (revocation_at(r, i, &scope, &ts) == 0) {
+			each(arg, &scope, ts);
+		} else {
+			vt_log(VT_LOG_ERROR, "redis: a stored revocation cannot be read (not "
+			       "written by vartalap?); skipped");
+		}
+	}
+	return 0;
 }

@@ -7,10 +7,12 @@
  *     NUSERS user*NUSERS OWN [user device] CHECK [group base]
  *   A user device id RCPT [rid ts ref]      T user device ts
  *   N user device id      G group data version CHECK [group base]
- * (data "" deletes). RCPT asks for the sender's receipt (VT_OP_ACK): the id
- * and time it may take, and the acked id in decimal. OWN, CHECK and RCPT
- * are 1 or 0, and the fields in brackets follow only a 1. Ids
- * and versions are 16 hex digits, other numbers decimal, flags "0" or "1".
+ *   R user device ts
+ * (data "" deletes; R's ts is in seconds, its device "*" for every one).
+ * RCPT asks for the sender's receipt (VT_OP_ACK): the id and time it may
+ * take, and the acked id in decimal. OWN, CHECK and RCPT are 1 or 0, and
+ * the fields in brackets follow only a 1. Ids and versions are 16 hex
+ * digits, other numbers decimal, flags "0" or "1".
  * Ops the backend cannot store are answered here and never sent.
  */
 #ifndef VARTALAP_REDIS_ENCODE_H
@@ -62,6 +64,18 @@ typedef void (*vt__rbad_cb)(void *arg, const redisReply *entry, const char *why)
  * VT_ENOMEM, or VT_ESTORAGE for a reply that is not a list.
  */
 long vt__decode_list(const redisReply *r, struct vt_record **recs, vt__rbad_cb bad, void *arg);
+
+/* What load_revoked hands each revocation to (vartalap/storage.h). */
+typedef void (*vt__revoked_cb)(void *arg, const struct vt_inbox *scope, int64_t ts);
+
+/*
+ * One page of the revoked script (scripts.h): its next cursor into @cursor
+ * (@cap bytes), and each revocation on it to @each. One that cannot be
+ * read (not written by this backend) is logged and passed over. Returns 0,
+ * or VT_ESTORAGE for a reply of another shape.
+ */
+int vt__decode_revoked(const redisReply *r, char *cursor, size_t cap, vt__revoked_cb each,
+                       void *arg);
 
 /* An id as the scripts write it, 16 lowercase hex digits; 0 when not one. */
 uint64_t vt__decode_id(const char *s, size_t len);

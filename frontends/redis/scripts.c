@@ -27,6 +27,10 @@
  *   P maxid          STRING the largest id stored (hex)
  *   P groups         HASH  group id -> state blob
  *   P gv             HASH  group id -> the state's version (hex id)
+ *   P U :rv          HASH  device ("*": every device) -> tokens revoked up to
+ *                          (seconds, decimal): the user's logouts
+ *   P rvts           ZSET  those revocations (LEN:USER DEVICE) by that time,
+ *                          for expiry and for reading them all back
  */
 #include <stddef.h>
 
@@ -46,6 +50,7 @@
 	"local function devs(u) return P .. tag(u) .. ':dev' end\n" \
 	"local function rec(id) return P .. '{r:' .. id .. '}' end\n" \
 	"local function rdl(id) return P .. '{r:' .. id .. '}:d' end\n" \
+	"local function rvk(u) return P .. tag(u) .. ':rv' end\n" \
 	"-- An inbox as one string, LEN:USER then DEVICE, and back.\n" \
 	"local function iname(u, d) return #u .. ':' .. u .. d end\n" \
 	"local function iparse(n)\n" \
@@ -137,6 +142,42 @@
 	"      for i = 4, #out do r.on[#r.on + 1] = out[i] end\n" \
 	"    end\n" \
 	"  end\n" \
+	"end\n"
+
+/*
+ * Logouts (VT_OP_REVOKE), part of the commit script. Times are positive
+ * decimal strings, compared by length and then byte by byte: exact where a
+ * Lua number (a double) is not. A stored value that is not such a string
+ * (another program's) is taken for older than any. Applied over maxmemory
+ * too: a logout must not wait for acks to make room.
+ */
+#define REVOKE \
+	"local ALL = '*'\n" \
+	"local function is_time(s) return s and string.find(s, '^[1-9]%d*$') ~= nil end\n" \
+	"local function later(a, b)\n" \
+	"  if #a ~= #b then return #a > #b end\n" \
+	"  return a > b\n" \
+	"end\n" \
+	"-- A scope keeps its latest time. ALL forgets its user's single devices\n" \
+	"-- revoked up to its time: it covers them.\n" \
+	"local function revoke()\n" \
+	"  local u, d, ts = arg(), arg(), arg()\n" \
+	"  local k = rvk(u)\n" \
+	"  local cur = redis.call('HGET', k, d)\n" \
+	"  if not is_time(cur) or later(ts, cur) then\n" \
+	"    redis.call('HSET', k, d, ts)\n" \
+	"    redis.call('ZADD', P .. 'rvts', ts, iname(u, d))\n" \
+	"  end\n" \
+	"  if d ~= ALL then return {0} end\n" \
+	"  local kept = redis.call('HGETALL', k)\n" \
+	"  for i = 1, #kept, 2 do\n" \
+	"    local v = kept[i + 1]\n" \
+	"    if kept[i] ~= ALL and (not is_time(v) or not later(v, ts)) then\n" \
+	"      redis.call('HDEL', k, kept[i])\n" \
+	"      redis.call('ZREM', P .. 'rvts', iname(u, kept[i]))\n" \
+	"    end\n" \
+	"  end\n" \
+	"  return {0}\n" \
 	"end\n"
 
 /*
@@ -368,7 +409,8 @@
 	"  end\n" \
 	"  return {0}\n" \
 	"end\n" \
-	"local ops = {P = put, A = ack, T = touch, N = notified, G = group}\n" \
+	REVOKE \
+	"local ops = {P = put, A = ack, T = touch, N = notified, G = group, R = revoke}\n" \
 	"-- Step over a flag and the @n fields it announces when it is '1'.\n" \
 	"local function skip_opt(n)\n" \
 	"  if ARGV[at] == '1' then at = at + n end\n" \
@@ -391,7 +433,7 @@
 	"-- half way keeps what it wrote, so a bad batch must fail here.\n" \
 	"local nops = 0\n" \
 	"local function check()\n" \
-	"  local skip, opt = {T = 3, N = 3}, {A = 3, G = 2}\n" \
+	"  local skip, opt = {T = 3, N = 3, R = 3}, {A = 3, G = 2}\n" \
 	"  while at <= #ARGV do\n" \
 	"    local k = arg()\n" \
 	"    nops = nops + 1\n" \
@@ -476,7 +518,7 @@ struct vt__rscript vt__rscript_expire = {
 	"expire",
 	"#!lua flags=allow-oom\n" PRELUDE
 	"local now, before, dbefore = tonumber(ARGV[3]), ARGV[4], ARGV[5]\n"
-	"local max = tonumber(ARGV[6]) or 0\n"
+	"local max, rbefore = tonumber(ARGV[6]) or 0, ARGV[7]\n"
 	"local removed = 0\n"
 	"-- Records accepted before @before, oldest first, delivery by delivery.\n"
 	"local function records()\n"
@@ -546,10 +588,47 @@ struct vt__rscript vt__rscript_expire = {
 	"    end\n"
 	"  end\n"
 	"end\n"
+	"-- Revocations of times before @rbefore (seconds), oldest first: as old as\n"
+	"-- an unused device. At most @max a sweep, like the devices.\n"
+	"local function revocations()\n"
+	"  local forgotten = 0\n"
+	"  while forgotten < max do\n"
+	"    local ns = redis.call('ZRANGEBYSCORE', P .. 'rvts', '-inf', '(' .. rbefore,\n"
+	"      'LIMIT', 0, math.min(max - forgotten, 64))\n"
+	"    if #ns == 0 then return end\n"
+	"    for _, n in ipairs(ns) do\n"
+	"      local u, d = iparse(n)\n"
+	"      if u then redis.call('HDEL', rvk(u), d) end\n"
+	"      redis.call('ZREM', P .. 'rvts', n)\n"
+	"      forgotten = forgotten + 1\n"
+	"    end\n"
+	"  end\n"
+	"end\n"
 	"records()\n"
 	"devices()\n"
 	"dedup()\n"
+	"revocations()\n"
 	"return removed\n",
+	"",
+	NULL,
+};
+
+struct vt__rscript vt__rscript_revoked = {
+	"revoked",
+	"#!lua flags=no-writes\n" PRELUDE
+	"-- An index entry that cannot be read comes back with an empty user, for\n"
+	"-- the caller to log; one whose value is gone, with an empty time.\n"
+	"local page = redis.call('ZSCAN', P .. 'rvts', ARGV[3], 'COUNT', 256)\n"
+	"local out = {page[1]}\n"
+	"for i = 1, #page[2], 2 do\n"
+	"  local n = page[2][i]\n"
+	"  local u, d = iparse(n)\n"
+	"  if not u then u, d = '', n end\n"
+	"  out[#out + 1] = u\n"
+	"  out[#out + 1] = d\n"
+	"  out[#out + 1] = u ~= '' and redis.call('HGET', rvk(u), d) or ''\n"
+	"end\n"
+	"return out\n",
 	"",
 	NULL,
 };

@@ -46,10 +46,20 @@ extern struct vt__rscript vt__rscript_commit_full;
 extern struct vt__rscript vt__rscript_list;
 
 /*
- * ARGV: prefix, window, now, before, device before, max. Returns a count.
- * It only deletes, so it runs over maxmemory too.
+ * ARGV: prefix, window, now, before, device before, max, and the time in
+ * seconds before which revocations are forgotten (exclusive). Returns a
+ * count. It only deletes, so it runs over maxmemory too.
  */
 extern struct vt__rscript vt__rscript_expire;
+
+/*
+ * ARGV: prefix, window (unused), a ZSCAN cursor ("0" to start). Read-only.
+ * Returns the next cursor ("0": done), then user device time triples, one
+ * per revocation of that page; a page may hold none, and a revocation may
+ * come twice (as ZSCAN may). A triple that cannot be read has an empty
+ * user or time.
+ */
+extern struct vt__rscript vt__rscript_revoked;
 
 /* Statuses in a commit reply. */
 #define VT__RS_OK 0

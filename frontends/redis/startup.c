@@ -312,6 +312,33 @@ int vt__rsync_groups(struct vt__rsync *s, const char *prefix,
 	return rc;
 }
 
+/*
+ * Page through the index of revocations with the revoked script, sent in
+ * full (EVAL): this connection may have come back to a server that forgot
+ * the scripts it loaded at open.
+ */
+int vt__rsync_revoked(struct vt__rsync *s, const char *prefix, vt__revoked_cb each, void *arg)
+{
+	const struct vt__rscript *sc = &vt__rscript_revoked;
+	char cursor[32] = "0";
+	const char *argv[] = {"EVAL", sc->src, "0", prefix, "0", cursor};
+	size_t lens[] = {4, strlen(sc->src), 1, strlen(prefix), 1, 1};
+	int rc = 0;
+
+	do {
+		redisReply *r = sync_cmd(s, 6, argv, lens);
+
+		rc = r ? vt__decode_revoked(r, cursor, sizeof(cursor), each, arg) : VT_EIO;
+		if (r && rc != 0) {
+			vt_log(VT_LOG_ERROR, "redis: %srvts: reply of an unexpected shape", prefix);
+			rc = VT_EIO;
+		}
+		lens[5] = strlen(cursor);
+		reply_free(r);
+	} while (rc == 0 && strcmp(cursor, "0") != 0);
+	return rc;
+}
+
 void vt__rsync_close(struct vt__rsync *s)
 {
 	sync_drop(s);

@@ -1,7 +1,7 @@
 /*
  * frontends/redis/startup.h - the synchronous calls of the Redis backend.
  *
- * Loading the scripts, max_id and load_groups happen once, before the event
+ * Loading the scripts, max_id, load_groups and load_revoked happen once, before the event
  * loop runs, so they may block; they use their own blocking connection,
  * bounded by the connect and command timeouts.
  */
@@ -14,6 +14,7 @@
 #include <hiredis/hiredis.h>
 
 #include "conn.h"
+#include "encode.h"
 
 struct vt__rsync {
 	redisContext *rc; /* NULL once closed, or after a failure */
@@ -42,6 +43,12 @@ int vt__rsync_lease_ids(struct vt__rsync *s, const char *prefix, uint64_t *base)
 int vt__rsync_groups(struct vt__rsync *s, const char *prefix,
                      void (*each)(void *arg, const char *group, const char *data, size_t len),
                      void *arg);
+
+/*
+ * Call @each per stored revocation, passing over (and logging) any that
+ * cannot be read; returns 0 or VT_EIO (logged).
+ */
+int vt__rsync_revoked(struct vt__rsync *s, const char *prefix, vt__revoked_cb each, void *arg);
 
 /* How many subscribers @chan has now, in *@n; 0, or VT_EIO (logged). */
 int vt__rsync_subscribers(struct vt__rsync *s, const char *chan, long long *n);

@@ -3,9 +3,9 @@
  *
  * commit, list and expire each send one script on the asynchronous
  * connection and finish in its reply callback (a listing that passed over
- * records it cannot read may send more, see struct list_call). max_id and
- * load_groups run once, before the loop, on a synchronous connection that
- * open() made for loading the scripts and keeps for them.
+ * records it cannot read may send more, see struct list_call). max_id,
+ * load_groups and load_revoked run once, before the loop, on a synchronous
+ * connection that open() made for loading the scripts and keeps for them.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -339,11 +339,20 @@ static void on_expire(void *arg, int status, const redisReply *r)
 	free(k);
 }
 
+/*
+ * Revocations are kept in seconds and forgotten when older than @ms: those
+ * of a time before the second this returns (ts * 1000 < ms, exactly).
+ */
+static int64_t revoked_before(int64_t ms)
+{
+	return ms / 1000 + (ms % 1000 > 0);
+}
+
 static void rs_expire(void *self, int64_t now_ts, int64_t before_ts, int64_t device_before_ts,
                       uint64_t max, vt_expire_cb done, void *arg)
 {
 	struct rstore *s = self;
-	struct vt__rargs *a = vt__rargs_new(6, 4);
+	struct vt__rargs *a = vt__rargs_new(7, 5);
 	struct expire_call *k = a ? calloc(1, sizeof(*k)) : NULL;
 
 	if (!k) {
@@ -358,6 +367,7 @@ static void rs_expire(void *self, int64_t now_ts, int64_t before_ts, int64_t dev
 	vt__rargs_i64(a, before_ts);
 	vt__rargs_i64(a, device_before_ts);
 	vt__rargs_u64(a, max);
+	vt__rargs_i64(a, revoked_before(device_before_ts));
 	vt__rconn_eval(s->conn, &vt__rscript_expire, a, on_expire, k);
 }
 
@@ -370,6 +380,15 @@ static int rs_load_groups(void *self,
 	struct rstore *s = self;
 
 	return vt__rsync_groups(&s->sync, s->prefix, each, arg);
+}
+
+static int rs_load_revoked(void *self,
+                           void (*each)(void *arg, const struct vt_inbox *scope, int64_t ts),
+                           void *arg)
+{
+	struct rstore *s = self;
+
+	return vt__rsync_revoked(&s->sync, s->prefix, each, arg);
 }
 
 static uint64_t rs_max_id(void *self)
@@ -404,6 +423,7 @@ static const struct vt_storage_ops redis_ops = {
         .load_groups = rs_load_groups,
         .max_id = rs_max_id,
         .destroy = rs_destroy,
+        .load_revoked = rs_load_revoked,
 };
 
 static int options_ok(const struct vt_redis_options *o)

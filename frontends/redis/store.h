@@ -3,8 +3,8 @@
  *
  * Every call of the vtable returns at once and completes from the event
  * loop, through a reply callback; a batch is one Lua script, so Redis
- * applies it whole or not at all. max_id and load_groups run once at start
- * and block on a separate synchronous connection. Several engines may share
+ * applies it whole or not at all. max_id, load_groups and load_revoked run
+ * once at start and block on a separate synchronous connection. Several engines may share
  * one server: the script checks the group versions of GROUP ops and group
  * PUTs that carry one (check_base), answering a stale op VT_ECONFLICT; it
  * refuses a PUT whose id another record holds (VT_ESTORAGE, logged); and a
@@ -20,7 +20,7 @@
  * once. A timed-out commit may still have been applied: replaying it is
  * harmless, as a PUT of a stored id adds only what it lacks. Over maxmemory
  * a commit takes what does not grow the store and refuses the rest op by op
- * (VT_ENOSPC), as storage.h asks of a full store; expiry and the block of
+ * (VT_ENOSPC), as storage.h asks of a full store (a logout is taken); expiry and the block of
  * ids taken at open run over maxmemory too. A listed record that cannot be
  * read (data not written by this backend) is logged and passed over.
  *

@@ -14,6 +14,8 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include <vartalap/log.h>
+
 #include "../common/auth.h"
 #include "../common/device.h"
 #include "../common/http_reply.h"
@@ -116,6 +118,13 @@ static void refuse_handshake(struct evhttp_request *req, int status)
 	vt_fe_reply_error(req, 400, "bad_handshake", "not a valid WebSocket upgrade request");
 }
 
+/* Answer a refused token with 401 and the challenge RFC 6750 asks for, as REST does. */
+static void refuse_token(struct evhttp_request *req, int rc)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+	vt_fe_reply_vt_error(req, rc);
+}
+
 /* Authenticate and pick the device; answers @req and returns -1 on refusal. */
 static int identify(struct evhttp_request *req, const struct vt_ws_gateway *gw,
                     const struct vt_ws_handshake *hs, struct vt_identity *id)
@@ -135,7 +144,7 @@ static int identify(struct evhttp_request *req, const struct vt_ws_gateway *gw,
 	rc = vt_fe_authenticate(&gw->cfg, token, len, id);
 	if (rc != 0) {
 		evhttp_clear_headers(&query);
-		vt_fe_reply_vt_error(req, rc);
+		refuse_token(req, rc);
 		return -1;
 	}
 
@@ -143,6 +152,14 @@ static int identify(struct evhttp_request *req, const struct vt_ws_gateway *gw,
 	evhttp_clear_headers(&query);
 	if (rc != 0) {
 		vt_fe_reply_error(req, 400, "bad_request", "invalid device id");
+		return -1;
+	}
+	/* The device decides which logouts apply, so this comes after it. */
+	rc = vt_engine_revoked(gw->engine, id);
+	if (rc != 0) {
+		vt_log(VT_LOG_DEBUG, "ws: token revoked req=%llu user=%s device=%s",
+		       vt_fe_req_id(), id->user, id->device);
+		refuse_token(req, rc);
 		return -1;
 	}
 	return 0;

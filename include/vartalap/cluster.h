@@ -13,9 +13,9 @@
  *
  * The engine calls these ops from its thread; a cluster calls back into the
  * engine (vt_engine_wake, vt_engine_notify_offline, vt_engine_group_reload,
- * vt_engine_remote_ack, vt_engine_replace) from that same thread, never from
- * inside one of these ops. The one exception is the @done callback of
- * group_stale, which may run inside it.
+ * vt_engine_remote_ack, vt_engine_replace, vt_engine_remote_logout) from
+ * that same thread, never from inside one of these ops. The one exception
+ * is the @done callback of group_stale, which may run inside it.
  *
  * Group changes reach the other nodes only after they committed, so a node
  * may take a post or a change against a group that is already older than
@@ -91,6 +91,16 @@ struct vt_cluster_ops {
 	 * has the event already. May be NULL: then it does exactly that.
 	 */
 	void (*acked)(void *self, const struct vt_inbox *in, uint64_t id);
+
+	/*
+	 * A logout committed here revoked the tokens of @scope (its device
+	 * VT_ALL_DEVICES: every device of its user) issued up to @ts, in
+	 * seconds: tell the other nodes (vt_engine_remote_logout there), which
+	 * close the connections those tokens opened and refuse the tokens from
+	 * then on. May be NULL: other nodes then learn of it only when they
+	 * start again.
+	 */
+	void (*logged_out)(void *self, const struct vt_inbox *scope, int64_t ts);
 };
 
 struct vt_cluster {

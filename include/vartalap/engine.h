@@ -201,6 +201,16 @@ VT_EXPORT int vt_engine_replace(struct vt_engine *e, const struct vt_inbox *in, 
 				uint64_t node);
 
 /*
+ * Another node logged out @scope (its device VT_ALL_DEVICES: every device
+ * of its user), revoking tokens issued up to @ts seconds (its cluster's
+ * logged_out op): as vt_engine_logout() does here once written. Harmless
+ * when this node knew of it already. A scope whose ids a token could not
+ * hold is logged and ignored.
+ */
+VT_EXPORT void vt_engine_remote_logout(struct vt_engine *e, const struct vt_inbox *scope,
+				       int64_t ts);
+
+/*
  * Flush what is pending, close every connection with VT_CLOSE_GOING_AWAY,
  * and free the engine, its storage and its notifier. Accepts NULL. Pending
  * request callbacks are answered with VT_EBUSY before this returns. A
@@ -254,9 +264,10 @@ VT_EXPORT void vt_engine_run_timers(struct vt_engine *e);
  * soon after, with @ctx as their first argument. @ops must outlive the
  * connection. On success sets *@out, which stays valid until the host calls
  * vt_conn_close() or the engine is destroyed; returns 0, VT_EEXPIRED (the
- * token's exp has passed by host->wall_ms), VT_EBUSY during shutdown, or
- * VT_ENOMEM. A device already connected is closed with VT_CLOSE_REPLACED (on
- * another node of a cluster, once that node hears of it: vt_engine_replace()).
+ * token's exp has passed by host->wall_ms), VT_EREVOKED (a logout revoked
+ * it), VT_EBUSY during shutdown, or VT_ENOMEM. A device already connected
+ * is closed with VT_CLOSE_REPLACED (on another node of a cluster, once that
+ * node hears of it: vt_engine_replace()).
  */
 VT_EXPORT int vt_conn_open(struct vt_engine *e, const struct vt_identity *id,
                            const struct vt_transport_ops *ops, void *ctx, struct vt_conn **out);
@@ -357,6 +368,34 @@ VT_EXPORT void vt_engine_group_info(struct vt_engine *e, const struct vt_identit
 VT_EXPORT void vt_engine_groups(struct vt_engine *e, const struct vt_identity *id,
 				vt_reply_fn reply, void *arg);
 
+/*
+ * Log out: revoke every token of @id's device, or with @json (@len bytes,
+ * copied) {"all":true} of every device of @id's user, issued at or before
+ * the current second by host->wall_ms, and every such token without
+ * "iat". @json may be empty (len 0), {} or {"all":false} for the device
+ * alone; anything else is answered VT_EBADJSON or VT_EBADENV. Once the
+ * revocation is written, connections opened with those tokens are closed
+ * with VT_CLOSE_LOGGED_OUT, here and, through the cluster, on the other
+ * nodes; then the reply: {"revoked":"device"|"user","before":<seconds>}.
+ * Events owed to the devices stay owed. A user who logs out more than
+ * VT_REVOKED_DEVICES_MAX devices within the device TTL, one by one or at
+ * once, has the next one made a logout of every device, so that what one
+ * user can make the server keep stays bounded. Exactly one reply, as for
+ * vt_engine_submit().
+ */
+VT_EXPORT void vt_engine_logout(struct vt_engine *e, const struct vt_identity *id,
+				const char *json, size_t len, vt_reply_fn reply, void *arg);
+
+/* The most single-device revocations one user keeps (see vt_engine_logout). */
+#define VT_REVOKED_DEVICES_MAX 64
+
+/*
+ * VT_EREVOKED when a logout revoked the token @id was read from (its user,
+ * device and iat), else 0. A frontend asks after it picked the device, and
+ * refuses the request; vt_conn_open() asks too. Costs two hash lookups.
+ */
+VT_EXPORT int vt_engine_revoked(const struct vt_engine *e, const struct vt_identity *id);
+
 /* Upper bounds (ms) of the commit latency buckets; the last is unbounded. */
 #define VT_COMMIT_BOUNDS_MS {1, 2, 5, 10, 25, 50, 100, 250, 1000, 0}
 #define VT_COMMIT_BUCKETS 10
@@ -388,6 +427,8 @@ struct vt_engine_stats {
 	int pairs_known;
 	uint64_t pairs_kept;      /* remembered now (a gauge) */
 	uint64_t pairs_forgotten; /* forgotten inside their window to make room */
+	uint64_t logouts;         /* logouts written here since start */
+	uint64_t revoked_scopes;  /* devices and users with revoked tokens (a gauge) */
 };
 
 /* Copy the counters into @out. Counters only grow, but for the gauges. */

@@ -39,6 +39,7 @@ extern "C" {
 	X(VT_EEXISTS, -22, "group_exists", "another user's group has this id", 409) \
 	X(VT_ELIMIT, -23, "limit", "over a configured limit", 400) \
 	X(VT_ECONFLICT, -24, "conflict", "the group changed meanwhile; send again", 409) \
+	X(VT_EREVOKED, -25, "token_revoked", "token was revoked by a logout", 401) \
 	X(VT_ENOMEM, -16, "internal", "out of memory", 500) \
 	X(VT_EINVAL, -17, "internal", "invalid argument", 500) \
 	X(VT_EAGAIN, -18, "internal", "would block; try again later", 503) \

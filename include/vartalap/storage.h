@@ -37,6 +37,11 @@
  * precondition: that engine's memory is the store's state. The engine sets
  * it only when it has a cluster (vt_engine_set_cluster).
  *
+ * Logouts. A REVOKE op remembers that the tokens of one device, or of all
+ * of a user's devices, issued up to a time are revoked; the engine reads
+ * them back whole at start (load_revoked) and keeps them in memory, and
+ * expiry forgets those older than an unused device (device_before_ts).
+ *
  * Order. The engine may hand over a commit before the one before it has
  * completed (vt_engine_config.commits_in_flight). A backend applies commits,
  * and expiry sweeps, in the order it was given them, so a later one sees
@@ -79,6 +84,12 @@ enum vt_kind {
 
 /* The device of a user's holding inbox; never a valid device id. */
 #define VT_HOLDING_DEVICE "*"
+
+/*
+ * The device of a REVOKE that covers every device of its user. The same
+ * string as the holding device, and never a valid device id either.
+ */
+#define VT_ALL_DEVICES "*"
 
 /* The most refs one "delivered" receipt carries (see VT_OP_ACK). */
 #define VT_RECEIPT_REFS_MAX 64
@@ -173,6 +184,18 @@ enum vt_op_kind {
 	 * at version @base now (see "Group versions" above).
 	 */
 	VT_OP_GROUP = 5,
+	/*
+	 * Revoke the tokens of device @inbox issued at or before @ts (seconds
+	 * since the epoch, not ms), or of every device of inbox.user when
+	 * inbox.device is VT_ALL_DEVICES; the latter also forgets that user's
+	 * single-device revocations up to @ts, which it covers. A scope keeps
+	 * the latest @ts it was given. A revocation of every device, or a
+	 * later @ts for a stored scope, is written on a full store too: a
+	 * logout must not wait for acks to make room. A new single-device
+	 * scope may be refused there (VT_ENOSPC), since users could add those
+	 * without end and take the room acks need.
+	 */
+	VT_OP_REVOKE = 6,
 };
 
 /* One operation of a batch. The backend fills the fields marked "out". */
@@ -194,7 +217,8 @@ struct vt_op {
 	uint32_t cap_skip;
 	struct vt_inbox inbox; /* ACK, TOUCH, NOTIFIED */
 	uint64_t id;           /* ACK, NOTIFIED */
-	int64_t ts;            /* TOUCH; ACK with receipt_id: the receipt's time */
+	int64_t ts;            /* TOUCH; ACK with receipt_id: the receipt's time;
+				  REVOKE: seconds */
 	const char *group;     /* GROUP; PUT with check_base: the group posted to */
 	const char *data;      /* GROUP */
 	size_t len;            /* GROUP */
@@ -287,8 +311,9 @@ struct vt_storage_ops {
 	 * Remove every delivery whose record was accepted before @before_ts
 	 * (wall ms), at most @max of them; dedup entries older than the
 	 * backend's dedup window at wall time @now_ts; and every device last
-	 * seen before @device_before_ts, with all its deliveries. Call @done
-	 * exactly once with the number of deliveries removed.
+	 * seen before @device_before_ts, with all its deliveries, and every
+	 * revocation (REVOKE) older than it. Call @done exactly once with the
+	 * number of deliveries removed.
 	 */
 	void (*expire)(void *self, int64_t now_ts, int64_t before_ts, int64_t device_before_ts,
 	               uint64_t max, vt_expire_cb done, void *arg);
@@ -330,6 +355,18 @@ struct vt_storage_ops {
 	 * at once, without I/O.
 	 */
 	void (*pairs)(void *self, struct vt_storage_pairs *out);
+
+	/*
+	 * Call @each once per revocation stored by REVOKE ops (@scope's device
+	 * is VT_ALL_DEVICES for one of every device; @ts in seconds), then
+	 * return 0 or a negative error. Called once when an engine starts,
+	 * before its loop runs, so it may block. Optional: an engine on a
+	 * backend without it answers a logout with an error and revokes
+	 * nothing; a backend that has it must take REVOKE ops.
+	 */
+	int (*load_revoked)(void *self,
+	                    void (*each)(void *arg, const struct vt_inbox *scope, int64_t ts),
+	                    void *arg);
 };
 
 /* A storage backend: its ops and its own state. */
@@ -352,7 +389,7 @@ VT_EXPORT int vt_storage_memory_create(int64_t dedup_window_ms, struct vt_storag
  * The layout of the LMDB stores this library writes. It opens a store of an
  * older layout and converts it at open; it refuses one of a newer layout.
  */
-#define VT_LMDB_FORMAT 4
+#define VT_LMDB_FORMAT 5
 
 /* Options of the LMDB backend; zero fields take the documented defaults. */
 struct vt_lmdb_options {

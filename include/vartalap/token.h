@@ -23,6 +23,13 @@ extern "C" {
 /* Longest user or device id, in bytes. */
 #define VT_ID_MAX 64
 
+/*
+ * How far a token's "iat" may be ahead of the verifier's clock, in seconds.
+ * A logout revokes the tokens issued up to its second, so a token dated
+ * later would outlive every logout; only clock skew is allowed for.
+ */
+#define VT_TOKEN_SKEW_S 60
+
 /* Longest token accepted, in bytes. */
 #define VT_TOKEN_MAX 4096
 
@@ -31,6 +38,10 @@ struct vt_identity {
 	char user[VT_ID_MAX + 1];   /* "sub" */
 	char device[VT_ID_MAX + 1]; /* "dev", or "" when absent */
 	int64_t exp;                /* expiry, seconds since the epoch */
+	/* issue time ("iat"), seconds since the epoch; 0 when absent. A
+	 * logout revokes the tokens issued at or before it, and every token
+	 * without "iat" (see vt_engine_logout). */
+	int64_t iat;
 };
 
 /*
@@ -50,11 +61,20 @@ VT_EXPORT int vt_token_sign(const unsigned char *key, size_t key_len, const char
                             const char *device, int64_t iat, int64_t exp, char *out, size_t cap);
 
 /*
+ * Read the claims of @token (length @len) without checking its signature or
+ * its expiry, for a client that wants to know whom its token names. Fills
+ * @id and returns 0, or VT_EAUTH for a token that is malformed. A server
+ * must never act on what this returns: use vt_token_verify().
+ */
+VT_EXPORT int vt_token_claims(const char *token, size_t len, struct vt_identity *id);
+
+/*
  * Verify @token (length @len, need not be NUL-terminated) against @key at
  * wall time @now (seconds since the epoch). On success fills @id and returns
  * 0. Returns VT_EAUTH for anything malformed, unsigned, wrongly signed or of
- * another algorithm, and VT_EEXPIRED when exp <= now. The signature is
- * compared in constant time.
+ * another algorithm, or issued ("iat") more than VT_TOKEN_SKEW_S after @now,
+ * and VT_EEXPIRED when exp <= now. The signature is compared in constant
+ * time.
  */
 VT_EXPORT int vt_token_verify(const unsigned char *key, size_t key_len, const char *token,
                               size_t len, int64_t now, struct vt_identity *id);

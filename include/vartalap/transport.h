@@ -34,6 +34,7 @@ enum vt_close_code {
 	VT_CLOSE_TRY_AGAIN = 1013,
 	VT_CLOSE_TOKEN_EXPIRED = 4001, /* re-authenticate and reconnect */
 	VT_CLOSE_REPLACED = 4002,      /* same device connected again */
+	VT_CLOSE_LOGGED_OUT = 4003,    /* its token was revoked by a logout */
 };
 
 /*

@@ -171,6 +171,49 @@ async function run() {
 	console.log(`ok: screenshots in ${SHOTS}`);
 
 	await receiptForThree(url, alice);
+	await signOutRevokes(bob, alice);
+}
+
+// Sign out revokes the token on the server: a copy of it opens nothing after.
+async function signOutRevokes(page, other) {
+	const token = await page.evaluate(() => sessionStorage.getItem("vartalap.token"));
+	check(token, "the page keeps its token while signed in");
+	await page.click("#signout");
+	await page.waitForSelector("#signin:not([hidden])", { timeout: TIMEOUT });
+	const res = await other.evaluate(async (t) => {
+		const r = await fetch("/v1/messages", { headers: { Authorization: "Bearer " + t } });
+		return { status: r.status, body: await r.json() };
+	}, token);
+	check(res.status === 401 && res.body.code === "token_revoked",
+		`signed-out token refused: ${JSON.stringify(res)}`);
+	console.log("ok: sign out revokes the token");
+
+	// A logout from elsewhere closes the other page with 4003: it goes back
+	// to the sign-in form at once, the conversation no longer shown (a lost
+	// phone's page), and forgets the revoked token.
+	const status = await other.evaluate(async () => {
+		const t = sessionStorage.getItem("vartalap.token");
+		const r = await fetch("/v1/logout", {
+			method: "POST",
+			headers: { Authorization: "Bearer " + t },
+			body: '{"all":true}',
+		});
+		return r.status;
+	});
+	check(status === 200, `logout of every device: ${status}`);
+	await other.waitForSelector('#signin-error:text-is("signed out: sign in again")',
+		{ timeout: TIMEOUT });
+	check(await other.isHidden("#chat"), "the conversation is hidden once signed out");
+	check(await other.evaluate(() => sessionStorage.getItem("vartalap.token")) === null,
+		"the revoked token is forgotten");
+
+	// Whoever signs in next on that page sees nothing of the one before.
+	await other.fill("#dev-user", "erin");
+	await other.click("#dev-form button");
+	await other.waitForSelector("#conn.online", { timeout: TIMEOUT });
+	check(await other.locator("#convs li").count() === 0,
+		"the next user sees none of the previous user's conversations");
+	console.log("ok: a page logged out elsewhere asks for a sign-in");
 }
 
 async function cleanup() {

@@ -327,9 +327,13 @@ class Server:
                 return k
         raise TestFailure("cannot find the dev signing key in the data dir")
 
-    def forge_token(self, user, exp, dev=None, alg="HS256", key=None):
+    def forge_token(self, user, exp, dev=None, alg="HS256", key=None, iat="past"):
+        """A token signed here; @iat: seconds, None for no claim, or "past"
+        (ten seconds ago)."""
         header = {"alg": alg, "typ": "JWT"}
-        claims = {"sub": user, "iat": int(time.time()) - 10}
+        claims = {"sub": user}
+        if iat is not None:
+            claims["iat"] = int(time.time()) - 10 if iat == "past" else int(iat)
         if exp is not None:
             claims["exp"] = int(exp)
         if dev is not None:

@@ -15,11 +15,12 @@ import os
 import re
 import signal
 import socket
+import time
 
 import websockets
 
-from harness import (ack_http, all_refs, await_until, check, connect, eq, fetch_all, run,
-                     server, Server)
+from harness import (ack_http, all_refs, await_until, check, connect, eq, fetch_all,
+                     http_request, run, server, Server)
 from test_faults import fill, known
 from test_tls import TlsServer, make_cert
 
@@ -452,6 +453,37 @@ async def test_sigint_and_bad_token():
     check(b"401" in err, "the refusal is reported: %r" % err)
 
 
+async def test_device_the_token_names_wins_and_is_said():
+    srv = server()
+    alice = await Cli.start(srv, "alice", device="laptop", token=srv.token("alice", "phone"))
+    err = await alice.eof()
+    check("--device laptop is ignored: the token names device phone" in err,
+          "the ignored --device is said: %r" % err)
+    plain = await Cli.start(srv, "alice", device="phone", token=srv.token("alice", "phone"))
+    err = await plain.eof()
+    check("ignored" not in err, "nothing said when they agree: %r" % err)
+
+
+async def test_logged_out_exits():
+    srv = server()
+    t = srv.forge_token("alice", time.time() + 3600, dev="phone")
+    alice = await Cli.start(srv, "alice", token=t)
+    st, r = http_request(srv, "POST", "/v1/logout", token=t)
+    eq(st, 200, "logout: %r" % (r,))
+    _out, err = await asyncio.wait_for(alice.proc.communicate(), 5)
+    eq(alice.proc.returncode, 1, "exit status once logged out")
+    check(b"(logged out), code 4003" in err, "the close is reported: %r" % err)
+
+    # started again with the revoked token: refused, and the refusal says why
+    proc = await asyncio.create_subprocess_exec(
+        CLI, "--url", "ws://127.0.0.1:%d" % srv.port, "--token", t,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    _out, err = await asyncio.wait_for(proc.communicate(), 5)
+    eq(proc.returncode, 1, "exit status with a revoked token")
+    check(b"401 Unauthorized (token_revoked)" in err, "the refusal names its code: %r" % err)
+
+
 async def refused(*args, timeout=5):
     """Run the client with @args and no input; it must give up by itself
     with status 1. Returns its stderr."""
@@ -776,6 +808,7 @@ if __name__ == "__main__":
          test_every_byte_of_a_line_is_sent, test_reading_pauses_while_much_waits,
          test_protocol_error_closes_and_exits,
          test_group_and_typing, test_longest_group_id_is_the_target, test_sigint_and_bad_token,
+         test_device_the_token_names_wins_and_is_said, test_logged_out_exits,
          test_wss_round_trip,
          test_wss_refuses_untrusted_server,
          test_server_restarts_lose_and_double_nothing, test_no_reconnect_exits,

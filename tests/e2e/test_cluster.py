@@ -10,14 +10,18 @@ nodes changing one group at once losing no accepted change; a node killed
 with SIGKILL while messages flow; Redis restarted or stopped under the nodes
 (field case B25); an ack taken by one node ending the push another node
 waits on; a device connecting to a second node replacing its connection
-on the first; and a send whose commit timed out but was applied, sent
-again, reaching its recipient live. Skipped (77) when redis-server is not installed.
+on the first; a send whose commit timed out but was applied, sent
+again, reaching its recipient live; and a logout through one node closing
+the user's connection on another and revoking the token there, across a
+restart too. Skipped (77) when redis-server is not installed.
 """
 
 import asyncio
 import json
 import os
+import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -593,6 +597,109 @@ async def test_second_node_replaces_the_first():
         c.close()
 
 
+def mint(node, user):
+    """A fresh token for @user, issued now (node.token() keeps its first)."""
+    r = subprocess.run([node.bin, "token", user, "--secret-file", node.secret],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+    if r.returncode != 0:
+        raise TestFailure("vartalapd token %s: %s" % (user, r.stderr.decode()))
+    return r.stdout.decode().strip().split()[-1]
+
+
+def refused_as_revoked(node, token, what):
+    st, r = http_request(node, "GET", "/v1/messages", token=token)
+    eq(st, 401, "status of " + what)
+    eq(r.get("code"), "token_revoked", "error code of " + what)
+
+
+async def test_logout_through_another_node():
+    """Alice is connected to node 2 and logs out of every device through
+    node 1: node 2 closes her connection with 4003 at once and refuses her
+    old token, a token issued in a later second works, and node 2 restarted
+    still refuses the old one (it reads the revocations back from Redis)."""
+    c = Cluster()
+    try:
+        old = mint(c.n1, "alice")
+        ws = await connect(c.n2, "alice", token=old, name="alice@2")
+        await held(c, "alice")
+        st, r = http_request(c.n1, "POST", "/v1/logout", token=old, body={"all": True})
+        eq(st, 200, "status of the logout: %r" % (r,))
+        eq(r.get("revoked"), "user", "what the logout revoked")
+        t0 = time.monotonic()
+        eq(await ws.wait_closed(3), 4003, "close code of alice's connection on node 2")
+        check(time.monotonic() - t0 < 2, "closed within two seconds")
+        refused_as_revoked(c.n2, old, "the old token on node 2")
+        refused_as_revoked(c.n1, old, "the old token on node 1")
+
+        await asyncio.sleep(max(0.0, r["before"] + 1.05 - time.time()))
+        new = mint(c.n1, "alice")
+        for n in (c.n1, c.n2):
+            st, _ = http_request(n, "GET", "/v1/messages", token=new)
+            eq(st, 200, "a token issued after the logout, on node %d" % n.port)
+        ws = await connect(c.n2, "alice", token=new, name="alice@2 again")
+
+        await ws.close()
+        c.n2.restart()
+        refused_as_revoked(c.n2, old, "the old token on node 2 restarted")
+        st, _ = http_request(c.n2, "GET", "/v1/messages", token=new)
+        eq(st, 200, "the new token on node 2 restarted")
+    finally:
+        c.close()
+
+
+async def test_logout_notices_checked():
+    """What arrives on the logouts channel is read as hostile: malformed
+    notices are logged and dropped, and the node keeps serving; a well-formed
+    one from another node revokes, and so does one in the node's own name;
+    one asking for a reload makes the node read the revocations from the
+    store, where one was written without a notice."""
+    c = Cluster()
+    chan = "vt-e2e:logouts"
+    other = "00000000000000ff"
+    try:
+        bob, carol = mint(c.n1, "bob"), mint(c.n1, "carol")
+        junk = ["", "x", other, other + ":", "0" * 15 + "g:9:3:bob", other + ":0:3:bob",
+                other + ":09:3:bob", other + ":9:0:", other + ":9:3:bo",
+                other + ":9:03:bob", other + ":99999999999999999999:3:bob",
+                other + ":9223372036854775808:3:bob", other + ":9:65:" + "u" * 65,
+                other + ":9:3:bob" + "d" * 65, other + ":-9:3:bob", other + ":9:3:b\x00b",
+                other + ":9:3bob", other + ":**"]
+        for j in junk:
+            redis_cmd(c.redis.port, "PUBLISH", chan, j)
+        await await_until(lambda: open(c.n2.log_path).read().count("malformed logout notice")
+                          == len(junk), 3, "%d malformed notices logged" % len(junk))
+        eq(health(c.n2)[0], 200, "node 2 healthy after the junk")
+        for n in (c.n1, c.n2):
+            st, _ = http_request(n, "GET", "/v1/messages", token=bob)
+            eq(st, 200, "bob's token after the junk")
+
+        ws = await connect(c.n2, "bob", token=bob, name="bob@2")
+        await held(c, "bob")
+        redis_cmd(c.redis.port, "PUBLISH", chan, "%s:%d:3:bob*" % (other, time.time() + 5))
+        eq(await ws.wait_closed(3), 4003, "close code of bob's connection after a notice")
+        refused_as_revoked(c.n2, bob, "bob's token after a notice")
+
+        ts = str(int(time.time()) + 5)
+        redis_cmd(c.redis.port, "HSET", "vt-e2e:{u:5:carol}:rv", "*", ts)
+        redis_cmd(c.redis.port, "ZADD", "vt-e2e:rvts", ts, "5:carol*")
+        st, _ = http_request(c.n2, "GET", "/v1/messages", token=carol)
+        eq(st, 200, "carol's token before the reload")
+        redis_cmd(c.redis.port, "PUBLISH", chan, other + ":*")
+        await await_until(lambda: http_request(c.n2, "GET", "/v1/messages",
+                                               token=carol)[0] == 401, 3,
+                          "carol's token refused once node 2 reloaded")
+
+        # a notice in node 2's own name (a second node given its id, a forger)
+        dave = mint(c.n1, "dave")
+        own = re.search(r"cluster: node ([0-9a-f]{16})", open(c.n2.log_path).read()).group(1)
+        redis_cmd(c.redis.port, "PUBLISH", chan, "%s:%d:4:dave*" % (own, time.time() + 5))
+        await await_until(lambda: http_request(c.n2, "GET", "/v1/messages",
+                                               token=dave)[0] == 401, 3,
+                          "dave's token refused by the node a notice names")
+    finally:
+        c.close()
+
+
 if __name__ == "__main__":
     if REDIS is None:
         print("redis-server is not installed: skipped")
@@ -608,4 +715,6 @@ if __name__ == "__main__":
          test_kill9_holder_while_flowing,
          test_redis_restart_and_stop,
          test_ack_on_one_node_ends_the_push_on_the_other,
-         test_second_node_replaces_the_first], total_timeout=280)
+         test_second_node_replaces_the_first,
+         test_logout_through_another_node,
+         test_logout_notices_checked], total_timeout=280)

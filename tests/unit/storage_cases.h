@@ -64,6 +64,9 @@ void storage_cases_add(TCase *tc);
 /* Add the cases of devices, flags and groups (storage_cases_add adds them too). */
 void storage_device_cases_add(TCase *tc);
 
+/* Add the cases of logouts (VT_OP_REVOKE; storage_cases_add adds them too). */
+void storage_revoke_cases_add(TCase *tc);
+
 /* Add the cases of receipts made with acks (VT_OP_ACK), for a backend that makes them. */
 void storage_receipt_cases_add(TCase *tc);
 
@@ -157,5 +160,14 @@ void on_group(void *arg, const char *group, const char *data, size_t len);
 
 /* Every stored group as "id=data", sorted, joined by spaces. */
 const char *load_groups(void);
+
+/* A REVOKE op of (@user, @device) up to @ts seconds. */
+void revoke_init(struct vt_op *op, const char *user, const char *device, int64_t ts);
+
+/* REVOKE (@user, @device) up to @ts seconds, alone in a batch; the op's status. */
+int commit_revoke(const char *user, const char *device, int64_t ts);
+
+/* Every stored revocation as "user/device=ts", sorted, joined by spaces. */
+const char *load_revoked(void);
 
 #endif /* VARTALAP_TEST_STORAGE_CASES_H */

@@ -368,6 +368,38 @@ END_TEST
  * A value larger than the whole map fails inside LMDB itself; the batch
  * runs again with its PUTs refused, so the ack in it is still taken.
  */
+/* Each user's list of single-device logouts goes with its last scope. */
+START_TEST(memory_logouts_listed_per_user)
+{
+	struct mem *m;
+	struct vt_op ops[4];
+
+	st_open(_i);
+	m = fx.st.self;
+	revoke_init(&ops[0], "alice", "phone", 100);
+	revoke_init(&ops[1], "alice", "tab", 300);
+	revoke_init(&ops[2], "bob", "phone", 100);
+	revoke_init(&ops[3], "carol", VT_ALL_DEVICES, 100);
+	ck_assert_int_eq(commit(ops, 4), 0);
+	ck_assert_uint_eq(m->revusers.len, 2); /* alice, bob; carol has no single one */
+
+	revoke_init(&ops[0], "alice", VT_ALL_DEVICES, 200); /* covers phone, not tab */
+	revoke_init(&ops[1], "bob", VT_ALL_DEVICES, 200);   /* covers bob's one */
+	revoke_init(&ops[2], "bob", "phone", 250);          /* and a new one after */
+	ck_assert_int_eq(commit(ops, 3), 0);
+	ck_assert_str_eq(load_revoked(), "alice/*=200 alice/tab=300 bob/*=200 bob/phone=250 "
+					 "carol/*=100");
+	ck_assert_uint_eq(m->revusers.len, 2);
+
+	expire_dev(1000000, 0, 260000, 1000);
+	ck_assert_str_eq(load_revoked(), "alice/tab=300");
+	ck_assert_uint_eq(m->revusers.len, 1);
+	expire_dev(1000000, 0, 400000, 1000);
+	ck_assert_uint_eq(m->revusers.len, 0);
+	ck_assert_uint_eq(m->revoked.len, 0);
+}
+END_TEST
+
 START_TEST(lmdb_value_beyond_map)
 {
 	static char huge[2 << 20];
@@ -692,6 +724,31 @@ START_TEST(lmdb_tiny_map_drains)
 }
 END_TEST
 
+/*
+ * Logouts of many users on a full store: each would add a scope of one
+ * device, which grows the store, so each is refused, and the reserve is
+ * still there for the acks that empty it. A logout of every device is
+ * one entry a user, which may use the reserve as a first device does.
+ */
+START_TEST(lmdb_full_logouts_leave_room_for_acks)
+{
+	char user[16];
+	uint64_t end;
+
+	fx.map_size = 1 << 20;
+	st_open(_i);
+	end = fill_store();
+	for (int i = 0; i < 5000; i++) {
+		snprintf(user, sizeof(user), "m%d", i);
+		ck_assert_int_eq(commit_revoke(user, "phone", 100), VT_ENOSPC);
+	}
+	ck_assert_int_eq(commit_revoke("u0", VT_ALL_DEVICES, 100), 0);
+	ck_assert_str_eq(load_revoked(), "u0/*=100");
+	drain_store(end, 100, 1);
+	ck_assert_int_eq(commit_revoke("m0", "phone", 100), 0);
+}
+END_TEST
+
 /* Write the meta "format" value of the closed store in fx.dir. */
 static void set_format(uint64_t version)
 {
@@ -882,6 +939,7 @@ static Suite *storage_suite(void)
 	tcase_add_loop_test(lm, lmdb_dedup_pairs_make_room, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_forgotten_pairs_all_logged, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, memory_dedup_pairs_bounded, 0, 1);
+	tcase_add_loop_test(lm, memory_logouts_listed_per_user, 0, 1);
 	tcase_add_loop_test(lm, lmdb_full_of_messages_keeps_new_pairs, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_damaged_record_skipped, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_reopen_devices_groups, LMDB, LMDB_WRITER + 1);
@@ -889,6 +947,7 @@ static Suite *storage_suite(void)
 	tcase_add_loop_test(lm, lmdb_full_first_device_claims, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_format_versions, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_tiny_map_drains, 0, 4);
+	tcase_add_loop_test(lm, lmdb_full_logouts_leave_room_for_acks, LMDB, LMDB_WRITER + 1);
 	tcase_add_test(lm, writer_lists_what_was_answered);
 	tcase_add_test(lm, writer_commits_in_order);
 	tcase_add_test(lm, writer_close_writes_what_it_was_given);

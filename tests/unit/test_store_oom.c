@@ -211,6 +211,49 @@ START_TEST(a_failed_allocation_fails_the_batch_whole)
 }
 END_TEST
 
+/*
+ * Logouts: a batch that revokes every device of alice, then one of them
+ * again (removed by the first, after prepare saw it), and one of bob's.
+ * Each allocation in turn fails: the batch is then applied whole or not at
+ * all.
+ */
+START_TEST(a_failed_allocation_leaves_logouts_whole)
+{
+	struct vt_op ops[3];
+	long failed = 0;
+
+	for (long k = 0;; k++) {
+		struct done d = {0};
+		int fired;
+
+		if (fx.st.ops != NULL) {
+			st_close();
+		}
+		st_open(0);
+		revoke_init(&ops[0], "alice", "phone", 100);
+		ck_assert_int_eq(commit(ops, 1), 0);
+		revoke_init(&ops[0], "alice", VT_ALL_DEVICES, 200);
+		revoke_init(&ops[1], "alice", "phone", 300);
+		revoke_init(&ops[2], "bob", "", 50);
+		arm(k);
+		fx.st.ops->commit(fx.st.self, ops, 3, on_commit, &d);
+		fired = disarm();
+		ck_assert_int_eq(d.calls, 1);
+		if (fired && d.status != 0) {
+			ck_assert_int_eq(d.status, VT_ENOMEM);
+			ck_assert_str_eq(load_revoked(), "alice/phone=100");
+			failed++;
+			continue;
+		}
+		ck_assert_str_eq(load_revoked(), "alice/*=200 alice/phone=300 bob/=50");
+		if (!fired) {
+			break;
+		}
+	}
+	ck_assert_int_gt(failed, 0);
+}
+END_TEST
+
 static Suite *oom_suite(void)
 {
 	Suite *s = suite_create("store_oom");
@@ -219,6 +262,7 @@ static Suite *oom_suite(void)
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, a_failed_allocation_fails_the_batch_whole);
+	tcase_add_test(tc, a_failed_allocation_leaves_logouts_whole);
 	suite_add_tcase(s, tc);
 	return s;
 }

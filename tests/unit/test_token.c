@@ -132,6 +132,41 @@ START_TEST(test_round_trip)
 	ck_assert_str_eq(id.user, "alice");
 	ck_assert_str_eq(id.device, "phone-1");
 	ck_assert_int_eq(id.exp, LATER);
+	ck_assert_int_eq(id.iat, NOW);
+}
+END_TEST
+
+/* A token dated after the clock, past the skew allowed, would outlive every logout. */
+START_TEST(test_iat_in_the_future)
+{
+	char t[VT_TOKEN_MAX];
+	struct vt_identity id;
+
+	ck_assert_int_gt(vt_token_sign(key, KEY_LEN, "alice", NULL, NOW + VT_TOKEN_SKEW_S,
+				       LATER, t, sizeof(t)), 0);
+	ck_assert_int_eq(verify(t, &id), 0);
+	ck_assert_int_gt(vt_token_sign(key, KEY_LEN, "alice", NULL, NOW + VT_TOKEN_SKEW_S + 1,
+				       LATER, t, sizeof(t)), 0);
+	ck_assert_int_eq(verify(t, &id), VT_EAUTH);
+}
+END_TEST
+
+/* A client reads its own token's claims; the key and the clock do not matter. */
+START_TEST(test_claims_without_the_key)
+{
+	char t[VT_TOKEN_MAX];
+	struct vt_identity id;
+
+	ck_assert_int_gt(vt_token_sign(key, KEY_LEN, "alice", "phone", NOW, NOW - 5, t, sizeof(t)),
+			 0);
+	ck_assert_int_eq(verify(t, &id), VT_EEXPIRED);
+	ck_assert_int_eq(vt_token_claims(t, strlen(t), &id), 0);
+	ck_assert_str_eq(id.user, "alice");
+	ck_assert_str_eq(id.device, "phone");
+	ck_assert_int_eq(id.iat, NOW);
+	ck_assert_int_eq(vt_token_claims(t, 10, &id), VT_EAUTH);
+	ck_assert_int_eq(vt_token_claims("a.b.c", 5, &id), VT_EAUTH);
+	ck_assert_int_eq(vt_token_claims(NULL, 0, &id), VT_EAUTH);
 }
 END_TEST
 
@@ -502,6 +537,8 @@ static Suite *token_suite(void)
 	tcase_add_test(ok, test_user_id_valid);
 	tcase_add_test(ok, test_round_trip);
 	tcase_add_test(ok, test_round_trip_without_device);
+	tcase_add_test(ok, test_claims_without_the_key);
+	tcase_add_test(ok, test_iat_in_the_future);
 	tcase_add_test(ok, test_sign_refuses_bad_arguments);
 	tcase_add_test(ok, test_sign_capacity);
 	tcase_add_test(ok, test_sign_matches_independent_build);
