@@ -99,8 +99,8 @@ void vt__log_limited(struct vt__log_limit *l, enum vt_log_level level, const cha
 	n = vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	if (l->held > 0 && n >= 0 && (size_t)n < sizeof(line)) {
-		snprintf(line + n, sizeof(line) - (size_t)n, " (and %llu more like it since the last)",
-		         (unsigned long long)l->held);
+		snprintf(line + n, sizeof(line) - (size_t)n,
+		         " (and %llu more like it since the last)", (unsigned long long)l->held);
 	}
 	l->last_ms = now;
 	l->held = 0;

@@ -430,8 +430,11 @@ int vt__lmdb_apply_ack(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
 	size_t iklen = vt__inbox_key(&op->inbox, ik);
 	MDB_cursor *at = NULL;
 	int64_t ts;
-	int known = 0, rc = iklen ? vt__lmdb_dlv_seek(s, txn, ik, iklen, op->id, &at) : MDB_NOTFOUND;
+	int known = 0, rc = MDB_NOTFOUND;
 
+	if (iklen) {
+		rc = vt__lmdb_dlv_seek(s, txn, ik, iklen, op->id, &at);
+	}
 	if (rc == MDB_NOTFOUND) {
 		op->status = VT_EUNKNOWNID;
 		return 0;

@@ -64,7 +64,9 @@ static void scope_drop(struct mem *m, struct mrevoke *r)
 			r->next->prev = r->prev;
 		}
 		if (!u->devs) {
-			vt__mem_hm_remove(&m->revusers, vt__mem_hm_find(&m->revusers, u->key, u->klen));
+			struct hslot *us = vt__mem_hm_find(&m->revusers, u->key, u->klen);
+
+			vt__mem_hm_remove(&m->revusers, us);
 			free(u);
 		}
 	}

@@ -145,9 +145,10 @@ static int create_dev_secret(const char *path)
 	return rc;
 }
 
-int vt_secret_dev(const char *data_dir, struct vt_secret *s)
+int vt_secret_dev(const char *data_dir, int warn, struct vt_secret *s)
 {
 	char path[DEV_PATH_MAX];
+	int created = 0;
 
 	if (vt_make_dirs(data_dir) != 0) {
 		return -1;
@@ -156,11 +157,17 @@ int vt_secret_dev(const char *data_dir, struct vt_secret *s)
 		vt_log(VT_LOG_ERROR, "data directory path too long");
 		return -1;
 	}
-	if (access(path, F_OK) != 0 && create_dev_secret(path) != 0) {
-		return -1;
+	if (access(path, F_OK) != 0) {
+		if (create_dev_secret(path) != 0) {
+			return -1;
+		}
+		created = 1;
 	}
 	if (vt_secret_load(path, s) != 0) {
 		return -1;
+	}
+	if (!warn && !created) {
+		return 0;
 	}
 
 	vt_log(VT_LOG_WARN,
@@ -170,14 +177,14 @@ int vt_secret_dev(const char *data_dir, struct vt_secret *s)
 	return 0;
 }
 
-int vt_secret_from_options(const char *secret_file, int dev, const char *data_dir,
+int vt_secret_from_options(const char *secret_file, int dev, int warn, const char *data_dir,
                            struct vt_secret *s)
 {
 	if (secret_file != NULL) {
 		return vt_secret_load(secret_file, s);
 	}
 	if (dev) {
-		return vt_secret_dev(data_dir, s);
+		return vt_secret_dev(data_dir, warn, s);
 	}
 	vt_log(VT_LOG_ERROR, "no token secret: pass --secret-file PATH (or --dev for "
 	                     "development)");

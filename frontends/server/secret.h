@@ -25,16 +25,19 @@ int vt_secret_load(const char *path, struct vt_secret *s);
 
 /*
  * Development key: reuse DATA_DIR/dev-secret, or create it (mode 0600) with
- * 32 random bytes, creating @data_dir as needed. Logs a warning either way.
- * Returns 0 or -1 with the reason logged.
+ * 32 random bytes, creating @data_dir as needed. Logs a warning that it is
+ * in use when @warn is set or the key is new. Returns 0 or -1 with the
+ * reason logged.
  */
-int vt_secret_dev(const char *data_dir, struct vt_secret *s);
+int vt_secret_dev(const char *data_dir, int warn, struct vt_secret *s);
 
 /*
  * Pick the key the options ask for: --secret-file wins, else --dev; neither
- * is an error. Returns 0 or -1 with the reason logged.
+ * is an error. @warn as for vt_secret_dev(): the server warns at every
+ * start, a command that only signs tokens when it made the key. Returns 0
+ * or -1 with the reason logged.
  */
-int vt_secret_from_options(const char *secret_file, int dev, const char *data_dir,
+int vt_secret_from_options(const char *secret_file, int dev, int warn, const char *data_dir,
                            struct vt_secret *s);
 
 /* Wipe the key from memory. */

@@ -412,7 +412,8 @@ int vt_cmd_serve(int argc, char **argv)
 	}
 	vt_log_set(NULL, NULL, s.opt.log_level);
 
-	if (vt_secret_from_options(s.opt.secret_file, s.opt.dev, s.opt.data_dir, &s.secret) != 0) {
+	if (vt_secret_from_options(s.opt.secret_file, s.opt.dev, 1, s.opt.data_dir,
+	                           &s.secret) != 0) {
 		return 2;
 	}
 	s.base = event_base_new();

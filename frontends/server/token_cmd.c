@@ -116,7 +116,7 @@ int vt_cmd_token(int argc, char **argv)
 	if (rc != 0) {
 		return rc;
 	}
-	if (vt_secret_from_options(a.secret_file, a.dev, a.data_dir, &secret) != 0) {
+	if (vt_secret_from_options(a.secret_file, a.dev, 0, a.data_dir, &secret) != 0) {
 		return 2;
 	}
 

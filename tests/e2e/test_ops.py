@@ -98,6 +98,20 @@ async def test_key_recipe_and_line_breaks():
     eq((rc, out), (0, "ok\n"), "a key made by the recipe (stderr %r)" % err)
 
 
+async def test_token_command_warns_when_it_makes_the_key():
+    """`vartalapd token --dev` says the development key is in use when it makes
+    it; later tokens print only the token (the server warns at every start)."""
+    d = os.path.join(tempfile.mkdtemp(prefix="vt-dev-"), "data")
+    errs = []
+    for _ in range(2):
+        p = subprocess.run([vartalapd_path(), "token", "alice", "--dev", "--data-dir", d],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+        eq(p.returncode, 0, "vartalapd token (stderr %r)" % p.stderr)
+        errs.append(p.stderr.decode())
+    check("DEVELOPMENT SECRET" in errs[0], "the first, which made the key: %r" % errs[0])
+    eq(errs[1], "", "the second says nothing")
+
+
 async def test_dev_key_made_once_by_many_at_once():
     """Processes that start on one new data directory at once with --dev
     (here vartalapd token, six at a time) make one key between them: each
@@ -302,7 +316,7 @@ async def test_every_metric_is_documented():
 if __name__ == "__main__":
     run([test_check_config_accepts_a_good_file, test_check_config_names_file_and_line,
          test_check_config_checks_files_and_combinations, test_key_recipe_and_line_breaks,
-         test_dev_key_made_once_by_many_at_once,
+         test_token_command_warns_when_it_makes_the_key, test_dev_key_made_once_by_many_at_once,
          test_cluster_options_must_agree,
          test_file_applies_and_command_line_wins,
          test_metrics_count_what_happened, test_every_metric_is_documented,
