@@ -362,9 +362,6 @@ int vt_token_verify(const unsigned char *key, size_t key_len, const char *token,
 	if (rc != 0) {
 		return rc;
 	}
-	if (got.iat > now + VT_TOKEN_SKEW_S) {
-		return VT_EAUTH;
-	}
 	if (got.exp <= now) {
 		return VT_EEXPIRED;
 	}

@@ -23,13 +23,6 @@ extern "C" {
 /* Longest user or device id, in bytes. */
 #define VT_ID_MAX 64
 
-/*
- * How far a token's "iat" may be ahead of the verifier's clock, in seconds.
- * A logout revokes the tokens issued up to its second, so a token dated
- * later would outlive every logout; only clock skew is allowed for.
- */
-#define VT_TOKEN_SKEW_S 60
-
 /* Longest token accepted, in bytes. */
 #define VT_TOKEN_MAX 4096
 
@@ -72,9 +65,8 @@ VT_EXPORT int vt_token_claims(const char *token, size_t len, struct vt_identity 
  * Verify @token (length @len, need not be NUL-terminated) against @key at
  * wall time @now (seconds since the epoch). On success fills @id and returns
  * 0. Returns VT_EAUTH for anything malformed, unsigned, wrongly signed or of
- * another algorithm, or issued ("iat") more than VT_TOKEN_SKEW_S after @now,
- * and VT_EEXPIRED when exp <= now. The signature is compared in constant
- * time.
+ * another algorithm, and VT_EEXPIRED when exp <= now. The signature is
+ * compared in constant time.
  */
 VT_EXPORT int vt_token_verify(const unsigned char *key, size_t key_len, const char *token,
                               size_t len, int64_t now, struct vt_identity *id);

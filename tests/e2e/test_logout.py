@@ -100,7 +100,7 @@ async def test_logout_everywhere_outlives_restarts():
 async def test_tokens_without_iat():
     srv = server()
     bare = tok(srv, "alice", iat=None)
-    ahead = tok(srv, "alice", iat=time.time() + 30)  # within the clock skew allowed
+    ahead = tok(srv, "alice", iat=time.time() + 30)  # a login service's clock ahead
     eq(fetch(srv, bare)["messages"], [], "a token without iat before any logout")
     r = logout(srv, ahead)
     refused(srv, bare, "a token without iat after a logout of its device")
@@ -109,13 +109,20 @@ async def test_tokens_without_iat():
     fetch(srv, tok(srv, "alice", iat=r["before"] + 1))
 
 
-async def test_token_dated_in_the_future():
-    """A token dated after every logout could never be logged out: past the
-    clock skew allowed (a minute), it is refused."""
+async def test_token_dated_ahead():
+    """A login service whose clock runs ahead dates its tokens ahead: they are
+    taken, a token's own logout ends it, and one asked by an older token
+    leaves it (the documented rule: iat later than "before")."""
     srv = server()
-    ahead = tok(srv, "alice", iat=time.time() + 3600)
-    st, r = http_request(srv, "GET", "/v1/messages", token=ahead)
-    eq((st, r.get("code")), (401, "unauthorized"), "a token issued an hour from now")
+    ahead = tok(srv, "alice", "phone", iat=time.time() + 3600)
+    older = tok(srv, "alice", "laptop")
+    eq(fetch(srv, ahead)["messages"], [], "a token dated an hour ahead")
+    r = logout(srv, older, {"all": True})
+    check(r["before"] < time.time() + 5, "dated at the server's second: %r" % r)
+    eq(fetch(srv, ahead)["messages"], [], "dated after the logout, so not revoked by it")
+    r = logout(srv, ahead)
+    check(r["before"] >= time.time() + 3500, "dated at the asking token: %r" % r)
+    refused(srv, ahead, "ended by its own logout")
 
 
 async def test_token_without_dev_claim():
@@ -193,5 +200,5 @@ async def test_logout_with_memory_storage():
 
 if __name__ == "__main__":
     run([test_b26_logout_of_a_device, test_logout_everywhere_outlives_restarts,
-         test_tokens_without_iat, test_token_dated_in_the_future, test_token_without_dev_claim,
+         test_tokens_without_iat, test_token_dated_ahead, test_token_without_dev_claim,
          test_bad_logouts, test_logout_on_a_full_store, test_logout_with_memory_storage])

@@ -332,18 +332,15 @@ START_TEST(logout_dated_far_ahead_outlives_expiry)
 	struct vt_inbox scope = {"alice", VT_ALL_DEVICES};
 	struct vt_identity id = token("alice", "", now_s());
 
-	/* Dated past any token a node takes: ignored, not a lock-out till then. */
+	/* A login service's clock may run ahead: no time overflows in expiry. */
 	vt_engine_remote_logout(E, &scope, INT64_MAX);
-	ck_assert_uint_eq(E->revoked.len, 0);
-
-	vt_engine_remote_logout(E, &scope, now_s() + 1800); /* nodes' clocks differ */
 	advance(E, &H, 120000);
 	ck_assert_uint_eq(E->revoked.len, 1);
 	ck_assert_int_eq(vt_engine_revoked(E, &id), VT_EREVOKED);
 }
 END_TEST
 
-/* A token dated ahead of the clock (within the skew allowed) ends with its own logout. */
+/* A token dated ahead of the clock ends with its own logout. */
 START_TEST(logout_of_a_token_dated_ahead)
 {
 	struct vt_identity id = token("alice", "", now_s() + 30);
