@@ -158,6 +158,9 @@ struct groups {
 
 void on_group(void *arg, const char *group, const char *data, size_t len);
 
+/* Sort @n NUL-terminated rows of @width bytes at @rows; join them by spaces into @out. */
+const char *rows_joined(char *rows, size_t n, size_t width, char *out, size_t cap);
+
 /* Every stored group as "id=data", sorted, joined by spaces. */
 const char *load_groups(void);
 

@@ -48,13 +48,7 @@ const char *load_revoked(void)
 
 	ck_assert_ptr_nonnull(fx.st.ops->load_revoked);
 	ck_assert_int_eq(fx.st.ops->load_revoked(fx.st.self, on_revoked, &r), 0);
-	qsort(r.text, (size_t)r.n, sizeof(r.text[0]), (int (*)(const void *, const void *))strcmp);
-	out[0] = 0;
-	for (int i = 0; i < r.n; i++) {
-		strcat(out, i ? " " : "");
-		strcat(out, r.text[i]);
-	}
-	return out;
+	return rows_joined(r.text[0], (size_t)r.n, sizeof(r.text[0]), out, sizeof(out));
 }
 
 /* A scope keeps its latest time; scopes of one user and of others stay apart. */

@@ -339,6 +339,19 @@ void on_group(void *arg, const char *group, const char *data, size_t len)
 	snprintf(g->text[g->n++], sizeof(g->text[0]), "%s=%.*s", group, (int)len, data);
 }
 
+const char *rows_joined(char *rows, size_t n, size_t width, char *out, size_t cap)
+{
+	size_t len = 0;
+
+	qsort(rows, n, width, (int (*)(const void *, const void *))strcmp);
+	out[0] = 0;
+	for (size_t i = 0; i < n; i++) {
+		len += (size_t)snprintf(out + len, cap - len, "%s%s", i ? " " : "", rows + i * width);
+		ck_assert_uint_lt(len, cap);
+	}
+	return out;
+}
+
 /* Every stored group as "id=data", sorted, joined by spaces. */
 const char *load_groups(void)
 {
@@ -346,11 +359,5 @@ const char *load_groups(void)
 	struct groups g = {0};
 
 	ck_assert_int_eq(fx.st.ops->load_groups(fx.st.self, on_group, &g), 0);
-	qsort(g.text, (size_t)g.n, sizeof(g.text[0]), (int (*)(const void *, const void *))strcmp);
-	out[0] = 0;
-	for (int i = 0; i < g.n; i++) {
-		strcat(out, i ? " " : "");
-		strcat(out, g.text[i]);
-	}
-	return out;
+	return rows_joined(g.text[0], (size_t)g.n, sizeof(g.text[0]), out, sizeof(out));
 }
