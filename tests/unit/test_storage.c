@@ -1,7 +1,7 @@
 /*
  * test_storage.c - the storage contract (storage_cases.h) on the memory and
  * LMDB backends, LMDB with and without its writer thread, and the tests that
- * need LMDB itself.
+ * need LMDB itself (the writer thread's own are in test_lmdb_writer.c).
  *
  * The LMDB backend gets a fresh directory per test. Tests that need
  * durability or LMDB internals (reopen, a full map, a damaged value) run on
@@ -791,131 +791,6 @@ START_TEST(lmdb_format_versions)
 }
 END_TEST
 
-/* ---- the writer thread ---- */
-
-/* Callback order: each commit's arg is its number. */
-static int answered[8], nanswered;
-
-static void on_commit_in_order(void *arg, int status)
-{
-	ck_assert_int_eq(status, 0);
-	ck_assert_int_lt(nanswered, 8);
-	answered[nanswered++] = (int)(intptr_t)arg;
-}
-
-/* Run what the writer answers until @n commits were answered. */
-static void wait_answered(int n)
-{
-	for (int waited = 0; nanswered < n && waited < 10000; waited += 10) {
-		if (writer_ready(10)) {
-			vt_storage_lmdb_dispatch(&fx.st);
-		}
-	}
-	ck_assert_int_eq(nanswered, n);
-}
-
-/* A commit written and synced is not listed before its callback has run. */
-START_TEST(writer_lists_what_was_answered)
-{
-	uint64_t ids[4];
-	struct done d = {0};
-	struct put p;
-
-	st_open(LMDB_WRITER);
-	put_init(&p, 1, "", 100, "1", TO("bob"));
-	fx.st.ops->commit(fx.st.self, &p.op, 1, on_commit, &d);
-	ck_assert(writer_ready(10000));
-	ck_assert_int_eq(d.calls, 0);
-	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 0);
-	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), 0);
-
-	ck_assert_int_eq(vt_storage_lmdb_dispatch(&fx.st), 1);
-	ck_assert_int_eq(d.calls, 1);
-	ck_assert_int_eq(d.status, 0);
-	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 1);
-	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), 1);
-	ck_assert_int_eq(vt_storage_lmdb_dispatch(&fx.st), 0);
-}
-END_TEST
-
-/* Commits handed over before any answer are written in order and answered in order. */
-START_TEST(writer_commits_in_order)
-{
-	uint64_t ids[8];
-	struct put p[4];
-
-	st_open(LMDB_WRITER);
-	nanswered = 0;
-	for (int i = 0; i < 4; i++) {
-		put_init(&p[i], (uint64_t)i + 1, i < 2 ? "same" : "", 100, "1", TO("bob"));
-		p[i].op.dedup = 1;
-		fx.st.ops->commit(fx.st.self, &p[i].op, 1, on_commit_in_order, (void *)(intptr_t)i);
-	}
-	wait_answered(4);
-	for (int i = 0; i < 4; i++) {
-		ck_assert_int_eq(answered[i], i);
-	}
-	ck_assert_uint_eq(p[1].op.dup_of, 1); /* the second saw what the first wrote */
-	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 3);
-	ck_assert_uint_eq(ids[2], 4);
-}
-END_TEST
-
-/* Closed before its answers were taken: what it was given is stored. */
-START_TEST(writer_close_writes_what_it_was_given)
-{
-	uint64_t ids[4];
-	struct put p[2];
-
-	fx.sync = 1;
-	st_open(LMDB_WRITER);
-	nanswered = 0;
-	for (int i = 0; i < 2; i++) {
-		put_init(&p[i], (uint64_t)i + 1, "", 100, "1", TO("bob"));
-		fx.st.ops->commit(fx.st.self, &p[i].op, 1, on_commit_in_order, (void *)(intptr_t)i);
-	}
-	warnings = 0;
-	vt_log_set(count_warnings, NULL, VT_LOG_WARN);
-	st_close();
-	ck_assert_int_eq(nanswered, 0);
-	ck_assert_int_eq(warnings, 1); /* the answers it dropped */
-
-	st_open(LMDB_WRITER);
-	ck_assert_uint_eq(list("bob", 0, 10, ids, NULL), 2);
-}
-END_TEST
-
-/* A sweep handed over after a commit sees what the commit wrote. */
-START_TEST(writer_sweeps_after_commits)
-{
-	struct done d = {0};
-	struct put p;
-
-	st_open(LMDB_WRITER);
-	nanswered = 0;
-	put_init(&p, 1, "", 100, "1", TO("bob"));
-	fx.st.ops->commit(fx.st.self, &p.op, 1, on_commit_in_order, NULL);
-	fx.st.ops->expire(fx.st.self, 1000, 200, INT64_MIN, 10, on_expire, &d);
-	storage_wait(&d.calls);
-	ck_assert_int_eq(nanswered, 1);
-	ck_assert_int_eq(d.status, 0);
-	ck_assert_uint_eq(d.removed, 1);
-}
-END_TEST
-
-/* Another storage, or LMDB without the thread, has no descriptor. */
-START_TEST(writer_fd_only_with_the_thread)
-{
-	st_open(LMDB);
-	ck_assert_int_eq(vt_storage_lmdb_fd(&fx.st), -1);
-	ck_assert_int_eq(vt_storage_lmdb_dispatch(&fx.st), 0);
-	st_close();
-	st_open(0);
-	ck_assert_int_eq(vt_storage_lmdb_fd(&fx.st), -1);
-	ck_assert_int_eq(vt_storage_lmdb_fd(NULL), -1);
-}
-END_TEST
-
 static Suite *storage_suite(void)
 {
 	Suite *s = suite_create("storage");
@@ -948,11 +823,6 @@ static Suite *storage_suite(void)
 	tcase_add_loop_test(lm, lmdb_format_versions, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_tiny_map_drains, 0, 4);
 	tcase_add_loop_test(lm, lmdb_full_logouts_leave_room_for_acks, LMDB, LMDB_WRITER + 1);
-	tcase_add_test(lm, writer_lists_what_was_answered);
-	tcase_add_test(lm, writer_commits_in_order);
-	tcase_add_test(lm, writer_close_writes_what_it_was_given);
-	tcase_add_test(lm, writer_sweeps_after_commits);
-	tcase_add_test(lm, writer_fd_only_with_the_thread);
 	suite_add_tcase(s, lm);
 	return s;
 }
