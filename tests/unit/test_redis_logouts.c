@@ -4,24 +4,10 @@
  * entries. The contract's own cases run in test_storage_redis.c.
  */
 #include <check.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
-#include <event2/event.h>
-#include <hiredis/hiredis.h>
-
-#include <vartalap/error.h>
 #include <vartalap/log.h>
 #include <vartalap/storage.h>
 

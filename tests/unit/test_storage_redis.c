@@ -7,21 +7,14 @@
  * test_redis_logouts.c.
  */
 #include <check.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/wait.h>
-#include <time.h>
+#include <sys/types.h>
 #include <unistd.h>
 
-#include <event2/event.h>
 #include <hiredis/hiredis.h>
 
 #include <vartalap/error.h>
