@@ -141,6 +141,25 @@ static inline int vt__inbox_key_parse(const uint8_t *key, size_t klen, size_t *u
 	return *ul + *dl + 4 == klen ? 0 : -1;
 }
 
+/*
+ * Decode the inbox key @key (@klen bytes) into @user and @device, each of
+ * VT__INBOX_KEY_MAX bytes, NUL-terminated. Returns 0, or -1 for a key that
+ * is not well-formed (vt__inbox_key_parse).
+ */
+static inline int vt__inbox_key_split(const uint8_t *key, size_t klen, char *user, char *device)
+{
+	size_t ul, dl;
+
+	if (vt__inbox_key_parse(key, klen, &ul, &dl) != 0) {
+		return -1;
+	}
+	memcpy(user, key + 2, ul);
+	user[ul] = 0;
+	memcpy(device, key + 4 + ul, dl);
+	device[dl] = 0;
+	return 0;
+}
+
 /* The inbox key of @user's holding inbox into @out; its length, or 0. */
 static inline size_t vt__holding_key(const char *user, uint8_t *out)
 {

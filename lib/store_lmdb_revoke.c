@@ -181,23 +181,15 @@ static int revoked_scan(MDB_cursor *cur, void *ctx)
 {
 	const struct revoked_walk *w = ctx;
 	char user[VT__INBOX_KEY_MAX], device[VT__INBOX_KEY_MAX];
+	struct vt_inbox scope = {user, device};
 	MDB_val k, v;
-	size_t ul, dl;
 	int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
 
 	while (rc == 0) {
-		const uint8_t *p = k.mv_data;
-
-		if (vt__inbox_key_parse(p, k.mv_size, &ul, &dl) != 0 || v.mv_size != 8) {
+		if (v.mv_size != 8 || vt__inbox_key_split(k.mv_data, k.mv_size, user, device) != 0) {
 			vt_log(VT_LOG_WARN, "lmdb: revocation of %zu bytes is damaged; skipped",
 			       k.mv_size);
 		} else {
-			struct vt_inbox scope = {user, device};
-
-			memcpy(user, p + 2, ul);
-			user[ul] = 0;
-			memcpy(device, p + 4 + ul, dl);
-			device[dl] = 0;
 			w->each(w->arg, &scope, vt__get_ts(v.mv_data));
 		}
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);

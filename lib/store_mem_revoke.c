@@ -157,20 +157,14 @@ int vt__mem_load_revoked(void *self,
 {
 	struct mem *m = self;
 	char user[VT__INBOX_KEY_MAX], device[VT__INBOX_KEY_MAX];
+	struct vt_inbox scope = {user, device};
 
 	for (size_t i = 0; i < m->revoked.cap; i++) {
 		const struct mrevoke *r = m->revoked.slots[i].val;
-		struct vt_inbox scope = {user, device};
-		size_t ul, dl;
 
-		if (!r || vt__inbox_key_parse(r->key, r->klen, &ul, &dl) != 0) {
-			continue;
+		if (r && vt__inbox_key_split(r->key, r->klen, user, device) == 0) {
+			each(arg, &scope, r->ts);
 		}
-		memcpy(user, r->key + 2, ul);
-		user[ul] = 0;
-		memcpy(device, r->key + 4 + ul, dl);
-		device[dl] = 0;
-		each(arg, &scope, r->ts);
 	}
 	return 0;
 }
