@@ -141,13 +141,20 @@ static void prepare_put(struct vt_engine *e, struct vt_pend *p, struct vt_op *op
 	}
 	/* Only the stored recipients: with none, and no own copies, a PUT
 	 * writes the (from, cid) pair alone (mode "offline", see hold.c). */
-	for (uint32_t i = 0; i < p->nusers; i++) {
+	for (uint32_t i = 0; i < p->nusers + p->nheld; i++) {
 		uptr[i] = vt__pend_user(p, i);
 	}
 	op->users = uptr;
 	op->nusers = p->nusers;
 	if (p->own_copies) {
 		op->also_own = in;
+	}
+	/* Mode "always": the held ones, in the journal (journal.c). */
+	if (p->journal) {
+		op->journal = 1;
+		op->held_users = uptr + p->nusers;
+		op->nheld_users = p->nheld;
+		op->held_own = p->hold_own ? in : NULL;
 	}
 }
 
@@ -157,7 +164,7 @@ static int batch_prepare(struct vt_engine *e, struct vt_batch *b)
 	size_t nusers = 0;
 
 	for (size_t i = 0; i < b->len; i++) {
-		nusers += b->pend[i].nusers;
+		nusers += b->pend[i].nusers + b->pend[i].nheld;
 	}
 	b->ops = calloc(b->len, sizeof(*b->ops));
 	b->inboxes = calloc(b->len, sizeof(*b->inboxes));
@@ -200,6 +207,9 @@ static int batch_prepare(struct vt_engine *e, struct vt_batch *b)
 			op->kind = VT_OP_REVOKE;
 			op->ts = p->ts;
 			break;
+		case VT_PEND_RELEASE:
+			op->kind = VT_OP_RELEASE;
+			break;
 		case VT_PEND_GROUP:
 			op->kind = VT_OP_GROUP;
 			op->group = p->user;
@@ -211,7 +221,7 @@ static int batch_prepare(struct vt_engine *e, struct vt_batch *b)
 			break;
 		default:
 			prepare_put(e, p, op, &b->inboxes[i], b->uptr + nusers);
-			nusers += p->nusers;
+			nusers += p->nusers + p->nheld;
 		}
 	}
 	return 0;
@@ -418,6 +428,9 @@ static void complete_one(struct vt_engine *e, struct vt_pend *p, int status,
 		break;
 	case VT_PEND_REVOKE:
 		vt__revoke_done(e, p, status, op);
+		break;
+	case VT_PEND_RELEASE:
+		vt__journal_release_done(p, status ? status : op->status);
 		break;
 	}
 	vt__origin_release(&p->origin);

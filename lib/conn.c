@@ -37,9 +37,15 @@ uint32_t vt__held_cost(size_t body_len)
 	return (uint32_t)(HELD_FIXED + 2 * body_len);
 }
 
-/* Give an unlinked item back to the pool, and its bytes to the hold budget. */
+/*
+ * Give an unlinked item back to the pool, and its bytes to the hold budget.
+ * A held copy is done with: acked, or stored (item_offline) already.
+ */
 static void item_free(struct vt_engine *e, struct vt_item *it)
 {
+	if (it->held) {
+		vt__journal_drop(e, it->msg);
+	}
 	e->stats.held_bytes -= it->held;
 	vt_pool_put(&e->items, it);
 }
@@ -92,7 +98,7 @@ static void store_for(struct vt_conn *c, struct vt_msg *m)
 
 /*
  * An item leaves its connection un-acked: it is offline for that device now.
- * One held only in memory (mode "offline") is written to storage; the push
+ * One held in memory (hold.c) is written to storage; the push
  * hook hears of it once, unless it heard already.
  */
 static void item_offline(struct vt_conn *c, struct vt_item *it)
@@ -118,13 +124,14 @@ static void drop_queue(struct vt_conn *c)
 
 	while (it != NULL) {
 		struct vt_item *next = it->next;
+		struct vt_msg *m = it->msg;
 
 		vt_timers_remove(&e->timers, it);
 		if (it->attempts > 0 || it->held) {
 			item_offline(c, it);
 		}
-		vt_msg_unref(it->msg);
 		item_free(e, it);
+		vt_msg_unref(m);
 		it = next;
 	}
 	c->head = c->tail = c->unpushed = NULL;
@@ -374,6 +381,9 @@ static int append(struct vt_conn *c, struct vt_msg *m, uint32_t notified, uint32
 	it->conn = c;
 	it->notified = notified;
 	it->held = held ? vt__held_cost(m->rec.body_len) : 0;
+	if (held) {
+		vt__journal_copy(m);
+	}
 	c->e->stats.held_bytes += it->held;
 	if (c->tail != NULL) {
 		c->tail->next = it;
@@ -694,6 +704,7 @@ int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg, int *held)
 static void give_up(struct vt_conn *c, struct vt_item *it)
 {
 	struct vt_item *prev = NULL;
+	struct vt_msg *m = it->msg;
 
 	for (struct vt_item *p = c->head; p != it; p = p->next) {
 		prev = p;
@@ -701,10 +712,10 @@ static void give_up(struct vt_conn *c, struct vt_item *it)
 	unlink_item(c, it, prev);
 	vt_log(VT_LOG_INFO, "offline after retries conn=%llu user=%s device=%s id=%llu",
 	       (unsigned long long)c->serial, c->id.user,
-	       c->id.device, (unsigned long long)it->msg->rec.id);
+	       c->id.device, (unsigned long long)m->rec.id);
 	item_offline(c, it);
-	vt_msg_unref(it->msg);
 	item_free(c->e, it);
+	vt_msg_unref(m);
 }
 
 void vt__conn_retry(struct vt_conn *c, struct vt_item *it)

@@ -37,6 +37,8 @@
  */
 struct vt_msg {
 	uint32_t refs;
+	uint32_t journal; /* mode "always": held copies out + 1 while taken;
+			     0: no journal entry (journal.c) */
 	struct vt_record rec;
 	char *frame;      /* the envelope as pushed, made once for every recipient */
 	size_t frame_len;
@@ -198,6 +200,7 @@ enum vt_pend_kind {
 	VT_PEND_GROUP,    /* a group's new state */
 	VT_PEND_ECHO,     /* a re-sent group change, answered once the first commits */
 	VT_PEND_REVOKE,   /* a logout: user and device name its scope */
+	VT_PEND_RELEASE,  /* a journal entry forgotten: id names it */
 };
 
 /* One op of a batch, with what the engine does when it completes. */
@@ -247,6 +250,7 @@ struct vt_pend {
 	unsigned noted : 1;      /* PUT: counted in e->behind and e->sending (early.c) */
 	unsigned early : 1;      /* PUT: held copies were pushed before the commit */
 	unsigned cap_skip : 1;   /* PUT: a full inbox is skipped, not an error */
+	unsigned journal : 1;    /* PUT: its held copies are journaled (journal.c) */
 	unsigned dedup : 1;      /* PUT: storage checks (from, cid) */
 };
 
@@ -488,6 +492,18 @@ int vt__hold_receipt_likely(const struct vt_engine *e, const char *user);
 
 /* Offer the riders of @b taken before its first @done ops; @b completed that far. */
 void vt__hold_ride(struct vt_engine *e, struct vt_batch *b, size_t done);
+
+/* journal.c */
+/* Does mode "always" hold events, journaled, on this engine's store? */
+int vt__journal_on(const struct vt_engine *e);
+/* A held copy of @m was queued. */
+void vt__journal_copy(struct vt_msg *m);
+/* A held copy of @m was acked or stored, or vt__hold() offered every one:
+ * the last of them queues the release of its journal entry. */
+void vt__journal_drop(struct vt_engine *e, struct vt_msg *m);
+void vt__journal_release_done(const struct vt_pend *p, int status);
+/* At start: deliver what the last run left journaled; 0 or a storage error. */
+int vt__journal_replay(struct vt_engine *e);
 
 /* early.c */
 /*

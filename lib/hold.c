@@ -78,7 +78,8 @@ static void count_late(struct vt_engine *e, const char *user, int delta)
 
 int vt__hold_possible(const struct vt_engine *e, const struct vt_conn *from)
 {
-	return e->cfg.durability == VT_DURABLE_OFFLINE && from != NULL && !from->closing;
+	return (e->cfg.durability == VT_DURABLE_OFFLINE || vt__journal_on(e)) && from != NULL &&
+	       !from->closing;
 }
 
 static void swap_users(struct vt_pend *p, uint32_t i, uint32_t j)
@@ -97,6 +98,11 @@ void vt__hold_split(struct vt_engine *e, struct vt_pend *p, const struct vt_conn
 {
 	uint32_t n = p->nusers;
 
+	/* Mode "always" holds no group post (a group post lists its members;
+	 * journal.c says why). */
+	if (e->cfg.durability != VT_DURABLE_OFFLINE && p->users != NULL) {
+		return;
+	}
 	/* Held recipients move behind the stored ones. */
 	for (uint32_t i = n; i-- > 0;) {
 		if (user_clear(e, vt__pend_user(p, i), NULL, p->msg->rec.body_len)) {
@@ -112,6 +118,7 @@ void vt__hold_split(struct vt_engine *e, struct vt_pend *p, const struct vt_conn
 		p->own_copies = 0;
 		p->hold_own = 1;
 	}
+	p->journal = e->cfg.durability != VT_DURABLE_OFFLINE && (p->nheld > 0 || p->hold_own);
 }
 
 void vt__hold_offer(struct vt_user *u, const struct vt_conn *skip, struct vt_msg *m)
@@ -187,7 +194,8 @@ void vt__hold_stored(struct vt_engine *e, struct vt_pend *p)
 	}
 }
 
-void vt__hold(struct vt_engine *e, struct vt_pend *p)
+/* Offer @p's held copies; store the ones whose users stopped keeping up. */
+static void hold_copies(struct vt_engine *e, struct vt_pend *p)
 {
 	struct vt_conn *from = vt__conn_find(e, p->user, p->device);
 	uint32_t late = 0;
@@ -223,6 +231,18 @@ void vt__hold(struct vt_engine *e, struct vt_pend *p)
 	if (late > 0) {
 		p->users = NULL;
 	}
+}
+
+void vt__hold(struct vt_engine *e, struct vt_pend *p)
+{
+	if (p->journal) {
+		/* Its entry is written: released once the copies offered now
+		 * are all acked or stored, and this pass is over. */
+		p->msg->journal = 1;
+		e->stats.journal_open++;
+	}
+	hold_copies(e, p);
+	vt__journal_drop(e, p->msg);
 }
 
 /* ---- receipts: held with no write at all -------------------------------- */

@@ -143,6 +143,14 @@ enum vt_op_kind {
 	 * record without deliveries. With @check_base, a PUT that is not a
 	 * duplicate writes only while @group is at version @base (see "Group
 	 * versions" above): its recipients were taken from that version.
+	 *
+	 * Journal. With @journal set, a PUT that is not a duplicate also keeps
+	 * @rec, with @held_users (expanded to devices when replayed) and
+	 * @held_own (a device whose user's other devices get copies), as a
+	 * journal entry under rec->id: copies the engine holds in memory for
+	 * devices that keep up, durable all the same. The entry stays until a
+	 * RELEASE of its id; replay() turns whatever is left into deliveries.
+	 * A journaled PUT grows the store: a full one refuses it (VT_ENOSPC).
 	 */
 	VT_OP_PUT = 1,
 	/*
@@ -196,6 +204,12 @@ enum vt_op_kind {
 	 * without end and take the room acks need.
 	 */
 	VT_OP_REVOKE = 6,
+	/*
+	 * Forget the journal entry of record @id (see VT_OP_PUT): every copy
+	 * it stood for was acked or stored. An id without one is no error. A
+	 * full store takes it: it frees room, as an ACK does.
+	 */
+	VT_OP_RELEASE = 7,
 };
 
 /* One operation of a batch. The backend fills the fields marked "out". */
@@ -210,13 +224,18 @@ struct vt_op {
 	 * (not also_own->device): a sender's copies of what it sent. */
 	const struct vt_inbox *also_own;
 	uint32_t dedup;        /* PUT: nonzero to check (from, cid) */
+	/* PUT with @journal: the journal entry's recipients (see VT_OP_PUT) */
+	uint32_t journal;
+	const char *const *held_users;
+	uint32_t nheld_users;
+	const struct vt_inbox *held_own; /* NULL: none */
 	uint32_t inbox_cap;    /* PUT: 0 for no cap */
 	/* PUT: nonzero: a full inbox is skipped (counted in out_skipped)
 	 * rather than failing the op. Copies to also_own devices are always
 	 * skipped when full. */
 	uint32_t cap_skip;
 	struct vt_inbox inbox; /* ACK, TOUCH, NOTIFIED */
-	uint64_t id;           /* ACK, NOTIFIED */
+	uint64_t id;           /* ACK, NOTIFIED, RELEASE */
 	int64_t ts;            /* TOUCH; ACK with receipt_id: the receipt's time;
 				  REVOKE: seconds */
 	const char *group;     /* GROUP; PUT with check_base: the group posted to */
@@ -367,6 +386,18 @@ struct vt_storage_ops {
 	int (*load_revoked)(void *self,
 	                    void (*each)(void *arg, const struct vt_inbox *scope, int64_t ts),
 	                    void *arg);
+
+	/*
+	 * Optional (NULL: not offered). Turn every journal entry left (a
+	 * journaled PUT never released, see VT_OP_PUT) into the deliveries a
+	 * PUT of its record to its held users and held_own would make, without
+	 * cap or dedup, forget the entry, and set *@events to how many there
+	 * were; return 0 or a negative error. Called once when an engine
+	 * starts, before its loop runs, so it may block. An engine holds
+	 * events in memory in mode "always" only over a backend that has it;
+	 * such a backend must take journaled PUTs and RELEASE ops.
+	 */
+	int (*replay)(void *self, uint64_t *events);
 };
 
 /* A storage backend: its ops and its own state. */
@@ -389,7 +420,7 @@ VT_EXPORT int vt_storage_memory_create(int64_t dedup_window_ms, struct vt_storag
  * The layout of the LMDB stores this library writes. It opens a store of an
  * older layout and converts it at open; it refuses one of a newer layout.
  */
-#define VT_LMDB_FORMAT 5
+#define VT_LMDB_FORMAT 6
 
 /* Options of the LMDB backend; zero fields take the documented defaults. */
 struct vt_lmdb_options {
