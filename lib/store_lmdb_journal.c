@@ -25,9 +25,13 @@
 #include "store_key.h"
 #include "store_lmdb_int.h"
 
-/* Entries replayed in one write transaction, so that a large journal does
- * not need a transaction as large as itself. */
-#define REPLAY_PER_TXN 1000
+/*
+ * Entries replayed in one write transaction at first, so that a large
+ * journal does not need a transaction as large as itself. A transaction
+ * cannot reuse the pages its own deletes free, so on a store filled to its
+ * limit fewer are tried at a time, down to one.
+ */
+#define REPLAY_PER_TXN 1024
 
 static size_t str_size(const char *s)
 {
@@ -226,8 +230,8 @@ static int replay_one(struct lmdb *s, MDB_txn *txn, MDB_cursor *cur, const MDB_v
 	return rc == 0 ? mdb_cursor_del(cur, 0) : rc;
 }
 
-/* Replay up to REPLAY_PER_TXN entries in one transaction; *@left when more remain. */
-static int replay_txn(struct lmdb *s, uint64_t *done, int *left)
+/* Replay up to @per entries in one transaction; *@left when more remain. */
+static int replay_txn(struct lmdb *s, int per, uint64_t *done, int *left)
 {
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
@@ -237,12 +241,12 @@ static int replay_txn(struct lmdb *s, uint64_t *done, int *left)
 	if (rc == 0) {
 		rc = mdb_cursor_open(txn, s->journal, &cur);
 	}
-	while (rc == 0 && n < REPLAY_PER_TXN &&
+	while (rc == 0 && n < per &&
 	       (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
 		rc = replay_one(s, txn, cur, &k, &v);
 		n++;
 	}
-	*left = rc == 0;
+	*left = rc != MDB_NOTFOUND;
 	if (rc == MDB_NOTFOUND) {
 		rc = 0;
 	}
@@ -262,11 +266,14 @@ static int replay_txn(struct lmdb *s, uint64_t *done, int *left)
 int vt__lmdb_replay(void *self, uint64_t *events)
 {
 	struct lmdb *s = self;
-	int left = 1, rc = 0;
+	int per = REPLAY_PER_TXN, left = 1, rc = 0;
 
 	*events = 0;
-	while (rc == 0 && left) {
-		rc = replay_txn(s, events, &left);
+	while ((rc == 0 || (rc == MDB_MAP_FULL && per > 1)) && left) {
+		if (rc == MDB_MAP_FULL) {
+			per /= 2;
+		}
+		rc = replay_txn(s, per, events, &left);
 	}
 	if (rc != 0) {
 		vt_log(VT_LOG_ERROR, "lmdb: journal: replay failed: %s", mdb_strerror(rc));
