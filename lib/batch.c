@@ -389,6 +389,9 @@ static void complete_one(struct vt_engine *e, struct vt_pend *p, int status,
 	case VT_PEND_STORE:
 		if (ok) {
 			vt__route(e, p->msg, op->out_to, op->out_nto);
+			if (p->journal) {
+				vt__hold(e, p);
+			}
 		} else {
 			vt_log(VT_LOG_WARN, "event not stored id=%llu type=%s: %s",
 			       (unsigned long long)p->msg->rec.id,

@@ -477,10 +477,11 @@ void vt__hold_stored(struct vt_engine *e, struct vt_pend *p);
 int vt__hold_late(const struct vt_engine *e, const char *user);
 
 /*
- * Mode "offline": hold receipt @m (with its id) for its recipient, whose
- * devices all keep up: it has no client id, so nothing is written first.
- * It is offered once what was taken before it completes. Returns 1 when
- * held; 0 when the caller stores it.
+ * Hold receipt @m (with its id) for its recipient, whose devices all keep
+ * up. Mode "offline": it has no client id, so nothing is written first; it
+ * is offered once what was taken before it completes. Mode "always": it is
+ * journaled, and offered once that commits. Returns 1 when held; 0 when
+ * the caller stores it.
  */
 int vt__hold_receipt(struct vt_engine *e, struct vt_msg *m);
 

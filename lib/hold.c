@@ -292,10 +292,32 @@ int vt__hold_receipt_likely(const struct vt_engine *e, const char *user)
 	return e->cfg.durability == VT_DURABLE_OFFLINE && user_clear(e, user, NULL, 0);
 }
 
+/*
+ * Mode "always": a receipt for a sender whose devices keep up is journaled
+ * by a PUT of its own and held once that commits (vt__hold), as a message
+ * is. It joins the batch of the release of the copies its acks ended, or
+ * a later one (journal.c).
+ */
+static int journal_receipt(struct vt_engine *e, struct vt_msg *m)
+{
+	struct vt_pend *p;
+
+	if (!user_clear(e, m->rec.to, NULL, m->rec.body_len) ||
+	    (p = vt__batch_put(e, VT_PEND_STORE, m)) == NULL) {
+		return 0;
+	}
+	p->nheld = 1; /* no list: the receipt's own "to" */
+	p->journal = 1;
+	return 1;
+}
+
 int vt__hold_receipt(struct vt_engine *e, struct vt_msg *m)
 {
 	struct vt_batch *b;
 
+	if (vt__journal_on(e)) {
+		return journal_receipt(e, m);
+	}
 	if (e->cfg.durability != VT_DURABLE_OFFLINE ||
 	    !user_clear(e, m->rec.to, NULL, m->rec.body_len)) {
 		return 0;

@@ -11,6 +11,8 @@
  * stored (a device went offline: conn.c, item_offline), a RELEASE forgets
  * the entry. An ack's receipt joins the batch of its release, or one before
  * it (receipts.c), so a crash never keeps the release and loses the receipt.
+ * A receipt for a sender who keeps up is itself journaled and held
+ * (hold.c, journal_receipt), by a PUT in the same batch.
  *
  * Per message, vt_msg.journal counts the held copies still out, plus one
  * from the commit until vt__hold() has offered every copy; 0 means it has

@@ -151,13 +151,20 @@ START_TEST(held_journaled_then_released_by_acks)
 
 	send_ack(&B, id);
 	turn(E, &H);
-	ck_assert_uint_eq(E->stats.journal_open, 1); /* alice's laptop owes its ack */
+	/* alice's laptop owes its ack; bob's receipt is held for alice, journaled */
+	ck_assert_uint_eq(E->stats.journal_open, 2);
+	ck_assert_uint_eq(stored("alice", ""), 0);
 	send_ack(&A2, id);
 	turn(E, &H);
-	ck_assert_uint_eq(E->stats.journal_open, 0);
+	ck_assert_uint_eq(E->stats.journal_open, 1);
 	ck_assert_uint_eq(cap_count(&A, "delivered"), 1);
+	ck_assert_uint_eq(cap_count(&A2, "delivered"), 1);
+	send_ack(&A, cap_nth_id(&A, "delivered", 0));
+	send_ack(&A2, cap_nth_id(&A2, "delivered", 0));
+	turn(E, &H);
+	ck_assert_uint_eq(E->stats.journal_open, 0);
 
-	/* Released, and the receipt written with it: nothing comes twice. */
+	/* All released: nothing comes twice. */
 	crash();
 	connect_user(E, &H, "bob", &B);
 	connect_device(E, &H, "alice", "", &A);
@@ -165,7 +172,29 @@ START_TEST(held_journaled_then_released_by_acks)
 	turn(E, &H);
 	ck_assert_uint_eq(cap_count(&B, "message"), 0);
 	ck_assert_uint_eq(cap_count(&A2, "message"), 0);
+	ck_assert_uint_eq(cap_count(&A, "delivered") + cap_count(&A2, "delivered"), 0);
+}
+END_TEST
+
+/* A receipt held for the sender's devices, journaled, survives a crash. */
+START_TEST(crash_delivers_a_held_receipt)
+{
+	uint64_t id, ids[4];
+
+	online();
+	id = send_one("c1");
+	send_ack(&B, id);
+	send_ack(&A2, id);
+	turn(E, &H);
 	ck_assert_uint_eq(cap_count(&A, "delivered"), 1);
+	ck_assert_uint_eq(stored("alice", ""), 0);
+	crash();
+	ck_assert_uint_eq(stored("alice", ""), 1);
+	connect_device(E, &H, "alice", "", &A);
+	ck_assert_uint_eq(delivered_refs(&A, ids, 4), 1);
+	ck_assert_uint_eq(ids[0], id);
+	connect_user(E, &H, "bob", &B);
+	ck_assert_uint_eq(cap_count(&B, "message"), 0);
 }
 END_TEST
 
@@ -269,6 +298,7 @@ static Suite *journal_suite(void)
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, held_journaled_then_released_by_acks);
 	tcase_add_test(t, crash_delivers_what_was_held);
+	tcase_add_test(t, crash_delivers_a_held_receipt);
 	tcase_add_test(t, device_gone_stores_then_releases);
 	tcase_add_test(t, retries_out_store_then_release);
 	tcase_add_test(t, clean_stop_stores_then_releases);
