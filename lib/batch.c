@@ -433,7 +433,7 @@ static void complete_one(struct vt_engine *e, struct vt_pend *p, int status,
 		vt__revoke_done(e, p, status, op);
 		break;
 	case VT_PEND_RELEASE:
-		vt__journal_release_done(p, status ? status : op->status);
+		vt__journal_release_done(e, p, status ? status : op->status);
 		break;
 	}
 	vt__origin_release(&p->origin);

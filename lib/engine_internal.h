@@ -502,7 +502,8 @@ void vt__journal_copy(struct vt_msg *m);
 /* A held copy of @m was acked or stored, or vt__hold() offered every one:
  * the last of them queues the release of its journal entry. */
 void vt__journal_drop(struct vt_engine *e, struct vt_msg *m);
-void vt__journal_release_done(const struct vt_pend *p, int status);
+/* A release completed: the entry is gone, unless @status is an error. */
+void vt__journal_release_done(struct vt_engine *e, const struct vt_pend *p, int status);
 /* At start: deliver what the last run left journaled; 0 or a storage error. */
 int vt__journal_replay(struct vt_engine *e);
 

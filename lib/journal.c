@@ -51,15 +51,20 @@ void vt__journal_drop(struct vt_engine *e, struct vt_msg *m)
 		return;
 	}
 	p->id = m->rec.id;
-	e->stats.journal_open--;
 }
 
-void vt__journal_release_done(const struct vt_pend *p, int status)
+/*
+ * The gauge counts an entry until its release commits: one that reads 0
+ * tells that a crash now would deliver nothing held again.
+ */
+void vt__journal_release_done(struct vt_engine *e, const struct vt_pend *p, int status)
 {
 	if (status != 0) {
 		vt_log(VT_LOG_WARN, "journal entry kept id=%llu: %s; delivered again at the next "
 		       "start", (unsigned long long)p->id, vt_strerror(status));
+		return;
 	}
+	e->stats.journal_open--;
 }
 
 int vt__journal_replay(struct vt_engine *e)
