@@ -502,6 +502,9 @@ void vt__journal_copy(struct vt_msg *m);
 /* A held copy of @m was acked or stored, or vt__hold() offered every one:
  * the last of them queues the release of its journal entry. */
 void vt__journal_drop(struct vt_engine *e, struct vt_msg *m);
+/* The release of @id's entry when it is the op taken last (an ack just
+ * queued it); NULL otherwise. Valid until the next op is taken. */
+struct vt_pend *vt__journal_queued(struct vt_engine *e, uint64_t id);
 /* A release completed: the entry is gone, unless @status is an error. */
 void vt__journal_release_done(struct vt_engine *e, const struct vt_pend *p, int status);
 /* At start: deliver what the last run left journaled; 0 or a storage error. */

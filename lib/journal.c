@@ -13,6 +13,9 @@
  * it (receipts.c), so a crash never keeps the release and loses the receipt.
  * A receipt for a sender who keeps up is itself journaled and held
  * (hold.c, journal_receipt), by a PUT in the same batch.
+ * A POST /v1/ack that ends the last copy is answered once its release
+ * commits, as a stored ack is once its delete does: an answered ack does not
+ * come back after a crash.
  *
  * Per message, vt_msg.journal counts the held copies still out, plus one
  * from the commit until vt__hold() has offered every copy; 0 means it has
@@ -53,6 +56,17 @@ void vt__journal_drop(struct vt_engine *e, struct vt_msg *m)
 	p->id = m->rec.id;
 }
 
+struct vt_pend *vt__journal_queued(struct vt_engine *e, uint64_t id)
+{
+	struct vt_pend *p;
+
+	if (e->cur.len == 0) {
+		return NULL;
+	}
+	p = &e->cur.pend[e->cur.len - 1];
+	return p->kind == VT_PEND_RELEASE && p->id == id ? p : NULL;
+}
+
 /*
  * The gauge counts an entry until its release commits: one that reads 0
  * tells that a crash now would deliver nothing held again.
@@ -62,9 +76,12 @@ void vt__journal_release_done(struct vt_engine *e, const struct vt_pend *p, int 
 	if (status != 0) {
 		vt_log(VT_LOG_WARN, "journal entry kept id=%llu: %s; delivered again at the next "
 		       "start", (unsigned long long)p->id, vt_strerror(status));
-		return;
+	} else {
+		e->stats.journal_open--;
 	}
-	e->stats.journal_open--;
+	if (p->ackreq != NULL) {
+		vt__ackreq_done(e, p->ackreq, p->id, status < 0 ? status : 1);
+	}
 }
 
 int vt__journal_replay(struct vt_engine *e)
