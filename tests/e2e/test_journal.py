@@ -181,9 +181,10 @@ async def test_acked_held_message_not_replayed():
 
 async def test_rest_ack_of_held_message_survives_kill9():
     """Three rounds: bob, connected, acks two held messages in one POST
-    /v1/ack, and the server is killed as soon as the answer says "acked". An answered ack is durable with its receipt
-    (docs/PROTOCOL.md, mode always): after the restart neither message is
-    listed for bob again, and alice has her receipts for both."""
+    /v1/ack, and the server is killed as soon as the answer says "acked".
+    An answered ack is durable with its receipt (docs/PROTOCOL.md, mode
+    always): after the restart neither message is listed for bob again,
+    and alice has her receipts for both."""
     srv = always_server()
     for rnd in range(3):
         alice, bob = await pair(srv)
