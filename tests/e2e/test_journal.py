@@ -18,8 +18,8 @@ import time
 
 import websockets.exceptions
 
-from harness import (all_refs, await_until, check, eq, connect, fetch, fetch_all, ack_http,
-                     metric, receipt_refs, run, server)
+from harness import (all_refs, await_until, check, delivered_for, eq, connect, fetch,
+                     fetch_all, ack_http, metric, receipt_refs, run, server)
 
 SEED = int(os.environ.get("VT_JOURNAL_SEED", str(int(time.time()) % 100000)))
 
@@ -139,22 +139,28 @@ async def test_kill9_replays_held_messages_and_own_copies():
 
 
 async def test_acked_held_message_not_replayed():
-    """Five rounds: bob acks a held message over the WebSocket; once the
-    gauge says its entry is released, kill -9 and restart. It is never
-    delivered again (neither listed nor pushed), and alice hears of bob's
-    ack exactly once: her receipt, pushed before the kill or after the
-    restart (the same receipt id), reports it once."""
+    """Ten rounds: bob acks a held message over the WebSocket and alice gets
+    her receipt; then kill -9 and restart. In odd rounds alice acks the
+    receipt and the kill waits for the gauge to say no entry is left; in
+    even ones the receipt stays un-acked and the kill follows its push. The
+    message is never delivered again (neither listed nor pushed), nor is a
+    receipt alice acked, and alice hears of bob's ack exactly once: the
+    receipt pushed before the kill, and again after the restart only under
+    the same id."""
     srv = always_server()
-    for rnd in range(5):
+    for rnd in range(10):
         alice, bob = await pair(srv)
         cid = "r%d" % rnd
         acc = await send_ok(alice, "bob", cid, {"round": rnd})
         await bob.expect(is_msg(acc["id"]), 5, "the push on bob")
         eq(journal_open(srv), 1, "round %d: the entry is open" % rnd)
         await bob.ack(acc["id"])
-        await await_until(lambda: journal_open(srv) == 0, 5, "the entry released")
+        receipt = await alice.expect(delivered_for(acc["id"]), 5, "alice's receipt")
+        if rnd % 2:
+            await alice.ack(receipt["id"])
+            await await_until(lambda: journal_open(srv) == 0, 5, "every entry released")
         srv.kill9()
-        receipts = await alice.drain(0)
+        receipts = [receipt] + await alice.drain(0)
         for c in (alice, bob):
             c.abort()
         srv.start()
@@ -163,7 +169,10 @@ async def test_acked_held_message_not_replayed():
         await bob.quiet(0.4, is_msg(acc["id"]), "round %d: the acked message again" % rnd)
         eq(listed(srv, "bob"), [], "round %d: bob's listing after the restart" % rnd)
         alice = await connect(srv, "alice", name="alice#%d" % rnd)
-        receipts += await alice.drain(0.4)
+        after = [e for e in await alice.drain(0.4) if e.get("type") == "delivered"]
+        if rnd % 2:
+            eq([e["id"] for e in after], [], "round %d: alice's acked receipt again" % rnd)
+        receipts += after
         seen, refs = set(), []
         for ev in receipts:
             if ev.get("type") == "delivered" and ev["id"] not in seen:
