@@ -99,6 +99,7 @@ static void pend_free(struct vt_engine *e, struct vt_pend *p)
 	vt__early_done(e, p);
 	vt_msg_unref(p->msg);
 	free(p->users);
+	free(p->held_to);
 	free(p->blob);
 	free(p->undo);
 }
@@ -116,11 +117,12 @@ void vt__batch_free(struct vt_engine *e, struct vt_batch *b)
 	free(b->ops);
 	free(b->inboxes);
 	free(b->uptr);
+	free(b->held);
 	memset(b, 0, sizeof(*b));
 }
 
 static void prepare_put(struct vt_engine *e, struct vt_pend *p, struct vt_op *op,
-			struct vt_inbox *in, const char **uptr)
+			struct vt_inbox *in, const char **uptr, struct vt_inbox *held)
 {
 	op->kind = VT_OP_PUT;
 	op->rec = &p->msg->rec;
@@ -141,7 +143,7 @@ static void prepare_put(struct vt_engine *e, struct vt_pend *p, struct vt_op *op
 	}
 	/* Only the stored recipients: with none, and no own copies, a PUT
 	 * writes the (from, cid) pair alone (mode "offline", see hold.c). */
-	for (uint32_t i = 0; i < p->nusers + p->nheld; i++) {
+	for (uint32_t i = 0; i < p->nusers; i++) {
 		uptr[i] = vt__pend_user(p, i);
 	}
 	op->users = uptr;
@@ -149,31 +151,37 @@ static void prepare_put(struct vt_engine *e, struct vt_pend *p, struct vt_op *op
 	if (p->own_copies) {
 		op->also_own = in;
 	}
-	/* Mode "always": the held ones, in the journal (journal.c). */
+	/* Mode "always": the held copies, in the journal (journal.c). */
 	if (p->journal) {
+		for (uint32_t i = 0; i < p->nheld_to; i++) {
+			held[i].user = p->held_to[i].user;
+			held[i].device = p->held_to[i].device;
+		}
 		op->journal = 1;
-		op->held_users = uptr + p->nusers;
-		op->nheld_users = p->nheld;
-		op->held_own = p->hold_own ? in : NULL;
+		op->held_to = held;
+		op->nheld_to = p->nheld_to;
 	}
 }
 
 /* Lay out the storage ops of a batch; pointers are final only now. */
 static int batch_prepare(struct vt_engine *e, struct vt_batch *b)
 {
-	size_t nusers = 0;
+	size_t nusers = 0, nheld = 0;
 
 	for (size_t i = 0; i < b->len; i++) {
-		nusers += b->pend[i].nusers + b->pend[i].nheld;
+		nusers += b->pend[i].nusers;
+		nheld += b->pend[i].nheld_to;
 	}
 	b->ops = calloc(b->len, sizeof(*b->ops));
 	b->inboxes = calloc(b->len, sizeof(*b->inboxes));
 	b->uptr = calloc(nusers + 1, sizeof(*b->uptr));
-	if (b->ops == NULL || b->inboxes == NULL || b->uptr == NULL) {
+	b->held = calloc(nheld + 1, sizeof(*b->held));
+	if (b->ops == NULL || b->inboxes == NULL || b->uptr == NULL || b->held == NULL) {
 		return VT_ENOMEM;
 	}
 
 	nusers = 0;
+	nheld = 0;
 	for (size_t i = 0; i < b->len; i++) {
 		struct vt_pend *p = &b->pend[i];
 		struct vt_op *op = &b->ops[i];
@@ -220,8 +228,9 @@ static int batch_prepare(struct vt_engine *e, struct vt_batch *b)
 			op->base = p->base;
 			break;
 		default:
-			prepare_put(e, p, op, &b->inboxes[i], b->uptr + nusers);
-			nusers += p->nusers + p->nheld;
+			prepare_put(e, p, op, &b->inboxes[i], b->uptr + nusers, b->held + nheld);
+			nusers += p->nusers;
+			nheld += p->nheld_to;
 		}
 	}
 	return 0;

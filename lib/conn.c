@@ -43,8 +43,8 @@ uint32_t vt__held_cost(size_t body_len)
  */
 static void item_free(struct vt_engine *e, struct vt_item *it)
 {
-	if (it->held) {
-		vt__journal_drop(e, it->msg);
+	if (it->journaled) {
+		vt__journal_release(e, it->msg->rec.id, it->conn->id.user, it->conn->id.device);
 	}
 	e->stats.held_bytes -= it->held;
 	vt_pool_put(&e->items, it);
@@ -82,8 +82,7 @@ void vt__conn_send(struct vt_conn *c, const char *data, size_t len)
 	}
 }
 
-/* Mode "offline": write @m, held in memory, for @c's device. */
-static void store_for(struct vt_conn *c, struct vt_msg *m)
+void vt__conn_store(struct vt_conn *c, struct vt_msg *m)
 {
 	struct vt_pend *p = vt__batch_put(c->e, VT_PEND_OFFLINE, m);
 
@@ -106,7 +105,7 @@ static void item_offline(struct vt_conn *c, struct vt_item *it)
 	struct vt_engine *e = c->e;
 
 	if (it->held) {
-		store_for(c, it->msg);
+		vt__conn_store(c, it->msg);
 	}
 	/* A server going down, or a device connecting again, is no news to
 	 * push: the device is back, or will be soon. */
@@ -367,7 +366,8 @@ void vt_conn_writable(struct vt_conn *c)
 }
 
 /* Queue @m; 0, or VT_ENOMEM with the connection marked as having a backlog. */
-static int append(struct vt_conn *c, struct vt_msg *m, uint32_t notified, uint32_t held)
+static int append(struct vt_conn *c, struct vt_msg *m, uint32_t notified, uint32_t held,
+		  uint32_t journaled)
 {
 	struct vt_item *it = vt_pool_zget(&c->e->items);
 
@@ -381,9 +381,7 @@ static int append(struct vt_conn *c, struct vt_msg *m, uint32_t notified, uint32
 	it->conn = c;
 	it->notified = notified;
 	it->held = held ? vt__held_cost(m->rec.body_len) : 0;
-	if (held) {
-		vt__journal_copy(m);
-	}
+	it->journaled = journaled;
 	c->e->stats.held_bytes += it->held;
 	if (c->tail != NULL) {
 		c->tail->next = it;
@@ -451,22 +449,23 @@ void vt__conn_offer(struct vt_conn *c, struct vt_msg *m)
 		c->backlog_gen++;
 		return;
 	}
-	append(c, m, 0, 0);
+	append(c, m, 0, 0, 0);
 	vt__conn_pump(c);
 }
 
-void vt__conn_hold(struct vt_conn *c, struct vt_msg *m)
+int vt__conn_hold(struct vt_conn *c, struct vt_msg *m, int journaled)
 {
 	if (c->closing || (m->rec.id <= c->cursor && queued(c, m->rec.id))) {
-		return;
+		return 0;
 	}
-	if (append(c, m, 0, 1) != 0) {
+	if (append(c, m, 0, 1, (uint32_t)journaled) != 0) {
 		/* Nothing else holds it for this device: it is written, and
 		 * comes from storage, by a later listing or on reconnect. */
-		store_for(c, m);
-		return;
+		vt__conn_store(c, m);
+		return 0;
 	}
 	vt__conn_pump(c);
+	return 1;
 }
 
 static uint64_t backoff(const struct vt_engine *e, uint32_t attempts)
@@ -598,7 +597,7 @@ static void on_list(void *arg, int status, const struct vt_record *recs, size_t 
 			break;
 		}
 		m->rec.id = recs[i].id;
-		append(c, m, (recs[i].flags & VT_REC_NOTIFIED) != 0, 0);
+		append(c, m, (recs[i].flags & VT_REC_NOTIFIED) != 0, 0, 0);
 		vt_msg_unref(m);
 	}
 

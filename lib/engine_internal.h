@@ -37,8 +37,6 @@
  */
 struct vt_msg {
 	uint32_t refs;
-	uint32_t journal; /* mode "always": held copies out + 1 while taken;
-			     0: no journal entry (journal.c) */
 	struct vt_record rec;
 	char *frame;      /* the envelope as pushed, made once for every recipient */
 	size_t frame_len;
@@ -61,10 +59,10 @@ struct vt_item {
 	uint64_t deadline;     /* monotonic ms of the next retry, while pushed */
 	uint32_t attempts;     /* pushes so far; 0 = waiting */
 	uint32_t notified;     /* the push hook was called for this delivery */
-	uint32_t held;         /* mode "offline": in memory only, nothing stored for
-				  this device, written if it goes offline; the
-				  bytes it counts in stats.held_bytes (0: not
-				  held) */
+	uint32_t held;         /* in memory only, nothing stored for this device,
+				  written if it goes offline (hold.c); the bytes
+				  it counts in stats.held_bytes (0: not held) */
+	uint32_t journaled;    /* held with a journal entry to release (journal.c) */
 	uint32_t timer;        /* 1 + its list in struct vt_timers; 0: on none */
 	struct vt_item *tprev, *tnext; /* on that list */
 };
@@ -203,6 +201,13 @@ enum vt_pend_kind {
 	VT_PEND_RELEASE,  /* a journal entry forgotten: id names it */
 };
 
+/* A device given a journaled copy of a held event (mode "always", journal.c). */
+struct vt_dev {
+	char user[VT_ID_MAX + 1];
+	char device[VT_ID_MAX + 1];
+	uint8_t offered; /* vt__hold() queued the copy on its connection */
+};
+
 /* One op of a batch, with what the engine does when it completes. */
 struct vt_pend {
 	enum vt_pend_kind kind;
@@ -228,6 +233,10 @@ struct vt_pend {
 	char (*users)[VT_ID_MAX + 1];
 	uint32_t nusers;
 	uint32_t nheld;
+
+	/* PUT with journal: the devices of the held copies, one entry each */
+	struct vt_dev *held_to;
+	uint32_t nheld_to;
 
 	/* ECHO: the client id of the re-sent change (user is the group id) */
 	char cid[VT_ID_MAX + 1];
@@ -282,6 +291,7 @@ struct vt_batch {
 	struct vt_op *ops;
 	struct vt_inbox *inboxes;    /* one per op: its inbox, also its own-copies inbox */
 	const char **uptr;           /* user pointers of every PUT, back to back */
+	struct vt_inbox *held;       /* the journaled copies of every PUT, back to back */
 	size_t len, cap;
 	struct vt_rider *riders;     /* in the order they were taken */
 	size_t nriders, riders_cap, riders_done;
@@ -497,11 +507,18 @@ void vt__hold_ride(struct vt_engine *e, struct vt_batch *b, size_t done);
 /* journal.c */
 /* Does mode "always" hold events, journaled, on this engine's store? */
 int vt__journal_on(const struct vt_engine *e);
-/* A held copy of @m was queued. */
-void vt__journal_copy(struct vt_msg *m);
-/* A held copy of @m was acked or stored, or vt__hold() offered every one:
- * the last of them queues the release of its journal entry. */
-void vt__journal_drop(struct vt_engine *e, struct vt_msg *m);
+/*
+ * PUT @p holds copies (vt__hold_split): name in it the devices that get
+ * them, the connected ones of its held users and of its sender but @from's
+ * (NULL: none). 0, or VT_ENOMEM with nothing held after all.
+ */
+int vt__journal_devices(struct vt_engine *e, struct vt_pend *p, const struct vt_conn *from);
+/* The device of @p's journaled copies that @c stands for, or NULL. */
+struct vt_dev *vt__journal_dev(struct vt_pend *p, const struct vt_conn *c);
+/* Queue the release of the entry of record @id for (@user, @device). */
+void vt__journal_release(struct vt_engine *e, uint64_t id, const char *user, const char *device);
+/* vt__hold() offered what it could: release the entries of the copies it did not. */
+void vt__journal_unoffered(struct vt_engine *e, struct vt_pend *p);
 /* The release of @id's entry when it is the op taken last (an ack just
  * queued it); NULL otherwise. Valid until the next op is taken. */
 struct vt_pend *vt__journal_queued(struct vt_engine *e, uint64_t id);
@@ -527,8 +544,11 @@ struct vt_user *vt__user(const struct vt_engine *e, const char *user);
 struct vt_conn *vt__conn_find(const struct vt_engine *e, const char *user, const char *device);
 void vt__conn_offer(struct vt_conn *c, struct vt_msg *m);
 
-/* Mode "offline": queue @m, stored nowhere, on @c, which has room (see hold.c). */
-void vt__conn_hold(struct vt_conn *c, struct vt_msg *m);
+/* Queue @m, stored nowhere, on @c, which has room (see hold.c), @journaled
+ * or not; 1 when queued, 0 when stored for @c's device or already there. */
+int vt__conn_hold(struct vt_conn *c, struct vt_msg *m, int journaled);
+/* Write @m, held so far, for @c's device. */
+void vt__conn_store(struct vt_conn *c, struct vt_msg *m);
 void vt__conn_pump(struct vt_conn *c);
 void vt__conn_retry(struct vt_conn *c, struct vt_item *it);
 /* Something owed may sit above @after, below the cursor: list the inbox from there. */

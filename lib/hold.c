@@ -118,7 +118,9 @@ void vt__hold_split(struct vt_engine *e, struct vt_pend *p, const struct vt_conn
 		p->own_copies = 0;
 		p->hold_own = 1;
 	}
-	p->journal = e->cfg.durability != VT_DURABLE_OFFLINE && (p->nheld > 0 || p->hold_own);
+	if (e->cfg.durability != VT_DURABLE_OFFLINE && (p->nheld > 0 || p->hold_own)) {
+		vt__journal_devices(e, p, from);
+	}
 }
 
 void vt__hold_offer(struct vt_user *u, const struct vt_conn *skip, struct vt_msg *m)
@@ -126,7 +128,7 @@ void vt__hold_offer(struct vt_user *u, const struct vt_conn *skip, struct vt_msg
 	for (struct vt_conn *c = u->conns, *next; c != NULL; c = next) {
 		next = c->sib;
 		if (c != skip) {
-			vt__conn_hold(c, m);
+			vt__conn_hold(c, m, 0);
 		}
 	}
 }
@@ -194,6 +196,29 @@ void vt__hold_stored(struct vt_engine *e, struct vt_pend *p)
 	}
 }
 
+/*
+ * Offer held @m to every device of @u but @skip; when @p is journaled, only
+ * to the devices it has entries for: a device that came since gets a
+ * stored copy.
+ */
+static void offer(struct vt_pend *p, struct vt_user *u, const struct vt_conn *skip)
+{
+	if (!p->journal) {
+		vt__hold_offer(u, skip, p->msg);
+		return;
+	}
+	for (struct vt_conn *c = u->conns, *next; c != NULL; c = next) {
+		struct vt_dev *d = c != skip ? vt__journal_dev(p, c) : NULL;
+
+		next = c->sib;
+		if (d != NULL) {
+			d->offered = (uint8_t)vt__conn_hold(c, p->msg, 1);
+		} else if (c != skip) {
+			vt__conn_store(c, p->msg);
+		}
+	}
+}
+
 /* Offer @p's held copies; store the ones whose users stopped keeping up. */
 static void hold_copies(struct vt_engine *e, struct vt_pend *p)
 {
@@ -207,14 +232,14 @@ static void hold_copies(struct vt_engine *e, struct vt_pend *p)
 		const char *user = vt__pend_user(p, i);
 
 		if (user_clear(e, user, NULL, p->msg->rec.body_len)) {
-			vt__hold_offer(vt__user(e, user), NULL, p->msg);
+			offer(p, vt__user(e, user), NULL);
 		} else {
 			swap_users(p, p->nusers + late++, i);
 		}
 	}
 	if (p->hold_own) {
 		if (from != NULL && user_clear(e, p->user, from, p->msg->rec.body_len)) {
-			vt__hold_offer(from->user, from, p->msg);
+			offer(p, from->user, from);
 		} else {
 			own = 1;
 		}
@@ -236,13 +261,14 @@ static void hold_copies(struct vt_engine *e, struct vt_pend *p)
 void vt__hold(struct vt_engine *e, struct vt_pend *p)
 {
 	if (p->journal) {
-		/* Its entry is written: released once the copies offered now
-		 * are all acked or stored, and this pass is over. */
-		p->msg->journal = 1;
-		e->stats.journal_open++;
+		/* Its entries are written: each is released when its copy is
+		 * acked or stored, or now if it was not offered. */
+		e->stats.journal_open += p->nheld_to;
 	}
 	hold_copies(e, p);
-	vt__journal_drop(e, p->msg);
+	if (p->journal) {
+		vt__journal_unoffered(e, p);
+	}
 }
 
 /* ---- receipts: held with no write at all -------------------------------- */
@@ -307,7 +333,9 @@ static int journal_receipt(struct vt_engine *e, struct vt_msg *m)
 		return 0;
 	}
 	p->nheld = 1; /* no list: the receipt's own "to" */
-	p->journal = 1;
+	if (vt__journal_devices(e, p, NULL) != 0) {
+		p->nusers = 1; /* stored after all */
+	}
 	return 1;
 }
 

@@ -5,23 +5,31 @@
  * (hold.c) and writes nothing of it but its (from, cid) pair, so a crash
  * loses it. Mode "always" holds it the same way over a store that keeps a
  * journal (the storage contract's replay()): its PUT writes, in the commit
- * that answers "accepted", one journal entry naming the held recipients,
- * instead of a delivery per device. A crash leaves the entry, and replay
- * makes its deliveries at the next start. Once every held copy was acked or
- * stored (a device went offline: conn.c, item_offline), a RELEASE forgets
- * the entry. An ack's receipt joins the batch of its release, or one before
- * it (receipts.c), so a crash never keeps the release and loses the receipt.
- * A receipt for a sender who keeps up is itself journaled and held
- * (hold.c, journal_receipt), by a PUT in the same batch.
- * A POST /v1/ack that ends the last copy is answered once its release
- * commits, as a stored ack is once its delete does: an answered ack does not
- * come back after a crash.
+ * that answers "accepted", a journal entry per held copy instead of a
+ * stored delivery, with its indexes, per device. A crash leaves the
+ * entries, and replay makes their deliveries at the next start. Once a
+ * copy was acked or stored (its device went offline: conn.c,
+ * item_offline), a RELEASE forgets its entry.
  *
- * Per message, vt_msg.journal counts the held copies still out, plus one
- * from the commit until vt__hold() has offered every copy; 0 means it has
- * no entry. A group post is not held in this mode: its members' receipts
- * gather for a while (receipts.c) and would pass its release.
+ * Each copy has an entry of its own, for its device: a crash delivers again
+ * only the copies not acked yet, and only to the devices that held them.
+ * The devices are named when the event is taken (all of a held user's
+ * registered devices are connected then); vt__hold() offers copies to those
+ * only, and stores one for a device that connected since.
+ *
+ * An ack's receipt joins the batch of its release, or one before it
+ * (receipts.c), so a crash never keeps the release and loses the receipt. A
+ * receipt for a sender who keeps up is itself journaled and held (hold.c,
+ * journal_receipt), by a PUT in the same batch. A POST /v1/ack is answered
+ * once the releases of its copies commit, as a stored ack is once its
+ * delete does: an answered ack does not come back after a crash.
+ *
+ * A group post is not held in this mode: its members' receipts gather for
+ * a while (receipts.c) and would pass its releases.
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include <vartalap/log.h>
 
 #include "engine_internal.h"
@@ -32,28 +40,102 @@ int vt__journal_on(const struct vt_engine *e)
 	       e->cluster.ops == NULL;
 }
 
-void vt__journal_copy(struct vt_msg *m)
+/* How many devices of @u but @skip are connected. */
+static uint32_t conns_of(const struct vt_user *u, const struct vt_conn *skip)
 {
-	if (m->journal > 0) {
-		m->journal++;
+	uint32_t n = 0;
+
+	for (const struct vt_conn *c = u != NULL ? u->conns : NULL; c != NULL; c = c->sib) {
+		n += c != skip;
+	}
+	return n;
+}
+
+static void add_devices(struct vt_pend *p, const struct vt_user *u, const struct vt_conn *skip)
+{
+	for (const struct vt_conn *c = u != NULL ? u->conns : NULL; c != NULL; c = c->sib) {
+		struct vt_dev *d = &p->held_to[p->nheld_to];
+
+		if (c == skip) {
+			continue;
+		}
+		vt__copy(d->user, sizeof(d->user), c->id.user);
+		vt__copy(d->device, sizeof(d->device), c->id.device);
+		p->nheld_to++;
 	}
 }
 
-void vt__journal_drop(struct vt_engine *e, struct vt_msg *m)
+/* Nothing is held after all: every recipient is stored. */
+static void store_all(struct vt_pend *p)
 {
-	struct vt_pend *p;
-
-	if (m->journal == 0 || --m->journal > 0) {
-		return;
+	p->nusers += p->nheld;
+	p->nheld = 0;
+	if (p->hold_own) {
+		p->hold_own = 0;
+		p->own_copies = 1;
 	}
-	p = vt__batch_add(e, VT_PEND_RELEASE);
+}
+
+int vt__journal_devices(struct vt_engine *e, struct vt_pend *p, const struct vt_conn *from)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = p->nusers; i < p->nusers + p->nheld; i++) {
+		n += conns_of(vt__user(e, vt__pend_user(p, i)), NULL);
+	}
+	if (p->hold_own && from != NULL) {
+		n += conns_of(from->user, from);
+	}
+	p->held_to = n > 0 ? calloc(n, sizeof(*p->held_to)) : NULL;
+	if (p->held_to == NULL) {
+		store_all(p);
+		return n > 0 ? VT_ENOMEM : 0;
+	}
+	for (uint32_t i = p->nusers; i < p->nusers + p->nheld; i++) {
+		add_devices(p, vt__user(e, vt__pend_user(p, i)), NULL);
+	}
+	if (p->hold_own && from != NULL) {
+		add_devices(p, from->user, from);
+	}
+	p->journal = 1;
+	return 0;
+}
+
+struct vt_dev *vt__journal_dev(struct vt_pend *p, const struct vt_conn *c)
+{
+	for (uint32_t i = 0; i < p->nheld_to; i++) {
+		struct vt_dev *d = &p->held_to[i];
+
+		if (strcmp(d->user, c->id.user) == 0 && strcmp(d->device, c->id.device) == 0) {
+			return d;
+		}
+	}
+	return NULL;
+}
+
+void vt__journal_release(struct vt_engine *e, uint64_t id, const char *user, const char *device)
+{
+	struct vt_pend *p = vt__batch_add(e, VT_PEND_RELEASE);
+
 	if (p == NULL) {
 		/* The entry stays: the next start delivers it once more. */
-		vt_log(VT_LOG_WARN, "journal entry kept: out of memory id=%llu",
-		       (unsigned long long)m->rec.id);
+		vt_log(VT_LOG_WARN, "journal entry kept: out of memory id=%llu user=%s device=%s",
+		       (unsigned long long)id, user, device);
 		return;
 	}
-	p->id = m->rec.id;
+	p->id = id;
+	vt__copy(p->user, sizeof(p->user), user);
+	vt__copy(p->device, sizeof(p->device), device);
+}
+
+void vt__journal_unoffered(struct vt_engine *e, struct vt_pend *p)
+{
+	for (uint32_t i = 0; i < p->nheld_to; i++) {
+		if (!p->held_to[i].offered) {
+			vt__journal_release(e, p->msg->rec.id, p->held_to[i].user,
+					    p->held_to[i].device);
+		}
+	}
 }
 
 struct vt_pend *vt__journal_queued(struct vt_engine *e, uint64_t id)
@@ -98,7 +180,7 @@ int vt__journal_replay(struct vt_engine *e)
 		return rc;
 	}
 	if (n > 0) {
-		vt_log(VT_LOG_INFO, "%llu held events of the last run stored from the journal",
+		vt_log(VT_LOG_INFO, "%llu held copies of the last run's events stored from the journal",
 		       (unsigned long long)n);
 	}
 	return 0;

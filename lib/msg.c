@@ -20,7 +20,6 @@ struct vt_msg *vt_msg_new(uint32_t kind, const char *from, const char *to, const
 		return NULL;
 	}
 	m->refs = 1;
-	m->journal = 0;
 	p = m->text;
 	m->rec.from = memcpy(p, from, lf);
 	p += lf;

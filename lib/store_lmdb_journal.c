@@ -1,20 +1,19 @@
 /*
  * store_lmdb_journal.c - the journal of held events, in LMDB.
  *
- * In mode "always" the engine holds an event in memory for recipients whose
- * devices keep up, as mode "offline" does, but its PUT leaves a journal
- * entry: the record and who it is held for, one value under the record's
- * id in the tree "journal". That is one write where a stored event makes a
- * record, a delivery per device, the inboxes' counts and a time index entry,
- * and one delete where they would be deleted again when acked. The engine
- * releases the entry once every copy was acked or stored (VT_OP_RELEASE);
- * what a crash leaves behind, replay turns into deliveries at start.
+ * In mode "always" the engine holds an event in memory for devices that
+ * keep up, as mode "offline" does, but its PUT leaves a journal entry per
+ * held copy: the record, under (id, inbox) in the tree "journal". That is
+ * one write a copy where a stored event makes a record, a delivery per
+ * device, the inboxes' counts and a time index entry, and one delete where
+ * those would be deleted again when acked. The engine releases each entry
+ * once its copy was acked or stored (VT_OP_RELEASE); what a crash leaves
+ * behind, replay turns into deliveries to exactly those inboxes at start.
  *
- * Value: the record's encoding (store_lmdb_rec.c), then u32 count of held
- * users, u8 1 when a held device of the sender follows, and the strings,
- * each with its NUL: the users, then that device's user and device id.
+ * Key: id BE + inbox key (store_key.h). Value: the record's encoding
+ * (store_lmdb_rec.c). A device with several copies of one event (none:
+ * the engine holds one copy per device) would share one entry.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,172 +32,76 @@
  */
 #define REPLAY_PER_TXN 1024
 
-static size_t str_size(const char *s)
+/* The entry key of (@id, @in) into @key; its length, or 0. */
+static size_t entry_key(uint64_t id, const struct vt_inbox *in, uint8_t *key)
 {
-	return strlen(s) + 1;
+	size_t n = vt__inbox_key(in, key + 8);
+
+	vt__put_be64(key, id);
+	return n > 0 ? 8 + n : 0;
 }
 
-static uint8_t *put_str(uint8_t *p, const char *s)
-{
-	size_t n = str_size(s);
-
-	memcpy(p, s, n);
-	return p + n;
-}
-
-/* Nonzero when the held recipients of @op can be stored and replayed. */
+/* Nonzero when the held copies of @op can be stored and replayed. */
 int vt__journal_valid(const struct vt_op *op)
 {
-	uint8_t key[VT__INBOX_KEY_MAX];
+	uint8_t key[8 + VT__INBOX_KEY_MAX];
 
-	if ((op->nheld_users > 0 && !op->held_users) ||
-	    (op->nheld_users == 0 && !op->held_own)) {
+	if (op->nheld_to == 0 || !op->held_to) {
 		return 0;
 	}
-	for (uint32_t i = 0; i < op->nheld_users; i++) {
-		if (!op->held_users[i] || vt__holding_key(op->held_users[i], key) == 0) {
+	for (uint32_t i = 0; i < op->nheld_to; i++) {
+		if (entry_key(op->rec->id, &op->held_to[i], key) == 0) {
 			return 0;
 		}
 	}
-	return !op->held_own || vt__inbox_key(op->held_own, key) != 0;
-}
-
-/* The size of @op's entry, or 0 when it does not fit the format. */
-static size_t entry_size(const struct vt_op *op, size_t rec)
-{
-	size_t n = rec + 4 + 1;
-
-	if (rec == 0 || op->nheld_users > UINT32_MAX / VT__INBOX_KEY_MAX) {
-		return 0;
-	}
-	for (uint32_t i = 0; i < op->nheld_users; i++) {
-		n += str_size(op->held_users[i]);
-	}
-	if (op->held_own) {
-		n += str_size(op->held_own->user) + str_size(op->held_own->device);
-	}
-	return n;
+	return 1;
 }
 
 int vt__lmdb_journal_put(struct lmdb *s, MDB_txn *txn, const struct vt_op *op)
 {
-	size_t rec = vt__lmdb_rec_size(op->rec), size = entry_size(op, rec);
-	uint8_t idk[8], *p;
-	MDB_val k = val(idk, 8), v = val(NULL, size);
-	int rc;
+	size_t size = vt__lmdb_rec_size(op->rec);
+	uint8_t key[8 + VT__INBOX_KEY_MAX];
+	int rc = 0;
 
-	if (size == 0) {
-		return MDB_BAD_VALSIZE;
+	for (uint32_t i = 0; i < op->nheld_to && rc == 0; i++) {
+		MDB_val k = val(key, entry_key(op->rec->id, &op->held_to[i], key));
+		MDB_val v = val(NULL, size);
+
+		rc = mdb_put(txn, s->journal, &k, &v, MDB_RESERVE);
+		if (rc == 0) {
+			vt__lmdb_rec_encode(op->rec, v.mv_data);
+		}
 	}
-	vt__put_be64(idk, op->rec->id);
-	rc = mdb_put(txn, s->journal, &k, &v, MDB_RESERVE);
-	if (rc != 0) {
-		return rc;
-	}
-	p = v.mv_data;
-	vt__lmdb_rec_encode(op->rec, p);
-	p += rec;
-	put_u32(p, op->nheld_users);
-	p[4] = op->held_own != NULL;
-	p += 5;
-	for (uint32_t i = 0; i < op->nheld_users; i++) {
-		p = put_str(p, op->held_users[i]);
-	}
-	if (op->held_own) {
-		p = put_str(p, op->held_own->user);
-		put_str(p, op->held_own->device);
-	}
-	return 0;
+	return rc;
 }
 
 int vt__lmdb_apply_release(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
 {
-	uint8_t idk[8];
+	uint8_t key[8 + VT__INBOX_KEY_MAX];
+	size_t n = entry_key(op->id, &op->inbox, key);
 
-	vt__put_be64(idk, op->id);
-	return vt__lmdb_del_quiet(txn, s->journal, idk, 8);
+	if (n == 0) {
+		op->status = VT_EINVAL;
+		return 0;
+	}
+	return vt__lmdb_del_quiet(txn, s->journal, key, n);
 }
 
 /* ---- replay ---- */
 
-/* A decoded entry: the record, and the op that replays it. */
-struct entry {
-	struct vt_record rec;
-	struct vt_inbox own;
-	const char **users;
-	struct vt_op op;
-};
-
-/* The string at *@p, within @end; NULL when it has no NUL there. */
-static const char *take_str(const uint8_t **p, const uint8_t *end)
+/* Decode the entry @k, @v into @rec and @in (strings in @user, @device). */
+static int decode(const MDB_val *k, const MDB_val *v, struct vt_record *rec,
+		  struct vt_inbox *in, char *user, char *device)
 {
-	const uint8_t *s = *p, *nul = memchr(s, 0, (size_t)(end - s));
+	const uint8_t *key = k->mv_data;
 
-	if (nul == NULL) {
-		return NULL;
-	}
-	*p = nul + 1;
-	return (const char *)s;
-}
-
-/* The length of the record encoding at the start of @v, or 0. */
-static size_t rec_len(const MDB_val *v)
-{
-	const uint8_t *p = v->mv_data;
-	uint64_t n;
-
-	if (v->mv_size < REC_HEADER) {
-		return 0;
-	}
-	n = (uint64_t)REC_HEADER + get_u32(p + 13) + get_u32(p + 17) + get_u32(p + 21) + 3 +
-	    get_u32(p + 25);
-	return n + 5 <= v->mv_size ? (size_t)n : 0;
-}
-
-/* The users and the sender's device after the record; -1 if malformed. */
-static int decode_held(struct entry *en, const uint8_t *p, const uint8_t *end)
-{
-	uint32_t n = get_u32(p);
-	int own = p[4];
-
-	p += 5;
-	if (n > (size_t)(end - p) / 2) {
+	if (k->mv_size <= 8 || vt__inbox_key_split(key + 8, k->mv_size - 8, user, device) != 0 ||
+	    vt__lmdb_rec_decode(v, vt__get_be64(key), rec) != 0) {
 		return -1;
 	}
-	en->users = calloc(n + 1, sizeof(*en->users));
-	if (en->users == NULL) {
-		return VT_ENOMEM;
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		if ((en->users[i] = take_str(&p, end)) == NULL) {
-			return -1;
-		}
-	}
-	if (own && ((en->own.user = take_str(&p, end)) == NULL ||
-		    (en->own.device = take_str(&p, end)) == NULL)) {
-		return -1;
-	}
-	en->op.users = en->users;
-	en->op.nusers = n;
-	en->op.also_own = own ? &en->own : NULL;
-	return p == end ? 0 : -1;
-}
-
-/* Decode the entry of @k, @v into @en; its users must be freed. */
-static int decode(struct entry *en, const MDB_val *k, const MDB_val *v)
-{
-	size_t rlen = rec_len(v);
-	MDB_val rv = val(v->mv_data, rlen);
-
-	memset(en, 0, sizeof(*en));
-	if (k->mv_size != 8 || rlen == 0 ||
-	    vt__lmdb_rec_decode(&rv, vt__get_be64(k->mv_data), &en->rec) != 0) {
-		return -1;
-	}
-	en->op.kind = VT_OP_PUT;
-	en->op.rec = &en->rec;
-	return decode_held(en, (const uint8_t *)v->mv_data + rlen,
-			   (const uint8_t *)v->mv_data + v->mv_size);
+	in->user = user;
+	in->device = device;
+	return 0;
 }
 
 /*
@@ -208,25 +111,23 @@ static int decode(struct entry *en, const MDB_val *k, const MDB_val *v)
 static int replay_one(struct lmdb *s, MDB_txn *txn, MDB_cursor *cur, const MDB_val *k,
 		      const MDB_val *v)
 {
+	char user[VT__INBOX_KEY_MAX], device[VT__INBOX_KEY_MAX];
+	struct vt_record rec;
+	struct vt_inbox in;
+	struct vt_op op = {.kind = VT_OP_PUT, .rec = &rec, .to = &in, .nto = 1};
 	struct batch b = {0};
-	struct entry en;
-	int bad = decode(&en, k, v), rc = 0;
+	int rc = 0;
 
-	if (bad == VT_ENOMEM) {
-		free(en.users);
-		return ENOMEM;
-	}
-	if (bad) {
+	if (decode(k, v, &rec, &in, user, device) != 0) {
 		vt_log(VT_LOG_ERROR, "lmdb: journal: damaged entry dropped");
 	} else {
-		rc = vt__lmdb_apply_put(s, txn, &en.op, &b);
+		rc = vt__lmdb_apply_put(s, txn, &op, &b);
 	}
-	if (!bad && rc == 0 && en.op.status != 0) {
-		vt_log(VT_LOG_ERROR, "lmdb: journal: event id=%llu not delivered: %s",
-		       (unsigned long long)en.rec.id, vt_strerror(en.op.status));
+	if (rc == 0 && op.status != 0) {
+		vt_log(VT_LOG_ERROR, "lmdb: journal: event id=%llu not delivered to %s/%s: %s",
+		       (unsigned long long)rec.id, user, device, vt_strerror(op.status));
 	}
 	vt__lmdb_batch_free(&b);
-	free(en.users);
 	return rc == 0 ? mdb_cursor_del(cur, 0) : rc;
 }
 
@@ -288,7 +189,7 @@ int vt__lmdb_replay(void *self, uint64_t *events)
 		}
 	}
 	if (*events > 0) {
-		vt_log(VT_LOG_INFO, "lmdb: journal: %llu held events delivered from the journal",
+		vt_log(VT_LOG_INFO, "lmdb: journal: %llu held copies delivered from the journal",
 		       (unsigned long long)*events);
 	}
 	return 0;

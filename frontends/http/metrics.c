@@ -58,7 +58,7 @@ static const struct series series[] = {
          "Memory counted for events held in memory, against --hold-memory.",
          STAT(held_bytes)},
         {"vartalap_journal_open", "gauge",
-         "Events held in memory with durability always whose journal entry is kept.",
+         "Copies held in memory with durability always whose journal entry is kept.",
          STAT(journal_open)},
         {"vartalap_logouts_total", "counter", "Logouts written by this server since start.",
          STAT(logouts)},

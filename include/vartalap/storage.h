@@ -145,12 +145,11 @@ enum vt_op_kind {
 	 * versions" above): its recipients were taken from that version.
 	 *
 	 * Journal. With @journal set, a PUT that is not a duplicate also keeps
-	 * @rec, with @held_users (expanded to devices when replayed) and
-	 * @held_own (a device whose user's other devices get copies), as a
-	 * journal entry under rec->id: copies the engine holds in memory for
-	 * devices that keep up, durable all the same. The entry stays until a
-	 * RELEASE of its id; replay() turns whatever is left into deliveries.
-	 * A journaled PUT grows the store: a full one refuses it (VT_ENOSPC).
+	 * one journal entry per inbox of @held_to, each holding @rec: copies
+	 * the engine holds in memory for devices that keep up, durable all the
+	 * same. An entry stays until a RELEASE of its (id, inbox); replay()
+	 * turns whatever is left into deliveries to exactly those inboxes. A
+	 * journaled PUT grows the store: a full one refuses it (VT_ENOSPC).
 	 */
 	VT_OP_PUT = 1,
 	/*
@@ -205,9 +204,9 @@ enum vt_op_kind {
 	 */
 	VT_OP_REVOKE = 6,
 	/*
-	 * Forget the journal entry of record @id (see VT_OP_PUT): every copy
-	 * it stood for was acked or stored. An id without one is no error. A
-	 * full store takes it: it frees room, as an ACK does.
+	 * Forget the journal entry of record @id for @inbox (see VT_OP_PUT):
+	 * its copy was acked or stored. One that does not exist is no error.
+	 * A full store takes it: it frees room, as an ACK does.
 	 */
 	VT_OP_RELEASE = 7,
 };
@@ -224,17 +223,16 @@ struct vt_op {
 	 * (not also_own->device): a sender's copies of what it sent. */
 	const struct vt_inbox *also_own;
 	uint32_t dedup;        /* PUT: nonzero to check (from, cid) */
-	/* PUT with @journal: the journal entry's recipients (see VT_OP_PUT) */
+	/* PUT with @journal: an entry for each of these inboxes (see VT_OP_PUT) */
 	uint32_t journal;
-	const char *const *held_users;
-	uint32_t nheld_users;
-	const struct vt_inbox *held_own; /* NULL: none */
+	const struct vt_inbox *held_to;
+	uint32_t nheld_to;
 	uint32_t inbox_cap;    /* PUT: 0 for no cap */
 	/* PUT: nonzero: a full inbox is skipped (counted in out_skipped)
 	 * rather than failing the op. Copies to also_own devices are always
 	 * skipped when full. */
 	uint32_t cap_skip;
-	struct vt_inbox inbox; /* ACK, TOUCH, NOTIFIED */
+	struct vt_inbox inbox; /* ACK, TOUCH, NOTIFIED, RELEASE */
 	uint64_t id;           /* ACK, NOTIFIED, RELEASE */
 	int64_t ts;            /* TOUCH; ACK with receipt_id: the receipt's time;
 				  REVOKE: seconds */
@@ -388,11 +386,10 @@ struct vt_storage_ops {
 	                    void *arg);
 
 	/*
-	 * Optional (NULL: not offered). Turn every journal entry left (a
-	 * journaled PUT never released, see VT_OP_PUT) into the deliveries a
-	 * PUT of its record to its held users and held_own would make, without
-	 * cap or dedup, forget the entry, and set *@events to how many there
-	 * were; return 0 or a negative error. Called once when an engine
+	 * Optional (NULL: not offered). Turn every journal entry left (see
+	 * VT_OP_PUT) into the delivery of its record to its inbox that a PUT
+	 * without cap or dedup would make, forget the entry, and set *@events
+	 * to how many there were; return 0 or a negative error. Called once when an engine
 	 * starts, before its loop runs, so it may block. An engine holds
 	 * events in memory in mode "always" only over a backend that has it;
 	 * such a backend must take journaled PUTs and RELEASE ops.

@@ -4,6 +4,7 @@
  * that offers replay() takes them; the others skip these cases.
  */
 #include <check.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <vartalap/error.h>
@@ -11,37 +12,59 @@
 
 #include "storage_cases.h"
 
-/* A journaled PUT of @id from alice, held for @held (NULL-terminated) and,
- * when @own is set, for alice's devices but the default one. */
-static void jput_init(struct put *p, uint64_t id, const char *cid, const char *const *held,
-		      int own)
+/* Inboxes "user/device", parsed into @in (at most 4); how many. */
+static uint32_t inboxes(const char *const *names, struct vt_inbox *in, char (*buf)[64])
 {
-	put_init(p, id, cid, 100, "\"held\"", TO(NULL));
-	p->op.dedup = cid[0] != 0;
-	p->op.journal = 1;
-	p->op.held_users = held;
-	while (held[p->op.nheld_users]) {
-		p->op.nheld_users++;
+	uint32_t n = 0;
+
+	for (; names[n] != NULL; n++) {
+		char *slash;
+
+		ck_assert_uint_lt(n, 4);
+		snprintf(buf[n], 64, "%s", names[n]);
+		slash = strchr(buf[n], '/');
+		ck_assert_ptr_nonnull(slash);
+		*slash = 0;
+		in[n] = (struct vt_inbox){buf[n], slash + 1};
 	}
-	p->to[0] = (struct vt_inbox){"alice", ""};
-	p->op.held_own = own ? &p->to[0] : NULL;
+	return n;
 }
 
-static int jput(uint64_t id, const char *cid, const char *const *held, int own)
-{
+/* A journaled PUT of @id from alice, a copy held for each of @held ("user/device"). */
+struct jput {
 	struct put p;
+	struct vt_inbox held[4];
+	char buf[4][64];
+};
+
+static void jput_init(struct jput *j, uint64_t id, const char *cid, const char *const *held)
+{
+	put_init(&j->p, id, cid, 100, "\"held\"", TO(NULL));
+	j->p.op.dedup = cid[0] != 0;
+	j->p.op.journal = 1;
+	j->p.op.held_to = j->held;
+	j->p.op.nheld_to = inboxes(held, j->held, j->buf);
+}
+
+static int jput(uint64_t id, const char *cid, const char *const *held)
+{
+	struct jput j;
 	int rc;
 
-	jput_init(&p, id, cid, held, own);
-	rc = commit(&p.op, 1);
-	return rc != 0 ? rc : p.op.status;
+	jput_init(&j, id, cid, held);
+	rc = commit(&j.p.op, 1);
+	return rc != 0 ? rc : j.p.op.status;
 }
 
-static int release(uint64_t id)
+/* RELEASE the entry of @id for @inbox ("user/device"). */
+static int release(uint64_t id, const char *inbox)
 {
 	struct vt_op op = {.kind = VT_OP_RELEASE, .id = id};
-	int rc = commit(&op, 1);
+	char buf[1][64];
+	int rc;
 
+	inboxes(TO(inbox), &op.inbox, buf);
+	rc = commit(&op, 1);
 	return rc != 0 ? rc : op.status;
 }
 
@@ -94,11 +117,11 @@ START_TEST(journal_replayed_into_deliveries)
 	touch("bob", "tab", 10, NULL);
 	touch("alice", "", 10, NULL);
 	touch("alice", "laptop", 10, NULL);
-	ck_assert_int_eq(jput(7, "c-7", TO("bob"), 1), 0);
+	ck_assert_int_eq(jput(7, "c-7", TO("bob/phone", "bob/tab", "alice/laptop")), 0);
 	ck_assert_uint_eq(count_in("bob", "phone") + count_in("alice", "laptop"), 0);
 	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), 7);
 
-	ck_assert_uint_eq(reopen_replay(), 1);
+	ck_assert_uint_eq(reopen_replay(), 3);
 	ck_assert(lists_only("bob", "phone", 7));
 	ck_assert(lists_only("bob", "tab", 7));
 	ck_assert(lists_only("alice", "laptop", 7));
@@ -113,44 +136,51 @@ START_TEST(journal_replayed_into_deliveries)
 }
 END_TEST
 
-/* A released entry is not replayed; releasing an id without one is no error. */
+/*
+ * A released entry is not replayed, and a release frees one device's copy
+ * only; releasing an entry that does not exist is no error.
+ */
 START_TEST(journal_release_forgets)
 {
 	if (!jopen(_i)) {
 		return;
 	}
 	touch("bob", "", 10, NULL);
-	ck_assert_int_eq(jput(8, "c-8", TO("bob"), 0), 0);
-	ck_assert_int_eq(jput(9, "c-9", TO("bob"), 0), 0);
-	ck_assert_int_eq(release(8), 0);
-	ck_assert_int_eq(release(8), 0);
-	ck_assert_int_eq(release(1234), 0);
+	touch("bob", "tab", 10, NULL);
+	ck_assert_int_eq(jput(8, "c-8", TO("bob/")), 0);
+	ck_assert_int_eq(jput(9, "c-9", TO("bob/", "bob/tab")), 0);
+	ck_assert_int_eq(release(8, "bob/"), 0);
+	ck_assert_int_eq(release(8, "bob/"), 0);
+	ck_assert_int_eq(release(9, "bob/tab"), 0);
+	ck_assert_int_eq(release(9, "carol/"), 0);
+	ck_assert_int_eq(release(1234, "bob/"), 0);
 	ck_assert_uint_eq(reopen_replay(), 1);
 	ck_assert(lists_only("bob", "", 9));
+	ck_assert_uint_eq(count_in("bob", "tab"), 0);
 }
 END_TEST
 
 /* A re-send found by dedup journals nothing; stored recipients are stored at once. */
 START_TEST(journal_with_dedup_and_stored_users)
 {
-	struct put p;
+	struct jput j;
 
 	if (!jopen(_i)) {
 		return;
 	}
 	touch("bob", "", 10, NULL);
 	touch("carol", "", 10, NULL);
-	ck_assert_int_eq(jput(10, "c-10", TO("bob"), 0), 0);
-	jput_init(&p, 11, "c-10", TO("bob"), 0);
-	ck_assert_int_eq(commit(&p.op, 1), 0);
-	ck_assert_uint_eq(p.op.dup_of, 10);
+	ck_assert_int_eq(jput(10, "c-10", TO("bob/")), 0);
+	jput_init(&j, 11, "c-10", TO("bob/"));
+	ck_assert_int_eq(commit(&j.p.op, 1), 0);
+	ck_assert_uint_eq(j.p.op.dup_of, 10);
 
 	/* carol stored now, bob journaled, in one op */
-	jput_init(&p, 12, "c-12", TO("bob"), 0);
-	p.op.users = TO("carol");
-	p.op.nusers = 1;
-	ck_assert_int_eq(commit(&p.op, 1), 0);
-	ck_assert_int_eq(p.op.status, 0);
+	jput_init(&j, 12, "c-12", TO("bob/"));
+	j.p.op.users = TO("carol");
+	j.p.op.nusers = 1;
+	ck_assert_int_eq(commit(&j.p.op, 1), 0);
+	ck_assert_int_eq(j.p.op.status, 0);
 	ck_assert(lists_only("carol", "", 12));
 	ck_assert_uint_eq(count_in("bob", ""), 0);
 
@@ -172,7 +202,7 @@ START_TEST(journal_replay_after_late_store)
 	}
 	touch("bob", "phone", 10, NULL);
 	touch("bob", "tab", 10, NULL);
-	ck_assert_int_eq(jput(20, "c-20", TO("bob"), 0), 0);
+	ck_assert_int_eq(jput(20, "c-20", TO("bob/phone", "bob/tab")), 0);
 	{
 		struct put p;
 
@@ -183,7 +213,7 @@ START_TEST(journal_replay_after_late_store)
 		ck_assert_int_eq(p.op.status, 0);
 	}
 	ck_assert(lists_only("bob", "phone", 20));
-	ck_assert_uint_eq(reopen_replay(), 1);
+	ck_assert_uint_eq(reopen_replay(), 2);
 	ck_assert(lists_only("bob", "phone", 20));
 	ck_assert(lists_only("bob", "tab", 20));
 }
@@ -192,25 +222,26 @@ END_TEST
 /* Entries it cannot store or replay are refused whole. */
 START_TEST(journal_refuses_bad_entries)
 {
-	struct put p;
-	const char *none[] = {NULL};
+	struct jput j;
 	char long_user[600];
 
 	if (!jopen(_i)) {
 		return;
 	}
-	jput_init(&p, 30, "c-30", none, 0); /* no one held */
-	ck_assert_int_eq(commit(&p.op, 1), 0);
-	ck_assert_int_eq(p.op.status, VT_EINVAL);
-	jput_init(&p, 31, "c-31", TO("bob"), 0);
-	p.op.held_users = NULL;
-	ck_assert_int_eq(commit(&p.op, 1), 0);
-	ck_assert_int_eq(p.op.status, VT_EINVAL);
+	jput_init(&j, 30, "c-30", TO("bob/")); /* no one held */
+	j.p.op.nheld_to = 0;
+	ck_assert_int_eq(commit(&j.p.op, 1), 0);
+	ck_assert_int_eq(j.p.op.status, VT_EINVAL);
+	jput_init(&j, 31, "c-31", TO("bob/"));
+	j.p.op.held_to = NULL;
+	ck_assert_int_eq(commit(&j.p.op, 1), 0);
+	ck_assert_int_eq(j.p.op.status, VT_EINVAL);
 	memset(long_user, 'u', sizeof(long_user) - 1);
 	long_user[sizeof(long_user) - 1] = 0;
-	jput_init(&p, 32, "c-32", TO(long_user), 0); /* no inbox key fits it */
-	ck_assert_int_eq(commit(&p.op, 1), 0);
-	ck_assert_int_eq(p.op.status, VT_EINVAL);
+	jput_init(&j, 32, "c-32", TO("bob/"));
+	j.held[0].user = long_user; /* no inbox key fits it */
+	ck_assert_int_eq(commit(&j.p.op, 1), 0);
+	ck_assert_int_eq(j.p.op.status, VT_EINVAL);
 	ck_assert_uint_eq(reopen_replay(), 0);
 }
 END_TEST
@@ -218,14 +249,14 @@ END_TEST
 /* A journaled PUT of a body of FULL_BODY_LEN bytes for bob; its status. */
 static int jput_full(uint64_t id)
 {
-	struct put p;
+	struct jput j;
 	int rc;
 
-	jput_init(&p, id, "", TO("bob"), 0);
-	p.rec.body = full_body;
-	p.rec.body_len = FULL_BODY_LEN;
-	rc = commit(&p.op, 1);
-	return rc != 0 ? rc : p.op.status;
+	jput_init(&j, id, "", TO("bob/"));
+	j.p.rec.body = full_body;
+	j.p.rec.body_len = FULL_BODY_LEN;
+	rc = commit(&j.p.op, 1);
+	return rc != 0 ? rc : j.p.op.status;
 }
 
 /*
@@ -247,7 +278,7 @@ START_TEST(journal_on_a_full_store)
 	}
 	storage_backends[_i].fill();
 	ck_assert_int_eq(jput_full(60), VT_ENOSPC);
-	ck_assert_int_eq(release(40), 0);
+	ck_assert_int_eq(release(40, "bob/"), 0);
 	ck_assert_uint_eq(reopen_replay(), 19);
 	ck_assert_uint_eq(count_in("bob", ""), 19);
 }
