@@ -407,12 +407,17 @@ static void complete_one(struct vt_engine *e, struct vt_pend *p, int status,
 			       vt_env_kind_name(p->msg->rec.kind),
 			       vt_strerror(status ? status : op->status));
 		}
+		if (p->release) {
+			vt__journal_written(e, p, ok);
+		}
 		if (p->late) {
 			vt__hold_stored(e, p);
 		}
 		break;
 	case VT_PEND_OFFLINE:
-		if (!ok) {
+		if (p->release) {
+			vt__journal_written(e, p, ok);
+		} else if (!ok) {
 			/* Mode "offline" promised no more than this; say it loudly. */
 			vt_log(VT_LOG_ERROR, "event lost going offline id=%llu: %s",
 			       (unsigned long long)p->msg->rec.id,

@@ -82,13 +82,14 @@ void vt__conn_send(struct vt_conn *c, const char *data, size_t len)
 	}
 }
 
-void vt__conn_store(struct vt_conn *c, struct vt_msg *m)
+void vt__conn_store(struct vt_conn *c, struct vt_msg *m, int journaled)
 {
 	struct vt_pend *p = vt__batch_put(c->e, VT_PEND_OFFLINE, m);
 
 	if (p != NULL) {
 		vt__copy(p->user, sizeof(p->user), c->id.user);
 		vt__copy(p->device, sizeof(p->device), c->id.device);
+		p->release = journaled != 0;
 	} else {
 		vt_log(VT_LOG_ERROR, "held event lost: out of memory id=%llu user=%s device=%s",
 		       (unsigned long long)m->rec.id, c->id.user, c->id.device);
@@ -105,7 +106,10 @@ static void item_offline(struct vt_conn *c, struct vt_item *it)
 	struct vt_engine *e = c->e;
 
 	if (it->held) {
-		vt__conn_store(c, it->msg);
+		/* The entry goes once the copy is written, not with the item:
+		 * a full store refuses the write but takes a release. */
+		vt__conn_store(c, it->msg, (int)it->journaled);
+		it->journaled = 0;
 	}
 	/* A server going down, or a device connecting again, is no news to
 	 * push: the device is back, or will be soon. */
@@ -461,8 +465,8 @@ int vt__conn_hold(struct vt_conn *c, struct vt_msg *m, int journaled)
 	if (append(c, m, 0, 1, (uint32_t)journaled) != 0) {
 		/* Nothing else holds it for this device: it is written, and
 		 * comes from storage, by a later listing or on reconnect. */
-		vt__conn_store(c, m);
-		return 0;
+		vt__conn_store(c, m, journaled);
+		return journaled;
 	}
 	vt__conn_pump(c);
 	return 1;

@@ -260,6 +260,8 @@ struct vt_pend {
 	unsigned early : 1;      /* PUT: held copies were pushed before the commit */
 	unsigned cap_skip : 1;   /* PUT: a full inbox is skipped, not an error */
 	unsigned journal : 1;    /* PUT: its held copies are journaled (journal.c) */
+	unsigned release : 1;    /* OFFLINE, STORE: written held copies whose journal
+				    entries are released once it commits */
 	unsigned dedup : 1;      /* PUT: storage checks (from, cid) */
 };
 
@@ -517,8 +519,11 @@ int vt__journal_devices(struct vt_engine *e, struct vt_pend *p, const struct vt_
 struct vt_dev *vt__journal_dev(struct vt_pend *p, const struct vt_conn *c);
 /* Queue the release of the entry of record @id for (@user, @device). */
 void vt__journal_release(struct vt_engine *e, uint64_t id, const char *user, const char *device);
-/* vt__hold() offered what it could: release the entries of the copies it did not. */
+/* Release the entries of @p's copies that vt__hold() did not offer. */
 void vt__journal_unoffered(struct vt_engine *e, struct vt_pend *p);
+/* OFFLINE or STORE @p, with release, completed (@ok: written): release the
+ * entries of the held copies it wrote, or keep them for the next start. */
+void vt__journal_written(struct vt_engine *e, struct vt_pend *p, int ok);
 /* The release of @id's entry when it is the op taken last (an ack just
  * queued it); NULL otherwise. Valid until the next op is taken. */
 struct vt_pend *vt__journal_queued(struct vt_engine *e, uint64_t id);
@@ -545,10 +550,12 @@ struct vt_conn *vt__conn_find(const struct vt_engine *e, const char *user, const
 void vt__conn_offer(struct vt_conn *c, struct vt_msg *m);
 
 /* Queue @m, stored nowhere, on @c, which has room (see hold.c), @journaled
- * or not; 1 when queued, 0 when stored for @c's device or already there. */
+ * or not; 1 when queued, or written for @c's device with its entry released
+ * once written (@journaled); 0 when stored for @c's device or already there. */
 int vt__conn_hold(struct vt_conn *c, struct vt_msg *m, int journaled);
-/* Write @m, held so far, for @c's device. */
-void vt__conn_store(struct vt_conn *c, struct vt_msg *m);
+/* Write @m, held so far, for @c's device; with @journaled, release that
+ * copy's journal entry once it is written (journal.c). */
+void vt__conn_store(struct vt_conn *c, struct vt_msg *m, int journaled);
 void vt__conn_pump(struct vt_conn *c);
 void vt__conn_retry(struct vt_conn *c, struct vt_item *it);
 /* Something owed may sit above @after, below the cursor: list the inbox from there. */

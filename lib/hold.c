@@ -139,10 +139,11 @@ void vt__hold_offer(struct vt_user *u, const struct vt_conn *skip, struct vt_msg
  * offered, and for the other devices of the sender of @own unless it is
  * NULL: like any stored event's deliveries, to the same record. It reaches
  * storage after events taken later, so until it commits nothing more is
- * held for those users.
+ * held for those users. The journal entries of @jp's copies not offered
+ * (NULL: none) are released once it is written, not before (journal.c).
  */
 static void store_late(struct vt_engine *e, struct vt_msg *m, char (*users)[VT_ID_MAX + 1],
-		       uint32_t n, const struct vt_pend *own)
+		       uint32_t n, const struct vt_pend *own, struct vt_pend *jp)
 {
 	struct vt_pend *st = vt__batch_put(e, VT_PEND_STORE, m);
 
@@ -160,6 +161,13 @@ static void store_late(struct vt_engine *e, struct vt_msg *m, char (*users)[VT_I
 		st->own_copies = 1;
 	}
 	st->late = 1;
+	if (jp != NULL) {
+		st->held_to = jp->held_to;
+		st->nheld_to = jp->nheld_to;
+		st->release = 1;
+		jp->held_to = NULL;
+		jp->nheld_to = 0;
+	}
 	for (uint32_t i = 0; i < st->nusers; i++) {
 		count_late(e, vt__pend_user(st, i), 1);
 	}
@@ -214,7 +222,7 @@ static void offer(struct vt_pend *p, struct vt_user *u, const struct vt_conn *sk
 		if (d != NULL) {
 			d->offered = (uint8_t)vt__conn_hold(c, p->msg, 1);
 		} else if (c != skip) {
-			vt__conn_store(c, p->msg);
+			vt__conn_store(c, p->msg, 0);
 		}
 	}
 }
@@ -252,7 +260,8 @@ static void hold_copies(struct vt_engine *e, struct vt_pend *p)
 	if (p->users != NULL && late > 0) {
 		memmove(p->users, p->users + p->nusers, late * sizeof(*p->users));
 	}
-	store_late(e, p->msg, late > 0 ? p->users : NULL, late, own ? p : NULL);
+	store_late(e, p->msg, late > 0 ? p->users : NULL, late, own ? p : NULL,
+		   p->journal ? p : NULL);
 	if (late > 0) {
 		p->users = NULL;
 	}
@@ -262,13 +271,11 @@ void vt__hold(struct vt_engine *e, struct vt_pend *p)
 {
 	if (p->journal) {
 		/* Its entries are written: each is released when its copy is
-		 * acked or stored, or now if it was not offered. */
+		 * acked or written. One neither offered nor written stays for
+		 * the next start to deliver. */
 		e->stats.journal_open += p->nheld_to;
 	}
 	hold_copies(e, p);
-	if (p->journal) {
-		vt__journal_unoffered(e, p);
-	}
 }
 
 /* ---- receipts: held with no write at all -------------------------------- */
@@ -309,7 +316,7 @@ static void offer_receipt(struct vt_engine *e, struct vt_msg *m)
 	if (user_clear(e, m->rec.to, NULL, m->rec.body_len)) {
 		vt__hold_offer(vt__user(e, m->rec.to), NULL, m);
 	} else {
-		store_late(e, m, NULL, 1, NULL);
+		store_late(e, m, NULL, 1, NULL, NULL);
 	}
 }
 

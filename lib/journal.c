@@ -8,7 +8,7 @@
  * that answers "accepted", a journal entry per held copy instead of a
  * stored delivery, with its indexes, per device. A crash leaves the
  * entries, and replay makes their deliveries at the next start. Once a
- * copy was acked or stored (its device went offline: conn.c,
+ * copy was acked, or its write committed (its device went offline: conn.c,
  * item_offline), a RELEASE forgets its entry.
  *
  * Each copy has an entry of its own, for its device: a crash delivers again
@@ -135,6 +135,24 @@ void vt__journal_unoffered(struct vt_engine *e, struct vt_pend *p)
 			vt__journal_release(e, p->msg->rec.id, p->held_to[i].user,
 					    p->held_to[i].device);
 		}
+	}
+}
+
+/*
+ * A copy written because its device went offline, or its user stopped
+ * keeping up, is released only once the write commits: a full store
+ * refuses the write op by op but takes the release, which would lose the
+ * event. A refused write keeps its entries, for the next start to deliver.
+ */
+void vt__journal_written(struct vt_engine *e, struct vt_pend *p, int ok)
+{
+	if (!ok) {
+		vt_log(VT_LOG_WARN, "held event not written id=%llu: its journal entries are "
+		       "kept, delivered at the next start", (unsigned long long)p->msg->rec.id);
+	} else if (p->kind == VT_PEND_OFFLINE) {
+		vt__journal_release(e, p->msg->rec.id, p->user, p->device);
+	} else {
+		vt__journal_unoffered(e, p);
 	}
 }
 

@@ -494,6 +494,51 @@ async def test_kill9_spares_a_device_registered_later():
     eq(listed(srv, "bob", "laptop"), [], "the laptop's listing after kill -9")
 
 
+async def fill_store(srv, c):
+    """@c sends large messages to carol, who has no device, until the store
+    is full; returns how many were accepted."""
+    n = 0
+    while True:
+        cid = "fill-%d" % n
+        await c.message("carol", cid, "x" * 20000)
+        ev = await c.expect(lambda x: x.get("ref") == cid, 5, "the answer to " + cid)
+        if ev.get("type") != "accepted":
+            eq(ev.get("code"), "storage_full", "the answer once the store is full")
+            return n
+        n += 1
+
+
+async def test_drop_on_full_store_keeps_held_messages():
+    """A 1 MiB store holds twenty messages for bob and is then filled. While
+    three senders send to it, each refused, bob drops: his copies are
+    written with the refused messages, or kept in the journal if the store
+    refuses them too. Either way none is lost: after kill -9 and a restart
+    all twenty are listed for bob."""
+    srv = always_server("--lmdb-map-size", "1")
+    alice, bob = await pair(srv)
+    senders = [await connect(srv, "s%d" % i) for i in range(3)]
+    barrier(srv)
+    ids = await send_held(srv, alice, bob, 20)
+    check(await fill_store(srv, alice) > 0, "nothing fit in the store")
+
+    def settled():
+        return journal_open(srv) == 0 or "not written" in log_text(srv)
+
+    # Bob drops while the server works through a burst that the full store
+    # refuses, so that his copies' writes share commits with refused ones.
+    for c in senders:
+        for i in range(100):
+            await c.message("carol", "%s-%d" % (c.name, i), "y" * 2000)
+    bob.abort()
+    await await_until(settled, 5, "bob's copies written or kept")
+    srv.kill9()
+    for c in [alice] + senders:
+        c.abort()
+    srv.start()
+    eq(listed(srv, "bob"), ids, "bob's listing after a drop on a full store and kill -9")
+    eq(journal_open(srv), 0, "entries open after the restart")
+
+
 if __name__ == "__main__":
     run([test_kill9_replays_held_messages_and_own_copies,
          test_acked_held_message_not_replayed,
@@ -505,4 +550,5 @@ if __name__ == "__main__":
          test_group_post_is_stored,
          test_hold_queue_bounds_held_then_stored,
          test_kill9_spares_the_devices_that_acked,
-         test_kill9_spares_a_device_registered_later])
+         test_kill9_spares_a_device_registered_later,
+         test_drop_on_full_store_keeps_held_messages])

@@ -20,9 +20,11 @@ static struct vt_engine *E;
 static struct cap_conn A, A2, B;
 static char dir[64];
 
+static uint64_t map_size; /* 0: the default */
+
 static struct vt_engine *engine_open(void)
 {
-	struct vt_lmdb_options o = {.path = dir, .no_sync = 1};
+	struct vt_lmdb_options o = {.path = dir, .no_sync = 1, .map_size = map_size};
 	struct vt_engine_config c;
 	struct vt_storage st;
 
@@ -35,6 +37,7 @@ static struct vt_engine *engine_open(void)
 
 static void setup(void)
 {
+	map_size = 0;
 	fake_host_init(&H);
 	snprintf(dir, sizeof(dir), "/tmp/vt-journal-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -247,6 +250,62 @@ START_TEST(device_gone_stores_then_releases)
 }
 END_TEST
 
+/* alice sends a message of 20 kB to carol, who has no device. */
+static void send_big(int i)
+{
+	static char body[20001], json[20100];
+
+	memset(body, 'x', sizeof(body) - 1);
+	snprintf(json, sizeof(json), "{\"v\":1,\"type\":\"message\",\"id\":\"big-%d\","
+		 "\"to\":\"carol\",\"body\":\"%s\"}", i, body);
+	send_raw(&A, json);
+}
+
+/* alice sends to carol until the store is full. */
+static void fill_store(void)
+{
+	size_t n = cap_count(&A, "accepted");
+
+	for (int i = 0; i < 1000; i++) {
+		send_big(i);
+		turn(E, &H);
+		if (cap_count(&A, "accepted") == n + (size_t)i) {
+			return;
+		}
+	}
+	ck_abort_msg("the store never filled");
+}
+
+/*
+ * A full store refuses what would grow it op by op, and takes the rest of
+ * the commit. Bob's copy, written as he goes, shares a commit with a
+ * refused message: its entry stays, and a crash delivers it.
+ */
+START_TEST(device_gone_on_full_store_keeps_the_entry)
+{
+	uint64_t id, open;
+
+	vt_engine_destroy(E);
+	map_size = 1 << 20;
+	E = engine_open();
+	online();
+	id = send_one("c1");
+	fill_store();
+	open = E->stats.journal_open; /* the laptop's copies too */
+	send_big(1000);
+	vt_conn_close(B.conn);
+	B.conn = NULL;
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "error"), 2);
+	ck_assert_uint_eq(E->stats.journal_open, open);
+
+	crash();
+	ck_assert_uint_eq(stored("bob", ""), 1);
+	connect_user(E, &H, "bob", &B);
+	ck_assert_uint_eq(cap_nth_id(&B, "message", 0), id);
+}
+END_TEST
+
 START_TEST(retries_out_store_then_release)
 {
 	online();
@@ -301,6 +360,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, crash_delivers_what_was_held);
 	tcase_add_test(t, crash_delivers_a_held_receipt);
 	tcase_add_test(t, device_gone_stores_then_releases);
+	tcase_add_test(t, device_gone_on_full_store_keeps_the_entry);
 	tcase_add_test(t, retries_out_store_then_release);
 	tcase_add_test(t, clean_stop_stores_then_releases);
 	tcase_add_test(t, group_posts_not_held);
