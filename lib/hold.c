@@ -276,6 +276,11 @@ void vt__hold(struct vt_engine *e, struct vt_pend *p)
 		e->stats.journal_open += p->nheld_to;
 	}
 	hold_copies(e, p);
+	if (p->journal && p->held_to != NULL) {
+		/* No late store took the entries over: a copy not offered
+		 * found its device holding the event already. */
+		vt__journal_unoffered(e, p);
+	}
 }
 
 /* ---- receipts: held with no write at all -------------------------------- */

@@ -189,7 +189,7 @@ int vt__lmdb_replay(void *self, uint64_t *events)
 		}
 	}
 	if (*events > 0) {
-		vt_log(VT_LOG_INFO, "lmdb: journal: %llu held copies delivered from the journal",
+		vt_log(VT_LOG_INFO, "lmdb: journal: %llu held copies stored from the journal",
 		       (unsigned long long)*events);
 	}
 	return 0;
