@@ -99,6 +99,7 @@ static void pend_free(struct vt_engine *e, struct vt_pend *p)
 	vt__early_done(e, p);
 	vt_msg_unref(p->msg);
 	free(p->users);
+	free(p->held_to);
 	free(p->blob);
 	free(p->undo);
 }
@@ -116,11 +117,12 @@ void vt__batch_free(struct vt_engine *e, struct vt_batch *b)
 	free(b->ops);
 	free(b->inboxes);
 	free(b->uptr);
+	free(b->held);
 	memset(b, 0, sizeof(*b));
 }
 
 static void prepare_put(struct vt_engine *e, struct vt_pend *p, struct vt_op *op,
-			struct vt_inbox *in, const char **uptr)
+			struct vt_inbox *in, const char **uptr, struct vt_inbox *held)
 {
 	op->kind = VT_OP_PUT;
 	op->rec = &p->msg->rec;
@@ -149,24 +151,37 @@ static void prepare_put(struct vt_engine *e, struct vt_pend *p, struct vt_op *op
 	if (p->own_copies) {
 		op->also_own = in;
 	}
+	/* Mode "always": the held copies, in the journal (journal.c). */
+	if (p->journal) {
+		for (uint32_t i = 0; i < p->nheld_to; i++) {
+			held[i].user = p->held_to[i].user;
+			held[i].device = p->held_to[i].device;
+		}
+		op->journal = 1;
+		op->held_to = held;
+		op->nheld_to = p->nheld_to;
+	}
 }
 
 /* Lay out the storage ops of a batch; pointers are final only now. */
 static int batch_prepare(struct vt_engine *e, struct vt_batch *b)
 {
-	size_t nusers = 0;
+	size_t nusers = 0, nheld = 0;
 
 	for (size_t i = 0; i < b->len; i++) {
 		nusers += b->pend[i].nusers;
+		nheld += b->pend[i].nheld_to;
 	}
 	b->ops = calloc(b->len, sizeof(*b->ops));
 	b->inboxes = calloc(b->len, sizeof(*b->inboxes));
 	b->uptr = calloc(nusers + 1, sizeof(*b->uptr));
-	if (b->ops == NULL || b->inboxes == NULL || b->uptr == NULL) {
+	b->held = calloc(nheld + 1, sizeof(*b->held));
+	if (b->ops == NULL || b->inboxes == NULL || b->uptr == NULL || b->held == NULL) {
 		return VT_ENOMEM;
 	}
 
 	nusers = 0;
+	nheld = 0;
 	for (size_t i = 0; i < b->len; i++) {
 		struct vt_pend *p = &b->pend[i];
 		struct vt_op *op = &b->ops[i];
@@ -200,6 +215,9 @@ static int batch_prepare(struct vt_engine *e, struct vt_batch *b)
 			op->kind = VT_OP_REVOKE;
 			op->ts = p->ts;
 			break;
+		case VT_PEND_RELEASE:
+			op->kind = VT_OP_RELEASE;
+			break;
 		case VT_PEND_GROUP:
 			op->kind = VT_OP_GROUP;
 			op->group = p->user;
@@ -210,8 +228,9 @@ static int batch_prepare(struct vt_engine *e, struct vt_batch *b)
 			op->base = p->base;
 			break;
 		default:
-			prepare_put(e, p, op, &b->inboxes[i], b->uptr + nusers);
+			prepare_put(e, p, op, &b->inboxes[i], b->uptr + nusers, b->held + nheld);
 			nusers += p->nusers;
+			nheld += p->nheld_to;
 		}
 	}
 	return 0;
@@ -379,18 +398,26 @@ static void complete_one(struct vt_engine *e, struct vt_pend *p, int status,
 	case VT_PEND_STORE:
 		if (ok) {
 			vt__route(e, p->msg, op->out_to, op->out_nto);
+			if (p->journal) {
+				vt__hold(e, p);
+			}
 		} else {
 			vt_log(VT_LOG_WARN, "event not stored id=%llu type=%s: %s",
 			       (unsigned long long)p->msg->rec.id,
 			       vt_env_kind_name(p->msg->rec.kind),
 			       vt_strerror(status ? status : op->status));
 		}
+		if (p->release) {
+			vt__journal_written(e, p, ok);
+		}
 		if (p->late) {
 			vt__hold_stored(e, p);
 		}
 		break;
 	case VT_PEND_OFFLINE:
-		if (!ok) {
+		if (p->release) {
+			vt__journal_written(e, p, ok);
+		} else if (!ok) {
 			/* Mode "offline" promised no more than this; say it loudly. */
 			vt_log(VT_LOG_ERROR, "event lost going offline id=%llu: %s",
 			       (unsigned long long)p->msg->rec.id,
@@ -418,6 +445,9 @@ static void complete_one(struct vt_engine *e, struct vt_pend *p, int status,
 		break;
 	case VT_PEND_REVOKE:
 		vt__revoke_done(e, p, status, op);
+		break;
+	case VT_PEND_RELEASE:
+		vt__journal_release_done(e, p, status ? status : op->status);
 		break;
 	}
 	vt__origin_release(&p->origin);

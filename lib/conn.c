@@ -37,9 +37,15 @@ uint32_t vt__held_cost(size_t body_len)
 	return (uint32_t)(HELD_FIXED + 2 * body_len);
 }
 
-/* Give an unlinked item back to the pool, and its bytes to the hold budget. */
+/*
+ * Give an unlinked item back to the pool, and its bytes to the hold budget.
+ * A held copy is done with: acked, or stored (item_offline) already.
+ */
 static void item_free(struct vt_engine *e, struct vt_item *it)
 {
+	if (it->journaled) {
+		vt__journal_release(e, it->msg->rec.id, it->conn->id.user, it->conn->id.device);
+	}
 	e->stats.held_bytes -= it->held;
 	vt_pool_put(&e->items, it);
 }
@@ -76,14 +82,14 @@ void vt__conn_send(struct vt_conn *c, const char *data, size_t len)
 	}
 }
 
-/* Mode "offline": write @m, held in memory, for @c's device. */
-static void store_for(struct vt_conn *c, struct vt_msg *m)
+void vt__conn_store(struct vt_conn *c, struct vt_msg *m, int journaled)
 {
 	struct vt_pend *p = vt__batch_put(c->e, VT_PEND_OFFLINE, m);
 
 	if (p != NULL) {
 		vt__copy(p->user, sizeof(p->user), c->id.user);
 		vt__copy(p->device, sizeof(p->device), c->id.device);
+		p->release = journaled != 0;
 	} else {
 		vt_log(VT_LOG_ERROR, "held event lost: out of memory id=%llu user=%s device=%s",
 		       (unsigned long long)m->rec.id, c->id.user, c->id.device);
@@ -92,7 +98,7 @@ static void store_for(struct vt_conn *c, struct vt_msg *m)
 
 /*
  * An item leaves its connection un-acked: it is offline for that device now.
- * One held only in memory (mode "offline") is written to storage; the push
+ * One held in memory (hold.c) is written to storage; the push
  * hook hears of it once, unless it heard already.
  */
 static void item_offline(struct vt_conn *c, struct vt_item *it)
@@ -100,7 +106,10 @@ static void item_offline(struct vt_conn *c, struct vt_item *it)
 	struct vt_engine *e = c->e;
 
 	if (it->held) {
-		store_for(c, it->msg);
+		/* The entry goes once the copy is written, not with the item:
+		 * a full store refuses the write but takes a release. */
+		vt__conn_store(c, it->msg, (int)it->journaled);
+		it->journaled = 0;
 	}
 	/* A server going down, or a device connecting again, is no news to
 	 * push: the device is back, or will be soon. */
@@ -118,13 +127,14 @@ static void drop_queue(struct vt_conn *c)
 
 	while (it != NULL) {
 		struct vt_item *next = it->next;
+		struct vt_msg *m = it->msg;
 
 		vt_timers_remove(&e->timers, it);
 		if (it->attempts > 0 || it->held) {
 			item_offline(c, it);
 		}
-		vt_msg_unref(it->msg);
 		item_free(e, it);
+		vt_msg_unref(m);
 		it = next;
 	}
 	c->head = c->tail = c->unpushed = NULL;
@@ -360,7 +370,8 @@ void vt_conn_writable(struct vt_conn *c)
 }
 
 /* Queue @m; 0, or VT_ENOMEM with the connection marked as having a backlog. */
-static int append(struct vt_conn *c, struct vt_msg *m, uint32_t notified, uint32_t held)
+static int append(struct vt_conn *c, struct vt_msg *m, uint32_t notified, uint32_t held,
+		  uint32_t journaled)
 {
 	struct vt_item *it = vt_pool_zget(&c->e->items);
 
@@ -374,6 +385,7 @@ static int append(struct vt_conn *c, struct vt_msg *m, uint32_t notified, uint32
 	it->conn = c;
 	it->notified = notified;
 	it->held = held ? vt__held_cost(m->rec.body_len) : 0;
+	it->journaled = journaled;
 	c->e->stats.held_bytes += it->held;
 	if (c->tail != NULL) {
 		c->tail->next = it;
@@ -441,22 +453,23 @@ void vt__conn_offer(struct vt_conn *c, struct vt_msg *m)
 		c->backlog_gen++;
 		return;
 	}
-	append(c, m, 0, 0);
+	append(c, m, 0, 0, 0);
 	vt__conn_pump(c);
 }
 
-void vt__conn_hold(struct vt_conn *c, struct vt_msg *m)
+int vt__conn_hold(struct vt_conn *c, struct vt_msg *m, int journaled)
 {
 	if (c->closing || (m->rec.id <= c->cursor && queued(c, m->rec.id))) {
-		return;
+		return 0;
 	}
-	if (append(c, m, 0, 1) != 0) {
+	if (append(c, m, 0, 1, (uint32_t)journaled) != 0) {
 		/* Nothing else holds it for this device: it is written, and
 		 * comes from storage, by a later listing or on reconnect. */
-		store_for(c, m);
-		return;
+		vt__conn_store(c, m, journaled);
+		return journaled;
 	}
 	vt__conn_pump(c);
+	return 1;
 }
 
 static uint64_t backoff(const struct vt_engine *e, uint32_t attempts)
@@ -588,7 +601,7 @@ static void on_list(void *arg, int status, const struct vt_record *recs, size_t 
 			break;
 		}
 		m->rec.id = recs[i].id;
-		append(c, m, (recs[i].flags & VT_REC_NOTIFIED) != 0, 0);
+		append(c, m, (recs[i].flags & VT_REC_NOTIFIED) != 0, 0, 0);
 		vt_msg_unref(m);
 	}
 
@@ -694,6 +707,7 @@ int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg, int *held)
 static void give_up(struct vt_conn *c, struct vt_item *it)
 {
 	struct vt_item *prev = NULL;
+	struct vt_msg *m = it->msg;
 
 	for (struct vt_item *p = c->head; p != it; p = p->next) {
 		prev = p;
@@ -701,10 +715,10 @@ static void give_up(struct vt_conn *c, struct vt_item *it)
 	unlink_item(c, it, prev);
 	vt_log(VT_LOG_INFO, "offline after retries conn=%llu user=%s device=%s id=%llu",
 	       (unsigned long long)c->serial, c->id.user,
-	       c->id.device, (unsigned long long)it->msg->rec.id);
+	       c->id.device, (unsigned long long)m->rec.id);
 	item_offline(c, it);
-	vt_msg_unref(it->msg);
 	item_free(c->e, it);
+	vt_msg_unref(m);
 }
 
 void vt__conn_retry(struct vt_conn *c, struct vt_item *it)

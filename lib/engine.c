@@ -124,6 +124,11 @@ static int engine_load(struct vt_engine *e)
 {
 	int rc = 0;
 
+	/* What the last run held, journaled, is stored before anything else. */
+	rc = vt__journal_replay(e);
+	if (rc != 0) {
+		return rc;
+	}
 	/* Ids are never reused, also after their records are gone. */
 	e->next_id = e->st.ops->max_id(e->st.self) + 1;
 	if (e->st.ops->load_groups != NULL) {

@@ -59,10 +59,10 @@ struct vt_item {
 	uint64_t deadline;     /* monotonic ms of the next retry, while pushed */
 	uint32_t attempts;     /* pushes so far; 0 = waiting */
 	uint32_t notified;     /* the push hook was called for this delivery */
-	uint32_t held;         /* mode "offline": in memory only, nothing stored for
-				  this device, written if it goes offline; the
-				  bytes it counts in stats.held_bytes (0: not
-				  held) */
+	uint32_t held;         /* in memory only, nothing stored for this device,
+				  written if it goes offline (hold.c); the bytes
+				  it counts in stats.held_bytes (0: not held) */
+	uint32_t journaled;    /* held with a journal entry to release (journal.c) */
 	uint32_t timer;        /* 1 + its list in struct vt_timers; 0: on none */
 	struct vt_item *tprev, *tnext; /* on that list */
 };
@@ -198,6 +198,14 @@ enum vt_pend_kind {
 	VT_PEND_GROUP,    /* a group's new state */
 	VT_PEND_ECHO,     /* a re-sent group change, answered once the first commits */
 	VT_PEND_REVOKE,   /* a logout: user and device name its scope */
+	VT_PEND_RELEASE,  /* a journal entry forgotten: id names it */
+};
+
+/* A device given a journaled copy of a held event (mode "always", journal.c). */
+struct vt_dev {
+	char user[VT_ID_MAX + 1];
+	char device[VT_ID_MAX + 1];
+	uint8_t offered; /* vt__hold() queued the copy on its connection */
 };
 
 /* One op of a batch, with what the engine does when it completes. */
@@ -226,6 +234,10 @@ struct vt_pend {
 	uint32_t nusers;
 	uint32_t nheld;
 
+	/* PUT with journal: the devices of the held copies, one entry each */
+	struct vt_dev *held_to;
+	uint32_t nheld_to;
+
 	/* ECHO: the client id of the re-sent change (user is the group id) */
 	char cid[VT_ID_MAX + 1];
 	char origin_user[VT_ID_MAX + 1];
@@ -247,6 +259,9 @@ struct vt_pend {
 	unsigned noted : 1;      /* PUT: counted in e->behind and e->sending (early.c) */
 	unsigned early : 1;      /* PUT: held copies were pushed before the commit */
 	unsigned cap_skip : 1;   /* PUT: a full inbox is skipped, not an error */
+	unsigned journal : 1;    /* PUT: its held copies are journaled (journal.c) */
+	unsigned release : 1;    /* OFFLINE, STORE: written held copies whose journal
+				    entries are released once it commits */
 	unsigned dedup : 1;      /* PUT: storage checks (from, cid) */
 };
 
@@ -278,6 +293,7 @@ struct vt_batch {
 	struct vt_op *ops;
 	struct vt_inbox *inboxes;    /* one per op: its inbox, also its own-copies inbox */
 	const char **uptr;           /* user pointers of every PUT, back to back */
+	struct vt_inbox *held;       /* the journaled copies of every PUT, back to back */
 	size_t len, cap;
 	struct vt_rider *riders;     /* in the order they were taken */
 	size_t nriders, riders_cap, riders_done;
@@ -473,10 +489,11 @@ void vt__hold_stored(struct vt_engine *e, struct vt_pend *p);
 int vt__hold_late(const struct vt_engine *e, const char *user);
 
 /*
- * Mode "offline": hold receipt @m (with its id) for its recipient, whose
- * devices all keep up: it has no client id, so nothing is written first.
- * It is offered once what was taken before it completes. Returns 1 when
- * held; 0 when the caller stores it.
+ * Hold receipt @m (with its id) for its recipient, whose devices all keep
+ * up. Mode "offline": it has no client id, so nothing is written first; it
+ * is offered once what was taken before it completes. Mode "always": it is
+ * journaled, and offered once that commits. Returns 1 when held; 0 when
+ * the caller stores it.
  */
 int vt__hold_receipt(struct vt_engine *e, struct vt_msg *m);
 
@@ -488,6 +505,32 @@ int vt__hold_receipt_likely(const struct vt_engine *e, const char *user);
 
 /* Offer the riders of @b taken before its first @done ops; @b completed that far. */
 void vt__hold_ride(struct vt_engine *e, struct vt_batch *b, size_t done);
+
+/* journal.c */
+/* Does mode "always" hold events, journaled, on this engine's store? */
+int vt__journal_on(const struct vt_engine *e);
+/*
+ * PUT @p holds copies (vt__hold_split): name in it the devices that get
+ * them, the connected ones of its held users and of its sender but @from's
+ * (NULL: none). 0, or VT_ENOMEM with nothing held after all.
+ */
+int vt__journal_devices(struct vt_engine *e, struct vt_pend *p, const struct vt_conn *from);
+/* The device of @p's journaled copies that @c stands for, or NULL. */
+struct vt_dev *vt__journal_dev(struct vt_pend *p, const struct vt_conn *c);
+/* Queue the release of the entry of record @id for (@user, @device). */
+void vt__journal_release(struct vt_engine *e, uint64_t id, const char *user, const char *device);
+/* Release the entries of @p's copies that vt__hold() did not offer. */
+void vt__journal_unoffered(struct vt_engine *e, struct vt_pend *p);
+/* OFFLINE or STORE @p, with release, completed (@ok: written): release the
+ * entries of the held copies it wrote, or keep them for the next start. */
+void vt__journal_written(struct vt_engine *e, struct vt_pend *p, int ok);
+/* The release of @id's entry when it is the op taken last (an ack just
+ * queued it); NULL otherwise. Valid until the next op is taken. */
+struct vt_pend *vt__journal_queued(struct vt_engine *e, uint64_t id);
+/* A release completed: the entry is gone, unless @status is an error. */
+void vt__journal_release_done(struct vt_engine *e, const struct vt_pend *p, int status);
+/* At start: deliver what the last run left journaled; 0 or a storage error. */
+int vt__journal_replay(struct vt_engine *e);
 
 /* early.c */
 /*
@@ -506,8 +549,13 @@ struct vt_user *vt__user(const struct vt_engine *e, const char *user);
 struct vt_conn *vt__conn_find(const struct vt_engine *e, const char *user, const char *device);
 void vt__conn_offer(struct vt_conn *c, struct vt_msg *m);
 
-/* Mode "offline": queue @m, stored nowhere, on @c, which has room (see hold.c). */
-void vt__conn_hold(struct vt_conn *c, struct vt_msg *m);
+/* Queue @m, stored nowhere, on @c, which has room (see hold.c), @journaled
+ * or not; 1 when queued, or written for @c's device with its entry released
+ * once written (@journaled); 0 when stored for @c's device or already there. */
+int vt__conn_hold(struct vt_conn *c, struct vt_msg *m, int journaled);
+/* Write @m, held so far, for @c's device; with @journaled, release that
+ * copy's journal entry once it is written (journal.c). */
+void vt__conn_store(struct vt_conn *c, struct vt_msg *m, int journaled);
 void vt__conn_pump(struct vt_conn *c);
 void vt__conn_retry(struct vt_conn *c, struct vt_item *it);
 /* Something owed may sit above @after, below the cursor: list the inbox from there. */

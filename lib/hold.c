@@ -78,7 +78,8 @@ static void count_late(struct vt_engine *e, const char *user, int delta)
 
 int vt__hold_possible(const struct vt_engine *e, const struct vt_conn *from)
 {
-	return e->cfg.durability == VT_DURABLE_OFFLINE && from != NULL && !from->closing;
+	return (e->cfg.durability == VT_DURABLE_OFFLINE || vt__journal_on(e)) && from != NULL &&
+	       !from->closing;
 }
 
 static void swap_users(struct vt_pend *p, uint32_t i, uint32_t j)
@@ -97,6 +98,11 @@ void vt__hold_split(struct vt_engine *e, struct vt_pend *p, const struct vt_conn
 {
 	uint32_t n = p->nusers;
 
+	/* Mode "always" holds no group post (a group post lists its members;
+	 * journal.c says why). */
+	if (e->cfg.durability != VT_DURABLE_OFFLINE && p->users != NULL) {
+		return;
+	}
 	/* Held recipients move behind the stored ones. */
 	for (uint32_t i = n; i-- > 0;) {
 		if (user_clear(e, vt__pend_user(p, i), NULL, p->msg->rec.body_len)) {
@@ -112,6 +118,9 @@ void vt__hold_split(struct vt_engine *e, struct vt_pend *p, const struct vt_conn
 		p->own_copies = 0;
 		p->hold_own = 1;
 	}
+	if (e->cfg.durability != VT_DURABLE_OFFLINE && (p->nheld > 0 || p->hold_own)) {
+		vt__journal_devices(e, p, from);
+	}
 }
 
 void vt__hold_offer(struct vt_user *u, const struct vt_conn *skip, struct vt_msg *m)
@@ -119,7 +128,7 @@ void vt__hold_offer(struct vt_user *u, const struct vt_conn *skip, struct vt_msg
 	for (struct vt_conn *c = u->conns, *next; c != NULL; c = next) {
 		next = c->sib;
 		if (c != skip) {
-			vt__conn_hold(c, m);
+			vt__conn_hold(c, m, 0);
 		}
 	}
 }
@@ -130,10 +139,11 @@ void vt__hold_offer(struct vt_user *u, const struct vt_conn *skip, struct vt_msg
  * offered, and for the other devices of the sender of @own unless it is
  * NULL: like any stored event's deliveries, to the same record. It reaches
  * storage after events taken later, so until it commits nothing more is
- * held for those users.
+ * held for those users. The journal entries of @jp's copies not offered
+ * (NULL: none) are released once it is written, not before (journal.c).
  */
 static void store_late(struct vt_engine *e, struct vt_msg *m, char (*users)[VT_ID_MAX + 1],
-		       uint32_t n, const struct vt_pend *own)
+		       uint32_t n, const struct vt_pend *own, struct vt_pend *jp)
 {
 	struct vt_pend *st = vt__batch_put(e, VT_PEND_STORE, m);
 
@@ -151,6 +161,13 @@ static void store_late(struct vt_engine *e, struct vt_msg *m, char (*users)[VT_I
 		st->own_copies = 1;
 	}
 	st->late = 1;
+	if (jp != NULL) {
+		st->held_to = jp->held_to;
+		st->nheld_to = jp->nheld_to;
+		st->release = 1;
+		jp->held_to = NULL;
+		jp->nheld_to = 0;
+	}
 	for (uint32_t i = 0; i < st->nusers; i++) {
 		count_late(e, vt__pend_user(st, i), 1);
 	}
@@ -187,7 +204,31 @@ void vt__hold_stored(struct vt_engine *e, struct vt_pend *p)
 	}
 }
 
-void vt__hold(struct vt_engine *e, struct vt_pend *p)
+/*
+ * Offer held @m to every device of @u but @skip; when @p is journaled, only
+ * to the devices it has entries for: a device that came since gets a
+ * stored copy.
+ */
+static void offer(struct vt_pend *p, struct vt_user *u, const struct vt_conn *skip)
+{
+	if (!p->journal) {
+		vt__hold_offer(u, skip, p->msg);
+		return;
+	}
+	for (struct vt_conn *c = u->conns, *next; c != NULL; c = next) {
+		struct vt_dev *d = c != skip ? vt__journal_dev(p, c) : NULL;
+
+		next = c->sib;
+		if (d != NULL) {
+			d->offered = (uint8_t)vt__conn_hold(c, p->msg, 1);
+		} else if (c != skip) {
+			vt__conn_store(c, p->msg, 0);
+		}
+	}
+}
+
+/* Offer @p's held copies; store the ones whose users stopped keeping up. */
+static void hold_copies(struct vt_engine *e, struct vt_pend *p)
 {
 	struct vt_conn *from = vt__conn_find(e, p->user, p->device);
 	uint32_t late = 0;
@@ -199,14 +240,14 @@ void vt__hold(struct vt_engine *e, struct vt_pend *p)
 		const char *user = vt__pend_user(p, i);
 
 		if (user_clear(e, user, NULL, p->msg->rec.body_len)) {
-			vt__hold_offer(vt__user(e, user), NULL, p->msg);
+			offer(p, vt__user(e, user), NULL);
 		} else {
 			swap_users(p, p->nusers + late++, i);
 		}
 	}
 	if (p->hold_own) {
 		if (from != NULL && user_clear(e, p->user, from, p->msg->rec.body_len)) {
-			vt__hold_offer(from->user, from, p->msg);
+			offer(p, from->user, from);
 		} else {
 			own = 1;
 		}
@@ -219,9 +260,26 @@ void vt__hold(struct vt_engine *e, struct vt_pend *p)
 	if (p->users != NULL && late > 0) {
 		memmove(p->users, p->users + p->nusers, late * sizeof(*p->users));
 	}
-	store_late(e, p->msg, late > 0 ? p->users : NULL, late, own ? p : NULL);
+	store_late(e, p->msg, late > 0 ? p->users : NULL, late, own ? p : NULL,
+		   p->journal ? p : NULL);
 	if (late > 0) {
 		p->users = NULL;
+	}
+}
+
+void vt__hold(struct vt_engine *e, struct vt_pend *p)
+{
+	if (p->journal) {
+		/* Its entries are written: each is released when its copy is
+		 * acked or written. One neither offered nor written stays for
+		 * the next start to deliver. */
+		e->stats.journal_open += p->nheld_to;
+	}
+	hold_copies(e, p);
+	if (p->journal && p->held_to != NULL) {
+		/* No late store took the entries over: a copy not offered
+		 * found its device holding the event already. */
+		vt__journal_unoffered(e, p);
 	}
 }
 
@@ -263,7 +321,7 @@ static void offer_receipt(struct vt_engine *e, struct vt_msg *m)
 	if (user_clear(e, m->rec.to, NULL, m->rec.body_len)) {
 		vt__hold_offer(vt__user(e, m->rec.to), NULL, m);
 	} else {
-		store_late(e, m, NULL, 1, NULL);
+		store_late(e, m, NULL, 1, NULL, NULL);
 	}
 }
 
@@ -272,10 +330,34 @@ int vt__hold_receipt_likely(const struct vt_engine *e, const char *user)
 	return e->cfg.durability == VT_DURABLE_OFFLINE && user_clear(e, user, NULL, 0);
 }
 
+/*
+ * Mode "always": a receipt for a sender whose devices keep up is journaled
+ * by a PUT of its own and held once that commits (vt__hold), as a message
+ * is. It joins the batch of the release of the copies its acks ended, or
+ * a later one (journal.c).
+ */
+static int journal_receipt(struct vt_engine *e, struct vt_msg *m)
+{
+	struct vt_pend *p;
+
+	if (!user_clear(e, m->rec.to, NULL, m->rec.body_len) ||
+	    (p = vt__batch_put(e, VT_PEND_STORE, m)) == NULL) {
+		return 0;
+	}
+	p->nheld = 1; /* no list: the receipt's own "to" */
+	if (vt__journal_devices(e, p, NULL) != 0) {
+		p->nusers = 1; /* stored after all */
+	}
+	return 1;
+}
+
 int vt__hold_receipt(struct vt_engine *e, struct vt_msg *m)
 {
 	struct vt_batch *b;
 
+	if (vt__journal_on(e)) {
+		return journal_receipt(e, m);
+	}
 	if (e->cfg.durability != VT_DURABLE_OFFLINE ||
 	    !user_clear(e, m->rec.to, NULL, m->rec.body_len)) {
 		return 0;

@@ -737,8 +737,15 @@ void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct 
 		int held = c != NULL && vt__conn_ack(c, ids[i], &m, &in_memory);
 		struct vt_pend *p;
 
-		/* Held only in memory (mode "offline"): the ack ends it here. */
+		/* Held only in memory: the ack ends it here. */
 		if (held && in_memory) {
+			/* Mode "always": a request is answered once the entry's
+			 * release commits, with the receipt (journal.c). */
+			int waits = req != NULL && (p = vt__journal_queued(e, ids[i])) != NULL;
+
+			if (waits) {
+				p->ackreq = req;
+			}
 			e->stats.acked++;
 			if (m->rec.kind == VT_KIND_MESSAGE) {
 				const char *g = is_group(m->rec.to) ? m->rec.to : NULL;
@@ -746,7 +753,7 @@ void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct 
 				vt__take_delivered(e, who, g, m->rec.from, ids[i], m->rec.cid);
 			}
 			vt_msg_unref(m);
-			if (req != NULL) {
+			if (req != NULL && !waits) {
 				vt__ackreq_done(e, req, ids[i], 1);
 			}
 			continue;

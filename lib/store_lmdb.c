@@ -24,6 +24,9 @@
  *                                         scopes one cursor range; device
  *                                         VT_ALL_DEVICES for all of them
  *   revoked_time ts + IK               -> (empty)  logout expiry, oldest first
+ *   journal      id BE                 -> record + held users: an event held
+ *                                         in memory in mode "always", until
+ *                                         released (store_lmdb_journal.c)
  *
  * Times are stored with vt__put_ts so byte order is time order. A commit is
  * one write transaction: any LMDB error aborts it, so a batch is written
@@ -90,6 +93,8 @@ static int apply_op(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch
 		return vt__lmdb_apply_group(s, txn, op, b);
 	case VT_OP_REVOKE:
 		return vt__lmdb_apply_revoke(s, txn, op, b);
+	case VT_OP_RELEASE:
+		return vt__lmdb_apply_release(s, txn, op);
 	}
 	op->status = VT_EINVAL;
 	return 0;
@@ -362,6 +367,7 @@ static const struct vt_storage_ops lmdb_ops = {
         .dedup_peek = vt__lmdb_dedup_peek,
         .pairs = lmdb_pairs,
         .load_revoked = vt__lmdb_load_revoked,
+        .replay = vt__lmdb_replay,
 };
 
 static int format_put(struct lmdb *s, MDB_txn *txn)
@@ -425,6 +431,7 @@ static int open_dbs(struct lmdb *s)
 	        {"by_time", &s->bytime},   {"dedup_time", &s->dtime}, {"inbox_count", &s->icnt},
 	        {"meta", &s->meta},        {"devices", &s->devs},     {"device_time", &s->devtime},
 	        {"groups", &s->groups},    {"revoked", &s->revoked},  {"revoked_time", &s->revtime},
+	        {"journal", &s->journal},
 	};
 	MDB_txn *txn = NULL;
 	int upgrade = 0, rc = mdb_txn_begin(s->env, NULL, 0, &txn);

@@ -7,7 +7,8 @@
  * store_lmdb_dlv.c: deliveries and devices. store_lmdb_ops.c: how each op
  * of a batch is applied. store_lmdb_space.c: headroom in the map and blocks
  * on the disk. store_lmdb_pairs.c: finding and writing (sender, client id)
- * pairs; store_lmdb_dedup.c: forgetting them.
+ * pairs; store_lmdb_dedup.c: forgetting them. store_lmdb_journal.c: the
+ * journal of events held in memory in mode "always".
  * store_lmdb_read.c: list, expire, load_groups and max_id.
  * The layout of the databases is described at the top of store_lmdb.c.
  * Receipts made with acks come from store_receipts.c, shared with memory.
@@ -49,7 +50,8 @@
  * in dedup_time alone, without the tree "dedup" keyed by the pair; format 4
  * counts a record's deliveries in its by_time value, without the tree
  * "rec_count"; format 5 adds the logouts, "revoked" and "revoked_time",
- * so that an older build, which would not see them, does not open it.
+ * and format 6 the journal of held events, "journal": each so that an older
+ * build, which would not see them, does not open it.
  */
 #define REC_VERSION    1
 #define FORMAT_VERSION VT_LMDB_FORMAT
@@ -62,6 +64,7 @@ struct lmdb {
 	MDB_dbi recs, dlv, byrec, bytime, dtime, icnt, meta;
 	MDB_dbi devs, devtime, groups;
 	MDB_dbi revoked, revtime; /* logouts: store_lmdb_revoke.c */
+	MDB_dbi journal;          /* held events: store_lmdb_journal.c */
 	struct vt__tset targets; /* scratch of a PUT, kept for the next one */
 	int64_t window;
 	size_t psize;       /* bytes per page */
@@ -211,6 +214,12 @@ int vt__lmdb_apply_notified(struct lmdb *s, MDB_txn *txn, struct vt_op *op);
 int vt__lmdb_apply_group(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b);
 
 /* store_lmdb_revoke.c */
+/* store_lmdb_journal.c */
+int vt__journal_valid(const struct vt_op *op);
+int vt__lmdb_journal_put(struct lmdb *s, MDB_txn *txn, const struct vt_op *op);
+int vt__lmdb_apply_release(struct lmdb *s, MDB_txn *txn, struct vt_op *op);
+int vt__lmdb_replay(void *self, uint64_t *events);
+
 int vt__lmdb_apply_revoke(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b);
 int vt__lmdb_revoked_expire(struct lmdb *s, MDB_txn *txn, int64_t before_ms, uint64_t max);
 int vt__lmdb_load_revoked(void *self,

@@ -81,7 +81,7 @@ static int put_valid(const struct vt_op *op)
 	if ((op->rec->body_len > 0 && !op->rec->body) || vt__lmdb_rec_size(op->rec) == 0) {
 		return 0;
 	}
-	return vt__put_inboxes_valid(op);
+	return vt__put_inboxes_valid(op) && (!op->journal || vt__journal_valid(op));
 }
 
 /* The dedup key of @op into @dk; 0 when the PUT does not dedup. */
@@ -384,6 +384,9 @@ int vt__lmdb_apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct ba
 	rc = put_deliveries(s, txn, op, n, ts);
 	if (rc == 0 && !written && dklen > 0) {
 		rc = vt__lmdb_pair_write(s, txn, dk, dklen, &pair, op->rec->id, op->rec->ts);
+	}
+	if (rc == 0 && op->journal) {
+		rc = vt__lmdb_journal_put(s, txn, op);
 	}
 	if (rc == 0 && op->rec->id > b->max_id) {
 		b->max_id = op->rec->id;

@@ -55,8 +55,11 @@ static const struct series series[] = {
         {"vartalap_queue_high_water", "gauge",
          "Most events queued for one device at once since start.", STAT(queue_high_water)},
         {"vartalap_held_bytes", "gauge",
-         "Memory counted for events held in memory (durability offline), against "
-         "--hold-memory.", STAT(held_bytes)},
+         "Memory counted for events held in memory, against --hold-memory.",
+         STAT(held_bytes)},
+        {"vartalap_journal_open", "gauge",
+         "Copies held in memory with durability always whose journal entry is kept.",
+         STAT(journal_open)},
         {"vartalap_logouts_total", "counter", "Logouts written by this server since start.",
          STAT(logouts)},
         {"vartalap_revoked_scopes", "gauge",

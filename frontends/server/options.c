@@ -156,11 +156,12 @@ static const char usage_text[] =
         "  --ack-timeout MS        wait for a client ack before a retry (default 10000)\n"
         "  --retries N             pushes after the first (default 3)\n"
         "  --window N              un-acked pushes per device (default 32)\n"
-        "  --hold-queue N          with --durability offline: messages held in\n"
-        "                          memory per device, pushed or waiting (default\n"
-        "                          1024); more are written to storage\n"
-        "  --hold-memory MIB       with --durability offline: memory for held\n"
-        "                          messages, all devices (default 256 MiB)\n"
+        "  --hold-queue N          messages held in memory per device, pushed or\n"
+        "                          waiting (default 1024); more are written to\n"
+        "                          storage. Not with --storage redis, nor with\n"
+        "                          --storage memory and --durability always\n"
+        "  --hold-memory MIB       memory for held messages, all devices (default\n"
+        "                          256 MiB); as --hold-queue\n"
         "  --max-message BYTES     largest envelope (default 65536)\n"
         "  --inbox-cap N           stored messages per device (default 10000)\n"
         "  --offline-ttl SECONDS   age at which stored messages expire (default 30 days)\n"
@@ -791,10 +792,12 @@ static int check_storage(struct vt_server_options *o)
 		fprintf(stderr, "vartalapd: --push-before-commit needs --durability offline\n");
 		return -1;
 	}
-	if (o->hold_given && o->engine.durability != VT_DURABLE_OFFLINE) {
-		/* Only mode offline holds events in memory: the bound would be void. */
-		fprintf(stderr,
-		        "vartalapd: --hold-queue and --hold-memory need --durability offline\n");
+	if (o->hold_given && (o->storage_redis || (o->storage_memory &&
+	                                           o->engine.durability != VT_DURABLE_OFFLINE))) {
+		/* Mode always holds events only over a store with a journal
+		 * (LMDB); a cluster holds none: the bounds would be void. */
+		fprintf(stderr, "vartalapd: --hold-queue and --hold-memory need --storage lmdb, "
+		                "or --durability offline with --storage memory\n");
 		return -1;
 	}
 	if (o->storage_redis && o->engine.durability == VT_DURABLE_OFFLINE) {

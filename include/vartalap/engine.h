@@ -423,6 +423,9 @@ struct vt_engine_stats {
 	uint64_t queue_high_water;    /* most events queued for one device at once */
 	uint64_t errors[VT_ERROR_SLOTS]; /* error answers by -code (errors[1] bad_json) */
 	uint64_t held_bytes;          /* counted against hold_memory now (a gauge) */
+	uint64_t journal_open;        /* mode always: held copies whose journal entry
+					 is not released yet, or whose release has
+					 not committed (a gauge) */
 	/* (sender, client id) pairs, when storage reports them (pairs_known) */
 	int pairs_known;
 	uint64_t pairs_kept;      /* remembered now (a gauge) */

@@ -143,6 +143,13 @@ enum vt_op_kind {
 	 * record without deliveries. With @check_base, a PUT that is not a
 	 * duplicate writes only while @group is at version @base (see "Group
 	 * versions" above): its recipients were taken from that version.
+	 *
+	 * Journal. With @journal set, a PUT that is not a duplicate also keeps
+	 * one journal entry per inbox of @held_to, each holding @rec: copies
+	 * the engine holds in memory for devices that keep up, durable all the
+	 * same. An entry stays until a RELEASE of its (id, inbox); replay()
+	 * turns whatever is left into deliveries to exactly those inboxes. A
+	 * journaled PUT grows the store: a full one refuses it (VT_ENOSPC).
 	 */
 	VT_OP_PUT = 1,
 	/*
@@ -196,6 +203,12 @@ enum vt_op_kind {
 	 * without end and take the room acks need.
 	 */
 	VT_OP_REVOKE = 6,
+	/*
+	 * Forget the journal entry of record @id for @inbox (see VT_OP_PUT):
+	 * its copy was acked or stored. One that does not exist is no error.
+	 * A full store takes it: it frees room, as an ACK does.
+	 */
+	VT_OP_RELEASE = 7,
 };
 
 /* One operation of a batch. The backend fills the fields marked "out". */
@@ -210,13 +223,17 @@ struct vt_op {
 	 * (not also_own->device): a sender's copies of what it sent. */
 	const struct vt_inbox *also_own;
 	uint32_t dedup;        /* PUT: nonzero to check (from, cid) */
+	/* PUT with @journal: an entry for each of these inboxes (see VT_OP_PUT) */
+	uint32_t journal;
+	const struct vt_inbox *held_to;
+	uint32_t nheld_to;
 	uint32_t inbox_cap;    /* PUT: 0 for no cap */
 	/* PUT: nonzero: a full inbox is skipped (counted in out_skipped)
 	 * rather than failing the op. Copies to also_own devices are always
 	 * skipped when full. */
 	uint32_t cap_skip;
-	struct vt_inbox inbox; /* ACK, TOUCH, NOTIFIED */
-	uint64_t id;           /* ACK, NOTIFIED */
+	struct vt_inbox inbox; /* ACK, TOUCH, NOTIFIED, RELEASE */
+	uint64_t id;           /* ACK, NOTIFIED, RELEASE */
 	int64_t ts;            /* TOUCH; ACK with receipt_id: the receipt's time;
 				  REVOKE: seconds */
 	const char *group;     /* GROUP; PUT with check_base: the group posted to */
@@ -367,6 +384,17 @@ struct vt_storage_ops {
 	int (*load_revoked)(void *self,
 	                    void (*each)(void *arg, const struct vt_inbox *scope, int64_t ts),
 	                    void *arg);
+
+	/*
+	 * Optional (NULL: not offered). Turn every journal entry left (see
+	 * VT_OP_PUT) into the delivery of its record to its inbox that a PUT
+	 * without cap or dedup would make, forget the entry, and set *@events
+	 * to how many there were; return 0 or a negative error. Called once when an engine
+	 * starts, before its loop runs, so it may block. An engine holds
+	 * events in memory in mode "always" only over a backend that has it;
+	 * such a backend must take journaled PUTs and RELEASE ops.
+	 */
+	int (*replay)(void *self, uint64_t *events);
 };
 
 /* A storage backend: its ops and its own state. */
@@ -389,7 +417,7 @@ VT_EXPORT int vt_storage_memory_create(int64_t dedup_window_ms, struct vt_storag
  * The layout of the LMDB stores this library writes. It opens a store of an
  * older layout and converts it at open; it refuses one of a newer layout.
  */
-#define VT_LMDB_FORMAT 5
+#define VT_LMDB_FORMAT 6
 
 /* Options of the LMDB backend; zero fields take the documented defaults. */
 struct vt_lmdb_options {

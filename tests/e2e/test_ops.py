@@ -150,8 +150,8 @@ async def test_cluster_options_must_agree():
             (["--node-id", "7"], "only used with --cluster"),
             (["--cluster", url, "--durability", "offline"], "--durability always"),
             (["--push-before-commit"], "needs --durability offline"),
-            (["--hold-queue", "10"], "need --durability offline"),
-            (["--hold-memory", "10"], "need --durability offline"),
+            (["--storage", "memory", "--hold-queue", "10"], "need --storage lmdb"),
+            (["--cluster", url, "--hold-memory", "10"], "need --storage lmdb"),
             (["--durability", "offline", "--hold-queue", "0"], "from 1 to"),
             (["--durability", "offline", "--hold-memory", "2000000"], "from 1 to")]:
         rc, out, err = check_config(*key, *args)
@@ -159,7 +159,9 @@ async def test_cluster_options_must_agree():
         check(why in err, "%r: the reason names %r: %r" % (args, why, err))
     for args in (["--cluster", url, "--redis", url, "--node-id", "3"],
                  ["--storage", "redis", "--redis", url, "--node-id", "3"],
-                 ["--durability", "offline", "--hold-queue", "1", "--hold-memory", "1"]):
+                 ["--durability", "offline", "--hold-queue", "1", "--hold-memory", "1"],
+                 ["--hold-queue", "10", "--hold-memory", "10"],
+                 ["--storage", "memory", "--durability", "offline", "--hold-queue", "10"]):
         rc, out, err = check_config(*key, *args)
         eq((rc, out), (0, "ok\n"), "%r (stderr %r)" % (args, err))
 

@@ -535,4 +535,5 @@ void storage_cases_add(TCase *tc)
 	tcase_add_loop_test(tc, reentrant_callbacks, 0, storage_nbackends);
 	storage_device_cases_add(tc);
 	storage_revoke_cases_add(tc);
+	storage_journal_cases_add(tc);
 }

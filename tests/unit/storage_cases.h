@@ -67,6 +67,9 @@ void storage_device_cases_add(TCase *tc);
 /* Add the cases of logouts (VT_OP_REVOKE; storage_cases_add adds them too). */
 void storage_revoke_cases_add(TCase *tc);
 
+/* Add the cases of the journal (replay(); storage_cases_add adds them too). */
+void storage_journal_cases_add(TCase *tc);
+
 /* Add the cases of receipts made with acks (VT_OP_ACK), for a backend that makes them. */
 void storage_receipt_cases_add(TCase *tc);
 

@@ -327,6 +327,7 @@ void send_msg(struct cap_conn *c, const char *cid, const char *to, const char *b
 			 "{\"v\":1,\"type\":\"message\",\"id\":\"%s\",\"to\":\"%s\",\"body\":%s}",
 			 cid, to, body);
 
+	ck_assert_msg(n > 0 && (size_t)n < sizeof(buf), "envelope over %zu bytes", sizeof(buf));
 	vt_conn_receive(c->conn, buf, (size_t)n);
 }
 

@@ -1,0 +1,202 @@
+/*
+ * journal.c - mode "always" holds events in memory too, journaled.
+ *
+ * Mode "offline" holds an event for recipients whose devices keep up
+ * (hold.c) and writes nothing of it but its (from, cid) pair, so a crash
+ * loses it. Mode "always" holds it the same way over a store that keeps a
+ * journal (the storage contract's replay()): its PUT writes, in the commit
+ * that answers "accepted", a journal entry per held copy instead of a
+ * stored delivery, with its indexes, per device. A crash leaves the
+ * entries, and replay makes their deliveries at the next start. Once a
+ * copy was acked, or its write committed (its device went offline: conn.c,
+ * item_offline), a RELEASE forgets its entry.
+ *
+ * Each copy has an entry of its own, for its device: a crash delivers again
+ * only the copies not acked yet, and only to the devices that held them.
+ * The devices are named when the event is taken (all of a held user's
+ * registered devices are connected then); vt__hold() offers copies to those
+ * only, and stores one for a device that connected since.
+ *
+ * An ack's receipt joins the batch of its release, or one before it
+ * (receipts.c), so a crash never keeps the release and loses the receipt. A
+ * receipt for a sender who keeps up is itself journaled and held (hold.c,
+ * journal_receipt), by a PUT in the same batch. A POST /v1/ack is answered
+ * once the releases of its copies commit, as a stored ack is once its
+ * delete does: an answered ack does not come back after a crash.
+ *
+ * A group post is not held in this mode: its members' receipts gather for
+ * a while (receipts.c) and would pass its releases.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <vartalap/log.h>
+
+#include "engine_internal.h"
+
+int vt__journal_on(const struct vt_engine *e)
+{
+	return e->cfg.durability == VT_DURABLE_ALWAYS && e->st.ops->replay != NULL &&
+	       e->cluster.ops == NULL;
+}
+
+/* How many devices of @u but @skip are connected. */
+static uint32_t conns_of(const struct vt_user *u, const struct vt_conn *skip)
+{
+	uint32_t n = 0;
+
+	for (const struct vt_conn *c = u != NULL ? u->conns : NULL; c != NULL; c = c->sib) {
+		n += c != skip;
+	}
+	return n;
+}
+
+static void add_devices(struct vt_pend *p, const struct vt_user *u, const struct vt_conn *skip)
+{
+	for (const struct vt_conn *c = u != NULL ? u->conns : NULL; c != NULL; c = c->sib) {
+		struct vt_dev *d = &p->held_to[p->nheld_to];
+
+		if (c == skip) {
+			continue;
+		}
+		vt__copy(d->user, sizeof(d->user), c->id.user);
+		vt__copy(d->device, sizeof(d->device), c->id.device);
+		p->nheld_to++;
+	}
+}
+
+/* Nothing is held after all: every recipient is stored. */
+static void store_all(struct vt_pend *p)
+{
+	p->nusers += p->nheld;
+	p->nheld = 0;
+	if (p->hold_own) {
+		p->hold_own = 0;
+		p->own_copies = 1;
+	}
+}
+
+int vt__journal_devices(struct vt_engine *e, struct vt_pend *p, const struct vt_conn *from)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = p->nusers; i < p->nusers + p->nheld; i++) {
+		n += conns_of(vt__user(e, vt__pend_user(p, i)), NULL);
+	}
+	if (p->hold_own && from != NULL) {
+		n += conns_of(from->user, from);
+	}
+	p->held_to = n > 0 ? calloc(n, sizeof(*p->held_to)) : NULL;
+	if (p->held_to == NULL) {
+		store_all(p);
+		return n > 0 ? VT_ENOMEM : 0;
+	}
+	for (uint32_t i = p->nusers; i < p->nusers + p->nheld; i++) {
+		add_devices(p, vt__user(e, vt__pend_user(p, i)), NULL);
+	}
+	if (p->hold_own && from != NULL) {
+		add_devices(p, from->user, from);
+	}
+	p->journal = 1;
+	return 0;
+}
+
+struct vt_dev *vt__journal_dev(struct vt_pend *p, const struct vt_conn *c)
+{
+	for (uint32_t i = 0; i < p->nheld_to; i++) {
+		struct vt_dev *d = &p->held_to[i];
+
+		if (strcmp(d->user, c->id.user) == 0 && strcmp(d->device, c->id.device) == 0) {
+			return d;
+		}
+	}
+	return NULL;
+}
+
+void vt__journal_release(struct vt_engine *e, uint64_t id, const char *user, const char *device)
+{
+	struct vt_pend *p = vt__batch_add(e, VT_PEND_RELEASE);
+
+	if (p == NULL) {
+		/* The entry stays: the next start delivers it once more. */
+		vt_log(VT_LOG_WARN, "journal entry kept: out of memory id=%llu user=%s device=%s",
+		       (unsigned long long)id, user, device);
+		return;
+	}
+	p->id = id;
+	vt__copy(p->user, sizeof(p->user), user);
+	vt__copy(p->device, sizeof(p->device), device);
+}
+
+void vt__journal_unoffered(struct vt_engine *e, struct vt_pend *p)
+{
+	for (uint32_t i = 0; i < p->nheld_to; i++) {
+		if (!p->held_to[i].offered) {
+			vt__journal_release(e, p->msg->rec.id, p->held_to[i].user,
+					    p->held_to[i].device);
+		}
+	}
+}
+
+/*
+ * A copy written because its device went offline, or its user stopped
+ * keeping up, is released only once the write commits: a full store
+ * refuses the write op by op but takes the release, which would lose the
+ * event. A refused write keeps its entries, for the next start to deliver.
+ */
+void vt__journal_written(struct vt_engine *e, struct vt_pend *p, int ok)
+{
+	if (!ok) {
+		vt_log(VT_LOG_WARN, "held event not written id=%llu: its journal entries are "
+		       "kept, delivered at the next start", (unsigned long long)p->msg->rec.id);
+	} else if (p->kind == VT_PEND_OFFLINE) {
+		vt__journal_release(e, p->msg->rec.id, p->user, p->device);
+	} else {
+		vt__journal_unoffered(e, p);
+	}
+}
+
+struct vt_pend *vt__journal_queued(struct vt_engine *e, uint64_t id)
+{
+	struct vt_pend *p;
+
+	if (e->cur.len == 0) {
+		return NULL;
+	}
+	p = &e->cur.pend[e->cur.len - 1];
+	return p->kind == VT_PEND_RELEASE && p->id == id ? p : NULL;
+}
+
+/*
+ * The gauge counts an entry until its release commits: one that reads 0
+ * tells that a crash now would deliver nothing held again.
+ */
+void vt__journal_release_done(struct vt_engine *e, const struct vt_pend *p, int status)
+{
+	if (status != 0) {
+		vt_log(VT_LOG_WARN, "journal entry kept id=%llu: %s; delivered again at the next "
+		       "start", (unsigned long long)p->id, vt_strerror(status));
+	} else {
+		e->stats.journal_open--;
+	}
+	if (p->ackreq != NULL) {
+		vt__ackreq_done(e, p->ackreq, p->id, status < 0 ? status : 1);
+	}
+}
+
+int vt__journal_replay(struct vt_engine *e)
+{
+	uint64_t n = 0;
+	int rc;
+
+	if (e->st.ops->replay == NULL) {
+		return 0;
+	}
+	rc = e->st.ops->replay(e->st.self, &n);
+	if (rc != 0) {
+		vt_log(VT_LOG_ERROR, "replaying the journal failed: %s", vt_strerror(rc));
+		return rc;
+	}
+	/* The store logs how many it delivered. */
+	return 0;
+}

@@ -1,0 +1,196 @@
+/*
+ * store_lmdb_journal.c - the journal of held events, in LMDB.
+ *
+ * In mode "always" the engine holds an event in memory for devices that
+ * keep up, as mode "offline" does, but its PUT leaves a journal entry per
+ * held copy: the record, under (id, inbox) in the tree "journal". That is
+ * one write a copy where a stored event makes a record, a delivery per
+ * device, the inboxes' counts and a time index entry, and one delete where
+ * those would be deleted again when acked. The engine releases each entry
+ * once its copy was acked or stored (VT_OP_RELEASE); what a crash leaves
+ * behind, replay turns into deliveries to exactly those inboxes at start.
+ *
+ * Key: id BE + inbox key (store_key.h). Value: the record's encoding
+ * (store_lmdb_rec.c). A device with several copies of one event (none:
+ * the engine holds one copy per device) would share one entry.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <vartalap/error.h>
+#include <vartalap/log.h>
+#include <vartalap/storage.h>
+
+#include "store_key.h"
+#include "store_lmdb_int.h"
+
+/*
+ * Entries replayed in one write transaction at first, so that a large
+ * journal does not need a transaction as large as itself. A transaction
+ * cannot reuse the pages its own deletes free, so on a store filled to its
+ * limit fewer are tried at a time, down to one.
+ */
+#define REPLAY_PER_TXN 1024
+
+/* The entry key of (@id, @in) into @key; its length, or 0. */
+static size_t entry_key(uint64_t id, const struct vt_inbox *in, uint8_t *key)
+{
+	size_t n = vt__inbox_key(in, key + 8);
+
+	vt__put_be64(key, id);
+	return n > 0 ? 8 + n : 0;
+}
+
+/* Nonzero when the held copies of @op can be stored and replayed. */
+int vt__journal_valid(const struct vt_op *op)
+{
+	uint8_t key[8 + VT__INBOX_KEY_MAX];
+
+	if (op->nheld_to == 0 || !op->held_to) {
+		return 0;
+	}
+	for (uint32_t i = 0; i < op->nheld_to; i++) {
+		if (entry_key(op->rec->id, &op->held_to[i], key) == 0) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+int vt__lmdb_journal_put(struct lmdb *s, MDB_txn *txn, const struct vt_op *op)
+{
+	size_t size = vt__lmdb_rec_size(op->rec);
+	uint8_t key[8 + VT__INBOX_KEY_MAX];
+	int rc = 0;
+
+	for (uint32_t i = 0; i < op->nheld_to && rc == 0; i++) {
+		MDB_val k = val(key, entry_key(op->rec->id, &op->held_to[i], key));
+		MDB_val v = val(NULL, size);
+
+		rc = mdb_put(txn, s->journal, &k, &v, MDB_RESERVE);
+		if (rc == 0) {
+			vt__lmdb_rec_encode(op->rec, v.mv_data);
+		}
+	}
+	return rc;
+}
+
+int vt__lmdb_apply_release(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
+{
+	uint8_t key[8 + VT__INBOX_KEY_MAX];
+	size_t n = entry_key(op->id, &op->inbox, key);
+
+	if (n == 0) {
+		op->status = VT_EINVAL;
+		return 0;
+	}
+	return vt__lmdb_del_quiet(txn, s->journal, key, n);
+}
+
+/* ---- replay ---- */
+
+/* Decode the entry @k, @v into @rec and @in (strings in @user, @device). */
+static int decode(const MDB_val *k, const MDB_val *v, struct vt_record *rec,
+		  struct vt_inbox *in, char *user, char *device)
+{
+	const uint8_t *key = k->mv_data;
+
+	if (k->mv_size <= 8 || vt__inbox_key_split(key + 8, k->mv_size - 8, user, device) != 0 ||
+	    vt__lmdb_rec_decode(v, vt__get_be64(key), rec) != 0) {
+		return -1;
+	}
+	in->user = user;
+	in->device = device;
+	return 0;
+}
+
+/*
+ * Deliver the entry under @cur and delete it. One that cannot be read is
+ * logged and dropped: keeping it would replay it at every start.
+ */
+static int replay_one(struct lmdb *s, MDB_txn *txn, MDB_cursor *cur, const MDB_val *k,
+		      const MDB_val *v)
+{
+	char user[VT__INBOX_KEY_MAX], device[VT__INBOX_KEY_MAX];
+	struct vt_record rec;
+	struct vt_inbox in;
+	struct vt_op op = {.kind = VT_OP_PUT, .rec = &rec, .to = &in, .nto = 1};
+	struct batch b = {0};
+	int rc = 0;
+
+	if (decode(k, v, &rec, &in, user, device) != 0) {
+		vt_log(VT_LOG_ERROR, "lmdb: journal: damaged entry dropped");
+	} else {
+		rc = vt__lmdb_apply_put(s, txn, &op, &b);
+	}
+	if (rc == 0 && op.status != 0) {
+		vt_log(VT_LOG_ERROR, "lmdb: journal: event id=%llu not delivered to %s/%s: %s",
+		       (unsigned long long)rec.id, user, device, vt_strerror(op.status));
+	}
+	vt__lmdb_batch_free(&b);
+	return rc == 0 ? mdb_cursor_del(cur, 0) : rc;
+}
+
+/* Replay up to @per entries in one transaction; *@left when more remain. */
+static int replay_txn(struct lmdb *s, int per, uint64_t *done, int *left)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int rc = vt__lmdb_wtxn_begin(s, &txn), n = 0;
+
+	if (rc == 0) {
+		rc = mdb_cursor_open(txn, s->journal, &cur);
+	}
+	while (rc == 0 && n < per &&
+	       (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
+		rc = replay_one(s, txn, cur, &k, &v);
+		n++;
+	}
+	*left = rc != MDB_NOTFOUND;
+	if (rc == MDB_NOTFOUND) {
+		rc = 0;
+	}
+	if (cur != NULL) {
+		mdb_cursor_close(cur);
+	}
+	if (txn == NULL) {
+		return rc;
+	}
+	rc = vt__lmdb_wtxn_end(s, txn, rc);
+	if (rc == 0) {
+		*done += (uint64_t)n;
+	}
+	return rc;
+}
+
+int vt__lmdb_replay(void *self, uint64_t *events)
+{
+	struct lmdb *s = self;
+	int per = REPLAY_PER_TXN, left = 1, rc = 0;
+
+	*events = 0;
+	while ((rc == 0 || (rc == MDB_MAP_FULL && per > 1)) && left) {
+		if (rc == MDB_MAP_FULL) {
+			per /= 2;
+		}
+		rc = replay_txn(s, per, events, &left);
+	}
+	if (rc != 0) {
+		vt_log(VT_LOG_ERROR, "lmdb: journal: replay failed: %s", mdb_strerror(rc));
+		return VT_ESTORAGE;
+	}
+	if (s->view != NULL && *events > 0) {
+		/* The engine's reads see the deliveries made here. */
+		mdb_txn_reset(s->view);
+		if (mdb_txn_renew(s->view) != 0) {
+			mdb_txn_abort(s->view);
+			s->view = NULL;
+		}
+	}
+	if (*events > 0) {
+		vt_log(VT_LOG_INFO, "lmdb: journal: %llu held copies stored from the journal",
+		       (unsigned long long)*events);
+	}
+	return 0;
+}

@@ -1,0 +1,295 @@
+/*
+ * storage_cases_journal.c - the storage contract's cases of the journal:
+ * journaled PUTs, RELEASE, and replay() at the next open. Only a backend
+ * that offers replay() takes them; the others skip these cases.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <vartalap/error.h>
+#include <vartalap/storage.h>
+
+#include "storage_cases.h"
+
+/* Inboxes "user/device", parsed into @in (at most 4); how many. */
+static uint32_t inboxes(const char *const *names, struct vt_inbox *in, char (*buf)[64])
+{
+	uint32_t n = 0;
+
+	for (; names[n] != NULL; n++) {
+		char *slash;
+
+		ck_assert_uint_lt(n, 4);
+		snprintf(buf[n], 64, "%s", names[n]);
+		slash = strchr(buf[n], '/');
+		ck_assert_ptr_nonnull(slash);
+		*slash = 0;
+		in[n] = (struct vt_inbox){buf[n], slash + 1};
+	}
+	return n;
+}
+
+/* A journaled PUT of @id from alice, a copy held for each of @held ("user/device"). */
+struct jput {
+	struct put p;
+	struct vt_inbox held[4];
+	char buf[4][64];
+};
+
+static void jput_init(struct jput *j, uint64_t id, const char *cid, const char *const *held)
+{
+	put_init(&j->p, id, cid, 100, "\"held\"", TO(NULL));
+	j->p.op.dedup = cid[0] != 0;
+	j->p.op.journal = 1;
+	j->p.op.held_to = j->held;
+	j->p.op.nheld_to = inboxes(held, j->held, j->buf);
+}
+
+static int jput(uint64_t id, const char *cid, const char *const *held)
+{
+	struct jput j;
+	int rc;
+
+	jput_init(&j, id, cid, held);
+	rc = commit(&j.p.op, 1);
+	return rc != 0 ? rc : j.p.op.status;
+}
+
+/* RELEASE the entry of @id for @inbox ("user/device"). */
+static int release(uint64_t id, const char *inbox)
+{
+	struct vt_op op = {.kind = VT_OP_RELEASE, .id = id};
+	char buf[1][64];
+	int rc;
+
+	inboxes(TO(inbox), &op.inbox, buf);
+	rc = commit(&op, 1);
+	return rc != 0 ? rc : op.status;
+}
+
+/* Close and open again, as after a crash; returns what replay() delivered. */
+static uint64_t reopen_replay(void)
+{
+	uint64_t n = 99;
+
+	st_close();
+	st_open(fx.backend);
+	ck_assert_int_eq(fx.st.ops->replay(fx.st.self, &n), 0);
+	return n;
+}
+
+/* Open backend @i; 0 when it keeps no journal (the case is skipped). */
+static int jopen(int i)
+{
+	st_open(i);
+	return fx.st.ops->replay != NULL && storage_backends[i].durable;
+}
+
+/* Whether inbox (@user, @device) lists exactly @id. */
+static int lists_only(const char *user, const char *device, uint64_t id)
+{
+	uint64_t ids[64];
+	struct done d;
+	size_t n = list_in(user, device, ids, &d);
+
+	return n == 1 && ids[0] == id;
+}
+
+static size_t count_in(const char *user, const char *device)
+{
+	uint64_t ids[64];
+	struct done d;
+
+	return list_in(user, device, ids, &d);
+}
+
+/* An entry writes no delivery; left at a crash, replay makes them all, once. */
+START_TEST(journal_replayed_into_deliveries)
+{
+	uint64_t ids[64];
+	struct done d;
+
+	if (!jopen(_i)) {
+		return;
+	}
+	touch("bob", "phone", 10, NULL);
+	touch("bob", "tab", 10, NULL);
+	touch("alice", "", 10, NULL);
+	touch("alice", "laptop", 10, NULL);
+	ck_assert_int_eq(jput(7, "c-7", TO("bob/phone", "bob/tab", "alice/laptop")), 0);
+	ck_assert_uint_eq(count_in("bob", "phone") + count_in("alice", "laptop"), 0);
+	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), 7);
+
+	ck_assert_uint_eq(reopen_replay(), 3);
+	ck_assert(lists_only("bob", "phone", 7));
+	ck_assert(lists_only("bob", "tab", 7));
+	ck_assert(lists_only("alice", "laptop", 7));
+	ck_assert_uint_eq(count_in("alice", ""), 0); /* the sending device */
+	ck_assert_uint_eq(list_in("bob", "phone", ids, &d), 1);
+	ck_assert_str_eq(d.bodies[0], "\"held\"");
+	ck_assert_str_eq(d.recs[0].cid, "c-7");
+
+	/* Replayed once: the entry is gone. */
+	ck_assert_uint_eq(reopen_replay(), 0);
+	ck_assert(lists_only("bob", "tab", 7));
+}
+END_TEST
+
+/*
+ * A released entry is not replayed, and a release frees one device's copy
+ * only; releasing an entry that does not exist is no error.
+ */
+START_TEST(journal_release_forgets)
+{
+	if (!jopen(_i)) {
+		return;
+	}
+	touch("bob", "", 10, NULL);
+	touch("bob", "tab", 10, NULL);
+	ck_assert_int_eq(jput(8, "c-8", TO("bob/")), 0);
+	ck_assert_int_eq(jput(9, "c-9", TO("bob/", "bob/tab")), 0);
+	ck_assert_int_eq(release(8, "bob/"), 0);
+	ck_assert_int_eq(release(8, "bob/"), 0);
+	ck_assert_int_eq(release(9, "bob/tab"), 0);
+	ck_assert_int_eq(release(9, "carol/"), 0);
+	ck_assert_int_eq(release(1234, "bob/"), 0);
+	ck_assert_uint_eq(reopen_replay(), 1);
+	ck_assert(lists_only("bob", "", 9));
+	ck_assert_uint_eq(count_in("bob", "tab"), 0);
+}
+END_TEST
+
+/* A re-send found by dedup journals nothing; stored recipients are stored at once. */
+START_TEST(journal_with_dedup_and_stored_users)
+{
+	struct jput j;
+
+	if (!jopen(_i)) {
+		return;
+	}
+	touch("bob", "", 10, NULL);
+	touch("carol", "", 10, NULL);
+	ck_assert_int_eq(jput(10, "c-10", TO("bob/")), 0);
+	jput_init(&j, 11, "c-10", TO("bob/"));
+	ck_assert_int_eq(commit(&j.p.op, 1), 0);
+	ck_assert_uint_eq(j.p.op.dup_of, 10);
+
+	/* carol stored now, bob journaled, in one op */
+	jput_init(&j, 12, "c-12", TO("bob/"));
+	j.p.op.users = TO("carol");
+	j.p.op.nusers = 1;
+	ck_assert_int_eq(commit(&j.p.op, 1), 0);
+	ck_assert_int_eq(j.p.op.status, 0);
+	ck_assert(lists_only("carol", "", 12));
+	ck_assert_uint_eq(count_in("bob", ""), 0);
+
+	ck_assert_uint_eq(reopen_replay(), 2);
+	ck_assert_uint_eq(count_in("bob", ""), 2);
+	ck_assert(lists_only("carol", "", 12));
+}
+END_TEST
+
+/*
+ * A copy stored late (a device went offline) and an entry left behind by a
+ * crash before its release: replay adds no second delivery. One acked
+ * after it was stored comes back: at least once.
+ */
+START_TEST(journal_replay_after_late_store)
+{
+	if (!jopen(_i)) {
+		return;
+	}
+	touch("bob", "phone", 10, NULL);
+	touch("bob", "tab", 10, NULL);
+	ck_assert_int_eq(jput(20, "c-20", TO("bob/phone", "bob/tab")), 0);
+	{
+		struct put p;
+
+		put_init(&p, 20, "c-20", 100, "\"held\"", TO(NULL));
+		p.to[0] = (struct vt_inbox){"bob", "phone"};
+		p.op.nto = 1;
+		ck_assert_int_eq(commit(&p.op, 1), 0);
+		ck_assert_int_eq(p.op.status, 0);
+	}
+	ck_assert(lists_only("bob", "phone", 20));
+	ck_assert_uint_eq(reopen_replay(), 2);
+	ck_assert(lists_only("bob", "phone", 20));
+	ck_assert(lists_only("bob", "tab", 20));
+}
+END_TEST
+
+/* Entries it cannot store or replay are refused whole. */
+START_TEST(journal_refuses_bad_entries)
+{
+	struct jput j;
+	char long_user[600];
+
+	if (!jopen(_i)) {
+		return;
+	}
+	jput_init(&j, 30, "c-30", TO("bob/")); /* no one held */
+	j.p.op.nheld_to = 0;
+	ck_assert_int_eq(commit(&j.p.op, 1), 0);
+	ck_assert_int_eq(j.p.op.status, VT_EINVAL);
+	jput_init(&j, 31, "c-31", TO("bob/"));
+	j.p.op.held_to = NULL;
+	ck_assert_int_eq(commit(&j.p.op, 1), 0);
+	ck_assert_int_eq(j.p.op.status, VT_EINVAL);
+	memset(long_user, 'u', sizeof(long_user) - 1);
+	long_user[sizeof(long_user) - 1] = 0;
+	jput_init(&j, 32, "c-32", TO("bob/"));
+	j.held[0].user = long_user; /* no inbox key fits it */
+	ck_assert_int_eq(commit(&j.p.op, 1), 0);
+	ck_assert_int_eq(j.p.op.status, VT_EINVAL);
+	ck_assert_uint_eq(reopen_replay(), 0);
+}
+END_TEST
+
+/* A journaled PUT of a body of FULL_BODY_LEN bytes for bob; its status. */
+static int jput_full(uint64_t id)
+{
+	struct jput j;
+	int rc;
+
+	jput_init(&j, id, "", TO("bob/"));
+	j.p.rec.body = full_body;
+	j.p.rec.body_len = FULL_BODY_LEN;
+	rc = commit(&j.p.op, 1);
+	return rc != 0 ? rc : j.p.op.status;
+}
+
+/*
+ * Entries journaled, then the store filled by stored messages: the room
+ * their replay takes was kept, so a crash then loses none. A full store
+ * refuses a journaled PUT and takes a RELEASE.
+ */
+START_TEST(journal_on_a_full_store)
+{
+	memset(full_body, 'x', FULL_BODY_LEN);
+	full_body[0] = full_body[FULL_BODY_LEN - 1] = '"';
+	fx.map_size = 1 << 20;
+	if (!jopen(_i) || storage_backends[_i].fill == NULL) {
+		return;
+	}
+	touch("bob", "", 10, NULL);
+	for (uint64_t id = 40; id < 60; id++) {
+		ck_assert_int_eq(jput_full(id), 0);
+	}
+	storage_backends[_i].fill();
+	ck_assert_int_eq(jput_full(60), VT_ENOSPC);
+	ck_assert_int_eq(release(40, "bob/"), 0);
+	ck_assert_uint_eq(reopen_replay(), 19);
+	ck_assert_uint_eq(count_in("bob", ""), 19);
+}
+END_TEST
+
+void storage_journal_cases_add(TCase *tc)
+{
+	tcase_add_loop_test(tc, journal_replayed_into_deliveries, 0, storage_nbackends);
+	tcase_add_loop_test(tc, journal_release_forgets, 0, storage_nbackends);
+	tcase_add_loop_test(tc, journal_with_dedup_and_stored_users, 0, storage_nbackends);
+	tcase_add_loop_test(tc, journal_replay_after_late_store, 0, storage_nbackends);
+	tcase_add_loop_test(tc, journal_refuses_bad_entries, 0, storage_nbackends);
+	tcase_add_loop_test(tc, journal_on_a_full_store, 0, storage_nbackends);
+}

@@ -1,0 +1,374 @@
+/*
+ * test_journal.c - mode "always" over LMDB: events held in memory for
+ * devices that keep up, journaled, released once acked or stored, and
+ * delivered from the journal after a crash. A crash is an engine destroyed
+ * without a clean stop, its store opened again by a new one.
+ */
+#define _XOPEN_SOURCE 700
+
+#include <check.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_internal.h"
+#include "util.h"
+
+static struct fake_host H;
+static struct vt_engine *E;
+static struct cap_conn A, A2, B;
+static char dir[64];
+
+static uint64_t map_size; /* 0: the default */
+
+static struct vt_engine *engine_open(void)
+{
+	struct vt_lmdb_options o = {.path = dir, .no_sync = 1, .map_size = map_size};
+	struct vt_engine_config c;
+	struct vt_storage st;
+
+	vt_engine_config_init(&c);
+	c.ack_timeout_ms = 1000;
+	c.max_retries = 1;
+	ck_assert_int_eq(vt_storage_lmdb_open(&o, &st), 0);
+	return engine_new(&H, &c, &st);
+}
+
+static void setup(void)
+{
+	map_size = 0;
+	fake_host_init(&H);
+	snprintf(dir, sizeof(dir), "/tmp/vt-journal-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	E = engine_open();
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void teardown(void)
+{
+	vt_engine_destroy(E);
+	cap_free(&A);
+	cap_free(&A2);
+	cap_free(&B);
+	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Copy file @from to @to. */
+static void copy_file(const char *from, const char *to)
+{
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+	char buf[65536];
+	size_t n;
+
+	ck_assert_ptr_nonnull(in);
+	ck_assert_ptr_nonnull(out);
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0) {
+		ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
+	}
+	fclose(in);
+	ck_assert_int_eq(fclose(out), 0);
+}
+
+/*
+ * kill -9: the store as its last commit left it, and a new engine on it.
+ * The data file is taken before the engine goes (its clean stop would
+ * write what it held); every commit completed inside its call.
+ */
+static void crash(void)
+{
+	char from[96], to[96], snap[64];
+
+	snprintf(snap, sizeof(snap), "/tmp/vt-journal-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(snap));
+	snprintf(from, sizeof(from), "%s/data.mdb", dir);
+	snprintf(to, sizeof(to), "%s/data.mdb", snap);
+	copy_file(from, to);
+
+	vt_engine_destroy(E);
+	cap_free(&A);
+	cap_free(&A2);
+	cap_free(&B);
+	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	ck_assert_int_eq(rename(snap, dir), 0);
+	E = engine_open();
+}
+
+static void on_listed(void *arg, int status, const struct vt_record *recs, size_t n)
+{
+	size_t *out = arg;
+
+	(void)recs;
+	ck_assert_int_eq(status, 0);
+	*out = n;
+}
+
+/* Deliveries stored for (@user, @device): listed by REST, not held. */
+static size_t stored(const char *user, const char *device)
+{
+	struct vt_inbox in = {user, device};
+	size_t n = 999;
+
+	E->st.ops->list(E->st.self, &in, 0, 100, on_listed, &n);
+	ck_assert_uint_ne(n, 999);
+	return n;
+}
+
+/* alice's phone and laptop, and bob, connected; bob's device registered. */
+static void online(void)
+{
+	connect_device(E, &H, "alice", "", &A);
+	connect_device(E, &H, "alice", "laptop", &A2);
+	connect_user(E, &H, "bob", &B);
+	turn(E, &H);
+}
+
+/* alice sends @cid to bob; the id it was accepted under. */
+static uint64_t send_one(const char *cid)
+{
+	size_t n = cap_count(&A, "accepted");
+
+	send_msg(&A, cid, "bob", "\"hi\"");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), n + 1);
+	return cap_nth_id(&A, "accepted", n);
+}
+
+START_TEST(held_journaled_then_released_by_acks)
+{
+	uint64_t id;
+
+	online();
+	id = send_one("c1");
+	ck_assert_uint_eq(cap_nth_id(&B, "message", 0), id);
+	ck_assert_uint_eq(cap_nth_id(&A2, "message", 0), id);
+	ck_assert_uint_eq(stored("bob", "") + stored("alice", "laptop"), 0);
+	ck_assert_uint_eq(E->stats.journal_open, 2); /* bob's copy, the laptop's */
+
+	send_ack(&B, id);
+	turn(E, &H);
+	/* alice's laptop owes its ack; bob's receipt is held for alice's two
+	 * devices, journaled */
+	ck_assert_uint_eq(E->stats.journal_open, 3);
+	ck_assert_uint_eq(stored("alice", ""), 0);
+	send_ack(&A2, id);
+	turn(E, &H);
+	ck_assert_uint_eq(E->stats.journal_open, 2);
+	ck_assert_uint_eq(cap_count(&A, "delivered"), 1);
+	ck_assert_uint_eq(cap_count(&A2, "delivered"), 1);
+	send_ack(&A, cap_nth_id(&A, "delivered", 0));
+	send_ack(&A2, cap_nth_id(&A2, "delivered", 0));
+	turn(E, &H);
+	ck_assert_uint_eq(E->stats.journal_open, 0);
+
+	/* All released: nothing comes twice. */
+	crash();
+	connect_user(E, &H, "bob", &B);
+	connect_device(E, &H, "alice", "", &A);
+	connect_device(E, &H, "alice", "laptop", &A2);
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&B, "message"), 0);
+	ck_assert_uint_eq(cap_count(&A2, "message"), 0);
+	ck_assert_uint_eq(cap_count(&A, "delivered") + cap_count(&A2, "delivered"), 0);
+}
+END_TEST
+
+/* A receipt held for the sender's devices, journaled, survives a crash. */
+START_TEST(crash_delivers_a_held_receipt)
+{
+	uint64_t id, ids[4];
+
+	online();
+	id = send_one("c1");
+	send_ack(&B, id);
+	send_ack(&A2, id);
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "delivered"), 1);
+	ck_assert_uint_eq(stored("alice", ""), 0);
+	crash();
+	ck_assert_uint_eq(stored("alice", ""), 1);
+	connect_device(E, &H, "alice", "", &A);
+	ck_assert_uint_eq(delivered_refs(&A, ids, 4), 1);
+	ck_assert_uint_eq(ids[0], id);
+	connect_user(E, &H, "bob", &B);
+	ck_assert_uint_eq(cap_count(&B, "message"), 0);
+}
+END_TEST
+
+START_TEST(crash_delivers_what_was_held)
+{
+	uint64_t id;
+
+	online();
+	id = send_one("c1");
+	ck_assert_uint_eq(stored("bob", ""), 0);
+	crash();
+	ck_assert_uint_eq(stored("bob", ""), 1);
+	ck_assert_uint_eq(stored("alice", "laptop"), 1);
+	ck_assert_uint_eq(stored("alice", ""), 0);
+
+	connect_user(E, &H, "bob", &B);
+	ck_assert_uint_eq(cap_nth_id(&B, "message", 0), id);
+	send_ack(&B, id);
+	turn(E, &H);
+	connect_device(E, &H, "alice", "", &A);
+	ck_assert_uint_eq(cap_count(&A, "delivered"), 1);
+
+	/* New ids stay above what the journal held. */
+	connect_device(E, &H, "alice", "laptop", &A2);
+	cap_clear(&A);
+	ck_assert_uint_gt(send_one("c2"), id);
+}
+END_TEST
+
+START_TEST(device_gone_stores_then_releases)
+{
+	uint64_t id;
+
+	online();
+	id = send_one("c1");
+	vt_conn_close(B.conn);
+	B.conn = NULL;
+	turn(E, &H);
+	ck_assert_uint_eq(stored("bob", ""), 1);
+	ck_assert_uint_eq(E->stats.journal_open, 1); /* the laptop's copy */
+	send_ack(&A2, id);
+	turn(E, &H);
+	ck_assert_uint_eq(E->stats.journal_open, 0);
+
+	/* Stored once: the released entry adds no second delivery. */
+	crash();
+	ck_assert_uint_eq(stored("bob", ""), 1);
+	ck_assert_uint_eq(stored("alice", "laptop"), 0);
+}
+END_TEST
+
+/* alice sends a message of 20 kB to carol, who has no device. */
+static void send_big(int i)
+{
+	static char body[20001], json[20100];
+
+	memset(body, 'x', sizeof(body) - 1);
+	snprintf(json, sizeof(json), "{\"v\":1,\"type\":\"message\",\"id\":\"big-%d\","
+		 "\"to\":\"carol\",\"body\":\"%s\"}", i, body);
+	send_raw(&A, json);
+}
+
+/* alice sends to carol until the store is full. */
+static void fill_store(void)
+{
+	size_t n = cap_count(&A, "accepted");
+
+	for (int i = 0; i < 1000; i++) {
+		send_big(i);
+		turn(E, &H);
+		if (cap_count(&A, "accepted") == n + (size_t)i) {
+			return;
+		}
+	}
+	ck_abort_msg("the store never filled");
+}
+
+/*
+ * A full store refuses what would grow it op by op, and takes the rest of
+ * the commit. Bob's copy, written as he goes, shares a commit with a
+ * refused message: its entry stays, and a crash delivers it.
+ */
+START_TEST(device_gone_on_full_store_keeps_the_entry)
+{
+	uint64_t id, open;
+
+	vt_engine_destroy(E);
+	map_size = 1 << 20;
+	E = engine_open();
+	online();
+	id = send_one("c1");
+	fill_store();
+	open = E->stats.journal_open; /* the laptop's copies too */
+	send_big(1000);
+	vt_conn_close(B.conn);
+	B.conn = NULL;
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "error"), 2);
+	ck_assert_uint_eq(E->stats.journal_open, open);
+
+	crash();
+	ck_assert_uint_eq(stored("bob", ""), 1);
+	connect_user(E, &H, "bob", &B);
+	ck_assert_uint_eq(cap_nth_id(&B, "message", 0), id);
+}
+END_TEST
+
+START_TEST(retries_out_store_then_release)
+{
+	online();
+	send_one("c1");
+	send_ack(&A2, cap_nth_id(&A2, "message", 0));
+	advance(E, &H, 10000); /* bob never acks: offline after the retry */
+	ck_assert_uint_eq(E->stats.journal_open, 0);
+	ck_assert_uint_eq(stored("bob", ""), 1);
+	crash();
+	ck_assert_uint_eq(stored("bob", ""), 1);
+}
+END_TEST
+
+START_TEST(clean_stop_stores_then_releases)
+{
+	online();
+	send_one("c1");
+	send_one("c2");
+	vt_engine_shutdown(E);
+	for (int i = 0; i < 10 && !vt_engine_idle(E); i++) {
+		turn(E, &H);
+	}
+	ck_assert(vt_engine_idle(E));
+	ck_assert_uint_eq(E->stats.journal_open, 0);
+	crash();
+	ck_assert_uint_eq(stored("bob", ""), 2);
+	ck_assert_uint_eq(stored("alice", "laptop"), 2);
+}
+END_TEST
+
+START_TEST(group_posts_not_held)
+{
+	online();
+	send_raw(&A, "{\"type\":\"group_create\",\"id\":\"g1\",\"to\":\"g:t\","
+		     "\"body\":{\"name\":\"T\",\"members\":[\"bob\"]}}");
+	turn(E, &H);
+	send_msg(&A, "p1", "g:t", "\"all\"");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+	ck_assert_uint_eq(E->stats.journal_open, 0);
+	ck_assert_uint_eq(stored("bob", ""), 2); /* the group's news and the post */
+}
+END_TEST
+
+static Suite *journal_suite(void)
+{
+	Suite *s = suite_create("journal");
+	TCase *t = tcase_create("always");
+
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_test(t, held_journaled_then_released_by_acks);
+	tcase_add_test(t, crash_delivers_what_was_held);
+	tcase_add_test(t, crash_delivers_a_held_receipt);
+	tcase_add_test(t, device_gone_stores_then_releases);
+	tcase_add_test(t, device_gone_on_full_store_keeps_the_entry);
+	tcase_add_test(t, retries_out_store_then_release);
+	tcase_add_test(t, clean_stop_stores_then_releases);
+	tcase_add_test(t, group_posts_not_held);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	return run_suite(journal_suite());
+}
