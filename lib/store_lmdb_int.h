@@ -217,6 +217,8 @@ int vt__lmdb_apply_group(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct 
 /* store_lmdb_journal.c */
 int vt__journal_valid(const struct vt_op *op);
 int vt__lmdb_journal_put(struct lmdb *s, MDB_txn *txn, const struct vt_op *op);
+int vt__lmdb_journal_forget(struct lmdb *s, MDB_txn *txn, uint64_t id,
+			    const struct vt_inbox *in);
 int vt__lmdb_apply_release(struct lmdb *s, MDB_txn *txn, struct vt_op *op);
 int vt__lmdb_replay(void *self, uint64_t *events);
 

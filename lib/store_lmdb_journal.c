@@ -7,8 +7,9 @@
  * one write a copy where a stored event makes a record, a delivery per
  * device, the inboxes' counts and a time index entry, and one delete where
  * those would be deleted again when acked. The engine releases each entry
- * once its copy was acked or stored (VT_OP_RELEASE); what a crash leaves
- * behind, replay turns into deliveries to exactly those inboxes at start.
+ * once its copy was acked or stored (VT_OP_RELEASE), and an ACK of a
+ * stored copy takes its entry too; what a crash leaves behind, replay
+ * turns into deliveries to exactly those inboxes at start.
  *
  * Key: id BE + inbox key (store_key.h). Value: the record's encoding
  * (store_lmdb_rec.c). A device with several copies of one event (none:
@@ -85,6 +86,22 @@ int vt__lmdb_apply_release(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
 		return 0;
 	}
 	return vt__lmdb_del_quiet(txn, s->journal, key, n);
+}
+
+/*
+ * An ACK removed the delivery of @id to @in: a journal entry of that copy
+ * goes in the same transaction. A held copy written as its device went is
+ * released only once that write commits (journal.c), and an ack of the
+ * stored copy may commit with the write or before the release: the entry
+ * would then deliver again, after a crash, a copy whose ack was answered.
+ */
+int vt__lmdb_journal_forget(struct lmdb *s, MDB_txn *txn, uint64_t id,
+			    const struct vt_inbox *in)
+{
+	uint8_t key[8 + VT__INBOX_KEY_MAX];
+	size_t n = entry_key(id, in, key);
+
+	return n > 0 ? vt__lmdb_del_quiet(txn, s->journal, key, n) : 0;
 }
 
 /* ---- replay ---- */

@@ -448,6 +448,9 @@ int vt__lmdb_apply_ack(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
 	if (rc == 0) {
 		rc = vt__lmdb_dlv_remove_at(s, txn, at, ik, iklen, op->id, known ? &ts : NULL);
 	}
+	if (rc == 0) {
+		rc = vt__lmdb_journal_forget(s, txn, op->id, &op->inbox);
+	}
 	if (at) {
 		mdb_cursor_close(at);
 	}

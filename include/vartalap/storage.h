@@ -154,6 +154,8 @@ enum vt_op_kind {
 	VT_OP_PUT = 1,
 	/*
 	 * Remove the delivery (inbox, id). status VT_EUNKNOWNID if absent.
+	 * One removed takes a journal entry of (id, inbox) with it (see
+	 * VT_OP_PUT): the copy was acked, and a replay must not bring it back.
 	 *
 	 * Receipts. With @receipt_id set, an ACK that removes a delivery of a
 	 * VT_KIND_MESSAGE record sent by another user than inbox.user owes the

@@ -250,6 +250,61 @@ START_TEST(device_gone_stores_then_releases)
 }
 END_TEST
 
+/*
+ * Bob's copy is written as he goes, and a REST ack of it commits with that
+ * write, before its entry's release: the answered ack must not come back.
+ */
+START_TEST(rest_ack_of_a_copy_written_as_its_device_goes)
+{
+	struct vt_identity bob = ident(&H, "bob");
+	struct reply r = {0};
+	char ack[64];
+	uint64_t id;
+
+	online();
+	id = send_one("c1");
+	vt_conn_close(B.conn);
+	B.conn = NULL;
+	snprintf(ack, sizeof(ack), "{\"ids\":[\"%llu\"]}", (unsigned long long)id);
+	vt_engine_ack(E, &bob, ack, strlen(ack), on_reply, &r);
+	H.flush_wanted = 0;
+	vt_engine_flush(E); /* one commit: the write and the ack */
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"acked\":[\""));
+
+	crash();
+	ck_assert_uint_eq(stored("bob", ""), 0);
+}
+END_TEST
+
+/*
+ * Bob connects again while his copy is held: the old connection's copy is
+ * written, and the new one acks at once what the old one was pushed. The
+ * ack commits with that write, before its entry's release.
+ */
+START_TEST(ack_on_a_new_connection_of_a_copy_held_for_the_old)
+{
+	static struct cap_conn B2;
+	struct vt_identity bob = ident(&H, "bob");
+	uint64_t id;
+
+	online();
+	id = send_one("c1");
+	ck_assert_uint_eq(cap_nth_id(&B, "message", 0), id);
+	memset(&B2, 0, sizeof(B2));
+	ck_assert_int_eq(vt_conn_open(E, &bob, &cap_ops, &B2, &B2.conn), 0);
+	send_ack(&B2, id);
+	H.flush_wanted = 0;
+	vt_engine_flush(E); /* one commit: the write and the ack */
+	ck_assert_uint_eq(cap_count(&B2, "error"), 0);
+
+	vt_conn_close(B2.conn);
+	cap_free(&B2);
+	crash();
+	ck_assert_uint_eq(stored("bob", ""), 0);
+}
+END_TEST
+
 /* alice sends a message of 20 kB to carol, who has no device. */
 static void send_big(int i)
 {
@@ -360,6 +415,8 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, crash_delivers_what_was_held);
 	tcase_add_test(t, crash_delivers_a_held_receipt);
 	tcase_add_test(t, device_gone_stores_then_releases);
+	tcase_add_test(t, rest_ack_of_a_copy_written_as_its_device_goes);
+	tcase_add_test(t, ack_on_a_new_connection_of_a_copy_held_for_the_old);
 	tcase_add_test(t, device_gone_on_full_store_keeps_the_entry);
 	tcase_add_test(t, retries_out_store_then_release);
 	tcase_add_test(t, clean_stop_stores_then_releases);
