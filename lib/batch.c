@@ -121,6 +121,26 @@ void vt__batch_free(struct vt_engine *e, struct vt_batch *b)
 	memset(b, 0, sizeof(*b));
 }
 
+/*
+ * A late store of journaled copies (hold.c, store_late) writes the copies
+ * not offered, to the devices named when the event was taken: not to its
+ * users' devices of now, which may include one registered since.
+ */
+static void late_devices(const struct vt_pend *p, struct vt_op *op, struct vt_inbox *held)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < p->nheld_to; i++) {
+		if (!p->held_to[i].offered) {
+			held[n].user = p->held_to[i].user;
+			held[n].device = p->held_to[i].device;
+			n++;
+		}
+	}
+	op->to = held;
+	op->nto = n;
+}
+
 static void prepare_put(struct vt_engine *e, struct vt_pend *p, struct vt_op *op,
 			struct vt_inbox *in, const char **uptr, struct vt_inbox *held)
 {
@@ -139,6 +159,10 @@ static void prepare_put(struct vt_engine *e, struct vt_pend *p, struct vt_op *op
 		/* One known inbox: the device the event was held for. */
 		op->to = in;
 		op->nto = 1;
+		return;
+	}
+	if (p->release) {
+		late_devices(p, op, held);
 		return;
 	}
 	/* Only the stored recipients: with none, and no own copies, a PUT

@@ -305,6 +305,26 @@ START_TEST(ack_on_a_new_connection_of_a_copy_held_for_the_old)
 }
 END_TEST
 
+/* bob's laptop registers in the commit of a message held for his phone. */
+START_TEST(device_registered_with_the_commit_gets_nothing)
+{
+	static struct cap_conn L;
+	struct vt_identity laptop = ident(&H, "bob");
+
+	online();
+	send_msg(&A, "c1", "bob", "\"hi\"");
+	vt__copy(laptop.device, sizeof(laptop.device), "laptop");
+	memset(&L, 0, sizeof(L));
+	ck_assert_int_eq(vt_conn_open(E, &laptop, &cap_ops, &L, &L.conn), 0);
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 1);
+	ck_assert_uint_eq(stored("bob", "laptop"), 0);
+	ck_assert_uint_eq(cap_count(&L, "message"), 0);
+	vt_conn_close(L.conn);
+	cap_free(&L);
+}
+END_TEST
+
 /* alice sends a message of 20 kB to carol, who has no device. */
 static void send_big(int i)
 {
@@ -417,6 +437,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, device_gone_stores_then_releases);
 	tcase_add_test(t, rest_ack_of_a_copy_written_as_its_device_goes);
 	tcase_add_test(t, ack_on_a_new_connection_of_a_copy_held_for_the_old);
+	tcase_add_test(t, device_registered_with_the_commit_gets_nothing);
 	tcase_add_test(t, device_gone_on_full_store_keeps_the_entry);
 	tcase_add_test(t, retries_out_store_then_release);
 	tcase_add_test(t, clean_stop_stores_then_releases);
