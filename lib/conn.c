@@ -82,7 +82,11 @@ void vt__conn_send(struct vt_conn *c, const char *data, size_t len)
 	}
 }
 
-void vt__conn_store(struct vt_conn *c, struct vt_msg *m, int journaled)
+/*
+ * Write @m, held so far, for @c's device; with @journaled, release that
+ * copy's journal entry once it is written (journal.c).
+ */
+static void store_for(struct vt_conn *c, struct vt_msg *m, int journaled)
 {
 	struct vt_pend *p = vt__batch_put(c->e, VT_PEND_OFFLINE, m);
 
@@ -108,7 +112,7 @@ static void item_offline(struct vt_conn *c, struct vt_item *it)
 	if (it->held) {
 		/* The entry goes once the copy is written, not with the item:
 		 * a full store refuses the write but takes a release. */
-		vt__conn_store(c, it->msg, (int)it->journaled);
+		store_for(c, it->msg, (int)it->journaled);
 		it->journaled = 0;
 	}
 	/* A server going down, or a device connecting again, is no news to
@@ -465,7 +469,7 @@ int vt__conn_hold(struct vt_conn *c, struct vt_msg *m, int journaled)
 	if (append(c, m, 0, 1, (uint32_t)journaled) != 0) {
 		/* Nothing else holds it for this device: it is written, and
 		 * comes from storage, by a later listing or on reconnect. */
-		vt__conn_store(c, m, journaled);
+		store_for(c, m, journaled);
 		return journaled;
 	}
 	vt__conn_pump(c);

@@ -553,9 +553,6 @@ void vt__conn_offer(struct vt_conn *c, struct vt_msg *m);
  * or not; 1 when queued, or written for @c's device with its entry released
  * once written (@journaled); 0 when stored for @c's device or already there. */
 int vt__conn_hold(struct vt_conn *c, struct vt_msg *m, int journaled);
-/* Write @m, held so far, for @c's device; with @journaled, release that
- * copy's journal entry once it is written (journal.c). */
-void vt__conn_store(struct vt_conn *c, struct vt_msg *m, int journaled);
 void vt__conn_pump(struct vt_conn *c);
 void vt__conn_retry(struct vt_conn *c, struct vt_item *it);
 /* Something owed may sit above @after, below the cursor: list the inbox from there. */

@@ -208,8 +208,8 @@ void vt__hold_stored(struct vt_engine *e, struct vt_pend *p)
 
 /*
  * Offer held @m to every device of @u but @skip; when @p is journaled, only
- * to the devices it has entries for: a device that came since gets a
- * stored copy.
+ * to the devices it has entries for, named when it was taken: a device
+ * registered since gets nothing, as it would get nothing stored.
  */
 static void offer(struct vt_pend *p, struct vt_user *u, const struct vt_conn *skip)
 {
@@ -223,8 +223,6 @@ static void offer(struct vt_pend *p, struct vt_user *u, const struct vt_conn *sk
 		next = c->sib;
 		if (d != NULL) {
 			d->offered = (uint8_t)vt__conn_hold(c, p->msg, 1);
-		} else if (c != skip) {
-			vt__conn_store(c, p->msg, 0);
 		}
 	}
 }

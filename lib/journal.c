@@ -15,7 +15,7 @@
  * only the copies not acked yet, and only to the devices that held them.
  * The devices are named when the event is taken (all of a held user's
  * registered devices are connected then); vt__hold() offers copies to those
- * only, and stores one for a device that connected since.
+ * only: a device registered since gets none, as it would get none stored.
  *
  * An ack's receipt joins the batch of its release, or one before it
  * (receipts.c), so a crash never keeps the release and loses the receipt. A
