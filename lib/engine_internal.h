@@ -524,9 +524,11 @@ void vt__journal_unoffered(struct vt_engine *e, struct vt_pend *p);
 /* OFFLINE or STORE @p, with release, completed (@ok: written): release the
  * entries of the held copies it wrote, or keep them for the next start. */
 void vt__journal_written(struct vt_engine *e, struct vt_pend *p, int ok);
-/* The release of @id's entry when it is the op taken last (an ack just
- * queued it); NULL otherwise. Valid until the next op is taken. */
-struct vt_pend *vt__journal_queued(struct vt_engine *e, uint64_t id);
+/* The release of @id's entry for @who's device when it is the op taken
+ * last (an ack just queued it), with no request waiting on it yet; NULL
+ * otherwise. Valid until the next op is taken. */
+struct vt_pend *vt__journal_queued(struct vt_engine *e, uint64_t id,
+				   const struct vt_identity *who);
 /* A release completed: the entry is gone, unless @status is an error. */
 void vt__journal_release_done(struct vt_engine *e, const struct vt_pend *p, int status);
 /* At start: deliver what the last run left journaled; 0 or a storage error. */

@@ -156,15 +156,21 @@ void vt__journal_written(struct vt_engine *e, struct vt_pend *p, int ok)
 	}
 }
 
-struct vt_pend *vt__journal_queued(struct vt_engine *e, uint64_t id)
+struct vt_pend *vt__journal_queued(struct vt_engine *e, uint64_t id,
+				   const struct vt_identity *who)
 {
 	struct vt_pend *p;
 
 	if (e->cur.len == 0) {
 		return NULL;
 	}
+	/* Its device too: another device's release of the same id, queued
+	 * just before, must not carry this request's answer. */
 	p = &e->cur.pend[e->cur.len - 1];
-	return p->kind == VT_PEND_RELEASE && p->id == id ? p : NULL;
+	if (p->kind != VT_PEND_RELEASE || p->id != id || p->ackreq != NULL) {
+		return NULL;
+	}
+	return strcmp(p->user, who->user) == 0 && strcmp(p->device, who->device) == 0 ? p : NULL;
 }
 
 /*

@@ -741,7 +741,7 @@ void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct 
 		if (held && in_memory) {
 			/* Mode "always": a request is answered once the entry's
 			 * release commits, with the receipt (journal.c). */
-			int waits = req != NULL && (p = vt__journal_queued(e, ids[i])) != NULL;
+			int waits = req != NULL && (p = vt__journal_queued(e, ids[i], who)) != NULL;
 
 			if (waits) {
 				p->ackreq = req;
