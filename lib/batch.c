@@ -122,23 +122,21 @@ void vt__batch_free(struct vt_engine *e, struct vt_batch *b)
 }
 
 /*
- * A late store of journaled copies (hold.c, store_late) writes the copies
- * not offered, to the devices named when the event was taken: not to its
- * users' devices of now, which may include one registered since.
+ * The devices of @p's journaled copies into @held, as inboxes; with
+ * @unoffered, only those vt__hold() did not offer. How many.
  */
-static void late_devices(const struct vt_pend *p, struct vt_op *op, struct vt_inbox *held)
+static uint32_t held_inboxes(const struct vt_pend *p, struct vt_inbox *held, int unoffered)
 {
 	uint32_t n = 0;
 
 	for (uint32_t i = 0; i < p->nheld_to; i++) {
-		if (!p->held_to[i].offered) {
+		if (!unoffered || !p->held_to[i].offered) {
 			held[n].user = p->held_to[i].user;
 			held[n].device = p->held_to[i].device;
 			n++;
 		}
 	}
-	op->to = held;
-	op->nto = n;
+	return n;
 }
 
 static void prepare_put(struct vt_engine *e, struct vt_pend *p, struct vt_op *op,
@@ -162,7 +160,12 @@ static void prepare_put(struct vt_engine *e, struct vt_pend *p, struct vt_op *op
 		return;
 	}
 	if (p->release) {
-		late_devices(p, op, held);
+		/* A late store of journaled copies (hold.c, store_late): those
+		 * not offered, to the devices named when the event was taken,
+		 * not to its users' devices of now, which may include one
+		 * registered since. */
+		op->to = held;
+		op->nto = held_inboxes(p, held, 1);
 		return;
 	}
 	/* Only the stored recipients: with none, and no own copies, a PUT
@@ -177,13 +180,9 @@ static void prepare_put(struct vt_engine *e, struct vt_pend *p, struct vt_op *op
 	}
 	/* Mode "always": the held copies, in the journal (journal.c). */
 	if (p->journal) {
-		for (uint32_t i = 0; i < p->nheld_to; i++) {
-			held[i].user = p->held_to[i].user;
-			held[i].device = p->held_to[i].device;
-		}
 		op->journal = 1;
 		op->held_to = held;
-		op->nheld_to = p->nheld_to;
+		op->nheld_to = held_inboxes(p, held, 0);
 	}
 }
 

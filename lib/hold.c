@@ -142,7 +142,7 @@ void vt__hold_offer(struct vt_user *u, const struct vt_conn *skip, struct vt_msg
  * held for those users. The journal entries of @jp's copies not offered
  * (NULL: none) are released once it is written, not before (journal.c);
  * with @jp it writes those copies, to the devices named at the take, and
- * none to a device registered since (batch.c, late_devices).
+ * none to a device registered since (batch.c, prepare_put).
  */
 static void store_late(struct vt_engine *e, struct vt_msg *m, char (*users)[VT_ID_MAX + 1],
 		       uint32_t n, const struct vt_pend *own, struct vt_pend *jp)
