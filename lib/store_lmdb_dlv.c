@@ -133,7 +133,7 @@ static int dlv_index(struct lmdb *s, MDB_txn *txn, const uint8_t *ik, size_t ikl
 
 	vt__put_be64(rk, id);
 	memcpy(rk + 8, ik, iklen);
-	return rc ? rc : mdb_put(txn, s->byrec, &k, &empty, 0);
+	return rc ? rc : vt__lmdb_put_last(txn, s->byrec, &k, &empty, 0);
 }
 
 /* Add the delivery (inbox @ik, @id), known to be absent, and count it. */

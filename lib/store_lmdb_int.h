@@ -177,6 +177,12 @@ int vt__lmdb_rec_count_set(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, int
 int vt__lmdb_rec_release(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, const int64_t *known);
 int vt__lmdb_counts_upgrade(struct lmdb *s);
 int vt__lmdb_del_quiet(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen);
+/*
+ * mdb_put of a key that usually sorts after every key of @dbi, as ids and
+ * times that only grow do: appended, it fills its page instead of splitting
+ * the last one in half. Any other key is put as mdb_put would.
+ */
+int vt__lmdb_put_last(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v, unsigned flags);
 int vt__lmdb_rec_delete(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, int64_t ts);
 
 /* store_lmdb_dlv.c */

@@ -68,7 +68,7 @@ int vt__lmdb_journal_put(struct lmdb *s, MDB_txn *txn, const struct vt_op *op)
 		MDB_val k = val(key, entry_key(op->rec->id, &op->held_to[i], key));
 		MDB_val v = val(NULL, size);
 
-		rc = mdb_put(txn, s->journal, &k, &v, MDB_RESERVE);
+		rc = vt__lmdb_put_last(txn, s->journal, &k, &v, MDB_RESERVE);
 		if (rc == 0) {
 			vt__lmdb_rec_encode(op->rec, v.mv_data);
 		}

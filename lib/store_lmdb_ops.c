@@ -233,7 +233,7 @@ static int rec_store(struct lmdb *s, MDB_txn *txn, const struct vt_record *r, co
                      uint32_t n)
 {
 	MDB_val k = val(idk, 8), v = {vt__lmdb_rec_size(r), NULL};
-	int rc = mdb_put(txn, s->recs, &k, &v, MDB_RESERVE);
+	int rc = vt__lmdb_put_last(txn, s->recs, &k, &v, MDB_RESERVE);
 
 	if (rc != 0) {
 		return rc;

@@ -92,7 +92,7 @@ int vt__lmdb_pair_write(struct lmdb *s, MDB_txn *txn, const uint8_t *dk, size_t 
 	int rc;
 
 	vt__put_be64(idv, id);
-	rc = mdb_put(txn, s->dtime, &k, &v, 0);
+	rc = vt__lmdb_put_last(txn, s->dtime, &k, &v, 0);
 	if (rc != 0 || (old->found && old->ts == ts)) {
 		return rc; /* the same key: its id was replaced */
 	}

@@ -205,7 +205,7 @@ int vt__lmdb_rec_count_set(struct lmdb *s, MDB_txn *txn, const uint8_t *idk, int
 	MDB_val k = time_key(tk, idk, ts), v = val(buf, sizeof(buf));
 
 	put_u32(buf, n);
-	return mdb_put(txn, s->bytime, &k, &v, 0);
+	return vt__lmdb_put_last(txn, s->bytime, &k, &v, 0);
 }
 
 /*
@@ -286,6 +286,13 @@ int vt__lmdb_del_quiet(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen)
 	int rc = mdb_del(txn, dbi, &k, NULL);
 
 	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int vt__lmdb_put_last(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v, unsigned flags)
+{
+	int rc = mdb_put(txn, dbi, k, v, flags | MDB_APPEND);
+
+	return rc == MDB_KEYEXIST ? mdb_put(txn, dbi, k, v, flags) : rc;
 }
 
 /* Delete record @idk, stored at @ts, with its by_time entry and count. */

@@ -462,6 +462,59 @@ START_TEST(many_records)
 }
 END_TEST
 
+/*
+ * Ids and times usually only grow, and a backend may count on it to fill
+ * its pages; they also come out of order (a store rolled back, a clock set
+ * back, several senders in one millisecond), and are then kept all the same.
+ */
+START_TEST(keys_out_of_order)
+{
+	static const uint64_t order[] = {50, 40, 60, 45, 10, 70, 55};
+	enum { N = sizeof(order) / sizeof(order[0]) };
+	struct put p[N];
+	struct vt_op ops[N];
+	uint64_t dup, ids[16];
+	struct done d;
+	char cid[N][16], body[N][16];
+
+	st_open(_i);
+	for (size_t i = 0; i < N; i++) {
+		snprintf(cid[i], sizeof(cid[i]), "c%llu", (unsigned long long)order[i]);
+		snprintf(body[i], sizeof(body[i]), "%llu", (unsigned long long)order[i]);
+		put_init(&p[i], order[i], cid[i], 5000 - (int64_t)order[i], body[i], TO("bob"));
+		ops[i] = p[i].op;
+		ops[i].dedup = 1;
+	}
+	ck_assert_int_eq(commit(ops, 4), 0);     /* 50, 40, 60, 45 in one batch */
+	ck_assert_int_eq(commit(ops + 4, 1), 0); /* then older and newer alone */
+	ck_assert_int_eq(commit(ops + 5, 1), 0);
+	ck_assert_int_eq(commit(ops + 6, 1), 0);
+	for (size_t i = 0; i < N; i++) {
+		ck_assert_int_eq(ops[i].status, 0);
+		ck_assert_uint_eq(ops[i].dup_of, 0);
+	}
+
+	ck_assert_uint_eq(list("bob", 0, 16, ids, &d), N);
+	for (size_t i = 1; i < N; i++) {
+		ck_assert_uint_lt(ids[i - 1], ids[i]);
+	}
+	ck_assert_str_eq(d.bodies[0], "10");
+	ck_assert_str_eq(d.bodies[N - 1], "70");
+
+	/* each pair recognises its re-send, whatever order it was written in */
+	ck_assert_int_eq(put1(80, "c40", 5000, "x", TO("bob"), 1, 0, &dup), 0);
+	ck_assert_uint_eq(dup, 40);
+	ck_assert_int_eq(put1(81, "c10", 5000, "x", TO("bob"), 1, 0, &dup), 0);
+	ck_assert_uint_eq(dup, 10);
+
+	for (size_t i = 0; i < N; i++) {
+		ck_assert_int_eq(ack("bob", order[i]), 0);
+	}
+	ck_assert_uint_eq(list("bob", 0, 16, ids, NULL), 0);
+	ck_assert_uint_eq(fx.st.ops->max_id(fx.st.self), 70);
+}
+END_TEST
+
 /* Calls made from inside a listing, and how they ended. */
 struct reenter {
 	int calls;
@@ -532,6 +585,7 @@ void storage_cases_add(TCase *tc)
 	tcase_add_loop_test(tc, max_id_never_goes_back, 0, storage_nbackends);
 	tcase_add_loop_test(tc, hostile_input, 0, storage_nbackends);
 	tcase_add_loop_test(tc, many_records, 0, storage_nbackends);
+	tcase_add_loop_test(tc, keys_out_of_order, 0, storage_nbackends);
 	tcase_add_loop_test(tc, reentrant_callbacks, 0, storage_nbackends);
 	storage_device_cases_add(tc);
 	storage_revoke_cases_add(tc);

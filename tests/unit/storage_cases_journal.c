@@ -259,6 +259,29 @@ static int jput_full(uint64_t id)
 	return rc != 0 ? rc : j.p.op.status;
 }
 
+/* Entries of older ids after newer ones, and copies named in any order, all replay. */
+START_TEST(journal_entries_out_of_order)
+{
+	if (!jopen(_i)) {
+		return;
+	}
+	touch("bob", "phone", 10, NULL);
+	touch("bob", "tab", 10, NULL);
+	touch("carol", "a", 10, NULL);
+	ck_assert_int_eq(jput(9, "c-9", TO("carol/a", "bob/tab", "bob/phone")), 0);
+	ck_assert_int_eq(jput(3, "c-3", TO("bob/tab")), 0);
+	ck_assert_int_eq(jput(5, "c-5", TO("carol/a")), 0);
+	ck_assert_int_eq(release(9, "bob/tab"), 0);
+
+	ck_assert_uint_eq(reopen_replay(), 4);
+	ck_assert(lists_only("bob", "phone", 9));
+	ck_assert_uint_eq(count_in("bob", "tab"), 1);
+	ck_assert(lists_only("bob", "tab", 3));
+	ck_assert_uint_eq(count_in("carol", "a"), 2);
+	ck_assert_uint_eq(reopen_replay(), 0);
+}
+END_TEST
+
 /*
  * Entries journaled, then the store filled by stored messages: the room
  * their replay takes was kept, so a crash then loses none. A full store
@@ -292,4 +315,5 @@ void storage_journal_cases_add(TCase *tc)
 	tcase_add_loop_test(tc, journal_replay_after_late_store, 0, storage_nbackends);
 	tcase_add_loop_test(tc, journal_refuses_bad_entries, 0, storage_nbackends);
 	tcase_add_loop_test(tc, journal_on_a_full_store, 0, storage_nbackends);
+	tcase_add_loop_test(tc, journal_entries_out_of_order, 0, storage_nbackends);
 }
