@@ -214,6 +214,7 @@ void vt_engine_shutdown(struct vt_engine *e)
 	for (struct vt_conn *c = e->conns; c != NULL; c = c->next) {
 		vt__conn_kill(c, VT_CLOSE_GOING_AWAY, "server shutting down");
 	}
+	vt__journal_rewrite(e); /* a last try; what is refused is replayed at start */
 	/* After the kills: what they sent offline is in this batch. */
 	vt_engine_flush(e);
 }
@@ -267,6 +268,7 @@ void vt_engine_destroy(struct vt_engine *e)
 	vt_map_free(&e->users);
 	vt_map_free(&e->acking);
 	vt_map_free(&e->late);
+	vt__journal_unwritten_free(e);
 	vt__early_free(e);
 	vt__senders_free(e);
 	vt__revoked_free(e);
@@ -369,6 +371,7 @@ static void sweep(struct vt_engine *e, uint64_t now)
 	if (now >= e->next_sweep) {
 		e->next_sweep = now + TOKEN_SWEEP_MS;
 		vt__senders_sweep(e, now);
+		vt__journal_rewrite(e);
 		for (struct vt_conn *c = e->conns, *next; c != NULL; c = next) {
 			next = c->next;
 			if (c->closing) {

@@ -262,7 +262,19 @@ struct vt_pend {
 	unsigned journal : 1;    /* PUT: its held copies are journaled (journal.c) */
 	unsigned release : 1;    /* OFFLINE, STORE: written held copies whose journal
 				    entries are released once it commits */
+	unsigned rewrite : 1;    /* OFFLINE: a refused write tried again (journal.c) */
 	unsigned dedup : 1;      /* PUT: storage checks (from, cid) */
+};
+
+/*
+ * A held copy whose write was refused (journal.c): its entry is kept, and
+ * the write is tried again.
+ */
+struct vt_unwritten {
+	struct vt_unwritten *next;
+	struct vt_msg *msg;
+	char user[VT_ID_MAX + 1];
+	char device[VT_ID_MAX + 1];
 };
 
 /*
@@ -335,6 +347,9 @@ struct vt_engine {
 	struct vt_groups groups;
 	struct vt_waiting_post *waiting; /* in the order they were taken */
 	uint32_t nwaiting;
+	struct vt_unwritten *unwritten; /* held copies to write again (journal.c) */
+	uint32_t nunwritten;
+	struct vt__log_limit unwritten_log; /* refused writes: one line a second */
 
 	struct vt_batch cur;     /* taking ops this turn */
 	struct vt_receipts receipts; /* gathered this turn, put into cur by the flush */
@@ -522,8 +537,12 @@ void vt__journal_release(struct vt_engine *e, uint64_t id, const char *user, con
 /* Release the entries of @p's copies that vt__hold() did not offer. */
 void vt__journal_unoffered(struct vt_engine *e, struct vt_pend *p);
 /* OFFLINE or STORE @p, with release, completed (@ok: written): release the
- * entries of the held copies it wrote, or keep them for the next start. */
+ * entries of the held copies it wrote, or keep them to write again. */
 void vt__journal_written(struct vt_engine *e, struct vt_pend *p, int ok);
+/* Try again the writes of held copies that were refused; each sweep calls it. */
+void vt__journal_rewrite(struct vt_engine *e);
+/* Forget the copies still to write again; their entries stay for the next start. */
+void vt__journal_unwritten_free(struct vt_engine *e);
 /* The release of @id's entry for @who's device when it is the op taken
  * last (an ack just queued it), with no request waiting on it yet; NULL
  * otherwise. Valid until the next op is taken. */

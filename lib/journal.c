@@ -139,21 +139,113 @@ void vt__journal_unoffered(struct vt_engine *e, struct vt_pend *p)
 }
 
 /*
+ * Copies to write again, at most: each holds its event in memory. Past
+ * this many, a refused copy waits in its entry for the next start alone.
+ */
+#define UNWRITTEN_MAX 65536
+
+/* Keep @m's copy for (@user, @device) to write again; its entry stays meanwhile. */
+static void keep_unwritten(struct vt_engine *e, struct vt_msg *m, const char *user,
+			   const char *device)
+{
+	struct vt_unwritten *u = NULL;
+
+	if (e->nunwritten < UNWRITTEN_MAX && !e->destroying) {
+		u = malloc(sizeof(*u));
+	}
+	if (u == NULL) {
+		vt_log(VT_LOG_WARN, "held event not written id=%llu user=%s device=%s: its "
+		       "journal entry is kept, delivered at the next start",
+		       (unsigned long long)m->rec.id, user, device);
+		return;
+	}
+	u->msg = vt_msg_ref(m);
+	vt__copy(u->user, sizeof(u->user), user);
+	vt__copy(u->device, sizeof(u->device), device);
+	u->next = e->unwritten;
+	e->unwritten = u;
+	e->nunwritten++;
+}
+
+/* A copy written again is in storage now: offered to its device if connected. */
+static void rewritten(struct vt_engine *e, struct vt_pend *p)
+{
+	struct vt_conn *c = vt__conn_find(e, p->user, p->device);
+
+	if (c != NULL) {
+		vt__conn_offer(c, p->msg);
+	}
+}
+
+/*
  * A copy written because its device went offline, or its user stopped
  * keeping up, is released only once the write commits: a full store
  * refuses the write op by op but takes the release, which would lose the
- * event. A refused write keeps its entries, for the next start to deliver.
+ * event. A refused write keeps its entry, and the copy is written again
+ * until the store takes it (vt__journal_rewrite), so that its device gets
+ * it once there is room, not only after the next start replays the entry.
  */
 void vt__journal_written(struct vt_engine *e, struct vt_pend *p, int ok)
 {
-	if (!ok) {
-		vt_log(VT_LOG_WARN, "held event not written id=%llu: its journal entries are "
-		       "kept, delivered at the next start", (unsigned long long)p->msg->rec.id);
-	} else if (p->kind == VT_PEND_OFFLINE) {
-		vt__journal_release(e, p->msg->rec.id, p->user, p->device);
-	} else {
-		vt__journal_unoffered(e, p);
+	if (ok) {
+		if (p->kind == VT_PEND_OFFLINE) {
+			vt__journal_release(e, p->msg->rec.id, p->user, p->device);
+		} else {
+			vt__journal_unoffered(e, p);
+		}
+		if (p->rewrite) {
+			rewritten(e, p);
+		}
+		return;
 	}
+	vt__log_limited(&e->unwritten_log, VT_LOG_WARN, "held event not written id=%llu: its "
+			"journal entries are kept, and it is written again once storage takes it",
+			(unsigned long long)p->msg->rec.id);
+	if (p->kind == VT_PEND_OFFLINE) {
+		keep_unwritten(e, p->msg, p->user, p->device);
+		return;
+	}
+	for (uint32_t i = 0; i < p->nheld_to; i++) {
+		if (!p->held_to[i].offered) {
+			keep_unwritten(e, p->msg, p->held_to[i].user, p->held_to[i].device);
+		}
+	}
+}
+
+void vt__journal_rewrite(struct vt_engine *e)
+{
+	struct vt_unwritten *u = e->unwritten;
+
+	e->unwritten = NULL;
+	e->nunwritten = 0;
+	while (u != NULL) {
+		struct vt_unwritten *next = u->next;
+		struct vt_pend *p = vt__batch_put(e, VT_PEND_OFFLINE, u->msg);
+
+		if (p != NULL) {
+			vt__copy(p->user, sizeof(p->user), u->user);
+			vt__copy(p->device, sizeof(p->device), u->device);
+			p->release = 1;
+			p->rewrite = 1;
+		} else {
+			keep_unwritten(e, u->msg, u->user, u->device);
+		}
+		vt_msg_unref(u->msg);
+		free(u);
+		u = next;
+	}
+}
+
+void vt__journal_unwritten_free(struct vt_engine *e)
+{
+	while (e->unwritten != NULL) {
+		struct vt_unwritten *u = e->unwritten;
+
+		e->unwritten = u->next;
+		vt_msg_unref(u->msg);
+		free(u);
+	}
+	e->nunwritten = 0;
 }
 
 struct vt_pend *vt__journal_queued(struct vt_engine *e, uint64_t id,

@@ -539,6 +539,33 @@ async def test_drop_on_full_store_keeps_held_messages():
     eq(journal_open(srv), 0, "entries open after the restart")
 
 
+async def test_refused_copies_written_once_there_is_room():
+    """As above, bob drops while a full store refuses a burst, so that the
+    writes of his held copies share commits with refused messages and are
+    refused with them. Once carol's messages are acked the store has room,
+    and within a few seconds, with no restart, every copy is written and
+    its entry released: bob, back online, gets all twenty."""
+    srv = always_server("--lmdb-map-size", "1")
+    alice, bob = await pair(srv)
+    senders = [await connect(srv, "s%d" % i) for i in range(3)]
+    barrier(srv)
+    ids = await send_held(srv, alice, bob, 20)
+    check(await fill_store(srv, alice) > 0, "nothing fit in the store")
+    for c in senders:
+        for i in range(100):
+            await c.message("carol", "%s-%d" % (c.name, i), "y" * 2000)
+    bob.abort()
+    await await_until(lambda: "not written" in log_text(srv), 5, "a copy refused")
+
+    carol = srv.token("carol")
+    ack_http(srv, carol, [m["id"] for m in fetch_all(srv, carol)])
+    await await_until(lambda: journal_open(srv) == 0, 10, "the refused copies written")
+    eq(listed(srv, "bob"), ids, "bob's listing once there is room")
+    bob = await connect(srv, "bob")
+    for sid in ids:
+        await bob.expect(is_msg(sid), 5, "push of %s to bob back online" % sid)
+
+
 if __name__ == "__main__":
     run([test_kill9_replays_held_messages_and_own_copies,
          test_acked_held_message_not_replayed,
@@ -551,4 +578,5 @@ if __name__ == "__main__":
          test_hold_queue_bounds_held_then_stored,
          test_kill9_spares_the_devices_that_acked,
          test_kill9_spares_a_device_registered_later,
-         test_drop_on_full_store_keeps_held_messages])
+         test_drop_on_full_store_keeps_held_messages,
+         test_refused_copies_written_once_there_is_room])

@@ -381,6 +381,74 @@ START_TEST(device_gone_on_full_store_keeps_the_entry)
 }
 END_TEST
 
+/*
+ * bob's copy, written as he goes, shares a commit with a message the full
+ * store refuses, and is refused with it.
+ */
+static void bob_gone_with_a_refused_write(void)
+{
+	send_big(1000);
+	vt_conn_close(B.conn);
+	B.conn = NULL;
+	cap_free(&B);
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "error"), 2);
+	ck_assert_uint_eq(stored("bob", ""), 0);
+	ck_assert_uint_eq(E->nunwritten, 1);
+}
+
+/*
+ * A refused copy is written again at the next sweep, with no restart: bob,
+ * offline, finds it stored, and its entry goes.
+ */
+START_TEST(refused_copy_written_again)
+{
+	uint64_t id, open;
+
+	vt_engine_destroy(E);
+	map_size = 1 << 20;
+	E = engine_open();
+	online();
+	id = send_one("c1");
+	fill_store();
+	open = E->stats.journal_open;
+	bob_gone_with_a_refused_write();
+
+	advance(E, &H, 1100);
+	ck_assert_uint_eq(stored("bob", ""), 1);
+	ck_assert_uint_eq(E->stats.journal_open, open - 1);
+	ck_assert_uint_eq(E->nunwritten, 0);
+	connect_user(E, &H, "bob", &B);
+	ck_assert_uint_eq(cap_nth_id(&B, "message", 0), id);
+}
+END_TEST
+
+/* bob is back before his refused copy is written again: it is pushed once it is. */
+START_TEST(refused_copy_pushed_to_its_device_back_online)
+{
+	uint64_t id;
+
+	vt_engine_destroy(E);
+	map_size = 1 << 20;
+	E = engine_open();
+	online();
+	id = send_one("c1");
+	fill_store();
+	bob_gone_with_a_refused_write();
+	connect_user(E, &H, "bob", &B);
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&B, "message"), 0);
+
+	advance(E, &H, 1100);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+	ck_assert_uint_eq(cap_nth_id(&B, "message", 0), id);
+	send_ack(&B, id);
+	turn(E, &H);
+	crash();
+	ck_assert_uint_eq(stored("bob", ""), 0);
+}
+END_TEST
+
 START_TEST(retries_out_store_then_release)
 {
 	online();
@@ -439,6 +507,8 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, ack_on_a_new_connection_of_a_copy_held_for_the_old);
 	tcase_add_test(t, device_registered_with_the_commit_gets_nothing);
 	tcase_add_test(t, device_gone_on_full_store_keeps_the_entry);
+	tcase_add_test(t, refused_copy_written_again);
+	tcase_add_test(t, refused_copy_pushed_to_its_device_back_online);
 	tcase_add_test(t, retries_out_store_then_release);
 	tcase_add_test(t, clean_stop_stores_then_releases);
 	tcase_add_test(t, group_posts_not_held);
