@@ -508,6 +508,26 @@ async def fill_store(srv, c):
         n += 1
 
 
+async def held_then_full(srv):
+    """alice, bob and three senders connected; twenty messages held for bob,
+    then the store filled. Returns the clients and the held ids."""
+    alice, bob = await pair(srv)
+    senders = [await connect(srv, "s%d" % i) for i in range(3)]
+    barrier(srv)
+    ids = await send_held(srv, alice, bob, 20)
+    check(await fill_store(srv, alice) > 0, "nothing fit in the store")
+    return alice, bob, senders, ids
+
+
+async def drop_in_refused_burst(bob, senders):
+    """bob drops while the server works through a burst that the full store
+    refuses, so that his copies' writes share commits with refused ones."""
+    for c in senders:
+        for i in range(100):
+            await c.message("carol", "%s-%d" % (c.name, i), "y" * 2000)
+    bob.abort()
+
+
 async def test_drop_on_full_store_keeps_held_messages():
     """A 1 MiB store holds twenty messages for bob and is then filled. While
     three senders send to it, each refused, bob drops: his copies are
@@ -515,21 +535,12 @@ async def test_drop_on_full_store_keeps_held_messages():
     refuses them too. Either way none is lost: after kill -9 and a restart
     all twenty are listed for bob."""
     srv = always_server("--lmdb-map-size", "1")
-    alice, bob = await pair(srv)
-    senders = [await connect(srv, "s%d" % i) for i in range(3)]
-    barrier(srv)
-    ids = await send_held(srv, alice, bob, 20)
-    check(await fill_store(srv, alice) > 0, "nothing fit in the store")
+    alice, bob, senders, ids = await held_then_full(srv)
 
     def settled():
         return journal_open(srv) == 0 or "not written" in log_text(srv)
 
-    # Bob drops while the server works through a burst that the full store
-    # refuses, so that his copies' writes share commits with refused ones.
-    for c in senders:
-        for i in range(100):
-            await c.message("carol", "%s-%d" % (c.name, i), "y" * 2000)
-    bob.abort()
+    await drop_in_refused_burst(bob, senders)
     await await_until(settled, 5, "bob's copies written or kept")
     srv.kill9()
     for c in [alice] + senders:
@@ -546,15 +557,8 @@ async def test_refused_copies_written_once_there_is_room():
     and within a few seconds, with no restart, every copy is written and
     its entry released: bob, back online, gets all twenty."""
     srv = always_server("--lmdb-map-size", "1")
-    alice, bob = await pair(srv)
-    senders = [await connect(srv, "s%d" % i) for i in range(3)]
-    barrier(srv)
-    ids = await send_held(srv, alice, bob, 20)
-    check(await fill_store(srv, alice) > 0, "nothing fit in the store")
-    for c in senders:
-        for i in range(100):
-            await c.message("carol", "%s-%d" % (c.name, i), "y" * 2000)
-    bob.abort()
+    alice, bob, senders, ids = await held_then_full(srv)
+    await drop_in_refused_burst(bob, senders)
     await await_until(lambda: "not written" in log_text(srv), 5, "a copy refused")
 
     carol = srv.token("carol")

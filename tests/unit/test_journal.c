@@ -352,6 +352,23 @@ static void fill_store(void)
 }
 
 /*
+ * On a store of 1 MiB, alice's message held for bob (the id), then the
+ * store filled.
+ */
+static uint64_t held_then_full(void)
+{
+	uint64_t id;
+
+	vt_engine_destroy(E);
+	map_size = 1 << 20;
+	E = engine_open();
+	online();
+	id = send_one("c1");
+	fill_store();
+	return id;
+}
+
+/*
  * A full store refuses what would grow it op by op, and takes the rest of
  * the commit. Bob's copy, written as he goes, shares a commit with a
  * refused message: its entry stays, and a crash delivers it.
@@ -360,12 +377,7 @@ START_TEST(device_gone_on_full_store_keeps_the_entry)
 {
 	uint64_t id, open;
 
-	vt_engine_destroy(E);
-	map_size = 1 << 20;
-	E = engine_open();
-	online();
-	id = send_one("c1");
-	fill_store();
+	id = held_then_full();
 	open = E->stats.journal_open; /* the laptop's copies too */
 	send_big(1000);
 	vt_conn_close(B.conn);
@@ -405,12 +417,7 @@ START_TEST(refused_copy_written_again)
 {
 	uint64_t id, open;
 
-	vt_engine_destroy(E);
-	map_size = 1 << 20;
-	E = engine_open();
-	online();
-	id = send_one("c1");
-	fill_store();
+	id = held_then_full();
 	open = E->stats.journal_open;
 	bob_gone_with_a_refused_write();
 
@@ -428,12 +435,7 @@ START_TEST(refused_copy_pushed_to_its_device_back_online)
 {
 	uint64_t id;
 
-	vt_engine_destroy(E);
-	map_size = 1 << 20;
-	E = engine_open();
-	online();
-	id = send_one("c1");
-	fill_store();
+	id = held_then_full();
 	bob_gone_with_a_refused_write();
 	connect_user(E, &H, "bob", &B);
 	turn(E, &H);
