@@ -31,6 +31,11 @@ struct vt_pend *vt__batch_add(struct vt_engine *e, enum vt_pend_kind kind)
 	struct vt_batch *b = &e->cur;
 	struct vt_pend *p;
 
+	if (b->cap == 0 && e->spare_pend != NULL) {
+		b->pend = e->spare_pend;
+		b->cap = e->spare_pend_cap;
+		e->spare_pend = NULL;
+	}
 	if (b->len == b->cap) {
 		size_t ncap = b->cap ? b->cap * 2 : 64;
 		struct vt_pend *np = realloc(b->pend, ncap * sizeof(*np));
@@ -104,6 +109,53 @@ static void pend_free(struct vt_engine *e, struct vt_pend *p)
 	free(p->undo);
 }
 
+/* The most bytes an array kept for the next batch may take. */
+#define SPARE_MAX (4u << 20)
+
+/*
+ * Keep array @v of @cap elements of @size in *@spare for the next batch,
+ * unless one as large or larger is kept already, or it is past SPARE_MAX
+ * (a burst's batch gives its memory back), or under AddressSanitizer
+ * (pool.h). What is not kept is freed.
+ */
+static void keep_spare(void **spare, size_t *spare_cap, void *v, size_t cap, size_t size)
+{
+	if (v == NULL) {
+		return;
+	}
+	if (!VT_KEEP_FREED || (*spare != NULL && *spare_cap >= cap) || cap > SPARE_MAX / size) {
+		free(v);
+		return;
+	}
+	free(*spare);
+	*spare = v;
+	*spare_cap = cap;
+}
+
+void vt__batch_spares_free(struct vt_engine *e)
+{
+	free(e->spare_pend);
+	free(e->spare_ops);
+	e->spare_pend = NULL;
+	e->spare_ops = NULL;
+	e->spare_pend_cap = e->spare_ops_cap = 0;
+}
+
+/* The batch's ops, zeroed: the array kept from a batch before if it has room. */
+static struct vt_op *ops_for(struct vt_engine *e, struct vt_batch *b)
+{
+	struct vt_op *ops = e->spare_ops;
+
+	if (ops == NULL || e->spare_ops_cap < b->len) {
+		b->ops_cap = b->len;
+		return calloc(b->len, sizeof(*ops));
+	}
+	e->spare_ops = NULL;
+	b->ops_cap = e->spare_ops_cap;
+	memset(ops, 0, b->len * sizeof(*ops));
+	return ops;
+}
+
 void vt__batch_free(struct vt_engine *e, struct vt_batch *b)
 {
 	for (size_t i = 0; i < b->len; i++) {
@@ -113,8 +165,10 @@ void vt__batch_free(struct vt_engine *e, struct vt_batch *b)
 		vt_msg_unref(b->riders[i].msg);
 	}
 	free(b->riders);
-	free(b->pend);
-	free(b->ops);
+	keep_spare((void **)&e->spare_pend, &e->spare_pend_cap, b->pend, b->cap,
+		   sizeof(*b->pend));
+	keep_spare((void **)&e->spare_ops, &e->spare_ops_cap, b->ops, b->ops_cap,
+		   sizeof(*b->ops));
 	free(b->inboxes);
 	free(b->uptr);
 	free(b->held);
@@ -195,7 +249,7 @@ static int batch_prepare(struct vt_engine *e, struct vt_batch *b)
 		nusers += b->pend[i].nusers;
 		nheld += b->pend[i].nheld_to;
 	}
-	b->ops = calloc(b->len, sizeof(*b->ops));
+	b->ops = ops_for(e, b);
 	b->inboxes = calloc(b->len, sizeof(*b->inboxes));
 	b->uptr = calloc(nusers + 1, sizeof(*b->uptr));
 	b->held = calloc(nheld + 1, sizeof(*b->held));

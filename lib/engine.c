@@ -264,6 +264,7 @@ void vt_engine_destroy(struct vt_engine *e)
 	vt_pool_drain(&e->items);
 	free(e->spare_env);
 	vt__batch_free(e, &e->cur); /* what closing the connections sent offline */
+	vt__batch_spares_free(e);
 	vt_receipts_free(&e->receipts); /* of acks the last flush committed: no batch follows */
 	vt_map_free(&e->users);
 	vt_map_free(&e->acking);

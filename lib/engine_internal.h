@@ -307,6 +307,7 @@ struct vt_batch {
 	const char **uptr;           /* user pointers of every PUT, back to back */
 	struct vt_inbox *held;       /* the journaled copies of every PUT, back to back */
 	size_t len, cap;
+	size_t ops_cap;              /* ops has room for this many */
 	struct vt_rider *riders;     /* in the order they were taken */
 	size_t nriders, riders_cap, riders_done;
 
@@ -352,6 +353,12 @@ struct vt_engine {
 	struct vt__log_limit unwritten_log; /* refused writes: one line a second */
 
 	struct vt_batch cur;     /* taking ops this turn */
+	/* The arrays of a completed batch, for the next (batch.c): a batch of
+	 * thousands of ops would otherwise grow and fault in a megabyte anew. */
+	struct vt_pend *spare_pend;
+	size_t spare_pend_cap;
+	struct vt_op *spare_ops;
+	size_t spare_ops_cap;
 	struct vt_receipts receipts; /* gathered this turn, put into cur by the flush */
 	/* handed to storage, oldest first, completed in that order: a ring
 	 * of nflight batches from flight[head] */
@@ -434,6 +441,8 @@ void vt__batch_touch(struct vt_engine *e, const struct vt_identity *id, struct v
 		     struct vt_fetchreq *f);
 void vt__batch_notified(struct vt_engine *e, const char *user, const char *device, uint64_t id);
 void vt__batch_free(struct vt_engine *e, struct vt_batch *b);
+/* Free the arrays kept for the next batch. */
+void vt__batch_spares_free(struct vt_engine *e);
 void vt__batch_abandon(struct vt_engine *e, struct vt_batch *b);
 
 /* requests.c: refuse a request that cannot be served now (answered); 0 to go on */

@@ -6,22 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define POOL_KEEPS 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define POOL_KEEPS 0
-#endif
-#endif
-#ifndef POOL_KEEPS
-#define POOL_KEEPS 1
-#endif
-
 void vt_pool_init(struct vt_pool *p, size_t size, size_t max_free)
 {
 	p->free = NULL;
 	p->nfree = 0;
-	p->max_free = POOL_KEEPS ? max_free : 0;
+	p->max_free = VT_KEEP_FREED ? max_free : 0;
 	p->size = size < sizeof(void *) ? sizeof(void *) : size;
 }
 

@@ -15,6 +15,21 @@
 
 #include <stddef.h>
 
+/*
+ * 1 when memory freed may be kept for reuse: 0 under AddressSanitizer, so
+ * that what is freed is freed and each use after it is seen.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define VT_KEEP_FREED 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VT_KEEP_FREED 0
+#endif
+#endif
+#ifndef VT_KEEP_FREED
+#define VT_KEEP_FREED 1
+#endif
+
 struct vt_pool {
 	void *free;      /* freed blocks, linked through their first bytes */
 	size_t nfree;
