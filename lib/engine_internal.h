@@ -512,6 +512,12 @@ void vt__hold_stored(struct vt_engine *e, struct vt_pend *p);
  * Nothing later reaches @user's devices before it does. */
 int vt__hold_late(const struct vt_engine *e, const char *user);
 
+/* An older event of @user's is on its way to storage after all, as a late
+ * store is (journal.c: a copy the store refused); vt__hold_late_done() once
+ * it is stored or given up. */
+void vt__hold_late_begin(struct vt_engine *e, const char *user);
+void vt__hold_late_done(struct vt_engine *e, const char *user);
+
 /*
  * Hold receipt @m (with its id) for its recipient, whose devices all keep
  * up. Mode "offline": it has no client id, so nothing is written first; it

@@ -196,6 +196,16 @@ static void late_done(struct vt_engine *e, const char *user)
 	}
 }
 
+void vt__hold_late_begin(struct vt_engine *e, const char *user)
+{
+	count_late(e, user, 1);
+}
+
+void vt__hold_late_done(struct vt_engine *e, const char *user)
+{
+	late_done(e, user);
+}
+
 void vt__hold_stored(struct vt_engine *e, struct vt_pend *p)
 {
 	for (uint32_t i = 0; i < p->nusers; i++) {

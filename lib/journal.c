@@ -144,7 +144,19 @@ void vt__journal_unoffered(struct vt_engine *e, struct vt_pend *p)
  */
 #define UNWRITTEN_MAX 65536
 
-/* Keep @m's copy for (@user, @device) to write again; its entry stays meanwhile. */
+/* Put @u back on the copies to write again. */
+static void unwritten_push(struct vt_engine *e, struct vt_unwritten *u)
+{
+	u->next = e->unwritten;
+	e->unwritten = u;
+	e->nunwritten++;
+}
+
+/*
+ * Keep @m's copy for (@user, @device) to write again; its entry stays
+ * meanwhile. Until it is written @user counts as late (hold.c): what comes
+ * for it later is stored and listed behind this copy, not pushed ahead of it.
+ */
 static void keep_unwritten(struct vt_engine *e, struct vt_msg *m, const char *user,
 			   const char *device)
 {
@@ -162,18 +174,34 @@ static void keep_unwritten(struct vt_engine *e, struct vt_msg *m, const char *us
 	u->msg = vt_msg_ref(m);
 	vt__copy(u->user, sizeof(u->user), user);
 	vt__copy(u->device, sizeof(u->device), device);
-	u->next = e->unwritten;
-	e->unwritten = u;
-	e->nunwritten++;
+	unwritten_push(e, u);
+	vt__hold_late_begin(e, user);
 }
 
-/* A copy written again is in storage now: offered to its device if connected. */
+/*
+ * A copy written again is in storage now: offered to its device if connected,
+ * which, its user still late, lists it with what was stored behind it.
+ */
 static void rewritten(struct vt_engine *e, struct vt_pend *p)
 {
 	struct vt_conn *c = vt__conn_find(e, p->user, p->device);
 
 	if (c != NULL) {
 		vt__conn_offer(c, p->msg);
+	}
+}
+
+/* Keep the copies @p wrote, which the store refused, to write again. */
+static void keep_all(struct vt_engine *e, struct vt_pend *p)
+{
+	if (p->kind == VT_PEND_OFFLINE) {
+		keep_unwritten(e, p->msg, p->user, p->device);
+		return;
+	}
+	for (uint32_t i = 0; i < p->nheld_to; i++) {
+		if (!p->held_to[i].offered) {
+			keep_unwritten(e, p->msg, p->held_to[i].user, p->held_to[i].device);
+		}
 	}
 }
 
@@ -196,19 +224,14 @@ void vt__journal_written(struct vt_engine *e, struct vt_pend *p, int ok)
 		if (p->rewrite) {
 			rewritten(e, p);
 		}
-		return;
+	} else {
+		vt__log_limited(&e->unwritten_log, VT_LOG_WARN, "held event not written id=%llu: "
+				"its journal entries are kept, and it is written again once "
+				"storage takes it", (unsigned long long)p->msg->rec.id);
+		keep_all(e, p);
 	}
-	vt__log_limited(&e->unwritten_log, VT_LOG_WARN, "held event not written id=%llu: its "
-			"journal entries are kept, and it is written again once storage takes it",
-			(unsigned long long)p->msg->rec.id);
-	if (p->kind == VT_PEND_OFFLINE) {
-		keep_unwritten(e, p->msg, p->user, p->device);
-		return;
-	}
-	for (uint32_t i = 0; i < p->nheld_to; i++) {
-		if (!p->held_to[i].offered) {
-			keep_unwritten(e, p->msg, p->held_to[i].user, p->held_to[i].device);
-		}
+	if (p->rewrite) {
+		vt__hold_late_done(e, p->user); /* kept again, or written */
 	}
 }
 
@@ -222,14 +245,15 @@ void vt__journal_rewrite(struct vt_engine *e)
 		struct vt_unwritten *next = u->next;
 		struct vt_pend *p = vt__batch_put(e, VT_PEND_OFFLINE, u->msg);
 
-		if (p != NULL) {
-			vt__copy(p->user, sizeof(p->user), u->user);
-			vt__copy(p->device, sizeof(p->device), u->device);
-			p->release = 1;
-			p->rewrite = 1;
-		} else {
-			keep_unwritten(e, u->msg, u->user, u->device);
+		if (p == NULL) {
+			unwritten_push(e, u); /* still late: the next sweep tries again */
+			u = next;
+			continue;
 		}
+		vt__copy(p->user, sizeof(p->user), u->user);
+		vt__copy(p->device, sizeof(p->device), u->device);
+		p->release = 1;
+		p->rewrite = 1;
 		vt_msg_unref(u->msg);
 		free(u);
 		u = next;

@@ -508,6 +508,18 @@ async def fill_store(srv, c):
         n += 1
 
 
+async def fill_finely(c):
+    """After fill_store, @c sends ever smaller messages to carol until each
+    size is refused: the store has no room left for a write of its own, such
+    as a dropped device's held copies, whatever commits it shares."""
+    for size in (2000, 200, 20):
+        cid = None
+        while cid is None or ev.get("type") == "accepted":
+            cid = "finer-%d-%s" % (size, os.urandom(4).hex())
+            await c.message("carol", cid, "z" * size)
+            ev = await c.expect(lambda x: x.get("ref") == cid, 5, "the answer to " + cid)
+
+
 async def held_then_full(srv):
     """alice, bob and three senders connected; twenty messages held for bob,
     then the store filled. Returns the clients and the held ids."""
@@ -558,6 +570,7 @@ async def test_refused_copies_written_once_there_is_room():
     its entry released: bob, back online, gets all twenty."""
     srv = always_server("--lmdb-map-size", "1")
     alice, bob, senders, ids = await held_then_full(srv)
+    await fill_finely(alice)
     await drop_in_refused_burst(bob, senders)
     await await_until(lambda: "not written" in log_text(srv), 5, "a copy refused")
 
@@ -568,6 +581,26 @@ async def test_refused_copies_written_once_there_is_room():
     bob = await connect(srv, "bob")
     for sid in ids:
         await bob.expect(is_msg(sid), 5, "push of %s to bob back online" % sid)
+
+
+async def test_refused_copies_pushed_before_later_messages():
+    """bob's twenty copies are refused as he drops; carol's acks make room,
+    bob comes back and alice sends him one more message before the copies
+    are written again. bob gets the twenty first, in id order, then the
+    new one: a message is never pushed ahead of an older one owed."""
+    srv = always_server("--lmdb-map-size", "1")
+    alice, bob, senders, ids = await held_then_full(srv)
+    await fill_finely(alice)
+    bob.abort()
+    await await_until(lambda: "not written" in log_text(srv), 5, "a copy refused")
+
+    carol = srv.token("carol")
+    ack_http(srv, carol, [m["id"] for m in fetch_all(srv, carol)])
+    bob = await connect(srv, "bob")
+    ids.append((await send_ok(alice, "bob", "later", "x"))["id"])
+    for sid in ids:
+        ev = await bob.expect(lambda e: e.get("type") == "message", 5, "push of " + sid)
+        eq(ev["id"], sid, "the next push to bob")
 
 
 if __name__ == "__main__":
@@ -583,4 +616,5 @@ if __name__ == "__main__":
          test_kill9_spares_the_devices_that_acked,
          test_kill9_spares_a_device_registered_later,
          test_drop_on_full_store_keeps_held_messages,
-         test_refused_copies_written_once_there_is_room])
+         test_refused_copies_written_once_there_is_room,
+         test_refused_copies_pushed_before_later_messages])

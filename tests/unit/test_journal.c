@@ -451,6 +451,60 @@ START_TEST(refused_copy_pushed_to_its_device_back_online)
 }
 END_TEST
 
+static void on_listed_ids(void *arg, int status, const struct vt_record *recs, size_t n)
+{
+	char *json = arg;
+	size_t len = strlen(json);
+
+	ck_assert_int_eq(status, 0);
+	for (size_t i = 0; i < n; i++) {
+		len += (size_t)snprintf(json + len, 4096 - len, "%s\"%llu\"", len > 8 ? "," : "",
+					(unsigned long long)recs[i].id);
+	}
+}
+
+/* carol acks, by REST, up to 100 of what was stored for her: the store has room. */
+static void make_room(void)
+{
+	struct vt_identity carol = ident(&H, "carol");
+	struct vt_inbox in = {"carol", ""};
+	struct reply r = {0};
+	char json[4096] = "{\"ids\":[";
+
+	E->st.ops->list(E->st.self, &in, 0, 100, on_listed_ids, json);
+	strcat(json, "]}");
+	vt_engine_ack(E, &carol, json, strlen(json), on_reply, &r);
+	turn(E, &H);
+	ck_assert_int_eq(r.calls, 1);
+}
+
+/*
+ * bob is back, and the store has room, before his refused copy is written
+ * again: a message alice sends him then must not be pushed ahead of it.
+ */
+START_TEST(refused_copy_pushed_before_later_messages)
+{
+	uint64_t ids[2];
+
+	ids[0] = held_then_full();
+	bob_gone_with_a_refused_write();
+	make_room();
+	connect_user(E, &H, "bob", &B);
+	turn(E, &H);
+	ids[1] = send_one("c2");
+	advance(E, &H, 1100);
+	ck_assert_uint_eq(E->nunwritten, 0);
+	ck_assert_uint_eq(cap_nth_id(&B, "message", 0), ids[0]);
+	ck_assert_uint_eq(cap_nth_id(&B, "message", 1), ids[1]);
+	ck_assert_uint_eq(cap_count(&B, "message"), 2);
+	send_ack(&B, ids[0]);
+	send_ack(&B, ids[1]);
+	turn(E, &H);
+	crash();
+	ck_assert_uint_eq(stored("bob", ""), 0);
+}
+END_TEST
+
 START_TEST(retries_out_store_then_release)
 {
 	online();
@@ -511,6 +565,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, device_gone_on_full_store_keeps_the_entry);
 	tcase_add_test(t, refused_copy_written_again);
 	tcase_add_test(t, refused_copy_pushed_to_its_device_back_online);
+	tcase_add_test(t, refused_copy_pushed_before_later_messages);
 	tcase_add_test(t, retries_out_store_then_release);
 	tcase_add_test(t, clean_stop_stores_then_releases);
 	tcase_add_test(t, group_posts_not_held);
