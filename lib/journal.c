@@ -207,11 +207,12 @@ static void keep_all(struct vt_engine *e, struct vt_pend *p)
 
 /*
  * A copy written because its device went offline, or its user stopped
- * keeping up, is released only once the write commits: a full store
- * refuses the write op by op but takes the release, which would lose the
- * event. A refused write keeps its entry, and the copy is written again
- * until the store takes it (vt__journal_rewrite), so that its device gets
- * it once there is room, not only after the next start replays the entry.
+ * keeping up, is released only once the write commits: storage may refuse
+ * the write op by op but take the release, which would lose the event. (A
+ * full store takes the write: the journal keeps its room; a failing disk
+ * may not.) A refused write keeps its entry, and the copy is written again
+ * until storage takes it (vt__journal_rewrite), so that its device gets it
+ * then, not only after the next start replays the entry.
  */
 void vt__journal_written(struct vt_engine *e, struct vt_pend *p, int ok)
 {

@@ -127,6 +127,8 @@ struct batch {
 	struct vt__out *out; /* out_to arrays, freed after done */
 	int grows;           /* a TOUCH, GROUP or REVOKE stored something new */
 	int refuse;          /* the store is full: what would grow gets VT_ENOSPC */
+	size_t journaled;    /* PUTs that wrote journaled copies only, in the room
+				the journal keeps for them (store_lmdb_journal.c) */
 	uint64_t max_id;     /* the highest id a PUT stored: max_id is raised once */
 	struct vt__rcpts rcpts; /* the receipts its acks made, reported until done */
 };
@@ -225,6 +227,8 @@ int vt__journal_valid(const struct vt_op *op);
 int vt__lmdb_journal_put(struct lmdb *s, MDB_txn *txn, const struct vt_op *op);
 int vt__lmdb_journal_forget(struct lmdb *s, MDB_txn *txn, uint64_t id,
 			    const struct vt_inbox *in);
+int vt__lmdb_journal_covers(struct lmdb *s, MDB_txn *txn, const struct vt_op *op,
+			    int *covers);
 int vt__lmdb_apply_release(struct lmdb *s, MDB_txn *txn, struct vt_op *op);
 int vt__lmdb_replay(void *self, uint64_t *events);
 

@@ -76,6 +76,35 @@ int vt__lmdb_journal_put(struct lmdb *s, MDB_txn *txn, const struct vt_op *op)
 	return rc;
 }
 
+/*
+ * Whether PUT @op writes only copies that have journal entries: held copies
+ * written as their device went offline, or their user stopped keeping up.
+ * The journal counts twice in the room a full store keeps
+ * (store_lmdb_space.c) for just this write, which replay would make after a
+ * crash, so such a PUT is not refused for space: the device gets its copy
+ * now, not at the next start.
+ */
+int vt__lmdb_journal_covers(struct lmdb *s, MDB_txn *txn, const struct vt_op *op,
+			    int *covers)
+{
+	uint8_t key[8 + VT__INBOX_KEY_MAX];
+
+	*covers = 0;
+	if (op->nto == 0 || op->nusers > 0 || op->also_own || op->journal) {
+		return 0;
+	}
+	for (uint32_t i = 0; i < op->nto; i++) {
+		MDB_val k = val(key, entry_key(op->rec->id, &op->to[i], key)), v;
+		int rc = k.mv_size > 0 ? mdb_get(txn, s->journal, &k, &v) : MDB_NOTFOUND;
+
+		if (rc != 0) {
+			return rc == MDB_NOTFOUND ? 0 : rc;
+		}
+	}
+	*covers = 1;
+	return 0;
+}
+
 int vt__lmdb_apply_release(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
 {
 	uint8_t key[8 + VT__INBOX_KEY_MAX];

@@ -353,7 +353,7 @@ int vt__lmdb_apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct ba
 	size_t dklen;
 	uint32_t n = 0;
 	int64_t ts = 0;
-	int pair_only, written, rc;
+	int pair_only, written, covered, rc;
 
 	if (!put_valid(op)) {
 		op->status = VT_EINVAL;
@@ -377,10 +377,15 @@ int vt__lmdb_apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct ba
 		op->status = rc ? 0 : VT_EINBOXFULL;
 		return rc;
 	}
-	if (b->refuse) {
+	rc = vt__lmdb_journal_covers(s, txn, op, &covered);
+	if (rc != 0) {
+		return rc;
+	}
+	if (b->refuse && !covered) {
 		op->status = VT_ENOSPC;
 		return 0;
 	}
+	b->journaled += (size_t)covered;
 	rc = put_deliveries(s, txn, op, n, ts);
 	if (rc == 0 && !written && dklen > 0) {
 		rc = vt__lmdb_pair_write(s, txn, dk, dklen, &pair, op->rec->id, op->rec->ts);

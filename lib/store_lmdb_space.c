@@ -79,16 +79,17 @@ static int pages_used(struct lmdb *s, MDB_txn *txn, size_t *out)
  * Nonzero when the batch stored something new: a PUT that wrote, a device
  * registered, a group state set or a device's first logout. Acks,
  * refreshes, NOTIFIED and group deletes may use the reserve, so space can
- * always be freed.
+ * always be freed, and so may a PUT that wrote journaled copies only: the
+ * journal keeps their room (vt__lmdb_journal_covers).
  */
 int vt__lmdb_batch_stores(const struct vt_op *ops, size_t n, const struct batch *b)
 {
+	size_t wrote = 0;
+
 	for (size_t i = 0; i < n; i++) {
-		if (ops[i].kind == VT_OP_PUT && ops[i].status == 0 && !ops[i].dup_of) {
-			return 1;
-		}
+		wrote += ops[i].kind == VT_OP_PUT && ops[i].status == 0 && !ops[i].dup_of;
 	}
-	return b->grows;
+	return wrote > b->journaled || b->grows;
 }
 
 /*

@@ -149,7 +149,10 @@ enum vt_op_kind {
 	 * the engine holds in memory for devices that keep up, durable all the
 	 * same. An entry stays until a RELEASE of its (id, inbox); replay()
 	 * turns whatever is left into deliveries to exactly those inboxes. A
-	 * journaled PUT grows the store: a full one refuses it (VT_ENOSPC).
+	 * journaled PUT grows the store: a full one refuses it (VT_ENOSPC). A
+	 * backend keeps the room each entry's replay takes, so a full store
+	 * takes a PUT whose every inbox in @to holds an entry of that id (a
+	 * held copy written as its device goes): replay would write it too.
 	 */
 	VT_OP_PUT = 1,
 	/*
@@ -290,7 +293,8 @@ struct vt_op {
  * store (a PUT that writes, a TOUCH registering a user's second or later
  * device, a GROUP) get the op status VT_ENOSPC and write nothing, and the
  * rest of the batch (ACK, NOTIFIED, refreshes, a user's first device with
- * its claim, duplicates found by dedup) is committed with status 0. Only
+ * its claim, duplicates found by dedup, a PUT of journaled copies: see
+ * VT_OP_PUT) is committed with status 0. Only
  * when every op was refused does the batch fail as a whole (VT_ENOSPC).
  */
 typedef void (*vt_commit_cb)(void *arg, int status);

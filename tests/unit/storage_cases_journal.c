@@ -246,8 +246,12 @@ START_TEST(journal_refuses_bad_entries)
 }
 END_TEST
 
-/* A journaled PUT of a body of FULL_BODY_LEN bytes for bob; its status. */
-static int jput_full(uint64_t id)
+/*
+ * A PUT of @id with a body of FULL_BODY_LEN bytes for bob: journaled, or
+ * (@late) the write of the copy held for his device, as when it goes
+ * offline; its status.
+ */
+static int put_full(uint64_t id, int late)
 {
 	struct jput j;
 	int rc;
@@ -255,8 +259,25 @@ static int jput_full(uint64_t id)
 	jput_init(&j, id, "", TO("bob/"));
 	j.p.rec.body = full_body;
 	j.p.rec.body_len = FULL_BODY_LEN;
+	if (late) {
+		j.p.op.journal = 0;
+		j.p.op.held_to = NULL;
+		j.p.op.nheld_to = 0;
+		j.p.op.to = j.held;
+		j.p.op.nto = 1;
+	}
 	rc = commit(&j.p.op, 1);
 	return rc != 0 ? rc : j.p.op.status;
+}
+
+static int jput_full(uint64_t id)
+{
+	return put_full(id, 0);
+}
+
+static int late_put_full(uint64_t id)
+{
+	return put_full(id, 1);
 }
 
 /* Entries of older ids after newer ones, and copies named in any order, all replay. */
@@ -285,7 +306,9 @@ END_TEST
 /*
  * Entries journaled, then the store filled by stored messages: the room
  * their replay takes was kept, so a crash then loses none. A full store
- * refuses a journaled PUT and takes a RELEASE.
+ * refuses a journaled PUT and takes a RELEASE; it takes the write of a
+ * journaled copy to its device too, which that room is for, and refuses
+ * the same write of a copy with no entry.
  */
 START_TEST(journal_on_a_full_store)
 {
@@ -301,8 +324,12 @@ START_TEST(journal_on_a_full_store)
 	}
 	storage_backends[_i].fill();
 	ck_assert_int_eq(jput_full(60), VT_ENOSPC);
+	ck_assert_int_eq(late_put_full(60), VT_ENOSPC); /* no entry */
+	ck_assert_int_eq(late_put_full(41), 0);
+	ck_assert_int_eq(release(41, "bob/"), 0);
 	ck_assert_int_eq(release(40, "bob/"), 0);
-	ck_assert_uint_eq(reopen_replay(), 19);
+	ck_assert_uint_eq(count_in("bob", ""), 1);
+	ck_assert_uint_eq(reopen_replay(), 18);
 	ck_assert_uint_eq(count_in("bob", ""), 19);
 }
 END_TEST
