@@ -79,10 +79,10 @@ int vt__lmdb_journal_put(struct lmdb *s, MDB_txn *txn, const struct vt_op *op)
 /*
  * Whether PUT @op writes only copies that have journal entries: held copies
  * written as their device went offline, or their user stopped keeping up.
- * The journal counts twice in the room a full store keeps
- * (store_lmdb_space.c) for just this write, which replay would make after a
- * crash, so such a PUT is not refused for space: the device gets its copy
- * now, not at the next start.
+ * A full store keeps the room its journal's replay takes
+ * (store_lmdb_space.c, journal_room) for just this write, which replay would
+ * make after a crash, so such a PUT is not refused for space: the device
+ * gets its copy now, not at the next start.
  */
 int vt__lmdb_journal_covers(struct lmdb *s, MDB_txn *txn, const struct vt_op *op,
 			    int *covers)

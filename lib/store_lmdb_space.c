@@ -50,16 +50,30 @@ static size_t disk_free_pages(const struct lmdb *s)
 	return (size_t)((uint64_t)v.f_bavail * v.f_frsize / s->psize);
 }
 
+/*
+ * The pages replaying the journal would take, kept from the start so that
+ * replay after a crash, or the write of a held copy as its device goes
+ * (vt__lmdb_journal_covers), fits in a full store. An entry, key id +
+ * inbox key (IK) and a record of R bytes, is IK + R + 18 bytes with LMDB's
+ * node header and pointer. It turns into a record (R + 18), a delivery
+ * (IK + 22), a by_record (IK + 18), a by_time (30) and at most one inbox
+ * count (IK + 14): no more than three times the entry, R being at least
+ * REC_HEADER. Written into the middle of their trees, their pages may be
+ * half full: six times the journal's pages in the tree. A record in
+ * overflow pages takes as many again as its entry, and its nodes about three
+ * times the entry's leaf node (a few bytes more, well within the reserve).
+ */
+static size_t journal_room(const MDB_stat *st)
+{
+	return 6 * (st->ms_branch_pages + st->ms_leaf_pages) + st->ms_overflow_pages;
+}
+
 /* Pages held by every tree, as @txn sees them (its own writes included). */
 static int pages_used(struct lmdb *s, MDB_txn *txn, size_t *out)
 {
-	/* The journal counts twice: replaying it after a crash writes each
-	 * entry again as a record before its pages are freed, so the room that
-	 * takes is kept from the start (store_lmdb_journal.c). */
-	const MDB_dbi all[] = {FREE_DBI,   MAIN_DBI,   s->recs,    s->dlv,     s->byrec,
-	                       s->bytime,  s->dtime,   s->icnt,    s->meta,    s->devs,
-	                       s->devtime, s->groups,  s->revoked, s->revtime, s->journal,
-	                       s->journal};
+	const MDB_dbi all[] = {FREE_DBI,   MAIN_DBI,  s->recs,    s->dlv,     s->byrec,
+	                       s->bytime,  s->dtime,  s->icnt,    s->meta,    s->devs,
+	                       s->devtime, s->groups, s->revoked, s->revtime, s->journal};
 	MDB_stat st;
 	size_t n = 2; /* the two meta pages */
 
@@ -70,6 +84,7 @@ static int pages_used(struct lmdb *s, MDB_txn *txn, size_t *out)
 			return rc;
 		}
 		n += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+		n += all[i] == s->journal ? journal_room(&st) : 0;
 	}
 	*out = n;
 	return 0;

@@ -5,6 +5,7 @@
  */
 #include <check.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <vartalap/error.h>
@@ -334,6 +335,120 @@ START_TEST(journal_on_a_full_store)
 }
 END_TEST
 
+/* Devices of bob whose copies fill the store in turn. */
+static const char *const small_held[] = {"bob/a", "bob/b", "bob/c", "bob/d"};
+
+/*
+ * Journal copies of a small message, each held for one of bob's devices in
+ * turn, until a full store refuses one; how many it took. The first id is 1.
+ */
+static uint64_t fill_with_small_copies(void)
+{
+	uint64_t id = 1;
+
+	touch("bob", "a", 10, NULL);
+	touch("bob", "b", 10, NULL);
+	touch("bob", "c", 10, NULL);
+	touch("bob", "d", 10, NULL);
+	for (; id < 100000; id++) {
+		int rc = jput(id, "", TO(small_held[id % 4]));
+
+		if (rc == VT_ENOSPC) {
+			break;
+		}
+		ck_assert_int_eq(rc, 0);
+	}
+	ck_assert_uint_gt(id, 100);
+	return id - 1;
+}
+
+/* Ack the copies of ids 1 to @n, each on its device, 64 to a batch. */
+static void ack_small_copies(uint64_t n)
+{
+	struct vt_op ops[64];
+	char buf[64][64];
+	size_t k = 0;
+
+	for (uint64_t id = 1; id <= n; id++) {
+		ops[k] = (struct vt_op){.kind = VT_OP_ACK, .id = id};
+		inboxes(TO(small_held[id % 4]), &ops[k].inbox, &buf[k]);
+		if (++k == 64 || id == n) {
+			ck_assert_int_eq(commit(ops, k), 0);
+			for (size_t i = 0; i < k; i++) {
+				ck_assert_int_eq(ops[i].status, 0);
+			}
+			k = 0;
+		}
+	}
+}
+
+/*
+ * Write the copies of ids 1 to @n, each to its device, in one batch, as the
+ * engine does when the devices all go at once; then release their entries.
+ */
+static void write_small_copies(uint64_t n)
+{
+	struct jput *j = calloc(n, sizeof(*j));
+	struct vt_op *ops = calloc(n, sizeof(*ops)), *rel = calloc(n, sizeof(*rel));
+
+	ck_assert(j != NULL && ops != NULL && rel != NULL);
+	for (uint64_t i = 0; i < n; i++) {
+		jput_init(&j[i], i + 1, "", TO(small_held[(i + 1) % 4]));
+		ops[i] = j[i].p.op;
+		ops[i].journal = 0;
+		ops[i].held_to = NULL;
+		ops[i].nheld_to = 0;
+		ops[i].to = j[i].held;
+		ops[i].nto = 1;
+		rel[i] = (struct vt_op){.kind = VT_OP_RELEASE, .id = i + 1, .inbox = j[i].held[0]};
+	}
+	ck_assert_int_eq(commit(ops, n), 0);
+	for (uint64_t i = 0; i < n; i++) {
+		ck_assert_int_eq(ops[i].status, 0);
+	}
+	ck_assert_int_eq(commit(rel, n), 0);
+	free(j);
+	free(ops);
+	free(rel);
+}
+
+/*
+ * A store filled by journaled copies of small messages alone, as devices
+ * that keep up but ack nothing fill it. A copy's write, a record with a
+ * delivery and its indexes, takes more room than its entry: the store keeps
+ * that room, so it takes the write of every copy as the devices go, with no
+ * error of the map itself, and the acks that follow.
+ */
+START_TEST(small_copies_written_on_a_full_store)
+{
+	uint64_t n;
+
+	fx.map_size = 1 << 20;
+	if (!jopen(_i) || storage_backends[_i].fill == NULL) {
+		return;
+	}
+	n = fill_with_small_copies();
+	write_small_copies(n);
+	ack_small_copies(n);
+	ck_assert_uint_eq(reopen_replay(), 0);
+}
+END_TEST
+
+/* The same store after a crash: replay fits every copy in it. */
+START_TEST(small_copies_replayed_on_a_full_store)
+{
+	uint64_t n;
+
+	fx.map_size = 1 << 20;
+	if (!jopen(_i) || storage_backends[_i].fill == NULL) {
+		return;
+	}
+	n = fill_with_small_copies();
+	ck_assert_uint_eq(reopen_replay(), n);
+	ack_small_copies(n);
+}
+END_TEST
+
 void storage_journal_cases_add(TCase *tc)
 {
 	tcase_add_loop_test(tc, journal_replayed_into_deliveries, 0, storage_nbackends);
@@ -343,4 +458,6 @@ void storage_journal_cases_add(TCase *tc)
 	tcase_add_loop_test(tc, journal_refuses_bad_entries, 0, storage_nbackends);
 	tcase_add_loop_test(tc, journal_on_a_full_store, 0, storage_nbackends);
 	tcase_add_loop_test(tc, journal_entries_out_of_order, 0, storage_nbackends);
+	tcase_add_loop_test(tc, small_copies_written_on_a_full_store, 0, storage_nbackends);
+	tcase_add_loop_test(tc, small_copies_replayed_on_a_full_store, 0, storage_nbackends);
 }
