@@ -204,6 +204,7 @@ static int commit_txn(struct lmdb *s, struct vt__lmdb_part *const *parts, size_t
 	if (rc != 0) {
 		return rc;
 	}
+	s->over_limit = 0;
 	for (size_t i = 0; i < np && rc == 0; i++) {
 		struct vt__lmdb_part *p = parts[i];
 
@@ -253,7 +254,7 @@ static int all_refused(const struct vt_op *ops, size_t n)
 static void commit_one(struct lmdb *s, struct vt__lmdb_part *p)
 {
 	uint64_t give = 4 * (uint64_t)p->n + 256;
-	int rc = commit_txn(s, &p, 1, 0);
+	int rc = commit_txn(s, &p, 1, 0), over_limit;
 
 	for (int i = 0; i < YIELD_TRIES && rc == MDB_MAP_FULL; i++, give *= 4) {
 		if (vt__lmdb_dedup_yield(s, give) == 0) {
@@ -261,6 +262,7 @@ static void commit_one(struct lmdb *s, struct vt__lmdb_part *p)
 		}
 		rc = commit_txn(s, &p, 1, 0);
 	}
+	over_limit = s->over_limit;
 	if (rc == MDB_MAP_FULL) {
 		rc = commit_txn(s, &p, 1, 1);
 		if (rc == 0 && all_refused(p->ops, p->n)) {
@@ -276,7 +278,8 @@ static void commit_one(struct lmdb *s, struct vt__lmdb_part *p)
 	if (rc == MDB_MAP_FULL) {
 		/* as often as senders try: one line a second */
 		vt__log_limited(&s->full_log, VT_LOG_WARN, "lmdb: commit: storage full (%s)",
-		                mdb_strerror(rc));
+		                over_limit ? "past the store's limit, less the room kept for "
+		                "acks and held copies" : mdb_strerror(rc));
 		p->status = VT_ENOSPC;
 		return;
 	}

@@ -80,6 +80,8 @@ struct lmdb {
 	struct vt__pair_index pairs; /* the pairs of dedup_time, by fingerprint */
 	struct vt__forgot forgot; /* pairs forgotten early, for the log */
 	struct vt__log_limit full_log, part_log; /* batches refused, whole or in part */
+	int over_limit;     /* the last commit went past the store's limit (headroom),
+			       an MDB_MAP_FULL that is not LMDB's own */
 
 	/*
 	 * With a writer thread (NULL: every call completes inside it), the

@@ -170,7 +170,8 @@ int vt__lmdb_check_headroom(struct lmdb *s, MDB_txn *txn, size_t nops)
 	if (rc == 0 && forgot) {
 		rc = pages_used(s, txn, &used);
 	}
-	return rc ? rc : (used > limit ? MDB_MAP_FULL : 0);
+	s->over_limit = rc == 0 && used > limit;
+	return rc ? rc : (s->over_limit ? MDB_MAP_FULL : 0);
 }
 
 /* ---- at open ---- */
