@@ -128,14 +128,38 @@ void vt__journal_release(struct vt_engine *e, uint64_t id, const char *user, con
 	vt__copy(p->device, sizeof(p->device), device);
 }
 
-void vt__journal_unoffered(struct vt_engine *e, struct vt_pend *p)
+typedef void copy_fn(struct vt_engine *e, struct vt_msg *m, const char *user,
+		     const char *device);
+
+/* @fn for each copy of @p's event that vt__hold() did not offer. */
+static void each_unoffered(struct vt_engine *e, struct vt_pend *p, copy_fn *fn)
 {
 	for (uint32_t i = 0; i < p->nheld_to; i++) {
 		if (!p->held_to[i].offered) {
-			vt__journal_release(e, p->msg->rec.id, p->held_to[i].user,
-					    p->held_to[i].device);
+			fn(e, p->msg, p->held_to[i].user, p->held_to[i].device);
 		}
 	}
+}
+
+/* @fn for each held copy the write @p (OFFLINE or a late STORE) is for. */
+static void each_written(struct vt_engine *e, struct vt_pend *p, copy_fn *fn)
+{
+	if (p->kind == VT_PEND_OFFLINE) {
+		fn(e, p->msg, p->user, p->device);
+	} else {
+		each_unoffered(e, p, fn);
+	}
+}
+
+static void release_copy(struct vt_engine *e, struct vt_msg *m, const char *user,
+			 const char *device)
+{
+	vt__journal_release(e, m->rec.id, user, device);
+}
+
+void vt__journal_unoffered(struct vt_engine *e, struct vt_pend *p)
+{
+	each_unoffered(e, p, release_copy);
 }
 
 /*
@@ -191,20 +215,6 @@ static void rewritten(struct vt_engine *e, struct vt_pend *p)
 	}
 }
 
-/* Keep the copies @p wrote, which the store refused, to write again. */
-static void keep_all(struct vt_engine *e, struct vt_pend *p)
-{
-	if (p->kind == VT_PEND_OFFLINE) {
-		keep_unwritten(e, p->msg, p->user, p->device);
-		return;
-	}
-	for (uint32_t i = 0; i < p->nheld_to; i++) {
-		if (!p->held_to[i].offered) {
-			keep_unwritten(e, p->msg, p->held_to[i].user, p->held_to[i].device);
-		}
-	}
-}
-
 /*
  * A copy written because its device went offline, or its user stopped
  * keeping up, is released only once the write commits: storage may refuse
@@ -217,11 +227,7 @@ static void keep_all(struct vt_engine *e, struct vt_pend *p)
 void vt__journal_written(struct vt_engine *e, struct vt_pend *p, int ok)
 {
 	if (ok) {
-		if (p->kind == VT_PEND_OFFLINE) {
-			vt__journal_release(e, p->msg->rec.id, p->user, p->device);
-		} else {
-			vt__journal_unoffered(e, p);
-		}
+		each_written(e, p, release_copy);
 		if (p->rewrite) {
 			rewritten(e, p);
 		}
@@ -229,7 +235,7 @@ void vt__journal_written(struct vt_engine *e, struct vt_pend *p, int ok)
 		vt__log_limited(&e->unwritten_log, VT_LOG_WARN, "held event not written id=%llu: "
 				"its journal entries are kept, and it is written again once "
 				"storage takes it", (unsigned long long)p->msg->rec.id);
-		keep_all(e, p);
+		each_written(e, p, keep_unwritten);
 	}
 	if (p->rewrite) {
 		vt__hold_late_done(e, p->user); /* kept again, or written */
