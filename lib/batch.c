@@ -415,7 +415,7 @@ static void complete_ack(struct vt_engine *e, struct vt_pend *p, int status,
 
 		snprintf(by.user, sizeof(by.user), "%.*s", VT_ID_MAX, p->user);
 		vt__copy(by.device, sizeof(by.device), p->device);
-		vt__take_delivered(e, &by, NULL, op->acked_from, p->id, op->acked_cid);
+		vt__take_delivered(e, &by, NULL, op->acked_from, p->id, op->acked_cid, 0);
 	}
 
 	if (p->ackreq != NULL) {

@@ -94,7 +94,7 @@ void vt_engine_remote_ack(struct vt_engine *e, const struct vt_inbox *in, uint64
 		c->remote_acks++;
 		c->remote_id = id;
 	}
-	if (!vt__conn_ack(c, id, &m, &held)) {
+	if (!vt__conn_ack(c, id, &m, &held, NULL)) {
 		return;
 	}
 	vt_log(VT_LOG_DEBUG, "acked on another node id=%llu conn=%llu", (unsigned long long)id,

@@ -689,7 +689,7 @@ static void unlink_item(struct vt_conn *c, struct vt_item *it, struct vt_item *p
  * does not look there; else an ack of an unknown id would walk up to
  * --hold-queue items, 256 times per envelope.
  */
-int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg, int *held)
+int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg, int *held, int *entry)
 {
 	struct vt_item *prev = NULL;
 	uint32_t left = queue_cap(c);
@@ -701,6 +701,10 @@ int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg, int *held)
 		unlink_item(c, it, prev);
 		*msg = it->msg;
 		*held = it->held != 0;
+		if (entry != NULL) {
+			*entry = it->journaled != 0;
+			it->journaled = 0;
+		}
 		item_free(c->e, it);
 		return 1;
 	}

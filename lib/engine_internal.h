@@ -234,9 +234,11 @@ struct vt_pend {
 	uint32_t nusers;
 	uint32_t nheld;
 
-	/* PUT with journal: the devices of the held copies, one entry each */
+	/* PUT with journal: the devices of the held copies, one entry each;
+	 * next_dev: where vt__journal_dev looks first */
 	struct vt_dev *held_to;
 	uint32_t nheld_to;
+	uint32_t next_dev;
 
 	/* ECHO: the client id of the re-sent change (user is the group id) */
 	char cid[VT_ID_MAX + 1];
@@ -594,8 +596,10 @@ void vt__conn_retry(struct vt_conn *c, struct vt_item *it);
 /* Something owed may sit above @after, below the cursor: list the inbox from there. */
 void vt__conn_rewind(struct vt_conn *c, uint64_t after);
 /* Take @id off @c's queue: 1 and its event in *@msg (a reference), and in
- * *@held whether it was held in memory only; 0 when @c does not hold it. */
-int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg, int *held);
+ * *@held whether it was held in memory only; 0 when @c does not hold it. A
+ * journaled copy's entry is released here, unless @entry is not NULL: then
+ * *@entry tells whether the copy had one, for the caller to release. */
+int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg, int *held, int *entry);
 
 /* Bytes a held copy of an event with a body of @body_len counts in
  * stats.held_bytes, against hold_memory. */

@@ -98,11 +98,6 @@ void vt__hold_split(struct vt_engine *e, struct vt_pend *p, const struct vt_conn
 {
 	uint32_t n = p->nusers;
 
-	/* Mode "always" holds no group post (a group post lists its members;
-	 * journal.c says why). */
-	if (e->cfg.durability != VT_DURABLE_OFFLINE && p->users != NULL) {
-		return;
-	}
 	/* Held recipients move behind the stored ones. */
 	for (uint32_t i = n; i-- > 0;) {
 		if (user_clear(e, vt__pend_user(p, i), NULL, p->msg->rec.body_len)) {

@@ -24,8 +24,15 @@
  * once the releases of its copies commit, as a stored ack is once its
  * delete does: an answered ack does not come back after a crash.
  *
- * A group post is not held in this mode: its members' receipts gather for
- * a while (receipts.c) and would pass its releases.
+ * A group post is held and journaled the same way, a copy and an entry per
+ * member's device. Its members' receipts gather for a while (receipts.c),
+ * so an ack of its copy over a WebSocket does not release the entry at
+ * once: the release joins the batch the group's receipt is put in. A crash
+ * before that delivers the acked copy once more, as it would after any ack
+ * whose release had not committed yet, and its ack then makes the receipt
+ * again. A POST /v1/ack of such a copy releases at once and sends the
+ * group's receipt at the same flush, without gathering, since it is
+ * answered once its release commits.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -101,12 +108,20 @@ int vt__journal_devices(struct vt_engine *e, struct vt_pend *p, const struct vt_
 	return 0;
 }
 
+/*
+ * Copies are offered in the order their devices were named (hold.c walks
+ * the users in the same order), so the look starts where the last one
+ * ended: a post to a thousand members finds each device at once, not after
+ * a walk of the ones before it.
+ */
 struct vt_dev *vt__journal_dev(struct vt_pend *p, const struct vt_conn *c)
 {
-	for (uint32_t i = 0; i < p->nheld_to; i++) {
+	for (uint32_t k = 0; k < p->nheld_to; k++) {
+		uint32_t i = (p->next_dev + k) % p->nheld_to;
 		struct vt_dev *d = &p->held_to[i];
 
 		if (strcmp(d->user, c->id.user) == 0 && strcmp(d->device, c->id.device) == 0) {
+			p->next_dev = i + 1;
 			return d;
 		}
 	}

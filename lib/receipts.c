@@ -22,7 +22,9 @@
  * in loop turns of their own, so such a receipt gathers across flushes for
  * VT_RECEIPT_GATHER_MS from its first ack (the engine's timers wake a flush
  * for it), unless it fills first. It only reports held copies, whose acks
- * commit nothing, so waiting changes no commit.
+ * commit nothing of their own: in mode "offline" nothing at all, in mode
+ * "always" the release of their journal entries, which waits to join the
+ * receipt's batch (release_ackers; journal.c).
  * vt_engine_flush() puts every other gathered
  * receipt into the batch it is about to hand to storage: the batch each ref
  * would have joined as a receipt of its own. vt_engine_flush() is the only
@@ -69,7 +71,8 @@ struct vt_ref {
 
 /* One device that acked a ref of a group's receipt. */
 struct vt_acker {
-	uint32_t ref; /* its index in refs */
+	uint32_t ref;    /* its index in refs */
+	uint8_t release; /* its copy's journal entry goes with the receipt */
 	char user[VT_ID_MAX + 1];
 	char device[VT_ID_MAX + 1];
 };
@@ -284,7 +287,7 @@ static int add_ref(struct vt_receipt *r, uint64_t id, const char *cid)
  * short look back: the acks of a turn name few posts), else a new ref.
  */
 static int add_acker(struct vt_receipt *r, const struct vt_identity *by, uint64_t id,
-		     const char *cid)
+		     const char *cid, int release)
 {
 	uint32_t i = r->nrefs;
 	struct vt_acker *a = room_for(r->by, &r->bycap, r->nby, sizeof(*a), ACKERS_MAX);
@@ -302,6 +305,7 @@ static int add_acker(struct vt_receipt *r, const struct vt_identity *by, uint64_
 
 	a = &r->by[r->nby++];
 	a->ref = i > 0 ? i - 1 : r->nrefs - 1;
+	a->release = (uint8_t)release;
 	vt__copy(a->user, sizeof(a->user), by->user);
 	vt__copy(a->device, sizeof(a->device), by->device);
 	r->bytes += ACKER_BYTES + strlen(a->user) + strlen(a->device);
@@ -309,22 +313,32 @@ static int add_acker(struct vt_receipt *r, const struct vt_identity *by, uint64_
 }
 
 void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const char *group,
-			const char *sender, uint64_t id, const char *cid)
+			const char *sender, uint64_t id, const char *cid, unsigned flags)
 {
+	int release = group != NULL && (flags & VT_DELIVERED_RELEASE);
 	struct vt_receipt *r;
 
 	/* A copy of one's own message, acked by another device, is no news. */
 	if (strcmp(sender, by->user) == 0) {
-		return;
-	}
-	r = receipt_for(e, by, group, sender);
-	if (r == NULL || (group != NULL ? add_acker(r, by, id, cid) : add_ref(r, id, cid)) != 0) {
+		r = NULL;
+	} else if ((r = receipt_for(e, by, group, sender)) == NULL ||
+		   (group != NULL ? add_acker(r, by, id, cid, release) : add_ref(r, id, cid)) != 0) {
 		vt_log(VT_LOG_ERROR, "receipt dropped: out of memory to=%s ref=%llu", sender,
 		       (unsigned long long)id);
+		r = NULL;
+	}
+	if (r == NULL) {
+		if (flags & VT_DELIVERED_RELEASE) {
+			vt__journal_release(e, id, by->user, by->device);
+		}
 		return;
 	}
+
 	/* A group's receipt that can take more waits for its due time. */
-	if (group == NULL || receipt_full(r)) {
+	if (flags & VT_DELIVERED_NOW) {
+		r->due = 0;
+	}
+	if (group == NULL || r->due == 0 || receipt_full(r)) {
 		vt__want_flush(e);
 	}
 }
@@ -421,6 +435,23 @@ static void put_receipt(struct vt_engine *e, const struct vt_receipt *r)
 	p->nusers = 1; /* no list: the receipt's own "to" */
 }
 
+/*
+ * The journal entries of the held group copies whose acks @r reports: their
+ * releases join the batch that @r was just put in, so a crash never keeps
+ * a release and loses its receipt. Released as well when @r was dropped:
+ * the acks were taken.
+ */
+static void release_ackers(struct vt_engine *e, const struct vt_receipt *r)
+{
+	for (uint32_t j = 0; j < r->nby; j++) {
+		const struct vt_acker *a = &r->by[j];
+
+		if (a->release) {
+			vt__journal_release(e, r->refs[a->ref].id, a->user, a->device);
+		}
+	}
+}
+
 /* Append @r to the list again: it gathers on. */
 static void keep(struct vt_receipts *rs, struct vt_receipt *r)
 {
@@ -451,6 +482,7 @@ void vt__receipts_emit(struct vt_engine *e)
 				vt_map_del(&rs->open, r->key);
 			}
 			put_receipt(e, r);
+			release_ackers(e, r);
 			receipt_free(r);
 		}
 		r = next;

@@ -50,15 +50,26 @@ void vt_receipts_free(struct vt_receipts *r);
 /* Nonzero when a receipt waits for the next flush. */
 int vt_receipts_pending(const struct vt_receipts *r);
 
+/* What vt__take_delivered does besides gathering the ref. */
+enum {
+	/* A group post's copy, journaled: its entry is released in the batch
+	 * the receipt is put in, not before (journal.c). */
+	VT_DELIVERED_RELEASE = 1 << 0,
+	/* The receipt goes out at the next flush, gathered or not. */
+	VT_DELIVERED_NOW = 1 << 1,
+};
+
 /*
  * @by acked message @id with client id @cid, from @sender: add the ref to
  * the receipt gathered for (@by's user and device, @sender), or, when
  * @group is not NULL (a post to that group), to the one gathered for
  * (@group, @sender); then ask for a flush. Nothing for one's own copies.
- * Out of memory drops this ref alone, logged.
+ * Out of memory drops this ref alone, logged. @flags: VT_DELIVERED_*; a
+ * release that cannot wait for the receipt (no receipt is made) is queued
+ * at once.
  */
 void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const char *group,
-			const char *sender, uint64_t id, const char *cid);
+			const char *sender, uint64_t id, const char *cid, unsigned flags);
 
 /*
  * Put every gathered receipt into the current batch, in order, but a group's

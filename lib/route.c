@@ -726,6 +726,31 @@ static void ack_receipt(struct vt_engine *e, struct vt_pend *p, const struct vt_
 	p->ts = vt__wall(e);
 }
 
+/*
+ * The journal entry of held copy @m that @who acked (@entry: it has one),
+ * as vt__take_delivered is to treat it. A group's receipt gathers for a
+ * while (receipts.c), so a group post's entry is released with it, in its
+ * batch: a crash before that delivers the copy once more rather than lose
+ * the receipt. A request (@req) is answered only once the release commits,
+ * so that one is released now, and the receipt goes at the same flush.
+ * Anything else is released now, its receipt (if any) gathered for this
+ * flush alone.
+ */
+static unsigned ack_release(struct vt_engine *e, const struct vt_msg *m,
+			    const struct vt_identity *who, int entry, const struct vt_ackreq *req)
+{
+	int group = m->rec.kind == VT_KIND_MESSAGE && is_group(m->rec.to);
+
+	if (!entry) {
+		return 0;
+	}
+	if (group && req == NULL) {
+		return VT_DELIVERED_RELEASE;
+	}
+	vt__journal_release(e, m->rec.id, who->user, who->device);
+	return group ? VT_DELIVERED_NOW : 0;
+}
+
 void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct vt_identity *who,
 		 const uint64_t *ids, uint32_t n, struct vt_ackreq *req)
 {
@@ -733,12 +758,13 @@ void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct 
 
 	for (uint32_t i = 0; i < n; i++) {
 		struct vt_msg *m = NULL;
-		int in_memory = 0;
-		int held = c != NULL && vt__conn_ack(c, ids[i], &m, &in_memory);
+		int in_memory = 0, entry = 0;
+		int held = c != NULL && vt__conn_ack(c, ids[i], &m, &in_memory, &entry);
 		struct vt_pend *p;
 
 		/* Held only in memory: the ack ends it here. */
 		if (held && in_memory) {
+			unsigned how = ack_release(e, m, who, entry, req);
 			/* Mode "always": a request is answered once the entry's
 			 * release commits, with the receipt (journal.c). */
 			int waits = req != NULL && (p = vt__journal_queued(e, ids[i], who)) != NULL;
@@ -750,7 +776,7 @@ void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct 
 			if (m->rec.kind == VT_KIND_MESSAGE) {
 				const char *g = is_group(m->rec.to) ? m->rec.to : NULL;
 
-				vt__take_delivered(e, who, g, m->rec.from, ids[i], m->rec.cid);
+				vt__take_delivered(e, who, g, m->rec.from, ids[i], m->rec.cid, how);
 			}
 			vt_msg_unref(m);
 			if (req != NULL && !waits) {

@@ -590,17 +590,119 @@ START_TEST(clean_stop_stores_then_releases)
 }
 END_TEST
 
-START_TEST(group_posts_not_held)
+/* alice makes g:t with bob and posts to it; the post's id. */
+static uint64_t group_post(void)
 {
-	online();
 	send_raw(&A, "{\"type\":\"group_create\",\"id\":\"g1\",\"to\":\"g:t\","
 		     "\"body\":{\"name\":\"T\",\"members\":[\"bob\"]}}");
 	turn(E, &H);
 	send_msg(&A, "p1", "g:t", "\"all\"");
 	turn(E, &H);
 	ck_assert_uint_eq(cap_count(&B, "message"), 1);
-	ck_assert_uint_eq(E->stats.journal_open, 0);
-	ck_assert_uint_eq(stored("bob", ""), 2); /* the group's news and the post */
+	return cap_nth_id(&B, "message", 0);
+}
+
+/*
+ * A group post is held and journaled like a message to one user; a
+ * member's ack is released with the group's receipt, which gathers for a
+ * while, not before it.
+ */
+START_TEST(group_post_held_and_released_with_its_receipt)
+{
+	uint64_t id, ids[4];
+
+	online();
+	id = group_post();
+	ck_assert_uint_eq(cap_nth_id(&A2, "message", 0), id);
+	ck_assert_uint_eq(E->stats.journal_open, 2); /* bob's copy, the laptop's */
+	ck_assert_uint_eq(stored("bob", ""), 1);     /* the group's news alone */
+
+	send_ack(&B, id);
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "delivered"), 0);
+	ck_assert_uint_eq(E->stats.journal_open, 2);
+	advance(E, &H, VT_RECEIPT_GATHER_MS + 10);
+	ck_assert_uint_eq(delivered_refs(&A, ids, 4), 1);
+	ck_assert_uint_eq(ids[0], id);
+	/* bob's entry released; the receipt held for alice's two devices */
+	ck_assert_uint_eq(E->stats.journal_open, 3);
+
+	crash();
+	ck_assert_uint_eq(stored("bob", ""), 1);
+	/* the group's news, the post, the receipt */
+	ck_assert_uint_eq(stored("alice", "laptop"), 3);
+	connect_device(E, &H, "alice", "", &A);
+	ck_assert_uint_eq(delivered_refs(&A, ids, 4), 1);
+	ck_assert_uint_eq(ids[0], id);
+}
+END_TEST
+
+/*
+ * A crash while the receipt gathers delivers the acked copy once more; its
+ * ack then makes the receipt, which is not lost.
+ */
+START_TEST(crash_before_a_group_receipt_delivers_again)
+{
+	uint64_t id, ids[4];
+
+	online();
+	id = group_post();
+	send_ack(&B, id);
+	turn(E, &H);
+	crash();
+	ck_assert_uint_eq(stored("bob", ""), 2);
+
+	connect_user(E, &H, "bob", &B);
+	ck_assert_uint_eq(cap_nth_id(&B, "message", 0), id);
+	send_ack(&B, id);
+	turn(E, &H);
+	advance(E, &H, VT_RECEIPT_GATHER_MS + 10);
+	connect_device(E, &H, "alice", "", &A);
+	ck_assert_uint_eq(delivered_refs(&A, ids, 4), 1);
+	ck_assert_uint_eq(ids[0], id);
+}
+END_TEST
+
+/*
+ * A POST /v1/ack of a held group copy is answered once its release commits:
+ * the receipt goes in the same commit, without gathering.
+ */
+START_TEST(rest_ack_of_a_group_copy_sends_the_receipt_at_once)
+{
+	struct vt_identity bob = ident(&H, "bob");
+	struct reply r = {0};
+	uint64_t id, ids[4];
+	char ack[64];
+
+	online();
+	id = group_post();
+	snprintf(ack, sizeof(ack), "{\"ids\":[\"%llu\"]}", (unsigned long long)id);
+	vt_engine_ack(E, &bob, ack, strlen(ack), on_reply, &r);
+	turn(E, &H);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"acked\":[\""));
+	ck_assert_uint_eq(delivered_refs(&A, ids, 4), 1);
+	ck_assert_uint_eq(ids[0], id);
+
+	crash();
+	ck_assert_uint_eq(stored("bob", ""), 1);
+	ck_assert_uint_eq(stored("alice", ""), 1); /* the receipt */
+}
+END_TEST
+
+/* The sender's own device's ack makes no receipt: released at once. */
+START_TEST(own_device_ack_of_a_group_post_released_at_once)
+{
+	uint64_t id;
+
+	online();
+	id = group_post();
+	send_ack(&A2, id);
+	turn(E, &H);
+	ck_assert_uint_eq(E->stats.journal_open, 1); /* bob's copy */
+	crash();
+	ck_assert_uint_eq(stored("alice", "laptop"), 1); /* the group's news */
+	ck_assert_uint_eq(stored("bob", ""), 2);
 }
 END_TEST
 
@@ -623,7 +725,10 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, refused_copy_pushed_before_later_messages);
 	tcase_add_test(t, retries_out_store_then_release);
 	tcase_add_test(t, clean_stop_stores_then_releases);
-	tcase_add_test(t, group_posts_not_held);
+	tcase_add_test(t, group_post_held_and_released_with_its_receipt);
+	tcase_add_test(t, crash_before_a_group_receipt_delivers_again);
+	tcase_add_test(t, rest_ack_of_a_group_copy_sends_the_receipt_at_once);
+	tcase_add_test(t, own_device_ack_of_a_group_post_released_at_once);
 	suite_add_tcase(s, t);
 	return s;
 }
