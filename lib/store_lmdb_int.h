@@ -129,8 +129,9 @@ struct batch {
 	struct vt__out *out; /* out_to arrays, freed after done */
 	int grows;           /* a TOUCH, GROUP or REVOKE stored something new */
 	int refuse;          /* the store is full: what would grow gets VT_ENOSPC */
-	size_t journaled;    /* PUTs that wrote journaled copies only, in the room
-				the journal keeps for them (store_lmdb_journal.c) */
+	size_t reserved;     /* PUTs that may use the reserve: receipts, and held
+				copies written in the room the journal keeps for
+				them (store_lmdb_journal.c) */
 	uint64_t max_id;     /* the highest id a PUT stored: max_id is raised once */
 	struct vt__rcpts rcpts; /* the receipts its acks made, reported until done */
 };

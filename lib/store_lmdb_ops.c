@@ -381,11 +381,13 @@ int vt__lmdb_apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct ba
 	if (rc != 0) {
 		return rc;
 	}
+	/* A receipt comes with the acks it reports (VT_OP_PUT): taken when full. */
+	covered |= op->rec->kind == VT_KIND_DELIVERED;
 	if (b->refuse && !covered) {
 		op->status = VT_ENOSPC;
 		return 0;
 	}
-	b->journaled += (size_t)covered;
+	b->reserved += (size_t)covered;
 	rc = put_deliveries(s, txn, op, n, ts);
 	if (rc == 0 && !written && dklen > 0) {
 		rc = vt__lmdb_pair_write(s, txn, dk, dklen, &pair, op->rec->id, op->rec->ts);

@@ -94,8 +94,9 @@ static int pages_used(struct lmdb *s, MDB_txn *txn, size_t *out)
  * Nonzero when the batch stored something new: a PUT that wrote, a device
  * registered, a group state set or a device's first logout. Acks,
  * refreshes, NOTIFIED and group deletes may use the reserve, so space can
- * always be freed, and so may a PUT that wrote journaled copies only: the
- * journal keeps their room (vt__lmdb_journal_covers).
+ * always be freed, and so may a PUT that wrote journaled copies only (the
+ * journal keeps their room: vt__lmdb_journal_covers) or a receipt (it
+ * comes with the acks it reports, which free more).
  */
 int vt__lmdb_batch_stores(const struct vt_op *ops, size_t n, const struct batch *b)
 {
@@ -104,7 +105,7 @@ int vt__lmdb_batch_stores(const struct vt_op *ops, size_t n, const struct batch 
 	for (size_t i = 0; i < n; i++) {
 		wrote += ops[i].kind == VT_OP_PUT && ops[i].status == 0 && !ops[i].dup_of;
 	}
-	return wrote > b->journaled || b->grows;
+	return wrote > b->reserved || b->grows;
 }
 
 /*

@@ -153,6 +153,12 @@ enum vt_op_kind {
 	 * backend keeps the room each entry's replay takes, so a full store
 	 * takes a PUT whose every inbox in @to holds an entry of that id (a
 	 * held copy written as its device goes): replay would write it too.
+	 *
+	 * A full store takes a PUT of a VT_KIND_DELIVERED record as well, as
+	 * it takes the receipts of ACKs (below): the engine makes one only
+	 * for acks of copies it held, and nothing would ever make it again.
+	 * With a journal, the RELEASEs of those copies commit with it and
+	 * free more than it takes.
 	 */
 	VT_OP_PUT = 1,
 	/*

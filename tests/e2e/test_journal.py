@@ -568,13 +568,13 @@ async def test_kill9_spares_a_device_registered_later():
     eq(listed(srv, "bob", "laptop"), [], "the laptop's listing after kill -9")
 
 
-async def fill_store(srv, c):
-    """@c sends large messages to carol, who has no device, until the store
+async def fill_store(srv, c, to="carol"):
+    """@c sends large messages to @to, who has no device, until the store
     is full; returns how many were accepted."""
     n = 0
     while True:
         cid = "fill-%d" % n
-        await c.message("carol", cid, "x" * 20000)
+        await c.message(to, cid, "x" * 20000)
         ev = await c.expect(lambda x: x.get("ref") == cid, 5, "the answer to " + cid)
         if ev.get("type") != "accepted":
             eq(ev.get("code"), "storage_full", "the answer once the store is full")
@@ -582,15 +582,15 @@ async def fill_store(srv, c):
         n += 1
 
 
-async def fill_finely(c):
-    """After fill_store, @c sends ever smaller messages to carol until each
+async def fill_finely(c, to="carol"):
+    """After fill_store, @c sends ever smaller messages to @to until each
     size is refused: the store has no room left for a message, whatever
     commits it shares."""
     for size in (2000, 200, 20):
         cid = None
         while cid is None or ev.get("type") == "accepted":
             cid = "finer-%d-%s" % (size, os.urandom(4).hex())
-            await c.message("carol", cid, "z" * size)
+            await c.message(to, cid, "z" * size)
             ev = await c.expect(lambda x: x.get("ref") == cid, 5, "the answer to " + cid)
 
 
@@ -628,6 +628,40 @@ async def test_drop_on_full_store_writes_held_messages():
     for sid in ids:
         await bob.expect(is_msg(sid), 5, "push of %s to bob back online" % sid)
 
+async def test_full_store_stores_receipts_of_held_posts():
+    """Ten group posts are held for bob and carol, then the store is filled
+    to the last message it takes, and alice goes. Bob and carol ack each
+    post over the WebSocket, apart: each makes a group receipt for alice,
+    whose copies' entries are released in its commit. A full store takes
+    those receipts, as it takes the ones its acks make: alice, back, hears
+    of all twenty acks."""
+    srv = always_server("--lmdb-map-size", "1")
+    alice, bob, carol = await team(srv)
+    filler = await connect(srv, "filler")
+    barrier(srv)
+    ids = [(await send_ok(alice, "g:team", "f-%d" % i, "post %d" % i))["id"]
+           for i in range(10)]
+    for c in (bob, carol):
+        for sid in ids:
+            await c.expect(is_msg(sid), 5, "post %s on %s" % (sid, c.name))
+    eq(journal_open(srv), 20, "entries open for the posts' copies")
+    check(await fill_store(srv, filler, "nobody") > 0, "nothing fit in the store")
+    await fill_finely(filler, "nobody")
+    await alice.close()
+    await await_until(lambda: metric(srv, "vartalap_connections") == 3, 5, "alice gone")
+
+    for sid in ids:
+        await bob.ack(sid)
+        await carol.ack(sid)
+        await asyncio.sleep(0.1)
+    await await_until(lambda: journal_open(srv) == 0, 5, "the acked copies' entries released")
+    alice = await connect(srv, "alice", name="alice#2")
+    evs = await alice.expect_refs(20, what="receipts of the held posts")
+    for sid in ids:
+        eq(acks_of(evs, sid), [("bob", ""), ("carol", "")], "the acks of " + sid)
+    check("type=delivered" not in log_text(srv), "a receipt refused on a full store")
+
+
 if __name__ == "__main__":
     run([test_kill9_replays_held_messages_and_own_copies,
          test_acked_held_message_not_replayed,
@@ -637,8 +671,9 @@ if __name__ == "__main__":
          test_retries_run_out_write_held_message,
          test_kill9_while_sending_loses_nothing_accepted,
          test_group_post_is_held_and_replayed,
-    test_group_receipt_not_lost_to_kill9,
+         test_group_receipt_not_lost_to_kill9,
          test_hold_queue_bounds_held_then_stored,
          test_kill9_spares_the_devices_that_acked,
          test_kill9_spares_a_device_registered_later,
-         test_drop_on_full_store_writes_held_messages])
+         test_drop_on_full_store_writes_held_messages,
+         test_full_store_stores_receipts_of_held_posts])
