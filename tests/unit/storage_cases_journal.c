@@ -271,6 +271,18 @@ static int put_full(uint64_t id, int late)
 	return rc != 0 ? rc : j.p.op.status;
 }
 
+/* A PUT of @id of @kind from alice to carol, alone in a batch: its status. */
+static int put_kind(uint64_t id, enum vt_kind kind)
+{
+	struct put p;
+	int rc;
+
+	put_init(&p, id, "", 100, "{\"refs\":[]}", TO("carol"));
+	p.rec.kind = kind;
+	rc = commit(&p.op, 1);
+	return rc != 0 ? rc : p.op.status;
+}
+
 static int jput_full(uint64_t id)
 {
 	return put_full(id, 0);
@@ -309,7 +321,7 @@ END_TEST
  * their replay takes was kept, so a crash then loses none. A full store
  * refuses a journaled PUT and takes a RELEASE; it takes the write of a
  * journaled copy to its device too, which that room is for, and refuses
- * the same write of a copy with no entry.
+ * the same write of a copy with no entry; and a receipt.
  */
 START_TEST(journal_on_a_full_store)
 {
@@ -326,6 +338,10 @@ START_TEST(journal_on_a_full_store)
 	storage_backends[_i].fill();
 	ck_assert_int_eq(jput_full(60), VT_ENOSPC);
 	ck_assert_int_eq(late_put_full(60), VT_ENOSPC); /* no entry */
+	/* A receipt the engine made for held copies' acks: nothing makes it again. */
+	ck_assert_int_eq(put_kind(61, VT_KIND_MESSAGE), VT_ENOSPC);
+	ck_assert_int_eq(put_kind(61, VT_KIND_DELIVERED), 0);
+	ck_assert_uint_eq(count_in("carol", ""), 1);
 	ck_assert_int_eq(late_put_full(41), 0);
 	ck_assert_int_eq(release(41, "bob/"), 0);
 	ck_assert_int_eq(release(40, "bob/"), 0);
