@@ -100,11 +100,37 @@ static int apply_op(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch
 	return 0;
 }
 
+/* How many ops from @ops on, at most @n, are RELEASEs. */
+static size_t releases_at(const struct vt_op *ops, size_t n)
+{
+	size_t k = 0;
+
+	while (k < n && ops[k].kind == VT_OP_RELEASE) {
+		k++;
+	}
+	return k;
+}
+
 static int apply_ops(struct lmdb *s, MDB_txn *txn, struct vt_op *ops, size_t n, struct batch *b)
 {
 	int rc = 0;
 
 	for (size_t i = 0; i < n && rc == 0; i++) {
+		size_t run = releases_at(ops + i, n - i);
+
+		/* Releases in a row go together, in the order of their keys:
+		 * they delete only, so that order is as good as the batch's. */
+		if (run > 1) {
+			for (size_t j = i; j < i + run; j++) {
+				vt__op_reset(&ops[j]);
+			}
+			rc = vt__lmdb_apply_releases(s, txn, ops + i, run);
+			if (rc != VT_ENOMEM) {
+				i += run - 1;
+				continue;
+			}
+			rc = 0;
+		}
 		vt__op_reset(&ops[i]);
 		rc = apply_op(s, txn, &ops[i], b);
 	}
@@ -348,6 +374,7 @@ static void lmdb_destroy(void *self)
 	vt__pairs_free(&s->pairs);
 	close(s->lock_fd); /* after the store is closed: the next owner finds it whole */
 	vt__tset_free(&s->targets);
+	vt__lmdb_releases_free(s);
 	free(s);
 }
 

@@ -59,6 +59,8 @@
 /* version u8, kind u32, ts 8, four u32 lengths (from, to, cid, body) */
 #define REC_HEADER 29
 
+struct vt__release_run;
+
 struct lmdb {
 	MDB_env *env;
 	MDB_dbi recs, dlv, byrec, bytime, dtime, icnt, meta;
@@ -66,6 +68,7 @@ struct lmdb {
 	MDB_dbi revoked, revtime; /* logouts: store_lmdb_revoke.c */
 	MDB_dbi journal;          /* held events: store_lmdb_journal.c */
 	struct vt__tset targets; /* scratch of a PUT, kept for the next one */
+	struct vt__release_run *releases; /* scratch of a run of RELEASEs, kept too */
 	int64_t window;
 	size_t psize;       /* bytes per page */
 	size_t map_pages;   /* pages the map holds */
@@ -233,6 +236,16 @@ int vt__lmdb_journal_forget(struct lmdb *s, MDB_txn *txn, uint64_t id,
 int vt__lmdb_journal_covers(struct lmdb *s, MDB_txn *txn, const struct vt_op *op,
 			    int *covers);
 int vt__lmdb_apply_release(struct lmdb *s, MDB_txn *txn, struct vt_op *op);
+
+/*
+ * The @n RELEASEs at @ops, one after another in a batch, in the order of
+ * their keys through one cursor. 0 or an LMDB error; VT_ENOMEM when out of
+ * memory, then each is applied alone.
+ */
+int vt__lmdb_apply_releases(struct lmdb *s, MDB_txn *txn, struct vt_op *ops, size_t n);
+
+/* Free the scratch of vt__lmdb_apply_releases. */
+void vt__lmdb_releases_free(struct lmdb *s);
 int vt__lmdb_replay(void *self, uint64_t *events);
 
 int vt__lmdb_apply_revoke(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b);

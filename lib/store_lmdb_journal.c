@@ -118,6 +118,132 @@ int vt__lmdb_apply_release(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
 }
 
 /*
+ * A run of releases, sorted by key. A batch's releases are mostly the acks
+ * of one group post's members, named in ack order, whose entries lie side by
+ * side in the tree: in key order each is found on the leaf page of the one
+ * before (LMDB's cursor looks there before it descends from the root), where
+ * in ack order most needed a descent of their own.
+ */
+struct vt__release_run {
+	struct release *v;
+	size_t cap;
+	uint8_t *keys;
+	size_t keys_cap;
+};
+
+struct release {
+	size_t off, len; /* its key in keys */
+	struct vt_op *op;
+	const uint8_t *key;
+};
+
+/* Grow @v, of *@cap elements of @size, to at least @n. 0 or VT_ENOMEM. */
+static int grow(void **v, size_t *cap, size_t n, size_t size)
+{
+	size_t ncap = *cap ? *cap : 64;
+	void *nv;
+
+	if (n <= *cap) {
+		return 0;
+	}
+	while (ncap < n) {
+		ncap *= 2;
+	}
+	nv = realloc(*v, ncap * size);
+	if (nv == NULL) {
+		return VT_ENOMEM;
+	}
+	*v = nv;
+	*cap = ncap;
+	return 0;
+}
+
+/* LMDB's order of keys: their bytes, then the shorter first. */
+static int release_cmp(const void *a, const void *b)
+{
+	const struct release *x = a, *y = b;
+	int c = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
+
+	return c != 0 ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/*
+ * The run's keys in @r, sorted; an op with none a key can hold is answered
+ * VT_EINVAL. 0 or VT_ENOMEM.
+ */
+static int run_keys(struct vt__release_run *r, struct vt_op *ops, size_t n, size_t *m)
+{
+	size_t off = 0;
+
+	*m = 0;
+	if (grow((void **)&r->v, &r->cap, n, sizeof(*r->v)) != 0) {
+		return VT_ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t len;
+
+		if (grow((void **)&r->keys, &r->keys_cap, off + 8 + VT__INBOX_KEY_MAX, 1) != 0) {
+			return VT_ENOMEM;
+		}
+		len = entry_key(ops[i].id, &ops[i].inbox, r->keys + off);
+		if (len == 0) {
+			ops[i].status = VT_EINVAL;
+			continue;
+		}
+		r->v[(*m)++] = (struct release){off, len, &ops[i], NULL};
+		off += len;
+	}
+
+	/* The keys moved while they grew: point at them only now. */
+	for (size_t i = 0; i < *m; i++) {
+		r->v[i].key = r->keys + r->v[i].off;
+	}
+	qsort(r->v, *m, sizeof(*r->v), release_cmp);
+	return 0;
+}
+
+int vt__lmdb_apply_releases(struct lmdb *s, MDB_txn *txn, struct vt_op *ops, size_t n)
+{
+	struct vt__release_run *r = s->releases;
+	MDB_cursor *cur = NULL;
+	size_t m;
+	int rc;
+
+	if (r == NULL && (r = s->releases = calloc(1, sizeof(*r))) == NULL) {
+		return VT_ENOMEM;
+	}
+	if (run_keys(r, ops, n, &m) != 0) {
+		return VT_ENOMEM;
+	}
+
+	rc = mdb_cursor_open(txn, s->journal, &cur);
+	for (size_t i = 0; i < m && rc == 0; i++) {
+		MDB_val k = val((void *)r->v[i].key, r->v[i].len), v;
+
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+		if (rc == 0) {
+			rc = mdb_cursor_del(cur, 0);
+		} else if (rc == MDB_NOTFOUND) {
+			rc = 0;
+		}
+	}
+	if (cur != NULL) {
+		mdb_cursor_close(cur);
+	}
+	return rc;
+}
+
+void vt__lmdb_releases_free(struct lmdb *s)
+{
+	if (s->releases != NULL) {
+		free(s->releases->v);
+		free(s->releases->keys);
+		free(s->releases);
+		s->releases = NULL;
+	}
+}
+
+/*
  * An ACK removed the delivery of @id to @in: a journal entry of that copy
  * goes in the same transaction. A held copy written as its device went is
  * released only once that write commits (journal.c), and an ack of the

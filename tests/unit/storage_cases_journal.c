@@ -161,6 +161,67 @@ START_TEST(journal_release_forgets)
 }
 END_TEST
 
+/* Devices of the copies journal_releases_in_one_batch journals. */
+static const char *const run_devs[] = {"bob/phone", "bob/tab", "carol/a"};
+
+/*
+ * Many releases in one batch, in no order of their keys, with one twice,
+ * one of an entry that does not exist and one no key can hold, and an ACK
+ * between them: each released entry is gone and the others stay.
+ */
+START_TEST(journal_releases_in_one_batch)
+{
+	static char long_user[600]; /* longer than any inbox key */
+	struct vt_op ops[40];
+	char buf[40][64];
+	size_t n = 0;
+
+	if (!jopen(_i)) {
+		return;
+	}
+	touch("bob", "phone", 10, NULL);
+	touch("bob", "tab", 10, NULL);
+	touch("carol", "a", 10, NULL);
+	for (uint64_t id = 20; id < 30; id++) {
+		ck_assert_int_eq(jput(id, "", TO(run_devs[0], run_devs[1], run_devs[2])), 0);
+	}
+
+	/* Every copy of the odd ids, newest first, devices turning; even ids stay. */
+	for (uint64_t id = 29; id > 20; id -= 2) {
+		for (int d = 2; d >= 0; d--) {
+			ops[n] = (struct vt_op){.kind = VT_OP_RELEASE, .id = id};
+			inboxes(TO(run_devs[(d + id) % 3]), &ops[n].inbox, &buf[n]);
+			n++;
+		}
+		if (id == 25) {
+			ops[n++] = (struct vt_op){.kind = VT_OP_ACK, .id = 999, .inbox = {"bob", "tab"}};
+		}
+	}
+	ops[n] = (struct vt_op){.kind = VT_OP_RELEASE, .id = 21};
+	inboxes(TO("bob/tab"), &ops[n].inbox, &buf[n]);
+	n++;
+	ops[n] = (struct vt_op){.kind = VT_OP_RELEASE, .id = 1234};
+	inboxes(TO("bob/tab"), &ops[n].inbox, &buf[n]);
+	n++;
+	memset(long_user, 'u', sizeof(long_user) - 1);
+	ops[n++] = (struct vt_op){.kind = VT_OP_RELEASE, .id = 22, .inbox = {long_user, ""}};
+	ck_assert_int_eq(commit(ops, n), 0);
+	for (size_t i = 0; i + 1 < n; i++) {
+		ck_assert_int_eq(ops[i].kind == VT_OP_RELEASE ? ops[i].status : 0, 0);
+	}
+	ck_assert_int_eq(ops[n - 1].status, VT_EINVAL);
+
+	ck_assert_uint_eq(reopen_replay(), 15);
+	for (int d = 0; d < 3; d++) {
+		struct vt_inbox in;
+		char one[1][64];
+
+		inboxes(TO(run_devs[d]), &in, one);
+		ck_assert_uint_eq(count_in(in.user, in.device), 5);
+	}
+}
+END_TEST
+
 /* A re-send found by dedup journals nothing; stored recipients are stored at once. */
 START_TEST(journal_with_dedup_and_stored_users)
 {
@@ -469,6 +530,7 @@ void storage_journal_cases_add(TCase *tc)
 {
 	tcase_add_loop_test(tc, journal_replayed_into_deliveries, 0, storage_nbackends);
 	tcase_add_loop_test(tc, journal_release_forgets, 0, storage_nbackends);
+	tcase_add_loop_test(tc, journal_releases_in_one_batch, 0, storage_nbackends);
 	tcase_add_loop_test(tc, journal_with_dedup_and_stored_users, 0, storage_nbackends);
 	tcase_add_loop_test(tc, journal_replay_after_late_store, 0, storage_nbackends);
 	tcase_add_loop_test(tc, journal_refuses_bad_entries, 0, storage_nbackends);
