@@ -204,13 +204,33 @@ void vt_engine_set_notifier(struct vt_engine *e, struct vt_notifier notifier)
 	e->notifier = notifier;
 }
 
+/* Events queued in memory only, one per device: what closing writes to storage. */
+static uint64_t held_items(const struct vt_engine *e)
+{
+	uint64_t n = 0;
+
+	for (const struct vt_conn *c = e->conns; c != NULL; c = c->next) {
+		for (const struct vt_item *it = c->head; it != NULL; it = it->next) {
+			n += it->held != 0;
+		}
+	}
+	return n;
+}
+
 void vt_engine_shutdown(struct vt_engine *e)
 {
+	uint64_t held;
+
 	if (e == NULL || e->shutting_down) {
 		return;
 	}
 	e->shutting_down = 1;
 
+	held = held_items(e);
+	if (held > 0) {
+		vt_log(VT_LOG_INFO, "shutting down: writing %llu held copies to storage",
+		       (unsigned long long)held);
+	}
 	for (struct vt_conn *c = e->conns; c != NULL; c = c->next) {
 		vt__conn_kill(c, VT_CLOSE_GOING_AWAY, "server shutting down");
 	}

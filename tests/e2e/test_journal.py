@@ -269,8 +269,9 @@ async def test_held_written_when_recipient_drops():
 
 async def test_sigterm_writes_held_messages():
     """SIGTERM with three held, un-acked messages: the clean stop writes
-    them and releases their entries, so the next start has no entry to
-    replay; bob has each listed once, and nothing is left open."""
+    them (and logs how many) and releases their entries, so the next start
+    has no entry to replay; bob has each listed once, and nothing is left
+    open."""
     srv = always_server()
     alice, bob = await pair(srv)
     ids = await send_held(srv, alice, bob, 3)
@@ -279,6 +280,8 @@ async def test_sigterm_writes_held_messages():
     for c in (alice, bob):
         eq(await c.wait_closed(10), 1001, "close code on SIGTERM (%s)" % c.name)
     eq(srv.stop(), 0, "exit status after SIGTERM")
+    check("shutting down: writing 3 held copies to storage" in log_text(srv),
+          "the clean stop's count of held copies:\n" + srv.log_tail())
     srv.start()
     check(REPLAY_LOG not in log_text(srv), "entries left by a clean stop:\n" + srv.log_tail())
     eq(listed(srv, "bob"), ids, "bob's listing after the restart")
