@@ -222,6 +222,77 @@ START_TEST(journal_releases_in_one_batch)
 }
 END_TEST
 
+/* Devices of the copies journal_release_runs_across_pages journals. */
+static const char *const wide_devs[] = {"bob/phone", "bob/tab", "carol/a", "dave/b"};
+
+#define WIDE_IDS 1000
+#define WIDE_ROUNDS 4
+
+/* Whether round @r releases the copy of @id for device @d: all over the tree. */
+static int wide_pick(uint64_t id, int d, int r)
+{
+	uint64_t h = ((id * 4 + (uint64_t)d) * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)r << 40);
+
+	return (h * 0xbf58476d1ce4e5b9ull >> 61) < 3;
+}
+
+/*
+ * Runs of releases that span many leaf pages, newest first, each after a
+ * release of an entry that does not exist (bob/q sorts among the others):
+ * the deletes empty and merge pages under the cursor. Exactly the copies
+ * never released are replayed.
+ */
+START_TEST(journal_release_runs_across_pages)
+{
+	static struct vt_op ops[WIDE_IDS * 4 * 2];
+	static char buf[WIDE_IDS * 4 * 2][64];
+	static unsigned char held[WIDE_IDS][4];
+	uint64_t left = WIDE_IDS * 4;
+
+	if (!jopen(_i)) {
+		return;
+	}
+	for (int d = 0; d < 4; d++) {
+		struct vt_inbox in;
+		char one[1][64];
+
+		inboxes(TO(wide_devs[d]), &in, one);
+		touch(in.user, in.device, 10, NULL);
+	}
+	for (uint64_t id = 1; id <= WIDE_IDS; id++) {
+		ck_assert_int_eq(jput(id, "", TO(wide_devs[0], wide_devs[1], wide_devs[2],
+		                                 wide_devs[3])), 0);
+	}
+	memset(held, 1, sizeof(held));
+	for (int r = 0; r < WIDE_ROUNDS; r++) {
+		size_t n = 0;
+
+		for (uint64_t id = WIDE_IDS; id > 0; id--) {
+			for (int d = 3; d >= 0; d--) {
+				if (!held[id - 1][d] || !wide_pick(id, d, r)) {
+					continue;
+				}
+				held[id - 1][d] = 0;
+				left--;
+				ops[n] = (struct vt_op){.kind = VT_OP_RELEASE, .id = id};
+				inboxes(TO("bob/q"), &ops[n].inbox, &buf[n]);
+				n++;
+				ops[n] = (struct vt_op){.kind = VT_OP_RELEASE, .id = id};
+				inboxes(TO(wide_devs[d]), &ops[n].inbox, &buf[n]);
+				n++;
+			}
+		}
+		ck_assert_uint_gt(n, 100);
+		ck_assert_int_eq(commit(ops, n), 0);
+		for (size_t i = 0; i < n; i++) {
+			ck_assert_int_eq(ops[i].status, 0);
+		}
+	}
+	ck_assert_uint_gt(left, 100);
+	ck_assert_uint_eq(reopen_replay(), left);
+}
+END_TEST
+
 /* A re-send found by dedup journals nothing; stored recipients are stored at once. */
 START_TEST(journal_with_dedup_and_stored_users)
 {
@@ -531,6 +602,7 @@ void storage_journal_cases_add(TCase *tc)
 	tcase_add_loop_test(tc, journal_replayed_into_deliveries, 0, storage_nbackends);
 	tcase_add_loop_test(tc, journal_release_forgets, 0, storage_nbackends);
 	tcase_add_loop_test(tc, journal_releases_in_one_batch, 0, storage_nbackends);
+	tcase_add_loop_test(tc, journal_release_runs_across_pages, 0, storage_nbackends);
 	tcase_add_loop_test(tc, journal_with_dedup_and_stored_users, 0, storage_nbackends);
 	tcase_add_loop_test(tc, journal_replay_after_late_store, 0, storage_nbackends);
 	tcase_add_loop_test(tc, journal_refuses_bad_entries, 0, storage_nbackends);
