@@ -239,8 +239,9 @@ int vt__lmdb_apply_release(struct lmdb *s, MDB_txn *txn, struct vt_op *op);
 
 /*
  * The @n RELEASEs at @ops, one after another in a batch, in the order of
- * their keys through one cursor. 0 or an LMDB error; VT_ENOMEM when out of
- * memory, then each is applied alone.
+ * their keys through one cursor. 0 or an LMDB error; VT_ENOMEM, with
+ * nothing deleted, when out of memory: the caller applies the first alone
+ * and tries the rest again.
  */
 int vt__lmdb_apply_releases(struct lmdb *s, MDB_txn *txn, struct vt_op *ops, size_t n);
 

@@ -133,7 +133,6 @@ struct vt__release_run {
 
 struct release {
 	size_t off, len; /* its key in keys */
-	struct vt_op *op;
 	const uint8_t *key;
 };
 
@@ -190,7 +189,7 @@ static int run_keys(struct vt__release_run *r, struct vt_op *ops, size_t n, size
 			ops[i].status = VT_EINVAL;
 			continue;
 		}
-		r->v[(*m)++] = (struct release){off, len, &ops[i], NULL};
+		r->v[(*m)++] = (struct release){off, len, NULL};
 		off += len;
 	}
 
