@@ -485,6 +485,129 @@ async def reconnect3(srv, rnd):
     return out
 
 
+class Device:
+    """One member device of the churn test: what it was pushed and acked."""
+
+    def __init__(self, user, device):
+        self.user, self.device, self.c, self.n = user, device, None, 0
+        self.acked = set()
+        self.last_acked = False
+        self.session = []  # alice's message ids pushed on the current connection
+
+    async def up(self, srv):
+        self.n += 1
+        self.session = []
+        self.c = await connect(srv, self.user, device=self.device,
+                               name="%s/%s#%d" % (self.user, self.device, self.n))
+
+    async def down(self, rng):
+        """Drop the connection: closed, so that the server reads the acks
+        sent before it; or, when the last read acked nothing, maybe cut."""
+        if not self.last_acked and rng.random() < 0.5:
+            self.c.abort()
+        else:
+            await self.c.close()
+        self.c = None
+
+    async def read(self, rng):
+        """Take what was pushed; ack the news and receipts, and a random
+        first part of the messages (the rest stays owed)."""
+        new = []
+        for ev in await self.c.drain(0):
+            if ev.get("type") == "message" and ev.get("from") == "alice":
+                check(ev["id"] not in self.session or ev["id"] not in self.acked,
+                      "%s: acked %s pushed again" % (self.c.name, ev["id"]))
+                if ev["id"] not in self.session:
+                    last = self.session[-1] if self.session else "0"
+                    check(int(ev["id"]) > int(last),
+                          "%s: %s pushed after %s" % (self.c.name, ev["id"], last))
+                    self.session.append(ev["id"])
+                    new.append(ev["id"])
+            elif ev.get("type") in ("group", "delivered"):
+                await self.c.ack(ev["id"])
+        self.last_acked = bool(new) and rng.random() < 0.7
+        if self.last_acked:
+            part = new[:rng.randint(1, len(new))]
+            await self.c.ack(*part)
+            self.acked.update(part)
+
+
+def alice_messages(srv, user, device):
+    """The ids of alice's messages stored for @user's @device."""
+    return sorted((m["id"] for m in fetch_all(srv, srv.token(user), device=device)
+                   if m.get("type") == "message" and m.get("from") == "alice"), key=int)
+
+
+async def test_churn_then_kill9_replays_exactly_what_is_owed():
+    """Forty rounds: alice sends bursts to bob (three devices), carol (two),
+    dave and their group; devices ack random parts of what they are pushed,
+    drop and come back. Within a connection alice's messages come in id
+    order and an acked one never comes again. After a quiet moment, kill -9:
+    the restart replays as many copies as the gauge counted open, and each
+    device has listed exactly what was sent to it and it did not ack."""
+    rng = random.Random(SEED)
+    print("  seed %d (VT_JOURNAL_SEED)" % SEED)
+    srv = always_server()
+    alice = await connect(srv, "alice", device="a1", name="alice")
+    devs = [Device(u, d) for u, d in (("bob", "p"), ("bob", "t"), ("bob", "l"),
+                                      ("carol", "a"), ("carol", "b"), ("dave", "d"))]
+    for d in devs:
+        await d.up(srv)
+    barrier(srv)
+    await alice.send({"v": 1, "type": "group_create", "id": "g-1", "to": "g:team",
+                      "body": {"name": "T", "members": ["bob", "carol", "dave"]}})
+    await alice.expect_type("accepted", ref="g-1")
+
+    sent = []  # (id, to)
+    for rnd in range(40):
+        tos = [rng.choice(["bob", "carol", "dave", "g:team"]) for _ in range(rng.randint(1, 8))]
+        for i, to in enumerate(tos):
+            await alice.message(to, "c-%d-%d" % (rnd, i), {"r": rnd})
+        for i, to in enumerate(tos):
+            sent.append(((await send_answer(alice, "c-%d-%d" % (rnd, i)))["id"], to))
+        for d in devs:
+            if d.c is None:
+                if rng.random() < 0.5:
+                    await d.up(srv)
+            elif rng.random() < 0.08:
+                await d.down(rng)
+            else:
+                await d.read(rng)
+        receipts = [e["id"] for e in await alice.drain(0) if e.get("type") == "delivered"]
+        if receipts:
+            await alice.ack(*receipts)
+        await asyncio.sleep(rng.random() * 0.03)
+
+    # Quiet: every receipt gathered has gone out, every ack has committed.
+    await asyncio.sleep(0.5)
+    barrier(srv)
+    open_before = journal_open(srv)
+    srv.kill9()
+    alice.abort()
+    for d in devs:
+        if d.c is not None:
+            d.c.abort()
+    srv.start()
+    log = log_text(srv)
+    replayed = 0
+    if REPLAY_LOG in log:
+        replayed = int(log.split(" held copies stored from the journal")[0].split()[-1])
+    eq(replayed, open_before, "copies replayed against entries open before the kill")
+    for d in devs:
+        owed = sorted((sid for sid, to in sent if to in (d.user, "g:team")
+                       and sid not in d.acked), key=int)
+        eq(alice_messages(srv, d.user, d.device), owed,
+           "%s/%s's listing after kill -9" % (d.user, d.device))
+    print("  %d sent, %d copies open at the kill" % (len(sent), open_before))
+
+
+async def send_answer(c, cid):
+    """The answer to @cid on @c, which must be "accepted"."""
+    ev = await c.expect(lambda x: x.get("ref") == cid, 5, "the answer to " + cid)
+    eq(ev.get("type"), "accepted", "answer to " + cid)
+    return ev
+
+
 async def test_hold_queue_bounds_held_then_stored():
     """--hold-queue 4 applies to mode always: of ten messages to bob, who
     acks none, four are held (four entries, not listed), the other six
@@ -675,6 +798,7 @@ if __name__ == "__main__":
          test_kill9_while_sending_loses_nothing_accepted,
          test_group_post_is_held_and_replayed,
          test_group_receipt_not_lost_to_kill9,
+         test_churn_then_kill9_replays_exactly_what_is_owed,
          test_hold_queue_bounds_held_then_stored,
          test_kill9_spares_the_devices_that_acked,
          test_kill9_spares_a_device_registered_later,
