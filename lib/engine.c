@@ -228,8 +228,8 @@ void vt_engine_shutdown(struct vt_engine *e)
 
 	held = held_items(e);
 	if (held > 0) {
-		vt_log(VT_LOG_INFO, "shutting down: writing %llu held copies to storage",
-		       (unsigned long long)held);
+		vt_log(VT_LOG_INFO, "shutting down: writing %llu held %s to storage",
+		       (unsigned long long)held, held == 1 ? "copy" : "copies");
 	}
 	for (struct vt_conn *c = e->conns; c != NULL; c = c->next) {
 		vt__conn_kill(c, VT_CLOSE_GOING_AWAY, "server shutting down");

@@ -360,8 +360,8 @@ int vt__lmdb_replay(void *self, uint64_t *events)
 		}
 	}
 	if (*events > 0) {
-		vt_log(VT_LOG_INFO, "lmdb: journal: %llu held copies stored from the journal",
-		       (unsigned long long)*events);
+		vt_log(VT_LOG_INFO, "lmdb: journal: %llu held %s stored from the journal",
+		       (unsigned long long)*events, *events == 1 ? "copy" : "copies");
 	}
 	return 0;
 }
