@@ -353,6 +353,13 @@ void vt_conn_receive(struct vt_conn *c, const char *data, size_t len)
 	}
 	c->refs++;
 	c->owed++;
+
+	/* Most frames a device sends ack the oldest of what it was pushed:
+	 * the queue's head, pushed long enough ago to have left the caches,
+	 * is fetched while the frame is parsed. */
+	if (c->head != NULL) {
+		__builtin_prefetch(c->head);
+	}
 	vt__clock_hold(c->e);
 	vt__take_event(c->e, &c->id, data, len, o);
 	vt__clock_release(c->e);
@@ -697,6 +704,11 @@ int vt__conn_ack(struct vt_conn *c, uint64_t id, struct vt_msg **msg, int *held,
 	for (struct vt_item *it = c->head; it != NULL && left-- > 0; prev = it, it = it->next) {
 		if (it->msg->rec.id != id) {
 			continue;
+		}
+
+		/* An ack of several ids names them in the order they came. */
+		if (it->next != NULL) {
+			__builtin_prefetch(it->next);
 		}
 		unlink_item(c, it, prev);
 		*msg = it->msg;

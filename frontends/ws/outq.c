@@ -154,6 +154,11 @@ static int gather(const struct vt_ws_outq *q, struct iovec *iov, size_t *want)
 	     o = o->next) {
 		size_t done = o->done;
 
+		/* Frames queued in a burst to many connections have mostly left
+		 * the caches by the time each connection is written. */
+		if (o->next != NULL) {
+			__builtin_prefetch(o->next);
+		}
 		*want += out_size(o) - done;
 		if (o->shared == NULL) {
 			iov[n].iov_base = (void *)(out_start(o) + done);
