@@ -198,6 +198,13 @@ size_t vt__pairs_find(struct vt__pair_index *x, uint64_t fp, int64_t *ts, size_t
 	return n;
 }
 
+void vt__pairs_prefetch(const struct vt__pair_index *x, uint64_t fp)
+{
+	if (x->cap > 0) {
+		__builtin_prefetch(&x->slots[fp & (x->cap - 1)]);
+	}
+}
+
 size_t vt__pairs_find_committed(struct vt__pair_index *x, uint64_t fp, int64_t *ts, size_t max)
 {
 	size_t n;

@@ -82,6 +82,12 @@ int vt__pairs_add(struct vt__pair_index *x, uint64_t fp, int64_t ts);
  */
 int vt__pairs_load(struct vt__pair_index *x, const struct vt__pair *p, size_t n);
 
+/*
+ * Start fetching the slot where entries with fingerprint @fp begin, for a
+ * vt__pairs_find a little later. Only on the thread that changes the index.
+ */
+void vt__pairs_prefetch(const struct vt__pair_index *x, uint64_t fp);
+
 /* Remove one entry equal to (@fp, @ts): 1, 0 when there is none, or VT_ENOMEM. */
 int vt__pairs_del(struct vt__pair_index *x, uint64_t fp, int64_t ts);
 

@@ -111,12 +111,26 @@ static size_t releases_at(const struct vt_op *ops, size_t n)
 	return k;
 }
 
+/*
+ * Ops ahead of the one applied whose pair lookups are started: the pairs'
+ * index is far larger than the caches, and a lookup is a miss to memory
+ * that an op's other work can hide.
+ */
+#define PREFETCH_AHEAD 4
+
 static int apply_ops(struct lmdb *s, MDB_txn *txn, struct vt_op *ops, size_t n, struct batch *b)
 {
 	int rc = 0;
 
+	for (size_t i = 0; i < n && i < PREFETCH_AHEAD; i++) {
+		vt__lmdb_put_prefetch(s, &ops[i]);
+	}
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		size_t run = releases_at(ops + i, n - i);
+
+		if (i + PREFETCH_AHEAD < n) {
+			vt__lmdb_put_prefetch(s, &ops[i + PREFETCH_AHEAD]);
+		}
 
 		/* Releases in a row go together, in the order of their keys:
 		 * they delete only, so that order is as good as the batch's. */

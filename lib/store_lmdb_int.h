@@ -223,6 +223,8 @@ int vt__lmdb_apply_touch(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct 
 int vt__lmdb_max_id_get(struct lmdb *s, MDB_txn *txn, uint64_t *out);
 int vt__lmdb_max_id_raise(struct lmdb *s, MDB_txn *txn, uint64_t id);
 int vt__lmdb_apply_put(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b);
+/* Start fetching what applying @op will look up first, when it is a PUT. */
+void vt__lmdb_put_prefetch(struct lmdb *s, const struct vt_op *op);
 int vt__lmdb_apply_ack(struct lmdb *s, MDB_txn *txn, struct vt_op *op);
 int vt__lmdb_apply_notified(struct lmdb *s, MDB_txn *txn, struct vt_op *op);
 int vt__lmdb_apply_group(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b);
@@ -279,6 +281,9 @@ int vt__lmdb_pair_find(struct lmdb *s, MDB_txn *txn, const uint8_t *dk, size_t d
  */
 int vt__lmdb_pair_peek(struct lmdb *s, MDB_txn *txn, const uint8_t *dk, size_t dklen,
                        struct vt__lmdb_pair *p);
+
+/* Start fetching what looking pair @dk up will read (vt__pairs_prefetch). */
+void vt__lmdb_pair_prefetch(struct lmdb *s, const uint8_t *dk, size_t dklen);
 
 /* Write pair @dk for record @id at @ts, in place of @old as found. */
 int vt__lmdb_pair_write(struct lmdb *s, MDB_txn *txn, const uint8_t *dk, size_t dklen,

@@ -58,18 +58,28 @@ int vt__journal_valid(const struct vt_op *op)
 	return 1;
 }
 
+/* A record this long or shorter is encoded once for all the devices of a PUT. */
+#define ENCODED_ONCE_MAX 1024
+
 int vt__lmdb_journal_put(struct lmdb *s, MDB_txn *txn, const struct vt_op *op)
 {
 	size_t size = vt__lmdb_rec_size(op->rec);
-	uint8_t key[8 + VT__INBOX_KEY_MAX];
+	uint8_t key[8 + VT__INBOX_KEY_MAX], once[ENCODED_ONCE_MAX];
+	int copy = op->nheld_to > 1 && size <= sizeof(once);
 	int rc = 0;
 
+	/* A group post's entries hold one record a member's device each. */
+	if (copy) {
+		vt__lmdb_rec_encode(op->rec, once);
+	}
 	for (uint32_t i = 0; i < op->nheld_to && rc == 0; i++) {
 		MDB_val k = val(key, entry_key(op->rec->id, &op->held_to[i], key));
 		MDB_val v = val(NULL, size);
 
 		rc = vt__lmdb_put_last(txn, s->journal, &k, &v, MDB_RESERVE);
-		if (rc == 0) {
+		if (rc == 0 && copy) {
+			memcpy(v.mv_data, once, size);
+		} else if (rc == 0) {
 			vt__lmdb_rec_encode(op->rec, v.mv_data);
 		}
 	}

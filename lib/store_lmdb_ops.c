@@ -90,6 +90,16 @@ static size_t put_dedup_key(const struct vt_op *op, uint8_t *dk)
 	return op->dedup && op->rec->cid && op->rec->cid[0] ? vt__dedup_key(op->rec, dk) : 0;
 }
 
+void vt__lmdb_put_prefetch(struct lmdb *s, const struct vt_op *op)
+{
+	uint8_t dk[VT__DEDUP_KEY_MAX];
+	size_t dklen = op->kind == VT_OP_PUT && op->rec ? put_dedup_key(op, dk) : 0;
+
+	if (dklen > 0) {
+		vt__lmdb_pair_prefetch(s, dk, dklen);
+	}
+}
+
 /*
  * Look up the pair (from, cid) of @op, key @dk, into @pair, and set
  * op->dup_of when it names another record inside the window. With @insert

@@ -84,6 +84,11 @@ int vt__lmdb_pair_peek(struct lmdb *s, MDB_txn *txn, const uint8_t *dk, size_t d
 	return find(s, txn, dk, dklen, p, 1);
 }
 
+void vt__lmdb_pair_prefetch(struct lmdb *s, const uint8_t *dk, size_t dklen)
+{
+	vt__pairs_prefetch(&s->pairs, vt__pairs_fp(&s->pairs, dk, dklen));
+}
+
 int vt__lmdb_pair_write(struct lmdb *s, MDB_txn *txn, const uint8_t *dk, size_t dklen,
                         const struct vt__lmdb_pair *old, uint64_t id, int64_t ts)
 {
