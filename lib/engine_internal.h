@@ -395,13 +395,17 @@ struct vt_engine {
 	struct vt_env *spare_env; /* for the next envelope decoded: one is over 2 KiB */
 };
 
-/* Copy @src into @dst of @size bytes, cut to fit: snprintf "%s" without its cost. */
-static inline void vt__copy(char *dst, size_t size, const char *src)
+/*
+ * Copy @src into @dst of @size bytes, cut to fit: snprintf "%s" without its
+ * cost. Returns the length copied.
+ */
+static inline size_t vt__copy(char *dst, size_t size, const char *src)
 {
 	size_t n = strnlen(src, size - 1);
 
 	memcpy(dst, src, n);
 	dst[n] = '\0';
+	return n;
 }
 
 /* engine.c */

@@ -73,9 +73,12 @@ struct vt_ref {
 struct vt_acker {
 	uint32_t ref;    /* its index in refs */
 	uint8_t release; /* its copy's journal entry goes with the receipt */
+	uint8_t user_len, device_len;
 	char user[VT_ID_MAX + 1];
 	char device[VT_ID_MAX + 1];
 };
+
+_Static_assert(VT_ID_MAX <= UINT8_MAX, "an acker's lengths fit a byte");
 
 struct vt_receipt {
 	struct vt_receipt *next;    /* the next gathered, in order */
@@ -276,9 +279,8 @@ static int add_ref(struct vt_receipt *r, uint64_t id, const char *cid)
 	}
 	r->refs = refs;
 	r->refs[r->nrefs].id = id;
-	vt__copy(r->refs[r->nrefs].cid, sizeof(r->refs[0].cid), cid);
+	r->bytes += REF_BYTES + vt__copy(r->refs[r->nrefs].cid, sizeof(r->refs[0].cid), cid);
 	r->nrefs++;
-	r->bytes += REF_BYTES + strlen(cid);
 	return 0;
 }
 
@@ -306,9 +308,9 @@ static int add_acker(struct vt_receipt *r, const struct vt_identity *by, uint64_
 	a = &r->by[r->nby++];
 	a->ref = i > 0 ? i - 1 : r->nrefs - 1;
 	a->release = (uint8_t)release;
-	vt__copy(a->user, sizeof(a->user), by->user);
-	vt__copy(a->device, sizeof(a->device), by->device);
-	r->bytes += ACKER_BYTES + strlen(a->user) + strlen(a->device);
+	a->user_len = (uint8_t)vt__copy(a->user, sizeof(a->user), by->user);
+	a->device_len = (uint8_t)vt__copy(a->device, sizeof(a->device), by->device);
+	r->bytes += ACKER_BYTES + a->user_len + a->device_len;
 	return 0;
 }
 
@@ -356,9 +358,9 @@ static void encode_device_body(struct vt_buf *b, const struct vt_receipt *r)
 static void encode_acker(struct vt_buf *b, int first, const struct vt_acker *a)
 {
 	vt_buf_puts(b, first ? "{\"user\":" : ",{\"user\":");
-	vt_buf_json_str(b, a->user, strlen(a->user));
+	vt_buf_json_str(b, a->user, a->user_len);
 	vt_buf_puts(b, ",\"device\":");
-	vt_buf_json_str(b, a->device, strlen(a->device));
+	vt_buf_json_str(b, a->device, a->device_len);
 	vt_buf_putc(b, '}');
 }
 
