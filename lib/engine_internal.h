@@ -201,10 +201,13 @@ enum vt_pend_kind {
 	VT_PEND_RELEASE,  /* a journal entry forgotten: id names it */
 };
 
-/* A device given a journaled copy of a held event (mode "always", journal.c). */
+/*
+ * A device given a journaled copy of a held event (mode "always", journal.c).
+ * Its names lie in the same allocation as the op's array of devices.
+ */
 struct vt_dev {
-	char user[VT_ID_MAX + 1];
-	char device[VT_ID_MAX + 1];
+	const char *user;
+	const char *device;
 	uint8_t offered; /* vt__hold() queued the copy on its connection */
 };
 
@@ -234,8 +237,9 @@ struct vt_pend {
 	uint32_t nusers;
 	uint32_t nheld;
 
-	/* PUT with journal: the devices of the held copies, one entry each;
-	 * next_dev: where vt__journal_dev looks first */
+	/* PUT with journal: the devices of the held copies, one entry each,
+	 * their names after them in one allocation; next_dev: where
+	 * vt__journal_dev looks first */
 	struct vt_dev *held_to;
 	uint32_t nheld_to;
 	uint32_t next_dev;

@@ -47,18 +47,32 @@ int vt__journal_on(const struct vt_engine *e)
 	       e->cluster.ops == NULL;
 }
 
-/* How many devices of @u but @skip are connected. */
-static uint32_t conns_of(const struct vt_user *u, const struct vt_conn *skip)
+/* How many devices of @u but @skip are connected; their names' bytes added to *@bytes. */
+static uint32_t conns_of(const struct vt_user *u, const struct vt_conn *skip, size_t *bytes)
 {
 	uint32_t n = 0;
 
 	for (const struct vt_conn *c = u != NULL ? u->conns : NULL; c != NULL; c = c->sib) {
-		n += c != skip;
+		if (c != skip) {
+			*bytes += strlen(c->id.user) + strlen(c->id.device) + 2;
+			n++;
+		}
 	}
 	return n;
 }
 
-static void add_devices(struct vt_pend *p, const struct vt_user *u, const struct vt_conn *skip)
+/* Copy @s to *@at, moving *@at past it and its NUL; the copy. */
+static const char *put_name(char **at, const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *copy = memcpy(*at, s, n);
+
+	*at += n;
+	return copy;
+}
+
+static void add_devices(struct vt_pend *p, const struct vt_user *u, const struct vt_conn *skip,
+			char **names)
 {
 	for (const struct vt_conn *c = u != NULL ? u->conns : NULL; c != NULL; c = c->sib) {
 		struct vt_dev *d = &p->held_to[p->nheld_to];
@@ -66,8 +80,9 @@ static void add_devices(struct vt_pend *p, const struct vt_user *u, const struct
 		if (c == skip) {
 			continue;
 		}
-		vt__copy(d->user, sizeof(d->user), c->id.user);
-		vt__copy(d->device, sizeof(d->device), c->id.device);
+		d->user = put_name(names, c->id.user);
+		d->device = put_name(names, c->id.device);
+		d->offered = 0;
 		p->nheld_to++;
 	}
 }
@@ -86,23 +101,28 @@ static void store_all(struct vt_pend *p)
 int vt__journal_devices(struct vt_engine *e, struct vt_pend *p, const struct vt_conn *from)
 {
 	uint32_t n = 0;
+	size_t bytes = 0;
+	char *names;
 
 	for (uint32_t i = p->nusers; i < p->nusers + p->nheld; i++) {
-		n += conns_of(vt__user(e, vt__pend_user(p, i)), NULL);
+		n += conns_of(vt__user(e, vt__pend_user(p, i)), NULL, &bytes);
 	}
 	if (p->hold_own && from != NULL) {
-		n += conns_of(from->user, from);
+		n += conns_of(from->user, from, &bytes);
 	}
-	p->held_to = n > 0 ? calloc(n, sizeof(*p->held_to)) : NULL;
+	p->held_to = n > 0 ? malloc(n * sizeof(*p->held_to) + bytes) : NULL;
 	if (p->held_to == NULL) {
 		store_all(p);
 		return n > 0 ? VT_ENOMEM : 0;
 	}
+
+	/* A member's device takes 24 bytes and its names, not two whole ids. */
+	names = (char *)(p->held_to + n);
 	for (uint32_t i = p->nusers; i < p->nusers + p->nheld; i++) {
-		add_devices(p, vt__user(e, vt__pend_user(p, i)), NULL);
+		add_devices(p, vt__user(e, vt__pend_user(p, i)), NULL, &names);
 	}
 	if (p->hold_own && from != NULL) {
-		add_devices(p, from->user, from);
+		add_devices(p, from->user, from, &names);
 	}
 	p->journal = 1;
 	return 0;
