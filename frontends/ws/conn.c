@@ -116,7 +116,7 @@ static void want_flush(struct vt_ws_conn *wc)
 /* Queue a frame with a copy of its payload; failure breaks the connection. */
 static void queue_copy(struct vt_ws_conn *wc, unsigned opcode, const void *data, size_t len)
 {
-	if (vt_ws_outq_copy(&wc->out, opcode, data, len) != 0) {
+	if (vt_ws_outq_copy(&wc->out, &wc->gw->outs, opcode, data, len) != 0) {
 		wc->broken = 1;
 	}
 	want_flush(wc);
@@ -232,7 +232,7 @@ static int op_send(void *ctx, const char *data, size_t len)
 	if (rc != 0) {
 		return rc;
 	}
-	return note_sent(wc, vt_ws_outq_copy(&wc->out, VT_WS_TEXT, data, len));
+	return note_sent(wc, vt_ws_outq_copy(&wc->out, &wc->gw->outs, VT_WS_TEXT, data, len));
 }
 
 static int op_send_frame(void *ctx, struct vt_frame *f)

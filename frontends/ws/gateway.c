@@ -35,7 +35,7 @@ int vt_ws_gateway_create(struct event_base *base, struct vt_engine *engine,
 	gw->base = base;
 	gw->engine = engine;
 	gw->cfg = *cfg;
-	vt_ws_outq_pool_init(&gw->outs);
+	vt_ws_outq_pools_init(&gw->outs);
 	gw->stand_in = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	gw->scratch_len = SCRATCH_LEN;
 	gw->scratch = malloc(gw->scratch_len);
@@ -75,7 +75,7 @@ void vt_ws_gateway_destroy(struct vt_ws_gateway *gw)
 	}
 	vt_ws_users_finish(&gw->users);
 	vt_ws_keepalive_finish(gw);
-	vt_pool_drain(&gw->outs);
+	vt_ws_outq_pools_drain(&gw->outs);
 	free(gw->scratch);
 	close(gw->stand_in);
 	free(gw);

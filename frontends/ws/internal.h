@@ -48,7 +48,7 @@ struct vt_ws_gateway {
 	struct vt_ws_conn_q quiet; /* by the last message; with an idle timeout only */
 	struct event *tick_ev;     /* the one timer of every connection */
 	uint64_t tick_due;         /* when it is armed for; 0: not armed */
-	struct vt_pool outs;       /* nodes of queued shared frames (outq.h) */
+	struct vt_ws_outq_pools outs; /* nodes of queued frames (outq.h) */
 	uint8_t *scratch;          /* every read lands here first */
 	size_t scratch_len;
 	evutil_socket_t stand_in; /* /dev/null, lent during a hand-off */

@@ -18,6 +18,12 @@
 /* Frames one writev() carries at most: two iovecs each. */
 #define WRITE_BATCH 64
 
+/* Payloads copied into a node from the small pool: answers, receipts of a few acks. */
+#define SMALL_COPY_MAX 200
+
+/* Where a node came from, and goes back to. */
+enum { FROM_MALLOC, FROM_SHARED, FROM_SMALL };
+
 /*
  * One queued frame. Its header sits at the end of @hdr, so that a copied
  * payload in @copy follows it directly and the two go out as one piece.
@@ -28,7 +34,7 @@ struct vt_ws_out {
 	const uint8_t *body;     /* the payload (in @copy for a copy) */
 	size_t body_len;
 	size_t done; /* bytes of header and payload written */
-	uint8_t pooled; /* a shared frame's node, from and back to the pool */
+	uint8_t from; /* FROM_*: its pool, if any */
 	uint8_t hdr_len;
 	uint8_t hdr[VT_WS_SERVER_HDR_MAX];
 	uint8_t copy[];
@@ -60,21 +66,37 @@ static void push(struct vt_ws_outq *q, struct vt_ws_out *o)
 	q->bytes += out_size(o);
 }
 
-/*
- * A frame of @copy_len copied bytes after a header for @opcode (-1: none).
- * Without copied bytes it comes from @pool when there is one.
- */
-static struct vt_ws_out *out_new(int opcode, size_t body_len, size_t copy_len,
-				 struct vt_pool *pool)
+/* A node for @copy_len copied bytes (0: a shared frame's), from @pools when they serve it. */
+static struct vt_ws_out *out_alloc(size_t copy_len, struct vt_ws_outq_pools *pools)
 {
-	int pooled = copy_len == 0 && pool != NULL;
-	struct vt_ws_out *o = pooled ? vt_pool_get(pool) : malloc(sizeof(*o) + copy_len);
+	struct vt_ws_out *o;
+	uint8_t from = FROM_MALLOC;
+
+	if (pools != NULL && copy_len == 0) {
+		o = vt_pool_get(&pools->shared);
+		from = FROM_SHARED;
+	} else if (pools != NULL && copy_len <= SMALL_COPY_MAX) {
+		o = vt_pool_get(&pools->small);
+		from = FROM_SMALL;
+	} else {
+		o = malloc(sizeof(*o) + copy_len);
+	}
+	if (o != NULL) {
+		o->from = from;
+	}
+	return o;
+}
+
+/* A frame of @copy_len copied bytes after a header for @opcode (-1: none). */
+static struct vt_ws_out *out_new(int opcode, size_t body_len, size_t copy_len,
+				 struct vt_ws_outq_pools *pools)
+{
+	struct vt_ws_out *o = out_alloc(copy_len, pools);
 	uint8_t hdr[VT_WS_SERVER_HDR_MAX];
 
 	if (o == NULL) {
 		return NULL;
 	}
-	o->pooled = (uint8_t)pooled;
 	o->shared = NULL;
 	o->body = o->copy;
 	o->body_len = body_len;
@@ -87,20 +109,33 @@ static struct vt_ws_out *out_new(int opcode, size_t body_len, size_t copy_len,
 	return o;
 }
 
-static void out_free(struct vt_ws_out *o, struct vt_pool *pool)
+static void out_free(struct vt_ws_out *o, struct vt_ws_outq_pools *pools)
 {
 	vt_frame_release(o->shared);
-	if (o->pooled) {
-		vt_pool_put(pool, o);
-	} else {
+	switch (o->from) {
+	case FROM_SHARED:
+		vt_pool_put(&pools->shared, o);
+		break;
+	case FROM_SMALL:
+		vt_pool_put(&pools->small, o);
+		break;
+	default:
 		free(o);
 	}
 }
 
-void vt_ws_outq_pool_init(struct vt_pool *pool)
+void vt_ws_outq_pools_init(struct vt_ws_outq_pools *pools)
 {
-	/* The nodes of about a thousand connections' windows of pushes. */
-	vt_pool_init(pool, sizeof(struct vt_ws_out), 16384);
+	/* The nodes of about a thousand connections' windows of pushes, and
+	 * as many answers. */
+	vt_pool_init(&pools->shared, sizeof(struct vt_ws_out), 16384);
+	vt_pool_init(&pools->small, sizeof(struct vt_ws_out) + SMALL_COPY_MAX, 4096);
+}
+
+void vt_ws_outq_pools_drain(struct vt_ws_outq_pools *pools)
+{
+	vt_pool_drain(&pools->shared);
+	vt_pool_drain(&pools->small);
 }
 
 int vt_ws_outq_bytes(struct vt_ws_outq *q, const void *data, size_t len)
@@ -115,9 +150,10 @@ int vt_ws_outq_bytes(struct vt_ws_outq *q, const void *data, size_t len)
 	return 0;
 }
 
-int vt_ws_outq_copy(struct vt_ws_outq *q, unsigned opcode, const void *data, size_t len)
+int vt_ws_outq_copy(struct vt_ws_outq *q, struct vt_ws_outq_pools *pools, unsigned opcode,
+		    const void *data, size_t len)
 {
-	struct vt_ws_out *o = out_new((int)opcode, len, len, NULL);
+	struct vt_ws_out *o = out_new((int)opcode, len, len, pools);
 
 	if (o == NULL) {
 		return VT_ENOMEM;
@@ -129,11 +165,11 @@ int vt_ws_outq_copy(struct vt_ws_outq *q, unsigned opcode, const void *data, siz
 	return 0;
 }
 
-int vt_ws_outq_shared(struct vt_ws_outq *q, struct vt_pool *pool, struct vt_frame *f)
+int vt_ws_outq_shared(struct vt_ws_outq *q, struct vt_ws_outq_pools *pools, struct vt_frame *f)
 {
 	size_t len;
 	const char *data = vt_frame_data(f, &len);
-	struct vt_ws_out *o = out_new(VT_WS_TEXT, len, 0, pool);
+	struct vt_ws_out *o = out_new(VT_WS_TEXT, len, 0, pools);
 
 	if (o == NULL) {
 		return VT_ENOMEM;
@@ -179,7 +215,7 @@ static int gather(const struct vt_ws_outq *q, struct iovec *iov, size_t *want)
 }
 
 /* The kernel took @n bytes from the head: free the frames it finished. */
-static void consume(struct vt_ws_outq *q, struct vt_pool *pool, size_t n)
+static void consume(struct vt_ws_outq *q, struct vt_ws_outq_pools *pools, size_t n)
 {
 	q->bytes -= n;
 	while (n > 0) {
@@ -195,11 +231,11 @@ static void consume(struct vt_ws_outq *q, struct vt_pool *pool, size_t n)
 		if (q->head == NULL) {
 			q->tail = NULL;
 		}
-		out_free(o, pool);
+		out_free(o, pools);
 	}
 }
 
-int vt_ws_outq_write(struct vt_ws_outq *q, struct vt_pool *pool, evutil_socket_t fd)
+int vt_ws_outq_write(struct vt_ws_outq *q, struct vt_ws_outq_pools *pools, evutil_socket_t fd)
 {
 	struct iovec iov[2 * WRITE_BATCH];
 
@@ -214,7 +250,7 @@ int vt_ws_outq_write(struct vt_ws_outq *q, struct vt_pool *pool, evutil_socket_t
 		if (w < 0) {
 			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
 		}
-		consume(q, pool, (size_t)w);
+		consume(q, pools, (size_t)w);
 
 		/* Taking less than offered means the socket is full. */
 		if ((size_t)w < want) {
@@ -251,7 +287,7 @@ static int move_one(struct vt_ws_out *o, struct evbuffer *buf)
 	return 0;
 }
 
-int vt_ws_outq_move(struct vt_ws_outq *q, struct vt_pool *pool, struct evbuffer *buf)
+int vt_ws_outq_move(struct vt_ws_outq *q, struct vt_ws_outq_pools *pools, struct evbuffer *buf)
 {
 	while (q->head != NULL) {
 		struct vt_ws_out *o = q->head;
@@ -266,18 +302,18 @@ int vt_ws_outq_move(struct vt_ws_outq *q, struct vt_pool *pool, struct evbuffer 
 		if (q->head == NULL) {
 			q->tail = NULL;
 		}
-		out_free(o, pool);
+		out_free(o, pools);
 	}
 	return 0;
 }
 
-void vt_ws_outq_clear(struct vt_ws_outq *q, struct vt_pool *pool)
+void vt_ws_outq_clear(struct vt_ws_outq *q, struct vt_ws_outq_pools *pools)
 {
 	while (q->head != NULL) {
 		struct vt_ws_out *o = q->head;
 
 		q->head = o->next;
-		out_free(o, pool);
+		out_free(o, pools);
 	}
 	q->tail = NULL;
 	q->bytes = 0;

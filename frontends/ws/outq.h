@@ -26,36 +26,46 @@ struct vt_ws_outq {
 	size_t bytes; /* still to write, headers included */
 };
 
+/*
+ * The nodes of queued frames come from pools of the caller's (pool.h), one
+ * set per event loop, made with vt_ws_outq_pools_init(); the functions that
+ * queue, write or drop frames take it. Every message costs a node or two
+ * (its push, its answer), which malloc would serve and free each time.
+ */
+struct vt_ws_outq_pools {
+	struct vt_pool shared; /* a shared frame's node */
+	struct vt_pool small;  /* a node with a copied payload of a few hundred bytes */
+};
+
+void vt_ws_outq_pools_init(struct vt_ws_outq_pools *pools);
+
+/* Free every node the pools keep. */
+void vt_ws_outq_pools_drain(struct vt_ws_outq_pools *pools);
+
 /* Queue @len bytes as they are (the 101 response). 0 or VT_ENOMEM. */
 int vt_ws_outq_bytes(struct vt_ws_outq *q, const void *data, size_t len);
 
 /* Queue a frame of @opcode whose payload (@len bytes) is copied. */
-int vt_ws_outq_copy(struct vt_ws_outq *q, unsigned opcode, const void *data, size_t len);
-
-/*
- * The nodes of shared frames come from a pool of the caller's (pool.h),
- * one per event loop, made with vt_ws_outq_pool_init(); the functions that
- * queue, write or drop them take it.
- */
-void vt_ws_outq_pool_init(struct vt_pool *pool);
+int vt_ws_outq_copy(struct vt_ws_outq *q, struct vt_ws_outq_pools *pools, unsigned opcode,
+		    const void *data, size_t len);
 
 /* Queue a text frame whose payload is @f's envelope, held until written. */
-int vt_ws_outq_shared(struct vt_ws_outq *q, struct vt_pool *pool, struct vt_frame *f);
+int vt_ws_outq_shared(struct vt_ws_outq *q, struct vt_ws_outq_pools *pools, struct vt_frame *f);
 
 /*
  * Write from the head with writev() until the queue is empty or the socket
  * is full. Returns 0, or -1 when the socket failed (errno says why).
  */
-int vt_ws_outq_write(struct vt_ws_outq *q, struct vt_pool *pool, evutil_socket_t fd);
+int vt_ws_outq_write(struct vt_ws_outq *q, struct vt_ws_outq_pools *pools, evutil_socket_t fd);
 
 /*
  * Move everything into @buf (a TLS bufferevent's output): headers and
  * copies by value, shared envelopes by reference. 0 or VT_ENOMEM; on
  * failure what was not moved stays queued.
  */
-int vt_ws_outq_move(struct vt_ws_outq *q, struct vt_pool *pool, struct evbuffer *buf);
+int vt_ws_outq_move(struct vt_ws_outq *q, struct vt_ws_outq_pools *pools, struct evbuffer *buf);
 
 /* Drop everything queued. */
-void vt_ws_outq_clear(struct vt_ws_outq *q, struct vt_pool *pool);
+void vt_ws_outq_clear(struct vt_ws_outq *q, struct vt_ws_outq_pools *pools);
 
 #endif /* VARTALAP_WS_OUTQ_H */

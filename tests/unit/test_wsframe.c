@@ -326,22 +326,30 @@ static struct vt_msg *shared_msg(void)
 	return m;
 }
 
+/* A payload too long for the small nodes' pool: its node is malloc'd. */
+#define LONG_COPY 300
+
 /*
- * Queue a 101-like head, two copies, a shared envelope 70 times over and a
- * close: three single pieces, then pairs, cross a writev batch oddly.
+ * Queue a 101-like head, two short copies, a shared envelope 70 times over,
+ * a long copy and a close: single pieces, then pairs, cross a writev batch
+ * oddly, and nodes come from both pools and from malloc.
  */
-static void fill(struct vt_ws_outq *q, struct vt_pool *pool, struct vt_msg *m)
+static void fill(struct vt_ws_outq *q, struct vt_ws_outq_pools *pools, struct vt_msg *m)
 {
+	char long_copy[LONG_COPY];
+
+	memset(long_copy, 'x', sizeof(long_copy));
 	ck_assert_int_eq(vt_ws_outq_bytes(q, "HTTP/1.1 101\r\n\r\n", 16), 0);
-	ck_assert_int_eq(vt_ws_outq_copy(q, VT_WS_TEXT, "answer", 6), 0);
-	ck_assert_int_eq(vt_ws_outq_copy(q, VT_WS_PONG, "p", 1), 0);
+	ck_assert_int_eq(vt_ws_outq_copy(q, pools, VT_WS_TEXT, "answer", 6), 0);
+	ck_assert_int_eq(vt_ws_outq_copy(q, pools, VT_WS_PONG, "p", 1), 0);
 	for (int i = 0; i < 70; i++) {
-		ck_assert_int_eq(vt_ws_outq_shared(q, pool, (struct vt_frame *)(void *)m), 0);
+		ck_assert_int_eq(vt_ws_outq_shared(q, pools, (struct vt_frame *)(void *)m), 0);
 	}
-	ck_assert_int_eq(vt_ws_outq_copy(q, VT_WS_CLOSE, "\x03\xe8", 2), 0);
+	ck_assert_int_eq(vt_ws_outq_copy(q, pools, VT_WS_TEXT, long_copy, sizeof(long_copy)), 0);
+	ck_assert_int_eq(vt_ws_outq_copy(q, pools, VT_WS_CLOSE, "\x03\xe8", 2), 0);
 }
 
-/* The frames of @b after the 16-byte head: opcodes and payload lengths. */
+/* The frames of @b after the 16-byte head: opcodes, payload lengths and the long copy. */
 static void check_frames(struct evbuffer *b, size_t env_len)
 {
 	size_t n = evbuffer_get_length(b);
@@ -360,6 +368,10 @@ static void check_frames(struct evbuffer *b, size_t env_len)
 		} else if (frames <= 71) {
 			ck_assert_uint_eq(h.opcode, VT_WS_TEXT);
 			ck_assert_uint_eq(h.len, env_len);
+		} else if (frames == 72) {
+			ck_assert_uint_eq(h.opcode, VT_WS_TEXT);
+			ck_assert_uint_eq(h.len, LONG_COPY);
+			ck_assert(p[pos + size] == 'x' && p[pos + size + LONG_COPY - 1] == 'x');
 		} else {
 			ck_assert_uint_eq(h.opcode, VT_WS_CLOSE);
 		}
@@ -367,13 +379,13 @@ static void check_frames(struct evbuffer *b, size_t env_len)
 		frames++;
 	}
 	ck_assert_uint_eq(pos, n);
-	ck_assert_uint_eq(frames, 73);
+	ck_assert_uint_eq(frames, 74);
 }
 
 START_TEST(test_writev_through_a_small_socket)
 {
 	struct vt_ws_outq q = {0};
-	struct vt_pool pool;
+	struct vt_ws_outq_pools pools;
 	struct vt_msg *m = shared_msg();
 	struct evbuffer *got = evbuffer_new();
 	int sv[2];
@@ -382,9 +394,9 @@ START_TEST(test_writev_through_a_small_socket)
 	size_t env_len;
 	int writes = 0;
 
-	vt_ws_outq_pool_init(&pool);
+	vt_ws_outq_pools_init(&pools);
 	vt_frame_data((struct vt_frame *)(void *)m, &env_len);
-	fill(&q, &pool, m);
+	fill(&q, &pools, m);
 	ck_assert_uint_eq(m->refs, 71);
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
@@ -395,7 +407,7 @@ START_TEST(test_writev_through_a_small_socket)
 	while (q.head != NULL) {
 		ssize_t n;
 
-		ck_assert_int_eq(vt_ws_outq_write(&q, &pool, sv[0]), 0);
+		ck_assert_int_eq(vt_ws_outq_write(&q, &pools, sv[0]), 0);
 		writes++;
 		while ((n = read(sv[1], buf, sizeof(buf))) > 0) {
 			evbuffer_add(got, buf, (size_t)n);
@@ -409,11 +421,11 @@ START_TEST(test_writev_through_a_small_socket)
 	/* A closed peer is an error, not a full socket (vartalapd ignores SIGPIPE). */
 	signal(SIGPIPE, SIG_IGN);
 	close(sv[1]);
-	fill(&q, &pool, m);
-	ck_assert_int_eq(vt_ws_outq_write(&q, &pool, sv[0]), -1);
-	vt_ws_outq_clear(&q, &pool);
+	fill(&q, &pools, m);
+	ck_assert_int_eq(vt_ws_outq_write(&q, &pools, sv[0]), -1);
+	vt_ws_outq_clear(&q, &pools);
 	ck_assert_uint_eq(m->refs, 1);
-	vt_pool_drain(&pool);
+	vt_ws_outq_pools_drain(&pools);
 	close(sv[0]);
 	evbuffer_free(got);
 	vt_msg_unref(m);
@@ -423,15 +435,15 @@ END_TEST
 START_TEST(test_move_to_evbuffer_by_reference)
 {
 	struct vt_ws_outq q = {0};
-	struct vt_pool pool;
+	struct vt_ws_outq_pools pools;
 	struct vt_msg *m = shared_msg();
 	struct evbuffer *b = evbuffer_new();
 	size_t env_len;
 
-	vt_ws_outq_pool_init(&pool);
+	vt_ws_outq_pools_init(&pools);
 	vt_frame_data((struct vt_frame *)(void *)m, &env_len);
-	fill(&q, &pool, m);
-	ck_assert_int_eq(vt_ws_outq_move(&q, &pool, b), 0);
+	fill(&q, &pools, m);
+	ck_assert_int_eq(vt_ws_outq_move(&q, &pools, b), 0);
 	ck_assert_ptr_null(q.head);
 	ck_assert_uint_eq(q.bytes, 0);
 	ck_assert_uint_eq(m->refs, 71); /* the evbuffer holds them now */
@@ -439,7 +451,7 @@ START_TEST(test_move_to_evbuffer_by_reference)
 	evbuffer_free(b);
 	ck_assert_uint_eq(m->refs, 1);
 	vt_msg_unref(m);
-	vt_pool_drain(&pool);
+	vt_ws_outq_pools_drain(&pools);
 }
 END_TEST
 
