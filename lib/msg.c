@@ -38,13 +38,35 @@ struct vt_msg *vt_msg_new(uint32_t kind, const char *from, const char *to, const
 	return m;
 }
 
+/*
+ * Everything of an envelope but its strings and body takes less than this,
+ * the largest id and time and the longest kind's name included: one whose
+ * strings need no escapes fits in the hint, one that needs some grows as
+ * any buffer does.
+ */
+#define FRAME_FIXED 128
+
+static size_t len_of(const char *s)
+{
+	return s != NULL ? strlen(s) : 0;
+}
+
+/* The length of @rec's envelope, unless its strings need escapes. */
+static size_t frame_size_hint(const struct vt_record *rec)
+{
+	return FRAME_FIXED + rec->body_len + len_of(rec->from) + len_of(rec->to) +
+	       len_of(rec->cid);
+}
+
 const char *vt_msg_frame(struct vt_msg *m, size_t *len)
 {
 	struct vt_buf b;
 
-	/* A group message goes to many devices: it is encoded once. */
+	/* A group message goes to many devices: it is encoded once, into
+	 * room for all of it that is taken at once. */
 	if (m->frame == NULL) {
 		vt_buf_init(&b);
+		vt_buf_reserve(&b, frame_size_hint(&m->rec));
 		vt_env_encode_record(&b, &m->rec);
 		if (vt_buf_failed(&b)) {
 			vt_buf_free(&b);
