@@ -29,12 +29,12 @@ struct vt_ws_outq {
 /*
  * The nodes of queued frames come from pools of the caller's (pool.h), one
  * set per event loop, made with vt_ws_outq_pools_init(); the functions that
- * queue, write or drop frames take it. Every message costs a node or two
+ * queue, write or drop frames take the set. Every message costs a node or two
  * (its push, its answer), which malloc would serve and free each time.
  */
 struct vt_ws_outq_pools {
 	struct vt_pool shared; /* a shared frame's node */
-	struct vt_pool small;  /* a node with a copied payload of a few hundred bytes */
+	struct vt_pool small;  /* a node with room for a copied payload of 200 bytes */
 };
 
 void vt_ws_outq_pools_init(struct vt_ws_outq_pools *pools);
