@@ -57,7 +57,7 @@ int vt__conn_expired(struct vt_conn *c)
 
 static void conn_free(struct vt_conn *c)
 {
-	free(c);
+	vt_slab_free(&c->e->conn_slab, c);
 }
 
 void vt__conn_unref(struct vt_conn *c)
@@ -247,7 +247,7 @@ int vt_conn_open(struct vt_engine *e, const struct vt_identity *id,
 	if (vt_engine_revoked(e, id) != 0) {
 		return VT_EREVOKED;
 	}
-	c = calloc(1, sizeof(*c));
+	c = vt_slab_zalloc(&e->conn_slab);
 	if (c == NULL) {
 		return VT_ENOMEM;
 	}

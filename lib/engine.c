@@ -170,6 +170,7 @@ int vt_engine_create(const struct vt_engine_config *cfg, const struct vt_host *h
 	e->healthy = 1;
 	vt_map_init(&e->users);
 	vt_pool_init(&e->items, sizeof(struct vt_item), ITEMS_KEPT);
+	vt_slab_init(&e->conn_slab, sizeof(struct vt_conn));
 	vt_map_init(&e->acking);
 	vt_map_init(&e->late);
 	vt_map_init(&e->changing);
@@ -282,6 +283,7 @@ void vt_engine_destroy(struct vt_engine *e)
 		vt_conn_close(c);
 	}
 	vt_pool_drain(&e->items);
+	vt_slab_destroy(&e->conn_slab);
 	free(e->spare_env);
 	vt__batch_free(e, &e->cur); /* what closing the connections sent offline */
 	vt__batch_spares_free(e);

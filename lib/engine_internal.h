@@ -28,6 +28,7 @@
 #include "log_limit.h"
 #include "map.h"
 #include "pool.h"
+#include "slab.h"
 #include "tally.h"
 #include "receipts.h"
 
@@ -351,6 +352,7 @@ struct vt_engine {
 	struct vt_conn *conns;   /* every open connection */
 	struct vt_timers timers;
 	struct vt_pool items;    /* of struct vt_item: one per delivery queued */
+	struct vt_slab conn_slab; /* of struct vt_conn */
 	struct vt_groups groups;
 	struct vt_waiting_post *waiting; /* in the order they were taken */
 	uint32_t nwaiting;

@@ -99,7 +99,7 @@ void vt_ws_conn_drop(struct vt_ws_conn *wc)
 	} else {
 		close(event_get_fd(conn_ev(wc)));
 	}
-	free(wc);
+	vt_slab_free(&wc->gw->conns, wc);
 }
 
 /* --- output --- */
@@ -515,9 +515,14 @@ static void on_tls_event(struct bufferevent *bev, short what, void *arg)
 
 /* --- start --- */
 
+size_t vt_ws_conn_size(void)
+{
+	return sizeof(struct vt_ws_conn) + event_get_struct_event_size();
+}
+
 static struct vt_ws_conn *conn_new(struct vt_ws_gateway *gw, evutil_socket_t fd, int tls)
 {
-	struct vt_ws_conn *wc = calloc(1, sizeof(*wc) + event_get_struct_event_size());
+	struct vt_ws_conn *wc = vt_slab_zalloc(&gw->conns);
 
 	if (wc == NULL) {
 		return NULL;
@@ -542,7 +547,7 @@ static void conn_discard(struct vt_ws_conn *wc)
 		vt_ws_users_release(&wc->gw->users, wc->user);
 	}
 	vt_ws_outq_clear(&wc->out, &wc->gw->outs);
-	free(wc);
+	vt_slab_free(&wc->gw->conns, wc);
 }
 
 /* The 101 goes first in the queue, ahead of anything the engine pushes. */

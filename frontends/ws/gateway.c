@@ -36,6 +36,7 @@ int vt_ws_gateway_create(struct event_base *base, struct vt_engine *engine,
 	gw->engine = engine;
 	gw->cfg = *cfg;
 	vt_ws_outq_pools_init(&gw->outs);
+	vt_slab_init(&gw->conns, vt_ws_conn_size());
 	gw->stand_in = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	gw->scratch_len = SCRATCH_LEN;
 	gw->scratch = malloc(gw->scratch_len);
@@ -76,6 +77,7 @@ void vt_ws_gateway_destroy(struct vt_ws_gateway *gw)
 	vt_ws_users_finish(&gw->users);
 	vt_ws_keepalive_finish(gw);
 	vt_ws_outq_pools_drain(&gw->outs);
+	vt_slab_destroy(&gw->conns);
 	free(gw->scratch);
 	close(gw->stand_in);
 	free(gw);

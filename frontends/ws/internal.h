@@ -14,6 +14,7 @@
 #include "../common/frontend.h"
 #include "handshake.h"
 #include "outq.h"
+#include "slab.h"
 #include "reader.h"
 #include "users.h"
 
@@ -49,6 +50,7 @@ struct vt_ws_gateway {
 	struct event *tick_ev;     /* the one timer of every connection */
 	uint64_t tick_due;         /* when it is armed for; 0: not armed */
 	struct vt_ws_outq_pools outs; /* nodes of queued frames (outq.h) */
+	struct vt_slab conns;      /* of struct vt_ws_conn with its struct event */
 	uint8_t *scratch;          /* every read lands here first */
 	size_t scratch_len;
 	evutil_socket_t stand_in; /* /dev/null, lent during a hand-off */
@@ -91,6 +93,9 @@ struct vt_ws_conn {
  */
 int vt_ws_conn_start(struct vt_ws_gateway *gw, struct evhttp_connection *evcon,
                      const struct vt_identity *id, const struct vt_ws_handshake *hs);
+
+/* The bytes of a connection's record, its struct event included. */
+size_t vt_ws_conn_size(void);
 
 /* Free @wc at once: engine connection, buffers, socket. */
 void vt_ws_conn_drop(struct vt_ws_conn *wc);

@@ -9,6 +9,7 @@
 
 #include "map.h"
 #include "pool.h"
+#include "slab.h"
 #include "tally.h"
 #include "util.h"
 
@@ -180,6 +181,69 @@ START_TEST(keys_are_cut_to_fit)
 END_TEST
 
 /* Blocks come back for reuse up to the bound, zeroed when asked, and all go at the drain. */
+/* Every byte of the @size at @o is @v. */
+static int all_bytes(const unsigned char *o, size_t size, unsigned char v)
+{
+	for (size_t k = 0; k < size; k++) {
+		if (o[k] != v) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/*
+ * Objects over several chunks come zeroed, aligned and apart, also when
+ * given back in a scattered order and taken again; once all are back the
+ * chunks go, but one kept for the next object.
+ */
+START_TEST(slab_objects_zeroed_apart_and_chunks_given_back)
+{
+	enum { N = 600, SIZE = 200 };
+	static unsigned char *o[N];
+	struct vt_slab s;
+
+	vt_slab_init(&s, SIZE);
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < N; i++) {
+			if (o[i] != NULL) {
+				continue;
+			}
+			o[i] = vt_slab_zalloc(&s);
+			ck_assert_ptr_nonnull(o[i]);
+			ck_assert_uint_eq((uintptr_t)o[i] % 16, 0);
+			ck_assert(all_bytes(o[i], SIZE, 0));
+			memset(o[i], i % 250 + 1, SIZE);
+		}
+		for (int i = 0; i < N; i++) {
+			ck_assert(all_bytes(o[i], SIZE, (unsigned char)(i % 250 + 1)));
+		}
+
+		/* Every third back, then taken again in the next round. */
+		for (int i = round; i < N; i += 3) {
+			vt_slab_free(&s, o[i]);
+			o[i] = NULL;
+		}
+	}
+	for (int i = 0; i < N; i++) {
+		vt_slab_free(&s, o[i]);
+		o[i] = NULL;
+	}
+	vt_slab_free(&s, NULL);
+	if (VT_KEEP_FREED) {
+		ck_assert_ptr_null(s.chunks);
+		ck_assert_ptr_null(s.partial);
+		ck_assert_ptr_nonnull(s.spare);
+	}
+
+	/* One object comes from the spare and goes back to it. */
+	o[0] = vt_slab_zalloc(&s);
+	ck_assert(all_bytes(o[0], SIZE, 0));
+	vt_slab_free(&s, o[0]);
+	vt_slab_destroy(&s);
+}
+END_TEST
+
 START_TEST(pool_keeps_up_to_its_bound)
 {
 	struct vt_pool p;
@@ -226,6 +290,7 @@ int main(void)
 	tcase_add_test(t, keys_of_parts_never_collide);
 	tcase_add_test(t, keys_are_cut_to_fit);
 	tcase_add_test(t, pool_keeps_up_to_its_bound);
+	tcase_add_test(t, slab_objects_zeroed_apart_and_chunks_given_back);
 	suite_add_tcase(s, t);
 	return run_suite(s);
 }
