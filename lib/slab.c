@@ -19,8 +19,8 @@
 #define CHUNK_SIZE 65536
 
 struct vt_slab_chunk {
-	struct vt_slab_chunk *prev, *next;   /* on the slab's list of chunks */
-	struct vt_slab_chunk *pprev, *pnext; /* on its list of chunks with room */
+	LIST_ENTRY(vt_slab_chunk) all;  /* on the slab's chunks */
+	LIST_ENTRY(vt_slab_chunk) room; /* on its chunks with room, while it has some */
 	void *free;    /* objects given back, linked through their first bytes */
 	size_t used;   /* objects in use */
 	size_t carved; /* objects taken from the fresh space so far */
@@ -34,59 +34,21 @@ void vt_slab_init(struct vt_slab *s, size_t size)
 	s->size = size < sizeof(void *) ? 16 : ((size + 15) / 16) * 16;
 	s->per_chunk = (CHUNK_SIZE - HEADER) / s->size;
 	assert(s->per_chunk >= 4);
-	s->chunks = NULL;
-	s->partial = NULL;
+	LIST_INIT(&s->chunks);
+	LIST_INIT(&s->room);
 	s->spare = NULL;
 }
 
 static void room_add(struct vt_slab *s, struct vt_slab_chunk *c)
 {
-	c->pprev = NULL;
-	c->pnext = s->partial;
-	if (s->partial != NULL) {
-		s->partial->pprev = c;
-	}
-	s->partial = c;
+	LIST_INSERT_HEAD(&s->room, c, room);
 	c->has_room = 1;
 }
 
-static void room_remove(struct vt_slab *s, struct vt_slab_chunk *c)
+static void room_remove(struct vt_slab_chunk *c)
 {
-	if (c->pprev != NULL) {
-		c->pprev->pnext = c->pnext;
-	} else {
-		s->partial = c->pnext;
-	}
-	if (c->pnext != NULL) {
-		c->pnext->pprev = c->pprev;
-	}
+	LIST_REMOVE(c, room);
 	c->has_room = 0;
-}
-
-static void chunk_add(struct vt_slab *s, struct vt_slab_chunk *c)
-{
-	c->prev = NULL;
-	c->next = s->chunks;
-	if (s->chunks != NULL) {
-		s->chunks->prev = c;
-	}
-	s->chunks = c;
-	room_add(s, c);
-}
-
-static void chunk_remove(struct vt_slab *s, struct vt_slab_chunk *c)
-{
-	if (c->has_room) {
-		room_remove(s, c);
-	}
-	if (c->prev != NULL) {
-		c->prev->next = c->next;
-	} else {
-		s->chunks = c->next;
-	}
-	if (c->next != NULL) {
-		c->next->prev = c->prev;
-	}
 }
 
 /* A zeroed chunk mapped at a multiple of its size; NULL when out of memory. */
@@ -125,7 +87,7 @@ static struct vt_slab_chunk *chunk_get(struct vt_slab *s)
 
 void *vt_slab_zalloc(struct vt_slab *s)
 {
-	struct vt_slab_chunk *c = s->partial;
+	struct vt_slab_chunk *c = LIST_FIRST(&s->room);
 	void *obj;
 
 	if (!VT_KEEP_FREED) {
@@ -136,7 +98,8 @@ void *vt_slab_zalloc(struct vt_slab *s)
 		if (c == NULL) {
 			return NULL;
 		}
-		chunk_add(s, c);
+		LIST_INSERT_HEAD(&s->chunks, c, all);
+		room_add(s, c);
 	}
 
 	if (c->free != NULL) {
@@ -146,7 +109,7 @@ void *vt_slab_zalloc(struct vt_slab *s)
 		obj = (char *)c + HEADER + c->carved++ * s->size;
 	}
 	if (++c->used == s->per_chunk) {
-		room_remove(s, c);
+		room_remove(c);
 	}
 	memset(obj, 0, s->size);
 	return obj;
@@ -175,7 +138,8 @@ void vt_slab_free(struct vt_slab *s, void *obj)
 
 	/* Empty: kept as the spare if there is none, so that one connection
 	 * coming and going does not allocate a chunk each time. */
-	chunk_remove(s, c);
+	room_remove(c);
+	LIST_REMOVE(c, all);
 	if (s->spare != NULL) {
 		munmap(c, CHUNK_SIZE);
 		return;
@@ -186,15 +150,15 @@ void vt_slab_free(struct vt_slab *s, void *obj)
 
 void vt_slab_destroy(struct vt_slab *s)
 {
-	while (s->chunks != NULL) {
-		struct vt_slab_chunk *c = s->chunks;
+	while (!LIST_EMPTY(&s->chunks)) {
+		struct vt_slab_chunk *c = LIST_FIRST(&s->chunks);
 
-		s->chunks = c->next;
+		LIST_REMOVE(c, all);
 		munmap(c, CHUNK_SIZE);
 	}
 	if (s->spare != NULL) {
 		munmap(s->spare, CHUNK_SIZE);
 	}
-	s->partial = NULL;
+	LIST_INIT(&s->room);
 	s->spare = NULL;
 }

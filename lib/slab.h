@@ -18,15 +18,17 @@
 #define VARTALAP_SLAB_H
 
 #include <stddef.h>
+#include <sys/queue.h>
 
 struct vt_slab_chunk;
+LIST_HEAD(vt_slab_chunks, vt_slab_chunk);
 
 struct vt_slab {
-	size_t size;                   /* of an object, rounded up to 16 bytes */
-	size_t per_chunk;              /* objects a chunk holds */
-	struct vt_slab_chunk *chunks;  /* every chunk but the spare */
-	struct vt_slab_chunk *partial; /* the chunks with room, linked through their own list */
-	struct vt_slab_chunk *spare;   /* an empty chunk kept for the next object */
+	size_t size;                  /* of an object, rounded up to 16 bytes */
+	size_t per_chunk;             /* objects a chunk holds */
+	struct vt_slab_chunks chunks; /* every chunk but the spare */
+	struct vt_slab_chunks room;   /* the chunks with a free object */
+	struct vt_slab_chunk *spare;  /* an empty chunk kept for the next object */
 };
 
 /* A slab of objects of @size bytes; @size must leave room for a few in a chunk. */

@@ -231,8 +231,8 @@ START_TEST(slab_objects_zeroed_apart_and_chunks_given_back)
 	}
 	vt_slab_free(&s, NULL);
 	if (VT_KEEP_FREED) {
-		ck_assert_ptr_null(s.chunks);
-		ck_assert_ptr_null(s.partial);
+		ck_assert(LIST_EMPTY(&s.chunks));
+		ck_assert(LIST_EMPTY(&s.room));
 		ck_assert_ptr_nonnull(s.spare);
 	}
 
