@@ -787,6 +787,60 @@ async def test_full_store_stores_receipts_of_held_posts():
     check("type=delivered" not in log_text(srv), "a receipt refused on a full store")
 
 
+def long_id(prefix):
+    """An id of the longest length accepted, 64 bytes, starting with @prefix."""
+    return (prefix + "-" + "x" * 64)[:64]
+
+
+async def test_long_names_held_replayed_and_in_receipts():
+    """Group posts held for members and devices whose ids are 64 bytes long,
+    with bodies either side of a kilobyte. The members ack two posts: the
+    group's receipts name each acking device by its whole user and device
+    ids. Then kill -9: after the restart each device (the sender's other one
+    too) gets the posts it did not ack, once each, and the two the sender
+    had receipts for only on the device that never acked them."""
+    srv = always_server()
+    sender = long_id("sender")
+    users = [long_id("member%d" % i) for i in range(3)]
+    devices = [(users[0], long_id("phone")), (users[0], long_id("tab")),
+               (users[1], long_id("phone")), (users[2], long_id("desk"))]
+    own = (sender, long_id("laptop"))
+    first = await connect(srv, sender, device=long_id("desk"), name="sender/desk")
+    conns = [await connect(srv, u, device=d, name="%s/%s" % (u[:8], d[:6]))
+             for u, d in devices + [own]]
+    barrier(srv)
+    await first.send({"v": 1, "type": "group_create", "id": "g-1", "to": "g:long",
+                      "body": {"name": "L", "members": users}})
+    await first.expect_type("accepted", ref="g-1")
+    for c in conns:
+        await c.ack((await c.expect_type("group"))["id"])
+    barrier(srv)
+    sizes = [900, 960, 1000, 1100]
+    ids = [(await send_ok(first, "g:long", "p-%d" % n, "y" * n))["id"] for n in sizes]
+    for c in conns:
+        for sid in ids:
+            await c.expect(is_msg(sid), 5, "post %s on %s" % (sid, c.name))
+    eq(journal_open(srv), len(ids) * len(conns), "entries open for the posts' copies")
+    for c in conns[:-1]:
+        await c.ack(*ids[:2])
+    evs = await first.expect_refs(2 * len(devices), 5, "the group's receipts")
+    for sid in ids[:2]:
+        eq(acks_of(evs, sid), sorted(devices), "the devices that acked " + sid)
+
+    srv.kill9()
+    for c in [first] + conns:
+        c.abort()
+    srv.start()
+    for (u, d), c in zip(devices + [own], conns):
+        c = await connect(srv, u, device=d, name=c.name + "#2")
+        got = [e for e in await c.drain(0.5) if e.get("type") == "message"]
+        owed = ids if (u, d) == own else ids[2:]
+        eq(sorted((e["id"] for e in got), key=int), owed,
+           "posts on %s after the restart" % c.name)
+        eq([len(e["body"]) for e in got], [n for n, sid in zip(sizes, ids) if sid in owed],
+           "bodies on " + c.name)
+        await c.close()
+
 if __name__ == "__main__":
     run([test_kill9_replays_held_messages_and_own_copies,
          test_acked_held_message_not_replayed,
@@ -802,4 +856,5 @@ if __name__ == "__main__":
          test_kill9_spares_the_devices_that_acked,
          test_kill9_spares_a_device_registered_later,
          test_drop_on_full_store_writes_held_messages,
-         test_full_store_stores_receipts_of_held_posts])
+         test_full_store_stores_receipts_of_held_posts,
+         test_long_names_held_replayed_and_in_receipts])

@@ -425,6 +425,92 @@ static int late_put_full(uint64_t id)
 	return put_full(id, 1);
 }
 
+/* Bodies of journaled copies: each listed whole, in order. */
+struct listed_bodies {
+	int calls;
+	int status;
+	size_t n;
+	int whole; /* every body as its id's */
+};
+
+/* The body of message @id, @len bytes: a JSON string whose letters depend on @id. */
+static void around_body(char *buf, uint64_t id, size_t len)
+{
+	buf[0] = '"';
+	for (size_t i = 1; i + 1 < len; i++) {
+		buf[i] = (char)('a' + (id + i) % 26);
+	}
+	buf[len - 1] = '"';
+	buf[len] = 0;
+}
+
+/* Body lengths of journal_bodies_around_a_kilobyte: records either side of 1 KiB. */
+#define AROUND_FIRST 940
+#define AROUND_LAST 1060
+#define AROUND_STEP 3
+
+static void on_list_bodies(void *arg, int status, const struct vt_record *recs, size_t n)
+{
+	struct listed_bodies *l = arg;
+	char want[AROUND_LAST + 1];
+
+	l->calls++;
+	l->status = status;
+	l->n = n;
+	l->whole = 1;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = AROUND_FIRST + (size_t)(recs[i].id - 100) * AROUND_STEP;
+
+		around_body(want, recs[i].id, len);
+		l->whole &= recs[i].body_len == len && memcmp(recs[i].body, want, len) == 0;
+	}
+}
+
+/*
+ * Posts of every size around a kilobyte, each journaled for three devices
+ * as a group post is: replay gives every device each post whole, its own
+ * body, once.
+ */
+START_TEST(journal_bodies_around_a_kilobyte)
+{
+	static const char *const devices[] = {"phone", "tab", "desk"};
+	char body[AROUND_LAST + 1];
+	uint64_t id = 100;
+	uint64_t n;
+
+	if (!jopen(_i)) {
+		return;
+	}
+	for (size_t i = 0; i < 3; i++) {
+		touch("bob", devices[i], 10, NULL);
+	}
+	for (size_t len = AROUND_FIRST; len <= AROUND_LAST; len += AROUND_STEP, id++) {
+		struct jput j;
+		char cid[16];
+
+		snprintf(cid, sizeof(cid), "c-%llu", (unsigned long long)id);
+		around_body(body, id, len);
+		jput_init(&j, id, cid, TO("bob/phone", "bob/tab", "bob/desk"));
+		j.p.rec.body = body;
+		j.p.rec.body_len = len;
+		ck_assert_int_eq(commit(&j.p.op, 1), 0);
+		ck_assert_int_eq(j.p.op.status, 0);
+	}
+	n = id - 100;
+	ck_assert_uint_eq(reopen_replay(), 3 * n);
+	for (size_t i = 0; i < 3; i++) {
+		struct listed_bodies l = {0};
+		struct vt_inbox in = {"bob", devices[i]};
+
+		fx.st.ops->list(fx.st.self, &in, 0, 64, on_list_bodies, &l);
+		storage_wait(&l.calls);
+		ck_assert_int_eq(l.status, 0);
+		ck_assert_uint_eq(l.n, n);
+		ck_assert(l.whole);
+	}
+}
+END_TEST
+
 /* Entries of older ids after newer ones, and copies named in any order, all replay. */
 START_TEST(journal_entries_out_of_order)
 {
@@ -608,6 +694,7 @@ void storage_journal_cases_add(TCase *tc)
 	tcase_add_loop_test(tc, journal_refuses_bad_entries, 0, storage_nbackends);
 	tcase_add_loop_test(tc, journal_on_a_full_store, 0, storage_nbackends);
 	tcase_add_loop_test(tc, journal_entries_out_of_order, 0, storage_nbackends);
+	tcase_add_loop_test(tc, journal_bodies_around_a_kilobyte, 0, storage_nbackends);
 	tcase_add_loop_test(tc, small_copies_written_on_a_full_store, 0, storage_nbackends);
 	tcase_add_loop_test(tc, small_copies_replayed_on_a_full_store, 0, storage_nbackends);
 }
