@@ -276,7 +276,7 @@ int vt_conn_open(struct vt_engine *e, const struct vt_identity *id,
 		vt__sender_resume(e, id->user, &c->events);
 	}
 	if (attach(c) != 0) {
-		free(c);
+		conn_free(c);
 		return VT_ENOMEM;
 	}
 	c->next = e->conns;
