@@ -47,7 +47,7 @@ struct run {
 	size_t delivered;
 	int answer; /* queue answers (the whole-stream pass only) */
 	struct vt_ws_outq *out[2];
-	struct vt_pool pool; /* the nodes of shared frames (outq.h) */
+	struct vt_ws_outq_pools pools; /* the nodes of queued frames (outq.h) */
 	size_t frames;  /* frames queued on each */
 	size_t payload; /* their payload bytes */
 	struct vt_buf reply;
@@ -63,7 +63,7 @@ static void mix(struct run *r, const uint8_t *p, size_t n)
 static void queue_both(struct run *r, unsigned opcode, const void *data, size_t len)
 {
 	for (int i = 0; i < 2; i++) {
-		FUZZ_CHECK(vt_ws_outq_copy(r->out[i], opcode, data, len) == 0, "out of memory");
+		FUZZ_CHECK(vt_ws_outq_copy(r->out[i], &r->pools, opcode, data, len) == 0, "out of memory");
 	}
 	r->frames++;
 	r->payload += len;
@@ -153,7 +153,7 @@ static int read_stream(struct run *r, const uint8_t *in, size_t n, size_t chunk)
 }
 
 /* Write @q through a socket pair that takes little at a time; the bytes. */
-static void write_through_socket(struct vt_ws_outq *q, struct vt_pool *pool,
+static void write_through_socket(struct vt_ws_outq *q, struct vt_ws_outq_pools *pools,
 				 struct evbuffer *got)
 {
 	int sv[2];
@@ -168,7 +168,7 @@ static void write_through_socket(struct vt_ws_outq *q, struct vt_pool *pool,
 		ssize_t n;
 
 		FUZZ_CHECK(turns < 1000000, "writing made no progress");
-		FUZZ_CHECK(vt_ws_outq_write(q, pool, sv[0]) == 0, "writing to the socket failed");
+		FUZZ_CHECK(vt_ws_outq_write(q, pools, sv[0]) == 0, "writing to the socket failed");
 		while ((n = read(sv[1], buf, sizeof(buf))) > 0) {
 			evbuffer_add(got, buf, (size_t)n);
 		}
@@ -212,14 +212,14 @@ static void check_output(struct run *r)
 	for (int i = 0; i < 2; i++) {
 		struct vt_frame *f = (struct vt_frame *)(void *)m;
 
-		FUZZ_CHECK(vt_ws_outq_shared(r->out[i], &r->pool, f) == 0, "out of memory");
+		FUZZ_CHECK(vt_ws_outq_shared(r->out[i], &r->pools, f) == 0, "out of memory");
 	}
 	r->frames++;
 	r->payload += len;
 	vt_msg_unref(m); /* the queues hold it now */
 
-	write_through_socket(r->out[0], &r->pool, written);
-	FUZZ_CHECK(vt_ws_outq_move(r->out[1], &r->pool, moved) == 0, "moving the queue failed");
+	write_through_socket(r->out[0], &r->pools, written);
+	FUZZ_CHECK(vt_ws_outq_move(r->out[1], &r->pools, moved) == 0, "moving the queue failed");
 	FUZZ_CHECK(r->out[1]->head == NULL && r->out[1]->bytes == 0, "moving left frames");
 	FUZZ_CHECK(evbuffer_get_length(written) == evbuffer_get_length(moved) &&
 	                   memcmp(evbuffer_pullup(written, -1), evbuffer_pullup(moved, -1),
@@ -316,7 +316,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	whole.answer = 1;
 	whole.out[0] = &q0;
 	whole.out[1] = &q1;
-	vt_ws_outq_pool_init(&whole.pool);
+	vt_ws_outq_pools_init(&whole.pools);
 	vt_buf_init(&whole.reply);
 	rc_whole = read_stream(&whole, in, in_len, 0);
 	rc_split = read_stream(&split, in, in_len, data[0] & 0x3f);
@@ -325,7 +325,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	           "split reads delivered otherwise than one read");
 
 	check_output(&whole);
-	vt_pool_drain(&whole.pool);
+	vt_ws_outq_pools_drain(&whole.pools);
 	vt_buf_free(&whole.reply);
 	free(stream);
 	return 0;
