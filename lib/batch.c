@@ -70,8 +70,13 @@ void vt__batch_touch(struct vt_engine *e, const struct vt_identity *id, struct v
 	struct vt_pend *p = vt__batch_add(e, VT_PEND_TOUCH);
 
 	if (p == NULL) {
+		/* A connection waits for its device's registration before it
+		 * lists or holds anything: without one it would stay open and
+		 * get nothing. The client is told to come back instead. */
 		if (c != NULL) {
-			vt__conn_touched(c, 0);
+			vt_log(VT_LOG_WARN, "device not registered: out of memory user=%s device=%s",
+			       id->user, id->device);
+			vt__conn_kill(c, VT_CLOSE_TRY_AGAIN, "server out of memory");
 		}
 		if (f != NULL) {
 			vt__fetch_start(f, VT_ENOMEM);

@@ -103,6 +103,11 @@ START_TEST(a_failed_allocation_fails_the_open_whole)
 				ck_assert_uint_eq(E->stats.connections, (uint64_t)u);
 				failed++;
 			} else if (fired) {
+				/* Past the failure the device is registered, or the
+				 * client is told to come back: never open and deaf. */
+				turn(E, &H);
+				ck_assert(on[u].closed ? on[u].close_code == VT_CLOSE_TRY_AGAIN
+						       : on[u].conn->user->ndevices > 0);
 				vt_conn_close(on[u].conn);
 				turn(E, &H);
 				cap_free(&on[u]);
