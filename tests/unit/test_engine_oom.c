@@ -3,8 +3,8 @@
  * opens.
  *
  * The executable is linked with ld's --wrap for malloc, calloc and realloc,
- * so every allocation of the library goes through the wrappers below, which
- * can fail the k-th one once armed. An open must then either succeed or
+ * so every allocation of the library goes through oom_wrap.c, which can
+ * fail the k-th one once armed. An open must then either succeed or
  * fail with VT_ENOMEM, giving back what it took: the connection's record
  * goes back to the slab it came from, and the engine opens, closes and
  * tears down connections as before.
@@ -17,56 +17,7 @@
 #include <vartalap/error.h>
 
 #include "engine_fixture.h"
-
-/* ---- failing allocations ---- */
-
-void *__real_malloc(size_t size);
-void *__real_calloc(size_t n, size_t size);
-void *__real_realloc(void *p, size_t size);
-void *__wrap_malloc(size_t size);
-void *__wrap_calloc(size_t n, size_t size);
-void *__wrap_realloc(void *p, size_t size);
-
-static long fail_at = -1; /* the allocation to fail, counted from arming; -1: none */
-static long allocs;       /* allocations since arming */
-
-static void arm(long k)
-{
-	fail_at = k;
-	allocs = 0;
-}
-
-/*
- * Disarm; nonzero when the armed allocation came and failed. Check's own
- * assertions allocate too, so none may run while armed.
- */
-static int disarm(void)
-{
-	int fired = fail_at >= 0 && allocs > fail_at;
-
-	fail_at = -1;
-	return fired;
-}
-
-static int fail_now(void)
-{
-	return fail_at >= 0 && allocs++ == fail_at;
-}
-
-void *__wrap_malloc(size_t size)
-{
-	return fail_now() ? NULL : __real_malloc(size);
-}
-
-void *__wrap_calloc(size_t n, size_t size)
-{
-	return fail_now() ? NULL : __real_calloc(n, size);
-}
-
-void *__wrap_realloc(void *p, size_t size)
-{
-	return fail_now() ? NULL : __real_realloc(p, size);
-}
+#include "oom_wrap.h"
 
 /* ---- opening ---- */
 
@@ -94,9 +45,9 @@ START_TEST(a_failed_allocation_fails_the_open_whole)
 		id = ident(&H, name);
 		for (long k = 0; fired; k++) {
 			memset(&on[u], 0, sizeof(on[u]));
-			arm(k);
+			oom_arm(k);
 			rc = vt_conn_open(E, &id, &cap_ops, &on[u], &on[u].conn);
-			fired = disarm();
+			fired = oom_disarm();
 			if (rc != 0) {
 				ck_assert_int_eq(rc, VT_ENOMEM);
 				ck_assert(fired);

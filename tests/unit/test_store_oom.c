@@ -2,8 +2,8 @@
  * test_store_oom.c - the memory backend running out of memory in a commit.
  *
  * The executable is linked with ld's --wrap for malloc, calloc and realloc,
- * so every allocation of the library goes through the wrappers below, which
- * can fail the k-th one once armed. A commit must then either complete, all
+ * so every allocation of the library goes through oom_wrap.c, which can
+ * fail the k-th one once armed. A commit must then either complete, all
  * of it, or fail with VT_ENOMEM having changed nothing (storage.h,
  * vt_commit_cb): the memory backend has no undo, so all a batch needs,
  * the receipts its acks owe included, is allocated before any op runs.
@@ -16,57 +16,8 @@
 #include <vartalap/error.h>
 #include <vartalap/storage.h>
 
+#include "oom_wrap.h"
 #include "storage_cases.h"
-
-/* ---- failing allocations ---- */
-
-void *__real_malloc(size_t size);
-void *__real_calloc(size_t n, size_t size);
-void *__real_realloc(void *p, size_t size);
-void *__wrap_malloc(size_t size);
-void *__wrap_calloc(size_t n, size_t size);
-void *__wrap_realloc(void *p, size_t size);
-
-static long fail_at = -1; /* the allocation to fail, counted from arming; -1: none */
-static long allocs;       /* allocations since arming */
-
-static void arm(long k)
-{
-	fail_at = k;
-	allocs = 0;
-}
-
-/*
- * Disarm; nonzero when the armed allocation came and failed. Check's own
- * assertions allocate too, so none may run while armed.
- */
-static int disarm(void)
-{
-	int fired = fail_at >= 0 && allocs > fail_at;
-
-	fail_at = -1;
-	return fired;
-}
-
-static int fail_now(void)
-{
-	return fail_at >= 0 && allocs++ == fail_at;
-}
-
-void *__wrap_malloc(size_t size)
-{
-	return fail_now() ? NULL : __real_malloc(size);
-}
-
-void *__wrap_calloc(size_t n, size_t size)
-{
-	return fail_now() ? NULL : __real_calloc(n, size);
-}
-
-void *__wrap_realloc(void *p, size_t size)
-{
-	return fail_now() ? NULL : __real_realloc(p, size);
-}
 
 /* ---- the backend ---- */
 
@@ -186,9 +137,9 @@ START_TEST(a_failed_allocation_fails_the_batch_whole)
 
 		store_fresh();
 		batch_init(&b);
-		arm(k);
+		oom_arm(k);
 		fx.st.ops->commit(fx.st.self, b.ops, NOPS, on_commit, &d);
-		fired = disarm();
+		fired = oom_disarm();
 		ck_assert_int_eq(d.calls, 1);
 		status = d.status;
 		if (!fired || status == 0) {
@@ -235,9 +186,9 @@ START_TEST(a_failed_allocation_leaves_logouts_whole)
 		revoke_init(&ops[0], "alice", VT_ALL_DEVICES, 200);
 		revoke_init(&ops[1], "alice", "phone", 300);
 		revoke_init(&ops[2], "bob", "", 50);
-		arm(k);
+		oom_arm(k);
 		fx.st.ops->commit(fx.st.self, ops, 3, on_commit, &d);
-		fired = disarm();
+		fired = oom_disarm();
 		ck_assert_int_eq(d.calls, 1);
 		if (fired && d.status != 0) {
 			ck_assert_int_eq(d.status, VT_ENOMEM);
