@@ -12,7 +12,6 @@
 
 #include "pair_index.h"
 #include "siphash.h"
-#include "vmem.h"
 
 #define FIRST_CAP 1024
 
@@ -29,7 +28,7 @@ int vt__pairs_init(struct vt__pair_index *x)
 void vt__pairs_free(struct vt__pair_index *x)
 {
 	pthread_mutex_destroy(&x->lock);
-	vt__table_free(x->slots, x->cap * sizeof(*x->slots));
+	free(x->slots);
 	free(x->undo);
 	memset(x, 0, sizeof(*x));
 }
@@ -71,12 +70,11 @@ static void place(struct vt__pair *slots, size_t cap, struct vt__pair p)
 static int resize(struct vt__pair_index *x, size_t cap)
 {
 	struct vt__pair *slots, *old;
-	size_t ocap = x->cap;
 
 	if (cap > SIZE_MAX / sizeof(*slots)) {
 		return VT_ENOMEM;
 	}
-	slots = vt__table_alloc(cap * sizeof(*slots));
+	slots = calloc(cap, sizeof(*slots));
 	if (!slots) {
 		return VT_ENOMEM;
 	}
@@ -90,7 +88,7 @@ static int resize(struct vt__pair_index *x, size_t cap)
 	x->slots = slots;
 	x->cap = cap;
 	pthread_mutex_unlock(&x->lock);
-	vt__table_free(old, ocap * sizeof(*old));
+	free(old);
 	return 0;
 }
 

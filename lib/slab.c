@@ -10,7 +10,6 @@
 #include <sys/mman.h>
 
 #include "pool.h" /* VT_KEEP_FREED */
-#include "vmem.h"
 
 /*
  * A chunk's bytes, and its alignment: its header, then its objects. Chunks
@@ -55,7 +54,23 @@ static void room_remove(struct vt_slab_chunk *c)
 /* A zeroed chunk mapped at a multiple of its size; NULL when out of memory. */
 static struct vt_slab_chunk *chunk_map(void)
 {
-	return vt__map_aligned(CHUNK_SIZE, CHUNK_SIZE);
+	size_t span = 2 * CHUNK_SIZE;
+	char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *c;
+
+	if (p == MAP_FAILED) {
+		return NULL;
+	}
+
+	/* Keep the aligned chunk inside the span; unmap what is before and after. */
+	c = (char *)(((uintptr_t)p + CHUNK_SIZE - 1) & ~(uintptr_t)(CHUNK_SIZE - 1));
+	if (c > p) {
+		munmap(p, (size_t)(c - p));
+	}
+	if (c + CHUNK_SIZE < p + span) {
+		munmap(c + CHUNK_SIZE, (size_t)(p + span - (c + CHUNK_SIZE)));
+	}
+	return (struct vt_slab_chunk *)c;
 }
 
 /* The spare, or a new chunk; empty, not on any list. NULL when out of memory. */

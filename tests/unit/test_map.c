@@ -6,14 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "map.h"
 #include "pool.h"
 #include "slab.h"
 #include "tally.h"
 #include "util.h"
-#include "vmem.h"
 
 START_TEST(deleted_keys_are_gone)
 {
@@ -246,40 +244,6 @@ START_TEST(slab_objects_zeroed_apart_and_chunks_given_back)
 }
 END_TEST
 
-/*
- * Tables of every size come zeroed and whole to their last byte; those of
- * 2 MiB and more, mapped, start on a huge page's boundary (under the
- * sanitizer every table is calloc's). And an aligned mapping is aligned.
- */
-START_TEST(tables_zeroed_whole_and_big_ones_on_huge_pages)
-{
-	const size_t mib = (size_t)1 << 20;
-	const size_t sizes[] = {16, 4096 + 8, 2 * mib - 16, 2 * mib, 3 * mib + 8};
-	unsigned char *m;
-
-	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		size_t n = sizes[i];
-		unsigned char *t = vt__table_alloc(n);
-
-		ck_assert_ptr_nonnull(t);
-		ck_assert(all_bytes(t, n, 0));
-		memset(t, 0x5a, n);
-		ck_assert_uint_eq(t[n - 1], 0x5a);
-		if (VT_KEEP_FREED && n >= 2 * mib) {
-			ck_assert_uint_eq((uintptr_t)t % (2 * mib), 0);
-		}
-		vt__table_free(t, n);
-	}
-	vt__table_free(NULL, 3 * mib);
-
-	m = vt__map_aligned(65536, 65536);
-	ck_assert_ptr_nonnull(m);
-	ck_assert_uint_eq((uintptr_t)m % 65536, 0);
-	ck_assert(all_bytes(m, 65536, 0));
-	munmap(m, 65536);
-}
-END_TEST
-
 START_TEST(pool_keeps_up_to_its_bound)
 {
 	struct vt_pool p;
@@ -327,7 +291,6 @@ int main(void)
 	tcase_add_test(t, keys_are_cut_to_fit);
 	tcase_add_test(t, pool_keeps_up_to_its_bound);
 	tcase_add_test(t, slab_objects_zeroed_apart_and_chunks_given_back);
-	tcase_add_test(t, tables_zeroed_whole_and_big_ones_on_huge_pages);
 	suite_add_tcase(s, t);
 	return run_suite(s);
 }
