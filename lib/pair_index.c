@@ -15,6 +15,15 @@
 
 #define FIRST_CAP 1024
 
+/*
+ * Slots of the old table each add moves while the table grows. The new
+ * table, twice the old one's size, takes at least three quarters of the
+ * old one's size in adds before it is full in turn; at 32 slots an add the
+ * old table is gone after a thirty-second. Fewer would make each add a
+ * little cheaper but leave lookups probing two tables for longer.
+ */
+#define MOVE_PER_ADD 32
+
 int vt__pairs_init(struct vt__pair_index *x)
 {
 	memset(x, 0, sizeof(*x));
@@ -29,6 +38,7 @@ void vt__pairs_free(struct vt__pair_index *x)
 {
 	pthread_mutex_destroy(&x->lock);
 	free(x->slots);
+	free(x->old);
 	free(x->undo);
 	memset(x, 0, sizeof(*x));
 }
@@ -62,19 +72,71 @@ static void place(struct vt__pair *slots, size_t cap, struct vt__pair p)
 }
 
 /*
- * Move the entries to a table of @cap slots; called without the lock. Only
- * the changing thread calls it and readers do not change the table, so
- * the copy needs no lock, and a reader waits for the swap alone, not for
- * the copy of millions of entries (a third of a second at six million).
+ * Move old slots to the new table under the lock: @budget of them, then on
+ * to the end of the run, so that a run never lies on both sides of
+ * old_next. Every entry of a run has its home in that run, so an entry
+ * still in the old table is found there from its home, and a delete there
+ * shifts entries only inside their run. The old table, once empty, is
+ * returned for the caller to free outside the lock.
+ */
+static struct vt__pair *move_some(struct vt__pair_index *x, size_t budget)
+{
+	size_t mask = x->old_cap - 1;
+	struct vt__pair *done;
+
+	while (x->old_left > 0 && (budget > 0 || x->old[x->old_next].fp != 0)) {
+		struct vt__pair *s = &x->old[x->old_next];
+
+		if (s->fp != 0) {
+			place(x->slots, x->cap, *s);
+			s->fp = 0;
+		}
+		x->old_next = (x->old_next + 1) & mask;
+		x->old_left--;
+		budget -= budget > 0;
+	}
+	if (x->old_left > 0) {
+		return NULL;
+	}
+	done = x->old;
+	x->old = NULL;
+	return done;
+}
+
+/* Move what is left of the old table, if there is one. */
+static void move_all(struct vt__pair_index *x)
+{
+	struct vt__pair *done = NULL;
+
+	pthread_mutex_lock(&x->lock);
+	if (x->old != NULL) {
+		done = move_some(x, x->old_left);
+	}
+	pthread_mutex_unlock(&x->lock);
+	free(done);
+}
+
+/* A zeroed table of @cap slots; NULL when out of memory. */
+static struct vt__pair *table_new(size_t cap)
+{
+	if (cap > SIZE_MAX / sizeof(struct vt__pair)) {
+		return NULL;
+	}
+	return calloc(cap, sizeof(struct vt__pair));
+}
+
+/*
+ * Move the entries to a table of @cap slots at once; called without the
+ * lock. Only the changing thread calls it and readers do not change the
+ * table, so the copy needs no lock, and a reader waits for the swap alone.
+ * For loading, reserving and shrinking, where no add waits on it.
  */
 static int resize(struct vt__pair_index *x, size_t cap)
 {
 	struct vt__pair *slots, *old;
 
-	if (cap > SIZE_MAX / sizeof(*slots)) {
-		return VT_ENOMEM;
-	}
-	slots = calloc(cap, sizeof(*slots));
+	move_all(x);
+	slots = table_new(cap);
 	if (!slots) {
 		return VT_ENOMEM;
 	}
@@ -89,6 +151,37 @@ static int resize(struct vt__pair_index *x, size_t cap)
 	x->cap = cap;
 	pthread_mutex_unlock(&x->lock);
 	free(old);
+	return 0;
+}
+
+/*
+ * Start growing into a table of @cap slots: the full table becomes the old
+ * one, to be moved from one of its empty slots on (at most three quarters
+ * of its slots are used). An old table still there is moved first.
+ */
+static int grow(struct vt__pair_index *x, size_t cap)
+{
+	struct vt__pair *slots;
+
+	move_all(x);
+	if (x->cap == 0) {
+		return resize(x, cap);
+	}
+	slots = table_new(cap);
+	if (!slots) {
+		return VT_ENOMEM;
+	}
+	pthread_mutex_lock(&x->lock);
+	x->old = x->slots;
+	x->old_cap = x->cap;
+	x->old_next = 0;
+	while (x->old[x->old_next].fp != 0) {
+		x->old_next++;
+	}
+	x->old_left = x->old_cap;
+	x->slots = slots;
+	x->cap = cap;
+	pthread_mutex_unlock(&x->lock);
 	return 0;
 }
 
@@ -135,20 +228,20 @@ static void log_change(struct vt__pair_index *x, struct vt__pair p, int added)
 	}
 }
 
-/* The slot holding an entry equal to @p, or cap when none does. */
-static size_t slot_of(const struct vt__pair_index *x, struct vt__pair p)
+/* The slot of @slots holding an entry equal to @p, or @cap when none does. */
+static size_t slot_in(const struct vt__pair *slots, size_t cap, struct vt__pair p)
 {
-	size_t mask = x->cap - 1;
+	size_t mask = cap - 1;
 
-	if (x->cap == 0) {
+	if (cap == 0) {
 		return 0;
 	}
-	for (size_t i = p.fp & mask; x->slots[i].fp != 0; i = (i + 1) & mask) {
-		if (x->slots[i].fp == p.fp && x->slots[i].ts == p.ts) {
+	for (size_t i = p.fp & mask; slots[i].fp != 0; i = (i + 1) & mask) {
+		if (slots[i].fp == p.fp && slots[i].ts == p.ts) {
 			return i;
 		}
 	}
-	return x->cap;
+	return cap;
 }
 
 /*
@@ -156,36 +249,60 @@ static size_t slot_of(const struct vt__pair_index *x, struct vt__pair p)
  * back into the hole unless its home lies after the hole, so every entry
  * stays reachable from its home without tombstones.
  */
-static void remove_at(struct vt__pair_index *x, size_t i)
+static void remove_at(struct vt__pair *slots, size_t cap, size_t i)
 {
-	size_t mask = x->cap - 1;
+	size_t mask = cap - 1;
 
-	for (size_t j = (i + 1) & mask; x->slots[j].fp != 0; j = (j + 1) & mask) {
-		size_t home = x->slots[j].fp & mask;
+	for (size_t j = (i + 1) & mask; slots[j].fp != 0; j = (j + 1) & mask) {
+		size_t home = slots[j].fp & mask;
 
 		if (((j - home) & mask) >= ((j - i) & mask)) {
-			x->slots[i] = x->slots[j];
+			slots[i] = slots[j];
 			i = j;
 		}
 	}
-	x->slots[i].fp = 0;
+	slots[i].fp = 0;
+}
+
+/* Remove one entry equal to @p from either table, under the lock: 1, or 0 when none. */
+static int remove_one(struct vt__pair_index *x, struct vt__pair p)
+{
+	size_t i = slot_in(x->slots, x->cap, p);
+
+	if (i < x->cap) {
+		remove_at(x->slots, x->cap, i);
+	} else if (x->old != NULL && (i = slot_in(x->old, x->old_cap, p)) < x->old_cap) {
+		remove_at(x->old, x->old_cap, i);
+	} else {
+		return 0;
+	}
 	x->len--;
+	return 1;
+}
+
+/* Count the entries of @slots with fingerprint @fp, copying times to @ts from the @n-th on. */
+static size_t find_in(const struct vt__pair *slots, size_t cap, uint64_t fp, int64_t *ts,
+		      size_t max, size_t n)
+{
+	size_t mask = cap - 1;
+
+	if (cap == 0) {
+		return n;
+	}
+	for (size_t i = fp & mask; slots[i].fp != 0; i = (i + 1) & mask) {
+		if (slots[i].fp == fp && n++ < max) {
+			ts[n - 1] = slots[i].ts;
+		}
+	}
+	return n;
 }
 
 /* vt__pairs_find under the lock. */
 static size_t find_slots(const struct vt__pair_index *x, uint64_t fp, int64_t *ts, size_t max)
 {
-	size_t mask = x->cap - 1, n = 0;
+	size_t n = find_in(x->slots, x->cap, fp, ts, max, 0);
 
-	if (x->cap == 0) {
-		return n;
-	}
-	for (size_t i = fp & mask; x->slots[i].fp != 0; i = (i + 1) & mask) {
-		if (x->slots[i].fp == fp && n++ < max) {
-			ts[n - 1] = x->slots[i].ts;
-		}
-	}
-	return n;
+	return x->old != NULL ? find_in(x->old, x->old_cap, fp, ts, max, n) : n;
 }
 
 size_t vt__pairs_find(struct vt__pair_index *x, uint64_t fp, int64_t *ts, size_t max)
@@ -202,6 +319,9 @@ void vt__pairs_prefetch(const struct vt__pair_index *x, uint64_t fp)
 {
 	if (x->cap > 0) {
 		__builtin_prefetch(&x->slots[fp & (x->cap - 1)]);
+	}
+	if (x->old != NULL) {
+		__builtin_prefetch(&x->old[fp & (x->old_cap - 1)]);
 	}
 }
 
@@ -223,10 +343,11 @@ size_t vt__pairs_find_committed(struct vt__pair_index *x, uint64_t fp, int64_t *
 int vt__pairs_add(struct vt__pair_index *x, uint64_t fp, int64_t ts)
 {
 	struct vt__pair p = {fp, ts};
+	struct vt__pair *done = NULL;
 	int rc = 0;
 
 	if (x->len + 1 > x->cap / 4 * 3) {
-		rc = resize(x, cap_for(x->len + 1));
+		rc = grow(x, cap_for(x->len + 1));
 	}
 	pthread_mutex_lock(&x->lock);
 	if (rc == 0) {
@@ -236,8 +357,12 @@ int vt__pairs_add(struct vt__pair_index *x, uint64_t fp, int64_t ts)
 		place(x->slots, x->cap, p);
 		x->len++;
 		log_change(x, p, 1);
+		if (x->old != NULL) {
+			done = move_some(x, MOVE_PER_ADD);
+		}
 	}
 	pthread_mutex_unlock(&x->lock);
+	free(done);
 	return rc;
 }
 
@@ -245,6 +370,7 @@ int vt__pairs_load(struct vt__pair_index *x, const struct vt__pair *p, size_t n)
 {
 	int rc = 0;
 
+	move_all(x);
 	if (n > x->cap / 4 * 3 - x->len) {
 		rc = resize(x, cap_for(x->len + n));
 	}
@@ -263,7 +389,6 @@ int vt__pairs_load(struct vt__pair_index *x, const struct vt__pair *p, size_t n)
 int vt__pairs_del(struct vt__pair_index *x, uint64_t fp, int64_t ts)
 {
 	struct vt__pair p = {fp, ts};
-	size_t i;
 	int rc;
 
 	pthread_mutex_lock(&x->lock);
@@ -272,13 +397,12 @@ int vt__pairs_del(struct vt__pair_index *x, uint64_t fp, int64_t ts)
 		pthread_mutex_unlock(&x->lock);
 		return rc;
 	}
-	i = slot_of(x, p);
-	if (i < x->cap) {
-		remove_at(x, i);
+	rc = remove_one(x, p);
+	if (rc) {
 		log_change(x, p, 0);
 	}
 	pthread_mutex_unlock(&x->lock);
-	return i < x->cap;
+	return rc;
 }
 
 /* Under the lock: a reader of the last commit looks at the log too. */
@@ -316,7 +440,8 @@ void vt__pairs_commit(struct vt__pair_index *x)
 
 /*
  * Newest first, so the table never holds more than it did at some point
- * since begin, and it never shrinks: every entry added back has a slot.
+ * since begin, and it never shrinks: every entry added back has a slot in
+ * the new table, which holds at most all the entries.
  */
 void vt__pairs_rollback(struct vt__pair_index *x)
 {
@@ -328,11 +453,7 @@ void vt__pairs_rollback(struct vt__pair_index *x)
 			place(x->slots, x->cap, u->p);
 			x->len++;
 		} else {
-			size_t i = slot_of(x, u->p);
-
-			if (i < x->cap) {
-				remove_at(x, i);
-			}
+			(void)remove_one(x, u->p);
 		}
 	}
 	x->logging = 0;

@@ -13,6 +13,13 @@
  * changes are logged, so that the index follows a write transaction that
  * aborts. One thread changes the index; any other may call vt__pairs_find
  * and vt__pairs_find_committed, which wait for no growth of the table.
+ *
+ * The table grows a little at a time: a full one becomes the old table,
+ * and each add after that moves the entries of a few of its slots to the
+ * new one, twice its size, until none is left. So no add stalls the thread
+ * that changes the index (its commits) for a copy of millions of entries,
+ * and the new table's pages are faulted in over many adds. While both
+ * exist a lookup probes both: an entry lies in one of them.
  */
 #ifndef VARTALAP_PAIR_INDEX_H
 #define VARTALAP_PAIR_INDEX_H
@@ -36,7 +43,11 @@ struct vt__pair_index {
 	pthread_mutex_t lock;   /* held while the table changes, and by a reader */
 	struct vt__pair *slots; /* linear probing from fp & (cap - 1) */
 	size_t cap;             /* a power of two, or 0 */
-	size_t len;
+	size_t len;             /* entries in both tables */
+	struct vt__pair *old;   /* the table being moved into slots, or NULL */
+	size_t old_cap;
+	size_t old_next;        /* old's next slot to move; the one before is empty */
+	size_t old_left;        /* old's slots not moved yet */
 	uint64_t key[2];
 	int logging; /* inside begin ... commit or rollback */
 	struct vt__pair_undo *undo;
