@@ -24,9 +24,12 @@
  *                                         scopes one cursor range; device
  *                                         VT_ALL_DEVICES for all of them
  *   revoked_time ts + IK               -> (empty)  logout expiry, oldest first
- *   journal      id BE                 -> record + held users: an event held
- *                                         in memory in mode "always", until
- *                                         released (store_lmdb_journal.c)
+ *   journal      id BE + IK            -> record: a copy held in memory in
+ *                                         mode "always", until released
+ *                                         (store_lmdb_journal.c)
+ *   journal_posts id BE                -> record + IKs: copies of one event
+ *                                         held for several devices
+ *                                         (store_lmdb_posts.c)
  *
  * Times are stored with vt__put_ts so byte order is time order. A commit is
  * one write transaction: any LMDB error aborts it, so a batch is written
@@ -389,6 +392,7 @@ static void lmdb_destroy(void *self)
 	close(s->lock_fd); /* after the store is closed: the next owner finds it whole */
 	vt__tset_free(&s->targets);
 	vt__lmdb_releases_free(s);
+	vt__lmdb_posts_free(s);
 	free(s);
 }
 
@@ -475,7 +479,7 @@ static int open_dbs(struct lmdb *s)
 	        {"by_time", &s->bytime},   {"dedup_time", &s->dtime}, {"inbox_count", &s->icnt},
 	        {"meta", &s->meta},        {"devices", &s->devs},     {"device_time", &s->devtime},
 	        {"groups", &s->groups},    {"revoked", &s->revoked},  {"revoked_time", &s->revtime},
-	        {"journal", &s->journal},
+	        {"journal", &s->journal},  {"journal_posts", &s->posts},
 	};
 	MDB_txn *txn = NULL;
 	int upgrade = 0, rc = mdb_txn_begin(s->env, NULL, 0, &txn);

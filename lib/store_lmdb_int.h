@@ -50,8 +50,9 @@
  * in dedup_time alone, without the tree "dedup" keyed by the pair; format 4
  * counts a record's deliveries in its by_time value, without the tree
  * "rec_count"; format 5 adds the logouts, "revoked" and "revoked_time",
- * and format 6 the journal of held events, "journal": each so that an older
- * build, which would not see them, does not open it.
+ * format 6 the journal of held events, "journal", and format 7 its entries
+ * of several devices, "journal_posts": each so that an older build, which
+ * would not see them, does not open it.
  */
 #define REC_VERSION    1
 #define FORMAT_VERSION VT_LMDB_FORMAT
@@ -67,8 +68,13 @@ struct lmdb {
 	MDB_dbi devs, devtime, groups;
 	MDB_dbi revoked, revtime; /* logouts: store_lmdb_revoke.c */
 	MDB_dbi journal;          /* held events: store_lmdb_journal.c */
+	MDB_dbi posts;            /* ... held for several devices: store_lmdb_posts.c */
 	struct vt__tset targets; /* scratch of a PUT, kept for the next one */
 	struct vt__release_run *releases; /* scratch of a run of RELEASEs, kept too */
+	uint8_t *post_scratch;            /* of store_lmdb_posts.c, kept too */
+	size_t post_scratch_cap;
+	struct vt__ik_slot *post_set;
+	size_t post_set_cap;
 	int64_t window;
 	size_t psize;       /* bytes per page */
 	size_t map_pages;   /* pages the map holds */
@@ -241,15 +247,50 @@ int vt__lmdb_apply_release(struct lmdb *s, MDB_txn *txn, struct vt_op *op);
 
 /*
  * The @n RELEASEs at @ops, one after another in a batch, in the order of
- * their keys through one cursor. 0 or an LMDB error; VT_ENOMEM, with
- * nothing deleted, when out of memory: the caller applies the first alone
- * and tries the rest again.
+ * their keys through one cursor. 0 or an LMDB error; VT_ENOMEM when out of
+ * memory, perhaps with some of them applied: the caller applies the first
+ * alone and tries the rest again, which a release applied twice allows.
  */
 int vt__lmdb_apply_releases(struct lmdb *s, MDB_txn *txn, struct vt_op *ops, size_t n);
 
 /* Free the scratch of vt__lmdb_apply_releases. */
 void vt__lmdb_releases_free(struct lmdb *s);
 int vt__lmdb_replay(void *self, uint64_t *events);
+
+/* store_lmdb_posts.c */
+
+/* A journal key, id BE + inbox key, in a run of releases. */
+struct vt__jkey {
+	const uint8_t *key;
+	size_t len;
+	size_t off; /* in the run's buffer, while it grows */
+};
+
+/* LMDB's order of keys: their bytes, then the shorter first. */
+int vt__lmdb_key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
+
+/* Journal PUT @op's held copies, for more than one device, as one entry. */
+int vt__lmdb_posts_put(struct lmdb *s, MDB_txn *txn, const struct vt_op *op);
+
+/*
+ * Release the @n copies of one event at @keys, sorted, from its entry;
+ * *@held says whether it had one (else they are entries a copy). 0 or an
+ * LMDB error.
+ */
+int vt__lmdb_posts_release(struct lmdb *s, MDB_txn *txn, const struct vt__jkey *keys, size_t n,
+			   int *held);
+
+/* Whether the entry of @id holds the copy for inbox key @ik (@len bytes). */
+int vt__lmdb_posts_holds(struct lmdb *s, MDB_txn *txn, uint64_t id, const uint8_t *ik, size_t len,
+			 int *holds);
+
+/*
+ * Make the deliveries of entry @k, @v (not deleted here); *@copies says
+ * how many. A damaged entry is logged and makes none. 0 or an error.
+ */
+int vt__lmdb_posts_replay_one(struct lmdb *s, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
+			      uint64_t *copies);
+void vt__lmdb_posts_free(struct lmdb *s);
 
 int vt__lmdb_apply_revoke(struct lmdb *s, MDB_txn *txn, struct vt_op *op, struct batch *b);
 int vt__lmdb_revoked_expire(struct lmdb *s, MDB_txn *txn, int64_t before_ms, uint64_t max);

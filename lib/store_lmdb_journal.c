@@ -13,7 +13,10 @@
  *
  * Key: id BE + inbox key (store_key.h). Value: the record's encoding
  * (store_lmdb_rec.c). A device with several copies of one event (none:
- * the engine holds one copy per device) would share one entry.
+ * the engine holds one copy per device) would share one entry. A PUT that
+ * holds copies for several devices, a group post above all, writes one
+ * entry for all of them instead (store_lmdb_posts.c); a release, an ACK
+ * and replay look in both trees.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -58,30 +61,20 @@ int vt__journal_valid(const struct vt_op *op)
 	return 1;
 }
 
-/* A record this long or shorter is encoded once for all the devices of a PUT. */
-#define ENCODED_ONCE_MAX 1024
-
 int vt__lmdb_journal_put(struct lmdb *s, MDB_txn *txn, const struct vt_op *op)
 {
-	size_t size = vt__lmdb_rec_size(op->rec);
-	uint8_t key[8 + VT__INBOX_KEY_MAX], once[ENCODED_ONCE_MAX];
-	int copy = op->nheld_to > 1 && size <= sizeof(once);
-	int rc = 0;
+	uint8_t key[8 + VT__INBOX_KEY_MAX];
+	MDB_val k, v;
+	int rc;
 
-	/* A group post's entries hold one record a member's device each. */
-	if (copy) {
-		vt__lmdb_rec_encode(op->rec, once);
+	if (op->nheld_to > 1) {
+		return vt__lmdb_posts_put(s, txn, op);
 	}
-	for (uint32_t i = 0; i < op->nheld_to && rc == 0; i++) {
-		MDB_val k = val(key, entry_key(op->rec->id, &op->held_to[i], key));
-		MDB_val v = val(NULL, size);
-
-		rc = vt__lmdb_put_last(txn, s->journal, &k, &v, MDB_RESERVE);
-		if (rc == 0 && copy) {
-			memcpy(v.mv_data, once, size);
-		} else if (rc == 0) {
-			vt__lmdb_rec_encode(op->rec, v.mv_data);
-		}
+	k = val(key, entry_key(op->rec->id, &op->held_to[0], key));
+	v = val(NULL, vt__lmdb_rec_size(op->rec));
+	rc = vt__lmdb_put_last(txn, s->journal, &k, &v, MDB_RESERVE);
+	if (rc == 0) {
+		vt__lmdb_rec_encode(op->rec, v.mv_data);
 	}
 	return rc;
 }
@@ -105,14 +98,27 @@ int vt__lmdb_journal_covers(struct lmdb *s, MDB_txn *txn, const struct vt_op *op
 	}
 	for (uint32_t i = 0; i < op->nto; i++) {
 		MDB_val k = val(key, entry_key(op->rec->id, &op->to[i], key)), v;
-		int rc = k.mv_size > 0 ? mdb_get(txn, s->journal, &k, &v) : MDB_NOTFOUND;
+		int holds = 0, rc = k.mv_size > 0 ? mdb_get(txn, s->journal, &k, &v) : MDB_NOTFOUND;
 
+		if (rc == MDB_NOTFOUND && k.mv_size > 0) {
+			rc = vt__lmdb_posts_holds(s, txn, op->rec->id, key + 8, k.mv_size - 8, &holds);
+			rc = rc != 0 ? rc : holds ? 0 : MDB_NOTFOUND;
+		}
 		if (rc != 0) {
 			return rc == MDB_NOTFOUND ? 0 : rc;
 		}
 	}
 	*covers = 1;
 	return 0;
+}
+
+/* Release the copy of entry key @key (@n bytes) from whichever tree holds it. */
+static int release_key(struct lmdb *s, MDB_txn *txn, const uint8_t *key, size_t n)
+{
+	struct vt__jkey k = {key, n, 0};
+	int held, rc = vt__lmdb_posts_release(s, txn, &k, 1, &held);
+
+	return rc != 0 || held ? rc : vt__lmdb_del_quiet(txn, s->journal, key, n);
 }
 
 int vt__lmdb_apply_release(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
@@ -124,7 +130,7 @@ int vt__lmdb_apply_release(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
 		op->status = VT_EINVAL;
 		return 0;
 	}
-	return vt__lmdb_del_quiet(txn, s->journal, key, n);
+	return release_key(s, txn, key, n);
 }
 
 /*
@@ -135,15 +141,10 @@ int vt__lmdb_apply_release(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
  * in ack order most needed a descent of their own.
  */
 struct vt__release_run {
-	struct release *v;
+	struct vt__jkey *v;
 	size_t cap;
 	uint8_t *keys;
 	size_t keys_cap;
-};
-
-struct release {
-	size_t off, len; /* its key in keys */
-	const uint8_t *key;
 };
 
 /* Grow @v, of *@cap elements of @size, to at least @n. 0 or VT_ENOMEM. */
@@ -167,13 +168,11 @@ static int grow(void **v, size_t *cap, size_t n, size_t size)
 	return 0;
 }
 
-/* LMDB's order of keys: their bytes, then the shorter first. */
 static int release_cmp(const void *a, const void *b)
 {
-	const struct release *x = a, *y = b;
-	int c = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
+	const struct vt__jkey *x = a, *y = b;
 
-	return c != 0 ? c : (x->len > y->len) - (x->len < y->len);
+	return vt__lmdb_key_cmp(x->key, x->len, y->key, y->len);
 }
 
 /*
@@ -199,7 +198,7 @@ static int run_keys(struct vt__release_run *r, struct vt_op *ops, size_t n, size
 			ops[i].status = VT_EINVAL;
 			continue;
 		}
-		r->v[(*m)++] = (struct release){off, len, NULL};
+		r->v[(*m)++] = (struct vt__jkey){NULL, len, off};
 		off += len;
 	}
 
@@ -209,6 +208,18 @@ static int run_keys(struct vt__release_run *r, struct vt_op *ops, size_t n, size
 	}
 	qsort(r->v, *m, sizeof(*r->v), release_cmp);
 	return 0;
+}
+
+/* Delete the entry a copy of @k through @cur, if there is one. */
+static int del_at(MDB_cursor *cur, const struct vt__jkey *k)
+{
+	MDB_val kv = val((void *)k->key, k->len), v;
+	int rc = mdb_cursor_get(cur, &kv, &v, MDB_SET);
+
+	if (rc == 0) {
+		return mdb_cursor_del(cur, 0);
+	}
+	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 int vt__lmdb_apply_releases(struct lmdb *s, MDB_txn *txn, struct vt_op *ops, size_t n)
@@ -226,14 +237,18 @@ int vt__lmdb_apply_releases(struct lmdb *s, MDB_txn *txn, struct vt_op *ops, siz
 	}
 
 	rc = mdb_cursor_open(txn, s->journal, &cur);
-	for (size_t i = 0; i < m && rc == 0; i++) {
-		MDB_val k = val((void *)r->v[i].key, r->v[i].len), v;
+	for (size_t i = 0, j; i < m && rc == 0; i = j) {
+		int held = 0;
 
-		rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
-		if (rc == 0) {
-			rc = mdb_cursor_del(cur, 0);
-		} else if (rc == MDB_NOTFOUND) {
-			rc = 0;
+		/* The releases of one event: out of its entry, if it has one. */
+		for (j = i + 1; j < m && memcmp(r->v[j].key, r->v[i].key, 8) == 0; j++) {
+		}
+		rc = vt__lmdb_posts_release(s, txn, r->v + i, j - i, &held);
+		if (held || rc != 0) {
+			continue;
+		}
+		for (size_t x = i; x < j && rc == 0; x++) {
+			rc = del_at(cur, &r->v[x]);
 		}
 	}
 	if (cur != NULL) {
@@ -265,7 +280,7 @@ int vt__lmdb_journal_forget(struct lmdb *s, MDB_txn *txn, uint64_t id,
 	uint8_t key[8 + VT__INBOX_KEY_MAX];
 	size_t n = entry_key(id, in, key);
 
-	return n > 0 ? vt__lmdb_del_quiet(txn, s->journal, key, n) : 0;
+	return n > 0 ? release_key(s, txn, key, n) : 0;
 }
 
 /* ---- replay ---- */
@@ -312,21 +327,40 @@ static int replay_one(struct lmdb *s, MDB_txn *txn, MDB_cursor *cur, const MDB_v
 	return rc == 0 ? mdb_cursor_del(cur, 0) : rc;
 }
 
-/* Replay up to @per entries in one transaction; *@left when more remain. */
-static int replay_txn(struct lmdb *s, int per, uint64_t *done, int *left)
+/* Deliver the entry of several devices under @cur and delete it; *@n counts its copies. */
+static int replay_post(struct lmdb *s, MDB_txn *txn, MDB_cursor *cur, const MDB_val *k,
+		       const MDB_val *v, uint64_t *n)
+{
+	uint64_t copies = 0;
+	int rc = vt__lmdb_posts_replay_one(s, txn, k, v, &copies);
+
+	*n += copies;
+	return rc == 0 ? mdb_cursor_del(cur, 0) : rc;
+}
+
+/*
+ * Replay the entries of tree @dbi, copies up to @per in one transaction
+ * (an entry's copies are never split); *@left when more remain.
+ */
+static int replay_txn(struct lmdb *s, MDB_dbi dbi, uint64_t per, uint64_t *done, int *left)
 {
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
-	int rc = vt__lmdb_wtxn_begin(s, &txn), n = 0;
+	uint64_t n = 0;
+	int rc = vt__lmdb_wtxn_begin(s, &txn);
 
 	if (rc == 0) {
-		rc = mdb_cursor_open(txn, s->journal, &cur);
+		rc = mdb_cursor_open(txn, dbi, &cur);
 	}
 	while (rc == 0 && n < per &&
 	       (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
-		rc = replay_one(s, txn, cur, &k, &v);
-		n++;
+		if (dbi == s->posts) {
+			rc = replay_post(s, txn, cur, &k, &v, &n);
+		} else {
+			rc = replay_one(s, txn, cur, &k, &v);
+			n++;
+		}
 	}
 	*left = rc != MDB_NOTFOUND;
 	if (rc == MDB_NOTFOUND) {
@@ -340,7 +374,22 @@ static int replay_txn(struct lmdb *s, int per, uint64_t *done, int *left)
 	}
 	rc = vt__lmdb_wtxn_end(s, txn, rc);
 	if (rc == 0) {
-		*done += (uint64_t)n;
+		*done += n;
+	}
+	return rc;
+}
+
+/* Replay every entry of @dbi, in smaller transactions when the store is full. */
+static int replay_tree(struct lmdb *s, MDB_dbi dbi, uint64_t *events)
+{
+	uint64_t per = REPLAY_PER_TXN;
+	int left = 1, rc = 0;
+
+	while ((rc == 0 || (rc == MDB_MAP_FULL && per > 1)) && left) {
+		if (rc == MDB_MAP_FULL) {
+			per /= 2;
+		}
+		rc = replay_txn(s, dbi, per, events, &left);
 	}
 	return rc;
 }
@@ -348,14 +397,12 @@ static int replay_txn(struct lmdb *s, int per, uint64_t *done, int *left)
 int vt__lmdb_replay(void *self, uint64_t *events)
 {
 	struct lmdb *s = self;
-	int per = REPLAY_PER_TXN, left = 1, rc = 0;
+	int rc;
 
 	*events = 0;
-	while ((rc == 0 || (rc == MDB_MAP_FULL && per > 1)) && left) {
-		if (rc == MDB_MAP_FULL) {
-			per /= 2;
-		}
-		rc = replay_txn(s, per, events, &left);
+	rc = replay_tree(s, s->journal, events);
+	if (rc == 0) {
+		rc = replay_tree(s, s->posts, events);
 	}
 	if (rc != 0) {
 		vt_log(VT_LOG_ERROR, "lmdb: journal: replay failed: %s", mdb_strerror(rc));

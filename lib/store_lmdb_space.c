@@ -68,12 +68,27 @@ static size_t journal_room(const MDB_stat *st)
 	return 6 * (st->ms_branch_pages + st->ms_leaf_pages) + st->ms_overflow_pages;
 }
 
+/*
+ * The same for the entries of several devices (store_lmdb_posts.c): a
+ * device there is its inbox key alone, IK bytes, at least 5 (a user's
+ * name has a byte or more), and its replay writes the delivery, by_record
+ * and inbox count above, 3 IK + 84 bytes at most: under 24 times its
+ * share of the entry. The record is written once, as large as it is in
+ * the entry. Half-full pages again: 48 times the tree's pages, overflow
+ * pages included.
+ */
+static size_t posts_room(const MDB_stat *st)
+{
+	return 48 * (st->ms_branch_pages + st->ms_leaf_pages + st->ms_overflow_pages);
+}
+
 /* Pages held by every tree, as @txn sees them (its own writes included). */
 static int pages_used(struct lmdb *s, MDB_txn *txn, size_t *out)
 {
 	const MDB_dbi all[] = {FREE_DBI,   MAIN_DBI,  s->recs,    s->dlv,     s->byrec,
 	                       s->bytime,  s->dtime,  s->icnt,    s->meta,    s->devs,
-	                       s->devtime, s->groups, s->revoked, s->revtime, s->journal};
+	                       s->devtime, s->groups, s->revoked, s->revtime, s->journal,
+	                       s->posts};
 	MDB_stat st;
 	size_t n = 2; /* the two meta pages */
 
@@ -85,6 +100,7 @@ static int pages_used(struct lmdb *s, MDB_txn *txn, size_t *out)
 		}
 		n += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
 		n += all[i] == s->journal ? journal_room(&st) : 0;
+		n += all[i] == s->posts ? posts_room(&st) : 0;
 	}
 	*out = n;
 	return 0;

@@ -429,7 +429,7 @@ VT_EXPORT int vt_storage_memory_create(int64_t dedup_window_ms, struct vt_storag
  * The layout of the LMDB stores this library writes. It opens a store of an
  * older layout and converts it at open; it refuses one of a newer layout.
  */
-#define VT_LMDB_FORMAT 6
+#define VT_LMDB_FORMAT 7
 
 /* Options of the LMDB backend; zero fields take the documented defaults. */
 struct vt_lmdb_options {

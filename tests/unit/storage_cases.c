@@ -590,4 +590,5 @@ void storage_cases_add(TCase *tc)
 	storage_device_cases_add(tc);
 	storage_revoke_cases_add(tc);
 	storage_journal_cases_add(tc);
+	storage_posts_cases_add(tc);
 }

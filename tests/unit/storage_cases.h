@@ -69,6 +69,19 @@ void storage_revoke_cases_add(TCase *tc);
 
 /* Add the cases of the journal (replay(); storage_cases_add adds them too). */
 void storage_journal_cases_add(TCase *tc);
+void storage_posts_cases_add(TCase *tc);
+
+/* Of the journal's cases: open backend @i, 0 when it keeps no journal (skip the case). */
+int jopen(int i);
+
+/* The same on a map of 1 MiB; 0 too when the backend cannot be filled. */
+int jopen_full(int i);
+
+/* Close and open again, as after a crash; returns what replay() delivered. */
+uint64_t reopen_replay(void);
+
+/* How many deliveries inbox (@user, @device) lists. */
+size_t count_in(const char *user, const char *device);
 
 /* Add the cases of receipts made with acks (VT_OP_ACK), for a backend that makes them. */
 void storage_receipt_cases_add(TCase *tc);

@@ -70,7 +70,7 @@ static int release(uint64_t id, const char *inbox)
 }
 
 /* Close and open again, as after a crash; returns what replay() delivered. */
-static uint64_t reopen_replay(void)
+uint64_t reopen_replay(void)
 {
 	uint64_t n = 99;
 
@@ -81,10 +81,16 @@ static uint64_t reopen_replay(void)
 }
 
 /* Open backend @i; 0 when it keeps no journal (the case is skipped). */
-static int jopen(int i)
+int jopen(int i)
 {
 	st_open(i);
 	return fx.st.ops->replay != NULL && storage_backends[i].durable;
+}
+
+int jopen_full(int i)
+{
+	fx.map_size = 1 << 20;
+	return jopen(i) && storage_backends[i].fill != NULL;
 }
 
 /* Whether inbox (@user, @device) lists exactly @id. */
@@ -97,7 +103,7 @@ static int lists_only(const char *user, const char *device, uint64_t id)
 	return n == 1 && ids[0] == id;
 }
 
-static size_t count_in(const char *user, const char *device)
+size_t count_in(const char *user, const char *device)
 {
 	uint64_t ids[64];
 	struct done d;
@@ -545,8 +551,7 @@ START_TEST(journal_on_a_full_store)
 {
 	memset(full_body, 'x', FULL_BODY_LEN);
 	full_body[0] = full_body[FULL_BODY_LEN - 1] = '"';
-	fx.map_size = 1 << 20;
-	if (!jopen(_i) || storage_backends[_i].fill == NULL) {
+	if (!jopen_full(_i)) {
 		return;
 	}
 	touch("bob", "", 10, NULL);
@@ -657,8 +662,7 @@ START_TEST(small_copies_written_on_a_full_store)
 {
 	uint64_t n;
 
-	fx.map_size = 1 << 20;
-	if (!jopen(_i) || storage_backends[_i].fill == NULL) {
+	if (!jopen_full(_i)) {
 		return;
 	}
 	n = fill_with_small_copies();
@@ -673,8 +677,7 @@ START_TEST(small_copies_replayed_on_a_full_store)
 {
 	uint64_t n;
 
-	fx.map_size = 1 << 20;
-	if (!jopen(_i) || storage_backends[_i].fill == NULL) {
+	if (!jopen_full(_i)) {
 		return;
 	}
 	n = fill_with_small_copies();

@@ -791,6 +791,58 @@ START_TEST(lmdb_format_versions)
 }
 END_TEST
 
+/* A journaled PUT of @id from alice, held for inbox (@user, "d") alone: its status. */
+static int held_for_one(uint64_t id, const char *user)
+{
+	struct vt_inbox in = {user, "d"};
+	struct put p;
+	int rc;
+
+	put_init(&p, id, "", 100, "\"held\"", TO(NULL));
+	p.op.journal = 1;
+	p.op.held_to = &in;
+	p.op.nheld_to = 1;
+	rc = commit(&p.op, 1);
+	return rc != 0 ? rc : p.op.status;
+}
+
+/*
+ * A format 6 store kept a message held for several devices as an entry a
+ * device (as a PUT holding it for one device still writes it): after the
+ * upgrade, a run of releases of some of them and replay find them there.
+ */
+START_TEST(lmdb_journal_of_format_6)
+{
+	struct vt_op rel[2] = {{.kind = VT_OP_RELEASE, .id = 7, .inbox = {"m1", "d"}},
+	                       {.kind = VT_OP_RELEASE, .id = 7, .inbox = {"m0", "d"}}};
+	uint64_t n = 0;
+
+	st_open(_i);
+	ck_assert_int_eq(touch("m0", "d", 100, NULL), 0);
+	ck_assert_int_eq(touch("m1", "d", 100, NULL), 0);
+	ck_assert_int_eq(touch("m2", "d", 100, NULL), 0);
+	for (int m = 0; m < 3; m++) {
+		char user[4] = {'m', (char)('0' + m), 0};
+
+		ck_assert_int_eq(held_for_one(7, user), 0);
+	}
+	st_close();
+	ck_assert_uint_eq(raw_entries("journal"), 3);
+	set_format(6);
+
+	st_open(_i);
+	ck_assert_int_eq(commit(rel, 2), 0);
+	ck_assert_int_eq(rel[0].status, 0);
+	ck_assert_int_eq(rel[1].status, 0);
+	st_close();
+	st_open(_i);
+	ck_assert_int_eq(fx.st.ops->replay(fx.st.self, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(count_in("m2", "d"), 1);
+	ck_assert_uint_eq(count_in("m0", "d") + count_in("m1", "d"), 0);
+}
+END_TEST
+
 static Suite *storage_suite(void)
 {
 	Suite *s = suite_create("storage");
@@ -821,6 +873,7 @@ static Suite *storage_suite(void)
 	tcase_add_loop_test(lm, lmdb_full_then_room_again, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_full_first_device_claims, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_format_versions, LMDB, LMDB_WRITER + 1);
+	tcase_add_loop_test(lm, lmdb_journal_of_format_6, LMDB, LMDB_WRITER + 1);
 	tcase_add_loop_test(lm, lmdb_tiny_map_drains, 0, 4);
 	tcase_add_loop_test(lm, lmdb_full_logouts_leave_room_for_acks, LMDB, LMDB_WRITER + 1);
 	suite_add_tcase(s, lm);
