@@ -263,17 +263,15 @@ int vt__lmdb_replay(void *self, uint64_t *events);
 struct vt__jkey {
 	const uint8_t *key;
 	size_t len;
-	size_t off; /* in the run's buffer, while it grows */
+	size_t off;  /* in the run's buffer, while it grows; the order they came */
+	uint64_t id; /* the key's first 8 bytes */
 };
-
-/* LMDB's order of keys: their bytes, then the shorter first. */
-int vt__lmdb_key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 
 /* Journal PUT @op's held copies, for more than one device, as one entry. */
 int vt__lmdb_posts_put(struct lmdb *s, MDB_txn *txn, const struct vt_op *op);
 
 /*
- * Release the @n copies of one event at @keys, sorted, from its entry;
+ * Release the @n copies of one event at @keys (one id) from its entry;
  * *@held says whether it had one (else they are entries a copy). 0 or an
  * LMDB error.
  */

@@ -115,7 +115,7 @@ int vt__lmdb_journal_covers(struct lmdb *s, MDB_txn *txn, const struct vt_op *op
 /* Release the copy of entry key @key (@n bytes) from whichever tree holds it. */
 static int release_key(struct lmdb *s, MDB_txn *txn, const uint8_t *key, size_t n)
 {
-	struct vt__jkey k = {key, n, 0};
+	struct vt__jkey k = {key, n, 0, vt__get_be64(key)};
 	int held, rc = vt__lmdb_posts_release(s, txn, &k, 1, &held);
 
 	return rc != 0 || held ? rc : vt__lmdb_del_quiet(txn, s->journal, key, n);
@@ -134,11 +134,12 @@ int vt__lmdb_apply_release(struct lmdb *s, MDB_txn *txn, struct vt_op *op)
 }
 
 /*
- * A run of releases, sorted by key. A batch's releases are mostly the acks
- * of one group post's members, named in ack order, whose entries lie side by
- * side in the tree: in key order each is found on the leaf page of the one
- * before (LMDB's cursor looks there before it descends from the root), where
- * in ack order most needed a descent of their own.
+ * A run of releases, sorted by event id, the releases of one event in the
+ * order they came. A batch's releases are mostly the acks of a few group
+ * posts' members, named in ack order: one event's are applied to its entry
+ * together (store_lmdb_posts.c), and entries a copy, in the order of their
+ * ids, lie side by side in the tree, each found on the leaf page of the one
+ * before (LMDB's cursor looks there before it descends from the root).
  */
 struct vt__release_run {
 	struct vt__jkey *v;
@@ -168,11 +169,15 @@ static int grow(void **v, size_t *cap, size_t n, size_t size)
 	return 0;
 }
 
+/* By id, then in the order they came: integers only, where keys' bytes cost a call each. */
 static int release_cmp(const void *a, const void *b)
 {
 	const struct vt__jkey *x = a, *y = b;
 
-	return vt__lmdb_key_cmp(x->key, x->len, y->key, y->len);
+	if (x->id != y->id) {
+		return x->id < y->id ? -1 : 1;
+	}
+	return (x->off > y->off) - (x->off < y->off);
 }
 
 /*
@@ -198,7 +203,7 @@ static int run_keys(struct vt__release_run *r, struct vt_op *ops, size_t n, size
 			ops[i].status = VT_EINVAL;
 			continue;
 		}
-		r->v[(*m)++] = (struct vt__jkey){NULL, len, off};
+		r->v[(*m)++] = (struct vt__jkey){NULL, len, off, ops[i].id};
 		off += len;
 	}
 
@@ -241,7 +246,7 @@ int vt__lmdb_apply_releases(struct lmdb *s, MDB_txn *txn, struct vt_op *ops, siz
 		int held = 0;
 
 		/* The releases of one event: out of its entry, if it has one. */
-		for (j = i + 1; j < m && memcmp(r->v[j].key, r->v[i].key, 8) == 0; j++) {
+		for (j = i + 1; j < m && r->v[j].id == r->v[i].id; j++) {
 		}
 		rc = vt__lmdb_posts_release(s, txn, r->v + i, j - i, &held);
 		if (held || rc != 0) {

@@ -8,9 +8,9 @@
  * the server's time in a fan-out. A PUT that holds copies for more than
  * one device writes one entry instead, in the tree "journal_posts" under
  * the record's id: the record, then the inbox keys of the devices whose
- * copies are not released yet. The releases of a batch come sorted by id
- * and inbox key; those of one id take their keys out of its entry in one
- * pass, which is then written back once, or deleted once no key is left.
+ * copies are not released yet. The releases of a batch come grouped by
+ * id; those of one id take their keys out of its entry in one pass, which
+ * is then written back once, or deleted once no key is left.
  * Replay makes the record's deliveries to the devices left.
  *
  * Value: the record's length (4 bytes BE), the record (store_lmdb_rec.c),
@@ -145,14 +145,6 @@ static int post_get(struct lmdb *s, MDB_txn *txn, uint64_t id, struct post *p)
 	return rc;
 }
 
-/* LMDB's order of keys: their bytes, then the shorter first. */
-int vt__lmdb_key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
-{
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-
-	return c != 0 ? c : (alen > blen) - (alen < blen);
-}
-
 /*
  * The released keys of one event, by hash: an entry lists a thousand
  * devices, and a post's releases come in a few dozen batches, each of
@@ -279,7 +271,7 @@ static int post_rewrite(struct lmdb *s, MDB_txn *txn, uint64_t id, const struct 
 int vt__lmdb_posts_release(struct lmdb *s, MDB_txn *txn, const struct vt__jkey *keys, size_t n,
 			   int *held)
 {
-	uint64_t id = vt__get_be64(keys[0].key);
+	uint64_t id = keys[0].id;
 	struct post p;
 	int rc = post_get(s, txn, id, &p);
 
@@ -305,7 +297,7 @@ int vt__lmdb_posts_holds(struct lmdb *s, MDB_txn *txn, uint64_t id, const uint8_
 		if (l == 0) {
 			break;
 		}
-		*holds = vt__lmdb_key_cmp(p.iks + at, l, ik, len) == 0;
+		*holds = l == len && memcmp(p.iks + at, ik, len) == 0;
 	}
 	return 0;
 }
