@@ -598,6 +598,119 @@ START_TEST(growth_moves_a_few_slots_an_add)
 }
 END_TEST
 
+/*
+ * Growth under transactions: random changes in transactions that commit or
+ * roll back, the model checked whenever a table is part way through its
+ * move, with loads and reserves landing in a move too. One fingerprint
+ * in 64 has its low bits all ones (home: the last slot of any table), so
+ * a run wraps from the last slot to the first, across where a move starts.
+ */
+static uint64_t fp_wrap(size_t f)
+{
+	return f % 64 ? fp_of(f) : ((uint64_t)(f + 1) << 32) | 0xfffffu;
+}
+
+static void churn_wrap(struct vt__pair_index *x, int n, unsigned pct_add)
+{
+	for (int i = 0; i < n; i++) {
+		size_t f = rnd() % NFP, t = rnd() % NTS;
+		int rc, want = 0;
+
+		if (rnd() % 100 < pct_add) {
+			rc = vt__pairs_add(x, fp_wrap(f), tsv[t]);
+			cnt[f][t]++;
+			total++;
+		} else {
+			rc = vt__pairs_del(x, fp_wrap(f), tsv[t]);
+			want = cnt[f][t] > 0;
+			cnt[f][t] -= want;
+			total -= want;
+		}
+		if (rc != want) {
+			ck_abort_msg("change %d of fp %zu ts %zu: %d, not %d", i, f, t, rc, want);
+		}
+	}
+}
+
+static void check_wrap(struct vt__pair_index *x)
+{
+	for (size_t f = 0; f < NFP; f++) {
+		unsigned all = 0;
+
+		for (size_t t = 0; t < NTS; t++) {
+			unsigned k = held(x, fp_wrap(f), tsv[t]);
+
+			if (k != cnt[f][t]) {
+				ck_abort_msg("fp %zu ts %zu: %u, not %u", f, t, k, cnt[f][t]);
+			}
+			all += k;
+		}
+		if (vt__pairs_find(x, fp_wrap(f), NULL, 0) != all) {
+			ck_abort_msg("fp %zu: more entries than the model's %u", f, all);
+		}
+	}
+	ck_assert_uint_eq(vt__pairs_count(x), total);
+}
+
+START_TEST(growth_under_transactions_matches_model)
+{
+	static unsigned saved[NFP][NTS];
+	struct vt__pair_index x;
+	size_t saved_total, midway = 0, rollbacks = 0, moving_back = 0;
+
+	memset(cnt, 0, sizeof(cnt));
+	total = 0;
+	ck_assert_int_eq(vt__pairs_init(&x), 0);
+	for (int round = 0; round < 400; round++) {
+		int back = rnd() % 3 == 0;
+		unsigned pct = round < 300 ? 75 : 25;
+
+		memcpy(saved, cnt, sizeof(cnt));
+		saved_total = total;
+		vt__pairs_begin(&x);
+		for (int step = 0, seen = 0; step < 8; step++) {
+			churn_wrap(&x, 1 + (int)(rnd() % 200), pct);
+			if (x.old != NULL && !seen++) {
+				check_wrap(&x);
+				midway++;
+			}
+		}
+		if (back) {
+			moving_back += x.old != NULL;
+			vt__pairs_rollback(&x);
+			memcpy(cnt, saved, sizeof(cnt));
+			total = saved_total;
+			rollbacks++;
+		} else {
+			vt__pairs_commit(&x);
+		}
+		check_wrap(&x);
+		if (x.old != NULL && round % 5 == 0) {
+			struct vt__pair b[8];
+
+			for (int i = 0; i < 8; i++) {
+				size_t f = rnd() % NFP, t = rnd() % NTS;
+
+				b[i] = (struct vt__pair){fp_wrap(f), tsv[t]};
+				cnt[f][t]++;
+				total++;
+			}
+			ck_assert_int_eq(vt__pairs_load(&x, b, 8), 0);
+			ck_assert_ptr_null(x.old);
+			check_wrap(&x);
+		} else if (x.old != NULL && round % 5 == 1) {
+			ck_assert_int_eq(vt__pairs_reserve(&x, total + 1), 0);
+			ck_assert_ptr_null(x.old);
+			check_wrap(&x);
+		}
+	}
+	ck_assert_uint_gt(midway, 5);
+	ck_assert_uint_gt(moving_back, 0);
+	ck_assert_uint_gt(rollbacks, 50);
+	vt__pairs_free(&x);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("pair_index");
@@ -618,6 +731,7 @@ int main(void)
 	tcase_add_test(t, reader_of_the_commit_sees_entries_a_transaction_deletes);
 	tcase_add_test(t, reader_does_not_wait_for_a_resize);
 	tcase_add_test(t, growth_moves_a_few_slots_an_add);
+	tcase_add_test(t, growth_under_transactions_matches_model);
 	suite_add_tcase(s, t);
 	return run_suite(s);
 }
