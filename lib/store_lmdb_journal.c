@@ -404,10 +404,11 @@ int vt__lmdb_replay(void *self, uint64_t *events)
 	struct lmdb *s = self;
 	int rc;
 
+	/* The entries of several devices first: their records are in the journal too. */
 	*events = 0;
-	rc = replay_tree(s, s->journal, events);
+	rc = replay_tree(s, s->posts, events);
 	if (rc == 0) {
-		rc = replay_tree(s, s->posts, events);
+		rc = replay_tree(s, s->journal, events);
 	}
 	if (rc != 0) {
 		vt_log(VT_LOG_ERROR, "lmdb: journal: replay failed: %s", mdb_strerror(rc));

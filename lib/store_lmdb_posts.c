@@ -6,15 +6,21 @@
  * entries as devices, each holding the record, and the releases of its
  * copies deleted as many again: two B-tree writes per delivery, a third of
  * the server's time in a fan-out. A PUT that holds copies for more than
- * one device writes one entry instead, in the tree "journal_posts" under
- * the record's id: the record, then the inbox keys of the devices whose
- * copies are not released yet. The releases of a batch come grouped by
- * id; those of one id take their keys out of its entry in one pass, which
- * is then written back once, or deleted once no key is left.
- * Replay makes the record's deliveries to the devices left.
+ * one device writes two entries instead: the record once, in the tree
+ * "journal" under its bare id (8 bytes, where an entry a copy's key also
+ * has an inbox key), and in the tree "journal_posts" under the same id the
+ * inbox keys of the devices whose copies are not released yet. The
+ * releases of a batch come grouped by id; those of one id take their keys
+ * out of its entry in one pass, which is then written back once, or
+ * deleted with the record once no key is left. Replay makes the record's
+ * deliveries to the devices left.
  *
- * Value: the record's length (4 bytes BE), the record (store_lmdb_rec.c),
- * then the inbox keys (store_key.h), one after another, each once.
+ * The record apart, a rewrite copies only the keys, and the room a full
+ * store keeps for replay (store_lmdb_space.c) counts the record as an
+ * entry a copy's, once, and the keys by the deliveries they make.
+ *
+ * Value in "journal_posts": the inbox keys (store_key.h), one after
+ * another, each once.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +33,6 @@
 
 /* An entry of the tree, read. */
 struct post {
-	MDB_val rec;        /* the record's encoding */
 	const uint8_t *iks; /* the inbox keys left, one after another */
 	size_t iks_len;
 };
@@ -61,7 +66,7 @@ void vt__lmdb_posts_free(struct lmdb *s)
 
 int vt__lmdb_posts_put(struct lmdb *s, MDB_txn *txn, const struct vt_op *op)
 {
-	size_t rec = vt__lmdb_rec_size(op->rec), len = 0;
+	size_t len = 0;
 	uint8_t idk[8], *iks;
 	MDB_val k = val(idk, sizeof(idk)), v;
 	int rc;
@@ -81,35 +86,14 @@ int vt__lmdb_posts_put(struct lmdb *s, MDB_txn *txn, const struct vt_op *op)
 	}
 
 	vt__put_be64(idk, op->rec->id);
-	v = val(NULL, 4 + rec + len);
-	rc = vt__lmdb_put_last(txn, s->posts, &k, &v, MDB_RESERVE);
+	v = val(NULL, vt__lmdb_rec_size(op->rec));
+	rc = vt__lmdb_put_last(txn, s->journal, &k, &v, MDB_RESERVE);
 	if (rc == 0) {
-		uint8_t *p = v.mv_data;
-
-		put_u32(p, (uint32_t)rec);
-		vt__lmdb_rec_encode(op->rec, p + 4);
-		memcpy(p + 4 + rec, iks, len);
+		vt__lmdb_rec_encode(op->rec, v.mv_data);
+		v = val(iks, len);
+		rc = vt__lmdb_put_last(txn, s->posts, &k, &v, 0);
 	}
 	return rc;
-}
-
-/* Read @v into @p: 0, or -1 when it is not a well-formed entry. */
-static int post_parse(const MDB_val *v, struct post *p)
-{
-	const uint8_t *d = v->mv_data;
-	size_t rec;
-
-	if (v->mv_size < 4) {
-		return -1;
-	}
-	rec = get_u32(d);
-	if (rec > v->mv_size - 4) {
-		return -1;
-	}
-	p->rec = val((void *)(d + 4), rec);
-	p->iks = d + 4 + rec;
-	p->iks_len = v->mv_size - 4 - rec;
-	return 0;
 }
 
 /* The length of the inbox key at @k, of the @left bytes there; 0 when it is cut short. */
@@ -128,7 +112,7 @@ static size_t ik_len(const uint8_t *k, size_t left)
 	return ul + dl + 4 <= left ? ul + dl + 4 : 0;
 }
 
-/* The entry of @id into @p: 0, MDB_NOTFOUND, an LMDB error, or VT_ESTORAGE when damaged. */
+/* The entry of @id into @p: 0, MDB_NOTFOUND or an LMDB error. */
 static int post_get(struct lmdb *s, MDB_txn *txn, uint64_t id, struct post *p)
 {
 	uint8_t idk[8];
@@ -137,12 +121,23 @@ static int post_get(struct lmdb *s, MDB_txn *txn, uint64_t id, struct post *p)
 
 	vt__put_be64(idk, id);
 	rc = mdb_get(txn, s->posts, &k, &v);
-	if (rc == 0 && post_parse(&v, p) != 0) {
-		vt_log(VT_LOG_ERROR, "lmdb: journal: damaged entry of event id=%llu",
-		       (unsigned long long)id);
-		return VT_ESTORAGE;
+	if (rc == 0) {
+		p->iks = v.mv_data;
+		p->iks_len = v.mv_size;
 	}
 	return rc;
+}
+
+/* Delete the entry of @id and its record. */
+static int post_del(struct lmdb *s, MDB_txn *txn, uint64_t id)
+{
+	uint8_t idk[8];
+	MDB_val k = val(idk, sizeof(idk));
+	int rc;
+
+	vt__put_be64(idk, id);
+	rc = mdb_del(txn, s->posts, &k, NULL);
+	return rc == 0 ? vt__lmdb_del_quiet(txn, s->journal, idk, sizeof(idk)) : rc;
 }
 
 /*
@@ -226,15 +221,15 @@ static int set_has(const struct lmdb *s, const struct ik_set *set, const uint8_t
 }
 
 /*
- * Write back the entry of @id, @p less the keys among @keys; delete it
- * when none is left. The new value is made in scratch first: @p points
- * into the map's page, which the write may move.
+ * Write back the entry of @id, @p less the keys among @keys; delete it and
+ * its record when none is left. The new value is made in scratch first:
+ * @p points into the map's page, which the write may move.
  */
 static int post_rewrite(struct lmdb *s, MDB_txn *txn, uint64_t id, const struct post *p,
 			const struct vt__jkey *keys, size_t n)
 {
-	size_t head = 4 + p->rec.mv_size, len = head, kept = 0, gone = 0;
-	uint8_t idk[8], *out = scratch(s, head + p->iks_len);
+	size_t len = 0, kept = 0, gone = 0;
+	uint8_t idk[8], *out = scratch(s, p->iks_len);
 	MDB_val k = val(idk, sizeof(idk)), v;
 	struct ik_set set;
 
@@ -255,15 +250,13 @@ static int post_rewrite(struct lmdb *s, MDB_txn *txn, uint64_t id, const struct 
 		kept++;
 	}
 
-	vt__put_be64(idk, id);
 	if (kept == 0) {
-		return mdb_del(txn, s->posts, &k, NULL);
+		return post_del(s, txn, id);
 	}
 	if (gone == 0) {
 		return 0;
 	}
-	put_u32(out, (uint32_t)p->rec.mv_size);
-	memcpy(out + 4, p->rec.mv_data, p->rec.mv_size);
+	vt__put_be64(idk, id);
 	v = val(out, len);
 	return mdb_put(txn, s->posts, &k, &v, 0);
 }
@@ -276,8 +269,8 @@ int vt__lmdb_posts_release(struct lmdb *s, MDB_txn *txn, const struct vt__jkey *
 	int rc = post_get(s, txn, id, &p);
 
 	*held = rc != MDB_NOTFOUND;
-	if (rc == MDB_NOTFOUND || rc == VT_ESTORAGE) {
-		return 0; /* a damaged entry is dropped by replay */
+	if (rc == MDB_NOTFOUND) {
+		return 0;
 	}
 	return rc != 0 ? rc : post_rewrite(s, txn, id, &p, keys, n);
 }
@@ -290,7 +283,7 @@ int vt__lmdb_posts_holds(struct lmdb *s, MDB_txn *txn, uint64_t id, const uint8_
 
 	*holds = 0;
 	if (rc != 0) {
-		return rc == MDB_NOTFOUND || rc == VT_ESTORAGE ? 0 : rc;
+		return rc == MDB_NOTFOUND ? 0 : rc;
 	}
 	for (size_t at = 0, l; at < p.iks_len && !*holds; at += l) {
 		l = ik_len(p.iks + at, p.iks_len - at);
@@ -332,11 +325,25 @@ static struct vt_inbox *post_inboxes(const struct post *p, char **names, uint32_
 	return in;
 }
 
+/* The record of entry @k into @rec: 0, or -1 (logged) when it is missing or damaged. */
+static int post_record(struct lmdb *s, MDB_txn *txn, const MDB_val *k, struct vt_record *rec)
+{
+	MDB_val rk = *k, rv;
+
+	if (k->mv_size != 8 || mdb_get(txn, s->journal, &rk, &rv) != 0 ||
+	    vt__lmdb_rec_decode(&rv, vt__get_be64(k->mv_data), rec) != 0) {
+		vt_log(VT_LOG_ERROR, "lmdb: journal: entry of several devices without its record "
+		       "dropped");
+		return -1;
+	}
+	return 0;
+}
+
 int vt__lmdb_posts_replay_one(struct lmdb *s, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
 			      uint64_t *copies)
 {
 	struct vt_record rec;
-	struct post p;
+	struct post p = {v->mv_data, v->mv_size};
 	struct vt_op op = {.kind = VT_OP_PUT, .rec = &rec};
 	struct vt_inbox *in = NULL;
 	struct batch b = {0};
@@ -344,9 +351,7 @@ int vt__lmdb_posts_replay_one(struct lmdb *s, MDB_txn *txn, const MDB_val *k, co
 	int rc = 0;
 
 	*copies = 0;
-	if (k->mv_size != 8 || post_parse(v, &p) != 0 ||
-	    vt__lmdb_rec_decode(&p.rec, vt__get_be64(k->mv_data), &rec) != 0) {
-		vt_log(VT_LOG_ERROR, "lmdb: journal: damaged entry dropped");
+	if (post_record(s, txn, k, &rec) != 0) {
 		return 0;
 	}
 	in = post_inboxes(&p, &names, &op.nto);
@@ -356,6 +361,9 @@ int vt__lmdb_posts_replay_one(struct lmdb *s, MDB_txn *txn, const MDB_val *k, co
 	op.to = in;
 	if (op.nto > 0) {
 		rc = vt__lmdb_apply_put(s, txn, &op, &b);
+	} else {
+		vt_log(VT_LOG_ERROR, "lmdb: journal: event id=%llu held for no device: dropped",
+		       (unsigned long long)rec.id);
 	}
 	if (rc == 0 && op.status != 0) {
 		vt_log(VT_LOG_ERROR, "lmdb: journal: event id=%llu not delivered to %u devices: %s",
@@ -365,5 +373,5 @@ int vt__lmdb_posts_replay_one(struct lmdb *s, MDB_txn *txn, const MDB_val *k, co
 	vt__lmdb_batch_free(&b);
 	free(in);
 	free(names);
-	return rc;
+	return rc == 0 ? vt__lmdb_del_quiet(txn, s->journal, k->mv_data, 8) : rc;
 }

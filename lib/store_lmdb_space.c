@@ -69,13 +69,13 @@ static size_t journal_room(const MDB_stat *st)
 }
 
 /*
- * The same for the entries of several devices (store_lmdb_posts.c): a
- * device there is its inbox key alone, IK bytes, at least 5 (a user's
- * name has a byte or more), and its replay writes the delivery, by_record
- * and inbox count above, 3 IK + 84 bytes at most: under 24 times its
- * share of the entry. The record is written once, as large as it is in
- * the entry. Half-full pages again: 48 times the tree's pages, overflow
- * pages included.
+ * The same for the entries of several devices (store_lmdb_posts.c), whose
+ * records are in the journal and counted above: a device there is its
+ * inbox key alone, IK bytes, at least 5 (a user's name has a byte or
+ * more), and its replay writes a delivery, a by_record and an inbox count,
+ * 3 IK + 54 bytes, with the record's by_time entry 3 IK + 84 at most:
+ * under 24 times its share of the entry. Half-full pages again: 48 times
+ * the tree's pages, overflow pages included.
  */
 static size_t posts_room(const MDB_stat *st)
 {
