@@ -14,9 +14,10 @@
  * Key: id BE + inbox key (store_key.h). Value: the record's encoding
  * (store_lmdb_rec.c). A device with several copies of one event (none:
  * the engine holds one copy per device) would share one entry. A PUT that
- * holds copies for several devices, a group post above all, writes one
- * entry for all of them instead (store_lmdb_posts.c); a release, an ACK
- * and replay look in both trees.
+ * holds copies for several devices, a group post above all, writes its
+ * record here under the bare id instead, once, and the devices in the
+ * tree "journal_posts" (store_lmdb_posts.c); a release, an ACK and replay
+ * look in both trees.
  */
 #include <stdlib.h>
 #include <string.h>

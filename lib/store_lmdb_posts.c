@@ -71,11 +71,17 @@ int vt__lmdb_posts_put(struct lmdb *s, MDB_txn *txn, const struct vt_op *op)
 	MDB_val k = val(idk, sizeof(idk)), v;
 	int rc;
 
-	/* The keys first, into scratch: the value's size must be known to reserve it. */
-	iks = scratch(s, (size_t)op->nheld_to * VT__INBOX_KEY_MAX);
+	/* The keys first, into scratch of their size: the value's must be known to reserve it. */
+	for (uint32_t i = 0; i < op->nheld_to; i++) {
+		const struct vt_inbox *in = &op->held_to[i];
+
+		len += strlen(in->user) + strlen(vt__inbox_device(in)) + 4;
+	}
+	iks = scratch(s, len);
 	if (iks == NULL) {
 		return VT_ENOMEM;
 	}
+	len = 0;
 	for (uint32_t i = 0; i < op->nheld_to; i++) {
 		size_t n = vt__inbox_key(&op->held_to[i], iks + len);
 
