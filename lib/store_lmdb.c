@@ -27,8 +27,10 @@
  *   journal      id BE + IK            -> record: a copy held in memory in
  *                                         mode "always", until released
  *                                         (store_lmdb_journal.c)
- *   journal_posts id BE                -> record + IKs: copies of one event
- *                                         held for several devices
+ *                id BE                 -> record of an event held for
+ *                                         several devices
+ *   journal_posts id BE                -> IKs: the devices of that event
+ *                                         whose copies are not released
  *                                         (store_lmdb_posts.c)
  *
  * Times are stored with vt__put_ts so byte order is time order. A commit is
