@@ -142,6 +142,19 @@ static inline int vt__inbox_key_parse(const uint8_t *key, size_t klen, size_t *u
 }
 
 /*
+ * Whether the well-formed inbox key @key (@klen bytes) names a user of one
+ * byte or more and holds no NUL, as every key this library writes does:
+ * read back from a damaged store, one that does not would name another.
+ */
+static inline int vt__inbox_key_clean(const uint8_t *key, size_t klen)
+{
+	size_t ul, dl;
+
+	return vt__inbox_key_parse(key, klen, &ul, &dl) == 0 && ul > 0 &&
+	       memchr(key + 2, 0, ul) == NULL && memchr(key + 4 + ul, 0, dl) == NULL;
+}
+
+/*
  * Decode the inbox key @key (@klen bytes) into @user and @device, each of
  * VT__INBOX_KEY_MAX bytes, NUL-terminated. Returns 0, or -1 for a key that
  * is not well-formed (vt__inbox_key_parse).

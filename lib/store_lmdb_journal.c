@@ -297,7 +297,8 @@ static int decode(const MDB_val *k, const MDB_val *v, struct vt_record *rec,
 {
 	const uint8_t *key = k->mv_data;
 
-	if (k->mv_size <= 8 || vt__inbox_key_split(key + 8, k->mv_size - 8, user, device) != 0 ||
+	if (k->mv_size <= 8 || !vt__inbox_key_clean(key + 8, k->mv_size - 8) ||
+	    vt__inbox_key_split(key + 8, k->mv_size - 8, user, device) != 0 ||
 	    vt__lmdb_rec_decode(v, vt__get_be64(key), rec) != 0) {
 		return -1;
 	}
@@ -307,11 +308,12 @@ static int decode(const MDB_val *k, const MDB_val *v, struct vt_record *rec,
 }
 
 /*
- * Deliver the entry under @cur and delete it. One that cannot be read is
- * logged and dropped: keeping it would replay it at every start.
+ * Deliver the entry under @cur and delete it; *@stored counts the copy
+ * stored. One that cannot be read is logged and dropped: keeping it would
+ * replay it at every start.
  */
 static int replay_one(struct lmdb *s, MDB_txn *txn, MDB_cursor *cur, const MDB_val *k,
-		      const MDB_val *v)
+		      const MDB_val *v, uint64_t *stored)
 {
 	char user[VT__INBOX_KEY_MAX], device[VT__INBOX_KEY_MAX];
 	struct vt_record rec;
@@ -321,39 +323,44 @@ static int replay_one(struct lmdb *s, MDB_txn *txn, MDB_cursor *cur, const MDB_v
 	int rc = 0;
 
 	if (decode(k, v, &rec, &in, user, device) != 0) {
-		vt_log(VT_LOG_ERROR, "lmdb: journal: damaged entry dropped");
+		vt_log(VT_LOG_ERROR, "lmdb: journal: damaged entry of event id=%llu dropped",
+		       (unsigned long long)(k->mv_size >= 8 ? vt__get_be64(k->mv_data) : 0));
+		op.status = VT_EINVAL;
 	} else {
 		rc = vt__lmdb_apply_put(s, txn, &op, &b);
+		if (rc == 0 && op.status != 0) {
+			vt_log(VT_LOG_ERROR, "lmdb: journal: event id=%llu not delivered to %s/%s: "
+			       "%s", (unsigned long long)rec.id, user, device,
+			       vt_strerror(op.status));
+		}
 	}
-	if (rc == 0 && op.status != 0) {
-		vt_log(VT_LOG_ERROR, "lmdb: journal: event id=%llu not delivered to %s/%s: %s",
-		       (unsigned long long)rec.id, user, device, vt_strerror(op.status));
-	}
+	*stored += rc == 0 && op.status == 0;
 	vt__lmdb_batch_free(&b);
 	return rc == 0 ? mdb_cursor_del(cur, 0) : rc;
 }
 
-/* Deliver the entry of several devices under @cur and delete it; *@n counts its copies. */
+/* Deliver the entry of several devices under @cur and delete it; *@stored counts its copies. */
 static int replay_post(struct lmdb *s, MDB_txn *txn, MDB_cursor *cur, const MDB_val *k,
-		       const MDB_val *v, uint64_t *n)
+		       const MDB_val *v, uint64_t *stored)
 {
 	uint64_t copies = 0;
 	int rc = vt__lmdb_posts_replay_one(s, txn, k, v, &copies);
 
-	*n += copies;
+	*stored += copies;
 	return rc == 0 ? mdb_cursor_del(cur, 0) : rc;
 }
 
 /*
- * Replay the entries of tree @dbi, copies up to @per in one transaction
- * (an entry's copies are never split); *@left when more remain.
+ * Replay the entries of tree @dbi, about @per copies in one transaction
+ * (an entry's copies are never split; each entry counts one more, so that
+ * damaged ones count too); *@left when more remain.
  */
 static int replay_txn(struct lmdb *s, MDB_dbi dbi, uint64_t per, uint64_t *done, int *left)
 {
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
-	uint64_t n = 0;
+	uint64_t n = 0, stored = 0;
 	int rc = vt__lmdb_wtxn_begin(s, &txn);
 
 	if (rc == 0) {
@@ -361,12 +368,14 @@ static int replay_txn(struct lmdb *s, MDB_dbi dbi, uint64_t per, uint64_t *done,
 	}
 	while (rc == 0 && n < per &&
 	       (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
+		uint64_t before = stored;
+
 		if (dbi == s->posts) {
-			rc = replay_post(s, txn, cur, &k, &v, &n);
+			rc = replay_post(s, txn, cur, &k, &v, &stored);
 		} else {
-			rc = replay_one(s, txn, cur, &k, &v);
-			n++;
+			rc = replay_one(s, txn, cur, &k, &v, &stored);
 		}
+		n += 1 + (stored - before);
 	}
 	*left = rc != MDB_NOTFOUND;
 	if (rc == MDB_NOTFOUND) {
@@ -380,7 +389,7 @@ static int replay_txn(struct lmdb *s, MDB_dbi dbi, uint64_t per, uint64_t *done,
 	}
 	rc = vt__lmdb_wtxn_end(s, txn, rc);
 	if (rc == 0) {
-		*done += n;
+		*done += stored;
 	}
 	return rc;
 }

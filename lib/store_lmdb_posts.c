@@ -323,6 +323,10 @@ static struct vt_inbox *post_inboxes(const struct post *p, char **names, uint32_
 			       (unsigned)*n);
 			break;
 		}
+		if (!vt__inbox_key_clean(p->iks + off, l)) {
+			vt_log(VT_LOG_ERROR, "lmdb: journal: damaged device name skipped");
+			continue;
+		}
 		vt__inbox_key_split(p->iks + off, l, at, at + ul + 1);
 		in[*n] = (struct vt_inbox){at, at + ul + 1};
 		at += ul + dl + 2;
@@ -338,8 +342,9 @@ static int post_record(struct lmdb *s, MDB_txn *txn, const MDB_val *k, struct vt
 
 	if (k->mv_size != 8 || mdb_get(txn, s->journal, &rk, &rv) != 0 ||
 	    vt__lmdb_rec_decode(&rv, vt__get_be64(k->mv_data), rec) != 0) {
-		vt_log(VT_LOG_ERROR, "lmdb: journal: entry of several devices without its record "
-		       "dropped");
+		vt_log(VT_LOG_ERROR, "lmdb: journal: entry of several devices of event id=%llu "
+		       "without its record dropped",
+		       (unsigned long long)(k->mv_size == 8 ? vt__get_be64(k->mv_data) : 0));
 		return -1;
 	}
 	return 0;
@@ -375,7 +380,7 @@ int vt__lmdb_posts_replay_one(struct lmdb *s, MDB_txn *txn, const MDB_val *k, co
 		vt_log(VT_LOG_ERROR, "lmdb: journal: event id=%llu not delivered to %u devices: %s",
 		       (unsigned long long)rec.id, (unsigned)op.nto, vt_strerror(op.status));
 	}
-	*copies = op.nto;
+	*copies = rc == 0 && op.status == 0 ? op.nto : 0;
 	vt__lmdb_batch_free(&b);
 	free(in);
 	free(names);

@@ -115,7 +115,7 @@ async def test_damaged_entries_are_logged_and_the_rest_replayed():
     srv.start()
     errs = errors(srv)
     for what in ("without its record", "held for no device", "damaged device list",
-                 "damaged entry dropped"):
+                 "damaged entry of event"):
         check(any(what in l for l in errs), "an error '%s' logged: %s" % (what, errs))
     check(len(errs) >= 6, "an error for each damaged entry: %s" % errs)
     eq(metric(srv, "vartalap_journal_open"), 0, "entries open after the start")
