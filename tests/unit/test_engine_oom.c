@@ -18,6 +18,7 @@
 
 #include "engine_fixture.h"
 #include "oom_wrap.h"
+#include "util.h"
 
 /* ---- opening ---- */
 
@@ -100,11 +101,5 @@ static Suite *oom_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(oom_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(oom_suite());
 }
