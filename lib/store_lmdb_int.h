@@ -257,6 +257,12 @@ int vt__lmdb_apply_releases(struct lmdb *s, MDB_txn *txn, struct vt_op *ops, siz
 void vt__lmdb_releases_free(struct lmdb *s);
 int vt__lmdb_replay(void *self, uint64_t *events);
 
+/*
+ * Grow @v, of *@cap elements of @size, to at least @n (doubling from 64):
+ * scratch a writer keeps between batches. 0 or VT_ENOMEM, @v unchanged.
+ */
+int vt__lmdb_grow(void **v, size_t *cap, size_t n, size_t size);
+
 /* store_lmdb_posts.c */
 
 /* A journal key, id BE + inbox key, in a run of releases. */

@@ -149,8 +149,7 @@ struct vt__release_run {
 	size_t keys_cap;
 };
 
-/* Grow @v, of *@cap elements of @size, to at least @n. 0 or VT_ENOMEM. */
-static int grow(void **v, size_t *cap, size_t n, size_t size)
+int vt__lmdb_grow(void **v, size_t *cap, size_t n, size_t size)
 {
 	size_t ncap = *cap ? *cap : 64;
 	void *nv;
@@ -190,13 +189,13 @@ static int run_keys(struct vt__release_run *r, struct vt_op *ops, size_t n, size
 	size_t off = 0;
 
 	*m = 0;
-	if (grow((void **)&r->v, &r->cap, n, sizeof(*r->v)) != 0) {
+	if (vt__lmdb_grow((void **)&r->v, &r->cap, n, sizeof(*r->v)) != 0) {
 		return VT_ENOMEM;
 	}
 	for (size_t i = 0; i < n; i++) {
-		size_t len;
+		size_t len, need = off + 8 + VT__INBOX_KEY_MAX;
 
-		if (grow((void **)&r->keys, &r->keys_cap, off + 8 + VT__INBOX_KEY_MAX, 1) != 0) {
+		if (vt__lmdb_grow((void **)&r->keys, &r->keys_cap, need, 1) != 0) {
 			return VT_ENOMEM;
 		}
 		len = entry_key(ops[i].id, &ops[i].inbox, r->keys + off);

@@ -40,18 +40,10 @@ struct post {
 /* Scratch of at least @n bytes, kept for the next use; NULL when out of memory. */
 static uint8_t *scratch(struct lmdb *s, size_t n)
 {
-	uint8_t *p;
-
-	if (n <= s->post_scratch_cap) {
-		return s->post_scratch;
-	}
-	p = realloc(s->post_scratch, n);
-	if (p == NULL) {
+	if (vt__lmdb_grow((void **)&s->post_scratch, &s->post_scratch_cap, n, 1) != 0) {
 		return NULL;
 	}
-	s->post_scratch = p;
-	s->post_scratch_cap = n;
-	return p;
+	return s->post_scratch;
 }
 
 void vt__lmdb_posts_free(struct lmdb *s)
@@ -186,14 +178,8 @@ static int set_make(struct lmdb *s, struct ik_set *set, const struct vt__jkey *k
 	while (cap < 2 * n) {
 		cap *= 2;
 	}
-	if (cap > s->post_set_cap) {
-		struct vt__ik_slot *p = realloc(s->post_set, cap * sizeof(*p));
-
-		if (p == NULL) {
-			return VT_ENOMEM;
-		}
-		s->post_set = p;
-		s->post_set_cap = cap;
+	if (vt__lmdb_grow((void **)&s->post_set, &s->post_set_cap, cap, sizeof(*set->slots)) != 0) {
+		return VT_ENOMEM;
 	}
 	set->slots = s->post_set;
 	set->mask = cap - 1;

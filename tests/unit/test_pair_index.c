@@ -269,6 +269,18 @@ static uint64_t fp_of(size_t f)
 	return (uint64_t)(f + 1) << 4;
 }
 
+/*
+ * The same, but one fingerprint in 64 has its low bits all ones (home: the
+ * last slot of any table), so a run wraps from the last slot to the first.
+ */
+static uint64_t fp_wrap(size_t f)
+{
+	return f % 64 ? fp_of(f) : ((uint64_t)(f + 1) << 32) | 0xfffffu;
+}
+
+/* The fingerprints churn() and check_model() use: fp_of unless a test says. */
+static uint64_t (*model_fp)(size_t) = fp_of;
+
 /* @n random adds (@pct_add percent) and dels, on the index and the model alike. */
 static void churn(struct vt__pair_index *x, int n, unsigned pct_add)
 {
@@ -277,11 +289,11 @@ static void churn(struct vt__pair_index *x, int n, unsigned pct_add)
 		int rc, want = 0;
 
 		if (rnd() % 100 < pct_add) {
-			rc = vt__pairs_add(x, fp_of(f), tsv[t]);
+			rc = vt__pairs_add(x, model_fp(f), tsv[t]);
 			cnt[f][t]++;
 			total++;
 		} else {
-			rc = vt__pairs_del(x, fp_of(f), tsv[t]);
+			rc = vt__pairs_del(x, model_fp(f), tsv[t]);
 			want = cnt[f][t] > 0;
 			cnt[f][t] -= want;
 			total -= want;
@@ -299,14 +311,14 @@ static void check_model(struct vt__pair_index *x)
 		unsigned all = 0;
 
 		for (size_t t = 0; t < NTS; t++) {
-			unsigned k = held(x, fp_of(f), tsv[t]);
+			unsigned k = held(x, model_fp(f), tsv[t]);
 
 			if (k != cnt[f][t]) {
 				ck_abort_msg("fp %zu ts %zu: %u, not %u", f, t, k, cnt[f][t]);
 			}
 			all += k;
 		}
-		if (vt__pairs_find(x, fp_of(f), NULL, 0) != all) {
+		if (vt__pairs_find(x, model_fp(f), NULL, 0) != all) {
 			ck_abort_msg("fp %zu: more entries than the model's %u", f, all);
 		}
 	}
@@ -601,57 +613,9 @@ END_TEST
 /*
  * Growth under transactions: random changes in transactions that commit or
  * roll back, the model checked whenever a table is part way through its
- * move, with loads and reserves landing in a move too. One fingerprint
- * in 64 has its low bits all ones (home: the last slot of any table), so
- * a run wraps from the last slot to the first, across where a move starts.
+ * move, with loads and reserves landing in a move too. Runs wrap
+ * from the last slot to the first (fp_wrap), across where a move starts.
  */
-static uint64_t fp_wrap(size_t f)
-{
-	return f % 64 ? fp_of(f) : ((uint64_t)(f + 1) << 32) | 0xfffffu;
-}
-
-static void churn_wrap(struct vt__pair_index *x, int n, unsigned pct_add)
-{
-	for (int i = 0; i < n; i++) {
-		size_t f = rnd() % NFP, t = rnd() % NTS;
-		int rc, want = 0;
-
-		if (rnd() % 100 < pct_add) {
-			rc = vt__pairs_add(x, fp_wrap(f), tsv[t]);
-			cnt[f][t]++;
-			total++;
-		} else {
-			rc = vt__pairs_del(x, fp_wrap(f), tsv[t]);
-			want = cnt[f][t] > 0;
-			cnt[f][t] -= want;
-			total -= want;
-		}
-		if (rc != want) {
-			ck_abort_msg("change %d of fp %zu ts %zu: %d, not %d", i, f, t, rc, want);
-		}
-	}
-}
-
-static void check_wrap(struct vt__pair_index *x)
-{
-	for (size_t f = 0; f < NFP; f++) {
-		unsigned all = 0;
-
-		for (size_t t = 0; t < NTS; t++) {
-			unsigned k = held(x, fp_wrap(f), tsv[t]);
-
-			if (k != cnt[f][t]) {
-				ck_abort_msg("fp %zu ts %zu: %u, not %u", f, t, k, cnt[f][t]);
-			}
-			all += k;
-		}
-		if (vt__pairs_find(x, fp_wrap(f), NULL, 0) != all) {
-			ck_abort_msg("fp %zu: more entries than the model's %u", f, all);
-		}
-	}
-	ck_assert_uint_eq(vt__pairs_count(x), total);
-}
-
 START_TEST(growth_under_transactions_matches_model)
 {
 	static unsigned saved[NFP][NTS];
@@ -660,6 +624,7 @@ START_TEST(growth_under_transactions_matches_model)
 
 	memset(cnt, 0, sizeof(cnt));
 	total = 0;
+	model_fp = fp_wrap;
 	ck_assert_int_eq(vt__pairs_init(&x), 0);
 	for (int round = 0; round < 400; round++) {
 		int back = rnd() % 3 == 0;
@@ -669,9 +634,9 @@ START_TEST(growth_under_transactions_matches_model)
 		saved_total = total;
 		vt__pairs_begin(&x);
 		for (int step = 0, seen = 0; step < 8; step++) {
-			churn_wrap(&x, 1 + (int)(rnd() % 200), pct);
+			churn(&x, 1 + (int)(rnd() % 200), pct);
 			if (x.old != NULL && !seen++) {
-				check_wrap(&x);
+				check_model(&x);
 				midway++;
 			}
 		}
@@ -684,7 +649,7 @@ START_TEST(growth_under_transactions_matches_model)
 		} else {
 			vt__pairs_commit(&x);
 		}
-		check_wrap(&x);
+		check_model(&x);
 		if (x.old != NULL && round % 5 == 0) {
 			struct vt__pair b[8];
 
@@ -697,17 +662,18 @@ START_TEST(growth_under_transactions_matches_model)
 			}
 			ck_assert_int_eq(vt__pairs_load(&x, b, 8), 0);
 			ck_assert_ptr_null(x.old);
-			check_wrap(&x);
+			check_model(&x);
 		} else if (x.old != NULL && round % 5 == 1) {
 			ck_assert_int_eq(vt__pairs_reserve(&x, total + 1), 0);
 			ck_assert_ptr_null(x.old);
-			check_wrap(&x);
+			check_model(&x);
 		}
 	}
 	ck_assert_uint_gt(midway, 5);
 	ck_assert_uint_gt(moving_back, 0);
 	ck_assert_uint_gt(rollbacks, 50);
 	vt__pairs_free(&x);
+	model_fp = fp_of;
 }
 END_TEST
 
