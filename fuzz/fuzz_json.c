@@ -6,7 +6,8 @@
  * value is checked on its own: a member or element must validate alone,
  * every string must decode (or be refused only for U+0000), and a decoded
  * string written back with vt_buf_json_str() must validate and decode to
- * the same bytes. Keys must match their own decoded text.
+ * the same bytes. Keys must match their own decoded text. The one-pass
+ * reading of the top-level members must agree with all of it.
  */
 #include <inttypes.h>
 #include <string.h>
@@ -131,6 +132,55 @@ static void walk(const struct vt_json_val *v, unsigned depth, struct vt_buf *b)
 	}
 }
 
+/* The first members vt_json_validate_members() reported, and how many in all. */
+struct reported {
+	size_t n;
+	struct vt_json_val key[64], val[64];
+};
+
+static void note(void *arg, const struct vt_json_val *key, const struct vt_json_val *val)
+{
+	struct reported *r = arg;
+
+	if (r->n < 64) {
+		r->key[r->n] = *key;
+		r->val[r->n] = *val;
+	}
+	r->n++;
+}
+
+static int same_span(const struct vt_json_val *a, const struct vt_json_val *b)
+{
+	return a->type == b->type && a->p == b->p && a->len == b->len;
+}
+
+/*
+ * The one-pass reading must agree with validation (@rc) and, on valid
+ * text, report exactly the members the walk of @top finds.
+ */
+static void check_members(const char *s, size_t size, int rc, const struct vt_json_val *top)
+{
+	struct vt_json_val t, key, val;
+	struct reported r = {0};
+	size_t pos = 0, i = 0;
+
+	FUZZ_CHECK(vt_json_validate_members(s, size, VT_JSON_MAX_DEPTH, &t, note, &r) == rc,
+		   "one-pass validation disagrees");
+	if (rc != 0) {
+		return;
+	}
+	FUZZ_CHECK(same_span(&t, top), "one-pass value differs");
+	while (top->type == VT_JSON_OBJECT && vt_json_next_member(top, &pos, &key, &val)) {
+		if (i < 64) {
+			FUZZ_CHECK(r.key[i].p == key.p && r.key[i].len == key.len,
+				   "one-pass key differs");
+			FUZZ_CHECK(same_span(&r.val[i], &val), "one-pass member value differs");
+		}
+		i++;
+	}
+	FUZZ_CHECK(i == r.n, "one-pass member count differs");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *s = (const char *)data;
@@ -140,12 +190,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	FUZZ_CHECK(rc == 0 || rc == VT_EBADJSON || rc == VT_EUTF8, "unexpected validate result");
 	if (rc != 0) {
+		check_members(s, size, rc, NULL);
 		return 0;
 	}
 	/* A deeper limit never refuses what a shallower one accepts. */
 	FUZZ_CHECK(vt_json_validate(s, size, 1024) == 0, "deeper limit refused valid text");
 	FUZZ_CHECK(vt_json_parse_value(s, size, &top) == 0, "valid text did not parse");
 	FUZZ_CHECK(top.p >= s && top.p + top.len <= s + size, "value outside the input");
+	check_members(s, size, rc, &top);
 
 	vt_buf_init(&b);
 	walk(&top, 0, &b);

@@ -88,7 +88,7 @@ int vt_buf_reserve(struct vt_buf *b, size_t extra)
 	return 0;
 }
 
-void vt_buf_append(struct vt_buf *b, const void *data, size_t len)
+void vt_buf_append_grow(struct vt_buf *b, const void *data, size_t len)
 {
 	if (len == 0 || vt_buf_reserve(b, len) != 0) {
 		return;
@@ -97,16 +97,6 @@ void vt_buf_append(struct vt_buf *b, const void *data, size_t len)
 	memcpy(b->data + b->len, data, len);
 	b->len += len;
 	b->data[b->len] = '\0';
-}
-
-void vt_buf_puts(struct vt_buf *b, const char *s)
-{
-	vt_buf_append(b, s, strlen(s));
-}
-
-void vt_buf_putc(struct vt_buf *b, char c)
-{
-	vt_buf_append(b, &c, 1);
 }
 
 void vt_buf_u64(struct vt_buf *b, uint64_t v)

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct vt_buf {
 	char *data;  /* NUL-terminated whenever len > 0 */
@@ -32,9 +33,35 @@ void vt_buf_reset(struct vt_buf *b);
  */
 int vt_buf_reserve(struct vt_buf *b, size_t extra);
 
-void vt_buf_append(struct vt_buf *b, const void *data, size_t len);
-void vt_buf_puts(struct vt_buf *b, const char *s);
-void vt_buf_putc(struct vt_buf *b, char c);
+/* vt_buf_append() when the buffer must grow first, or has failed. */
+void vt_buf_append_grow(struct vt_buf *b, const void *data, size_t len);
+
+/*
+ * Append @len bytes of @data. Inline: envelopes are built from many short
+ * pieces, and most fit in the room the buffer already has.
+ */
+static inline void vt_buf_append(struct vt_buf *b, const void *data, size_t len)
+{
+	if (len != 0 && len < b->cap - b->len && !b->failed) {
+		memcpy(b->data + b->len, data, len);
+		b->len += len;
+		b->data[b->len] = '\0';
+		return;
+	}
+	vt_buf_append_grow(b, data, len);
+}
+
+/* Append the string @s (its length is known at compile time for a literal). */
+static inline void vt_buf_puts(struct vt_buf *b, const char *s)
+{
+	vt_buf_append(b, s, strlen(s));
+}
+
+static inline void vt_buf_putc(struct vt_buf *b, char c)
+{
+	vt_buf_append(b, &c, 1);
+}
+
 void vt_buf_u64(struct vt_buf *b, uint64_t v);
 void vt_buf_i64(struct vt_buf *b, int64_t v);
 

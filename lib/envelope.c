@@ -1,8 +1,9 @@
 /*
  * envelope.c - decoding client envelopes and encoding server ones.
  *
- * Decoding is strict: the whole text goes through the JSON scanner first,
- * then the top-level members the protocol knows are picked out once each.
+ * Decoding is strict: the whole text goes through the JSON scanner, which
+ * reports the top-level members as it reads them, and the members the
+ * protocol knows are picked out once each.
  * A known member given twice is refused, because two parsers reading the
  * same text (a proxy, a logger, this one) could each pick a different copy.
  * The message body is never decoded: it stays a span of the input and is
@@ -28,11 +29,13 @@ enum env_field {
 };
 
 static const char *const field_names[F_COUNT] = {"v", "type", "id", "to", "body", "ids"};
+static const size_t field_lens[F_COUNT] = {1, 4, 2, 2, 4, 3};
 
 /* The known members of one envelope, by field. */
 struct env_fields {
 	struct vt_json_val val[F_COUNT];
 	unsigned char seen[F_COUNT];
+	unsigned char twice; /* a known member came more than once */
 };
 
 /* Longest namespace in a "to" such as "g:team1", colon excluded. */
@@ -48,10 +51,19 @@ static void set_reason(const char **reason, const char *text)
 	}
 }
 
-/* Validate @data and return its top-level object in @obj. */
-static int env_object(const char *data, size_t len, struct vt_json_val *obj, const char **reason)
+static vt_json_member_fn env_note;
+
+/*
+ * Validate @data, and pick out the known members of its top-level object
+ * into @f as it is read; unknown members are skipped.
+ */
+static int env_object(const char *data, size_t len, struct env_fields *f, const char **reason)
 {
-	int rc = vt_json_validate_value(data, len, VT_JSON_MAX_DEPTH, obj);
+	struct vt_json_val obj;
+	int rc;
+
+	memset(f, 0, sizeof(*f));
+	rc = vt_json_validate_members(data, len, VT_JSON_MAX_DEPTH, &obj, env_note, f);
 
 	if (rc == VT_EUTF8) {
 		set_reason(reason, "invalid UTF-8");
@@ -61,8 +73,12 @@ static int env_object(const char *data, size_t len, struct vt_json_val *obj, con
 		set_reason(reason, "malformed JSON");
 		return VT_EBADJSON;
 	}
-	if (obj->type != VT_JSON_OBJECT) {
+	if (obj.type != VT_JSON_OBJECT) {
 		set_reason(reason, "not an object");
+		return VT_EBADENV;
+	}
+	if (f->twice) {
+		set_reason(reason, "duplicate key");
 		return VT_EBADENV;
 	}
 	return 0;
@@ -71,36 +87,32 @@ static int env_object(const char *data, size_t len, struct vt_json_val *obj, con
 /* Which known field @key names, or F_COUNT for none. */
 static enum env_field field_of(const struct vt_json_val *key)
 {
+	/* A key without escapes, nearly every one, is compared as it is. */
+	int plain = memchr(key->p, '\\', key->len) == NULL;
+
 	for (int f = 0; f < F_COUNT; f++) {
-		if (vt_json_key_is(key, field_names[f])) {
+		size_t n = field_lens[f];
+
+		if (plain ? key->len == n && memcmp(key->p, field_names[f], n) == 0
+			  : vt_json_key_is(key, field_names[f])) {
 			return (enum env_field)f;
 		}
 	}
 	return F_COUNT;
 }
 
-/* Pick out the known members of @obj; unknown ones are skipped. */
-static int env_collect(const struct vt_json_val *obj, struct env_fields *f, const char **reason)
+/* Note member @key, @val of an envelope being validated in @arg. */
+static void env_note(void *arg, const struct vt_json_val *key, const struct vt_json_val *val)
 {
-	struct vt_json_val key;
-	struct vt_json_val val;
-	size_t pos = 0;
+	struct env_fields *f = arg;
+	enum env_field which = field_of(key);
 
-	memset(f, 0, sizeof(*f));
-	while (vt_json_next_member(obj, &pos, &key, &val)) {
-		enum env_field which = field_of(&key);
-
-		if (which == F_COUNT) {
-			continue;
-		}
-		if (f->seen[which]) {
-			set_reason(reason, "duplicate key");
-			return VT_EBADENV;
-		}
-		f->seen[which] = 1;
-		f->val[which] = val;
+	if (which == F_COUNT) {
+		return;
 	}
-	return 0;
+	f->twice |= f->seen[which];
+	f->seen[which] = 1;
+	f->val[which] = *val;
 }
 
 /* "v" is optional; when present it must be the integer 1. */
@@ -322,7 +334,6 @@ static void env_clear(struct vt_env *out)
 
 int vt_env_decode(const char *data, size_t len, struct vt_env *out, const char **reason)
 {
-	struct vt_json_val obj;
 	struct env_fields f;
 	unsigned need = 0;
 	int rc;
@@ -330,10 +341,7 @@ int vt_env_decode(const char *data, size_t len, struct vt_env *out, const char *
 	env_clear(out);
 	set_reason(reason, NULL);
 
-	rc = env_object(data, len, &obj, reason);
-	if (rc == 0) {
-		rc = env_collect(&obj, &f, reason);
-	}
+	rc = env_object(data, len, &f, reason);
 	if (rc == 0) {
 		rc = env_check_version(&f, reason);
 	}
@@ -348,16 +356,12 @@ int vt_env_decode(const char *data, size_t len, struct vt_env *out, const char *
 
 int vt_env_decode_ids(const char *data, size_t len, uint64_t *ids, const char **reason)
 {
-	struct vt_json_val obj;
 	struct env_fields f;
 	int rc;
 
 	set_reason(reason, NULL);
 
-	rc = env_object(data, len, &obj, reason);
-	if (rc == 0) {
-		rc = env_collect(&obj, &f, reason);
-	}
+	rc = env_object(data, len, &f, reason);
 	if (rc != 0) {
 		return rc;
 	}

@@ -103,7 +103,15 @@ struct scan {
 	unsigned depth;
 	unsigned max;
 	unsigned char is_obj[JSON_DEPTH_CAP / 8]; /* one bit per open level */
+
+	/* With a member callback: where the top-level member being read
+	 * has its key (without quotes) and its value. */
+	vt_json_member_fn *fn;
+	void *arg;
+	size_t key_at, key_len, val_at;
 };
+
+static enum vt_json_type type_of(unsigned char c);
 
 static int is_ws(unsigned char c)
 {
@@ -215,23 +223,79 @@ static int scan_escape(struct scan *sc)
 	}
 }
 
+/* Eight bytes with @c in each. */
+#define BYTES(c) (UINT64_C(0x0101010101010101) * (c))
+
+/* The top bit of each byte of @w that is below @n (at most 0x80), and maybe of later ones. */
+static uint64_t word_below(uint64_t w, unsigned char n)
+{
+	return (w - BYTES(n)) & ~w & BYTES(0x80);
+}
+
+/*
+ * Flags for the bytes of @w a string scan must stop at: quotes, backslashes
+ * and control characters. The flag of the first such byte is exact; a later
+ * one may be missed or set wrongly, so only the first is used.
+ */
+static uint64_t word_stops(uint64_t w)
+{
+	return word_below(w ^ BYTES('"'), 1) | word_below(w ^ BYTES('\\'), 1) |
+	       word_below(w, 0x20);
+}
+
+/* Whether byte @c stops a string scan. */
+static int is_stop(unsigned char c)
+{
+	return c == '"' || c == '\\' || c < 0x20;
+}
+
+/* How many of the @n bytes at @p come before the first that stops a string scan. */
+static size_t plain_run(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	/* Eight bytes at a time: the first byte in memory is the word's lowest. */
+	while (n - i >= sizeof(uint64_t)) {
+		uint64_t w, stops;
+
+		memcpy(&w, p + i, sizeof(w));
+		stops = word_stops(w);
+		if (stops != 0) {
+			return i + (size_t)__builtin_ctzll(stops) / 8;
+		}
+		i += sizeof(w);
+	}
+#endif
+	while (i < n && !is_stop(p[i])) {
+		i++;
+	}
+	return i;
+}
+
 /*
  * A string, from its opening quote. Bytes >= 0x80 pass: the UTF-8 pass has
- * checked them. Raw control characters, NUL included, are refused.
+ * checked them. Raw control characters, NUL included, are refused. The
+ * plain runs between stops, most of a message body, are passed in words.
  */
 static int scan_string(struct scan *sc)
 {
 	sc->pos++;
 	while (sc->pos < sc->len) {
-		unsigned char c = sc->s[sc->pos++];
+		unsigned char c;
 
+		sc->pos += plain_run(sc->s + sc->pos, sc->len - sc->pos);
+		if (sc->pos >= sc->len) {
+			break;
+		}
+		c = sc->s[sc->pos++];
 		if (c == '"') {
 			return 0;
 		}
 		if (c < 0x20) {
 			return VT_EBADJSON;
 		}
-		if (c == '\\' && scan_escape(sc) != 0) {
+		if (scan_escape(sc) != 0) {
 			return VT_EBADJSON;
 		}
 	}
@@ -322,6 +386,23 @@ static int scan_in_obj(const struct scan *sc)
 	return (sc->is_obj[d / 8] >> (d % 8)) & 1;
 }
 
+/* A value has just ended: when it was a top-level member, report it. */
+static void scan_member_done(const struct scan *sc)
+{
+	struct vt_json_val key, val;
+
+	if (sc->fn == NULL || sc->depth != 1 || !scan_in_obj(sc)) {
+		return;
+	}
+	key.type = VT_JSON_STRING;
+	key.p = (const char *)sc->s + sc->key_at;
+	key.len = sc->key_len;
+	val.type = type_of(sc->s[sc->val_at]);
+	val.p = (const char *)sc->s + sc->val_at;
+	val.len = sc->pos - sc->val_at;
+	sc->fn(sc->arg, &key, &val);
+}
+
 /*
  * The start of a value: a scalar is consumed whole (returns 0), a container
  * is opened (returns 1).
@@ -334,6 +415,7 @@ static int scan_value(struct scan *sc)
 	if (sc->pos >= sc->len) {
 		return VT_EBADJSON;
 	}
+	sc->val_at = sc->depth == 1 ? sc->pos : sc->val_at;
 	switch (sc->s[sc->pos]) {
 	case '{':
 		rc = scan_push(sc, 1);
@@ -357,9 +439,16 @@ static int scan_value(struct scan *sc)
 /* A member's key and its colon, so that a value comes next. */
 static int scan_key(struct scan *sc)
 {
+	size_t at;
+
 	skip_ws(sc);
+	at = sc->pos + 1;
 	if (sc->pos >= sc->len || sc->s[sc->pos] != '"' || scan_string(sc) != 0) {
 		return VT_EBADJSON;
+	}
+	if (sc->depth == 1) {
+		sc->key_at = at;
+		sc->key_len = sc->pos - 1 - at;
 	}
 	skip_ws(sc);
 	return eat(sc, ':') ? 0 : VT_EBADJSON;
@@ -399,6 +488,7 @@ static int scan_after_value(struct scan *sc)
 			return VT_EBADJSON;
 		}
 		sc->depth--;
+		scan_member_done(sc);
 	}
 	return 1;
 }
@@ -418,6 +508,7 @@ static int scan_document(struct scan *sc)
 		if (rc < 0) {
 			return rc;
 		}
+		scan_member_done(sc);
 
 		rc = scan_after_value(sc);
 		if (rc != 0) {
@@ -426,10 +517,8 @@ static int scan_document(struct scan *sc)
 	}
 }
 
-static enum vt_json_type type_of(unsigned char c);
-
-int vt_json_validate_value(const char *s, size_t len, unsigned max_depth,
-			   struct vt_json_val *out)
+int vt_json_validate_members(const char *s, size_t len, unsigned max_depth,
+			     struct vt_json_val *out, vt_json_member_fn *fn, void *arg)
 {
 	struct scan sc;
 	size_t start, end;
@@ -446,6 +535,8 @@ int vt_json_validate_value(const char *s, size_t len, unsigned max_depth,
 	sc.s = (const unsigned char *)s;
 	sc.len = len;
 	sc.max = max_depth < JSON_DEPTH_CAP ? max_depth : JSON_DEPTH_CAP;
+	sc.fn = fn;
+	sc.arg = arg;
 
 	skip_ws(&sc);
 	start = sc.pos;
@@ -465,6 +556,12 @@ int vt_json_validate_value(const char *s, size_t len, unsigned max_depth,
 		out->len = end - start;
 	}
 	return 0;
+}
+
+int vt_json_validate_value(const char *s, size_t len, unsigned max_depth,
+			   struct vt_json_val *out)
+{
+	return vt_json_validate_members(s, len, max_depth, out, NULL, NULL);
 }
 
 int vt_json_validate(const char *s, size_t len, unsigned max_depth)

@@ -60,6 +60,20 @@ int vt_json_validate(const char *s, size_t len, unsigned max_depth);
 int vt_json_validate_value(const char *s, size_t len, unsigned max_depth,
 			   struct vt_json_val *out);
 
+/* Told of one member of the top-level object by vt_json_validate_members(). */
+typedef void vt_json_member_fn(void *arg, const struct vt_json_val *key,
+			       const struct vt_json_val *val);
+
+/*
+ * As vt_json_validate_value(), and in the same pass call @fn for each
+ * member of the top-level value when it is an object, in order, with the
+ * key and value vt_json_next_member() would give. A member is reported as
+ * soon as it is read, before the rest of the text is checked: @fn only
+ * takes note, and what it noted counts only when this returns 0.
+ */
+int vt_json_validate_members(const char *s, size_t len, unsigned max_depth,
+			     struct vt_json_val *out, vt_json_member_fn *fn, void *arg);
+
 /*
  * Iterate the members of a validated object @obj. @pos starts at 0 and is
  * advanced; each call yields the next key (still escaped, without quotes)

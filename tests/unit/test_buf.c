@@ -165,11 +165,14 @@ END_TEST
 /* A length that cannot fit in memory fails cleanly rather than wrapping. */
 START_TEST(test_huge_append_fails)
 {
+	/* Read at run time, as a length is: a constant this large makes the
+	 * compiler warn about the copy it can see but never reaches. */
+	volatile size_t huge = SIZE_MAX - 1;
 	struct vt_buf b;
 
 	vt_buf_init(&b);
 	vt_buf_puts(&b, "abc");
-	vt_buf_append(&b, "x", SIZE_MAX - 1);
+	vt_buf_append(&b, "x", huge);
 	ck_assert_int_ne(vt_buf_failed(&b), 0);
 	ck_assert_uint_eq(b.len, 3);
 	vt_buf_free(&b);

@@ -571,6 +571,119 @@ START_TEST(test_validate_value_matches_parse)
 }
 END_TEST
 
+/* What vt_json_validate_members() reported. */
+struct reported {
+	size_t n;
+	struct vt_json_val key[8], val[8];
+};
+
+static void note(void *arg, const struct vt_json_val *key, const struct vt_json_val *val)
+{
+	struct reported *r = arg;
+
+	ck_assert_uint_lt(r->n, 8);
+	r->key[r->n] = *key;
+	r->val[r->n] = *val;
+	r->n++;
+}
+
+/* Check that the members reported for @d are those vt_json_next_member() walks. */
+static size_t members_match_walk(const char *d)
+{
+	struct vt_json_val top, key, val;
+	struct reported r = {0};
+	size_t pos = 0, i = 0;
+
+	ck_assert_int_eq(vt_json_validate_members(d, strlen(d), 8, &top, note, &r), 0);
+	while (vt_json_next_member(&top, &pos, &key, &val)) {
+		ck_assert_uint_lt(i, r.n);
+		ck_assert_ptr_eq(r.key[i].p, key.p);
+		ck_assert_uint_eq(r.key[i].len, key.len);
+		ck_assert_int_eq(r.val[i].type, val.type);
+		ck_assert_ptr_eq(r.val[i].p, val.p);
+		ck_assert_uint_eq(r.val[i].len, val.len);
+		i++;
+	}
+	ck_assert_uint_eq(i, r.n);
+	return r.n;
+}
+
+START_TEST(test_validate_members_as_walked)
+{
+	ck_assert_uint_eq(members_match_walk(" { \"a\" : [1,\"]}\",{}] , \"b\\\"c\":{\"x\":\"}\"},"
+					     "\"d\":null ,\"e\":{},\"f\":[],\"g\":-1.5e3,"
+					     "\"h\":\"x\"} "),
+			 7);
+	ck_assert_uint_eq(members_match_walk("{\"\":{\"in\":{\"deeper\":[{\"k\":1}]}}}"), 1);
+	ck_assert_uint_eq(members_match_walk("{}"), 0);
+
+	/* Only the top-level object has members to report. */
+	ck_assert_uint_eq(members_match_walk("[{\"a\":1},{\"b\":2}]"), 0);
+	ck_assert_uint_eq(members_match_walk("\"{\\\"a\\\":1}\""), 0);
+	ck_assert_uint_eq(members_match_walk("7"), 0);
+}
+END_TEST
+
+START_TEST(test_validate_members_refuses_as_validate)
+{
+	const char *bad[] = {"{\"a\":1", "{\"a\":1,}", "{\"a\" 1}", "{\"a\":1} x", "{\"a\":\"\x01\"}",
+			     "{\"a\":\"\xc0\xaf\"}", "{\"a\":[[[[[[[[[1]]]]]]]]]}"};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct reported r = {0};
+		struct vt_json_val top;
+		int want = vt_json_validate(bad[i], strlen(bad[i]), 8);
+
+		ck_assert_int_ne(want, 0);
+		ck_assert_int_eq(vt_json_validate_members(bad[i], strlen(bad[i]), 8, &top, note, &r),
+				 want);
+	}
+}
+END_TEST
+
+/* @len copies of @fill in quotes, @stop in place of the one at @at, into @s; its length. */
+static size_t quoted_run(char *s, const char *fill, size_t len, size_t at, const char *stop)
+{
+	size_t n = 0;
+
+	s[n++] = '"';
+	for (size_t i = 0; i < len; i++) {
+		const char *piece = i == at ? stop : fill;
+
+		memcpy(s + n, piece, strlen(piece));
+		n += strlen(piece);
+	}
+	s[n++] = '"';
+	return n;
+}
+
+/*
+ * Strings are stepped over eight bytes at a time: put each byte that must
+ * stop the step (a quote, a backslash, a control character) at every
+ * offset of strings of every length around the step, among bytes of
+ * multi-byte characters too, and check each verdict.
+ */
+START_TEST(test_string_scan_every_offset)
+{
+	const char *fill[] = {"x", "\xc3\xa9"};
+	const char *stops[] = {"\x01", "\x1f", "\\n", "\\\"", "\""};
+	const int valid[] = {0, 0, 1, 1, 0};
+	char s[64];
+
+	for (size_t f = 0; f < 2; f++) {
+		for (size_t len = 1; len <= 20; len++) {
+			for (size_t at = 0; at < len; at++) {
+				for (size_t k = 0; k < 5; k++) {
+					size_t m = quoted_run(s, fill[f], len, at, stops[k]);
+
+					ck_assert_int_eq(valn(s, m) == 0, valid[k]);
+				}
+			}
+		}
+	}
+}
+END_TEST
+
 static Suite *json_suite(void)
 {
 	Suite *s = suite_create("json");
@@ -605,6 +718,9 @@ static Suite *json_suite(void)
 	tcase_add_test(nav, test_parse_value_types);
 	tcase_add_test(nav, test_validate_value_matches_parse);
 	tcase_add_test(nav, test_members_in_order);
+	tcase_add_test(nav, test_validate_members_as_walked);
+	tcase_add_test(nav, test_validate_members_refuses_as_validate);
+	tcase_add_test(nav, test_string_scan_every_offset);
 	tcase_add_test(nav, test_members_of_empty_and_wrong_type);
 	tcase_add_test(nav, test_elements);
 	tcase_add_test(nav, test_key_is_with_escapes);
