@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "json.h"
 
 /* First allocation: large enough for a typical envelope. */
 #define BUF_MIN_CAP 256
@@ -99,16 +100,31 @@ void vt_buf_append_grow(struct vt_buf *b, const void *data, size_t len)
 	b->data[b->len] = '\0';
 }
 
+/* "00" to "99": ids and times have 13 to 16 digits, made two a division. */
+static const char two_digits[] =
+	"0001020304050607080910111213141516171819"
+	"2021222324252627282930313233343536373839"
+	"4041424344454647484950515253545556575859"
+	"6061626364656667686970717273747576777879"
+	"8081828384858687888990919293949596979899";
+
 void vt_buf_u64(struct vt_buf *b, uint64_t v)
 {
 	char tmp[20]; /* UINT64_MAX has 20 digits */
 	size_t i = sizeof(tmp);
 
 	/* Digits come out least significant first, so fill from the end. */
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
+	while (v >= 100) {
+		i -= 2;
+		memcpy(tmp + i, two_digits + 2 * (v % 100), 2);
+		v /= 100;
+	}
+	if (v >= 10) {
+		i -= 2;
+		memcpy(tmp + i, two_digits + 2 * v, 2);
+	} else {
+		tmp[--i] = (char)('0' + v);
+	}
 	vt_buf_append(b, tmp + i, sizeof(tmp) - i);
 }
 
@@ -166,23 +182,21 @@ static void json_escape_byte(struct vt_buf *b, unsigned char c)
 
 void vt_buf_json_str(struct vt_buf *b, const char *s, size_t len)
 {
-	size_t run = 0; /* start of the bytes not yet copied */
+	size_t i = 0;
 
 	vt_buf_putc(b, '"');
 
 	/* Copy plain bytes in runs; only quotes, backslashes and C0 controls
 	 * need escaping. Bytes >= 0x80 pass as is: the input is UTF-8. */
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
+	while (i < len) {
+		size_t run = vt_json_plain_run(s + i, len - i);
 
-		if (c >= 0x20 && c != '"' && c != '\\') {
-			continue;
+		vt_buf_append(b, s + i, run);
+		i += run;
+		if (i < len) {
+			json_escape_byte(b, (unsigned char)s[i++]);
 		}
-		vt_buf_append(b, s + run, i - run);
-		json_escape_byte(b, c);
-		run = i + 1;
 	}
-	vt_buf_append(b, s + run, len - run);
 
 	vt_buf_putc(b, '"');
 }

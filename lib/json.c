@@ -249,9 +249,9 @@ static int is_stop(unsigned char c)
 	return c == '"' || c == '\\' || c < 0x20;
 }
 
-/* How many of the @n bytes at @p come before the first that stops a string scan. */
-static size_t plain_run(const unsigned char *p, size_t n)
+size_t vt_json_plain_run(const void *text, size_t n)
 {
+	const unsigned char *p = text;
 	size_t i = 0;
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -284,7 +284,7 @@ static int scan_string(struct scan *sc)
 	while (sc->pos < sc->len) {
 		unsigned char c;
 
-		sc->pos += plain_run(sc->s + sc->pos, sc->len - sc->pos);
+		sc->pos += vt_json_plain_run(sc->s + sc->pos, sc->len - sc->pos);
 		if (sc->pos >= sc->len) {
 			break;
 		}
@@ -531,12 +531,15 @@ int vt_json_validate_members(const char *s, size_t len, unsigned max_depth,
 		return VT_EUTF8;
 	}
 
-	memset(&sc, 0, sizeof(sc));
+	/* is_obj is left as it is: a level's bit is written as it opens. */
 	sc.s = (const unsigned char *)s;
 	sc.len = len;
+	sc.pos = 0;
+	sc.depth = 0;
 	sc.max = max_depth < JSON_DEPTH_CAP ? max_depth : JSON_DEPTH_CAP;
 	sc.fn = fn;
 	sc.arg = arg;
+	sc.key_at = sc.key_len = sc.val_at = 0;
 
 	skip_ws(&sc);
 	start = sc.pos;
@@ -872,7 +875,20 @@ int vt_json_str_decode(const struct vt_json_val *v, char *out, size_t cap)
 
 	while (i < n) {
 		unsigned char ch[4];
-		size_t k = unescape_next(s, n, &i, ch);
+		size_t k = vt_json_plain_run(s + i, n - i);
+
+		/* A run of bytes that stand for themselves goes in one copy. */
+		if (k > 0) {
+			if (cap - j <= k || j + k > INT_MAX) {
+				return VT_ETOOBIG;
+			}
+			memcpy(out + j, s + i, k);
+			i += k;
+			j += k;
+			continue;
+		}
+
+		k = unescape_next(s, n, &i, ch);
 
 		if (k == 0 || (k == 1 && ch[0] == '\0')) {
 			return VT_EBADENV; /* no C string can hold U+0000 */

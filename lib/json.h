@@ -43,6 +43,13 @@ struct vt_json_val {
 int vt_utf8_valid(const void *s, size_t n);
 
 /*
+ * How many of the @n bytes at @s come before the first one a JSON string
+ * cannot hold as it is: a quote, a backslash or a control character. Runs
+ * of plain text are stepped over a word at a time.
+ */
+size_t vt_json_plain_run(const void *s, size_t n);
+
+/*
  * Check that @s (@len bytes; may hold NUL bytes, which are refused outside
  * strings and raw inside them) is exactly one JSON value with optional
  * surrounding white space, nested at most @max_depth deep (a scalar is at

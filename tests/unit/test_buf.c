@@ -2,7 +2,9 @@
  * test_buf.c - the growable output buffer and its JSON string escaping.
  */
 #include <check.h>
+#include <inttypes.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -179,6 +181,64 @@ START_TEST(test_huge_append_fails)
 }
 END_TEST
 
+/* Digits are made two at a time: each side of every power of ten. */
+START_TEST(test_integers_every_length)
+{
+	char want[24];
+	uint64_t p = 1;
+
+	for (int digits = 1; digits <= 20; digits++) {
+		uint64_t vs[] = {p, p - 1, p + 1, p * 9 + (p - 1)};
+
+		for (size_t k = 0; k < 4; k++) {
+			struct vt_buf b;
+
+			if (digits == 20 && k == 3) {
+				continue; /* 10^20 - 1 does not fit */
+			}
+			vt_buf_init(&b);
+			vt_buf_u64(&b, vs[k]);
+			snprintf(want, sizeof(want), "%" PRIu64, vs[k]);
+			ck_assert_str_eq(text(&b), want);
+			vt_buf_free(&b);
+		}
+		if (digits < 20) {
+			p *= 10;
+		}
+	}
+}
+END_TEST
+
+/*
+ * Plain runs are found a word at a time: put each byte that needs an
+ * escape at every offset of strings around a word's length, and compare
+ * with the escapes made one byte at a time.
+ */
+START_TEST(test_json_str_escape_every_offset)
+{
+	const char special[] = {'"', '\\', '\n', '\x01', '\x1f', 0};
+	const char *escaped[] = {"\\\"", "\\\\", "\\n", "\\u0001", "\\u001f", "\\u0000"};
+
+	for (size_t len = 1; len <= 20; len++) {
+		for (size_t at = 0; at < len; at++) {
+			for (size_t k = 0; k < sizeof(special); k++) {
+				char in[24], want[64];
+				struct vt_buf b;
+
+				memset(in, 'a', len);
+				in[at] = special[k];
+				snprintf(want, sizeof(want), "\"%.*s%s%.*s\"", (int)at, in, escaped[k],
+					 (int)(len - at - 1), in + at + 1);
+				vt_buf_init(&b);
+				vt_buf_json_str(&b, in, len);
+				ck_assert_str_eq(text(&b), want);
+				vt_buf_free(&b);
+			}
+		}
+	}
+}
+END_TEST
+
 static Suite *buf_suite(void)
 {
 	Suite *s = suite_create("buf");
@@ -189,8 +249,10 @@ static Suite *buf_suite(void)
 	tcase_add_test(tc, test_grows_past_many_reallocs);
 	tcase_add_test(tc, test_reset_keeps_storage);
 	tcase_add_test(tc, test_integers);
+	tcase_add_test(tc, test_integers_every_length);
 	tcase_add_test(tc, test_json_str_plain_and_utf8);
 	tcase_add_test(tc, test_json_str_escapes);
+	tcase_add_test(tc, test_json_str_escape_every_offset);
 	tcase_add_test(tc, test_json_str_nul_escaped);
 	tcase_add_test(tc, test_json_str_empty);
 	tcase_add_test(tc, test_failed_is_sticky);
