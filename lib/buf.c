@@ -182,8 +182,23 @@ static void json_escape_byte(struct vt_buf *b, unsigned char c)
 
 void vt_buf_json_str(struct vt_buf *b, const char *s, size_t len)
 {
-	size_t i = 0;
+	size_t i = vt_json_plain_run(s, len);
 
+	/* Nothing to escape, nearly always: the quotes and the text in one step. */
+	if (i == len && vt_buf_reserve(b, len + 2) == 0) {
+		char *p = b->data + b->len;
+
+		p[0] = '"';
+		if (len > 0) {
+			memcpy(p + 1, s, len);
+		}
+		p[len + 1] = '"';
+		p[len + 2] = '\0';
+		b->len += len + 2;
+		return;
+	}
+
+	i = 0;
 	vt_buf_putc(b, '"');
 
 	/* Copy plain bytes in runs; only quotes, backslashes and C0 controls

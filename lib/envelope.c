@@ -270,18 +270,24 @@ static int server_id(const struct vt_json_val *v, uint64_t *id)
 	struct vt_json_val num;
 	int n;
 
-	if (v->type != VT_JSON_STRING) {
-		return VT_EBADENV;
-	}
-	n = vt_json_str_decode(v, digits, sizeof(digits));
-	if (n <= 0) {
+	if (v->type != VT_JSON_STRING || v->len < 2) {
 		return VT_EBADENV;
 	}
 
-	/* The decoded digits read as a JSON number: the same strict rules. */
+	/* Without escapes, nearly always, the digits are read where they are. */
 	num.type = VT_JSON_NUMBER;
-	num.p = digits;
-	num.len = (size_t)n;
+	num.p = v->p + 1;
+	num.len = v->len - 2;
+	if (memchr(num.p, '\\', num.len) != NULL) {
+		n = vt_json_str_decode(v, digits, sizeof(digits));
+		num.p = digits;
+		num.len = n > 0 ? (size_t)n : 0;
+	}
+	if (num.len == 0 || num.len > SERVER_ID_DIGITS) {
+		return VT_EBADENV;
+	}
+
+	/* The digits read as a JSON number: the same strict rules. */
 	if (vt_json_u64(&num, VT_ID_LIMIT, id) != 0 || *id == 0) {
 		return VT_EBADENV;
 	}

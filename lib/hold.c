@@ -42,22 +42,22 @@ static int conn_clear(const struct vt_engine *e, const struct vt_conn *c)
  * every copy, not one, a user with many devices does not pass the bound by
  * all of them at once.
  */
-static int user_clear(const struct vt_engine *e, const char *user, const struct vt_conn *skip,
-		      size_t body_len)
+static struct vt_user *user_clear(const struct vt_engine *e, const char *user,
+				  const struct vt_conn *skip, size_t body_len)
 {
-	const struct vt_user *u = vt__user(e, user);
+	struct vt_user *u = vt__user(e, user);
 
 	if (u == NULL || u->ndevices == 0 || u->nconns != u->ndevices || vt__hold_late(e, user) ||
 	    e->stats.held_bytes + (uint64_t)u->nconns * vt__held_cost(body_len) >
 		    e->cfg.hold_memory) {
-		return 0;
+		return NULL;
 	}
 	for (const struct vt_conn *c = u->conns; c != NULL; c = c->sib) {
 		if (c != skip && !conn_clear(e, c)) {
-			return 0;
+			return NULL;
 		}
 	}
-	return 1;
+	return u;
 }
 
 int vt__hold_late(const struct vt_engine *e, const char *user)
@@ -243,9 +243,10 @@ static void hold_copies(struct vt_engine *e, struct vt_pend *p)
 	 * of the held ones, to be stored. */
 	for (uint32_t i = p->nusers; i < p->nusers + p->nheld; i++) {
 		const char *user = vt__pend_user(p, i);
+		struct vt_user *u = user_clear(e, user, NULL, p->msg->rec.body_len);
 
-		if (user_clear(e, user, NULL, p->msg->rec.body_len)) {
-			offer(p, vt__user(e, user), NULL);
+		if (u != NULL) {
+			offer(p, u, NULL);
 		} else {
 			swap_users(p, p->nusers + late++, i);
 		}
@@ -323,8 +324,10 @@ static int add_rider(struct vt_batch *b, struct vt_msg *m)
 /* Offer held receipt @m now, or store it if its recipient stopped keeping up. */
 static void offer_receipt(struct vt_engine *e, struct vt_msg *m)
 {
-	if (user_clear(e, m->rec.to, NULL, m->rec.body_len)) {
-		vt__hold_offer(vt__user(e, m->rec.to), NULL, m);
+	struct vt_user *u = user_clear(e, m->rec.to, NULL, m->rec.body_len);
+
+	if (u != NULL) {
+		vt__hold_offer(u, NULL, m);
 	} else {
 		store_late(e, m, NULL, 1, NULL, NULL);
 	}

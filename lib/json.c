@@ -909,17 +909,18 @@ int vt_json_str_decode(const struct vt_json_val *v, char *out, size_t cap)
 int vt_json_u64(const struct vt_json_val *v, uint64_t max, uint64_t *out)
 {
 	const unsigned char *s = (const unsigned char *)v->p;
-	uint64_t acc = 0;
+	uint64_t acc = 0, top = max / 10, last = max % 10;
 
 	if (v->type != VT_JSON_NUMBER || v->len == 0 || (v->len > 1 && s[0] == '0')) {
 		return VT_EBADENV;
 	}
 
-	/* acc * 10 + d <= max, checked without overflowing. */
+	/* acc * 10 + d <= max, checked without overflowing: below top any
+	 * digit fits, at top only those up to max's last. */
 	for (size_t i = 0; i < v->len; i++) {
 		uint64_t d = (uint64_t)(s[i] - '0');
 
-		if (!is_digit(s[i]) || d > max || acc > (max - d) / 10) {
+		if (!is_digit(s[i]) || acc > top || (acc == top && d > last)) {
 			return VT_EBADENV;
 		}
 		acc = acc * 10 + d;

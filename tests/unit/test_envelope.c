@@ -346,6 +346,12 @@ START_TEST(test_ack_decodes)
 	ck_assert_uint_eq(env.ids[1], 43);
 	ck_assert_int_eq(dec_ack("\"\\u0031\""), 0); /* "1", escaped */
 	ck_assert_uint_eq(env.ids[0], 1);
+	ck_assert_int_eq(dec_ack("\"1\\u00302\""), 0); /* "102": an escape inside */
+	ck_assert_uint_eq(env.ids[0], 102);
+	ck_assert_int_eq(dec_ack("\"9007199254740991\""), 0); /* the largest id */
+	ck_assert_uint_eq(env.ids[0], UINT64_C(9007199254740991));
+	ck_assert_int_eq(dec_ack("\"1000000000000000\""), 0); /* 16 digits */
+	ck_assert_uint_eq(env.ids[0], UINT64_C(1000000000000000));
 }
 END_TEST
 
@@ -363,6 +369,10 @@ START_TEST(test_ack_ids_refused)
 	                     "null",
 	                     "[\"1\"]",
 	                     "\"1\\u0000\"",
+	                     "\"9007199254740992\"",  /* one past the largest id */
+	                     "\"00000000000000001\"", /* 17 digits */
+	                     "\"\\u0030\"",         /* "0", escaped */
+	                     "\"1\\u002e5\"",       /* "1.5", escaped */
 	                     "\"99999999999999999999\""};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

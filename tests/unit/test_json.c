@@ -3,8 +3,10 @@
  * and the navigation helpers over validated text.
  */
 #include <check.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -544,6 +546,38 @@ START_TEST(test_u64_overflow_and_max)
 }
 END_TEST
 
+/* The bound is checked digit by digit: every max with a neighbour each side. */
+START_TEST(test_u64_bound_each_side)
+{
+	const uint64_t maxes[] = {0, 1, 9, 10, 15, 99, 100, 123, 1000, 9007199254740991u,
+				  UINT64_MAX / 10, UINT64_MAX - 1, UINT64_MAX};
+	char text[32];
+	uint64_t x;
+
+	for (size_t i = 0; i < sizeof(maxes) / sizeof(maxes[0]); i++) {
+		uint64_t m = maxes[i];
+
+		snprintf(text, sizeof(text), "%" PRIu64, m);
+		ck_assert_int_eq(u64_of(text, m, &x), 0);
+		ck_assert_uint_eq(x, m);
+		if (m > 0) {
+			snprintf(text, sizeof(text), "%" PRIu64, m - 1);
+			ck_assert_int_eq(u64_of(text, m, &x), 0);
+			ck_assert_uint_eq(x, m - 1);
+			ck_assert_int_eq(u64_of(text, m - 1, &x), 0);
+		}
+		if (m < UINT64_MAX) {
+			snprintf(text, sizeof(text), "%" PRIu64, m + 1);
+			ck_assert_int_eq(u64_of(text, m, &x), VT_EBADENV);
+		}
+		if (m > 0) { /* "00" is not a number at all */
+			snprintf(text, sizeof(text), "%" PRIu64 "0", m);
+			ck_assert_int_eq(u64_of(text, m, &x), VT_EBADENV);
+		}
+	}
+}
+END_TEST
+
 /* Validating and describing in one pass gives what the two steps give. */
 START_TEST(test_validate_value_matches_parse)
 {
@@ -732,6 +766,7 @@ static Suite *json_suite(void)
 	tcase_add_test(nav, test_b22_two_pow_53_plus_one);
 	tcase_add_test(nav, test_b22_not_integers);
 	tcase_add_test(nav, test_u64_overflow_and_max);
+	tcase_add_test(nav, test_u64_bound_each_side);
 	suite_add_tcase(s, nav);
 	return s;
 }
