@@ -69,14 +69,21 @@ struct vt_ref {
 	char cid[VT_ID_MAX + 1];
 };
 
-/* One device that acked a ref of a group's receipt. */
+/*
+ * One device that acked a ref of a group's receipt. Its names are in the
+ * receipt's names, user and device each ending in a NUL: a receipt takes
+ * thousands of ackers, and short names in arrays sized for the longest
+ * would be most of what it copies as it grows.
+ */
 struct vt_acker {
 	uint32_t ref;    /* its index in refs */
+	uint32_t at;     /* where its user starts in names; its device follows */
 	uint8_t release; /* its copy's journal entry goes with the receipt */
 	uint8_t user_len, device_len;
-	char user[VT_ID_MAX + 1];
-	char device[VT_ID_MAX + 1];
 };
+
+/* Most bytes an acker adds to names. */
+#define ACKER_NAMES_MAX (2 * (VT_ID_MAX + 1))
 
 _Static_assert(VT_ID_MAX <= UINT8_MAX, "an acker's lengths fit a byte");
 
@@ -93,6 +100,8 @@ struct vt_receipt {
 	/* A group's receipt: every acking device, in ack order; else NULL. */
 	struct vt_acker *by;
 	uint32_t nby, bycap;
+	char *names; /* the ackers' user and device names */
+	uint32_t names_len, names_cap;
 	size_t bytes; /* a group's receipt: its body's length, without escapes */
 	uint64_t due; /* a group's receipt: when it goes out, full or not (mono ms) */
 };
@@ -109,6 +118,7 @@ static void receipt_free(struct vt_receipt *r)
 {
 	free(r->refs);
 	free(r->by);
+	free(r->names);
 	free(r);
 }
 
@@ -176,8 +186,10 @@ static struct vt_receipt *receipt_new(struct vt_engine *e, const struct vt_ident
 	if (group != NULL) {
 		r->by = malloc(REFS_FIRST * sizeof(*r->by));
 		r->bycap = REFS_FIRST;
+		r->names = malloc(REFS_FIRST * ACKER_NAMES_MAX);
+		r->names_cap = REFS_FIRST * ACKER_NAMES_MAX;
 	}
-	if (r->refs == NULL || (group != NULL && r->by == NULL) ||
+	if (r->refs == NULL || (group != NULL && (r->by == NULL || r->names == NULL)) ||
 	    vt_map_put(&rs->open, r->key, r) != 0) {
 		receipt_free(r);
 		return NULL;
@@ -293,11 +305,18 @@ static int add_acker(struct vt_receipt *r, const struct vt_identity *by, uint64_
 {
 	uint32_t i = r->nrefs;
 	struct vt_acker *a = room_for(r->by, &r->bycap, r->nby, sizeof(*a), ACKERS_MAX);
+	char *names;
 
 	if (a == NULL) {
 		return VT_ENOMEM;
 	}
 	r->by = a;
+	names = room_for(r->names, &r->names_cap, r->names_len + ACKER_NAMES_MAX - 1, 1,
+			 ACKERS_MAX * ACKER_NAMES_MAX);
+	if (names == NULL) {
+		return VT_ENOMEM;
+	}
+	r->names = names;
 	while (i > 0 && r->refs[i - 1].id != id) {
 		i--;
 	}
@@ -307,11 +326,26 @@ static int add_acker(struct vt_receipt *r, const struct vt_identity *by, uint64_
 
 	a = &r->by[r->nby++];
 	a->ref = i > 0 ? i - 1 : r->nrefs - 1;
+	a->at = r->names_len;
 	a->release = (uint8_t)release;
-	a->user_len = (uint8_t)vt__copy(a->user, sizeof(a->user), by->user);
-	a->device_len = (uint8_t)vt__copy(a->device, sizeof(a->device), by->device);
+	a->user_len = (uint8_t)vt__copy(names + a->at, VT_ID_MAX + 1, by->user);
+	a->device_len = (uint8_t)vt__copy(names + a->at + a->user_len + 1, VT_ID_MAX + 1,
+					  by->device);
+	r->names_len += a->user_len + a->device_len + 2u;
 	r->bytes += ACKER_BYTES + a->user_len + a->device_len;
 	return 0;
+}
+
+/* The user of acker @a of @r. */
+static const char *acker_user(const struct vt_receipt *r, const struct vt_acker *a)
+{
+	return r->names + a->at;
+}
+
+/* The device of acker @a of @r. */
+static const char *acker_device(const struct vt_receipt *r, const struct vt_acker *a)
+{
+	return r->names + a->at + a->user_len + 1;
 }
 
 void vt__take_delivered(struct vt_engine *e, const struct vt_identity *by, const char *group,
@@ -355,12 +389,13 @@ static void encode_device_body(struct vt_buf *b, const struct vt_receipt *r)
 	vt__rcpt_body_close(b);
 }
 
-static void encode_acker(struct vt_buf *b, int first, const struct vt_acker *a)
+static void encode_acker(struct vt_buf *b, int first, const struct vt_receipt *r,
+			 const struct vt_acker *a)
 {
 	vt_buf_puts(b, first ? "{\"user\":" : ",{\"user\":");
-	vt_buf_json_str(b, a->user, a->user_len);
+	vt_buf_json_str(b, acker_user(r, a), a->user_len);
 	vt_buf_puts(b, ",\"device\":");
-	vt_buf_json_str(b, a->device, a->device_len);
+	vt_buf_json_str(b, acker_device(r, a), a->device_len);
 	vt_buf_putc(b, '}');
 }
 
@@ -394,7 +429,7 @@ static void encode_group_body(struct vt_buf *b, const struct vt_receipt *r)
 		vt_buf_json_str(b, r->refs[i].cid, strlen(r->refs[i].cid));
 		vt_buf_puts(b, ",\"by\":[");
 		for (uint32_t first = j; j < start[i]; j++) {
-			encode_acker(b, j == first, &r->by[order[j]]);
+			encode_acker(b, j == first, r, &r->by[order[j]]);
 		}
 		vt_buf_puts(b, "]}");
 	}
@@ -449,7 +484,8 @@ static void release_ackers(struct vt_engine *e, const struct vt_receipt *r)
 		const struct vt_acker *a = &r->by[j];
 
 		if (a->release) {
-			vt__journal_release(e, r->refs[a->ref].id, a->user, a->device);
+			vt__journal_release(e, r->refs[a->ref].id, acker_user(r, a),
+					    acker_device(r, a));
 		}
 	}
 }
