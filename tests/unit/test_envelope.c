@@ -211,6 +211,51 @@ START_TEST(test_duplicate_keys_refused)
 }
 END_TEST
 
+/*
+ * Keys are matched by their decoded text: an escaped spelling names the same
+ * member, a near miss (prefix, longer, other case, trailing NUL) names none,
+ * and a known key inside a nested value is not an envelope member.
+ */
+START_TEST(test_key_spellings)
+{
+	ck_assert_int_eq(dec("{\"\\u0074ype\":\"typing\",\"t\\u006f\":\"bob\"}"), 0);
+	ck_assert_int_eq(env.type, VT_ENV_TYPING);
+	ck_assert_str_eq(env.to, "bob");
+
+	ck_assert_int_eq(dec("{\"typ\":\"typing\",\"to\":\"bob\"}"), VT_EBADENV);
+	ck_assert_str_eq(why, "missing field: type");
+	ck_assert_int_eq(dec("{\"types\":\"typing\",\"to\":\"bob\"}"), VT_EBADENV);
+	ck_assert_str_eq(why, "missing field: type");
+	ck_assert_int_eq(dec("{\"Type\":\"typing\",\"to\":\"bob\"}"), VT_EBADENV);
+	ck_assert_str_eq(why, "missing field: type");
+	ck_assert_int_eq(dec("{\"type\\u0000\":\"typing\",\"to\":\"bob\"}"), VT_EBADENV);
+	ck_assert_str_eq(why, "missing field: type");
+	ck_assert_int_eq(dec("{\"\":\"typing\",\"type\":\"typing\",\"t\":\"x\",\"to\":\"bob\"}"), 0);
+
+	/* Known keys one level down are the body's business. */
+	ck_assert_int_eq(dec("{\"type\":\"typing\",\"to\":\"bob\",\"x\":{\"to\":\"eve\",\"to\":1},"
+			     "\"y\":[{\"type\":\"ack\"}]}"),
+			 0);
+	ck_assert_str_eq(env.to, "bob");
+
+	/* The second copy may come late, escaped, or after the body. */
+	ck_assert_int_eq(dec("{\"type\":\"message\",\"id\":\"a\",\"to\":\"bob\",\"body\":{},"
+			     "\"\\u0074\\u006F\":\"eve\"}"),
+			 VT_EBADENV);
+	ck_assert_str_eq(why, "duplicate key");
+	ck_assert_int_eq(dec("{\"type\":\"message\",\"id\":\"a\",\"to\":\"bob\",\"body\":1,"
+			     "\"body\":[1,{\"body\":2}]}"),
+			 VT_EBADENV);
+	ck_assert_str_eq(why, "duplicate key");
+	ck_assert_int_eq(dec("{\"v\":1,\"type\":\"typing\",\"to\":\"bob\",\"\\u0076\":1}"), VT_EBADENV);
+	ck_assert_str_eq(why, "duplicate key");
+
+	/* Malformed text is reported as such, even after a duplicate. */
+	ck_assert_int_eq(dec("{\"to\":\"a\",\"to\":\"b\",\"type\":\"typing\""), VT_EBADJSON);
+	ck_assert_str_eq(why, "malformed JSON");
+}
+END_TEST
+
 START_TEST(test_unknown_members_ignored)
 {
 	ck_assert_int_eq(dec("{\"x\":1,\"x\":2,\"type\":\"message\",\"id\":\"a\",\"to\":\"b\","
@@ -525,6 +570,7 @@ static Suite *envelope_suite(void)
 	tcase_add_test(msg, test_to_user_and_namespaced);
 	tcase_add_test(msg, test_to_refused);
 	tcase_add_test(msg, test_duplicate_keys_refused);
+	tcase_add_test(msg, test_key_spellings);
 	tcase_add_test(msg, test_unknown_members_ignored);
 	tcase_add_test(msg, test_not_an_object);
 	suite_add_tcase(s, msg);

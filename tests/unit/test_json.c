@@ -718,6 +718,52 @@ START_TEST(test_string_scan_every_offset)
 }
 END_TEST
 
+/* The first byte of @p[0..n) that a JSON string cannot hold as it is, one byte at a time. */
+static size_t plain_run_bytewise(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && p[i] != '"' && p[i] != '\\' && p[i] >= 0x20) {
+		i++;
+	}
+	return i;
+}
+
+/*
+ * The word-at-a-time scan must stop where a byte-at-a-time scan stops: two
+ * bytes from either side of each boundary (0x1f/0x20, quote, backslash,
+ * 0x7f/0x80, 0xff) at every pair of places in a word and its tail.
+ */
+START_TEST(test_plain_run_matches_bytewise)
+{
+	static const unsigned char edge[] = {0x00, 0x01, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x5b,
+					     0x5c, 0x5d, 0x7f, 0x80, 0x9f, 0xa0, 0xa2, 0xdc,
+					     0xe2, 0xfe, 0xff, 'a'};
+	const size_t ne = sizeof(edge);
+
+	for (size_t len = 0; len <= 19; len++) {
+		unsigned char *w = malloc(len ? len : 1); /* exactly @len: a read past it is caught */
+
+		ck_assert_ptr_nonnull(w);
+		for (size_t i = 0; i < len; i++) {
+			for (size_t j = i; j < len; j++) {
+				for (size_t a = 0; a < ne; a++) {
+					for (size_t b = 0; b < ne; b++) {
+						memset(w, 'q', len);
+						w[i] = edge[a];
+						w[j] = edge[b];
+						ck_assert_uint_eq(vt_json_plain_run(w, len),
+								  plain_run_bytewise(w, len));
+					}
+				}
+			}
+		}
+		free(w);
+	}
+	ck_assert_uint_eq(vt_json_plain_run("", 0), 0);
+}
+END_TEST
+
 static Suite *json_suite(void)
 {
 	Suite *s = suite_create("json");
@@ -755,6 +801,7 @@ static Suite *json_suite(void)
 	tcase_add_test(nav, test_validate_members_as_walked);
 	tcase_add_test(nav, test_validate_members_refuses_as_validate);
 	tcase_add_test(nav, test_string_scan_every_offset);
+	tcase_add_test(nav, test_plain_run_matches_bytewise);
 	tcase_add_test(nav, test_members_of_empty_and_wrong_type);
 	tcase_add_test(nav, test_elements);
 	tcase_add_test(nav, test_key_is_with_escapes);
