@@ -57,6 +57,7 @@ static inline void vt_buf_puts(struct vt_buf *b, const char *s)
 	vt_buf_append(b, s, strlen(s));
 }
 
+/* Append the byte @c. */
 static inline void vt_buf_putc(struct vt_buf *b, char c)
 {
 	vt_buf_append(b, &c, 1);

@@ -40,7 +40,7 @@ static int conn_clear(const struct vt_engine *e, const struct vt_conn *c)
  * now would be pushed ahead of that older one. And is there room in the
  * held memory for a copy with a body of @body_len on each device? Counting
  * every copy, not one, a user with many devices does not pass the bound by
- * all of them at once.
+ * all of them at once. Returns the user when all of that holds, else NULL.
  */
 static struct vt_user *user_clear(const struct vt_engine *e, const char *user,
 				  const struct vt_conn *skip, size_t body_len)

@@ -226,7 +226,7 @@ static int scan_escape(struct scan *sc)
 /* Eight bytes with @c in each. */
 #define BYTES(c) (UINT64_C(0x0101010101010101) * (c))
 
-/* The top bit of each byte of @w that is below @n (at most 0x80), and maybe of later ones. */
+/* The top bit set in the first byte of @w below @n (at most 0x80); later ones are unsure. */
 static uint64_t word_below(uint64_t w, unsigned char n)
 {
 	return (w - BYTES(n)) & ~w & BYTES(0x80);
@@ -295,7 +295,7 @@ static int scan_string(struct scan *sc)
 		if (c < 0x20) {
 			return VT_EBADJSON;
 		}
-		if (scan_escape(sc) != 0) {
+		if (c == '\\' && scan_escape(sc) != 0) {
 			return VT_EBADJSON;
 		}
 	}

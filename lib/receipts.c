@@ -72,7 +72,7 @@ struct vt_ref {
 /*
  * One device that acked a ref of a group's receipt. Its names are in the
  * receipt's names, user and device each ending in a NUL: a receipt takes
- * thousands of ackers, and short names in arrays sized for the longest
+ * hundreds of ackers, and short names in arrays sized for the longest
  * would be most of what it copies as it grows.
  */
 struct vt_acker {
