@@ -189,6 +189,9 @@ static uint32_t held_inboxes(const struct vt_pend *p, struct vt_inbox *held, int
 	uint32_t n = 0;
 
 	for (uint32_t i = 0; i < p->nheld_to; i++) {
+		if (p->held_to[i].settled) {
+			continue; /* acked while its PUT waited (park.c) */
+		}
 		if (!unoffered || !p->held_to[i].offered) {
 			held[n].user = p->held_to[i].user;
 			held[n].device = p->held_to[i].device;
@@ -239,9 +242,9 @@ static void prepare_put(struct vt_engine *e, struct vt_pend *p, struct vt_op *op
 	}
 	/* Mode "always": the held copies, in the journal (journal.c). */
 	if (p->journal) {
-		op->journal = 1;
 		op->held_to = held;
 		op->nheld_to = held_inboxes(p, held, 0);
+		op->journal = op->nheld_to > 0;
 	}
 }
 
@@ -367,6 +370,7 @@ static void complete_accept(struct vt_engine *e, struct vt_pend *p, int status,
 		return;
 	}
 	e->stats.accepted++;
+	vt__early_committed(e, p->msg->rec.id);
 	vt_log(VT_LOG_DEBUG, "accepted id=%llu type=%s from=%s to=%s cid=%s conn=%llu",
 	       (unsigned long long)p->msg->rec.id, vt_env_kind_name(p->msg->rec.kind),
 	       p->msg->rec.from, p->msg->rec.to, p->msg->rec.cid,

@@ -44,6 +44,7 @@ uint32_t vt__held_cost(size_t body_len)
 static void item_free(struct vt_engine *e, struct vt_item *it)
 {
 	if (it->journaled) {
+		vt__park_out(e, it->msg);
 		vt__journal_release(e, it->msg->rec.id, it->conn->id.user, it->conn->id.device);
 	}
 	e->stats.held_bytes -= it->held;
@@ -88,7 +89,12 @@ void vt__conn_send(struct vt_conn *c, const char *data, size_t len)
  */
 static void store_for(struct vt_conn *c, struct vt_msg *m, int journaled)
 {
-	struct vt_pend *p = vt__batch_put(c->e, VT_PEND_OFFLINE, m);
+	struct vt_pend *p;
+
+	if (journaled) {
+		vt__park_out(c->e, m); /* its entry is written before this copy */
+	}
+	p = vt__batch_put(c->e, VT_PEND_OFFLINE, m);
 
 	if (p != NULL) {
 		vt__copy(p->user, sizeof(p->user), c->id.user);

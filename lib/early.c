@@ -1,11 +1,18 @@
 /*
- * early.c - mode "offline": a held event pushed before its commit.
+ * early.c - a held event pushed before its commit.
  *
- * A held event (hold.c) writes only its sender's (from, cid) pair, and
- * waiting for that commit and its sync is most of the time it takes to
- * reach a recipient who keeps up at light load. With push_before_commit it
- * is pushed when it is taken, and "accepted" still goes to the sender once
- * the pair is durable, when three things hold:
+ * Mode "offline": a held event (hold.c) writes only its sender's (from, cid)
+ * pair, and waiting for that commit and its sync is most of the time it
+ * takes to reach a recipient who keeps up at light load. With
+ * push_before_commit it is pushed when it is taken, and "accepted" still
+ * goes to the sender once the pair is durable.
+ *
+ * Mode "always": a held one-to-one event is pushed when it is taken too, and
+ * its PUT waits for the acks of its copies (park.c): a copy acked meanwhile
+ * takes no journal entry, and none is deleted again. Only then, or at its
+ * due time, does the PUT go to a batch; "accepted" follows its commit.
+ *
+ * Either way an event is pushed early only when three things hold:
  *
  * - It is no re-send. The store's dedup_peek finds no record under its
  *   (from, cid) among what has committed, and no event taken but not
@@ -18,12 +25,24 @@
  * - A single node. With a cluster, other nodes write pairs the peek cannot
  *   see in time; the storage backend says so by offering no peek.
  *
+ * Its id must not come back either. A crash before its commit leaves the
+ * store's highest id below it, and the next start would hand it out again,
+ * for another event, to a device that has seen it. So a start over a store
+ * that keeps its records (one with a journal) skips EARLY_IDS ids, and an
+ * event is pushed early only while its id is less than EARLY_IDS above the
+ * highest id known committed (e->id_durable): the store holds that one or
+ * a higher one, so every id pushed before a crash lies below what the next
+ * start hands out. The first event after a start waits for its commit.
+ *
  * The price, documented in docs/PROTOCOL.md: a recipient may read the
  * event before its sender hears "accepted"; if the node dies or the commit
  * fails before the pair is written, the sender's re-send is delivered a
- * second time, under another id. And CPU: a push no longer goes out in the
- * same write as the answers of its commit, so at the peak a message costs
- * about a fifth more (docs/PERFORMANCE.md); hence an option, off by default.
+ * second time, under another id. Nothing accepted is lost: in mode "always"
+ * "accepted" waits until every copy is acked or journaled. In mode
+ * "offline" it costs CPU: a push no longer goes out in the same write as
+ * the answers of its commit, so at the peak a message costs about a fifth
+ * more (docs/PERFORMANCE.md); hence an option, off by default. In mode
+ * "always" the entries it saves weigh more.
  */
 #include <string.h>
 
@@ -31,10 +50,30 @@
 
 #include "engine_internal.h"
 
+/* Ids a start skips, and so the most pushed early ahead of a commit. */
+#define EARLY_IDS (UINT64_C(1) << 20)
+
 /* Could any event be pushed before its commit here? */
 static int early_possible(const struct vt_engine *e)
 {
 	return e->behind.count != NULL && e->st.ops->dedup_peek != NULL && e->cluster.ops == NULL;
+}
+
+void vt__early_ids(struct vt_engine *e)
+{
+	/* A store that keeps nothing across a restart starts its ids over. */
+	e->id_durable = e->next_id - 1;
+	e->ids_skipped = e->behind.count != NULL && e->st.ops->replay != NULL;
+	if (e->ids_skipped) {
+		e->next_id += EARLY_IDS;
+	}
+}
+
+void vt__early_committed(struct vt_engine *e, uint64_t id)
+{
+	if (id > e->id_durable) {
+		e->id_durable = id;
+	}
 }
 
 static int dedups(const struct vt_pend *p)
@@ -42,7 +81,7 @@ static int dedups(const struct vt_pend *p)
 	return p->dedup && p->msg->rec.cid != NULL && p->msg->rec.cid[0] != '\0';
 }
 
-static uint64_t pair_hash(const struct vt_record *rec)
+uint64_t vt__early_pair(const struct vt_record *rec)
 {
 	uint64_t h = vt_tally_hash(VT_TALLY_SEED, rec->from);
 
@@ -62,7 +101,7 @@ static int fresh(struct vt_engine *e, const struct vt_pend *p)
 	if (!dedups(p)) {
 		return 1;
 	}
-	if (vt_tally_has(&e->sending, pair_hash(&p->msg->rec))) {
+	if (vt_tally_has(&e->sending, vt__early_pair(&p->msg->rec))) {
 		return 0;
 	}
 	return e->st.ops->dedup_peek(e->st.self, &p->msg->rec, &id) == 0;
@@ -124,13 +163,75 @@ static void note(struct vt_engine *e, struct vt_pend *p, int delta)
 		count(&e->behind, user_hash(p->user), delta);
 	}
 	if (dedups(p)) {
-		count(&e->sending, pair_hash(&p->msg->rec), delta);
+		count(&e->sending, vt__early_pair(&p->msg->rec), delta);
 	}
+}
+
+/* Mode "always": may @p wait for its acks out of the batches (park.c)? */
+static int parkable(const struct vt_engine *e, const struct vt_pend *p)
+{
+	return e->cfg.durability == VT_DURABLE_ALWAYS && e->cfg.ack_wait_ms > 0 && p->journal &&
+	       p->users == NULL && p->nusers == 0 && !p->own_copies && e->healthy &&
+	       !e->shutting_down;
+}
+
+/* Is any user @p holds copies for counted behind? */
+static int any_behind(const struct vt_engine *e, const struct vt_pend *p)
+{
+	for (uint32_t i = p->nusers; i < p->nusers + p->nheld; i++) {
+		if (behind(e, vt__pend_user(p, i))) {
+			return 1;
+		}
+	}
+	return p->hold_own && behind(e, p->user);
+}
+
+/* Offer every held copy of journaled @p now; none is behind. */
+static void offer_all(struct vt_engine *e, struct vt_pend *p)
+{
+	struct vt_conn *from = p->origin.conn;
+
+	for (uint32_t i = p->nusers; i < p->nusers + p->nheld; i++) {
+		struct vt_user *u = vt__user(e, vt__pend_user(p, i));
+
+		if (u != NULL) {
+			vt__hold_offer_copies(p, u, NULL);
+		}
+	}
+	if (p->hold_own && from != NULL && from->user != NULL) {
+		vt__hold_offer_copies(p, from->user, from);
+	}
+	p->nheld = 0;
+	p->hold_own = 0;
+	p->early = 1;
+}
+
+/* Push @p's held copies now, if that is safe; 1 when @p is to wait for their acks. */
+static int push_early(struct vt_engine *e, struct vt_pend *p)
+{
+	if (e->ids_skipped && p->msg->rec.id - e->id_durable >= EARLY_IDS) {
+		return 0; /* too far ahead of what is committed */
+	}
+	if (e->cfg.durability == VT_DURABLE_OFFLINE) {
+		if ((p->nheld > 0 || p->hold_own) && fresh(e, p)) {
+			offer_now(e, p);
+		}
+		return 0;
+	}
+	if (!parkable(e, p) || any_behind(e, p) || !fresh(e, p)) {
+		return 0;
+	}
+	offer_all(e, p);
+	return 1;
 }
 
 int vt__early_init(struct vt_engine *e)
 {
-	if (e->cfg.durability != VT_DURABLE_OFFLINE || !e->cfg.push_before_commit) {
+	int offline = e->cfg.durability == VT_DURABLE_OFFLINE && e->cfg.push_before_commit;
+	int always = e->cfg.durability == VT_DURABLE_ALWAYS && e->cfg.ack_wait_ms > 0 &&
+		     e->st.ops->replay != NULL;
+
+	if (!offline && !always) {
 		return 0;
 	}
 	if (vt_tally_init(&e->sending) != 0 || vt_tally_init(&e->behind) != 0) {
@@ -146,16 +247,22 @@ void vt__early_free(struct vt_engine *e)
 	vt_tally_free(&e->sending);
 }
 
-void vt__early_take(struct vt_engine *e, struct vt_pend *p)
+struct vt_pend *vt__early_take(struct vt_engine *e, struct vt_pend *p)
 {
+	size_t at = (size_t)(p - e->cur.pend);
+	int park;
+
 	if (!early_possible(e)) {
-		return;
+		return p;
 	}
-	if ((p->nheld > 0 || p->hold_own) && fresh(e, p)) {
-		offer_now(e, p);
-	}
+	park = push_early(e, p);
+
+	/* A copy that could not be queued for memory was written by an op
+	 * taken since, which may have moved the batch's array. */
+	p = &e->cur.pend[at];
 	note(e, p, 1);
 	p->noted = 1;
+	return park ? vt__park(e, p) : p;
 }
 
 void vt__early_done(struct vt_engine *e, struct vt_pend *p)

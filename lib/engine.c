@@ -38,6 +38,7 @@ void vt_engine_config_init(struct vt_engine_config *cfg)
 	cfg->commits_in_flight = 1;
 	cfg->hold_queue = 1024;
 	cfg->hold_memory = UINT64_C(256) << 20;
+	cfg->ack_wait_ms = 50;
 }
 
 static int config_valid(const struct vt_engine_config *c)
@@ -48,7 +49,7 @@ static int config_valid(const struct vt_engine_config *c)
 	       c->fetch_limit_max > 0 && c->max_retries <= VT_RETRIES_MAX &&
 	       c->max_group_members >= 2 && c->max_group_name > 0 && c->max_group_name < 512 &&
 	       c->max_group_update > 0 && c->commits_in_flight <= VT_COMMITS_MAX &&
-	       c->hold_queue > 0 && c->hold_memory >= 65536;
+	       c->hold_queue > 0 && c->hold_memory >= 65536 && c->ack_wait_ms <= 60000;
 }
 
 /*
@@ -129,8 +130,10 @@ static int engine_load(struct vt_engine *e)
 	if (rc != 0) {
 		return rc;
 	}
-	/* Ids are never reused, also after their records are gone. */
+	/* Ids are never reused, also after their records are gone, nor those
+	 * pushed before a commit that a crash prevented (early.c). */
 	e->next_id = e->st.ops->max_id(e->st.self) + 1;
+	vt__early_ids(e);
 	if (e->st.ops->load_groups != NULL) {
 		rc = e->st.ops->load_groups(e->st.self, on_group, &e->groups);
 	}
@@ -185,6 +188,9 @@ int vt_engine_create(const struct vt_engine_config *cfg, const struct vt_host *h
 
 	rc = vt__early_init(e);
 	if (rc == 0) {
+		rc = vt__park_init(e);
+	}
+	if (rc == 0) {
 		rc = engine_load(e);
 	}
 	if (rc != 0) {
@@ -235,6 +241,7 @@ void vt_engine_shutdown(struct vt_engine *e)
 	for (struct vt_conn *c = e->conns; c != NULL; c = c->next) {
 		vt__conn_kill(c, VT_CLOSE_GOING_AWAY, "server shutting down");
 	}
+	vt__park_all_out(e);    /* what waited for acks: its pairs and entries */
 	vt__journal_rewrite(e); /* a last try; what is refused is replayed at start */
 	/* After the kills: what they sent offline is in this batch. */
 	vt_engine_flush(e);
@@ -243,7 +250,7 @@ void vt_engine_shutdown(struct vt_engine *e)
 int vt_engine_idle(const struct vt_engine *e)
 {
 	return e->pending_calls == 0 && e->cur.len == 0 && !vt_receipts_pending(&e->receipts) &&
-	       e->waiting == NULL && e->parked == NULL;
+	       e->waiting == NULL && e->parked == NULL && e->park_head == NULL;
 }
 
 void vt_engine_destroy(struct vt_engine *e)
@@ -293,6 +300,7 @@ void vt_engine_destroy(struct vt_engine *e)
 	vt_map_free(&e->late);
 	vt__journal_unwritten_free(e);
 	vt__early_free(e);
+	vt__park_free(e);
 	vt__senders_free(e);
 	vt__revoked_free(e);
 	vt_map_free(&e->changing);
@@ -352,6 +360,7 @@ int64_t vt_engine_next_timeout(const struct vt_engine *e)
 	uint64_t now = vt__now(me);
 	uint64_t next = e->next_sweep < e->next_expire ? e->next_sweep : e->next_expire;
 	uint64_t receipts = vt__receipts_next_due(&e->receipts);
+	uint64_t parked = vt__park_next_due(e);
 	struct vt_item *top = vt_timers_first(&e->timers);
 
 	if (top != NULL && top->deadline < next) {
@@ -359,6 +368,9 @@ int64_t vt_engine_next_timeout(const struct vt_engine *e)
 	}
 	if (receipts < next) {
 		next = receipts;
+	}
+	if (parked < next) {
+		next = parked;
 	}
 	return next <= now ? 0 : (int64_t)(next - now);
 }
@@ -449,6 +461,7 @@ void vt_engine_run_timers(struct vt_engine *e)
 	if (vt__receipts_next_due(&e->receipts) <= now) {
 		vt__want_flush(e); /* a group's receipt has gathered long enough */
 	}
+	vt__park_due(e, now);
 	sweep(e, now);
 	vt__timers_changed(e);
 	vt__clock_release(e);

@@ -41,6 +41,7 @@ struct vt_msg {
 	struct vt_record rec;
 	char *frame;      /* the envelope as pushed, made once for every recipient */
 	size_t frame_len;
+	struct vt_park *park; /* its PUT, waiting for acks (park.c); else NULL */
 	char text[];      /* from, to, cid (NUL-terminated), then the body */
 };
 
@@ -210,6 +211,8 @@ struct vt_dev {
 	const char *user;
 	const char *device;
 	uint8_t offered; /* vt__hold() queued the copy on its connection */
+	uint8_t settled; /* acked, or never offered, while its PUT waited for
+			    acks (park.c): it takes no entry */
 };
 
 /* One op of a batch, with what the engine does when it completes. */
@@ -285,6 +288,22 @@ struct vt_unwritten {
 };
 
 /*
+ * Mode "always": a held one-to-one event pushed at its take, whose PUT
+ * waits out of the batches for the acks of its copies (park.c).
+ */
+struct vt_park {
+	struct vt_pend pend;          /* the PUT, as taken */
+	uint64_t due;                 /* monotonic ms: it goes to a batch then */
+	uint64_t pair;                /* hash of its (from, cid) */
+	uint32_t left;                /* copies offered and not acked */
+	struct vt_park *prev, *next;  /* every waiting PUT, by due */
+	struct vt_park *same;         /* the next in its bucket of e->park_by */
+};
+
+/* Buckets of the waiting PUTs by (from, cid): a power of two. */
+#define VT_PARK_BUCKETS 4096
+
+/*
  * A group post that met a newer state of its group in the store, or that
  * came while such a post waited: it waits for the fresh copy of the group,
  * then is taken again (see stale.c).
@@ -340,6 +359,8 @@ struct vt_engine {
 				    (hold.c), a count in the pointer */
 	struct vt_tally behind;  /* by user: events it gets when their batch completes */
 	struct vt_tally sending; /* by (from, cid): events taken, not committed (early.c) */
+	uint64_t id_durable;     /* an id no higher than the highest stored (early.c) */
+	int ids_skipped;         /* this start skipped ids for those (early.c) */
 	struct vt_map changing;  /* group id -> its changes not yet committed, a count */
 	struct vt_parked *parked; /* changes waiting for those (group_queue.c) */
 	uint32_t nparked;
@@ -357,6 +378,8 @@ struct vt_engine {
 	struct vt_waiting_post *waiting; /* in the order they were taken */
 	uint32_t nwaiting;
 	struct vt_unwritten *unwritten; /* held copies to write again (journal.c) */
+	struct vt_park *park_head, *park_tail; /* PUTs waiting for acks, by due (park.c) */
+	struct vt_park **park_by;     /* the same by (from, cid): VT_PARK_BUCKETS */
 	uint32_t nunwritten;
 	struct vt__log_limit unwritten_log; /* refused writes: one line a second */
 
@@ -516,6 +539,10 @@ void vt__hold(struct vt_engine *e, struct vt_pend *p);
 /* Offer @m, held, to every device of @u but @skip. */
 void vt__hold_offer(struct vt_user *u, const struct vt_conn *skip, struct vt_msg *m);
 
+/* Offer @p's held event to the devices of @u but @skip; when @p is journaled,
+ * only to those named in it, each marked offered or not. */
+void vt__hold_offer_copies(struct vt_pend *p, struct vt_user *u, const struct vt_conn *skip);
+
 /* A STORE that vt__hold() queued completed: its users may be held for again,
  * and their devices list what was stored behind it. */
 void vt__hold_stored(struct vt_engine *e, struct vt_pend *p);
@@ -582,15 +609,51 @@ int vt__journal_replay(struct vt_engine *e);
 
 /* early.c */
 /*
- * Mode "offline": PUT @p was just taken (after vt__hold_split): push its
- * held copies now if that is safe, and count what it still owes until
- * vt__early_done(), which its completion and its release both call.
+ * PUT @p was just taken (after vt__hold_split), the last op of the current
+ * batch: push its held copies now if that is safe (mode "offline" with
+ * push_before_commit; mode "always" with ack_wait_ms, which then parks the
+ * PUT), and count what it still owes until vt__early_done(), which its
+ * completion and its release both call. Returns the op, where it lives now.
  */
-void vt__early_take(struct vt_engine *e, struct vt_pend *p);
-/* The tallies early.c needs (mode "offline" only): 0 or VT_ENOMEM. */
+struct vt_pend *vt__early_take(struct vt_engine *e, struct vt_pend *p);
+/* At start, next_id read from storage: leave room for ids pushed early. */
+void vt__early_ids(struct vt_engine *e);
+/* Event @id committed. */
+void vt__early_committed(struct vt_engine *e, uint64_t id);
+/* Hash of @rec's (from, cid), as the tallies and the parked PUTs know it. */
+uint64_t vt__early_pair(const struct vt_record *rec);
+/* The tallies early.c needs: 0 or VT_ENOMEM. */
 int vt__early_init(struct vt_engine *e);
 void vt__early_free(struct vt_engine *e);
 void vt__early_done(struct vt_engine *e, struct vt_pend *p);
+
+/* park.c */
+/* Buckets for the parked PUTs, with ack_wait_ms in mode "always": 0 or VT_ENOMEM. */
+int vt__park_init(struct vt_engine *e);
+/* Free the buckets; nothing may be parked (vt__park_all_out). */
+void vt__park_free(struct vt_engine *e);
+/*
+ * Park PUT @p, the last op of the current batch, whose copies vt__hold_offer_copies
+ * pushed: it leaves the batch, to come back when its copies are acked or at
+ * its due time. Returns where @p lives now: in its park, or still in the
+ * batch if it could not be parked.
+ */
+struct vt_pend *vt__park(struct vt_engine *e, struct vt_pend *p);
+/* @who acked its copy of parked @m over a WebSocket: 1 when that settles the
+ * copy (no entry, no release); 0 when @m is not parked. */
+int vt__park_acked(struct vt_engine *e, struct vt_msg *m, const struct vt_identity *who);
+/* Anything else about @m's copies (a release, a write): its PUT, if parked,
+ * goes to the current batch first, entries and all. */
+void vt__park_out(struct vt_engine *e, struct vt_msg *m);
+/* An event with @rec's (from, cid) is about to be taken: a parked PUT with
+ * the same pair goes to the batch first, so that storage sees it first. */
+void vt__park_resent(struct vt_engine *e, const struct vt_record *rec);
+/* Send the PUTs due by @now to the batch. */
+void vt__park_due(struct vt_engine *e, uint64_t now);
+/* Monotonic ms of the next due PUT, or UINT64_MAX. */
+uint64_t vt__park_next_due(const struct vt_engine *e);
+/* Send every parked PUT to the batch (a clean stop). */
+void vt__park_all_out(struct vt_engine *e);
 
 /* conn.c */
 struct vt_user *vt__user(const struct vt_engine *e, const char *user);

@@ -212,11 +212,11 @@ void vt__hold_stored(struct vt_engine *e, struct vt_pend *p)
 }
 
 /*
- * Offer held @m to every device of @u but @skip; when @p is journaled, only
- * to the devices it has entries for, named when it was taken: a device
- * registered since gets nothing, as it would get nothing stored.
+ * A journaled @p is offered only to the devices it has entries for, named
+ * when it was taken: a device registered since gets nothing, as it would get
+ * nothing stored.
  */
-static void offer(struct vt_pend *p, struct vt_user *u, const struct vt_conn *skip)
+void vt__hold_offer_copies(struct vt_pend *p, struct vt_user *u, const struct vt_conn *skip)
 {
 	if (!p->journal) {
 		vt__hold_offer(u, skip, p->msg);
@@ -246,14 +246,14 @@ static void hold_copies(struct vt_engine *e, struct vt_pend *p)
 		struct vt_user *u = user_clear(e, user, NULL, p->msg->rec.body_len);
 
 		if (u != NULL) {
-			offer(p, u, NULL);
+			vt__hold_offer_copies(p, u, NULL);
 		} else {
 			swap_users(p, p->nusers + late++, i);
 		}
 	}
 	if (p->hold_own) {
 		if (from != NULL && user_clear(e, p->user, from, p->msg->rec.body_len)) {
-			offer(p, from->user, from);
+			vt__hold_offer_copies(p, from->user, from);
 		} else {
 			own = 1;
 		}

@@ -83,6 +83,7 @@ static void add_devices(struct vt_pend *p, const struct vt_user *u, const struct
 		d->user = put_name(names, c->id.user);
 		d->device = put_name(names, c->id.device);
 		d->offered = 0;
+		d->settled = 0;
 		p->nheld_to++;
 	}
 }
@@ -189,6 +190,7 @@ static void each_written(struct vt_engine *e, struct vt_pend *p, copy_fn *fn)
 static void release_copy(struct vt_engine *e, struct vt_msg *m, const char *user,
 			 const char *device)
 {
+	vt__park_out(e, m);
 	vt__journal_release(e, m->rec.id, user, device);
 }
 

@@ -35,6 +35,7 @@ struct vt_msg *vt_msg_new(uint32_t kind, const char *from, const char *to, const
 	m->rec.ts = ts;
 	m->frame = NULL;
 	m->frame_len = 0;
+	m->park = NULL;
 	return m;
 }
 

@@ -103,8 +103,12 @@ static struct vt_pend *put_event(struct vt_engine *e, struct vt_msg *m,
 				 const struct vt_identity *from, const char *const *users,
 				 uint32_t n, int cap_skip, int dedup, int hold, struct vt_origin *o)
 {
-	struct vt_pend *p = vt__batch_put(e, VT_PEND_ACCEPT, m);
+	struct vt_pend *p;
 
+	if (dedup) {
+		vt__park_resent(e, &m->rec);
+	}
+	p = vt__batch_put(e, VT_PEND_ACCEPT, m);
 	if (p == NULL || vt__pend_set_users(p, users, n) != 0) {
 		return NULL;
 	}
@@ -118,8 +122,7 @@ static struct vt_pend *put_event(struct vt_engine *e, struct vt_msg *m,
 	if (hold && vt__hold_possible(e, p->origin.conn)) {
 		vt__hold_split(e, p, p->origin.conn);
 	}
-	vt__early_take(e, p);
-	return p;
+	return vt__early_take(e, p);
 }
 
 /*
@@ -736,7 +739,7 @@ static void ack_receipt(struct vt_engine *e, struct vt_pend *p, const struct vt_
  * Anything else is released now, its receipt (if any) gathered for this
  * flush alone.
  */
-static unsigned ack_release(struct vt_engine *e, const struct vt_msg *m,
+static unsigned ack_release(struct vt_engine *e, struct vt_msg *m,
 			    const struct vt_identity *who, int entry, const struct vt_ackreq *req)
 {
 	int group = m->rec.kind == VT_KIND_MESSAGE && is_group(m->rec.to);
@@ -747,6 +750,11 @@ static unsigned ack_release(struct vt_engine *e, const struct vt_msg *m,
 	if (group && req == NULL) {
 		return VT_DELIVERED_RELEASE;
 	}
+	/* Its PUT still waits for acks: this copy takes no entry (park.c). */
+	if (req == NULL && vt__park_acked(e, m, who)) {
+		return 0;
+	}
+	vt__park_out(e, m);
 	vt__journal_release(e, m->rec.id, who->user, who->device);
 	return group ? VT_DELIVERED_NOW : 0;
 }

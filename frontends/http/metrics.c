@@ -60,6 +60,10 @@ static const struct series series[] = {
         {"vartalap_journal_open", "gauge",
          "Copies held in memory with durability always whose journal entry is kept.",
          STAT(journal_open)},
+        {"vartalap_ack_waiting", "gauge",
+         "Messages pushed with durability always that wait for their acks before any "
+         "journal entry is written (--ack-wait).",
+         STAT(ack_waiting)},
         {"vartalap_logouts_total", "counter", "Logouts written by this server since start.",
          STAT(logouts)},
         {"vartalap_revoked_scopes", "gauge",

@@ -30,6 +30,7 @@ enum {
 	OPT_DEV,
 	OPT_DURABILITY,
 	OPT_PUSH_BEFORE_COMMIT,
+	OPT_ACK_WAIT,
 	OPT_ACK_TIMEOUT,
 	OPT_RETRIES,
 	OPT_WINDOW,
@@ -83,6 +84,7 @@ static const struct option long_options[] = {
         {"dev", no_argument, NULL, OPT_DEV},
         {"durability", required_argument, NULL, OPT_DURABILITY},
         {"push-before-commit", no_argument, NULL, OPT_PUSH_BEFORE_COMMIT},
+        {"ack-wait", required_argument, NULL, OPT_ACK_WAIT},
         {"ack-timeout", required_argument, NULL, OPT_ACK_TIMEOUT},
         {"retries", required_argument, NULL, OPT_RETRIES},
         {"window", required_argument, NULL, OPT_WINDOW},
@@ -153,6 +155,9 @@ static const char usage_text[] =
         "  --push-before-commit    with --durability offline: push a held message\n"
         "                          before its dedup pair is written (lower latency\n"
         "                          at light load, more CPU at the peak)\n"
+        "  --ack-wait MS           with --durability always and LMDB: push a held\n"
+        "                          message at once and journal it only if it is not\n"
+        "                          acked within MS (default 50; 0: journal it first)\n"
         "  --ack-timeout MS        wait for a client ack before a retry (default 10000)\n"
         "  --retries N             pushes after the first (default 3)\n"
         "  --window N              un-acked pushes per device (default 32)\n"
@@ -358,6 +363,12 @@ static int parse_numeric(int opt, const char *arg, struct vt_server_options *o)
 			return -1;
 		}
 		o->engine.window = (uint32_t)v;
+		return 0;
+	case OPT_ACK_WAIT:
+		if (vt_opt_number("ack-wait", arg, 0, 60000, &v) != 0) {
+			return -1;
+		}
+		o->engine.ack_wait_ms = (uint32_t)v;
 		return 0;
 	case OPT_HOLD_QUEUE:
 		if (vt_opt_number("hold-queue", arg, 1, 1u << 20, &v) != 0) {

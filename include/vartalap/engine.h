@@ -89,6 +89,16 @@ struct vt_engine_config {
 	 * held only if a copy for each device fits, else it is written.
 	 * Default 256 MiB, at least 64 KiB. */
 	uint64_t hold_memory;
+	/* With VT_DURABLE_ALWAYS over a store that keeps a journal (LMDB), on
+	 * a single node: a held one-to-one event is pushed when it is taken,
+	 * and its journal entries are written only for the copies not acked
+	 * within this many ms; "accepted" waits for those acks, or for the
+	 * entries, and for the commit of its (from, cid) pair. A crash before
+	 * that commit loses nothing accepted, but the sender's re-send is
+	 * delivered once more, under a new id (docs/PROTOCOL.md). 0: the
+	 * entries are written with the pair, and the copies pushed after that
+	 * commit. Default 50, at most 60000. */
+	uint32_t ack_wait_ms;
 };
 
 /* The most batches an engine keeps in flight. */
@@ -426,6 +436,9 @@ struct vt_engine_stats {
 	uint64_t journal_open;        /* mode always: held copies whose journal entry
 					 is not released yet, or whose release has
 					 not committed (a gauge) */
+	uint64_t ack_waiting;         /* mode always: pushed events waiting for
+					 their acks before any entry is written
+					 (ack_wait_ms; a gauge) */
 	/* (sender, client id) pairs, when storage reports them (pairs_known) */
 	int pairs_known;
 	uint64_t pairs_kept;      /* remembered now (a gauge) */

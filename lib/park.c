@@ -1,0 +1,247 @@
+/*
+ * park.c - mode "always": a held event's PUT waits for the acks of its copies.
+ *
+ * A one-to-one event held for devices that keep up (hold.c) is journaled:
+ * its PUT writes its (from, cid) pair and an entry per copy, and each ack
+ * deletes an entry again (journal.c). Most acks come a millisecond after
+ * the push, so most entries are written only to be deleted. Here such a PUT
+ * is pushed when it is taken (early.c) and parked, out of the batches. An
+ * ack of a copy settles it: the copy takes no entry. Once every copy is
+ * acked, or one by a recipient (whose receipt must not reach the sender
+ * before "accepted"), or at its due time (ack_wait_ms after its take), the
+ * PUT goes to the current batch, with entries for the copies still owed;
+ * "accepted" follows its commit as for any PUT. So an event acked in time costs its
+ * pair alone, as in mode "offline", and nothing accepted is lost: by then
+ * each copy is acked or journaled.
+ *
+ * The pair must not commit before the entries of the copies not acked: a
+ * crash in between would leave a pair that answers the sender's re-send as
+ * a duplicate of an event nothing holds any more. So the PUT carries both.
+ * A crash before it commits leaves neither: the sender's re-send is
+ * delivered again, under a new id with the same cid (docs/PROTOCOL.md).
+ *
+ * Whatever else touches a parked event's copies (a release that is not a
+ * WebSocket ack, a copy written for a device gone offline, a re-send of its
+ * pair, a clean stop) sends its PUT to the batch first, entries and all, so
+ * that storage sees the PUT before what follows from it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <vartalap/log.h>
+
+#include "engine_internal.h"
+
+int vt__park_init(struct vt_engine *e)
+{
+	if (e->cfg.durability != VT_DURABLE_ALWAYS || e->cfg.ack_wait_ms == 0 ||
+	    e->st.ops->replay == NULL) {
+		return 0;
+	}
+	e->park_by = calloc(VT_PARK_BUCKETS, sizeof(*e->park_by));
+	return e->park_by != NULL ? 0 : VT_ENOMEM;
+}
+
+void vt__park_free(struct vt_engine *e)
+{
+	free(e->park_by);
+	e->park_by = NULL;
+}
+
+static struct vt_park **bucket(struct vt_engine *e, uint64_t pair)
+{
+	return &e->park_by[pair & (VT_PARK_BUCKETS - 1)];
+}
+
+static int has_pair(const struct vt_pend *p)
+{
+	return p->dedup && p->msg->rec.cid[0] != '\0';
+}
+
+static void link_park(struct vt_engine *e, struct vt_park *k)
+{
+	k->prev = e->park_tail;
+	k->next = NULL;
+	if (e->park_tail != NULL) {
+		e->park_tail->next = k;
+	} else {
+		e->park_head = k;
+	}
+	e->park_tail = k;
+	if (has_pair(&k->pend)) {
+		struct vt_park **b = bucket(e, k->pair);
+
+		k->same = *b;
+		*b = k;
+	}
+	k->pend.msg->park = k;
+	e->stats.ack_waiting++;
+}
+
+static void unlink_park(struct vt_engine *e, struct vt_park *k)
+{
+	if (k->prev != NULL) {
+		k->prev->next = k->next;
+	} else {
+		e->park_head = k->next;
+	}
+	if (k->next != NULL) {
+		k->next->prev = k->prev;
+	} else {
+		e->park_tail = k->prev;
+	}
+	if (has_pair(&k->pend)) {
+		struct vt_park **at = bucket(e, k->pair);
+
+		while (*at != k) {
+			at = &(*at)->same;
+		}
+		*at = k->same;
+	}
+	k->pend.msg->park = NULL;
+	e->stats.ack_waiting--;
+}
+
+/* The copies of @p that take an entry: offered, not settled. */
+static uint32_t owed(const struct vt_pend *p)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < p->nheld_to; i++) {
+		n += !p->held_to[i].settled;
+	}
+	return n;
+}
+
+/*
+ * @p goes to storage with its entries: count them open until released, as
+ * vt__hold() counts a PUT's. Each is released later, by an ack or a write.
+ */
+static void entries_open(struct vt_engine *e, const struct vt_pend *p)
+{
+	e->stats.journal_open += owed(p);
+}
+
+struct vt_pend *vt__park(struct vt_engine *e, struct vt_pend *p)
+{
+	struct vt_park *k;
+	uint32_t left = 0;
+
+	/* A copy not offered found its device holding the event already. */
+	for (uint32_t i = 0; i < p->nheld_to; i++) {
+		p->held_to[i].settled = !p->held_to[i].offered;
+		left += p->held_to[i].offered;
+	}
+
+	/* An offer that failed for memory wrote its copy, by an op after @p:
+	 * @p keeps its place, and its entries, before that op. */
+	if (left == 0 || p != &e->cur.pend[e->cur.len - 1] ||
+	    (k = malloc(sizeof(*k))) == NULL) {
+		entries_open(e, p);
+		return p;
+	}
+	k->pend = *p;
+	k->left = left;
+	k->due = vt__now(e) + e->cfg.ack_wait_ms;
+	k->pair = has_pair(p) ? vt__early_pair(&p->msg->rec) : 0;
+	e->cur.len--;
+	link_park(e, k);
+	if (k->prev == NULL) {
+		vt__timers_changed(e); /* the first due; later ones fall due after it */
+	}
+	return &k->pend;
+}
+
+/*
+ * Parked @k goes to the current batch. Out of memory, its sender hears an
+ * error: its copies were pushed, but neither its pair nor its entries can
+ * be written now.
+ */
+static void unpark(struct vt_engine *e, struct vt_park *k)
+{
+	struct vt_pend *p;
+
+	unlink_park(e, k);
+	p = vt__batch_add(e, VT_PEND_ACCEPT);
+	entries_open(e, &k->pend);
+	if (p != NULL) {
+		*p = k->pend;
+		free(k);
+		return;
+	}
+	vt_log(VT_LOG_ERROR, "pushed event not written: out of memory id=%llu",
+	       (unsigned long long)k->pend.msg->rec.id);
+	vt__reply_error(e, &k->pend.origin, VT_ENOMEM, "out of memory", k->pend.msg->rec.cid);
+	vt__early_done(e, &k->pend);
+	vt_msg_unref(k->pend.msg);
+	free(k->pend.held_to);
+	free(k);
+}
+
+int vt__park_acked(struct vt_engine *e, struct vt_msg *m, const struct vt_identity *who)
+{
+	struct vt_park *k = m->park;
+
+	for (uint32_t i = 0; k != NULL && i < k->pend.nheld_to; i++) {
+		struct vt_dev *d = &k->pend.held_to[i];
+
+		if (d->settled || strcmp(d->user, who->user) != 0 ||
+		    strcmp(d->device, who->device) != 0) {
+			continue;
+		}
+		/* Its sender hears "accepted" before the receipt this ack makes:
+		 * the PUT goes ahead of it, the other copies' entries with it. */
+		d->settled = 1;
+		if (--k->left == 0 || strcmp(who->user, m->rec.from) != 0) {
+			unpark(e, k);
+		}
+		return 1;
+	}
+	return 0;
+}
+
+void vt__park_out(struct vt_engine *e, struct vt_msg *m)
+{
+	if (m->park != NULL) {
+		unpark(e, m->park);
+	}
+}
+
+void vt__park_resent(struct vt_engine *e, const struct vt_record *rec)
+{
+	uint64_t pair;
+	struct vt_park *k;
+
+	if (e->park_head == NULL || rec->cid[0] == '\0') {
+		return;
+	}
+	pair = vt__early_pair(rec);
+	for (k = *bucket(e, pair); k != NULL; k = k->same) {
+		const struct vt_record *r = &k->pend.msg->rec;
+
+		if (k->pair == pair && strcmp(r->from, rec->from) == 0 &&
+		    strcmp(r->cid, rec->cid) == 0) {
+			unpark(e, k);
+			return;
+		}
+	}
+}
+
+void vt__park_due(struct vt_engine *e, uint64_t now)
+{
+	while (e->park_head != NULL && e->park_head->due <= now) {
+		unpark(e, e->park_head);
+	}
+}
+
+uint64_t vt__park_next_due(const struct vt_engine *e)
+{
+	return e->park_head != NULL ? e->park_head->due : UINT64_MAX;
+}
+
+void vt__park_all_out(struct vt_engine *e)
+{
+	while (e->park_head != NULL) {
+		unpark(e, e->park_head);
+	}
+}
