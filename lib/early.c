@@ -206,23 +206,37 @@ static void offer_all(struct vt_engine *e, struct vt_pend *p)
 	p->early = 1;
 }
 
-/* Push @p's held copies now, if that is safe; 1 when @p is to wait for their acks. */
-static int push_early(struct vt_engine *e, struct vt_pend *p)
+/* What vt__early_take does with a PUT. */
+enum early_way {
+	EARLY_NOT,  /* nothing: its batch decides */
+	EARLY_PARK, /* its copies were pushed; it waits for their acks */
+	EARLY_RIDE, /* it waits for their acks too, its copies for the last batch */
+};
+
+/* Push @p's held copies now, if that is safe; how @p is to go on. */
+static enum early_way push_early(struct vt_engine *e, struct vt_pend *p)
 {
 	if (e->ids_skipped && p->msg->rec.id - e->id_durable >= EARLY_IDS) {
-		return 0; /* too far ahead of what is committed */
+		return EARLY_NOT; /* too far ahead of what is committed */
 	}
 	if (e->cfg.durability == VT_DURABLE_OFFLINE) {
 		if ((p->nheld > 0 || p->hold_own) && fresh(e, p)) {
 			offer_now(e, p);
 		}
-		return 0;
+		return EARLY_NOT;
 	}
-	if (!parkable(e, p) || any_behind(e, p) || !fresh(e, p)) {
-		return 0;
+	if (!parkable(e, p) || !fresh(e, p)) {
+		return EARLY_NOT;
+	}
+	/* Events ahead for its users reach them when their batches complete:
+	 * its copies follow them there, and it still writes no entry for a
+	 * copy acked in time. Else each such event would make the next one
+	 * wait for its batch too, and under steady load never stop. */
+	if (any_behind(e, p)) {
+		return EARLY_RIDE;
 	}
 	offer_all(e, p);
-	return 1;
+	return EARLY_PARK;
 }
 
 int vt__early_init(struct vt_engine *e)
@@ -250,19 +264,30 @@ void vt__early_free(struct vt_engine *e)
 struct vt_pend *vt__early_take(struct vt_engine *e, struct vt_pend *p)
 {
 	size_t at = (size_t)(p - e->cur.pend);
-	int park;
+	enum early_way way;
 
 	if (!early_possible(e)) {
 		return p;
 	}
-	park = push_early(e, p);
+	way = push_early(e, p);
 
 	/* A copy that could not be queued for memory was written by an op
 	 * taken since, which may have moved the batch's array. */
 	p = &e->cur.pend[at];
 	note(e, p, 1);
 	p->noted = 1;
-	return park ? vt__park(e, p) : p;
+	return way == EARLY_NOT ? p : vt__park(e, p, way == EARLY_RIDE);
+}
+
+void vt__early_ride(struct vt_engine *e, struct vt_pend *p)
+{
+	for (uint32_t i = p->nusers; i < p->nusers + p->nheld; i++) {
+		count(&e->behind, user_hash(vt__pend_user(p, i)), -1);
+	}
+	if (p->hold_own) {
+		count(&e->behind, user_hash(p->user), -1);
+	}
+	offer_all(e, p);
 }
 
 void vt__early_done(struct vt_engine *e, struct vt_pend *p)

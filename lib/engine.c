@@ -38,7 +38,6 @@ void vt_engine_config_init(struct vt_engine_config *cfg)
 	cfg->commits_in_flight = 1;
 	cfg->hold_queue = 1024;
 	cfg->hold_memory = UINT64_C(256) << 20;
-	cfg->ack_wait_ms = 50;
 }
 
 static int config_valid(const struct vt_engine_config *c)
@@ -250,7 +249,8 @@ void vt_engine_shutdown(struct vt_engine *e)
 int vt_engine_idle(const struct vt_engine *e)
 {
 	return e->pending_calls == 0 && e->cur.len == 0 && !vt_receipts_pending(&e->receipts) &&
-	       e->waiting == NULL && e->parked == NULL && e->park_head == NULL;
+	       e->waiting == NULL && e->parked == NULL && e->park_head == NULL &&
+	       e->ride_head == NULL;
 }
 
 void vt_engine_destroy(struct vt_engine *e)

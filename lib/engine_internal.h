@@ -296,7 +296,8 @@ struct vt_park {
 	uint64_t due;                 /* monotonic ms: it goes to a batch then */
 	uint64_t pair;                /* hash of its (from, cid) */
 	uint32_t left;                /* copies offered and not acked */
-	struct vt_park *prev, *next;  /* every waiting PUT, by due */
+	int riding;                   /* its copies wait for a batch (a rider) */
+	struct vt_park *prev, *next;  /* every waiting PUT: offered by due, or riding */
 	struct vt_park *same;         /* the next in its bucket of e->park_by */
 };
 
@@ -317,13 +318,15 @@ struct vt_waiting_post {
 };
 
 /*
- * Mode "offline": an event held without any write (a receipt), offered when
- * the batch it rides on completes, right after its first @at ops: after
- * everything taken before it, so it keeps its place in id order.
+ * An event offered when the batch it rides on completes, right after its
+ * first @at ops: after everything taken before it, so it keeps its place in
+ * id order. Mode "offline": a receipt held without any write. Mode
+ * "always": a parked PUT's copies (@park), whose users had events ahead.
  */
 struct vt_rider {
 	struct vt_msg *msg;
 	size_t at;
+	int park;
 };
 
 struct vt_batch {
@@ -379,6 +382,7 @@ struct vt_engine {
 	uint32_t nwaiting;
 	struct vt_unwritten *unwritten; /* held copies to write again (journal.c) */
 	struct vt_park *park_head, *park_tail; /* PUTs waiting for acks, by due (park.c) */
+	struct vt_park *ride_head, *ride_tail; /* PUTs whose copies wait for a batch */
 	struct vt_park **park_by;     /* the same by (from, cid): VT_PARK_BUCKETS */
 	uint32_t nunwritten;
 	struct vt__log_limit unwritten_log; /* refused writes: one line a second */
@@ -533,6 +537,10 @@ int vt__hold_possible(const struct vt_engine *e, const struct vt_conn *from);
  */
 void vt__hold_split(struct vt_engine *e, struct vt_pend *p, const struct vt_conn *from);
 
+/* Do the users @p holds copies for all keep up still, its sender's other
+ * devices too (its origin connection still open)? */
+int vt__hold_still_clear(const struct vt_engine *e, const struct vt_pend *p);
+
 /* The PUT @p, with held recipients, committed: offer them, or store them now. */
 void vt__hold(struct vt_engine *e, struct vt_pend *p);
 
@@ -571,6 +579,10 @@ int vt__hold_receipt(struct vt_engine *e, struct vt_msg *m);
  * devices all keeping up? Then an ack owing one asks storage for none.
  */
 int vt__hold_receipt_likely(const struct vt_engine *e, const char *user);
+
+/* Ride @m on the last batch (@park: a parked PUT's copies): 1; 0 when no
+ * batch is pending; VT_ENOMEM. */
+int vt__hold_rider(struct vt_engine *e, struct vt_msg *m, int park);
 
 /* Offer the riders of @b taken before its first @done ops; @b completed that far. */
 void vt__hold_ride(struct vt_engine *e, struct vt_batch *b, size_t done);
@@ -620,6 +632,8 @@ struct vt_pend *vt__early_take(struct vt_engine *e, struct vt_pend *p);
 void vt__early_ids(struct vt_engine *e);
 /* Event @id committed. */
 void vt__early_committed(struct vt_engine *e, uint64_t id);
+/* Parked @p's copies ride no longer: uncount its users, and push its copies. */
+void vt__early_ride(struct vt_engine *e, struct vt_pend *p);
 /* Hash of @rec's (from, cid), as the tallies and the parked PUTs know it. */
 uint64_t vt__early_pair(const struct vt_record *rec);
 /* The tallies early.c needs: 0 or VT_ENOMEM. */
@@ -633,12 +647,15 @@ int vt__park_init(struct vt_engine *e);
 /* Free the buckets; nothing may be parked (vt__park_all_out). */
 void vt__park_free(struct vt_engine *e);
 /*
- * Park PUT @p, the last op of the current batch, whose copies vt__hold_offer_copies
- * pushed: it leaves the batch, to come back when its copies are acked or at
- * its due time. Returns where @p lives now: in its park, or still in the
- * batch if it could not be parked.
+ * Park PUT @p, the last op of the current batch: it leaves the batch, to
+ * come back when its copies are acked or at its due time. Its copies were
+ * pushed (early.c), or with @ride they are pushed when the last batch
+ * completes, after the events ahead of them. Returns where @p lives now: in
+ * its park, or still in the batch if it could not be parked.
  */
-struct vt_pend *vt__park(struct vt_engine *e, struct vt_pend *p);
+struct vt_pend *vt__park(struct vt_engine *e, struct vt_pend *p, int ride);
+/* The batch that parked @m's copies rode on completed (vt__hold_ride). */
+void vt__park_ride(struct vt_engine *e, struct vt_msg *m);
 /* @who acked its copy of parked @m over a WebSocket: 1 when that settles the
  * copy (no entry, no release); 0 when @m is not parked. */
 int vt__park_acked(struct vt_engine *e, struct vt_msg *m, const struct vt_identity *who);

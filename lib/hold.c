@@ -60,6 +60,19 @@ static struct vt_user *user_clear(const struct vt_engine *e, const char *user,
 	return u;
 }
 
+int vt__hold_still_clear(const struct vt_engine *e, const struct vt_pend *p)
+{
+	const struct vt_conn *from = p->origin.conn;
+
+	for (uint32_t i = p->nusers; i < p->nusers + p->nheld; i++) {
+		if (user_clear(e, vt__pend_user(p, i), NULL, p->msg->rec.body_len) == NULL) {
+			return 0;
+		}
+	}
+	return !p->hold_own || (from != NULL && from->user != NULL && !from->closing &&
+				user_clear(e, p->user, from, p->msg->rec.body_len) != NULL);
+}
+
 int vt__hold_late(const struct vt_engine *e, const char *user)
 {
 	return e->late.len > 0 && vt_map_get(&e->late, user) != NULL;
@@ -303,7 +316,7 @@ static struct vt_batch *last_batch(struct vt_engine *e)
 	return NULL;
 }
 
-static int add_rider(struct vt_batch *b, struct vt_msg *m)
+static int add_rider(struct vt_batch *b, struct vt_msg *m, int park)
 {
 	if (b->nriders == b->riders_cap) {
 		size_t ncap = b->riders_cap ? 2 * b->riders_cap : 8;
@@ -317,6 +330,7 @@ static int add_rider(struct vt_batch *b, struct vt_msg *m)
 	}
 	b->riders[b->nriders].msg = vt_msg_ref(m);
 	b->riders[b->nriders].at = b->len;
+	b->riders[b->nriders].park = park;
 	b->nriders++;
 	return 0;
 }
@@ -377,15 +391,29 @@ int vt__hold_receipt(struct vt_engine *e, struct vt_msg *m)
 		vt__hold_offer(vt__user(e, m->rec.to), NULL, m);
 		return 1;
 	}
-	return add_rider(b, m) == 0;
+	return add_rider(b, m, 0) == 0;
+}
+
+int vt__hold_rider(struct vt_engine *e, struct vt_msg *m, int park)
+{
+	struct vt_batch *b = last_batch(e);
+
+	if (b == NULL) {
+		return 0;
+	}
+	return add_rider(b, m, park) == 0 ? 1 : VT_ENOMEM;
 }
 
 void vt__hold_ride(struct vt_engine *e, struct vt_batch *b, size_t done)
 {
 	while (b->riders_done < b->nriders && b->riders[b->riders_done].at <= done) {
-		struct vt_msg *m = b->riders[b->riders_done++].msg;
+		const struct vt_rider *r = &b->riders[b->riders_done++];
 
-		offer_receipt(e, m);
-		vt_msg_unref(m);
+		if (r->park) {
+			vt__park_ride(e, r->msg);
+		} else {
+			offer_receipt(e, r->msg);
+		}
+		vt_msg_unref(r->msg);
 	}
 }

@@ -58,16 +58,48 @@ static int has_pair(const struct vt_pend *p)
 	return p->dedup && p->msg->rec.cid[0] != '\0';
 }
 
+/* The list @k is on: waiting for acks, by due, or riding. */
+static struct vt_park **head_of(struct vt_engine *e, const struct vt_park *k)
+{
+	return k->riding ? &e->ride_head : &e->park_head;
+}
+
+static struct vt_park **tail_of(struct vt_engine *e, const struct vt_park *k)
+{
+	return k->riding ? &e->ride_tail : &e->park_tail;
+}
+
+static void list_add(struct vt_engine *e, struct vt_park *k)
+{
+	struct vt_park **head = head_of(e, k), **tail = tail_of(e, k);
+
+	k->prev = *tail;
+	k->next = NULL;
+	if (*tail != NULL) {
+		(*tail)->next = k;
+	} else {
+		*head = k;
+	}
+	*tail = k;
+}
+
+static void list_del(struct vt_engine *e, struct vt_park *k)
+{
+	if (k->prev != NULL) {
+		k->prev->next = k->next;
+	} else {
+		*head_of(e, k) = k->next;
+	}
+	if (k->next != NULL) {
+		k->next->prev = k->prev;
+	} else {
+		*tail_of(e, k) = k->prev;
+	}
+}
+
+/* @k takes its place among the parked, by its pair; its list is the caller's. */
 static void link_park(struct vt_engine *e, struct vt_park *k)
 {
-	k->prev = e->park_tail;
-	k->next = NULL;
-	if (e->park_tail != NULL) {
-		e->park_tail->next = k;
-	} else {
-		e->park_head = k;
-	}
-	e->park_tail = k;
 	if (has_pair(&k->pend)) {
 		struct vt_park **b = bucket(e, k->pair);
 
@@ -80,16 +112,6 @@ static void link_park(struct vt_engine *e, struct vt_park *k)
 
 static void unlink_park(struct vt_engine *e, struct vt_park *k)
 {
-	if (k->prev != NULL) {
-		k->prev->next = k->next;
-	} else {
-		e->park_head = k->next;
-	}
-	if (k->next != NULL) {
-		k->next->prev = k->prev;
-	} else {
-		e->park_tail = k->prev;
-	}
 	if (has_pair(&k->pend)) {
 		struct vt_park **at = bucket(e, k->pair);
 
@@ -98,6 +120,7 @@ static void unlink_park(struct vt_engine *e, struct vt_park *k)
 		}
 		*at = k->same;
 	}
+	list_del(e, k);
 	k->pend.msg->park = NULL;
 	e->stats.ack_waiting--;
 }
@@ -114,75 +137,143 @@ static uint32_t owed(const struct vt_pend *p)
 }
 
 /*
- * @p goes to storage with its entries: count them open until released, as
- * vt__hold() counts a PUT's. Each is released later, by an ack or a write.
+ * @p goes to storage with the entries of its offered copies: count them
+ * open until released, as vt__hold() counts a PUT's. Each is released
+ * later, by an ack or a write.
  */
 static void entries_open(struct vt_engine *e, const struct vt_pend *p)
 {
 	e->stats.journal_open += owed(p);
 }
 
-struct vt_pend *vt__park(struct vt_engine *e, struct vt_pend *p)
+/* Settle the copies of @p that were not offered: a device held the event
+ * already. Returns how many were offered. */
+static uint32_t settle_unoffered(struct vt_pend *p)
 {
-	struct vt_park *k;
 	uint32_t left = 0;
 
-	/* A copy not offered found its device holding the event already. */
 	for (uint32_t i = 0; i < p->nheld_to; i++) {
 		p->held_to[i].settled = !p->held_to[i].offered;
 		left += p->held_to[i].offered;
 	}
-
-	/* An offer that failed for memory wrote its copy, by an op after @p:
-	 * @p keeps its place, and its entries, before that op. */
-	if (left == 0 || p != &e->cur.pend[e->cur.len - 1] ||
-	    (k = malloc(sizeof(*k))) == NULL) {
-		entries_open(e, p);
-		return p;
-	}
-	k->pend = *p;
-	k->left = left;
-	k->due = vt__now(e) + e->cfg.ack_wait_ms;
-	k->pair = has_pair(p) ? vt__early_pair(&p->msg->rec) : 0;
-	e->cur.len--;
-	link_park(e, k);
-	if (k->prev == NULL) {
-		vt__timers_changed(e); /* the first due; later ones fall due after it */
-	}
-	return &k->pend;
+	return left;
 }
 
 /*
- * Parked @k goes to the current batch. Out of memory, its sender hears an
- * error: its copies were pushed, but neither its pair nor its entries can
- * be written now.
+ * Parked @k goes to the current batch: its pair and the entries of the
+ * copies not acked, or, if its copies still ride, the PUT as taken (they
+ * are offered when it commits, as for any held event). Returns the op, or
+ * NULL when out of memory: then its sender hears an error, and neither its
+ * pair nor its entries are written.
  */
-static void unpark(struct vt_engine *e, struct vt_park *k)
+static struct vt_pend *unpark(struct vt_engine *e, struct vt_park *k)
 {
 	struct vt_pend *p;
 
 	unlink_park(e, k);
 	p = vt__batch_add(e, VT_PEND_ACCEPT);
-	entries_open(e, &k->pend);
+	if (!k->riding) {
+		entries_open(e, &k->pend);
+	}
 	if (p != NULL) {
 		*p = k->pend;
 		free(k);
-		return;
+		return p;
 	}
-	vt_log(VT_LOG_ERROR, "pushed event not written: out of memory id=%llu",
+	vt_log(VT_LOG_ERROR, "event not written: out of memory id=%llu",
 	       (unsigned long long)k->pend.msg->rec.id);
 	vt__reply_error(e, &k->pend.origin, VT_ENOMEM, "out of memory", k->pend.msg->rec.cid);
 	vt__early_done(e, &k->pend);
 	vt_msg_unref(k->pend.msg);
 	free(k->pend.held_to);
+	free(k->pend.users);
 	free(k);
+	return NULL;
+}
+
+/* @k's copies were pushed: it waits for their acks until its due time. */
+static void wait_acks(struct vt_engine *e, struct vt_park *k, uint32_t left)
+{
+	k->left = left;
+	k->due = vt__now(e) + e->cfg.ack_wait_ms;
+	k->riding = 0;
+	list_add(e, k);
+	if (k->prev == NULL) {
+		vt__timers_changed(e); /* the first due; later ones fall due after it */
+	}
+}
+
+struct vt_pend *vt__park(struct vt_engine *e, struct vt_pend *p, int ride)
+{
+	uint32_t left = ride ? 0 : settle_unoffered(p);
+	struct vt_park *k;
+	int rc;
+
+	/* An offer that failed for memory wrote its copy, by an op after @p:
+	 * @p keeps its place, and its entries, before that op. */
+	if ((!ride && left == 0) || p != &e->cur.pend[e->cur.len - 1] ||
+	    (k = calloc(1, sizeof(*k))) == NULL) {
+		if (!ride) {
+			entries_open(e, p);
+		}
+		return p;
+	}
+	k->pend = *p;
+	k->pair = has_pair(p) ? vt__early_pair(&p->msg->rec) : 0;
+	e->cur.len--;
+	link_park(e, k);
+	if (!ride) {
+		wait_acks(e, k, left);
+		return &k->pend;
+	}
+
+	/* Its copies ride on the last batch, if one is pending, after what it
+	 * holds: the events ahead of them. */
+	k->riding = 1;
+	list_add(e, k);
+	rc = vt__hold_rider(e, k->pend.msg, 1);
+	if (rc == 0) {
+		vt__park_ride(e, k->pend.msg);
+	} else if (rc < 0) {
+		return unpark(e, k);
+	}
+	return &k->pend;
+}
+
+void vt__park_ride(struct vt_engine *e, struct vt_msg *m)
+{
+	struct vt_park *k = m->park;
+	uint32_t left;
+
+	if (k == NULL || !k->riding) {
+		return; /* it went to a batch meanwhile, copies and all */
+	}
+	if (!vt__hold_still_clear(e, &k->pend)) {
+		unpark(e, k); /* its batch offers what it can, and stores the rest */
+		return;
+	}
+	list_del(e, k);
+	k->riding = 0;
+
+	/* A copy that cannot be queued is written now, and its release finds
+	 * the PUT still parked: it is not parked while its copies are offered. */
+	m->park = NULL;
+	vt__early_ride(e, &k->pend);
+	m->park = k;
+	left = settle_unoffered(&k->pend);
+	if (left == 0) {
+		list_add(e, k); /* to leave it as any parked PUT does */
+		unpark(e, k);
+		return;
+	}
+	wait_acks(e, k, left);
 }
 
 int vt__park_acked(struct vt_engine *e, struct vt_msg *m, const struct vt_identity *who)
 {
 	struct vt_park *k = m->park;
 
-	for (uint32_t i = 0; k != NULL && i < k->pend.nheld_to; i++) {
+	for (uint32_t i = 0; k != NULL && !k->riding && i < k->pend.nheld_to; i++) {
 		struct vt_dev *d = &k->pend.held_to[i];
 
 		if (d->settled || strcmp(d->user, who->user) != 0 ||
@@ -212,7 +303,7 @@ void vt__park_resent(struct vt_engine *e, const struct vt_record *rec)
 	uint64_t pair;
 	struct vt_park *k;
 
-	if (e->park_head == NULL || rec->cid[0] == '\0') {
+	if ((e->park_head == NULL && e->ride_head == NULL) || rec->cid[0] == '\0') {
 		return;
 	}
 	pair = vt__early_pair(rec);
@@ -241,6 +332,9 @@ uint64_t vt__park_next_due(const struct vt_engine *e)
 
 void vt__park_all_out(struct vt_engine *e)
 {
+	while (e->ride_head != NULL) {
+		unpark(e, e->ride_head);
+	}
 	while (e->park_head != NULL) {
 		unpark(e, e->park_head);
 	}

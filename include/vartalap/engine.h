@@ -97,7 +97,9 @@ struct vt_engine_config {
 	 * that commit loses nothing accepted, but the sender's re-send is
 	 * delivered once more, under a new id (docs/PROTOCOL.md). 0: the
 	 * entries are written with the pair, and the copies pushed after that
-	 * commit. Default 50, at most 60000. */
+	 * commit. Lower latency at light load; more CPU per message at the
+	 * peak, and latency past a quarter of it (docs/PERFORMANCE.md).
+	 * Default 0, at most 60000. */
 	uint32_t ack_wait_ms;
 };
 

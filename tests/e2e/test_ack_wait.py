@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Mode always over LMDB, --ack-wait (50 ms by default): a message to one user
+"""Mode always over LMDB with --ack-wait (off by default): a message to one user
 whose devices keep up is pushed when it is taken; its (sender, client id)
 pair and its journal entries wait for the acks. A copy acked in time is
 never journaled; one not acked in time is, before "accepted". A kill -9
@@ -49,7 +49,7 @@ async def test_acked_in_time_never_journaled():
     """bob acks each push at once: alice hears "accepted" with the id bob
     was pushed, then the receipt; no journal entry is left, and after a
     kill -9 nothing comes again, and a re-send is a duplicate."""
-    srv = server("--ack-timeout", "20000")
+    srv = server("--ack-timeout", "20000", "--ack-wait", "50")
     alice, bob = await pair(srv)
     ids = []
     for i in range(20):

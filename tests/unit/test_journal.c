@@ -984,6 +984,59 @@ START_TEST(behind_a_stored_one_not_pushed_early)
 }
 END_TEST
 
+/*
+ * A re-send of a committed message waits for its batch (storage decides it
+ * is one). The next message, taken before that batch completes, rides
+ * behind it: pushed once it completes, and still journaled only if not
+ * acked in time.
+ */
+START_TEST(behind_an_unpushed_one_rides_then_waits)
+{
+	uint64_t id;
+
+	online_warm();
+	send_msg(&A, "c0", "bob", "\"again\"");
+	send_msg(&A, "c1", "bob", "\"next\"");
+	ck_assert_uint_eq(cap_count(&B, "message"), 0);
+	ck_assert_uint_eq(E->stats.ack_waiting, 1);
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&B, "message"), 1);
+	id = cap_nth_id(&B, "message", 0);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 1); /* the re-send, a duplicate */
+	ck_assert_uint_lt(cap_nth_id(&A, "accepted", 0), id);
+	ck_assert_uint_eq(E->stats.journal_open, 0);
+
+	send_ack(&A2, cap_nth_id(&A2, "message", 0));
+	send_ack(&B, id);
+	turn(E, &H);
+	ck_assert_uint_eq(cap_nth_id(&A, "accepted", 1), id);
+	ck_assert_uint_eq(E->stats.ack_waiting, 0);
+	ck_assert_uint_eq(E->stats.journal_open, 2); /* the receipt's */
+	crash();
+	ck_assert_uint_eq(stored("bob", ""), 0);
+}
+END_TEST
+
+/* bob goes before the batch his riding copy waits for completes: it is
+ * stored for him, and accepted. */
+START_TEST(riding_copy_of_a_device_gone_stored)
+{
+	online_warm();
+	send_msg(&A, "c0", "bob", "\"again\"");
+	send_msg(&A, "c1", "bob", "\"next\"");
+	ck_assert_uint_eq(E->stats.ack_waiting, 1);
+	vt_conn_close(B.conn);
+	B.conn = NULL;
+	turn(E, &H);
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 2);
+	ck_assert_uint_eq(E->stats.ack_waiting, 0);
+	ck_assert_uint_eq(stored("bob", ""), 1);
+	connect_user(E, &H, "bob", &B);
+	ck_assert_uint_eq(cap_nth_id(&B, "message", 0), cap_nth_id(&A, "accepted", 1));
+}
+END_TEST
+
 static Suite *journal_suite(void)
 {
 	Suite *s = suite_create("journal");
@@ -1021,6 +1074,8 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, rest_ack_while_waiting);
 	tcase_add_test(t, clean_stop_while_waiting);
 	tcase_add_test(t, behind_a_stored_one_not_pushed_early);
+	tcase_add_test(t, behind_an_unpushed_one_rides_then_waits);
+	tcase_add_test(t, riding_copy_of_a_device_gone_stored);
 	suite_add_tcase(s, t);
 	return s;
 }
