@@ -206,6 +206,7 @@ static void wait_acks(struct vt_engine *e, struct vt_park *k, uint32_t left)
 struct vt_pend *vt__park(struct vt_engine *e, struct vt_pend *p, int ride)
 {
 	uint32_t left = ride ? 0 : settle_unoffered(p);
+	struct vt_msg *m = p->msg;
 	struct vt_park *k;
 	int rc;
 
@@ -231,13 +232,21 @@ struct vt_pend *vt__park(struct vt_engine *e, struct vt_pend *p, int ride)
 	 * holds: the events ahead of them. */
 	k->riding = 1;
 	list_add(e, k);
-	rc = vt__hold_rider(e, k->pend.msg, 1);
-	if (rc == 0) {
-		vt__park_ride(e, k->pend.msg);
-	} else if (rc < 0) {
+	rc = vt__hold_rider(e, m, 1);
+	if (rc < 0) {
 		return unpark(e, k);
 	}
-	return &k->pend;
+	if (rc > 0) {
+		return &k->pend;
+	}
+
+	/* No batch is pending: nothing is ahead after all (a shared count). */
+	vt__park_ride(e, m);
+	if (m->park != NULL) {
+		return &m->park->pend;
+	}
+	return e->cur.len > 0 && e->cur.pend[e->cur.len - 1].msg == m ?
+		       &e->cur.pend[e->cur.len - 1] : NULL;
 }
 
 void vt__park_ride(struct vt_engine *e, struct vt_msg *m)

@@ -97,7 +97,9 @@ int vt__pend_set_users(struct vt_pend *p, const char *const *users, uint32_t n)
  * The sender hears "accepted" when it commits. With @hold, mode "offline"
  * may keep it in memory for the recipients who keep up (see hold.c). Takes
  * no reference from @m's caller: the batch holds its own. Returns the
- * batch's op, or NULL when out of memory.
+ * batch's op, or NULL when out of memory (@m's caller keeps its reference
+ * meanwhile). A one-to-one event may be parked out of the batch instead
+ * (park.c): then the op returned lives in its park.
  */
 static struct vt_pend *put_event(struct vt_engine *e, struct vt_msg *m,
 				 const struct vt_identity *from, const char *const *users,
