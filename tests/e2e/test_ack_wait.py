@@ -7,6 +7,7 @@ before that commit loses nothing accepted, and an id pushed then is never
 handed out again. The first message after a start is written before it is
 pushed, so each test sends one first."""
 
+import asyncio
 import json
 import time
 
@@ -159,8 +160,40 @@ async def test_sigterm_writes_what_waits():
     await bob.quiet(0.3, lambda e: e.get("type") == "message", "a second copy")
 
 
+async def test_reply_after_ack_keeps_id_order():
+    """bob acks alice's message, which makes a receipt for alice, and then
+    replies at once. alice's devices get each event in id order: the
+    receipt, taken first, before bob's reply, also while the receipt's
+    write has not committed when the reply is taken."""
+    srv = server("--ack-timeout", "20000", "--ack-wait", "50")
+    alice, bob = await pair(srv)
+    out_of_order = []
+    for i in range(40):
+        cid = "o-%d" % i
+        await alice.message("bob", cid, {"i": i})
+        got = await bob.expect(lambda e, c=cid: e.get("type") == "message" and
+                               e.get("cid") == c, 5, "push of " + cid)
+        await bob.ack(got["id"])
+        await asyncio.sleep((i % 5) * 0.0005)
+        await bob.message("alice", "re-" + cid, {"i": i})
+        evs = []
+        while not any(e["type"] == "message" for e in evs) or \
+                not any(e["type"] == "delivered" for e in evs):
+            evs.append(await alice.expect(lambda e: e.get("type") in ("delivered", "message"),
+                                          5, "receipt or reply for " + cid))
+        ids = [int(e["id"]) for e in evs]
+        if ids != sorted(ids):
+            out_of_order.append([(e["type"], e["id"]) for e in evs])
+        for e in evs:
+            await alice.ack(e["id"])
+        await bob.expect_type("accepted", ref="re-" + cid)
+        await bob.ack((await bob.expect_type("delivered"))["id"])
+    eq(out_of_order, [], "alice's events out of id order")
+
+
 if __name__ == "__main__":
     run([test_acked_in_time_never_journaled,
          test_slow_ack_journaled_then_replayed,
          test_kill9_while_waiting_never_reuses_the_id,
-         test_sigterm_writes_what_waits])
+         test_sigterm_writes_what_waits,
+         test_reply_after_ack_keeps_id_order])
