@@ -21,7 +21,7 @@
 
 static struct fake_host H;
 static struct vt_engine *E;
-static struct cap_conn A, A2, B;
+static struct cap_conn A, A2, B, C;
 static char dir[64];
 
 static uint64_t map_size; /* 0: the default */
@@ -134,6 +134,7 @@ static void teardown(void)
 	cap_free(&A);
 	cap_free(&A2);
 	cap_free(&B);
+	cap_free(&C);
 	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -1037,6 +1038,42 @@ START_TEST(riding_copy_of_a_device_gone_stored)
 }
 END_TEST
 
+/* Are @c's messages in ascending id order? */
+static int messages_in_order(const struct cap_conn *c)
+{
+	for (size_t i = 1; i < cap_count(c, "message"); i++) {
+		if (cap_nth_id(c, "message", i) <= cap_nth_id(c, "message", i - 1)) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/*
+ * Two messages to bob ride behind the same unpushed one: alice's, then
+ * carol's. alice's connection goes before that batch completes, so her
+ * copy for her laptop can no longer be held, and her message goes to a
+ * batch of its own; carol's, taken after it, must not reach bob first.
+ */
+START_TEST(riders_behind_one_that_cannot_be_held_keep_their_order)
+{
+	online_warm();
+	connect_user(E, &H, "carol", &C);
+	send_msg(&A, "c0", "bob", "\"again\"");
+	send_msg(&A, "c1", "bob", "\"alice rides\"");
+	send_msg(&C, "d1", "bob", "\"carol rides\"");
+	ck_assert_uint_eq(E->stats.ack_waiting, 2);
+	vt_conn_close(A.conn);
+	A.conn = NULL;
+	turn(E, &H);
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&B, "message"), 2);
+	ck_assert_msg(messages_in_order(&B), "bob got %llu before %llu",
+		      (unsigned long long)cap_nth_id(&B, "message", 0),
+		      (unsigned long long)cap_nth_id(&B, "message", 1));
+}
+END_TEST
+
 static Suite *journal_suite(void)
 {
 	Suite *s = suite_create("journal");
@@ -1076,6 +1113,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(t, behind_a_stored_one_not_pushed_early);
 	tcase_add_test(t, behind_an_unpushed_one_rides_then_waits);
 	tcase_add_test(t, riding_copy_of_a_device_gone_stored);
+	tcase_add_test(t, riders_behind_one_that_cannot_be_held_keep_their_order);
 	suite_add_tcase(s, t);
 	return s;
 }
