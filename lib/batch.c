@@ -167,6 +167,9 @@ void vt__batch_free(struct vt_engine *e, struct vt_batch *b)
 		pend_free(e, &b->pend[i]);
 	}
 	for (size_t i = b->riders_done; i < b->nriders; i++) {
+		if (!b->riders[i].park) {
+			vt__early_behind(e, b->riders[i].msg->rec.to, -1);
+		}
 		vt_msg_unref(b->riders[i].msg);
 	}
 	free(b->riders);
@@ -347,6 +350,9 @@ static void complete_accept(struct vt_engine *e, struct vt_pend *p, int status,
 			    const struct vt_op *op)
 {
 	vt__early_done(e, p);
+	if (p->fell) {
+		vt__park_fell_done(e, p);
+	}
 	if (status == 0) {
 		status = op->status;
 	}

@@ -165,6 +165,9 @@ static void note(struct vt_engine *e, struct vt_pend *p, int delta)
 	if (dedups(p)) {
 		count(&e->sending, vt__early_pair(&p->msg->rec), delta);
 	}
+	if (p->kind == VT_PEND_ACK && p->origin_user[0] != '\0') {
+		count(&e->behind, user_hash(p->origin_user), delta); /* its receipt's */
+	}
 }
 
 /* Mode "always": may @p wait for its acks out of the batches (park.c)? */
@@ -277,6 +280,21 @@ struct vt_pend *vt__early_take(struct vt_engine *e, struct vt_pend *p)
 	note(e, p, 1);
 	p->noted = 1;
 	return way == EARLY_NOT ? p : vt__park(e, p, way == EARLY_RIDE);
+}
+
+void vt__early_note(struct vt_engine *e, struct vt_pend *p)
+{
+	if (early_possible(e) && !p->noted) {
+		note(e, p, 1);
+		p->noted = 1;
+	}
+}
+
+void vt__early_behind(struct vt_engine *e, const char *user, int delta)
+{
+	if (early_possible(e)) {
+		count(&e->behind, user_hash(user), delta);
+	}
 }
 
 void vt__early_ride(struct vt_engine *e, struct vt_pend *p)

@@ -248,7 +248,9 @@ struct vt_pend {
 	uint32_t nheld_to;
 	uint32_t next_dev;
 
-	/* ECHO: the client id of the re-sent change (user is the group id) */
+	/* ECHO: the client id of the re-sent change (user is the group id), and
+	 * its sender. ACK: origin_user is the user its receipt goes to, when
+	 * known (early.c) */
 	char cid[VT_ID_MAX + 1];
 	char origin_user[VT_ID_MAX + 1];
 
@@ -274,6 +276,8 @@ struct vt_pend {
 				    entries are released once it commits */
 	unsigned rewrite : 1;    /* OFFLINE: a refused write tried again (journal.c) */
 	unsigned dedup : 1;      /* PUT: storage checks (from, cid) */
+	unsigned fell : 1;       /* PUT: sent back to the batch from its ride; its
+				    users count as late until it completes (park.c) */
 };
 
 /*
@@ -632,6 +636,14 @@ struct vt_pend *vt__early_take(struct vt_engine *e, struct vt_pend *p);
 void vt__early_ids(struct vt_engine *e);
 /* Event @id committed. */
 void vt__early_committed(struct vt_engine *e, uint64_t id);
+/*
+ * @p, taken without vt__early_take (a receipt), delivers to its users when
+ * its batch completes: count them behind until vt__early_done(). An ACK
+ * counts the user its receipt goes to, named in origin_user.
+ */
+void vt__early_note(struct vt_engine *e, struct vt_pend *p);
+/* An event for @user rides on a batch (@delta 1), or was offered (-1). */
+void vt__early_behind(struct vt_engine *e, const char *user, int delta);
 /* Parked @p's copies ride no longer: uncount its users, and push its copies. */
 void vt__early_ride(struct vt_engine *e, struct vt_pend *p);
 /* Hash of @rec's (from, cid), as the tallies and the parked PUTs know it. */
@@ -665,6 +677,9 @@ void vt__park_out(struct vt_engine *e, struct vt_msg *m);
 /* An event with @rec's (from, cid) is about to be taken: a parked PUT with
  * the same pair goes to the batch first, so that storage sees it first. */
 void vt__park_resent(struct vt_engine *e, const struct vt_record *rec);
+/* PUT @p, sent back to the batch from its ride (fell), completes: its users
+ * are no longer late on its account. */
+void vt__park_fell_done(struct vt_engine *e, struct vt_pend *p);
 /* Send the PUTs due by @now to the batch. */
 void vt__park_due(struct vt_engine *e, uint64_t now);
 /* Monotonic ms of the next due PUT, or UINT64_MAX. */

@@ -316,7 +316,8 @@ static struct vt_batch *last_batch(struct vt_engine *e)
 	return NULL;
 }
 
-static int add_rider(struct vt_batch *b, struct vt_msg *m, int park)
+/* A receipt rider counts its user behind until offered: nothing passes it. */
+static int add_rider(struct vt_engine *e, struct vt_batch *b, struct vt_msg *m, int park)
 {
 	if (b->nriders == b->riders_cap) {
 		size_t ncap = b->riders_cap ? 2 * b->riders_cap : 8;
@@ -332,6 +333,9 @@ static int add_rider(struct vt_batch *b, struct vt_msg *m, int park)
 	b->riders[b->nriders].at = b->len;
 	b->riders[b->nriders].park = park;
 	b->nriders++;
+	if (!park) {
+		vt__early_behind(e, m->rec.to, 1);
+	}
 	return 0;
 }
 
@@ -370,6 +374,7 @@ static int journal_receipt(struct vt_engine *e, struct vt_msg *m)
 	if (vt__journal_devices(e, p, NULL) != 0) {
 		p->nusers = 1; /* stored after all */
 	}
+	vt__early_note(e, p); /* nothing is pushed early past it */
 	return 1;
 }
 
@@ -391,7 +396,7 @@ int vt__hold_receipt(struct vt_engine *e, struct vt_msg *m)
 		vt__hold_offer(vt__user(e, m->rec.to), NULL, m);
 		return 1;
 	}
-	return add_rider(b, m, 0) == 0;
+	return add_rider(e, b, m, 0) == 0;
 }
 
 int vt__hold_rider(struct vt_engine *e, struct vt_msg *m, int park)
@@ -401,7 +406,7 @@ int vt__hold_rider(struct vt_engine *e, struct vt_msg *m, int park)
 	if (b == NULL) {
 		return 0;
 	}
-	return add_rider(b, m, park) == 0 ? 1 : VT_ENOMEM;
+	return add_rider(e, b, m, park) == 0 ? 1 : VT_ENOMEM;
 }
 
 void vt__hold_ride(struct vt_engine *e, struct vt_batch *b, size_t done)
@@ -413,6 +418,7 @@ void vt__hold_ride(struct vt_engine *e, struct vt_batch *b, size_t done)
 			vt__park_ride(e, r->msg);
 		} else {
 			offer_receipt(e, r->msg);
+			vt__early_behind(e, r->msg->rec.to, -1);
 		}
 		vt_msg_unref(r->msg);
 	}

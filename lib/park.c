@@ -184,6 +184,9 @@ static struct vt_pend *unpark(struct vt_engine *e, struct vt_park *k)
 	       (unsigned long long)k->pend.msg->rec.id);
 	vt__reply_error(e, &k->pend.origin, VT_ENOMEM, "out of memory", k->pend.msg->rec.cid);
 	vt__early_done(e, &k->pend);
+	if (k->pend.fell) {
+		vt__park_fell_done(e, &k->pend);
+	}
 	vt_msg_unref(k->pend.msg);
 	free(k->pend.held_to);
 	free(k->pend.users);
@@ -249,6 +252,39 @@ struct vt_pend *vt__park(struct vt_engine *e, struct vt_pend *p, int ride)
 		       &e->cur.pend[e->cur.len - 1] : NULL;
 }
 
+typedef void late_fn(struct vt_engine *e, const char *user);
+
+/* @fn for each user @p holds copies for, its sender's too. */
+static void each_held_user(struct vt_engine *e, const struct vt_pend *p, late_fn *fn)
+{
+	for (uint32_t i = p->nusers; i < p->nusers + p->nheld; i++) {
+		fn(e, vt__pend_user(p, i));
+	}
+	if (p->hold_own) {
+		fn(e, p->user);
+	}
+}
+
+/*
+ * Riding @k cannot be held now (a user stopped keeping up, or its sender's
+ * connection went): its batch offers what it can and stores the rest, as
+ * for any held event. Until that completes its users count as late (hold.c),
+ * so the copies riding behind it for them go the same way, after it, and
+ * none passes it.
+ */
+static void fall_back(struct vt_engine *e, struct vt_park *k)
+{
+	each_held_user(e, &k->pend, vt__hold_late_begin);
+	k->pend.fell = 1;
+	unpark(e, k);
+}
+
+void vt__park_fell_done(struct vt_engine *e, struct vt_pend *p)
+{
+	p->fell = 0;
+	each_held_user(e, p, vt__hold_late_done);
+}
+
 void vt__park_ride(struct vt_engine *e, struct vt_msg *m)
 {
 	struct vt_park *k = m->park;
@@ -258,7 +294,7 @@ void vt__park_ride(struct vt_engine *e, struct vt_msg *m)
 		return; /* it went to a batch meanwhile, copies and all */
 	}
 	if (!vt__hold_still_clear(e, &k->pend)) {
-		unpark(e, k); /* its batch offers what it can, and stores the rest */
+		fall_back(e, k);
 		return;
 	}
 	list_del(e, k);

@@ -160,12 +160,12 @@ async def test_sigterm_writes_what_waits():
     await bob.quiet(0.3, lambda e: e.get("type") == "message", "a second copy")
 
 
-async def test_reply_after_ack_keeps_id_order():
+async def reply_after_ack(*args):
     """bob acks alice's message, which makes a receipt for alice, and then
     replies at once. alice's devices get each event in id order: the
     receipt, taken first, before bob's reply, also while the receipt's
     write has not committed when the reply is taken."""
-    srv = server("--ack-timeout", "20000", "--ack-wait", "50")
+    srv = server("--ack-timeout", "20000", *args)
     alice, bob = await pair(srv)
     out_of_order = []
     for i in range(40):
@@ -191,9 +191,20 @@ async def test_reply_after_ack_keeps_id_order():
     eq(out_of_order, [], "alice's events out of id order")
 
 
+async def test_reply_after_ack_keeps_id_order():
+    await reply_after_ack("--ack-wait", "50")
+
+
+async def test_reply_after_ack_keeps_id_order_offline():
+    """The same with --durability offline --push-before-commit, where the
+    receipt is held unwritten and rides on the last batch."""
+    await reply_after_ack("--durability", "offline", "--push-before-commit")
+
+
 if __name__ == "__main__":
     run([test_acked_in_time_never_journaled,
          test_slow_ack_journaled_then_replayed,
          test_kill9_while_waiting_never_reuses_the_id,
          test_sigterm_writes_what_waits,
-         test_reply_after_ack_keeps_id_order])
+         test_reply_after_ack_keeps_id_order,
+         test_reply_after_ack_keeps_id_order_offline])
