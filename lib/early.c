@@ -107,9 +107,11 @@ static int fresh(struct vt_engine *e, const struct vt_pend *p)
 	return e->st.ops->dedup_peek(e->st.self, &p->msg->rec, &id) == 0;
 }
 
+/* Is anything for @user on its way through a batch? An ACK whose receipt
+ * goes to a user storage alone knows (behind_all) counts for every user. */
 static int behind(const struct vt_engine *e, const char *user)
 {
-	return vt_tally_has(&e->behind, user_hash(user));
+	return e->behind_all > 0 || vt_tally_has(&e->behind, user_hash(user));
 }
 
 /* Held user @i of @p was offered: it leaves the held ones (order does not matter). */
@@ -165,8 +167,12 @@ static void note(struct vt_engine *e, struct vt_pend *p, int delta)
 	if (dedups(p)) {
 		count(&e->sending, vt__early_pair(&p->msg->rec), delta);
 	}
-	if (p->kind == VT_PEND_ACK && p->origin_user[0] != '\0') {
-		count(&e->behind, user_hash(p->origin_user), delta); /* its receipt's */
+	if (p->kind == VT_PEND_ACK && p->receipt_id != 0) {
+		if (p->origin_user[0] != '\0') {
+			count(&e->behind, user_hash(p->origin_user), delta); /* its receipt's */
+		} else {
+			e->behind_all += (uint32_t)delta;
+		}
 	}
 }
 

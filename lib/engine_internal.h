@@ -366,6 +366,7 @@ struct vt_engine {
 				    (hold.c), a count in the pointer */
 	struct vt_tally behind;  /* by user: events it gets when their batch completes */
 	struct vt_tally sending; /* by (from, cid): events taken, not committed (early.c) */
+	uint32_t behind_all;     /* ACKs whose receipt goes to a user not known yet */
 	uint64_t id_durable;     /* an id no higher than the highest stored (early.c) */
 	int ids_skipped;         /* this start skipped ids for those (early.c) */
 	struct vt_map changing;  /* group id -> its changes not yet committed, a count */
@@ -639,7 +640,8 @@ void vt__early_committed(struct vt_engine *e, uint64_t id);
 /*
  * @p, taken without vt__early_take (a receipt), delivers to its users when
  * its batch completes: count them behind until vt__early_done(). An ACK
- * counts the user its receipt goes to, named in origin_user.
+ * asking storage for a receipt counts the user it goes to, named in
+ * origin_user, or, when the acked event is not known here, every user.
  */
 void vt__early_note(struct vt_engine *e, struct vt_pend *p);
 /* An event for @user rides on a batch (@delta 1), or was offered (-1). */

@@ -806,10 +806,12 @@ void vt__ack_ids(struct vt_engine *e, struct vt_conn *origin_conn, const struct 
 		vt__copy(p->device, sizeof(p->device), who->device);
 		p->id = ids[i];
 		ack_receipt(e, p, held ? m : NULL);
-		if (p->receipt_id != 0 && held) {
+		if (p->receipt_id != 0) {
 			/* Its receipt reaches the sender when it commits: nothing
 			 * is pushed to the sender early past it (early.c). */
-			vt__copy(p->origin_user, sizeof(p->origin_user), m->rec.from);
+			if (held) {
+				vt__copy(p->origin_user, sizeof(p->origin_user), m->rec.from);
+			}
 			vt__early_note(e, p);
 		}
 		vt__acking_add(e, p);
