@@ -804,6 +804,13 @@ static int check_storage(struct vt_server_options *o)
 		fprintf(stderr, "vartalapd: --push-before-commit needs --durability offline\n");
 		return -1;
 	}
+	if (o->engine.ack_wait_ms > 0 &&
+	    (o->engine.durability != VT_DURABLE_ALWAYS || o->storage_memory || o->storage_redis)) {
+		/* Only a store with a journal, on one node, holds such events. */
+		fprintf(stderr, "vartalapd: --ack-wait needs --durability always with "
+		                "--storage lmdb\n");
+		return -1;
+	}
 	if (o->hold_given && (o->storage_redis || (o->storage_memory &&
 	                                           o->engine.durability != VT_DURABLE_OFFLINE))) {
 		/* Mode always holds events only over a store with a journal

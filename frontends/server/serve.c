@@ -298,6 +298,10 @@ static int start_engine(struct server *s)
 	vt_log(VT_LOG_INFO, "durability %s%s",
 	       s->opt.engine.durability == VT_DURABLE_OFFLINE ? "offline" : "always",
 	       s->opt.engine.push_before_commit ? ", pushing before the commit" : "");
+	if (s->opt.engine.ack_wait_ms > 0) {
+		vt_log(VT_LOG_INFO, "pushing before the commit, journaling what is not acked "
+		       "within %u ms", s->opt.engine.ack_wait_ms);
+	}
 #ifdef VT_HAVE_REDIS
 	if (s->opt.storage_redis) {
 		return start_cluster(s);

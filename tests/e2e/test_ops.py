@@ -150,6 +150,10 @@ async def test_cluster_options_must_agree():
             (["--node-id", "7"], "only used with --cluster"),
             (["--cluster", url, "--durability", "offline"], "--durability always"),
             (["--push-before-commit"], "needs --durability offline"),
+            (["--durability", "offline", "--ack-wait", "50"], "needs --durability always"),
+            (["--storage", "memory", "--ack-wait", "50"], "--storage lmdb"),
+            (["--cluster", url, "--ack-wait", "50"], "--storage lmdb"),
+            (["--ack-wait", "60001"], "from 0 to 60000"),
             (["--storage", "memory", "--hold-queue", "10"], "need --storage lmdb"),
             (["--cluster", url, "--hold-memory", "10"], "need --storage lmdb"),
             (["--durability", "offline", "--hold-queue", "0"], "from 1 to"),
@@ -161,6 +165,8 @@ async def test_cluster_options_must_agree():
                  ["--storage", "redis", "--redis", url, "--node-id", "3"],
                  ["--durability", "offline", "--hold-queue", "1", "--hold-memory", "1"],
                  ["--hold-queue", "10", "--hold-memory", "10"],
+                 ["--ack-wait", "60000"],
+                 ["--storage", "memory", "--ack-wait", "0"],
                  ["--storage", "memory", "--durability", "offline", "--hold-queue", "10"]):
         rc, out, err = check_config(*key, *args)
         eq((rc, out), (0, "ok\n"), "%r (stderr %r)" % (args, err))
