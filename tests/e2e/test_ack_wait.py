@@ -38,6 +38,14 @@ async def pair(srv):
     return alice, bob
 
 
+def kill9_restart(srv, *clients):
+    """kill -9 the server, drop @clients' connections, start it again."""
+    srv.kill9()
+    for c in clients:
+        c.abort()
+    srv.start()
+
+
 def frame_index(client, pred):
     """Where the first frame matching @pred came among @client's frames."""
     for i, raw in enumerate(client.raw):
@@ -76,10 +84,7 @@ async def test_acked_in_time_never_journaled():
     eq(metric(srv, "vartalap_journal_open"), 0, "journal entries open")
     eq(metric(srv, "vartalap_ack_waiting"), 0, "messages waiting for acks")
 
-    srv.kill9()
-    alice.abort()
-    bob.abort()
-    srv.start()
+    kill9_restart(srv, alice, bob)
     bob = await connect(srv, "bob", name="bob#2")
     await bob.quiet(0.5, lambda e: e.get("type") == "message", "message after the restart")
     alice = await connect(srv, "alice", name="alice#2")
@@ -103,10 +108,7 @@ async def test_slow_ack_journaled_then_replayed():
     eq(acc["id"], got["id"], "accepted id")
     eq(metric(srv, "vartalap_journal_open"), 1, "bob's copy journaled")
 
-    srv.kill9()
-    alice.abort()
-    bob.abort()
-    srv.start()
+    kill9_restart(srv, alice, bob)
     bob = await connect(srv, "bob", name="bob#2")
     again = await bob.expect_type("message")
     eq(again["id"], got["id"], "the journaled copy after the restart")
@@ -123,10 +125,7 @@ async def test_kill9_while_waiting_never_reuses_the_id():
     await alice.quiet(0.3, lambda e: e.get("ref") == "w-1", "answer to w-1")
     eq(metric(srv, "vartalap_ack_waiting"), 1, "the message waits for its ack")
 
-    srv.kill9()
-    alice.abort()
-    bob.abort()
-    srv.start()
+    kill9_restart(srv, alice, bob)
     bob = await connect(srv, "bob", name="bob#2")
     await bob.quiet(0.3, lambda e: e.get("type") == "message", "message after the restart")
     alice = await connect(srv, "alice", name="alice#2")
