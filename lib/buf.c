@@ -23,11 +23,22 @@ void vt_buf_init(struct vt_buf *b)
 	b->len = 0;
 	b->cap = 0;
 	b->failed = 0;
+	b->borrowed = 0;
+}
+
+void vt_buf_init_in(struct vt_buf *b, char *mem, size_t cap)
+{
+	vt_buf_init(b);
+	b->data = mem;
+	b->cap = cap;
+	b->borrowed = 1;
 }
 
 void vt_buf_free(struct vt_buf *b)
 {
-	free(b->data);
+	if (!b->borrowed) {
+		free(b->data);
+	}
 	vt_buf_init(b);
 }
 
@@ -79,11 +90,15 @@ int vt_buf_reserve(struct vt_buf *b, size_t extra)
 	}
 
 	cap = buf_next_cap(b->cap, need);
-	p = realloc(b->data, cap);
+	p = b->borrowed ? malloc(cap) : realloc(b->data, cap);
 	if (p == NULL) {
 		b->failed = 1;
 		return -1;
 	}
+	if (b->borrowed && b->len > 0) {
+		memcpy(p, b->data, b->len + 1);
+	}
+	b->borrowed = 0;
 	b->data = p;
 	b->cap = cap;
 	return 0;

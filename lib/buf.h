@@ -16,10 +16,18 @@ struct vt_buf {
 	size_t len;
 	size_t cap;
 	int failed;  /* an allocation failed */
+	int borrowed; /* data is the caller's (vt_buf_init_in): never freed here */
 };
 
 /* A buffer ready for appends (no allocation yet). */
 void vt_buf_init(struct vt_buf *b);
+
+/*
+ * A buffer that starts in @cap bytes of @mem, which it does not own: what
+ * fits is built there, without an allocation; a buffer that outgrows them
+ * moves to storage of its own, which vt_buf_free() frees.
+ */
+void vt_buf_init_in(struct vt_buf *b, char *mem, size_t cap);
 
 /* Free the storage; the buffer is empty and usable again. */
 void vt_buf_free(struct vt_buf *b);

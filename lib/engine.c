@@ -16,6 +16,9 @@
 /* Queue entries kept for reuse: a 1,000-member group's window of 16 each
  * (about 1 MiB at most). */
 #define ITEMS_KEPT 16384
+/* Journaled PUTs' device blocks kept: a window of 16 for each of 256 pairs
+ * (1 MiB). */
+#define HELD_BLOCKS_KEPT 4096
 
 void vt_engine_config_init(struct vt_engine_config *cfg)
 {
@@ -172,6 +175,7 @@ int vt_engine_create(const struct vt_engine_config *cfg, const struct vt_host *h
 	e->healthy = 1;
 	vt_map_init(&e->users);
 	vt_pool_init(&e->items, sizeof(struct vt_item), ITEMS_KEPT);
+	vt_pool_init(&e->held_blocks, VT_HELD_BLOCK, HELD_BLOCKS_KEPT);
 	vt_slab_init(&e->conn_slab, sizeof(struct vt_conn));
 	vt_map_init(&e->acking);
 	vt_map_init(&e->late);
@@ -290,6 +294,7 @@ void vt_engine_destroy(struct vt_engine *e)
 		vt_conn_close(c);
 	}
 	vt_pool_drain(&e->items);
+	vt_pool_drain(&e->held_blocks);
 	vt_slab_destroy(&e->conn_slab);
 	free(e->spare_env);
 	vt__batch_free(e, &e->cur); /* what closing the connections sent offline */

@@ -39,10 +39,13 @@
 struct vt_msg {
 	uint32_t refs;
 	struct vt_record rec;
-	char *frame;      /* the envelope as pushed, made once for every recipient */
+	char *frame;      /* the envelope as pushed, made once for every recipient:
+			     in the room after the text, unless it outgrew it */
 	size_t frame_len;
+	size_t text_len;  /* of text[], which the frame's room follows */
 	struct vt_park *park; /* its PUT, waiting for acks (park.c); else NULL */
-	char text[];      /* from, to, cid (NUL-terminated), then the body */
+	char text[];      /* from, to, cid (NUL-terminated), then the body; then
+			     room for the frame, as long as the text and 128 */
 };
 
 struct vt_msg *vt_msg_new(uint32_t kind, const char *from, const char *to, const char *cid,
@@ -207,6 +210,13 @@ enum vt_pend_kind {
  * A device given a journaled copy of a held event (mode "always", journal.c).
  * Its names lie in the same allocation as the op's array of devices.
  */
+/*
+ * The bytes of a journaled PUT's devices and their names that a block of
+ * the engine's pool holds: one device with the longest names, or two with
+ * shorter ones. More take an allocation of their own.
+ */
+#define VT_HELD_BLOCK 256
+
 struct vt_dev {
 	const char *user;
 	const char *device;
@@ -278,6 +288,7 @@ struct vt_pend {
 	unsigned dedup : 1;      /* PUT: storage checks (from, cid) */
 	unsigned fell : 1;       /* PUT: sent back to the batch from its ride; its
 				    users count as late until it completes (park.c) */
+	unsigned held_pooled : 1; /* PUT: held_to is a block of e->held_blocks */
 };
 
 /*
@@ -343,6 +354,7 @@ struct vt_batch {
 	size_t ops_cap;              /* ops has room for this many */
 	struct vt_rider *riders;     /* in the order they were taken */
 	size_t nriders, riders_cap, riders_done;
+	uint32_t ngroups;            /* GROUP pends: 0 skips their walks at completion */
 
 	/* once handed to storage */
 	struct vt_engine *e;
@@ -381,6 +393,8 @@ struct vt_engine {
 	struct vt_conn *conns;   /* every open connection */
 	struct vt_timers timers;
 	struct vt_pool items;    /* of struct vt_item: one per delivery queued */
+	struct vt_pool held_blocks; /* of VT_HELD_BLOCK bytes: a journaled PUT's
+				       devices (journal.c) */
 	struct vt_slab conn_slab; /* of struct vt_conn */
 	struct vt_groups groups;
 	struct vt_waiting_post *waiting; /* in the order they were taken */
@@ -601,6 +615,9 @@ int vt__journal_on(const struct vt_engine *e);
  * (NULL: none). 0, or VT_ENOMEM with nothing held after all.
  */
 int vt__journal_devices(struct vt_engine *e, struct vt_pend *p, const struct vt_conn *from);
+
+/* Free what vt__journal_devices() gave @p, if anything; none are left. */
+void vt__journal_devices_free(struct vt_engine *e, struct vt_pend *p);
 /* The device of @p's journaled copies that @c stands for, or NULL. */
 struct vt_dev *vt__journal_dev(struct vt_pend *p, const struct vt_conn *c);
 /* Queue the release of the entry of record @id for (@user, @device). */

@@ -174,9 +174,11 @@ static void store_late(struct vt_engine *e, struct vt_msg *m, char (*users)[VT_I
 	if (jp != NULL) {
 		st->held_to = jp->held_to;
 		st->nheld_to = jp->nheld_to;
+		st->held_pooled = jp->held_pooled;
 		st->release = 1;
 		jp->held_to = NULL;
 		jp->nheld_to = 0;
+		jp->held_pooled = 0;
 	}
 	for (uint32_t i = 0; i < st->nusers; i++) {
 		count_late(e, vt__pend_user(st, i), 1);

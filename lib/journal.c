@@ -99,6 +99,28 @@ static void store_all(struct vt_pend *p)
 	}
 }
 
+/*
+ * Room for @size bytes of devices and names: a block of the engine's pool
+ * when they fit one (most users have a device or two), else an allocation.
+ */
+static struct vt_dev *held_alloc(struct vt_engine *e, struct vt_pend *p, size_t size)
+{
+	p->held_pooled = size <= VT_HELD_BLOCK;
+	return p->held_pooled ? vt_pool_get(&e->held_blocks) : malloc(size);
+}
+
+void vt__journal_devices_free(struct vt_engine *e, struct vt_pend *p)
+{
+	if (p->held_pooled) {
+		vt_pool_put(&e->held_blocks, p->held_to);
+	} else {
+		free(p->held_to);
+	}
+	p->held_to = NULL;
+	p->nheld_to = 0;
+	p->held_pooled = 0;
+}
+
 int vt__journal_devices(struct vt_engine *e, struct vt_pend *p, const struct vt_conn *from)
 {
 	uint32_t n = 0;
@@ -111,7 +133,7 @@ int vt__journal_devices(struct vt_engine *e, struct vt_pend *p, const struct vt_
 	if (p->hold_own && from != NULL) {
 		n += conns_of(from->user, from, &bytes);
 	}
-	p->held_to = n > 0 ? malloc(n * sizeof(*p->held_to) + bytes) : NULL;
+	p->held_to = n > 0 ? held_alloc(e, p, n * sizeof(*p->held_to) + bytes) : NULL;
 	if (p->held_to == NULL) {
 		store_all(p);
 		return n > 0 ? VT_ENOMEM : 0;

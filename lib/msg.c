@@ -1,19 +1,29 @@
 /*
  * msg.c - events in memory, shared by reference.
  *
- * One allocation holds the record and its strings, so a group message to a
- * thousand members costs one body, and freeing it is one call.
+ * One allocation holds the record, its strings and room for the envelope
+ * that pushes it, so a group message to a thousand members costs one body,
+ * a message costs one allocation, and freeing it is one call.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine_internal.h"
 
+/*
+ * Everything of an envelope but its strings and body takes less than this,
+ * the largest id and time and the longest kind's name included: one whose
+ * strings need no escapes fits in the room kept for it, one that needs some
+ * moves to an allocation of its own, as any buffer does.
+ */
+#define FRAME_FIXED 128
+
 struct vt_msg *vt_msg_new(uint32_t kind, const char *from, const char *to, const char *cid,
 			  int64_t ts, const char *body, size_t body_len)
 {
 	size_t lf = strlen(from) + 1, lt = strlen(to) + 1, lc = strlen(cid) + 1;
-	struct vt_msg *m = malloc(sizeof(*m) + lf + lt + lc + body_len);
+	size_t text = lf + lt + lc + body_len;
+	struct vt_msg *m = malloc(sizeof(*m) + text + FRAME_FIXED + text);
 	char *p;
 
 	if (m == NULL) {
@@ -35,39 +45,24 @@ struct vt_msg *vt_msg_new(uint32_t kind, const char *from, const char *to, const
 	m->rec.ts = ts;
 	m->frame = NULL;
 	m->frame_len = 0;
+	m->text_len = text;
 	m->park = NULL;
 	return m;
 }
 
-/*
- * Everything of an envelope but its strings and body takes less than this,
- * the largest id and time and the longest kind's name included: one whose
- * strings need no escapes fits in the hint, one that needs some grows as
- * any buffer does.
- */
-#define FRAME_FIXED 128
-
-static size_t len_of(const char *s)
+/* The room for the envelope, after the text. */
+static char *room_of(struct vt_msg *m)
 {
-	return s != NULL ? strlen(s) : 0;
-}
-
-/* The length of @rec's envelope, unless its strings need escapes. */
-static size_t frame_size_hint(const struct vt_record *rec)
-{
-	return FRAME_FIXED + rec->body_len + len_of(rec->from) + len_of(rec->to) +
-	       len_of(rec->cid);
+	return m->text + m->text_len;
 }
 
 const char *vt_msg_frame(struct vt_msg *m, size_t *len)
 {
 	struct vt_buf b;
 
-	/* A group message goes to many devices: it is encoded once, into
-	 * room for all of it that is taken at once. */
+	/* A group message goes to many devices: it is encoded once. */
 	if (m->frame == NULL) {
-		vt_buf_init(&b);
-		vt_buf_reserve(&b, frame_size_hint(&m->rec));
+		vt_buf_init_in(&b, room_of(m), FRAME_FIXED + m->text_len);
 		vt_env_encode_record(&b, &m->rec);
 		if (vt_buf_failed(&b)) {
 			vt_buf_free(&b);
@@ -89,7 +84,9 @@ struct vt_msg *vt_msg_ref(struct vt_msg *m)
 void vt_msg_unref(struct vt_msg *m)
 {
 	if (m != NULL && --m->refs == 0) {
-		free(m->frame);
+		if (m->frame != NULL && m->frame != room_of(m)) {
+			free(m->frame); /* it outgrew its room */
+		}
 		free(m);
 	}
 }

@@ -188,7 +188,7 @@ static struct vt_pend *unpark(struct vt_engine *e, struct vt_park *k)
 		vt__park_fell_done(e, &k->pend);
 	}
 	vt_msg_unref(k->pend.msg);
-	free(k->pend.held_to);
+	vt__journal_devices_free(e, &k->pend);
 	free(k->pend.users);
 	free(k);
 	return NULL;

@@ -169,6 +169,9 @@ int vt__lmdb_grow(void **v, size_t *cap, size_t n, size_t size)
 	return 0;
 }
 
+/* How far ahead run_keys fetches the names of the releases. */
+#define RELEASE_AHEAD 8
+
 /* By id, then in the order they came: integers only, where keys' bytes cost a call each. */
 static int release_cmp(const void *a, const void *b)
 {
@@ -194,6 +197,13 @@ static int run_keys(struct vt__release_run *r, struct vt_op *ops, size_t n, size
 	}
 	for (size_t i = 0; i < n; i++) {
 		size_t len, need = off + 8 + VT__INBOX_KEY_MAX;
+
+		/* The names live in the engine's records of the batch, written
+		 * on another thread and out of this one's caches. */
+		if (i + RELEASE_AHEAD < n) {
+			__builtin_prefetch(ops[i + RELEASE_AHEAD].inbox.user);
+			__builtin_prefetch(ops[i + RELEASE_AHEAD].inbox.device);
+		}
 
 		if (vt__lmdb_grow((void **)&r->keys, &r->keys_cap, need, 1) != 0) {
 			return VT_ENOMEM;

@@ -239,6 +239,50 @@ START_TEST(test_json_str_escape_every_offset)
 }
 END_TEST
 
+/* What fits stays in the caller's memory; growing moves it out, intact. */
+START_TEST(test_borrowed_memory)
+{
+	char mem[16];
+	struct vt_buf b;
+
+	memset(mem, '#', sizeof(mem));
+	vt_buf_init_in(&b, mem, sizeof(mem));
+	vt_buf_puts(&b, "0123456789");
+	ck_assert_ptr_eq(b.data, mem);
+	ck_assert_str_eq(mem, "0123456789");
+
+	vt_buf_puts(&b, "abcdefghij");
+	ck_assert(!vt_buf_failed(&b));
+	ck_assert_ptr_ne(b.data, mem);
+	ck_assert_str_eq(b.data, "0123456789abcdefghij");
+	ck_assert_str_eq(mem, "0123456789"); /* left as it was */
+
+	vt_buf_free(&b);
+	ck_assert_ptr_null(b.data);
+
+	/* Freed while still borrowed: the caller's memory is not freed (a
+	 * free of the stack would abort). */
+	vt_buf_init_in(&b, mem, sizeof(mem));
+	vt_buf_puts(&b, "x");
+	vt_buf_free(&b);
+	ck_assert_uint_eq(b.len, 0);
+}
+END_TEST
+
+/* Borrowed memory too small for even the first append moves at once. */
+START_TEST(test_borrowed_too_small)
+{
+	char mem[4];
+	struct vt_buf b;
+
+	vt_buf_init_in(&b, mem, sizeof(mem));
+	vt_buf_puts(&b, "four");
+	ck_assert_ptr_ne(b.data, mem);
+	ck_assert_str_eq(b.data, "four");
+	vt_buf_free(&b);
+}
+END_TEST
+
 static Suite *buf_suite(void)
 {
 	Suite *s = suite_create("buf");
@@ -257,6 +301,8 @@ static Suite *buf_suite(void)
 	tcase_add_test(tc, test_json_str_empty);
 	tcase_add_test(tc, test_failed_is_sticky);
 	tcase_add_test(tc, test_huge_append_fails);
+	tcase_add_test(tc, test_borrowed_memory);
+	tcase_add_test(tc, test_borrowed_too_small);
 	suite_add_tcase(s, tc);
 	return s;
 }
