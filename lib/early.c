@@ -285,7 +285,7 @@ struct vt_pend *vt__early_take(struct vt_engine *e, struct vt_pend *p)
 	p = &e->cur.pend[at];
 	note(e, p, 1);
 	p->noted = 1;
-	return way == EARLY_NOT ? p : vt__park(e, p, way == EARLY_RIDE);
+	return way == EARLY_NOT ? vt__park_before(e, at) : vt__park(e, p, way == EARLY_RIDE);
 }
 
 void vt__early_note(struct vt_engine *e, struct vt_pend *p)

@@ -314,6 +314,7 @@ struct vt_park {
 	int riding;                   /* its copies wait for a batch (a rider) */
 	struct vt_park *prev, *next;  /* every waiting PUT: offered by due, or riding */
 	struct vt_park *same;         /* the next in its bucket of e->park_by */
+	struct vt_park *older, *newer; /* in its bucket of e->park_from, by id */
 };
 
 /* Buckets of the waiting PUTs by (from, cid): a power of two. */
@@ -403,6 +404,7 @@ struct vt_engine {
 	struct vt_park *park_head, *park_tail; /* PUTs waiting for acks, by due (park.c) */
 	struct vt_park *ride_head, *ride_tail; /* PUTs whose copies wait for a batch */
 	struct vt_park **park_by;     /* the same by (from, cid): VT_PARK_BUCKETS */
+	struct vt_park **park_from;   /* the newest of them by sender: VT_PARK_BUCKETS */
 	uint32_t nunwritten;
 	struct vt__log_limit unwritten_log; /* refused writes: one line a second */
 
@@ -699,6 +701,13 @@ void vt__park_resent(struct vt_engine *e, const struct vt_record *rec);
 /* PUT @p, sent back to the batch from its ride (fell), completes: its users
  * are no longer late on its account. */
 void vt__park_fell_done(struct vt_engine *e, struct vt_pend *p);
+/*
+ * PUT @p, the op at @at of the current batch and the last but those that
+ * followed from it, stays in the batch: the PUTs its sender parked before
+ * it go ahead of it, so that "accepted" answers keep the order of ids.
+ * Returns where @p lives now.
+ */
+struct vt_pend *vt__park_before(struct vt_engine *e, size_t at);
 /* Send the PUTs due by @now to the batch. */
 void vt__park_due(struct vt_engine *e, uint64_t now);
 /* Monotonic ms of the next due PUT, or UINT64_MAX. */

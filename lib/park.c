@@ -24,6 +24,13 @@
  * WebSocket ack, a copy written for a device gone offline, a re-send of its
  * pair, a clean stop) sends its PUT to the batch first, entries and all, so
  * that storage sees the PUT before what follows from it.
+ *
+ * A sender hears "accepted" in the order of ids (docs/PROTOCOL.md,
+ * Ordering), and batches answer in their order: so a PUT goes to a batch
+ * only after every PUT its sender parked before it, and one that is not
+ * parked only after all of them. The parked are chained by sender, in
+ * buckets: a PUT of another sender in the same bucket may go early, which
+ * costs it its wait, never an order.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +45,8 @@ int vt__park_init(struct vt_engine *e)
 	    e->st.ops->replay == NULL) {
 		return 0;
 	}
-	e->park_by = calloc(VT_PARK_BUCKETS, sizeof(*e->park_by));
+	e->park_by = calloc(2 * VT_PARK_BUCKETS, sizeof(*e->park_by));
+	e->park_from = e->park_by != NULL ? e->park_by + VT_PARK_BUCKETS : NULL;
 	return e->park_by != NULL ? 0 : VT_ENOMEM;
 }
 
@@ -46,11 +54,17 @@ void vt__park_free(struct vt_engine *e)
 {
 	free(e->park_by);
 	e->park_by = NULL;
+	e->park_from = NULL;
 }
 
 static struct vt_park **bucket(struct vt_engine *e, uint64_t pair)
 {
 	return &e->park_by[pair & (VT_PARK_BUCKETS - 1)];
+}
+
+static struct vt_park **from_bucket(struct vt_engine *e, const char *from)
+{
+	return &e->park_from[vt_tally_hash(VT_TALLY_SEED, from) & (VT_PARK_BUCKETS - 1)];
 }
 
 static int has_pair(const struct vt_pend *p)
@@ -100,12 +114,23 @@ static void list_del(struct vt_engine *e, struct vt_park *k)
 /* @k takes its place among the parked, by its pair; its list is the caller's. */
 static void link_park(struct vt_engine *e, struct vt_park *k)
 {
+	struct vt_park **f;
+
 	if (has_pair(&k->pend)) {
 		struct vt_park **b = bucket(e, k->pair);
 
 		k->same = *b;
 		*b = k;
 	}
+
+	/* Parked as taken, so in the order of ids: the newest. */
+	f = from_bucket(e, k->pend.msg->rec.from);
+	k->older = *f;
+	k->newer = NULL;
+	if (*f != NULL) {
+		(*f)->newer = k;
+	}
+	*f = k;
 	k->pend.msg->park = k;
 	e->stats.ack_waiting++;
 }
@@ -119,6 +144,14 @@ static void unlink_park(struct vt_engine *e, struct vt_park *k)
 			at = &(*at)->same;
 		}
 		*at = k->same;
+	}
+	if (k->newer != NULL) {
+		k->newer->older = k->older;
+	} else {
+		*from_bucket(e, k->pend.msg->rec.from) = k->older;
+	}
+	if (k->older != NULL) {
+		k->older->newer = k->newer;
 	}
 	list_del(e, k);
 	k->pend.msg->park = NULL;
@@ -166,7 +199,7 @@ static uint32_t settle_unoffered(struct vt_pend *p)
  * NULL when out of memory: then its sender hears an error, and neither its
  * pair nor its entries are written.
  */
-static struct vt_pend *unpark(struct vt_engine *e, struct vt_park *k)
+static struct vt_pend *unpark_one(struct vt_engine *e, struct vt_park *k)
 {
 	struct vt_pend *p;
 
@@ -192,6 +225,60 @@ static struct vt_pend *unpark(struct vt_engine *e, struct vt_park *k)
 	free(k->pend.users);
 	free(k);
 	return NULL;
+}
+
+/* The oldest parked PUT chained before @k, or @k. */
+static struct vt_park *oldest_before(struct vt_park *k)
+{
+	while (k->older != NULL) {
+		k = k->older;
+	}
+	return k;
+}
+
+/* Parked @k goes to the current batch, after those parked before it in its chain. */
+static struct vt_pend *unpark(struct vt_engine *e, struct vt_park *k)
+{
+	struct vt_park *o = oldest_before(k);
+
+	while (o != k) {
+		struct vt_park *next = o->newer;
+
+		unpark_one(e, o);
+		o = next;
+	}
+	return unpark_one(e, k);
+}
+
+/* Reverse the ops [@from, @to) of the current batch. */
+static void reverse(struct vt_engine *e, size_t from, size_t to)
+{
+	struct vt_pend tmp;
+
+	while (from + 1 < to) {
+		tmp = e->cur.pend[from];
+		e->cur.pend[from++] = e->cur.pend[--to];
+		e->cur.pend[to] = tmp;
+	}
+}
+
+struct vt_pend *vt__park_before(struct vt_engine *e, size_t at)
+{
+	struct vt_pend *p = &e->cur.pend[at];
+	struct vt_park *newest;
+	size_t end = e->cur.len;
+
+	if (e->park_from == NULL || (newest = *from_bucket(e, p->msg->rec.from)) == NULL) {
+		return p;
+	}
+
+	/* They join the batch after @p and what followed it; turning the
+	 * two runs around in place puts them first, with nothing to allocate. */
+	unpark(e, newest);
+	reverse(e, at, end);
+	reverse(e, end, e->cur.len);
+	reverse(e, at, e->cur.len);
+	return &e->cur.pend[at + (e->cur.len - end)];
 }
 
 /* @k's copies were pushed: it waits for their acks until its due time. */
@@ -220,7 +307,7 @@ struct vt_pend *vt__park(struct vt_engine *e, struct vt_pend *p, int ride)
 		if (!ride) {
 			entries_open(e, p);
 		}
-		return p;
+		return vt__park_before(e, (size_t)(p - e->cur.pend));
 	}
 	k->pend = *p;
 	k->pair = has_pair(p) ? vt__early_pair(&p->msg->rec) : 0;

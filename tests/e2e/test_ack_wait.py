@@ -200,10 +200,33 @@ async def test_reply_after_ack_keeps_id_order_offline():
     await reply_after_ack("--durability", "offline", "--push-before-commit")
 
 
+async def test_answers_keep_id_order():
+    """alice sends m1 and m2 to bob without waiting; bob acks m2 only, and
+    then alice sends m3 to carol, who is offline. alice hears "accepted" in
+    the order of ids, as bob got them: m1 (still owed bob's ack) goes to
+    storage with m2, ahead of it, and m3 behind both."""
+    srv = server("--ack-timeout", "30000", "--ack-wait", "60000")
+    alice, bob = await pair(srv)
+    ids = {}
+    for cid in ("m1", "m2"):
+        await alice.message("bob", cid, {"t": cid})
+        ids[cid] = (await bob.expect_type("message", cid=cid))["id"]
+    await bob.ack(ids["m2"])
+    await alice.message("carol", "m3", {"t": "m3"})
+    got = [(await alice.expect_type("accepted", timeout=5))["ref"] for _ in range(3)]
+    eq(got, ["m1", "m2", "m3"], "the order of alice's answers")
+
+    # m1 was not acked: it comes back to bob after a crash.
+    kill9_restart(srv, alice, bob)
+    bob = await connect(srv, "bob", name="bob#2")
+    eq((await bob.expect_type("message"))["id"], ids["m1"], "m1 after the restart")
+
+
 if __name__ == "__main__":
     run([test_acked_in_time_never_journaled,
          test_slow_ack_journaled_then_replayed,
          test_kill9_while_waiting_never_reuses_the_id,
          test_sigterm_writes_what_waits,
          test_reply_after_ack_keeps_id_order,
-         test_reply_after_ack_keeps_id_order_offline])
+         test_reply_after_ack_keeps_id_order_offline,
+         test_answers_keep_id_order])

@@ -370,6 +370,62 @@ START_TEST(riders_behind_one_that_cannot_be_held_keep_their_order)
 }
 END_TEST
 
+/* The ids of @c's "accepted" answers rise. */
+static int accepted_in_order(const struct cap_conn *c)
+{
+	for (size_t i = 1; i < cap_count(c, "accepted"); i++) {
+		if (cap_nth_id(c, "accepted", i) <= cap_nth_id(c, "accepted", i - 1)) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/*
+ * bob acks the second of two waiting messages: its PUT goes to the batch
+ * at once, and the first, still owed his ack, goes with it, ahead of it:
+ * alice hears "accepted" in the order bob got them.
+ */
+START_TEST(later_acked_first_answers_keep_id_order)
+{
+	uint64_t id1, id2;
+
+	online_warm();
+	id1 = send_waiting("c1");
+	id2 = send_waiting("c2");
+	ck_assert_uint_eq(E->stats.ack_waiting, 2);
+	send_ack(&B, id2);
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 2);
+	ck_assert_uint_eq(cap_nth_id(&A, "accepted", 0), id1);
+	ck_assert_uint_eq(cap_nth_id(&A, "accepted", 1), id2);
+	ck_assert_uint_eq(E->stats.ack_waiting, 0);
+
+	/* bob's copy of the first, not acked, has its entry. */
+	crash();
+	ck_assert_uint_eq(stored("bob", ""), 1);
+}
+END_TEST
+
+/*
+ * A message that is not parked (carol is offline) goes to the batch behind
+ * the ones its sender parked before it: "accepted" keeps the order of ids.
+ */
+START_TEST(unparked_one_goes_behind_the_waiting)
+{
+	uint64_t id1;
+
+	online_warm();
+	id1 = send_waiting("c1");
+	send_msg(&A, "c2", "carol", "\"to storage\"");
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 2);
+	ck_assert_uint_eq(cap_nth_id(&A, "accepted", 0), id1);
+	ck_assert(accepted_in_order(&A));
+	ck_assert_uint_eq(E->stats.ack_waiting, 0);
+}
+END_TEST
+
 static Suite *park_suite(void)
 {
 	Suite *s = suite_create("park");
@@ -389,6 +445,8 @@ static Suite *park_suite(void)
 	tcase_add_test(t, behind_an_unpushed_one_rides_then_waits);
 	tcase_add_test(t, riding_copy_of_a_device_gone_stored);
 	tcase_add_test(t, riders_behind_one_that_cannot_be_held_keep_their_order);
+	tcase_add_test(t, later_acked_first_answers_keep_id_order);
+	tcase_add_test(t, unparked_one_goes_behind_the_waiting);
 	suite_add_tcase(s, t);
 	return s;
 }
