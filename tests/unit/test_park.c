@@ -335,10 +335,11 @@ START_TEST(riding_copy_of_a_device_gone_stored)
 END_TEST
 
 /* Are @c's messages in ascending id order? */
-static int messages_in_order(const struct cap_conn *c)
+/* The ids of @c's frames of @type rise. */
+static int ids_in_order(const struct cap_conn *c, const char *type)
 {
-	for (size_t i = 1; i < cap_count(c, "message"); i++) {
-		if (cap_nth_id(c, "message", i) <= cap_nth_id(c, "message", i - 1)) {
+	for (size_t i = 1; i < cap_count(c, type); i++) {
+		if (cap_nth_id(c, type, i) <= cap_nth_id(c, type, i - 1)) {
 			return 0;
 		}
 	}
@@ -364,22 +365,11 @@ START_TEST(riders_behind_one_that_cannot_be_held_keep_their_order)
 	turn(E, &H);
 	turn(E, &H);
 	ck_assert_uint_eq(cap_count(&B, "message"), 2);
-	ck_assert_msg(messages_in_order(&B), "bob got %llu before %llu",
+	ck_assert_msg(ids_in_order(&B, "message"), "bob got %llu before %llu",
 		      (unsigned long long)cap_nth_id(&B, "message", 0),
 		      (unsigned long long)cap_nth_id(&B, "message", 1));
 }
 END_TEST
-
-/* The ids of @c's "accepted" answers rise. */
-static int accepted_in_order(const struct cap_conn *c)
-{
-	for (size_t i = 1; i < cap_count(c, "accepted"); i++) {
-		if (cap_nth_id(c, "accepted", i) <= cap_nth_id(c, "accepted", i - 1)) {
-			return 0;
-		}
-	}
-	return 1;
-}
 
 /*
  * bob acks the second of two waiting messages: its PUT goes to the batch
@@ -421,7 +411,7 @@ START_TEST(unparked_one_goes_behind_the_waiting)
 	turn(E, &H);
 	ck_assert_uint_eq(cap_count(&A, "accepted"), 2);
 	ck_assert_uint_eq(cap_nth_id(&A, "accepted", 0), id1);
-	ck_assert(accepted_in_order(&A));
+	ck_assert(ids_in_order(&A, "accepted"));
 	ck_assert_uint_eq(E->stats.ack_waiting, 0);
 }
 END_TEST
