@@ -1023,6 +1023,8 @@ class Directed(Run):
         super().__init__(args, seed)
         self.users, self.devs = {}, {}
         self.lines = []
+        self.stopped = None  # the first scenario --time-limit left out
+        self.last = None     # the last scenario asked for
 
     def pick_options(self):
         """No retry, no lagging device within a scenario: X waits for its acks."""
@@ -1127,8 +1129,10 @@ class Directed(Run):
                               *self.server_opts)
         self.srv = srv
         todo = self.scenarios()
-        lo, _, hi = (self.args.directed or "0-%d" % (len(todo) - 1)).partition("-")
-        lo, hi = int(lo), min(int(hi or lo), len(todo) - 1)
+        lo, dash, hi = (self.args.directed or "0-").partition("-")
+        lo = int(lo)
+        hi = min(int(hi), len(todo) - 1) if hi else (len(todo) - 1 if dash else lo)
+        self.last = hi
         self.log("-", "!", "directed %d-%d of %d, port %d options %s data %s" % (
             lo, hi, len(todo), srv.fixed_port, " ".join(self.server_opts), srv.data_dir))
         try:
@@ -1136,7 +1140,7 @@ class Directed(Run):
             await self.warm(srv)
             for n in range(lo, hi + 1):
                 if time.monotonic() > self.deadline - 3:
-                    self.lines.append("  out of time after scenario %d" % (n - 1))
+                    self.stopped = n
                     break
                 await self.scenario(srv, n, *todo[n])
             self.epoch_end[self.trace.epoch] = "final"
@@ -1156,13 +1160,16 @@ class Directed(Run):
 def report(run, warn, elapsed):
     s = run.stats
     if isinstance(run, Directed):
-        print("seed %d, directed %s: %.1fs, options %s" % (run.seed, run.args.directed,
+        print("seed %d, directed %s: %.1fs, options %s" % (run.seed, run.args.directed or "all",
                                                        elapsed, " ".join(run.server_opts)))
         print("  scenarios %d (X pushed before accepted in %d, X accepted before the "
               "interrupt in %d), kill -9 %d, SIGTERM %d, P1 copies required %d, P1r %d"
               % (s["scenarios"], s["X pushed before accepted"],
                  s["X accepted before the interrupt"], s["kill9"], s["sigterm"],
                  s["P1 copies required"], s["P1r receipt copies required"]))
+        if run.stopped is not None:
+            print("  --time-limit stopped it before scenario %d: run the rest with --directed "
+                  "%d-%d" % (run.stopped, run.stopped, run.last))
         return verdict(run, warn)
     n_acc = sum(1 for m in run.msgs.values() if m.acc_id is not None)
     n_ids = len(set(i for m in run.msgs.values() for i in m.committed))
@@ -1237,7 +1244,8 @@ def main():
     ap.add_argument("--time-limit", type=float, default=55.0,
                     help="seconds a run may take, roughly (55)")
     ap.add_argument("--directed", nargs="?", const="", metavar="A-B",
-                    help="instead of the random load, scenarios A-B (all when omitted) of "
+                    help="instead of the random load, scenarios A-B (A-: to the end; all "
+                    "when omitted) of "
                     "the directed list: each sequence of up to --depth actions on one "
                     "message pushed before its commit, then kill -9 or SIGTERM")
     ap.add_argument("--depth", type=int, default=2, help="actions per directed scenario (2)")
