@@ -2,8 +2,9 @@
 """Randomized, seeded stress of the delivery promises across kill -9 and SIGTERM.
 
 Meant for --ack-wait (mode always over LMDB) and for --durability offline
---push-before-commit, with plain mode always as a control. Not part of the
-meson suite: run it by hand, a seed or a range of seeds at a time:
+--push-before-commit, with plain mode always as a control. The meson suite
+runs one seed of each of the first two (tests/e2e/meson.build); run more by
+hand, a seed or a range of seeds at a time:
 
     cd tests/e2e
     VARTALAPD=$PWD/../../build-asan/frontends/vartalapd \\
