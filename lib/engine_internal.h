@@ -207,16 +207,16 @@ enum vt_pend_kind {
 };
 
 /*
- * A device given a journaled copy of a held event (mode "always", journal.c).
- * Its names lie in the same allocation as the op's array of devices.
- */
-/*
  * The bytes of a journaled PUT's devices and their names that a block of
  * the engine's pool holds: one device with the longest names, or two with
  * shorter ones. More take an allocation of their own.
  */
 #define VT_HELD_BLOCK 256
 
+/*
+ * A device given a journaled copy of a held event (mode "always", journal.c).
+ * Its names lie in the same allocation as the op's array of devices.
+ */
 struct vt_dev {
 	const char *user;
 	const char *device;
