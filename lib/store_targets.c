@@ -143,9 +143,26 @@ int vt__tset_add(struct vt__tset *t, const uint8_t *key, size_t klen, uint8_t ta
 	return 1;
 }
 
+/*
+ * The table keeps the size of the largest set a PUT made, a group's
+ * thousands of devices: the one or two keys of the PUTs after it are
+ * cleared one by one, not with the whole table. Their slots are found
+ * first and emptied after, as an emptied slot would end the probe of a key
+ * placed past it.
+ */
 void vt__tset_clear(struct vt__tset *t)
 {
-	if (t->slot) {
+	if (t->slot && (uint64_t)t->n * 16 < t->nslot) {
+		for (uint32_t i = 0; i < t->n; i++) {
+			size_t len;
+			const uint8_t *k = vt__tset_key(t, i, &len);
+
+			t->val[i] = (uint32_t)(tset_slot(t, k, len) - t->slot);
+		}
+		for (uint32_t i = 0; i < t->n; i++) {
+			t->slot[t->val[i]] = 0;
+		}
+	} else if (t->slot) {
 		memset(t->slot, 0, (size_t)t->nslot * sizeof(*t->slot));
 	}
 	t->n = 0;
