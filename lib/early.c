@@ -125,14 +125,20 @@ static void drop_held(struct vt_pend *p, uint32_t i)
 	p->nheld--;
 }
 
-/* Offer @p's held copies now to every user nothing is ahead of. */
-static void offer_now(struct vt_engine *e, struct vt_pend *p)
+/* Offer op @at's held copies now to every user nothing is ahead of. */
+static void offer_now(struct vt_engine *e, size_t at)
 {
+	struct vt_pend *p = &e->cur.pend[at];
+
 	for (uint32_t i = p->nusers + p->nheld; i-- > p->nusers;) {
 		const char *user = vt__pend_user(p, i);
+		struct vt_user *u = vt__user(e, user);
 
 		if (!behind(e, user)) {
-			vt__hold_offer(vt__user(e, user), NULL, p->msg);
+			if (u != NULL) {
+				vt__hold_offer(u, NULL, p->msg);
+			}
+			p = &e->cur.pend[at]; /* see vt__hold_offer */
 			drop_held(p, i);
 			p->early = 1;
 		}
@@ -140,7 +146,10 @@ static void offer_now(struct vt_engine *e, struct vt_pend *p)
 	if (p->hold_own && !behind(e, p->user)) {
 		const struct vt_conn *from = p->origin.conn;
 
-		vt__hold_offer(from->user, from, p->msg);
+		if (from->user != NULL) {
+			vt__hold_offer(from->user, from, p->msg);
+		}
+		p = &e->cur.pend[at];
 		p->hold_own = 0;
 		p->early = 1;
 	}
@@ -195,24 +204,30 @@ static int any_behind(const struct vt_engine *e, const struct vt_pend *p)
 	return p->hold_own && behind(e, p->user);
 }
 
-/* Offer every held copy of journaled @p now; none is behind. */
-static void offer_all(struct vt_engine *e, struct vt_pend *p)
+/*
+ * Offer every held copy of journaled op @at of *@ops now; none is behind.
+ * The op is read again after each offer (see vt__hold_offer).
+ */
+static void offer_all(struct vt_engine *e, struct vt_pend *const *ops, size_t at)
 {
+	const struct vt_pend *p = &(*ops)[at];
 	struct vt_conn *from = p->origin.conn;
+	uint32_t first = p->nusers, end = p->nusers + p->nheld;
+	int own = p->hold_own;
 
-	for (uint32_t i = p->nusers; i < p->nusers + p->nheld; i++) {
-		struct vt_user *u = vt__user(e, vt__pend_user(p, i));
+	for (uint32_t i = first; i < end; i++) {
+		struct vt_user *u = vt__user(e, vt__pend_user(&(*ops)[at], i));
 
 		if (u != NULL) {
-			vt__hold_offer_copies(p, u, NULL);
+			vt__hold_offer_copies(ops, at, u, NULL);
 		}
 	}
-	if (p->hold_own && from != NULL && from->user != NULL) {
-		vt__hold_offer_copies(p, from->user, from);
+	if (own && from != NULL && from->user != NULL) {
+		vt__hold_offer_copies(ops, at, from->user, from);
 	}
-	p->nheld = 0;
-	p->hold_own = 0;
-	p->early = 1;
+	(*ops)[at].nheld = 0;
+	(*ops)[at].hold_own = 0;
+	(*ops)[at].early = 1;
 }
 
 /* What vt__early_take does with a PUT. */
@@ -222,15 +237,17 @@ enum early_way {
 	EARLY_RIDE, /* it waits for their acks too, its copies for the last batch */
 };
 
-/* Push @p's held copies now, if that is safe; how @p is to go on. */
-static enum early_way push_early(struct vt_engine *e, struct vt_pend *p)
+/* Push the held copies of op @at now, if that is safe; how it is to go on. */
+static enum early_way push_early(struct vt_engine *e, size_t at)
 {
+	struct vt_pend *p = &e->cur.pend[at];
+
 	if (e->ids_skipped && p->msg->rec.id - e->id_durable >= EARLY_IDS) {
 		return EARLY_NOT; /* too far ahead of what is committed */
 	}
 	if (e->cfg.durability == VT_DURABLE_OFFLINE) {
 		if ((p->nheld > 0 || p->hold_own) && fresh(e, p)) {
-			offer_now(e, p);
+			offer_now(e, at);
 		}
 		return EARLY_NOT;
 	}
@@ -244,7 +261,7 @@ static enum early_way push_early(struct vt_engine *e, struct vt_pend *p)
 	if (any_behind(e, p)) {
 		return EARLY_RIDE;
 	}
-	offer_all(e, p);
+	offer_all(e, &e->cur.pend, at);
 	return EARLY_PARK;
 }
 
@@ -278,10 +295,10 @@ struct vt_pend *vt__early_take(struct vt_engine *e, struct vt_pend *p)
 	if (!early_possible(e)) {
 		return p;
 	}
-	way = push_early(e, p);
+	way = push_early(e, at);
 
-	/* A copy that could not be queued for memory was written by an op
-	 * taken since, which may have moved the batch's array. */
+	/* An offer may have written copies by ops taken since, which may have
+	 * moved the batch's array (see vt__hold_offer). */
 	p = &e->cur.pend[at];
 	note(e, p, 1);
 	p->noted = 1;
@@ -311,7 +328,7 @@ void vt__early_ride(struct vt_engine *e, struct vt_pend *p)
 	if (p->hold_own) {
 		count(&e->behind, user_hash(p->user), -1);
 	}
-	offer_all(e, p);
+	offer_all(e, &p, 0); /* parked: it does not move */
 }
 
 void vt__early_done(struct vt_engine *e, struct vt_pend *p)

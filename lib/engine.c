@@ -294,11 +294,11 @@ void vt_engine_destroy(struct vt_engine *e)
 		vt_conn_close(c);
 	}
 	vt_pool_drain(&e->items);
-	vt_pool_drain(&e->held_blocks);
 	vt_slab_destroy(&e->conn_slab);
 	free(e->spare_env);
 	vt__batch_free(e, &e->cur); /* what closing the connections sent offline */
 	vt__batch_spares_free(e);
+	vt_pool_drain(&e->held_blocks); /* after the batch, which gives its blocks back */
 	vt_receipts_free(&e->receipts); /* of acks the last flush committed: no batch follows */
 	vt_map_free(&e->users);
 	vt_map_free(&e->acking);

@@ -565,12 +565,22 @@ int vt__hold_still_clear(const struct vt_engine *e, const struct vt_pend *p);
 /* The PUT @p, with held recipients, committed: offer them, or store them now. */
 void vt__hold(struct vt_engine *e, struct vt_pend *p);
 
-/* Offer @m, held, to every device of @u but @skip. */
+/*
+ * Offer @m, held, to every device of @u but @skip.
+ *
+ * An offer may end a connection (its token expired, its output stalled),
+ * and the copies it held are then written by ops added to the current
+ * batch, whose array may move, and its user may go: a caller that offers
+ * an op of the current batch finds it again by its index after each offer,
+ * and its users by name.
+ */
 void vt__hold_offer(struct vt_user *u, const struct vt_conn *skip, struct vt_msg *m);
 
-/* Offer @p's held event to the devices of @u but @skip; when @p is journaled,
- * only to those named in it, each marked offered or not. */
-void vt__hold_offer_copies(struct vt_pend *p, struct vt_user *u, const struct vt_conn *skip);
+/* Offer the held event of op @at of the array *@ops to the devices of @u
+ * but @skip; when it is journaled, only to those named in it, each marked
+ * offered or not. */
+void vt__hold_offer_copies(struct vt_pend *const *ops, size_t at, struct vt_user *u,
+			   const struct vt_conn *skip);
 
 /* A STORE that vt__hold() queued completed: its users may be held for again,
  * and their devices list what was stored behind it. */

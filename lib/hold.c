@@ -231,18 +231,22 @@ void vt__hold_stored(struct vt_engine *e, struct vt_pend *p)
  * when it was taken: a device registered since gets nothing, as it would get
  * nothing stored.
  */
-void vt__hold_offer_copies(struct vt_pend *p, struct vt_user *u, const struct vt_conn *skip)
+void vt__hold_offer_copies(struct vt_pend *const *ops, size_t at, struct vt_user *u,
+			   const struct vt_conn *skip)
 {
-	if (!p->journal) {
-		vt__hold_offer(u, skip, p->msg);
+	struct vt_msg *m = (*ops)[at].msg;
+
+	if (!(*ops)[at].journal) {
+		vt__hold_offer(u, skip, m);
 		return;
 	}
 	for (struct vt_conn *c = u->conns, *next; c != NULL; c = next) {
-		struct vt_dev *d = c != skip ? vt__journal_dev(p, c) : NULL;
+		/* Read again after each offer: see engine_internal.h. */
+		struct vt_dev *d = c != skip ? vt__journal_dev(&(*ops)[at], c) : NULL;
 
 		next = c->sib;
 		if (d != NULL) {
-			d->offered = (uint8_t)vt__conn_hold(c, p->msg, 1);
+			d->offered = (uint8_t)vt__conn_hold(c, m, 1);
 		}
 	}
 }
@@ -250,6 +254,7 @@ void vt__hold_offer_copies(struct vt_pend *p, struct vt_user *u, const struct vt
 /* Offer @p's held copies; store the ones whose users stopped keeping up. */
 static void hold_copies(struct vt_engine *e, struct vt_pend *p)
 {
+	struct vt_pend *const op = p; /* of a completed batch: it does not move */
 	struct vt_conn *from = vt__conn_find(e, p->user, p->device);
 	uint32_t late = 0;
 	int own = 0;
@@ -261,14 +266,14 @@ static void hold_copies(struct vt_engine *e, struct vt_pend *p)
 		struct vt_user *u = user_clear(e, user, NULL, p->msg->rec.body_len);
 
 		if (u != NULL) {
-			vt__hold_offer_copies(p, u, NULL);
+			vt__hold_offer_copies(&op, 0, u, NULL);
 		} else {
 			swap_users(p, p->nusers + late++, i);
 		}
 	}
 	if (p->hold_own) {
 		if (from != NULL && user_clear(e, p->user, from, p->msg->rec.body_len)) {
-			vt__hold_offer_copies(p, from->user, from);
+			vt__hold_offer_copies(&op, 0, from->user, from);
 		} else {
 			own = 1;
 		}

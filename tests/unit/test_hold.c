@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "engine_internal.h"
 #include "hold_store.h"
 #include "receipts.h"
 #include "util.h"
@@ -585,6 +586,34 @@ START_TEST(held_message_reaches_recipient_before_its_commit)
 }
 END_TEST
 
+/*
+ * bob's token has run out, and the sweep has not closed his connection yet:
+ * the early offer of alice's message ends it, and his copy is written at
+ * once, by an op that grows the batch's full array. The message goes on
+ * from where the array moved to (AddressSanitizer saw the old one used).
+ */
+START_TEST(early_offer_that_ends_a_connection_moves_the_batch)
+{
+	char cid[16];
+
+	connect_user(E, &H, "alice", &A);
+	connect_user(E, &H, "bob", &B);
+	connect_user(E, &H, "carol", &C);
+	B.conn->id.exp = H.wall / 1000 + 1;
+	send_msg(&C, "f0", "dave", "\"filler\"");
+	for (int i = 1; E->cur.len + 1 < E->cur.cap; i++) {
+		snprintf(cid, sizeof(cid), "f%d", i);
+		send_msg(&C, cid, "dave", "\"filler\"");
+	}
+	H.wall += 2000;
+	send_msg(&A, "m1", "bob", "\"hi\"");
+	ck_assert_ptr_null(B.conn->user); /* closed by the offer */
+	turn(E, &H);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 1);
+	ck_assert_int_eq(written("bob/", cap_nth_id(&A, "accepted", 0)), 1);
+}
+END_TEST
+
 START_TEST(resend_of_a_committed_message_is_not_pushed_again)
 {
 	uint64_t id;
@@ -703,6 +732,7 @@ static void add_common(TCase *t)
 static void add_early(TCase *t)
 {
 	tcase_add_test(t, held_message_reaches_recipient_before_its_commit);
+	tcase_add_test(t, early_offer_that_ends_a_connection_moves_the_batch);
 	tcase_add_test(t, resend_of_a_committed_message_is_not_pushed_again);
 	tcase_add_test(t, resend_while_the_first_is_in_flight_is_not_pushed_again);
 	tcase_add_test(t, early_push_does_not_pass_an_older_stored_message);

@@ -416,6 +416,35 @@ START_TEST(unparked_one_goes_behind_the_waiting)
 }
 END_TEST
 
+/*
+ * bob's token has run out, and the sweep has not closed his connection yet:
+ * the offer of alice's message ends it, and his copy is written at once, by
+ * an op that grows the batch's full array. The message goes on from where
+ * the array moved to (AddressSanitizer saw the old one used before).
+ */
+START_TEST(offer_that_ends_a_connection_moves_the_batch)
+{
+	char cid[16];
+
+	online_warm();
+	connect_user(E, &H, "carol", &C);
+	B.conn->id.exp = H.wall / 1000 + 1;
+	send_msg(&C, "f0", "dave", "\"filler\"");
+	for (int i = 1; E->cur.len + 1 < E->cur.cap; i++) {
+		snprintf(cid, sizeof(cid), "f%d", i);
+		send_msg(&C, cid, "dave", "\"filler\"");
+	}
+	H.wall += 2000;
+	send_msg(&A, "c1", "bob", "\"hi\"");
+	ck_assert_ptr_null(B.conn->user); /* closed by the offer */
+	turn(E, &H);
+	advance(E, &H, 50);
+	ck_assert_uint_eq(cap_count(&A, "accepted"), 1);
+	crash();
+	ck_assert_uint_eq(stored("bob", ""), 1);
+}
+END_TEST
+
 static Suite *park_suite(void)
 {
 	Suite *s = suite_create("park");
@@ -437,6 +466,7 @@ static Suite *park_suite(void)
 	tcase_add_test(t, riders_behind_one_that_cannot_be_held_keep_their_order);
 	tcase_add_test(t, later_acked_first_answers_keep_id_order);
 	tcase_add_test(t, unparked_one_goes_behind_the_waiting);
+	tcase_add_test(t, offer_that_ends_a_connection_moves_the_batch);
 	suite_add_tcase(s, t);
 	return s;
 }
