@@ -424,16 +424,10 @@ END_TEST
  */
 START_TEST(offer_that_ends_a_connection_moves_the_batch)
 {
-	char cid[16];
-
 	online_warm();
 	connect_user(E, &H, "carol", &C);
 	B.conn->id.exp = H.wall / 1000 + 1;
-	send_msg(&C, "f0", "dave", "\"filler\"");
-	for (int i = 1; E->cur.len + 1 < E->cur.cap; i++) {
-		snprintf(cid, sizeof(cid), "f%d", i);
-		send_msg(&C, cid, "dave", "\"filler\"");
-	}
+	fill_batch_but_one(E, &C, "dave");
 	H.wall += 2000;
 	send_msg(&A, "c1", "bob", "\"hi\"");
 	ck_assert_ptr_null(B.conn->user); /* closed by the offer */

@@ -315,6 +315,17 @@ void connect_device(struct vt_engine *e, struct fake_host *h, const char *user,
 	turn(e, h);
 }
 
+void fill_batch_but_one(struct vt_engine *e, struct cap_conn *c, const char *to)
+{
+	char cid[32];
+	int i = 0;
+
+	do {
+		snprintf(cid, sizeof(cid), "fill-%d", i++);
+		send_msg(c, cid, to, "\"filler\"");
+	} while (e->cur.len + 1 < e->cur.cap);
+}
+
 void send_raw(struct cap_conn *c, const char *json)
 {
 	vt_conn_receive(c->conn, json, strlen(json));

@@ -100,6 +100,10 @@ void send_raw(struct cap_conn *c, const char *json);
 /* Send {"type":"message","id":@cid,"to":@to,"body":@body} on @c. */
 void send_msg(struct cap_conn *c, const char *cid, const char *to, const char *body);
 
+/* Messages from @c to @to (not connected) until one more op fills the array
+ * of @e's current batch: the next write then moves it. */
+void fill_batch_but_one(struct vt_engine *e, struct cap_conn *c, const char *to);
+
 /* Ack server id @id on @c. */
 void send_ack(struct cap_conn *c, uint64_t id);
 
