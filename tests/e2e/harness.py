@@ -667,13 +667,18 @@ class Client:
 
     def abort(self):
         """Drop the connection with a TCP RST, no close frame."""
-        sock = self.ws.transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            except OSError:
-                pass
-        self.ws.transport.abort()
+        abort_ws(self.ws)
+
+
+def abort_ws(ws):
+    """Drop WebSocket @ws with a TCP RST, no close frame."""
+    sock = ws.transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    ws.transport.abort()
 
 
 def _short(evs):

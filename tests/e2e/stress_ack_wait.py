@@ -92,7 +92,6 @@ import random
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -101,7 +100,7 @@ import websockets
 import websockets.exceptions
 
 import harness
-from harness import Server, TestFailure, ahttp, wait_until
+from harness import Server, TestFailure, abort_ws, ahttp, wait_until
 
 USERS = {"ua": ["p"], "ub": ["p", "l"], "uc": ["p", "l"]}
 PORT_LO, PORT_HI = 19000, 19999
@@ -528,13 +527,7 @@ class Run:
             except Exception:  # noqa: B902
                 pass
         else:
-            sock = conn.ws.transport.get_extra_info("socket")
-            if sock is not None:
-                try:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                except OSError:
-                    pass
-            conn.ws.transport.abort()
+            abort_ws(conn.ws)
         if conn.task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(conn.task), 3)
